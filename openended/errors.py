@@ -1,0 +1,41 @@
+"""Exception hierarchy: catch `openended.errors.Error` to catch everything openended raises on purpose.
+
+Each error says what was wrong and how to fix it; the message is the user interface.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "Error",
+    "ConfigError",
+    "UnknownName",
+    "TaskNotInSpace",
+    "TeacherStateError",
+    "DependencyNotInstalled",
+]
+
+
+class Error(Exception):
+    """Root of every error openended raises deliberately."""
+
+
+class ConfigError(Error, ValueError):
+    """A configuration value is invalid; the message names the dotted field path and the fix."""
+
+
+class UnknownName(Error, KeyError):
+    """A registry lookup failed; the message lists the registered names and a close match."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class TaskNotInSpace(Error, ValueError):
+    """A task's parameters or text do not belong to the task space they were given for."""
+
+
+class TeacherStateError(Error, ValueError):
+    """A teacher state dict does not match the teacher it is loaded into."""
+
+
+class DependencyNotInstalled(Error, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""

@@ -1,0 +1,269 @@
+"""The teacher contract (`Teacher` Protocol) and `BaseTeacher`, the bookkeeping base class.
+
+Tiers (as in Syllabus): required ``sample``/``update``; persistence
+``state_dict``/``load_state_dict``; dashboard ``stats``. `Teacher` is the contract;
+`BaseTeacher` supplies what every teacher needs so subclasses write only the algorithm:
+
+* public ``sample``/``update`` validate, time, count and track issued tasks, then call
+  the subclass's ``_sample``/``_update`` (override those: ``@override`` points);
+* outcomes are matched to tasks by ``task_id`` in a bounded table of issued tasks, so
+  they may arrive late, out of order, in any batch size; an unknown id is counted, not
+  fatal;
+* one ``np.random.Generator`` per teacher from ``config.seed``; nothing touches global
+  RNG state; ``state_dict`` includes the generator so save -> load -> sample continues
+  exactly;
+* latency and refit statistics for ``stats()``.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections import OrderedDict, deque
+from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from openended.errors import ConfigError, TeacherStateError
+from openended.tasks import Outcome, Task, TaskSpace, space_from_dict
+from openended.teachers.refit import Executors, Refitter, SwapPolicy
+
+__all__ = ["Teacher", "BaseTeacher", "TeacherConfig", "RefitConfig", "rng_state", "make_rng"]
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    """What a curriculum teacher is. Stable."""
+
+    space: TaskSpace
+
+    def sample(self, n: int = 1, *, student: str = "default") -> list[Task]: ...
+
+    def update(self, outcomes: Sequence[Outcome]) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def stats(self) -> dict: ...
+
+
+class TeacherConfig(BaseModel):
+    """Fields every teacher accepts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = Field(0, description="Seed of the teacher's own np.random.Generator.")
+    max_tracked_tasks: int = Field(
+        200_000, ge=1, description="Issued tasks remembered for matching late outcomes (FIFO).")
+
+
+class RefitConfig(BaseModel):
+    """Mixin fields for teachers that refit a model (GMMs, partitions)."""
+
+    refit_executor: Executors = Field(
+        "thread", description="Where fits run: inline (blocks update), thread, or process.")
+    refit_swap: SwapPolicy = Field(
+        "next_update", description="When a finished fit goes live: next_update (reproducible) or asap.")
+
+
+def make_rng(seed: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(seed))
+
+
+def rng_state(rng: np.random.Generator) -> dict:
+    return rng.bit_generator.state
+
+
+def _set_rng_state(rng: np.random.Generator, state: dict) -> None:
+    rng.bit_generator.state = state
+
+
+def _to_jsonable(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return {"__ndarray__": x.tolist(), "dtype": str(x.dtype)}
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, dict):
+        return {str(k): _to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_to_jsonable(v) for v in x]
+    return x
+
+
+def _from_jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        if "__ndarray__" in x:
+            return np.asarray(x["__ndarray__"], dtype=x.get("dtype", "float64"))
+        return {k: _from_jsonable(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_from_jsonable(v) for v in x]
+    return x
+
+
+class BaseTeacher:
+    """Bookkeeping base. Subclasses set ``name``, ``Config``, ``space_kinds`` and implement
+    ``_sample`` and ``_update``; refitting teachers also use ``self.refitter``.
+    """
+
+    name: ClassVar[str] = "base"
+    Config: ClassVar[type[TeacherConfig]] = TeacherConfig
+    space_kinds: ClassVar[tuple[str, ...]] = ("box", "discrete", "text")
+    #: Named, versioned config presets (e.g. a published algorithm's exact defaults).
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, space: TaskSpace, config: TeacherConfig | None = None) -> None:
+        if space.kind not in self.space_kinds:
+            raise ConfigError(f"teacher {self.name!r} works on {'/'.join(self.space_kinds)} spaces, "
+                              f"got {space!r}")
+        self.space = space
+        self.config = config if config is not None else self.Config()
+        self.rng = make_rng(self.config.seed)
+        self._issued: OrderedDict[str, Task] = OrderedDict()
+        self._counts = {"sampled": 0, "sample_calls": 0, "outcomes": 0, "update_calls": 0,
+                        "unknown_task_outcomes": 0}
+        self._sample_s: deque[float] = deque(maxlen=2000)
+        self._update_s: deque[float] = deque(maxlen=2000)
+        self.refitter: Refitter | None = None
+        self._warned_unknown = False
+
+    # ------------------------------------------------------------------ public API
+    def sample(self, n: int = 1, *, student: str = "default") -> list[Task]:
+        """``n`` tasks for ``student``. Never waits on a refit."""
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise ConfigError(f"sample(n): n must be a positive int, got {n!r}")
+        t0 = time.perf_counter()
+        if self.refitter is not None:
+            self.refitter.on_sample()
+        tasks = self._sample(int(n), student)
+        issued = self._issued
+        for t in tasks:
+            issued[t.id] = t
+        over = len(issued) - self.config.max_tracked_tasks
+        for _ in range(max(0, over)):
+            issued.popitem(last=False)
+        self._counts["sampled"] += len(tasks)
+        self._counts["sample_calls"] += 1
+        self._sample_s.append(time.perf_counter() - t0)
+        return tasks
+
+    def update(self, outcomes: Sequence[Outcome]) -> None:
+        """Learn from a batch of outcomes (any order, any size; unknown task ids are counted)."""
+        t0 = time.perf_counter()
+        if self.refitter is not None:
+            self.refitter.on_update()
+        tasks: list[Task] = []
+        known: list[Outcome] = []
+        issued = self._issued
+        for o in outcomes:
+            task = issued.get(o.task_id)
+            if task is None:
+                self._counts["unknown_task_outcomes"] += 1
+                continue
+            tasks.append(task)
+            known.append(o)
+        if self._counts["unknown_task_outcomes"] and not self._warned_unknown:
+            self._warned_unknown = True
+            warnings.warn(f"{self.name}: ignored outcomes for task ids this teacher never issued "
+                          "(or forgot: raise max_tracked_tasks); call register_tasks() for external tasks",
+                          RuntimeWarning, stacklevel=2)
+        if known:
+            self._update(tasks, known)
+        self._counts["outcomes"] += len(known)
+        self._counts["update_calls"] += 1
+        self._update_s.append(time.perf_counter() - t0)
+
+    def register_tasks(self, tasks: Sequence[Task]) -> None:
+        """Make tasks created elsewhere (a test set, a user list) known to ``update``."""
+        for t in tasks:
+            self.space.check_task(t)
+            self._issued[t.id] = t
+
+    def task_for_id(self, task_id: str) -> Task | None:
+        return self._issued.get(task_id)
+
+    def state_dict(self) -> dict:
+        """Complete, JSON-serialisable state (waits for a pending refit, does not install it)."""
+        state = {
+            "teacher": self.name,
+            "config": self.config.model_dump(mode="json"),
+            "space": self.space.to_dict(),
+            "rng": rng_state(self.rng),
+            "issued": [t.to_dict() for t in self._issued.values()],
+            "counts": dict(self._counts),
+            "algo": _to_jsonable(self._state_dict()),
+        }
+        if self.refitter is not None:
+            has, staged = self.refitter.staged_result()
+            state["staged_fit"] = _to_jsonable(staged) if has else None
+            state["has_staged_fit"] = has
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a `state_dict`; raises `TeacherStateError` if it belongs to another teacher."""
+        if state.get("teacher") != self.name:
+            raise TeacherStateError(f"state is for teacher {state.get('teacher')!r}, not {self.name!r}")
+        if space_from_dict(state["space"]) != self.space:
+            raise TeacherStateError(f"state was saved for space {state['space']}, this teacher has "
+                                    f"{self.space.to_dict()}")
+        _set_rng_state(self.rng, state["rng"])
+        self._issued = OrderedDict((d["id"], Task.from_dict(d)) for d in state["issued"])
+        self._counts.update(state["counts"])
+        self._load_state_dict(_from_jsonable(state["algo"]))
+        if self.refitter is not None and state.get("has_staged_fit"):
+            self.refitter.restore_staged(_from_jsonable(state["staged_fit"]))
+
+    def stats(self) -> dict:
+        """A plain dict for dashboards: counters, latencies and the algorithm's own stats."""
+        out: dict[str, Any] = {"teacher": self.name, **self._counts,
+                               "tracked_tasks": len(self._issued)}
+        out.update(_latency("sample_ms", self._sample_s))
+        out.update(_latency("update_ms", self._update_s))
+        if self.refitter is not None:
+            r = self.refitter
+            out.update({"refits": r.n_installed, "refit_busy": r.busy})
+            out.update(_latency("refit_ms", r.latencies_s))
+            out.update(_latency("refit_staleness_ms", r.staleness_s))
+        out.update(self._stats())
+        return out
+
+    def close(self) -> None:
+        """Stop background workers (idempotent)."""
+        if self.refitter is not None:
+            self.refitter.close()
+
+    def __enter__(self) -> "BaseTeacher":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(space={self.space!r}, seed={self.config.seed})"
+
+    # -------------------------------------------------------------- override points
+    def _sample(self, n: int, student: str) -> list[Task]:  # pragma: no cover - abstract
+        """Override: return ``n`` tasks (use ``self.rng``)."""
+        raise NotImplementedError
+
+    def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
+        """Override: learn from outcomes; ``tasks[i]`` is the task ``outcomes[i]`` ran."""
+
+    def _state_dict(self) -> dict:
+        """Override: algorithm state (numpy arrays allowed)."""
+        return {}
+
+    def _load_state_dict(self, state: dict) -> None:
+        """Override: inverse of ``_state_dict``."""
+
+    def _stats(self) -> dict:
+        """Override: algorithm statistics for the dashboard."""
+        return {}
+
+
+def _latency(prefix: str, xs: Sequence[float]) -> dict:
+    if not xs:
+        return {}
+    a = np.asarray(xs) * 1e3
+    return {f"{prefix}_p50": float(np.percentile(a, 50)), f"{prefix}_p99": float(np.percentile(a, 99)),
+            f"{prefix}_max": float(a.max()), f"{prefix}_last": float(a[-1])}

@@ -1,0 +1,78 @@
+"""Teacher registry: ``make_teacher("alp_gmm", space, seed=0, preset="teachdeeprl")``.
+
+Entries are ``"module:Class"`` strings, loaded on first use, so a teacher with heavy
+dependencies costs nothing until it is asked for. Names are case-insensitive and ``-``
+equals ``_``; an unknown name lists the registered ones with a close match.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from openended.errors import ConfigError
+from openended.registry import load_entry_point, normalize_name, unknown_name_error
+from openended.tasks import TaskSpace
+from openended.teachers.base import BaseTeacher
+from openended.validation import validate_model
+
+__all__ = ["register_teacher", "make_teacher", "teacher_class", "list_teachers"]
+
+_REGISTRY: dict[str, str | type[BaseTeacher]] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_teacher(name: str, entry: str | type[BaseTeacher], *, aliases: tuple[str, ...] = (),
+                     overwrite: bool = False) -> None:
+    """Register a teacher class (or a lazy ``"module:Class"`` path) under ``name``."""
+    key = normalize_name(name)
+    if key in _REGISTRY and not overwrite and _REGISTRY[key] != entry:
+        raise ConfigError(f"teacher {key!r} is already registered; pass overwrite=True to replace it")
+    _REGISTRY[key] = entry
+    for a in aliases:
+        _ALIASES[normalize_name(a)] = key
+
+
+def _canonical(name: str) -> str:
+    key = normalize_name(name)
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        raise unknown_name_error("teacher", name, list(_REGISTRY))
+    return key
+
+
+def teacher_class(name: str) -> type[BaseTeacher]:
+    key = _canonical(name)
+    entry = _REGISTRY[key]
+    if isinstance(entry, str):
+        entry = load_entry_point(entry)
+        _REGISTRY[key] = entry
+    return entry
+
+
+def list_teachers() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def make_teacher(name: str, space: TaskSpace, *, preset: str | None = None, **config: Any) -> BaseTeacher:
+    """Build a teacher by name. ``preset`` selects a documented, versioned default set
+    (e.g. ``"teachdeeprl"``); explicit keyword arguments override preset values.
+    """
+    cls = teacher_class(name)
+    key = _canonical(name)
+    values: dict[str, Any] = {}
+    if preset is not None:
+        presets = cls.PRESETS
+        pkey = normalize_name(preset)
+        if pkey not in presets:
+            raise ConfigError(f"teacher.{key}.preset: unknown preset {preset!r}; choose one of "
+                              f"{sorted(presets) or 'none (this teacher has no presets)'}")
+        values.update(presets[pkey])
+    values.update(config)
+    cfg = validate_model(cls.Config, values, prefix=f"teacher.{key}")
+    return cls(space, cfg)
+
+
+# Built-in teachers (lazy).
+register_teacher("random", "openended.teachers.random_teacher:RandomTeacher", aliases=("uniform",))
+register_teacher("alp_gmm", "openended.teachers.alp_gmm:ALPGMMTeacher", aliases=("alpgmm",))
+register_teacher("riac", "openended.teachers.riac:RIACTeacher", aliases=("sagg_riac",))
+register_teacher("covar_gmm", "openended.teachers.covar_gmm:CovarGMMTeacher", aliases=("covargmm", "igmm"))
