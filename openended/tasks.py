@@ -285,7 +285,7 @@ class Box(TaskSpace):
         out = (x < self.low) | (x > self.high)
         if out.any():
             i = int(np.argmax(out))
-            raise TaskNotInSpace(f"{self!r}: parameter {self.names[i]!r}={x[i]!r} is outside "
+            raise TaskNotInSpace(f"{self!r}: parameter {self.names[i]!r}={float(x[i])!r} is outside "
                                  f"[{self.low[i]}, {self.high[i]}]")
         return x
 
@@ -297,7 +297,7 @@ class Box(TaskSpace):
         bad = np.isnan(x) | (x < self.low) | (x > self.high)
         if bad.any():
             r, c = map(int, np.argwhere(bad)[0])
-            raise TaskNotInSpace(f"{self!r}: row {r} parameter {self.names[c]!r}={x[r, c]!r} is outside "
+            raise TaskNotInSpace(f"{self!r}: row {r} parameter {self.names[c]!r}={float(x[r, c])!r} is outside "
                                  f"[{self.low[c]}, {self.high[c]}] (or NaN)")
         return x
 

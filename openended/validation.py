@@ -5,7 +5,9 @@ the value they wrote and what is allowed, and nothing else.
 """
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import difflib
+import typing
+from typing import Any, Sequence, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -16,22 +18,42 @@ __all__ = ["validate_model", "format_validation_error"]
 M = TypeVar("M", bound=BaseModel)
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """One line per problem: ``path: message, got value``."""
+def _model_at(model: type[BaseModel], loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The (sub)model that owns the last element of ``loc``, if it can be resolved."""
+    current: type[BaseModel] = model
+    for part in loc[:-1]:
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *typing.get_args(ann)]
+        sub = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if sub is None:
+            return None
+        current = sub
+    return current
+
+
+def format_validation_error(err: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
+    """One line per problem: ``path: message, got value`` (unknown fields list the valid ones)."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e.get("loc", ()))
-        path = ".".join(p for p in (prefix, loc) if p)
-        msg = e.get("msg", "invalid")
+        loc = e.get("loc", ())
+        path = ".".join(p for p in (prefix, ".".join(str(p) for p in loc)) if p)
         if e.get("type") == "extra_forbidden":
-            msg = "unknown field (check the spelling; see the documented fields)"
-            lines.append(f"{path}: {msg}")
+            owner = _model_at(model, loc) if model is not None else None
+            if owner is not None:
+                valid = sorted(owner.model_fields)
+                close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                lines.append(f"{path}: unknown field.{hint} Valid fields: {', '.join(valid)}")
+            else:
+                lines.append(f"{path}: unknown field (check the spelling)")
             continue
-        got = e.get("input")
-        got_s = repr(got)
+        got_s = repr(e.get("input"))
         if len(got_s) > 80:
             got_s = got_s[:77] + "..."
-        lines.append(f"{path}: {msg}, got {got_s}")
+        lines.append(f"{path}: {e.get('msg', 'invalid')}, got {got_s}")
     return "\n".join(lines)
 
 
@@ -40,8 +62,5 @@ def validate_model(model: type[M], data: dict[str, Any], prefix: str = "") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        fields = sorted(model.model_fields)
-        raise ConfigError(
-            f"invalid configuration for {prefix or model.__name__}:\n{format_validation_error(err, prefix)}\n"
-            f"(valid fields: {', '.join(fields)})"
-        ) from None
+        raise ConfigError(f"invalid configuration for {prefix or model.__name__}:\n"
+                          f"{format_validation_error(err, prefix, model)}") from None

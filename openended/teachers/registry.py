@@ -76,3 +76,7 @@ register_teacher("random", "openended.teachers.random_teacher:RandomTeacher", al
 register_teacher("alp_gmm", "openended.teachers.alp_gmm:ALPGMMTeacher", aliases=("alpgmm",))
 register_teacher("riac", "openended.teachers.riac:RIACTeacher", aliases=("sagg_riac",))
 register_teacher("covar_gmm", "openended.teachers.covar_gmm:CovarGMMTeacher", aliases=("covargmm", "igmm"))
+register_teacher("plr", "openended.teachers.plr:PLRTeacher", aliases=("prioritized_level_replay",))
+register_teacher("lp", "openended.teachers.lp:LearningProgressTeacher", aliases=("learning_progress",))
+register_teacher("omni", "openended.teachers.omni:OMNITeacher")
+register_teacher("webrl", "openended.teachers.webrl:WebRLTeacher", aliases=("self_evolving",))

@@ -1,0 +1,160 @@
+"""The experiment file: one YAML, validated once, before Ray starts.
+
+Small composed pydantic models (``extra="forbid"`` catches typos); a bad value stops
+with the dotted YAML path, the value and the allowed set, e.g.::
+
+    teacher.name: unknown teacher 'alp-gmn'. Did you mean 'alp_gmm'? ...
+    run.iterations: Input should be greater than or equal to 1, got 0
+
+``--set key.path=value`` overrides are applied to the raw YAML before validation, so
+they are checked exactly like file values.
+"""
+from __future__ import annotations
+
+import copy
+import pathlib
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from openended.errors import ConfigError, UnknownName
+from openended.validation import validate_model
+
+__all__ = ["Experiment", "load_experiment", "apply_overrides", "parse_override"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnvSection(_Model):
+    """Which environment family runs the episodes."""
+
+    family: str = Field(description="Registered env family (see `openended envs`).")
+    config: dict[str, Any] = Field(default_factory=dict, description="Keyword config for the family.")
+
+
+class TeacherSection(_Model):
+    """Which teacher proposes the tasks."""
+
+    name: str = Field(description="Registered teacher (see `openended teachers`).")
+    preset: str | None = Field(None, description="A documented preset, e.g. teachdeeprl.")
+    config: dict[str, Any] = Field(default_factory=dict, description="Teacher config fields.")
+    students: Literal["separate", "shared"] = Field(
+        "separate", description="Per-student teacher state, or one state shared by all students.")
+
+
+class AlgoSection(_Model):
+    """Who learns: ``none`` = the env's own simulated student (toy) driven by EnvPool actors
+    with the pool policy; ``ppo``/``sac`` = RLlib on the new API stack."""
+
+    name: Literal["none", "ppo", "sac"] = Field("none", description="none | ppo | sac.")
+    config: dict[str, Any] = Field(default_factory=dict, description="RLlib AlgorithmConfig overrides.")
+    num_env_runners: int = Field(0, ge=0, description="RLlib env runners (0 = sample in the driver).")
+    num_envs_per_env_runner: int = Field(1, ge=1, description="Vectorised envs per runner.")
+
+
+class PoolSection(_Model):
+    """EnvPool actors (algo none)."""
+
+    pools_per_student: int = Field(1, ge=1, description="EnvPool actors per student.")
+    envs_per_pool: int = Field(1, ge=1, description="Envs stepped as a vector in each pool.")
+    steps_per_call: int = Field(100, ge=1, description="Env steps per env per remote call.")
+    policy: Literal["random"] = Field("random", description="Action source for pool envs.")
+
+
+class RunSection(_Model):
+    """How long, and how often to checkpoint."""
+
+    iterations: int = Field(20, ge=1, description="Training iterations (pool: step calls; RLlib: train()).")
+    checkpoint_every: int = Field(5, ge=1, description="Checkpoint teacher (and algo) every N iterations.")
+    dir: str = Field("runs", description="Parent folder of run directories.")
+    progress: bool = Field(True, description="Show a live progress table on a terminal.")
+
+
+class RayInit(_Model):
+    """Where Ray runs."""
+
+    address: str | None = Field(None, description="Existing cluster address; None = embedded local Ray.")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs for embedded Ray (default: all).")
+    namespace: str = Field("openended", description="Ray namespace of the run's named actors.")
+    temp_dir: str | None = Field(None, description="Ray temp dir (default: short path under /tmp).")
+
+
+class Experiment(_Model):
+    """A whole run."""
+
+    name: str = Field(description="Run name (used in the run directory name).")
+    seed: int = Field(0, description="Master seed: teacher, envs and algo seeds derive from it.")
+    env: EnvSection
+    teacher: TeacherSection
+    students: list[str] = Field(default_factory=lambda: ["default"], min_length=1,
+                                description="Student ids; each gets its own pools / learner.")
+    algo: AlgoSection = Field(default_factory=AlgoSection)
+    pool: PoolSection = Field(default_factory=PoolSection)
+    run: RunSection = Field(default_factory=RunSection)
+    ray: RayInit = Field(default_factory=RayInit)
+
+    @model_validator(mode="after")
+    def _students_unique(self) -> "Experiment":
+        if len(set(self.students)) != len(self.students):
+            raise ValueError(f"students must be unique, got {self.students}")
+        return self
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"teacher.config.fit_rate=100"`` -> (["teacher","config","fit_rate"], 100) (YAML-typed)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set run.iterations=10")
+    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    out = copy.deepcopy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = out
+        for p in path[:-1]:
+            child = node.get(p)
+            if child is None:
+                child = node[p] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {p!r} is not a mapping in the experiment")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def _check_names(exp: Experiment) -> None:
+    """Registry names are checked here so a typo fails before Ray starts."""
+    from openended.envs.registry import env_entry
+    from openended.teachers.registry import teacher_class
+
+    for path, fn, name in (("teacher.name", teacher_class, exp.teacher.name),
+                           ("env.family", env_entry, exp.env.family)):
+        try:
+            fn(name)
+        except UnknownName as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+
+def load_experiment(source: str | pathlib.Path | dict, overrides: list[str] | None = None) -> Experiment:
+    """Read, override, validate. Raises `ConfigError` naming the field on any problem."""
+    if isinstance(source, dict):
+        data = source
+    else:
+        path = pathlib.Path(source)
+        if not path.is_file():
+            raise ConfigError(f"experiment file {str(path)!r} does not exist (see experiments/ for examples)")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections (name, env, teacher, ...)")
+    data = apply_overrides(data, overrides or [])
+    exp = validate_model(Experiment, data, prefix="")
+    _check_names(exp)
+    return exp

@@ -1,0 +1,81 @@
+"""What makes a gymnasium env a *task* env: ``set_task`` at the next reset, a task space,
+and an ``Outcome`` at episode end.
+
+Contract (checked by ``openended.envs.checker.check_task_env``):
+
+* ``task_space() -> TaskSpace``: the tasks this env accepts.
+* ``set_task(task)``: validated immediately (a task outside the space raises
+  `TaskNotInSpace` naming the parameter and its range); takes effect at the **next**
+  ``reset`` only, never mid-episode. ``reset(options={"task": task})`` does the same for
+  that reset.
+* ``current_task``: the task the running episode was started with.
+* ``info["task_id"]`` on every reset/step; ``info["success"]`` at episode end where the
+  task defines success.
+
+`TaskEnvMixin` implements the bookkeeping; a family calls ``self._task_for_reset(options)``
+at the top of ``reset`` and builds its episode from the returned task.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from openended.errors import TaskNotInSpace
+from openended.tasks import Outcome, Task, TaskSpace
+
+__all__ = ["TaskEnv", "TaskEnvMixin", "episode_outcome"]
+
+
+@runtime_checkable
+class TaskEnv(Protocol):
+    def task_space(self) -> TaskSpace: ...
+
+    def set_task(self, task: Task) -> None: ...
+
+    @property
+    def current_task(self) -> Task | None: ...
+
+
+class TaskEnvMixin:
+    """Task bookkeeping shared by every family. Subclasses set ``self._space`` and
+    (optionally) ``self._default_task`` before the first reset.
+    """
+
+    _space: TaskSpace
+    _default_task: Task | None = None
+    _pending_task: Task | None = None
+    _current_task: Task | None = None
+
+    def task_space(self) -> TaskSpace:
+        return self._space
+
+    def set_task(self, task: Task) -> None:
+        """Queue ``task`` for the next ``reset`` (validated now, applied then)."""
+        if not isinstance(task, Task):
+            raise TaskNotInSpace(f"set_task expects an openended Task, got {type(task).__name__}; "
+                                 f"build one with env.task_space().task(...)")
+        self._space.check_task(task)
+        self._pending_task = task
+
+    @property
+    def current_task(self) -> Task | None:
+        return self._current_task
+
+    def _task_for_reset(self, options: dict[str, Any] | None) -> Task:
+        """Resolve the task of the episode being reset: options > queued > previous > default."""
+        task = (options or {}).get("task")
+        if task is not None:
+            self.set_task(task)
+        if self._pending_task is not None:
+            self._current_task, self._pending_task = self._pending_task, None
+        elif self._current_task is None:
+            if self._default_task is None:
+                raise TaskNotInSpace(f"{type(self).__name__}: no task set; call set_task() before reset()")
+            self._current_task = self._default_task
+        return self._current_task
+
+
+def episode_outcome(task: Task, episode_return: float, length: int, success: bool | None = None,
+                    student_id: str = "default", episode_id: str | None = None, **info: Any) -> Outcome:
+    """The `Outcome` of one finished episode of ``task``."""
+    return Outcome(task_id=task.id, episode_return=float(episode_return), success=success, length=int(length),
+                   student_id=student_id, info=info, episode_id=episode_id)

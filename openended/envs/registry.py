@@ -1,0 +1,73 @@
+"""Environment-family registry: ``make_env("stump_tracks", body="short")``.
+
+Entries are lazy ``"module:Callable"`` strings: Box2D, procgen, crafter or pysc2 are
+imported only when their family is made. The callable takes keyword config and returns a
+gymnasium env (or a PettingZoo parallel env) implementing the task-env contract.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from openended.errors import ConfigError
+from openended.registry import load_entry_point, normalize_name, unknown_name_error
+from openended.tasks import TaskSpace
+
+__all__ = ["register_env", "make_env", "env_entry", "list_envs", "env_task_space"]
+
+_ENVS: dict[str, str | Callable[..., Any]] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_env(name: str, entry: str | Callable[..., Any], *, aliases: tuple[str, ...] = (),
+                 overwrite: bool = False) -> None:
+    """Register an env family constructor (or a lazy ``"module:Callable"`` path)."""
+    key = normalize_name(name)
+    if key in _ENVS and not overwrite and _ENVS[key] != entry:
+        raise ConfigError(f"env family {key!r} is already registered; pass overwrite=True to replace it")
+    _ENVS[key] = entry
+    for a in aliases:
+        _ALIASES[normalize_name(a)] = key
+
+
+def env_entry(name: str) -> Callable[..., Any]:
+    key = normalize_name(name)
+    key = _ALIASES.get(key, key)
+    if key not in _ENVS:
+        raise unknown_name_error("env family", name, list(_ENVS))
+    entry = _ENVS[key]
+    if isinstance(entry, str):
+        entry = load_entry_point(entry)
+        _ENVS[key] = entry
+    return entry
+
+
+def make_env(name: str, **config: Any) -> Any:
+    """Build one env of family ``name`` with keyword config."""
+    return env_entry(name)(**config)
+
+
+def env_task_space(name: str, **config: Any) -> TaskSpace:
+    """The task space of family ``name`` under ``config`` (builds, inspects and closes one env)."""
+    env = make_env(name, **config)
+    try:
+        return env.task_space()
+    finally:
+        close = getattr(env, "close", None)
+        if close is not None:
+            close()
+
+
+def list_envs() -> list[str]:
+    return sorted(_ENVS)
+
+
+# Built-in families (lazy).
+register_env("toy", "openended.envs.toy:ToyTaskEnv")
+register_env("stump_tracks", "openended.envs.bipedal:StumpTracksEnv", aliases=("stumps",))
+register_env("hexagon_tracks", "openended.envs.bipedal:HexagonTracksEnv", aliases=("hexagon",))
+register_env("bipedal_walker", "openended.envs.bipedal:ClassicBipedalEnv", aliases=("bipedal",))
+register_env("procgen", "openended.envs.procgen:ProcgenTaskEnv")
+register_env("multiwalker", "openended.envs.multiagent:MultiwalkerTaskEnv")
+register_env("simple_spread", "openended.envs.multiagent:SimpleSpreadTaskEnv", aliases=("mpe_simple_spread",))
+register_env("simple_tag", "openended.envs.multiagent:SimpleTagTaskEnv", aliases=("mpe_simple_tag",))
+register_env("crafter", "openended.envs.crafter:CrafterTaskEnv")

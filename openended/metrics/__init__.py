@@ -1,0 +1,1 @@
+"""Curriculum metrics (pure Python, no Ray)."""

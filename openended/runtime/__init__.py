@@ -1,0 +1,1 @@
+"""Ray-specific hosting: the teacher service, env pools, RLlib wiring and runs."""
