@@ -1,0 +1,153 @@
+"""``openended``: run, submit and inspect curriculum experiments.
+
+    openended run experiments/toy_alpgmm.yaml [--set run.iterations=50] [--resume RUN_DIR]
+    openended submit experiments/toy_alpgmm.yaml --address http://127.0.0.1:8265 [--follow]
+    openended status runs/<run>
+    openended check experiments/toy_alpgmm.yaml     # validate only, no Ray
+    openended teachers | envs                        # what is registered
+
+Errors in the experiment stop the command before Ray starts, with the field path.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from openended.errors import Error
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="openended", description="Run, submit and inspect curriculum experiments.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_exp_args(sp: argparse.ArgumentParser, optional: bool = False) -> None:
+        if optional:
+            sp.add_argument("experiment", nargs="?", help="experiment YAML (omit with --resume)")
+        else:
+            sp.add_argument("experiment", help="experiment YAML (see experiments/)")
+        sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field, e.g. --set run.iterations=10 (repeatable)")
+        sp.add_argument("--seed", type=int, default=None, help="shortcut for --set seed=N")
+
+    r = sub.add_parser("run", help="run an experiment (embedded local Ray unless --address)")
+    add_exp_args(r, optional=True)
+    r.add_argument("--address", default=None, help="existing Ray cluster (e.g. auto or ray://host:10001)")
+    r.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    r.add_argument("--run-dir", default=None, help="parent folder for the run directory (default: run.dir)")
+    r.add_argument("--no-progress", action="store_true", help="plain log lines instead of a live table")
+
+    s = sub.add_parser("submit", help="submit an experiment as a Ray job to a cluster")
+    add_exp_args(s)
+    s.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://127.0.0.1:8265")
+    s.add_argument("--follow", action="store_true", help="stream the job's logs until it finishes")
+    s.add_argument("--working-dir", default=".", help="folder uploaded with the job (default: .)")
+
+    st = sub.add_parser("status", help="summarise a run directory")
+    st.add_argument("run_dir")
+
+    c = sub.add_parser("check", help="validate an experiment file without running it")
+    add_exp_args(c)
+
+    sub.add_parser("teachers", help="list registered teachers and their presets")
+    sub.add_parser("envs", help="list registered environment families")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    ov = list(getattr(args, "overrides", []) or [])
+    if getattr(args, "seed", None) is not None:
+        ov.append(f"seed={args.seed}")
+    return ov
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from openended.config import load_experiment
+    from openended.runtime.rundir import RunDir
+
+    if args.resume:
+        rd = RunDir.open(args.resume)
+        exp = load_experiment(rd.config_path, _overrides(args))
+    else:
+        if not args.experiment:
+            raise SystemExit("openended run: give an experiment YAML, or --resume RUN_DIR")
+        exp = load_experiment(args.experiment, _overrides(args))
+        rd = None
+    if args.address:
+        exp = exp.model_copy(update={"ray": exp.ray.model_copy(update={"address": args.address})})
+    from openended.runtime.run import run_experiment  # imports Ray: only after validation
+
+    summary = run_experiment(exp, run_dir=rd, base_dir=args.run_dir, progress=not args.no_progress)
+    print(f"run directory: {summary['run_dir']}")
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from openended.config import load_experiment
+    from openended.runtime.jobs import submit_experiment
+
+    load_experiment(args.experiment, _overrides(args))  # fail here, not on the cluster
+    job_id = submit_experiment(args.experiment, address=args.address, overrides=_overrides(args),
+                               working_dir=args.working_dir, follow=args.follow)
+    print(f"submitted job: {job_id}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from openended.runtime.status import print_status
+
+    print_status(args.run_dir)
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from openended.config import load_experiment
+
+    exp = load_experiment(args.experiment, _overrides(args))
+    print(f"ok: {exp.name} ({exp.env.family} x {exp.teacher.name}, algo {exp.algo.name}, "
+          f"{exp.run.iterations} iterations)")
+    return 0
+
+
+def _cmd_teachers(args: argparse.Namespace) -> int:
+    from openended.teachers import list_teachers, teacher_class
+
+    for name in list_teachers():
+        try:
+            cls = teacher_class(name)
+            presets = ", ".join(sorted(cls.PRESETS)) or "-"
+            spaces = "/".join(cls.space_kinds)
+            print(f"{name:12s} spaces: {spaces:20s} presets: {presets}")
+        except ImportError as e:
+            print(f"{name:12s} (not importable: {e})")
+    return 0
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    from openended.envs import list_envs
+
+    for name in list_envs():
+        print(name)
+    return 0
+
+
+_COMMANDS = {"run": _cmd_run, "submit": _cmd_submit, "status": _cmd_status, "check": _cmd_check,
+             "teachers": _cmd_teachers, "envs": _cmd_envs}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except Error as e:
+        print(f"openended {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"openended {args.command}: interrupted; resume with --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
