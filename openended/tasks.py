@@ -301,6 +301,11 @@ class Box(TaskSpace):
                                  f"[{self.low[c]}, {self.high[c]}] (or NaN)")
         return x
 
+    def check_task(self, task: Task) -> Task:
+        """Raise `TaskNotInSpace` naming the offending parameter and its range."""
+        self.validate(task.params)
+        return task
+
     def contains(self, task: Task) -> bool:
         if len(task.params) != self.dim:
             return False
@@ -414,6 +419,13 @@ class Discrete(TaskSpace):
     def sample_uniform(self, rng: np.random.Generator, n: int) -> list[Task]:
         return self.tasks_at(rng.integers(0, self.n, size=n), origin="uniform")
 
+    def check_task(self, task: Task) -> Task:
+        if task.id not in self._by_id:
+            self.validate(task.params)  # names the value when it is not one of ours
+            raise TaskNotInSpace(f"{self!r}: task {task.id} has value {task.params!r} but a different id; "
+                                 "build tasks with space.task(value)")
+        return task
+
     def contains(self, task: Task) -> bool:
         return task.id in self._by_id
 
@@ -457,6 +469,10 @@ class TextSpace(TaskSpace):
             raise TaskNotInSpace(f"{self!r}: has no seed tasks to sample uniformly from; pass seed_tasks=[...]")
         idx = rng.integers(0, len(self.seed_texts), size=n)
         return [self.task(self.seed_texts[i], origin="uniform") for i in idx.tolist()]
+
+    def check_task(self, task: Task) -> Task:
+        self.validate(task.text)
+        return task
 
     def contains(self, task: Task) -> bool:
         return isinstance(task.text, str) and bool(task.text.strip()) and len(task.text) <= self.max_length

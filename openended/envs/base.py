@@ -22,7 +22,14 @@ from typing import Any, Protocol, runtime_checkable
 from openended.errors import TaskNotInSpace
 from openended.tasks import Outcome, Task, TaskSpace
 
-__all__ = ["TaskEnv", "TaskEnvMixin", "episode_outcome"]
+__all__ = ["TaskEnv", "TaskEnvMixin", "episode_outcome", "INFO_TASK_ID", "INFO_SUCCESS", "INFO_EPISODE_RETURN",
+           "INFO_EPISODE_LENGTH"]
+
+#: ``info`` keys every family uses (hosts read them at episode end).
+INFO_TASK_ID = "task_id"
+INFO_SUCCESS = "success"
+INFO_EPISODE_RETURN = "episode_return"
+INFO_EPISODE_LENGTH = "episode_length"
 
 
 @runtime_checkable
@@ -48,11 +55,17 @@ class TaskEnvMixin:
     def task_space(self) -> TaskSpace:
         return self._space
 
-    def set_task(self, task: Task) -> None:
-        """Queue ``task`` for the next ``reset`` (validated now, applied then)."""
+    def set_task(self, task: Task | Any) -> None:
+        """Queue ``task`` for the next ``reset`` (validated now, applied then).
+
+        Raw parameters (a Box vector, a Discrete value, a text) are accepted and turned
+        into a `Task` of this env's space.
+        """
         if not isinstance(task, Task):
-            raise TaskNotInSpace(f"set_task expects an openended Task, got {type(task).__name__}; "
-                                 f"build one with env.task_space().task(...)")
+            maker = getattr(self._space, "task", None)
+            if maker is None:
+                raise TaskNotInSpace(f"set_task expects an openended Task, got {type(task).__name__}")
+            task = maker(task)
         self._space.check_task(task)
         self._pending_task = task
 
