@@ -1,0 +1,269 @@
+"""Open-ended curriculum benchmark: Crafter tasks above 0.2 success after a fixed budget.
+
+How to run (from the repository root)::
+
+    .venv/bin/python benchmarks/open_ended.py --quick                 # ~2-3 minutes, 3 seeds
+    .venv/bin/python benchmarks/open_ended.py --json open_ended.json  # 5 seeds, longer budget
+    .venv/bin/python benchmarks/open_ended.py --setting trs --seeds 2
+
+What it does. The learner is `CrafterSimLearner` (a seeded, pure-numpy learner on
+Crafter's achievement graph; see ``openended/envs/crafter_sim.py``), taught OMNI's task
+set (``tr`` by default: 105 real tasks + 1,023 impossible dummies) by each teacher with
+the *real* teacher code:
+
+* ``uniform``        -- the random teacher (uniform over all 1,128 tasks);
+* ``lp``             -- LearningProgressTeacher (OMNI's LP: alpha 0.1, theta 0.1);
+* ``omni_embedding`` -- OMNITeacher over LP with the MiniLM embedding-novelty judge;
+* ``omni_oracle``    -- OMNITeacher over LP with the rule oracle judge;
+* ``webrl``          -- WebRLTeacher (grammar generator, Crafter validator, band 0.05-0.75,
+                        LP priority over its pool), on a TextSpace seeded with the same set.
+
+Protocol (OMNI's): ``--batch`` episodes per update; every 25 updates every task is
+evaluated ``--eval-attempts`` times (held out, no learning) and those outcomes reach the
+teacher flagged ``info["eval"]=True`` in the same update call, so LP's EMA step and OMNI's
+partition (every 25 updates) use evaluation success. Success rates are normalised by the
+random-agent rate (the sim's untrained success probability). The metric is the number of
+the 105 real tasks whose true success probability exceeds 0.2 at the end (OMNI's
+``generate_plots.py`` threshold), mean and std over seeds.
+
+Judge-path checks:
+
+* ``sample_p99_ms_slow_judge``: OMNI with a judge that sleeps 2 s per call; ``sample(1)``
+  is called 10 times between updates while partitions run; the 99th percentile of its
+  wall time (ms). Must stay under 2 ms.
+* ``replay_identical``: an OMNI+embedding run recorded with ``RecordingJudge``, then the
+  same run with ``ReplayJudge`` from that file: identical sequence of sampled task ids.
+
+Results to expect: see docs/open_ended.md ("Benchmark").
+Output: a rich table and, with ``--json PATH``, ``{"uniform": {"mean": ..., "std": ...,
+"per_seed": [...], "seconds": ...}, "lp": ..., "omni_embedding": ..., "omni_oracle": ...,
+"webrl": ..., "sample_p99_ms_slow_judge": float, "replay_identical": bool, "config": {...}}``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from openended.envs.crafter import crafter_task_set  # noqa: E402
+from openended.envs.crafter_sim import CrafterSimLearner  # noqa: E402
+from openended.moi.base import JudgeContext, Judgement  # noqa: E402
+from openended.tasks import Discrete, Outcome, Task, TextSpace  # noqa: E402
+from openended.teachers import make_teacher  # noqa: E402
+
+METHODS = ("uniform", "lp", "omni_embedding", "omni_oracle", "webrl")
+
+
+def make_method(method: str, tasks: list[str], baseline: dict[str, float], seed: int,
+                period: int, judge: Any = None) -> Any:
+    """The teacher for one method (the space is built here)."""
+    lp_cfg = {"update_every": period, "random_baseline": baseline}
+    if method == "uniform":
+        return make_teacher("random", Discrete(tasks), seed=seed)
+    if method == "lp":
+        return make_teacher("lp", Discrete(tasks), seed=seed, **lp_cfg)
+    if method.startswith("omni"):
+        j = judge if judge is not None else ("embedding" if method == "omni_embedding" else "oracle")
+        return make_teacher("omni", Discrete(tasks), seed=seed, judge=j, partition_every=period, base_config=lp_cfg)
+    if method == "webrl":
+        return make_teacher("webrl", TextSpace(tasks, max_length=512), seed=seed, lp_update_every=period,
+                            phase_every=2 * period)
+    raise ValueError(method)
+
+
+def run_one(method: str, tasks: list[str], seed: int, updates: int, batch: int, period: int,
+            eval_attempts: int, judge: Any = None, trace: list[str] | None = None) -> dict[str, Any]:
+    """Teach one seeded learner; returns the metric and timing."""
+    sim = CrafterSimLearner(tasks, seed=seed)
+    real = np.array([i for i, t in enumerate(tasks) if not t.startswith("dummy_task_")])
+    p0 = sim.success_prob()
+    baseline = {t: float(p) for t, p in zip(tasks, p0)}
+    teacher = make_method(method, tasks, baseline, seed, period, judge)
+    fixed = Discrete(tasks).all_tasks
+    t0 = time.perf_counter()
+    try:
+        for u in range(updates):
+            ts = teacher.sample(batch)
+            if trace is not None:
+                trace.extend(t.id for t in ts)
+            idx = sim.indices([t.text or "" for t in ts])
+            succ = sim.run_episodes(idx)
+            outs = [Outcome(t.id, float(s), success=bool(s)) for t, s in zip(ts, succ.tolist())]
+            if eval_attempts and method != "uniform" and (u + 1) % period == 0:
+                # every task the teacher knows (WebRL's pool grows), as OMNI evaluates its whole set
+                known = teacher.known_tasks() if hasattr(teacher, "known_tasks") else fixed
+                outs += eval_outcomes(sim, known, eval_attempts)
+            teacher.update(outs)
+        stats = teacher.stats()
+    finally:
+        teacher.close()
+    p = sim.success_prob(real)
+    return {"n_above_0.2": int((p > 0.2).sum()), "n_above_0.05": int((p > 0.05).sum()),
+            "n_above_0.4": int((p > 0.4).sum()), "seconds": time.perf_counter() - t0,
+            "generated": int(stats.get("webrl/generated", 0)), "boring": int(stats.get("omni/boring", 0))}
+
+
+def eval_outcomes(sim: CrafterSimLearner, tasks: Sequence[Task], attempts: int) -> list[Outcome]:
+    """Held-out evaluation of every task (no learning), as eval-flagged outcomes."""
+    idx = sim.indices([t.text or "" for t in tasks])
+    wins = sim.evaluate(idx, attempts)
+    out = []
+    ev = {"eval": True}
+    for t, w in zip(tasks, wins.tolist()):
+        out += [Outcome(t.id, 1.0, success=True, info=ev)] * w
+        out += [Outcome(t.id, 0.0, success=False, info=ev)] * (attempts - w)
+    return out
+
+
+class SlowJudge:
+    """Takes ``delay`` seconds per call (like a remote LLM), then answers like ``inner``.
+
+    Waiting is on an event, so ``stop()`` ends the measurement without waiting out the
+    remaining calls of a partition in flight.
+    """
+
+    name = "slow"
+
+    def __init__(self, inner: Any, delay: float = 2.0) -> None:
+        self.inner, self.delay = inner, delay
+        self._stop = threading.Event()
+        self.calls = 0
+
+    def judge(self, candidates: Sequence[Any], context: JudgeContext) -> list[Judgement]:
+        self.calls += 1
+        self._stop.wait(self.delay)
+        return self.inner.judge(candidates, context)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def slow_judge_latency(tasks: list[str], delay: float = 2.0, updates: int = 100, period: int = 5,
+                       swap: str = "asap") -> dict[str, float]:
+    """Sample latency while partitions wait on a slow judge (``sample(1)`` x10 per update)."""
+    from openended.moi.oracle import RuleOracleJudge
+
+    sim = CrafterSimLearner(tasks, seed=0)
+    judge = SlowJudge(RuleOracleJudge(), delay)
+    teacher = make_teacher("omni", Discrete(tasks), seed=0, judge=judge, partition_every=period,
+                           base_config={"update_every": period}, refit_swap=swap, judge_batch_size=4096)
+    lat: list[float] = []
+    upd: list[float] = []
+    busy = 0
+    try:
+        for _ in range(updates):
+            ts = []
+            for _ in range(10):
+                busy += bool(teacher.refitter is not None and teacher.refitter.busy)
+                t0 = time.perf_counter()
+                ts += teacher.sample(1)
+                lat.append(time.perf_counter() - t0)
+                time.sleep(0.01)  # the learner's work between requests
+            succ = sim.run_episodes(sim.indices([t.text or "" for t in ts]))
+            t1 = time.perf_counter()
+            teacher.update([Outcome(t.id, float(s), success=bool(s)) for t, s in zip(ts, succ.tolist())])
+            upd.append(time.perf_counter() - t1)
+        partitions = teacher.stats()["partitions"]
+    finally:
+        judge.stop()
+        teacher.close()
+    a = np.asarray(lat) * 1e3
+    return {"sample_p99_ms": float(np.percentile(a, 99)), "sample_max_ms": float(a.max()),
+            "samples": int(a.size), "samples_while_judge_busy": busy, "update_max_ms": float(np.max(upd) * 1e3),
+            "partitions_installed": int(partitions), "judge_calls": judge.calls, "judge_delay_s": delay,
+            "swap": swap}
+
+
+def replay_check(tasks: list[str], updates: int, batch: int, period: int, eval_attempts: int) -> bool:
+    from openended.moi.embedding import EmbeddingJudge
+    from openended.moi.record import RecordingJudge, ReplayJudge
+
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "moi.jsonl")
+        rec = RecordingJudge(EmbeddingJudge(), path)
+        a: list[str] = []
+        run_one("omni_embedding", tasks, 0, updates, batch, period, eval_attempts, judge=rec, trace=a)
+        rec.close()
+        b: list[str] = []
+        run_one("omni_embedding", tasks, 0, updates, batch, period, eval_attempts, judge=ReplayJudge(path), trace=b)
+    return a == b and len(a) > 0
+
+
+def _table(results: dict[str, Any], args: argparse.Namespace) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # pragma: no cover
+        for m in METHODS:
+            r = results[m]
+            print(f"{m:16s} {r['mean']:6.1f} ± {r['std']:4.1f}  {r['per_seed']}")
+        return
+    t = Table(title=f"Crafter '{args.setting}' sim, {args.updates} updates x {args.batch} episodes "
+                    f"({args.updates * args.batch:,}), {args.seeds} seeds: real tasks with success > 0.2")
+    for col in ("method", "> 0.2 (mean ± std)", "per seed", "> 0.05", "> 0.4", "s/run"):
+        t.add_column(col)
+    for m in METHODS:
+        r = results[m]
+        t.add_row(m, f"{r['mean']:.1f} ± {r['std']:.1f}", str(r["per_seed"]), f"{r['mean_0.05']:.1f}",
+                  f"{r['mean_0.4']:.1f}", f"{r['seconds']:.1f}")
+    Console().print(t)
+    print(f"sample_p99_ms_slow_judge = {results['sample_p99_ms_slow_judge']:.3f} ms "
+          f"({results['slow_judge']})")
+    print(f"replay_identical = {results['replay_identical']}")
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 seeds, 400 updates")
+    ap.add_argument("--json", type=str, default=None, help="write results here")
+    ap.add_argument("--setting", choices=("tr", "trc", "trs"), default="tr")
+    ap.add_argument("--impossible", type=int, default=1023)
+    ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--updates", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--period", type=int, default=25, help="LP step / partition every this many updates")
+    ap.add_argument("--eval-attempts", type=int, default=10)
+    ap.add_argument("--methods", nargs="*", default=list(METHODS))
+    args = ap.parse_args(argv)
+    args.seeds = args.seeds or (3 if args.quick else 5)
+    args.updates = args.updates or (400 if args.quick else 1000)
+    tasks = crafter_task_set(args.setting, args.impossible)
+    results: dict[str, Any] = {"config": {k: v for k, v in vars(args).items() if k != "json"}}
+    for m in METHODS:
+        if m not in args.methods:
+            results[m] = {"mean": float("nan"), "std": float("nan"), "per_seed": [], "mean_0.05": float("nan"),
+                          "mean_0.4": float("nan"), "seconds": 0.0}
+            continue
+        runs = [run_one(m, tasks, s, args.updates, args.batch, args.period, args.eval_attempts)
+                for s in range(args.seeds)]
+        v = np.array([r["n_above_0.2"] for r in runs], dtype=float)
+        results[m] = {"mean": float(v.mean()), "std": float(v.std()), "per_seed": v.astype(int).tolist(),
+                      "mean_0.05": float(np.mean([r["n_above_0.05"] for r in runs])),
+                      "mean_0.4": float(np.mean([r["n_above_0.4"] for r in runs])),
+                      "seconds": float(np.mean([r["seconds"] for r in runs])),
+                      "generated": [r["generated"] for r in runs], "boring_final": [r["boring"] for r in runs]}
+        print(f"{m}: {results[m]['mean']:.1f} ± {results[m]['std']:.1f} {results[m]['per_seed']} "
+              f"({results[m]['seconds']:.1f} s/run)", flush=True)
+    slow = slow_judge_latency(tasks)
+    results["slow_judge"] = slow
+    results["sample_p99_ms_slow_judge"] = slow["sample_p99_ms"]
+    results["replay_identical"] = replay_check(tasks, min(args.updates, 150), args.batch, args.period,
+                                               args.eval_attempts)
+    _table(results, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=float))
+    return results
+
+
+if __name__ == "__main__":
+    main()

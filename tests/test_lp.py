@@ -1,0 +1,153 @@
+"""LearningProgressTeacher: OMNI's LP maths on hand-computed cases, sources, determinism, state."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from openended.errors import ConfigError
+from openended.tasks import Discrete, Outcome, TextSpace
+from openended.teachers import make_teacher
+from openended.teachers.lp import LearningProgressTeacher, LPTracker, TaskDistribution, lp_to_probabilities, reweight
+
+
+def _sig(x: float) -> float:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_reweight_hand_values() -> None:
+    # f(p) = 0.9 p / (p + 0.1 (1 - 2p))
+    got = reweight(np.array([0.0, 0.01, 0.1, 0.5, 1.0]), 0.1)
+    np.testing.assert_allclose(got, [0.0, 0.009 / 0.108, 0.5, 0.9, 1.0])
+
+
+def test_lp_to_probabilities_keeps_lp_or_success_then_zscore_sigmoid() -> None:
+    # keep tasks 0 (LP>0) and 1 (success>0); z = [1, -1]
+    p = lp_to_probabilities(np.array([0.4, 0.0, 0.0]), np.array([0.1, 1.0, 0.0]))
+    a, b = _sig(1.0), _sig(-1.0)
+    np.testing.assert_allclose(p, [a / (a + b), b / (a + b), 0.0])
+
+
+def test_lp_to_probabilities_uniform_when_nothing_qualifies() -> None:
+    np.testing.assert_allclose(lp_to_probabilities(np.zeros(4), np.zeros(4)), np.full(4, 0.25))
+
+
+def test_tracker_double_ema_first_observation_initialises() -> None:
+    tr = LPTracker(2, alpha=0.1, theta=0.1)
+    tr.record(np.array([0, 0]), np.array([0.0, 0.0]), np.array([False, False]))
+    tr.step(use_eval=False)
+    assert tr.fast[0] == 0.0 and tr.slow[0] == 0.0 and tr.seen[0] == 1 and tr.seen[1] == 0
+    tr.record(np.array([0]), np.array([1.0]), np.array([False]))
+    tr.step(use_eval=False)
+    assert tr.fast[0] == pytest.approx(0.1)  # 0.1*1 + 0.9*0
+    assert tr.slow[0] == pytest.approx(0.01)  # 0.1*0.1 + 0.9*0 (uses the new p_fast)
+    assert tr.lp()[0] == pytest.approx(0.5 - 0.009 / 0.108)
+    assert tr.lp()[1] == 0.0  # never observed: frozen at 0
+
+
+def test_teacher_lp_and_distribution_hand_case() -> None:
+    t = make_teacher("lp", Discrete(3), update_every=1, seed=0)
+    ids = [task.id for task in t.known_tasks()]
+    t.update([Outcome(ids[0], 0.0, success=False), Outcome(ids[1], 1.0, success=True)])
+    t.update([Outcome(ids[0], 1.0, success=True), Outcome(ids[1], 1.0, success=True)])
+    lp = t.learning_progress()
+    assert lp[0] == pytest.approx(0.5 - 0.009 / 0.108)
+    assert lp[1] == 0.0 and lp[2] == 0.0
+    # task 1 kept (success > 0) with LP 0, task 2 dropped; z-scores are +1 / -1
+    a, b = _sig(1.0), _sig(-1.0)
+    np.testing.assert_allclose(t.probabilities(), [a / (a + b), b / (a + b), 0.0])
+    assert isinstance(t, TaskDistribution)
+    for task in t.sample(50):
+        assert task.id in ids[:2]
+
+
+def test_random_baseline_normalisation() -> None:
+    space = Discrete(["a", "b"])
+    t = make_teacher("lp", space, update_every=1, random_baseline={"a": 0.5})
+    a = space.task("a")
+    t.update([Outcome(a.id, 1.0, success=True)] * 3 + [Outcome(a.id, 0.0, success=False)])
+    # raw 0.75 -> norm max(0.75 - 0.5, 0) / 0.5 = 0.5; raw EMA stays raw
+    tr = t._tracker
+    assert tr.fast[0] == pytest.approx(0.5) and tr.ema_raw[0] == pytest.approx(0.75)
+
+
+def test_eval_outcomes_take_over_once_seen() -> None:
+    space = Discrete(["a"])
+    t = make_teacher("lp", space, update_every=1)
+    a = space.task("a")
+    t.update([Outcome(a.id, 1.0, success=True)])  # training only: rate 1
+    assert t.success_estimates()[0] == 1.0
+    t.update([Outcome(a.id, 1.0, success=True)] * 5 + [Outcome(a.id, 0.0, success=False, info={"eval": True})])
+    # only the evaluation outcome counts now: rate 0 -> ema 0.9
+    assert t.success_estimates()[0] == pytest.approx(0.9)
+    assert t.stats()["lp/source"] == "eval"
+
+
+def test_update_every_counts_updates_or_outcomes() -> None:
+    space = Discrete(["a"])
+    a = space.task("a")
+    t = make_teacher("lp", space, update_every=3)
+    for _ in range(2):
+        t.update([Outcome(a.id, 1.0, success=True)])
+    assert t.stats()["lp/steps"] == 0
+    t.update([Outcome(a.id, 1.0, success=True)])
+    assert t.stats()["lp/steps"] == 1
+    t2 = make_teacher("lp", space, update_every=3, recompute_unit="outcomes")
+    t2.update([Outcome(a.id, 1.0, success=True)] * 3)
+    assert t2.stats()["lp/steps"] == 1
+
+
+def test_outcomes_without_success_are_skipped_or_thresholded() -> None:
+    space = Discrete(["a"])
+    a = space.task("a")
+    t = make_teacher("lp", space, update_every=1)
+    t.update([Outcome(a.id, 5.0)])
+    assert t.stats()["lp/outcomes_without_success"] == 1
+    t2 = make_teacher("lp", space, update_every=1, success_from_return=1.0)
+    t2.update([Outcome(a.id, 5.0)])
+    assert t2.success_estimates()[0] == 1.0
+
+
+def _drive(t: LearningProgressTeacher, rounds: int, rng: np.random.Generator) -> list[str]:
+    out = []
+    for _ in range(rounds):
+        ts = t.sample(16)
+        out += [x.id for x in ts]
+        t.update([Outcome(x.id, 0.0, success=bool(rng.random() < (hash(x.id) % 7) / 7)) for x in ts])
+    return out
+
+
+def test_determinism_and_state_round_trip() -> None:
+    space = Discrete(40)
+    a = make_teacher("lp", space, update_every=2, seed=3)
+    b = make_teacher("lp", space, update_every=2, seed=3)
+    assert _drive(a, 10, np.random.default_rng(0)) == _drive(b, 10, np.random.default_rng(0))
+    state = json.loads(json.dumps(a.state_dict()))
+    c = make_teacher("lp", space, update_every=2, seed=99)
+    c.load_state_dict(state)
+    assert [x.id for x in a.sample(64)] == [x.id for x in c.sample(64)]
+    np.testing.assert_array_equal(a.probabilities(), c.probabilities())
+
+
+def test_text_space_known_tasks_and_growth() -> None:
+    space = TextSpace(["collect_wood", "place_table"])
+    t = make_teacher("lp", space, update_every=1)
+    assert [x.text for x in t.known_tasks()] == ["collect_wood", "place_table"]
+    new = t.add_tasks([space.task("collect_wood_2"), space.task("collect_wood")])
+    assert [x.text for x in new] == ["collect_wood_2"]
+    assert len(t.probabilities()) == 3
+    t.update([Outcome(new[0].id, 1.0, success=True)])  # a grown task is known to update()
+    assert t.stats()["unknown_task_outcomes"] == 0
+    with pytest.raises(ConfigError):
+        make_teacher("lp", TextSpace())
+
+
+def test_stats_list_top_lp_and_mastered_fraction() -> None:
+    space = Discrete(["a", "b"])
+    t = make_teacher("lp", space, update_every=1, stats_top_k=1)
+    a = space.task("a")
+    t.update([Outcome(a.id, 1.0, success=True)])
+    s = t.stats()
+    assert s["lp/mastered_fraction"] == 0.5
+    assert len(s["lp/top"]) == 1 and set(s["lp/top"][0]) == {"task", "id", "lp", "ema_success", "p"}
