@@ -89,3 +89,11 @@ def test_task_and_outcome_round_trip():
     assert Outcome.from_dict(json.loads(json.dumps(o.to_dict()))) == o
     with pytest.raises(TaskNotInSpace, match="episode_return is NaN"):
         Outcome(task_id="a", episode_return=float("nan"))
+
+
+def test_small_and_large_batch_hashes_agree():
+    x = np.random.default_rng(0).normal(size=(40, 3)) * 1e6
+    big = hash_params(x)
+    small = [hash_params(row)[0] for row in x]
+    assert big == small
+    assert len(set(big)) == 40
