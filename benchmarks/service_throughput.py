@@ -1,0 +1,370 @@
+"""Teacher-service throughput: tasks/s and outcomes/s through the Ray actor, with baselines.
+
+How to run (from the repository root)::
+
+    .venv/bin/python benchmarks/service_throughput.py --quick                  # ~1 min
+    .venv/bin/python benchmarks/service_throughput.py --json service.json      # ~3 min
+
+What it measures, for batch sizes 1, 64 and 1,024 (one local Ray, ``num_cpus=2``):
+
+* ``tasks/s``: the driver calls ``sample(curriculum, student, b)`` with up to 4 calls
+  in flight (as several env hosts refilling at once would) and decodes every reply into
+  ``Task`` values. ``smp p50``/``smp p99``: round trip + decode of single calls, one at a
+  time (what one `TeacherClient` refill waits).
+* ``outcomes/s``: the driver encodes ``b`` prepared ``Outcome`` values and sends
+  ``report``, up to 4 calls in flight (a client's outbox); ``rep p99`` from a separate
+  one-at-a-time loop.
+
+Configurations, measured in the same run, interleaved rep by rep (so load drift on a
+shared machine hits all of them alike). The table shows the median over reps and the
+best rep (least disturbed by other load); ratios are medians of per-rep ratios.
+
+* ``actor+log``: the service as a run uses it: compact codec, event log on, metrics on.
+* ``actor``: the same without the event log.
+* ``naive``: a plain actor that returns ``list[Task]`` from the teacher and takes
+  ``list[Outcome]`` (what Ray does without the codec). Baseline for the codec.
+* ``in-process``: `TeacherServiceCore` called directly, no Ray (the floor: teacher +
+  codec cost). Baseline for the actor overhead.
+
+Plus two rows through a real `TeacherClient` (``next_task`` + ``report`` per episode):
+its own overhead per episode (no env work, large buffer) and, with default settings and
+1 ms episodes, whether the buffer hides the service (``stalls`` = 0); and one ``alp_gmm``
+row at batch 1,024 when ``openended.teachers.alp_gmm`` imports.
+
+Results to expect (2 shared cores): ``actor+log`` >= 200,000 tasks/s and outcomes/s at
+batch 1,024, p99 < 5 ms at batch 64; ``actor`` vs ``naive`` ~1.5-3x at batch 1,024.
+
+Output: the table and, with ``--json PATH``, ``{"tasks_per_s_b1024", "outcomes_per_s_b1024",
+"p99_ms_b64", "ratios": {...}, "rows": [...], "config": {...}}``; the headline keys are the
+``actor+log`` configuration.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import ray  # noqa: E402
+
+from openended.runtime.client import TeacherClient  # noqa: E402
+from openended.runtime.codec import decode_tasks, encode_outcomes  # noqa: E402
+from openended.runtime.service import TeacherServiceCore, start_service  # noqa: E402
+from openended.tasks import Box, Outcome, Task  # noqa: E402
+
+NS = "openended_bench"
+SPACE = Box([0.0, 0.0], [1.0, 1.0], names=["stump_height", "spacing"])
+BATCHES = (1, 64, 1024)
+MAX_IN_FLIGHT = 4
+
+
+class NaiveTeacherActor:
+    """Baseline: the teacher behind a plain actor, Python objects in and out."""
+
+    def __init__(self, teacher: str = "random") -> None:
+        from openended.teachers import make_teacher
+
+        self.teacher = make_teacher(teacher, SPACE, seed=0)
+
+    def sample(self, curriculum: str, student: str, n: int) -> list[Task]:
+        return self.teacher.sample(n, student=student)
+
+    def report(self, curriculum: str, outcomes: list[Outcome]) -> int:
+        self.teacher.update(outcomes)
+        return len(outcomes)
+
+
+_episode = itertools.count()
+
+
+def make_outcomes(tasks: list[Task], b: int, calls: int) -> list[list[Outcome]]:
+    """``calls`` batches of ``b`` outcomes for known tasks, each with a unique episode id."""
+    out = []
+    for _ in range(calls):
+        batch = []
+        for j in range(b):
+            t = tasks[(j * 7 + len(out)) % len(tasks)]
+            e = next(_episode)
+            batch.append(Outcome(t.id, float(e % 13) / 13.0, success=e % 3 == 0, length=100, student_id="bench",
+                                 t=1.7e9 + e, episode_id=f"{e:016x}"))
+        out.append(batch)
+    return out
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs) * 1e3, q)) if xs else float("nan")
+
+
+class Target:
+    """One configuration: how to sample and how to report, sync or pipelined."""
+
+    def __init__(self, name: str, sample_async: Callable[[int], Any], unpack: Callable[[Any], list[Task]],
+                 report_async: Callable[[list[Outcome]], Any], wait: Callable[[list[Any]], None],
+                 resolve: Callable[[Any], Any]) -> None:
+        self.name = name
+        self.sample_async = sample_async
+        self.unpack = unpack
+        self.report_async = report_async
+        self.wait = wait
+        self.resolve = resolve
+
+    def sample(self, b: int) -> list[Task]:
+        return self.unpack(self.sample_async(b))
+
+    def tasks_latency(self, b: int, calls: int) -> list[float]:
+        """One call at a time (a single client's refill): round trip + decode."""
+        lat = []
+        for _ in range(calls):
+            c0 = time.perf_counter()
+            tasks = self.sample(b)
+            lat.append(time.perf_counter() - c0)
+            assert len(tasks) == b
+        return lat
+
+    def tasks_loop(self, b: int, calls: int) -> float:
+        """Up to MAX_IN_FLIGHT calls outstanding (several clients refilling), every reply decoded."""
+        inflight: list[Any] = []
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            if len(inflight) >= MAX_IN_FLIGHT:
+                assert len(self.unpack(inflight.pop(0))) == b
+            inflight.append(self.sample_async(b))
+        for ref in inflight:
+            assert len(self.unpack(ref)) == b
+        return b * calls / (time.perf_counter() - t0)
+
+    def outcomes_loop(self, batches: list[list[Outcome]]) -> float:
+        inflight: list[Any] = []
+        t0 = time.perf_counter()
+        for outs in batches:
+            if len(inflight) >= MAX_IN_FLIGHT:
+                self.wait(inflight[:1])
+                inflight.pop(0)
+            inflight.append(self.report_async(outs))
+        self.wait(inflight)
+        return sum(map(len, batches)) / (time.perf_counter() - t0)
+
+    def report_latency(self, batches: list[list[Outcome]]) -> list[float]:
+        lat = []
+        for outs in batches:
+            c0 = time.perf_counter()
+            self.resolve(self.report_async(outs))
+            lat.append(time.perf_counter() - c0)
+        return lat
+
+
+def actor_target(name: str, handle: Any, curriculum: str) -> Target:
+    return Target(
+        name,
+        sample_async=lambda b: handle.sample.remote(curriculum, "bench", b),
+        unpack=lambda ref: decode_tasks(ray.get(ref)),
+        report_async=lambda outs: handle.report.remote(curriculum, encode_outcomes(outs)),
+        wait=lambda refs: ray.get(refs),
+        resolve=ray.get,
+    )
+
+
+def naive_target(handle: Any) -> Target:
+    return Target(
+        "naive",
+        sample_async=lambda b: handle.sample.remote("walk", "bench", b),
+        unpack=ray.get,
+        report_async=lambda outs: handle.report.remote("walk", outs),
+        wait=lambda refs: ray.get(refs),
+        resolve=ray.get,
+    )
+
+
+def inprocess_target(core: TeacherServiceCore) -> Target:
+    return Target(
+        "in-process",
+        sample_async=lambda b: core.sample("walk", "bench", b),
+        unpack=decode_tasks,
+        report_async=lambda outs: core.report("walk", encode_outcomes(outs)),
+        wait=lambda refs: None,
+        resolve=lambda x: x,
+    )
+
+
+def client_rows(handle: Any, episodes: int) -> dict:
+    """A real TeacherClient, per episode: ``next_task`` + ``report``.
+
+    ``overhead``: no env work and a large buffer, so the service never lags: the client's
+    own cost per episode. ``defaults_1ms``: default settings and 1 ms "episodes": does
+    the buffer hide the service (stalls should be 0)?
+    """
+    out = {}
+    for name, kwargs, work_s, n in (("overhead", {"buffer_size": 4096, "low_watermark": 2048}, 0.0, episodes),
+                                    ("defaults_1ms", {}, 0.001, max(500, episodes // 10))):
+        client = TeacherClient(handle, "walk", f"client_{name}", **kwargs)
+        client.next_task()  # the first fill blocks; not part of the steady state
+        t0 = time.perf_counter()
+        for _ in range(n):
+            task = client.next_task()
+            if work_s:
+                time.sleep(work_s)
+            client.report(Outcome(task.id, 1.0, success=True, length=100))
+        client.flush(wait=True)
+        dt = time.perf_counter() - t0
+        s = client.stats()
+        client.close()
+        out[name] = {"episodes": n, "episodes_per_s": n / dt, "us_per_episode": (dt / n - work_s) * 1e6,
+                     "stalls": s["stalls"], "stall_s": s["stall_s"], "refills": s["refills"],
+                     "flushes": s["flushes"], "outcomes_accepted": s["outcomes_accepted"]}
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer calls and reps (~1 min)")
+    ap.add_argument("--json", type=Path, help="write results here")
+    ap.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 3 quick, 5 full)")
+    args = ap.parse_args(argv)
+    reps = args.reps or (3 if args.quick else 5)
+    scale = 1 if args.quick else 3
+    calls = {1: 200 * scale, 64: 150 * scale, 1024: 40 * scale}
+
+    tmp = Path(tempfile.mkdtemp(prefix="ray_oe_bench_", dir="/tmp"))
+    t_start = time.time()
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp / "ray"), namespace=NS, log_to_driver=False)
+    try:
+        logged = start_service("bench_logged", NS, event_log=str(tmp / "run" / "events.jsonl"),
+                               checkpoint_dir=str(tmp / "run" / "ckpt"))
+        plain = start_service("bench_plain", NS, metrics=False)
+        naive = ray.remote(NaiveTeacherActor).options(num_cpus=0).remote()
+        for h in (logged, plain):
+            ray.get(h.add_curriculum.remote("walk", "random", SPACE.to_dict(), {"seed": 0}))
+        core = TeacherServiceCore()
+        core.add_curriculum("walk", "random", SPACE, config={"seed": 0})
+        targets = [actor_target("actor+log", logged, "walk"), actor_target("actor", plain, "walk"),
+                   naive_target(naive), inprocess_target(core)]
+
+        results: dict[tuple[str, int], dict[str, list[float]]] = {}
+        for rep in range(reps):
+            for b in BATCHES:
+                order = targets[rep % len(targets):] + targets[:rep % len(targets)]
+                for tg in order:
+                    r = results.setdefault((tg.name, b), {"tasks_per_s": [], "outcomes_per_s": [], "lat": [],
+                                                          "rlat": []})
+                    r["tasks_per_s"].append(tg.tasks_loop(b, calls[b]))
+                    r["lat"].extend(tg.tasks_latency(b, max(20, calls[b] // 2)))
+                    # Outcomes name tasks this teacher issued just now (still in its table).
+                    pool = tg.sample(1024)
+                    r["outcomes_per_s"].append(tg.outcomes_loop(make_outcomes(pool, b, calls[b])))
+                    r["rlat"].extend(tg.report_latency(make_outcomes(pool, b, max(10, calls[b] // 4))))
+            print(f"  rep {rep + 1}/{reps} done ({time.time() - t_start:.0f} s)", flush=True)
+
+        rows = []
+        for (name, b), r in results.items():
+            rows.append({"config": name, "batch": b,
+                         "tasks_per_s": statistics.median(r["tasks_per_s"]),
+                         "outcomes_per_s": statistics.median(r["outcomes_per_s"]),
+                         "tasks_per_s_best": max(r["tasks_per_s"]),
+                         "outcomes_per_s_best": max(r["outcomes_per_s"]),
+                         "sample_p50_ms": pct(r["lat"], 50), "sample_p99_ms": pct(r["lat"], 99),
+                         "report_p50_ms": pct(r["rlat"], 50), "report_p99_ms": pct(r["rlat"], 99)})
+        client = client_rows(logged, 10_000 * scale)
+
+        alp_row: dict[str, Any] | None
+        try:
+            import openended.teachers.alp_gmm  # noqa: F401
+
+            ray.get(logged.add_curriculum.remote("alp", "alp_gmm", SPACE.to_dict(), {"seed": 0}))
+            alp = actor_target("actor+log alp_gmm", logged, "alp")
+            pool = alp.sample(1024)
+            tps = alp.tasks_loop(1024, calls[1024])
+            lat = alp.tasks_latency(1024, calls[1024] // 2)
+            ops = alp.outcomes_loop(make_outcomes(pool, 1024, calls[1024]))
+            stats = ray.get(logged.snapshot.remote())["curricula"]["alp"]["students"]["bench"]
+            alp_row = {"config": "actor+log alp_gmm", "batch": 1024, "tasks_per_s": tps, "outcomes_per_s": ops,
+                       "sample_p50_ms": pct(lat, 50), "sample_p99_ms": pct(lat, 99),
+                       "refits": stats.get("refits"), "refit_ms_p50": stats.get("refit_ms_p50")}
+        except ImportError as e:
+            alp_row = {"config": "actor+log alp_gmm", "skipped": f"openended.teachers.alp_gmm does not import: {e}"}
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def get(name: str, b: int, key: str) -> float:
+        return next(r[key] for r in rows if r["config"] == name and r["batch"] == b)
+
+    def paired(a: str, base: str, b: int, key: str) -> float:
+        """Median over reps of the per-rep ratio (paired: load drift cancels out)."""
+        xs, ys = results[(a, b)][key], results[(base, b)][key]
+        return statistics.median(x / y for x, y in zip(xs, ys))
+
+    ratios = {}
+    for b in BATCHES:
+        ratios[f"actor_over_naive_tasks_b{b}"] = paired("actor", "naive", b, "tasks_per_s")
+        ratios[f"actor_over_naive_outcomes_b{b}"] = paired("actor", "naive", b, "outcomes_per_s")
+        ratios[f"actor_over_inprocess_tasks_b{b}"] = paired("actor", "in-process", b, "tasks_per_s")
+        ratios[f"actor_over_inprocess_outcomes_b{b}"] = paired("actor", "in-process", b, "outcomes_per_s")
+        ratios[f"log_over_nolog_tasks_b{b}"] = paired("actor+log", "actor", b, "tasks_per_s")
+        ratios[f"log_over_nolog_outcomes_b{b}"] = paired("actor+log", "actor", b, "outcomes_per_s")
+
+    result = {
+        "tasks_per_s_b1024": get("actor+log", 1024, "tasks_per_s"),
+        "outcomes_per_s_b1024": get("actor+log", 1024, "outcomes_per_s"),
+        "p99_ms_b64": get("actor+log", 64, "sample_p99_ms"),
+        "tasks_per_s_b1024_best": get("actor+log", 1024, "tasks_per_s_best"),
+        "outcomes_per_s_b1024_best": get("actor+log", 1024, "outcomes_per_s_best"),
+        "inprocess_p99_ms_b64": get("in-process", 64, "sample_p99_ms"),
+        "report_p99_ms_b64": get("actor+log", 64, "report_p99_ms"),
+        "targets": {"tasks_per_s_b1024": 200_000, "outcomes_per_s_b1024": 200_000, "p99_ms_b64": 5.0},
+        "ratios": ratios,
+        "rows": sorted(rows, key=lambda r: (r["batch"], r["config"])),
+        "client": client,
+        "alp_gmm": alp_row,
+        "config": {"quick": args.quick, "reps": reps, "calls": calls, "max_in_flight": MAX_IN_FLIGHT,
+                   "python": platform.python_version(), "ray": ray.__version__, "cpus": os.cpu_count(),
+                   "loadavg_end": os.getloadavg(), "wall_s": time.time() - t_start},
+    }
+    print_table(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.json}")
+    return result
+
+
+def print_table(res: dict) -> None:
+    hdr = (f"{'config':<20}{'batch':>6}{'tasks/s':>11}{'(best)':>11}{'outcomes/s':>12}{'(best)':>11}"
+           f"{'smp p50':>9}{'smp p99':>9}{'rep p99':>9}")
+    print("\n" + hdr + "\n" + "-" * len(hdr))
+    for r in res["rows"]:
+        print(f"{r['config']:<20}{r['batch']:>6}{r['tasks_per_s']:>11,.0f}{r['tasks_per_s_best']:>11,.0f}"
+              f"{r['outcomes_per_s']:>12,.0f}{r['outcomes_per_s_best']:>11,.0f}"
+              f"{r['sample_p50_ms']:>9.2f}{r['sample_p99_ms']:>9.2f}{r['report_p99_ms']:>9.2f}")
+    a = res["alp_gmm"]
+    if a and "skipped" not in a:
+        print(f"{a['config']:<20}{a['batch']:>6}{a['tasks_per_s']:>11,.0f}{'':>11}{a['outcomes_per_s']:>12,.0f}"
+              f"{'':>11}{a['sample_p50_ms']:>9.2f}{a['sample_p99_ms']:>9.2f}{'':>9}  refits={a['refits']}")
+    elif a:
+        print(f"alp_gmm: {a['skipped']}")
+    for name, c in res["client"].items():
+        print(f"TeacherClient {name:<13} {c['episodes']:>6} episodes: {c['us_per_episode']:7.1f} us/episode "
+              f"client overhead, stalls={c['stalls']} ({c['stall_s'] * 1e3:.0f} ms), refills={c['refills']}, "
+              f"flushes={c['flushes']}")
+    print("\nratios (same run):")
+    for k, v in res["ratios"].items():
+        print(f"  {k:<34}{v:6.2f}")
+    t = res["targets"]
+    print(f"\nheadline (actor+log): tasks/s b1024 {res['tasks_per_s_b1024']:,.0f} (target {t['tasks_per_s_b1024']:,}), "
+          f"outcomes/s b1024 {res['outcomes_per_s_b1024']:,.0f} (target {t['outcomes_per_s_b1024']:,}), "
+          f"p99 b64 {res['p99_ms_b64']:.2f} ms (target < {t['p99_ms_b64']})")
+    print(f"load average at end: {res['config']['loadavg_end']}, wall {res['config']['wall_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,397 @@
+"""The env-side client of the teacher service: a task buffer and an outcome outbox.
+
+Why: the teacher must never be on an episode's critical path (STYLE, anti-patterns:
+Syllabus's blocking ``ray.get`` per call). Each env host keeps a local buffer of tasks
+refilled asynchronously from the service, and an outbox of outcomes sent in batches.
+
+Contents:
+    TeacherClient       -- Ray-backed (an actor handle or a service name).
+    LocalTeacherClient  -- the same interface over an in-process `TeacherServiceCore`
+                           (no Ray: notebooks, breakpoints, unit tests).
+
+Semantics shared by both:
+    * ``next_task()`` pops the oldest buffered task. When the buffer falls to
+      ``low_watermark`` one refill (up to ``buffer_size``) is requested; only the very
+      first fill blocks. An empty buffer later means the service is slower than the
+      envs: the call waits and counts a *stall* (``stats()["stalls"]``).
+    * Buffered tasks were sampled from the teacher state at request time, so
+      ``buffer_size`` bounds how stale a task can be; keep it small for adaptive teachers.
+    * ``report(outcome)`` appends to an outbox flushed every ``flush_every`` outcomes or
+      ``flush_interval_s`` seconds (checked on each ``report``/``next_task`` call; call
+      ``flush()`` when the env goes idle). Task ids are never rewritten. An outcome
+      without an ``episode_id`` gets a unique one (so a resent batch is de-duplicated),
+      and one still carrying the default ``student_id="default"`` is attributed to this
+      client's student.
+    * Reports are fire-and-forget with at most ``max_in_flight`` unacknowledged
+      batches; a batch whose call failed because the service actor died is resent (up to
+      ``max_retries`` times), and the service drops episodes it already has.
+
+Example (in-process):
+    >>> from openended.tasks import Box, Outcome
+    >>> from openended.runtime.service import TeacherServiceCore
+    >>> core = TeacherServiceCore()
+    >>> core.add_curriculum("walk", "random", Box([0, 0], [1, 1]))
+    >>> client = LocalTeacherClient(core, "walk", buffer_size=8, low_watermark=2)
+    >>> task = client.next_task()
+    >>> client.report(Outcome(task.id, episode_return=1.0, success=True))
+    >>> client.close()
+    >>> core.snapshot()["curricula"]["walk"]["counters"]["outcomes_accepted"]
+    1
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import time
+from collections import deque
+from typing import Any
+
+from openended.errors import ConfigError
+from openended.runtime.codec import OutcomeBatch, TaskCacheMiss, TaskTable, decode_tasks, encode_outcomes
+from openended.tasks import Outcome, Task
+
+__all__ = ["TeacherClient", "LocalTeacherClient"]
+
+
+def _check_sizes(buffer_size: int, low_watermark: int, flush_every: int, flush_interval_s: float) -> None:
+    if buffer_size < 1:
+        raise ConfigError(f"client.buffer_size: must be >= 1, got {buffer_size}")
+    if not 0 <= low_watermark < buffer_size:
+        raise ConfigError(f"client.low_watermark: must be in [0, buffer_size={buffer_size}), got {low_watermark}")
+    if flush_every < 1:
+        raise ConfigError(f"client.flush_every: must be >= 1, got {flush_every}")
+    if flush_interval_s < 0:
+        raise ConfigError(f"client.flush_interval_s: must be >= 0, got {flush_interval_s}")
+
+
+class _ClientBase:
+    """Buffer/outbox bookkeeping shared by the Ray and in-process clients."""
+
+    def __init__(self, curriculum: str, student: str, buffer_size: int, low_watermark: int, flush_every: int,
+                 flush_interval_s: float) -> None:
+        _check_sizes(buffer_size, low_watermark, flush_every, flush_interval_s)
+        self.curriculum = curriculum
+        self.student = student
+        self.buffer_size = int(buffer_size)
+        self.low_watermark = int(low_watermark)
+        self.flush_every = int(flush_every)
+        self.flush_interval_s = float(flush_interval_s)
+        #: Random per-instance token: names this client's task table to the service and
+        #: prefixes the episode ids it assigns (32 random bits + a 32-bit counter).
+        self.token = os.urandom(4).hex()
+        self._episodes = itertools.count()
+        self._table = TaskTable()
+        self._buffer: deque[Task] = deque()
+        self._outbox: list[Outcome] = []
+        self._last_flush = time.monotonic()
+        self._closed = False
+        self._counts = {"stalls": 0, "stall_s": 0.0, "refills": 0, "tasks_received": 0, "tasks_served": 0,
+                        "outcomes_reported": 0, "outcomes_sent": 0, "outcomes_acked": 0, "outcomes_accepted": 0,
+                        "flushes": 0, "resends": 0, "resyncs": 0, "first_fill_s": None}
+
+    def _prepare(self, outcome: Outcome) -> Outcome:
+        if not isinstance(outcome, Outcome):
+            raise ConfigError(f"report: expected an Outcome, got {type(outcome).__name__}")
+        changes: dict[str, Any] = {}
+        if outcome.episode_id is None:
+            changes["episode_id"] = f"{self.token}{next(self._episodes) & 0xFFFFFFFF:08x}"
+        if outcome.student_id == "default" and self.student != "default":
+            changes["student_id"] = self.student
+        return dataclasses.replace(outcome, **changes) if changes else outcome
+
+    def _due(self) -> bool:
+        return bool(self._outbox) and (len(self._outbox) >= self.flush_every
+                                       or time.monotonic() - self._last_flush >= self.flush_interval_s)
+
+    def _receive(self, batch: Any) -> None:
+        tasks = decode_tasks(batch, self._table)
+        self._buffer.extend(tasks)
+        self._counts["tasks_received"] += len(tasks)
+
+    def _base_stats(self) -> dict:
+        return {**self._counts, "buffered": len(self._buffer), "outbox": len(self._outbox),
+                "curriculum": self.curriculum, "student": self.student}
+
+    def __enter__(self) -> "_ClientBase":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()  # type: ignore[attr-defined]
+
+
+class TeacherClient(_ClientBase):
+    """Ray-backed client. ``service`` is a `TeacherServiceActor` handle or its name.
+
+    A name is looked up once (``ray.get_actor``) and cached; if the actor dies, the
+    name is looked up again before the next call (a restarted detached service).
+    The client is picklable: a copy starts with an empty buffer and outbox. It is not
+    thread-safe: use one client per thread that runs episodes.
+    """
+
+    def __init__(self, service: Any, curriculum: str, student: str = "default", *, buffer_size: int = 64,
+                 low_watermark: int = 16, flush_every: int = 32, flush_interval_s: float = 1.0,
+                 namespace: str | None = None, max_in_flight: int = 4, max_retries: int = 3) -> None:
+        super().__init__(curriculum, student, buffer_size, low_watermark, flush_every, flush_interval_s)
+        if max_in_flight < 1:
+            raise ConfigError(f"client.max_in_flight: must be >= 1, got {max_in_flight}")
+        self._service_arg = service
+        self._namespace = namespace
+        self._handle: Any = None if isinstance(service, str) else service
+        self.max_in_flight = int(max_in_flight)
+        self.max_retries = int(max_retries)
+        self._sample_ref: Any = None
+        self._pending_n = 0
+        self._reports: deque[tuple[Any, OutcomeBatch, int]] = deque()  # (ref, batch, attempt)
+        self._pending_resend: list[tuple[OutcomeBatch, int]] = []
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild_client, (self._service_arg, self.curriculum, self.student,
+                                  dict(buffer_size=self.buffer_size, low_watermark=self.low_watermark,
+                                       flush_every=self.flush_every, flush_interval_s=self.flush_interval_s,
+                                       namespace=self._namespace, max_in_flight=self.max_in_flight,
+                                       max_retries=self.max_retries)))
+
+    @property
+    def service(self) -> Any:
+        """The actor handle (looked up by name once, then cached)."""
+        if self._handle is None:
+            import ray
+
+            self._handle = ray.get_actor(self._service_arg, namespace=self._namespace)
+        return self._handle
+
+    # ------------------------------------------------------------------ tasks
+    def _request(self, n: int, reset_peer: bool = False) -> Any:
+        return self.service.sample.remote(self.curriculum, self.student, n, self.token, reset_peer)
+
+    def _collect(self, ref: Any, n: int) -> None:
+        """Wait for a sample reply and buffer its tasks (re-asking after a cache miss or
+        a dead service actor)."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        attempt = 0
+        reset = False
+        while True:
+            try:
+                self._receive(ray.get(ref))
+                return
+            except TaskCacheMiss:
+                # Our table and the service's view of it disagree: ask again, sending everything.
+                self._counts["resyncs"] += 1
+                reset = True
+            except RayActorError:
+                attempt += 1
+                if attempt > self.max_retries:
+                    raise
+                self._counts["resends"] += 1
+                if isinstance(self._service_arg, str):
+                    self._handle = None  # a restarted named service is a new actor
+                time.sleep(0.05 * attempt)
+            ref = self._request(n, reset_peer=reset)
+
+    def _maybe_request(self) -> None:
+        if self._sample_ref is None and len(self._buffer) <= self.low_watermark:
+            self._pending_n = self.buffer_size - len(self._buffer)
+            self._sample_ref = self._request(self._pending_n)
+            self._counts["refills"] += 1
+
+    def next_task(self) -> Task:
+        """The next task. Blocks only on the first call or when the buffer ran dry and the
+        refill has not arrived yet (a stall)."""
+        if self._closed:
+            raise ConfigError("TeacherClient is closed")
+        if not self._buffer:
+            if self._counts["first_fill_s"] is None:
+                t0 = time.perf_counter()
+                self._pending_n = self.buffer_size
+                self._collect(self._request(self.buffer_size), self.buffer_size)
+                self._counts["refills"] += 1
+                self._counts["first_fill_s"] = time.perf_counter() - t0
+            else:
+                # SPEEDUP: the in-flight refill is only looked at when the buffer is empty
+                # (a ``ray.wait`` per episode cost ~50-100 us); the next refill is requested
+                # at the watermark either way, so how early a reply is unpacked changes nothing.
+                import ray
+
+                ref, self._sample_ref = self._sample_ref, None
+                if ref is None:  # defensive: a refill is always in flight below the watermark
+                    self._pending_n = self.buffer_size
+                    ref = self._request(self.buffer_size)
+                    self._counts["refills"] += 1
+                ready, _ = ray.wait([ref], timeout=0)
+                t0 = time.perf_counter()
+                self._collect(ref, self._pending_n)
+                if not ready:
+                    self._counts["stalls"] += 1
+                    self._counts["stall_s"] += time.perf_counter() - t0
+        task = self._buffer.popleft()
+        self._maybe_request()
+        self._counts["tasks_served"] += 1
+        if self._pending_resend or self._due():
+            self.flush()
+        return task
+
+    # --------------------------------------------------------------- outcomes
+    def report(self, outcome: Outcome) -> None:
+        """Queue an outcome; sends a batch when ``flush_every`` or ``flush_interval_s`` is reached."""
+        if self._closed:
+            raise ConfigError("TeacherClient is closed")
+        self._outbox.append(self._prepare(outcome))
+        self._counts["outcomes_reported"] += 1
+        if self._due():
+            self.flush()
+
+    def _send(self, batch: OutcomeBatch, attempt: int) -> None:
+        while len(self._reports) >= self.max_in_flight:  # bounded: wait for the oldest
+            self._reap(block_first=True)
+        ref = self.service.report.remote(self.curriculum, batch)
+        self._reports.append((ref, batch, attempt))
+
+    def _reap(self, block_first: bool) -> None:
+        """Collect finished report calls (one ``ray.wait`` for all of them); queue a resend
+        for those that hit a dead actor. ``block_first``: wait for the oldest first."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        if not self._reports:
+            return
+        if block_first:
+            ray.wait([self._reports[0][0]], num_returns=1)
+        refs = [r[0] for r in self._reports]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        if not ready:
+            return
+        done = set(ready)
+        pending: deque[tuple[Any, OutcomeBatch, int]] = deque()
+        for ref, batch, attempt in self._reports:
+            if ref not in done:
+                pending.append((ref, batch, attempt))
+                continue
+            try:
+                accepted = ray.get(ref)
+            except RayActorError:  # includes ActorDiedError / ActorUnavailableError
+                if attempt >= self.max_retries:
+                    raise
+                self._counts["resends"] += 1
+                if isinstance(self._service_arg, str):
+                    self._handle = None  # a restarted named service is a new actor
+                self._pending_resend.append((batch, attempt + 1))
+                continue
+            self._counts["outcomes_acked"] += len(batch)
+            self._counts["outcomes_accepted"] += int(accepted)
+        self._reports = pending
+
+    def flush(self, wait: bool = False) -> None:
+        """Send the outbox now; ``wait=True`` also waits until every sent batch is acknowledged."""
+        self._reap(block_first=False)
+        resend, self._pending_resend = self._pending_resend, []
+        for batch, attempt in resend:
+            self._send(batch, attempt)
+        if self._outbox:
+            batch = encode_outcomes(self._outbox)
+            self._outbox = []
+            self._send(batch, 0)
+            self._counts["outcomes_sent"] += len(batch)
+            self._counts["flushes"] += 1
+        self._last_flush = time.monotonic()
+        if wait:
+            while self._reports or self._pending_resend:
+                self._reap(block_first=True)
+                resend, self._pending_resend = self._pending_resend, []
+                for batch, attempt in resend:
+                    self._send(batch, attempt)
+
+    def stats(self) -> dict:
+        """Stalls, buffer, in-flight and sent counts (for the env host's metrics)."""
+        return {**self._base_stats(), "in_flight_samples": int(self._sample_ref is not None),
+                "in_flight_reports": len(self._reports), "pending_resends": len(self._pending_resend)}
+
+    def close(self) -> None:
+        """Flush and wait for acknowledgements; drop the buffer (idempotent)."""
+        if self._closed:
+            return
+        self.flush(wait=True)
+        self._sample_ref = None
+        self._buffer.clear()
+        self._closed = True
+
+    def __repr__(self) -> str:
+        return (f"TeacherClient(curriculum={self.curriculum!r}, student={self.student!r}, "
+                f"buffered={len(self._buffer)})")
+
+
+def _rebuild_client(service: Any, curriculum: str, student: str, kwargs: dict) -> TeacherClient:
+    return TeacherClient(service, curriculum, student, **kwargs)
+
+
+class LocalTeacherClient(_ClientBase):
+    """`TeacherClient`'s interface over an in-process `TeacherServiceCore` (no Ray).
+
+    Refills happen synchronously at the low watermark (there is nothing to wait for, so
+    ``stalls`` stays 0); batches still go through the codec, so behaviour matches.
+    """
+
+    def __init__(self, service: Any, curriculum: str, student: str = "default", *, buffer_size: int = 64,
+                 low_watermark: int = 16, flush_every: int = 32, flush_interval_s: float = 1.0) -> None:
+        super().__init__(curriculum, student, buffer_size, low_watermark, flush_every, flush_interval_s)
+        self.service = service
+
+    def _fill(self) -> None:
+        n = self.buffer_size - len(self._buffer)
+        try:
+            self._receive(self.service.sample(self.curriculum, self.student, n, peer=self.token))
+        except TaskCacheMiss:
+            self._counts["resyncs"] += 1
+            self._receive(self.service.sample(self.curriculum, self.student, n, peer=self.token, reset_peer=True))
+        self._counts["refills"] += 1
+
+    def next_task(self) -> Task:
+        if self._closed:
+            raise ConfigError("LocalTeacherClient is closed")
+        if self._counts["first_fill_s"] is None:
+            t0 = time.perf_counter()
+            self._fill()
+            self._counts["first_fill_s"] = time.perf_counter() - t0
+        elif len(self._buffer) <= self.low_watermark:
+            self._fill()
+        task = self._buffer.popleft()
+        self._counts["tasks_served"] += 1
+        if self._due():
+            self.flush()
+        return task
+
+    def report(self, outcome: Outcome) -> None:
+        if self._closed:
+            raise ConfigError("LocalTeacherClient is closed")
+        self._outbox.append(self._prepare(outcome))
+        self._counts["outcomes_reported"] += 1
+        if self._due():
+            self.flush()
+
+    def flush(self, wait: bool = False) -> None:
+        """Send the outbox now (synchronous, so ``wait`` changes nothing)."""
+        if self._outbox:
+            batch = encode_outcomes(self._outbox)
+            self._outbox = []
+            accepted = self.service.report(self.curriculum, batch)
+            self._counts["outcomes_sent"] += len(batch)
+            self._counts["outcomes_acked"] += len(batch)
+            self._counts["outcomes_accepted"] += int(accepted)
+            self._counts["flushes"] += 1
+        self._last_flush = time.monotonic()
+
+    def stats(self) -> dict:
+        return {**self._base_stats(), "in_flight_samples": 0, "in_flight_reports": 0, "pending_resends": 0}
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.flush()
+        self._buffer.clear()
+        self._closed = True
+
+    def __repr__(self) -> str:
+        return (f"LocalTeacherClient(curriculum={self.curriculum!r}, student={self.student!r}, "
+                f"buffered={len(self._buffer)})")

@@ -1,0 +1,580 @@
+"""Compact cross-process batches of tasks and outcomes.
+
+Why: Ray pickles a list of 1,024 ``Task`` objects about 5x slower than one float array
+(DESIGN, Runtime). So tasks and outcomes cross process boundaries as columns, and users
+on both sides still see `Task` / `Outcome` values.
+
+Contents:
+    TaskBatch        -- ids as ``uint64``, Box params as one ``(n, d)`` float64 array,
+                        origin codes; discrete/text tasks as ids plus only the task
+                        contents the receiver has not cached yet.
+    OutcomeBatch     -- outcome columns (task ids, returns, success, lengths, episode
+                        ids, student codes, times, optional infos).
+    TaskTable        -- the receiver's bounded LRU cache ``id -> task content``.
+    PeerView         -- the sender's mirror of one receiver's `TaskTable`: which ids it
+                        holds, so only new contents travel.
+    encode_tasks / decode_tasks, encode_outcomes / decode_outcomes
+    task_batch_to_json / task_batch_from_json, outcome_batch_to_json /
+    outcome_batch_from_json -- JSON-ready forms for the event log.
+    hex_to_uint64 / uint64_to_hex -- vectorised id conversions.
+    CodecError, TaskCacheMiss
+
+How the cache stays in step: the sender's `PeerView` and the receiver's `TaskTable`
+have the same capacity and perform the same LRU operation for every row of every batch
+(insert when content travels, touch when only the id travels), so the sender knows
+exactly what the receiver holds. If they ever disagree (a receiver built with another
+capacity, a lost reply), decoding raises `TaskCacheMiss` and the receiver asks for the
+batch again with ``reset_peer=True`` (the sender forgets its view and sends everything).
+
+Ids: task ids are 16 lowercase hex digits (64 bits), so they travel as ``uint64``. An
+id that is not canonical (user-made ``Task(id="level-3")``) switches that batch's id
+column to a plain list of strings: lossless, only slower.
+
+Example:
+    >>> from openended.tasks import Box
+    >>> space = Box([0.0, 0.0], [1.0, 2.0])
+    >>> tasks = [space.task([0.5, 1.0]), space.task([0.25, 0.5])]
+    >>> batch = encode_tasks(tasks, "box")
+    >>> batch.params.shape, batch.ids.dtype
+    ((2, 2), dtype('uint64'))
+    >>> decode_tasks(batch) == tasks
+    True
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections import OrderedDict
+from functools import partial
+from itertools import chain, repeat
+from operator import attrgetter
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from openended.errors import Error
+from openended.tasks import Outcome, Task
+
+__all__ = [
+    "TaskBatch",
+    "OutcomeBatch",
+    "TaskTable",
+    "PeerView",
+    "CodecError",
+    "TaskCacheMiss",
+    "DEFAULT_TABLE_CAPACITY",
+    "encode_tasks",
+    "decode_tasks",
+    "encode_outcomes",
+    "decode_outcomes",
+    "task_batch_to_json",
+    "task_batch_from_json",
+    "outcome_batch_to_json",
+    "outcome_batch_from_json",
+    "hex_to_uint64",
+    "uint64_to_hex",
+]
+
+#: Capacity of both a receiver's `TaskTable` and the sender's `PeerView` of it.
+DEFAULT_TABLE_CAPACITY = 65_536
+
+Content = tuple  # (params: tuple, text: str | None, parent_ids: tuple[str, ...])
+_new_task = partial(tuple.__new__, Task)
+_OUTCOME_FIELDS = ("task_id", "episode_return", "success", "length", "student_id", "info", "t", "episode_id")
+
+
+class CodecError(Error, ValueError):
+    """A batch cannot be encoded or decoded (the message says which value and why)."""
+
+
+class TaskCacheMiss(CodecError):
+    """A batch refers to a task id the receiving `TaskTable` does not hold.
+
+    Recover by asking the sender for the batch again with its view of this receiver
+    reset (`TeacherServiceCore.sample(..., reset_peer=True)`); `TeacherClient` does so.
+    """
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        head = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+        super().__init__(f"{len(missing)} task id(s) not in the receiver's task table ({head}); "
+                         "request the batch again with reset_peer=True")
+
+
+# ---------------------------------------------------------------------------- ids
+def hex_to_uint64(ids: Sequence[str | None]) -> np.ndarray | None:
+    """``uint64`` array of canonical 16-lowercase-hex ids, or ``None`` if any id is not canonical.
+
+    Vectorised: one join, one ``bytes.fromhex``, one ``frombuffer`` (~40 us for 1,024).
+    The re-encode check rejects uppercase, whitespace and ``None`` so decoding is exact.
+    """
+    n = len(ids)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    try:
+        joined = "".join(ids)  # type: ignore[arg-type]
+    except TypeError:  # a None (or non-str) id
+        return None
+    if len(joined) != 16 * n:
+        return None
+    try:
+        raw = bytes.fromhex(joined)
+    except ValueError:
+        return None
+    if len(raw) != 8 * n or raw.hex() != joined:
+        return None
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64)
+
+
+def uint64_to_hex(arr: np.ndarray) -> list[str]:
+    """Inverse of `hex_to_uint64`: a list of 16-hex-digit strings."""
+    if len(arr) == 0:
+        return []
+    # SPEEDUP: bytes.hex with a separator every 8 bytes + split: two C calls (~2x a slicing loop).
+    return np.ascontiguousarray(arr, dtype=np.uint64).astype(">u8").tobytes().hex(" ", 8).split(" ")
+
+
+def _encode_ids(ids: Sequence[str | None]) -> np.ndarray | list:
+    arr = hex_to_uint64(ids)
+    return arr if arr is not None else list(ids)
+
+
+def _decode_ids(col: np.ndarray | list) -> list:
+    return uint64_to_hex(col) if isinstance(col, np.ndarray) else list(col)
+
+
+def _codes(values: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Categorical column: small integer codes plus the table of distinct names."""
+    n = len(values)
+    if n and values.count(values[0]) == n:  # SPEEDUP: the common single-value batch
+        return np.zeros(n, dtype=np.uint8), (values[0],)
+    table: dict[str, int] = {}
+    codes = [table.setdefault(v, len(table)) for v in values]
+    dtype = np.uint8 if len(table) <= 256 else np.uint32
+    return np.asarray(codes, dtype=dtype), tuple(table)
+
+
+# ----------------------------------------------------------------------- caches
+class TaskTable:
+    """Receiver-side cache ``task id -> (params, text, parent_ids)``, bounded LRU.
+
+    One per receiving endpoint (a `TeacherClient`). Its capacity must equal the sender's
+    `PeerView` capacity (both default to `DEFAULT_TABLE_CAPACITY`).
+    """
+
+    def __init__(self, capacity: int = DEFAULT_TABLE_CAPACITY) -> None:
+        if capacity < 1:
+            raise CodecError(f"TaskTable.capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self._d: OrderedDict[str, Content] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __contains__(self, task_id: str) -> bool:
+        return task_id in self._d
+
+    def put(self, task_id: str, content: Content) -> None:
+        d = self._d
+        d[task_id] = content
+        d.move_to_end(task_id)
+        if len(d) > self.capacity:
+            d.popitem(last=False)
+
+    def touch(self, task_id: str) -> Content | None:
+        """The cached content (marked most recently used), or ``None`` if absent."""
+        c = self._d.get(task_id)
+        if c is not None:
+            self._d.move_to_end(task_id)
+        return c
+
+    def clear(self) -> None:
+        self._d.clear()
+
+
+class PeerView:
+    """Sender-side mirror of one receiver's `TaskTable` (same capacity, same LRU moves)."""
+
+    def __init__(self, capacity: int = DEFAULT_TABLE_CAPACITY) -> None:
+        self.capacity = int(capacity)
+        self._d: OrderedDict[str, Content] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def needs(self, task_id: str, content: Content) -> bool:
+        """Record that the receiver sees ``task_id`` now; ``True`` if its content must travel."""
+        d = self._d
+        held = d.get(task_id)
+        if held is not None and (held is content or held == content):
+            d.move_to_end(task_id)
+            return False
+        d[task_id] = content
+        d.move_to_end(task_id)
+        if len(d) > self.capacity:
+            d.popitem(last=False)
+        return True
+
+    def clear(self) -> None:
+        self._d.clear()
+
+
+# ---------------------------------------------------------------------- batches
+class TaskBatch:
+    """A batch of tasks in columns. Build with `encode_tasks`, read with `decode_tasks`.
+
+    Attributes:
+        kind: ``"box"`` (params travel as one array) or ``"table"`` (ids + new contents).
+        ids: ``uint64`` array (canonical ids) or a list of id strings.
+        origin_codes: ``uint8`` codes into ``origin_names``.
+        origin_names: the distinct origins of this batch.
+        params: ``(n, d)`` float64 (box) or ``None``.
+        extras: box rows with text or lineage: ``((row, text, parent_ids), ...)``.
+        new_rows: ``int32`` rows whose content travels (table), else ``None``.
+        new_contents: their ``(params, text, parent_ids)`` tuples, in ``new_rows`` order.
+    """
+
+    __slots__ = ("kind", "ids", "origin_codes", "origin_names", "params", "extras", "new_rows",
+                 "new_contents")
+
+    def __init__(self, kind: str, ids: np.ndarray | list, origin_codes: np.ndarray,
+                 origin_names: tuple[str, ...], params: np.ndarray | None = None,
+                 extras: tuple = (), new_rows: np.ndarray | None = None,
+                 new_contents: list | None = None) -> None:
+        self.kind = kind
+        self.ids = ids
+        self.origin_codes = origin_codes
+        self.origin_names = origin_names
+        self.params = params
+        self.extras = extras
+        self.new_rows = new_rows
+        self.new_contents = new_contents
+
+    def __reduce__(self) -> tuple:  # SPEEDUP: pickles as a plain tuple of fields
+        return (TaskBatch, tuple(getattr(self, k) for k in self.__slots__))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def id_list(self) -> list[str]:
+        """Task ids as strings (without building `Task` values)."""
+        return _decode_ids(self.ids)
+
+    def __repr__(self) -> str:
+        shipped = "" if self.new_rows is None else f", contents={len(self.new_rows)}"
+        return f"TaskBatch(kind={self.kind!r}, n={len(self)}{shipped})"
+
+
+def encode_tasks(tasks: Sequence[Task], kind: str, peer: PeerView | None = None) -> TaskBatch:
+    """Pack tasks for another process.
+
+    Args:
+        tasks: the tasks, in order.
+        kind: the space kind. ``"box"`` sends params as one array; any other kind
+            (``"discrete"``, ``"text"``) sends ids plus contents the receiver lacks.
+        peer: the sender's view of the receiver's `TaskTable`. ``None`` makes the batch
+            self-contained (each distinct content travels once), as the event log needs.
+    """
+    n = len(tasks)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.uint8)
+        if kind == "box":
+            return TaskBatch("box", np.zeros(0, dtype=np.uint64), empty, (), params=np.zeros((0, 0)))
+        return TaskBatch("table", np.zeros(0, dtype=np.uint64), empty, (), new_rows=np.zeros(0, np.int32),
+                         new_contents=[])
+    # SPEEDUP: one C-level transpose of the NamedTuples instead of five attribute passes.
+    ids, params, texts, parents, origins = zip(*tasks)
+    origin_codes, origin_names = _codes(origins)
+    id_col = _encode_ids(ids)
+    if kind == "box":
+        lengths = set(map(len, params))
+        if len(lengths) != 1:
+            raise CodecError(f"box tasks must all have the same number of params, got lengths {sorted(lengths)}")
+        d = lengths.pop()
+        try:
+            arr = np.fromiter(chain.from_iterable(params), dtype=np.float64, count=n * d).reshape(n, d)
+        except (TypeError, ValueError) as e:
+            raise CodecError(f"box task params must be floats: {e}") from None
+        extras: tuple = ()
+        if texts.count(None) != n or parents.count(()) != n:
+            extras = tuple((i, t.text, tuple(t.parent_ids)) for i, t in enumerate(tasks)
+                           if t.text is not None or t.parent_ids)
+        return TaskBatch("box", id_col, origin_codes, origin_names, params=arr, extras=extras)
+    view = peer if peer is not None else PeerView(capacity=n)
+    rows: list[int] = []
+    contents: list[Content] = []
+    needs = view.needs
+    for i, (tid, p, text, par) in enumerate(zip(ids, params, texts, parents)):
+        c = (tuple(p), text, tuple(par))
+        if needs(tid, c):
+            rows.append(i)
+            contents.append(c)
+    return TaskBatch("table", id_col, origin_codes, origin_names, new_rows=np.asarray(rows, dtype=np.int32),
+                     new_contents=contents)
+
+
+def decode_tasks(batch: TaskBatch, table: TaskTable | None = None) -> list[Task]:
+    """Unpack a `TaskBatch` into `Task` values (updates ``table`` for table batches).
+
+    Raises:
+        TaskCacheMiss: a table batch names an id that ``table`` does not hold.
+    """
+    ids = _decode_ids(batch.ids)
+    names = batch.origin_names
+    origins = repeat(names[0]) if len(names) == 1 else [names[c] for c in batch.origin_codes.tolist()]
+    new = tuple.__new__  # SPEEDUP: skips NamedTuple's keyword handling (~2x for 1,024 tasks)
+    if batch.kind == "box":
+        assert batch.params is not None
+        out = list(map(_new_task, zip(ids, map(tuple, batch.params.tolist()), repeat(None), repeat(()), origins)))
+        for row, text, parents in batch.extras:
+            out[row] = out[row]._replace(text=text, parent_ids=tuple(parents))
+        return out
+    if batch.kind != "table":
+        raise CodecError(f"TaskBatch.kind must be 'box' or 'table', got {batch.kind!r}")
+    if table is None:
+        table = TaskTable(capacity=max(len(ids), 1))
+    new_rows = batch.new_rows.tolist() if batch.new_rows is not None else []
+    contents = batch.new_contents or []
+    codes = batch.origin_codes.tolist()
+    out = []
+    missing: list[str] = []
+    k = 0
+    nxt = new_rows[0] if new_rows else -1
+    for i, tid in enumerate(ids):
+        if i == nxt:
+            c = contents[k]
+            c = (tuple(c[0]), c[1], tuple(c[2]))
+            table.put(tid, c)
+            k += 1
+            nxt = new_rows[k] if k < len(new_rows) else -1
+        else:
+            c = table.touch(tid)
+            if c is None:
+                missing.append(tid)
+                continue
+        out.append(new(Task, (tid, c[0], c[1], c[2], names[codes[i]])))
+    if missing:
+        raise TaskCacheMiss(missing)
+    return out
+
+
+class OutcomeBatch:
+    """Outcomes in columns. Build with `encode_outcomes`, read with `decode_outcomes`.
+
+    Attributes:
+        task_ids: ``uint64`` array (canonical ids) or list of strings.
+        returns: float64 episode returns.
+        success: int8, ``1`` / ``0`` / ``-1`` (``None``: the task defines no success).
+        lengths: int32 episode lengths, ``-1`` for ``None``.
+        episode_ids: ``uint64`` array (canonical) or a list of strings / ``None``.
+        student_codes: codes into ``student_names``.
+        student_names: the distinct student ids of this batch.
+        t: float64 report times.
+        infos: one dict per row, or ``None`` when every info is empty.
+    """
+
+    __slots__ = ("task_ids", "returns", "success", "lengths", "episode_ids", "student_codes",
+                 "student_names", "t", "infos")
+
+    def __init__(self, task_ids: np.ndarray | list, returns: np.ndarray, success: np.ndarray,
+                 lengths: np.ndarray, episode_ids: np.ndarray | list, student_codes: np.ndarray,
+                 student_names: tuple[str, ...], t: np.ndarray, infos: list[dict] | None = None) -> None:
+        self.task_ids = task_ids
+        self.returns = returns
+        self.success = success
+        self.lengths = lengths
+        self.episode_ids = episode_ids
+        self.student_codes = student_codes
+        self.student_names = student_names
+        self.t = t
+        self.infos = infos
+
+    def __reduce__(self) -> tuple:  # SPEEDUP: pickles as a plain tuple of fields
+        return (OutcomeBatch, tuple(getattr(self, k) for k in self.__slots__))
+
+    def __len__(self) -> int:
+        return len(self.returns)
+
+    @property
+    def episode_id_list(self) -> list[str | None]:
+        return _decode_ids(self.episode_ids)
+
+    @property
+    def task_id_list(self) -> list[str]:
+        return _decode_ids(self.task_ids)
+
+    def take(self, rows: Sequence[int] | np.ndarray) -> "OutcomeBatch":
+        """The sub-batch of ``rows`` (in that order)."""
+        idx = np.asarray(rows, dtype=np.intp)
+
+        def col(c: np.ndarray | list) -> np.ndarray | list:
+            return c[idx] if isinstance(c, np.ndarray) else [c[i] for i in idx.tolist()]
+
+        return OutcomeBatch(col(self.task_ids), self.returns[idx], self.success[idx], self.lengths[idx],
+                            col(self.episode_ids), self.student_codes[idx], self.student_names,
+                            self.t[idx], None if self.infos is None else col(self.infos))
+
+    def __repr__(self) -> str:
+        return f"OutcomeBatch(n={len(self)}, students={list(self.student_names)})"
+
+
+def encode_outcomes(outcomes: Sequence[Outcome]) -> OutcomeBatch:
+    """Pack outcomes as columns (task ids are never changed)."""
+    n = len(outcomes)
+    # SPEEDUP: attrgetter over slots is a C-level pass per column.
+    (task_ids, returns, success, lengths, students, infos, ts, episode_ids) = (
+        list(map(attrgetter(f), outcomes)) for f in _OUTCOME_FIELDS)
+    if success.count(None) == n:
+        succ = np.full(n, -1, dtype=np.int8)
+    else:
+        succ = np.fromiter((-1 if s is None else (1 if s else 0) for s in success), dtype=np.int8, count=n)
+    if lengths.count(None) == n:
+        lens = np.full(n, -1, dtype=np.int32)
+    else:
+        if any(x is not None and x < 0 for x in lengths):
+            bad = next(x for x in lengths if x is not None and x < 0)
+            raise CodecError(f"Outcome.length must be >= 0 or None, got {bad}")
+        try:
+            lens = np.fromiter((-1 if x is None else x for x in lengths), dtype=np.int32, count=n)
+        except OverflowError as e:
+            raise CodecError(f"Outcome.length does not fit in int32: {e}") from None
+    codes, names = _codes(students)
+    return OutcomeBatch(
+        task_ids=_encode_ids(task_ids),
+        returns=np.array(returns, dtype=np.float64),
+        success=succ,
+        lengths=lens,
+        episode_ids=_encode_ids(episode_ids),
+        student_codes=codes,
+        student_names=names,
+        t=np.array(ts, dtype=np.float64),
+        infos=[dict(i) for i in infos] if any(infos) else None,
+    )
+
+
+# SPEEDUP: decoded outcomes were validated when they were built on the sending side, so
+# they are rebuilt through the slot descriptors without re-running __post_init__ (~1.1 ms
+# instead of ~2.9 ms per 1,024). Guarded: if Outcome's fields ever change shape, the
+# normal constructor is used.
+_SETTERS = (tuple(getattr(Outcome, f).__set__ for f in _OUTCOME_FIELDS)
+            if tuple(f.name for f in dataclasses.fields(Outcome)) == _OUTCOME_FIELDS
+            and "__slots__" in Outcome.__dict__ else None)
+
+
+def decode_outcomes(batch: OutcomeBatch, episode_ids: list[str | None] | None = None) -> list[Outcome]:
+    """Unpack an `OutcomeBatch` into `Outcome` values (``episode_ids``: the batch's
+    episode ids if the caller already decoded them)."""
+    n = len(batch)
+    task_ids = _decode_ids(batch.task_ids)
+    eps = episode_ids if episode_ids is not None else _decode_ids(batch.episode_ids)
+    names = batch.student_names
+    students = repeat(names[0]) if len(names) == 1 else [names[c] for c in batch.student_codes.tolist()]
+    succ = [None if s < 0 else s == 1 for s in batch.success.tolist()]
+    lens = [None if x < 0 else x for x in batch.lengths.tolist()]
+    infos = [dict(i) if i else {} for i in batch.infos] if batch.infos is not None else [{} for _ in range(n)]
+    rows = zip(task_ids, batch.returns.tolist(), succ, lens, students, infos, batch.t.tolist(), eps)
+    if _SETTERS is None:  # pragma: no cover - only if Outcome changes shape
+        return [Outcome(*row) for row in rows]
+    s0, s1, s2, s3, s4, s5, s6, s7 = _SETTERS
+    new = object.__new__
+    out = []
+    for a, b, c, d, e, f, g, h in rows:
+        o = new(Outcome)
+        s0(o, a); s1(o, b); s2(o, c); s3(o, d); s4(o, e); s5(o, f); s6(o, g); s7(o, h)  # noqa: E702
+        out.append(o)
+    return out
+
+
+# ------------------------------------------------------------------- JSON forms
+ArrayEncoding = Literal["b64", "list"]
+
+
+def _arr_to_json(a: np.ndarray, enc: ArrayEncoding) -> Any:
+    if enc == "list":
+        return {"dtype": a.dtype.str, "shape": list(a.shape), "list": a.tolist()}
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "b64": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")}
+
+
+def _arr_from_json(d: dict) -> np.ndarray:
+    if "b64" in d:
+        a = np.frombuffer(base64.b64decode(d["b64"]), dtype=np.dtype(d["dtype"]))
+        return a.reshape(d["shape"]).astype(np.dtype(d["dtype"]).newbyteorder("="), copy=True)
+    return np.asarray(d["list"], dtype=np.dtype(d["dtype"])).reshape(d["shape"])
+
+
+def _ids_to_json(col: np.ndarray | list, enc: ArrayEncoding) -> Any:
+    if isinstance(col, np.ndarray):
+        return _arr_to_json(col, enc) if enc == "b64" else {"hex": uint64_to_hex(col)}
+    return {"str": list(col)}
+
+
+def _ids_from_json(d: dict) -> np.ndarray | list:
+    if "str" in d:
+        return list(d["str"])
+    if "hex" in d:
+        arr = hex_to_uint64(d["hex"])
+        return arr if arr is not None else list(d["hex"])
+    return _arr_from_json(d).astype(np.uint64)
+
+
+def task_batch_to_json(batch: TaskBatch, enc: ArrayEncoding = "b64") -> dict:
+    """A JSON-ready dict (arrays as base64 or plain lists). Self-contained only if the
+    batch was encoded with ``peer=None``."""
+    d: dict[str, Any] = {"kind": batch.kind, "n": len(batch), "ids": _ids_to_json(batch.ids, enc),
+                         "origins": list(batch.origin_names),
+                         "origin_codes": _arr_to_json(batch.origin_codes, enc)}
+    if batch.kind == "box":
+        assert batch.params is not None
+        d["params"] = _arr_to_json(batch.params, enc)
+        if batch.extras:
+            d["extras"] = [[r, t, list(p)] for r, t, p in batch.extras]
+    else:
+        assert batch.new_rows is not None
+        d["new_rows"] = batch.new_rows.tolist()
+        d["new_contents"] = [[list(p), t, list(par)] for p, t, par in batch.new_contents or []]
+    return d
+
+
+def task_batch_from_json(d: dict) -> TaskBatch:
+    """Inverse of `task_batch_to_json`."""
+    ids = _ids_from_json(d["ids"])
+    codes = _arr_from_json(d["origin_codes"])
+    names = tuple(d["origins"])
+    if d["kind"] == "box":
+        extras = tuple((int(r), t, tuple(p)) for r, t, p in d.get("extras", ()))
+        return TaskBatch("box", ids, codes, names, params=_arr_from_json(d["params"]), extras=extras)
+    contents = [(tuple(p), t, tuple(par)) for p, t, par in d["new_contents"]]
+    return TaskBatch("table", ids, codes, names, new_rows=np.asarray(d["new_rows"], dtype=np.int32),
+                     new_contents=contents)
+
+
+def outcome_batch_to_json(batch: OutcomeBatch, enc: ArrayEncoding = "b64") -> dict:
+    """A JSON-ready dict of the outcome columns."""
+    return {
+        "n": len(batch),
+        "task_ids": _ids_to_json(batch.task_ids, enc),
+        "returns": _arr_to_json(batch.returns, enc),
+        "success": _arr_to_json(batch.success, enc),
+        "lengths": _arr_to_json(batch.lengths, enc),
+        "episode_ids": _ids_to_json(batch.episode_ids, enc),
+        "students": list(batch.student_names),
+        "student_codes": _arr_to_json(batch.student_codes, enc),
+        "t": _arr_to_json(batch.t, enc),
+        "infos": batch.infos,
+    }
+
+
+def outcome_batch_from_json(d: dict) -> OutcomeBatch:
+    """Inverse of `outcome_batch_to_json`."""
+    return OutcomeBatch(
+        task_ids=_ids_from_json(d["task_ids"]),
+        returns=_arr_from_json(d["returns"]),
+        success=_arr_from_json(d["success"]),
+        lengths=_arr_from_json(d["lengths"]),
+        episode_ids=_ids_from_json(d["episode_ids"]),
+        student_codes=_arr_from_json(d["student_codes"]),
+        student_names=tuple(d["students"]),
+        t=_arr_from_json(d["t"]),
+        infos=d.get("infos"),
+    )

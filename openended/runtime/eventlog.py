@@ -1,0 +1,312 @@
+"""Append-only per-run event log: one JSON line per batch event.
+
+Why: a checkpoint is a point in time; the log is everything since. A restarted
+`TeacherServiceCore` loads its last checkpoint and replays the outcomes logged after it,
+so a crash loses no outcome and counts none twice. The dashboard tails the same file.
+
+Contents:
+    EventLog        -- the writer: ``append`` plus typed helpers (``curriculum``,
+                       ``sampled``, ``outcome``, ``snapshot``); flushes every write,
+                       fsyncs by policy; repairs a torn tail when it reopens a file.
+    LogEntry        -- ``(offset, end, event)``: where a line starts, where the next starts.
+    iter_events     -- read from a byte offset, tolerating a torn last line (kill -9).
+    read_events     -- the same as a list plus the offset to resume from.
+    decode_sampled / decode_outcome -- turn logged batches back into `Task`/`Outcome`.
+    EventLogCorrupt -- a complete line in the middle of the log is not JSON.
+
+Format (one line per event, ASCII, ``\\n``-terminated; arrays base64 by default):
+    ``{"ev": "curriculum", "t": ..., "cur": name, "spec": {...}}``
+    ``{"ev": "sampled", "t": ..., "cur": name, "student": s, "tasks": <TaskBatch JSON>}``
+    ``{"ev": "outcome", "t": ..., "cur": name, "outcomes": <OutcomeBatch JSON>}``
+    ``{"ev": "snapshot", "t": ..., "path": ckpt, "version": v, "offset": log offset}``
+
+Durability: every ``append`` hands the whole line to the OS in one ``os.write`` loop
+before returning, so killing the process (kill -9) loses at most the line being written,
+which a reader skips (it has no ``\\n``) and the next writer truncates. ``fsync``
+additionally protects against power loss: ``"always"`` (every event, in the write
+path), ``"interval"`` (default: a background thread fsyncs every ``fsync_interval_s``
+when something is new, so no request waits on the disk) or ``"never"``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any, Iterator, Literal, NamedTuple
+
+import numpy as np
+
+from openended.errors import Error
+from openended.runtime.codec import (
+    ArrayEncoding,
+    OutcomeBatch,
+    TaskBatch,
+    TaskTable,
+    decode_outcomes,
+    decode_tasks,
+    outcome_batch_from_json,
+    outcome_batch_to_json,
+    task_batch_from_json,
+    task_batch_to_json,
+)
+from openended.tasks import Outcome, Task
+
+__all__ = ["EventLog", "LogEntry", "EventLogCorrupt", "FsyncPolicy", "iter_events", "read_events",
+           "decode_sampled", "decode_outcome", "repair_torn_tail"]
+
+FsyncPolicy = Literal["never", "interval", "always"]
+_CHUNK = 1 << 20
+
+
+class EventLogCorrupt(Error, ValueError):
+    """A complete (newline-terminated) line of the log is not valid JSON."""
+
+
+class LogEntry(NamedTuple):
+    """One event and its byte range: resume reading at ``end``."""
+
+    offset: int
+    end: int
+    event: dict
+
+
+def _json_default(x: Any) -> Any:
+    """Numpy values in infos/specs become plain JSON; anything else becomes its repr."""
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.integer, np.floating, np.bool_)):
+        return x.item()
+    if isinstance(x, (set, frozenset, tuple)):
+        return list(x)
+    return repr(x)
+
+
+def dumps_line(event: dict) -> bytes:
+    """One event as an ASCII JSON line (``ensure_ascii`` keeps any unicode, even lone
+    surrogates, intact and the file pure ASCII)."""
+    return (json.dumps(event, separators=(",", ":"), default=_json_default) + "\n").encode("ascii")
+
+
+def repair_torn_tail(path: str | os.PathLike) -> int:
+    """Truncate a last line that has no newline (a write cut by kill -9); return bytes removed."""
+    p = Path(path)
+    if not p.exists():
+        return 0
+    size = p.stat().st_size
+    if size == 0:
+        return 0
+    with open(p, "rb+") as f:
+        pos = size
+        keep = 0
+        while pos > 0:
+            step = min(_CHUNK, pos)
+            f.seek(pos - step)
+            chunk = f.read(step)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                keep = pos - step + nl + 1
+                break
+            pos -= step
+        if keep == size:
+            return 0
+        f.truncate(keep)
+        f.flush()
+        os.fsync(f.fileno())
+    return size - keep
+
+
+class EventLog:
+    """Append-only JSONL writer. Not thread-safe on its own: its owner serialises calls
+    (`TeacherServiceCore` holds a lock)."""
+
+    def __init__(self, path: str | os.PathLike, *, fsync: FsyncPolicy = "interval",
+                 fsync_interval_s: float = 1.0, array_encoding: ArrayEncoding = "b64") -> None:
+        if fsync not in ("never", "interval", "always"):
+            raise ValueError(f"EventLog.fsync: must be one of never/interval/always, got {fsync!r}")
+        if array_encoding not in ("b64", "list"):
+            raise ValueError(f"EventLog.array_encoding: must be 'b64' or 'list', got {array_encoding!r}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fsync_policy: FsyncPolicy = fsync
+        self.fsync_interval_s = float(fsync_interval_s)
+        self.array_encoding: ArrayEncoding = array_encoding
+        #: Bytes of a torn last line removed when this file was reopened.
+        self.repaired_bytes = repair_torn_tail(self.path)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._offset = os.fstat(self._fd).st_size
+        self._dirty = False
+        self.n_events = 0
+        self.n_fsyncs = 0
+        self._fd_lock = threading.Lock()  # guards the fd against close() during a background fsync
+        self._stop = threading.Event()
+        self._syncer: threading.Thread | None = None
+        if fsync == "interval":
+            # The fsync runs off the write path: on a busy disk one can take tens of ms.
+            self._syncer = threading.Thread(target=_fsync_loop, args=(weakref.ref(self), self._stop, self.fsync_interval_s),
+                                            name="openended-eventlog-fsync", daemon=True)
+            self._syncer.start()
+
+    @property
+    def offset(self) -> int:
+        """Byte offset where the next event will start (= bytes written so far)."""
+        return self._offset
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    # ------------------------------------------------------------------ writing
+    def append(self, event: dict) -> int:
+        """Write one event; return the offset its line starts at."""
+        if self._fd is None:
+            raise ValueError(f"EventLog {self.path} is closed")
+        data = dumps_line(event)
+        start = self._offset
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self._offset += len(data)
+        self.n_events += 1
+        self._dirty = True
+        if self.fsync_policy == "always":
+            self.fsync()
+        return start
+
+    def curriculum(self, name: str, spec: dict) -> int:
+        return self.append({"ev": "curriculum", "t": time.time(), "cur": name, "spec": spec})
+
+    def sampled(self, curriculum: str, student: str, batch: TaskBatch) -> int:
+        """Log a sampled batch; it must be self-contained (encoded with ``peer=None``)."""
+        return self.append({"ev": "sampled", "t": time.time(), "cur": curriculum, "student": student,
+                            "tasks": task_batch_to_json(batch, self.array_encoding)})
+
+    def outcome(self, curriculum: str, batch: OutcomeBatch) -> int:
+        return self.append({"ev": "outcome", "t": time.time(), "cur": curriculum,
+                            "outcomes": outcome_batch_to_json(batch, self.array_encoding)})
+
+    def snapshot(self, path: str, version: int, offset: int) -> int:
+        return self.append({"ev": "snapshot", "t": time.time(), "path": str(path), "version": version,
+                            "offset": offset})
+
+    def fsync(self) -> None:
+        """Force written events to disk now (a no-op when nothing is new)."""
+        with self._fd_lock:
+            if self._fd is not None and self._dirty:
+                self._dirty = False
+                os.fsync(self._fd)
+                self.n_fsyncs += 1
+
+    def close(self) -> None:
+        """Fsync and close (idempotent)."""
+        self._stop.set()
+        if self._syncer is not None:
+            if self._syncer is not threading.current_thread():
+                self._syncer.join()
+            self._syncer = None
+        self.fsync()
+        with self._fd_lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __del__(self) -> None:
+        # An abandoned log (a simulated crash) releases its fd; what was written stays.
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self) -> "EventLog":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ reading
+    def iter_events(self, since_offset: int = 0) -> Iterator[LogEntry]:
+        """Events from ``since_offset`` (a line start) to the last complete line."""
+        return iter_events(self.path, since_offset)
+
+    def __repr__(self) -> str:
+        return f"EventLog({str(self.path)!r}, offset={self._offset}, fsync={self.fsync_policy!r})"
+
+
+def _fsync_loop(ref: "weakref.ref[EventLog]", stop: threading.Event, interval_s: float) -> None:
+    """Background fsync every ``interval_s``; holds only a weak reference, so a log that
+    is dropped without ``close`` is still collected and the thread ends."""
+    while not stop.wait(interval_s):
+        log = ref()
+        if log is None:
+            return
+        log.fsync()
+        del log
+
+
+def iter_events(path: str | os.PathLike, since_offset: int = 0) -> Iterator[LogEntry]:
+    """Yield `LogEntry` values from ``since_offset`` on.
+
+    A last line without its newline is a write cut short (kill -9, or a writer still
+    busy): it is not yielded, and a later call from the last ``end`` picks it up once
+    complete. A complete line that is not JSON raises `EventLogCorrupt`.
+    """
+    p = Path(path)
+    if not p.exists():
+        return
+    with open(p, "rb") as f:
+        if since_offset:
+            f.seek(since_offset - 1)
+            if f.read(1) != b"\n":
+                raise EventLogCorrupt(f"{p}: offset {since_offset} is not the start of a line")
+        f.seek(since_offset)
+        base = since_offset
+        buf = b""
+        while True:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                return
+            buf += chunk
+            start = 0
+            while True:
+                nl = buf.find(b"\n", start)
+                if nl < 0:
+                    break
+                line = buf[start:nl]
+                if line.strip():
+                    try:
+                        event = json.loads(line)
+                    except ValueError as e:
+                        raise EventLogCorrupt(f"{p}: line at byte {base + start} is not JSON ({e}); "
+                                              "the log was modified or corrupted") from None
+                    yield LogEntry(base + start, base + nl + 1, event)
+                start = nl + 1
+            base += start
+            buf = buf[start:]
+
+
+def read_events(path: str | os.PathLike, since_offset: int = 0,
+                max_events: int | None = None) -> tuple[list[LogEntry], int]:
+    """Up to ``max_events`` entries from ``since_offset`` and the offset to resume at."""
+    out: list[LogEntry] = []
+    nxt = since_offset
+    for entry in iter_events(path, since_offset):
+        out.append(entry)
+        nxt = entry.end
+        if max_events is not None and len(out) >= max_events:
+            break
+    return out, nxt
+
+
+def decode_sampled(event: dict, table: TaskTable | None = None) -> tuple[str, str, list[Task]]:
+    """``(curriculum, student, tasks)`` of a ``sampled`` event."""
+    return event["cur"], event["student"], decode_tasks(task_batch_from_json(event["tasks"]), table)
+
+
+def decode_outcome(event: dict) -> tuple[str, list[Outcome]]:
+    """``(curriculum, outcomes)`` of an ``outcome`` event."""
+    return event["cur"], decode_outcomes(outcome_batch_from_json(event["outcomes"]))

@@ -1,0 +1,171 @@
+"""The teacher service as a Ray actor with real `TeacherClient`s (a local Ray, no mocks)."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from openended.runtime.client import TeacherClient  # noqa: E402
+from openended.runtime.service import ServiceError, get_service, start_service  # noqa: E402
+from openended.tasks import Box, Discrete, Outcome, TextSpace  # noqa: E402
+
+pytestmark = pytest.mark.ray
+NS = "openended_test_service"
+BOX = Box([0.0, 0.0], [1.0, 1.0])
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    tmp = tempfile.mkdtemp(prefix="ray_oe_", dir="/tmp")  # short: Ray's socket paths have a length cap
+    ctx = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, namespace=NS, log_to_driver=False)
+    try:
+        yield ctx
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def service(ray_local, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    svc = start_service("svc_main", NS, event_log=str(run / "events.jsonl"), checkpoint_dir=str(run / "ckpt"),
+                        metrics_interval_s=0.0)
+    ray.get(svc.add_curriculum.remote("walk", "random", BOX.to_dict(), {"seed": 0}, None, "separate"))
+    yield svc
+    ray.get(svc.close.remote())
+    ray.kill(svc)
+
+
+def _counters(svc, curriculum):
+    return ray.get(svc.snapshot.remote())["curricula"][curriculum]["counters"]
+
+
+def test_buffer_refills_without_blocking_after_the_first_fill(service):
+    client = TeacherClient(service, "walk", "stall_probe", buffer_size=64, low_watermark=32, flush_every=8)
+    seen = []
+    for _ in range(160):
+        task = client.next_task()
+        seen.append(task)
+        time.sleep(0.002)  # an "episode": a refill (one round trip) has 32 episodes to land
+    s = client.stats()
+    assert s["first_fill_s"] is not None and s["refills"] >= 4
+    assert s["stalls"] == 0, s
+    assert len({t.id for t in seen}) == 160 and all(BOX.contains(t) for t in seen)
+    client.close()
+
+
+def test_outbox_flushes_in_batches_and_every_outcome_arrives_once(service):
+    client = TeacherClient(service, "walk", "flusher", buffer_size=16, low_watermark=4, flush_every=32,
+                           flush_interval_s=3600)
+    before = _counters(service, "walk")
+    tasks = [client.next_task() for _ in range(100)]
+    for t in tasks:
+        client.report(Outcome(t.id, 1.0, success=True, length=5))
+    s = client.stats()
+    assert s["flushes"] == 3 and s["outbox"] == 4 and s["outcomes_sent"] == 96
+    client.flush(wait=True)
+    s = client.stats()
+    assert s["outcomes_acked"] == 100 == s["outcomes_accepted"] and s["in_flight_reports"] == 0
+    after = _counters(service, "walk")
+    assert after["outcomes_accepted"] - before["outcomes_accepted"] == 100
+    snap = ray.get(service.snapshot.remote())["curricula"]["walk"]["students"]["flusher"]
+    assert snap["outcomes"] == 100 and snap["unknown_task_outcomes"] == 0
+    client.close()
+
+
+def test_two_students_get_separate_state(service):
+    alice = TeacherClient(service, "walk", "alice", buffer_size=8, low_watermark=2)
+    bob = TeacherClient("svc_main", "walk", "bob", buffer_size=8, low_watermark=2, namespace=NS)
+    a = [alice.next_task() for _ in range(12)]
+    b = [bob.next_task() for _ in range(7)]
+    assert {t.id for t in a}.isdisjoint({t.id for t in b})  # independent streams
+    for t in a:
+        alice.report(Outcome(t.id, 1.0))
+    for t in b:
+        bob.report(Outcome(t.id, 0.0))
+    alice.close()
+    bob.close()
+    students = ray.get(service.snapshot.remote())["curricula"]["walk"]["students"]
+    assert students["alice"]["outcomes"] == 12 and students["bob"]["outcomes"] == 7
+    assert students["alice"]["sampled"] >= 12 and students["bob"]["sampled"] >= 7
+
+
+def test_named_service_is_found_and_reused(service):
+    assert get_service("svc_main", NS)._actor_id == service._actor_id
+    again = start_service("svc_main", NS)  # get_if_exists: same actor, kwargs ignored
+    assert again._actor_id == service._actor_id
+    assert "walk" in ray.get(again.curricula.remote())
+    with pytest.raises(ServiceError, match=r"^no teacher service named 'nope' in namespace"):
+        get_service("nope", NS)
+
+
+def test_text_curriculum_round_trips_unicode_through_ray(service):
+    texts = ["climb the 🏔", "собрать алмазы", "e\u0301 combining", "tab\tnew\nline", "建造房子"]
+    ray.get(service.add_curriculum.remote("talk", "random", TextSpace(texts).to_dict(), {"seed": 1}, None,
+                                          "shared"))
+    levels = Discrete(["lvl-a", 3, "lvl-ü"])
+    ray.get(service.add_curriculum.remote("levels", "random", levels.to_dict()))
+    talk = TeacherClient(service, "talk", buffer_size=16, low_watermark=4)
+    got = [talk.next_task() for _ in range(80)]
+    assert {t.text for t in got} == set(texts)
+    lv = TeacherClient(service, "levels", buffer_size=16, low_watermark=4)
+    assert {lv.next_task().params[0] for _ in range(60)} == {"lvl-a", 3, "lvl-ü"}
+    talk.close()
+    lv.close()
+
+
+def test_actor_crash_and_restart_loses_and_duplicates_nothing(ray_local, tmp_path):
+    """Kill the service process mid-run: it restarts from checkpoint + log, the client
+    resends unacknowledged batches, the service drops the ones it already had."""
+    svc = start_service("svc_crash", NS, event_log=str(tmp_path / "events.jsonl"),
+                        checkpoint_dir=str(tmp_path / "ckpt"), resume=True, max_restarts=1, metrics=False)
+    ray.get(svc.add_curriculum.remote("walk", "random", BOX.to_dict()))
+    client = TeacherClient(svc, "walk", "alice", buffer_size=64, low_watermark=16, flush_every=10,
+                           max_in_flight=8)
+    sent = []
+    for i in range(300):
+        t = client.next_task()
+        client.report(Outcome(t.id, float(i)))
+        sent.append(t.id)
+        if i == 120:
+            client.flush(wait=True)
+            ray.get(svc.checkpoint.remote())
+        if i == 200:
+            ray.kill(svc, no_restart=False)  # kill -9 of the actor process; Ray restarts it
+    client.close()
+    snap = ray.get(svc.snapshot.remote())
+    students = snap["curricula"]["walk"]["students"]["alice"]
+    assert snap["counters"]["replayed_events"] > 0            # the restarted actor restored itself
+    assert snap["counters"]["replay_mismatches"] == 0
+    assert students["outcomes"] == 300, (students, client.stats())
+    assert students["unknown_task_outcomes"] == 0
+    assert client.stats()["outcomes_acked"] >= 300
+    # Replay re-ran the logged sample calls, so the teacher did not hand out again a
+    # task the client already had.
+    assert max(Counter(sent).values()) == 1
+    ray.kill(svc, no_restart=True)
+
+
+def test_metrics_reach_the_ray_metrics_endpoint(ray_local, service):
+    """The service's counters appear on the node's Prometheus endpoint (tagged by curriculum)."""
+    snap = ray.get(service.snapshot.remote())
+    assert snap["metrics"]["pushes"] >= 1 and snap["metrics"]["enabled"]
+    port = ray_local.address_info["metrics_export_port"]
+    wanted = 'ray_openended_service_tasks_total{'
+    deadline = time.monotonic() + 30
+    found = []
+    while not found and time.monotonic() < deadline:
+        ray.get(service.snapshot.remote())  # pushes again
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        found = [ln for ln in text.splitlines() if ln.startswith(wanted) and 'curriculum="walk"' in ln]
+        if not found:
+            time.sleep(1)
+    assert found, "openended_service_tasks never reached the metrics endpoint"
+    assert any(float(ln.rsplit(" ", 1)[1]) > 0 for ln in found)
