@@ -385,7 +385,9 @@ class Discrete(TaskSpace):
             raise ConfigError("Discrete: values must be unique")
         self.values: tuple = tuple(vals)
         self._index = {v: i for i, v in enumerate(self.values)}
-        self._tasks = [Task(hash_text(repr(v), "d"), (v,), str(v), (), "uniform") for v in self.values]
+        # The space name salts the ids, so level 17 of "coinrun" and of "bigfish" differ.
+        salt = "" if self.name == self.kind else f"{self.name}\x00"
+        self._tasks = [Task(hash_text(salt + repr(v), "d"), (v,), str(v), (), "uniform") for v in self.values]
         self._by_id = {t.id: i for i, t in enumerate(self._tasks)}
 
     @property

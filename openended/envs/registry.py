@@ -67,6 +67,7 @@ register_env("stump_tracks", "openended.envs.bipedal:StumpTracksEnv", aliases=("
 register_env("hexagon_tracks", "openended.envs.bipedal:HexagonTracksEnv", aliases=("hexagon",))
 register_env("bipedal_walker", "openended.envs.bipedal:ClassicBipedalEnv", aliases=("bipedal",))
 register_env("procgen", "openended.envs.procgen:ProcgenTaskEnv")
+register_env("procgen_vector", "openended.envs.procgen:ProcgenVectorTaskEnv")
 register_env("multiwalker", "openended.envs.multiagent:MultiwalkerTaskEnv")
 register_env("simple_spread", "openended.envs.multiagent:SimpleSpreadTaskEnv", aliases=("mpe_simple_spread",))
 register_env("simple_tag", "openended.envs.multiagent:SimpleTagTaskEnv", aliases=("mpe_simple_tag",))

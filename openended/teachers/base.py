@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -55,7 +55,7 @@ class TeacherConfig(BaseModel):
 
     seed: int = Field(0, description="Seed of the teacher's own np.random.Generator.")
     max_tracked_tasks: int = Field(
-        200_000, ge=1, description="Issued tasks remembered for matching late outcomes (FIFO).")
+        32_768, ge=1, description="Issued tasks remembered for matching late outcomes (FIFO, whole batches).")
 
 
 class RefitConfig(BaseModel):
@@ -119,7 +119,12 @@ class BaseTeacher:
         self.space = space
         self.config = config if config is not None else self.Config()
         self.rng = make_rng(self.config.seed)
-        self._issued: OrderedDict[str, Task] = OrderedDict()
+        # Issued tasks for matching outcomes: id -> task, id -> batch number of its last issue,
+        # and the batches in order (evicted whole, oldest first, once over max_tracked_tasks).
+        self._issued: dict[str, Task] = {}
+        self._issued_gen: dict[str, int] = {}
+        self._batches: deque[tuple[int, list[str]]] = deque()
+        self._gen = 0
         self._counts = {"sampled": 0, "sample_calls": 0, "outcomes": 0, "update_calls": 0,
                         "unknown_task_outcomes": 0}
         self._sample_s: deque[float] = deque(maxlen=2000)
@@ -136,12 +141,7 @@ class BaseTeacher:
         if self.refitter is not None:
             self.refitter.on_sample()
         tasks = self._sample(int(n), student)
-        issued = self._issued
-        for t in tasks:
-            issued[t.id] = t
-        over = len(issued) - self.config.max_tracked_tasks
-        for _ in range(max(0, over)):
-            issued.popitem(last=False)
+        self._track(tasks)
         self._counts["sampled"] += len(tasks)
         self._counts["sample_calls"] += 1
         self._sample_s.append(time.perf_counter() - t0)
@@ -173,11 +173,27 @@ class BaseTeacher:
         self._counts["update_calls"] += 1
         self._update_s.append(time.perf_counter() - t0)
 
+    def _track(self, tasks: Sequence[Task]) -> None:
+        """Remember issued tasks (C-level dict updates; whole-batch FIFO eviction)."""
+        ids = [t.id for t in tasks]
+        self._gen += 1
+        gen = self._gen
+        self._issued.update(zip(ids, tasks))
+        self._issued_gen.update(dict.fromkeys(ids, gen))
+        self._batches.append((gen, ids))
+        limit = self.config.max_tracked_tasks
+        issued, gens = self._issued, self._issued_gen
+        while len(issued) > limit and len(self._batches) > 1:
+            old_gen, old_ids = self._batches.popleft()
+            for i in old_ids:
+                if gens.get(i) == old_gen:  # not re-issued since
+                    del issued[i], gens[i]
+
     def register_tasks(self, tasks: Sequence[Task]) -> None:
         """Make tasks created elsewhere (a test set, a user list) known to ``update``."""
         for t in tasks:
             self.space.check_task(t)
-            self._issued[t.id] = t
+        self._track(list(tasks))
 
     def task_for_id(self, task_id: str) -> Task | None:
         return self._issued.get(task_id)
@@ -190,6 +206,8 @@ class BaseTeacher:
             "space": self.space.to_dict(),
             "rng": rng_state(self.rng),
             "issued": [t.to_dict() for t in self._issued.values()],
+            "issued_batches": [[g, [i for i in ids if self._issued_gen.get(i) == g]] for g, ids in self._batches],
+            "issued_gen": self._gen,
             "counts": dict(self._counts),
             "algo": _to_jsonable(self._state_dict()),
         }
@@ -207,7 +225,12 @@ class BaseTeacher:
             raise TeacherStateError(f"state was saved for space {state['space']}, this teacher has "
                                     f"{self.space.to_dict()}")
         _set_rng_state(self.rng, state["rng"])
-        self._issued = OrderedDict((d["id"], Task.from_dict(d)) for d in state["issued"])
+        self._issued = {d["id"]: Task.from_dict(d) for d in state["issued"]}
+        self._issued_gen, self._batches = {}, deque()
+        for g, ids in state.get("issued_batches", [[0, list(self._issued)]]):
+            self._batches.append((int(g), list(ids)))
+            self._issued_gen.update(dict.fromkeys(ids, int(g)))
+        self._gen = int(state.get("issued_gen", 0))
         self._counts.update(state["counts"])
         self._load_state_dict(_from_jsonable(state["algo"]))
         if self.refitter is not None and state.get("has_staged_fit"):
