@@ -198,3 +198,18 @@ def test_seeded_reset_restarts_the_student_unseeded_continues():
     env.reset(seed=1)
     _, reward, _, _, info = env.step(0)
     assert reward == 0.01 and not info["success"]
+
+
+def test_task_env_exposes_progress_and_resumable_student():
+    env = ToyTaskEnv(seed=0)
+    space = env.task_space()
+    env.reset(seed=0)
+    for _ in range(80):
+        env.set_task(space.task([0.05, 0.05]))
+        env.reset()
+        env.step(0)
+    assert env.curriculum_metrics()["mastered"] == 0.01  # cell (0, 0) has 80 > 75
+    clone = ToyTaskEnv(seed=1)
+    clone.reset(seed=1)
+    clone.load_state_dict(env.state_dict())
+    assert clone.curriculum_metrics() == env.curriculum_metrics()

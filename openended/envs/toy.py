@@ -322,3 +322,15 @@ class ToyTaskEnv(TaskEnvMixin, gym.Env):
         self._needs_reset = True
         info = {"task_id": task.id, "success": competence > UNLOCK_COMPETENCE, "competence": competence}
         return np.asarray(task.params, dtype=np.float32), float(reward), True, False, info
+
+    # -- simulated-student hooks read by hosts (EnvPool): progress and resumable state
+    def curriculum_metrics(self) -> dict[str, float]:
+        """``mastered``: fraction of learnable cells mastered (the toy benchmark's score / 100)."""
+        return {"mastered": self.learner.score() / 100.0, "episodes": float(self.learner.n_episodes)}
+
+    def state_dict(self) -> dict:
+        """The simulated student's state (the env itself is stateless between episodes)."""
+        return {"learner": self.learner.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.learner.load_state_dict(state["learner"])
