@@ -1,0 +1,328 @@
+"""Per-episode curriculum inside RLlib 2.60 (new API stack), for PPO and SAC.
+
+Contents:
+    CurriculumEnv           -- gymnasium wrapper: next task at every reset, an `Outcome`
+                               at every episode end, through a per-process `TeacherClient`.
+    register_curriculum_env -- register a family + teacher service as an RLlib env name.
+    build_algo_config       -- a PPO/SAC `AlgorithmConfig` with CPU-friendly defaults.
+    algo_step_counts        -- (env steps, episodes) sampled so far, from a result dict.
+    curriculum_stats        -- this process's curriculum counters (call it on env runners).
+    flush_curriculum_clients -- push every queued outcome of this process to the teacher.
+
+How it works (and why this way): RLlib 2.60 removed ``env_task_fn`` and
+``TaskSettableEnv``; ``foreach_env_runner`` can push a task per *iteration* (2-8 ms per
+call), not per *episode*. So the env pulls its own tasks. Each EnvRunner process keeps
+one `TeacherClient` shared by all its envs (``num_envs_per_env_runner`` of them): the
+client holds a prefetched task buffer that refills asynchronously from the
+`TeacherService` actor and an outbox of outcomes flushed in batches. At every ``reset``
+the wrapper pops a task, calls ``set_task`` on the inner env (the task takes effect at
+that reset) and remembers it; at ``terminated or truncated`` it reports an `Outcome` with
+the id of the task that episode actually ran (the inner env's ``info["task_id"]`` where
+it reports one). The step path never waits on the teacher; only the very first fill in
+a process does. The client is created lazily at the first reset, inside the EnvRunner
+process: the env creator is pickled to every runner, and a buffer, an outbox and
+in-flight calls belong to the process that uses them.
+
+An episode that RLlib abandons mid-way (a forced reset) has no outcome; it is counted in
+``curriculum_stats()["abandoned_episodes"]`` rather than reported with a partial return.
+
+Example::
+
+    svc = start_service("teacher", namespace="oe")
+    ray.get(svc.add_curriculum.remote("stumps", "alp_gmm", space.to_dict(), {"seed": 0}))
+    register_curriculum_env("stumps-cur", "stump_tracks", {}, "teacher", "stumps", namespace="oe")
+    algo = build_algo_config("ppo", "stumps-cur", {"train_batch_size_per_learner": 2000},
+                             num_env_runners=2).build_algo()
+    env_steps, episodes = algo_step_counts(algo.train())
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import threading
+from typing import Any, Callable, Literal, Mapping
+
+import gymnasium as gym
+import ray
+
+from openended.errors import ConfigError
+from openended.tasks import Outcome, Task
+
+__all__ = [
+    "CurriculumEnv",
+    "register_curriculum_env",
+    "build_algo_config",
+    "algo_step_counts",
+    "curriculum_stats",
+    "flush_curriculum_clients",
+    "default_cpus_per_env_runner",
+]
+
+# --------------------------------------------------------------- per-process shared clients
+_LOCK = threading.Lock()
+_CLIENTS: dict[tuple, Any] = {}        # (service, namespace, curriculum, student) -> TeacherClient
+_REFS: dict[tuple, int] = {}           # live CurriculumEnvs using each client
+_COUNTS = {"episodes_reported": 0, "abandoned_episodes": 0, "task_id_mismatches": 0, "resets": 0}
+
+
+def _acquire_client(service: str | Any, namespace: str | None, curriculum: str, student: str,
+                    client_options: Mapping[str, Any]) -> tuple[tuple, Any]:
+    from openended.runtime.client import TeacherClient
+
+    key = (service if isinstance(service, str) else repr(service), namespace, curriculum, student)
+    with _LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            # A name is resolved by the client once (ray.get_actor) and cached for the
+            # process; it is looked up again only if the service actor dies and restarts.
+            client = TeacherClient(service, curriculum, student, namespace=namespace, **dict(client_options))
+            _CLIENTS[key] = client
+            _REFS[key] = 0
+        _REFS[key] += 1
+    return key, client
+
+
+def _release_client(key: tuple) -> None:
+    with _LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            return
+        _REFS[key] -= 1
+        last = _REFS[key] <= 0
+        if last:
+            del _CLIENTS[key], _REFS[key]
+    if last:
+        client.close()
+    else:
+        client.flush(wait=False)
+
+
+def curriculum_stats() -> dict:
+    """This process's counters and its clients' stats. On remote runners call it through
+    ``algo.env_runner_group.foreach_env_runner(lambda r: curriculum_stats())``."""
+    with _LOCK:
+        clients = {"/".join(map(str, k)): c.stats() for k, c in _CLIENTS.items()}
+    return {**_COUNTS, "pid": os.getpid(), "clients": clients}
+
+
+def flush_curriculum_clients(wait: bool = True) -> int:
+    """Flush every client of this process (``wait``: until the service has the outcomes).
+    Returns the number of clients flushed. Use before reading teacher stats in tests or at
+    the end of a run; during training the clients flush on their own."""
+    with _LOCK:
+        clients = list(_CLIENTS.values())
+    for c in clients:
+        c.flush(wait=wait)
+    return len(clients)
+
+
+# ------------------------------------------------------------------------- the env wrapper
+class CurriculumEnv(gym.Wrapper):
+    """Runs every episode of ``env`` on the next task of a teacher curriculum.
+
+    Args:
+        env: a task env (``set_task(task)`` applied at the next reset).
+        service: the teacher service actor handle or its registered name.
+        curriculum: the curriculum name at the service.
+        student: the student id written into outcomes (one per learner/policy).
+        namespace: Ray namespace of a named service (``None``: the job's namespace).
+        client_options: keyword options of `TeacherClient` (``buffer_size``, ...).
+    """
+
+    def __init__(self, env: gym.Env, service: str | Any, curriculum: str, student: str = "default", *,
+                 namespace: str | None = None, client_options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(env)
+        self._service = service
+        self._namespace = namespace
+        self._curriculum = curriculum
+        self._student = student
+        self._client_options = dict(client_options or {})
+        self._client_key: tuple | None = None
+        self._client: Any = None
+        try:
+            self._set_task: Callable[[Task], None] = env.get_wrapper_attr("set_task")
+        except AttributeError:
+            raise ConfigError(f"CurriculumEnv: {env!r} has no set_task(task); wrap a task env "
+                              "(see openended.envs.base.TaskEnvMixin)") from None
+        self._task: Task | None = None
+        self._return = 0.0
+        self._length = 0
+
+    @property
+    def task(self) -> Task | None:
+        """The task of the running episode."""
+        return self._task
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            self._client_key, self._client = _acquire_client(
+                self._service, self._namespace, self._curriculum, self._student, self._client_options)
+        return self._client
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        if self._task is not None and self._length > 0:
+            _COUNTS["abandoned_episodes"] += 1  # reset before the episode ended: no outcome
+        task = self._get_client().next_task()
+        self._set_task(task)
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._task = task
+        self._return = 0.0
+        self._length = 0
+        _COUNTS["resets"] += 1
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._return += float(reward)
+        self._length += 1
+        if terminated or truncated:
+            self._report(info, bool(terminated))
+        return obs, reward, terminated, truncated, info
+
+    def _report(self, info: Mapping[str, Any], terminated: bool) -> None:
+        task = self._task
+        if task is None:
+            return
+        task_id = info.get("task_id", task.id)
+        if task_id != task.id:
+            _COUNTS["task_id_mismatches"] += 1
+        success = info.get("success")
+        self._client.report(Outcome(
+            task_id=str(task_id), episode_return=self._return, success=None if success is None else bool(success),
+            length=self._length, student_id=self._student, info={"terminated": terminated}))
+        # episode_id is left to the client: token + counter, unique across processes.
+        self._length = 0  # the episode is closed: a following reset is not an abandonment
+        _COUNTS["episodes_reported"] += 1
+
+    def close(self) -> None:
+        try:
+            if self._client_key is not None:
+                _release_client(self._client_key)
+                self._client_key, self._client = None, None
+        finally:
+            super().close()
+
+
+# ------------------------------------------------------------------------ registration
+def _make_inner(family: str | Callable[..., gym.Env], env_config: Mapping[str, Any]) -> gym.Env:
+    if isinstance(family, str):
+        from openended.envs.registry import make_env
+
+        return make_env(family, **dict(env_config))
+    if callable(family):
+        return family(**dict(env_config))
+    raise ConfigError(f"register_curriculum_env.family: must be a registered family name or a callable, got "
+                      f"{family!r}")
+
+
+def register_curriculum_env(env_name: str, family: str | Callable[..., gym.Env], env_config: Mapping[str, Any],
+                            service_name: str, curriculum: str, student: str = "default", *,
+                            namespace: str | None = None,
+                            client_options: Mapping[str, Any] | None = None) -> str:
+    """Register ``env_name`` with ``ray.tune.registry.register_env``: each env is
+    ``CurriculumEnv(make_env(family, **env_config), service_name, curriculum, student)``.
+
+    ``family`` may be a callable returning a task env (it is pickled to the runners, so
+    it must be importable there). Returns ``env_name``.
+    """
+    from ray.tune.registry import register_env
+
+    cfg = dict(env_config or {})
+    opts = dict(client_options or {})
+
+    def creator(_ctx: Any = None) -> gym.Env:
+        return CurriculumEnv(_make_inner(family, cfg), service_name, curriculum, student,
+                             namespace=namespace, client_options=opts)
+
+    register_env(env_name, creator)
+    return env_name
+
+
+# ---------------------------------------------------------------------------- algo configs
+#: CPU-friendly defaults (see ../shared/STACK.md: RLlib's PPO defaults, 30 epochs and
+#: minibatch 128, give ~600 steps/s on BipedalWalker on 2 cores; 5 epochs and minibatch
+#: 500 give ~2,700).
+PPO_DEFAULTS: dict[str, Any] = {"num_epochs": 5, "minibatch_size": 500, "train_batch_size_per_learner": 4000}
+SAC_DEFAULTS: dict[str, Any] = {"train_batch_size_per_learner": 256, "num_steps_sampled_before_learning_starts": 1000}
+
+
+def default_cpus_per_env_runner(num_env_runners: int, cpus: float | None = None) -> float:
+    """CPUs each env runner reserves: 1 when the runners fit in half the cluster, else the
+    share that does (2 CPUs, 2 runners -> 0.5). Half is left for the driver's learner and
+    the teacher service; a runner asking for a whole core on a 2-core box stays PENDING."""
+    if num_env_runners <= 0:
+        return 1.0
+    if cpus is None:
+        cpus = float(ray.cluster_resources().get("CPU", os.cpu_count() or 1)) if ray.is_initialized() \
+            else float(os.cpu_count() or 1)
+    return float(min(1.0, max(0.1, cpus / (2 * num_env_runners))))
+
+
+def build_algo_config(algo: Literal["ppo", "sac"], env_name: str, overrides: Mapping[str, Any] | None = None,
+                      num_env_runners: int = 0, *, num_envs_per_env_runner: int = 1,
+                      num_cpus_per_env_runner: float | None = None, env_config: Mapping[str, Any] | None = None,
+                      seed: int | None = None) -> Any:
+    """A PPO or SAC `AlgorithmConfig` (torch, CPU, one local learner) for ``env_name``.
+
+    ``overrides`` are AlgorithmConfig attributes (``{"lr": 1e-4, "num_epochs": 3}``);
+    ``model_config`` goes to ``rl_module(model_config=...)``. Unlike RLlib's
+    ``update_from_dict``, an unknown key is an error naming a close match (a typo must not
+    silently train with a default). ``num_env_runners=0`` samples in the driver process
+    (breakpoints work). Returns the config; call ``.build_algo()``.
+    """
+    algo_key = str(algo).lower()
+    if algo_key == "ppo":
+        from ray.rllib.algorithms.ppo import PPOConfig
+
+        config = PPOConfig()
+        defaults = dict(PPO_DEFAULTS)
+    elif algo_key == "sac":
+        from ray.rllib.algorithms.sac import SACConfig
+
+        config = SACConfig()
+        defaults = dict(SAC_DEFAULTS)
+    else:
+        raise ConfigError(f"build_algo_config.algo: must be one of ['ppo', 'sac'], got {algo!r}")
+    if not isinstance(num_env_runners, int) or num_env_runners < 0:
+        raise ConfigError(f"build_algo_config.num_env_runners: must be an int >= 0, got {num_env_runners!r}")
+    overrides = dict(overrides or {})
+    model_config = overrides.pop("model_config", None)
+    for key in overrides:
+        if not hasattr(config, key):
+            close = difflib.get_close_matches(key, [k for k in vars(config) if not k.startswith("_")], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"build_algo_config.overrides.{key}: not a {type(config).__name__} setting{hint}")
+    if algo_key == "ppo" and "minibatch_size" not in overrides:
+        # Cross-field default: a minibatch larger than the batch would silently be one batch.
+        tb = overrides.get("train_batch_size_per_learner", defaults["train_batch_size_per_learner"])
+        defaults["minibatch_size"] = min(defaults["minibatch_size"], int(tb))
+    if algo_key == "ppo":
+        tb = overrides.get("train_batch_size_per_learner", defaults["train_batch_size_per_learner"])
+        mb = overrides.get("minibatch_size", defaults["minibatch_size"])
+        if mb > tb:
+            raise ConfigError(f"build_algo_config.overrides.minibatch_size: must be <= train_batch_size_per_learner "
+                              f"({tb}), got {mb}")
+    cpus = num_cpus_per_env_runner if num_cpus_per_env_runner is not None \
+        else default_cpus_per_env_runner(num_env_runners)
+    config = (
+        config.environment(env_name, env_config=dict(env_config or {}))
+        .framework("torch")
+        .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=num_envs_per_env_runner,
+                     num_cpus_per_env_runner=cpus)
+        .learners(num_learners=0, num_gpus_per_learner=0)
+    )
+    config.update_from_dict({**defaults, **overrides})
+    if model_config is not None:
+        config.rl_module(model_config=model_config)
+    if seed is not None:
+        config.debugging(seed=seed)
+    return config
+
+
+def algo_step_counts(result: Mapping[str, Any]) -> tuple[int, int]:
+    """``(env steps, episodes)`` sampled over the algorithm's life, from ``algo.train()``.
+
+    Reads ``env_runners/num_env_steps_sampled_lifetime`` (the learner's trained-steps
+    counter is multiplied by the epochs and is not an env step count)."""
+    er = result.get("env_runners", {}) or {}
+    return int(er.get("num_env_steps_sampled_lifetime", 0) or 0), int(er.get("num_episodes_lifetime", 0) or 0)
