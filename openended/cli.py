@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from openended.errors import Error
+from openended.errors import ConfigError, Error
 
 __all__ = ["main", "build_parser"]
 
@@ -106,6 +106,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from openended.config import load_experiment
 
     exp = load_experiment(args.experiment, _overrides(args))
+    from openended.envs.registry import env_task_space
+
+    try:
+        space = env_task_space(exp.env.family, **exp.env.config)
+    except TypeError as e:  # an unknown keyword for the family's constructor
+        raise ConfigError(f"env.config: {e}") from None
+    if exp.algo.name != "none":
+        from openended.runtime.rllib import build_algo_config
+
+        build_algo_config(exp.algo.name, "openended-check", exp.algo.config, exp.algo.num_env_runners,
+                          num_envs_per_env_runner=exp.algo.num_envs_per_env_runner)
+    print(f"task space: {space!r}")
     print(f"ok: {exp.name} ({exp.env.family} x {exp.teacher.name}, algo {exp.algo.name}, "
           f"{exp.run.iterations} iterations)")
     return 0

@@ -53,6 +53,8 @@ class AlgoSection(_Model):
     config: dict[str, Any] = Field(default_factory=dict, description="RLlib AlgorithmConfig overrides.")
     num_env_runners: int = Field(0, ge=0, description="RLlib env runners (0 = sample in the driver).")
     num_envs_per_env_runner: int = Field(1, ge=1, description="Vectorised envs per runner.")
+    flatten_observations: bool | None = Field(
+        None, description="Flatten Dict/Tuple observations for RLlib's default encoders (None: when needed).")
 
 
 class PoolSection(_Model):
@@ -138,6 +140,25 @@ def _check_names(exp: Experiment) -> None:
             fn(name)
         except UnknownName as e:
             raise ConfigError(f"{path}: {e}") from None
+    _check_teacher_config(exp)
+
+
+def _check_teacher_config(exp: Experiment) -> None:
+    """Validate teacher.config (+ preset) against the teacher's own model, without building it."""
+    from openended.registry import normalize_name
+    from openended.teachers.registry import teacher_class
+    from openended.validation import validate_model as _validate
+
+    cls = teacher_class(exp.teacher.name)
+    values: dict[str, Any] = {}
+    if exp.teacher.preset is not None:
+        key = normalize_name(exp.teacher.preset)
+        if key not in cls.PRESETS:
+            raise ConfigError(f"teacher.preset: unknown preset {exp.teacher.preset!r} for {cls.name!r}; choose one "
+                              f"of {sorted(cls.PRESETS) or 'none (this teacher has no presets)'}")
+        values.update(cls.PRESETS[key])
+    values.update({"seed": exp.seed, **exp.teacher.config})
+    _validate(cls.Config, values, prefix="teacher.config")
 
 
 def load_experiment(source: str | pathlib.Path | dict, overrides: list[str] | None = None) -> Experiment:

@@ -314,6 +314,29 @@ class EnvPoolCore:
         """Send every queued outcome to the teacher now (``wait``: until it has them)."""
         self.client.flush(wait=wait)
 
+    # ---------------------------------------------------- simulated-student hooks
+    # Envs that host their own student (the toy learner, simulated learners) expose
+    # ``curriculum_metrics()`` and ``state_dict()``/``load_state_dict()``; runs read and
+    # checkpoint them through the pool. Envs without the hooks are skipped.
+    def env_metrics(self) -> dict:
+        """Mean of ``env.unwrapped.curriculum_metrics()`` over envs that provide it."""
+        rows = [fn() for e in self.envs if (fn := getattr(e.unwrapped, "curriculum_metrics", None)) is not None]
+        keys = set().union(*rows) if rows else set()
+        return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
+
+    def env_states(self) -> list[dict | None]:
+        """Each env's ``state_dict()`` (``None`` where an env has no state to keep)."""
+        return [fn() if (fn := getattr(e.unwrapped, "state_dict", None)) is not None else None for e in self.envs]
+
+    def load_env_states(self, states: list[dict | None]) -> None:
+        """Inverse of `env_states` (after the first resets, which may reinitialise a student)."""
+        if len(states) != self.num_envs:
+            raise ConfigError(f"envpool.load_env_states: {len(states)} states for {self.num_envs} envs")
+        self.start()
+        for e, st in zip(self.envs, states):
+            if st is not None:
+                e.unwrapped.load_state_dict(st)
+
     def close(self) -> None:
         """Flush outcomes, close the envs and the client. Episodes still running are dropped
         (an unfinished episode has no outcome)."""
@@ -357,6 +380,15 @@ class _EnvPoolActor:
 
     def flush(self, wait: bool = True) -> None:
         self.core.flush(wait=wait)
+
+    def env_metrics(self) -> dict:
+        return self.core.env_metrics()
+
+    def env_states(self) -> list[dict | None]:
+        return self.core.env_states()
+
+    def load_env_states(self, states: list[dict | None]) -> None:
+        self.core.load_env_states(states)
 
     def close(self) -> None:
         self.core.close()

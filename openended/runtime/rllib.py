@@ -261,7 +261,7 @@ def default_cpus_per_env_runner(num_env_runners: int, cpus: float | None = None)
 def build_algo_config(algo: Literal["ppo", "sac"], env_name: str, overrides: Mapping[str, Any] | None = None,
                       num_env_runners: int = 0, *, num_envs_per_env_runner: int = 1,
                       num_cpus_per_env_runner: float | None = None, env_config: Mapping[str, Any] | None = None,
-                      seed: int | None = None) -> Any:
+                      seed: int | None = None, flatten_observations: bool = False) -> Any:
     """A PPO or SAC `AlgorithmConfig` (torch, CPU, one local learner) for ``env_name``.
 
     ``overrides`` are AlgorithmConfig attributes (``{"lr": 1e-4, "num_epochs": 3}``);
@@ -311,12 +311,29 @@ def build_algo_config(algo: Literal["ppo", "sac"], env_name: str, overrides: Map
                      num_cpus_per_env_runner=cpus)
         .learners(num_learners=0, num_gpus_per_learner=0)
     )
-    config.update_from_dict({**defaults, **overrides})
+    try:
+        config.update_from_dict({**defaults, **overrides})
+    except (ValueError, TypeError) as e:  # RLlib's own checks: name the section users edit
+        raise ConfigError(f"algo.config: RLlib rejected the settings {sorted(overrides)}: {e}") from None
     if model_config is not None:
         config.rl_module(model_config=model_config)
+    if flatten_observations:
+        # Dict/Tuple observations (Crafter: image + task id) -> one flat vector for the default encoders.
+        config.env_runners(env_to_module_connector=_flatten_connector)
     if seed is not None:
         config.debugging(seed=seed)
     return config
+
+
+def _flatten_connector(env: Any, spaces: Any = None, device: Any = None) -> Any:
+    from ray.rllib.connectors.env_to_module import FlattenObservations
+
+    return FlattenObservations()
+
+
+def needs_flattening(observation_space: gym.Space) -> bool:
+    """Whether RLlib's default encoders need the observations flattened first."""
+    return isinstance(observation_space, (gym.spaces.Dict, gym.spaces.Tuple))
 
 
 def algo_step_counts(result: Mapping[str, Any]) -> tuple[int, int]:

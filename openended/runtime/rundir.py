@@ -133,6 +133,12 @@ class RunDir:
                 except json.JSONDecodeError:  # torn last line after kill -9
                     return
 
+    def truncate_metrics(self, last_iteration: int) -> dict | None:
+        """Drop rows after ``last_iteration`` (a resumed run redoes them); return the last kept row."""
+        kept = [r for r in self.iter_metrics() if int(r.get("iteration", 0)) <= last_iteration]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r, default=float) + "\n" for r in kept))
+        return kept[-1] if kept else None
+
     def write_status(self, status: dict) -> None:
         atomic_write_json(self.status_path, status)
 

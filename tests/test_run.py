@@ -1,0 +1,114 @@
+"""`openended run` end to end: the README quick start, kill -9 + --resume conservation, and
+errors that stop before Ray starts. Runs the real CLI in subprocesses (real local Ray)."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from openended.runtime.codec import decode_outcomes, outcome_batch_from_json
+from openended.runtime.eventlog import iter_events
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.ray
+
+
+def _cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "openended.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout, **kw)
+
+
+def _run_dir(base: pathlib.Path) -> pathlib.Path:
+    dirs = [p for p in base.iterdir() if p.is_dir()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def _logged_episode_ids(rd: pathlib.Path) -> list[str]:
+    ids: list[str] = []
+    for entry in iter_events(rd / "events.jsonl", 0):
+        if entry.event.get("ev") == "outcome":
+            ids += [o.episode_id for o in decode_outcomes(outcome_batch_from_json(entry.event["outcomes"]))]
+    return ids
+
+
+def _final_teacher_outcomes(rd: pathlib.Path) -> int:
+    ckpts = sorted((rd / "checkpoints" / "teacher").glob("checkpoint-*.json"))
+    state = json.loads(ckpts[-1].read_text())
+    return sum(t["counts"]["outcomes"] for c in state["curricula"] for t in c["teachers"].values())
+
+
+def test_quick_start_experiment_runs_and_learns(tmp_path):
+    res = _cli("run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path), "--no-progress",
+               "--set", "run.iterations=60", "--set", "run.checkpoint_every=30")
+    assert res.returncode == 0, res.stderr[-3000:]
+    rd = _run_dir(tmp_path)
+    rows = [json.loads(line) for line in (rd / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == list(range(1, 61))
+    assert rows[-1]["episodes_total"] == 6000
+    assert rows[-1]["mastered"] > 0.0  # the toy student learnt something from the curriculum
+    assert json.loads((rd / "status.json").read_text())["state"] == "finished"
+    ids = _logged_episode_ids(rd)
+    assert len(ids) == len(set(ids)) == 6000 == _final_teacher_outcomes(rd)
+    status = _cli("status", str(rd))
+    assert status.returncode == 0 and "finished" in status.stdout
+
+
+def test_kill_9_then_resume_loses_and_double_counts_nothing(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "openended.cli", "run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path),
+         "--no-progress", "--set", "run.iterations=100000", "--set", "run.checkpoint_every=10"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            dirs = list(tmp_path.iterdir())
+            if dirs and (dirs[0] / "checkpoints" / "latest.json").is_file():
+                latest = json.loads((dirs[0] / "checkpoints" / "latest.json").read_text())["iteration"]
+                if latest >= 20:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the run made no checkpoint in time")
+        time.sleep(0.5)  # land between checkpoints: outcomes logged after the last one
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    rd = _run_dir(tmp_path)
+    latest = json.loads((rd / "checkpoints" / "latest.json").read_text())["iteration"]
+    res = _cli("run", "--resume", str(rd), "--no-progress", "--set", f"run.iterations={latest + 15}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    ids = _logged_episode_ids(rd)
+    assert len(ids) == len(set(ids)), "an episode was logged twice"
+    assert _final_teacher_outcomes(rd) == len(ids), "the teacher did not see every logged episode exactly once"
+    rows = [json.loads(line) for line in (rd / "metrics.jsonl").read_text().splitlines()]
+    its = [r["iteration"] for r in rows]
+    assert its == list(range(1, latest + 16)), "iterations must continue after the checkpoint without repeats"
+    totals = [r["episodes_total"] for r in rows]
+    assert totals == sorted(totals) and totals[-1] == 100 * (latest + 15)
+
+
+def test_bad_config_stops_before_ray_with_field_path(tmp_path):
+    res = _cli("run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path), "--set", "run.iteratons=3",
+               "--set", "teacher.config.fit_rate=0")
+    assert res.returncode == 2
+    assert "run.iteratons: unknown field. Did you mean 'iterations'?" in res.stderr
+    assert not list(tmp_path.iterdir()), "no run directory for an invalid experiment"
+    res = _cli("run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path), "--set", "teacher.name=alp-gmn")
+    assert res.returncode == 2 and "teacher.name: unknown teacher 'alp-gmn'. Did you mean 'alp_gmm'?" in res.stderr
+    res = _cli("run", "--resume", str(tmp_path))
+    assert res.returncode == 2 and "not a run directory" in res.stderr
+
+
+@pytest.mark.parametrize("experiment", sorted(p.name for p in (ROOT / "experiments").glob("*.yaml")))
+def test_every_shipped_experiment_validates(experiment):
+    res = _cli("check", f"experiments/{experiment}", timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1].startswith("ok: ")
