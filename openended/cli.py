@@ -11,6 +11,7 @@ Errors in the experiment stop the command before Ray starts, with the field path
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -77,6 +78,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         rd = None
     if args.address:
         exp = exp.model_copy(update={"ray": exp.ray.model_copy(update={"address": args.address})})
+    if exp.ray.address is None and not os.environ.get("RAY_ADDRESS"):
+        # Embedded Ray binds loopback only if this is set before Ray is imported.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     from openended.runtime.run import run_experiment  # imports Ray: only after validation
 
     summary = run_experiment(exp, run_dir=rd, base_dir=args.run_dir, progress=not args.no_progress)

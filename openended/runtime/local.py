@@ -5,6 +5,10 @@ Why: on a laptop the embedded Ray must not listen on public interfaces. Ray repl
 ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``; we set it (only for the local start) so every
 Ray port binds 127.0.0.1. Unix socket paths are limited to ~107 bytes, so the default
 temp dir is a short path under /tmp rather than inside a deep run directory.
+
+Ray reads that variable when it is *imported*: the CLI sets it before importing Ray; in
+your own scripts set ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` before ``import ray`` (or in
+the shell) for a loopback-only local instance.
 """
 from __future__ import annotations
 
@@ -31,7 +35,12 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, namespa
         return {"reused": True}
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address is None:
+        # Ray reads this flag when it is imported; set it for the processes Ray spawns and
+        # mirror it in the already-imported constant the node-IP resolution consults.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] not in ("0", "false", "False")
         ctx = ray.init(num_cpus=num_cpus, namespace=namespace, include_dashboard=False,
                        _temp_dir=temp_dir or default_temp_dir(), _node_ip_address="127.0.0.1",
                        log_to_driver=log_to_driver, **kwargs)

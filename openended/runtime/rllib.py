@@ -43,6 +43,7 @@ import threading
 from typing import Any, Callable, Literal, Mapping
 
 import gymnasium as gym
+import numpy as np
 import ray
 
 from openended.errors import ConfigError
@@ -203,6 +204,45 @@ class CurriculumEnv(gym.Wrapper):
             super().close()
 
 
+class ScaleImageObservations(gym.ObservationWrapper):
+    """uint8 image observations (Procgen, Crafter) -> float32 in [0, 1], also inside Dict spaces.
+
+    RLlib's default CNN encoders take float inputs; feeding uint8 frames fails in
+    ``conv2d``. Other sub-spaces pass through unchanged.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.observation_space = self._convert_space(env.observation_space)
+
+    @staticmethod
+    def _is_image(space: gym.Space) -> bool:
+        return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8
+
+    @classmethod
+    def _convert_space(cls, space: gym.Space) -> gym.Space:
+        if cls._is_image(space):
+            return gym.spaces.Box(0.0, 1.0, shape=space.shape, dtype=np.float32)
+        if isinstance(space, gym.spaces.Dict):
+            return gym.spaces.Dict({k: cls._convert_space(v) for k, v in space.spaces.items()})
+        return space
+
+    def observation(self, observation: Any) -> Any:
+        return self._convert(self.env.observation_space, observation)
+
+    @classmethod
+    def _convert(cls, space: gym.Space, obs: Any) -> Any:
+        if cls._is_image(space):
+            return np.asarray(obs, dtype=np.float32) * (1.0 / 255.0)
+        if isinstance(space, gym.spaces.Dict):
+            return {k: cls._convert(space.spaces[k], v) for k, v in obs.items()}
+        return obs
+
+    @classmethod
+    def needed(cls, space: gym.Space) -> bool:
+        return cls._convert_space(space) is not space
+
+
 # ------------------------------------------------------------------------ registration
 def _make_inner(family: str | Callable[..., gym.Env], env_config: Mapping[str, Any]) -> gym.Env:
     if isinstance(family, str):
@@ -218,12 +258,13 @@ def _make_inner(family: str | Callable[..., gym.Env], env_config: Mapping[str, A
 def register_curriculum_env(env_name: str, family: str | Callable[..., gym.Env], env_config: Mapping[str, Any],
                             service_name: str, curriculum: str, student: str = "default", *,
                             namespace: str | None = None,
-                            client_options: Mapping[str, Any] | None = None) -> str:
+                            client_options: Mapping[str, Any] | None = None, scale_images: bool = True) -> str:
     """Register ``env_name`` with ``ray.tune.registry.register_env``: each env is
     ``CurriculumEnv(make_env(family, **env_config), service_name, curriculum, student)``.
 
     ``family`` may be a callable returning a task env (it is pickled to the runners, so
-    it must be importable there). Returns ``env_name``.
+    it must be importable there). ``scale_images`` turns uint8 image observations into
+    float32 in [0, 1] (`ScaleImageObservations`). Returns ``env_name``.
     """
     from ray.tune.registry import register_env
 
@@ -231,8 +272,11 @@ def register_curriculum_env(env_name: str, family: str | Callable[..., gym.Env],
     opts = dict(client_options or {})
 
     def creator(_ctx: Any = None) -> gym.Env:
-        return CurriculumEnv(_make_inner(family, cfg), service_name, curriculum, student,
-                             namespace=namespace, client_options=opts)
+        env: gym.Env = CurriculumEnv(_make_inner(family, cfg), service_name, curriculum, student,
+                                     namespace=namespace, client_options=opts)
+        if scale_images and ScaleImageObservations.needed(env.observation_space):
+            env = ScaleImageObservations(env)
+        return env
 
     register_env(env_name, creator)
     return env_name
