@@ -236,6 +236,7 @@ def run_experiment(exp: Experiment, run_dir: RunDir | None = None, base_dir: str
                 prior_wall = float(last.get("wall_s") or 0.0)
         rd.write_status({"state": "running", "iteration": start_iter, "pid": os.getpid(), "wall_s": prior_wall})
         reporter.start(start_iter)
+        prev_counts: dict = dict(ray.get(service.snapshot.remote())["curricula"][CURRICULUM]["counters"])
         for it in range(start_iter + 1, exp.run.iterations + 1):
             t_it = time.perf_counter()
             rows = [d.train_iteration() for d in drivers]
@@ -244,6 +245,12 @@ def run_experiment(exp: Experiment, run_dir: RunDir | None = None, base_dir: str
                 row[k] = (row.get(k) or 0) + off
             snap = ray.get(service.snapshot.remote())
             cur = snap["curricula"][CURRICULUM]
+            counts = cur["counters"]
+            if row.get("success_rate") is None:  # RLlib drivers: from the outcomes the teacher accepted
+                dk = counts.get("success_known", 0) - prev_counts.get("success_known", 0)
+                ds = counts.get("successes", 0) - prev_counts.get("successes", 0)
+                row["success_rate"] = ds / dk if dk > 0 else None
+            prev_counts = dict(counts)
             row.update({
                 "iteration": it,
                 "iteration_s": time.perf_counter() - t_it,

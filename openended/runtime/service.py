@@ -237,6 +237,7 @@ class _Curriculum:
         self.dedup = EpisodeDedup(dedup_capacity)
         self.counters = {"tasks_sampled": 0, "sample_calls": 0, "outcomes_received": 0,
                          "outcomes_accepted": 0, "duplicates_dropped": 0, "outcomes_without_episode_id": 0,
+                         "successes": 0, "success_known": 0, "return_sum": 0.0,
                          "report_calls": 0}
 
     def teacher_key(self, student: str) -> str:
@@ -505,6 +506,10 @@ class TeacherServiceCore:
             for student, group in groups.items():
                 cur.teacher(student).update(group)
         c["outcomes_accepted"] += len(outcomes)
+        known = batch.success >= 0
+        c["success_known"] = c.get("success_known", 0) + int(np.count_nonzero(known))
+        c["successes"] = c.get("successes", 0) + int(np.count_nonzero(batch.success == 1))
+        c["return_sum"] = c.get("return_sum", 0.0) + float(np.sum(batch.returns))
         return len(outcomes)
 
     # ----------------------------------------------------------------- snapshot
