@@ -1,0 +1,298 @@
+"""ALP-GMM: sample tasks where absolute learning progress (ALP) is high.
+
+Paper: Portelas, Colas, Hofmann, Oudeyer, "Teacher algorithms for curriculum learning of
+Deep RL in continuously parameterized environments", CoRL 2019, arXiv:1910.07224.
+Anchor code: flowersteam/teachDeepRL ``teachDRL/teachers/algos/alp_gmm.py`` (747cda2) and
+flowersteam/TeachMyAgent ``TeachMyAgent/teachers/algos/alp_gmm.py`` (ce15344).
+
+Presets:
+    ``teachdeeprl``      -- TDRL class defaults, reference mode: fit every 250 episodes,
+                            20 % random, k = 2..10, AIC, returns rescaled from (-150, 350)
+                            to [0, 1] as TDRL's TeacherController does for Stump Tracks.
+    ``teachdeeprl_toy``  -- the same on raw returns, as TDRL's ``toy_env.py`` drives it
+                            (its rewards are already in [0, 1]).
+    ``teachmyagent``     -- TMA benchmark scripts: fit every 150, 5 % random, k = 2..9,
+                            raw returns (``--scale_reward`` is off in every shipped script).
+
+Algorithm (REFERENCE, per episode, in order):
+    1. ALP = |r - r_nn|, r_nn the return of the nearest previously seen task (raw task
+       units, all history); 0 while 5 or fewer pairs are stored (`alp.ReferenceALP`).
+    2. Append ``[task, ALP]``; after every ``fit_rate``-th episode refit on the last
+       ``fit_rate`` rows: one GMM per k in ``np.arange(k_min, k_max)``, lowest AIC wins.
+    Sampling: uniform in the box during the first ``fit_rate`` episodes and with
+    probability ``random_ratio``; otherwise a component with probability proportional to
+    its mean ALP (uniform if all are 0; the mixture weights are *not* used), a Gaussian
+    draw in d+1 dims, the ALP coordinate dropped, clipped to the box, cast to float32.
+
+Fast mode (the default when no preset is given) keeps that algorithm and changes how it
+is computed (each change is marked ``# SPEEDUP:``; deviations are listed):
+    * fits run off the sampling path (``self.refitter``, a thread by default) with the
+      batched numpy EM of `gmm.fit_fast` (sklearn's k-means init and EM, every k in one
+      stacked computation); until the first fit is live, sampling stays uniform (as
+      TeachMyAgent does while ``gmm is None``). A fit whose result would be replaced
+      before any sample (several due in one ``update`` batch) is skipped;
+    * ALPs are computed when a fit needs them, for all waiting pairs in one batch
+      (identical values: a batch equals one-by-one calls);
+    * DEVIATION: ALP over a bounded FIFO window of ``alp_max_size`` pairs (default 20k;
+      ``None`` keeps all) with exact 1-NN and no persistent index to rebuild
+      (`alp.WindowALP`); among equally near tasks the newest pair wins (the reference
+      keeps kd-tree order). ``unit_distance=True`` (off by default, to stay comparable
+      with the published runs) measures distances in the unit cube;
+    * tasks are drawn in vectorised blocks with a fixed number of RNG calls from
+      precomputed Cholesky factors of the task marginals (`gmm.sample_box_mixture`,
+      `gmm.Prefetch`); no float32 cast.
+
+Measured on TDRL's toy env (20k episodes, sample(1)/update(1) per episode, 10 seeds,
+% cells mastered; shared 2-core machine): reference preset ``teachdeeprl_toy`` 35.5 +- 3.3
+(the original code: 34.7 +- 1.9), fast default 36.4 +- 2.6, with ~10x less teacher time
+(about 1.4 s vs 13 s per run).
+
+Example:
+    >>> from openended.tasks import Box, Outcome
+    >>> from openended.teachers import make_teacher
+    >>> t = make_teacher("alp_gmm", Box([0, 0], [1, 1]), seed=0, fit_rate=20, refit_executor="inline")
+    >>> for _ in range(3):
+    ...     tasks = t.sample(20)
+    ...     t.update([Outcome(task_id=x.id, episode_return=x.params[0]) for x in tasks])
+    >>> t.stats()["fits"], t.stats()["bootstrap"]
+    (3, False)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import ConfigDict, Field
+
+from openended.tasks import Box, Outcome, Task
+from openended.teachers.alp import ReferenceALP, WindowALP
+from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
+from openended.teachers.gmm import (
+    FitWindows,
+    GMMTeacherConfig,
+    Mixture,
+    Prefetch,
+    component_probs,
+    fit_fast,
+    fit_reference,
+    proportional_choice,
+    sample_box_mixture,
+    tasks_with_origin,
+)
+from openended.teachers.refit import Refitter
+
+__all__ = ["ALPGMMTeacher", "ALPGMMConfig"]
+
+
+class ALPGMMConfig(TeacherConfig, RefitConfig, GMMTeacherConfig):
+    """ALP-GMM settings (defaults: fast mode; see ``PRESETS`` for the published ones)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alp_max_size: int | None = Field(
+        20_000, ge=6, description="Pairs kept for the ALP nearest neighbour (None: all, as the reference).")
+    alp_buffer_size: int = Field(500, ge=1, description="Reference mode: kd-tree buffer merged every N pairs.")
+    unit_distance: bool = Field(
+        False, description="Fast mode: ALP distances in the unit cube instead of raw task units (deviation).")
+    nb_em_init: int = Field(1, ge=1, description="Reference mode: sklearn n_init per candidate k.")
+
+
+class ALPGMMTeacher(BaseTeacher):
+    """ALP-GMM on a `Box` task space (see the module docstring)."""
+
+    name = "alp_gmm"
+    Config = ALPGMMConfig
+    space_kinds = ("box",)
+    PRESETS = {
+        "teachdeeprl": {"mode": "reference", "fit_rate": 250, "random_ratio": 0.2, "k_min": 2, "k_max": 11,
+                        "criterion": "aic", "return_bounds": (-150.0, 350.0), "alp_max_size": None,
+                        "alp_buffer_size": 500, "nb_em_init": 1, "refit_executor": "inline"},
+        "teachdeeprl_toy": {"mode": "reference", "fit_rate": 250, "random_ratio": 0.2, "k_min": 2, "k_max": 11,
+                            "criterion": "aic", "return_bounds": None, "alp_max_size": None,
+                            "alp_buffer_size": 500, "nb_em_init": 1, "refit_executor": "inline"},
+        "teachmyagent": {"mode": "reference", "fit_rate": 150, "random_ratio": 0.05, "k_min": 2, "k_max": 10,
+                         "criterion": "aic", "return_bounds": None, "alp_max_size": None,
+                         "alp_buffer_size": 500, "nb_em_init": 1, "refit_executor": "inline"},
+    }
+
+    config: ALPGMMConfig
+    space: Box
+
+    def __init__(self, space: Box, config: ALPGMMConfig | None = None) -> None:
+        super().__init__(space, config)
+        cfg = self.config
+        d = space.dim
+        self._ks = [int(k) for k in np.arange(cfg.k_min, cfg.k_max)]
+        if cfg.mode == "reference":
+            self._alp: ReferenceALP | WindowALP = ReferenceALP(d, cfg.alp_max_size, cfg.alp_buffer_size)
+        else:
+            scale = 1.0 / np.where(space.high > space.low, space.high - space.low, 1.0) if cfg.unit_distance else None
+            self._alp = WindowALP(d, cfg.alp_max_size, scale=scale)
+        self._window = FitWindows(cfg.fit_rate, d + 1)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # fast mode: pairs not yet through the ALP
+        self._n_episodes = 0
+        self._mixture: Mixture | None = None
+        self._probs: np.ndarray | None = None  # component probabilities ∝ mean ALP
+        self._fit_info: dict[str, Any] = {}
+        self._n_fits = 0
+        self._n_submitted = 0
+        # The fits' seed travels with the state: a teacher built with another seed that
+        # loads this state continues exactly (its own rng is restored by BaseTeacher).
+        self._fit_seed = int(cfg.seed)
+        self._prefetch = Prefetch(space, cfg.prefetch if cfg.mode == "fast" else 0)
+        self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap)
+
+    # ------------------------------------------------------------------- sampling
+    def _sample(self, n: int, student: str) -> list[Task]:
+        if self.config.mode == "reference":
+            return self._sample_reference(n)
+        # SPEEDUP: tasks come in vectorised blocks from precomputed Cholesky factors.
+        return self._prefetch.take(n, self._draw)
+
+    def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        bootstrap = self._n_episodes < self.config.fit_rate
+        return sample_box_mixture(self.rng, self._mixture, self._probs, n, self.space.low, self.space.high,
+                                  self.config.random_ratio, bootstrap)
+
+    def _sample_reference(self, n: int) -> list[Task]:
+        """REFERENCE: TDRL ``sample_task`` once per task, RNG calls in the original order."""
+        cfg, low, high = self.config, self.space.low, self.space.high
+        rows, uni = [], []
+        for _ in range(n):
+            if self._n_episodes < cfg.fit_rate or self.rng.random() < cfg.random_ratio or self._mixture is None:
+                x = self.rng.uniform(low, high)  # gym Box.sample
+                uni.append(True)
+            else:
+                mix = self._mixture
+                idx = proportional_choice(mix.means[:, -1], self.rng, eps=0.0)  # ∝ mean ALP
+                x = self.rng.multivariate_normal(mix.means[idx], mix.covariances[idx])[:-1]
+                x = np.clip(x, low, high)
+                uni.append(False)
+            # REFERENCE: tasks are float32 in TDRL; re-clip in case a bound is not a float32.
+            rows.append(np.clip(x.astype(np.float32).astype(np.float64), low, high))
+        return tasks_with_origin(self.space, np.asarray(rows), np.asarray(uni))
+
+    # --------------------------------------------------------------------- update
+    def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
+        b = len(tasks)
+        x = np.asarray([t.params for t in tasks], dtype=np.float64).reshape(b, self.space.dim)
+        r = np.fromiter((o.episode_return for o in outcomes), dtype=np.float64, count=b)
+        if self.config.return_bounds is not None:
+            # REFERENCE: TDRL's TeacherController: np.interp(r, (lo, hi), (0, 1)), clipped.
+            r = np.interp(r, self.config.return_bounds, (0.0, 1.0))
+        n_before = self._n_episodes
+        self._n_episodes += b
+        if self.config.mode == "reference":
+            # REFERENCE: ALP of each episode in order, then a refit at every multiple of fit_rate.
+            alps = self._alp.update(x, r)
+            for data in self._window.push(np.concatenate([x, alps[:, None]], axis=1), n_before):
+                self._submit(data)
+            return
+        # SPEEDUP: ALPs are only read by fits, so pairs wait until a fit is due and then go
+        # through the ALP computer as one batch (a batch gives exactly the one-by-one ALPs).
+        self._pending.append((x, r))
+        fr = self.config.fit_rate
+        if self._n_episodes // fr > n_before // fr:
+            due = self._flush()
+            if due:  # SPEEDUP: earlier windows of the same batch would be replaced unseen
+                self._submit(due[-1])
+
+    def _flush(self) -> list[np.ndarray]:
+        """Fast mode: ALPs of the pending pairs, pushed into the fit window; the windows due."""
+        if not self._pending:
+            return []
+        x = np.concatenate([p[0] for p in self._pending])
+        r = np.concatenate([p[1] for p in self._pending])
+        self._pending = []
+        alps = self._alp.update(x, r)
+        n_before = self._n_episodes - x.shape[0]
+        return self._window.push(np.concatenate([x, alps[:, None]], axis=1), n_before)
+
+    def _submit(self, data: np.ndarray) -> None:
+        cfg = self.config
+        self._n_submitted += 1
+        if cfg.mode == "reference":
+            # REFERENCE: sklearn GMMs with random_state = the teacher seed, as TDRL passes self.seed.
+            self.refitter.submit(fit_reference, data, self._ks, self._fit_seed, cfg.criterion, cfg.nb_em_init,
+                                 self.space.dim)
+            return
+        # The previous mixture matters only for the optional warm start / k window; then a
+        # pending fit is finished (and installed) first, so the result depends only on the
+        # call sequence.
+        warm = None
+        if cfg.k_window is not None or cfg.fit_init != "cold":
+            self.refitter.drain()
+            warm = self._mixture.to_dict() if self._mixture is not None else None
+        self.refitter.submit(fit_fast, data, self._ks, cfg.criterion, warm, (self._fit_seed, self._n_submitted),
+                             cfg.k_window, cfg.em_max_iter, cfg.em_tol, cfg.reg_covar, cfg.fit_init)
+
+    def _install(self, result: dict[str, Any]) -> None:
+        """Refitter callback: make a finished fit the live mixture (atomic reference swap)."""
+        mix = Mixture.from_dict(result)
+        probs = component_probs(mix.means[:, -1])
+        self._mixture, self._probs = mix, probs
+        self._n_fits += 1
+        self._prefetch.clear()  # never serve a task drawn from the previous model
+        self._fit_info = {k: result[k] for k in ("k", "ks", "scores", "n_iter", "not_converged", "cold")
+                          if k in result}
+
+    # ---------------------------------------------------------------------- state
+    def _state_dict(self) -> dict:
+        return {
+            "n_episodes": self._n_episodes,
+            "n_fits": self._n_fits,
+            "n_submitted": self._n_submitted,
+            "fit_seed": self._fit_seed,
+            "window": self._window.state(),
+            "prefetch": self._prefetch.state(),
+            "alp": self._alp.state_dict(),
+            "pending_x": np.concatenate([p[0] for p in self._pending]) if self._pending
+            else np.zeros((0, self.space.dim)),
+            "pending_r": np.concatenate([p[1] for p in self._pending]) if self._pending else np.zeros(0),
+            "mixture": self._mixture.to_dict() if self._mixture is not None else None,
+            "fit_info": dict(self._fit_info),
+        }
+
+    def _load_state_dict(self, state: dict) -> None:
+        self._n_episodes = int(state["n_episodes"])
+        self._n_submitted = int(state["n_submitted"])
+        self._fit_seed = int(state["fit_seed"])
+        self._window.load(state["window"])
+        self._alp.load_state_dict(state["alp"])
+        px = np.asarray(state["pending_x"], dtype=np.float64).reshape(-1, self.space.dim)
+        pr = np.asarray(state["pending_r"], dtype=np.float64).reshape(-1)
+        self._pending = [(px, pr)] if pr.size else []
+        if state["mixture"] is not None:
+            self._install({**state["mixture"], **state.get("fit_info", {})})
+        else:
+            self._mixture, self._probs = None, None
+        self._n_fits = int(state["n_fits"])
+        self._fit_info = dict(state.get("fit_info", {}))
+        self._prefetch.load(state["prefetch"])  # after the mixture: installing clears it
+
+    def _stats(self) -> dict:
+        d = self.space.dim
+        out: dict[str, Any] = {
+            "fits": self._n_fits,
+            "episodes": self._n_episodes,
+            "bootstrap": self._n_episodes < self.config.fit_rate or self._mixture is None,
+            "mode": self.config.mode,
+            "alp_stored": len(self._alp),
+            "alp_pending": sum(p[1].size for p in self._pending),
+        }
+        rows = self._window.rows  # the last fit window (fast mode: as of the last fit)
+        out["mean_alp"] = float(rows[:, -1].mean()) if rows.shape[0] else 0.0
+        mix = self._mixture
+        if mix is not None:
+            out.update({
+                "k": mix.k,
+                "component_means": mix.means[:, :d].tolist(),
+                "component_covs": mix.covariances[:, :d, :d].tolist(),
+                "component_alp": mix.means[:, -1].tolist(),
+                "component_probs": self._probs.tolist() if self._probs is not None else None,
+                "component_weights": mix.weights.tolist(),
+            })
+            info = self._fit_info
+            if "n_iter" in info:
+                out["last_fit_iters"] = int(info["n_iter"])
+        return out

@@ -1,0 +1,149 @@
+"""GMM machinery: the reference fit is sklearn's, the fast fit finds the same clusters,
+mixtures sample what they say and survive a dict round trip."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture
+
+from openended.teachers.base import _from_jsonable, _to_jsonable
+from openended.teachers.gmm import (
+    FitWindows,
+    Mixture,
+    component_probs,
+    fit_fast,
+    fit_reference,
+    n_parameters,
+    proportional_choice,
+)
+
+CENTRES = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 0.0], [0.0, 5.0, 5.0], [5.0, 0.0, 5.0]])
+
+
+def _clusters(seed: int, n: int = 250, k: int = 4, sd: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lab = np.arange(n) % k
+    return CENTRES[:k][lab] + rng.normal(0.0, sd, (n, 3)), lab
+
+
+def _sorted_means(m: np.ndarray) -> np.ndarray:
+    return m[np.lexsort(np.round(m).T[::-1])]  # clusters sit on integer centres
+
+
+def test_fit_reference_is_sklearn_with_the_teacher_seed() -> None:
+    x, _ = _clusters(0)
+    res = fit_reference(x, [2, 3, 4, 5], seed=7, criterion="aic")
+    aics = [GaussianMixture(k, covariance_type="full", random_state=7).fit(x).aic(x) for k in (2, 3, 4, 5)]
+    assert res["k"] == 2 + int(np.argmin(aics))
+    np.testing.assert_allclose(res["scores"], aics, rtol=0, atol=0)
+    direct = GaussianMixture(res["k"], covariance_type="full", random_state=7).fit(x)
+    np.testing.assert_array_equal(res["means"], direct.means_)
+    np.testing.assert_array_equal(res["covariances"], direct.covariances_)
+
+
+def test_fit_reference_aicc_uses_teachdeeprl_parameter_count() -> None:
+    # TDRL counts k * ((d^2 - d)/2 + 2d + 1) - 1 parameters with d = the task dimension.
+    x, _ = _clusters(1, n=120)
+    res = fit_reference(x, [2, 3], seed=0, criterion="aicc", aicc_task_dim=2)
+    for k, score in zip((2, 3), res["scores"]):
+        gm = GaussianMixture(k, covariance_type="full", random_state=0).fit(x)
+        q = k * ((4 - 2) / 2 + 4 + 1) - 1
+        assert score == pytest.approx(gm.aic(x) + 2 * q * (q + 1) / (120 - q - 1), rel=1e-12)
+
+
+def test_n_parameters_matches_sklearn() -> None:
+    x, _ = _clusters(2, n=60)
+    for k in (1, 3, 5):
+        gm = GaussianMixture(k, covariance_type="full", random_state=0).fit(x)
+        assert n_parameters(k, 3) == gm._n_parameters()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_fit_matches_sklearn_on_separated_clusters(seed: int) -> None:
+    x, _ = _clusters(seed)
+    ks = list(range(2, 8))
+    ref = fit_reference(x, ks, seed=0)
+    fast = fit_fast(x, ks, seed=seed)
+    assert fast["k"] == ref["k"] == 4
+    np.testing.assert_allclose(_sorted_means(fast["means"]), _sorted_means(ref["means"]), atol=0.02)
+    np.testing.assert_allclose(np.sort(fast["weights"]), np.sort(ref["weights"]), atol=0.01)
+    assert fast["scores"].min() <= ref["scores"].min() + 1.0  # as good a likelihood, give or take
+
+
+def test_fast_fit_warm_start_tries_only_neighbouring_ks() -> None:
+    x, _ = _clusters(3)
+    first = fit_fast(x, range(2, 11), seed=0)
+    assert sorted(set(first["ks"].tolist())) == list(range(2, 11))  # cold: every k
+    x2, _ = _clusters(4)
+    second = fit_fast(x2, range(2, 11), warm=first, seed=1, k_window=1)
+    assert sorted(set(second["ks"].tolist())) == [first["k"] - 1, first["k"], first["k"] + 1]
+    assert second["k"] == 4
+    np.testing.assert_allclose(_sorted_means(second["means"]), _sorted_means(CENTRES), atol=0.1)
+
+
+def test_fast_fit_is_deterministic_and_finite_on_degenerate_data() -> None:
+    # many exact duplicates (tasks clipped onto a corner) and a constant column
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.zeros((150, 3)), rng.uniform(0, 1, (100, 3))])
+    x[:, 2] = 0.5
+    a = fit_fast(x, range(2, 8), seed=3)
+    b = fit_fast(x, range(2, 8), seed=3)
+    for key in ("weights", "means", "covariances"):
+        np.testing.assert_array_equal(a[key], b[key])
+        assert np.all(np.isfinite(a[key]))
+    mix = Mixture.from_dict(a)  # the covariances are usable (Cholesky succeeds)
+    assert np.all(np.isfinite(mix.chol))
+
+
+def test_mixture_dict_round_trip_through_json() -> None:
+    x, _ = _clusters(5)
+    mix = Mixture.from_dict(fit_fast(x, [4], seed=0))
+    d = _from_jsonable(json.loads(json.dumps(_to_jsonable(mix.to_dict()))))
+    back = Mixture.from_dict(d)
+    for a, b in ((mix.weights, back.weights), (mix.means, back.means), (mix.covariances, back.covariances),
+                 (mix.chol, back.chol)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(mix.chol @ np.swapaxes(mix.chol, 1, 2), mix.covariances, atol=1e-12)
+    with pytest.raises(ValueError):
+        mix.means[0, 0] = 1.0  # immutable
+
+
+def test_mixture_sample_follows_probs_and_truncated_marginal() -> None:
+    cov0 = np.array([[1.0, 0.8, 0.3], [0.8, 1.0, 0.1], [0.3, 0.1, 2.0]])
+    mix = Mixture.from_params([0.9, 0.1], [[0.0, 0.0, 0.0], [10.0, -10.0, 3.0]], [cov0, 0.25 * np.eye(3)])
+    rng = np.random.default_rng(0)
+    comps, x = mix.sample(rng, 100_000, comp_probs=np.array([0.25, 0.75]), dims=2)
+    assert x.shape == (100_000, 2)
+    assert np.mean(comps == 1) == pytest.approx(0.75, abs=0.01)  # probs, not the weights
+    x0 = x[comps == 0]
+    np.testing.assert_allclose(x0.mean(0), [0.0, 0.0], atol=0.03)
+    np.testing.assert_allclose(np.cov(x0.T), cov0[:2, :2], atol=0.03)
+    np.testing.assert_allclose(x[comps == 1].mean(0), [10.0, -10.0], atol=0.02)
+    # same generator state -> same draws
+    c2, x2 = mix.sample(np.random.default_rng(0), 100_000, comp_probs=np.array([0.25, 0.75]), dims=2)
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(comps, c2)
+
+
+def test_fit_windows_fire_on_multiples_of_fit_rate_whatever_the_batching() -> None:
+    rows = np.arange(30, dtype=float)[:, None]
+    one = FitWindows(4, 1)
+    seen_one = [w[:, 0].tolist() for i in range(30) for w in one.push(rows[i:i + 1], i)]
+    batched = FitWindows(4, 1)
+    seen_b, n = [], 0
+    for size in (3, 7, 1, 9, 10):
+        seen_b += [w[:, 0].tolist() for w in batched.push(rows[n:n + size], n)]
+        n += size
+    expected = [list(range(e - 4, e)) for e in (4, 8, 12, 16, 20, 24, 28)]
+    assert seen_one == seen_b == [[float(v) for v in w] for w in expected]
+
+
+def test_proportional_choice_and_component_probs() -> None:
+    rng = np.random.default_rng(0)
+    picks = {proportional_choice(np.zeros(4), rng) for _ in range(200)}
+    assert picks == {0, 1, 2, 3}  # all zero -> uniform
+    assert {proportional_choice(np.array([0.0, 2.0, 0.0]), rng) for _ in range(50)} == {1}
+    np.testing.assert_allclose(component_probs(np.array([0.0, 1.0, 3.0])), [0.0, 0.25, 0.75])
+    np.testing.assert_allclose(component_probs(np.array([-1.0, 0.0])), [0.5, 0.5])
