@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 20)")
     parser.add_argument("--rows", nargs="*", default=None, help=f"subset of rows: {[r.name for r in ROWS]}")
     parser.add_argument("--json", type=Path, default=None, help="write the summary here")
+    parser.add_argument("--no-procgen-pettingzoo", action="store_true",
+                        help="skip the Procgen / PettingZoo rows (benchmarks/env_speed_procgen.py)")
     args = parser.parse_args(argv)
     steps = args.steps or 2_000
     reps = args.reps or (6 if args.quick else 20)
@@ -216,6 +218,16 @@ def main(argv: list[str] | None = None) -> int:
                          "seconds": time.perf_counter() - start}
     print_table(summary)
     print(f"({reps} interleaved reps x {steps:,} steps per env, {summary['config']['seconds']:.0f} s)")
+    if not args.no_procgen_pettingzoo:
+        # Procgen and PettingZoo rows live in their own module (vector / multi-agent steppers).
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import env_speed_procgen
+
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        more = env_speed_procgen.main(["--quick"] if args.quick else [])
+        summary["procgen_over_upstream"] = more["procgen_over_upstream"]
+        summary["pettingzoo_over_upstream"] = more["pettingzoo_over_upstream"]
+        summary["procgen_pettingzoo"] = more
     if args.json is not None:
         args.json.write_text(json.dumps(summary, indent=2))
         print(f"wrote {args.json}")
