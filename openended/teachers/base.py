@@ -65,6 +65,8 @@ class RefitConfig(BaseModel):
         "thread", description="Where fits run: inline (blocks update), thread, or process.")
     refit_swap: SwapPolicy = Field(
         "next_update", description="When a finished fit goes live: next_update (reproducible) or asap.")
+    refit_lag: int = Field(
+        1, ge=1, description="next_update: the fit goes live at the N-th update after it was submitted.")
 
 
 def make_rng(seed: int) -> np.random.Generator:
@@ -215,6 +217,7 @@ class BaseTeacher:
             has, staged = self.refitter.staged_result()
             state["staged_fit"] = _to_jsonable(staged) if has else None
             state["has_staged_fit"] = has
+            state["staged_fit_due_in"] = self.refitter.updates_until_due() if has else None
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -234,7 +237,7 @@ class BaseTeacher:
         self._counts.update(state["counts"])
         self._load_state_dict(_from_jsonable(state["algo"]))
         if self.refitter is not None and state.get("has_staged_fit"):
-            self.refitter.restore_staged(_from_jsonable(state["staged_fit"]))
+            self.refitter.restore_staged(_from_jsonable(state["staged_fit"]), state.get("staged_fit_due_in"))
 
     def stats(self) -> dict:
         """A plain dict for dashboards: counters, latencies and the algorithm's own stats."""

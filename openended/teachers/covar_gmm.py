@@ -127,7 +127,7 @@ class CovarGMMTeacher(BaseTeacher):
         # loads this state continues exactly (its own rng is restored by BaseTeacher).
         self._fit_seed = int(cfg.seed)
         self._prefetch = Prefetch(space, cfg.prefetch if cfg.mode == "fast" else 0)
-        self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap)
+        self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
 
     # ------------------------------------------------------------------- sampling
     def _sample(self, n: int, student: str) -> list[Task]:

@@ -187,7 +187,7 @@ class OMNITeacher(BaseTeacher):
             raise ConfigError(f"teacher.omni.base: {cfg.base!r} has no TaskDistribution hook "
                               "(known_tasks/probabilities/success_estimates); use 'lp' or add the hook")
         self.judge: Judge = resolve_judge(cfg.judge, cfg.judge_config)
-        self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap)
+        self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
         self._tasks: list[Task] = []
         self._labels = np.zeros(0, dtype=np.int8)
         self._weights = np.zeros(0)

@@ -4,9 +4,11 @@ Why: teachDeepRL's ALP-GMM fits inside the episode callback and blocks training
 (0.05-0.14 s per fit, up to 16 s under thread contention). Here a teacher submits a
 fit and keeps sampling from the last committed model; the result is installed
 
-* ``swap="next_update"`` (default): at the next ``update()`` call after submission.
-  ``update`` waits for the fit if it is not done yet, ``sample`` never does. The swap
-  point depends only on the call sequence, so runs stay reproducible.
+* ``swap="next_update"`` (default): at the ``lag``-th ``update()`` call after submission
+  (``lag=1``: the next one). That ``update`` waits for the fit if it is not done yet,
+  ``sample`` never does. The swap point depends only on the call sequence, so runs stay
+  reproducible; a larger ``lag`` lets a fit overlap more episodes (fewer waits) at the
+  price of a model that goes live later.
 * ``swap="asap"``: at the first ``sample``/``update`` call after the fit finishes
   (lowest staleness, timing-dependent, for services).
 
@@ -51,10 +53,15 @@ class Refitter:
     """
 
     def __init__(self, install: Callable[[Any], None], executor: Executors = "thread",
-                 swap: SwapPolicy = "next_update", history: int = 1000) -> None:
+                 swap: SwapPolicy = "next_update", history: int = 1000, lag: int = 1) -> None:
+        if lag < 1:
+            raise ValueError(f"Refitter.lag: must be >= 1, got {lag}")
         self._install = install
         self.executor_kind = executor
         self.swap = swap
+        self.lag = int(lag)
+        self._n_updates = 0
+        self._due: int | None = None  # update count at which the staged/pending fit goes live
         self._pool: Executor | None = None
         self._pending: Future | None = None
         self._pending_t0 = 0.0
@@ -85,6 +92,7 @@ class Refitter:
             return
         self._finish(block=True)
         self._install_staged()
+        self._due = self._n_updates + self.lag
         with self._lock:
             self._pending_t0 = time.perf_counter()
             self._pending = self._executor().submit(run_single_threaded, fn, *args)
@@ -119,8 +127,14 @@ class Refitter:
 
     def on_update(self) -> None:
         """Hook for the start of ``update``: the deterministic swap point."""
-        self._finish(block=self.swap == "next_update")
-        self._install_staged()
+        self._n_updates += 1
+        if self.swap == "asap":
+            self._finish(block=False)
+            self._install_staged()
+        elif self._due is not None and self._n_updates >= self._due:
+            self._finish(block=True)
+            self._install_staged()
+            self._due = None
 
     @property
     def busy(self) -> bool:
@@ -133,8 +147,13 @@ class Refitter:
         self._finish(block=True)
         return self._has_staged, self._staged
 
-    def restore_staged(self, result: Any) -> None:
+    def updates_until_due(self) -> int | None:
+        """How many more ``update`` calls until the staged fit goes live (for state_dict)."""
+        return None if self._due is None else self._due - self._n_updates
+
+    def restore_staged(self, result: Any, updates_until_due: int | None = None) -> None:
         self._staged, self._has_staged = result, True
+        self._due = self._n_updates + (1 if updates_until_due is None else int(updates_until_due))
 
     def drain(self) -> None:
         """Finish and install everything (end of run)."""

@@ -422,7 +422,7 @@ class WebRLTeacher(BaseTeacher):
                           else cfg.predictor)
         if not callable(getattr(self.predictor, "predict", None)):
             raise ConfigError("teacher.webrl.predictor: use 'knn' or an object with predict(...)")
-        self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap)
+        self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
         self._tracker = LPTracker(0, alpha=cfg.ema_alpha, theta=cfg.p_theta)
         self._pool: list[Task] = []
         self._index: dict[str, int] = {}
