@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import openended.teachers.alp_gmm as alp_gmm_mod
+import openended.teachers.gmm_teacher as alp_gmm_mod  # the fit functions GMM teachers submit
 from openended.errors import ConfigError
 from openended.tasks import Box, Discrete, Outcome, Task
 from openended.teachers import make_teacher

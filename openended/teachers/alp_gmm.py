@@ -66,20 +66,9 @@ from pydantic import ConfigDict, Field
 
 from openended.tasks import Box, Outcome, Task
 from openended.teachers.alp import ReferenceALP, WindowALP
-from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
-from openended.teachers.gmm import (
-    FitWindows,
-    GMMTeacherConfig,
-    Mixture,
-    Prefetch,
-    component_probs,
-    fit_fast,
-    fit_reference,
-    proportional_choice,
-    sample_box_mixture,
-    tasks_with_origin,
-)
-from openended.teachers.refit import Refitter
+from openended.teachers.base import RefitConfig, TeacherConfig
+from openended.teachers.gmm import GMMTeacherConfig, Mixture
+from openended.teachers.gmm_teacher import GMMTeacher
 
 __all__ = ["ALPGMMTeacher", "ALPGMMConfig"]
 
@@ -97,12 +86,11 @@ class ALPGMMConfig(TeacherConfig, RefitConfig, GMMTeacherConfig):
     nb_em_init: int = Field(1, ge=1, description="Reference mode: sklearn n_init per candidate k.")
 
 
-class ALPGMMTeacher(BaseTeacher):
+class ALPGMMTeacher(GMMTeacher):
     """ALP-GMM on a `Box` task space (see the module docstring)."""
 
     name = "alp_gmm"
     Config = ALPGMMConfig
-    space_kinds = ("box",)
     PRESETS = {
         "teachdeeprl": {"mode": "reference", "fit_rate": 250, "random_ratio": 0.2, "k_min": 2, "k_max": 11,
                         "criterion": "aic", "return_bounds": (-150.0, 350.0), "alp_max_size": None,
@@ -122,55 +110,15 @@ class ALPGMMTeacher(BaseTeacher):
         super().__init__(space, config)
         cfg = self.config
         d = space.dim
-        self._ks = [int(k) for k in np.arange(cfg.k_min, cfg.k_max)]
         if cfg.mode == "reference":
             self._alp: ReferenceALP | WindowALP = ReferenceALP(d, cfg.alp_max_size, cfg.alp_buffer_size)
         else:
             scale = 1.0 / np.where(space.high > space.low, space.high - space.low, 1.0) if cfg.unit_distance else None
             self._alp = WindowALP(d, cfg.alp_max_size, scale=scale)
-        self._window = FitWindows(cfg.fit_rate, d + 1)
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # fast mode: pairs not yet through the ALP
-        self._n_episodes = 0
-        self._mixture: Mixture | None = None
-        self._probs: np.ndarray | None = None  # component probabilities ∝ mean ALP
-        self._fit_info: dict[str, Any] = {}
-        self._n_fits = 0
-        self._n_submitted = 0
-        # The fits' seed travels with the state: a teacher built with another seed that
-        # loads this state continues exactly (its own rng is restored by BaseTeacher).
-        self._fit_seed = int(cfg.seed)
-        self._prefetch = Prefetch(space, cfg.prefetch if cfg.mode == "fast" else 0)
-        self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
 
-    # ------------------------------------------------------------------- sampling
-    def _sample(self, n: int, student: str) -> list[Task]:
-        if self.config.mode == "reference":
-            return self._sample_reference(n)
-        # SPEEDUP: tasks come in vectorised blocks from precomputed Cholesky factors.
-        return self._prefetch.take(n, self._draw)
-
-    def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        bootstrap = self._n_episodes < self.config.fit_rate
-        return sample_box_mixture(self.rng, self._mixture, self._probs, n, self.space.low, self.space.high,
-                                  self.config.random_ratio, bootstrap)
-
-    def _sample_reference(self, n: int) -> list[Task]:
-        """REFERENCE: TDRL ``sample_task`` once per task, RNG calls in the original order."""
-        cfg, low, high = self.config, self.space.low, self.space.high
-        rows, uni = [], []
-        for _ in range(n):
-            if self._n_episodes < cfg.fit_rate or self.rng.random() < cfg.random_ratio or self._mixture is None:
-                x = self.rng.uniform(low, high)  # gym Box.sample
-                uni.append(True)
-            else:
-                mix = self._mixture
-                idx = proportional_choice(mix.means[:, -1], self.rng, eps=0.0)  # ∝ mean ALP
-                x = self.rng.multivariate_normal(mix.means[idx], mix.covariances[idx])[:-1]
-                x = np.clip(x, low, high)
-                uni.append(False)
-            # REFERENCE: tasks are float32 in TDRL; re-clip in case a bound is not a float32.
-            rows.append(np.clip(x.astype(np.float32).astype(np.float64), low, high))
-        return tasks_with_origin(self.space, np.asarray(rows), np.asarray(uni))
+    def _component_weights(self, mix: Mixture) -> np.ndarray:
+        return mix.means[:, -1]  # REFERENCE: components ∝ their mean ALP (mixture weights ignored)
 
     # --------------------------------------------------------------------- update
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
@@ -208,91 +156,28 @@ class ALPGMMTeacher(BaseTeacher):
         n_before = self._n_episodes - x.shape[0]
         return self._window.push(np.concatenate([x, alps[:, None]], axis=1), n_before)
 
-    def _submit(self, data: np.ndarray) -> None:
-        cfg = self.config
-        self._n_submitted += 1
-        if cfg.mode == "reference":
-            # REFERENCE: sklearn GMMs with random_state = the teacher seed, as TDRL passes self.seed.
-            self.refitter.submit(fit_reference, data, self._ks, self._fit_seed, cfg.criterion, cfg.nb_em_init,
-                                 self.space.dim)
-            return
-        # The previous mixture matters only for the optional warm start / k window; then a
-        # pending fit is finished (and installed) first, so the result depends only on the
-        # call sequence.
-        warm = None
-        if cfg.k_window is not None or cfg.fit_init != "cold":
-            self.refitter.drain()
-            warm = self._mixture.to_dict() if self._mixture is not None else None
-        self.refitter.submit(fit_fast, data, self._ks, cfg.criterion, warm, (self._fit_seed, self._n_submitted),
-                             cfg.k_window, cfg.em_max_iter, cfg.em_tol, cfg.reg_covar, cfg.fit_init)
-
-    def _install(self, result: dict[str, Any]) -> None:
-        """Refitter callback: make a finished fit the live mixture (atomic reference swap)."""
-        mix = Mixture.from_dict(result)
-        probs = component_probs(mix.means[:, -1])
-        self._mixture, self._probs = mix, probs
-        self._n_fits += 1
-        self._prefetch.clear()  # never serve a task drawn from the previous model
-        self._fit_info = {k: result[k] for k in ("k", "ks", "scores", "n_iter", "not_converged", "cold")
-                          if k in result}
-
     # ---------------------------------------------------------------------- state
     def _state_dict(self) -> dict:
         return {
-            "n_episodes": self._n_episodes,
-            "n_fits": self._n_fits,
-            "n_submitted": self._n_submitted,
-            "fit_seed": self._fit_seed,
-            "window": self._window.state(),
-            "prefetch": self._prefetch.state(),
+            **super()._state_dict(),
             "alp": self._alp.state_dict(),
             "pending_x": np.concatenate([p[0] for p in self._pending]) if self._pending
             else np.zeros((0, self.space.dim)),
             "pending_r": np.concatenate([p[1] for p in self._pending]) if self._pending else np.zeros(0),
-            "mixture": self._mixture.to_dict() if self._mixture is not None else None,
-            "fit_info": dict(self._fit_info),
         }
 
     def _load_state_dict(self, state: dict) -> None:
-        self._n_episodes = int(state["n_episodes"])
-        self._n_submitted = int(state["n_submitted"])
-        self._fit_seed = int(state["fit_seed"])
-        self._window.load(state["window"])
+        super()._load_state_dict(state)
         self._alp.load_state_dict(state["alp"])
         px = np.asarray(state["pending_x"], dtype=np.float64).reshape(-1, self.space.dim)
         pr = np.asarray(state["pending_r"], dtype=np.float64).reshape(-1)
         self._pending = [(px, pr)] if pr.size else []
-        if state["mixture"] is not None:
-            self._install({**state["mixture"], **state.get("fit_info", {})})
-        else:
-            self._mixture, self._probs = None, None
-        self._n_fits = int(state["n_fits"])
-        self._fit_info = dict(state.get("fit_info", {}))
-        self._prefetch.load(state["prefetch"])  # after the mixture: installing clears it
 
     def _stats(self) -> dict:
-        d = self.space.dim
-        out: dict[str, Any] = {
-            "fits": self._n_fits,
-            "episodes": self._n_episodes,
-            "bootstrap": self._n_episodes < self.config.fit_rate or self._mixture is None,
-            "mode": self.config.mode,
-            "alp_stored": len(self._alp),
-            "alp_pending": sum(p[1].size for p in self._pending),
-        }
+        out = super()._stats()
+        out.update({"alp_stored": len(self._alp), "alp_pending": sum(p[1].size for p in self._pending)})
         rows = self._window.rows  # the last fit window (fast mode: as of the last fit)
         out["mean_alp"] = float(rows[:, -1].mean()) if rows.shape[0] else 0.0
-        mix = self._mixture
-        if mix is not None:
-            out.update({
-                "k": mix.k,
-                "component_means": mix.means[:, :d].tolist(),
-                "component_covs": mix.covariances[:, :d, :d].tolist(),
-                "component_alp": mix.means[:, -1].tolist(),
-                "component_probs": self._probs.tolist() if self._probs is not None else None,
-                "component_weights": mix.weights.tolist(),
-            })
-            info = self._fit_info
-            if "n_iter" in info:
-                out["last_fit_iters"] = int(info["n_iter"])
+        if self._mixture is not None:
+            out["component_alp"] = self._mixture.means[:, -1].tolist()
         return out

@@ -60,20 +60,9 @@ import numpy as np
 from pydantic import ConfigDict, Field
 
 from openended.tasks import Box, Outcome, Task
-from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
-from openended.teachers.gmm import (
-    FitWindows,
-    GMMTeacherConfig,
-    Mixture,
-    Prefetch,
-    component_probs,
-    fit_fast,
-    fit_reference,
-    proportional_choice,
-    sample_box_mixture,
-    tasks_with_origin,
-)
-from openended.teachers.refit import Refitter
+from openended.teachers.base import RefitConfig, TeacherConfig
+from openended.teachers.gmm import GMMTeacherConfig, Mixture
+from openended.teachers.gmm_teacher import GMMTeacher
 
 __all__ = ["CovarGMMTeacher", "CovarGMMConfig"]
 
@@ -88,12 +77,11 @@ class CovarGMMConfig(TeacherConfig, RefitConfig, GMMTeacherConfig):
     absolute_lp: bool = Field(False, description="LP = |cov[t, r]| instead of max(0, cov[t, r]).")
 
 
-class CovarGMMTeacher(BaseTeacher):
+class CovarGMMTeacher(GMMTeacher):
     """Covar-GMM on a `Box` task space (see the module docstring)."""
 
     name = "covar_gmm"
     Config = CovarGMMConfig
-    space_kinds = ("box",)
     PRESETS = {
         "teachdeeprl": {"mode": "reference", "fit_rate": 250, "random_ratio": 0.2, "k_min": 2, "k_max": 11,
                         "criterion": "aic", "absolute_lp": False, "return_bounds": (-150.0, 350.0),
@@ -107,58 +95,22 @@ class CovarGMMTeacher(BaseTeacher):
     }
 
     config: CovarGMMConfig
+    extra_dims = 2  # (relative time, return)
     space: Box
 
     def __init__(self, space: Box, config: CovarGMMConfig | None = None) -> None:
         super().__init__(space, config)
-        cfg = self.config
-        self._ks = [int(k) for k in np.arange(cfg.k_min, cfg.k_max)]
         # REFERENCE: the time stamps, computed as TDRL does (float arange, indexed n % fit_rate).
-        self._all_times = np.arange(0, 1, 1 / cfg.fit_rate)
-        self._window = FitWindows(cfg.fit_rate, space.dim + 2)
-        self._n_episodes = 0
-        self._mixture: Mixture | None = None
-        self._probs: np.ndarray | None = None
-        self._lp: np.ndarray | None = None
-        self._fit_info: dict[str, Any] = {}
-        self._n_fits = 0
-        self._n_submitted = 0
-        # The fits' seed travels with the state: a teacher built with another seed that
-        # loads this state continues exactly (its own rng is restored by BaseTeacher).
-        self._fit_seed = int(cfg.seed)
-        self._prefetch = Prefetch(space, cfg.prefetch if cfg.mode == "fast" else 0)
-        self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
+        self._all_times = np.arange(0, 1, 1 / self.config.fit_rate)
 
-    # ------------------------------------------------------------------- sampling
-    def _sample(self, n: int, student: str) -> list[Task]:
-        if self.config.mode == "reference":
-            return self._sample_reference(n)
-        # SPEEDUP: tasks come in vectorised blocks from precomputed Cholesky factors.
-        return self._prefetch.take(n, self._draw)
+    def _component_lp(self, mix: Mixture) -> np.ndarray:
+        cov_tr = mix.covariances[:, -2, -1]
+        return np.abs(cov_tr) if self.config.absolute_lp else np.maximum(0.0, cov_tr)
 
-    def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        bootstrap = self._n_episodes < self.config.fit_rate
-        return sample_box_mixture(self.rng, self._mixture, self._probs, n, self.space.low, self.space.high,
-                                  self.config.random_ratio, bootstrap)
-
-    def _sample_reference(self, n: int) -> list[Task]:
-        """REFERENCE: TDRL ``sample_task`` once per task, RNG calls in the original order."""
-        cfg, low, high = self.config, self.space.low, self.space.high
-        rows, uni = [], []
-        for _ in range(n):
-            if self._n_episodes < cfg.fit_rate or self.rng.random() < cfg.random_ratio or self._mixture is None:
-                x = self.rng.uniform(low, high)  # gym Box.sample
-                uni.append(True)
-            else:
-                mix = self._mixture
-                # ∝ time-return covariance (variant "improved": ∝ its square root)
-                idx = proportional_choice(self._lp if cfg.variant == "original" else np.sqrt(self._lp), self.rng)
-                x = self.rng.multivariate_normal(mix.means[idx], mix.covariances[idx])[:-2]
-                x = np.clip(x, low, high)
-                uni.append(False)
-            # REFERENCE: tasks are float32 in TDRL; re-clip in case a bound is not a float32.
-            rows.append(np.clip(x.astype(np.float32).astype(np.float64), low, high))
-        return tasks_with_origin(self.space, np.asarray(rows), np.asarray(uni))
+    def _component_weights(self, mix: Mixture) -> np.ndarray:
+        lp = self._component_lp(mix)
+        # DEVIATION (variant="improved"): components drawn with probability ∝ sqrt(LP)
+        return np.sqrt(lp) if self.config.variant == "improved" else lp
 
     # --------------------------------------------------------------------- update
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
@@ -176,81 +128,9 @@ class CovarGMMTeacher(BaseTeacher):
         for data in due:
             self._submit(data)
 
-    def _submit(self, data: np.ndarray) -> None:
-        cfg = self.config
-        self._n_submitted += 1
-        if cfg.mode == "reference":
-            self.refitter.submit(fit_reference, data, self._ks, self._fit_seed, cfg.criterion, 1, self.space.dim)
-            return
-        # The previous mixture matters only for the optional warm start / k window; then a
-        # pending fit is finished (and installed) first, so the result depends only on the
-        # call sequence.
-        warm = None
-        if cfg.k_window is not None or cfg.fit_init != "cold":
-            self.refitter.drain()
-            warm = self._mixture.to_dict() if self._mixture is not None else None
-        self.refitter.submit(fit_fast, data, self._ks, cfg.criterion, warm, (self._fit_seed, self._n_submitted),
-                             cfg.k_window, cfg.em_max_iter, cfg.em_tol, cfg.reg_covar, cfg.fit_init)
-
-    def _component_lp(self, mix: Mixture) -> np.ndarray:
-        cov_tr = mix.covariances[:, -2, -1]
-        return np.abs(cov_tr) if self.config.absolute_lp else np.maximum(0.0, cov_tr)
-
-    def _install(self, result: dict[str, Any]) -> None:
-        """Refitter callback: make a finished fit the live mixture (atomic reference swap)."""
-        mix = Mixture.from_dict(result)
-        lp = self._component_lp(mix)
-        # DEVIATION (variant="improved"): components drawn with probability ∝ sqrt(LP)
-        weight = np.sqrt(lp) if self.config.variant == "improved" else lp
-        self._mixture, self._lp, self._probs = mix, lp, component_probs(weight)
-        self._n_fits += 1
-        self._prefetch.clear()  # never serve a task drawn from the previous model
-        self._fit_info = {k: result[k] for k in ("k", "ks", "scores", "n_iter", "not_converged", "cold")
-                          if k in result}
-
-    # ---------------------------------------------------------------------- state
-    def _state_dict(self) -> dict:
-        return {
-            "n_episodes": self._n_episodes,
-            "n_fits": self._n_fits,
-            "n_submitted": self._n_submitted,
-            "fit_seed": self._fit_seed,
-            "window": self._window.state(),
-            "prefetch": self._prefetch.state(),
-            "mixture": self._mixture.to_dict() if self._mixture is not None else None,
-            "fit_info": dict(self._fit_info),
-        }
-
-    def _load_state_dict(self, state: dict) -> None:
-        self._n_episodes = int(state["n_episodes"])
-        self._n_submitted = int(state["n_submitted"])
-        self._fit_seed = int(state["fit_seed"])
-        self._window.load(state["window"])
-        if state["mixture"] is not None:
-            self._install({**state["mixture"], **state.get("fit_info", {})})
-        else:
-            self._mixture, self._lp, self._probs = None, None, None
-        self._n_fits = int(state["n_fits"])
-        self._fit_info = dict(state.get("fit_info", {}))
-        self._prefetch.load(state["prefetch"])  # after the mixture: installing clears it
-
     def _stats(self) -> dict:
-        d = self.space.dim
-        out: dict[str, Any] = {
-            "fits": self._n_fits,
-            "episodes": self._n_episodes,
-            "bootstrap": self._n_episodes < self.config.fit_rate or self._mixture is None,
-            "mode": self.config.mode,
-            "variant": self.config.variant,
-        }
-        mix = self._mixture
-        if mix is not None:
-            out.update({
-                "k": mix.k,
-                "component_means": mix.means[:, :d].tolist(),
-                "component_covs": mix.covariances[:, :d, :d].tolist(),
-                "component_lp": self._lp.tolist() if self._lp is not None else None,
-                "component_probs": self._probs.tolist() if self._probs is not None else None,
-                "component_weights": mix.weights.tolist(),
-            })
+        out = super()._stats()
+        out["variant"] = self.config.variant
+        if self._mixture is not None:
+            out["component_lp"] = self._component_lp(self._mixture).tolist()
         return out

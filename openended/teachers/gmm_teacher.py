@@ -1,0 +1,170 @@
+"""`GMMTeacher`: what ALP-GMM and Covar-GMM share — a Gaussian mixture over (task, extra
+coordinates), refitted every ``fit_rate`` episodes off the sampling path, components
+picked in proportion to a per-component learning-progress signal.
+
+Subclasses say how many extra coordinates follow the task (ALP-GMM: the ALP; Covar-GMM:
+time and return), how the per-component weights are read from a fitted mixture
+(`_component_weights`), and how episodes become fit rows (`_update`). Everything else —
+reference and fast sampling, fit submission, installing a fit, state and stats — is here.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from openended.tasks import Box, Task
+from openended.teachers.base import BaseTeacher
+from openended.teachers.gmm import (
+    FitWindows,
+    Mixture,
+    Prefetch,
+    component_probs,
+    fit_fast,
+    fit_reference,
+    proportional_choice,
+    sample_box_mixture,
+    tasks_with_origin,
+)
+from openended.teachers.refit import Refitter
+
+__all__ = ["GMMTeacher"]
+
+_FIT_INFO_KEYS = ("k", "ks", "scores", "n_iter", "not_converged", "cold")
+
+
+class GMMTeacher(BaseTeacher):
+    """Shared machinery of the GMM teachers (not registered itself)."""
+
+    space_kinds = ("box",)
+    #: Coordinates after the task in each fit row (ALP-GMM 1, Covar-GMM 2).
+    extra_dims: ClassVar[int] = 1
+    space: Box
+
+    def __init__(self, space: Box, config: Any = None) -> None:
+        super().__init__(space, config)
+        cfg = self.config
+        self._ks = [int(k) for k in np.arange(cfg.k_min, cfg.k_max)]
+        self._window = FitWindows(cfg.fit_rate, space.dim + self.extra_dims)
+        self._n_episodes = 0
+        self._mixture: Mixture | None = None
+        self._weights: np.ndarray | None = None  # per-component learning-progress signal
+        self._probs: np.ndarray | None = None  # component probabilities (fast sampling)
+        self._fit_info: dict[str, Any] = {}
+        self._n_fits = 0
+        self._n_submitted = 0
+        # The fits' seed travels with the state: a teacher built with another seed that
+        # loads this state continues exactly (its own rng is restored by BaseTeacher).
+        self._fit_seed = int(cfg.seed)
+        self._prefetch = Prefetch(space, cfg.prefetch if cfg.mode == "fast" else 0)
+        self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
+
+    # -------------------------------------------------------------- override points
+    def _component_weights(self, mix: Mixture) -> np.ndarray:  # pragma: no cover - abstract
+        """Non-negative per-component signal components are drawn in proportion to."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------- sampling
+    def _sample(self, n: int, student: str) -> list[Task]:
+        if self.config.mode == "reference":
+            return self._sample_reference(n)
+        # SPEEDUP: tasks come in vectorised blocks from precomputed Cholesky factors.
+        return self._prefetch.take(n, self._draw)
+
+    def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        bootstrap = self._n_episodes < self.config.fit_rate
+        return sample_box_mixture(self.rng, self._mixture, self._probs, n, self.space.low, self.space.high,
+                                  self.config.random_ratio, bootstrap)
+
+    def _sample_reference(self, n: int) -> list[Task]:
+        """REFERENCE: TDRL ``sample_task`` once per task, RNG calls in the original order."""
+        cfg, low, high = self.config, self.space.low, self.space.high
+        rows, uni = [], []
+        for _ in range(n):
+            if self._n_episodes < cfg.fit_rate or self.rng.random() < cfg.random_ratio or self._mixture is None:
+                x = self.rng.uniform(low, high)  # gym Box.sample
+                uni.append(True)
+            else:
+                mix = self._mixture
+                idx = proportional_choice(self._weights, self.rng)
+                x = self.rng.multivariate_normal(mix.means[idx], mix.covariances[idx])[:-self.extra_dims]
+                x = np.clip(x, low, high)
+                uni.append(False)
+            # REFERENCE: tasks are float32 in TDRL; re-clip in case a bound is not a float32.
+            rows.append(np.clip(x.astype(np.float32).astype(np.float64), low, high))
+        return tasks_with_origin(self.space, np.asarray(rows), np.asarray(uni))
+
+    # ----------------------------------------------------------------------- fits
+    def _submit(self, data: np.ndarray) -> None:
+        cfg = self.config
+        self._n_submitted += 1
+        if cfg.mode == "reference":
+            # REFERENCE: sklearn GMMs with random_state = the teacher seed.
+            self.refitter.submit(fit_reference, data, self._ks, self._fit_seed, cfg.criterion,
+                                 getattr(cfg, "nb_em_init", 1), self.space.dim)
+            return
+        # The previous mixture matters only for the optional warm start / k window; then a
+        # pending fit is finished (and installed) first, so the result depends only on the
+        # call sequence.
+        warm = None
+        if cfg.k_window is not None or cfg.fit_init != "cold":
+            self.refitter.drain()
+            warm = self._mixture.to_dict() if self._mixture is not None else None
+        self.refitter.submit(fit_fast, data, self._ks, cfg.criterion, warm, (self._fit_seed, self._n_submitted),
+                             cfg.k_window, cfg.em_max_iter, cfg.em_tol, cfg.reg_covar, cfg.fit_init)
+
+    def _install(self, result: dict[str, Any]) -> None:
+        """Refitter callback: make a finished fit the live mixture (atomic reference swap)."""
+        mix = Mixture.from_dict(result)
+        weights = self._component_weights(mix)
+        self._mixture, self._weights, self._probs = mix, weights, component_probs(weights)
+        self._n_fits += 1
+        self._prefetch.clear()  # never serve a task drawn from the previous model
+        self._fit_info = {k: result[k] for k in _FIT_INFO_KEYS if k in result}
+
+    # ---------------------------------------------------------------------- state
+    def _state_dict(self) -> dict:
+        return {
+            "n_episodes": self._n_episodes,
+            "n_fits": self._n_fits,
+            "n_submitted": self._n_submitted,
+            "fit_seed": self._fit_seed,
+            "window": self._window.state(),
+            "prefetch": self._prefetch.state(),
+            "mixture": self._mixture.to_dict() if self._mixture is not None else None,
+            "fit_info": dict(self._fit_info),
+        }
+
+    def _load_state_dict(self, state: dict) -> None:
+        self._n_episodes = int(state["n_episodes"])
+        self._n_submitted = int(state["n_submitted"])
+        self._fit_seed = int(state["fit_seed"])
+        self._window.load(state["window"])
+        if state["mixture"] is not None:
+            self._install({**state["mixture"], **state.get("fit_info", {})})
+        else:
+            self._mixture, self._weights, self._probs = None, None, None
+        self._n_fits = int(state["n_fits"])
+        self._fit_info = dict(state.get("fit_info", {}))
+        self._prefetch.load(state["prefetch"])  # after the mixture: installing clears it
+
+    def _stats(self) -> dict:
+        d = self.space.dim
+        out: dict[str, Any] = {
+            "fits": self._n_fits,
+            "episodes": self._n_episodes,
+            "bootstrap": self._n_episodes < self.config.fit_rate or self._mixture is None,
+            "mode": self.config.mode,
+        }
+        mix = self._mixture
+        if mix is not None:
+            out.update({
+                "k": mix.k,
+                "component_means": mix.means[:, :d].tolist(),
+                "component_covs": mix.covariances[:, :d, :d].tolist(),
+                "component_probs": self._probs.tolist() if self._probs is not None else None,
+                "component_weights": mix.weights.tolist(),
+            })
+            if "n_iter" in self._fit_info:
+                out["last_fit_iters"] = int(self._fit_info["n_iter"])
+        return out
