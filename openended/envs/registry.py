@@ -8,37 +8,22 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from openended.errors import ConfigError
-from openended.registry import load_entry_point, normalize_name, unknown_name_error
+from openended.registry import Registry
 from openended.tasks import TaskSpace
 
 __all__ = ["register_env", "make_env", "env_entry", "list_envs", "env_task_space"]
 
-_ENVS: dict[str, str | Callable[..., Any]] = {}
-_ALIASES: dict[str, str] = {}
+_ENVS = Registry("env family")
 
 
 def register_env(name: str, entry: str | Callable[..., Any], *, aliases: tuple[str, ...] = (),
                  overwrite: bool = False) -> None:
     """Register an env family constructor (or a lazy ``"module:Callable"`` path)."""
-    key = normalize_name(name)
-    if key in _ENVS and not overwrite and _ENVS[key] != entry:
-        raise ConfigError(f"env family {key!r} is already registered; pass overwrite=True to replace it")
-    _ENVS[key] = entry
-    for a in aliases:
-        _ALIASES[normalize_name(a)] = key
+    _ENVS.register(name, entry, aliases=aliases, overwrite=overwrite)
 
 
 def env_entry(name: str) -> Callable[..., Any]:
-    key = normalize_name(name)
-    key = _ALIASES.get(key, key)
-    if key not in _ENVS:
-        raise unknown_name_error("env family", name, list(_ENVS))
-    entry = _ENVS[key]
-    if isinstance(entry, str):
-        entry = load_entry_point(entry)
-        _ENVS[key] = entry
-    return entry
+    return _ENVS.get(name)
 
 
 def make_env(name: str, **config: Any) -> Any:
@@ -58,7 +43,7 @@ def env_task_space(name: str, **config: Any) -> TaskSpace:
 
 
 def list_envs() -> list[str]:
-    return sorted(_ENVS)
+    return _ENVS.names()
 
 
 # Built-in families (lazy).

@@ -21,48 +21,29 @@ from typing import Any
 
 from openended.errors import ConfigError
 from openended.moi.base import Judge
-from openended.registry import load_entry_point, normalize_name, unknown_name_error
+from openended.registry import Registry
 
 __all__ = ["register_judge", "make_judge", "judge_class", "list_judges", "DEFAULT_JUDGE"]
 
 DEFAULT_JUDGE = "embedding"
 
-_REGISTRY: dict[str, Any] = {}
-_ALIASES: dict[str, str] = {}
+_JUDGES = Registry("judge")
 # Keyword arguments that name another judge (built recursively from a name + "<arg>_cfg").
 _JUDGE_ARGS = ("inner", "fallback")
 
 
 def register_judge(name: str, entry: str | type, *, aliases: tuple[str, ...] = (), overwrite: bool = False) -> None:
     """Register a judge class (or a lazy ``"module:Class"`` path) under ``name``."""
-    key = normalize_name(name)
-    if key in _REGISTRY and not overwrite and _REGISTRY[key] != entry:
-        raise ConfigError(f"judge {key!r} is already registered; pass overwrite=True to replace it")
-    _REGISTRY[key] = entry
-    for a in aliases:
-        _ALIASES[normalize_name(a)] = key
-
-
-def _canonical(name: str) -> str:
-    key = normalize_name(name)
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise unknown_name_error("judge", name, list(_REGISTRY) + list(_ALIASES))
-    return key
+    _JUDGES.register(name, entry, aliases=aliases, overwrite=overwrite)
 
 
 def judge_class(name: str) -> type:
     """The class registered as ``name`` (imports its module on first use)."""
-    key = _canonical(name)
-    entry = _REGISTRY[key]
-    if isinstance(entry, str):
-        entry = load_entry_point(entry)
-        _REGISTRY[key] = entry
-    return entry
+    return _JUDGES.get(name)
 
 
 def list_judges() -> list[str]:
-    return sorted(_REGISTRY)
+    return _JUDGES.names()
 
 
 def _resolve(value: Any, cfg: dict[str, Any] | None, field: str) -> Any:
@@ -80,7 +61,7 @@ def make_judge(name: str = DEFAULT_JUDGE, **cfg: Any) -> Judge:
     ``inner_cfg``/``fallback_cfg``. A misspelt keyword raises `ConfigError` naming the
     valid ones (and the closest); so does a missing required one.
     """
-    key = _canonical(name)
+    key = _JUDGES.canonical(name)
     cls = judge_class(key)
     for field in _JUDGE_ARGS:
         sub_cfg = cfg.pop(f"{field}_cfg", None)

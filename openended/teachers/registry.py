@@ -9,47 +9,28 @@ from __future__ import annotations
 from typing import Any
 
 from openended.errors import ConfigError
-from openended.registry import load_entry_point, normalize_name, unknown_name_error
+from openended.registry import Registry, normalize_name
 from openended.tasks import TaskSpace
 from openended.teachers.base import BaseTeacher
 from openended.validation import validate_model
 
 __all__ = ["register_teacher", "make_teacher", "teacher_class", "list_teachers"]
 
-_REGISTRY: dict[str, str | type[BaseTeacher]] = {}
-_ALIASES: dict[str, str] = {}
+_TEACHERS = Registry("teacher")
 
 
 def register_teacher(name: str, entry: str | type[BaseTeacher], *, aliases: tuple[str, ...] = (),
                      overwrite: bool = False) -> None:
     """Register a teacher class (or a lazy ``"module:Class"`` path) under ``name``."""
-    key = normalize_name(name)
-    if key in _REGISTRY and not overwrite and _REGISTRY[key] != entry:
-        raise ConfigError(f"teacher {key!r} is already registered; pass overwrite=True to replace it")
-    _REGISTRY[key] = entry
-    for a in aliases:
-        _ALIASES[normalize_name(a)] = key
-
-
-def _canonical(name: str) -> str:
-    key = normalize_name(name)
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise unknown_name_error("teacher", name, list(_REGISTRY))
-    return key
+    _TEACHERS.register(name, entry, aliases=aliases, overwrite=overwrite)
 
 
 def teacher_class(name: str) -> type[BaseTeacher]:
-    key = _canonical(name)
-    entry = _REGISTRY[key]
-    if isinstance(entry, str):
-        entry = load_entry_point(entry)
-        _REGISTRY[key] = entry
-    return entry
+    return _TEACHERS.get(name)
 
 
 def list_teachers() -> list[str]:
-    return sorted(_REGISTRY)
+    return _TEACHERS.names()
 
 
 def make_teacher(name: str, space: TaskSpace, *, preset: str | None = None, **config: Any) -> BaseTeacher:
@@ -57,7 +38,7 @@ def make_teacher(name: str, space: TaskSpace, *, preset: str | None = None, **co
     (e.g. ``"teachdeeprl"``); explicit keyword arguments override preset values.
     """
     cls = teacher_class(name)
-    key = _canonical(name)
+    key = _TEACHERS.canonical(name)
     values: dict[str, Any] = {}
     if preset is not None:
         presets = cls.PRESETS
