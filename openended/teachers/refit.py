@@ -25,12 +25,28 @@ from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, Callable, Literal
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["Refitter", "run_single_threaded", "Executors", "SwapPolicy"]
 
 Executors = Literal["inline", "thread", "process"]
 SwapPolicy = Literal["next_update", "asap"]
+
+
+_CONTROLLER: ThreadpoolController | None = None
+
+
+def _controller() -> ThreadpoolController:
+    """One cached inventory of BLAS/OpenMP libraries per process.
+
+    SPEEDUP: ``threadpool_limits()`` re-scans every loaded shared library on each call
+    (2.4 ms here, holding the GIL, longer with torch loaded); the cached controller's
+    ``limit`` costs ~0.02 ms.
+    """
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
 
 
 def run_single_threaded(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
@@ -39,7 +55,7 @@ def run_single_threaded(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]
     Pinning matters: on 2 shared cores an unpinned sklearn fit went from 0.1 s to 16 s.
     """
     t0 = time.perf_counter()
-    with threadpool_limits(limits=1):
+    with _controller().limit(limits=1):
         out = fn(*args)
     return out, time.perf_counter() - t0
 
