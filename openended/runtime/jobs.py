@@ -53,7 +53,17 @@ def submit_experiment(experiment: str, *, address: str, overrides: Sequence[str]
         rel = exp.relative_to(wd)
     except ValueError:
         raise ConfigError(f"experiment {experiment!r} must be inside the uploaded --working-dir {str(wd)!r}") from None
-    client = JobSubmissionClient(address)
+    try:
+        client = JobSubmissionClient(address)
+    except ConnectionError as e:
+        raise ConfigError(f"--address {address}: cannot reach a Ray dashboard there ({e}); start the head with "
+                          "`ray start --head` and pass its dashboard URL, e.g. http://127.0.0.1:8265") from None
+    except Exception as e:  # ray.exceptions.AuthenticationError and friends: keep Ray's explanation
+        if type(e).__name__ == "AuthenticationError":
+            raise ConfigError(f"--address {address}: the cluster refused the token: {str(e).splitlines()[0]}. "
+                              "Use the head's token (`ray get-auth-token` there) in RAY_AUTH_TOKEN or "
+                              "~/.ray/auth_token") from None
+        raise
     job_id = client.submit_job(
         entrypoint=job_entrypoint(rel.as_posix(), overrides),
         runtime_env={"working_dir": str(wd), "excludes": list(excludes)},
