@@ -112,3 +112,17 @@ def test_every_shipped_experiment_validates(experiment):
     res = _cli("check", f"experiments/{experiment}", timeout=240)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip().splitlines()[-1].startswith("ok: ")
+
+
+def test_multiagent_ppo_run_reports_one_outcome_per_episode(tmp_path):
+    """PettingZoo multiwalker in RLlib multi-agent PPO (shared policy) from the YAML file."""
+    res = _cli("run", "experiments/multiwalker_alpgmm.yaml", "--run-dir", str(tmp_path), "--no-progress",
+               "--set", "run.iterations=1", "--set", "algo.config.train_batch_size_per_learner=500",
+               "--set", "algo.config.minibatch_size=250", timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rd = _run_dir(tmp_path)
+    ids = _logged_episode_ids(rd)
+    assert ids and len(ids) == len(set(ids)) == _final_teacher_outcomes(rd)
+    ckpts = sorted((rd / "checkpoints" / "teacher").glob("checkpoint-*.json"))
+    teacher = json.loads(ckpts[-1].read_text())["curricula"][0]["teachers"]["default"]
+    assert teacher["counts"]["unknown_task_outcomes"] == 0  # every outcome names a task the teacher issued

@@ -117,16 +117,27 @@ class RLlibDriver:
         from openended.runtime.rllib import build_algo_config, needs_flattening, register_curriculum_env
 
         self.student = student
+        from openended.runtime.rllib_multiagent import (
+            is_parallel_env,
+            register_curriculum_multiagent_env,
+            shared_policy_config,
+        )
+
+        probe = make_env(exp.env.family, **exp.env.config)
+        multi_agent = is_parallel_env(probe)
         flatten = exp.algo.flatten_observations
         if flatten is None:
-            probe = make_env(exp.env.family, **exp.env.config)
-            flatten = needs_flattening(probe.observation_space)
-            probe.close()
-        env_name = register_curriculum_env(f"openended-{service_name}-{student}", exp.env.family, exp.env.config,
-                                           service_name, CURRICULUM, student, namespace=exp.ray.namespace)
+            space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
+            flatten = needs_flattening(space)
+        probe.close()
+        register = register_curriculum_multiagent_env if multi_agent else register_curriculum_env
+        env_name = register(f"openended-{service_name}-{student}", exp.env.family, exp.env.config,
+                            service_name, CURRICULUM, student, namespace=exp.ray.namespace)
         cfg = build_algo_config(exp.algo.name, env_name, exp.algo.config, exp.algo.num_env_runners,
                                 num_envs_per_env_runner=exp.algo.num_envs_per_env_runner,
                                 seed=exp.seed + 1_000_000 * index, flatten_observations=flatten)
+        if multi_agent:
+            cfg = shared_policy_config(cfg)
         self.algo = cfg.build_algo()
         self._last_steps = 0
         self._last_episodes = 0
