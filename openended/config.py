@@ -75,6 +75,16 @@ class RunSection(_Model):
     progress: bool = Field(True, description="Show a live progress table on a terminal.")
 
 
+class EvaluationSection(_Model):
+    """Held-out evaluation of the learner (RLlib algos): deterministic policy, one episode per test task."""
+
+    every: int = Field(0, ge=0, description="Evaluate every N iterations (0: never; the last iteration too).")
+    test_set: Literal["grid", "uniform", "held_out"] = Field(
+        "grid", description="grid (Stump Tracks 10x10), uniform (seed 4222) or held_out (e.g. Procgen test levels).")
+    max_tasks: int = Field(100, ge=1, description="At most this many test tasks.")
+    max_steps: int = Field(2000, ge=1, description="Step cap per test episode.")
+
+
 class RayInit(_Model):
     """Where Ray runs."""
 
@@ -96,12 +106,16 @@ class Experiment(_Model):
     algo: AlgoSection = Field(default_factory=AlgoSection)
     pool: PoolSection = Field(default_factory=PoolSection)
     run: RunSection = Field(default_factory=RunSection)
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     ray: RayInit = Field(default_factory=RayInit)
 
     @model_validator(mode="after")
     def _students_unique(self) -> "Experiment":
         if len(set(self.students)) != len(self.students):
             raise ValueError(f"students must be unique, got {self.students}")
+        if self.evaluation.every and self.algo.name == "none":
+            raise ValueError("evaluation.every needs an RLlib learner (algo.name ppo or sac); the toy's "
+                             "simulated student reports its own mastery")
         return self
 
 

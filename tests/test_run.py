@@ -126,3 +126,23 @@ def test_multiagent_ppo_run_reports_one_outcome_per_episode(tmp_path):
     ckpts = sorted((rd / "checkpoints" / "teacher").glob("checkpoint-*.json"))
     teacher = json.loads(ckpts[-1].read_text())["curricula"][0]["teachers"]["default"]
     assert teacher["counts"]["unknown_task_outcomes"] == 0  # every outcome names a task the teacher issued
+
+
+def test_held_out_evaluation_of_an_rllib_policy(tmp_path):
+    """PPO on Stump Tracks with the 100-task grid evaluated after the iteration."""
+    res = _cli("run", "experiments/bipedal_stumps_alpgmm.yaml", "--run-dir", str(tmp_path), "--no-progress",
+               "--set", "run.iterations=1", "--set", "evaluation.every=1", "--set", "evaluation.max_steps=30",
+               "--set", "algo.num_env_runners=0", "--set", "algo.config.train_batch_size_per_learner=500",
+               "--set", "algo.config.minibatch_size=250", timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rd = _run_dir(tmp_path)
+    (ev,) = [json.loads(line) for line in (rd / "evaluations.jsonl").read_text().splitlines()]
+    assert ev["tasks"] == 100 and len(ev["returns"]) == 100
+    assert ev["mastered"] == 0.0 and ev["unfinished"] == 100  # 30 steps cannot master a 230-return task
+    row = json.loads((rd / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["eval"]["tasks"] == 100 and row["mastered"] == 0.0
+
+
+def test_evaluation_needs_a_learner():
+    res = _cli("check", "experiments/toy_alpgmm.yaml", "--set", "evaluation.every=5")
+    assert res.returncode == 2 and "evaluation.every needs an RLlib learner" in res.stderr

@@ -139,6 +139,8 @@ class RLlibDriver:
         if multi_agent:
             cfg = shared_policy_config(cfg)
         self.algo = cfg.build_algo()
+        self.exp = exp
+        self.multi_agent = multi_agent
         self._last_steps = 0
         self._last_episodes = 0
 
@@ -156,6 +158,27 @@ class RLlibDriver:
         return {"env_steps": steps, "episodes": episodes, "mean_return": er.get("episode_return_mean"),
                 "env_steps_total": self._last_steps, "episodes_total": self._last_episodes}
 
+    def evaluate(self) -> dict:
+        """The policy on the experiment's test set (see `openended.runtime.evaluate`)."""
+        from openended.envs.registry import make_env
+        from openended.runtime.evaluate import evaluate_tasks, resolve_test_set, rllib_policy
+        from openended.runtime.rllib import ScaleImageObservations, needs_flattening
+
+        ev, fam, cfg = self.exp.evaluation, self.exp.env.family, self.exp.env.config
+        if self.multi_agent:
+            raise ConfigError("evaluation: multi-agent envs are not supported yet; set evaluation.every: 0")
+
+        def make() -> Any:
+            env = make_env(fam, **cfg)
+            if needs_flattening(env.observation_space):
+                raise ConfigError("evaluation: Dict/Tuple observations are not supported yet; set evaluation.every: 0")
+            return _ScaledTaskEnv(env) if ScaleImageObservations.needed(env.observation_space) else env
+
+        probe = make_env(fam, **cfg)
+        tasks = resolve_test_set(probe, fam, ev.test_set, ev.max_tasks)
+        probe.close()
+        return evaluate_tasks(make, tasks, rllib_policy(self.algo), seed=self.exp.seed, max_steps=ev.max_steps)
+
     def save(self, directory: str) -> None:
         from openended.runtime.rllib import flush_curriculum_clients
 
@@ -172,6 +195,15 @@ class RLlibDriver:
 
         flush_curriculum_clients(wait=True)
         self.algo.stop()
+
+
+def _ScaledTaskEnv(env: Any) -> Any:
+    """`ScaleImageObservations` that still forwards ``set_task`` (evaluation sets tasks directly)."""
+    from openended.runtime.rllib import ScaleImageObservations
+
+    wrapped = ScaleImageObservations(env)
+    wrapped.set_task = env.set_task  # type: ignore[attr-defined]
+    return wrapped
 
 
 def _mean_dicts(ds: list[dict]) -> dict:
@@ -271,6 +303,13 @@ def run_experiment(exp: Experiment, run_dir: RunDir | None = None, base_dir: str
                 "teacher": _teacher_summary(cur),
                 "time": time.time(),
             })
+            ev = exp.evaluation
+            if ev.every and (it % ev.every == 0 or it == exp.run.iterations):
+                result = drivers[0].evaluate()  # type: ignore[attr-defined]
+                row["eval"] = {k: v for k, v in result.items() if k != "returns"}
+                row["mastered"] = result["mastered"]
+                with open(rd.path / "evaluations.jsonl", "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"iteration": it, "env_steps_total": row["env_steps_total"], **result}) + "\n")
             rd.append_metrics(row)
             reporter.update(row)
             if it % exp.run.checkpoint_every == 0 or it == exp.run.iterations:
