@@ -294,6 +294,7 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
         self.action_space = gym.spaces.Discrete(NUM_ACTIONS)
         self.render_mode = self.config.render_mode
         self._env = _procgen().ProcgenGym3Env(num=1, num_levels=1, start_level=self.config.start_level,
+        self._act_buf = np.zeros(1, dtype=np.int32)
                                               rand_seed=0, num_threads=0, **self.config.procgen_options())
         self._limit = self.config.max_episode_steps or PROCGEN_TIMEOUT
         self._explicit = False       # a task was set: it persists; before that, episodes draw uniformly
@@ -342,7 +343,9 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._done:
             raise ResetNeeded("ProcgenTaskEnv: the episode has ended; call reset() before step()")
-        self._env.act(np.asarray([action], dtype=np.int32).reshape(1))
+        act = self._act_buf  # SPEEDUP: one reusable int32 buffer instead of an array per step
+        act[0] = action
+        self._env.act(act)
         rew, ob, first = self._env.observe()
         r = float(rew[0])
         self._ret += r
