@@ -294,8 +294,8 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
         self.action_space = gym.spaces.Discrete(NUM_ACTIONS)
         self.render_mode = self.config.render_mode
         self._env = _procgen().ProcgenGym3Env(num=1, num_levels=1, start_level=self.config.start_level,
-        self._act_buf = np.zeros(1, dtype=np.int32)
                                               rand_seed=0, num_threads=0, **self.config.procgen_options())
+        self._act_buf = np.zeros(1, dtype=np.int32)
         self._limit = self.config.max_episode_steps or PROCGEN_TIMEOUT
         self._explicit = False       # a task was set: it persists; before that, episodes draw uniformly
         self._inner_level: int | None = None  # the level the procgen sub-env is at the start of
