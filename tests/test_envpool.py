@@ -209,3 +209,23 @@ def test_pool_on_the_toy_family_reports_one_outcome_per_step(ray_session):
     assert snap["students"]["default"]["unknown_task_outcomes"] == 0
     assert snap["students"]["default"]["outcomes"] == 1200
     ray.kill(svc)
+
+
+def test_pool_hosts_a_pettingzoo_team_env():
+    """A PettingZoo task env in an EnvPool: one outcome per team episode, with its task id."""
+    from openended.envs import make_env
+    from openended.runtime.envpool import EnvPoolCore
+    from openended.runtime.client import LocalTeacherClient
+    from openended.runtime.service import TeacherServiceCore
+
+    space = make_env("simple_spread").task_space()
+    core = TeacherServiceCore()
+    core.add_curriculum("mpe", "random", space, config={"seed": 0})
+    client = LocalTeacherClient(core, "mpe", "team")
+    pool = EnvPoolCore("simple_spread", {}, 2, client, steps_per_call=60, seed=0, student="team")
+    stats = pool.step()
+    pool.close()
+    teacher = core.teacher("mpe", "team")
+    assert stats["episodes"] >= 2  # MPE episodes last 25 steps
+    assert teacher.stats()["outcomes"] == stats["total_episodes"]
+    assert teacher.stats()["unknown_task_outcomes"] == 0

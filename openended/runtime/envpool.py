@@ -65,13 +65,22 @@ class TaskClient(Protocol):
 
 
 def _build_env(family: str | EnvFactory, env_config: Mapping[str, Any] | None) -> gym.Env:
+    """Build one env; a PettingZoo task ParallelEnv is hosted as one team (`TeamEnv`)."""
     cfg = dict(env_config or {})
     if isinstance(family, str):
         from openended.envs.registry import make_env
 
-        return make_env(family, **cfg)
-    if callable(family):
-        return family(**cfg)
+        env = make_env(family, **cfg)
+    elif callable(family):
+        env = family(**cfg)
+    else:
+        env = None
+    if env is not None:
+        if hasattr(env, "possible_agents") and not isinstance(env, gym.Env):
+            from openended.envs.team import TeamEnv
+
+            env = TeamEnv(env)
+        return env
     raise ConfigError(f"envpool.family: must be a registered env family name or a callable returning an env, "
                       f"got {family!r}")
 
