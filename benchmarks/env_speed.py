@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         more = env_speed_procgen.main(["--quick"] if args.quick else [])
         summary["procgen_over_upstream"] = more["procgen_over_upstream"]
+        summary["procgen_with_teacher_over_upstream"] = more["procgen_with_teacher_over_upstream"]
         summary["pettingzoo_over_upstream"] = more["pettingzoo_over_upstream"]
         summary["procgen_pettingzoo"] = more
     if args.json is not None:
