@@ -64,6 +64,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from openended.envs.toy import ToyLearner
 from openended.tasks import Box, Outcome  # noqa: E402
 from openended.teachers import make_teacher  # noqa: E402
 from openended.teachers.gmm import fit_fast, fit_reference, sample_box_mixture  # noqa: E402
@@ -72,18 +73,17 @@ KS = list(range(2, 11))
 
 
 class Learner:
-    """TDRL's toy learner on the first two task dimensions (10x10 cells); the others are ignored."""
+    """TDRL's toy learner (`openended.envs.toy.ToyLearner`) on the first two task dimensions;
+    the others are ignored."""
 
     def __init__(self) -> None:
-        self.c = np.zeros((10, 10))
+        self._learners: dict[int, ToyLearner] = {}
 
     def episode(self, p: tuple) -> float:
-        i, j = min(int(p[0] * 10), 9), min(int(p[1] * 10), 9)
-        c = self.c
-        if (i, j) == (0, 0) or (i and c[i - 1, j] >= 75) or (j and c[i, j - 1] >= 75) or (
-                i and j and c[i - 1, j - 1] >= 75):
-            c[i, j] = min(c[i, j] + 1, 100)
-        return c[i, j] / 100
+        d = len(p)
+        if d not in self._learners:
+            self._learners[d] = ToyLearner(n_dims=2, extra_dims=d - 2)
+        return self._learners[d].episode(p)
 
 
 def _pct(xs: list[float], q: float) -> float:
