@@ -10,75 +10,20 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from openended.envs.base import TaskEnvMixin
 from openended.errors import ConfigError
 from openended.runtime.client import LocalTeacherClient
 from openended.runtime.envpool import EnvPoolCore
 from openended.runtime.service import TeacherServiceCore
-from openended.tasks import Box, Outcome, Task
-from openended.teachers import BaseTeacher, TeacherConfig
-
-SPACE = Box([0.0], [1.0], names=["level"], name="count")
+from openended.tasks import Box, Outcome
+from pairing import SPACE, CountEnv, PairingTeacher
 
 
-def episode_length(level: float) -> int:
-    return 3 + int(level * 5)
 
-
-class CountEnv(TaskEnvMixin, gym.Env):
-    """Tiny task env: an episode of task ``level`` lasts ``3 + int(5 * level)`` steps and
-    pays ``level`` per step, so return and length identify the task that was run."""
-
-    def __init__(self) -> None:
-        self._space = SPACE
-        self.observation_space = gym.spaces.Box(0.0, 10.0, (2,), np.float32)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        task = self._task_for_reset(options)
-        self._level, self._t = float(task.params[0]), 0
-        return np.array([self._level, 0.0], np.float32), {"task_id": task.id}
-
-    def step(self, action: Any):
-        self._t += 1
-        done = self._t >= episode_length(self._level)
-        info: dict[str, Any] = {"task_id": self._current_task.id}
-        if done:
-            info["success"] = self._level > 0.5
-        return np.array([self._level, self._t], np.float32), self._level, False, done, info
-
-
-class PairingTeacher(BaseTeacher):
-    """Uniform tasks; checks every outcome against the task its ``task_id`` names."""
-
-    name = "pairing_test"
-    Config = TeacherConfig
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(SPACE, TeacherConfig(seed=seed))
-        self.pairs = 0
-        self.mismatches = 0
-
-    def _sample(self, n: int, student: str) -> list[Task]:
-        return self.space.sample_uniform(self.rng, n)
-
-    def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
-        for task, o in zip(tasks, outcomes):
-            level = task.params[0]
-            n = episode_length(level)
-            self.pairs += 1
-            if o.length != n or abs(o.episode_return - n * level) > 1e-6:
-                self.mismatches += 1
-
-    def _stats(self) -> dict:
-        return {"pairs": self.pairs, "mismatches": self.mismatches}
 
 
 # ------------------------------------------------------------------ in-process (no Ray)
@@ -151,6 +96,7 @@ def ray_session():
     tmp = tempfile.mkdtemp(prefix="oe-ray-")  # short: Ray's socket paths must stay < 108 bytes
     # Workers cannot import this test module: ship CountEnv / PairingTeacher by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(sys.modules["pairing"])
     if ray.is_initialized():  # a previous module left one running: start from a known state
         ray.shutdown()
     ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)

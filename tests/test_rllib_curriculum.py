@@ -12,16 +12,12 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any
 
-import gymnasium as gym
-import numpy as np
 import pytest
 
-from openended.envs.base import TaskEnvMixin
 from openended.errors import ConfigError
-from openended.tasks import Box, Outcome, Task
-from openended.teachers import BaseTeacher, TeacherConfig
+from openended.tasks import Box
+from pairing import CountEnv, PairingTeacher
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.rllib")
@@ -36,7 +32,6 @@ from openended.runtime.rllib import (  # noqa: E402  (after the importorskip gua
 )
 from openended.runtime.service import start_service  # noqa: E402
 
-SPACE = Box([0.0], [1.0], names=["level"], name="count")
 NAMESPACE = "test_rllib_curriculum"
 # RLlib re-registers its per-runner gymnasium id each time an algorithm is built (harmless).
 pytestmark = pytest.mark.filterwarnings("ignore:.*Overriding environment rllib-single-agent-env-v0")
@@ -45,54 +40,6 @@ FAST_PPO = {"train_batch_size_per_learner": 128, "minibatch_size": 64, "num_epoc
             "model_config": {"fcnet_hiddens": [16, 16]}}
 
 
-def episode_length(level: float) -> int:
-    return 3 + int(level * 5)
-
-
-class CountEnv(TaskEnvMixin, gym.Env):
-    """An episode of task ``level`` lasts ``3 + int(5 * level)`` steps paying ``level`` each."""
-
-    def __init__(self) -> None:
-        self._space = SPACE
-        self.observation_space = gym.spaces.Box(0.0, 10.0, (2,), np.float32)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        task = self._task_for_reset(options)
-        self._level, self._t = float(task.params[0]), 0
-        return np.array([self._level, 0.0], np.float32), {"task_id": task.id}
-
-    def step(self, action: Any):
-        self._t += 1
-        done = self._t >= episode_length(self._level)
-        return (np.array([self._level, self._t], np.float32), self._level, False, done,
-                {"task_id": self._current_task.id})
-
-
-class PairingTeacher(BaseTeacher):
-    """Uniform tasks; checks every outcome against the task its ``task_id`` names."""
-
-    name = "pairing_test"
-    Config = TeacherConfig
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(SPACE, TeacherConfig(seed=seed))
-        self.pairs = 0
-        self.mismatches = 0
-
-    def _sample(self, n: int, student: str) -> list[Task]:
-        return self.space.sample_uniform(self.rng, n)
-
-    def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
-        for task, o in zip(tasks, outcomes):
-            n = episode_length(task.params[0])
-            self.pairs += 1
-            if o.length != n or abs(o.episode_return - n * task.params[0]) > 1e-5:
-                self.mismatches += 1
-
-    def _stats(self) -> dict:
-        return {"pairs": self.pairs, "mismatches": self.mismatches}
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +47,7 @@ def ray_session():
     tmp = tempfile.mkdtemp(prefix="oe-ray-")  # short: Ray's socket paths must stay < 108 bytes
     # Env runners and the service cannot import this test module: ship its classes by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(sys.modules["pairing"])
     if ray.is_initialized():  # a previous module left one running: start from a known state
         ray.shutdown()
     ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
