@@ -213,3 +213,18 @@ def test_task_env_exposes_progress_and_resumable_student():
     clone.reset(seed=1)
     clone.load_state_dict(env.state_dict())
     assert clone.curriculum_metrics() == env.curriculum_metrics()
+
+
+@pytest.mark.parametrize("kw", [{}, {"noise": 0.1}, {"unlearnable": ((1, 2), (2, 3)), "noise": 0.05},
+                                {"extra_dims": 2}], ids=["plain", "noise", "unlearnable", "extra_dims"])
+def test_scalar_episode_matches_batched_episodes(kw):
+    """The plain-Python `episode` fast path gives exactly `episodes` on one-row arrays."""
+    a, b = ToyLearner(seed=4, **kw), ToyLearner(seed=4, **kw)
+    rng = np.random.default_rng(0)
+    # bias towards the corner so cells unlock; include exact bin edges and the top edge
+    xs = np.concatenate([rng.uniform(0, 0.35, size=(3000, a.dim)), np.full((3, a.dim), 0.3),
+                         np.ones((2, a.dim)), np.zeros((2, a.dim))])
+    ra = [a.episode(x) for x in xs]
+    rb = list(b.episodes(xs[:1000])) + [float(b.episodes(x[None, :])[0]) for x in xs[1000:]]
+    assert ra == rb  # the vectorised batch path and the scalar path agree episode by episode
+    assert np.array_equal(a.competence, b.competence) and a.score() == b.score() > 0

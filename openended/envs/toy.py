@@ -37,6 +37,7 @@ Example:
 """
 from __future__ import annotations
 
+import bisect
 import itertools
 from typing import Any, Sequence
 
@@ -103,6 +104,8 @@ class ToyLearner:
         self._n_draws = int(self.noise > 0) + int(self._has_unlearnable)
         self._competence = np.zeros(int(np.prod(self.shape)), dtype=np.int64)  # flat, C order
         self._strides = np.array([self.n_cells ** (self.n_dims - 1 - k) for k in range(self.n_dims)], dtype=np.int64)
+        self._stride_list = self._strides.tolist()
+        self._edge_list = self.edges.tolist()
         self._neighbours: dict[int, np.ndarray] = {}
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self.n_episodes = 0
@@ -190,8 +193,35 @@ class ToyLearner:
 
     # ----------------------------------------------------------------- episodes
     def episode(self, params: Sequence[float] | np.ndarray) -> float:
-        """Run one episode on one task; return its reward."""
-        return float(self.episodes(np.asarray(params, dtype=np.float64)[None, :])[0])
+        """Run one episode on one task; return its reward (same result and noise stream as
+        ``episodes`` on a one-row array)."""
+        # SPEEDUP: plain-Python path for the sequential case (numpy's per-call overhead is
+        # most of an episode's cost; ~5x faster), same binning as np.digitize.
+        x = [float(v) for v in params]
+        if len(x) != self.dim:
+            return float(self.episodes(np.asarray(x, dtype=np.float64)[None, :])[0])  # raises the shape error
+        cell = 0
+        edges, top = self._edge_list, self.n_cells - 1
+        for k in range(self.dim):
+            v = x[k]
+            if not 0.0 <= v <= 1.0:  # also NaN
+                raise TaskNotInSpace(f"ToyLearner: task 0 dimension {k} = {v!r} is outside [0, 1]")
+            if k < self.n_dims:
+                cell += min(bisect.bisect_right(edges, v) - 1, top) * self._stride_list[k]
+        z = self.rng.standard_normal((1, self._n_draws)) if self._n_draws else None
+        comp = self._competence
+        dead = bool(self._unlearnable[cell])
+        if not dead and (cell == 0 or any(comp[nb] >= UNLOCK_COMPETENCE for nb in self._previous_neighbours(cell))):
+            comp[cell] = min(MAX_COMPETENCE, comp[cell] + 1)
+        reward = 0.0 if dead else float(comp[cell]) / MAX_COMPETENCE
+        col = 0
+        if self.noise > 0:
+            reward = min(1.0, max(0.0, reward + self.noise * float(z[0, col])))
+            col += 1
+        if dead:
+            reward = float(ndtr(z[0, col]))
+        self.n_episodes += 1
+        return reward
 
     def episodes(self, params: np.ndarray) -> np.ndarray:
         """Run ``len(params)`` episodes in order; return their rewards.
@@ -202,7 +232,10 @@ class ToyLearner:
         episodes after the first moment a previous neighbour reaches 75, and cells can be
         resolved in order of their index sum (neighbours come first).
         """
-        cells = self.cells(params)
+        x = np.asarray(params, dtype=np.float64)
+        if x.ndim == 2 and x.shape == (1, self.dim):  # SPEEDUP: one episode, plain-Python path
+            return np.array([self.episode(x[0])])
+        cells = self.cells(x)
         n = len(cells)
         z = self.rng.standard_normal((n, self._n_draws)) if self._n_draws else None
         comp = self._competence
