@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support import toy_mastered
 
 import openended.teachers.gmm_teacher as alp_gmm_mod  # the fit functions GMM teachers submit
 from openended.errors import ConfigError
-from openended.envs.toy import ToyLearner
 from openended.tasks import Box, Discrete, Outcome, Task
 from openended.teachers import make_teacher
 from openended.teachers.alp import ReferenceALP, WindowALP
@@ -321,18 +321,12 @@ def test_refit_never_blocks_sample(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # ---------------------------------------------------------------------- toy
-def _toy_mastered(teacher: Any, episodes: int, batch: int = 10) -> int:
-    env = ToyLearner()  # teachDeepRL's toy learner, 10x10 cells
-    for _ in range(episodes // batch):
-        tasks = teacher.sample(batch)
-        teacher.update([Outcome(task_id=x.id, episode_return=env.episode(x.params)) for x in tasks])
-    return int(round(env.score()))  # % of 100 cells = cells mastered
 
 
 def test_toy_env_fast_alp_gmm_beats_random() -> None:
-    random = _toy_mastered(make_teacher("random", SPACE, seed=0), 3000)
+    random = toy_mastered(make_teacher("random", SPACE, seed=0), 3000)
     with make_teacher("alp_gmm", SPACE, seed=0, fit_rate=250, refit_executor="inline") as t:
-        fast = _toy_mastered(t, 3000)
+        fast = toy_mastered(t, 3000)
         assert t.stats()["fits"] == 12
     assert random == 0 and fast >= 2
 
@@ -340,7 +334,7 @@ def test_toy_env_fast_alp_gmm_beats_random() -> None:
 @pytest.mark.slow
 def test_toy_env_reference_preset_beats_random() -> None:
     with make_teacher("alp_gmm", SPACE, seed=0, preset="teachdeeprl_toy") as t:
-        assert _toy_mastered(t, 3000) >= 2
+        assert toy_mastered(t, 3000) >= 2
 
 
 def test_teacher_class_registered() -> None:

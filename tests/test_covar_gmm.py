@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support import toy_mastered
 
 from openended.errors import ConfigError
-from openended.envs.toy import ToyLearner
 from openended.tasks import Box, Outcome, Task
 from openended.teachers import make_teacher
 from openended.teachers.covar_gmm import CovarGMMTeacher
@@ -139,17 +139,11 @@ def test_presets_are_the_published_settings() -> None:
     assert isinstance(make_teacher("igmm", SPACE), CovarGMMTeacher)
 
 
-def _toy_mastered(teacher: Any, episodes: int, batch: int = 10) -> int:
-    env = ToyLearner()  # teachDeepRL's toy learner, 10x10 cells
-    for _ in range(episodes // batch):
-        tasks = teacher.sample(batch)
-        teacher.update([Outcome(task_id=x.id, episode_return=env.episode(x.params)) for x in tasks])
-    return int(round(env.score()))  # % of 100 cells = cells mastered
 
 
 def test_toy_env_fast_covar_gmm_beats_random() -> None:
-    random = _toy_mastered(make_teacher("random", SPACE, seed=0), 3000)
+    random = toy_mastered(make_teacher("random", SPACE, seed=0), 3000)
     with make_teacher("covar_gmm", SPACE, seed=0, refit_executor="inline") as t:
-        fast = _toy_mastered(t, 3000)
+        fast = toy_mastered(t, 3000)
         assert t.stats()["fits"] == 12
     assert random == 0 and fast >= 2

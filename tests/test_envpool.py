@@ -7,9 +7,6 @@ pool that reported the wrong id (the next task, a neighbour's task) would fail i
 """
 from __future__ import annotations
 
-import shutil
-import sys
-import tempfile
 
 import gymnasium as gym
 import numpy as np
@@ -20,7 +17,7 @@ from openended.runtime.client import LocalTeacherClient
 from openended.runtime.envpool import EnvPoolCore
 from openended.runtime.service import TeacherServiceCore
 from openended.tasks import Box, Outcome
-from pairing import SPACE, CountEnv, PairingTeacher
+from support import SPACE, CountEnv, PairingTeacher, local_ray
 
 
 
@@ -93,18 +90,8 @@ NAMESPACE = "test_envpool"
 
 @pytest.fixture(scope="module")
 def ray_session():
-    tmp = tempfile.mkdtemp(prefix="oe-ray-")  # short: Ray's socket paths must stay < 108 bytes
-    # Workers cannot import this test module: ship CountEnv / PairingTeacher by value.
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.cloudpickle.register_pickle_by_value(sys.modules["pairing"])
-    if ray.is_initialized():  # a previous module left one running: start from a known state
-        ray.shutdown()
-    ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
-    try:
+    with local_ray(NAMESPACE, __name__):
         yield
-    finally:
-        ray.shutdown()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.mark.ray

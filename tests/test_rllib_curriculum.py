@@ -9,15 +9,12 @@ reported the next task's id, or a stale one, fails it).
 from __future__ import annotations
 
 import os
-import shutil
-import sys
-import tempfile
 
 import pytest
 
 from openended.errors import ConfigError
 from openended.tasks import Box
-from pairing import CountEnv, PairingTeacher
+from support import CountEnv, PairingTeacher, local_ray
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.rllib")
@@ -44,18 +41,8 @@ FAST_PPO = {"train_batch_size_per_learner": 128, "minibatch_size": 64, "num_epoc
 
 @pytest.fixture(scope="module")
 def ray_session():
-    tmp = tempfile.mkdtemp(prefix="oe-ray-")  # short: Ray's socket paths must stay < 108 bytes
-    # Env runners and the service cannot import this test module: ship its classes by value.
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.cloudpickle.register_pickle_by_value(sys.modules["pairing"])
-    if ray.is_initialized():  # a previous module left one running: start from a known state
-        ray.shutdown()
-    ray.init(num_cpus=2, namespace=NAMESPACE, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
-    try:
+    with local_ray(NAMESPACE, __name__):
         yield start_service("rllib_teacher", NAMESPACE, metrics=False)
-    finally:
-        ray.shutdown()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _curriculum(snapshot: dict, name: str) -> tuple[dict, dict]:

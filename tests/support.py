@@ -1,18 +1,26 @@
-"""Shared test fixtures for the task-id pairing checks (EnvPool and RLlib tests).
+"""Helpers shared by several test modules (not collected: no ``test_`` prefix).
 
-`CountEnv`'s episode return and length are functions of its task, so the service-side
+* `CountEnv` / `PairingTeacher`: the task-id pairing check of the EnvPool and RLlib tests.
+  `CountEnv`'s episode return and length are functions of its task, so the service-side
 `PairingTeacher` can verify every outcome against the task its id names: a host that
-reported the next task's id, a neighbour's, or a stale one fails the check. Ray workers
-cannot import this module, so tests ship it by value (`register_pickle_by_value`).
+  reported the next task's id, a neighbour's, or a stale one fails the check.
+* `local_ray`: a module-scoped local Ray with a short temp dir; Ray workers cannot import
+  test modules, so it ships the caller's module and this one by value.
+* `toy_mastered`: cells of the toy learner a teacher gets mastered in a short run.
 """
 from __future__ import annotations
 
-from typing import Any
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import gymnasium as gym
 import numpy as np
 
 from openended.envs.base import TaskEnvMixin
+from openended.envs.toy import ToyLearner
 from openended.tasks import Box, Outcome, Task
 from openended.teachers import BaseTeacher, TeacherConfig
 
@@ -70,3 +78,30 @@ class PairingTeacher(BaseTeacher):
 
     def _stats(self) -> dict:
         return {"pairs": self.pairs, "mismatches": self.mismatches}
+
+
+@contextmanager
+def local_ray(namespace: str, caller: str) -> Iterator[None]:
+    """Start a fresh 2-CPU local Ray for one test module (shut down on exit)."""
+    import ray
+
+    tmp = tempfile.mkdtemp(prefix="oe-ray-")  # short: Ray's socket paths must stay < 108 bytes
+    ray.cloudpickle.register_pickle_by_value(sys.modules[caller])
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    if ray.is_initialized():  # a previous module left one running: start from a known state
+        ray.shutdown()
+    ray.init(num_cpus=2, namespace=namespace, include_dashboard=False, _temp_dir=tmp, log_to_driver=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def toy_mastered(teacher: Any, episodes: int, batch: int = 10) -> int:
+    """Cells of teachDeepRL's 10x10 toy learner mastered after ``episodes`` taught by ``teacher``."""
+    env = ToyLearner()
+    for _ in range(episodes // batch):
+        tasks = teacher.sample(batch)
+        teacher.update([Outcome(task_id=x.id, episode_return=env.episode(x.params)) for x in tasks])
+    return int(round(env.score()))  # % of 100 cells = cells mastered
