@@ -218,7 +218,6 @@ def _mean_dicts(ds: list[dict]) -> dict:
 
 def _combine(rows: list[dict]) -> dict:
     """Sum counts, episode-weight the means, over students."""
-    eps = sum(r.get("episodes") or 0 for r in rows)
     out: dict[str, Any] = {k: sum(r.get(k) or 0 for r in rows)
                            for k in ("env_steps", "episodes", "env_steps_total", "episodes_total")}
     for k in ("mean_return", "success_rate"):
@@ -229,7 +228,6 @@ def _combine(rows: list[dict]) -> dict:
     out["mastered"] = sum(mastered) / len(mastered) if mastered else None
     if len(rows) > 1:
         out["per_student"] = rows
-    del eps
     return out
 
 
