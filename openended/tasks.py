@@ -32,6 +32,8 @@ import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
 from typing import Any, ClassVar, Hashable, Iterable, NamedTuple, Sequence
 
 import numpy as np
@@ -98,8 +100,8 @@ def hash_params(params: np.ndarray, salt: int = 0) -> list[str]:
         h = np.full(n, np.uint64(salt) ^ np.uint64(d), dtype=np.uint64)
         for j in range(d):
             h = _mix64(h ^ (bits[:, j] + _GOLDEN * np.uint64(j + 1)))
-    hexed = h.astype(">u8").tobytes().hex()
-    return [hexed[i:i + 16] for i in range(0, len(hexed), 16)]
+    # SPEEDUP: one hex string with a space every 8 bytes, split in C (2x the slicing loop)
+    return h.astype(">u8").tobytes().hex(" ", 8).split()
 
 
 def hash_text(text: str, prefix: str = "t") -> str:
@@ -164,6 +166,9 @@ class Task(NamedTuple):
         params = tuple(params)
         tid = hash_text(text + ("\x00" + repr(params) if params else ""))
         return Task(tid, params, text, tuple(parent_ids), origin)
+
+
+_new_task = partial(tuple.__new__, Task)  # Task from one (id, params, text, parent_ids, origin) tuple
 
 
 # ---------------------------------------------------------------------------- Outcome
@@ -356,12 +361,16 @@ class Box(TaskSpace):
         x = self.validate(params)
         return Task(hash_params(x, self._salt)[0], tuple(x.tolist()), text, tuple(parent_ids), origin)
 
-    def tasks(self, params: np.ndarray, *, origin: str = "sampled", validate: bool = True) -> list[Task]:
-        """Tasks for each row of an ``(n, dim)`` array (vectorised ids)."""
+    def tasks(self, params: np.ndarray, *, origin: str | Sequence[str] = "sampled",
+              validate: bool = True) -> list[Task]:
+        """Tasks for each row of an ``(n, dim)`` array (vectorised ids); ``origin`` is one
+        string for all rows or one per row."""
         x = self.validate_batch(params) if validate else np.asarray(params, dtype=np.float64)
         ids = hash_params(x, self._salt)
-        new = tuple.__new__  # SPEEDUP: skips NamedTuple's keyword-handling __new__ (~2x for 1,024 tasks)
-        return [new(Task, (i, tuple(p), None, (), origin)) for i, p in zip(ids, x.tolist())]
+        origins = repeat(origin) if isinstance(origin, str) else origin
+        # SPEEDUP: tuple.__new__ skips NamedTuple's keyword-handling __new__ (~2x for 1,024
+        # tasks), and map/zip keep the loop in C
+        return list(map(_new_task, zip(ids, map(tuple, x.tolist()), repeat(None), repeat(()), origins)))
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "low": self.low.tolist(), "high": self.high.tolist(),

@@ -78,3 +78,19 @@ def test_late_and_unknown_outcomes():
     t.register_tasks(first[:1])
     t.update([Outcome(task_id=first[0].id, episode_return=0.0)])
     assert t.stats()["outcomes"] == 1
+
+
+def test_reissued_tasks_survive_eviction_of_their_older_batch():
+    space = Discrete(list(range(6)))
+    tasks = [space.task(v) for v in range(6)]
+    t = make_teacher("random", space, max_tracked_tasks=4)
+    t.register_tasks(tasks[:3])  # batch 1: 0 1 2
+    t.register_tasks([tasks[0], tasks[3]])  # batch 2: 0 again, 3
+    t.register_tasks([tasks[4]])  # 5 tracked > 4: batch 1 goes, but 0 was re-issued since
+    assert [t.task_for_id(x.id) is not None for x in tasks] == [True, False, False, True, True, False]
+    restored = make_teacher("random", space, max_tracked_tasks=4)
+    restored.load_state_dict(t.state_dict())
+    for teacher in (t, restored):
+        teacher.register_tasks([tasks[5]])  # 0 3 4 5: at the limit, nothing goes
+        teacher.register_tasks([tasks[1]])  # batch 2 goes (0 and 3) -- in the restored copy too
+        assert [teacher.task_for_id(x.id) is not None for x in tasks] == [False, True, False, False, True, True]

@@ -19,6 +19,8 @@ from __future__ import annotations
 import time
 import warnings
 from collections import deque
+from itertools import repeat
+from operator import attrgetter
 from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -67,6 +69,9 @@ class RefitConfig(BaseModel):
         "next_update", description="When a finished fit goes live: next_update (reproducible) or asap.")
     refit_lag: int = Field(
         1, ge=1, description="next_update: the fit goes live at the N-th update after it was submitted.")
+
+
+_task_id = attrgetter("id")
 
 
 def make_rng(seed: int) -> np.random.Generator:
@@ -121,10 +126,12 @@ class BaseTeacher:
         self.space = space
         self.config = config if config is not None else self.Config()
         self.rng = make_rng(self.config.seed)
-        # Issued tasks for matching outcomes: id -> task, id -> batch number of its last issue,
-        # and the batches in order (evicted whole, oldest first, once over max_tracked_tasks).
+        # Issued tasks for matching outcomes: id -> task, and the batches in order (evicted
+        # whole, oldest first, once over max_tracked_tasks). `_reissued` holds, only for ids
+        # issued again while still tracked (common for Discrete spaces, ~never for Box
+        # ones), the batch number of their latest issue: eviction of an older batch skips them.
         self._issued: dict[str, Task] = {}
-        self._issued_gen: dict[str, int] = {}
+        self._reissued: dict[str, int] = {}
         self._batches: deque[tuple[int, list[str]]] = deque()
         self._gen = 0
         self._counts = {"sampled": 0, "sample_calls": 0, "outcomes": 0, "update_calls": 0,
@@ -176,20 +183,35 @@ class BaseTeacher:
         self._update_s.append(time.perf_counter() - t0)
 
     def _track(self, tasks: Sequence[Task]) -> None:
-        """Remember issued tasks (C-level dict updates; whole-batch FIFO eviction)."""
-        ids = [t.id for t in tasks]
+        """Remember issued tasks (C-level dict updates; whole-batch FIFO eviction).
+
+        SPEEDUP: a batch of new ids costs one ``dict.update``; only a batch that re-issues
+        tracked ids (the dict grew by less than the batch) pays for per-id bookkeeping."""
+        ids = list(map(_task_id, tasks))
         self._gen += 1
         gen = self._gen
-        self._issued.update(zip(ids, tasks))
-        self._issued_gen.update(dict.fromkeys(ids, gen))
+        issued = self._issued
+        before = len(issued)
+        issued.update(zip(ids, tasks))
+        if len(issued) - before != len(ids):
+            self._reissued.update(dict.fromkeys(ids, gen))
         self._batches.append((gen, ids))
         limit = self.config.max_tracked_tasks
-        issued, gens = self._issued, self._issued_gen
         while len(issued) > limit and len(self._batches) > 1:
-            old_gen, old_ids = self._batches.popleft()
-            for i in old_ids:
-                if gens.get(i) == old_gen:  # not re-issued since
-                    del issued[i], gens[i]
+            self._evict(*self._batches.popleft())
+
+    def _evict(self, gen: int, ids: list[str]) -> None:
+        issued, latest = self._issued, self._reissued
+        if not latest:
+            deque(map(issued.pop, ids, repeat(None)), maxlen=0)  # C-level loop
+            return
+        for i in ids:
+            g = latest.get(i)
+            if g is None:
+                issued.pop(i, None)
+            elif g == gen:  # its latest issue: goes now
+                del latest[i]
+                issued.pop(i, None)
 
     def register_tasks(self, tasks: Sequence[Task]) -> None:
         """Make tasks created elsewhere (a test set, a user list) known to ``update``."""
@@ -208,7 +230,7 @@ class BaseTeacher:
             "space": self.space.to_dict(),
             "rng": rng_state(self.rng),
             "issued": [t.to_dict() for t in self._issued.values()],
-            "issued_batches": [[g, [i for i in ids if self._issued_gen.get(i) == g]] for g, ids in self._batches],
+            "issued_batches": [[g, [i for i in ids if self._reissued.get(i, g) == g]] for g, ids in self._batches],
             "issued_gen": self._gen,
             "counts": dict(self._counts),
             "algo": _to_jsonable(self._state_dict()),
@@ -229,10 +251,9 @@ class BaseTeacher:
                                     f"{self.space.to_dict()}")
         _set_rng_state(self.rng, state["rng"])
         self._issued = {d["id"]: Task.from_dict(d) for d in state["issued"]}
-        self._issued_gen, self._batches = {}, deque()
+        self._reissued, self._batches = {}, deque()  # saved batches list each id once: its latest issue
         for g, ids in state.get("issued_batches", [[0, list(self._issued)]]):
             self._batches.append((int(g), list(ids)))
-            self._issued_gen.update(dict.fromkeys(ids, int(g)))
         self._gen = int(state.get("issued_gen", 0))
         self._counts.update(state["counts"])
         self._load_state_dict(_from_jsonable(state["algo"]))
