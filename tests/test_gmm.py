@@ -147,3 +147,81 @@ def test_proportional_choice_and_component_probs() -> None:
     assert {proportional_choice(np.array([0.0, 2.0, 0.0]), rng) for _ in range(50)} == {1}
     np.testing.assert_allclose(component_probs(np.array([0.0, 1.0, 3.0])), [0.0, 0.25, 0.75])
     np.testing.assert_allclose(component_probs(np.array([-1.0, 0.0])), [0.5, 0.5])
+
+
+def _packed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    iu, ju = np.triu_indices(x.shape[1])
+    z = np.concatenate([x[:, iu] * x[:, ju], x, np.ones((len(x), 1))], axis=1)
+    return z, np.ascontiguousarray(z.T), iu.astype(np.int64), ju.astype(np.int64)
+
+
+def _mixture_loglik(x: np.ndarray, w: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> float:
+    from scipy.stats import multivariate_normal
+
+    dens = sum(wk * multivariate_normal(m, c).pdf(x) for wk, m, c in zip(w, mu, cov))
+    return float(np.log(dens).mean())
+
+
+def test_compiled_em_step_is_the_textbook_e_and_m_step() -> None:
+    from openended.teachers import gmm_em
+
+    x, _ = _clusters(5, n=90)
+    x = x - x.mean(0)
+    z, zt, iu, ju = _packed(x)
+    rng = np.random.default_rng(0)
+    # two candidate mixtures stacked: k = 2 and k = 3
+    w = np.array([0.4, 0.6, 0.2, 0.3, 0.5])
+    mu = rng.normal(0, 2, (5, 3))
+    cov = np.stack([np.eye(3) * s for s in (1.0, 2.0, 0.5, 1.5, 3.0)])
+    starts = np.array([0, 2, 5], dtype=np.int64)
+    # max_iter=1: the log-likelihood of the given parameters, parameters untouched
+    w1, mu1, cov1, ll, n_iter, running = gmm_em.em(z, zt, iu, ju, w, mu, cov, starts, 1, 0.0, 1e-6)
+    assert n_iter == 1 and running == 2
+    np.testing.assert_array_equal(mu1, mu)
+    for g, (a, b) in enumerate(((0, 2), (2, 5))):
+        assert ll[g] == pytest.approx(_mixture_loglik(x, w[a:b], mu[a:b], cov[a:b]), rel=1e-10)
+    # max_iter=2: one M-step from the responsibilities of those parameters (sklearn's formulas)
+    w2, mu2, cov2, ll2, _, _ = gmm_em.em(z, zt, iu, ju, w, mu, cov, starts, 2, 0.0, 1e-6)
+    from scipy.stats import multivariate_normal
+
+    for a, b in ((0, 2), (2, 5)):
+        dens = np.stack([wk * multivariate_normal(m, c).pdf(x) for wk, m, c in zip(w[a:b], mu[a:b], cov[a:b])])
+        resp = dens / dens.sum(0)
+        nk = resp.sum(1) + 10 * np.finfo(np.float64).eps
+        means = resp @ x / nk[:, None]
+        np.testing.assert_allclose(mu2[a:b], means, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(w2[a:b], nk / len(x), rtol=1e-9)
+        for j in range(b - a):
+            d = x - means[j]
+            expect = (resp[j][:, None] * d).T @ d / nk[j] + 1e-6 * np.eye(3)
+            np.testing.assert_allclose(cov2[a + j], expect, rtol=1e-8, atol=1e-12)
+        assert ll2[(a > 0) * 1] == pytest.approx(_mixture_loglik(x, w2[a:b], mu2[a:b], cov2[a:b]), rel=1e-10)
+
+
+def test_compiled_kmeans_init_is_lloyd_from_the_chain() -> None:
+    from sklearn.cluster import KMeans
+
+    from openended.teachers import gmm_em
+
+    x, _ = _clusters(6)
+    z, _, iu, ju = _packed(x)
+    chain = gmm_em.kmeanspp_chain(x, 3, np.random.default_rng(0).random(5))
+    assert all(any(np.array_equal(c, row) for row in x) for c in chain)  # centres are data points
+    np.testing.assert_array_equal(chain[0], x[3])
+    ks = np.array([2, 4, 5], dtype=np.int64)
+    w, mu, cov = gmm_em.kmeans_init(x, z, iu, ju, chain, ks, 300, 1e-6)
+    for g, (k, first) in enumerate(zip(ks, (0, 2, 6))):
+        km = KMeans(int(k), init=chain[:k], n_init=1, max_iter=300, tol=0.0, algorithm="lloyd").fit(x)
+        np.testing.assert_allclose(mu[first:first + k], km.cluster_centers_, atol=1e-9)
+        np.testing.assert_allclose(w[first:first + k] * len(x), np.bincount(km.labels_, minlength=k), atol=1e-6)
+
+
+def test_compiled_em_survives_covariances_that_are_not_positive_definite() -> None:
+    from openended.teachers import gmm_em
+
+    x, _ = _clusters(7, n=40)
+    z, zt, iu, ju = _packed(x - x.mean(0))
+    cov = np.stack([np.diag([1.0, -0.5, 1.0]), np.full((3, 3), np.nan)])  # indefinite; not finite
+    w, mu, cov, ll, _, _ = gmm_em.em(z, zt, iu, ju, np.array([0.5, 0.5]), np.zeros((2, 3)), cov,
+                                     np.array([0, 2], dtype=np.int64), 5, 1e-3, 1e-6)
+    assert np.isfinite(ll).all() and np.isfinite(mu).all() and np.isfinite(cov).all()

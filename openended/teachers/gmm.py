@@ -5,9 +5,10 @@ Contents:
                         vectorised batched sampling; round-trips through a dict of arrays.
     fit_reference    -- the published fit: one sklearn ``GaussianMixture`` per candidate k
                         (``np.arange(k_min, k_max)``), keep the lowest AIC/BIC/AICc.
-    fit_fast         -- our own numpy EM, batched across candidate ks (stacked components,
-                        batched Cholesky), sklearn's init and stopping rule; optionally
-                        warm-started and restricted to ks next to the previous best.
+    fit_fast         -- our own EM, batched across candidate ks (stacked components; its
+                        loops compiled in `openended.teachers.gmm_em`), sklearn's init and
+                        stopping rule; optionally warm-started and restricted to ks next
+                        to the previous best.
     FitWindows       -- keeps the last ``fit_rate`` rows and says when a refit is due.
     sample_box_mixture -- the fast teachers' vectorised sampler (uniform / mixture, clipped).
     Prefetch         -- tasks drawn ahead in blocks for small ``sample`` calls.
@@ -19,8 +20,9 @@ Why a fast fitter: the reference sweep fits 9 sklearn models one after the other
 250 points in <= 13 dimensions almost all of that is Python and per-call overhead, paid
 once per k and per EM iteration. `fit_fast` runs the same computation for every k at
 once: all components of all candidates are stacked (``C = sum k``), each EM iteration is
-a handful of batched calls (Cholesky, triangular inverse, two GEMMs against packed
-outer products), and a candidate that has converged drops out of the stack.
+two GEMMs against packed outer products plus compiled per-component loops (Cholesky,
+triangular inverse, log-sum-exp, moments -> covariances), and a candidate that has
+converged drops out of the stack.
 
 All fit functions are module-level and take/return plain arrays and dicts, so they can
 run in a thread or a spawned process (`openended.teachers.refit.Refitter`) and their
@@ -37,6 +39,7 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from openended.tasks import Box, Task
+from openended.teachers import gmm_em
 
 __all__ = [
     "Mixture",
@@ -55,7 +58,7 @@ __all__ = [
 
 Criterion = Literal["aic", "bic", "aicc"]
 _LOG_2PI = math.log(2.0 * math.pi)
-_EPS = float(np.finfo(np.float64).eps)
+_LLOYD_ITERS = 10  # Lloyd iterations of the k-means init (sklearn runs KMeans to convergence)
 
 
 # ------------------------------------------------------------------------------- config
@@ -266,176 +269,24 @@ def fit_reference(data: np.ndarray, ks: Sequence[int], seed: int | None, criteri
 
 
 # ----------------------------------------------------------------------------- fast fit
-def _kmeanspp_chain(x: np.ndarray, kmax: int, rng: np.random.Generator) -> np.ndarray:
-    """One k-means++ seeding chain of length ``kmax``; its first k centres are a valid
-    k-means++ seeding for every k <= kmax, so one chain initialises all candidates."""
-    n = x.shape[0]
-    centres = np.empty((kmax, x.shape[1]))
-    centres[0] = x[rng.integers(n)]
-    d2 = ((x - centres[0]) ** 2).sum(1)
-    u = rng.random(kmax)
-    for j in range(1, kmax):
-        c = np.cumsum(d2)
-        idx = int(np.searchsorted(c, u[j] * c[-1], side="right")) if c[-1] > 0 else int(u[j] * n) % n
-        idx = min(idx, n - 1)
-        centres[j] = x[idx]
-        d2 = np.minimum(d2, ((x - centres[j]) ** 2).sum(1))
-    return centres
-
-
-def _lloyd_resp(x: np.ndarray, centres: np.ndarray, valid: np.ndarray, iters: int = 10) -> np.ndarray:
-    """Batched Lloyd iterations on all candidates (padded ``(G, K)`` centres, ``valid``
-    marks real ones); returns hard responsibilities ``(G, K, n)``. Laid out as 2-D GEMMs
-    with the centre axis last: per-call overhead, not arithmetic, is the cost here."""
-    G, K, D = centres.shape
-    n = x.shape[0]
-    m2x = -2.0 * x
-    pad = np.where(valid.reshape(-1), 0.0, np.inf)
-    ar = np.arange(K)
-    c = centres.reshape(G * K, D).copy()
-    labels = np.full((n, G), -1)
-    onehot = np.zeros((G * K, n))
-    for _ in range(iters):
-        dist = m2x @ c.T  # (n, GK): |c|^2 - 2 c.x ranks the centres for each x
-        dist += (c * c).sum(1) + pad
-        new = dist.reshape(n, G, K).argmin(2)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-        onehot = (labels.T[:, None, :] == ar[None, :, None]).reshape(G * K, n).astype(np.float64)
-        cnt = onehot.sum(1)
-        c = np.where(cnt[:, None] > 0, (onehot @ x) / np.maximum(cnt, 1.0)[:, None], c)
-    return onehot.reshape(G, K, n)
-
-
 class _Packed:
-    """The data as ``Z = [packed outer products | x | 1]``, ``(n, P + D + 1)``.
+    """The data as ``z = [packed outer products | x | 1]``, ``(n, P + D + 1)``.
 
     SPEEDUP: with it, every component's log density *and* every component's M-step
     moments (nk, sum r x, sum r x x') are a single GEMM over all stacked components:
-    ``log N(x) + log w = -0.5 x'Ax + (A mu)'x + const`` is linear in the columns of ``Z``.
+    ``log N(x) + log w = -0.5 x'Ax + (A mu)'x + const`` is linear in the columns of ``z``.
     Symmetric matrices are packed to their upper triangle (half the work of ``D*D``)."""
 
     def __init__(self, x: np.ndarray) -> None:
         n, D = x.shape
-        self.D = D
-        self.iu, self.ju = np.triu_indices(D)
-        self.P = P = self.iu.size
-        self.diag = np.flatnonzero(self.iu == self.ju)
-        self.coef = np.where(self.iu == self.ju, -0.5, -1.0)  # off-diagonal terms appear twice
+        iu, ju = np.triu_indices(D)
+        self.iu, self.ju = iu.astype(np.int64), ju.astype(np.int64)
+        P = iu.size
         self.z = np.empty((n, P + D + 1))
-        self.z[:, :P] = x[:, self.iu] * x[:, self.ju]
+        self.z[:, :P] = x[:, iu] * x[:, ju]
         self.z[:, P:P + D] = x
         self.z[:, -1] = 1.0
         self.zt = np.ascontiguousarray(self.z.T)
-
-    def unpack(self, packed: np.ndarray) -> np.ndarray:
-        out = np.empty(packed.shape[:-1] + (self.D, self.D))
-        out[..., self.iu, self.ju] = packed
-        out[..., self.ju, self.iu] = packed
-        return out
-
-
-def _m_step(x: np.ndarray, pk: _Packed, resp: np.ndarray, reg: float
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """M-step for all ``C`` stacked components (``resp`` is ``(C, n)``), as sklearn's
-    ``_estimate_gaussian_parameters`` (+10 eps on nk, + reg_covar on the diagonal), from
-    one GEMM. Returns ``nk / n``, means and covariances; ``x`` is centred by the caller,
-    which keeps the second-moment form accurate (~1e-14 here)."""
-    P, D = pk.P, pk.D
-    m = resp @ pk.z  # (C, P + D + 1): sum r x x' | sum r x | sum r
-    nk = m[:, -1] + 10.0 * _EPS
-    mu = m[:, P:P + D] / nk[:, None]
-    s2 = m[:, :P] / nk[:, None]
-    s2 -= mu[:, pk.iu] * mu[:, pk.ju]
-    s2[:, pk.diag] += reg
-    return nk / x.shape[0], mu, pk.unpack(s2)
-
-
-def _tri_inv(L: np.ndarray) -> np.ndarray:
-    """Inverses of a ``(C, D, D)`` stack of lower-triangular matrices by batched forward
-    substitution, one row per step (~2x faster than ``np.linalg.inv`` on 54 13x13s)."""
-    C, D, _ = L.shape
-    X = np.zeros_like(L)
-    idx = np.arange(D)
-    inv_diag = 1.0 / L[:, idx, idx]  # (C, D)
-    X[:, idx, idx] = inv_diag
-    for i in range(1, D):
-        # row i of X: -(L[i, :i] @ X[:i, :i]) / L[i, i]  (X is lower triangular too)
-        X[:, i, :i] = np.matmul(L[:, i:i + 1, :i], X[:, :i, :i])[:, 0, :] * -inv_diag[:, i:i + 1]
-    return X
-
-
-def _log_gauss(x: np.ndarray, pk: _Packed, mu: np.ndarray, cov: np.ndarray, w: np.ndarray, reg: float
-               ) -> np.ndarray:
-    """``(C, n)`` weighted log densities ``log w + log N(x | mu, cov)`` of all stacked
-    components: batched Cholesky and triangular inverse of the covariances, then one GEMM
-    of the per-component coefficients ``[-0.5 A (packed) | A mu | const]`` against ``Z``."""
-    P, D = pk.P, pk.D
-    L = _robust_cholesky(cov, reg)
-    # LAPACK's per-matrix call wins for a few matrices, batched substitution for many
-    Li = np.linalg.inv(L) if L.shape[0] <= 16 else _tri_inv(L)
-    prec = np.matmul(np.swapaxes(Li, 1, 2), Li)  # (C, D, D)
-    pm = np.matmul(prec, mu[:, :, None])[:, :, 0]  # A mu
-    coef = np.empty((mu.shape[0], P + D + 1))
-    coef[:, :P] = prec[:, pk.iu, pk.ju] * pk.coef
-    coef[:, P:P + D] = pm
-    logdet = np.log(np.diagonal(L, axis1=1, axis2=2)).sum(1)  # log|cov|^(1/2)
-    coef[:, -1] = np.log(w) - logdet - 0.5 * ((pm * mu).sum(1) + D * _LOG_2PI)
-    return coef @ pk.zt
-
-
-def _em(x: np.ndarray, w: np.ndarray, mu: np.ndarray, cov: np.ndarray, group: np.ndarray, *, max_iter: int,
-        tol: float, reg: float, pk: _Packed | None = None
-        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """EM on all candidate mixtures at once, components stacked flat (``C = sum k``) with
-    ``group[c]`` naming each one's mixture (contiguous). A mixture stops once its mean
-    log-likelihood changes by less than ``tol`` (sklearn's rule) and is then left out of
-    the computation. Returns the parameters whose log-likelihood was evaluated last, that
-    log-likelihood per mixture, the number of iterations and how many mixtures were still
-    running when ``max_iter`` was reached."""
-    G = int(group.max()) + 1
-    pk = _Packed(x) if pk is None else pk
-    w, mu, cov = w.copy(), mu.copy(), cov.copy()
-    active = np.ones(G, dtype=bool)
-    prev = np.full(G, -np.inf)
-    ll = np.full(G, -np.inf)
-    it = 0
-    changed = True
-    for it in range(1, max_iter + 1):
-        if changed:  # index bookkeeping only when the set of running mixtures changes
-            ag = np.flatnonzero(active)  # mixtures still running
-            ac = np.flatnonzero(active[group])  # their components, still contiguous per mixture
-            seg = np.searchsorted(ag, group[ac])  # component -> position in ag
-            starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
-            all_on = ac.size == group.size
-            changed = False
-        if all_on:
-            wlp = _log_gauss(x, pk, mu, cov, w, reg)
-        else:
-            wlp = _log_gauss(x, pk, mu[ac], cov[ac], w[ac], reg)
-        mx = np.maximum.reduceat(wlp, starts, axis=0)  # (g, n)
-        wlp -= mx[seg]
-        np.exp(wlp, out=wlp)  # now the unnormalised responsibilities
-        tot = np.add.reduceat(wlp, starts, axis=0)
-        ll_new = (mx + np.log(tot)).mean(1)
-        ll[ag] = ll_new
-        done = np.abs(ll_new - prev[ag]) < tol
-        prev[ag] = ll_new
-        if done.any():
-            active[ag[done]] = False
-            changed = True
-            if not active.any():
-                break
-        if it == max_iter:
-            break
-        wlp /= tot[seg]  # responsibilities
-        if not changed and all_on:
-            w, mu, cov = _m_step(x, pk, wlp, reg)
-        else:
-            keep = ~done[seg]
-            w[ac[keep]], mu[ac[keep]], cov[ac[keep]] = _m_step(x, pk, wlp[keep], reg)
-    return w, mu, cov, ll, it, int(active.sum())
 
 
 def _candidate_ks(ks: Sequence[int], warm_k: int | None, window: int | None) -> list[int]:
@@ -500,11 +351,11 @@ def fit_fast(data: np.ndarray, ks: Sequence[int], criterion: Criterion = "aic",
     cold = np.asarray([kind == "cold" for _, kind in groups])
     pk = _Packed(x)
     if cold.any():
-        valid = np.arange(K)[None, :] < gk[cold][:, None]
-        centres = np.broadcast_to(_kmeanspp_chain(x, K, rng), (int(cold.sum()), K, D)).copy()
-        resp = _lloyd_resp(x, centres, valid)[valid]  # (C_cold, n), candidates in order
+        chain_first = int(rng.integers(n))  # the k-means++ chain's random draws, in their order
+        chain = gmm_em.kmeanspp_chain(x, chain_first, rng.random(K))
         sel = cold[group]
-        w[sel], mu[sel], cov[sel] = _m_step(x, pk, resp, reg_covar)
+        w[sel], mu[sel], cov[sel] = gmm_em.kmeans_init(x, pk.z, pk.iu, pk.ju, chain, gk[cold].astype(np.int64),
+                                                       _LLOYD_ITERS, reg_covar)
     if prev is not None and not cold.all():
         order = np.argsort(-prev.weights, kind="stable")  # heaviest first
         worst = np.argsort(prev.log_prob(raw), kind="stable")  # worst explained first
@@ -521,7 +372,9 @@ def fit_fast(data: np.ndarray, ks: Sequence[int], criterion: Criterion = "aic",
                 mu[f + m + j] = x[worst[j % n]]
                 cov[f + m + j] = avg_cov
     w = w / np.add.reduceat(w, first)[group]  # each candidate's weights sum to 1
-    w, mu, cov, ll, n_iter, running = _em(x, w, mu, cov, group, max_iter=max_iter, tol=tol, reg=reg_covar, pk=pk)
+    starts = np.r_[0, np.cumsum(gk)].astype(np.int64)
+    w, mu, cov, ll, n_iter, running = gmm_em.em(pk.z, pk.zt, pk.iu, pk.ju, w, mu, cov, starts, int(max_iter),
+                                                float(tol), float(reg_covar))
     scores = _criterion(criterion, ll, gk, n, D)
     best = int(np.argmin(scores))
     k, f = int(gk[best]), int(first[best])
@@ -608,17 +461,10 @@ def sample_box_mixture(rng: np.random.Generator, mixture: Mixture | None, probs:
 def tasks_with_origin(space: Box, x: np.ndarray, uniform: np.ndarray) -> list[Task]:
     """Tasks for the rows of ``x`` in order; rows flagged ``uniform`` get origin
     ``"uniform"``, the others ``"sampled"`` (drawn from the mixture)."""
-    n_uni = int(np.count_nonzero(uniform))
-    if n_uni == 0 or n_uni == len(uniform):
-        return space.tasks(x, origin="uniform" if n_uni else "sampled", validate=False)
-    # SPEEDUP: build each origin's tasks in one vectorised call, then restore the row order
-    # (cheaper than NamedTuple._replace on every uniform task)
-    perm = np.argsort(uniform, kind="stable")  # mixture rows first, then uniform rows
-    both = space.tasks(x[perm[:len(uniform) - n_uni]], origin="sampled", validate=False) + space.tasks(
-        x[perm[len(uniform) - n_uni:]], origin="uniform", validate=False)
-    inv = np.empty_like(perm)
-    inv[perm] = np.arange(perm.size)
-    return [both[i] for i in inv.tolist()]
+    return space.tasks(x, origin=list(map(_ORIGINS.__getitem__, uniform.tolist())), validate=False)
+
+
+_ORIGINS = ("sampled", "uniform")
 
 
 class Prefetch:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from openended.tasks import Box, Task
+from openended.teachers import gmm_em
 from openended.teachers.base import BaseTeacher
 from openended.teachers.gmm import (
     FitWindows,
@@ -58,6 +59,10 @@ class GMMTeacher(BaseTeacher):
         self._fit_seed = int(cfg.seed)
         self._prefetch = Prefetch(space, cfg.prefetch if cfg.mode == "fast" else 0)
         self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
+        if cfg.mode == "fast":
+            # compile (first time on a machine) or load the fitter's kernels here, not in
+            # the first refit, where a compile would hold the GIL against sample()
+            gmm_em.warm_up()
 
     # -------------------------------------------------------------- override points
     def _component_weights(self, mix: Mixture) -> np.ndarray:  # pragma: no cover - abstract

@@ -1,0 +1,372 @@
+"""The fast GMM fitter's EM loop, compiled with numba.
+
+Why compiled: a refit fits every candidate k at once (``C = sum k`` stacked components,
+up to 54 at ``k = 2..10``) on ~250 points. The two data passes of each EM iteration are
+GEMMs over all components (BLAS, as fast from here as from numpy); what numpy could not
+make cheap was everything between them -- per component a Cholesky factor, its
+triangular inverse, the precision matrix and the packed E-step coefficients, then a
+segmented log-sum-exp, the convergence bookkeeping and the moment -> covariance step.
+In numpy those are ~40 small batched calls per iteration (~0.2 ms of call overhead and
+per-matrix LAPACK dispatch at 13 dimensions); here they are plain loops.
+
+``nogil=True``: a refit running in the teacher's thread executor does not hold the GIL,
+so ``sample`` calls on other threads run while it fits. ``cache=True``: the machine code
+is written next to this file (or in numba's user cache directory when that is read-only)
+and loaded in ~0.1 s by later processes; the first process on a machine compiles it
+(a few seconds), once -- `warm_up` lets callers pay that up front.
+
+Pure algorithm code: numpy and numba only.
+"""
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+__all__ = ["em", "kmeans_init", "kmeanspp_chain", "warm_up"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+_EPS = float(np.finfo(np.float64).eps)
+
+
+@nb.njit(cache=True, nogil=True)
+def _cholesky(a: np.ndarray, jitter: float, out: np.ndarray) -> bool:
+    """Lower Cholesky factor of ``a + jitter * I`` into ``out``; False if not positive definite."""
+    d = a.shape[0]
+    for j in range(d):
+        s = a[j, j] + jitter
+        for k in range(j):
+            s -= out[j, k] * out[j, k]
+        if not s > 0.0:
+            return False
+        ljj = math.sqrt(s)
+        out[j, j] = ljj
+        for i in range(j + 1, d):
+            t = a[i, j]
+            for k in range(j):
+                t -= out[i, k] * out[j, k]
+            out[i, j] = t / ljj
+        for i in range(j):
+            out[i, j] = 0.0
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _precision(cov: np.ndarray, reg: float, chol: np.ndarray, inv: np.ndarray, prec: np.ndarray) -> float:
+    """``prec = cov^-1`` and the return value ``log |cov|^(1/2)``.
+
+    A matrix that is not numerically positive definite gets a growing diagonal jitter
+    (as `Mixture`'s robust Cholesky); if even that fails (non-finite entries), the
+    precision of its diagonal alone, floored at ``reg``."""
+    d = cov.shape[0]
+    ok = _cholesky(cov, 0.0, chol)
+    if not ok:
+        top = 1.0
+        for i in range(d):
+            top = max(top, abs(cov[i, i]))
+        jitter = 0.0
+        for _ in range(12):
+            jitter = max(jitter * 10.0, reg, 1e-12 * top)
+            if _cholesky(cov, jitter, chol):
+                ok = True
+                break
+    if not ok:  # not finite or hopeless: the diagonal alone (floored at reg)
+        logdet = 0.0
+        for a in range(d):
+            v = abs(cov[a, a])
+            v = v if v > reg else max(reg, 1e-300)
+            logdet += 0.5 * math.log(v)
+            for b in range(d):
+                prec[a, b] = 0.0
+            prec[a, a] = 1.0 / v
+        return logdet
+    logdet = 0.0
+    for i in range(d):  # inv = chol^-1 (lower), by forward substitution
+        logdet += math.log(chol[i, i])
+        inv[i, i] = 1.0 / chol[i, i]
+        for j in range(i):
+            s = 0.0
+            for k in range(j, i):
+                s += chol[i, k] * inv[k, j]
+            inv[i, j] = -s * inv[i, i]
+        for j in range(i + 1, d):
+            inv[i, j] = 0.0
+    for a in range(d):  # prec = inv' inv, symmetric
+        for b in range(a, d):
+            s = 0.0
+            for r in range(b, d):
+                s += inv[r, a] * inv[r, b]
+            prec[a, b] = s
+            prec[b, a] = s
+    return logdet
+
+
+@nb.njit(cache=True, nogil=True)
+def _coefficients(w: np.ndarray, mu: np.ndarray, cov: np.ndarray, comps: np.ndarray, iu: np.ndarray,
+                  ju: np.ndarray, reg: float, coef: np.ndarray) -> None:
+    """Row ``r`` of ``coef``: component ``comps[r]``'s ``log w + log N(x)`` as a linear
+    function of the packed data columns ``[x_i x_j (i <= j) | x | 1]``."""
+    d = mu.shape[1]
+    p = iu.shape[0]
+    chol = np.empty((d, d))
+    inv = np.empty((d, d))
+    prec = np.empty((d, d))
+    for r in range(comps.shape[0]):
+        c = comps[r]
+        logdet = _precision(cov[c], reg, chol, inv, prec)
+        for q in range(p):
+            a, b = iu[q], ju[q]
+            coef[r, q] = -0.5 * prec[a, b] if a == b else -prec[a, b]  # off-diagonals appear twice
+        quad = 0.0
+        for a in range(d):
+            s = 0.0
+            for b in range(d):
+                s += prec[a, b] * mu[c, b]
+            coef[r, p + a] = s
+            quad += s * mu[c, a]
+        coef[r, p + d] = math.log(w[c]) - logdet - 0.5 * (quad + d * _LOG_2PI)
+
+
+@nb.njit(cache=True, nogil=True)
+def _m_step(mom: np.ndarray, comps: np.ndarray, iu: np.ndarray, ju: np.ndarray, n: int, reg: float,
+            w: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> None:
+    """sklearn's M-step (+10 eps on nk, ``reg`` on the diagonal) from the packed moments
+    ``mom[r] = sum_i resp[r, i] * [x_i x_i' (packed) | x_i | 1]`` of component ``comps[r]``."""
+    d = mu.shape[1]
+    p = iu.shape[0]
+    for r in range(comps.shape[0]):
+        c = comps[r]
+        nk = mom[r, p + d] + 10.0 * _EPS
+        for a in range(d):
+            mu[c, a] = mom[r, p + a] / nk
+        for q in range(p):
+            a, b = iu[q], ju[q]
+            v = mom[r, q] / nk - mu[c, a] * mu[c, b]
+            if a == b:
+                v += reg
+            cov[c, a, b] = v
+            cov[c, b, a] = v
+        w[c] = nk / n
+
+
+@nb.njit(cache=True, nogil=True)
+def kmeanspp_chain(x: np.ndarray, first: int, u: np.ndarray) -> np.ndarray:
+    """One k-means++ seeding chain of ``u.size`` centres starting at row ``first``; ``u``
+    are the uniform draws that pick the next centres (each ~ D^2 to the chain so far).
+    Its first k centres are a valid k-means++ seeding for every k, so one chain
+    initialises all candidates."""
+    n, d = x.shape
+    kmax = u.shape[0]
+    centres = np.empty((kmax, d))
+    centres[0] = x[first]
+    d2 = np.empty(n)
+    for i in range(n):
+        s = 0.0
+        for a in range(d):
+            t = x[i, a] - centres[0, a]
+            s += t * t
+        d2[i] = s
+    for j in range(1, kmax):
+        total = 0.0
+        for i in range(n):
+            total += d2[i]
+        if total > 0:  # the first row whose running D^2 sum exceeds u * total
+            target = u[j] * total
+            idx = n - 1
+            run = 0.0
+            for i in range(n):
+                run += d2[i]
+                if run > target:
+                    idx = i
+                    break
+        else:
+            idx = int(u[j] * n) % n
+        centres[j] = x[idx]
+        for i in range(n):
+            s = 0.0
+            for a in range(d):
+                t = x[i, a] - centres[j, a]
+                s += t * t
+            d2[i] = min(d2[i], s)
+    return centres
+
+
+@nb.njit(cache=True, nogil=True)
+def kmeans_init(x: np.ndarray, z: np.ndarray, iu: np.ndarray, ju: np.ndarray, chain: np.ndarray,
+                ks: np.ndarray, iters: int, reg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sklearn's k-means initialisation for every candidate: candidate ``g`` starts from
+    the first ``ks[g]`` centres of ``chain``, runs Lloyd iterations (at most ``iters``,
+    until its labels stop changing; ties go to the lower centre), and its components
+    are the M-step of the resulting hard assignment. Returns stacked ``(w, mu, cov)``."""
+    n, d = x.shape
+    n_groups = ks.shape[0]
+    starts = np.zeros(n_groups + 1, dtype=np.int64)
+    for g in range(n_groups):
+        starts[g + 1] = starts[g] + ks[g]
+    n_comps = starts[n_groups]
+    q = z.shape[1]
+    mom = np.zeros((n_comps, q))
+    labels = np.empty(n, dtype=np.int64)
+    centres = np.empty((chain.shape[0], d))
+    cnt = np.empty(chain.shape[0])
+    for g in range(n_groups):
+        k = ks[g]
+        centres[:k] = chain[:k]
+        for i in range(n):
+            labels[i] = -1
+        for _ in range(iters):
+            changed = False
+            for i in range(n):  # nearest centre by |c|^2 - 2 c.x
+                best = np.inf
+                arg = 0
+                for j in range(k):
+                    s = 0.0
+                    for a in range(d):
+                        s += centres[j, a] * (centres[j, a] - 2.0 * x[i, a])
+                    if s < best:
+                        best = s
+                        arg = j
+                if arg != labels[i]:
+                    labels[i] = arg
+                    changed = True
+            if not changed:
+                break
+            for j in range(k):  # centres = means of their points (an empty cluster keeps its centre)
+                cnt[j] = 0.0
+            sums = np.zeros((k, d))
+            for i in range(n):
+                cnt[labels[i]] += 1.0
+                for a in range(d):
+                    sums[labels[i], a] += x[i, a]
+            for j in range(k):
+                if cnt[j] > 0:
+                    for a in range(d):
+                        centres[j, a] = sums[j, a] / cnt[j]
+        for i in range(n):
+            row = starts[g] + labels[i]
+            for c in range(q):
+                mom[row, c] += z[i, c]
+    w = np.empty(n_comps)
+    mu = np.empty((n_comps, d))
+    cov = np.empty((n_comps, d, d))
+    _m_step(mom, np.arange(n_comps), iu, ju, n, reg, w, mu, cov)
+    return w, mu, cov
+
+
+@nb.njit(cache=True, nogil=True)
+def em(z: np.ndarray, zt: np.ndarray, iu: np.ndarray, ju: np.ndarray, w: np.ndarray, mu: np.ndarray,
+       cov: np.ndarray, starts: np.ndarray, max_iter: int, tol: float, reg: float
+       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """EM on all candidate mixtures at once; see `openended.teachers.gmm.fit_fast`.
+
+    ``z`` (``zt`` its transpose, contiguous) are the packed data columns of the centred
+    points, ``iu, ju`` the packed index pairs; components are stacked flat, mixture
+    ``g`` owning ``starts[g]:starts[g + 1]``. A mixture stops once its mean
+    log-likelihood moves by less than ``tol`` (sklearn's rule) and is left out of later
+    iterations. Returns the parameters whose log-likelihood was evaluated last (updated
+    copies), that log-likelihood per mixture, the iterations run and how many mixtures
+    were still running at ``max_iter``."""
+    n = z.shape[0]
+    q = z.shape[1]
+    n_groups = starts.shape[0] - 1
+    n_comps = starts[n_groups]
+    w = w.copy()
+    mu = mu.copy()
+    cov = cov.copy()
+    active = np.ones(n_groups, dtype=np.bool_)
+    prev = np.full(n_groups, -np.inf)
+    ll = np.full(n_groups, -np.inf)
+    comps = np.arange(n_comps)
+    mxv = np.empty(n)  # per point: max over a mixture's components, then 1 / sum
+    sv = np.empty(n)
+    n_active = n_groups
+    it = 0
+    for it in range(1, max_iter + 1):
+        # the running mixtures' components, in order
+        m = 0
+        for g in range(n_groups):
+            if active[g]:
+                for c in range(starts[g], starts[g + 1]):
+                    comps[m] = c
+                    m += 1
+        act = comps[:m]
+        coef = np.empty((m, q))
+        _coefficients(w, mu, cov, act, iu, ju, reg, coef)
+        resp = np.dot(coef, zt)  # (m, n) weighted log densities
+        # per mixture: log-sum-exp over its components, responsibilities in place
+        done = np.zeros(n_groups, dtype=np.bool_)
+        r0 = 0
+        for g in range(n_groups):
+            if not active[g]:
+                continue
+            k = starts[g + 1] - starts[g]
+            for i in range(n):  # rows are contiguous: loop over points innermost
+                mxv[i] = resp[r0, i]
+                sv[i] = 0.0
+            for r in range(r0 + 1, r0 + k):
+                for i in range(n):
+                    mxv[i] = max(mxv[i], resp[r, i])
+            for r in range(r0, r0 + k):
+                for i in range(n):
+                    e = math.exp(resp[r, i] - mxv[i])
+                    resp[r, i] = e
+                    sv[i] += e
+            total = 0.0
+            for i in range(n):
+                total += mxv[i] + math.log(sv[i])
+                sv[i] = 1.0 / sv[i]
+            for r in range(r0, r0 + k):
+                for i in range(n):
+                    resp[r, i] *= sv[i]
+            ll_new = total / n
+            ll[g] = ll_new
+            done[g] = abs(ll_new - prev[g]) < tol
+            prev[g] = ll_new
+            r0 += k
+        keep = np.empty(m, dtype=np.int64)  # rows of resp whose mixture goes on
+        n_keep = 0
+        r0 = 0
+        for g in range(n_groups):
+            if not active[g]:
+                continue
+            k = starts[g + 1] - starts[g]
+            if done[g]:
+                active[g] = False
+                n_active -= 1
+            else:
+                for r in range(r0, r0 + k):
+                    keep[n_keep] = r
+                    n_keep += 1
+            r0 += k
+        if n_active == 0 or it == max_iter:
+            break
+        if n_keep == m:
+            mom = np.dot(resp, z)
+        else:
+            mom = np.dot(resp[keep[:n_keep]], z)
+        _m_step(mom, act[keep[:n_keep]], iu, ju, n, reg, w, mu, cov)
+    return w, mu, cov, ll, it, n_active
+
+
+_warm = False
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the kernels now, on a tiny problem, so the
+    first real refit does not pay for it: a few seconds the first time on a machine
+    (the compile holds the GIL), ~0.1 s in later processes, nothing after the first
+    call in a process."""
+    global _warm
+    if _warm:
+        return
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 2))
+    iu, ju = np.triu_indices(2)
+    z = np.concatenate([x[:, iu] * x[:, ju], x, np.ones((8, 1))], axis=1)
+    cov = np.broadcast_to(np.eye(2), (3, 2, 2)).copy()
+    em(z, np.ascontiguousarray(z.T), iu.astype(np.int64), ju.astype(np.int64), np.full(3, 0.5),
+       rng.standard_normal((3, 2)), cov, np.array([0, 1, 3], dtype=np.int64), 3, 1e-3, 1e-6)
+    chain = kmeanspp_chain(x, 0, rng.random(2))
+    kmeans_init(x, z, iu.astype(np.int64), ju.astype(np.int64), chain, np.array([1, 2], dtype=np.int64), 2, 1e-6)
+    _warm = True
