@@ -77,6 +77,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "plain": {},  # teachDeepRL's toy env exactly
     "noise": {"noise": 0.1},  # Gaussian reward noise, std 0.1, clipped to [0, 1]
     "unlearnable": {"unlearnable": ((5, 5), (9, 9))},  # the far quarter never learns; its reward is noise
+    # TeachMyAgent's "mostly unfeasible": only the 5x5 corner quadrant is learnable, the other
+    # 75 cells never learn and always pay 0 (score = % of the 25 learnable cells mastered)
+    "unfeasible": {"unlearnable": np.pad(np.zeros((5, 5), dtype=bool), ((0, 5), (0, 5)), constant_values=True),
+                   "unlearnable_reward": "zero"},
 }
 
 TDRL_RANGE = (-150.0, 350.0)

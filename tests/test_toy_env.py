@@ -74,7 +74,8 @@ def _wave_tasks(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("opts", [{}, {"noise": 0.1}, {"unlearnable": ((1, 2), (2, 3))},
-                                  {"noise": 0.05, "unlearnable": ((3, 0), (4, 1)), "extra_dims": 1}])
+                                  {"noise": 0.05, "unlearnable": ((3, 0), (4, 1)), "extra_dims": 1},
+                                  {"noise": 0.05, "unlearnable": ((3, 0), (4, 1)), "unlearnable_reward": "zero"}])
 def test_batched_equals_sequential(opts):
     rng = np.random.default_rng(1)
     tasks = _wave_tasks(rng, 3000)
@@ -119,6 +120,21 @@ def test_unlearnable_cells_never_learn_and_reward_noise():
     mask = np.zeros((10, 10), dtype=bool)
     mask[1:3, 1:3] = True
     assert ToyLearner(unlearnable=mask).unlearnable.sum() == 4
+
+
+def test_infeasible_cells_pay_zero_and_draw_no_noise():
+    mask = np.ones((10, 10), dtype=bool)
+    mask[:5, :5] = False  # TeachMyAgent's "mostly unfeasible": one learnable quadrant
+    L = ToyLearner(unlearnable=mask, unlearnable_reward="zero", seed=0)
+    r = L.episodes(np.array([cell(7, 7)] * 50 + [cell(0, 0)] * 80 + [cell(0, 5)] * 10))
+    assert np.all(r[:50] == 0.0) and r[129] == 0.8 and np.all(r[130:] == 0.0)
+    assert L.competence[0, 5] == 0 and L.competence[0, 1] == 0
+    assert L.score() == pytest.approx(100 * 1 / 25)  # 1 of the 25 learnable cells mastered
+    state = L.rng.bit_generator.state
+    L.episode(cell(9, 9))
+    assert L.rng.bit_generator.state == state  # zero-reward cells consume no random draws
+    with pytest.raises(ConfigError, match="^ToyLearner.unlearnable_reward: must be 'noise' or 'zero', got 'none'$"):
+        ToyLearner(unlearnable_reward="none")
 
 
 def test_bad_unlearnable_spec():

@@ -15,9 +15,10 @@ Options the original lacks (all off by default, so the default is the original):
 
 * ``noise``: Gaussian std added to every reward, clipped to [0, 1] (TDRL's commented-out
   noise line).
-* ``unlearnable``: cells that never gain competence and whose reward is uniform noise in
-  [0, 1) (spurious learning progress that a teacher should learn to avoid). They do not
-  count in ``score()``.
+* ``unlearnable``: cells that never gain competence. Their reward is uniform noise in
+  [0, 1) (``unlearnable_reward="noise"``: spurious learning progress that a teacher should
+  learn to avoid) or always 0 (``"zero"``: infeasible tasks, as TeachMyAgent's "mostly
+  unfeasible" criterion). They do not count in ``score()``.
 * ``extra_dims``: irrelevant trailing task dimensions, ignored by the learner (TDRL's
   "discard potential useless dimensions").
 
@@ -79,13 +80,14 @@ class ToyLearner:
         noise: std of the Gaussian added to rewards (then clipped to [0, 1]); 0 = TDRL.
         unlearnable: cells that never learn: a boolean mask shaped like the grid, or an
             inclusive rectangle of cell indices ``((lo_0, lo_1, ...), (hi_0, hi_1, ...))``.
+        unlearnable_reward: ``"noise"`` (uniform in [0, 1)) or ``"zero"`` in unlearnable cells.
         extra_dims: trailing task dimensions the learner ignores.
         seed: seed of the learner's own generator (noise and unlearnable rewards only).
     """
 
     def __init__(self, n_dims: int = 2, n_cells: int = 10, noise: float = 0.0,
                  unlearnable: np.ndarray | Sequence[Sequence[int]] | None = None,
-                 extra_dims: int = 0, seed: int = 0) -> None:
+                 extra_dims: int = 0, seed: int = 0, unlearnable_reward: str = "noise") -> None:
         if not isinstance(n_dims, (int, np.integer)) or n_dims < 1:
             raise ConfigError(f"ToyLearner.n_dims: must be an int >= 1, got {n_dims!r}")
         if not isinstance(n_cells, (int, np.integer)) or n_cells < 1:
@@ -95,13 +97,17 @@ class ToyLearner:
         if not (np.isfinite(noise) and noise >= 0):
             raise ConfigError(f"ToyLearner.noise: must be a finite std >= 0, got {noise!r}")
         self.n_dims, self.n_cells, self.extra_dims = int(n_dims), int(n_cells), int(extra_dims)
+        if unlearnable_reward not in ("noise", "zero"):
+            raise ConfigError(f"ToyLearner.unlearnable_reward: must be 'noise' or 'zero', got {unlearnable_reward!r}")
         self.noise = float(noise)
+        self.unlearnable_reward = unlearnable_reward
         self.seed = seed
         self.shape = (self.n_cells,) * self.n_dims
         self.edges = _edges(self.n_cells)
         self._unlearnable = self._parse_unlearnable(unlearnable)
         self._has_unlearnable = bool(self._unlearnable.any())
-        self._n_draws = int(self.noise > 0) + int(self._has_unlearnable)
+        self._noisy_dead = self._has_unlearnable and unlearnable_reward == "noise"
+        self._n_draws = int(self.noise > 0) + int(self._noisy_dead)
         self._competence = np.zeros(int(np.prod(self.shape)), dtype=np.int64)  # flat, C order
         self._strides = np.array([self.n_cells ** (self.n_dims - 1 - k) for k in range(self.n_dims)], dtype=np.int64)
         self._stride_list = self._strides.tolist()
@@ -218,7 +224,7 @@ class ToyLearner:
         if self.noise > 0:
             reward = min(1.0, max(0.0, reward + self.noise * float(z[0, col])))
             col += 1
-        if dead:
+        if dead and self._noisy_dead:
             reward = float(ndtr(z[0, col]))
         self.n_episodes += 1
         return reward
@@ -277,7 +283,7 @@ class ToyLearner:
         if self.noise > 0:
             rewards = np.clip(rewards + self.noise * z[:, col], 0.0, 1.0)
             col += 1
-        if self._has_unlearnable:
+        if self._noisy_dead:
             dead = self._unlearnable[cells]
             rewards[dead] = ndtr(z[dead, col])  # uniform noise in [0, 1)
         self.n_episodes += n
@@ -325,9 +331,9 @@ class ToyTaskEnv(TaskEnvMixin, gym.Env):
 
     def __init__(self, n_dims: int = 2, n_cells: int = 10, noise: float = 0.0,
                  unlearnable: np.ndarray | Sequence[Sequence[int]] | None = None,
-                 extra_dims: int = 0, seed: int = 0) -> None:
+                 extra_dims: int = 0, seed: int = 0, unlearnable_reward: str = "noise") -> None:
         self._learner_kwargs = dict(n_dims=n_dims, n_cells=n_cells, noise=noise, unlearnable=unlearnable,
-                                    extra_dims=extra_dims)
+                                    extra_dims=extra_dims, unlearnable_reward=unlearnable_reward)
         self.learner = ToyLearner(seed=seed, **self._learner_kwargs)
         self._space = self.learner.task_space()
         dim = self._space.dim
