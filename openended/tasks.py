@@ -370,7 +370,8 @@ class Box(TaskSpace):
         origins = repeat(origin) if isinstance(origin, str) else origin
         # SPEEDUP: tuple.__new__ skips NamedTuple's keyword-handling __new__ (~2x for 1,024
         # tasks), and map/zip keep the loop in C
-        return list(map(_new_task, zip(ids, map(tuple, x.tolist()), repeat(None), repeat(()), origins)))
+        rows = zip(*x.T.tolist()) if x.shape[1] else repeat((), x.shape[0])  # row tuples, no per-row lists
+        return list(map(_new_task, zip(ids, rows, repeat(None), repeat(()), origins)))
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "low": self.low.tolist(), "high": self.high.tolist(),

@@ -94,3 +94,19 @@ def test_reissued_tasks_survive_eviction_of_their_older_batch():
         teacher.register_tasks([tasks[5]])  # 0 3 4 5: at the limit, nothing goes
         teacher.register_tasks([tasks[1]])  # batch 2 goes (0 and 3) -- in the restored copy too
         assert [teacher.task_for_id(x.id) is not None for x in tasks] == [False, True, False, False, True, True]
+
+
+def test_issued_tasks_stay_bounded_and_known_without_updates():
+    t = make_teacher("random", SPACES["box"], max_tracked_tasks=100)
+    first = t.sample(30)
+    first_id = first[0].id
+    first.clear()  # the caller owns the returned list
+    assert t.task_for_id(first_id) is not None
+    for _ in range(20):  # sampling with no update in between
+        t.sample(30)
+        assert t.stats()["tracked_tasks"] <= 200
+    last = t.sample(30)
+    with pytest.warns(RuntimeWarning, match="never issued"):
+        t.update([Outcome(task_id=first_id, episode_return=0.0)])  # long evicted
+    t.update([Outcome(task_id=x.id, episode_return=0.0) for x in last])
+    assert t.stats()["outcomes"] == 30 and t.stats()["tracked_tasks"] <= 100

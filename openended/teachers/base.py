@@ -57,7 +57,8 @@ class TeacherConfig(BaseModel):
 
     seed: int = Field(0, description="Seed of the teacher's own np.random.Generator.")
     max_tracked_tasks: int = Field(
-        32_768, ge=1, description="Issued tasks remembered for matching late outcomes (FIFO, whole batches).")
+        32_768, ge=1, description="Issued tasks remembered for matching late outcomes (FIFO, whole batches; "
+        "up to twice as many are held while sampling without updates).")
 
 
 class RefitConfig(BaseModel):
@@ -126,13 +127,16 @@ class BaseTeacher:
         self.space = space
         self.config = config if config is not None else self.Config()
         self.rng = make_rng(self.config.seed)
-        # Issued tasks for matching outcomes: id -> task, and the batches in order (evicted
-        # whole, oldest first, once over max_tracked_tasks). `_reissued` holds, only for ids
-        # issued again while still tracked (common for Discrete spaces, ~never for Box
-        # ones), the batch number of their latest issue: eviction of an older batch skips them.
+        # Issued tasks for matching outcomes: id -> task, and the indexed batches in order
+        # (evicted whole, oldest first, once over max_tracked_tasks). `_reissued` holds, only
+        # for ids issued again while still tracked (common for Discrete spaces, rare for Box
+        # ones), the batch number of their latest issue: eviction of an older batch skips
+        # them. `_unindexed`: batches sampled since the last update, not indexed yet.
         self._issued: dict[str, Task] = {}
         self._reissued: dict[str, int] = {}
         self._batches: deque[tuple[int, list[str]]] = deque()
+        self._unindexed: list[tuple[int, tuple[Task, ...]]] = []
+        self._n_unindexed = 0
         self._gen = 0
         self._counts = {"sampled": 0, "sample_calls": 0, "outcomes": 0, "update_calls": 0,
                         "unknown_task_outcomes": 0}
@@ -161,6 +165,8 @@ class BaseTeacher:
         t0 = time.perf_counter()
         if self.refitter is not None:
             self.refitter.on_update()
+        if self._unindexed:
+            self._index_issued()
         tasks: list[Task] = []
         known: list[Outcome] = []
         issued = self._issued
@@ -183,35 +189,49 @@ class BaseTeacher:
         self._update_s.append(time.perf_counter() - t0)
 
     def _track(self, tasks: Sequence[Task]) -> None:
-        """Remember issued tasks (C-level dict updates; whole-batch FIFO eviction).
+        """Remember issued tasks.
 
-        SPEEDUP: a batch of new ids costs one ``dict.update``; only a batch that re-issues
-        tracked ids (the dict grew by less than the batch) pays for per-id bookkeeping."""
-        ids = list(map(_task_id, tasks))
+        SPEEDUP: ``sample`` only queues the batch; the id index is built by the next
+        ``update`` (or lookup), where outcomes need it. Indexing 1,024 ids into a table of
+        ~32k that the rest of the loop has pushed out of the CPU caches costs about as much
+        as drawing and building the tasks, and ``sample`` is on every env worker's critical
+        path. Sampling without updates indexes once the queue reaches ``max_tracked_tasks``,
+        so at most twice that many tasks are held."""
         self._gen += 1
-        gen = self._gen
+        self._unindexed.append((self._gen, tuple(tasks)))  # a copy: the caller owns the list
+        self._n_unindexed += len(tasks)
+        if self._n_unindexed >= self.config.max_tracked_tasks:
+            self._index_issued()
+
+    def _index_issued(self) -> None:
+        """Index the queued batches in issue order (C-level set and dict operations), then
+        evict whole batches, oldest first, while over ``max_tracked_tasks``. Ids issued
+        again while still tracked (one key-set intersection finds them) are the only ones
+        that get per-id bookkeeping."""
         issued = self._issued
-        before = len(issued)
-        issued.update(zip(ids, tasks))
-        if len(issued) - before != len(ids):
-            self._reissued.update(dict.fromkeys(ids, gen))
-        self._batches.append((gen, ids))
+        for gen, tasks in self._unindexed:
+            ids = list(map(_task_id, tasks))
+            again = issued.keys() & ids
+            if again:
+                self._reissued.update(dict.fromkeys(again, gen))
+            issued.update(zip(ids, tasks))
+            self._batches.append((gen, ids))
+        self._unindexed.clear()
+        self._n_unindexed = 0
         limit = self.config.max_tracked_tasks
         while len(issued) > limit and len(self._batches) > 1:
             self._evict(*self._batches.popleft())
 
     def _evict(self, gen: int, ids: list[str]) -> None:
-        issued, latest = self._issued, self._reissued
-        if not latest:
-            deque(map(issued.pop, ids, repeat(None)), maxlen=0)  # C-level loop
-            return
-        for i in ids:
-            g = latest.get(i)
-            if g is None:
-                issued.pop(i, None)
-            elif g == gen:  # its latest issue: goes now
+        latest = self._reissued
+        recorded = latest.keys() & ids
+        if recorded:
+            newer = {i for i in recorded if latest[i] != gen}  # issued again since: they stay
+            for i in recorded - newer:
                 del latest[i]
-                issued.pop(i, None)
+            if newer:
+                ids = [i for i in ids if i not in newer]
+        deque(map(self._issued.pop, ids, repeat(None)), maxlen=0)  # C-level loop
 
     def register_tasks(self, tasks: Sequence[Task]) -> None:
         """Make tasks created elsewhere (a test set, a user list) known to ``update``."""
@@ -220,10 +240,14 @@ class BaseTeacher:
         self._track(list(tasks))
 
     def task_for_id(self, task_id: str) -> Task | None:
+        if self._unindexed:
+            self._index_issued()
         return self._issued.get(task_id)
 
     def state_dict(self) -> dict:
         """Complete, JSON-serialisable state (waits for a pending refit, does not install it)."""
+        if self._unindexed:
+            self._index_issued()
         state = {
             "teacher": self.name,
             "config": self.config.model_dump(mode="json"),
@@ -252,6 +276,8 @@ class BaseTeacher:
         _set_rng_state(self.rng, state["rng"])
         self._issued = {d["id"]: Task.from_dict(d) for d in state["issued"]}
         self._reissued, self._batches = {}, deque()  # saved batches list each id once: its latest issue
+        self._unindexed.clear()
+        self._n_unindexed = 0
         for g, ids in state.get("issued_batches", [[0, list(self._issued)]]):
             self._batches.append((int(g), list(ids)))
         self._gen = int(state.get("issued_gen", 0))
@@ -263,7 +289,7 @@ class BaseTeacher:
     def stats(self) -> dict:
         """A plain dict for dashboards: counters, latencies and the algorithm's own stats."""
         out: dict[str, Any] = {"teacher": self.name, **self._counts,
-                               "tracked_tasks": len(self._issued)}
+                               "tracked_tasks": len(self._issued) + self._n_unindexed}
         out.update(_latency("sample_ms", self._sample_s))
         out.update(_latency("update_ms", self._update_s))
         if self.refitter is not None:
