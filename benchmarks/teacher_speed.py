@@ -29,15 +29,14 @@ refit workers pin themselves; the reference is measured in the same run):
 * ``toy loop``: teacher time (sample(1) + update(1) per episode, TDRL's toy learner) of
   the fast default vs the ``teachdeeprl_toy`` reference preset.
 
-Results to expect (2 shared cores, load ~1): fast refit p50 ~6 / 8 / 14 ms at d = 2 / 6 /
-12 vs 90-130 ms for the reference; sample(1024) ~1.3 ms at d=2, of which drawing the
-parameters is ~0.2 ms and building the Task objects ~0.4 ms (the rest is the base class's
-issued-task bookkeeping); update(1024) ~10 ms at d=2 and ~60 ms at d=12 (the exact 1-NN
-over 20k pairs); the toy loop ~9-10x less teacher time. No sample waits for a refit by
-construction; with the thread executor a sample can still wait for the GIL (a few ms,
-the interpreter's switch interval, more when the machine is busy); with the process
-executor worst cases match the no-refit baseline. Worst cases on a shared machine are
-noisy: compare p99 and rerun.
+Results to expect (2 shared cores, load ~1): fast refit p50 ~2.5 / 4 / 7.5 ms at d = 2 / 6 /
+12 vs 80-120 ms for the reference; sample(1024) ~0.7 ms at d=2 (~1.6 ms at d=12), of which
+drawing the parameters is ~0.2 ms and building the Task objects ~0.3 ms; update(1024)
+~8 ms at d=2 and ~50 ms at d=12 (the exact 1-NN over 20k pairs; it also indexes the tasks
+sampled since the last update); the toy loop ~15-20x less teacher time. No sample waits
+for a refit by construction, and the compiled fitter releases the GIL, so with the thread
+executor too worst cases stay near the no-refit baseline. Worst cases on a shared machine
+are noisy: compare p99 and rerun.
 
 JSON (``--json PATH``): at least ``refit_p50_ms_fast_d12``, ``refit_p50_ms_reference_d12``,
 ``sample1024_ms``, ``update1024_ms``, ``max_sample_ms_during_refit`` and ratios
@@ -109,6 +108,7 @@ def record_windows(d: int, n_windows: int, seed: int = 0) -> list[np.ndarray]:
 
 def bench_refit(d: int, windows: list[np.ndarray], ref_windows: int) -> dict[str, float]:
     ref_t, fast_t, fast_iters = [], [], []
+    fit_reference(windows[0], KS, 0, "aic", 1, d)  # untimed: sklearn's first call pays its imports
     for x in windows[:ref_windows]:
         t0 = time.perf_counter()
         fit_reference(x, KS, 0, "aic", 1, d)

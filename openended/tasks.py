@@ -56,13 +56,20 @@ __all__ = [
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, vectorised (uint64 arithmetic wraps, as intended)."""
-    x = (x ^ (x >> np.uint64(30))) * _M1
-    x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
+def _mix64_inplace(h: np.ndarray, tmp: np.ndarray) -> None:
+    """splitmix64 finaliser on a uint64 array, in place (``tmp``: scratch of the same
+    shape; uint64 arithmetic wraps, as intended)."""
+    np.right_shift(h, _S30, out=tmp)
+    h ^= tmp
+    h *= _M1
+    np.right_shift(h, _S27, out=tmp)
+    h ^= tmp
+    h *= _M2
+    np.right_shift(h, _S31, out=tmp)
+    h ^= tmp
 
 
 _MASK = (1 << 64) - 1
@@ -71,7 +78,7 @@ _SMALL_BATCH = 8
 
 
 def _mix64_int(x: int) -> int:
-    """`_mix64` on one Python int (same bits; faster than numpy for a handful of tasks)."""
+    """`_mix64_inplace` on one Python int (same bits; faster than numpy for a handful of tasks)."""
     x = ((x ^ (x >> 30)) * _M1_I) & _MASK
     x = ((x ^ (x >> 27)) * _M2_I) & _MASK
     return x ^ (x >> 31)
@@ -97,9 +104,12 @@ def hash_params(params: np.ndarray, salt: int = 0) -> list[str]:
             out.append(f"{h:016x}")
         return out
     with np.errstate(over="ignore"):
+        cols = bits.T + (_GOLDEN * np.arange(1, d + 1, dtype=np.uint64))[:, None]  # (d, n), rows contiguous
         h = np.full(n, np.uint64(salt) ^ np.uint64(d), dtype=np.uint64)
+        t = np.empty_like(h)
         for j in range(d):
-            h = _mix64(h ^ (bits[:, j] + _GOLDEN * np.uint64(j + 1)))
+            h ^= cols[j]
+            _mix64_inplace(h, t)
     # SPEEDUP: one hex string with a space every 8 bytes, split in C (2x the slicing loop)
     return h.astype(">u8").tobytes().hex(" ", 8).split()
 
