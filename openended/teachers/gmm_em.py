@@ -30,7 +30,16 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _EPS = float(np.finfo(np.float64).eps)
 
 
-@nb.njit(cache=True, nogil=True)
+def _jit(fn):  # type: ignore[no-untyped-def]
+    """``numba.njit(nogil=True)``, cached on disk where numba finds a writable place (next
+    to this file, else its user cache directory); otherwise compiled once per process."""
+    try:
+        return nb.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return nb.njit(nogil=True)(fn)
+
+
+@_jit
 def _cholesky(a: np.ndarray, jitter: float, out: np.ndarray) -> bool:
     """Lower Cholesky factor of ``a + jitter * I`` into ``out``; False if not positive definite."""
     d = a.shape[0]
@@ -52,7 +61,7 @@ def _cholesky(a: np.ndarray, jitter: float, out: np.ndarray) -> bool:
     return True
 
 
-@nb.njit(cache=True, nogil=True)
+@_jit
 def _precision(cov: np.ndarray, reg: float, chol: np.ndarray, inv: np.ndarray, prec: np.ndarray) -> float:
     """``prec = cov^-1`` and the return value ``log |cov|^(1/2)``.
 
@@ -102,7 +111,7 @@ def _precision(cov: np.ndarray, reg: float, chol: np.ndarray, inv: np.ndarray, p
     return logdet
 
 
-@nb.njit(cache=True, nogil=True)
+@_jit
 def _coefficients(w: np.ndarray, mu: np.ndarray, cov: np.ndarray, comps: np.ndarray, iu: np.ndarray,
                   ju: np.ndarray, reg: float, coef: np.ndarray) -> None:
     """Row ``r`` of ``coef``: component ``comps[r]``'s ``log w + log N(x)`` as a linear
@@ -128,7 +137,7 @@ def _coefficients(w: np.ndarray, mu: np.ndarray, cov: np.ndarray, comps: np.ndar
         coef[r, p + d] = math.log(w[c]) - logdet - 0.5 * (quad + d * _LOG_2PI)
 
 
-@nb.njit(cache=True, nogil=True)
+@_jit
 def _m_step(mom: np.ndarray, comps: np.ndarray, iu: np.ndarray, ju: np.ndarray, n: int, reg: float,
             w: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> None:
     """sklearn's M-step (+10 eps on nk, ``reg`` on the diagonal) from the packed moments
@@ -150,7 +159,7 @@ def _m_step(mom: np.ndarray, comps: np.ndarray, iu: np.ndarray, ju: np.ndarray, 
         w[c] = nk / n
 
 
-@nb.njit(cache=True, nogil=True)
+@_jit
 def kmeanspp_chain(x: np.ndarray, first: int, u: np.ndarray) -> np.ndarray:
     """One k-means++ seeding chain of ``u.size`` centres starting at row ``first``; ``u``
     are the uniform draws that pick the next centres (each ~ D^2 to the chain so far).
@@ -192,7 +201,7 @@ def kmeanspp_chain(x: np.ndarray, first: int, u: np.ndarray) -> np.ndarray:
     return centres
 
 
-@nb.njit(cache=True, nogil=True)
+@_jit
 def kmeans_init(x: np.ndarray, z: np.ndarray, iu: np.ndarray, ju: np.ndarray, chain: np.ndarray,
                 ks: np.ndarray, iters: int, reg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """sklearn's k-means initialisation for every candidate: candidate ``g`` starts from
@@ -254,7 +263,7 @@ def kmeans_init(x: np.ndarray, z: np.ndarray, iu: np.ndarray, ju: np.ndarray, ch
     return w, mu, cov
 
 
-@nb.njit(cache=True, nogil=True)
+@_jit
 def em(z: np.ndarray, zt: np.ndarray, iu: np.ndarray, ju: np.ndarray, w: np.ndarray, mu: np.ndarray,
        cov: np.ndarray, starts: np.ndarray, max_iter: int, tol: float, reg: float
        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
