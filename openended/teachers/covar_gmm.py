@@ -25,7 +25,7 @@ Algorithm (REFERENCE, per episode):
     component ∝ its LP (uniform if all are 0), a Gaussian draw, (t, r) dropped, clipped.
 
 Fast mode (the default) changes only the machinery, as for ALP-GMM (``# SPEEDUP:``): the
-batched numpy EM of `gmm.fit_fast` (sklearn's algorithm, every k stacked) off the sampling
+batched EM of `gmm.fit_fast` (sklearn's algorithm, every k stacked, compiled) off the sampling
 path, a fit that would be replaced unseen (several due in one ``update``) skipped, tasks
 drawn in vectorised blocks from precomputed Cholesky factors, no float32 cast.
 
