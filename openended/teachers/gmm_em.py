@@ -207,7 +207,10 @@ def kmeans_init(x: np.ndarray, z: np.ndarray, iu: np.ndarray, ju: np.ndarray, ch
     """sklearn's k-means initialisation for every candidate: candidate ``g`` starts from
     the first ``ks[g]`` centres of ``chain``, runs Lloyd iterations (at most ``iters``,
     until its labels stop changing; ties go to the lower centre), and its components
-    are the M-step of the resulting hard assignment. Returns stacked ``(w, mu, cov)``."""
+    are the M-step of the resulting hard assignment. Returns stacked ``(w, mu, cov)``.
+
+    All candidates step together: one GEMM per iteration gives ``x . c`` for every
+    centre of every candidate (the nearest centre minimises ``|c|^2 - 2 x . c``)."""
     n, d = x.shape
     n_groups = ks.shape[0]
     starts = np.zeros(n_groups + 1, dtype=np.int64)
@@ -215,45 +218,62 @@ def kmeans_init(x: np.ndarray, z: np.ndarray, iu: np.ndarray, ju: np.ndarray, ch
         starts[g + 1] = starts[g] + ks[g]
     n_comps = starts[n_groups]
     q = z.shape[1]
-    mom = np.zeros((n_comps, q))
-    labels = np.empty(n, dtype=np.int64)
-    centres = np.empty((chain.shape[0], d))
-    cnt = np.empty(chain.shape[0])
+    centres = np.empty((n_comps, d))
     for g in range(n_groups):
-        k = ks[g]
-        centres[:k] = chain[:k]
-        for i in range(n):
-            labels[i] = -1
-        for _ in range(iters):
+        centres[starts[g]:starts[g + 1]] = chain[:ks[g]]
+    labels = np.full((n_groups, n), -1, dtype=np.int64)  # index within the candidate
+    running = np.ones(n_groups, dtype=np.bool_)
+    cc = np.empty(n_comps)
+    cnt = np.empty(n_comps)
+    sums = np.empty((n_comps, d))
+    xt = np.ascontiguousarray(x.T)
+    for _ in range(iters):
+        for c in range(n_comps):
+            s = 0.0
+            for a in range(d):
+                s += centres[c, a] * centres[c, a]
+            cc[c] = s
+        dots = np.dot(centres, xt)  # (n_comps, n)
+        any_running = False
+        for g in range(n_groups):
+            if not running[g]:
+                continue
             changed = False
-            for i in range(n):  # nearest centre by |c|^2 - 2 c.x
+            for i in range(n):
                 best = np.inf
                 arg = 0
-                for j in range(k):
-                    s = 0.0
-                    for a in range(d):
-                        s += centres[j, a] * (centres[j, a] - 2.0 * x[i, a])
-                    if s < best:
-                        best = s
+                for j in range(ks[g]):
+                    c = starts[g] + j
+                    v = cc[c] - 2.0 * dots[c, i]
+                    if v < best:
+                        best = v
                         arg = j
-                if arg != labels[i]:
-                    labels[i] = arg
+                if arg != labels[g, i]:
+                    labels[g, i] = arg
                     changed = True
             if not changed:
-                break
-            for j in range(k):  # centres = means of their points (an empty cluster keeps its centre)
-                cnt[j] = 0.0
-            sums = np.zeros((k, d))
-            for i in range(n):
-                cnt[labels[i]] += 1.0
+                running[g] = False
+                continue
+            any_running = True
+            for c in range(starts[g], starts[g + 1]):  # centres = means of their points
+                cnt[c] = 0.0
                 for a in range(d):
-                    sums[labels[i], a] += x[i, a]
-            for j in range(k):
-                if cnt[j] > 0:
+                    sums[c, a] = 0.0
+            for i in range(n):
+                c = starts[g] + labels[g, i]
+                cnt[c] += 1.0
+                for a in range(d):
+                    sums[c, a] += x[i, a]
+            for c in range(starts[g], starts[g + 1]):
+                if cnt[c] > 0:  # an empty cluster keeps its centre
                     for a in range(d):
-                        centres[j, a] = sums[j, a] / cnt[j]
+                        centres[c, a] = sums[c, a] / cnt[c]
+        if not any_running:
+            break
+    mom = np.zeros((n_comps, q))
+    for g in range(n_groups):
         for i in range(n):
-            row = starts[g] + labels[i]
+            row = starts[g] + labels[g, i]
             for c in range(q):
                 mom[row, c] += z[i, c]
     w = np.empty(n_comps)
