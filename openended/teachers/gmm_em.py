@@ -19,13 +19,16 @@ Pure algorithm code: numpy and numba only.
 """
 from __future__ import annotations
 
+import logging
 import math
+import time
 
 import numba as nb
 import numpy as np
 
 __all__ = ["em", "kmeans_init", "kmeanspp_chain", "warm_up"]
 
+_log = logging.getLogger(__name__)
 _LOG_2PI = math.log(2.0 * math.pi)
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -389,6 +392,7 @@ def warm_up() -> None:
     global _warm
     if _warm:
         return
+    t0 = time.perf_counter()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 2))
     iu, ju = np.triu_indices(2)
@@ -399,3 +403,6 @@ def warm_up() -> None:
     chain = kmeanspp_chain(x, 0, rng.random(2))
     kmeans_init(x, z, iu.astype(np.int64), ju.astype(np.int64), chain, np.array([1, 2], dtype=np.int64), 2, 1e-6)
     _warm = True
+    seconds = time.perf_counter() - t0
+    if seconds > 1.0:  # it compiled: say why make_teacher paused
+        _log.info("compiled the fast GMM fitter's kernels in %.1f s (once per machine: numba caches them)", seconds)
