@@ -9,11 +9,10 @@ segmented log-sum-exp, the convergence bookkeeping and the moment -> covariance 
 In numpy those are ~40 small batched calls per iteration (~0.2 ms of call overhead and
 per-matrix LAPACK dispatch at 13 dimensions); here they are plain loops.
 
-``nogil=True``: a refit running in the teacher's thread executor does not hold the GIL,
-so ``sample`` calls on other threads run while it fits. ``cache=True``: the machine code
-is written next to this file (or in numba's user cache directory when that is read-only)
-and loaded in ~0.1 s by later processes; the first process on a machine compiles it
-(a few seconds), once -- `warm_up` lets callers pay that up front.
+Compiled with `openended.teachers.compiled.jit` (nogil: a refit running in the teacher's
+thread executor does not hold the GIL, so ``sample`` calls on other threads run while it
+fits; cached on disk: the first process on a machine compiles the kernels, ~8 s, later
+ones load them in ~0.3 s -- `warm_up` lets callers pay that up front).
 
 Pure algorithm code: numpy and numba only.
 """
@@ -23,8 +22,9 @@ import logging
 import math
 import time
 
-import numba as nb
 import numpy as np
+
+from openended.teachers.compiled import jit
 
 __all__ = ["em", "kmeans_init", "kmeanspp_chain", "warm_up"]
 
@@ -33,16 +33,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _EPS = float(np.finfo(np.float64).eps)
 
 
-def _jit(fn):  # type: ignore[no-untyped-def]
-    """``numba.njit(nogil=True)``, cached on disk where numba finds a writable place (next
-    to this file, else its user cache directory); otherwise compiled once per process."""
-    try:
-        return nb.njit(cache=True, nogil=True)(fn)
-    except RuntimeError:  # "cannot cache function ...: no locator available"
-        return nb.njit(nogil=True)(fn)
-
-
-@_jit
+@jit
 def _cholesky(a: np.ndarray, jitter: float, out: np.ndarray) -> bool:
     """Lower Cholesky factor of ``a + jitter * I`` into ``out``; False if not positive definite."""
     d = a.shape[0]
@@ -64,7 +55,7 @@ def _cholesky(a: np.ndarray, jitter: float, out: np.ndarray) -> bool:
     return True
 
 
-@_jit
+@jit
 def _precision(cov: np.ndarray, reg: float, chol: np.ndarray, inv: np.ndarray, prec: np.ndarray) -> float:
     """``prec = cov^-1`` and the return value ``log |cov|^(1/2)``.
 
@@ -114,7 +105,7 @@ def _precision(cov: np.ndarray, reg: float, chol: np.ndarray, inv: np.ndarray, p
     return logdet
 
 
-@_jit
+@jit
 def _coefficients(w: np.ndarray, mu: np.ndarray, cov: np.ndarray, comps: np.ndarray, iu: np.ndarray,
                   ju: np.ndarray, reg: float, coef: np.ndarray) -> None:
     """Row ``r`` of ``coef``: component ``comps[r]``'s ``log w + log N(x)`` as a linear
@@ -140,7 +131,7 @@ def _coefficients(w: np.ndarray, mu: np.ndarray, cov: np.ndarray, comps: np.ndar
         coef[r, p + d] = math.log(w[c]) - logdet - 0.5 * (quad + d * _LOG_2PI)
 
 
-@_jit
+@jit
 def _m_step(mom: np.ndarray, comps: np.ndarray, iu: np.ndarray, ju: np.ndarray, n: int, reg: float,
             w: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> None:
     """sklearn's M-step (+10 eps on nk, ``reg`` on the diagonal) from the packed moments
@@ -162,7 +153,7 @@ def _m_step(mom: np.ndarray, comps: np.ndarray, iu: np.ndarray, ju: np.ndarray, 
         w[c] = nk / n
 
 
-@_jit
+@jit
 def kmeanspp_chain(x: np.ndarray, first: int, u: np.ndarray) -> np.ndarray:
     """One k-means++ seeding chain of ``u.size`` centres starting at row ``first``; ``u``
     are the uniform draws that pick the next centres (each ~ D^2 to the chain so far).
@@ -204,7 +195,7 @@ def kmeanspp_chain(x: np.ndarray, first: int, u: np.ndarray) -> np.ndarray:
     return centres
 
 
-@_jit
+@jit
 def kmeans_init(x: np.ndarray, z: np.ndarray, iu: np.ndarray, ju: np.ndarray, chain: np.ndarray,
                 ks: np.ndarray, iters: int, reg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """sklearn's k-means initialisation for every candidate: candidate ``g`` starts from
@@ -286,7 +277,7 @@ def kmeans_init(x: np.ndarray, z: np.ndarray, iu: np.ndarray, ju: np.ndarray, ch
     return w, mu, cov
 
 
-@_jit
+@jit
 def em(z: np.ndarray, zt: np.ndarray, iu: np.ndarray, ju: np.ndarray, w: np.ndarray, mu: np.ndarray,
        cov: np.ndarray, starts: np.ndarray, max_iter: int, tol: float, reg: float
        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
