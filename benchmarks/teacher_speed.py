@@ -185,9 +185,10 @@ def bench_sample_update(d: int, reps: int, ref_reps: int, history: int) -> dict[
             out[f"sample1024_draw_ms_d{d}"] = _pct(draw_t, 50)
             out[f"sample1024_tasks_ms_d{d}"] = _pct(task_t, 50)
             # the ALP part of update alone: 1,024 queries against the 20k-pair window
-            xs = np.random.default_rng(3).uniform(0, 1, (1024, d))
+            xs_rng = np.random.default_rng(3)
             alp_t = []
             for _ in range(max(3, n_rep // 2)):
+                xs = xs_rng.uniform(0, 1, (1024, d))  # fresh tasks (re-sent ones would all tie)
                 t0 = time.perf_counter()
                 t._alp.update(xs, np.zeros(1024))
                 alp_t.append(time.perf_counter() - t0)
