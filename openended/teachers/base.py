@@ -165,11 +165,9 @@ class BaseTeacher:
         t0 = time.perf_counter()
         if self.refitter is not None:
             self.refitter.on_update()
-        if self._unindexed:
-            self._index_issued()
         tasks: list[Task] = []
         known: list[Outcome] = []
-        issued = self._issued
+        issued = self._issued_table()
         for o in outcomes:
             task = issued.get(o.task_id)
             if task is None:
@@ -237,23 +235,25 @@ class BaseTeacher:
         """Make tasks created elsewhere (a test set, a user list) known to ``update``."""
         for t in tasks:
             self.space.check_task(t)
-        self._track(list(tasks))
+        self._track(tasks)  # copies them
 
     def task_for_id(self, task_id: str) -> Task | None:
+        return self._issued_table().get(task_id)
+
+    def _issued_table(self) -> dict[str, Task]:
+        """id -> issued task, with every batch sampled so far indexed."""
         if self._unindexed:
             self._index_issued()
-        return self._issued.get(task_id)
+        return self._issued
 
     def state_dict(self) -> dict:
         """Complete, JSON-serialisable state (waits for a pending refit, does not install it)."""
-        if self._unindexed:
-            self._index_issued()
         state = {
             "teacher": self.name,
             "config": self.config.model_dump(mode="json"),
             "space": self.space.to_dict(),
             "rng": rng_state(self.rng),
-            "issued": [t.to_dict() for t in self._issued.values()],
+            "issued": [t.to_dict() for t in self._issued_table().values()],
             "issued_batches": [[g, [i for i in ids if self._reissued.get(i, g) == g]] for g, ids in self._batches],
             "issued_gen": self._gen,
             "counts": dict(self._counts),
