@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from openended.errors import ConfigError
-from openended.tasks import Discrete, Outcome, TextSpace
+from openended.errors import ConfigError, TaskNotInSpace
+from openended.tasks import Box, Discrete, Outcome, TextSpace
 from openended.teachers import make_teacher
 from openended.teachers.lp import LearningProgressTeacher, LPTracker, TaskDistribution, lp_to_probabilities, reweight
 
@@ -141,6 +141,15 @@ def test_text_space_known_tasks_and_growth() -> None:
     assert t.stats()["unknown_task_outcomes"] == 0
     with pytest.raises(ConfigError):
         make_teacher("lp", TextSpace())
+
+
+def test_add_tasks_with_a_foreign_task_adds_none_of_the_batch() -> None:
+    space = TextSpace(["collect_wood"])
+    t = make_teacher("lp", space)
+    with pytest.raises(TaskNotInSpace):
+        t.add_tasks([space.task("place_table"), Box([0], [1]).task([0.5])])
+    assert [x.text for x in t.known_tasks()] == ["collect_wood"] and len(t.probabilities()) == 1
+    assert [x.text for x in t.add_tasks([space.task("place_table")])] == ["place_table"]
 
 
 def test_stats_list_top_lp_and_mastered_fraction() -> None:

@@ -222,6 +222,19 @@ class TaskDistribution(Protocol):
     def success_estimates(self) -> np.ndarray: ...
 
 
+def append_unseen(tasks: Sequence[Task], pool: list[Task], index: dict[str, int]) -> list[Task]:
+    """Append to ``pool`` the tasks whose id is not in ``index`` yet (``index`` maps id ->
+    position in ``pool``); returns the ones added, in order."""
+    new = []
+    for t in tasks:
+        if t.id in index:
+            continue
+        index[t.id] = len(pool)
+        pool.append(t)
+        new.append(t)
+    return new
+
+
 def known_tasks_of_space(space: TaskSpace, texts: Sequence[str] | None = None) -> list[Task]:
     """The finite task list a known-task teacher works on: every Discrete value, or the
     given texts (default: the TextSpace's seed tasks)."""
@@ -293,14 +306,9 @@ class LearningProgressTeacher(BaseTeacher):
     def add_tasks(self, tasks: Sequence[Task]) -> list[Task]:
         """Make tasks known (sampled from now on; new tasks start unobserved). Returns the
         tasks actually added (ids already known are skipped)."""
-        new = []
-        for t in tasks:
+        for t in tasks:  # all checked before any is added: a bad task leaves nothing half-added
             self.space.check_task(t)
-            if t.id in self._index:
-                continue
-            self._index[t.id] = len(self._tasks)
-            self._tasks.append(t)
-            new.append(t)
+        new = append_unseen(tasks, self._tasks, self._index)
         if new:
             self._tracker.grow(len(new))
             self._apply_baseline(range(len(self._tasks) - len(new), len(self._tasks)))

@@ -43,7 +43,7 @@ from pydantic import ConfigDict, Field, field_serializer
 from openended.errors import ConfigError, TaskNotInSpace
 from openended.tasks import Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
-from openended.teachers.lp import LPTracker, _short, known_tasks_of_space
+from openended.teachers.lp import LPTracker, _short, append_unseen, known_tasks_of_space
 from openended.teachers.refit import Refitter
 
 __all__ = [
@@ -462,13 +462,7 @@ class WebRLTeacher(BaseTeacher):
         return text in self._dtexts
 
     def _add(self, tasks: Sequence[Task]) -> list[Task]:
-        new = []
-        for t in tasks:
-            if t.id in self._index:
-                continue
-            self._index[t.id] = len(self._pool)
-            self._pool.append(t)
-            new.append(t)
+        new = append_unseen(tasks, self._pool, self._index)
         if new:
             self._tracker.grow(len(new))
             self._phase_att = np.concatenate([self._phase_att, np.zeros(len(new))])
