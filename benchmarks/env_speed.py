@@ -35,6 +35,7 @@ Output: a table and, with ``--json PATH``, ``{"stumps_over_upstream": r,
 "hexagon_over_upstream": r, "classic_over_upstream": r, "<name>_over_upstream_wall": r,
 "rows": {name: {...per-rep numbers...}}, "config": {...}}``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,9 +45,10 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -125,9 +127,15 @@ def measure(env: Any, steps: int, seed: int) -> dict[str, float]:
             reset_cpu += cpu() - t0
     used_cpu = cpu() - start_cpu
     wall = time.perf_counter() - start_wall
-    return {"steps_per_s": steps / used_cpu, "wall_steps_per_s": steps / wall, "episodes": episodes,
-            "cpu_seconds": used_cpu, "wall_seconds": wall, "reset_ms": 1e3 * reset_cpu / max(episodes, 1),
-            "step_only_steps_per_s": steps / max(used_cpu - reset_cpu, 1e-9)}
+    return {
+        "steps_per_s": steps / used_cpu,
+        "wall_steps_per_s": steps / wall,
+        "episodes": episodes,
+        "cpu_seconds": used_cpu,
+        "wall_seconds": wall,
+        "reset_ms": 1e3 * reset_cpu / max(episodes, 1),
+        "step_only_steps_per_s": steps / max(used_cpu - reset_cpu, 1e-9),
+    }
 
 
 def run(rows: list[Row], steps: int, reps: int) -> dict[str, Any]:
@@ -136,8 +144,7 @@ def run(rows: list[Row], steps: int, reps: int) -> dict[str, Any]:
     for param, upstream in envs.values():  # warm-up: first resets, lazy imports, caches
         measure(param, 200, seed=10_000)
         measure(upstream, 200, seed=10_000)
-    results: dict[str, Any] = {row.name: {"param": [], "upstream": [], "ratio": [], "wall_ratio": []}
-                               for row in rows}
+    results: dict[str, Any] = {row.name: {"param": [], "upstream": [], "ratio": [], "wall_ratio": []} for row in rows}
     for rep in range(reps):
         for row in rows:
             param, upstream = envs[row.name]
@@ -182,17 +189,21 @@ def run(rows: list[Row], steps: int, reps: int) -> dict[str, Any]:
 
 
 def print_table(summary: dict[str, Any]) -> None:
-    header = (f"{'env':<9}{'param st/s':>11}{'upstream':>10}{'ratio':>7}{'min..max':>12}{'wall ratio':>11}"
-              f"{'step-only p/u':>15}{'reset ms p/u':>14}")
+    header = (
+        f"{'env':<9}{'param st/s':>11}{'upstream':>10}{'ratio':>7}{'min..max':>12}{'wall ratio':>11}"
+        f"{'step-only p/u':>15}{'reset ms p/u':>14}"
+    )
     print(header)
     print("-" * len(header))
     for name, r in summary["rows"].items():
         lo, hi = min(r["per_rep_ratio"]), max(r["per_rep_ratio"])
         step_only = f"{r['param_step_only_steps_per_s']:,.0f}/{r['upstream_step_only_steps_per_s']:,.0f}"
         resets = f"{r['param_reset_ms']:.1f}/{r['upstream_reset_ms']:.1f}"
-        print(f"{name:<9}{r['param_steps_per_s']:>11,.0f}{r['upstream_steps_per_s']:>10,.0f}"
-              f"{r['ratio_paired_median']:>7.3f}{f'{lo:.2f}..{hi:.2f}':>12}{r['wall_ratio_paired_median']:>11.3f}"
-              f"{step_only:>15}{resets:>14}")
+        print(
+            f"{name:<9}{r['param_steps_per_s']:>11,.0f}{r['upstream_steps_per_s']:>10,.0f}"
+            f"{r['ratio_paired_median']:>7.3f}{f'{lo:.2f}..{hi:.2f}':>12}{r['wall_ratio_paired_median']:>11.3f}"
+            f"{step_only:>15}{resets:>14}"
+        )
     print("steps/s = env steps per CPU-second of this process (resets included); 'wall ratio' uses wall time.")
 
 
@@ -203,8 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 20)")
     parser.add_argument("--rows", nargs="*", default=None, help=f"subset of rows: {[r.name for r in ROWS]}")
     parser.add_argument("--json", type=Path, default=None, help="write the summary here")
-    parser.add_argument("--no-procgen-pettingzoo", action="store_true",
-                        help="skip the Procgen / PettingZoo rows (benchmarks/env_speed_procgen.py)")
+    parser.add_argument(
+        "--no-procgen-pettingzoo",
+        action="store_true",
+        help="skip the Procgen / PettingZoo rows (benchmarks/env_speed_procgen.py)",
+    )
     args = parser.parse_args(argv)
     steps = args.steps or 2_000
     reps = args.reps or (6 if args.quick else 20)
@@ -213,9 +227,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rows: none of {args.rows} is a row; choose from {[r.name for r in ROWS]}")
     start = time.perf_counter()
     summary = run(rows, steps, reps)
-    summary["config"] = {"steps": steps, "reps": reps, "quick": args.quick, "python": platform.python_version(),
-                         "machine": platform.machine(), "cpu_count": os.cpu_count(),
-                         "seconds": time.perf_counter() - start}
+    summary["config"] = {
+        "steps": steps,
+        "reps": reps,
+        "quick": args.quick,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "seconds": time.perf_counter() - start,
+    }
     print_table(summary)
     print(f"({reps} interleaved reps x {steps:,} steps per env, {summary['config']['seconds']:.0f} s)")
     if not args.no_procgen_pettingzoo:

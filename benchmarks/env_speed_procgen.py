@@ -27,6 +27,7 @@ group's rows), ``rows`` (per-row steps/s and ratio) and ``procgen_level_switch_m
 mechanism comparison: cost of putting a sub-env on another level by writing a cached
 start state, by a cache miss, or by rebuilding a ``num=1`` env).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -62,8 +64,9 @@ class _ProcgenVector:
         from openended.envs.procgen import ProcgenVectorTaskEnv
         from openended.teachers import make_teacher
 
-        self.env = ProcgenVectorTaskEnv(num_envs=NUM_ENVS, game=game, num_levels=200, num_threads=PROCGEN_THREADS,
-                                        prebuild_states=True)
+        self.env = ProcgenVectorTaskEnv(
+            num_envs=NUM_ENVS, game=game, num_levels=200, num_threads=PROCGEN_THREADS, prebuild_states=True
+        )
         self.teacher = make_teacher("plr", self.env.task_space(), seed=SEED) if teacher else None
         if self.teacher is not None:
             self.env.set_tasks(self.teacher.sample(NUM_ENVS))
@@ -94,8 +97,15 @@ class _ProcgenUpstream:
     def __init__(self, game: str) -> None:
         from procgen import ProcgenGym3Env
 
-        self.env = ProcgenGym3Env(num=NUM_ENVS, env_name=game, num_levels=200, start_level=0,
-                                  distribution_mode="easy", rand_seed=SEED, num_threads=PROCGEN_THREADS)
+        self.env = ProcgenGym3Env(
+            num=NUM_ENVS,
+            env_name=game,
+            num_levels=200,
+            start_level=0,
+            distribution_mode="easy",
+            rand_seed=SEED,
+            num_threads=PROCGEN_THREADS,
+        )
         self.acts = np.random.default_rng(SEED).integers(0, 15, size=(4096, NUM_ENVS)).astype(np.int32)
         self.k = 0
 
@@ -140,8 +150,9 @@ class _ProcgenSingleUpstream(_ProcgenUpstream):
     def __init__(self, game: str) -> None:
         from procgen import ProcgenGym3Env
 
-        self.env = ProcgenGym3Env(num=1, env_name=game, num_levels=200, start_level=0, distribution_mode="easy",
-                                  rand_seed=SEED, num_threads=0)
+        self.env = ProcgenGym3Env(
+            num=1, env_name=game, num_levels=200, start_level=0, distribution_mode="easy", rand_seed=SEED, num_threads=0
+        )
         self.acts = np.random.default_rng(SEED).integers(0, 15, size=(8192, 1)).astype(np.int32)
         self.k = 0
 
@@ -191,11 +202,13 @@ class _PZ:
 
 def _spread_param_fixed() -> _PZ:
     from openended.envs.multiagent import SimpleSpreadTaskEnv
+
     return _PZ(SimpleSpreadTaskEnv(min_agents=3, max_agents=3))
 
 
 def _spread_param_random_tasks() -> _PZ:
     from openended.envs.multiagent import SimpleSpreadTaskEnv
+
     env = SimpleSpreadTaskEnv()
     rng = np.random.default_rng(SEED)
     return _PZ(env, lambda: env.task_space().sample_uniform(rng, 1)[0])
@@ -239,36 +252,48 @@ class _SpreadRebuild:
 
 def _spread_upstream() -> _PZ:
     from mpe2 import simple_spread_v3
+
     return _PZ(simple_spread_v3.parallel_env(N=3))
 
 
 def _tag_param() -> _PZ:
     from openended.envs.multiagent import SimpleTagTaskEnv
-    return _PZ(SimpleTagTaskEnv(min_good=1, max_good=1, min_adversaries=3, max_adversaries=3,
-                                min_obstacles=2, max_obstacles=2))
+
+    return _PZ(
+        SimpleTagTaskEnv(min_good=1, max_good=1, min_adversaries=3, max_adversaries=3, min_obstacles=2, max_obstacles=2)
+    )
 
 
 def _tag_upstream() -> _PZ:
     from mpe2 import simple_tag_v3
+
     return _PZ(simple_tag_v3.parallel_env())
 
 
 def _walker_param() -> _PZ:
     from openended.envs.multiagent import MultiwalkerTaskEnv
+
     env = MultiwalkerTaskEnv(min_walkers=3, max_walkers=3)
     return _PZ(env)
 
 
 def _walker_upstream() -> _PZ:
     from pettingzoo.sisl.multiwalker import multiwalker
+
     return _PZ(multiwalker.parallel_env(n_walkers=3))
 
 
 ROWS: list[tuple[str, Callable[[], Stepper], Callable[[], Stepper]]] = [
-    ("procgen_coinrun_16env_uniform_levels", lambda: _ProcgenVector("coinrun", teacher=False),
-     lambda: _ProcgenUpstream("coinrun")),
-    ("procgen_bigfish_16env_plr_teacher", lambda: _ProcgenVector("bigfish", teacher=True),
-     lambda: _ProcgenUpstream("bigfish")),
+    (
+        "procgen_coinrun_16env_uniform_levels",
+        lambda: _ProcgenVector("coinrun", teacher=False),
+        lambda: _ProcgenUpstream("coinrun"),
+    ),
+    (
+        "procgen_bigfish_16env_plr_teacher",
+        lambda: _ProcgenVector("bigfish", teacher=True),
+        lambda: _ProcgenUpstream("bigfish"),
+    ),
     ("procgen_coinrun_single_env", lambda: _ProcgenSingle("coinrun"), lambda: _ProcgenSingleUpstream("coinrun")),
     ("pettingzoo_simple_spread_same_task", _spread_param_fixed, _spread_upstream),
     ("pettingzoo_simple_spread_task_per_episode", _spread_param_random_tasks, _SpreadRebuild),
@@ -283,8 +308,9 @@ _STEPS = {"procgen": (48_000, 12_000), "pettingzoo": (6_000, 1_500)}  # (full, q
 _CLOCKS = {"process": time.process_time, "wall": time.perf_counter}
 
 
-def measure(make_a: Callable[[], Stepper], make_b: Callable[[], Stepper], steps: int, rounds: int,
-            clock: str = "process") -> tuple[float, float]:
+def measure(
+    make_a: Callable[[], Stepper], make_b: Callable[[], Stepper], steps: int, rounds: int, clock: str = "process"
+) -> tuple[float, float]:
     """Median steps/s of A and B, interleaved rounds after one warm-up each."""
     now = _CLOCKS[clock]
     a, b = make_a(), make_b()
@@ -341,8 +367,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--quick", action="store_true", help="short runs (about a minute on 2 cores)")
     ap.add_argument("--json", type=Path, default=None, help="write results here")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per row (default 5, quick 3)")
-    ap.add_argument("--clock", choices=sorted(_CLOCKS), default="process",
-                    help="process CPU time (default; robust on shared machines) or wall time")
+    ap.add_argument(
+        "--clock",
+        choices=sorted(_CLOCKS),
+        default="process",
+        help="process CPU time (default; robust on shared machines) or wall time",
+    )
     args = ap.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 5)
     rows = []
@@ -353,24 +383,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "single" in name:
             steps //= 8
         p, u = measure(make_param, make_up, steps, rounds, args.clock)
-        rows.append({"name": name, "group": group, "param_steps_per_s": p, "upstream_steps_per_s": u,
-                     "ratio": p / u})
+        rows.append({"name": name, "group": group, "param_steps_per_s": p, "upstream_steps_per_s": u, "ratio": p / u})
         print(f"{name:45s} {p:14,.0f} {u:17,.0f} {p / u:7.2f}", flush=True)
     switch = level_switch_costs(n=40 if args.quick else 100)
     print("procgen level switch (ms): " + ", ".join(f"{k} {v:.3f}" for k, v in switch.items()))
     result = {
         # Parameterisation cost only; the row with a teacher choosing every level also
         # measures the teacher, so it is reported on its own.
-        "procgen_over_upstream": _geomean([r["ratio"] for r in rows
-                                           if r["group"] == "procgen" and "teacher" not in r["name"]]),
+        "procgen_over_upstream": _geomean(
+            [r["ratio"] for r in rows if r["group"] == "procgen" and "teacher" not in r["name"]]
+        ),
         "procgen_with_teacher_over_upstream": _geomean([r["ratio"] for r in rows if "teacher" in r["name"]]),
         "pettingzoo_over_upstream": _geomean([r["ratio"] for r in rows if r["group"] == "pettingzoo"]),
-        "rows": rows, "procgen_level_switch_ms": switch, "quick": args.quick, "rounds": rounds,
-        "num_envs": NUM_ENVS, "procgen_num_threads": PROCGEN_THREADS, "clock": args.clock,
+        "rows": rows,
+        "procgen_level_switch_ms": switch,
+        "quick": args.quick,
+        "rounds": rounds,
+        "num_envs": NUM_ENVS,
+        "procgen_num_threads": PROCGEN_THREADS,
+        "clock": args.clock,
     }
-    print(f"procgen_over_upstream {result['procgen_over_upstream']:.2f} (with a PLR teacher in the loop "
-          f"{result['procgen_with_teacher_over_upstream']:.2f})  "
-          f"pettingzoo_over_upstream {result['pettingzoo_over_upstream']:.2f}")
+    print(
+        f"procgen_over_upstream {result['procgen_over_upstream']:.2f} (with a PLR teacher in the loop "
+        f"{result['procgen_with_teacher_over_upstream']:.2f})  "
+        f"pettingzoo_over_upstream {result['pettingzoo_over_upstream']:.2f}"
+    )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

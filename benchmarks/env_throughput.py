@@ -11,7 +11,8 @@ What is compared, in the same run and alternating (shared machines drift):
 * ``2pools``  -- two such actors at once.
 
 Ratios are medians over alternating rounds of each round's ratio to its own raw loop
-(pooled totals are in the JSON too). Targets (2 cores): ``pool >= 0.9 x raw`` (K steps per call hide Ray's ~0.8 ms round trip),
+(pooled totals are in the JSON too). Targets (2 cores): ``pool >= 0.9 x raw`` (K steps per
+call hide Ray's ~0.8 ms round trip),
 ``2pools >= 1.6 x raw`` (two actors use both cores). Ratios only mean something when the
 machine is otherwise idle; the load average is recorded with the results.
 
@@ -19,6 +20,7 @@ Usage::
 
     python benchmarks/env_throughput.py [--quick] [--json PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,14 +32,15 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from openended.runtime.envpool import make_pools, random_policy  # noqa: E402
-from openended.tasks import Discrete, Task  # noqa: E402
+from openended.runtime.envpool import make_pools, random_policy
+from openended.tasks import Discrete, Task
 
 
 class TrivialTaskBipedal(gym.Wrapper):
@@ -75,8 +78,10 @@ def env_source() -> tuple[str | Callable[[], gym.Env], str]:
         make_env("bipedal_walker").close()
         return "bipedal_walker", "openended family 'bipedal_walker'"
     except Exception as e:  # noqa: BLE001 - any import/build failure selects the fallback
-        print(f"bipedal_walker family unavailable ({type(e).__name__}: {e}); using gymnasium BipedalWalker-v3",
-              file=sys.stderr)
+        print(
+            f"bipedal_walker family unavailable ({type(e).__name__}: {e}); using gymnasium BipedalWalker-v3",
+            file=sys.stderr,
+        )
         return TrivialTaskBipedal, "gymnasium BipedalWalker-v3 + trivial task"
 
 
@@ -167,19 +172,33 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         svc = start_service("bench_teacher", "bench_env", metrics=False)
         ray.get(svc.add_curriculum.remote("bipedal", "random", space.to_dict(), {"seed": 0}))
-        pools = make_pools(2, "bench_teacher", "bipedal", source, {}, num_envs=args.num_envs, num_cpus=1,
-                           steps_per_call=args.steps_per_call, namespace="bench_env", seed=0)
+        pools = make_pools(
+            2,
+            "bench_teacher",
+            "bipedal",
+            source,
+            {},
+            num_envs=args.num_envs,
+            num_cpus=1,
+            steps_per_call=args.steps_per_call,
+            namespace="bench_env",
+            seed=0,
+        )
         ray.get([p.step.remote() for p in pools])  # warm up: first task fill, first resets
         rows: dict[str, list[dict]] = {"raw": [], "pool": [], "2pools": []}
-        measure = {"raw": lambda r: raw_loop(source, seconds, seed=r),
-                   "pool": lambda r: drive_pools(pools[:1], seconds),
-                   "2pools": lambda r: drive_pools(pools, seconds)}
+        measure = {
+            "raw": lambda r: raw_loop(source, seconds, seed=r),
+            "pool": lambda r: drive_pools(pools[:1], seconds),
+            "2pools": lambda r: drive_pools(pools, seconds),
+        }
         for r in range(rounds):
             order = list(measure) if r % 2 == 0 else list(reversed(measure))  # no position bias
             for name in order:
                 rows[name].append(measure[name](r))
-            print(f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]['steps_per_s']:,.0f}" for k, v in rows.items()),
-                  file=sys.stderr)
+            print(
+                f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]['steps_per_s']:,.0f}" for k, v in rows.items()),
+                file=sys.stderr,
+            )
         pool_stats = ray.get([p.stats.remote() for p in pools])
         ray.get([p.close.remote() for p in pools])
         snap = ray.get(svc.snapshot.remote())["curricula"]["bipedal"]["counters"]
@@ -217,25 +236,41 @@ def main(argv: list[str] | None = None) -> dict:
         "per_round_steps_per_s": per_round,
         "per_round_pool_over_raw": pool_rounds,
         "per_round_2pools_over_raw": two_rounds,
-        "teacher": {"outcomes_accepted": snap["outcomes_accepted"], "tasks_sampled": snap["tasks_sampled"],
-                    "sample_calls": snap["sample_calls"], "report_calls": snap["report_calls"],
-                    "client_stalls": stalls},
+        "teacher": {
+            "outcomes_accepted": snap["outcomes_accepted"],
+            "tasks_sampled": snap["tasks_sampled"],
+            "sample_calls": snap["sample_calls"],
+            "report_calls": snap["report_calls"],
+            "client_stalls": stalls,
+        },
         "targets": {"bipedal_pool_over_raw": 0.9, "bipedal_2pools_over_raw": 1.6},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "ray_worker_niceness": os.environ.get("RAY_worker_niceness"),
-                    "loadavg_before": load_before, "loadavg_after": load_after},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "ray_worker_niceness": os.environ.get("RAY_worker_niceness"),
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+        },
     }
     print()
-    print(f"BipedalWalker env throughput ({source_name}; {args.num_envs} envs/pool, K={args.steps_per_call}, "
-          f"{rounds} x {seconds:.0f} s, load avg {load_before[0]:.1f} -> {load_after[0]:.1f})")
+    print(
+        f"BipedalWalker env throughput ({source_name}; {args.num_envs} envs/pool, K={args.steps_per_call}, "
+        f"{rounds} x {seconds:.0f} s, load avg {load_before[0]:.1f} -> {load_after[0]:.1f})"
+    )
     print(f"{'mode':<10}{'steps/s':>12}{'x raw (median)':>16}  per-round x raw")
     print(f"{'raw':<10}{raw:>12,.0f}{1.0:>16.2f}")
-    print(f"{'pool':<10}{one:>12,.0f}{result['bipedal_pool_over_raw']:>16.2f}  "
-          + ", ".join(f"{x:.2f}" for x in pool_rounds))
-    print(f"{'2pools':<10}{two:>12,.0f}{result['bipedal_2pools_over_raw']:>16.2f}  "
-          + ", ".join(f"{x:.2f}" for x in two_rounds))
-    print(f"teacher: {snap['outcomes_accepted']} outcomes accepted, {snap['sample_calls']} sample calls, "
-          f"{stalls} client stalls")
+    print(
+        f"{'pool':<10}{one:>12,.0f}{result['bipedal_pool_over_raw']:>16.2f}  "
+        + ", ".join(f"{x:.2f}" for x in pool_rounds)
+    )
+    print(
+        f"{'2pools':<10}{two:>12,.0f}{result['bipedal_2pools_over_raw']:>16.2f}  "
+        + ", ".join(f"{x:.2f}" for x in two_rounds)
+    )
+    print(
+        f"teacher: {snap['outcomes_accepted']} outcomes accepted, {snap['sample_calls']} sample calls, "
+        f"{stalls} client stalls"
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)

@@ -39,6 +39,7 @@ Output: a rich table and, with ``--json PATH``, ``{"uniform": {"mean": ..., "std
 "per_seed": [...], "seconds": ...}, "lp": ..., "omni_embedding": ..., "omni_oracle": ...,
 "webrl": ..., "sample_p99_ms_slow_judge": float, "replay_identical": bool, "config": {...}}``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,24 +49,26 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from openended.envs.crafter import crafter_task_set  # noqa: E402
-from openended.envs.crafter_sim import CrafterSimLearner  # noqa: E402
-from openended.moi.base import JudgeContext, Judgement  # noqa: E402
-from openended.tasks import Discrete, Outcome, Task, TextSpace  # noqa: E402
-from openended.teachers import make_teacher  # noqa: E402
+from openended.envs.crafter import crafter_task_set
+from openended.envs.crafter_sim import CrafterSimLearner
+from openended.moi.base import JudgeContext, Judgement
+from openended.tasks import Discrete, Outcome, Task, TextSpace
+from openended.teachers import make_teacher
 
 METHODS = ("uniform", "lp", "omni_embedding", "omni_oracle", "webrl")
 
 
-def make_method(method: str, tasks: list[str], baseline: dict[str, float], seed: int,
-                period: int, judge: Any = None) -> Any:
+def make_method(
+    method: str, tasks: list[str], baseline: dict[str, float], seed: int, period: int, judge: Any = None
+) -> Any:
     """The teacher for one method (the space is built here)."""
     lp_cfg = {"update_every": period, "random_baseline": baseline}
     if method == "uniform":
@@ -76,13 +79,23 @@ def make_method(method: str, tasks: list[str], baseline: dict[str, float], seed:
         j = judge if judge is not None else ("embedding" if method == "omni_embedding" else "oracle")
         return make_teacher("omni", Discrete(tasks), seed=seed, judge=j, partition_every=period, base_config=lp_cfg)
     if method == "webrl":
-        return make_teacher("webrl", TextSpace(tasks, max_length=512), seed=seed, lp_update_every=period,
-                            phase_every=2 * period)
+        return make_teacher(
+            "webrl", TextSpace(tasks, max_length=512), seed=seed, lp_update_every=period, phase_every=2 * period
+        )
     raise ValueError(method)
 
 
-def run_one(method: str, tasks: list[str], seed: int, updates: int, batch: int, period: int,
-            eval_attempts: int, judge: Any = None, trace: list[str] | None = None) -> dict[str, Any]:
+def run_one(
+    method: str,
+    tasks: list[str],
+    seed: int,
+    updates: int,
+    batch: int,
+    period: int,
+    eval_attempts: int,
+    judge: Any = None,
+    trace: list[str] | None = None,
+) -> dict[str, Any]:
     """Teach one seeded learner; returns the metric and timing."""
     sim = CrafterSimLearner(tasks, seed=seed)
     real = np.array([i for i, t in enumerate(tasks) if not t.startswith("dummy_task_")])
@@ -108,9 +121,14 @@ def run_one(method: str, tasks: list[str], seed: int, updates: int, batch: int, 
     finally:
         teacher.close()
     p = sim.success_prob(real)
-    return {"n_above_0.2": int((p > 0.2).sum()), "n_above_0.05": int((p > 0.05).sum()),
-            "n_above_0.4": int((p > 0.4).sum()), "seconds": time.perf_counter() - t0,
-            "generated": int(stats.get("webrl/generated", 0)), "boring": int(stats.get("omni/boring", 0))}
+    return {
+        "n_above_0.2": int((p > 0.2).sum()),
+        "n_above_0.05": int((p > 0.05).sum()),
+        "n_above_0.4": int((p > 0.4).sum()),
+        "seconds": time.perf_counter() - t0,
+        "generated": int(stats.get("webrl/generated", 0)),
+        "boring": int(stats.get("omni/boring", 0)),
+    }
 
 
 def eval_outcomes(sim: CrafterSimLearner, tasks: Sequence[Task], attempts: int) -> list[Outcome]:
@@ -148,15 +166,24 @@ class SlowJudge:
         self._stop.set()
 
 
-def slow_judge_latency(tasks: list[str], delay: float = 2.0, updates: int = 100, period: int = 5,
-                       swap: str = "asap") -> dict[str, float]:
+def slow_judge_latency(
+    tasks: list[str], delay: float = 2.0, updates: int = 100, period: int = 5, swap: str = "asap"
+) -> dict[str, float]:
     """Sample latency while partitions wait on a slow judge (``sample(1)`` x10 per update)."""
     from openended.moi.oracle import RuleOracleJudge
 
     sim = CrafterSimLearner(tasks, seed=0)
     judge = SlowJudge(RuleOracleJudge(), delay)
-    teacher = make_teacher("omni", Discrete(tasks), seed=0, judge=judge, partition_every=period,
-                           base_config={"update_every": period}, refit_swap=swap, judge_batch_size=4096)
+    teacher = make_teacher(
+        "omni",
+        Discrete(tasks),
+        seed=0,
+        judge=judge,
+        partition_every=period,
+        base_config={"update_every": period},
+        refit_swap=swap,
+        judge_batch_size=4096,
+    )
     lat: list[float] = []
     upd: list[float] = []
     busy = 0
@@ -178,10 +205,17 @@ def slow_judge_latency(tasks: list[str], delay: float = 2.0, updates: int = 100,
         judge.stop()
         teacher.close()
     a = np.asarray(lat) * 1e3
-    return {"sample_p99_ms": float(np.percentile(a, 99)), "sample_max_ms": float(a.max()),
-            "samples": int(a.size), "samples_while_judge_busy": busy, "update_max_ms": float(np.max(upd) * 1e3),
-            "partitions_installed": int(partitions), "judge_calls": judge.calls, "judge_delay_s": delay,
-            "swap": swap}
+    return {
+        "sample_p99_ms": float(np.percentile(a, 99)),
+        "sample_max_ms": float(a.max()),
+        "samples": int(a.size),
+        "samples_while_judge_busy": busy,
+        "update_max_ms": float(np.max(upd) * 1e3),
+        "partitions_installed": int(partitions),
+        "judge_calls": judge.calls,
+        "judge_delay_s": delay,
+        "swap": swap,
+    }
 
 
 def replay_check(tasks: list[str], updates: int, batch: int, period: int, eval_attempts: int) -> bool:
@@ -208,17 +242,24 @@ def _table(results: dict[str, Any], args: argparse.Namespace) -> None:
             r = results[m]
             print(f"{m:16s} {r['mean']:6.1f} ± {r['std']:4.1f}  {r['per_seed']}")
         return
-    t = Table(title=f"Crafter '{args.setting}' sim, {args.updates} updates x {args.batch} episodes "
-                    f"({args.updates * args.batch:,}), {args.seeds} seeds: real tasks with success > 0.2")
+    t = Table(
+        title=f"Crafter '{args.setting}' sim, {args.updates} updates x {args.batch} episodes "
+        f"({args.updates * args.batch:,}), {args.seeds} seeds: real tasks with success > 0.2"
+    )
     for col in ("method", "> 0.2 (mean ± std)", "per seed", "> 0.05", "> 0.4", "s/run"):
         t.add_column(col)
     for m in METHODS:
         r = results[m]
-        t.add_row(m, f"{r['mean']:.1f} ± {r['std']:.1f}", str(r["per_seed"]), f"{r['mean_0.05']:.1f}",
-                  f"{r['mean_0.4']:.1f}", f"{r['seconds']:.1f}")
+        t.add_row(
+            m,
+            f"{r['mean']:.1f} ± {r['std']:.1f}",
+            str(r["per_seed"]),
+            f"{r['mean_0.05']:.1f}",
+            f"{r['mean_0.4']:.1f}",
+            f"{r['seconds']:.1f}",
+        )
     Console().print(t)
-    print(f"sample_p99_ms_slow_judge = {results['sample_p99_ms_slow_judge']:.3f} ms "
-          f"({results['slow_judge']})")
+    print(f"sample_p99_ms_slow_judge = {results['sample_p99_ms_slow_judge']:.3f} ms ({results['slow_judge']})")
     print(f"replay_identical = {results['replay_identical']}")
 
 
@@ -241,24 +282,40 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"config": {k: v for k, v in vars(args).items() if k != "json"}}
     for m in METHODS:
         if m not in args.methods:
-            results[m] = {"mean": float("nan"), "std": float("nan"), "per_seed": [], "mean_0.05": float("nan"),
-                          "mean_0.4": float("nan"), "seconds": 0.0}
+            results[m] = {
+                "mean": float("nan"),
+                "std": float("nan"),
+                "per_seed": [],
+                "mean_0.05": float("nan"),
+                "mean_0.4": float("nan"),
+                "seconds": 0.0,
+            }
             continue
-        runs = [run_one(m, tasks, s, args.updates, args.batch, args.period, args.eval_attempts)
-                for s in range(args.seeds)]
+        runs = [
+            run_one(m, tasks, s, args.updates, args.batch, args.period, args.eval_attempts) for s in range(args.seeds)
+        ]
         v = np.array([r["n_above_0.2"] for r in runs], dtype=float)
-        results[m] = {"mean": float(v.mean()), "std": float(v.std()), "per_seed": v.astype(int).tolist(),
-                      "mean_0.05": float(np.mean([r["n_above_0.05"] for r in runs])),
-                      "mean_0.4": float(np.mean([r["n_above_0.4"] for r in runs])),
-                      "seconds": float(np.mean([r["seconds"] for r in runs])),
-                      "generated": [r["generated"] for r in runs], "boring_final": [r["boring"] for r in runs]}
-        print(f"{m}: {results[m]['mean']:.1f} ± {results[m]['std']:.1f} {results[m]['per_seed']} "
-              f"({results[m]['seconds']:.1f} s/run)", flush=True)
+        results[m] = {
+            "mean": float(v.mean()),
+            "std": float(v.std()),
+            "per_seed": v.astype(int).tolist(),
+            "mean_0.05": float(np.mean([r["n_above_0.05"] for r in runs])),
+            "mean_0.4": float(np.mean([r["n_above_0.4"] for r in runs])),
+            "seconds": float(np.mean([r["seconds"] for r in runs])),
+            "generated": [r["generated"] for r in runs],
+            "boring_final": [r["boring"] for r in runs],
+        }
+        print(
+            f"{m}: {results[m]['mean']:.1f} ± {results[m]['std']:.1f} {results[m]['per_seed']} "
+            f"({results[m]['seconds']:.1f} s/run)",
+            flush=True,
+        )
     slow = slow_judge_latency(tasks)
     results["slow_judge"] = slow
     results["sample_p99_ms_slow_judge"] = slow["sample_p99_ms"]
-    results["replay_identical"] = replay_check(tasks, min(args.updates, 150), args.batch, args.period,
-                                               args.eval_attempts)
+    results["replay_identical"] = replay_check(
+        tasks, min(args.updates, 150), args.batch, args.period, args.eval_attempts
+    )
     _table(results, args)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=float))

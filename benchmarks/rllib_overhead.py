@@ -20,6 +20,7 @@ Usage::
 
     python benchmarks/rllib_overhead.py [--quick] [--json PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
-import env_throughput  # noqa: E402  (the env source and its fallback live there)
+import env_throughput
 
 NAMESPACE = "bench_rllib"
 
@@ -49,9 +50,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (quick 10, full 20)")
     ap.add_argument("--num-env-runners", type=int, default=2)
     ap.add_argument("--num-envs-per-env-runner", type=int, default=4)
-    ap.add_argument("--torch-threads", type=int, default=1,
-                    help="torch threads of the local learner (default 1: OpenMP spin-waits on a shared "
-                         "2-core box turned some iterations 10x slower)")
+    ap.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch threads of the local learner (default 1: OpenMP spin-waits on a shared "
+        "2-core box turned some iterations 10x slower)",
+    )
     args = ap.parse_args(argv)
     rounds = args.rounds or (10 if args.quick else 20)
     train_batch = 4000
@@ -93,9 +98,15 @@ def main(argv: list[str] | None = None) -> dict:
         overrides = {"train_batch_size_per_learner": train_batch}
         cpus = 1.0 / args.num_env_runners  # both algos' runners fit on the 2 logical CPUs
         algos = {
-            name: build_algo_config("ppo", env, overrides, num_env_runners=args.num_env_runners,
-                                    num_envs_per_env_runner=args.num_envs_per_env_runner,
-                                    num_cpus_per_env_runner=cpus, seed=0).build_algo()
+            name: build_algo_config(
+                "ppo",
+                env,
+                overrides,
+                num_env_runners=args.num_env_runners,
+                num_envs_per_env_runner=args.num_envs_per_env_runner,
+                num_cpus_per_env_runner=cpus,
+                seed=0,
+            ).build_algo()
             for name, env in (("plain", "oe-bench-plain"), ("curriculum", "oe-bench-cur"))
         }
         t_built = time.perf_counter()
@@ -106,21 +117,22 @@ def main(argv: list[str] | None = None) -> dict:
             t0 = time.perf_counter()
             counts = algo.env_runner_group.foreach_env_runner(
                 lambda r: sum(len(e) for e in r.sample(num_timesteps=sample_steps, explore=True)),
-                local_env_runner=False)
+                local_env_runner=False,
+            )
             return int(sum(counts)), time.perf_counter() - t0
 
         for algo in algos.values():  # warm-up iteration (first task fill, torch warm-up)
             algo.train()
         # Phase 1: the env runners' sample() alone.
         for r in range(rounds):
-            for name in (("plain", "curriculum") if r % 2 == 0 else ("curriculum", "plain")):
+            for name in ("plain", "curriculum") if r % 2 == 0 else ("curriculum", "plain"):
                 sample[name].append(sample_once(algos[name]))
         # Phase 2: whole iterations. The runners' step counters also count the steps of
         # phase 1, reported with the next train(): one more iteration absorbs them.
         last = {name: algo_step_counts(algo.train()) for name, algo in algos.items()}
         first = dict(last)
         for r in range(rounds):
-            for name in (("plain", "curriculum") if r % 2 == 0 else ("curriculum", "plain")):
+            for name in ("plain", "curriculum") if r % 2 == 0 else ("curriculum", "plain"):
                 t0 = time.perf_counter()
                 counts = algo_step_counts(algos[name].train())
                 train[name].append((counts[0] - last[name][0], time.perf_counter() - t0))
@@ -130,8 +142,12 @@ def main(argv: list[str] | None = None) -> dict:
         train_episodes = {name: last[name][1] - first[name][1] for name in algos}
         for name in ("sample", "train"):
             rows = sample if name == "sample" else train
-            print(f"{name}: " + "; ".join(f"{k} " + ", ".join(f"{s / t:,.0f}" for s, t in v)
-                                          for k, v in rows.items()) + " steps/s", file=sys.stderr)
+            print(
+                f"{name}: "
+                + "; ".join(f"{k} " + ", ".join(f"{s / t:,.0f}" for s, t in v) for k, v in rows.items())
+                + " steps/s",
+                file=sys.stderr,
+            )
         cur = algos["curriculum"]
         cur.env_runner_group.foreach_env_runner(lambda r: flush_curriculum_clients(wait=True), local_env_runner=False)
         runner_stats = cur.env_runner_group.foreach_env_runner(lambda r: curriculum_stats(), local_env_runner=False)
@@ -176,30 +192,45 @@ def main(argv: list[str] | None = None) -> dict:
         "sampling_curriculum_over_plain": sample_ratio,
         "sampling_pooled_ratio": rate(sample["curriculum"]) / rate(sample["plain"]),
         "sampling_per_round_ratio": per_round_sample,
-        "teacher": {"episodes_reported_by_runners": reported,
-                    "outcomes_accepted": snap["counters"]["outcomes_accepted"],
-                    "tasks_sampled": snap["counters"]["tasks_sampled"],
-                    "sample_calls": snap["counters"]["sample_calls"], "client_stalls": stalls},
+        "teacher": {
+            "episodes_reported_by_runners": reported,
+            "outcomes_accepted": snap["counters"]["outcomes_accepted"],
+            "tasks_sampled": snap["counters"]["tasks_sampled"],
+            "sample_calls": snap["counters"]["sample_calls"],
+            "client_stalls": stalls,
+        },
         "targets": {"ppo_curriculum_over_plain": 0.95},
         "setup_s": t_built - t_start,
         "total_s": time.perf_counter() - t_start,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "ray_worker_niceness": os.environ.get("RAY_worker_niceness"),
-                    "torch_threads": args.torch_threads,
-                    "loadavg_before": load_before, "loadavg_after": load_after},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "ray_worker_niceness": os.environ.get("RAY_worker_niceness"),
+            "torch_threads": args.torch_threads,
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+        },
     }
     print()
-    print(f"RLlib PPO with vs without the per-episode curriculum ({source_name}; {args.num_env_runners} runners x "
-          f"{args.num_envs_per_env_runner} envs, batch {train_batch}, {rounds} alternating rounds, "
-          f"load avg {load_before[0]:.1f} -> {load_after[0]:.1f})")
+    print(
+        f"RLlib PPO with vs without the per-episode curriculum ({source_name}; {args.num_env_runners} runners x "
+        f"{args.num_envs_per_env_runner} envs, batch {train_batch}, {rounds} alternating rounds, "
+        f"load avg {load_before[0]:.1f} -> {load_after[0]:.1f})"
+    )
     print(f"{'measure':<18}{'plain steps/s':>15}{'curriculum':>12}{'median ratio':>14}  per-round ratio")
-    print(f"{'train iterations':<18}{rate(train['plain']):>15,.0f}{rate(train['curriculum']):>12,.0f}"
-          f"{train_ratio:>14.3f}  " + ", ".join(f"{x:.2f}" for x in per_round_train))
-    print(f"{'sampling only':<18}{rate(sample['plain']):>15,.0f}{rate(sample['curriculum']):>12,.0f}"
-          f"{sample_ratio:>14.3f}  " + ", ".join(f"{x:.2f}" for x in per_round_sample))
-    print(f"teacher: {snap['counters']['outcomes_accepted']} outcomes accepted "
-          f"({reported} reported by the runners), {snap['counters']['sample_calls']} sample calls, "
-          f"{stalls} client stalls; total {result['total_s']:.0f} s")
+    print(
+        f"{'train iterations':<18}{rate(train['plain']):>15,.0f}{rate(train['curriculum']):>12,.0f}"
+        f"{train_ratio:>14.3f}  " + ", ".join(f"{x:.2f}" for x in per_round_train)
+    )
+    print(
+        f"{'sampling only':<18}{rate(sample['plain']):>15,.0f}{rate(sample['curriculum']):>12,.0f}"
+        f"{sample_ratio:>14.3f}  " + ", ".join(f"{x:.2f}" for x in per_round_sample)
+    )
+    print(
+        f"teacher: {snap['counters']['outcomes_accepted']} outcomes accepted "
+        f"({reported} reported by the runners), {snap['counters']['sample_calls']} sample calls, "
+        f"{stalls} client stalls; total {result['total_s']:.0f} s"
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)

@@ -38,6 +38,7 @@ Output: the table and, with ``--json PATH``, ``{"tasks_per_s_b1024", "outcomes_p
 "p99_ms_b64", "ratios": {...}, "rows": [...], "config": {...}}``; the headline keys are the
 ``actor+log`` configuration.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,19 +51,20 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import ray  # noqa: E402
+import ray
 
-from openended.runtime.client import TeacherClient  # noqa: E402
-from openended.runtime.codec import decode_tasks, encode_outcomes  # noqa: E402
-from openended.runtime.service import TeacherServiceCore, start_service  # noqa: E402
-from openended.tasks import Box, Outcome, Task  # noqa: E402
+from openended.runtime.client import TeacherClient
+from openended.runtime.codec import decode_tasks, encode_outcomes
+from openended.runtime.service import TeacherServiceCore, start_service
+from openended.tasks import Box, Outcome, Task
 
 NS = "openended_bench"
 SPACE = Box([0.0, 0.0], [1.0, 1.0], names=["stump_height", "spacing"])
@@ -97,8 +99,17 @@ def make_outcomes(tasks: list[Task], b: int, calls: int) -> list[list[Outcome]]:
         for j in range(b):
             t = tasks[(j * 7 + len(out)) % len(tasks)]
             e = next(_episode)
-            batch.append(Outcome(t.id, float(e % 13) / 13.0, success=e % 3 == 0, length=100, student_id="bench",
-                                 t=1.7e9 + e, episode_id=f"{e:016x}"))
+            batch.append(
+                Outcome(
+                    t.id,
+                    float(e % 13) / 13.0,
+                    success=e % 3 == 0,
+                    length=100,
+                    student_id="bench",
+                    t=1.7e9 + e,
+                    episode_id=f"{e:016x}",
+                )
+            )
         out.append(batch)
     return out
 
@@ -110,9 +121,15 @@ def pct(xs: list[float], q: float) -> float:
 class Target:
     """One configuration: how to sample and how to report, sync or pipelined."""
 
-    def __init__(self, name: str, sample_async: Callable[[int], Any], unpack: Callable[[Any], list[Task]],
-                 report_async: Callable[[list[Outcome]], Any], wait: Callable[[list[Any]], None],
-                 resolve: Callable[[Any], Any]) -> None:
+    def __init__(
+        self,
+        name: str,
+        sample_async: Callable[[int], Any],
+        unpack: Callable[[Any], list[Task]],
+        report_async: Callable[[list[Outcome]], Any],
+        wait: Callable[[list[Any]], None],
+        resolve: Callable[[Any], Any],
+    ) -> None:
         self.name = name
         self.sample_async = sample_async
         self.unpack = unpack
@@ -206,8 +223,10 @@ def client_rows(handle: Any, episodes: int) -> dict:
     the buffer hide the service (stalls should be 0)?
     """
     out = {}
-    for name, kwargs, work_s, n in (("overhead", {"buffer_size": 4096, "low_watermark": 2048}, 0.0, episodes),
-                                    ("defaults_1ms", {}, 0.001, max(500, episodes // 10))):
+    for name, kwargs, work_s, n in (
+        ("overhead", {"buffer_size": 4096, "low_watermark": 2048}, 0.0, episodes),
+        ("defaults_1ms", {}, 0.001, max(500, episodes // 10)),
+    ):
         client = TeacherClient(handle, "walk", f"client_{name}", **kwargs)
         client.next_task()  # the first fill blocks; not part of the steady state
         t0 = time.perf_counter()
@@ -220,9 +239,16 @@ def client_rows(handle: Any, episodes: int) -> dict:
         dt = time.perf_counter() - t0
         s = client.stats()
         client.close()
-        out[name] = {"episodes": n, "episodes_per_s": n / dt, "us_per_episode": (dt / n - work_s) * 1e6,
-                     "stalls": s["stalls"], "stall_s": s["stall_s"], "refills": s["refills"],
-                     "flushes": s["flushes"], "outcomes_accepted": s["outcomes_accepted"]}
+        out[name] = {
+            "episodes": n,
+            "episodes_per_s": n / dt,
+            "us_per_episode": (dt / n - work_s) * 1e6,
+            "stalls": s["stalls"],
+            "stall_s": s["stall_s"],
+            "refills": s["refills"],
+            "flushes": s["flushes"],
+            "outcomes_accepted": s["outcomes_accepted"],
+        }
     return out
 
 
@@ -240,24 +266,30 @@ def main(argv: list[str] | None = None) -> dict:
     t_start = time.time()
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp / "ray"), namespace=NS, log_to_driver=False)
     try:
-        logged = start_service("bench_logged", NS, event_log=str(tmp / "run" / "events.jsonl"),
-                               checkpoint_dir=str(tmp / "run" / "ckpt"))
+        logged = start_service(
+            "bench_logged", NS, event_log=str(tmp / "run" / "events.jsonl"), checkpoint_dir=str(tmp / "run" / "ckpt")
+        )
         plain = start_service("bench_plain", NS, metrics=False)
         naive = ray.remote(NaiveTeacherActor).options(num_cpus=0).remote()
         for h in (logged, plain):
             ray.get(h.add_curriculum.remote("walk", "random", SPACE.to_dict(), {"seed": 0}))
         core = TeacherServiceCore()
         core.add_curriculum("walk", "random", SPACE, config={"seed": 0})
-        targets = [actor_target("actor+log", logged, "walk"), actor_target("actor", plain, "walk"),
-                   naive_target(naive), inprocess_target(core)]
+        targets = [
+            actor_target("actor+log", logged, "walk"),
+            actor_target("actor", plain, "walk"),
+            naive_target(naive),
+            inprocess_target(core),
+        ]
 
         results: dict[tuple[str, int], dict[str, list[float]]] = {}
         for rep in range(reps):
             for b in BATCHES:
-                order = targets[rep % len(targets):] + targets[:rep % len(targets)]
+                order = targets[rep % len(targets) :] + targets[: rep % len(targets)]
                 for tg in order:
-                    r = results.setdefault((tg.name, b), {"tasks_per_s": [], "outcomes_per_s": [], "lat": [],
-                                                          "rlat": []})
+                    r = results.setdefault(
+                        (tg.name, b), {"tasks_per_s": [], "outcomes_per_s": [], "lat": [], "rlat": []}
+                    )
                     r["tasks_per_s"].append(tg.tasks_loop(b, calls[b]))
                     r["lat"].extend(tg.tasks_latency(b, max(20, calls[b] // 2)))
                     # Outcomes name tasks this teacher issued just now (still in its table).
@@ -268,13 +300,20 @@ def main(argv: list[str] | None = None) -> dict:
 
         rows = []
         for (name, b), r in results.items():
-            rows.append({"config": name, "batch": b,
-                         "tasks_per_s": statistics.median(r["tasks_per_s"]),
-                         "outcomes_per_s": statistics.median(r["outcomes_per_s"]),
-                         "tasks_per_s_best": max(r["tasks_per_s"]),
-                         "outcomes_per_s_best": max(r["outcomes_per_s"]),
-                         "sample_p50_ms": pct(r["lat"], 50), "sample_p99_ms": pct(r["lat"], 99),
-                         "report_p50_ms": pct(r["rlat"], 50), "report_p99_ms": pct(r["rlat"], 99)})
+            rows.append(
+                {
+                    "config": name,
+                    "batch": b,
+                    "tasks_per_s": statistics.median(r["tasks_per_s"]),
+                    "outcomes_per_s": statistics.median(r["outcomes_per_s"]),
+                    "tasks_per_s_best": max(r["tasks_per_s"]),
+                    "outcomes_per_s_best": max(r["outcomes_per_s"]),
+                    "sample_p50_ms": pct(r["lat"], 50),
+                    "sample_p99_ms": pct(r["lat"], 99),
+                    "report_p50_ms": pct(r["rlat"], 50),
+                    "report_p99_ms": pct(r["rlat"], 99),
+                }
+            )
         client = client_rows(logged, 10_000 * scale)
 
         alp_row: dict[str, Any] | None
@@ -288,9 +327,16 @@ def main(argv: list[str] | None = None) -> dict:
             lat = alp.tasks_latency(1024, calls[1024] // 2)
             ops = alp.outcomes_loop(make_outcomes(pool, 1024, calls[1024]))
             stats = ray.get(logged.snapshot.remote())["curricula"]["alp"]["students"]["bench"]
-            alp_row = {"config": "actor+log alp_gmm", "batch": 1024, "tasks_per_s": tps, "outcomes_per_s": ops,
-                       "sample_p50_ms": pct(lat, 50), "sample_p99_ms": pct(lat, 99),
-                       "refits": stats.get("refits"), "refit_ms_p50": stats.get("refit_ms_p50")}
+            alp_row = {
+                "config": "actor+log alp_gmm",
+                "batch": 1024,
+                "tasks_per_s": tps,
+                "outcomes_per_s": ops,
+                "sample_p50_ms": pct(lat, 50),
+                "sample_p99_ms": pct(lat, 99),
+                "refits": stats.get("refits"),
+                "refit_ms_p50": stats.get("refit_ms_p50"),
+            }
         except ImportError as e:
             alp_row = {"config": "actor+log alp_gmm", "skipped": f"openended.teachers.alp_gmm does not import: {e}"}
     finally:
@@ -327,9 +373,17 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": sorted(rows, key=lambda r: (r["batch"], r["config"])),
         "client": client,
         "alp_gmm": alp_row,
-        "config": {"quick": args.quick, "reps": reps, "calls": calls, "max_in_flight": MAX_IN_FLIGHT,
-                   "python": platform.python_version(), "ray": ray.__version__, "cpus": os.cpu_count(),
-                   "loadavg_end": os.getloadavg(), "wall_s": time.time() - t_start},
+        "config": {
+            "quick": args.quick,
+            "reps": reps,
+            "calls": calls,
+            "max_in_flight": MAX_IN_FLIGHT,
+            "python": platform.python_version(),
+            "ray": ray.__version__,
+            "cpus": os.cpu_count(),
+            "loadavg_end": os.getloadavg(),
+            "wall_s": time.time() - t_start,
+        },
     }
     print_table(result)
     if args.json:
@@ -339,30 +393,40 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def print_table(res: dict) -> None:
-    hdr = (f"{'config':<20}{'batch':>6}{'tasks/s':>11}{'(best)':>11}{'outcomes/s':>12}{'(best)':>11}"
-           f"{'smp p50':>9}{'smp p99':>9}{'rep p99':>9}")
+    hdr = (
+        f"{'config':<20}{'batch':>6}{'tasks/s':>11}{'(best)':>11}{'outcomes/s':>12}{'(best)':>11}"
+        f"{'smp p50':>9}{'smp p99':>9}{'rep p99':>9}"
+    )
     print("\n" + hdr + "\n" + "-" * len(hdr))
     for r in res["rows"]:
-        print(f"{r['config']:<20}{r['batch']:>6}{r['tasks_per_s']:>11,.0f}{r['tasks_per_s_best']:>11,.0f}"
-              f"{r['outcomes_per_s']:>12,.0f}{r['outcomes_per_s_best']:>11,.0f}"
-              f"{r['sample_p50_ms']:>9.2f}{r['sample_p99_ms']:>9.2f}{r['report_p99_ms']:>9.2f}")
+        print(
+            f"{r['config']:<20}{r['batch']:>6}{r['tasks_per_s']:>11,.0f}{r['tasks_per_s_best']:>11,.0f}"
+            f"{r['outcomes_per_s']:>12,.0f}{r['outcomes_per_s_best']:>11,.0f}"
+            f"{r['sample_p50_ms']:>9.2f}{r['sample_p99_ms']:>9.2f}{r['report_p99_ms']:>9.2f}"
+        )
     a = res["alp_gmm"]
     if a and "skipped" not in a:
-        print(f"{a['config']:<20}{a['batch']:>6}{a['tasks_per_s']:>11,.0f}{'':>11}{a['outcomes_per_s']:>12,.0f}"
-              f"{'':>11}{a['sample_p50_ms']:>9.2f}{a['sample_p99_ms']:>9.2f}{'':>9}  refits={a['refits']}")
+        print(
+            f"{a['config']:<20}{a['batch']:>6}{a['tasks_per_s']:>11,.0f}{'':>11}{a['outcomes_per_s']:>12,.0f}"
+            f"{'':>11}{a['sample_p50_ms']:>9.2f}{a['sample_p99_ms']:>9.2f}{'':>9}  refits={a['refits']}"
+        )
     elif a:
         print(f"alp_gmm: {a['skipped']}")
     for name, c in res["client"].items():
-        print(f"TeacherClient {name:<13} {c['episodes']:>6} episodes: {c['us_per_episode']:7.1f} us/episode "
-              f"client overhead, stalls={c['stalls']} ({c['stall_s'] * 1e3:.0f} ms), refills={c['refills']}, "
-              f"flushes={c['flushes']}")
+        print(
+            f"TeacherClient {name:<13} {c['episodes']:>6} episodes: {c['us_per_episode']:7.1f} us/episode "
+            f"client overhead, stalls={c['stalls']} ({c['stall_s'] * 1e3:.0f} ms), refills={c['refills']}, "
+            f"flushes={c['flushes']}"
+        )
     print("\nratios (same run):")
     for k, v in res["ratios"].items():
         print(f"  {k:<34}{v:6.2f}")
     t = res["targets"]
-    print(f"\nheadline (actor+log): tasks/s b1024 {res['tasks_per_s_b1024']:,.0f} (target {t['tasks_per_s_b1024']:,}), "
-          f"outcomes/s b1024 {res['outcomes_per_s_b1024']:,.0f} (target {t['outcomes_per_s_b1024']:,}), "
-          f"p99 b64 {res['p99_ms_b64']:.2f} ms (target < {t['p99_ms_b64']})")
+    print(
+        f"\nheadline (actor+log): tasks/s b1024 {res['tasks_per_s_b1024']:,.0f} (target {t['tasks_per_s_b1024']:,}), "
+        f"outcomes/s b1024 {res['outcomes_per_s_b1024']:,.0f} (target {t['outcomes_per_s_b1024']:,}), "
+        f"p99 b64 {res['p99_ms_b64']:.2f} ms (target < {t['p99_ms_b64']})"
+    )
     print(f"load average at end: {res['config']['loadavg_end']}, wall {res['config']['wall_s']:.0f} s")
 
 

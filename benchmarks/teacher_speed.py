@@ -42,6 +42,7 @@ JSON (``--json PATH``): at least ``refit_p50_ms_fast_d12``, ``refit_p50_ms_refer
 ``sample1024_ms``, ``update1024_ms``, ``max_sample_ms_during_refit`` and ratios
 ``*_speedup`` (reference / fast); plus per-d refit numbers and the parts above.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,23 +51,23 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
+import numpy as np
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from openended.envs.toy import ToyLearner
-from openended.tasks import Box, Outcome  # noqa: E402
-from openended.teachers import make_teacher  # noqa: E402
-from openended.teachers.gmm import fit_fast, fit_reference, sample_box_mixture  # noqa: E402
+from openended.tasks import Box, Outcome
+from openended.teachers import make_teacher
+from openended.teachers.gmm import fit_fast, fit_reference, sample_box_mixture
 
 KS = list(range(2, 11))
 
@@ -126,11 +127,15 @@ def bench_refit(d: int, windows: list[np.ndarray], ref_windows: int) -> dict[str
         warm = fit_fast(x, KS, "aic", warm, (0, i), 2)
         win_t.append(time.perf_counter() - t0)
     win_t = win_t[1:]
-    return {f"refit_p50_ms_fast_kwindow2_d{d}": _pct(win_t, 50),
-            f"refit_p50_ms_reference_d{d}": _pct(ref_t, 50), f"refit_p99_ms_reference_d{d}": _pct(ref_t, 99),
-            f"refit_p50_ms_fast_d{d}": _pct(fast_t, 50), f"refit_p99_ms_fast_d{d}": _pct(fast_t, 99),
-            f"refit_fast_em_iters_p50_d{d}": float(np.median(fast_iters)),
-            f"refit_speedup_d{d}": _pct(ref_t, 50) / _pct(fast_t, 50)}
+    return {
+        f"refit_p50_ms_fast_kwindow2_d{d}": _pct(win_t, 50),
+        f"refit_p50_ms_reference_d{d}": _pct(ref_t, 50),
+        f"refit_p99_ms_reference_d{d}": _pct(ref_t, 99),
+        f"refit_p50_ms_fast_d{d}": _pct(fast_t, 50),
+        f"refit_p99_ms_fast_d{d}": _pct(fast_t, 99),
+        f"refit_fast_em_iters_p50_d{d}": float(np.median(fast_iters)),
+        f"refit_speedup_d{d}": _pct(ref_t, 50) / _pct(fast_t, 50),
+    }
 
 
 def _filled_teacher(d: int, reference: bool, history: int) -> tuple[Any, Learner]:
@@ -224,11 +229,14 @@ def bench_sample_during_refit(d: int, executor: str, mode: str, refits: int) -> 
         t.refitter.drain()
     t.close()
     key = f"{executor}_{mode}"
-    return {f"max_sample_ms_during_refit_{key}": 1e3 * max(during) if during else 0.0,
-            f"p50_sample_ms_during_refit_{key}": _pct(during, 50) if during else 0.0,
-            f"p99_sample_ms_during_refit_{key}": _pct(during, 99) if during else 0.0,
-            f"max_sample_ms_idle_{key}": 1e3 * max(idle), f"samples_during_refit_{key}": float(n_during),
-            f"refit_ms_{key}": float(np.median(np.asarray(t.refitter.latencies_s) * 1e3))}
+    return {
+        f"max_sample_ms_during_refit_{key}": 1e3 * max(during) if during else 0.0,
+        f"p50_sample_ms_during_refit_{key}": _pct(during, 50) if during else 0.0,
+        f"p99_sample_ms_during_refit_{key}": _pct(during, 99) if during else 0.0,
+        f"max_sample_ms_idle_{key}": 1e3 * max(idle),
+        f"samples_during_refit_{key}": float(n_during),
+        f"refit_ms_{key}": float(np.median(np.asarray(t.refitter.latencies_s) * 1e3)),
+    }
 
 
 def bench_toy_loop(episodes: int) -> dict[str, float]:
@@ -257,31 +265,66 @@ def bench_toy_loop(episodes: int) -> dict[str, float]:
 
 
 def _table(res: dict[str, float], dims: list[int]) -> None:
-    rows = [("refit p50 / p99 ms, d=%d" % d,
-             "%.1f / %.1f" % (res[f"refit_p50_ms_reference_d{d}"], res[f"refit_p99_ms_reference_d{d}"]),
-             "%.1f / %.1f" % (res[f"refit_p50_ms_fast_d{d}"], res[f"refit_p99_ms_fast_d{d}"]),
-             "%.0fx" % res[f"refit_speedup_d{d}"]) for d in dims]
-    rows += [("refit p50 ms, k_window=2, d=%d" % d, "", "%.1f" % res[f"refit_p50_ms_fast_kwindow2_d{d}"], "")
-             for d in dims]
+    rows = [
+        (
+            f"refit p50 / p99 ms, d={d}",
+            "{:.1f} / {:.1f}".format(res[f"refit_p50_ms_reference_d{d}"], res[f"refit_p99_ms_reference_d{d}"]),
+            "{:.1f} / {:.1f}".format(res[f"refit_p50_ms_fast_d{d}"], res[f"refit_p99_ms_fast_d{d}"]),
+            "{:.0f}x".format(res[f"refit_speedup_d{d}"]),
+        )
+        for d in dims
+    ]
+    rows += [
+        (f"refit p50 ms, k_window=2, d={d}", "", "{:.1f}".format(res[f"refit_p50_ms_fast_kwindow2_d{d}"]), "")
+        for d in dims
+    ]
     for d in (2, 12):
-        rows.append((f"sample(1024) ms, d={d}", "%.2f" % res[f"sample1024_ms_reference_d{d}"],
-                     "%.2f (draw %.2f + Tasks %.2f; in loop %.2f)" % (
-                         res[f"sample1024_ms_d{d}"], res[f"sample1024_draw_ms_d{d}"], res[f"sample1024_tasks_ms_d{d}"],
-                         res[f"sample1024_in_loop_ms_d{d}"]),
-                     "%.0fx" % res[f"sample1024_speedup_d{d}"]))
-        rows.append((f"update(1024) ms, d={d}", "%.1f" % res[f"update1024_ms_reference_d{d}"],
-                     "%.1f (ALP alone %.1f)" % (res[f"update1024_ms_d{d}"], res[f"update1024_alp_ms_d{d}"]),
-                     "%.0fx" % res[f"update1024_speedup_d{d}"]))
+        rows.append(
+            (
+                f"sample(1024) ms, d={d}",
+                "{:.2f}".format(res[f"sample1024_ms_reference_d{d}"]),
+                "{:.2f} (draw {:.2f} + Tasks {:.2f}; in loop {:.2f})".format(
+                    res[f"sample1024_ms_d{d}"],
+                    res[f"sample1024_draw_ms_d{d}"],
+                    res[f"sample1024_tasks_ms_d{d}"],
+                    res[f"sample1024_in_loop_ms_d{d}"],
+                ),
+                "{:.0f}x".format(res[f"sample1024_speedup_d{d}"]),
+            )
+        )
+        rows.append(
+            (
+                f"update(1024) ms, d={d}",
+                "{:.1f}".format(res[f"update1024_ms_reference_d{d}"]),
+                "{:.1f} (ALP alone {:.1f})".format(res[f"update1024_ms_d{d}"], res[f"update1024_alp_ms_d{d}"]),
+                "{:.0f}x".format(res[f"update1024_speedup_d{d}"]),
+            )
+        )
     for key in ("thread_fast", "process_fast", "thread_reference", "process_reference"):
         if f"max_sample_ms_during_refit_{key}" in res:
             ex, fits = key.split("_")
-            rows.append((f"worst sample(64) ms during a refit ({ex} executor, {fits} fits)", "-",
-                         "max %.2f, p99 %.2f (idle max %.2f; %d samples, fits of %.0f ms)" % (
-                             res[f"max_sample_ms_during_refit_{key}"], res[f"p99_sample_ms_during_refit_{key}"],
-                             res[f"max_sample_ms_idle_{key}"], res[f"samples_during_refit_{key}"],
-                             res[f"refit_ms_{key}"]), ""))
-    rows.append(("toy loop teacher s (%d eps)" % res["toy_episodes"], "%.2f" % res["toy_teacher_s_reference"],
-                 "%.2f" % res["toy_teacher_s_fast"], "%.0fx" % res["toy_teacher_speedup"]))
+            rows.append(
+                (
+                    f"worst sample(64) ms during a refit ({ex} executor, {fits} fits)",
+                    "-",
+                    "max {:.2f}, p99 {:.2f} (idle max {:.2f}; {:d} samples, fits of {:.0f} ms)".format(
+                        res[f"max_sample_ms_during_refit_{key}"],
+                        res[f"p99_sample_ms_during_refit_{key}"],
+                        res[f"max_sample_ms_idle_{key}"],
+                        int(res[f"samples_during_refit_{key}"]),
+                        res[f"refit_ms_{key}"],
+                    ),
+                    "",
+                )
+            )
+    rows.append(
+        (
+            "toy loop teacher s ({:d} eps)".format(int(res["toy_episodes"])),
+            "{:.2f}".format(res["toy_teacher_s_reference"]),
+            "{:.2f}".format(res["toy_teacher_s_fast"]),
+            "{:.0f}x".format(res["toy_teacher_speedup"]),
+        )
+    )
     try:
         from rich.console import Console
         from rich.table import Table
@@ -328,9 +371,16 @@ def main() -> None:
     res["max_sample_ms_during_refit"] = res["max_sample_ms_during_refit_thread_fast"]  # the default config
     res["refit_speedup_d12"] = res["refit_p50_ms_reference_d12"] / res["refit_p50_ms_fast_d12"]
     res["seconds"] = time.perf_counter() - t_start
-    res["config"] = {"quick": quick, "windows": n_windows, "reference_windows": ref_windows, "reps": reps,
-                     "python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
-                     "loadavg_at_end": list(os.getloadavg())}
+    res["config"] = {
+        "quick": quick,
+        "windows": n_windows,
+        "reference_windows": ref_windows,
+        "reps": reps,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "cpus": os.cpu_count(),
+        "loadavg_at_end": list(os.getloadavg()),
+    }
     _table(res, dims)
     print(f"done in {res['seconds']:.0f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
     if args.json:

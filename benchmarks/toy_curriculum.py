@@ -32,6 +32,7 @@ Output: a rich table and, with ``--json PATH``,
 ``{"<teacher>/<mode>": {"mastered_20k": mean, "mastered_20k_std": ..., "n_seeds_20k": ...,
 "seconds_20k": mean, ..., "reference_20k": ..., "per_seed": {...}}}``.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,22 +41,22 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, get_args  # noqa: E402
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from openended.envs.toy import ToyLearner  # noqa: E402
-from openended.tasks import Outcome  # noqa: E402
-from openended.teachers import make_teacher, teacher_class  # noqa: E402
+from openended.envs.toy import ToyLearner
+from openended.tasks import Outcome
+from openended.teachers import make_teacher, teacher_class
 
 CHECKPOINTS = (1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 40_000, 50_000)
 SHOWN = (1_000, 5_000, 10_000, 20_000, 50_000)
@@ -63,14 +64,50 @@ SHOWN = (1_000, 5_000, 10_000, 20_000, 50_000)
 #: % mastered measured with the original teachDeepRL teachers (747cda2) on the default toy
 #: env: 10 seeds up to 20k, 3 seeds for 30k-50k (shared/references/teachers.md section 3).
 REFERENCE: dict[str, dict[int, float]] = {
-    "random": {1_000: 0.0, 2_000: 0.0, 5_000: 0.0, 10_000: 1.0, 15_000: 2.7, 20_000: 4.6,
-               30_000: 13.7, 40_000: 25.0, 50_000: 39.7},
-    "riac": {1_000: 1.0, 2_000: 2.9, 5_000: 9.0, 10_000: 22.3, 15_000: 34.6, 20_000: 47.2,
-             30_000: 72.0, 40_000: 95.0, 50_000: 100.0},
-    "alp_gmm": {1_000: 1.1, 2_000: 2.2, 5_000: 5.3, 10_000: 13.7, 15_000: 24.5, 20_000: 34.7,
-                30_000: 57.0, 40_000: 79.7, 50_000: 96.3},
-    "covar_gmm": {1_000: 1.6, 2_000: 4.0, 5_000: 12.6, 10_000: 30.3, 15_000: 47.6, 20_000: 66.6,
-                  30_000: 99.0, 40_000: 100.0, 50_000: 100.0},
+    "random": {
+        1_000: 0.0,
+        2_000: 0.0,
+        5_000: 0.0,
+        10_000: 1.0,
+        15_000: 2.7,
+        20_000: 4.6,
+        30_000: 13.7,
+        40_000: 25.0,
+        50_000: 39.7,
+    },
+    "riac": {
+        1_000: 1.0,
+        2_000: 2.9,
+        5_000: 9.0,
+        10_000: 22.3,
+        15_000: 34.6,
+        20_000: 47.2,
+        30_000: 72.0,
+        40_000: 95.0,
+        50_000: 100.0,
+    },
+    "alp_gmm": {
+        1_000: 1.1,
+        2_000: 2.2,
+        5_000: 5.3,
+        10_000: 13.7,
+        15_000: 24.5,
+        20_000: 34.7,
+        30_000: 57.0,
+        40_000: 79.7,
+        50_000: 96.3,
+    },
+    "covar_gmm": {
+        1_000: 1.6,
+        2_000: 4.0,
+        5_000: 12.6,
+        10_000: 30.3,
+        15_000: 47.6,
+        20_000: 66.6,
+        30_000: 99.0,
+        40_000: 100.0,
+        50_000: 100.0,
+    },
 }
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -79,8 +116,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "unlearnable": {"unlearnable": ((5, 5), (9, 9))},  # the far quarter never learns; its reward is noise
     # TeachMyAgent's "mostly unfeasible": only the 5x5 corner quadrant is learnable, the other
     # 75 cells never learn and always pay 0 (score = % of the 25 learnable cells mastered)
-    "unfeasible": {"unlearnable": np.pad(np.zeros((5, 5), dtype=bool), ((0, 5), (0, 5)), constant_values=True),
-                   "unlearnable_reward": "zero"},
+    "unfeasible": {
+        "unlearnable": np.pad(np.zeros((5, 5), dtype=bool), ((0, 5), (0, 5)), constant_values=True),
+        "unlearnable_reward": "zero",
+    },
 }
 
 TDRL_RANGE = (-150.0, 350.0)
@@ -116,8 +155,12 @@ def discover_modes(name: str, keep_rescale: bool = False) -> list[Spec]:
         else:
             kw: dict[str, Any] = {"preset": "teachdeeprl"}
             for key, val in presets["teachdeeprl"].items():
-                if (not keep_rescale and isinstance(val, (tuple, list)) and len(val) == 2
-                        and tuple(map(float, val)) == TDRL_RANGE):
+                if (
+                    not keep_rescale
+                    and isinstance(val, (tuple, list))
+                    and len(val) == 2
+                    and tuple(map(float, val)) == TDRL_RANGE
+                ):
                     kw[key] = None  # parity: TDRL's toy script feeds raw rewards
             specs.append(Spec(name, "teachdeeprl", kw))
     specs.append(Spec(name, default, {}))
@@ -143,7 +186,7 @@ def resolve_specs(items: list[str], keep_rescale: bool) -> tuple[list[Spec], lis
         name, _, mode = item.partition("/")
         try:
             modes = discover_modes(name, keep_rescale)
-        except Exception as err:  # a teacher not written yet, or failing to import
+        except Exception as err:  # noqa: BLE001 - a teacher not written yet, or failing to import
             skipped.append(f"{item}: {type(err).__name__}: {err}")
             continue
         if mode:
@@ -173,8 +216,7 @@ def run_one(spec: Spec, seed: int, n_episodes: int, batch: int, variant: str) ->
                 b = min(batch, cp - done)
                 tasks = teacher.sample(b)
                 rewards = learner.episodes(np.array([t.params for t in tasks], dtype=np.float64))
-                teacher.update([Outcome(task_id=t.id, episode_return=r)
-                                for t, r in zip(tasks, rewards.tolist())])
+                teacher.update([Outcome(task_id=t.id, episode_return=r) for t, r in zip(tasks, rewards.tolist())])
                 done += b
             seconds[cp] = time.perf_counter() - t0
             scores[cp] = learner.score()
@@ -202,9 +244,13 @@ def aggregate(specs: list[Spec], results: list[dict], meta: dict) -> dict:
                 entry[f"reference_{k(cp)}"] = REFERENCE[spec.teacher][cp]
         entry["config"] = {key: (list(v) if isinstance(v, tuple) else v) for key, v in spec.kwargs.items()}
         entry.update(meta)
-        entry["per_seed"] = {str(r["seed"]): {"scores": {str(c): v for c, v in r["scores"].items()},
-                                              "seconds": {str(c): v for c, v in r["seconds"].items()}}
-                             for r in sorted(rows, key=lambda r: r["seed"])}
+        entry["per_seed"] = {
+            str(r["seed"]): {
+                "scores": {str(c): v for c, v in r["scores"].items()},
+                "seconds": {str(c): v for c, v in r["seconds"].items()},
+            }
+            for r in sorted(rows, key=lambda r: r["seed"])
+        }
         out[spec.label] = entry
     return out
 
@@ -213,8 +259,14 @@ def print_table(summary: dict, specs: list[Spec], title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    cps = sorted({int(key.split("_")[1][:-1]) * 1000 for e in summary.values() for key in e
-                  if key.startswith("mastered_") and not key.endswith("_std")})
+    cps = sorted(
+        {
+            int(key.split("_")[1][:-1]) * 1000
+            for e in summary.values()
+            for key in e
+            if key.startswith("mastered_") and not key.endswith("_std")
+        }
+    )
     shown = [c for c in cps if c in SHOWN] or cps[-1:]
     table = Table(title=title)
     table.add_column("teacher/mode")
@@ -250,13 +302,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--episodes", type=int, help="episodes for every seed (default 20k; quick 5k)")
     ap.add_argument("--long-seeds", type=int, help="how many of the seeds continue to --long-episodes (default 3)")
     ap.add_argument("--long-episodes", type=int, default=50_000, help="episodes of the long seeds")
-    ap.add_argument("--teachers", nargs="+", default=["random", "riac", "alp_gmm", "covar_gmm"],
-                    help="teacher names (all their modes) or name/mode")
+    ap.add_argument(
+        "--teachers",
+        nargs="+",
+        default=["random", "riac", "alp_gmm", "covar_gmm"],
+        help="teacher names (all their modes) or name/mode",
+    )
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="plain", help="toy learner variant")
     ap.add_argument("--batch", type=int, default=1, help="tasks per sample() call (1 = reference parity)")
     ap.add_argument("--workers", type=int, default=2, help="process pool size (at most 2)")
-    ap.add_argument("--tdrl-rescale", action="store_true",
-                    help="keep presets' (-150, 350) reward rescaling (TDRL's toy script does not use it)")
+    ap.add_argument(
+        "--tdrl-rescale",
+        action="store_true",
+        help="keep presets' (-150, 350) reward rescaling (TDRL's toy script does not use it)",
+    )
     args = ap.parse_args(argv)
 
     seeds = args.seeds or (2 if args.quick else 10)
@@ -280,30 +339,45 @@ def main(argv: list[str] | None = None) -> int:
             n = args.long_episodes if seed < long_seeds and args.long_episodes > episodes else episodes
             jobs.append((spec, seed, n))
     jobs.sort(key=lambda j: -j[2])  # longest first keeps both workers busy to the end
-    print(f"{len(specs)} teacher/modes x {seeds} seeds ({long_seeds} to {args.long_episodes} episodes), "
-          f"{episodes} episodes, batch {args.batch}, variant {args.variant}, {workers} workers", file=sys.stderr)
+    print(
+        f"{len(specs)} teacher/modes x {seeds} seeds ({long_seeds} to {args.long_episodes} episodes), "
+        f"{episodes} episodes, batch {args.batch}, variant {args.variant}, {workers} workers",
+        file=sys.stderr,
+    )
 
     results: list[dict] = []
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(run_one, spec, seed, n, args.batch, args.variant): (spec, seed)
-                   for spec, seed, n in jobs}
+        futures = {
+            pool.submit(run_one, spec, seed, n, args.batch, args.variant): (spec, seed) for spec, seed, n in jobs
+        }
         for fut in as_completed(futures):
             spec, seed = futures[fut]
             try:
                 r = fut.result()
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - one failed seed must not lose the others
                 print(f"  {spec.label} seed {seed} FAILED: {type(err).__name__}: {err}", file=sys.stderr)
                 continue
             last = max(r["scores"])
-            print(f"  {spec.label:32s} seed {seed}: {r['scores'][last]:5.1f} % at {k(last)} "
-                  f"in {r['seconds'][last]:.1f} s", file=sys.stderr)
+            print(
+                f"  {spec.label:32s} seed {seed}: {r['scores'][last]:5.1f} % at {k(last)} "
+                f"in {r['seconds'][last]:.1f} s",
+                file=sys.stderr,
+            )
             results.append(r)
-    meta = {"variant": args.variant, "batch": args.batch, "episodes": episodes,
-            "long_episodes": args.long_episodes if long_seeds else None}
+    meta = {
+        "variant": args.variant,
+        "batch": args.batch,
+        "episodes": episodes,
+        "long_episodes": args.long_episodes if long_seeds else None,
+    }
     summary = aggregate(specs, results, meta)
-    print_table(summary, specs, f"toy curriculum ({args.variant}, batch {args.batch}): % cells mastered, "
-                                f"mean ± std over seeds; total {time.perf_counter() - t0:.0f} s")
+    print_table(
+        summary,
+        specs,
+        f"toy curriculum ({args.variant}, batch {args.batch}): % cells mastered, "
+        f"mean ± std over seeds; total {time.perf_counter() - t0:.0f} s",
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=1))

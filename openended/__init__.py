@@ -3,6 +3,7 @@
 Layers (imports only point down): cli/dashboard -> runtime -> components ->
 teachers, moi, envs, metrics -> tasks. See docs/design.md.
 """
+
 from openended.tasks import Box, Discrete, Outcome, Task, TaskSpace, TextSpace
 
 __version__ = "0.1.0"

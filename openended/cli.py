@@ -8,12 +8,13 @@
 
 Errors in the experiment stop the command before Ray starts, with the field path.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from openended.errors import ConfigError, Error
 
@@ -29,8 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("experiment", nargs="?", help="experiment YAML (omit with --resume)")
         else:
             sp.add_argument("experiment", help="experiment YAML (see experiments/)")
-        sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a field, e.g. --set run.iterations=10 (repeatable)")
+        sp.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a field, e.g. --set run.iterations=10 (repeatable)",
+        )
         sp.add_argument("--seed", type=int, default=None, help="shortcut for --set seed=N")
 
     r = sub.add_parser("run", help="run an experiment (embedded local Ray unless --address)")
@@ -93,8 +100,13 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     from openended.runtime.jobs import submit_experiment
 
     load_experiment(args.experiment, _overrides(args))  # fail here, not on the cluster
-    job_id = submit_experiment(args.experiment, address=args.address, overrides=_overrides(args),
-                               working_dir=args.working_dir, follow=args.follow)
+    job_id = submit_experiment(
+        args.experiment,
+        address=args.address,
+        overrides=_overrides(args),
+        working_dir=args.working_dir,
+        follow=args.follow,
+    )
     print(f"submitted job: {job_id}")
     return 0
 
@@ -119,11 +131,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if exp.algo.name != "none":
         from openended.runtime.rllib import build_algo_config
 
-        build_algo_config(exp.algo.name, "openended-check", exp.algo.config, exp.algo.num_env_runners,
-                          num_envs_per_env_runner=exp.algo.num_envs_per_env_runner)
+        build_algo_config(
+            exp.algo.name,
+            "openended-check",
+            exp.algo.config,
+            exp.algo.num_env_runners,
+            num_envs_per_env_runner=exp.algo.num_envs_per_env_runner,
+        )
     print(f"task space: {space!r}")
-    print(f"ok: {exp.name} ({exp.env.family} x {exp.teacher.name}, algo {exp.algo.name}, "
-          f"{exp.run.iterations} iterations)")
+    print(
+        f"ok: {exp.name} ({exp.env.family} x {exp.teacher.name}, algo {exp.algo.name}, {exp.run.iterations} iterations)"
+    )
     return 0
 
 
@@ -149,8 +167,14 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _cmd_run, "submit": _cmd_submit, "status": _cmd_status, "check": _cmd_check,
-             "teachers": _cmd_teachers, "envs": _cmd_envs}
+_COMMANDS = {
+    "run": _cmd_run,
+    "submit": _cmd_submit,
+    "status": _cmd_status,
+    "check": _cmd_check,
+    "teachers": _cmd_teachers,
+    "envs": _cmd_envs,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

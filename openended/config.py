@@ -9,6 +9,7 @@ with the dotted YAML path, the value and the allowed set, e.g.::
 ``--set key.path=value`` overrides are applied to the raw YAML before validation, so
 they are checked exactly like file values.
 """
+
 from __future__ import annotations
 
 import copy
@@ -42,7 +43,8 @@ class TeacherSection(_Model):
     preset: str | None = Field(None, description="A documented preset, e.g. teachdeeprl.")
     config: dict[str, Any] = Field(default_factory=dict, description="Teacher config fields.")
     students: Literal["separate", "shared"] = Field(
-        "separate", description="Per-student teacher state, or one state shared by all students.")
+        "separate", description="Per-student teacher state, or one state shared by all students."
+    )
 
 
 class AlgoSection(_Model):
@@ -54,7 +56,8 @@ class AlgoSection(_Model):
     num_env_runners: int = Field(0, ge=0, description="RLlib env runners (0 = sample in the driver).")
     num_envs_per_env_runner: int = Field(1, ge=1, description="Vectorised envs per runner.")
     flatten_observations: bool | None = Field(
-        None, description="Flatten Dict/Tuple observations for RLlib's default encoders (None: when needed).")
+        None, description="Flatten Dict/Tuple observations for RLlib's default encoders (None: when needed)."
+    )
 
 
 class PoolSection(_Model):
@@ -80,7 +83,8 @@ class EvaluationSection(_Model):
 
     every: int = Field(0, ge=0, description="Evaluate every N iterations (0: never; the last iteration too).")
     test_set: Literal["grid", "uniform", "held_out"] = Field(
-        "grid", description="grid (Stump Tracks 10x10), uniform (seed 4222) or held_out (e.g. Procgen test levels).")
+        "grid", description="grid (Stump Tracks 10x10), uniform (seed 4222) or held_out (e.g. Procgen test levels)."
+    )
     max_tasks: int = Field(100, ge=1, description="At most this many test tasks.")
     max_steps: int = Field(2000, ge=1, description="Step cap per test episode.")
 
@@ -101,8 +105,9 @@ class Experiment(_Model):
     seed: int = Field(0, description="Master seed: teacher, envs and algo seeds derive from it.")
     env: EnvSection
     teacher: TeacherSection
-    students: list[str] = Field(default_factory=lambda: ["default"], min_length=1,
-                                description="Student ids; each gets its own pools / learner.")
+    students: list[str] = Field(
+        default_factory=lambda: ["default"], min_length=1, description="Student ids; each gets its own pools / learner."
+    )
     algo: AlgoSection = Field(default_factory=AlgoSection)
     pool: PoolSection = Field(default_factory=PoolSection)
     run: RunSection = Field(default_factory=RunSection)
@@ -110,12 +115,14 @@ class Experiment(_Model):
     ray: RayInit = Field(default_factory=RayInit)
 
     @model_validator(mode="after")
-    def _students_unique(self) -> "Experiment":
+    def _students_unique(self) -> Experiment:
         if len(set(self.students)) != len(self.students):
             raise ValueError(f"students must be unique, got {self.students}")
         if self.evaluation.every and self.algo.name == "none":
-            raise ValueError("evaluation.every needs an RLlib learner (algo.name ppo or sac); the toy's "
-                             "simulated student reports its own mastery")
+            raise ValueError(
+                "evaluation.every needs an RLlib learner (algo.name ppo or sac); the toy's "
+                "simulated student reports its own mastery"
+            )
         return self
 
 
@@ -148,8 +155,10 @@ def _check_names(exp: Experiment) -> None:
     from openended.envs.registry import env_entry
     from openended.teachers.registry import teacher_class
 
-    for path, fn, name in (("teacher.name", teacher_class, exp.teacher.name),
-                           ("env.family", env_entry, exp.env.family)):
+    for path, fn, name in (
+        ("teacher.name", teacher_class, exp.teacher.name),
+        ("env.family", env_entry, exp.env.family),
+    ):
         try:
             fn(name)
         except UnknownName as e:
@@ -168,8 +177,10 @@ def _check_teacher_config(exp: Experiment) -> None:
     if exp.teacher.preset is not None:
         key = normalize_name(exp.teacher.preset)
         if key not in cls.PRESETS:
-            raise ConfigError(f"teacher.preset: unknown preset {exp.teacher.preset!r} for {cls.name!r}; choose one "
-                              f"of {sorted(cls.PRESETS) or 'none (this teacher has no presets)'}")
+            raise ConfigError(
+                f"teacher.preset: unknown preset {exp.teacher.preset!r} for {cls.name!r}; choose one "
+                f"of {sorted(cls.PRESETS) or 'none (this teacher has no presets)'}"
+            )
         values.update(cls.PRESETS[key])
     values.update({"seed": exp.seed, **exp.teacher.config})
     _validate(cls.Config, values, prefix="teacher.config")

@@ -2,6 +2,7 @@
 
 Each error says what was wrong and how to fix it; the message is the user interface.
 """
+
 from __future__ import annotations
 
 __all__ = [

@@ -1,9 +1,11 @@
 """Name normalisation and "did you mean" lookups shared by every registry (teachers, envs, judges)."""
+
 from __future__ import annotations
 
 import difflib
 import importlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from openended.errors import UnknownName
 

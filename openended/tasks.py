@@ -25,16 +25,18 @@ Example:
     >>> Outcome(task_id=task.id, episode_return=12.5).success is None
     True
 """
+
 from __future__ import annotations
 
 import hashlib
 import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
-from typing import Any, ClassVar, Hashable, Iterable, NamedTuple, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -116,7 +118,7 @@ def hash_params(params: np.ndarray, salt: int = 0) -> list[str]:
 
 def hash_text(text: str, prefix: str = "t") -> str:
     """Stable 16-hex-digit id of a text (BLAKE2b); ``prefix`` keeps id families apart."""
-    return hashlib.blake2b(f"{prefix}\x00{text}".encode("utf-8"), digest_size=8).hexdigest()
+    return hashlib.blake2b(f"{prefix}\x00{text}".encode(), digest_size=8).hexdigest()
 
 
 # ------------------------------------------------------------------------------- Task
@@ -160,7 +162,7 @@ class Task(NamedTuple):
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Task":
+    def from_dict(cls, d: dict) -> Task:
         return cls(
             id=str(d["id"]),
             params=tuple(d.get("params", ())),
@@ -170,8 +172,9 @@ class Task(NamedTuple):
         )
 
     @staticmethod
-    def from_text(text: str, *, parent_ids: Sequence[str] = (), origin: str = "generated",
-                  params: Sequence[Any] = ()) -> "Task":
+    def from_text(
+        text: str, *, parent_ids: Sequence[str] = (), origin: str = "generated", params: Sequence[Any] = ()
+    ) -> Task:
         """A task described by text (with optional params): the id hashes both."""
         params = tuple(params)
         tid = hash_text(text + ("\x00" + repr(params) if params else ""))
@@ -221,9 +224,11 @@ class Outcome:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Outcome":
-        return cls(**{k: d[k] for k in ("task_id", "episode_return") },
-                   **{k: d[k] for k in ("success", "length", "student_id", "info", "t", "episode_id") if k in d})
+    def from_dict(cls, d: dict) -> Outcome:
+        return cls(
+            **{k: d[k] for k in ("task_id", "episode_return")},
+            **{k: d[k] for k in ("success", "length", "student_id", "info", "t", "episode_id") if k in d},
+        )
 
 
 # ------------------------------------------------------------------------------ spaces
@@ -254,8 +259,9 @@ class TaskSpace(ABC):
     def check_task(self, task: Task) -> Task:
         """Raise `TaskNotInSpace` unless ``task`` belongs here; return it otherwise."""
         if not self.contains(task):
-            raise TaskNotInSpace(f"task {task.id} (params={task.params!r}, text={_clip(task.text)!r}) "
-                                 f"is not in {self!r}")
+            raise TaskNotInSpace(
+                f"task {task.id} (params={task.params!r}, text={_clip(task.text)!r}) is not in {self!r}"
+            )
         return task
 
     def __eq__(self, other: object) -> bool:
@@ -276,14 +282,20 @@ class Box(TaskSpace):
 
     kind = "box"
 
-    def __init__(self, low: Sequence[float] | np.ndarray, high: Sequence[float] | np.ndarray,
-                 names: Sequence[str] | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        low: Sequence[float] | np.ndarray,
+        high: Sequence[float] | np.ndarray,
+        names: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> None:
         super().__init__(name)
         lo = np.atleast_1d(np.asarray(low, dtype=np.float64)).copy()
         hi = np.atleast_1d(np.asarray(high, dtype=np.float64)).copy()
         if lo.ndim != 1 or lo.shape != hi.shape or lo.size == 0:
-            raise ConfigError(f"Box: low and high must be 1-D of the same non-zero length, "
-                              f"got shapes {lo.shape} and {hi.shape}")
+            raise ConfigError(
+                f"Box: low and high must be 1-D of the same non-zero length, got shapes {lo.shape} and {hi.shape}"
+            )
         if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
             raise ConfigError(f"Box: bounds must be finite, got low={lo.tolist()} high={hi.tolist()}")
         if np.any(hi < lo):
@@ -312,8 +324,10 @@ class Box(TaskSpace):
     def validate(self, params: Any) -> np.ndarray:
         x = np.asarray(params, dtype=np.float64)
         if x.shape != (self.dim,):
-            raise TaskNotInSpace(f"{self!r}: expected {self.dim} parameters {list(self.names)}, got shape "
-                                 f"{x.shape} ({_clip(repr(params))})")
+            raise TaskNotInSpace(
+                f"{self!r}: expected {self.dim} parameters {list(self.names)}, got shape "
+                f"{x.shape} ({_clip(repr(params))})"
+            )
         bad_nan = np.isnan(x)
         if bad_nan.any():
             i = int(np.argmax(bad_nan))
@@ -321,8 +335,9 @@ class Box(TaskSpace):
         out = (x < self.low) | (x > self.high)
         if out.any():
             i = int(np.argmax(out))
-            raise TaskNotInSpace(f"{self!r}: parameter {self.names[i]!r}={float(x[i])!r} is outside "
-                                 f"[{self.low[i]}, {self.high[i]}]")
+            raise TaskNotInSpace(
+                f"{self!r}: parameter {self.names[i]!r}={float(x[i])!r} is outside [{self.low[i]}, {self.high[i]}]"
+            )
         return x
 
     def validate_batch(self, params: np.ndarray) -> np.ndarray:
@@ -333,8 +348,10 @@ class Box(TaskSpace):
         bad = np.isnan(x) | (x < self.low) | (x > self.high)
         if bad.any():
             r, c = map(int, np.argwhere(bad)[0])
-            raise TaskNotInSpace(f"{self!r}: row {r} parameter {self.names[c]!r}={float(x[r, c])!r} is outside "
-                                 f"[{self.low[c]}, {self.high[c]}] (or NaN)")
+            raise TaskNotInSpace(
+                f"{self!r}: row {r} parameter {self.names[c]!r}={float(x[r, c])!r} is outside "
+                f"[{self.low[c]}, {self.high[c]}] (or NaN)"
+            )
         return x
 
     def check_task(self, task: Task) -> Task:
@@ -365,14 +382,21 @@ class Box(TaskSpace):
     def sample_uniform(self, rng: np.random.Generator, n: int) -> list[Task]:
         return self.tasks(self.sample_array(rng, n), origin="uniform", validate=False)
 
-    def task(self, params: Sequence[float] | np.ndarray, *, text: str | None = None,
-             parent_ids: Sequence[str] = (), origin: str = "sampled") -> Task:
+    def task(
+        self,
+        params: Sequence[float] | np.ndarray,
+        *,
+        text: str | None = None,
+        parent_ids: Sequence[str] = (),
+        origin: str = "sampled",
+    ) -> Task:
         """One validated task."""
         x = self.validate(params)
         return Task(hash_params(x, self._salt)[0], tuple(x.tolist()), text, tuple(parent_ids), origin)
 
-    def tasks(self, params: np.ndarray, *, origin: str | Sequence[str] = "sampled",
-              validate: bool = True) -> list[Task]:
+    def tasks(
+        self, params: np.ndarray, *, origin: str | Sequence[str] = "sampled", validate: bool = True
+    ) -> list[Task]:
         """Tasks for each row of an ``(n, dim)`` array (vectorised ids); ``origin`` is one
         string for all rows or one per row."""
         x = self.validate_batch(params) if validate else np.asarray(params, dtype=np.float64)
@@ -384,8 +408,13 @@ class Box(TaskSpace):
         return list(map(_new_task, zip(ids, rows, repeat(None), repeat(()), origins)))
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "low": self.low.tolist(), "high": self.high.tolist(),
-                "names": list(self.names), "name": self.name}
+        return {
+            "kind": self.kind,
+            "low": self.low.tolist(),
+            "high": self.high.tolist(),
+            "names": list(self.names),
+            "name": self.name,
+        }
 
 
 class Discrete(TaskSpace):
@@ -465,8 +494,10 @@ class Discrete(TaskSpace):
     def check_task(self, task: Task) -> Task:
         if task.id not in self._by_id:
             self.validate(task.params)  # names the value when it is not one of ours
-            raise TaskNotInSpace(f"{self!r}: task {task.id} has value {task.params!r} but a different id; "
-                                 "build tasks with space.task(value)")
+            raise TaskNotInSpace(
+                f"{self!r}: task {task.id} has value {task.params!r} but a different id; "
+                "build tasks with space.task(value)"
+            )
         return task
 
     def contains(self, task: Task) -> bool:
@@ -500,8 +531,9 @@ class TextSpace(TaskSpace):
         if not params.strip():
             raise TaskNotInSpace(f"{self!r}: a task text must not be empty")
         if len(params) > self.max_length:
-            raise TaskNotInSpace(f"{self!r}: task text has {len(params)} characters, more than max_length="
-                                 f"{self.max_length}")
+            raise TaskNotInSpace(
+                f"{self!r}: task text has {len(params)} characters, more than max_length={self.max_length}"
+            )
         return params
 
     def task(self, text: str, *, parent_ids: Sequence[str] = (), origin: str = "generated") -> Task:
@@ -521,8 +553,12 @@ class TextSpace(TaskSpace):
         return isinstance(task.text, str) and bool(task.text.strip()) and len(task.text) <= self.max_length
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "seed_tasks": list(self.seed_texts), "max_length": self.max_length,
-                "name": self.name}
+        return {
+            "kind": self.kind,
+            "seed_tasks": list(self.seed_texts),
+            "max_length": self.max_length,
+            "name": self.name,
+        }
 
 
 _SPACES: dict[str, type[TaskSpace]] = {"box": Box, "discrete": Discrete, "text": TextSpace}

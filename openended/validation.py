@@ -3,11 +3,13 @@
 Why: users edit YAML; the error must name the YAML path (``teacher.alp_gmm.fit_rate``),
 the value they wrote and what is allowed, and nothing else.
 """
+
 from __future__ import annotations
 
 import difflib
 import typing
-from typing import Any, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -62,5 +64,6 @@ def validate_model(model: type[M], data: dict[str, Any], prefix: str = "") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"invalid configuration for {prefix or model.__name__}:\n"
-                          f"{format_validation_error(err, prefix, model)}") from None
+        raise ConfigError(
+            f"invalid configuration for {prefix or model.__name__}:\n{format_validation_error(err, prefix, model)}"
+        ) from None

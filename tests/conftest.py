@@ -1,4 +1,5 @@
 """Shared fixtures. Keep process state untouched at import (no global seeding)."""
+
 from __future__ import annotations
 
 import os

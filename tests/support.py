@@ -8,13 +8,15 @@
   test modules, so it ships the caller's module and this one by value.
 * `toy_mastered`: cells of the toy learner a teacher gets mastered in a short run.
 """
+
 from __future__ import annotations
 
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

@@ -1,5 +1,6 @@
 """ALP-GMM: reference ALP semantics, determinism, exact state round trips (also while a fit
 is pending), config errors, box membership, non-blocking refits, toy-env smoke parity."""
+
 from __future__ import annotations
 
 import json
@@ -112,11 +113,11 @@ def test_window_alp_batch_equals_one_by_one(max_size: int | None) -> None:
     x[::4] = np.clip(np.round(x[::4] * 2) / 2, 0, 1)  # many exact duplicates (ties)
     r = rng.uniform(0, 1, 600)
     one = WindowALP(3, max_size)
-    a = np.concatenate([one.update(x[i:i + 1], r[i:i + 1]) for i in range(600)])
+    a = np.concatenate([one.update(x[i : i + 1], r[i : i + 1]) for i in range(600)])
     bat = WindowALP(3, max_size, block=16)
     parts, i = [], 0
     for size in (1, 5, 100, 37, 250, 207):
-        parts.append(bat.update(x[i:i + size], r[i:i + size]))
+        parts.append(bat.update(x[i : i + size], r[i : i + size]))
         i += size
     np.testing.assert_array_equal(a, np.concatenate(parts))
     # brute force: nearest among the last max_size pairs, ties -> newest
@@ -140,7 +141,9 @@ def test_window_alp_kd_tree_path_equals_gemm_path(max_size: int | None) -> None:
     tree = WindowALP(2, max_size, tree_min_batch=1)
     gemm = WindowALP(2, max_size, tree_max_dim=0)
     for s in range(0, 2000, 400):
-        np.testing.assert_array_equal(tree.update(x[s:s + 400], r[s:s + 400]), gemm.update(x[s:s + 400], r[s:s + 400]))
+        np.testing.assert_array_equal(
+            tree.update(x[s : s + 400], r[s : s + 400]), gemm.update(x[s : s + 400], r[s : s + 400])
+        )
 
 
 def test_window_alp_state_round_trip_continues_identically() -> None:
@@ -164,8 +167,11 @@ def test_same_seed_and_outcomes_give_the_same_tasks(cfg: dict) -> None:
     assert runs[0] == runs[1]
 
 
-@pytest.mark.parametrize("cfg", [FAST, FAST_WARM, dict(REF, refit_executor="thread"), REF],
-                         ids=["fast-thread", "fast-warm", "reference-thread", "reference-inline"])
+@pytest.mark.parametrize(
+    "cfg",
+    [FAST, FAST_WARM, dict(REF, refit_executor="thread"), REF],
+    ids=["fast-thread", "fast-warm", "reference-thread", "reference-inline"],
+)
 def test_state_round_trip_mid_run_even_with_a_pending_fit(cfg: dict) -> None:
     a = make_teacher("alp_gmm", SPACE, seed=5, **cfg)
     for _ in range(6):
@@ -209,31 +215,49 @@ def _msg(path: str, text: str) -> str:
 
 
 def test_bad_configs_name_the_field() -> None:
-    with pytest.raises(ConfigError, match=_msg(
-            "teacher.alp_gmm", "Value error, k_max (5) must be greater than k_min (5): the ks tried are "
-            "np.arange(k_min, k_max), got {'k_min': 5, 'k_max': 5}")):
+    with pytest.raises(
+        ConfigError,
+        match=_msg(
+            "teacher.alp_gmm",
+            "Value error, k_max (5) must be greater than k_min (5): the ks tried are "
+            "np.arange(k_min, k_max), got {'k_min': 5, 'k_max': 5}",
+        ),
+    ):
         make_teacher("alp_gmm", SPACE, k_min=5, k_max=5)
-    with pytest.raises(ConfigError, match=_msg(
-            "teacher.alp_gmm", "Value error, fit_rate (5) must be at least the largest k tried (10): each fit "
-            "uses fit_rate points, got {'fit_rate': 5}")):
+    with pytest.raises(
+        ConfigError,
+        match=_msg(
+            "teacher.alp_gmm",
+            "Value error, fit_rate (5) must be at least the largest k tried (10): each fit "
+            "uses fit_rate points, got {'fit_rate': 5}",
+        ),
+    ):
         make_teacher("alp_gmm", SPACE, fit_rate=5)
-    with pytest.raises(ConfigError, match=_msg(
-            "teacher.alp_gmm.return_bounds", "Value error, must be (lo, hi) with lo < hi, got (350, -150)")):
+    with pytest.raises(
+        ConfigError,
+        match=_msg("teacher.alp_gmm.return_bounds", "Value error, must be (lo, hi) with lo < hi, got (350, -150)"),
+    ):
         make_teacher("alp_gmm", SPACE, return_bounds=(350, -150))
-    with pytest.raises(ConfigError, match=_msg(
-            "teacher.alp_gmm.mode", "Input should be 'reference' or 'fast', got 'exact'")):
+    with pytest.raises(
+        ConfigError, match=_msg("teacher.alp_gmm.mode", "Input should be 'reference' or 'fast', got 'exact'")
+    ):
         make_teacher("alp_gmm", SPACE, mode="exact")
-    with pytest.raises(ConfigError, match=_msg(
-            "teacher.alp_gmm.random_ratio", "Input should be less than or equal to 1, got 1.5")):
+    with pytest.raises(
+        ConfigError, match=_msg("teacher.alp_gmm.random_ratio", "Input should be less than or equal to 1, got 1.5")
+    ):
         make_teacher("alp_gmm", SPACE, random_ratio=1.5)
 
 
 def test_only_box_spaces_and_known_presets() -> None:
     with pytest.raises(ConfigError, match=r"^teacher 'alp_gmm' works on box spaces, got Discrete\(\[0, 1, 2\], n=3\)$"):
         make_teacher("alp_gmm", Discrete(3))
-    with pytest.raises(ConfigError, match=re.escape(
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
             "teacher.alp_gmm.preset: unknown preset 'tdrl'; choose one of "
-            "['teachdeeprl', 'teachdeeprl_toy', 'teachmyagent']")):
+            "['teachdeeprl', 'teachdeeprl_toy', 'teachmyagent']"
+        ),
+    ):
         make_teacher("alp_gmm", SPACE, preset="tdrl")
 
 
@@ -251,8 +275,9 @@ def test_presets_are_the_published_settings() -> None:
 
 @pytest.mark.parametrize("mode", ["fast", "reference"])
 def test_return_bounds_rescale_like_teachdeeprl(mode: str) -> None:
-    t = make_teacher("alp_gmm", SPACE, seed=0, mode=mode, fit_rate=10, k_max=4, return_bounds=(-150, 350),
-                     refit_executor="inline")
+    t = make_teacher(
+        "alp_gmm", SPACE, seed=0, mode=mode, fit_rate=10, k_max=4, return_bounds=(-150, 350), refit_executor="inline"
+    )
     tasks = t.sample(8)
     t.update([Outcome(task_id=x.id, episode_return=r) for x, r in zip(tasks, [-500, -150, 100, 350, 900, 0, 0, 0])])
     st = t._state_dict()
@@ -264,12 +289,18 @@ def test_return_bounds_rescale_like_teachdeeprl(mode: str) -> None:
 @pytest.mark.parametrize("mode", ["fast", "reference"])
 def test_samples_stay_in_the_box_and_follow_alp(mode: str) -> None:
     space = Box([-1.0, 0.0, 2.0], [1.0, 6.0, 3.0])
-    t = make_teacher("alp_gmm", space, seed=1, mode=mode, fit_rate=30, k_max=5, random_ratio=0.0,
-                     refit_executor="inline")
+    t = make_teacher(
+        "alp_gmm", space, seed=1, mode=mode, fit_rate=30, k_max=5, random_ratio=0.0, refit_executor="inline"
+    )
     # component 0 (mean ALP 1) spills over the box edges; component 1 (mean ALP 0, the
     # heavier one) sits far outside, so any draw from it would clip onto the corner (1, 6, 2)
-    t._install({"weights": np.array([0.3, 0.7]), "means": np.array([[0.0, 3.0, 2.5, 1.0], [5, 50, -9, 0.0]]),
-                "covariances": np.stack([np.diag([0.25, 1.0, 0.04, 1.0])] * 2)})
+    t._install(
+        {
+            "weights": np.array([0.3, 0.7]),
+            "means": np.array([[0.0, 3.0, 2.5, 1.0], [5, 50, -9, 0.0]]),
+            "covariances": np.stack([np.diag([0.25, 1.0, 0.04, 1.0])] * 2),
+        }
+    )
     t._n_episodes = 30  # past the bootstrap
     tasks = t.sample(500)
     assert all(space.contains(x) for x in tasks)

@@ -4,6 +4,7 @@ Each test asserts an invariant a bug would break: upstream equivalence (bit for 
 determinism under seed + task, when a task takes effect, exact error messages, the
 task-difficulty ordering, and the shapes of the published test sets.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,11 +19,19 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from openended.envs import make_env
-from openended.envs.bipedal import (MASTERY_RETURN, ClassicBipedalEnv, HeuristicPolicy, HexagonTracksEnv,
-                                    StumpTracksEnv, evaluate, run_episode, stump_grid_test_set, uniform_test_set,
-                                    write_video)
-from openended.envs.bipedal_terrain import (FINISH_X, GROUND_Y, STUMP_CELLS, TERRAIN_STEP, TRACK_START_X,
-                                            stump_blocks)
+from openended.envs.bipedal import (
+    MASTERY_RETURN,
+    ClassicBipedalEnv,
+    HeuristicPolicy,
+    HexagonTracksEnv,
+    StumpTracksEnv,
+    evaluate,
+    run_episode,
+    stump_grid_test_set,
+    uniform_test_set,
+    write_video,
+)
+from openended.envs.bipedal_terrain import FINISH_X, GROUND_Y, STUMP_CELLS, TERRAIN_STEP, TRACK_START_X, stump_blocks
 from openended.envs.bodies import BodySpec, get_body, list_bodies, register_body
 from openended.errors import ConfigError, TaskNotInSpace, UnknownName
 from openended.tasks import Box
@@ -101,8 +110,9 @@ def test_generic_step_matches_upstream_step_for_classic_body():
 
 
 # --------------------------------------------------------------------- determinism
-@pytest.mark.parametrize("family,task", [(StumpTracksEnv, [1.2, 2.5]), (HexagonTracksEnv, [1.0] * 12)],
-                         ids=["stumps", "hexagon"])
+@pytest.mark.parametrize(
+    "family,task", [(StumpTracksEnv, [1.2, 2.5]), (HexagonTracksEnv, [1.0] * 12)], ids=["stumps", "hexagon"]
+)
 @pytest.mark.parametrize("body", ["classic", "quadruped"])
 def test_same_seed_and_task_give_identical_trajectory(family, task, body):
     a = _rollout(family(body=body), task, seed=11, n=150)
@@ -169,16 +179,20 @@ def test_default_task_is_the_easy_corner():
 
 def test_task_outside_the_box_names_parameter_and_range():
     env = StumpTracksEnv()
-    msg = ("Box(low=[0.0, 0.0], high=[3.0, 6.0], names=['stump_height', 'obstacle_spacing']): "
-           "parameter 'stump_height'=3.5 is outside [0.0, 3.0]")
+    msg = (
+        "Box(low=[0.0, 0.0], high=[3.0, 6.0], names=['stump_height', 'obstacle_spacing']): "
+        "parameter 'stump_height'=3.5 is outside [0.0, 3.0]"
+    )
     with pytest.raises(TaskNotInSpace, match=f"^{re.escape(msg)}$"):
         env.set_task([3.5, 1.0])
     # A task built in a wider space (the "mostly unfeasible" bounds) is refused the same way.
     wide = StumpTracksEnv(height_range=(0.0, 9.0)).task_space().task([1.0, 5.0])
     wide_bad = Box([0.0, 0.0], [9.0, 9.0], names=["stump_height", "obstacle_spacing"]).task([1.0, 7.0])
     env.set_task(wide)  # inside both boxes: fine
-    msg = ("Box(low=[0.0, 0.0], high=[3.0, 6.0], names=['stump_height', 'obstacle_spacing']): "
-           "parameter 'obstacle_spacing'=7.0 is outside [0.0, 6.0]")
+    msg = (
+        "Box(low=[0.0, 0.0], high=[3.0, 6.0], names=['stump_height', 'obstacle_spacing']): "
+        "parameter 'obstacle_spacing'=7.0 is outside [0.0, 6.0]"
+    )
     with pytest.raises(TaskNotInSpace, match=f"^{re.escape(msg)}$"):
         env.set_task(wide_bad)
     hexa = HexagonTracksEnv()
@@ -261,7 +275,7 @@ def test_success_is_return_above_230_and_return_is_tracked():
 def test_time_limit_truncates_inside_the_env_with_success_info():
     env = StumpTracksEnv(max_episode_steps=5)
     env.reset(seed=0)
-    for i in range(5):
+    for _i in range(5):
         _, _, term, trunc, info = env.step(np.zeros(4, dtype=np.float32))
     assert (term, trunc) == (False, True)
     assert info["success"] is False and info["episode_length"] == 5
@@ -360,8 +374,10 @@ def test_rgb_array_render_headless_and_gif(tmp_path):
 
 
 def test_importing_sets_no_sdl_variable():
-    code = ("import os; os.environ.pop('SDL_VIDEODRIVER', None); import openended.envs.bipedal; "
-            "print('SDL_VIDEODRIVER' in os.environ)")
+    code = (
+        "import os; os.environ.pop('SDL_VIDEODRIVER', None); import openended.envs.bipedal; "
+        "print('SDL_VIDEODRIVER' in os.environ)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "False"

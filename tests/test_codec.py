@@ -1,4 +1,5 @@
 """Codec round trips: every task and outcome survives the compact form unchanged."""
+
 from __future__ import annotations
 
 import json
@@ -31,11 +32,11 @@ from openended.tasks import Box, Discrete, Outcome, Task, TextSpace
 UNICODE_TEXTS = [
     "walk to the 🏁 flag",
     "收集木头 three times",
-    "اجمع الخشب",                      # right-to-left
+    "اجمع الخشب",  # right-to-left
     "e\u0301\u0301 combining marks",
-    "tab\tnewline\nnul\x00 and \"quotes\" \\ backslash",
+    'tab\tnewline\nnul\x00 and "quotes" \\ backslash',
     "\U0010ffff max code point",
-    "lone surrogate \ud800 half",     # not UTF-8 encodable: must still round-trip
+    "lone surrogate \ud800 half",  # not UTF-8 encodable: must still round-trip
     "x" * 3000,
 ]
 
@@ -58,9 +59,18 @@ def test_hex_uint64_round_trip_is_exact():
     np.testing.assert_array_equal(hex_to_uint64(ids), arr)
 
 
-@pytest.mark.parametrize("bad", [["ABCDEF0123456789"], ["abc"], ["0123456789abcdeg"], [None],
-                                 ["0123 4567 89ab c"], ["0123456789abcdef", "level-3"]],
-                         ids=["upper", "short", "nonhex", "none", "spaces", "mixed"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["ABCDEF0123456789"],
+        ["abc"],
+        ["0123456789abcdeg"],
+        [None],
+        ["0123 4567 89ab c"],
+        ["0123456789abcdef", "level-3"],
+    ],
+    ids=["upper", "short", "nonhex", "none", "spaces", "mixed"],
+)
 def test_non_canonical_ids_are_not_packed(bad):
     assert hex_to_uint64(bad) is None
 
@@ -150,11 +160,11 @@ def test_unknown_id_raises_cache_miss_and_reset_recovers():
     space = Discrete(4)
     view = PeerView()
     tasks = space.all_tasks
-    encode_tasks(tasks, "discrete", view)            # the reply that never arrived
-    batch = encode_tasks(tasks, "discrete", view)    # the sender thinks the receiver has them
+    encode_tasks(tasks, "discrete", view)  # the reply that never arrived
+    batch = encode_tasks(tasks, "discrete", view)  # the sender thinks the receiver has them
     with pytest.raises(TaskCacheMiss, match=r"^4 task id\(s\) not in the receiver's task table"):
         decode_tasks(batch, TaskTable())
-    view.clear()                                      # reset_peer=True on the service
+    view.clear()  # reset_peer=True on the service
     assert decode_tasks(encode_tasks(tasks, "discrete", view), TaskTable()) == tasks
 
 
@@ -179,16 +189,18 @@ def test_small_lru_caches_stay_in_step():
 def _outcomes() -> list[Outcome]:
     out = []
     for i in range(30):
-        out.append(Outcome(
-            task_id=f"{i * 7919:016x}",
-            episode_return=float(i) * 0.1 - 1.0 if i != 5 else float("inf"),
-            success=[None, True, False][i % 3],
-            length=None if i % 4 == 0 else i * 100,
-            student_id=["alice", "bob", "ünïcødé 学生"][i % 3],
-            info={"level": i, "note": UNICODE_TEXTS[i % 6]} if i % 5 == 0 else {},
-            t=1_700_000_000.0 + i / 7,
-            episode_id=None if i == 7 else f"{i:016x}",
-        ))
+        out.append(
+            Outcome(
+                task_id=f"{i * 7919:016x}",
+                episode_return=float(i) * 0.1 - 1.0 if i != 5 else float("inf"),
+                success=[None, True, False][i % 3],
+                length=None if i % 4 == 0 else i * 100,
+                student_id=["alice", "bob", "ünïcødé 学生"][i % 3],
+                info={"level": i, "note": UNICODE_TEXTS[i % 6]} if i % 5 == 0 else {},
+                t=1_700_000_000.0 + i / 7,
+                episode_id=None if i == 7 else f"{i:016x}",
+            )
+        )
     return out
 
 

@@ -1,5 +1,6 @@
 """Covar-GMM: time stamps and LP as teachDeepRL, determinism, exact state round trips,
 config errors, presets, toy-env smoke parity."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,6 @@ from openended.teachers.covar_gmm import CovarGMMTeacher
 SPACE = Box([0.0, 0.0], [1.0, 1.0])
 FAST = dict(fit_rate=20, refit_executor="thread")
 REF = dict(mode="reference", fit_rate=20, k_max=6, refit_executor="inline")
-
-
 
 
 def _ret(t: Task) -> float:
@@ -50,8 +49,9 @@ def test_rows_are_task_time_return_with_teachdeeprl_time_stamps() -> None:
 
 
 def _lp_teacher(mode: str, **kw: Any) -> CovarGMMTeacher:
-    t = make_teacher("covar_gmm", SPACE, seed=2, mode=mode, fit_rate=20, k_max=4, random_ratio=0.0,
-                     refit_executor="inline", **kw)
+    t = make_teacher(
+        "covar_gmm", SPACE, seed=2, mode=mode, fit_rate=20, k_max=4, random_ratio=0.0, refit_executor="inline", **kw
+    )
     cov = np.tile(np.diag([1e-4, 1e-4, 0.01, 0.04]), (3, 1, 1))
     cov[0, 2, 3] = cov[0, 3, 2] = -0.015  # return falls with time: LP 0
     cov[1, 2, 3] = cov[1, 3, 2] = 0.004  # slow rise over the whole batch
@@ -116,29 +116,46 @@ def test_bad_configs_name_the_field() -> None:
     def msg(path: str, text: str) -> str:
         return f"^{re.escape(f'invalid configuration for teacher.covar_gmm:{chr(10)}{path}: {text}')}$"
 
-    with pytest.raises(ConfigError, match=msg(
-            "teacher.covar_gmm", "Value error, k_max (2) must be greater than k_min (2): the ks tried are "
-            "np.arange(k_min, k_max), got {'k_max': 2}")):
+    with pytest.raises(
+        ConfigError,
+        match=msg(
+            "teacher.covar_gmm",
+            "Value error, k_max (2) must be greater than k_min (2): the ks tried are "
+            "np.arange(k_min, k_max), got {'k_max': 2}",
+        ),
+    ):
         make_teacher("covar_gmm", SPACE, k_max=2)
-    with pytest.raises(ConfigError, match=msg(
-            "teacher.covar_gmm.variant", "Input should be 'original' or 'improved', got 'better'")):
+    with pytest.raises(
+        ConfigError, match=msg("teacher.covar_gmm.variant", "Input should be 'original' or 'improved', got 'better'")
+    ):
         make_teacher("covar_gmm", SPACE, variant="better")
-    with pytest.raises(ConfigError, match=msg("teacher.covar_gmm.fit_rate", "Input should be greater than or "
-                                              "equal to 2, got 1")):
+    with pytest.raises(
+        ConfigError, match=msg("teacher.covar_gmm.fit_rate", "Input should be greater than or equal to 2, got 1")
+    ):
         make_teacher("covar_gmm", SPACE, fit_rate=1)
 
 
 def test_presets_are_the_published_settings() -> None:
     c = make_teacher("covar_gmm", SPACE, preset="teachdeeprl").config
     assert (c.mode, c.fit_rate, c.random_ratio, c.k_min, c.k_max, c.return_bounds) == (
-        "reference", 250, 0.2, 2, 11, (-150.0, 350.0))
+        "reference",
+        250,
+        0.2,
+        2,
+        11,
+        (-150.0, 350.0),
+    )
     c = make_teacher("covar_gmm", SPACE, preset="teachmyagent").config
     assert (c.mode, c.fit_rate, c.random_ratio, c.k_max, c.return_bounds, c.refit_executor) == (
-        "reference", 150, 0.1, 15, None, "inline")
+        "reference",
+        150,
+        0.1,
+        15,
+        None,
+        "inline",
+    )
     assert make_teacher("covar_gmm", SPACE, preset="teachdeeprl_toy").config.return_bounds is None
     assert isinstance(make_teacher("igmm", SPACE), CovarGMMTeacher)
-
-
 
 
 def test_toy_env_fast_covar_gmm_beats_random() -> None:

@@ -1,4 +1,5 @@
 """Crafter task env (grammar, task sets, check_env, success detection, set_task timing) and the sim learner."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,21 +35,34 @@ def test_task_set_sizes_match_omni() -> None:
         crafter_task_set("nope")
 
 
-@pytest.mark.parametrize("text,comps,ordered", [
-    ("collect_wood", (("collect_wood", 1),), False),
-    ("collect_wood_3", (("collect_wood", 3),), False),
-    ("harvest_wood_3", (("collect_wood", 3),), False),
-    ("craft_wood_pickaxe", (("make_wood_pickaxe", 1),), False),
-    ("collect_wood then place_table", (("collect_wood", 1), ("place_table", 1)), True),
-    ("place_table and collect_drink_2", (("place_table", 1), ("collect_drink", 2)), False),
-])
+@pytest.mark.parametrize(
+    "text,comps,ordered",
+    [
+        ("collect_wood", (("collect_wood", 1),), False),
+        ("collect_wood_3", (("collect_wood", 3),), False),
+        ("harvest_wood_3", (("collect_wood", 3),), False),
+        ("craft_wood_pickaxe", (("make_wood_pickaxe", 1),), False),
+        ("collect_wood then place_table", (("collect_wood", 1), ("place_table", 1)), True),
+        ("place_table and collect_drink_2", (("place_table", 1), ("collect_drink", 2)), False),
+    ],
+)
 def test_grammar_parses(text: str, comps: tuple, ordered: bool) -> None:
     spec = parse_crafter_task(text)
     assert spec is not None and spec.components == comps and spec.ordered == ordered
 
 
-@pytest.mark.parametrize("text", ["", "collect_unicorn", "collect_wood_0", "__import__('os').system('x')",
-                                  "<script>alert(1)</script>", "collect_wood" * 100, "a and b then c"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "collect_unicorn",
+        "collect_wood_0",
+        "__import__('os').system('x')",
+        "<script>alert(1)</script>",
+        "collect_wood" * 100,
+        "a and b then c",
+    ],
+)
 def test_grammar_rejects_without_evaluating(text: str) -> None:
     assert parse_crafter_task(text) is None
     assert validate_crafter_task(text)[0] is False

@@ -1,5 +1,6 @@
 """README and docs snippets run as doctests (a stale example is a failing test), and the
 README's two fresh-machine commands are the ones CI runs."""
+
 import doctest
 import pathlib
 
@@ -9,10 +10,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-@pytest.mark.parametrize("path", [p for p in DOCS if ">>> " in p.read_text(encoding="utf-8")],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in DOCS if ">>> " in p.read_text(encoding="utf-8")], ids=lambda p: p.name)
 def test_markdown_examples_run(path):
-    result = doctest.testfile(str(path), module_relative=False, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testfile(
+        str(path), module_relative=False, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
     assert result.failed == 0, f"{result.failed} failing example(s) in {path.name}"
 
 

@@ -1,4 +1,5 @@
 """Every registered single-agent env family through `check_task_env` (STYLE: a checker per extension point)."""
+
 import pytest
 
 from openended.envs import make_env

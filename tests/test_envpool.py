@@ -5,22 +5,19 @@ The pairing check: `CountEnv`'s episode return and length are functions of its t
 `PairingTeacher` at the service can verify each outcome against the task its id names. A
 pool that reported the wrong id (the next task, a neighbour's task) would fail it.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from support import SPACE, CountEnv, PairingTeacher, local_ray
 
 from openended.errors import ConfigError
 from openended.runtime.client import LocalTeacherClient
 from openended.runtime.envpool import EnvPoolCore
 from openended.runtime.service import TeacherServiceCore
-from openended.tasks import Box, Outcome
-from support import SPACE, CountEnv, PairingTeacher, local_ray
-
-
-
+from openended.tasks import Box
 
 
 # ------------------------------------------------------------------ in-process (no Ray)
@@ -53,8 +50,9 @@ def test_core_callable_policy_gets_one_observation_per_env():
         seen.append(len(obs_batch))
         return [np.zeros(1, np.float32) for _ in obs_batch]
 
-    pool = EnvPoolCore(CountEnv, None, num_envs=4, client=LocalTeacherClient(core, "count"), policy=policy,
-                       steps_per_call=10)
+    pool = EnvPoolCore(
+        CountEnv, None, num_envs=4, client=LocalTeacherClient(core, "count"), policy=policy, steps_per_call=10
+    )
     assert pool.step()["steps"] == 40
     assert seen == [4] * 10
     pool.close()
@@ -101,9 +99,19 @@ def test_pools_send_every_outcome_to_the_service_with_the_task_it_ran(ray_sessio
 
     svc = start_service("pool_pairing", NAMESPACE, metrics=False)
     ray.get(svc.add_curriculum.remote("count", PairingTeacher(seed=2), None, None, None, "shared"))
-    pools = make_pools(2, "pool_pairing", "count", CountEnv, {}, num_envs=3, num_cpus=0.5, seed=11,
-                       steps_per_call=40, namespace=NAMESPACE,
-                       client_options={"buffer_size": 16, "low_watermark": 4, "flush_every": 8})
+    pools = make_pools(
+        2,
+        "pool_pairing",
+        "count",
+        CountEnv,
+        {},
+        num_envs=3,
+        num_cpus=0.5,
+        seed=11,
+        steps_per_call=40,
+        namespace=NAMESPACE,
+        client_options={"buffer_size": 16, "low_watermark": 4, "flush_every": 8},
+    )
     results = [ray.get([p.step.remote() for p in pools]) for _ in range(3)]
     for per_call in results:
         assert [r["steps"] for r in per_call] == [120, 120]  # K=40 vector steps x 3 envs, per call
@@ -147,8 +155,8 @@ def test_pool_on_the_toy_family_reports_one_outcome_per_step(ray_session):
 def test_pool_hosts_a_pettingzoo_team_env():
     """A PettingZoo task env in an EnvPool: one outcome per team episode, with its task id."""
     from openended.envs import make_env
-    from openended.runtime.envpool import EnvPoolCore
     from openended.runtime.client import LocalTeacherClient
+    from openended.runtime.envpool import EnvPoolCore
     from openended.runtime.service import TeacherServiceCore
 
     space = make_env("simple_spread").task_space()

@@ -1,4 +1,5 @@
 """Event log: append, read from offsets, survive a torn last line (kill -9)."""
+
 from __future__ import annotations
 
 import os
@@ -116,10 +117,10 @@ def test_interval_fsync_runs_in_the_background(tmp_path):
     deadline = time.monotonic() + 5
     while log.n_fsyncs == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert log.n_fsyncs >= 1                      # fsynced without another write
+    assert log.n_fsyncs >= 1  # fsynced without another write
     n = log.n_fsyncs
     time.sleep(0.1)
-    assert log.n_fsyncs == n                      # nothing new: no fsync
+    assert log.n_fsyncs == n  # nothing new: no fsync
     log.close()
     assert log.closed and log._syncer is None
 
@@ -135,8 +136,18 @@ def test_typed_events_round_trip(tmp_path, enc):
     box = Box([0, 0], [1, 2])
     tasks = box.sample_uniform(np.random.default_rng(0), 16)
     texts = TextSpace(["walk ✓", "найти алмаз"]).sample_uniform(np.random.default_rng(1), 5)
-    outcomes = [Outcome(t.id, float(i), success=i % 2 == 0, length=i, student_id="s", episode_id=f"{i:016x}",
-                        info={"np": np.float32(0.5)} if i == 0 else {}) for i, t in enumerate(tasks)]
+    outcomes = [
+        Outcome(
+            t.id,
+            float(i),
+            success=i % 2 == 0,
+            length=i,
+            student_id="s",
+            episode_id=f"{i:016x}",
+            info={"np": np.float32(0.5)} if i == 0 else {},
+        )
+        for i, t in enumerate(tasks)
+    ]
     with EventLog(path, array_encoding=enc) as log:
         log.curriculum("walk", {"teacher": "random"})
         log.sampled("walk", "alice", encode_tasks(tasks, "box"))

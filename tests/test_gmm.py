@@ -1,5 +1,6 @@
 """GMM machinery: the reference fit is sklearn's, the fast fit finds the same clusters,
 mixtures sample what they say and survive a dict round trip."""
+
 from __future__ import annotations
 
 import json
@@ -102,8 +103,12 @@ def test_mixture_dict_round_trip_through_json() -> None:
     mix = Mixture.from_dict(fit_fast(x, [4], seed=0))
     d = _from_jsonable(json.loads(json.dumps(_to_jsonable(mix.to_dict()))))
     back = Mixture.from_dict(d)
-    for a, b in ((mix.weights, back.weights), (mix.means, back.means), (mix.covariances, back.covariances),
-                 (mix.chol, back.chol)):
+    for a, b in (
+        (mix.weights, back.weights),
+        (mix.means, back.means),
+        (mix.covariances, back.covariances),
+        (mix.chol, back.chol),
+    ):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(mix.chol @ np.swapaxes(mix.chol, 1, 2), mix.covariances, atol=1e-12)
     with pytest.raises(ValueError):
@@ -130,11 +135,11 @@ def test_mixture_sample_follows_probs_and_truncated_marginal() -> None:
 def test_fit_windows_fire_on_multiples_of_fit_rate_whatever_the_batching() -> None:
     rows = np.arange(30, dtype=float)[:, None]
     one = FitWindows(4, 1)
-    seen_one = [w[:, 0].tolist() for i in range(30) for w in one.push(rows[i:i + 1], i)]
+    seen_one = [w[:, 0].tolist() for i in range(30) for w in one.push(rows[i : i + 1], i)]
     batched = FitWindows(4, 1)
     seen_b, n = [], 0
     for size in (3, 7, 1, 9, 10):
-        seen_b += [w[:, 0].tolist() for w in batched.push(rows[n:n + size], n)]
+        seen_b += [w[:, 0].tolist() for w in batched.push(rows[n : n + size], n)]
         n += size
     expected = [list(range(e - 4, e)) for e in (4, 8, 12, 16, 20, 24, 28)]
     assert seen_one == seen_b == [[float(v) for v in w] for w in expected]
@@ -210,10 +215,10 @@ def test_compiled_kmeans_init_is_lloyd_from_the_chain() -> None:
     np.testing.assert_array_equal(chain[0], x[3])
     ks = np.array([2, 4, 5], dtype=np.int64)
     w, mu, cov = gmm_em.kmeans_init(x, z, iu, ju, chain, ks, 300, 1e-6)
-    for g, (k, first) in enumerate(zip(ks, (0, 2, 6))):
+    for _g, (k, first) in enumerate(zip(ks, (0, 2, 6))):
         km = KMeans(int(k), init=chain[:k], n_init=1, max_iter=300, tol=0.0, algorithm="lloyd").fit(x)
-        np.testing.assert_allclose(mu[first:first + k], km.cluster_centers_, atol=1e-9)
-        np.testing.assert_allclose(w[first:first + k] * len(x), np.bincount(km.labels_, minlength=k), atol=1e-6)
+        np.testing.assert_allclose(mu[first : first + k], km.cluster_centers_, atol=1e-9)
+        np.testing.assert_allclose(w[first : first + k] * len(x), np.bincount(km.labels_, minlength=k), atol=1e-6)
 
 
 def test_compiled_em_survives_covariances_that_are_not_positive_definite() -> None:
@@ -222,6 +227,7 @@ def test_compiled_em_survives_covariances_that_are_not_positive_definite() -> No
     x, _ = _clusters(7, n=40)
     z, zt, iu, ju = _packed(x - x.mean(0))
     cov = np.stack([np.diag([1.0, -0.5, 1.0]), np.full((3, 3), np.nan)])  # indefinite; not finite
-    w, mu, cov, ll, _, _ = gmm_em.em(z, zt, iu, ju, np.array([0.5, 0.5]), np.zeros((2, 3)), cov,
-                                     np.array([0, 2], dtype=np.int64), 5, 1e-3, 1e-6)
+    w, mu, cov, ll, _, _ = gmm_em.em(
+        z, zt, iu, ju, np.array([0.5, 0.5]), np.zeros((2, 3)), cov, np.array([0, 2], dtype=np.int64), 5, 1e-3, 1e-6
+    )
     assert np.isfinite(ll).all() and np.isfinite(mu).all() and np.isfinite(cov).all()

@@ -1,4 +1,5 @@
 """DESIGN.md's layering rule: pure algorithm packages never import Ray (checked on the source)."""
+
 import ast
 import pathlib
 import sys

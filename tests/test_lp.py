@@ -1,4 +1,5 @@
 """LearningProgressTeacher: OMNI's LP maths on hand-computed cases, sources, determinism, state."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """PettingZoo task envs: parallel API for several tasks, task timing, determinism, outcomes, errors."""
+
 from __future__ import annotations
 
 import re
@@ -9,27 +10,31 @@ import pytest
 pytest.importorskip("pettingzoo")
 pytest.importorskip("mpe2")
 
-from pettingzoo.test import parallel_api_test  # noqa: E402
+from pettingzoo.test import parallel_api_test
 
-from openended.envs import make_env  # noqa: E402
-from openended.envs.multiagent import (  # noqa: E402
+from openended.envs import make_env
+from openended.envs.multiagent import (
     MultiwalkerTaskEnv,
     SimpleSpreadTaskEnv,
     SimpleTagTaskEnv,
     rllib_env_creator,
 )
-from openended.errors import ConfigError, TaskNotInSpace  # noqa: E402
-from openended.tasks import Box  # noqa: E402
+from openended.errors import ConfigError, TaskNotInSpace
+from openended.tasks import Box
 
 # parallel_api_test warns when a task uses fewer agents than possible_agents (by design here)
 pytestmark = pytest.mark.filterwarnings("ignore:No agents present but not all possible_agents")
 
 CASES = {
-    "multiwalker": (MultiwalkerTaskEnv, [dict(n_walkers=2, terrain_length=60),
-                                         dict(n_walkers=4, hardcore=1, position_noise=0.005)]),
+    "multiwalker": (
+        MultiwalkerTaskEnv,
+        [dict(n_walkers=2, terrain_length=60), dict(n_walkers=4, hardcore=1, position_noise=0.005)],
+    ),
     "simple_spread": (SimpleSpreadTaskEnv, [dict(n_agents=2), dict(n_agents=4, layout_seed=3, local_ratio=0.1)]),
-    "simple_tag": (SimpleTagTaskEnv, [dict(num_good=2, num_adversaries=2, num_obstacles=0),
-                                      dict(num_good=1, num_adversaries=4, num_obstacles=3)]),
+    "simple_tag": (
+        SimpleTagTaskEnv,
+        [dict(num_good=2, num_adversaries=2, num_obstacles=0), dict(num_good=1, num_adversaries=4, num_obstacles=3)],
+    ),
 }
 
 
@@ -211,8 +216,13 @@ def test_multiwalker_task_reaches_the_upstream_env_and_rounds_integers():
         assert env.agents == ["walker_0", "walker_1", "walker_2"]
         assert (base.n_walkers, base.terrain_length, base.hardcore, base.angle_noise) == (3, 80, True, 0.002)
         assert len(base.terrain_x) == 80
-        assert env.task_params() == {"n_walkers": 3, "terrain_length": 80, "hardcore": 1,
-                                     "position_noise": 0.001, "angle_noise": 0.002}
+        assert env.task_params() == {
+            "n_walkers": 3,
+            "terrain_length": 80,
+            "hardcore": 1,
+            "position_noise": 0.001,
+            "angle_noise": 0.002,
+        }
         while env.agents:  # motionless walkers never carry the package home
             _, _, term, trunc, infos = env.step({a: np.zeros(4, np.float32) for a in env.agents})
         assert all(o.success is False for o in env.episode_outcomes())
@@ -224,23 +234,37 @@ def test_multiwalker_task_reaches_the_upstream_env_and_rounds_integers():
 def test_bad_tasks_and_configs_raise_naming_the_value():
     env = MultiwalkerTaskEnv()
     try:
-        with pytest.raises(TaskNotInSpace, match=r"^multiwalker: task parameter n_walkers=7\.0 is outside "
-                                                 r"\[2\.0, 4\.0\]$"):
+        with pytest.raises(
+            TaskNotInSpace,
+            match=r"^multiwalker: task parameter n_walkers=7\.0 is outside "
+            r"\[2\.0, 4\.0\]$",
+        ):
             env.task(n_walkers=7)
-        msg = ("multiwalker: unknown task parameter(s) ['n_walker']; valid: ['n_walkers', 'terrain_length', "
-               "'hardcore', 'position_noise', 'angle_noise']")
+        msg = (
+            "multiwalker: unknown task parameter(s) ['n_walker']; valid: ['n_walkers', 'terrain_length', "
+            "'hardcore', 'position_noise', 'angle_noise']"
+        )
         with pytest.raises(TaskNotInSpace, match=f"^{re.escape(msg)}$"):
             env.task(n_walker=2)
         foreign = Box([0, 0, 0, 0, 0], [9, 999, 1, 1, 1]).task([3, 500, 0, 0, 0])
-        with pytest.raises(TaskNotInSpace, match=r"^multiwalker: task parameter terrain_length=500\.0 is outside "
-                                                 r"\[60\.0, 200\.0\]$"):
+        with pytest.raises(
+            TaskNotInSpace,
+            match=r"^multiwalker: task parameter terrain_length=500\.0 is outside "
+            r"\[60\.0, 200\.0\]$",
+        ):
             env.set_task(foreign)
-        with pytest.raises(TaskNotInSpace, match=r"^set_task expects an openended Task, a dict of named parameters "
-                                                 r"or a sequence of 5 values, got str$"):
+        with pytest.raises(
+            TaskNotInSpace,
+            match=r"^set_task expects an openended Task, a dict of named parameters "
+            r"or a sequence of 5 values, got str$",
+        ):
             env.set_task("n_walkers=2")  # type: ignore[arg-type]
-        with pytest.raises(TaskNotInSpace, match=r"^multiwalker: a task has 5 parameters \['n_walkers', "
-                                                 r"'terrain_length', 'hardcore', 'position_noise', 'angle_noise'\], "
-                                                 r"got 2 values \[2, 60\]$"):
+        with pytest.raises(
+            TaskNotInSpace,
+            match=r"^multiwalker: a task has 5 parameters \['n_walkers', "
+            r"'terrain_length', 'hardcore', 'position_noise', 'angle_noise'\], "
+            r"got 2 values \[2, 60\]$",
+        ):
             env.set_task([2, 60])
         env.set_task({"n_walkers": 2, "hardcore": 1})  # named parameters; the rest are defaults
         env.reset(seed=0)
@@ -250,12 +274,17 @@ def test_bad_tasks_and_configs_raise_naming_the_value():
         assert env.current_task == env.task(n_walkers=4, terrain_length=100, position_noise=0, angle_noise=0)
     finally:
         env.close()
-    msg = ("invalid configuration for env.multiwalker:\nenv.multiwalker: Value error, walkers: min 4 is above max 3, "
-           "got {'min_walkers': 4, 'max_walkers': 3}")
+    msg = (
+        "invalid configuration for env.multiwalker:\nenv.multiwalker: Value error, walkers: min 4 is above max 3, "
+        "got {'min_walkers': 4, 'max_walkers': 3}"
+    )
     with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
         MultiwalkerTaskEnv(min_walkers=4, max_walkers=3)
-    with pytest.raises(ConfigError, match=r"^rllib_env_creator: unknown multi-agent family 'pong'; choose one of "
-                                          r"\['multiwalker', 'simple_spread', 'simple_tag'\]$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^rllib_env_creator: unknown multi-agent family 'pong'; choose one of "
+        r"\['multiwalker', 'simple_spread', 'simple_tag'\]$",
+    ):
         rllib_env_creator("pong")
 
 
@@ -274,11 +303,18 @@ def test_padded_observations_keep_one_shape_per_agent():
             env.close()
 
 
-@pytest.mark.parametrize("cls,fixed,task", [
-    (SimpleTagTaskEnv, dict(min_good=2, max_good=2, min_adversaries=4, max_adversaries=4, min_obstacles=3,
-                            max_obstacles=3), dict(num_good=2, num_adversaries=4, num_obstacles=3)),
-    (SimpleSpreadTaskEnv, dict(min_agents=4, max_agents=4), dict(n_agents=4)),
-], ids=["simple_tag", "simple_spread"])
+@pytest.mark.parametrize(
+    "cls,fixed,task",
+    [
+        (
+            SimpleTagTaskEnv,
+            dict(min_good=2, max_good=2, min_adversaries=4, max_adversaries=4, min_obstacles=3, max_obstacles=3),
+            dict(num_good=2, num_adversaries=4, num_obstacles=3),
+        ),
+        (SimpleSpreadTaskEnv, dict(min_agents=4, max_agents=4), dict(n_agents=4)),
+    ],
+    ids=["simple_tag", "simple_spread"],
+)
 def test_padded_observation_equals_upstream_at_maximum_counts(cls, fixed, task):
     padded, native = cls(), cls(**fixed)
     try:
@@ -297,9 +333,12 @@ def test_padded_observation_equals_upstream_at_maximum_counts(cls, fixed, task):
 
 
 def test_native_observations_need_fixed_counts():
-    with pytest.raises(ConfigError, match=r"^env\.simple_spread\.observation: 'native' observations change length "
-                                          r"when agent or landmark counts vary across tasks; use 'padded' or "
-                                          r"'nearest', or pin the counts \(min == max\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^env\.simple_spread\.observation: 'native' observations change length "
+        r"when agent or landmark counts vary across tasks; use 'padded' or "
+        r"'nearest', or pin the counts \(min == max\)$",
+    ):
         SimpleSpreadTaskEnv(observation="native")
 
 
@@ -316,8 +355,13 @@ def test_simple_tag_success_when_every_prey_is_caught():
         while env.agents:
             env.step({a: 0 for a in env.agents})
         outs = {o.student_id: o.success for o in env.episode_outcomes()}
-        assert outs == {"adversary_0": True, "adversary_1": True, "adversary_2": True, "adversary_3": True,
-                        "agent_0": False}
+        assert outs == {
+            "adversary_0": True,
+            "adversary_1": True,
+            "adversary_2": True,
+            "adversary_3": True,
+            "agent_0": False,
+        }
     finally:
         env.close()
 
@@ -348,6 +392,7 @@ def test_multiwalker_success_when_the_package_crosses_the_line():
         env.reset(seed=0)
         base = env.upstream.unwrapped.env
         from pettingzoo.sisl.multiwalker import multiwalker_base as mb
+
         base.package.position = ((60 - mb.TERRAIN_GRASS) * mb.TERRAIN_STEP + 1.0, base.package.position.y)
         _, _, term, _, infos = env.step({a: np.zeros(4, np.float32) for a in env.agents})
         assert all(term.values()) and infos["walker_0"]["success"] is True

@@ -1,10 +1,11 @@
 """OMNITeacher: Algorithm 1 on a hand-built table, x0.001 weighting, background judge, determinism, state."""
+
 from __future__ import annotations
 
 import json
 import threading
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -31,8 +32,10 @@ class FamilyJudge:
     def judge(self, candidates: Sequence[Task | str], context: JudgeContext) -> list[Judgement]:
         a = context.mastered[0]
         self.calls.append((a, len(candidates)))
-        return [Judgement(0.0 if family(candidate_text(c)) == family(a) else 1.0, f"same family as {a}", True,
-                          self.name) for c in candidates]
+        return [
+            Judgement(0.0 if family(candidate_text(c)) == family(a) else 1.0, f"same family as {a}", True, self.name)
+            for c in candidates
+        ]
 
 
 class TableJudge:
@@ -45,8 +48,9 @@ class TableJudge:
 
     def judge(self, candidates, context):
         row = self.table[context.mastered[0]]
-        return [Judgement(1.0 if row.get(candidate_text(c), True) else 0.0, "table", True, self.name)
-                for c in candidates]
+        return [
+            Judgement(1.0 if row.get(candidate_text(c), True) else 0.0, "table", True, self.name) for c in candidates
+        ]
 
 
 TEXTS = ["wood_1", "wood_2", "wood_3", "table", "pickaxe", "dummy"]
@@ -64,8 +68,14 @@ def test_algorithm1_on_hand_built_table() -> None:
     # order: wood_2 (0.9) -> interesting, marks wood_1, wood_3 boring; wood_1 is skipped (labelled),
     # so its row never applies and table stays unlabelled; table (0.3) -> interesting, marks pickaxe;
     # dummy (0.0) -> interesting.
-    assert lab == {"wood_2": INTERESTING, "wood_1": BORING, "wood_3": BORING, "table": INTERESTING,
-                   "pickaxe": BORING, "dummy": INTERESTING}
+    assert lab == {
+        "wood_2": INTERESTING,
+        "wood_1": BORING,
+        "wood_3": BORING,
+        "table": INTERESTING,
+        "pickaxe": BORING,
+        "dummy": INTERESTING,
+    }
     assert "given 'wood_2'" in res["reasons"][0]
 
 
@@ -207,8 +217,13 @@ def test_embedding_judge_with_injected_embedder() -> None:
     from openended.moi.embedding import hashing_embed
 
     space = Discrete(["collect wood", "collect wood again", "place table"])
-    t = _omni(space, "embedding", judge_config={"embed_fn": hashing_embed, "duplicate_similarity": 0.6},
-              partition_every=1, refit_executor="inline")
+    t = _omni(
+        space,
+        "embedding",
+        judge_config={"embed_fn": hashing_embed, "duplicate_similarity": 0.6},
+        partition_every=1,
+        refit_executor="inline",
+    )
     _success(t, {"collect wood": 0.9}, 1)
     t.refresh_partition()
     boring = {x.text for x in t.known_tasks() if x.id in set(t.partition()["boring"])}

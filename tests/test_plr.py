@@ -1,4 +1,5 @@
 """PLR teacher: transforms on hand-computed cases, replay/explore rule, buffer, proxies, state."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,12 @@ def scored(teacher: PLRTeacher, scores: dict[int, float], returns: dict[int, flo
     sp = teacher.space
     tasks = [sp.task(v) for v in scores]
     teacher.register_tasks(tasks)
-    teacher.update([Outcome(task_id=t.id, episode_return=(returns or {}).get(v, 0.0), info={"score": s})
-                    for t, (v, s) in zip(tasks, scores.items())])
+    teacher.update(
+        [
+            Outcome(task_id=t.id, episode_return=(returns or {}).get(v, 0.0), info={"score": s})
+            for t, (v, s) in zip(tasks, scores.items())
+        ]
+    )
 
 
 def levels(tasks) -> list[int]:
@@ -118,9 +123,9 @@ def test_min_fill_and_proportionate_schedule():
 def test_bounded_buffer_replaces_lowest_score_only_when_beaten():
     t = make_teacher("plr", Discrete(10), buffer_size=2)
     scored(t, {0: 1.0, 1: 3.0})
-    scored(t, {2: 2.0})   # beats level 0 (1.0): replaces it
+    scored(t, {2: 2.0})  # beats level 0 (1.0): replaces it
     assert sorted(levels(t.known_tasks())) == [1, 2]
-    scored(t, {3: 0.5})   # loses to the lowest (2.0): not admitted
+    scored(t, {3: 0.5})  # loses to the lowest (2.0): not admitted
     assert sorted(levels(t.known_tasks())) == [1, 2]
     s = t.stats()
     assert (s["plr/inserted"], s["plr/replaced"], s["plr/rejected"]) == (3, 1, 1)
@@ -154,12 +159,13 @@ def test_info_score_source_is_enforced():
     t = make_teacher("plr", Discrete(3), score_source="info")
     task = t.space.task(0)
     t.register_tasks([task])
-    msg = (f"teacher.plr.score_source='info': outcome for task {task.id} has no info['score']; report the level "
-           "score (e.g. mean |GAE|) or use score_source='auto'")
+    msg = (
+        f"teacher.plr.score_source='info': outcome for task {task.id} has no info['score']; report the level "
+        "score (e.g. mean |GAE|) or use score_source='auto'"
+    )
     with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
         t.update([Outcome(task_id=task.id, episode_return=1.0)])
-    msg = (f"teacher.plr: outcome for task {task.id} has info['score']=nan; the learner must report a finite "
-           "level score")
+    msg = f"teacher.plr: outcome for task {task.id} has info['score']=nan; the learner must report a finite level score"
     with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
         t.update([Outcome(task_id=task.id, episode_return=1.0, info={"score": float("nan")})])
 
@@ -171,8 +177,15 @@ def drive(t: PLRTeacher, rounds: int, seed: int) -> list[int]:
     for _ in range(rounds):
         tasks = t.sample(6)
         out += levels(tasks)
-        outs = [Outcome(task_id=x.id, episode_return=float(rng.normal()), success=bool(rng.random() < 0.4),
-                        info={"score": float(rng.random())} if rng.random() < 0.5 else {}) for x in tasks]
+        outs = [
+            Outcome(
+                task_id=x.id,
+                episode_return=float(rng.normal()),
+                success=bool(rng.random() < 0.4),
+                info={"score": float(rng.random())} if rng.random() < 0.5 else {},
+            )
+            for x in tasks
+        ]
         t.update(outs[::-1])
     return out
 
@@ -196,8 +209,11 @@ def test_state_round_trip_continues_identically():
     assert drive(u, 15, 7) == drive(t, 15, 7)
     assert u.stats()["plr/top_levels"] == t.stats()["plr/top_levels"]
     wrong = make_teacher("plr", sp, buffer_size=5)
-    with pytest.raises(TeacherStateError, match=r"^plr state has buffer capacity 12, this teacher has 5; build it "
-                                                r"with buffer_size=12$"):
+    with pytest.raises(
+        TeacherStateError,
+        match=r"^plr state has buffer capacity 12, this teacher has 5; build it "
+        r"with buffer_size=12$",
+    ):
         wrong.load_state_dict(state)
 
 
@@ -213,12 +229,21 @@ def test_stats_are_top_k_and_json():
 
 
 def test_bad_config_and_space_errors():
-    with pytest.raises(ConfigError, match=r"^invalid configuration for teacher\.plr:\nteacher\.plr\.temperature: "
-                                          r"Input should be greater than 0, got 0$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^invalid configuration for teacher\.plr:\nteacher\.plr\.temperature: "
+        r"Input should be greater than 0, got 0$",
+    ):
         make_teacher("plr", Discrete(4), temperature=0)
-    with pytest.raises(ConfigError, match=r"^teacher\.plr\.buffer_size: must be at most the number of levels "
-                                          r"\(4\), got 10$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^teacher\.plr\.buffer_size: must be at most the number of levels "
+        r"\(4\), got 10$",
+    ):
         make_teacher("plr", Discrete(4), buffer_size=10)
-    with pytest.raises(ConfigError, match=r"^teacher 'plr' works on discrete spaces, got Box\(low=\[0\.0\], "
-                                          r"high=\[1\.0\], names=\['x0'\]\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^teacher 'plr' works on discrete spaces, got Box\(low=\[0\.0\], "
+        r"high=\[1\.0\], names=\['x0'\]\)$",
+    ):
         make_teacher("plr", Box([0], [1]))

@@ -3,6 +3,7 @@
 The reference for "level s" is always upstream itself: a fresh
 ``ProcgenGym3Env(num=1, num_levels=1, start_level=s)``; our envs must produce its frames.
 """
+
 from __future__ import annotations
 
 import re
@@ -12,22 +13,22 @@ import pytest
 
 pytest.importorskip("procgen")
 
-from gymnasium.utils.env_checker import check_env  # noqa: E402
-from procgen import ProcgenGym3Env  # noqa: E402
+from gymnasium.utils.env_checker import check_env
+from procgen import ProcgenGym3Env
 
-from openended.envs import make_env  # noqa: E402
-from openended.envs.procgen import ProcgenTaskEnv, ProcgenVectorTaskEnv  # noqa: E402
-from openended.errors import ConfigError, TaskNotInSpace  # noqa: E402
-from openended.tasks import Discrete  # noqa: E402
+from openended.envs import make_env
+from openended.envs.procgen import ProcgenTaskEnv, ProcgenVectorTaskEnv
+from openended.errors import ConfigError, TaskNotInSpace
+from openended.tasks import Discrete
 
 RIGHT_JUMP = 8  # holding right+up solves many easy coinrun levels
 
 
-def upstream_rollout(level: int, actions: list[int], game: str = "coinrun", mode: str = "easy"
-                     ) -> tuple[list[np.ndarray], list[float], list[bool]]:
+def upstream_rollout(
+    level: int, actions: list[int], game: str = "coinrun", mode: str = "easy"
+) -> tuple[list[np.ndarray], list[float], list[bool]]:
     """Frames seen *before* each action, rewards and episode-start flags, from upstream."""
-    env = ProcgenGym3Env(num=1, env_name=game, num_levels=1, start_level=level, distribution_mode=mode,
-                         num_threads=0)
+    env = ProcgenGym3Env(num=1, env_name=game, num_levels=1, start_level=level, distribution_mode=mode, num_threads=0)
     frames, rews, firsts = [], [], []
     for a in actions:
         frames.append(env.observe()[1]["rgb"][0].copy())
@@ -46,9 +47,11 @@ def env():
     e.close()
 
 
-@pytest.mark.parametrize("kw", [dict(game="coinrun"), dict(game="bigfish", distribution_mode="hard",
-                                                            max_episode_steps=50, num_levels=10)],
-                         ids=["coinrun-easy", "bigfish-hard-limit50"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(game="coinrun"), dict(game="bigfish", distribution_mode="hard", max_episode_steps=50, num_levels=10)],
+    ids=["coinrun-easy", "bigfish-hard-limit50"],
+)
 def test_check_env_passes(kw):
     e = ProcgenTaskEnv(**kw)
     check_env(e, skip_render_check=True)
@@ -164,7 +167,7 @@ def test_max_episode_steps_truncates():
     try:
         e.set_task(e.task_space().task(1))
         first, _ = e.reset()
-        for k in range(7):
+        for _k in range(7):
             last, _, te, tr, info = e.step(0)
         assert tr and not te and info["episode_length"] == 7 and info["success"] is False
         np.testing.assert_array_equal(last, upstream_rollout(1, [0] * 8)[0][7])  # the real 7th-step frame
@@ -190,15 +193,19 @@ def test_unset_task_draws_uniform_levels_from_seed():
 
 def test_bad_tasks_raise_naming_the_level(env):
     other = Discrete([999]).task(999)
-    msg = (f"procgen/coinrun/easy: level 999 (task {other.id}) is neither a training level (0..199) "
-           f"nor a held-out level (200..249)")
+    msg = (
+        f"procgen/coinrun/easy: level 999 (task {other.id}) is neither a training level (0..199) "
+        f"nor a held-out level (200..249)"
+    )
     with pytest.raises(TaskNotInSpace, match=f"^{re.escape(msg)}$"):
         env.set_task(other)
     msg = "procgen/coinrun/easy: level 999 is neither a training level (0..199) nor a held-out level (200..249)"
     with pytest.raises(TaskNotInSpace, match=f"^{re.escape(msg)}$"):
         env.set_task(999)
-    msg = ("set_task expects an openended Task or a level seed (int), got str; build one with "
-           "env.task_space().task(level) or take one from env.test_levels()")
+    msg = (
+        "set_task expects an openended Task or a level seed (int), got str; build one with "
+        "env.task_space().task(level) or take one from env.test_levels()"
+    )
     with pytest.raises(TaskNotInSpace, match=f"^{re.escape(msg)}$"):
         env.set_task("17")  # type: ignore[arg-type]
     env.set_task(17)  # a level seed is accepted as well
@@ -208,13 +215,18 @@ def test_bad_tasks_raise_naming_the_level(env):
 
 
 def test_bad_config_is_a_config_error():
-    msg = ("invalid configuration for env.procgen:\n"
-           "env.procgen: Value error, held-out levels 100..199 overlap training levels 0..199; move "
-           "test_start_level, got {'num_levels': 200, 'test_start_level': 100}")
+    msg = (
+        "invalid configuration for env.procgen:\n"
+        "env.procgen: Value error, held-out levels 100..199 overlap training levels 0..199; move "
+        "test_start_level, got {'num_levels': 200, 'test_start_level': 100}"
+    )
     with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
         ProcgenTaskEnv(num_levels=200, test_start_level=100)
-    with pytest.raises(ConfigError, match=r"^invalid configuration for env\.procgen:\nenv\.procgen\.game: Input "
-                                          r"should be 'bigfish', .* or 'starpilot', got 'pong'$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^invalid configuration for env\.procgen:\nenv\.procgen\.game: Input "
+        r"should be 'bigfish', .* or 'starpilot', got 'pong'$",
+    ):
         ProcgenTaskEnv(game="pong")
 
 
@@ -268,8 +280,11 @@ def test_vector_env_natural_episode_end_and_success():
                 for i in np.flatnonzero(infos["_final_info"]):
                     if not done[i]:
                         fi = infos["final_info"]
-                        finals[int(i)] = (bool(fi["success"][i]), float(fi["episode_return"][i]),
-                                          int(fi["level_seed"][i]))
+                        finals[int(i)] = (
+                            bool(fi["success"][i]),
+                            float(fi["episode_return"][i]),
+                            int(fi["level_seed"][i]),
+                        )
                         assert infos["final_obs"][i].shape == (64, 64, 3)
                         # the same level restarts (task persists): frame = upstream first frame
                         np.testing.assert_array_equal(obs[i], upstream_rollout(finals[int(i)][2], [0])[0][0])
@@ -277,7 +292,7 @@ def test_vector_env_natural_episode_end_and_success():
             if done.all():
                 break
         assert done.all()
-        for i, (succ, ret, lv) in finals.items():
+        for succ, ret, _lv in finals.values():
             assert succ == (ret > 0)
         assert finals[0][0] and finals[1][0] and not finals[2][0] and not finals[3][0]
         outs = v.pop_outcomes()
@@ -290,8 +305,10 @@ def test_vector_env_rejects_bad_tasks_and_indices():
     v = ProcgenVectorTaskEnv(num_envs=2, game="coinrun", num_levels=10, num_threads=0)
     try:
         bad = Discrete([500]).task(500)
-        msg = (f"procgen/coinrun/easy: level 500 (task {bad.id}) is neither a training level (0..9) "
-               f"nor a held-out level (10..109)")
+        msg = (
+            f"procgen/coinrun/easy: level 500 (task {bad.id}) is neither a training level (0..9) "
+            f"nor a held-out level (10..109)"
+        )
         with pytest.raises(TaskNotInSpace, match=f"^{re.escape(msg)}$"):
             v.set_tasks([None, bad])
         with pytest.raises(ConfigError, match=r"^set_task: index must be in 0\.\.1, got 5$"):

@@ -1,5 +1,6 @@
 """RIAC: determinism, exact state round trip, split rules, the anchor-code quirks and their fix,
 config errors, and a parity smoke on the toy learner."""
+
 from __future__ import annotations
 
 import json
@@ -45,14 +46,16 @@ def _ref_alp(rewards: np.ndarray, window: int = 200) -> float:
     w = min(len(rewards), window)
     last = rewards[-w:]
     half = w // 2
-    return abs(last[:w - half].mean() - last[w - half:].mean())
+    return abs(last[: w - half].mean() - last[w - half :].mean())
 
 
 # ----------------------------------------------------------------------- determinism
 @pytest.mark.parametrize("mode", MODES)
 def test_same_seed_and_outcomes_give_same_tasks(mode):
-    runs = [_drive(make_teacher("riac", SPACE, seed=3, mode=mode, max_region_size=40), ToyLearner(), 600, batch=7)
-            for _ in range(2)]
+    runs = [
+        _drive(make_teacher("riac", SPACE, seed=3, mode=mode, max_region_size=40), ToyLearner(), 600, batch=7)
+        for _ in range(2)
+    ]
     assert runs[0] == runs[1]
     other = _drive(make_teacher("riac", SPACE, seed=4, mode=mode, max_region_size=40), ToyLearner(), 600, batch=7)
     assert other != runs[0]
@@ -89,8 +92,12 @@ def test_batched_updates_equal_sequential_updates(mode):
     tasks = [SPACE.task(x) for x in xs]
     bat.register_tasks(tasks)
     for lo in range(0, 700, 64):
-        bat.update([Outcome(task_id=t.id, episode_return=float(r), t=0.0)
-                    for t, r in zip(tasks[lo:lo + 64], rewards[lo:lo + 64])])
+        bat.update(
+            [
+                Outcome(task_id=t.id, episode_return=float(r), t=0.0)
+                for t, r in zip(tasks[lo : lo + 64], rewards[lo : lo + 64])
+            ]
+        )
     assert seq.stats()["n_splits"] > 2
     assert json.dumps(seq.state_dict()["algo"]) == json.dumps(bat.state_dict()["algo"])
 
@@ -148,7 +155,7 @@ class _PlannedRng:
     def random(self, size):  # fast mode: thresholds as fractions of the unit region
         out = np.zeros(size)
         take = self.thresholds[:size]
-        out[:len(take)] = take
+        out[: len(take)] = take
         self.thresholds = self.thresholds[size:]
         return out
 
@@ -162,6 +169,7 @@ def _split_case():
     xs = np.stack([x0, np.full(n, 0.5)], axis=1)
     gain = np.where(x0 <= 0.1, 1.0, np.where(x0 <= 0.5, 0.3, 0.0))
     rewards = gain * (np.arange(n) > 100)
+
     def alps(thr):
         m = xs[:, 0] <= thr
         return _ref_alp(rewards[m]), _ref_alp(rewards[~m]), int(m.sum())
@@ -179,8 +187,16 @@ def test_split_score_and_child_alp_quirks(mode, fix):
     # quirk run: A then B -> A wins on |dALP| but the children get B's (last) ALPs;
     # fixed run: B then A -> B wins on n1*n2*|dALP| and keeps its own ALPs (not A's).
     order = ["B", "A"] if fix else ["A", "B"]
-    t = make_teacher("riac", SPACE, seed=0, mode=mode, fix_quirks=fix, nb_split_attempts=2,
-                     max_threshold_draws=8, min_dims_range_ratio=0.05)
+    t = make_teacher(
+        "riac",
+        SPACE,
+        seed=0,
+        mode=mode,
+        fix_quirks=fix,
+        nb_split_attempts=2,
+        max_threshold_draws=8,
+        min_dims_range_ratio=0.05,
+    )
     _feed(t, xs[:200], rewards[:200])
     real_rng = t.rng
     t.rng = _PlannedRng([case[k][0] for k in order])
@@ -210,8 +226,14 @@ def test_sampling_mix_and_bounds_fast_batch():
     positive = sum(r["alp"] for r in regions)
     assert positive > 0
     for r in zero:
-        covering = [q for q in regions if np.all(np.array(q["low"]) <= r["low"]) and
-                    np.all(np.array(q["high"]) >= r["high"]) and q["alp"] > 0 and q is not r]
+        covering = [
+            q
+            for q in regions
+            if np.all(np.array(q["low"]) <= r["low"])
+            and np.all(np.array(q["high"]) >= r["high"])
+            and q["alp"] > 0
+            and q is not r
+        ]
         if not covering:
             x = np.array([s.params for s in tasks if s.origin == "sampled"])
             inside = np.all((x > r["low"]) & (x < r["high"]), axis=1)
@@ -232,8 +254,12 @@ def test_return_bounds_rescales_like_tdrl():
     _feed(t, xs, np.r_[np.full(5, -150.0), np.full(5, 350.0)])
     assert t.stats()["regions"][0]["alp"] == pytest.approx(1.0)
     tma = make_teacher("riac", SPACE, preset="teachmyagent")
-    assert (tma.config.max_region_size, tma.config.nb_split_attempts, tma.config.min_dims_range_ratio,
-            tma.config.return_bounds) == (150, 75, 0.1, None)
+    assert (
+        tma.config.max_region_size,
+        tma.config.nb_split_attempts,
+        tma.config.min_dims_range_ratio,
+        tma.config.return_bounds,
+    ) == (150, 75, 0.1, None)
 
 
 def test_stats_are_json_ready():
@@ -245,19 +271,28 @@ def test_stats_are_json_ready():
 
 
 # ----------------------------------------------------------------------------- config
-@pytest.mark.parametrize("kw,line", [
-    ({"max_region_size": 3}, "teacher.riac.max_region_size: Input should be greater than or equal to 4, got 3"),
-    ({"random_task_ratio": 0.95},
-     "teacher.riac.mutation_ratio: Value error, random_task_ratio + mutation_ratio must be <= 1 "
-     "(random_task_ratio is 0.95), got 0.1"),
-    ({"min_region_size": 150},
-     "teacher.riac.min_region_size: Value error, must be at most (max_region_size + 1) / 2 = 100.5 so that both "
-     "children of a split can hold it, got 150"),
-    ({"return_bounds": (1, 0)},
-     "teacher.riac.return_bounds: Value error, must be (low, high) with low < high, or None for raw returns, "
-     "got (1, 0)"),
-    ({"mode": "slow"}, "teacher.riac.mode: Input should be 'reference' or 'fast', got 'slow'"),
-])
+@pytest.mark.parametrize(
+    "kw,line",
+    [
+        ({"max_region_size": 3}, "teacher.riac.max_region_size: Input should be greater than or equal to 4, got 3"),
+        (
+            {"random_task_ratio": 0.95},
+            "teacher.riac.mutation_ratio: Value error, random_task_ratio + mutation_ratio must be <= 1 "
+            "(random_task_ratio is 0.95), got 0.1",
+        ),
+        (
+            {"min_region_size": 150},
+            "teacher.riac.min_region_size: Value error, must be at most (max_region_size + 1) / 2 = 100.5 so that both "
+            "children of a split can hold it, got 150",
+        ),
+        (
+            {"return_bounds": (1, 0)},
+            "teacher.riac.return_bounds: Value error, must be (low, high) with low < high, or None for raw returns, "
+            "got (1, 0)",
+        ),
+        ({"mode": "slow"}, "teacher.riac.mode: Input should be 'reference' or 'fast', got 'slow'"),
+    ],
+)
 def test_bad_config_errors(kw, line):
     msg = f"invalid configuration for teacher.riac:\n{line}"
     with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
@@ -266,6 +301,7 @@ def test_bad_config_errors(kw, line):
 
 def test_riac_needs_a_box_space():
     from openended.tasks import Discrete
+
     with pytest.raises(ConfigError, match=re.escape("teacher 'riac' works on box spaces, got Discrete(")):
         make_teacher("riac", Discrete(3))
 

@@ -6,15 +6,16 @@ the teacher carrying the id of the task that episode ran.
 `PairingTeacher` checks each outcome against the task its id names (a wrapper that
 reported the next task's id, or a stale one, fails it).
 """
+
 from __future__ import annotations
 
 import os
 
 import pytest
+from support import CountEnv, PairingTeacher, local_ray
 
 from openended.errors import ConfigError
 from openended.tasks import Box
-from support import CountEnv, PairingTeacher, local_ray
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.rllib")
@@ -33,10 +34,12 @@ NAMESPACE = "test_rllib_curriculum"
 # RLlib re-registers its per-runner gymnasium id each time an algorithm is built (harmless).
 pytestmark = pytest.mark.filterwarnings("ignore:.*Overriding environment rllib-single-agent-env-v0")
 #: Small and fast: the point is the curriculum plumbing, not learning.
-FAST_PPO = {"train_batch_size_per_learner": 128, "minibatch_size": 64, "num_epochs": 1,
-            "model_config": {"fcnet_hiddens": [16, 16]}}
-
-
+FAST_PPO = {
+    "train_batch_size_per_learner": 128,
+    "minibatch_size": 64,
+    "num_epochs": 1,
+    "model_config": {"fcnet_hiddens": [16, 16]},
+}
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +56,11 @@ def _curriculum(snapshot: dict, name: str) -> tuple[dict, dict]:
 
 # ----------------------------------------------------------------------- no Ray needed
 def test_overrides_are_checked_by_name():
-    with pytest.raises(ConfigError, match=r"^build_algo_config.overrides.num_epoch: not a PPOConfig setting; "
-                                          r"did you mean 'num_epochs'\?$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^build_algo_config.overrides.num_epoch: not a PPOConfig setting; "
+        r"did you mean 'num_epochs'\?$",
+    ):
         build_algo_config("ppo", "CartPole-v1", {"num_epoch": 3})
     with pytest.raises(ConfigError, match=r"^build_algo_config.algo: must be one of \['ppo', 'sac'\], got 'dqn'$"):
         build_algo_config("dqn", "CartPole-v1")
@@ -73,8 +79,10 @@ def test_cpus_per_env_runner_leaves_room_on_small_machines():
 
 
 def test_step_counts_read_env_runner_lifetime_counters():
-    result = {"env_runners": {"num_env_steps_sampled_lifetime": 512, "num_episodes_lifetime": 40},
-              "learners": {"__all_modules__": {"num_env_steps_trained_lifetime": 2560}}}
+    result = {
+        "env_runners": {"num_env_steps_sampled_lifetime": 512, "num_episodes_lifetime": 40},
+        "learners": {"__all_modules__": {"num_env_steps_trained_lifetime": 2560}},
+    }
     assert algo_step_counts(result) == (512, 40)
     assert algo_step_counts({}) == (0, 0)
 
@@ -84,10 +92,18 @@ def test_step_counts_read_env_runner_lifetime_counters():
 def test_ppo_local_runner_pulls_a_task_per_episode_and_reports_its_outcome(ray_session):
     svc = ray_session
     ray.get(svc.add_curriculum.remote("count_local", PairingTeacher(seed=1), None, None, None, "shared"))
-    register_curriculum_env("count-cur-local", CountEnv, {}, "rllib_teacher", "count_local", namespace=NAMESPACE,
-                            client_options={"buffer_size": 16, "low_watermark": 4, "flush_every": 8})
-    algo = build_algo_config("ppo", "count-cur-local", FAST_PPO, num_env_runners=0, num_envs_per_env_runner=2,
-                             seed=0).build_algo()
+    register_curriculum_env(
+        "count-cur-local",
+        CountEnv,
+        {},
+        "rllib_teacher",
+        "count_local",
+        namespace=NAMESPACE,
+        client_options={"buffer_size": 16, "low_watermark": 4, "flush_every": 8},
+    )
+    algo = build_algo_config(
+        "ppo", "count-cur-local", FAST_PPO, num_env_runners=0, num_envs_per_env_runner=2, seed=0
+    ).build_algo()
     try:
         for _ in range(2):
             result = algo.train()
@@ -112,16 +128,17 @@ def test_ppo_local_runner_pulls_a_task_per_episode_and_reports_its_outcome(ray_s
 def test_ppo_remote_runner_on_the_toy_family(ray_session):
     svc = ray_session
     ray.get(svc.add_curriculum.remote("toy_remote", "random", Box([0, 0], [1, 1]).to_dict(), {"seed": 0}))
-    register_curriculum_env("toy-cur-remote", "toy", {}, "rllib_teacher", "toy_remote", student="ppo",
-                            namespace=NAMESPACE)
-    algo = build_algo_config("ppo", "toy-cur-remote", FAST_PPO, num_env_runners=1, num_envs_per_env_runner=2,
-                             seed=0).build_algo()
+    register_curriculum_env(
+        "toy-cur-remote", "toy", {}, "rllib_teacher", "toy_remote", student="ppo", namespace=NAMESPACE
+    )
+    algo = build_algo_config(
+        "ppo", "toy-cur-remote", FAST_PPO, num_env_runners=1, num_envs_per_env_runner=2, seed=0
+    ).build_algo()
     try:
         for _ in range(2):
             result = algo.train()
         env_steps, episodes = algo_step_counts(result)
-        algo.env_runner_group.foreach_env_runner(lambda r: flush_curriculum_clients(wait=True),
-                                                 local_env_runner=False)
+        algo.env_runner_group.foreach_env_runner(lambda r: flush_curriculum_clients(wait=True), local_env_runner=False)
         remote = algo.env_runner_group.foreach_env_runner(lambda r: curriculum_stats(), local_env_runner=False)
     finally:
         algo.stop()
@@ -144,9 +161,13 @@ def test_sac_local_runner_reports_every_episode(ray_session):
     register_curriculum_env("count-cur-sac", CountEnv, {}, "rllib_teacher", "count_sac", namespace=NAMESPACE)
     before = curriculum_stats()["episodes_reported"]
     # One learner update per sampled step once learning starts: keep iterations short.
-    fast_sac = {"num_steps_sampled_before_learning_starts": 24, "train_batch_size_per_learner": 16,
-                "min_time_s_per_iteration": 0, "min_sample_timesteps_per_iteration": 20,
-                "model_config": {"fcnet_hiddens": [16, 16]}}
+    fast_sac = {
+        "num_steps_sampled_before_learning_starts": 24,
+        "train_batch_size_per_learner": 16,
+        "min_time_s_per_iteration": 0,
+        "min_sample_timesteps_per_iteration": 20,
+        "model_config": {"fcnet_hiddens": [16, 16]},
+    }
     algo = build_algo_config("sac", "count-cur-sac", fast_sac, num_env_runners=0, seed=0).build_algo()
     try:
         for _ in range(2):

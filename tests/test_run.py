@@ -1,5 +1,6 @@
 """`openended run` end to end: the README quick start, kill -9 + --resume conservation, and
 errors that stop before Ray starts. Runs the real CLI in subprocesses (real local Ray)."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,15 @@ pytestmark = pytest.mark.ray
 
 def _cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "openended.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "openended.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def _run_dir(base: pathlib.Path) -> pathlib.Path:
@@ -46,8 +54,17 @@ def _final_teacher_outcomes(rd: pathlib.Path) -> int:
 
 
 def test_quick_start_experiment_runs_and_learns(tmp_path):
-    res = _cli("run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path), "--no-progress",
-               "--set", "run.iterations=60", "--set", "run.checkpoint_every=30")
+    res = _cli(
+        "run",
+        "experiments/toy_alpgmm.yaml",
+        "--run-dir",
+        str(tmp_path),
+        "--no-progress",
+        "--set",
+        "run.iterations=60",
+        "--set",
+        "run.checkpoint_every=30",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     rd = _run_dir(tmp_path)
     rows = [json.loads(line) for line in (rd / "metrics.jsonl").read_text().splitlines()]
@@ -63,9 +80,25 @@ def test_quick_start_experiment_runs_and_learns(tmp_path):
 
 def test_kill_9_then_resume_loses_and_double_counts_nothing(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "openended.cli", "run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path),
-         "--no-progress", "--set", "run.iterations=100000", "--set", "run.checkpoint_every=10"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "openended.cli",
+            "run",
+            "experiments/toy_alpgmm.yaml",
+            "--run-dir",
+            str(tmp_path),
+            "--no-progress",
+            "--set",
+            "run.iterations=100000",
+            "--set",
+            "run.checkpoint_every=10",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -96,8 +129,16 @@ def test_kill_9_then_resume_loses_and_double_counts_nothing(tmp_path):
 
 
 def test_bad_config_stops_before_ray_with_field_path(tmp_path):
-    res = _cli("run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path), "--set", "run.iteratons=3",
-               "--set", "teacher.config.fit_rate=0")
+    res = _cli(
+        "run",
+        "experiments/toy_alpgmm.yaml",
+        "--run-dir",
+        str(tmp_path),
+        "--set",
+        "run.iteratons=3",
+        "--set",
+        "teacher.config.fit_rate=0",
+    )
     assert res.returncode == 2
     assert "run.iteratons: unknown field. Did you mean 'iterations'?" in res.stderr
     assert not list(tmp_path.iterdir()), "no run directory for an invalid experiment"
@@ -116,9 +157,20 @@ def test_every_shipped_experiment_validates(experiment):
 
 def test_multiagent_ppo_run_reports_one_outcome_per_episode(tmp_path):
     """PettingZoo multiwalker in RLlib multi-agent PPO (shared policy) from the YAML file."""
-    res = _cli("run", "experiments/multiwalker_alpgmm.yaml", "--run-dir", str(tmp_path), "--no-progress",
-               "--set", "run.iterations=1", "--set", "algo.config.train_batch_size_per_learner=500",
-               "--set", "algo.config.minibatch_size=250", timeout=600)
+    res = _cli(
+        "run",
+        "experiments/multiwalker_alpgmm.yaml",
+        "--run-dir",
+        str(tmp_path),
+        "--no-progress",
+        "--set",
+        "run.iterations=1",
+        "--set",
+        "algo.config.train_batch_size_per_learner=500",
+        "--set",
+        "algo.config.minibatch_size=250",
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     rd = _run_dir(tmp_path)
     ids = _logged_episode_ids(rd)
@@ -130,10 +182,26 @@ def test_multiagent_ppo_run_reports_one_outcome_per_episode(tmp_path):
 
 def test_held_out_evaluation_of_an_rllib_policy(tmp_path):
     """PPO on Stump Tracks with the 100-task grid evaluated after the iteration."""
-    res = _cli("run", "experiments/bipedal_stumps_alpgmm.yaml", "--run-dir", str(tmp_path), "--no-progress",
-               "--set", "run.iterations=1", "--set", "evaluation.every=1", "--set", "evaluation.max_steps=30",
-               "--set", "algo.num_env_runners=0", "--set", "algo.config.train_batch_size_per_learner=500",
-               "--set", "algo.config.minibatch_size=250", timeout=600)
+    res = _cli(
+        "run",
+        "experiments/bipedal_stumps_alpgmm.yaml",
+        "--run-dir",
+        str(tmp_path),
+        "--no-progress",
+        "--set",
+        "run.iterations=1",
+        "--set",
+        "evaluation.every=1",
+        "--set",
+        "evaluation.max_steps=30",
+        "--set",
+        "algo.num_env_runners=0",
+        "--set",
+        "algo.config.train_batch_size_per_learner=500",
+        "--set",
+        "algo.config.minibatch_size=250",
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     rd = _run_dir(tmp_path)
     (ev,) = [json.loads(line) for line in (rd / "evaluations.jsonl").read_text().splitlines()]

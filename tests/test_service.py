@@ -1,5 +1,6 @@
 """TeacherServiceCore without Ray: curricula, students, dedup, checkpoint + replay
 (conservation: every episode reaches its teacher exactly once, across crashes)."""
+
 from __future__ import annotations
 
 import json
@@ -86,8 +87,10 @@ BOX = Box([0.0, 0.0], [1.0, 1.0], names=["a", "b"])
 
 
 def outcomes_for(tasks: list[Task], start: int, student: str = "default") -> list[Outcome]:
-    return [Outcome(t.id, float(i % 7), success=i % 2 == 0, length=10, student_id=student,
-                    episode_id=f"{start + i:016x}") for i, t in enumerate(tasks)]
+    return [
+        Outcome(t.id, float(i % 7), success=i % 2 == 0, length=10, student_id=student, episode_id=f"{start + i:016x}")
+        for i, t in enumerate(tasks)
+    ]
 
 
 # ----------------------------------------------------------------- curricula
@@ -159,7 +162,7 @@ def test_a_slow_update_does_not_block_another_curriculum():
     tasks = core.sample_tasks("slow", n=4)
     worker = threading.Thread(target=core.report, args=("slow", outcomes_for(tasks, 0)))
     worker.start()
-    time.sleep(0.05)                      # the slow update now holds its curriculum
+    time.sleep(0.05)  # the slow update now holds its curriculum
     t0 = time.perf_counter()
     core.sample("fast", n=64)
     waited = time.perf_counter() - t0
@@ -173,13 +176,15 @@ def test_threads_sampling_reporting_and_checkpointing_conserve_outcomes(tmp_path
     core.add_curriculum("a", "test_counting", BOX)
     core.add_curriculum("b", "test_counting", BOX, students="shared")
 
-    def work(cur, student, base):
+    def work(cur, student, base, core=core):
         for k in range(20):
             tasks = core.sample_tasks(cur, student, 16)
             core.report(cur, outcomes_for(tasks, base + 16 * k, student))
 
-    threads = [threading.Thread(target=work, args=(c, s, 10_000 * i))
-               for i, (c, s) in enumerate([("a", "x"), ("a", "y"), ("b", "x"), ("b", "y")])]
+    threads = [
+        threading.Thread(target=work, args=(c, s, 10_000 * i))
+        for i, (c, s) in enumerate([("a", "x"), ("a", "y"), ("b", "x"), ("b", "y")])
+    ]
     for t in threads:
         t.start()
     paths = [core.checkpoint() for _ in range(5)]
@@ -215,15 +220,19 @@ def test_reported_episodes_count_once():
     tasks = core.sample_tasks("walk", n=10)
     outs = outcomes_for(tasks, 0)
     assert core.report("walk", outs[:6]) == 6
-    assert core.report("walk", outs[4:] + outs[8:9]) == 4     # 4, 5 resent; 8 twice in one batch
+    assert core.report("walk", outs[4:] + outs[8:9]) == 4  # 4, 5 resent; 8 twice in one batch
     no_id = [Outcome(tasks[0].id, 1.0), Outcome(tasks[0].id, 1.0)]
-    assert core.report("walk", no_id) == 2                     # no episode id: cannot be deduplicated
+    assert core.report("walk", no_id) == 2  # no episode id: cannot be deduplicated
     teacher = core.teacher("walk")
     assert sum(teacher.per_task.values()) == 12
     assert all(teacher.episodes[o.episode_id] == 1 for o in outs)
     c = core.snapshot()["curricula"]["walk"]["counters"]
-    assert (c["outcomes_received"], c["outcomes_accepted"], c["duplicates_dropped"],
-            c["outcomes_without_episode_id"]) == (15, 12, 3, 2)
+    assert (
+        c["outcomes_received"],
+        c["outcomes_accepted"],
+        c["duplicates_dropped"],
+        c["outcomes_without_episode_id"],
+    ) == (15, 12, 3, 2)
 
 
 def test_dedup_memory_is_bounded_fifo():
@@ -254,12 +263,14 @@ def test_conservation_across_checkpoint_crash_and_restore(tmp_path):
     assert core.report("talk", outcomes_for(talk[:10], 1000, "bob")) == 10
     core.checkpoint()
     # After the checkpoint: more outcomes, resends of pre-checkpoint episodes, new tasks.
-    assert core.report("walk", outcomes_for(walk_a[20:], 20, "alice")) == 15          # 20..24 are resends
-    walk_b = core.sample_tasks("walk", "bob", 20)                                      # sampled after ckpt
+    assert core.report("walk", outcomes_for(walk_a[20:], 20, "alice")) == 15  # 20..24 are resends
+    walk_b = core.sample_tasks("walk", "bob", 20)  # sampled after ckpt
     assert core.report("walk", outcomes_for(walk_b[:12], 500, "bob")) == 12
     assert core.report("talk", outcomes_for(talk[10:], 1010, "bob")) == 20
-    before = {(c, s): (Counter(core.teacher(c, s).per_task), Counter(core.teacher(c, s).episodes))
-              for c, s in [("walk", "alice"), ("walk", "bob"), ("talk", "bob")]}
+    before = {
+        (c, s): (Counter(core.teacher(c, s).per_task), Counter(core.teacher(c, s).episodes))
+        for c, s in [("walk", "alice"), ("walk", "bob"), ("talk", "bob")]
+    }
     # Crash: the in-memory core is gone; the log survives with a torn final write.
     log_path = core.log.path
     del core
@@ -309,8 +320,12 @@ def test_kill_9_mid_run_then_restore_counts_every_logged_episode_once(tmp_path):
                 core.checkpoint()
             print(i, flush=True)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     acked = 0
     try:
         for line in proc.stdout:
@@ -329,9 +344,9 @@ def test_kill_9_mid_run_then_restore_counts_every_logged_episode_once(tmp_path):
             logged.update(o.episode_id for o in decode_outcome(e.event)[1])
     core = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")
     t = core.teacher("walk")
-    assert all(v == 1 for v in logged.values())       # the log holds each episode once
-    assert t.episodes == logged                       # the teacher saw exactly the logged ones
-    assert sum(t.episodes.values()) >= acked          # nothing acknowledged was lost
+    assert all(v == 1 for v in logged.values())  # the log holds each episode once
+    assert t.episodes == logged  # the teacher saw exactly the logged ones
+    assert sum(t.episodes.values()) >= acked  # nothing acknowledged was lost
     core.close()
 
 
@@ -357,9 +372,9 @@ def test_restore_continues_a_deterministic_teacher_exactly(tmp_path):
     core = _core(tmp_path)
     _walk_run(core)
     core.checkpoint()
-    after = core.sample_tasks("walk", "alice", 16)           # logged after the checkpoint
+    after = core.sample_tasks("walk", "alice", 16)  # logged after the checkpoint
     core.report("walk", outcomes_for(after[:5], 100, "alice"))
-    del core                                                  # crash
+    del core  # crash
     twin = TeacherServiceCore()
     _walk_run(twin)
     assert twin.sample_tasks("walk", "alice", 16) == after
@@ -418,13 +433,17 @@ def test_factory_curricula_need_their_factory_again_on_restore(tmp_path):
     core.checkpoint()
     late = core.sample_tasks("custom", "a", 7)
     del core
-    msg = "restore: curriculum 'custom' was built from a teacher object/factory; pass it again with teachers={'custom': ...}"
+    msg = (
+        "restore: curriculum 'custom' was built from a teacher object/factory; "
+        "pass it again with teachers={'custom': ...}"
+    )
     with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
         TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")
     # A teacher whose sampling is not reproducible: replay falls back to registering the
     # logged tasks, so late outcomes for them still count.
-    restored = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl",
-                                          teachers={"custom": lambda s: UnseededTeacher(BOX)})
+    restored = TeacherServiceCore.restore(
+        tmp_path / "ckpt", tmp_path / "events.jsonl", teachers={"custom": lambda s: UnseededTeacher(BOX)}
+    )
     assert restored.counters["replay_mismatches"] == 1
     assert restored.report("custom", outcomes_for(late, 50, "a")) == 7
     t = restored.teacher("custom", "a")
@@ -436,8 +455,9 @@ def test_factory_curricula_need_their_factory_again_on_restore(tmp_path):
 def test_local_client_buffers_and_flushes():
     core = TeacherServiceCore()
     core.add_curriculum("walk", "test_counting", BOX)
-    client = LocalTeacherClient(core, "walk", "alice", buffer_size=10, low_watermark=3, flush_every=4,
-                                flush_interval_s=3600)
+    client = LocalTeacherClient(
+        core, "walk", "alice", buffer_size=10, low_watermark=3, flush_every=4, flush_interval_s=3600
+    )
     tasks = [client.next_task() for _ in range(25)]
     s = client.stats()
     assert s["refills"] == 4 and s["stalls"] == 0 and s["tasks_served"] == 25
@@ -446,11 +466,11 @@ def test_local_client_buffers_and_flushes():
         client.report(Outcome(t.id, 1.0))
     assert client.stats()["flushes"] == 2 and client.stats()["outbox"] == 2
     client.close()
-    teacher = core.teacher("walk", "alice")   # default student_id was attributed to alice
+    teacher = core.teacher("walk", "alice")  # default student_id was attributed to alice
     assert sum(teacher.per_task.values()) == 10
     ids = list(teacher.episodes)
     assert len(set(ids)) == 10 and all(len(e) == 16 for e in ids)  # unique, packable episode ids
-    assert all(teacher.per_task[t.id] >= 1 for t in tasks[:10])     # task ids untouched
+    assert all(teacher.per_task[t.id] >= 1 for t in tasks[:10])  # task ids untouched
 
 
 def test_local_client_text_curriculum_ships_each_text_once():

@@ -1,4 +1,5 @@
 """The teacher service as a Ray actor with real `TeacherClient`s (a local Ray, no mocks)."""
+
 from __future__ import annotations
 
 import shutil
@@ -34,8 +35,9 @@ def ray_local():
 @pytest.fixture(scope="module")
 def service(ray_local, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    svc = start_service("svc_main", NS, event_log=str(run / "events.jsonl"), checkpoint_dir=str(run / "ckpt"),
-                        metrics_interval_s=0.0)
+    svc = start_service(
+        "svc_main", NS, event_log=str(run / "events.jsonl"), checkpoint_dir=str(run / "ckpt"), metrics_interval_s=0.0
+    )
     ray.get(svc.add_curriculum.remote("walk", "random", BOX.to_dict(), {"seed": 0}, None, "separate"))
     yield svc
     ray.get(svc.close.remote())
@@ -61,8 +63,9 @@ def test_buffer_refills_without_blocking_after_the_first_fill(service):
 
 
 def test_outbox_flushes_in_batches_and_every_outcome_arrives_once(service):
-    client = TeacherClient(service, "walk", "flusher", buffer_size=16, low_watermark=4, flush_every=32,
-                           flush_interval_s=3600)
+    client = TeacherClient(
+        service, "walk", "flusher", buffer_size=16, low_watermark=4, flush_every=32, flush_interval_s=3600
+    )
     before = _counters(service, "walk")
     tasks = [client.next_task() for _ in range(100)]
     for t in tasks:
@@ -107,8 +110,7 @@ def test_named_service_is_found_and_reused(service):
 
 def test_text_curriculum_round_trips_unicode_through_ray(service):
     texts = ["climb the 🏔", "собрать алмазы", "e\u0301 combining", "tab\tnew\nline", "建造房子"]
-    ray.get(service.add_curriculum.remote("talk", "random", TextSpace(texts).to_dict(), {"seed": 1}, None,
-                                          "shared"))
+    ray.get(service.add_curriculum.remote("talk", "random", TextSpace(texts).to_dict(), {"seed": 1}, None, "shared"))
     levels = Discrete(["lvl-a", 3, "lvl-ü"])
     ray.get(service.add_curriculum.remote("levels", "random", levels.to_dict()))
     talk = TeacherClient(service, "talk", buffer_size=16, low_watermark=4)
@@ -123,11 +125,17 @@ def test_text_curriculum_round_trips_unicode_through_ray(service):
 def test_actor_crash_and_restart_loses_and_duplicates_nothing(ray_local, tmp_path):
     """Kill the service process mid-run: it restarts from checkpoint + log, the client
     resends unacknowledged batches, the service drops the ones it already had."""
-    svc = start_service("svc_crash", NS, event_log=str(tmp_path / "events.jsonl"),
-                        checkpoint_dir=str(tmp_path / "ckpt"), resume=True, max_restarts=1, metrics=False)
+    svc = start_service(
+        "svc_crash",
+        NS,
+        event_log=str(tmp_path / "events.jsonl"),
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        resume=True,
+        max_restarts=1,
+        metrics=False,
+    )
     ray.get(svc.add_curriculum.remote("walk", "random", BOX.to_dict()))
-    client = TeacherClient(svc, "walk", "alice", buffer_size=64, low_watermark=16, flush_every=10,
-                           max_in_flight=8)
+    client = TeacherClient(svc, "walk", "alice", buffer_size=64, low_watermark=16, flush_every=10, max_in_flight=8)
     sent = []
     for i in range(300):
         t = client.next_task()
@@ -141,7 +149,7 @@ def test_actor_crash_and_restart_loses_and_duplicates_nothing(ray_local, tmp_pat
     client.close()
     snap = ray.get(svc.snapshot.remote())
     students = snap["curricula"]["walk"]["students"]["alice"]
-    assert snap["counters"]["replayed_events"] > 0            # the restarted actor restored itself
+    assert snap["counters"]["replayed_events"] > 0  # the restarted actor restored itself
     assert snap["counters"]["replay_mismatches"] == 0
     assert students["outcomes"] == 300, (students, client.stats())
     assert students["unknown_task_outcomes"] == 0
@@ -157,7 +165,7 @@ def test_metrics_reach_the_ray_metrics_endpoint(ray_local, service):
     snap = ray.get(service.snapshot.remote())
     assert snap["metrics"]["pushes"] >= 1 and snap["metrics"]["enabled"]
     port = ray_local.address_info["metrics_export_port"]
-    wanted = 'ray_openended_service_tasks_total{'
+    wanted = "ray_openended_service_tasks_total{"
     deadline = time.monotonic() + 30
     found = []
     while not found and time.monotonic() < deadline:

@@ -1,4 +1,5 @@
 """`openended submit` against a real `ray start --head` on 127.0.0.1 with token auth on."""
+
 from __future__ import annotations
 
 import json
@@ -25,13 +26,37 @@ def _free_port() -> int:
 def head(tmp_path_factory):
     temp = tmp_path_factory.mktemp("rayhead")
     short_temp = f"/tmp/oe-head-{os.getpid()}"  # unix socket paths must stay short
-    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
-               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(
+        os.environ,
+        RAY_AUTH_MODE="token",
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     port, dash = _free_port(), _free_port()
-    start = subprocess.run([str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                            "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--num-cpus", "2",
-                            "--temp-dir", short_temp, "--disable-usage-stats"],
-                           env=env, capture_output=True, text=True, timeout=180)
+    start = subprocess.run(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dashboard-host",
+            "127.0.0.1",
+            "--dashboard-port",
+            str(dash),
+            "--num-cpus",
+            "2",
+            "--temp-dir",
+            short_temp,
+            "--disable-usage-stats",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert start.returncode == 0, start.stderr[-2000:]
     try:
         yield {"env": env, "address": f"http://127.0.0.1:{dash}", "runs": temp}
@@ -42,9 +67,26 @@ def head(tmp_path_factory):
 def test_submit_toy_experiment_succeeds_with_token_auth(head):
     runs = head["runs"]
     res = subprocess.run(
-        [sys.executable, "-m", "openended.cli", "submit", "experiments/toy_alpgmm.yaml", "--address", head["address"],
-         "--follow", "--set", "run.iterations=10", "--set", f"run.dir={runs}"],
-        cwd=ROOT, env=head["env"], capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "openended.cli",
+            "submit",
+            "experiments/toy_alpgmm.yaml",
+            "--address",
+            head["address"],
+            "--follow",
+            "--set",
+            "run.iterations=10",
+            "--set",
+            f"run.dir={runs}",
+        ],
+        cwd=ROOT,
+        env=head["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
     assert "submitted job: raysubmit_" in res.stdout
     (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
@@ -55,8 +97,23 @@ def test_submit_toy_experiment_succeeds_with_token_auth(head):
 def test_submit_with_a_wrong_token_is_refused(head):
     env = dict(head["env"], RAY_AUTH_TOKEN="not-the-token")
     res = subprocess.run(
-        [sys.executable, "-m", "openended.cli", "submit", "experiments/toy_alpgmm.yaml", "--address", head["address"],
-         "--set", "run.iterations=1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "openended.cli",
+            "submit",
+            "experiments/toy_alpgmm.yaml",
+            "--address",
+            head["address"],
+            "--set",
+            "run.iterations=1",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2
     assert "the cluster refused the token" in res.stderr
     assert "submitted job" not in res.stdout
@@ -64,6 +121,18 @@ def test_submit_with_a_wrong_token_is_refused(head):
 
 def test_submit_to_nothing_names_the_address():
     res = subprocess.run(
-        [sys.executable, "-m", "openended.cli", "submit", "experiments/toy_alpgmm.yaml", "--address",
-         f"http://127.0.0.1:{_free_port()}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "openended.cli",
+            "submit",
+            "experiments/toy_alpgmm.yaml",
+            "--address",
+            f"http://127.0.0.1:{_free_port()}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2 and "cannot reach a Ray dashboard there" in res.stderr

@@ -22,8 +22,12 @@ def test_box_task_ids_are_stable_content_hashes():
 
 def test_box_validation_names_space_and_value():
     space = Box([0, 0], [3, 6], names=["h", "s"])
-    with pytest.raises(TaskNotInSpace, match=re.escape(
-            "Box(low=[0.0, 0.0], high=[3.0, 6.0], names=['h', 's']): parameter 's'=7.0 is outside [0.0, 6.0]")):
+    with pytest.raises(
+        TaskNotInSpace,
+        match=re.escape(
+            "Box(low=[0.0, 0.0], high=[3.0, 6.0], names=['h', 's']): parameter 's'=7.0 is outside [0.0, 6.0]"
+        ),
+    ):
         space.task([1, 7])
     with pytest.raises(TaskNotInSpace, match="parameter 'h' is NaN"):
         space.task([np.nan, 1])
@@ -55,8 +59,10 @@ def test_discrete_space():
     d = Discrete(["coinrun", "bigfish", 7])
     t = d.task("bigfish")
     assert t.value == "bigfish" and d.index(t) == 1 and d.contains(t)
-    with pytest.raises(TaskNotInSpace, match=re.escape("Discrete(['coinrun', 'bigfish', 7], n=3): value 'x' is not "
-                                                       "one of the 3 values")):
+    with pytest.raises(
+        TaskNotInSpace,
+        match=re.escape("Discrete(['coinrun', 'bigfish', 7], n=3): value 'x' is not one of the 3 values"),
+    ):
         d.task("x")
     with pytest.raises(ConfigError, match="values must be unique"):
         Discrete([1, 1])
@@ -76,8 +82,11 @@ def test_text_space_is_data_not_code():
     assert child.parent_ids == (t.id,)
 
 
-@pytest.mark.parametrize("space", [Box([0, 1], [2, 3], names=["a", "b"]), Discrete([3, "x"]), TextSpace(["a"])],
-                         ids=["box", "discrete", "text"])
+@pytest.mark.parametrize(
+    "space",
+    [Box([0, 1], [2, 3], names=["a", "b"]), Discrete([3, "x"]), TextSpace(["a"])],
+    ids=["box", "discrete", "text"],
+)
 def test_space_round_trip(space):
     assert space_from_dict(json.loads(json.dumps(space.to_dict()))) == space
 

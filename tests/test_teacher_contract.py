@@ -1,4 +1,5 @@
 """Every registered teacher through the same invariants (`check_teacher`), with readable ids."""
+
 import re
 
 import pytest
@@ -8,8 +9,11 @@ from openended.tasks import Box, Discrete, Outcome, TextSpace
 from openended.teachers import list_teachers, make_teacher, teacher_class
 from openended.teachers.checker import check_teacher
 
-SPACES = {"box": Box([0, 0], [1, 1]), "discrete": Discrete(list(range(20))),
-          "text": TextSpace([f"collect_wood_{i}" for i in range(1, 6)] + ["place_table", "make_wood_pickaxe"])}
+SPACES = {
+    "box": Box([0, 0], [1, 1]),
+    "discrete": Discrete(list(range(20))),
+    "text": TextSpace([f"collect_wood_{i}" for i in range(1, 6)] + ["place_table", "make_wood_pickaxe"]),
+}
 
 
 def _cases():
@@ -40,12 +44,17 @@ def test_aliases_and_case_are_accepted():
 
 
 def test_bad_config_names_field():
-    msg = ("invalid configuration for teacher.random:\n"
-           "teacher.random.max_tracked_tasks: Input should be greater than or equal to 1, got 0")
+    msg = (
+        "invalid configuration for teacher.random:\n"
+        "teacher.random.max_tracked_tasks: Input should be greater than or equal to 1, got 0"
+    )
     with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
         make_teacher("random", SPACES["box"], max_tracked_tasks=0)
-    with pytest.raises(ConfigError, match=r"teacher\.random\.sed: unknown field\. Did you mean 'seed'\? Valid fields: "
-                                          r"max_tracked_tasks, seed$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"teacher\.random\.sed: unknown field\. Did you mean 'seed'\? Valid fields: "
+        r"max_tracked_tasks, seed$",
+    ):
         make_teacher("random", SPACES["box"], sed=1)
     with pytest.raises(ConfigError, match=r"teacher\.random\.preset: unknown preset 'x'"):
         make_teacher("random", SPACES["box"], preset="x")

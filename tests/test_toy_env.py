@@ -1,5 +1,6 @@
 """The teachDeepRL toy learner (hand-built cases, batched == sequential, options) and its
 gymnasium task env (check_env, task applied at the next reset)."""
+
 from __future__ import annotations
 
 import re
@@ -51,8 +52,9 @@ def test_competence_caps_at_100_and_score_counts_above_75():
 def test_binning_matches_teachdeeprl_scipy_binning():
     L = ToyLearner()
     rng = np.random.default_rng(0)
-    x = np.concatenate([rng.random((300, 2)), np.round(rng.random((100, 2)), 1),
-                        [[1.0, 1.0], [0.0, 1.0], [0.3, 0.7], [0.1, 0.9]]])
+    x = np.concatenate(
+        [rng.random((300, 2)), np.round(rng.random((100, 2)), 1), [[1.0, 1.0], [0.0, 1.0], [0.3, 0.7], [0.1, 0.9]]]
+    )
     ours = L.cells(x)
     for row, c in zip(x, ours):
         stat = sps.binned_statistic_dd(row[None, :], np.ones((1, 2)), "count", bins=[L.edges] * 2).statistic
@@ -73,9 +75,16 @@ def _wave_tasks(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.clip(rng.exponential(0.12, size=(n, 2)), 0.0, 1.0)
 
 
-@pytest.mark.parametrize("opts", [{}, {"noise": 0.1}, {"unlearnable": ((1, 2), (2, 3))},
-                                  {"noise": 0.05, "unlearnable": ((3, 0), (4, 1)), "extra_dims": 1},
-                                  {"noise": 0.05, "unlearnable": ((3, 0), (4, 1)), "unlearnable_reward": "zero"}])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {},
+        {"noise": 0.1},
+        {"unlearnable": ((1, 2), (2, 3))},
+        {"noise": 0.05, "unlearnable": ((3, 0), (4, 1)), "extra_dims": 1},
+        {"noise": 0.05, "unlearnable": ((3, 0), (4, 1)), "unlearnable_reward": "zero"},
+    ],
+)
 def test_batched_equals_sequential(opts):
     rng = np.random.default_rng(1)
     tasks = _wave_tasks(rng, 3000)
@@ -86,7 +95,7 @@ def test_batched_equals_sequential(opts):
     sizes = rng.integers(1, 400, size=100)
     r_bat, lo = [], 0
     for s in sizes:
-        r_bat.append(bat.episodes(tasks[lo:lo + s]))
+        r_bat.append(bat.episodes(tasks[lo : lo + s]))
         lo += s
         if lo >= len(tasks):
             break
@@ -231,15 +240,19 @@ def test_task_env_exposes_progress_and_resumable_student():
     assert clone.curriculum_metrics() == env.curriculum_metrics()
 
 
-@pytest.mark.parametrize("kw", [{}, {"noise": 0.1}, {"unlearnable": ((1, 2), (2, 3)), "noise": 0.05},
-                                {"extra_dims": 2}], ids=["plain", "noise", "unlearnable", "extra_dims"])
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"noise": 0.1}, {"unlearnable": ((1, 2), (2, 3)), "noise": 0.05}, {"extra_dims": 2}],
+    ids=["plain", "noise", "unlearnable", "extra_dims"],
+)
 def test_scalar_episode_matches_batched_episodes(kw):
     """The plain-Python `episode` fast path gives exactly `episodes` on one-row arrays."""
     a, b = ToyLearner(seed=4, **kw), ToyLearner(seed=4, **kw)
     rng = np.random.default_rng(0)
     # bias towards the corner so cells unlock; include exact bin edges and the top edge
-    xs = np.concatenate([rng.uniform(0, 0.35, size=(3000, a.dim)), np.full((3, a.dim), 0.3),
-                         np.ones((2, a.dim)), np.zeros((2, a.dim))])
+    xs = np.concatenate(
+        [rng.uniform(0, 0.35, size=(3000, a.dim)), np.full((3, a.dim), 0.3), np.ones((2, a.dim)), np.zeros((2, a.dim))]
+    )
     ra = [a.episode(x) for x in xs]
     rb = list(b.episodes(xs[:1000])) + [float(b.episodes(x[None, :])[0]) for x in xs[1000:]]
     assert ra == rb  # the vectorised batch path and the scalar path agree episode by episode

@@ -1,8 +1,9 @@
 """WebRLTeacher: only novel, feasible, in-band tasks are admitted, with lineage; text stays data."""
+
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -51,19 +52,29 @@ def _fail_all(t: WebRLTeacher, success: float = 0.2) -> None:
 
 
 def _teacher(gen, predictor="knn", validator="crafter", **kw) -> WebRLTeacher:
-    return make_teacher("webrl", TextSpace(SEEDS, max_length=200), generator=gen, predictor=predictor,
-                        validator=validator, embed=hashing_embed, phase_every=1000, generation_turns=1,
-                        **kw)  # type: ignore
+    return make_teacher(
+        "webrl",
+        TextSpace(SEEDS, max_length=200),
+        generator=gen,
+        predictor=predictor,
+        validator=validator,
+        embed=hashing_embed,
+        phase_every=1000,
+        generation_turns=1,
+        **kw,
+    )  # type: ignore
 
 
 def test_admits_only_novel_feasible_in_band_with_lineage() -> None:
-    cands = ["collect_wood",                 # exact duplicate of the pool
-             "Collect_Wood ",                # duplicate after normalisation
-             "collect_unicorn_3",            # infeasible (not in the grammar)
-             "dummy_task_0001",              # infeasible (impossible)
-             "collect_wood_3",               # in band -> admitted
-             "place_table then collect_drink",  # out of band (0.9)
-             "make_wood_sword"]              # in band -> admitted
+    cands = [
+        "collect_wood",  # exact duplicate of the pool
+        "Collect_Wood ",  # duplicate after normalisation
+        "collect_unicorn_3",  # infeasible (not in the grammar)
+        "dummy_task_0001",  # infeasible (impossible)
+        "collect_wood_3",  # in band -> admitted
+        "place_table then collect_drink",  # out of band (0.9)
+        "make_wood_sword",
+    ]  # in band -> admitted
     # feasible candidates in order: collect_wood_3, place_table then collect_drink, make_wood_sword
     t = _teacher(ListGenerator(cands), predictor=TablePredictor([0.3, 0.9, 0.06]))
     _fail_all(t)
@@ -82,8 +93,12 @@ def test_admits_only_novel_feasible_in_band_with_lineage() -> None:
 
 
 def test_near_duplicates_are_dropped_by_embedding_similarity() -> None:
-    t = _teacher(ListGenerator(["wood collect", "collect wood and place table", "place table and collect wood"]),
-                 predictor=TablePredictor([0.3, 0.3, 0.3]), validator=None, dedupe_threshold=0.95)
+    t = _teacher(
+        ListGenerator(["wood collect", "collect wood and place table", "place table and collect wood"]),
+        predictor=TablePredictor([0.3, 0.3, 0.3]),
+        validator=None,
+        dedupe_threshold=0.95,
+    )
     _fail_all(t)
     f = t.run_phase_now()["funnel"]
     # "wood collect" has the same words as "collect_wood"; the reordered compound duplicates the first
@@ -107,13 +122,16 @@ def test_no_failures_no_generation() -> None:
     assert t.run_phase_now()["funnel"]["generated"] == 0 and gen.seen == []
 
 
-@pytest.mark.parametrize("payload", [
-    "<script>alert('x')</script>",
-    "__import__('os').system('touch PWNED')",
-    "'; DROP TABLE tasks; --",
-    "\x1b[2J\x1b[31mred\u202e",
-    "{{7*7}} ${jndi:ldap://x}",
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "<script>alert('x')</script>",
+        "__import__('os').system('touch PWNED')",
+        "'; DROP TABLE tasks; --",
+        "\x1b[2J\x1b[31mred\u202e",
+        "{{7*7}} ${jndi:ldap://x}",
+    ],
+)
 def test_hostile_text_is_stored_verbatim_and_never_executed(payload: str, tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     t = _teacher(ListGenerator([payload, "y" * 10_000]), predictor=TablePredictor([0.3, 0.3]), validator=None)
@@ -185,9 +203,16 @@ def test_state_round_trip_including_generated_tasks_and_determinism() -> None:
 
 def test_discrete_space_admits_only_space_values() -> None:
     space = Discrete(["collect_wood", "collect_wood_2", "place_table", "collect_drink"])
-    t = make_teacher("webrl", space, tasks=["collect_wood", "place_table"], embed=hashing_embed,
-                     generator=ListGenerator(["collect_wood_2", "collect_wood_9"]),
-                     predictor=TablePredictor([0.3, 0.3]), phase_every=1000, generation_turns=1)
+    t = make_teacher(
+        "webrl",
+        space,
+        tasks=["collect_wood", "place_table"],
+        embed=hashing_embed,
+        generator=ListGenerator(["collect_wood_2", "collect_wood_9"]),
+        predictor=TablePredictor([0.3, 0.3]),
+        phase_every=1000,
+        generation_turns=1,
+    )
     assert len(t.known_tasks()) == 2
     _fail_all(t)
     f = t.run_phase_now()["funnel"]

@@ -15,6 +15,7 @@ Contract (checked by ``openended.envs.checker.check_task_env``):
 `TaskEnvMixin` implements the bookkeeping; a family calls ``self._task_for_reset(options)``
 at the top of ``reset`` and builds its episode from the returned task.
 """
+
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
@@ -22,8 +23,15 @@ from typing import Any, Protocol, runtime_checkable
 from openended.errors import TaskNotInSpace
 from openended.tasks import Outcome, Task, TaskSpace
 
-__all__ = ["TaskEnv", "TaskEnvMixin", "episode_outcome", "INFO_TASK_ID", "INFO_SUCCESS", "INFO_EPISODE_RETURN",
-           "INFO_EPISODE_LENGTH"]
+__all__ = [
+    "TaskEnv",
+    "TaskEnvMixin",
+    "episode_outcome",
+    "INFO_TASK_ID",
+    "INFO_SUCCESS",
+    "INFO_EPISODE_RETURN",
+    "INFO_EPISODE_LENGTH",
+]
 
 #: ``info`` keys every family uses (hosts read them at episode end).
 INFO_TASK_ID = "task_id"
@@ -87,8 +95,22 @@ class TaskEnvMixin:
         return self._current_task
 
 
-def episode_outcome(task: Task, episode_return: float, length: int, success: bool | None = None,
-                    student_id: str = "default", episode_id: str | None = None, **info: Any) -> Outcome:
+def episode_outcome(
+    task: Task,
+    episode_return: float,
+    length: int,
+    success: bool | None = None,
+    student_id: str = "default",
+    episode_id: str | None = None,
+    **info: Any,
+) -> Outcome:
     """The `Outcome` of one finished episode of ``task``."""
-    return Outcome(task_id=task.id, episode_return=float(episode_return), success=success, length=int(length),
-                   student_id=student_id, info=info, episode_id=episode_id)
+    return Outcome(
+        task_id=task.id,
+        episode_return=float(episode_return),
+        success=success,
+        length=int(length),
+        student_id=student_id,
+        info=info,
+        episode_id=episode_id,
+    )

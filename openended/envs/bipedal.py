@@ -33,12 +33,14 @@ Example:
     ((24,), True)
     >>> env.close()
 """
+
 from __future__ import annotations
 
 import functools
 import math
 import os
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -47,8 +49,7 @@ from gymnasium.envs.box2d import bipedal_walker as bw
 from gymnasium.utils import EzPickle
 
 from openended.envs.base import TaskEnvMixin
-from openended.envs.bipedal_terrain import (FINISH_X, GROUND_Y, TERRAIN_STEP, hexagon_polygons,
-                                            stump_blocks)
+from openended.envs.bipedal_terrain import FINISH_X, GROUND_Y, TERRAIN_STEP, hexagon_polygons, stump_blocks
 from openended.envs.bodies import BodySpec, build_body, get_body
 from openended.errors import ConfigError
 from openended.tasks import Box, Discrete, Task
@@ -83,7 +84,7 @@ class _LidarCallback(bw.Box2D.b2.rayCastCallback):
     """Upstream's lidar callback (defined inside ``BipedalWalker.reset`` there): nearest hit
     on the terrain category."""
 
-    def ReportFixture(self, fixture: Any, point: Any, normal: Any, fraction: float) -> float:  # noqa: N802
+    def ReportFixture(self, fixture: Any, point: Any, normal: Any, fraction: float) -> float:  # Box2D callback name
         if (fixture.filterData.categoryBits & 1) == 0:
             return -1
         self.p2 = point
@@ -95,11 +96,11 @@ class _FeetContactDetector(bw.contactListener):
     """Upstream's contact logic for any number of legs: hull contact ends the episode,
     every lower leg reports ground contact."""
 
-    def __init__(self, env: "ParametricBipedalEnv") -> None:
+    def __init__(self, env: ParametricBipedalEnv) -> None:
         bw.contactListener.__init__(self)
         self.env = env
 
-    def BeginContact(self, contact: Any) -> None:  # noqa: N802
+    def BeginContact(self, contact: Any) -> None:  # Box2D callback name
         a, b = contact.fixtureA.body, contact.fixtureB.body
         env = self.env
         if env.hull == a or env.hull == b:
@@ -108,7 +109,7 @@ class _FeetContactDetector(bw.contactListener):
             if foot == a or foot == b:
                 foot.ground_contact = True
 
-    def EndContact(self, contact: Any) -> None:  # noqa: N802
+    def EndContact(self, contact: Any) -> None:  # Box2D callback name
         a, b = contact.fixtureA.body, contact.fixtureB.body
         for foot in self.env._feet:
             if foot == a or foot == b:
@@ -125,11 +126,13 @@ class ParametricBipedalEnv(TaskEnvMixin, bw.BipedalWalker):
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": bw.FPS}
 
-    def __init__(self, *, body: str | BodySpec = "classic", max_episode_steps: int = 2000,
-                 render_mode: str | None = None) -> None:
+    def __init__(
+        self, *, body: str | BodySpec = "classic", max_episode_steps: int = 2000, render_mode: str | None = None
+    ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ConfigError(f"render_mode: must be one of {self.metadata['render_modes']} or None, "
-                              f"got {render_mode!r}")
+            raise ConfigError(
+                f"render_mode: must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
         if not isinstance(max_episode_steps, int) or isinstance(max_episode_steps, bool) or max_episode_steps < 1:
             raise ConfigError(f"max_episode_steps: must be an integer >= 1, got {max_episode_steps!r}")
         bw.BipedalWalker.__init__(self, render_mode=render_mode, hardcore=False)
@@ -185,8 +188,9 @@ class ParametricBipedalEnv(TaskEnvMixin, bw.BipedalWalker):
             self.terrain_poly.append(([(x0, GROUND_Y), (x1, GROUND_Y), (x1, 0.0), (x0, 0.0)], _GROUND_FILL))
         return ground
 
-    def _build_obstacles(self, polygons: Iterable[Sequence[tuple[float, float]]] = (),
-                         boxes: np.ndarray | None = None) -> Any:
+    def _build_obstacles(
+        self, polygons: Iterable[Sequence[tuple[float, float]]] = (), boxes: np.ndarray | None = None
+    ) -> Any:
         """All obstacles as fixtures (upstream's friction) of one static body.
 
         ``polygons``: convex vertex lists; ``boxes``: ``(x_left, x_right, height)`` rows
@@ -207,8 +211,9 @@ class ParametricBipedalEnv(TaskEnvMixin, bw.BipedalWalker):
         return body
 
     # ------------------------------------------------------------------------ reset
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode of the queued task (``options={"task": ...}`` queues one too).
 
         Mirrors ``BipedalWalker.reset`` step for step (terrain, clouds, hull, initial push,
@@ -291,8 +296,10 @@ class ParametricBipedalEnv(TaskEnvMixin, bw.BipedalWalker):
         for i, lidar in enumerate(self.lidar):
             lidar.fraction = 1.0
             lidar.p1 = pos
-            lidar.p2 = (pos[0] + math.sin(1.5 * i / 10.0) * bw.LIDAR_RANGE,
-                        pos[1] - math.cos(1.5 * i / 10.0) * bw.LIDAR_RANGE)
+            lidar.p2 = (
+                pos[0] + math.sin(1.5 * i / 10.0) * bw.LIDAR_RANGE,
+                pos[1] - math.cos(1.5 * i / 10.0) * bw.LIDAR_RANGE,
+            )
             self.world.RayCast(lidar, lidar.p1, lidar.p2)
 
         state = [
@@ -304,8 +311,13 @@ class ParametricBipedalEnv(TaskEnvMixin, bw.BipedalWalker):
         legs = self.legs
         for k in range(0, len(joints), 2):
             hip, knee = joints[k], joints[k + 1]
-            state += [hip.angle, hip.speed / spec.speed_hip, knee.angle + 1.0, knee.speed / spec.speed_knee,
-                      1.0 if legs[k + 1].ground_contact else 0.0]
+            state += [
+                hip.angle,
+                hip.speed / spec.speed_hip,
+                knee.angle + 1.0,
+                knee.speed / spec.speed_knee,
+                1.0 if legs[k + 1].ground_contact else 0.0,
+            ]
         state += [lidar.fraction for lidar in self.lidar]
 
         self.scroll = pos.x - bw.VIEWPORT_W / bw.SCALE / 5
@@ -329,8 +341,10 @@ class ParametricBipedalEnv(TaskEnvMixin, bw.BipedalWalker):
         """Upstream's renderer; ``rgb_array`` works headless (sets ``SDL_VIDEODRIVER=dummy``
         only if unset, and only when rendering)."""
         if self.render_mode is None:
-            gym.logger.warn(f"{type(self).__name__}.render() called without a render_mode; "
-                            f"build the env with render_mode='rgb_array'")
+            gym.logger.warn(
+                f"{type(self).__name__}.render() called without a render_mode; "
+                f"build the env with render_mode='rgb_array'"
+            )
             return None
         if self.hull is None:
             raise gym.error.ResetNeeded("call reset() before render()")
@@ -378,12 +392,26 @@ class StumpTracksEnv(ParametricBipedalEnv):
         render_mode: ``None``, ``"rgb_array"`` or ``"human"``.
     """
 
-    def __init__(self, *, body: str | BodySpec = "classic", height_range: Sequence[float] = (0.0, 3.0),
-                 spacing_range: Sequence[float] = (0.0, 6.0), task: Sequence[float] | None = None,
-                 max_episode_steps: int = 2000, render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        body: str | BodySpec = "classic",
+        height_range: Sequence[float] = (0.0, 3.0),
+        spacing_range: Sequence[float] = (0.0, 6.0),
+        task: Sequence[float] | None = None,
+        max_episode_steps: int = 2000,
+        render_mode: str | None = None,
+    ) -> None:
         super().__init__(body=body, max_episode_steps=max_episode_steps, render_mode=render_mode)
-        EzPickle.__init__(self, body=body, height_range=height_range, spacing_range=spacing_range, task=task,
-                          max_episode_steps=max_episode_steps, render_mode=render_mode)
+        EzPickle.__init__(
+            self,
+            body=body,
+            height_range=height_range,
+            spacing_range=spacing_range,
+            task=task,
+            max_episode_steps=max_episode_steps,
+            render_mode=render_mode,
+        )
         h_lo, h_hi = _range("height_range", height_range)
         s_lo, s_hi = _range("spacing_range", spacing_range)
         self._space = Box([h_lo, s_lo], [h_hi, s_hi], names=list(STUMP_PARAM_NAMES), name="stump_tracks")
@@ -399,8 +427,10 @@ class StumpTracksEnv(ParametricBipedalEnv):
     @property
     def obstacles(self) -> list[np.ndarray]:
         """The current track's stumps as ``(4, 2)`` vertex arrays (world units)."""
-        return [np.array([(x0, GROUND_Y), (x1, GROUND_Y), (x1, GROUND_Y + h), (x0, GROUND_Y + h)])
-                for x0, x1, h in self.stumps.tolist()]
+        return [
+            np.array([(x0, GROUND_Y), (x1, GROUND_Y), (x1, GROUND_Y + h), (x0, GROUND_Y + h)])
+            for x0, x1, h in self.stumps.tolist()
+        ]
 
 
 class HexagonTracksEnv(ParametricBipedalEnv):
@@ -421,16 +451,31 @@ class HexagonTracksEnv(ParametricBipedalEnv):
 
     PARAM_NAMES: tuple[str, ...] = tuple(f"v{i}_{axis}" for i in range(6) for axis in ("dx", "dy"))
 
-    def __init__(self, *, body: str | BodySpec = "classic", offset_range: Sequence[float] = (0.0, 4.0),
-                 obstacle_spacing: float = 12 * TERRAIN_STEP, task: Sequence[float] | None = None,
-                 max_episode_steps: int = 2000, render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        body: str | BodySpec = "classic",
+        offset_range: Sequence[float] = (0.0, 4.0),
+        obstacle_spacing: float = 12 * TERRAIN_STEP,
+        task: Sequence[float] | None = None,
+        max_episode_steps: int = 2000,
+        render_mode: str | None = None,
+    ) -> None:
         super().__init__(body=body, max_episode_steps=max_episode_steps, render_mode=render_mode)
-        EzPickle.__init__(self, body=body, offset_range=offset_range, obstacle_spacing=obstacle_spacing, task=task,
-                          max_episode_steps=max_episode_steps, render_mode=render_mode)
+        EzPickle.__init__(
+            self,
+            body=body,
+            offset_range=offset_range,
+            obstacle_spacing=obstacle_spacing,
+            task=task,
+            max_episode_steps=max_episode_steps,
+            render_mode=render_mode,
+        )
         lo, hi = _range("offset_range", offset_range)
         if not (isinstance(obstacle_spacing, (int, float)) and obstacle_spacing >= TERRAIN_STEP):
-            raise ConfigError(f"obstacle_spacing: must be a number >= {TERRAIN_STEP:.4f} (one terrain step), "
-                              f"got {obstacle_spacing!r}")
+            raise ConfigError(
+                f"obstacle_spacing: must be a number >= {TERRAIN_STEP:.4f} (one terrain step), got {obstacle_spacing!r}"
+            )
         self.obstacle_spacing = float(obstacle_spacing)
         self.obstacles: list[np.ndarray] = []
         """The current track's obstacles as convex ``(k, 2)`` vertex arrays (world units)."""
@@ -451,12 +496,19 @@ class ClassicBipedalEnv(ParametricBipedalEnv):
     the runtime can treat it like any other family. ``body`` still selects an embodiment.
     """
 
-    def __init__(self, *, body: str | BodySpec = "classic", hardcore: bool = False,
-                 max_episode_steps: int | None = None, render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        body: str | BodySpec = "classic",
+        hardcore: bool = False,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
         limit = (2000 if hardcore else 1600) if max_episode_steps is None else max_episode_steps
         super().__init__(body=body, max_episode_steps=limit, render_mode=render_mode)
-        EzPickle.__init__(self, body=body, hardcore=hardcore, max_episode_steps=max_episode_steps,
-                          render_mode=render_mode)
+        EzPickle.__init__(
+            self, body=body, hardcore=hardcore, max_episode_steps=max_episode_steps, render_mode=render_mode
+        )
         self.hardcore = bool(hardcore)
         value = "bipedal_walker_hardcore_v3" if hardcore else "bipedal_walker_v3"
         self._space = Discrete([value], name="bipedal_walker")
@@ -467,8 +519,13 @@ class ClassicBipedalEnv(ParametricBipedalEnv):
 
 
 # ------------------------------------------------------------------------ test sets
-def stump_grid_test_set(n: int = 10, space: Box | None = None, *, height: tuple[float, float] = (0.0, 3.0),
-                        spacing: tuple[float, float] = (0.0, 6.0)) -> list[Task]:
+def stump_grid_test_set(
+    n: int = 10,
+    space: Box | None = None,
+    *,
+    height: tuple[float, float] = (0.0, 3.0),
+    spacing: tuple[float, float] = (0.0, 6.0),
+) -> list[Task]:
     """TeachMyAgent's Stump Tracks test set: an ``n x n`` grid over ``[0, 3] x [0, 6]`` (ends included).
 
     The grid stays on ``[0, 3] x [0, 6]`` whatever the training bounds (teachDeepRL
@@ -500,9 +557,14 @@ def uniform_test_set(space: Box, n: int = 50, seed: int = 4222) -> list[Task]:
 
 
 # ------------------------------------------------------------------------ evaluation
-def run_episode(env: ParametricBipedalEnv, policy_fn: PolicyFn, task: Task | Sequence[float] | None = None,
-                seed: int | None = None, max_steps: int | None = None,
-                on_step: Callable[[ParametricBipedalEnv], None] | None = None) -> dict[str, Any]:
+def run_episode(
+    env: ParametricBipedalEnv,
+    policy_fn: PolicyFn,
+    task: Task | Sequence[float] | None = None,
+    seed: int | None = None,
+    max_steps: int | None = None,
+    on_step: Callable[[ParametricBipedalEnv], None] | None = None,
+) -> dict[str, Any]:
     """Run one episode; returns ``{"episode_return", "length", "success", "task_id"}``.
 
     ``policy_fn(obs) -> action``; if it has a ``reset()`` method it is called first, so
@@ -525,12 +587,17 @@ def run_episode(env: ParametricBipedalEnv, policy_fn: PolicyFn, task: Task | Seq
             on_step(env)
         if terminated or truncated or (max_steps is not None and length >= max_steps):
             break
-    return {"episode_return": total, "length": length, "success": total > MASTERY_RETURN,
-            "task_id": env.current_task.id}
+    return {
+        "episode_return": total,
+        "length": length,
+        "success": total > MASTERY_RETURN,
+        "task_id": env.current_task.id,
+    }
 
 
-def _evaluate_task(task: Task, *, policy_fn: PolicyFn, env_factory: Callable[[], Any], episodes: int,
-                   seed: int) -> list[float]:
+def _evaluate_task(
+    task: Task, *, policy_fn: PolicyFn, env_factory: Callable[[], Any], episodes: int, seed: int
+) -> list[float]:
     env = env_factory()
     try:
         return [run_episode(env, policy_fn, task, seed=seed + k)["episode_return"] for k in range(episodes)]
@@ -542,8 +609,15 @@ def _serial_map(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     return [fn(x) for x in items]
 
 
-def evaluate(policy_fn: PolicyFn, env_factory: Callable[[], Any], test_set: Sequence[Task], episodes: int = 1,
-             *, seed: int = 0, parallel: ParallelMap | None = None) -> dict[str, Any]:
+def evaluate(
+    policy_fn: PolicyFn,
+    env_factory: Callable[[], Any],
+    test_set: Sequence[Task],
+    episodes: int = 1,
+    *,
+    seed: int = 0,
+    parallel: ParallelMap | None = None,
+) -> dict[str, Any]:
     """Mean return per test task and the percentage of tasks mastered (mean return > 230).
 
     Episode ``k`` of every task uses seed ``seed + k``: tasks are compared on the same
@@ -568,12 +642,12 @@ def evaluate(policy_fn: PolicyFn, env_factory: Callable[[], Any], test_set: Sequ
     tasks = list(test_set)
     if not tasks:
         raise ConfigError("test_set: is empty")
-    fn = functools.partial(_evaluate_task, policy_fn=policy_fn, env_factory=env_factory, episodes=episodes,
-                           seed=seed)
+    fn = functools.partial(_evaluate_task, policy_fn=policy_fn, env_factory=env_factory, episodes=episodes, seed=seed)
     results = list((parallel or _serial_map)(fn, tasks))
     if len(results) != len(tasks):
-        raise ConfigError(f"parallel: returned {len(results)} results for {len(tasks)} tasks; it must be an "
-                          f"order-preserving map")
+        raise ConfigError(
+            f"parallel: returned {len(results)} results for {len(tasks)} tasks; it must be an order-preserving map"
+        )
     returns = {t.id: float(np.mean(r)) for t, r in zip(tasks, results)}
     mastered = sum(float(np.mean(r)) > MASTERY_RETURN for r in results)
     return {"returns": returns, "mastered_pct": 100.0 * mastered / len(tasks)}
@@ -600,9 +674,17 @@ class HeuristicPolicy:
         return self._h.step_heuristic(obs).astype(np.float32)
 
 
-def write_video(env: ParametricBipedalEnv, policy_fn: PolicyFn, task: Task | Sequence[float] | None, path: str,
-                *, seed: int | None = 0, max_steps: int | None = None, every: int = 2,
-                fps: float | None = None) -> dict[str, Any]:
+def write_video(
+    env: ParametricBipedalEnv,
+    policy_fn: PolicyFn,
+    task: Task | Sequence[float] | None,
+    path: str,
+    *,
+    seed: int | None = 0,
+    max_steps: int | None = None,
+    every: int = 2,
+    fps: float | None = None,
+) -> dict[str, Any]:
     """Write a GIF of ``policy_fn`` running one episode of ``task`` to ``path``.
 
     ``env`` must have ``render_mode="rgb_array"`` (headless). Every ``every``-th frame is

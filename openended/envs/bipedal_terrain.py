@@ -16,6 +16,7 @@ Written from the task definitions of Portelas et al. (2019) (stump height ~
 x-units; hexagon vertices offset by parameters perturbed with ``N(., 0.1)``); the code is
 our own, not teachDeepRL's.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,9 +61,16 @@ HEXAGON_X_DIRECTION: np.ndarray = np.array([-1.0, 1.0, 1.0, 1.0, -1.0, -1.0])
 HEXAGON_X_DIRECTION.setflags(write=False)
 
 
-def stump_blocks(rng: np.random.Generator, mean_height: float, spacing: float, *,
-                 x_start: float = TRACK_START_X, x_end: float = FINISH_X, height_sd: float = 0.1,
-                 min_height: float = 0.05) -> np.ndarray:
+def stump_blocks(
+    rng: np.random.Generator,
+    mean_height: float,
+    spacing: float,
+    *,
+    x_start: float = TRACK_START_X,
+    x_end: float = FINISH_X,
+    height_sd: float = 0.1,
+    min_height: float = 0.05,
+) -> np.ndarray:
     """Stumps of one track as an ``(n, 3)`` array of ``(x_left, x_right, height)`` (world units).
 
     A stump starts every ``max(0.01, spacing)`` x-units from ``x_start``; each is one
@@ -132,9 +140,15 @@ def _polygon_area(poly: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
-def hexagon_polygons(rng: np.random.Generator, params: np.ndarray, *, spacing: float,
-                     x_start: float = TRACK_START_X, x_end: float = FINISH_X,
-                     offset_sd: float = 0.1) -> list[np.ndarray]:
+def hexagon_polygons(
+    rng: np.random.Generator,
+    params: np.ndarray,
+    *,
+    spacing: float,
+    x_start: float = TRACK_START_X,
+    x_end: float = FINISH_X,
+    offset_sd: float = 0.1,
+) -> list[np.ndarray]:
     """Obstacles of one Hexagon track: a list of convex ``(k, 2)`` vertex arrays (world units).
 
     ``params`` holds 12 offsets, ``(dx_i, dy_i)`` for the 6 vertices of a flat-bottomed

@@ -26,6 +26,7 @@ mastery threshold (return > 230) would mean different things per body. By defaul
 pays the upstream per-step budget spread over its joints (``0.028 * 4 / n_joints``);
 ``classic`` and ``short`` therefore pay exactly upstream's cost.
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,7 +45,7 @@ __all__ = ["BodySpec", "register_body", "get_body", "list_bodies", "build_body",
 UPSTREAM_ENERGY_COST: float = 0.00035 * bw.MOTORS_TORQUE
 """Upstream's reward cost per unit of |action| per joint (4 joints)."""
 
-_BODIES: dict[str, "BodySpec"] = {}
+_BODIES: dict[str, BodySpec] = {}
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,16 @@ class BodySpec:
         object.__setattr__(self, "knee_limits", tuple(float(x) for x in self.knee_limits))
         if len(self.hull_poly) < 3 or len(self.hull_poly) > 8:
             raise ConfigError(f"BodySpec.hull_poly: needs 3 to 8 vertices (Box2D limit), got {len(self.hull_poly)}")
-        for name in ("hull_density", "leg_w", "leg_h", "lower_w_ratio", "leg_density", "motors_torque",
-                     "speed_hip", "speed_knee"):
+        for name in (
+            "hull_density",
+            "leg_w",
+            "leg_h",
+            "lower_w_ratio",
+            "leg_density",
+            "motors_torque",
+            "speed_hip",
+            "speed_knee",
+        ):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ConfigError(f"BodySpec.{name}: must be a finite number > 0, got {v!r}")
@@ -134,9 +143,13 @@ class BodySpec:
         Upstream hard-codes 4 joints, torque 80, its motor speeds and its energy cost; a
         body matching those steps through the upstream code path (no extra per-step cost).
         """
-        return (self.n_joints == 4 and self.motors_torque == bw.MOTORS_TORQUE
-                and self.speed_hip == bw.SPEED_HIP and self.speed_knee == bw.SPEED_KNEE
-                and self.joint_energy_cost == UPSTREAM_ENERGY_COST)
+        return (
+            self.n_joints == 4
+            and self.motors_torque == bw.MOTORS_TORQUE
+            and self.speed_hip == bw.SPEED_HIP
+            and self.speed_knee == bw.SPEED_KNEE
+            and self.joint_energy_cost == UPSTREAM_ENERGY_COST
+        )
 
     @property
     def height(self) -> float:
@@ -162,19 +175,39 @@ class BodySpec:
 
 @functools.lru_cache(maxsize=64)
 def _fixture_defs(spec: BodySpec) -> tuple[Any, Any, Any]:
-    if (spec.hull_poly == tuple(tuple(p) for p in bw.HULL_POLY) and spec.hull_density == 5.0
-            and spec.leg_w == bw.LEG_W * bw.SCALE and spec.leg_h == bw.LEG_H * bw.SCALE
-            and spec.lower_w_ratio == 0.8 and spec.leg_density == 1.0):
+    if (
+        spec.hull_poly == tuple(tuple(p) for p in bw.HULL_POLY)
+        and spec.hull_density == 5.0
+        and spec.leg_w == bw.LEG_W * bw.SCALE
+        and spec.leg_h == bw.LEG_H * bw.SCALE
+        and spec.lower_w_ratio == 0.8
+        and spec.leg_density == 1.0
+    ):
         return bw.HULL_FD, bw.LEG_FD, bw.LOWER_FD
     s = bw.SCALE
-    hull = bw.fixtureDef(shape=bw.polygonShape(vertices=[(x / s, y / s) for x, y in spec.hull_poly]),
-                         density=spec.hull_density, friction=0.1, categoryBits=0x0020, maskBits=0x001,
-                         restitution=0.0)
+    hull = bw.fixtureDef(
+        shape=bw.polygonShape(vertices=[(x / s, y / s) for x, y in spec.hull_poly]),
+        density=spec.hull_density,
+        friction=0.1,
+        categoryBits=0x0020,
+        maskBits=0x001,
+        restitution=0.0,
+    )
     w, h = spec.leg_w / s, spec.leg_h / s
-    upper = bw.fixtureDef(shape=bw.polygonShape(box=(w / 2, h / 2)), density=spec.leg_density,
-                          restitution=0.0, categoryBits=0x0020, maskBits=0x001)
-    lower = bw.fixtureDef(shape=bw.polygonShape(box=(spec.lower_w_ratio * w / 2, h / 2)),
-                          density=spec.leg_density, restitution=0.0, categoryBits=0x0020, maskBits=0x001)
+    upper = bw.fixtureDef(
+        shape=bw.polygonShape(box=(w / 2, h / 2)),
+        density=spec.leg_density,
+        restitution=0.0,
+        categoryBits=0x0020,
+        maskBits=0x001,
+    )
+    lower = bw.fixtureDef(
+        shape=bw.polygonShape(box=(spec.lower_w_ratio * w / 2, h / 2)),
+        density=spec.leg_density,
+        restitution=0.0,
+        categoryBits=0x0020,
+        maskBits=0x001,
+    )
     return hull, upper, lower
 
 
@@ -197,24 +230,42 @@ def build_body(spec: BodySpec, world: Any, init_x: float, init_y: float) -> tupl
     for anchor_px in spec.leg_anchors_x:
         ax = anchor_px / s
         for i in (-1, +1):
-            leg = world.CreateDynamicBody(position=(init_x + ax, init_y - leg_h / 2 - leg_down),
-                                          angle=(i * 0.05), fixtures=upper_fd)
+            leg = world.CreateDynamicBody(
+                position=(init_x + ax, init_y - leg_h / 2 - leg_down), angle=(i * 0.05), fixtures=upper_fd
+            )
             leg.color1 = (153 - i * 25, 76 - i * 25, 127 - i * 25)
             leg.color2 = (102 - i * 25, 51 - i * 25, 76 - i * 25)
-            rjd = bw.revoluteJointDef(bodyA=hull, bodyB=leg, localAnchorA=(ax, leg_down),
-                                      localAnchorB=(0, leg_h / 2), enableMotor=True, enableLimit=True,
-                                      maxMotorTorque=spec.motors_torque, motorSpeed=i,
-                                      lowerAngle=spec.hip_limits[0], upperAngle=spec.hip_limits[1])
+            rjd = bw.revoluteJointDef(
+                bodyA=hull,
+                bodyB=leg,
+                localAnchorA=(ax, leg_down),
+                localAnchorB=(0, leg_h / 2),
+                enableMotor=True,
+                enableLimit=True,
+                maxMotorTorque=spec.motors_torque,
+                motorSpeed=i,
+                lowerAngle=spec.hip_limits[0],
+                upperAngle=spec.hip_limits[1],
+            )
             legs.append(leg)
             joints.append(world.CreateJoint(rjd))
-            lower = world.CreateDynamicBody(position=(init_x + ax, init_y - leg_h * 3 / 2 - leg_down),
-                                            angle=(i * 0.05), fixtures=lower_fd)
+            lower = world.CreateDynamicBody(
+                position=(init_x + ax, init_y - leg_h * 3 / 2 - leg_down), angle=(i * 0.05), fixtures=lower_fd
+            )
             lower.color1 = (153 - i * 25, 76 - i * 25, 127 - i * 25)
             lower.color2 = (102 - i * 25, 51 - i * 25, 76 - i * 25)
-            rjd = bw.revoluteJointDef(bodyA=leg, bodyB=lower, localAnchorA=(0, -leg_h / 2),
-                                      localAnchorB=(0, leg_h / 2), enableMotor=True, enableLimit=True,
-                                      maxMotorTorque=spec.motors_torque, motorSpeed=1,
-                                      lowerAngle=spec.knee_limits[0], upperAngle=spec.knee_limits[1])
+            rjd = bw.revoluteJointDef(
+                bodyA=leg,
+                bodyB=lower,
+                localAnchorA=(0, -leg_h / 2),
+                localAnchorB=(0, leg_h / 2),
+                enableMotor=True,
+                enableLimit=True,
+                maxMotorTorque=spec.motors_torque,
+                motorSpeed=1,
+                lowerAngle=spec.knee_limits[0],
+                upperAngle=spec.knee_limits[1],
+            )
             lower.ground_contact = False
             legs.append(lower)
             joints.append(world.CreateJoint(rjd))
@@ -252,7 +303,15 @@ _QUADRUPED_HULL = ((-48.0, 9.0), (20.0, 9.0), (48.0, 1.0), (48.0, -8.0), (-48.0,
 
 register_body("classic", BodySpec(description="gymnasium BipedalWalker-v3 biped (legs 8x34 px, torque 80)"))
 register_body("short", BodySpec(leg_h=17.0, description="classic biped with half-length legs (8x17 px)"))
-register_body("quadruped", BodySpec(
-    hull_poly=_QUADRUPED_HULL, hull_density=6.0, leg_w=10.0, leg_h=51.0, leg_anchors_x=(-34.0, 34.0),
-    motors_torque=300.0,
-    description="96 px hull on 2 leg pairs (legs 10x51 px, torque 300, 8 joints)"))
+register_body(
+    "quadruped",
+    BodySpec(
+        hull_poly=_QUADRUPED_HULL,
+        hull_density=6.0,
+        leg_w=10.0,
+        leg_h=51.0,
+        leg_anchors_x=(-34.0, 34.0),
+        motors_torque=300.0,
+        description="96 px hull on 2 leg pairs (legs 10x51 px, torque 300, 8 joints)",
+    ),
+)

@@ -7,9 +7,11 @@ Checks, with messages naming the likely cause:
 * the same seed and task give the same first observation;
 * a task outside the space is rejected with `TaskNotInSpace`.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -53,8 +55,9 @@ def check_task_env(make: Callable[[], Any], *, seed: int = 0, steps: int = 3) ->
         env.set_task(t1)
         obs, info = env.reset(seed=seed)
         if info.get("task_id") != t1.id:
-            raise TaskEnvCheckError(f"reset info['task_id']={info.get('task_id')!r}, expected {t1.id}: the env "
-                                    "must report the task it runs")
+            raise TaskEnvCheckError(
+                f"reset info['task_id']={info.get('task_id')!r}, expected {t1.id}: the env must report the task it runs"
+            )
         if env.current_task is None or env.current_task.id != t1.id:
             raise TaskEnvCheckError("current_task is not the task passed to set_task before reset")
         env.set_task(t2)  # queued: must not change the running episode
@@ -70,8 +73,9 @@ def check_task_env(make: Callable[[], Any], *, seed: int = 0, steps: int = 3) ->
         twin.set_task(t1)
         obs2, _ = twin.reset(seed=seed)
         if not _obs_equal(obs, obs2):
-            raise TaskEnvCheckError("same seed and task gave different first observations; seed every random "
-                                    "draw from the env's np_random")
+            raise TaskEnvCheckError(
+                "same seed and task gave different first observations; seed every random draw from the env's np_random"
+            )
         bad = _outside(space)
         if bad is not None:
             try:

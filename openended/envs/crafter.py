@@ -31,16 +31,17 @@ inventory, which caps at 9): a component ``(a, k)`` is done once ``a``'s counter
 or after ``max_episode_steps`` (truncated). Why one task per episode: OMNI re-draws the
 task on success or after 300 steps; one episode per task keeps ``Outcome`` per task.
 """
+
 from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
-
-import numpy as np
+from typing import Any, Literal
 
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
 
 from openended.envs.base import TaskEnvMixin
@@ -62,33 +63,73 @@ __all__ = [
 ]
 
 ACHIEVEMENTS: tuple[str, ...] = (
-    "collect_coal", "collect_diamond", "collect_drink", "collect_iron", "collect_sapling", "collect_stone",
-    "collect_wood", "defeat_skeleton", "defeat_zombie", "eat_cow", "eat_plant", "make_iron_pickaxe",
-    "make_iron_sword", "make_stone_pickaxe", "make_stone_sword", "make_wood_pickaxe", "make_wood_sword",
-    "place_furnace", "place_plant", "place_stone", "place_table", "wake_up",
+    "collect_coal",
+    "collect_diamond",
+    "collect_drink",
+    "collect_iron",
+    "collect_sapling",
+    "collect_stone",
+    "collect_wood",
+    "defeat_skeleton",
+    "defeat_zombie",
+    "eat_cow",
+    "eat_plant",
+    "make_iron_pickaxe",
+    "make_iron_sword",
+    "make_stone_pickaxe",
+    "make_stone_sword",
+    "make_wood_pickaxe",
+    "make_wood_sword",
+    "place_furnace",
+    "place_plant",
+    "place_stone",
+    "place_table",
+    "wake_up",
 )
 #: The 15 achievements OMNI's modified Crafter keeps (``crafter/data.yaml`` in jennyzzt/omni).
 OMNI_ACHIEVEMENTS: tuple[str, ...] = (
-    "collect_coal", "collect_diamond", "collect_drink", "collect_iron", "collect_stone", "collect_wood",
-    "make_iron_pickaxe", "make_iron_sword", "make_stone_pickaxe", "make_stone_sword", "make_wood_pickaxe",
-    "make_wood_sword", "place_furnace", "place_stone", "place_table",
+    "collect_coal",
+    "collect_diamond",
+    "collect_drink",
+    "collect_iron",
+    "collect_stone",
+    "collect_wood",
+    "make_iron_pickaxe",
+    "make_iron_sword",
+    "make_stone_pickaxe",
+    "make_stone_sword",
+    "make_wood_pickaxe",
+    "make_wood_sword",
+    "place_furnace",
+    "place_stone",
+    "place_table",
 )
 #: Direct prerequisites (what must be achievable first), read off Crafter's data.yaml:
 #: stone/coal need a wood pickaxe, iron a stone pickaxe, diamonds an iron pickaxe, making
 #: needs a nearby table (and a furnace for iron tools), placing consumes the material.
 PREREQUISITES: dict[str, tuple[str, ...]] = {
-    "collect_wood": (), "collect_drink": (), "collect_sapling": (), "wake_up": (), "eat_cow": (),
-    "defeat_zombie": (), "defeat_skeleton": (),
+    "collect_wood": (),
+    "collect_drink": (),
+    "collect_sapling": (),
+    "wake_up": (),
+    "eat_cow": (),
+    "defeat_zombie": (),
+    "defeat_skeleton": (),
     "place_table": ("collect_wood",),
-    "make_wood_pickaxe": ("place_table",), "make_wood_sword": ("place_table",),
-    "collect_stone": ("make_wood_pickaxe",), "collect_coal": ("make_wood_pickaxe",),
-    "place_stone": ("collect_stone",), "place_furnace": ("collect_stone", "place_table"),
-    "make_stone_pickaxe": ("collect_stone", "place_table"), "make_stone_sword": ("collect_stone", "place_table"),
+    "make_wood_pickaxe": ("place_table",),
+    "make_wood_sword": ("place_table",),
+    "collect_stone": ("make_wood_pickaxe",),
+    "collect_coal": ("make_wood_pickaxe",),
+    "place_stone": ("collect_stone",),
+    "place_furnace": ("collect_stone", "place_table"),
+    "make_stone_pickaxe": ("collect_stone", "place_table"),
+    "make_stone_sword": ("collect_stone", "place_table"),
     "collect_iron": ("make_stone_pickaxe",),
     "make_iron_pickaxe": ("collect_iron", "collect_coal", "place_furnace"),
     "make_iron_sword": ("collect_iron", "collect_coal", "place_furnace"),
     "collect_diamond": ("make_iron_pickaxe",),
-    "place_plant": ("collect_sapling",), "eat_plant": ("place_plant",),
+    "place_plant": ("collect_sapling",),
+    "eat_plant": ("place_plant",),
 }
 VERBS: tuple[str, ...] = ("collect", "make", "place", "eat", "defeat", "wake")
 #: Five synonyms per verb, as in OMNI's ``trs`` setting (``envs/env_utils.py`` SYNONYMS;
@@ -181,8 +222,14 @@ def parse_crafter_task(text: str) -> CrafterTaskSpec | None:
     return CrafterTaskSpec(tuple(comps), ordered and len(comps) > 1, False, -1, tuple(verbs))
 
 
-def validate_crafter_task(text: str, *, achievements: Sequence[str] = ACHIEVEMENTS, max_count: int = 20,
-                          max_components: int = 3, allow_impossible: bool = False) -> tuple[bool, str]:
+def validate_crafter_task(
+    text: str,
+    *,
+    achievements: Sequence[str] = ACHIEVEMENTS,
+    max_count: int = 20,
+    max_components: int = 3,
+    allow_impossible: bool = False,
+) -> tuple[bool, str]:
     """Is this a feasible Crafter task? Returns ``(ok, reason)``; the reason says what failed.
 
     Checks: parses in the grammar; every achievement is one of ``achievements``; counts in
@@ -207,8 +254,9 @@ def validate_crafter_task(text: str, *, achievements: Sequence[str] = ACHIEVEMEN
     return True, "ok"
 
 
-def crafter_task_set(name: Literal["tr", "trc", "trs"] = "tr", impossible: int = 1023,
-                     achievements: Sequence[str] = OMNI_ACHIEVEMENTS) -> list[str]:
+def crafter_task_set(
+    name: Literal["tr", "trc", "trs"] = "tr", impossible: int = 1023, achievements: Sequence[str] = OMNI_ACHIEVEMENTS
+) -> list[str]:
     """OMNI's task settings as texts, real tasks first, then ``impossible`` dummies.
 
     * ``tr``  -- repetitive: collect tasks with counts 1-10, the others 1-5 (6x10 + 9x5 = 105).
@@ -250,7 +298,7 @@ def bow_task_encoding(text: str) -> np.ndarray:
     if spec.impossible:
         v[len(ACHIEVEMENTS) + 1] = 1.0
         bits = [(spec.dummy_index >> b) & 1 for b in range(11)]
-        v[len(ACHIEVEMENTS) + 2:] = bits
+        v[len(ACHIEVEMENTS) + 2 :] = bits
         return v
     for a, k in spec.components:
         v[ACHIEVEMENTS.index(a)] += min(k, 20) / 10.0  # bounded: counts above 20 read as 20
@@ -284,20 +332,29 @@ class CrafterTaskEnv(TaskEnvMixin, gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, task_set: Literal["tr", "trc", "trs"] = "tr", impossible: int = 1023,
-                 tasks: Sequence[str] | None = None, space: Literal["discrete", "text"] = "discrete",
-                 area: Sequence[int] = (64, 64), view: Sequence[int] = (9, 9), size: Sequence[int] = (64, 64),
-                 max_episode_steps: int = 300, task_obs: Literal["auto", "index", "bow"] = "auto",
-                 task_embed_fn: Callable[[str], np.ndarray] | None = None, task_embed_dim: int | None = None,
-                 reward: Literal["sparse", "progress"] = "sparse", seed: int = 0,
-                 render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        task_set: Literal["tr", "trc", "trs"] = "tr",
+        impossible: int = 1023,
+        tasks: Sequence[str] | None = None,
+        space: Literal["discrete", "text"] = "discrete",
+        area: Sequence[int] = (64, 64),
+        view: Sequence[int] = (9, 9),
+        size: Sequence[int] = (64, 64),
+        max_episode_steps: int = 300,
+        task_obs: Literal["auto", "index", "bow"] = "auto",
+        task_embed_fn: Callable[[str], np.ndarray] | None = None,
+        task_embed_dim: int | None = None,
+        reward: Literal["sparse", "progress"] = "sparse",
+        seed: int = 0,
+        render_mode: str | None = None,
+    ) -> None:
         import crafter  # lazy: the family loads only on use
 
         texts = list(tasks) if tasks is not None else crafter_task_set(task_set, impossible)
         bad = [t for t in texts if parse_crafter_task(t) is None]
         if bad:
-            raise ConfigError(f"env.crafter.tasks: {len(bad)} task(s) not in the Crafter grammar, e.g. "
-                              f"{bad[0][:60]!r}")
+            raise ConfigError(f"env.crafter.tasks: {len(bad)} task(s) not in the Crafter grammar, e.g. {bad[0][:60]!r}")
         if int(size[0]) < 32 or int(size[1]) < 32:
             raise ConfigError(f"env.crafter.size: must be at least (32, 32) (smaller crashes Crafter), got {size}")
         if max_episode_steps < 1:
@@ -310,13 +367,15 @@ class CrafterTaskEnv(TaskEnvMixin, gym.Env):
             self._space = TextSpace(texts, max_length=MAX_TEXT, name="crafter")
         else:
             raise ConfigError(f"env.crafter.space: must be 'discrete' or 'text', got {space!r}")
-        self._default_task = self._space.task(texts[0]) if space == "discrete" else self._space.task(
-            texts[0], origin="seed")
+        self._default_task = (
+            self._space.task(texts[0]) if space == "discrete" else self._space.task(texts[0], origin="seed")
+        )
         self.render_mode = render_mode
         self._max_steps = int(max_episode_steps)
         self._reward_mode = reward
-        self._env = crafter.Env(area=tuple(area), view=tuple(view), size=tuple(size), reward=False, length=None,
-                                seed=int(seed))
+        self._env = crafter.Env(
+            area=tuple(area), view=tuple(view), size=tuple(size), reward=False, length=None, seed=int(seed)
+        )
         if task_embed_fn is not None:
             if task_embed_dim is None:
                 task_embed_dim = int(np.asarray(task_embed_fn(texts[0])).reshape(-1).size)
@@ -335,11 +394,13 @@ class CrafterTaskEnv(TaskEnvMixin, gym.Env):
                 task_space = spaces.Box(0.0, 2.0, (_BOW_DIM,), np.float32)
             else:
                 raise ConfigError(f"env.crafter.task_obs: must be 'auto', 'index' or 'bow', got {task_obs!r}")
-        self.observation_space = spaces.Dict({
-            # Crafter renders (size[0], size[1]) then transposes: rows = size[1].
-            "image": spaces.Box(0, 255, (int(size[1]), int(size[0]), 3), np.uint8),
-            "task": task_space,
-        })
+        self.observation_space = spaces.Dict(
+            {
+                # Crafter renders (size[0], size[1]) then transposes: rows = size[1].
+                "image": spaces.Box(0, 255, (int(size[1]), int(size[0]), 3), np.uint8),
+                "task": task_space,
+            }
+        )
         self.action_space = spaces.Discrete(len(crafter.constants.actions))
         self._spec: CrafterTaskSpec | None = None
         self._task_value: Any = None
@@ -354,8 +415,10 @@ class CrafterTaskEnv(TaskEnvMixin, gym.Env):
         super().set_task(task)
         if parse_crafter_task(task.text or "") is None:
             self._pending_task = None
-            raise TaskNotInSpace(f"CrafterTaskEnv: task text {(task.text or '')[:60]!r} is not in the Crafter "
-                                 "task grammar (e.g. 'collect_wood_3', 'collect_wood then place_table')")
+            raise TaskNotInSpace(
+                f"CrafterTaskEnv: task text {(task.text or '')[:60]!r} is not in the Crafter "
+                "task grammar (e.g. 'collect_wood_3', 'collect_wood then place_table')"
+            )
 
     def _obs(self, image: np.ndarray) -> dict:
         return {"image": image, "task": self._task_value}
@@ -420,9 +483,12 @@ class CrafterTaskEnv(TaskEnvMixin, gym.Env):
         self._done_units = done_units
         terminated = bool(success or dead)
         truncated = bool(not terminated and self._steps >= self._max_steps)
-        out = {"task_id": self._current_task.id if self._current_task else None,
-               "achievements": info["achievements"], "inventory": info["inventory"],
-               "progress": done_units / max(self._units(), 1)}
+        out = {
+            "task_id": self._current_task.id if self._current_task else None,
+            "achievements": info["achievements"],
+            "inventory": info["inventory"],
+            "progress": done_units / max(self._units(), 1),
+        }
         if terminated or truncated:
             out["success"] = bool(success)
         return self._obs(image), float(reward), terminated, truncated, out

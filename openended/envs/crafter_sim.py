@@ -33,9 +33,11 @@ Contents:
     CrafterSimLearner -- tasks in, Bernoulli successes out; ``run_episodes``, ``evaluate``,
                          ``success_prob``, ``add_tasks`` (generated tasks), state round trip.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -114,7 +116,7 @@ class CrafterSimLearner:
         self._order = [_A[a] for a in _topo_order()]
         k = np.arange(c.max_count)
         dist = np.abs(k[:, None] - k[None, :])
-        self._kern = np.where(dist == 0, 1.0, c.count_transfer * c.count_decay ** dist)
+        self._kern = np.where(dist == 0, 1.0, c.count_transfer * c.count_decay**dist)
         self.u = np.zeros((len(ACHIEVEMENTS), c.max_count))
         self.g = np.array([1.0 if v in VERBS else c.synonym_grounding for v in _VERB_LIST])
         self.w: list[float] = []  # composition skills, one per part combination
@@ -247,8 +249,15 @@ class CrafterSimLearner:
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
-        return {"config": self.config.model_dump(), "rng": self.rng.bit_generator.state, "u": self.u.copy(),
-                "g": self.g.copy(), "w": list(self.w), "texts": list(self.texts), "episodes": self.episodes}
+        return {
+            "config": self.config.model_dump(),
+            "rng": self.rng.bit_generator.state,
+            "u": self.u.copy(),
+            "g": self.g.copy(),
+            "w": list(self.w),
+            "texts": list(self.texts),
+            "episodes": self.episodes,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.__init__(state["texts"], SimConfig(**state["config"]))  # type: ignore[misc]

@@ -54,10 +54,12 @@ RLlib. Envs never import Ray. ``rllib_env_creator("simple_spread")`` returns
 ``lambda cfg: ParallelPettingZooEnv(rllib_env_creator("simple_spread")(cfg))`` with Ray
 yourself (``openended.runtime`` does this).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, ClassVar, Hashable, Literal, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -69,8 +71,16 @@ from openended.errors import ConfigError, DependencyNotInstalled, TaskNotInSpace
 from openended.tasks import Box, Outcome, Task
 from openended.validation import validate_model
 
-__all__ = ["MultiwalkerTaskEnv", "SimpleSpreadTaskEnv", "SimpleTagTaskEnv", "TaskParallelEnv",
-           "MultiwalkerConfig", "SimpleSpreadConfig", "SimpleTagConfig", "rllib_env_creator"]
+__all__ = [
+    "MultiwalkerTaskEnv",
+    "SimpleSpreadTaskEnv",
+    "SimpleTagTaskEnv",
+    "TaskParallelEnv",
+    "MultiwalkerConfig",
+    "SimpleSpreadConfig",
+    "SimpleTagConfig",
+    "rllib_env_creator",
+]
 
 _SEED_HIGH = 2**31 - 1
 
@@ -112,8 +122,11 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
     how to build and configure the upstream env, team membership and success.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "is_parallelizable": True,
-                                          "name": "task_parallel_env"}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["rgb_array", "human"],
+        "is_parallelizable": True,
+        "name": "task_parallel_env",
+    }
     INT_DIMS: ClassVar[frozenset[str]] = frozenset()
     family: ClassVar[str] = "task_parallel_env"
 
@@ -180,8 +193,9 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
         if unknown:
             raise TaskNotInSpace(f"{self.family}: unknown task parameter(s) {unknown}; valid: {names}")
         base = self._default_task.params if getattr(self, "_default_task", None) is not None else None
-        values = [float(params[n]) if n in params else (base[i] if base else self._dims()[n][2])
-                  for i, n in enumerate(names)]
+        values = [
+            float(params[n]) if n in params else (base[i] if base else self._dims()[n][2]) for i, n in enumerate(names)
+        ]
         self._validate(values)
         return self._space.task(values)
 
@@ -190,8 +204,9 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
         names = self._dim_names()
         x = np.asarray(values, dtype=np.float64)
         if x.shape != (len(names),):
-            raise TaskNotInSpace(f"{self.family}: a task has {len(names)} parameters {names}, got {len(x)} "
-                                 f"values {list(values)!r}")
+            raise TaskNotInSpace(
+                f"{self.family}: a task has {len(names)} parameters {names}, got {len(x)} values {list(values)!r}"
+            )
         for n, v, lo, hi in zip(names, x.tolist(), self._space.low.tolist(), self._space.high.tolist()):
             if not lo <= v <= hi:  # also catches NaN
                 raise TaskNotInSpace(f"{self.family}: task parameter {n}={v!r} is outside [{lo}, {hi}]")
@@ -210,8 +225,10 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
             self._validate(task)
             task = self._space.task(task)
         else:
-            raise TaskNotInSpace(f"set_task expects an openended Task, a dict of named parameters or a sequence of "
-                                 f"{len(self._dim_names())} values, got {type(task).__name__}")
+            raise TaskNotInSpace(
+                f"set_task expects an openended Task, a dict of named parameters or a sequence of "
+                f"{len(self._dim_names())} values, got {type(task).__name__}"
+            )
         self._validate(task.params)
         self._pending_task = task
 
@@ -277,8 +294,11 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
         if done_now:
             success = self._success(inner)
             for a in done_now:
-                self._finished[a] = {"episode_return": self._returns[a], "episode_length": self._length,
-                                     "success": success.get(a)}
+                self._finished[a] = {
+                    "episode_return": self._returns[a],
+                    "episode_length": self._length,
+                    "success": success.get(a),
+                }
                 out_infos.setdefault(a, {"task_id": tid}).update(self._finished[a])
             if not self.agents:
                 self._close_episode(out_infos)
@@ -296,10 +316,16 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
             f["team_return"] = team_return[team]
             if a in out_infos:
                 out_infos[a].update(f)
-            outs.append(Outcome(task_id=task.id, episode_return=f["episode_return"], success=f["success"],
-                                length=f["episode_length"], student_id=a,
-                                info={"team": team, "team_return": team_return[team], "family": self.family,
-                                      **self._params}))
+            outs.append(
+                Outcome(
+                    task_id=task.id,
+                    episode_return=f["episode_return"],
+                    success=f["success"],
+                    length=f["episode_length"],
+                    student_id=a,
+                    info={"team": team, "team_return": team_return[team], "family": self.family, **self._params},
+                )
+            )
         self._outcomes = outs
         self.episodes += 1
 
@@ -328,8 +354,9 @@ class MultiwalkerConfig(_EnvConfig):
 
     min_walkers: int = Field(2, ge=2, le=8, description="Fewest walkers a task may ask for.")
     max_walkers: int = Field(4, ge=2, le=8, description="Most walkers (fixes possible_agents).")
-    default_walkers: int | None = Field(None, ge=2, le=8,
-                                        description="n_walkers of the default task; None: upstream's 3, clipped.")
+    default_walkers: int | None = Field(
+        None, ge=2, le=8, description="n_walkers of the default task; None: upstream's 3, clipped."
+    )
     min_terrain_length: int = Field(60, ge=40, le=1000, description="Shortest terrain, in terrain steps.")
     max_terrain_length: int = Field(200, ge=40, le=1000, description="Longest terrain (upstream default 200).")
     allow_hardcore: bool = Field(True, description="Whether tasks may turn on stumps, stairs and pits.")
@@ -344,7 +371,7 @@ class MultiwalkerConfig(_EnvConfig):
     max_cycles: int = Field(500, ge=1, description="Upstream option (episode cap).")
 
     @model_validator(mode="after")
-    def _check(self) -> "MultiwalkerConfig":
+    def _check(self) -> MultiwalkerConfig:
         _check_range(self.min_walkers, self.max_walkers, "walkers")
         _check_range(self.min_terrain_length, self.max_terrain_length, "terrain_length")
         _check_default(self, "walkers")
@@ -372,8 +399,8 @@ class MultiwalkerTaskEnv(TaskParallelEnv):
         try:
             # the module behind pettingzoo.make("parallel", "sisl/multiwalker_v9"); the
             # ``pettingzoo.sisl.multiwalker_v9`` shim only adds a DeprecationWarning
-            from pettingzoo.sisl.multiwalker import multiwalker as multiwalker_v9  # noqa: PLC0415
-            from pettingzoo.sisl.multiwalker import multiwalker_base  # noqa: PLC0415
+            from pettingzoo.sisl.multiwalker import multiwalker as multiwalker_v9
+            from pettingzoo.sisl.multiwalker import multiwalker_base
         except ImportError as e:  # pragma: no cover
             raise DependencyNotInstalled("multiwalker needs pettingzoo[sisl] and box2d (the `envs` extra)") from e
         self._mod, self._base = multiwalker_v9, multiwalker_base
@@ -381,11 +408,13 @@ class MultiwalkerTaskEnv(TaskParallelEnv):
 
     def _dims(self) -> dict[str, tuple[float, float, float]]:
         c: MultiwalkerConfig = self.config  # type: ignore[assignment]
-        return {"n_walkers": (c.min_walkers, c.max_walkers, _default(c, "walkers", 3)),
-                "terrain_length": (c.min_terrain_length, c.max_terrain_length, c.max_terrain_length),
-                "hardcore": (0, 1 if c.allow_hardcore else 0, 0),
-                "position_noise": (0.0, c.max_position_noise, min(1e-3, c.max_position_noise)),
-                "angle_noise": (0.0, c.max_angle_noise, min(1e-3, c.max_angle_noise))}
+        return {
+            "n_walkers": (c.min_walkers, c.max_walkers, _default(c, "walkers", 3)),
+            "terrain_length": (c.min_terrain_length, c.max_terrain_length, c.max_terrain_length),
+            "hardcore": (0, 1 if c.allow_hardcore else 0, 0),
+            "position_noise": (0.0, c.max_position_noise, min(1e-3, c.max_position_noise)),
+            "angle_noise": (0.0, c.max_angle_noise, min(1e-3, c.max_angle_noise)),
+        }
 
     def _structure(self, p: dict[str, Any]) -> Hashable:
         return p["n_walkers"]
@@ -396,10 +425,17 @@ class MultiwalkerTaskEnv(TaskParallelEnv):
     def _build(self, structure: Hashable) -> ParallelEnv:
         c: MultiwalkerConfig = self.config  # type: ignore[assignment]
         return self._mod.parallel_env(
-            n_walkers=int(structure), forward_reward=c.forward_reward, terminate_reward=c.terminate_reward,
-            fall_reward=c.fall_reward, shared_reward=c.shared_reward, terminate_on_fall=c.terminate_on_fall,
-            remove_on_fall=c.remove_on_fall, terrain_length=c.max_terrain_length, max_cycles=c.max_cycles,
-            render_mode=c.render_mode)
+            n_walkers=int(structure),
+            forward_reward=c.forward_reward,
+            terminate_reward=c.terminate_reward,
+            fall_reward=c.fall_reward,
+            shared_reward=c.shared_reward,
+            terminate_on_fall=c.terminate_on_fall,
+            remove_on_fall=c.remove_on_fall,
+            terrain_length=c.max_terrain_length,
+            max_cycles=c.max_cycles,
+            render_mode=c.render_mode,
+        )
 
     def _configure(self, inner: ParallelEnv, p: dict[str, Any]) -> None:
         base = inner.unwrapped.env  # MultiWalkerEnv: read at its reset()
@@ -421,15 +457,17 @@ def _mpe_observation_mode(mode: str, varying: bool, family: str) -> str:
     if mode == "auto":
         return "padded" if varying else "native"
     if mode == "native" and varying:
-        raise ConfigError(f"env.{family}.observation: 'native' observations change length when agent or landmark "
-                          "counts vary across tasks; use 'padded' or 'nearest', or pin the counts (min == max)")
+        raise ConfigError(
+            f"env.{family}.observation: 'native' observations change length when agent or landmark "
+            "counts vary across tasks; use 'padded' or 'nearest', or pin the counts (min == max)"
+        )
     return mode
 
 
 def _fill(out: np.ndarray, at: int, vecs: list[np.ndarray], slots: int, width: int = 2) -> int:
     """Write ``vecs`` into ``out[at:]`` and leave ``slots - len(vecs)`` zero slots; return the new offset."""
     for v in vecs:
-        out[at:at + width] = v
+        out[at : at + width] = v
         at += width
     return at + (slots - len(vecs)) * width
 
@@ -475,7 +513,8 @@ class _MPEConfig(_EnvConfig):
     max_cycles: int = Field(25, ge=1, description="Upstream option (episode length; MPE default 25).")
     continuous_actions: bool = Field(False, description="Upstream option.")
     observation: Literal["auto", "padded", "nearest", "native"] = Field(
-        "auto", description="auto: padded when a count varies across tasks, else native (module doc).")
+        "auto", description="auto: padded when a count varies across tasks, else native (module doc)."
+    )
 
 
 class SimpleSpreadConfig(_MPEConfig):
@@ -483,15 +522,22 @@ class SimpleSpreadConfig(_MPEConfig):
 
     min_agents: int = Field(2, ge=1, le=10, description="Fewest agents (= landmarks).")
     max_agents: int = Field(4, ge=1, le=10, description="Most agents (fixes possible_agents).")
-    default_agents: int | None = Field(None, ge=1, le=10, description="N of the default task; None: upstream's 3, "
-                                                                       "clipped into [min_agents, max_agents].")
+    default_agents: int | None = Field(
+        None,
+        ge=1,
+        le=10,
+        description="N of the default task; None: upstream's 3, clipped into [min_agents, max_agents].",
+    )
     min_local_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Lower bound of local_ratio.")
     max_local_ratio: float = Field(1.0, ge=0.0, le=1.0, description="Upper bound of local_ratio.")
-    num_layouts: int = Field(1000, ge=1, description="layout_seed ranges over -1 (random each episode) .. "
-                                                     "num_layouts-1 (a fixed landmark layout).")
+    num_layouts: int = Field(
+        1000,
+        ge=1,
+        description="layout_seed ranges over -1 (random each episode) .. num_layouts-1 (a fixed landmark layout).",
+    )
 
     @model_validator(mode="after")
-    def _check(self) -> "SimpleSpreadConfig":
+    def _check(self) -> SimpleSpreadConfig:
         _check_range(self.min_agents, self.max_agents, "agents")
         _check_range(self.min_local_ratio, self.max_local_ratio, "local_ratio")
         _check_default(self, "agents")
@@ -518,21 +564,27 @@ class SimpleSpreadTaskEnv(TaskParallelEnv):
         if config is not None and kwargs:
             raise ConfigError("env.simple_spread: pass either config= or keyword options, not both")
         try:
-            from mpe2 import simple_spread_v3  # noqa: PLC0415
+            from mpe2 import simple_spread_v3
         except ImportError as e:  # pragma: no cover
             raise DependencyNotInstalled("simple_spread needs mpe2 (the `envs` extra)") from e
         self._mod = simple_spread_v3
-        self.observation_mode = _mpe_observation_mode(cfg.observation, cfg.min_agents != cfg.max_agents,
-                                                      "simple_spread")
+        self.observation_mode = _mpe_observation_mode(
+            cfg.observation, cfg.min_agents != cfg.max_agents, "simple_spread"
+        )
         self._layout_seed = -1
         super().__init__(cfg)
 
     def _dims(self) -> dict[str, tuple[float, float, float]]:
         c: SimpleSpreadConfig = self.config  # type: ignore[assignment]
-        return {"n_agents": (c.min_agents, c.max_agents, _default(c, "agents", 3)),
-                "local_ratio": (c.min_local_ratio, c.max_local_ratio,
-                                float(np.clip(0.5, c.min_local_ratio, c.max_local_ratio))),
-                "layout_seed": (-1, c.num_layouts - 1, -1)}
+        return {
+            "n_agents": (c.min_agents, c.max_agents, _default(c, "agents", 3)),
+            "local_ratio": (
+                c.min_local_ratio,
+                c.max_local_ratio,
+                float(np.clip(0.5, c.min_local_ratio, c.max_local_ratio)),
+            ),
+            "layout_seed": (-1, c.num_layouts - 1, -1),
+        }
 
     def _structure(self, p: dict[str, Any]) -> Hashable:
         return p["n_agents"]
@@ -545,9 +597,13 @@ class SimpleSpreadTaskEnv(TaskParallelEnv):
         n_max = c.max_agents
         nearest = self.observation_mode == "nearest" and n_max > 1
         inner = self._mod.parallel_env(
-            N=int(structure), max_cycles=c.max_cycles, continuous_actions=c.continuous_actions,
-            render_mode=c.render_mode, num_agent_neighbors=n_max - 1 if nearest else None,
-            num_landmark_neighbors=n_max if nearest else None)
+            N=int(structure),
+            max_cycles=c.max_cycles,
+            continuous_actions=c.continuous_actions,
+            render_mode=c.render_mode,
+            num_agent_neighbors=n_max - 1 if nearest else None,
+            num_landmark_neighbors=n_max if nearest else None,
+        )
         raw = inner.unwrapped
         if self.observation_mode == "padded":
             raw.scenario.observation = _spread_padded_observation(n_max)  # this instance only
@@ -589,7 +645,7 @@ class SimpleTagConfig(_MPEConfig):
     default_obstacles: int | None = Field(None, ge=0, le=8, description="Default task; None: upstream's 2, clipped.")
 
     @model_validator(mode="after")
-    def _check(self) -> "SimpleTagConfig":
+    def _check(self) -> SimpleTagConfig:
         for k in ("good", "adversaries", "obstacles"):
             _check_range(getattr(self, f"min_{k}"), getattr(self, f"max_{k}"), k)
             _check_default(self, k)
@@ -614,21 +670,26 @@ class SimpleTagTaskEnv(TaskParallelEnv):
         if config is not None and kwargs:
             raise ConfigError("env.simple_tag: pass either config= or keyword options, not both")
         try:
-            from mpe2 import simple_tag_v3  # noqa: PLC0415
+            from mpe2 import simple_tag_v3
         except ImportError as e:  # pragma: no cover
             raise DependencyNotInstalled("simple_tag needs mpe2 (the `envs` extra)") from e
         self._mod = simple_tag_v3
         varying = (cfg.min_good, cfg.min_adversaries, cfg.min_obstacles) != (
-            cfg.max_good, cfg.max_adversaries, cfg.max_obstacles)
+            cfg.max_good,
+            cfg.max_adversaries,
+            cfg.max_obstacles,
+        )
         self.observation_mode = _mpe_observation_mode(cfg.observation, varying, "simple_tag")
         self._caught_all = False
         super().__init__(cfg)
 
     def _dims(self) -> dict[str, tuple[float, float, float]]:
         c: SimpleTagConfig = self.config  # type: ignore[assignment]
-        return {"num_good": (c.min_good, c.max_good, _default(c, "good", 1)),
-                "num_adversaries": (c.min_adversaries, c.max_adversaries, _default(c, "adversaries", 3)),
-                "num_obstacles": (c.min_obstacles, c.max_obstacles, _default(c, "obstacles", 2))}
+        return {
+            "num_good": (c.min_good, c.max_good, _default(c, "good", 1)),
+            "num_adversaries": (c.min_adversaries, c.max_adversaries, _default(c, "adversaries", 3)),
+            "num_obstacles": (c.min_obstacles, c.max_obstacles, _default(c, "obstacles", 2)),
+        }
 
     def _structure(self, p: dict[str, Any]) -> Hashable:
         return (p["num_good"], p["num_adversaries"], p["num_obstacles"])
@@ -642,13 +703,19 @@ class SimpleTagTaskEnv(TaskParallelEnv):
         g, a, o = structure  # type: ignore[misc]
         nearest = self.observation_mode == "nearest"
         inner = self._mod.parallel_env(
-            num_good=int(g), num_adversaries=int(a), num_obstacles=int(o), max_cycles=c.max_cycles,
-            continuous_actions=c.continuous_actions, render_mode=c.render_mode,
+            num_good=int(g),
+            num_adversaries=int(a),
+            num_obstacles=int(o),
+            max_cycles=c.max_cycles,
+            continuous_actions=c.continuous_actions,
+            render_mode=c.render_mode,
             num_agent_neighbors=(c.max_good + c.max_adversaries - 1) if nearest else None,
-            num_landmark_neighbors=(c.max_obstacles or None) if nearest else None)
+            num_landmark_neighbors=(c.max_obstacles or None) if nearest else None,
+        )
         if self.observation_mode == "padded":
             inner.unwrapped.scenario.observation = _tag_padded_observation(  # this instance only
-                c.max_obstacles, c.max_adversaries, c.max_good)
+                c.max_obstacles, c.max_adversaries, c.max_good
+            )
         return inner
 
     def _team(self, agent: str) -> str:
@@ -674,13 +741,18 @@ class SimpleTagTaskEnv(TaskParallelEnv):
         self._caught_all = True
 
     def _success(self, inner: ParallelEnv) -> dict[str, bool | None]:
-        return {a: (self._caught_all if self._team(a) == "adversary" else not self._caught_all)
-                for a in self.possible_agents}
+        return {
+            a: (self._caught_all if self._team(a) == "adversary" else not self._caught_all)
+            for a in self.possible_agents
+        }
 
 
 # --------------------------------------------------------------------------- RLlib glue
 _FAMILIES: dict[str, Callable[..., TaskParallelEnv]] = {
-    "multiwalker": MultiwalkerTaskEnv, "simple_spread": SimpleSpreadTaskEnv, "simple_tag": SimpleTagTaskEnv}
+    "multiwalker": MultiwalkerTaskEnv,
+    "simple_spread": SimpleSpreadTaskEnv,
+    "simple_tag": SimpleTagTaskEnv,
+}
 
 
 def rllib_env_creator(name: str) -> Callable[[dict[str, Any] | None], TaskParallelEnv]:

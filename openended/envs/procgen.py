@@ -46,11 +46,13 @@ its ``np_random`` at each episode (plain procgen ``num_levels=N`` training: the
 domain-randomisation baseline, seeded by ``reset(seed=...)``). Once a task is set it
 persists for later episodes until another is set (the ``TaskEnvMixin`` contract).
 """
+
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, ClassVar, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -63,26 +65,65 @@ from openended.errors import ConfigError, DependencyNotInstalled, TaskNotInSpace
 from openended.tasks import Discrete, Outcome, Task
 from openended.validation import validate_model
 
-__all__ = ["ProcgenConfig", "ProcgenTaskEnv", "ProcgenVectorTaskEnv", "LevelStateCache", "PROCGEN_GAMES",
-           "PROCGEN_TIMEOUT", "NUM_ACTIONS"]
+__all__ = [
+    "ProcgenConfig",
+    "ProcgenTaskEnv",
+    "ProcgenVectorTaskEnv",
+    "LevelStateCache",
+    "PROCGEN_GAMES",
+    "PROCGEN_TIMEOUT",
+    "NUM_ACTIONS",
+]
 
 PROCGEN_GAMES: tuple[str, ...] = (
-    "bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball", "fruitbot",
-    "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder", "starpilot")
+    "bigfish",
+    "bossfight",
+    "caveflyer",
+    "chaser",
+    "climber",
+    "coinrun",
+    "dodgeball",
+    "fruitbot",
+    "heist",
+    "jumper",
+    "leaper",
+    "maze",
+    "miner",
+    "ninja",
+    "plunder",
+    "starpilot",
+)
 PROCGEN_TIMEOUT = 1000  # procgen ends every episode after 1000 steps (game.h ``timeout``)
 NUM_ACTIONS = 15
 _MAX_SEED = 2**31 - 1
-GameName = Literal["bigfish", "bossfight", "caveflyer", "chaser", "climber", "coinrun", "dodgeball", "fruitbot",
-                   "heist", "jumper", "leaper", "maze", "miner", "ninja", "plunder", "starpilot"]
+GameName = Literal[
+    "bigfish",
+    "bossfight",
+    "caveflyer",
+    "chaser",
+    "climber",
+    "coinrun",
+    "dodgeball",
+    "fruitbot",
+    "heist",
+    "jumper",
+    "leaper",
+    "maze",
+    "miner",
+    "ninja",
+    "plunder",
+    "starpilot",
+]
 
 
 def _procgen() -> Any:
     try:
-        import procgen  # noqa: PLC0415  (heavy, optional: imported on first use)
+        import procgen
     except ImportError as e:  # pragma: no cover - depends on the install
         raise DependencyNotInstalled(
             "the procgen family needs `procgen2` (import name `procgen`) and `gym3`: "
-            "pip install --no-deps gym3==0.3.3 procgen2==0.10.7 (see docs/install.md)") from e
+            "pip install --no-deps gym3==0.3.3 procgen2==0.10.7 (see docs/install.md)"
+        ) from e
     return procgen
 
 
@@ -94,26 +135,40 @@ class ProcgenConfig(BaseModel):
 
     game: GameName = Field("coinrun", description="Which of the 16 Procgen games.")
     distribution_mode: Literal["easy", "hard", "extreme", "memory"] = Field(
-        "easy", description="Procgen level distribution (PLR and most papers use easy). 'exploration' is a "
-                            "single fixed level, so it is not offered as a task distribution.")
+        "easy",
+        description="Procgen level distribution (PLR and most papers use easy). 'exploration' is a "
+        "single fixed level, so it is not offered as a task distribution.",
+    )
     start_level: int = Field(0, ge=0, le=_MAX_SEED, description="First training level seed.")
-    num_levels: int = Field(200, ge=1, description="Training levels: seeds start_level .. start_level+num_levels-1 "
-                                                   "(PLR: 200).")
+    num_levels: int = Field(
+        200, ge=1, description="Training levels: seeds start_level .. start_level+num_levels-1 (PLR: 200)."
+    )
     test_start_level: int | None = Field(
-        None, ge=0, le=_MAX_SEED,
-        description="First held-out level seed; default start_level + num_levels (just past the training set).")
+        None,
+        ge=0,
+        le=_MAX_SEED,
+        description="First held-out level seed; default start_level + num_levels (just past the training set).",
+    )
     num_test_levels: int = Field(100, ge=1, description="Held-out evaluation levels (disjoint from training).")
-    num_threads: int = Field(4, ge=0, description="Procgen's stepping threads per batched env (procgen default 4; "
-                                                  "0 steps in the calling thread, often fastest on 2 cores).")
+    num_threads: int = Field(
+        4,
+        ge=0,
+        description="Procgen's stepping threads per batched env (procgen default 4; "
+        "0 steps in the calling thread, often fastest on 2 cores).",
+    )
     state_cache_size: int = Field(
-        1024, ge=1, description="Level start states kept (LRU, ~40 kB each for coinrun); a miss costs one "
-                                "probe build (~1-2 ms).")
+        1024,
+        ge=1,
+        description="Level start states kept (LRU, ~40 kB each for coinrun); a miss costs one probe build (~1-2 ms).",
+    )
     prebuild_states: bool = Field(
-        False, description="Build every training level's start state at construction (~1-2 ms each) instead of "
-                           "on first use, so the first pass over the levels does not pay for probes.")
+        False,
+        description="Build every training level's start state at construction (~1-2 ms each) instead of "
+        "on first use, so the first pass over the levels does not pay for probes.",
+    )
     max_episode_steps: int | None = Field(
-        None, ge=1, le=PROCGEN_TIMEOUT,
-        description="Truncate episodes earlier than procgen's own 1000-step timeout.")
+        None, ge=1, le=PROCGEN_TIMEOUT, description="Truncate episodes earlier than procgen's own 1000-step timeout."
+    )
     render_mode: Literal["rgb_array"] | None = Field(None, description="'rgb_array': render() returns the 64x64 frame.")
     center_agent: bool = Field(True, description="Procgen option (camera follows the agent).")
     use_backgrounds: bool = Field(True, description="Procgen option.")
@@ -123,17 +178,23 @@ class ProcgenConfig(BaseModel):
     paint_vel_info: bool = Field(False, description="Procgen option (paints velocity into the frame).")
 
     @model_validator(mode="after")
-    def _check_level_sets(self) -> "ProcgenConfig":
+    def _check_level_sets(self) -> ProcgenConfig:
         train_end = self.start_level + self.num_levels
         if train_end - 1 > _MAX_SEED:
-            raise ValueError(f"start_level + num_levels - 1 = {train_end - 1} exceeds procgen's largest seed {_MAX_SEED}")
+            raise ValueError(
+                f"start_level + num_levels - 1 = {train_end - 1} exceeds procgen's largest seed {_MAX_SEED}"
+            )
         ts = self.test_start
         if ts + self.num_test_levels - 1 > _MAX_SEED:
-            raise ValueError(f"test_start_level + num_test_levels - 1 = {ts + self.num_test_levels - 1} exceeds "
-                             f"procgen's largest seed {_MAX_SEED}")
+            raise ValueError(
+                f"test_start_level + num_test_levels - 1 = {ts + self.num_test_levels - 1} exceeds "
+                f"procgen's largest seed {_MAX_SEED}"
+            )
         if ts < train_end and self.start_level < ts + self.num_test_levels:
-            raise ValueError(f"held-out levels {ts}..{ts + self.num_test_levels - 1} overlap training levels "
-                             f"{self.start_level}..{train_end - 1}; move test_start_level")
+            raise ValueError(
+                f"held-out levels {ts}..{ts + self.num_test_levels - 1} overlap training levels "
+                f"{self.start_level}..{train_end - 1}; move test_start_level"
+            )
         return self
 
     @property
@@ -143,10 +204,16 @@ class ProcgenConfig(BaseModel):
     def procgen_options(self) -> dict[str, Any]:
         """Keyword options passed to every ``ProcgenGym3Env`` (batched env and probes alike:
         a restored state is only valid in an env built with the same options)."""
-        return {"env_name": self.game, "distribution_mode": self.distribution_mode,
-                "center_agent": self.center_agent, "use_backgrounds": self.use_backgrounds,
-                "use_monochrome_assets": self.use_monochrome_assets, "restrict_themes": self.restrict_themes,
-                "use_generated_assets": self.use_generated_assets, "paint_vel_info": self.paint_vel_info}
+        return {
+            "env_name": self.game,
+            "distribution_mode": self.distribution_mode,
+            "center_agent": self.center_agent,
+            "use_backgrounds": self.use_backgrounds,
+            "use_monochrome_assets": self.use_monochrome_assets,
+            "restrict_themes": self.restrict_themes,
+            "use_generated_assets": self.use_generated_assets,
+            "paint_vel_info": self.paint_vel_info,
+        }
 
 
 def _config(config: ProcgenConfig | None, kwargs: dict[str, Any], prefix: str) -> ProcgenConfig:
@@ -192,8 +259,9 @@ class LevelStateCache:
             self.hits += 1
             return st
         t0 = time.perf_counter()
-        probe = _procgen().ProcgenGym3Env(num=1, num_levels=1, start_level=int(level), rand_seed=int(level),
-                                          num_threads=0, **self._options)
+        probe = _procgen().ProcgenGym3Env(
+            num=1, num_levels=1, start_level=int(level), rand_seed=int(level), num_threads=0, **self._options
+        )
         st = probe.get_state()[0]
         probe.close()
         self.build_s += time.perf_counter() - t0
@@ -225,9 +293,11 @@ class _LevelSets:
                     return space.task(v)
             raise TaskNotInSpace(self._outside(f"level {v}"))
         if not isinstance(task, Task):
-            raise TaskNotInSpace(f"set_task expects an openended Task or a level seed (int), got "
-                                 f"{type(task).__name__}; build one with env.task_space().task(level) or take one "
-                                 f"from env.test_levels()")
+            raise TaskNotInSpace(
+                f"set_task expects an openended Task or a level seed (int), got "
+                f"{type(task).__name__}; build one with env.task_space().task(level) or take one "
+                f"from env.test_levels()"
+            )
         if self.train.contains(task) or self.test.contains(task):
             return task
         what = task.params[0] if len(task.params) == 1 else task.params
@@ -235,8 +305,10 @@ class _LevelSets:
 
     def _outside(self, what: str) -> str:
         tr, te = self.train.values, self.test.values
-        return (f"{self.tag}: {what} is neither a training level ({tr[0]}..{tr[-1]}) nor a held-out "
-                f"level ({te[0]}..{te[-1]})")
+        return (
+            f"{self.tag}: {what} is neither a training level ({tr[0]}..{tr[-1]}) nor a held-out "
+            f"level ({te[0]}..{te[-1]})"
+        )
 
 
 def _level_complete(env: Any) -> np.ndarray:
@@ -293,13 +365,19 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
         self.observation_space = _observation_space()
         self.action_space = gym.spaces.Discrete(NUM_ACTIONS)
         self.render_mode = self.config.render_mode
-        self._env = _procgen().ProcgenGym3Env(num=1, num_levels=1, start_level=self.config.start_level,
-                                              rand_seed=0, num_threads=0, **self.config.procgen_options())
+        self._env = _procgen().ProcgenGym3Env(
+            num=1,
+            num_levels=1,
+            start_level=self.config.start_level,
+            rand_seed=0,
+            num_threads=0,
+            **self.config.procgen_options(),
+        )
         self._act_buf = np.zeros(1, dtype=np.int32)
         self._limit = self.config.max_episode_steps or PROCGEN_TIMEOUT
-        self._explicit = False       # a task was set: it persists; before that, episodes draw uniformly
+        self._explicit = False  # a task was set: it persists; before that, episodes draw uniformly
         self._inner_level: int | None = None  # the level the procgen sub-env is at the start of
-        self._fresh = False          # sub-env sits at the first frame of an episode of _inner_level
+        self._fresh = False  # sub-env sits at the first frame of an episode of _inner_level
         self._obs: np.ndarray | None = None
         self._ret = 0.0
         self._len = 0
@@ -361,8 +439,9 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
             self._fresh = bool(first[0])
             self._done = True
             info.update(success=complete, episode_return=self._ret, episode_length=self._len)
-            self.last_outcome = episode_outcome(task, self._ret, self._len, success=complete,
-                                                level_seed=self._inner_level, game=self.config.game)
+            self.last_outcome = episode_outcome(
+                task, self._ret, self._len, success=complete, level_seed=self._inner_level, game=self.config.game
+            )
             if not first[0]:  # cut by max_episode_steps: procgen did not reset, its frame is the real one
                 self._obs = ob["rgb"][0]
             return self._obs, r, terminated, truncated, info  # else the last frame procgen showed (module doc)
@@ -417,9 +496,14 @@ class ProcgenVectorTaskEnv(VectorEnv):
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self.render_mode = self.config.render_mode
-        self._env = _procgen().ProcgenGym3Env(num=num_envs, num_levels=1, start_level=self.config.start_level,
-                                              rand_seed=0, num_threads=self.config.num_threads,
-                                              **self.config.procgen_options())
+        self._env = _procgen().ProcgenGym3Env(
+            num=num_envs,
+            num_levels=1,
+            start_level=self.config.start_level,
+            rand_seed=0,
+            num_threads=self.config.num_threads,
+            **self.config.procgen_options(),
+        )
         self._limit = self.config.max_episode_steps or PROCGEN_TIMEOUT
         n = num_envs
         self._pending: list[Task | None] = [None] * n
@@ -507,13 +591,16 @@ class ProcgenVectorTaskEnv(VectorEnv):
         return True
 
     # ------------------------------------------------------------------------- gym API
-    def reset(self, *, seed: int | Sequence[int] | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new episode in every sub-env. ``options={"task": t}`` or ``{"tasks": [...]}``."""
         if seed is not None:
             if not isinstance(seed, (int, np.integer)):
-                raise ConfigError("ProcgenVectorTaskEnv.reset: seed must be one int (levels come from tasks; the "
-                                  f"seed only drives uniform draws of unset sub-envs), got {seed!r}")
+                raise ConfigError(
+                    "ProcgenVectorTaskEnv.reset: seed must be one int (levels come from tasks; the "
+                    f"seed only drives uniform draws of unset sub-envs), got {seed!r}"
+                )
             self._np_random, self._np_random_seed = gym.utils.seeding.np_random(int(seed))
         options = options or {}
         if options.get("task") is not None:
@@ -524,8 +611,12 @@ class ProcgenVectorTaskEnv(VectorEnv):
             self._start(i, force=True)
         _, ob, _ = self._env.observe()
         self._obs = ob["rgb"]
-        return self._obs, {"task_id": self._ids.copy(), "_task_id": self._all,
-                           "level_seed": self._level.copy(), "_level_seed": self._all}
+        return self._obs, {
+            "task_id": self._ids.copy(),
+            "_task_id": self._all,
+            "level_seed": self._level.copy(),
+            "_level_seed": self._all,
+        }
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self._obs is None:
@@ -544,9 +635,13 @@ class ProcgenVectorTaskEnv(VectorEnv):
             idx = np.flatnonzero(ended)
             level_complete = _level_complete(self._env).astype(bool)  # copy: a re-observe below overwrites it
             n = self.num_envs
-            fin = {"episode_return": np.zeros(n), "episode_length": np.zeros(n, dtype=np.int64),
-                   "success": np.zeros(n, dtype=bool), "task_id": np.full(n, None, dtype=object),
-                   "level_seed": np.full(n, -1, dtype=np.int64)}
+            fin = {
+                "episode_return": np.zeros(n),
+                "episode_length": np.zeros(n, dtype=np.int64),
+                "success": np.zeros(n, dtype=bool),
+                "task_id": np.full(n, None, dtype=object),
+                "level_seed": np.full(n, -1, dtype=np.int64),
+            }
             final_obs = np.full(n, None, dtype=object)
             rewrite = False
             for i in idx.tolist():
@@ -560,8 +655,16 @@ class ProcgenVectorTaskEnv(VectorEnv):
                 fin["task_id"][i] = task.id
                 fin["level_seed"][i] = self._level[i]
                 final_obs[i] = self._obs[i] if first[i] else obs[i]  # procgen's reset hides the last frame
-                self._outbox.append(episode_outcome(task, float(self._ret[i]), int(self._len[i]), success=complete,
-                                                    level_seed=int(self._level[i]), game=self.config.game))
+                self._outbox.append(
+                    episode_outcome(
+                        task,
+                        float(self._ret[i]),
+                        int(self._len[i]),
+                        success=complete,
+                        level_seed=int(self._level[i]),
+                        game=self.config.game,
+                    )
+                )
                 # a max_episode_steps cut leaves procgen mid-episode: force a rewrite
                 rewrite |= self._start(i, force=not bool(first[i]))
             mask = ended.copy()

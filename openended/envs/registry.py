@@ -4,9 +4,11 @@ Entries are lazy ``"module:Callable"`` strings: Box2D, procgen, crafter or pysc2
 imported only when their family is made. The callable takes keyword config and returns a
 gymnasium env (or a PettingZoo parallel env) implementing the task-env contract.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from openended.registry import Registry
 from openended.tasks import TaskSpace
@@ -16,8 +18,9 @@ __all__ = ["register_env", "make_env", "env_entry", "list_envs", "env_task_space
 _ENVS = Registry("env family")
 
 
-def register_env(name: str, entry: str | Callable[..., Any], *, aliases: tuple[str, ...] = (),
-                 overwrite: bool = False) -> None:
+def register_env(
+    name: str, entry: str | Callable[..., Any], *, aliases: tuple[str, ...] = (), overwrite: bool = False
+) -> None:
     """Register an env family constructor (or a lazy ``"module:Callable"`` path)."""
     _ENVS.register(name, entry, aliases=aliases, overwrite=overwrite)
 

@@ -7,6 +7,7 @@ agents' rewards (so the episode return is the mean agent return, as in
 `CurriculumMultiAgentEnv`); the episode ends when every agent is done; ``info["success"]``
 is true when every agent that reports success succeeded.
 """
+
 from __future__ import annotations
 
 from typing import Any

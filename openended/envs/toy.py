@@ -36,11 +36,13 @@ Example:
     >>> learner.score()
     0.0
 """
+
 from __future__ import annotations
 
 import bisect
 import itertools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -85,9 +87,16 @@ class ToyLearner:
         seed: seed of the learner's own generator (noise and unlearnable rewards only).
     """
 
-    def __init__(self, n_dims: int = 2, n_cells: int = 10, noise: float = 0.0,
-                 unlearnable: np.ndarray | Sequence[Sequence[int]] | None = None,
-                 extra_dims: int = 0, seed: int = 0, unlearnable_reward: str = "noise") -> None:
+    def __init__(
+        self,
+        n_dims: int = 2,
+        n_cells: int = 10,
+        noise: float = 0.0,
+        unlearnable: np.ndarray | Sequence[Sequence[int]] | None = None,
+        extra_dims: int = 0,
+        seed: int = 0,
+        unlearnable_reward: str = "noise",
+    ) -> None:
         if not isinstance(n_dims, (int, np.integer)) or n_dims < 1:
             raise ConfigError(f"ToyLearner.n_dims: must be an int >= 1, got {n_dims!r}")
         if not isinstance(n_cells, (int, np.integer)) or n_cells < 1:
@@ -122,17 +131,22 @@ class ToyLearner:
         arr = np.asarray(spec)
         if arr.dtype == bool:
             if arr.shape != self.shape:
-                raise ConfigError(f"ToyLearner.unlearnable: a mask must have the grid shape {self.shape}, "
-                                  f"got {arr.shape}")
+                raise ConfigError(
+                    f"ToyLearner.unlearnable: a mask must have the grid shape {self.shape}, got {arr.shape}"
+                )
             return arr.reshape(-1).copy()
         if arr.shape != (2, self.n_dims) or not np.issubdtype(arr.dtype, np.integer):
-            raise ConfigError(f"ToyLearner.unlearnable: expected a bool mask of shape {self.shape} or "
-                              f"((lo_0..lo_{self.n_dims - 1}), (hi_0..hi_{self.n_dims - 1})) cell indices, "
-                              f"got {spec!r}")
+            raise ConfigError(
+                f"ToyLearner.unlearnable: expected a bool mask of shape {self.shape} or "
+                f"((lo_0..lo_{self.n_dims - 1}), (hi_0..hi_{self.n_dims - 1})) cell indices, "
+                f"got {spec!r}"
+            )
         lo, hi = arr
         if np.any(lo < 0) or np.any(hi >= self.n_cells) or np.any(lo > hi):
-            raise ConfigError(f"ToyLearner.unlearnable: rectangle {lo.tolist()}..{hi.tolist()} must satisfy "
-                              f"0 <= lo <= hi <= {self.n_cells - 1}")
+            raise ConfigError(
+                f"ToyLearner.unlearnable: rectangle {lo.tolist()}..{hi.tolist()} must satisfy "
+                f"0 <= lo <= hi <= {self.n_cells - 1}"
+            )
         mask = np.zeros(self.shape, dtype=bool)
         mask[tuple(slice(a, b + 1) for a, b in zip(lo, hi))] = True
         return mask.reshape(-1)
@@ -158,8 +172,11 @@ class ToyLearner:
     def score(self) -> float:
         """% of learnable cells mastered (competence > 75); TDRL's ``get_score`` when all are learnable."""
         learnable = ~self._unlearnable
-        return 100.0 * float(np.count_nonzero(self._competence[learnable] > UNLOCK_COMPETENCE)) / max(
-            1, int(learnable.sum()))
+        return (
+            100.0
+            * float(np.count_nonzero(self._competence[learnable] > UNLOCK_COMPETENCE))
+            / max(1, int(learnable.sum()))
+        )
 
     def task_space(self) -> Box:
         """The unit box the learner accepts (learnable dimensions first)."""
@@ -168,7 +185,7 @@ class ToyLearner:
 
     def cells(self, params: np.ndarray) -> np.ndarray:
         """Flat cell index of each row of an ``(n, dim)`` array (TDRL's binned_statistic_dd binning)."""
-        x = self._check(params)[:, :self.n_dims]
+        x = self._check(params)[:, : self.n_dims]
         idx = np.digitize(x, self.edges) - 1
         idx[x >= self.edges[-1]] = self.n_cells - 1  # the right-most edge belongs to the last bin
         return idx @ self._strides
@@ -260,7 +277,7 @@ class ToyLearner:
             sums = np.asarray(np.unravel_index(uniq, self.shape)).sum(axis=0)
             pos_by_cell = np.argsort(inverse, kind="stable")
             bounds = np.searchsorted(inverse[pos_by_cell], np.arange(len(uniq) + 1))
-            order = [(int(uniq[k]), pos_by_cell[bounds[k]:bounds[k + 1]]) for k in np.argsort(sums, kind="stable")]
+            order = [(int(uniq[k]), pos_by_cell[bounds[k] : bounds[k + 1]]) for k in np.argsort(sums, kind="stable")]
         start_comp = {c: int(comp[c]) for c, _ in order}
         for cell, pos in order:
             c0 = start_comp[cell]
@@ -291,15 +308,19 @@ class ToyLearner:
 
     def state_dict(self) -> dict:
         """Competence, generator state and episode count (JSON-ready): resume a student exactly."""
-        return {"competence": self._competence.tolist(), "rng": self.rng.bit_generator.state,
-                "n_episodes": self.n_episodes}
+        return {
+            "competence": self._competence.tolist(),
+            "rng": self.rng.bit_generator.state,
+            "n_episodes": self.n_episodes,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Inverse of `state_dict` (the learner's own options must match)."""
         comp = np.asarray(state["competence"], dtype=np.int64)
         if comp.shape != self._competence.shape:
-            raise ConfigError(f"ToyLearner.load_state_dict: state has {comp.size} cells, this learner "
-                              f"{self._competence.size}")
+            raise ConfigError(
+                f"ToyLearner.load_state_dict: state has {comp.size} cells, this learner {self._competence.size}"
+            )
         self._competence[:] = comp
         self.rng.bit_generator.state = state["rng"]
         self.n_episodes = int(state["n_episodes"])
@@ -329,11 +350,24 @@ class ToyTaskEnv(TaskEnvMixin, gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, n_dims: int = 2, n_cells: int = 10, noise: float = 0.0,
-                 unlearnable: np.ndarray | Sequence[Sequence[int]] | None = None,
-                 extra_dims: int = 0, seed: int = 0, unlearnable_reward: str = "noise") -> None:
-        self._learner_kwargs = dict(n_dims=n_dims, n_cells=n_cells, noise=noise, unlearnable=unlearnable,
-                                    extra_dims=extra_dims, unlearnable_reward=unlearnable_reward)
+    def __init__(
+        self,
+        n_dims: int = 2,
+        n_cells: int = 10,
+        noise: float = 0.0,
+        unlearnable: np.ndarray | Sequence[Sequence[int]] | None = None,
+        extra_dims: int = 0,
+        seed: int = 0,
+        unlearnable_reward: str = "noise",
+    ) -> None:
+        self._learner_kwargs = dict(
+            n_dims=n_dims,
+            n_cells=n_cells,
+            noise=noise,
+            unlearnable=unlearnable,
+            extra_dims=extra_dims,
+            unlearnable_reward=unlearnable_reward,
+        )
         self.learner = ToyLearner(seed=seed, **self._learner_kwargs)
         self._space = self.learner.task_space()
         dim = self._space.dim
@@ -342,8 +376,9 @@ class ToyTaskEnv(TaskEnvMixin, gym.Env):
         self._default_task = self._space.task(np.full(dim, 0.5))
         self._needs_reset = True
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
             self.learner.reset(seed=seed)

@@ -15,6 +15,7 @@ Importing this package is cheap: classes and `embed` load their modules on first
 attribute access (PEP 562), and torch/sentence-transformers load only when a text is
 first embedded. See docs/moi.md.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -47,8 +48,29 @@ _LAZY: dict[str, str] = {
     "JudgeResult": "openended.moi.queue",
 }
 
-__all__ = ["Judge", "JudgeContext", "Judgement", "candidate_text", "make_judge", "list_judges",
-           "register_judge", *_LAZY]
+__all__ = [
+    "Judge",
+    "JudgeContext",
+    "Judgement",
+    "candidate_text",
+    "make_judge",
+    "list_judges",
+    "register_judge",
+    # lazy (PEP 562), listed literally so tools see them; a test keeps this list equal to _LAZY
+    "EmbeddingJudge",
+    "embed",
+    "similarity_matrix",
+    "hashing_embed",
+    "OpenAIJudge",
+    "LlamaCppJudge",
+    "RuleOracleJudge",
+    "RecordingJudge",
+    "ReplayJudge",
+    "ReplayMiss",
+    "AsyncJudge",
+    "JudgeHandle",
+    "JudgeResult",
+]
 
 
 def __getattr__(name: str) -> Any:

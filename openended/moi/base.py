@@ -9,10 +9,12 @@ never crashes because a model answered badly.
 Scores are in [0, 1]: 1 = interesting (worth practising next), 0 = boring (e.g. a
 near-duplicate of something already mastered).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from openended.tasks import Task
 

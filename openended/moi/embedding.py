@@ -37,6 +37,7 @@ Contents:
     CachedEmbedder    -- batching + LRU cache around any ``embed_fn``.
     EmbeddingJudge    -- the `Judge`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,7 +45,8 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -109,8 +111,9 @@ def minilm_model() -> Any:
 
 def _minilm_embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
     model = minilm_model()
-    vecs = model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                        convert_to_numpy=True, show_progress_bar=False)
+    vecs = model.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     return np.asarray(vecs, dtype=np.float32)
 
 
@@ -193,7 +196,7 @@ class CachedEmbedder:
             self.hits += len(texts) - len(missing)
             self.misses += len(missing)
         for start in range(0, len(missing), self.batch_size):
-            chunk = missing[start:start + self.batch_size]
+            chunk = missing[start : start + self.batch_size]
             vecs = _normalise_rows(np.asarray(self.embed_fn(chunk), dtype=np.float32))
             if vecs.shape[0] != len(chunk):
                 raise ValueError(f"embed_fn returned {vecs.shape[0]} vectors for {len(chunk)} texts")
@@ -237,13 +240,17 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     return _default_embedder().embed(texts)
 
 
-def similarity_matrix(a: np.ndarray | Sequence[str], b: np.ndarray | Sequence[str],
-                      embed_fn: Callable[[Sequence[str]], np.ndarray] | None = None) -> np.ndarray:
+def similarity_matrix(
+    a: np.ndarray | Sequence[str],
+    b: np.ndarray | Sequence[str],
+    embed_fn: Callable[[Sequence[str]], np.ndarray] | None = None,
+) -> np.ndarray:
     """Cosine similarities ``S[i, j] = cos(a_i, b_j)``, shape ``(len(a), len(b))``.
 
     ``a`` and ``b`` are arrays of vectors, or sequences of texts (embedded with
     ``embed_fn``, default the shared MiniLM `embed`). Zero vectors have similarity 0.
     """
+
     def as_vectors(x: np.ndarray | Sequence[str]) -> np.ndarray:
         if isinstance(x, np.ndarray):
             return _normalise_rows(x)
@@ -260,9 +267,11 @@ def similarity_matrix(a: np.ndarray | Sequence[str], b: np.ndarray | Sequence[st
     return np.clip(va @ vb.T, -1.0, 1.0)
 
 
-def novelty_score(max_similarity: float | np.ndarray,
-                  duplicate_similarity: float = DEFAULT_DUPLICATE_SIMILARITY,
-                  novel_similarity: float = 0.0) -> float | np.ndarray:
+def novelty_score(
+    max_similarity: float | np.ndarray,
+    duplicate_similarity: float = DEFAULT_DUPLICATE_SIMILARITY,
+    novel_similarity: float = 0.0,
+) -> float | np.ndarray:
     """Map the largest cosine similarity to a mastered task to a score in [0, 1].
 
     Piecewise linear through three points: ``(1, 0)`` (exact duplicate), ``(duplicate_similarity,
@@ -308,9 +317,15 @@ class EmbeddingJudge:
 
     name = "embedding"
 
-    def __init__(self, duplicate_similarity: float = DEFAULT_DUPLICATE_SIMILARITY,
-                 novel_similarity: float = 0.0, embed_fn: EmbedFn | None = None,
-                 cache_size: int = 16384, max_chars: int = MAX_TEXT_CHARS, read_identifiers: bool = True) -> None:
+    def __init__(
+        self,
+        duplicate_similarity: float = DEFAULT_DUPLICATE_SIMILARITY,
+        novel_similarity: float = 0.0,
+        embed_fn: EmbedFn | None = None,
+        cache_size: int = 16384,
+        max_chars: int = MAX_TEXT_CHARS,
+        read_identifiers: bool = True,
+    ) -> None:
         if not -1.0 <= novel_similarity < duplicate_similarity < 1.0:
             raise ConfigError(
                 "moi.embedding: need -1 <= novel_similarity < duplicate_similarity < 1, got "
@@ -325,8 +340,9 @@ class EmbeddingJudge:
         self._embedder = CachedEmbedder(embed_fn, cache_size=cache_size) if embed_fn is not None else None
         # The record/replay key includes the model; an injected embedder is named by its function.
         self.model = "all-MiniLM-L6-v2" if embed_fn is None else getattr(embed_fn, "__name__", "custom")
-        self.template_version = (f"novelty-v1:{self.duplicate_similarity:g}:{self.novel_similarity:g}"
-                                 f"{':ids' if read_identifiers else ''}")
+        self.template_version = (
+            f"novelty-v1:{self.duplicate_similarity:g}:{self.novel_similarity:g}{':ids' if read_identifiers else ''}"
+        )
 
     @property
     def embedder(self) -> CachedEmbedder:
@@ -350,7 +366,7 @@ class EmbeddingJudge:
         except Exception as err:  # noqa: BLE001 - the judge contract: never crash the curriculum
             log.warning("embedding judge failed on %d candidates: %s", len(texts), for_log(repr(err)))
             return [Judgement(0.5, f"embedding failed: {for_log(repr(err))}", False, self.name) for _ in texts]
-        sims = similarity_matrix(vecs[:len(texts)], vecs[len(texts):])
+        sims = similarity_matrix(vecs[: len(texts)], vecs[len(texts) :])
         nearest = sims.argmax(axis=1)
         best = sims[np.arange(len(texts)), nearest]
         scores = novelty_score(best, self.duplicate_similarity, self.novel_similarity)
@@ -358,6 +374,13 @@ class EmbeddingJudge:
         out = []
         for score, j, s in zip(scores, nearest, best):
             verdict = "near-duplicate of" if s >= self.duplicate_similarity else "novel; nearest mastered is"
-            out.append(Judgement(float(score), f"{verdict} {cap_text(mastered[j], 200)!r} (cosine {s:.3f}, "
-                                                f"duplicate at {self.duplicate_similarity:g})", True, self.name))
+            out.append(
+                Judgement(
+                    float(score),
+                    f"{verdict} {cap_text(mastered[j], 200)!r} (cosine {s:.3f}, "
+                    f"duplicate at {self.duplicate_similarity:g})",
+                    True,
+                    self.name,
+                )
+            )
         return out

@@ -27,6 +27,7 @@ The API key is read from the environment variable ``api_key_env`` at request tim
 (never stored, logged or recorded); with the variable unset, no ``Authorization`` header
 is sent, which is what local servers expect.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,8 @@ import logging
 import os
 import urllib.error
 import urllib.request
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 from openended.errors import ConfigError
 from openended.moi.base import JudgeContext, Judgement, candidate_text
@@ -101,11 +103,19 @@ class OpenAIJudge:
 
     name = "openai"
 
-    def __init__(self, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY",
-                 timeout: float = 30.0, template_version: str = DEFAULT_TEMPLATE,
-                 temperature: float = 0.0, max_tokens: int = 256,
-                 response_format: Literal["none", "json_object", "json_schema"] = "none",
-                 max_batch: int = 16, max_chars: int = MAX_TEXT_CHARS) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        timeout: float = 30.0,
+        template_version: str = DEFAULT_TEMPLATE,
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+        response_format: Literal["none", "json_object", "json_schema"] = "none",
+        max_batch: int = 16,
+        max_chars: int = MAX_TEXT_CHARS,
+    ) -> None:
         scheme = str(base_url).split(":", 1)[0].lower()
         if scheme not in ("http", "https"):
             raise ConfigError(f"moi.openai.base_url: must be an http(s) URL, got {base_url!r}")
@@ -114,8 +124,9 @@ class OpenAIJudge:
         if timeout <= 0:
             raise ConfigError(f"moi.openai.timeout: must be > 0 seconds, got {timeout}")
         if response_format not in ("none", "json_object", "json_schema"):
-            raise ConfigError(f"moi.openai.response_format: must be one of none, json_object, json_schema; "
-                              f"got {response_format!r}")
+            raise ConfigError(
+                f"moi.openai.response_format: must be one of none, json_object, json_schema; got {response_format!r}"
+            )
         if max_batch < 1 or max_tokens < 1:
             raise ConfigError(f"moi.openai: max_batch and max_tokens must be >= 1, got {max_batch}, {max_tokens}")
         self.template = get_template(template_version)
@@ -146,8 +157,10 @@ class OpenAIJudge:
         if self.response_format == "json_object":
             body["response_format"] = {"type": "json_object"}
         elif self.response_format == "json_schema":
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "judgement", "strict": True, "schema": schema}}
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "judgement", "strict": True, "schema": schema},
+            }
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key:
@@ -155,7 +168,7 @@ class OpenAIJudge:
         req = urllib.request.Request(self.url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST")
         self.requests_sent += 1
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (scheme checked in __init__)
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # scheme checked in __init__
                 raw = resp.read()
         except urllib.error.HTTPError as err:
             detail = err.read(300).decode("utf-8", "replace") if err.fp else ""
@@ -167,8 +180,9 @@ class OpenAIJudge:
             payload = json.loads(raw.decode("utf-8"))
             content = payload["choices"][0]["message"]["content"]
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, IndexError, TypeError) as err:
-            raise MalformedAnswer(f"response is not an OpenAI chat completion ({type(err).__name__}: "
-                                  f"{for_log(str(err), 100)})") from None
+            raise MalformedAnswer(
+                f"response is not an OpenAI chat completion ({type(err).__name__}: {for_log(str(err), 100)})"
+            ) from None
         if not isinstance(content, str):
             raise MalformedAnswer(f"completion content is {type(content).__name__}, not text")
         return content
@@ -186,7 +200,7 @@ class OpenAIJudge:
         if self.template.batched:
             out: list[Judgement] = []
             for start in range(0, len(texts), self.max_batch):
-                out.extend(self._judge_batch(texts[start:start + self.max_batch], context))
+                out.extend(self._judge_batch(texts[start : start + self.max_batch], context))
             return out
         return [self._judge_one(t, context) for t in texts]
 

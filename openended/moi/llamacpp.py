@@ -19,12 +19,14 @@ One judge holds one ``Llama`` context, which is not thread-safe: calls are seria
 a lock, and candidates are judged one per completion (``omni-v1``) or in batches
 (``omni-batch-v1``).
 """
+
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from openended.errors import ConfigError, DependencyNotInstalled
 from openended.moi.base import JudgeContext, Judgement, candidate_text
@@ -79,9 +81,19 @@ class LlamaCppJudge:
 
     name = "llamacpp"
 
-    def __init__(self, model_path: str | None = None, template_version: str = DEFAULT_TEMPLATE, n_ctx: int = 2048,
-                 n_threads: int | None = None, max_tokens: int = 128, temperature: float = 0.0, seed: int = 0,
-                 max_batch: int = 8, max_chars: int = MAX_TEXT_CHARS, llama: Any = None) -> None:
+    def __init__(
+        self,
+        model_path: str | None = None,
+        template_version: str = DEFAULT_TEMPLATE,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        seed: int = 0,
+        max_batch: int = 8,
+        max_chars: int = MAX_TEXT_CHARS,
+        llama: Any = None,
+    ) -> None:
         self.template = get_template(template_version)
         self.template_version = template_version
         self.max_tokens = int(max_tokens)
@@ -131,8 +143,9 @@ class LlamaCppJudge:
         if not self.template.batched:
             for t in texts:
                 try:
-                    content = self._complete(build_messages(self.template, t, context, self.max_chars),
-                                             answer_schema(self.template), 1)
+                    content = self._complete(
+                        build_messages(self.template, t, context, self.max_chars), answer_schema(self.template), 1
+                    )
                     interesting, reason = parse_answer(content, strict=False)
                 except MalformedAnswer as err:
                     out.extend(self._failed(str(err), 1))
@@ -140,10 +153,13 @@ class LlamaCppJudge:
                 out.append(Judgement(1.0 if interesting else 0.0, reason, True, self.name))
             return out
         for start in range(0, len(texts), self.max_batch):
-            chunk = texts[start:start + self.max_batch]
+            chunk = texts[start : start + self.max_batch]
             try:
-                content = self._complete(build_messages(self.template, chunk, context, self.max_chars),
-                                         answer_schema(self.template, len(chunk)), len(chunk))
+                content = self._complete(
+                    build_messages(self.template, chunk, context, self.max_chars),
+                    answer_schema(self.template, len(chunk)),
+                    len(chunk),
+                )
                 parsed = parse_batch_answer(content, len(chunk), strict=False)
             except MalformedAnswer as err:
                 out.extend(self._failed(str(err), len(chunk)))

@@ -27,14 +27,16 @@ Contents:
     RuleOracleConfig  -- the rule set (one pydantic model; unknown fields are errors).
     RuleOracleJudge   -- the `Judge`.
 """
+
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -88,9 +90,9 @@ class RuleOracleConfig(BaseModel):
 
 @dataclass(frozen=True)
 class _Parsed:
-    parts: tuple[tuple[frozenset[str], ...], ...]   # per part: each word's canonical forms
-    words: tuple[tuple[str, ...], ...]               # per part: the literal words
-    counts: tuple[tuple[int, ...], ...]              # per part: counts found
+    parts: tuple[tuple[frozenset[str], ...], ...]  # per part: each word's canonical forms
+    words: tuple[tuple[str, ...], ...]  # per part: the literal words
+    counts: tuple[tuple[int, ...], ...]  # per part: counts found
 
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -136,8 +138,11 @@ class RuleOracleJudge:
         s = cap_text(text, MAX_TEXT_CHARS).lower().replace("_", " ").replace("-", " ")
         parts, words, counts = [], [], []
         for piece in self._split.split(s):
-            found = [int(re.search(r"\d+", m.group(0)).group(0)) for m in self._count.finditer(piece)
-                     if re.search(r"\d+", m.group(0))]
+            found = [
+                int(re.search(r"\d+", m.group(0)).group(0))
+                for m in self._count.finditer(piece)
+                if re.search(r"\d+", m.group(0))
+            ]
             base = self._count.sub(" ", piece)
             toks = tuple(w for w in _WORD.findall(base) if w not in self._stop)
             if not toks:

@@ -26,12 +26,14 @@ Contents:
     parse_batch_answer  -- strict parse of a batched answer.
     MalformedAnswer     -- raised by the parsers; judges turn it into ``ok=False``.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictInt, ValidationError
 
@@ -119,8 +121,12 @@ def _mastered_for_prompt(context: JudgeContext, max_chars: int) -> tuple[list[st
     return mastered[:MAX_MASTERED_IN_PROMPT], hidden
 
 
-def build_messages(template: PromptTemplate | str, candidates: str | Sequence[str], context: JudgeContext,
-                   max_chars: int = MAX_TEXT_CHARS) -> list[dict[str, str]]:
+def build_messages(
+    template: PromptTemplate | str,
+    candidates: str | Sequence[str],
+    context: JudgeContext,
+    max_chars: int = MAX_TEXT_CHARS,
+) -> list[dict[str, str]]:
     """Chat messages (system + user) asking about one candidate, or a batch.
 
     Every untrusted string goes through ``json.dumps`` inside one data object, so it can
@@ -164,8 +170,9 @@ def answer_schema(template: PromptTemplate | str, n_candidates: int = 1) -> dict
     }
     return {
         "type": "object",
-        "properties": {"judgements": {"type": "array", "items": item,
-                                      "minItems": n_candidates, "maxItems": n_candidates}},
+        "properties": {
+            "judgements": {"type": "array", "items": item, "minItems": n_candidates, "maxItems": n_candidates}
+        },
         "required": ["judgements"],
         "additionalProperties": False,
     }

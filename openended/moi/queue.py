@@ -35,6 +35,7 @@ Contents:
                     offline use (never call it on a sampling path).
     AsyncJudge   -- the queue, workers, supervisor and metrics.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -44,8 +45,9 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -141,16 +143,32 @@ class AsyncJudge:
 
     name = "async"
 
-    def __init__(self, inner: Judge, timeout_s: float = 30.0, retries: int = 1, fallback: Judge | None = None,
-                 workers: int = 2, retry_not_ok: bool = True, max_pending: int = 1024,
-                 breaker_threshold: int = 5, breaker_cooldown_s: float = 30.0, latency_window: int = 2048) -> None:
-        for field_name, value, ok in (("timeout_s", timeout_s, timeout_s > 0), ("retries", retries, retries >= 0),
-                                      ("workers", workers, workers >= 1), ("max_pending", max_pending, max_pending >= 1),
-                                      ("breaker_threshold", breaker_threshold, breaker_threshold >= 0),
-                                      ("breaker_cooldown_s", breaker_cooldown_s, breaker_cooldown_s >= 0)):
+    def __init__(
+        self,
+        inner: Judge,
+        timeout_s: float = 30.0,
+        retries: int = 1,
+        fallback: Judge | None = None,
+        workers: int = 2,
+        retry_not_ok: bool = True,
+        max_pending: int = 1024,
+        breaker_threshold: int = 5,
+        breaker_cooldown_s: float = 30.0,
+        latency_window: int = 2048,
+    ) -> None:
+        for field_name, value, ok in (
+            ("timeout_s", timeout_s, timeout_s > 0),
+            ("retries", retries, retries >= 0),
+            ("workers", workers, workers >= 1),
+            ("max_pending", max_pending, max_pending >= 1),
+            ("breaker_threshold", breaker_threshold, breaker_threshold >= 0),
+            ("breaker_cooldown_s", breaker_cooldown_s, breaker_cooldown_s >= 0),
+        ):
             if not ok:
-                raise ConfigError(f"moi.async.{field_name}: invalid value {value!r} "
-                                  "(timeouts > 0; counts >= 0; workers and max_pending >= 1)")
+                raise ConfigError(
+                    f"moi.async.{field_name}: invalid value {value!r} "
+                    "(timeouts > 0; counts >= 0; workers and max_pending >= 1)"
+                )
         self.inner = inner
         self.fallback = fallback
         self.timeout_s = float(timeout_s)
@@ -171,8 +189,24 @@ class AsyncJudge:
         self._inflight = 0
         self._latencies: deque[float] = deque(maxlen=latency_window)
         self._counts = dict.fromkeys(
-            ("calls", "completed", "inner_calls", "timeouts", "retries", "errors", "not_ok", "fallbacks",
-             "fallback_errors", "shed", "short_circuited", "late_results", "skipped_stale", "breaker_trips"), 0)
+            (
+                "calls",
+                "completed",
+                "inner_calls",
+                "timeouts",
+                "retries",
+                "errors",
+                "not_ok",
+                "fallbacks",
+                "fallback_errors",
+                "shed",
+                "short_circuited",
+                "late_results",
+                "skipped_stale",
+                "breaker_trips",
+            ),
+            0,
+        )
         self._submit_max_s = 0.0
         self._consecutive_failures = 0
         self._breaker_until = 0.0
@@ -182,10 +216,13 @@ class AsyncJudge:
         self._deadlines: list[tuple[float, int, int]] = []
         self._tokens = itertools.count(1)
 
-        self._threads = [threading.Thread(target=self._worker, args=(self._work,), daemon=True,
-                                          name=f"moi-judge-{i}") for i in range(workers)]
-        self._threads.append(threading.Thread(target=self._worker, args=(self._fb_work,), daemon=True,
-                                              name="moi-fallback"))
+        self._threads = [
+            threading.Thread(target=self._worker, args=(self._work,), daemon=True, name=f"moi-judge-{i}")
+            for i in range(workers)
+        ]
+        self._threads.append(
+            threading.Thread(target=self._worker, args=(self._fb_work,), daemon=True, name="moi-fallback")
+        )
         self._supervisor = threading.Thread(target=self._supervise, daemon=True, name="moi-supervisor")
         for t in (*self._threads, self._supervisor):
             t.start()
@@ -242,19 +279,19 @@ class AsyncJudge:
             return
         self._closed = True
         self._events.put(("stop",))
-        for t in self._threads[:-1]:
+        for _t in self._threads[:-1]:
             self._work.put(None)
         self._fb_work.put(None)
         self._supervisor.join(timeout=5)
 
-    def __enter__(self) -> "AsyncJudge":
+    def __enter__(self) -> AsyncJudge:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ------------------------------------------------------------------ threads
-    def _worker(self, work: "queue.SimpleQueue[tuple[Any, ...] | None]") -> None:
+    def _worker(self, work: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
         while True:
             item = work.get()
             if item is None:
@@ -285,7 +322,7 @@ class AsyncJudge:
                     return
                 try:
                     self._handle_event(ev)
-                except Exception:  # noqa: BLE001 - the supervisor must survive a bug in one job
+                except Exception:
                     log.exception("moi async judge: error handling %s", ev[0])
             now = time.monotonic()
             while self._deadlines and self._deadlines[0][0] <= now:
@@ -293,8 +330,13 @@ class AsyncJudge:
                 job = self._jobs.get(job_id)
                 if job is not None and job.token == token:
                     self._count("timeouts")
-                    log.warning("moi judge %r timed out after %.3g s (call %d, attempt %d)",
-                                getattr(self.inner, "name", "?"), self.timeout_s, job_id, job.attempts)
+                    log.warning(
+                        "moi judge %r timed out after %.3g s (call %d, attempt %d)",
+                        getattr(self.inner, "name", "?"),
+                        self.timeout_s,
+                        job_id,
+                        job.attempts,
+                    )
                     job.token = None
                     self._retry_or_fallback(job, job.pending)
 
@@ -339,17 +381,33 @@ class AsyncJudge:
         job.token = next(self._tokens)
         deadline = time.monotonic() + self.timeout_s
         heapq.heappush(self._deadlines, (deadline, job.handle.id, job.token))
-        self._work.put(("inner", job.handle.id, job.token, deadline, self.inner.judge,
-                        [job.candidates[i] for i in job.pending], job.context))
+        self._work.put(
+            (
+                "inner",
+                job.handle.id,
+                job.token,
+                deadline,
+                self.inner.judge,
+                [job.candidates[i] for i in job.pending],
+                job.context,
+            )
+        )
 
     def _inner_done(self, job: _Job, result: list[Judgement] | None, err: BaseException | None) -> None:
         if err is None and (not isinstance(result, list) or len(result) != len(job.pending)):
-            err = ValueError(f"judge returned {len(result) if isinstance(result, list) else type(result).__name__} "
-                             f"judgements for {len(job.pending)} candidates")
+            err = ValueError(
+                f"judge returned {len(result) if isinstance(result, list) else type(result).__name__} "
+                f"judgements for {len(job.pending)} candidates"
+            )
         if err is not None:
             self._count("errors")
-            log.warning("moi judge %r failed (call %d, attempt %d): %s", getattr(self.inner, "name", "?"),
-                        job.handle.id, job.attempts, for_log(repr(err), 300))
+            log.warning(
+                "moi judge %r failed (call %d, attempt %d): %s",
+                getattr(self.inner, "name", "?"),
+                job.handle.id,
+                job.attempts,
+                for_log(repr(err), 300),
+            )
             self._retry_or_fallback(job, job.pending)
             return
         failed = []
@@ -383,8 +441,17 @@ class AsyncJudge:
             return
         self._count("fallbacks")
         job.token = next(self._tokens)
-        self._fb_work.put(("fallback", job.handle.id, job.token, None, self.fallback.judge,
-                           [job.candidates[i] for i in job.pending], job.context))
+        self._fb_work.put(
+            (
+                "fallback",
+                job.handle.id,
+                job.token,
+                None,
+                self.fallback.judge,
+                [job.candidates[i] for i in job.pending],
+                job.context,
+            )
+        )
 
     def _fallback_done(self, job: _Job, result: list[Judgement] | None, err: BaseException | None) -> None:
         if err is None and isinstance(result, list) and len(result) == len(job.pending):
@@ -393,8 +460,11 @@ class AsyncJudge:
                 job.origin[i] = "fallback"
         else:
             self._count("fallback_errors")
-            log.warning("moi fallback judge failed (call %d): %s", job.handle.id,
-                        for_log(repr(err) if err is not None else f"bad result {type(result).__name__}", 300))
+            log.warning(
+                "moi fallback judge failed (call %d): %s",
+                job.handle.id,
+                for_log(repr(err) if err is not None else f"bad result {type(result).__name__}", 300),
+            )
             self._fill_neutral(job, "judge and fallback both failed")
         self._finish(job, inner_failed=None)
 
@@ -409,8 +479,12 @@ class AsyncJudge:
         if self.breaker_threshold and self._consecutive_failures >= self.breaker_threshold:
             if time.monotonic() >= self._breaker_until:
                 self._count("breaker_trips")
-                log.warning("moi judge %r: %d failed calls in a row; skipping it for %.3g s",
-                            getattr(self.inner, "name", "?"), self._consecutive_failures, self.breaker_cooldown_s)
+                log.warning(
+                    "moi judge %r: %d failed calls in a row; skipping it for %.3g s",
+                    getattr(self.inner, "name", "?"),
+                    self._consecutive_failures,
+                    self.breaker_cooldown_s,
+                )
             self._breaker_until = time.monotonic() + self.breaker_cooldown_s
             self._consecutive_failures = 0
 

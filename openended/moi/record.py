@@ -35,6 +35,7 @@ Contents:
     ReplayJudge     -- serves recorded answers; a miss raises (strict) or falls back.
     ReplayMiss      -- the strict-mode miss error.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,8 +44,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from openended.errors import ConfigError, Error
 from openended.moi.base import Judge, JudgeContext, Judgement, candidate_text
@@ -77,17 +79,27 @@ def _context_dict(context: JudgeContext) -> dict[str, Any]:
 def record_key(backend: str, model: str, template_version: str, candidate: str, context: JudgeContext) -> str:
     """Content hash (32 hex digits) of one judge request; see the module docstring."""
     canon = json.dumps(
-        {"backend": backend, "model": model, "template_version": template_version,
-         "candidate": candidate, "context": _context_dict(context)},
-        sort_keys=True, ensure_ascii=True, separators=(",", ":"),
+        {
+            "backend": backend,
+            "model": model,
+            "template_version": template_version,
+            "candidate": candidate,
+            "context": _context_dict(context),
+        },
+        sort_keys=True,
+        ensure_ascii=True,
+        separators=(",", ":"),
     )
     return hashlib.blake2b(canon.encode("ascii"), digest_size=16).hexdigest()
 
 
 def judge_identity(judge: Judge) -> tuple[str, str, str]:
     """``(backend, model, template_version)`` of a judge, as used in record keys."""
-    return (str(getattr(judge, "name", type(judge).__name__)), str(getattr(judge, "model", "")),
-            str(getattr(judge, "template_version", "")))
+    return (
+        str(getattr(judge, "name", type(judge).__name__)),
+        str(getattr(judge, "model", "")),
+        str(getattr(judge, "template_version", "")),
+    )
 
 
 class RecordStore:
@@ -175,16 +187,25 @@ class RecordStore:
             self._fd = fd
         return self._fd
 
-    def append(self, key: str, identity: tuple[str, str, str], candidate: str, context: JudgeContext,
-               judgement: Judgement) -> None:
+    def append(
+        self, key: str, identity: tuple[str, str, str], candidate: str, context: JudgeContext, judgement: Judgement
+    ) -> None:
         """Write one record (one line, one ``write`` call, flushed) and index it."""
         backend, model, template_version = identity
         rec = {
-            "v": FORMAT_VERSION, "key": key, "backend": backend, "model": model,
-            "template_version": template_version, "candidate": candidate,
+            "v": FORMAT_VERSION,
+            "key": key,
+            "backend": backend,
+            "model": model,
+            "template_version": template_version,
+            "candidate": candidate,
             "context": _context_dict(context),
-            "judgement": {"score": judgement.score, "reason": judgement.reason, "ok": judgement.ok,
-                          "backend": judgement.backend},
+            "judgement": {
+                "score": judgement.score,
+                "reason": judgement.reason,
+                "ok": judgement.ok,
+                "backend": judgement.backend,
+            },
             "time": time.time(),
         }
         line = (json.dumps(rec, ensure_ascii=True, sort_keys=True) + "\n").encode("ascii")
@@ -192,7 +213,7 @@ class RecordStore:
             fd = self._open()
             view = memoryview(line)
             while view:  # os.write may write less than asked (rare on regular files)
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             if self.fsync:
                 os.fsync(fd)
             self.records_written += 1
@@ -275,17 +296,31 @@ class ReplayJudge:
 
     name = "replay"
 
-    def __init__(self, path: str | os.PathLike[str], strict: bool = True, fallback: Judge | None = None,
-                 backend: str | None = None, model: str | None = None, template_version: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        strict: bool = True,
+        fallback: Judge | None = None,
+        backend: str | None = None,
+        model: str | None = None,
+        template_version: str | None = None,
+    ) -> None:
         if not Path(path).exists():
-            raise ConfigError(f"moi.replay.path: recording {str(path)!r} does not exist; record one with "
-                              "make_judge('record', inner=..., path=...)")
+            raise ConfigError(
+                f"moi.replay.path: recording {str(path)!r} does not exist; record one with "
+                "make_judge('record', inner=..., path=...)"
+            )
         self.store = RecordStore(path)
         self.strict = strict
         self.fallback = fallback
         ids = sorted(self.store.identities())
-        wanted = [i for i in ids if (backend is None or i[0] == backend) and (model is None or i[1] == model)
-                  and (template_version is None or i[2] == template_version)]
+        wanted = [
+            i
+            for i in ids
+            if (backend is None or i[0] == backend)
+            and (model is None or i[1] == model)
+            and (template_version is None or i[2] == template_version)
+        ]
         if len(wanted) == 1:
             self.identity = wanted[0]
         elif backend is not None and model is not None and template_version is not None:

@@ -13,6 +13,7 @@ Wrapping judges take the judge they wrap by name or as an object::
 Registered names (aliases in brackets): embedding (default), openai [http], llamacpp
 [llama_cpp, llama], oracle [rule_oracle], record [recording], replay, async [queue].
 """
+
 from __future__ import annotations
 
 import difflib

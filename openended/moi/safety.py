@@ -15,6 +15,7 @@ Contents:
     cap_text       -- truncate to a character budget, marking the cut.
     for_log        -- escape control/format characters and shorten, for log lines.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -47,7 +48,7 @@ def cap_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> str:
     """
     text = str(text)
     if len(text) > max_chars:
-        text = text[:max(0, max_chars)] + _CUT_MARK
+        text = text[: max(0, max_chars)] + _CUT_MARK
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

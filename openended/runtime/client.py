@@ -38,6 +38,7 @@ Example (in-process):
     >>> core.snapshot()["curricula"]["walk"]["counters"]["outcomes_accepted"]
     1
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -68,8 +69,15 @@ def _check_sizes(buffer_size: int, low_watermark: int, flush_every: int, flush_i
 class _ClientBase:
     """Buffer/outbox bookkeeping shared by the Ray and in-process clients."""
 
-    def __init__(self, curriculum: str, student: str, buffer_size: int, low_watermark: int, flush_every: int,
-                 flush_interval_s: float) -> None:
+    def __init__(
+        self,
+        curriculum: str,
+        student: str,
+        buffer_size: int,
+        low_watermark: int,
+        flush_every: int,
+        flush_interval_s: float,
+    ) -> None:
         _check_sizes(buffer_size, low_watermark, flush_every, flush_interval_s)
         self.curriculum = curriculum
         self.student = student
@@ -86,9 +94,21 @@ class _ClientBase:
         self._outbox: list[Outcome] = []
         self._last_flush = time.monotonic()
         self._closed = False
-        self._counts = {"stalls": 0, "stall_s": 0.0, "refills": 0, "tasks_received": 0, "tasks_served": 0,
-                        "outcomes_reported": 0, "outcomes_sent": 0, "outcomes_acked": 0, "outcomes_accepted": 0,
-                        "flushes": 0, "resends": 0, "resyncs": 0, "first_fill_s": None}
+        self._counts = {
+            "stalls": 0,
+            "stall_s": 0.0,
+            "refills": 0,
+            "tasks_received": 0,
+            "tasks_served": 0,
+            "outcomes_reported": 0,
+            "outcomes_sent": 0,
+            "outcomes_acked": 0,
+            "outcomes_accepted": 0,
+            "flushes": 0,
+            "resends": 0,
+            "resyncs": 0,
+            "first_fill_s": None,
+        }
 
     def _prepare(self, outcome: Outcome) -> Outcome:
         if not isinstance(outcome, Outcome):
@@ -101,8 +121,9 @@ class _ClientBase:
         return dataclasses.replace(outcome, **changes) if changes else outcome
 
     def _due(self) -> bool:
-        return bool(self._outbox) and (len(self._outbox) >= self.flush_every
-                                       or time.monotonic() - self._last_flush >= self.flush_interval_s)
+        return bool(self._outbox) and (
+            len(self._outbox) >= self.flush_every or time.monotonic() - self._last_flush >= self.flush_interval_s
+        )
 
     def _receive(self, batch: Any) -> None:
         tasks = decode_tasks(batch, self._table)
@@ -110,10 +131,15 @@ class _ClientBase:
         self._counts["tasks_received"] += len(tasks)
 
     def _base_stats(self) -> dict:
-        return {**self._counts, "buffered": len(self._buffer), "outbox": len(self._outbox),
-                "curriculum": self.curriculum, "student": self.student}
+        return {
+            **self._counts,
+            "buffered": len(self._buffer),
+            "outbox": len(self._outbox),
+            "curriculum": self.curriculum,
+            "student": self.student,
+        }
 
-    def __enter__(self) -> "_ClientBase":
+    def __enter__(self) -> _ClientBase:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -129,9 +155,20 @@ class TeacherClient(_ClientBase):
     thread-safe: use one client per thread that runs episodes.
     """
 
-    def __init__(self, service: Any, curriculum: str, student: str = "default", *, buffer_size: int = 64,
-                 low_watermark: int = 16, flush_every: int = 32, flush_interval_s: float = 1.0,
-                 namespace: str | None = None, max_in_flight: int = 4, max_retries: int = 3) -> None:
+    def __init__(
+        self,
+        service: Any,
+        curriculum: str,
+        student: str = "default",
+        *,
+        buffer_size: int = 64,
+        low_watermark: int = 16,
+        flush_every: int = 32,
+        flush_interval_s: float = 1.0,
+        namespace: str | None = None,
+        max_in_flight: int = 4,
+        max_retries: int = 3,
+    ) -> None:
         super().__init__(curriculum, student, buffer_size, low_watermark, flush_every, flush_interval_s)
         if max_in_flight < 1:
             raise ConfigError(f"client.max_in_flight: must be >= 1, got {max_in_flight}")
@@ -146,11 +183,23 @@ class TeacherClient(_ClientBase):
         self._pending_resend: list[tuple[OutcomeBatch, int]] = []
 
     def __reduce__(self) -> tuple:
-        return (_rebuild_client, (self._service_arg, self.curriculum, self.student,
-                                  dict(buffer_size=self.buffer_size, low_watermark=self.low_watermark,
-                                       flush_every=self.flush_every, flush_interval_s=self.flush_interval_s,
-                                       namespace=self._namespace, max_in_flight=self.max_in_flight,
-                                       max_retries=self.max_retries)))
+        return (
+            _rebuild_client,
+            (
+                self._service_arg,
+                self.curriculum,
+                self.student,
+                dict(
+                    buffer_size=self.buffer_size,
+                    low_watermark=self.low_watermark,
+                    flush_every=self.flush_every,
+                    flush_interval_s=self.flush_interval_s,
+                    namespace=self._namespace,
+                    max_in_flight=self.max_in_flight,
+                    max_retries=self.max_retries,
+                ),
+            ),
+        )
 
     @property
     def service(self) -> Any:
@@ -305,8 +354,12 @@ class TeacherClient(_ClientBase):
 
     def stats(self) -> dict:
         """Stalls, buffer, in-flight and sent counts (for the env host's metrics)."""
-        return {**self._base_stats(), "in_flight_samples": int(self._sample_ref is not None),
-                "in_flight_reports": len(self._reports), "pending_resends": len(self._pending_resend)}
+        return {
+            **self._base_stats(),
+            "in_flight_samples": int(self._sample_ref is not None),
+            "in_flight_reports": len(self._reports),
+            "pending_resends": len(self._pending_resend),
+        }
 
     def close(self) -> None:
         """Flush and wait for acknowledgements; drop the buffer (idempotent)."""
@@ -318,8 +371,7 @@ class TeacherClient(_ClientBase):
         self._closed = True
 
     def __repr__(self) -> str:
-        return (f"TeacherClient(curriculum={self.curriculum!r}, student={self.student!r}, "
-                f"buffered={len(self._buffer)})")
+        return f"TeacherClient(curriculum={self.curriculum!r}, student={self.student!r}, buffered={len(self._buffer)})"
 
 
 def _rebuild_client(service: Any, curriculum: str, student: str, kwargs: dict) -> TeacherClient:
@@ -333,8 +385,17 @@ class LocalTeacherClient(_ClientBase):
     ``stalls`` stays 0); batches still go through the codec, so behaviour matches.
     """
 
-    def __init__(self, service: Any, curriculum: str, student: str = "default", *, buffer_size: int = 64,
-                 low_watermark: int = 16, flush_every: int = 32, flush_interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        service: Any,
+        curriculum: str,
+        student: str = "default",
+        *,
+        buffer_size: int = 64,
+        low_watermark: int = 16,
+        flush_every: int = 32,
+        flush_interval_s: float = 1.0,
+    ) -> None:
         super().__init__(curriculum, student, buffer_size, low_watermark, flush_every, flush_interval_s)
         self.service = service
 
@@ -393,5 +454,7 @@ class LocalTeacherClient(_ClientBase):
         self._closed = True
 
     def __repr__(self) -> str:
-        return (f"LocalTeacherClient(curriculum={self.curriculum!r}, student={self.student!r}, "
-                f"buffered={len(self._buffer)})")
+        return (
+            f"LocalTeacherClient(curriculum={self.curriculum!r}, student={self.student!r}, "
+            f"buffered={len(self._buffer)})"
+        )

@@ -28,12 +28,14 @@ Example (in-process, no Ray)::
     pool = EnvPoolCore("toy", {}, num_envs=8, client=LocalTeacherClient(core, "toy"))
     pool.step(100)   # -> {"steps": 800, "episodes": ..., "mean_return": ..., ...}
 """
+
 from __future__ import annotations
 
 import copy
 import time
 import uuid
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -81,8 +83,9 @@ def _build_env(family: str | EnvFactory, env_config: Mapping[str, Any] | None) -
 
             env = TeamEnv(env)
         return env
-    raise ConfigError(f"envpool.family: must be a registered env family name or a callable returning an env, "
-                      f"got {family!r}")
+    raise ConfigError(
+        f"envpool.family: must be a registered env family name or a callable returning an env, got {family!r}"
+    )
 
 
 def _setter(env: gym.Env) -> Callable[[Task], None]:
@@ -94,8 +97,10 @@ def _setter(env: gym.Env) -> Callable[[Task], None]:
         except AttributeError:
             fn = None
     if not callable(fn):
-        raise ConfigError(f"envpool: env {env!r} has no set_task(task); a pool needs a task env "
-                          "(see openended.envs.base.TaskEnvMixin)")
+        raise ConfigError(
+            f"envpool: env {env!r} has no set_task(task); a pool needs a task env "
+            "(see openended.envs.base.TaskEnvMixin)"
+        )
     return fn
 
 
@@ -108,8 +113,11 @@ def random_policy(action_space: gym.Space, num_envs: int, seed: int) -> Callable
     ``space.sample()``.
     """
     rng = np.random.default_rng(seed)
-    if isinstance(action_space, gym.spaces.Box) and np.all(np.isfinite(action_space.low)) \
-            and np.all(np.isfinite(action_space.high)):
+    if (
+        isinstance(action_space, gym.spaces.Box)
+        and np.all(np.isfinite(action_space.low))
+        and np.all(np.isfinite(action_space.high))
+    ):
         low, high = action_space.low, action_space.high
         dtype = action_space.dtype
 
@@ -155,9 +163,19 @@ class EnvPoolCore:
         pool_id: prefix of episode ids (unique per pool; random when not given).
     """
 
-    def __init__(self, family: str | EnvFactory, env_config: Mapping[str, Any] | None, num_envs: int,
-                 client: TaskClient, policy: str | Policy = "random", steps_per_call: int = 100,
-                 seed: int = 0, *, student: str = "default", pool_id: str | None = None) -> None:
+    def __init__(
+        self,
+        family: str | EnvFactory,
+        env_config: Mapping[str, Any] | None,
+        num_envs: int,
+        client: TaskClient,
+        policy: str | Policy = "random",
+        steps_per_call: int = 100,
+        seed: int = 0,
+        *,
+        student: str = "default",
+        pool_id: str | None = None,
+    ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ConfigError(f"envpool.num_envs: must be an int >= 1, got {num_envs!r}")
         if not isinstance(steps_per_call, int) or steps_per_call < 1:
@@ -211,10 +229,15 @@ class EnvPoolCore:
         success = info.get("success") if isinstance(info, Mapping) else None
         eid = f"{self.pool_id}-{i}-{self._episode_no[i]}"
         self._episode_no[i] += 1
-        outcome = Outcome(task_id=str(task_id), episode_return=float(self._returns[i]),
-                          success=None if success is None else bool(success), length=int(self._lengths[i]),
-                          student_id=self.student, episode_id=eid,
-                          info={"terminated": bool(terminated)})
+        outcome = Outcome(
+            task_id=str(task_id),
+            episode_return=float(self._returns[i]),
+            success=None if success is None else bool(success),
+            length=int(self._lengths[i]),
+            student_id=self.student,
+            episode_id=eid,
+            info={"terminated": bool(terminated)},
+        )
         self.client.report(outcome)
         return outcome
 
@@ -300,10 +323,16 @@ class EnvPoolCore:
             if seconds is not None and time.perf_counter() - t0 >= seconds:
                 break
         dt = time.perf_counter() - t0
-        return {"steps": total_steps, "episodes": total_eps,
-                "mean_return": ret_sum / total_eps if total_eps else None,
-                "elapsed_s": dt, "steps_per_s": total_steps / dt, "tasks_per_s": total_eps / dt,
-                "total_steps": self.total_steps, "total_episodes": self.total_episodes}
+        return {
+            "steps": total_steps,
+            "episodes": total_eps,
+            "mean_return": ret_sum / total_eps if total_eps else None,
+            "elapsed_s": dt,
+            "steps_per_s": total_steps / dt,
+            "tasks_per_s": total_eps / dt,
+            "total_steps": self.total_steps,
+            "total_episodes": self.total_episodes,
+        }
 
     def stats(self) -> dict:
         """Lifetime counters of this pool plus its client's stats (under ``client``)."""
@@ -367,16 +396,36 @@ class EnvPoolCore:
 class _EnvPoolActor:
     """Ray actor body of `EnvPool`: builds its own `TeacherClient` from the service name."""
 
-    def __init__(self, service: Any, curriculum: str, family: str | EnvFactory,
-                 env_config: Mapping[str, Any] | None = None, num_envs: int = 8, *, student: str = "default",
-                 policy: str | Policy = "random", steps_per_call: int = 100, seed: int = 0,
-                 namespace: str | None = None, client_options: Mapping[str, Any] | None = None,
-                 pool_id: str | None = None) -> None:
+    def __init__(
+        self,
+        service: Any,
+        curriculum: str,
+        family: str | EnvFactory,
+        env_config: Mapping[str, Any] | None = None,
+        num_envs: int = 8,
+        *,
+        student: str = "default",
+        policy: str | Policy = "random",
+        steps_per_call: int = 100,
+        seed: int = 0,
+        namespace: str | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        pool_id: str | None = None,
+    ) -> None:
         from openended.runtime.client import TeacherClient
 
         client = TeacherClient(service, curriculum, student, namespace=namespace, **dict(client_options or {}))
-        self.core = EnvPoolCore(family, env_config, num_envs, client, policy=policy, steps_per_call=steps_per_call,
-                                seed=seed, student=student, pool_id=pool_id)
+        self.core = EnvPoolCore(
+            family,
+            env_config,
+            num_envs,
+            client,
+            policy=policy,
+            steps_per_call=steps_per_call,
+            seed=seed,
+            student=student,
+            pool_id=pool_id,
+        )
 
     def step(self, k: int | None = None) -> dict:
         return self.core.step(k)
@@ -413,11 +462,23 @@ class _EnvPoolActor:
 EnvPool = ray.remote(num_cpus=1)(_EnvPoolActor)
 
 
-def make_pools(n: int, service: Any, curriculum: str, family: str | EnvFactory,
-               env_config: Mapping[str, Any] | None = None, num_envs: int = 8, *, num_cpus: float = 1.0,
-               seed: int = 0, student: str = "default", policy: str | Policy = "random",
-               steps_per_call: int = 100, namespace: str | None = None,
-               client_options: Mapping[str, Any] | None = None, wait: bool = True) -> list[Any]:
+def make_pools(
+    n: int,
+    service: Any,
+    curriculum: str,
+    family: str | EnvFactory,
+    env_config: Mapping[str, Any] | None = None,
+    num_envs: int = 8,
+    *,
+    num_cpus: float = 1.0,
+    seed: int = 0,
+    student: str = "default",
+    policy: str | Policy = "random",
+    steps_per_call: int = 100,
+    namespace: str | None = None,
+    client_options: Mapping[str, Any] | None = None,
+    wait: bool = True,
+) -> list[Any]:
     """Start ``n`` `EnvPool` actors (seeds ``seed + 10_000 * j`` so no two envs share a seed).
 
     ``wait`` blocks until every pool has built its envs, so timings that follow measure
@@ -427,9 +488,19 @@ def make_pools(n: int, service: Any, curriculum: str, family: str | EnvFactory,
         raise ConfigError(f"make_pools(n): n must be >= 1, got {n}")
     pools = [
         EnvPool.options(num_cpus=num_cpus).remote(
-            service, curriculum, family, env_config, num_envs, student=student, policy=policy,
-            steps_per_call=steps_per_call, seed=seed + 10_000 * j, namespace=namespace,
-            client_options=client_options, pool_id=f"pool{j}-{uuid.uuid4().hex[:8]}")
+            service,
+            curriculum,
+            family,
+            env_config,
+            num_envs,
+            student=student,
+            policy=policy,
+            steps_per_call=steps_per_call,
+            seed=seed + 10_000 * j,
+            namespace=namespace,
+            client_options=client_options,
+            pool_id=f"pool{j}-{uuid.uuid4().hex[:8]}",
+        )
         for j in range(n)
     ]
     if wait:

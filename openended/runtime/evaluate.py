@@ -14,10 +14,12 @@ actions), so one evaluation costs about one env step per task per step, not one 
 call per env step. "Mastered" = the fraction of tasks whose episode reported
 ``info["success"]`` (BipedalWalker: return > 230; Procgen: level completed).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -71,8 +73,9 @@ def rllib_policy(algo: Any, module_id: str | None = None) -> PolicyFn:
     return act
 
 
-def evaluate_tasks(make_env: Callable[[], Any], tasks: Sequence[Task], policy: PolicyFn, *, seed: int = 0,
-                   max_steps: int = 10_000) -> dict[str, Any]:
+def evaluate_tasks(
+    make_env: Callable[[], Any], tasks: Sequence[Task], policy: PolicyFn, *, seed: int = 0, max_steps: int = 10_000
+) -> dict[str, Any]:
     """One deterministic episode per task, all envs stepped together. Returns mean return,
     mastered fraction (episodes that ended with ``info["success"]``), episodes cut by
     ``max_steps`` and per-task returns."""
@@ -107,9 +110,13 @@ def evaluate_tasks(make_env: Callable[[], Any], tasks: Sequence[Task], policy: P
         # An episode still running at the step cap (or one whose env reports no success)
         # does not count as mastered.
         mastered = sum(1 for s in success if s) / len(tasks) if len(tasks) else None
-        return {"tasks": len(tasks), "mean_return": float(returns.mean()) if len(tasks) else None,
-                "mastered": mastered, "unfinished": len(active),
-                "returns": {t.id: float(r) for t, r in zip(tasks, returns)}}
+        return {
+            "tasks": len(tasks),
+            "mean_return": float(returns.mean()) if len(tasks) else None,
+            "mastered": mastered,
+            "unfinished": len(active),
+            "returns": {t.id: float(r) for t, r in zip(tasks, returns)},
+        }
     finally:
         for e in envs:
             e.close()

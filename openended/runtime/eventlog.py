@@ -27,6 +27,7 @@ additionally protects against power loss: ``"always"`` (every event, in the writ
 path), ``"interval"`` (default: a background thread fsyncs every ``fsync_interval_s``
 when something is new, so no request waits on the disk) or ``"never"``.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -54,8 +56,17 @@ from openended.runtime.codec import (
 )
 from openended.tasks import Outcome, Task
 
-__all__ = ["EventLog", "LogEntry", "EventLogCorrupt", "FsyncPolicy", "iter_events", "read_events",
-           "decode_sampled", "decode_outcome", "repair_torn_tail"]
+__all__ = [
+    "EventLog",
+    "LogEntry",
+    "EventLogCorrupt",
+    "FsyncPolicy",
+    "iter_events",
+    "read_events",
+    "decode_sampled",
+    "decode_outcome",
+    "repair_torn_tail",
+]
 
 FsyncPolicy = Literal["never", "interval", "always"]
 _CHUNK = 1 << 20
@@ -122,8 +133,14 @@ class EventLog:
     """Append-only JSONL writer. Not thread-safe on its own: its owner serialises calls
     (`TeacherServiceCore` holds a lock)."""
 
-    def __init__(self, path: str | os.PathLike, *, fsync: FsyncPolicy = "interval",
-                 fsync_interval_s: float = 1.0, array_encoding: ArrayEncoding = "b64") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        fsync: FsyncPolicy = "interval",
+        fsync_interval_s: float = 1.0,
+        array_encoding: ArrayEncoding = "b64",
+    ) -> None:
         if fsync not in ("never", "interval", "always"):
             raise ValueError(f"EventLog.fsync: must be one of never/interval/always, got {fsync!r}")
         if array_encoding not in ("b64", "list"):
@@ -145,8 +162,12 @@ class EventLog:
         self._syncer: threading.Thread | None = None
         if fsync == "interval":
             # The fsync runs off the write path: on a busy disk one can take tens of ms.
-            self._syncer = threading.Thread(target=_fsync_loop, args=(weakref.ref(self), self._stop, self.fsync_interval_s),
-                                            name="openended-eventlog-fsync", daemon=True)
+            self._syncer = threading.Thread(
+                target=_fsync_loop,
+                args=(weakref.ref(self), self._stop, self.fsync_interval_s),
+                name="openended-eventlog-fsync",
+                daemon=True,
+            )
             self._syncer.start()
 
     @property
@@ -181,16 +202,30 @@ class EventLog:
 
     def sampled(self, curriculum: str, student: str, batch: TaskBatch) -> int:
         """Log a sampled batch; it must be self-contained (encoded with ``peer=None``)."""
-        return self.append({"ev": "sampled", "t": time.time(), "cur": curriculum, "student": student,
-                            "tasks": task_batch_to_json(batch, self.array_encoding)})
+        return self.append(
+            {
+                "ev": "sampled",
+                "t": time.time(),
+                "cur": curriculum,
+                "student": student,
+                "tasks": task_batch_to_json(batch, self.array_encoding),
+            }
+        )
 
     def outcome(self, curriculum: str, batch: OutcomeBatch) -> int:
-        return self.append({"ev": "outcome", "t": time.time(), "cur": curriculum,
-                            "outcomes": outcome_batch_to_json(batch, self.array_encoding)})
+        return self.append(
+            {
+                "ev": "outcome",
+                "t": time.time(),
+                "cur": curriculum,
+                "outcomes": outcome_batch_to_json(batch, self.array_encoding),
+            }
+        )
 
     def snapshot(self, path: str, version: int, offset: int) -> int:
-        return self.append({"ev": "snapshot", "t": time.time(), "path": str(path), "version": version,
-                            "offset": offset})
+        return self.append(
+            {"ev": "snapshot", "t": time.time(), "path": str(path), "version": version, "offset": offset}
+        )
 
     def fsync(self) -> None:
         """Force written events to disk now (a no-op when nothing is new)."""
@@ -222,7 +257,7 @@ class EventLog:
         if fd is not None:
             os.close(fd)
 
-    def __enter__(self) -> "EventLog":
+    def __enter__(self) -> EventLog:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -237,7 +272,7 @@ class EventLog:
         return f"EventLog({str(self.path)!r}, offset={self._offset}, fsync={self.fsync_policy!r})"
 
 
-def _fsync_loop(ref: "weakref.ref[EventLog]", stop: threading.Event, interval_s: float) -> None:
+def _fsync_loop(ref: weakref.ref[EventLog], stop: threading.Event, interval_s: float) -> None:
     """Background fsync every ``interval_s``; holds only a weak reference, so a log that
     is dropped without ``close`` is still collected and the thread ends."""
     while not stop.wait(interval_s):
@@ -281,16 +316,18 @@ def iter_events(path: str | os.PathLike, since_offset: int = 0) -> Iterator[LogE
                     try:
                         event = json.loads(line)
                     except ValueError as e:
-                        raise EventLogCorrupt(f"{p}: line at byte {base + start} is not JSON ({e}); "
-                                              "the log was modified or corrupted") from None
+                        raise EventLogCorrupt(
+                            f"{p}: line at byte {base + start} is not JSON ({e}); the log was modified or corrupted"
+                        ) from None
                     yield LogEntry(base + start, base + nl + 1, event)
                 start = nl + 1
             base += start
             buf = buf[start:]
 
 
-def read_events(path: str | os.PathLike, since_offset: int = 0,
-                max_events: int | None = None) -> tuple[list[LogEntry], int]:
+def read_events(
+    path: str | os.PathLike, since_offset: int = 0, max_events: int | None = None
+) -> tuple[list[LogEntry], int]:
     """Up to ``max_events`` entries from ``since_offset`` and the offset to resume at."""
     out: list[LogEntry] = []
     nxt = since_offset

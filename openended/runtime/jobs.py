@@ -8,19 +8,31 @@ Authentication: clusters started with ``RAY_AUTH_MODE=token`` need the same vari
 the client and the token in ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
 ``~/.ray/auth_token``; Ray's client reads them itself, we only check they are consistent.
 """
+
 from __future__ import annotations
 
 import os
 import pathlib
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from openended.errors import ConfigError
 
 __all__ = ["submit_experiment", "job_entrypoint", "DEFAULT_EXCLUDES", "wait_for_job"]
 
-DEFAULT_EXCLUDES = [".venv", "venv", "runs", ".git", "__pycache__", "*.pyc", ".pytest_cache", "results",
-                    ".whl", ".gl", "*.egg-info"]
+DEFAULT_EXCLUDES = [
+    ".venv",
+    "venv",
+    "runs",
+    ".git",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    "results",
+    ".whl",
+    ".gl",
+    "*.egg-info",
+]
 
 
 def job_entrypoint(experiment: str, overrides: Sequence[str] = ()) -> str:
@@ -34,15 +46,27 @@ def job_entrypoint(experiment: str, overrides: Sequence[str] = ()) -> str:
 
 def _check_auth() -> None:
     if os.environ.get("RAY_AUTH_MODE") == "token":
-        have = (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
-                or (pathlib.Path.home() / ".ray" / "auth_token").is_file())
+        have = (
+            os.environ.get("RAY_AUTH_TOKEN")
+            or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or (pathlib.Path.home() / ".ray" / "auth_token").is_file()
+        )
         if not have:
-            raise ConfigError("RAY_AUTH_MODE=token but no token found: set RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH "
-                              "or write it to ~/.ray/auth_token (`ray get-auth-token` on the head prints it)")
+            raise ConfigError(
+                "RAY_AUTH_MODE=token but no token found: set RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH "
+                "or write it to ~/.ray/auth_token (`ray get-auth-token` on the head prints it)"
+            )
 
 
-def submit_experiment(experiment: str, *, address: str, overrides: Sequence[str] = (), working_dir: str = ".",
-                      follow: bool = False, excludes: Sequence[str] = DEFAULT_EXCLUDES) -> str:
+def submit_experiment(
+    experiment: str,
+    *,
+    address: str,
+    overrides: Sequence[str] = (),
+    working_dir: str = ".",
+    follow: bool = False,
+    excludes: Sequence[str] = DEFAULT_EXCLUDES,
+) -> str:
     """Submit and return the job id; with ``follow`` stream logs until the job ends."""
     from ray.job_submission import JobSubmissionClient
 
@@ -56,13 +80,17 @@ def submit_experiment(experiment: str, *, address: str, overrides: Sequence[str]
     try:
         client = JobSubmissionClient(address)
     except ConnectionError as e:
-        raise ConfigError(f"--address {address}: cannot reach a Ray dashboard there ({e}); start the head with "
-                          "`ray start --head` and pass its dashboard URL, e.g. http://127.0.0.1:8265") from None
+        raise ConfigError(
+            f"--address {address}: cannot reach a Ray dashboard there ({e}); start the head with "
+            "`ray start --head` and pass its dashboard URL, e.g. http://127.0.0.1:8265"
+        ) from None
     except Exception as e:  # ray.exceptions.AuthenticationError and friends: keep Ray's explanation
         if type(e).__name__ == "AuthenticationError":
-            raise ConfigError(f"--address {address}: the cluster refused the token: {str(e).splitlines()[0]}. "
-                              "Use the head's token (`ray get-auth-token` there) in RAY_AUTH_TOKEN or "
-                              "~/.ray/auth_token") from None
+            raise ConfigError(
+                f"--address {address}: the cluster refused the token: {str(e).splitlines()[0]}. "
+                "Use the head's token (`ray get-auth-token` there) in RAY_AUTH_TOKEN or "
+                "~/.ray/auth_token"
+            ) from None
         raise
     job_id = client.submit_job(
         entrypoint=job_entrypoint(rel.as_posix(), overrides),

@@ -10,6 +10,7 @@ Ray reads that variable when it is *imported*: the CLI sets it before importing 
 your own scripts set ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` before ``import ray`` (or in
 the shell) for a loopback-only local instance.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,15 @@ def default_temp_dir() -> str:
     return os.path.join(tempfile.gettempdir(), f"openended-ray-{os.getuid()}")
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None, namespace: str = "openended",
-             temp_dir: str | None = None, log_to_driver: bool = True, **kwargs: Any) -> dict:
+def init_ray(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    namespace: str = "openended",
+    temp_dir: str | None = None,
+    log_to_driver: bool = True,
+    **kwargs: Any,
+) -> dict:
     """``ray.init`` for openended. ``address=None`` and no ``RAY_ADDRESS``: embedded, loopback-only.
 
     Returns Ray's context info dict. Idempotent: an already-initialised Ray is reused.
@@ -40,10 +48,20 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, namespa
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         from ray._private import ray_constants
 
-        ray_constants.ENABLE_RAY_CLUSTER = os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] not in ("0", "false", "False")
-        ctx = ray.init(num_cpus=num_cpus, namespace=namespace, include_dashboard=False,
-                       _temp_dir=temp_dir or default_temp_dir(), _node_ip_address="127.0.0.1",
-                       log_to_driver=log_to_driver, **kwargs)
+        ray_constants.ENABLE_RAY_CLUSTER = os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] not in (
+            "0",
+            "false",
+            "False",
+        )
+        ctx = ray.init(
+            num_cpus=num_cpus,
+            namespace=namespace,
+            include_dashboard=False,
+            _temp_dir=temp_dir or default_temp_dir(),
+            _node_ip_address="127.0.0.1",
+            log_to_driver=log_to_driver,
+            **kwargs,
+        )
     else:
         ctx = ray.init(address=address, namespace=namespace, log_to_driver=log_to_driver, **kwargs)
     return {"reused": False, "address": getattr(ctx, "address_info", {}).get("address")}

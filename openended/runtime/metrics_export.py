@@ -15,6 +15,7 @@ Exported (Prometheus names get Ray's ``ray_`` prefix):
 Rates (tasks/s, outcomes/s) are ``rate(...)`` of the counters. A teacher reports a
 mastered fraction by putting ``"mastered_fraction"`` in its ``stats()``.
 """
+
 from __future__ import annotations
 
 import threading
@@ -35,17 +36,25 @@ class ServiceMetrics:
 
     def __init__(self, interval_s: float = 2.0) -> None:
         self.interval_s = float(interval_s)
-        self._tasks_c = Counter("openended_service_tasks", "Tasks handed out by the teacher service.",
-                                tag_keys=("curriculum", "student"))
-        self._outcomes_c = Counter("openended_service_outcomes", "Outcomes accepted by the teacher service.",
-                                   tag_keys=("curriculum",))
-        self._dups_c = Counter("openended_service_duplicates", "Re-reported episodes dropped by the service.",
-                               tag_keys=("curriculum",))
-        self._refit_g = Gauge("openended_teacher_refit_latency_ms", "Latency of the teacher's last refit (ms).",
-                              tag_keys=("curriculum", "student"))
-        self._mastered_g = Gauge("openended_teacher_mastered_fraction",
-                                 "Fraction of the task space the teacher reports as mastered.",
-                                 tag_keys=("curriculum", "student"))
+        self._tasks_c = Counter(
+            "openended_service_tasks", "Tasks handed out by the teacher service.", tag_keys=("curriculum", "student")
+        )
+        self._outcomes_c = Counter(
+            "openended_service_outcomes", "Outcomes accepted by the teacher service.", tag_keys=("curriculum",)
+        )
+        self._dups_c = Counter(
+            "openended_service_duplicates", "Re-reported episodes dropped by the service.", tag_keys=("curriculum",)
+        )
+        self._refit_g = Gauge(
+            "openended_teacher_refit_latency_ms",
+            "Latency of the teacher's last refit (ms).",
+            tag_keys=("curriculum", "student"),
+        )
+        self._mastered_g = Gauge(
+            "openended_teacher_mastered_fraction",
+            "Fraction of the task space the teacher reports as mastered.",
+            tag_keys=("curriculum", "student"),
+        )
         self._tasks: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._outcomes: defaultdict[str, int] = defaultdict(int)
         self._dups: defaultdict[str, int] = defaultdict(int)
@@ -63,11 +72,11 @@ class ServiceMetrics:
             if duplicates:
                 self._dups[curriculum] += duplicates
 
-    def maybe_flush(self, core: "TeacherServiceCore") -> None:
+    def maybe_flush(self, core: TeacherServiceCore) -> None:
         if time.monotonic() - self._last >= self.interval_s:
             self.flush(core)
 
-    def flush(self, core: "TeacherServiceCore", snapshot: dict | None = None) -> None:
+    def flush(self, core: TeacherServiceCore, snapshot: dict | None = None) -> None:
         """Push accumulated counts and current teacher gauges."""
         with self._lock:
             self._last = time.monotonic()

@@ -4,6 +4,7 @@ On a terminal: a rich progress bar (iteration i/N, ETA) with episodes, env steps
 mean return, mastered %, tasks/s. Without a terminal (CI, Ray jobs, ``--no-progress``):
 one line per iteration, at most every ``min_interval_s`` seconds, plus the last one.
 """
+
 from __future__ import annotations
 
 import sys
@@ -29,11 +30,13 @@ def _fmt(v: Any, spec: str = ".3g") -> str:
 
 def format_row(row: dict, rate: float | None) -> str:
     mastered = row.get("mastered")
-    return (f"episodes {row.get('episodes_total', 0):,}  steps {row.get('env_steps_total', 0):,}  "
-            f"return {_fmt(row.get('mean_return'))}  "
-            f"mastered {'-' if mastered is None else f'{100 * mastered:.1f}%'}  "
-            f"success {_fmt(row.get('success_rate'), '.2f')}  "
-            f"tasks/s {'-' if rate is None else f'{rate:,.0f}'}")
+    return (
+        f"episodes {row.get('episodes_total', 0):,}  steps {row.get('env_steps_total', 0):,}  "
+        f"return {_fmt(row.get('mean_return'))}  "
+        f"mastered {'-' if mastered is None else f'{100 * mastered:.1f}%'}  "
+        f"success {_fmt(row.get('success_rate'), '.2f')}  "
+        f"tasks/s {'-' if rate is None else f'{rate:,.0f}'}"
+    )
 
 
 class ProgressReporter:
@@ -50,8 +53,15 @@ class ProgressReporter:
     def start(self, start_iter: int) -> None:
         if self.live:
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TimeRemainingColumn(), TextColumn("{task.fields[line]}"), console=Console(), transient=False)
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[line]}"),
+                console=Console(),
+                transient=False,
+            )
             self._progress.start()
             self._task_id = self._progress.add_task(self.title, total=self.total, completed=start_iter, line="")
         else:

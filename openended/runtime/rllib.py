@@ -35,12 +35,14 @@ Example::
                              num_env_runners=2).build_algo()
     env_steps, episodes = algo_step_counts(algo.train())
 """
+
 from __future__ import annotations
 
 import difflib
 import os
 import threading
-from typing import Any, Callable, Literal, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -61,13 +63,14 @@ __all__ = [
 
 # --------------------------------------------------------------- per-process shared clients
 _LOCK = threading.Lock()
-_CLIENTS: dict[tuple, Any] = {}        # (service, namespace, curriculum, student) -> TeacherClient
-_REFS: dict[tuple, int] = {}           # live CurriculumEnvs using each client
+_CLIENTS: dict[tuple, Any] = {}  # (service, namespace, curriculum, student) -> TeacherClient
+_REFS: dict[tuple, int] = {}  # live CurriculumEnvs using each client
 _COUNTS = {"episodes_reported": 0, "abandoned_episodes": 0, "task_id_mismatches": 0, "resets": 0}
 
 
-def _acquire_client(service: str | Any, namespace: str | None, curriculum: str, student: str,
-                    client_options: Mapping[str, Any]) -> tuple[tuple, Any]:
+def _acquire_client(
+    service: str | Any, namespace: str | None, curriculum: str, student: str, client_options: Mapping[str, Any]
+) -> tuple[tuple, Any]:
     from openended.runtime.client import TeacherClient
 
     key = (service if isinstance(service, str) else repr(service), namespace, curriculum, student)
@@ -130,8 +133,16 @@ class CurriculumEnv(gym.Wrapper):
         client_options: keyword options of `TeacherClient` (``buffer_size``, ...).
     """
 
-    def __init__(self, env: gym.Env, service: str | Any, curriculum: str, student: str = "default", *,
-                 namespace: str | None = None, client_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        env: gym.Env,
+        service: str | Any,
+        curriculum: str,
+        student: str = "default",
+        *,
+        namespace: str | None = None,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(env)
         self._service = service
         self._namespace = namespace
@@ -143,8 +154,9 @@ class CurriculumEnv(gym.Wrapper):
         try:
             self._set_task: Callable[[Task], None] = env.get_wrapper_attr("set_task")
         except AttributeError:
-            raise ConfigError(f"CurriculumEnv: {env!r} has no set_task(task); wrap a task env "
-                              "(see openended.envs.base.TaskEnvMixin)") from None
+            raise ConfigError(
+                f"CurriculumEnv: {env!r} has no set_task(task); wrap a task env (see openended.envs.base.TaskEnvMixin)"
+            ) from None
         self._task: Task | None = None
         self._return = 0.0
         self._length = 0
@@ -157,7 +169,8 @@ class CurriculumEnv(gym.Wrapper):
     def _get_client(self) -> Any:
         if self._client is None:
             self._client_key, self._client = _acquire_client(
-                self._service, self._namespace, self._curriculum, self._student, self._client_options)
+                self._service, self._namespace, self._curriculum, self._student, self._client_options
+            )
         return self._client
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
@@ -188,9 +201,16 @@ class CurriculumEnv(gym.Wrapper):
         if task_id != task.id:
             _COUNTS["task_id_mismatches"] += 1
         success = info.get("success")
-        self._client.report(Outcome(
-            task_id=str(task_id), episode_return=self._return, success=None if success is None else bool(success),
-            length=self._length, student_id=self._student, info={"terminated": terminated}))
+        self._client.report(
+            Outcome(
+                task_id=str(task_id),
+                episode_return=self._return,
+                success=None if success is None else bool(success),
+                length=self._length,
+                student_id=self._student,
+                info={"terminated": terminated},
+            )
+        )
         # episode_id is left to the client: token + counter, unique across processes.
         self._length = 0  # the episode is closed: a following reset is not an abandonment
         _COUNTS["episodes_reported"] += 1
@@ -251,14 +271,21 @@ def _make_inner(family: str | Callable[..., gym.Env], env_config: Mapping[str, A
         return make_env(family, **dict(env_config))
     if callable(family):
         return family(**dict(env_config))
-    raise ConfigError(f"register_curriculum_env.family: must be a registered family name or a callable, got "
-                      f"{family!r}")
+    raise ConfigError(f"register_curriculum_env.family: must be a registered family name or a callable, got {family!r}")
 
 
-def register_curriculum_env(env_name: str, family: str | Callable[..., gym.Env], env_config: Mapping[str, Any],
-                            service_name: str, curriculum: str, student: str = "default", *,
-                            namespace: str | None = None,
-                            client_options: Mapping[str, Any] | None = None, scale_images: bool = True) -> str:
+def register_curriculum_env(
+    env_name: str,
+    family: str | Callable[..., gym.Env],
+    env_config: Mapping[str, Any],
+    service_name: str,
+    curriculum: str,
+    student: str = "default",
+    *,
+    namespace: str | None = None,
+    client_options: Mapping[str, Any] | None = None,
+    scale_images: bool = True,
+) -> str:
     """Register ``env_name`` with ``ray.tune.registry.register_env``: each env is
     ``CurriculumEnv(make_env(family, **env_config), service_name, curriculum, student)``.
 
@@ -272,8 +299,9 @@ def register_curriculum_env(env_name: str, family: str | Callable[..., gym.Env],
     opts = dict(client_options or {})
 
     def creator(_ctx: Any = None) -> gym.Env:
-        env: gym.Env = CurriculumEnv(_make_inner(family, cfg), service_name, curriculum, student,
-                                     namespace=namespace, client_options=opts)
+        env: gym.Env = CurriculumEnv(
+            _make_inner(family, cfg), service_name, curriculum, student, namespace=namespace, client_options=opts
+        )
         if scale_images and ScaleImageObservations.needed(env.observation_space):
             env = ScaleImageObservations(env)
         return env
@@ -297,15 +325,26 @@ def default_cpus_per_env_runner(num_env_runners: int, cpus: float | None = None)
     if num_env_runners <= 0:
         return 1.0
     if cpus is None:
-        cpus = float(ray.cluster_resources().get("CPU", os.cpu_count() or 1)) if ray.is_initialized() \
+        cpus = (
+            float(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+            if ray.is_initialized()
             else float(os.cpu_count() or 1)
+        )
     return float(min(1.0, max(0.1, cpus / (2 * num_env_runners))))
 
 
-def build_algo_config(algo: Literal["ppo", "sac"], env_name: str, overrides: Mapping[str, Any] | None = None,
-                      num_env_runners: int = 0, *, num_envs_per_env_runner: int = 1,
-                      num_cpus_per_env_runner: float | None = None, env_config: Mapping[str, Any] | None = None,
-                      seed: int | None = None, flatten_observations: bool = False) -> Any:
+def build_algo_config(
+    algo: Literal["ppo", "sac"],
+    env_name: str,
+    overrides: Mapping[str, Any] | None = None,
+    num_env_runners: int = 0,
+    *,
+    num_envs_per_env_runner: int = 1,
+    num_cpus_per_env_runner: float | None = None,
+    env_config: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    flatten_observations: bool = False,
+) -> Any:
     """A PPO or SAC `AlgorithmConfig` (torch, CPU, one local learner) for ``env_name``.
 
     ``overrides`` are AlgorithmConfig attributes (``{"lr": 1e-4, "num_epochs": 3}``);
@@ -344,15 +383,20 @@ def build_algo_config(algo: Literal["ppo", "sac"], env_name: str, overrides: Map
         tb = overrides.get("train_batch_size_per_learner", defaults["train_batch_size_per_learner"])
         mb = overrides.get("minibatch_size", defaults["minibatch_size"])
         if mb > tb:
-            raise ConfigError(f"build_algo_config.overrides.minibatch_size: must be <= train_batch_size_per_learner "
-                              f"({tb}), got {mb}")
-    cpus = num_cpus_per_env_runner if num_cpus_per_env_runner is not None \
-        else default_cpus_per_env_runner(num_env_runners)
+            raise ConfigError(
+                f"build_algo_config.overrides.minibatch_size: must be <= train_batch_size_per_learner ({tb}), got {mb}"
+            )
+    cpus = (
+        num_cpus_per_env_runner if num_cpus_per_env_runner is not None else default_cpus_per_env_runner(num_env_runners)
+    )
     config = (
         config.environment(env_name, env_config=dict(env_config or {}))
         .framework("torch")
-        .env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=num_envs_per_env_runner,
-                     num_cpus_per_env_runner=cpus)
+        .env_runners(
+            num_env_runners=num_env_runners,
+            num_envs_per_env_runner=num_envs_per_env_runner,
+            num_cpus_per_env_runner=cpus,
+        )
         .learners(num_learners=0, num_gpus_per_learner=0)
     )
     try:

@@ -11,19 +11,20 @@ expect (ALP-GMM pairs one return with one task).
 Agents that may be absent in a task (fewer walkers) are declared up front
 (``possible_agents``, padded observations): RLlib needs fixed spaces per agent id.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from openended.errors import ConfigError
-from openended.runtime.rllib import _COUNTS, _acquire_client, _release_client, _make_inner
+from openended.runtime.rllib import _COUNTS, _acquire_client, _make_inner, _release_client
 from openended.tasks import Outcome
 
-__all__ = ["CurriculumMultiAgentEnv", "register_curriculum_multiagent_env", "shared_policy_config",
-           "is_parallel_env"]
+__all__ = ["CurriculumMultiAgentEnv", "register_curriculum_multiagent_env", "shared_policy_config", "is_parallel_env"]
 
 
 def is_parallel_env(env: Any) -> bool:
@@ -34,12 +35,22 @@ def is_parallel_env(env: Any) -> bool:
 class CurriculumMultiAgentEnv(MultiAgentEnv):
     """Runs every episode of a task ``ParallelEnv`` on the next task of a curriculum."""
 
-    def __init__(self, env: Any, service: str | Any, curriculum: str, student: str = "default", *,
-                 namespace: str | None = None, client_options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        env: Any,
+        service: str | Any,
+        curriculum: str,
+        student: str = "default",
+        *,
+        namespace: str | None = None,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         if not (is_parallel_env(env) and hasattr(env, "set_task") and hasattr(env, "episode_outcomes")):
-            raise ConfigError(f"CurriculumMultiAgentEnv: {env!r} is not a task ParallelEnv "
-                              "(see openended.envs.multiagent.TaskParallelEnv)")
+            raise ConfigError(
+                f"CurriculumMultiAgentEnv: {env!r} is not a task ParallelEnv "
+                "(see openended.envs.multiagent.TaskParallelEnv)"
+            )
         self.env = env
         self.possible_agents = list(env.possible_agents)
         self.agents = list(self.possible_agents)
@@ -81,11 +92,16 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
         if not outs or self._task is None:
             return
         successes = [o.success for o in outs if o.success is not None]
-        self._client.report(Outcome(
-            task_id=self._task.id, episode_return=float(np.mean([o.episode_return for o in outs])),
-            success=all(successes) if successes else None, length=max(int(o.length or 0) for o in outs),
-            student_id=self._student,
-            info={"agent_returns": {o.student_id: o.episode_return for o in outs}}))
+        self._client.report(
+            Outcome(
+                task_id=self._task.id,
+                episode_return=float(np.mean([o.episode_return for o in outs])),
+                success=all(successes) if successes else None,
+                length=max(int(o.length or 0) for o in outs),
+                student_id=self._student,
+                info={"agent_returns": {o.student_id: o.episode_return for o in outs}},
+            )
+        )
         _COUNTS["episodes_reported"] += 1
 
     def close(self) -> None:
@@ -95,18 +111,26 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
         self.env.close()
 
 
-def register_curriculum_multiagent_env(env_name: str, family: str, env_config: Mapping[str, Any],
-                                       service_name: str, curriculum: str, student: str = "default", *,
-                                       namespace: str | None = None,
-                                       client_options: Mapping[str, Any] | None = None) -> str:
+def register_curriculum_multiagent_env(
+    env_name: str,
+    family: str,
+    env_config: Mapping[str, Any],
+    service_name: str,
+    curriculum: str,
+    student: str = "default",
+    *,
+    namespace: str | None = None,
+    client_options: Mapping[str, Any] | None = None,
+) -> str:
     """``ray.tune.registry.register_env`` for a multi-agent task family."""
     from ray.tune.registry import register_env
 
     cfg, opts = dict(env_config or {}), dict(client_options or {})
 
     def creator(_ctx: Any = None) -> CurriculumMultiAgentEnv:
-        return CurriculumMultiAgentEnv(_make_inner(family, cfg), service_name, curriculum, student,
-                                       namespace=namespace, client_options=opts)
+        return CurriculumMultiAgentEnv(
+            _make_inner(family, cfg), service_name, curriculum, student, namespace=namespace, client_options=opts
+        )
 
     register_env(env_name, creator)
     return env_name

@@ -15,6 +15,7 @@ Resuming after a crash (even kill -9) continues from the last complete checkpoin
 teacher service replays every outcome logged after it exactly once (dedup by episode
 id), drivers reload their state, and iteration numbering continues.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,10 +63,20 @@ class PoolDriver:
 
         self.student = student
         self.exp = exp
-        self.pools = make_pools(exp.pool.pools_per_student, service, CURRICULUM, exp.env.family, exp.env.config,
-                                num_envs=exp.pool.envs_per_pool, num_cpus=0.5, seed=exp.seed + 1_000_000 * index,
-                                student=student, policy=exp.pool.policy, steps_per_call=exp.pool.steps_per_call,
-                                namespace=exp.ray.namespace)
+        self.pools = make_pools(
+            exp.pool.pools_per_student,
+            service,
+            CURRICULUM,
+            exp.env.family,
+            exp.env.config,
+            num_envs=exp.pool.envs_per_pool,
+            num_cpus=0.5,
+            seed=exp.seed + 1_000_000 * index,
+            student=student,
+            policy=exp.pool.policy,
+            steps_per_call=exp.pool.steps_per_call,
+            namespace=exp.ray.namespace,
+        )
 
     def train_iteration(self) -> dict:
         stats = ray.get([p.step.remote() for p in self.pools])
@@ -104,7 +115,7 @@ class PoolDriver:
         for p in self.pools:
             try:
                 ray.get(p.close.remote(), timeout=30)
-            except Exception:  # a dead pool must not stop the others from flushing
+            except Exception:  # noqa: BLE001 - a dead pool must not stop the others from flushing
                 pass
             ray.kill(p)
 
@@ -131,11 +142,24 @@ class RLlibDriver:
             flatten = needs_flattening(space)
         probe.close()
         register = register_curriculum_multiagent_env if multi_agent else register_curriculum_env
-        env_name = register(f"openended-{service_name}-{student}", exp.env.family, exp.env.config,
-                            service_name, CURRICULUM, student, namespace=exp.ray.namespace)
-        cfg = build_algo_config(exp.algo.name, env_name, exp.algo.config, exp.algo.num_env_runners,
-                                num_envs_per_env_runner=exp.algo.num_envs_per_env_runner,
-                                seed=exp.seed + 1_000_000 * index, flatten_observations=flatten)
+        env_name = register(
+            f"openended-{service_name}-{student}",
+            exp.env.family,
+            exp.env.config,
+            service_name,
+            CURRICULUM,
+            student,
+            namespace=exp.ray.namespace,
+        )
+        cfg = build_algo_config(
+            exp.algo.name,
+            env_name,
+            exp.algo.config,
+            exp.algo.num_env_runners,
+            num_envs_per_env_runner=exp.algo.num_envs_per_env_runner,
+            seed=exp.seed + 1_000_000 * index,
+            flatten_observations=flatten,
+        )
         if multi_agent:
             cfg = shared_policy_config(cfg)
         self.algo = cfg.build_algo()
@@ -155,8 +179,13 @@ class RLlibDriver:
         episodes = int(er.get("num_episodes", 0) or 0)
         self._last_steps += steps
         self._last_episodes += episodes
-        return {"env_steps": steps, "episodes": episodes, "mean_return": er.get("episode_return_mean"),
-                "env_steps_total": self._last_steps, "episodes_total": self._last_episodes}
+        return {
+            "env_steps": steps,
+            "episodes": episodes,
+            "mean_return": er.get("episode_return_mean"),
+            "env_steps_total": self._last_steps,
+            "episodes_total": self._last_episodes,
+        }
 
     def evaluate(self) -> dict:
         """The policy on the experiment's test set (see `openended.runtime.evaluate`)."""
@@ -218,8 +247,9 @@ def _mean_dicts(ds: list[dict]) -> dict:
 
 def _combine(rows: list[dict]) -> dict:
     """Sum counts, episode-weight the means, over students."""
-    out: dict[str, Any] = {k: sum(r.get(k) or 0 for r in rows)
-                           for k in ("env_steps", "episodes", "env_steps_total", "episodes_total")}
+    out: dict[str, Any] = {
+        k: sum(r.get(k) or 0 for r in rows) for k in ("env_steps", "episodes", "env_steps_total", "episodes_total")
+    }
     for k in ("mean_return", "success_rate"):
         pairs = [(r[k], r.get("episodes") or 0) for r in rows if r.get(k) is not None]
         w = sum(e for _, e in pairs)
@@ -231,8 +261,9 @@ def _combine(rows: list[dict]) -> dict:
     return out
 
 
-def run_experiment(exp: Experiment, run_dir: RunDir | None = None, base_dir: str | None = None,
-                   progress: bool = True) -> dict:
+def run_experiment(
+    exp: Experiment, run_dir: RunDir | None = None, base_dir: str | None = None, progress: bool = True
+) -> dict:
     """Run (or resume, when ``run_dir`` is given) ``exp``; return a summary dict."""
     resuming = run_dir is not None
     rd = run_dir if run_dir is not None else RunDir.create(exp, base_dir)
@@ -242,15 +273,32 @@ def run_experiment(exp: Experiment, run_dir: RunDir | None = None, base_dir: str
     except TypeError as e:  # an unknown keyword for the family's constructor
         raise ConfigError(f"env.config: {e}") from None
     started_ray = not ray.is_initialized()
-    init_ray(exp.ray.address, num_cpus=exp.ray.num_cpus, namespace=exp.ray.namespace, temp_dir=exp.ray.temp_dir,
-             log_to_driver=False)
+    init_ray(
+        exp.ray.address,
+        num_cpus=exp.ray.num_cpus,
+        namespace=exp.ray.namespace,
+        temp_dir=exp.ray.temp_dir,
+        log_to_driver=False,
+    )
     name = service_name_for(rd)
     teacher_cfg = {"seed": exp.seed, **exp.teacher.config}
     service = start_service(
-        name, exp.ray.namespace, event_log=str(rd.events_path), checkpoint_dir=str(rd.checkpoints / "teacher"),
+        name,
+        exp.ray.namespace,
+        event_log=str(rd.events_path),
+        checkpoint_dir=str(rd.checkpoints / "teacher"),
         resume=resuming,
-        curricula=[{"name": CURRICULUM, "teacher": exp.teacher.name, "space": space.to_dict(),
-                    "config": teacher_cfg, "preset": exp.teacher.preset, "students": exp.teacher.students}])
+        curricula=[
+            {
+                "name": CURRICULUM,
+                "teacher": exp.teacher.name,
+                "space": space.to_dict(),
+                "config": teacher_cfg,
+                "preset": exp.teacher.preset,
+                "students": exp.teacher.students,
+            }
+        ],
+    )
     ray.get(service.ping.remote())
     start_iter = 0
     drivers: list[Driver] = []
@@ -292,15 +340,17 @@ def run_experiment(exp: Experiment, run_dir: RunDir | None = None, base_dir: str
                 ds = counts.get("successes", 0) - prev_counts.get("successes", 0)
                 row["success_rate"] = ds / dk if dk > 0 else None
             prev_counts = dict(counts)
-            row.update({
-                "iteration": it,
-                "iteration_s": time.perf_counter() - t_it,
-                "wall_s": prior_wall + time.perf_counter() - t0,
-                "outcomes_accepted": cur["counters"].get("outcomes_accepted"),
-                "tasks_sampled": cur["counters"].get("tasks_sampled"),
-                "teacher": _teacher_summary(cur),
-                "time": time.time(),
-            })
+            row.update(
+                {
+                    "iteration": it,
+                    "iteration_s": time.perf_counter() - t_it,
+                    "wall_s": prior_wall + time.perf_counter() - t0,
+                    "outcomes_accepted": cur["counters"].get("outcomes_accepted"),
+                    "tasks_sampled": cur["counters"].get("tasks_sampled"),
+                    "teacher": _teacher_summary(cur),
+                    "time": time.time(),
+                }
+            )
             ev = exp.evaluation
             if ev.every and (it % ev.every == 0 or it == exp.run.iterations):
                 result = drivers[0].evaluate()  # type: ignore[attr-defined]
@@ -322,22 +372,25 @@ def run_experiment(exp: Experiment, run_dir: RunDir | None = None, base_dir: str
         for d in drivers:
             try:
                 d.close()
-            except Exception as e:  # keep closing the rest; the log already has every outcome
+            except Exception as e:  # noqa: BLE001 - keep closing the rest; the log has every outcome
                 print(f"openended: closing driver {d.student} failed: {e}", file=sys.stderr)
         try:
             ray.get(service.close.remote(), timeout=60)
             ray.kill(service)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a dead service: its log already holds every outcome
             pass
-        final = {"state": state, "iteration": rd.read_status().get("iteration", start_iter),
-                 "wall_s": rd.read_status().get("wall_s")}
+        final = {
+            "state": state,
+            "iteration": rd.read_status().get("iteration", start_iter),
+            "wall_s": rd.read_status().get("wall_s"),
+        }
         rd.write_status(final)
         if started_ray:
             ray.shutdown()
     summary = {"run_dir": str(rd.path), **rd.read_status()}
     last = None
-    for last in rd.iter_metrics():
-        pass
+    for row in rd.iter_metrics():
+        last = row
     if last:
         summary.update({k: last.get(k) for k in ("episodes_total", "env_steps_total", "mean_return", "mastered")})
     return summary

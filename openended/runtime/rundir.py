@@ -11,14 +11,16 @@ Layout::
             iter_000010/   teacher service state (+ env pool states, + RLlib algo)
             latest.json    pointer to the newest complete checkpoint (written last, atomically)
 """
+
 from __future__ import annotations
 
 import json
 import os
 import pathlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -47,7 +49,7 @@ class RunDir:
     path: pathlib.Path
 
     @classmethod
-    def create(cls, exp: Experiment, base: str | os.PathLike | None = None) -> "RunDir":
+    def create(cls, exp: Experiment, base: str | os.PathLike | None = None) -> RunDir:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         name = f"{exp.name}__{exp.env.family}__{exp.teacher.name}__s{exp.seed}__{stamp}"
         root = pathlib.Path(base if base is not None else exp.run.dir)
@@ -62,11 +64,13 @@ class RunDir:
         return rd
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "RunDir":
+    def open(cls, path: str | os.PathLike) -> RunDir:
         p = pathlib.Path(path)
         if not (p / "config.yaml").is_file():
-            raise ConfigError(f"--resume {str(p)!r}: not a run directory (no config.yaml); pass the folder "
-                              "`openended run` printed, e.g. runs/<name>__...")
+            raise ConfigError(
+                f"--resume {str(p)!r}: not a run directory (no config.yaml); pass the folder "
+                "`openended run` printed, e.g. runs/<name>__..."
+            )
         return cls(p.resolve())
 
     @property
@@ -105,9 +109,10 @@ class RunDir:
 
     def commit_checkpoint(self, iteration: int, extra: dict | None = None) -> None:
         """Mark ``iter_<iteration>`` complete: the pointer is written only after its contents."""
-        atomic_write_json(self.checkpoints / "latest.json",
-                          {"iteration": iteration, "dir": f"iter_{iteration:06d}", "time": time.time(),
-                           **(extra or {})})
+        atomic_write_json(
+            self.checkpoints / "latest.json",
+            {"iteration": iteration, "dir": f"iter_{iteration:06d}", "time": time.time(), **(extra or {})},
+        )
 
     def latest_checkpoint(self) -> tuple[int, pathlib.Path] | None:
         p = self.checkpoints / "latest.json"

@@ -33,6 +33,7 @@ slow ``update`` (an ALP-GMM batch that triggers several fits) delays only that
 curriculum; ``checkpoint`` takes every lock for a consistent cut. Refits are the
 teachers' own business (`openended.teachers.refit`): ``sample`` never waits for one.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,11 +42,12 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from hashlib import blake2b
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -57,11 +59,11 @@ from openended.runtime.codec import (
     PeerView,
     TaskBatch,
     decode_outcomes,
+    decode_tasks,
     encode_outcomes,
     encode_tasks,
     outcome_batch_from_json,
     task_batch_from_json,
-    decode_tasks,
 )
 from openended.runtime.eventlog import EventLog, FsyncPolicy, iter_events
 from openended.tasks import Outcome, Task, TaskSpace, space_from_dict
@@ -101,7 +103,7 @@ def student_seed(base_seed: int, student: str) -> int:
     """
     if student == "default":
         return int(base_seed)
-    h = blake2b(f"{int(base_seed)}\x00{student}".encode("utf-8"), digest_size=4).digest()
+    h = blake2b(f"{int(base_seed)}\x00{student}".encode(), digest_size=4).digest()
     return int.from_bytes(h, "big")
 
 
@@ -112,8 +114,9 @@ def _json_default(x: Any) -> Any:
         return x.item()
     if isinstance(x, (set, frozenset, tuple)):
         return list(x)
-    raise TypeError(f"checkpoint: cannot serialise {type(x).__name__} {x!r}; teacher state must be "
-                    "JSON/numpy serialisable")
+    raise TypeError(
+        f"checkpoint: cannot serialise {type(x).__name__} {x!r}; teacher state must be JSON/numpy serialisable"
+    )
 
 
 def _json_hook(d: dict) -> Any:
@@ -141,9 +144,15 @@ class CurriculumSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CurriculumSpec":
-        return cls(name=d["name"], teacher=d.get("teacher"), space=d["space"], config=dict(d.get("config") or {}),
-                   preset=d.get("preset"), students=d.get("students", "separate"))
+    def from_dict(cls, d: dict) -> CurriculumSpec:
+        return cls(
+            name=d["name"],
+            teacher=d.get("teacher"),
+            space=d["space"],
+            config=dict(d.get("config") or {}),
+            preset=d.get("preset"),
+            students=d.get("students", "separate"),
+        )
 
 
 class EpisodeDedup:
@@ -224,8 +233,7 @@ def _is_teacher(x: Any) -> bool:
 class _Curriculum:
     """One curriculum: its spec, space, teachers per student, dedup memory, counters."""
 
-    def __init__(self, spec: CurriculumSpec, space: TaskSpace, factory: TeacherFactory,
-                 dedup_capacity: int) -> None:
+    def __init__(self, spec: CurriculumSpec, space: TaskSpace, factory: TeacherFactory, dedup_capacity: int) -> None:
         self.spec = spec
         self.space = space
         self.kind = space.kind
@@ -235,10 +243,18 @@ class _Curriculum:
         #: update of one curriculum never blocks another one's sample.
         self.lock = threading.RLock()
         self.dedup = EpisodeDedup(dedup_capacity)
-        self.counters = {"tasks_sampled": 0, "sample_calls": 0, "outcomes_received": 0,
-                         "outcomes_accepted": 0, "duplicates_dropped": 0, "outcomes_without_episode_id": 0,
-                         "successes": 0, "success_known": 0, "return_sum": 0.0,
-                         "report_calls": 0}
+        self.counters = {
+            "tasks_sampled": 0,
+            "sample_calls": 0,
+            "outcomes_received": 0,
+            "outcomes_accepted": 0,
+            "duplicates_dropped": 0,
+            "outcomes_without_episode_id": 0,
+            "successes": 0,
+            "success_known": 0,
+            "return_sum": 0.0,
+            "report_calls": 0,
+        }
 
     def teacher_key(self, student: str) -> str:
         return "*" if self.spec.students == "shared" else student
@@ -284,10 +300,18 @@ class TeacherServiceCore:
         0
     """
 
-    def __init__(self, *, event_log: EventLog | str | os.PathLike | None = None,
-                 checkpoint_dir: str | os.PathLike | None = None, dedup_capacity: int = 262_144,
-                 max_peers: int = 1024, log_sampled: bool = True, keep_checkpoints: int = 3,
-                 fsync: FsyncPolicy = "interval", replay: Literal["resample", "register"] = "resample") -> None:
+    def __init__(
+        self,
+        *,
+        event_log: EventLog | str | os.PathLike | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        dedup_capacity: int = 262_144,
+        max_peers: int = 1024,
+        log_sampled: bool = True,
+        keep_checkpoints: int = 3,
+        fsync: FsyncPolicy = "interval",
+        replay: Literal["resample", "register"] = "resample",
+    ) -> None:
         if keep_checkpoints < 1:
             raise ConfigError(f"keep_checkpoints: must be >= 1, got {keep_checkpoints}")
         if replay not in ("resample", "register"):
@@ -296,8 +320,9 @@ class TeacherServiceCore:
         self._lock = threading.RLock()
         self._log_lock = threading.Lock()
         self._peers_lock = threading.Lock()
-        self.log: EventLog | None = (event_log if isinstance(event_log, EventLog) or event_log is None
-                                     else EventLog(event_log, fsync=fsync))
+        self.log: EventLog | None = (
+            event_log if isinstance(event_log, EventLog) or event_log is None else EventLog(event_log, fsync=fsync)
+        )
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.dedup_capacity = int(dedup_capacity)
         self.max_peers = int(max_peers)
@@ -308,14 +333,25 @@ class TeacherServiceCore:
         #: Number of the last checkpoint written or loaded (0: none yet).
         self.version = 0
         self.replay = replay
-        self.counters = {"checkpoints": 0, "replayed_events": 0, "replayed_outcomes": 0,
-                         "replay_mismatches": 0, "peer_resets": 0}
+        self.counters = {
+            "checkpoints": 0,
+            "replayed_events": 0,
+            "replayed_outcomes": 0,
+            "replay_mismatches": 0,
+            "peer_resets": 0,
+        }
         self._t0 = time.time()
 
     # ------------------------------------------------------------- curricula
-    def add_curriculum(self, name: str, teacher: str | Any | TeacherFactory = "random",
-                       space: TaskSpace | dict | None = None, config: dict | None = None,
-                       preset: str | None = None, students: StudentsMode = "separate") -> None:
+    def add_curriculum(
+        self,
+        name: str,
+        teacher: str | Any | TeacherFactory = "random",
+        space: TaskSpace | dict | None = None,
+        config: dict | None = None,
+        preset: str | None = None,
+        students: StudentsMode = "separate",
+    ) -> None:
         """Host a curriculum. Idempotent for an identical spec (a restarted run loop may
         call it again); a different spec under an existing name is an error.
 
@@ -334,16 +370,25 @@ class TeacherServiceCore:
             existing = self._curricula.get(name)
             if existing is not None:
                 if existing.spec.to_dict() != spec.to_dict() or spec.teacher is None:
-                    raise ConfigError(f"curriculum {name!r} already exists with spec {existing.spec.to_dict()}; "
-                                      f"pick another name or restart the service")
+                    raise ConfigError(
+                        f"curriculum {name!r} already exists with spec {existing.spec.to_dict()}; "
+                        f"pick another name or restart the service"
+                    )
                 return
             self._curricula[name] = _Curriculum(spec, sp, factory, self.dedup_capacity)
             if self.log is not None:
                 with self._log_lock:
                     self.log.curriculum(name, spec.to_dict())
 
-    def _build(self, name: str, teacher: Any, space: TaskSpace | dict | None, config: dict | None,
-               preset: str | None, students: str) -> tuple[CurriculumSpec, TaskSpace, TeacherFactory]:
+    def _build(
+        self,
+        name: str,
+        teacher: Any,
+        space: TaskSpace | dict | None,
+        config: dict | None,
+        preset: str | None,
+        students: str,
+    ) -> tuple[CurriculumSpec, TaskSpace, TeacherFactory]:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"curriculum name: must be a non-empty string, got {name!r}")
         if students not in ("separate", "shared"):
@@ -371,12 +416,16 @@ class TeacherServiceCore:
             spec = CurriculumSpec(name, normalize_name(teacher), sp.to_dict(), config, preset, students)  # type: ignore[arg-type]
             return spec, sp, factory
         if config or preset:
-            raise ConfigError(f"curriculum.{name}: config/preset apply to registry teachers only; "
-                              "configure the teacher object yourself")
+            raise ConfigError(
+                f"curriculum.{name}: config/preset apply to registry teachers only; "
+                "configure the teacher object yourself"
+            )
         if _is_teacher(teacher):
             if students != "shared":
-                raise ConfigError(f"curriculum.{name}.students: a teacher object can only be 'shared'; "
-                                  "pass a factory (student -> teacher) for separate state")
+                raise ConfigError(
+                    f"curriculum.{name}.students: a teacher object can only be 'shared'; "
+                    "pass a factory (student -> teacher) for separate state"
+                )
             obj = teacher
             sp = space if space is not None else obj.space
             return CurriculumSpec(name, None, sp.to_dict(), {}, None, students), sp, lambda student: obj  # type: ignore[arg-type]
@@ -387,14 +436,18 @@ class TeacherServiceCore:
                 probe = fac("default")
                 sp = probe.space
 
-                def factory2(student: str, _probe: list = [probe]) -> Any:
-                    if _probe:
-                        return _probe.pop()  # reuse the probe teacher for the first student
+                unused_probe = [probe]
+
+                def factory_reusing_probe(student: str) -> Any:
+                    if unused_probe:
+                        return unused_probe.pop()  # reuse the probe teacher for the first student
                     return fac(student)
-                return CurriculumSpec(name, None, sp.to_dict(), {}, None, students), sp, factory2  # type: ignore[arg-type]
+
+                return CurriculumSpec(name, None, sp.to_dict(), {}, None, students), sp, factory_reusing_probe  # type: ignore[arg-type]
             return CurriculumSpec(name, None, sp.to_dict(), {}, None, students), sp, fac  # type: ignore[arg-type]
-        raise ConfigError(f"curriculum.{name}.teacher: must be a registry name, a teacher or a factory, "
-                          f"got {type(teacher).__name__}")
+        raise ConfigError(
+            f"curriculum.{name}.teacher: must be a registry name, a teacher or a factory, got {type(teacher).__name__}"
+        )
 
     def curricula(self) -> list[str]:
         with self._lock:
@@ -420,8 +473,15 @@ class TeacherServiceCore:
         return cur
 
     # ------------------------------------------------------------------ sample
-    def sample(self, curriculum: str, student: str = "default", n: int = 1, *, peer: str | None = None,
-               reset_peer: bool = False) -> TaskBatch:
+    def sample(
+        self,
+        curriculum: str,
+        student: str = "default",
+        n: int = 1,
+        *,
+        peer: str | None = None,
+        reset_peer: bool = False,
+    ) -> TaskBatch:
         """``n`` tasks for ``student`` as a compact `TaskBatch`.
 
         Args:
@@ -560,10 +620,12 @@ class TeacherServiceCore:
                 "log_offset": None if self.log is None else self.log.offset,
                 "counters": dict(self.counters, checkpoints=self.counters["checkpoints"] + 1),
                 "curricula": [
-                    {"spec": cur.spec.to_dict(),
-                     "counters": dict(cur.counters),
-                     "dedup": cur.dedup.state_dict(),
-                     "teachers": {key: t.state_dict() for key, t in cur.teachers.items()}}
+                    {
+                        "spec": cur.spec.to_dict(),
+                        "counters": dict(cur.counters),
+                        "dedup": cur.dedup.state_dict(),
+                        "teachers": {key: t.state_dict() for key, t in cur.teachers.items()},
+                    }
                     for cur in self._curricula.values()
                 ],
             }
@@ -589,12 +651,18 @@ class TeacherServiceCore:
 
     def _prune(self, d: Path) -> None:
         found = sorted((int(m.group(1)), p) for p in d.iterdir() if (m := _CKPT_RE.match(p.name)))
-        for _, p in found[:-self.keep_checkpoints]:
+        for _, p in found[: -self.keep_checkpoints]:
             p.unlink(missing_ok=True)
 
     @classmethod
-    def restore(cls, directory: str | os.PathLike | None, event_log: EventLog | str | os.PathLike | None, *,
-                teachers: dict[str, Any] | None = None, **kwargs: Any) -> "TeacherServiceCore":
+    def restore(
+        cls,
+        directory: str | os.PathLike | None,
+        event_log: EventLog | str | os.PathLike | None,
+        *,
+        teachers: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> TeacherServiceCore:
         """Rebuild the service after a crash: newest checkpoint in ``directory`` (if any),
         then replay of ``event_log`` from the offset that checkpoint covers (from the
         start if there is none). Nothing replayed is logged again.
@@ -612,14 +680,17 @@ class TeacherServiceCore:
             with open(ckpt, encoding="ascii") as f:
                 state = json.load(f, object_hook=_json_hook)
             if state.get("format") != CHECKPOINT_FORMAT:
-                raise ServiceError(f"{ckpt}: checkpoint format {state.get('format')!r}, this build reads "
-                                   f"{CHECKPOINT_FORMAT}")
+                raise ServiceError(
+                    f"{ckpt}: checkpoint format {state.get('format')!r}, this build reads {CHECKPOINT_FORMAT}"
+                )
             core._load(state, teachers)
             since = int(state["log_offset"] or 0)
         if core.log is not None:
             if since > core.log.offset:
-                raise ServiceError(f"{ckpt} covers the event log up to byte {since}, but {core.log.path} has "
-                                   f"only {core.log.offset} bytes: the log was replaced or truncated")
+                raise ServiceError(
+                    f"{ckpt} covers the event log up to byte {since}, but {core.log.path} has "
+                    f"only {core.log.offset} bytes: the log was replaced or truncated"
+                )
             core._replay(since, teachers)
         return core
 
@@ -640,8 +711,10 @@ class TeacherServiceCore:
         else:
             given = teachers.get(spec.name)
             if given is None:
-                raise ConfigError(f"restore: curriculum {spec.name!r} was built from a teacher object/factory; "
-                                  f"pass it again with teachers={{{spec.name!r}: ...}}")
+                raise ConfigError(
+                    f"restore: curriculum {spec.name!r} was built from a teacher object/factory; "
+                    f"pass it again with teachers={{{spec.name!r}: ...}}"
+                )
             sp, cfg, fac = self._build(spec.name, given, space_from_dict(spec.space), None, None, spec.students)
         cur = _Curriculum(spec, cfg, fac, self.dedup_capacity)
         self._curricula[spec.name] = cur
@@ -676,7 +749,8 @@ class TeacherServiceCore:
                 elif kind == "outcome":
                     cur = self._cur(ev["cur"])
                     self.counters["replayed_outcomes"] += self._apply_outcomes(
-                        cur, outcome_batch_from_json(ev["outcomes"]), log=False)
+                        cur, outcome_batch_from_json(ev["outcomes"]), log=False
+                    )
                 else:
                     continue
                 self.counters["replayed_events"] += 1
@@ -720,9 +794,18 @@ class TeacherServiceActor:
     its process dies.
     """
 
-    def __init__(self, *, event_log: str | None = None, checkpoint_dir: str | None = None, resume: bool = False,
-                 curricula: Sequence[dict] | Mapping[str, dict] = (), metrics: bool = True, metrics_interval_s: float = 2.0,
-                 teacher_threads: int | None = 1, **core_kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        event_log: str | None = None,
+        checkpoint_dir: str | None = None,
+        resume: bool = False,
+        curricula: Sequence[dict] | Mapping[str, dict] = (),
+        metrics: bool = True,
+        metrics_interval_s: float = 2.0,
+        teacher_threads: int | None = 1,
+        **core_kwargs: Any,
+    ) -> None:
         self._thread_limits: Any = None
         if teacher_threads is not None:
             # STACK.md: BLAS/OpenMP fits sharing cores with env workers went 0.1 s -> 16 s.
@@ -733,8 +816,7 @@ class TeacherServiceActor:
             self.core = TeacherServiceCore.restore(checkpoint_dir, event_log, **core_kwargs)
         else:
             self.core = TeacherServiceCore(event_log=event_log, checkpoint_dir=checkpoint_dir, **core_kwargs)
-        items = ([{"name": k, **v} for k, v in curricula.items()] if isinstance(curricula, Mapping)
-                 else list(curricula))
+        items = [{"name": k, **v} for k, v in curricula.items()] if isinstance(curricula, Mapping) else list(curricula)
         for c in items:
             self.core.add_curriculum(**c)
         self._metrics = None
@@ -743,9 +825,15 @@ class TeacherServiceActor:
 
             self._metrics = ServiceMetrics(interval_s=metrics_interval_s)
 
-    def add_curriculum(self, name: str, teacher: str = "random", space: dict | None = None,
-                       config: dict | None = None, preset: str | None = None,
-                       students: StudentsMode = "separate") -> None:
+    def add_curriculum(
+        self,
+        name: str,
+        teacher: str = "random",
+        space: dict | None = None,
+        config: dict | None = None,
+        preset: str | None = None,
+        students: StudentsMode = "separate",
+    ) -> None:
         self.core.add_curriculum(name, teacher, space, config, preset, students)
 
     def curricula(self) -> list[str]:
@@ -754,8 +842,9 @@ class TeacherServiceActor:
     def space(self, curriculum: str) -> dict:
         return self.core.space(curriculum).to_dict()
 
-    def sample(self, curriculum: str, student: str = "default", n: int = 1, peer: str | None = None,
-               reset_peer: bool = False) -> TaskBatch:
+    def sample(
+        self, curriculum: str, student: str = "default", n: int = 1, peer: str | None = None, reset_peer: bool = False
+    ) -> TaskBatch:
         batch = self.core.sample(curriculum, student, n, peer=peer, reset_peer=reset_peer)
         if self._metrics is not None:
             self._metrics.tasks(curriculum, student, len(batch))
@@ -774,8 +863,10 @@ class TeacherServiceActor:
         snap = self.core.snapshot()
         if self._metrics is not None:
             self._metrics.flush(self.core, snap)
-        snap["metrics"] = {"enabled": self._metrics is not None,
-                           "pushes": 0 if self._metrics is None else self._metrics.pushes}
+        snap["metrics"] = {
+            "enabled": self._metrics is not None,
+            "pushes": 0 if self._metrics is None else self._metrics.pushes,
+        }
         return snap
 
     def checkpoint(self, directory: str | None = None) -> str:
@@ -794,9 +885,17 @@ class TeacherServiceActor:
             self._thread_limits = None
 
 
-def start_service(name: str = DEFAULT_SERVICE_NAME, namespace: str | None = None, *, detached: bool = False,
-                  max_concurrency: int = 1, num_cpus: float = 0, max_restarts: int = 0,
-                  actor_options: dict | None = None, **service_kwargs: Any) -> Any:
+def start_service(
+    name: str = DEFAULT_SERVICE_NAME,
+    namespace: str | None = None,
+    *,
+    detached: bool = False,
+    max_concurrency: int = 1,
+    num_cpus: float = 0,
+    max_restarts: int = 0,
+    actor_options: dict | None = None,
+    **service_kwargs: Any,
+) -> Any:
     """Create the named service actor, or connect to it if it exists (``get_if_exists``).
 
     Args:
@@ -815,8 +914,13 @@ def start_service(name: str = DEFAULT_SERVICE_NAME, namespace: str | None = None
     """
     import ray
 
-    opts: dict[str, Any] = {"name": name, "get_if_exists": True, "max_concurrency": int(max_concurrency),
-                            "num_cpus": num_cpus, "max_restarts": int(max_restarts)}
+    opts: dict[str, Any] = {
+        "name": name,
+        "get_if_exists": True,
+        "max_concurrency": int(max_concurrency),
+        "num_cpus": num_cpus,
+        "max_restarts": int(max_restarts),
+    }
     if namespace is not None:
         opts["namespace"] = namespace
     if detached:
@@ -837,5 +941,6 @@ def get_service(name: str = DEFAULT_SERVICE_NAME, namespace: str | None = None) 
     try:
         return ray.get_actor(name, namespace=namespace)
     except ValueError:
-        raise ServiceError(f"no teacher service named {name!r} in namespace {namespace!r}; "
-                           "start one with start_service()") from None
+        raise ServiceError(
+            f"no teacher service named {name!r} in namespace {namespace!r}; start one with start_service()"
+        ) from None

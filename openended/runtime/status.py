@@ -1,4 +1,5 @@
 """`openended status RUN_DIR`: what a run did, from its files alone (no Ray needed)."""
+
 from __future__ import annotations
 
 from rich.console import Console

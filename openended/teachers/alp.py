@@ -30,6 +30,7 @@ Measured (``benchmarks/teacher_speed.py``, 2 shared cores): 1,024 queries agains
 reference answers one query in ~0.1-0.2 ms but stalls for ~8 ms at 20k pairs (15-20 ms in
 the original) whenever its main tree is rebuilt (every 500 pairs) and keeps every pair.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -127,10 +128,12 @@ class ReferenceALP:
 
     def state_dict(self) -> dict[str, Any]:
         d = self.dim
-        return {"main_x": np.asarray(self._main_x, dtype=np.float64).reshape(-1, d),
-                "main_r": np.asarray(self._main_r, dtype=np.float64),
-                "buf_x": np.asarray(self._buf_x, dtype=np.float64).reshape(-1, d),
-                "buf_r": np.asarray(self._buf_r, dtype=np.float64)}
+        return {
+            "main_x": np.asarray(self._main_x, dtype=np.float64).reshape(-1, d),
+            "main_r": np.asarray(self._main_r, dtype=np.float64),
+            "buf_x": np.asarray(self._buf_x, dtype=np.float64).reshape(-1, d),
+            "buf_r": np.asarray(self._buf_r, dtype=np.float64),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         d = self.dim
@@ -161,8 +164,15 @@ class WindowALP:
     chunk the work).
     """
 
-    def __init__(self, dim: int, max_size: int | None = 20_000, scale: np.ndarray | None = None,
-                 block: int = 64, tree_min_batch: int = 64, tree_max_dim: int = 6) -> None:
+    def __init__(
+        self,
+        dim: int,
+        max_size: int | None = 20_000,
+        scale: np.ndarray | None = None,
+        block: int = 64,
+        tree_min_batch: int = 64,
+        tree_max_dim: int = 6,
+    ) -> None:
         self.dim = int(dim)
         self.tree_min_batch = int(tree_min_batch)
         self.tree_max_dim = int(tree_max_dim)
@@ -216,8 +226,9 @@ class WindowALP:
         self._store(ba, r, seqs)
         return out
 
-    def _nearest(self, qa_rows: np.ndarray, qseq: np.ndarray, ba: np.ndarray,
-                 bseq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _nearest(
+        self, qa_rows: np.ndarray, qseq: np.ndarray, ba: np.ndarray, bseq: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Nearest visible neighbour of each query row: ``(in_history, index)``, the index
         being a ring slot (``in_history``) or a batch row. Exact; ties -> newest.
 
@@ -258,8 +269,9 @@ class WindowALP:
             return None
         return self._seq[None, :filled] < (qseq - W)[:, None]
 
-    def _gemm_candidates(self, qa_rows: np.ndarray, pa: np.ndarray, visible: np.ndarray | None
-                         ) -> tuple[np.ndarray, np.ndarray]:
+    def _gemm_candidates(
+        self, qa_rows: np.ndarray, pa: np.ndarray, visible: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(row, point) pairs within rounding distance of each row's best, by one GEMM."""
         d = self.dim
         if pa.shape[0] == 0:
@@ -285,8 +297,7 @@ class WindowALP:
             cols.append(c2)
         return np.concatenate(rows), np.concatenate(cols)
 
-    def _history_candidates(self, qa_rows: np.ndarray, qseq: np.ndarray, filled: int
-                            ) -> tuple[np.ndarray, np.ndarray]:
+    def _history_candidates(self, qa_rows: np.ndarray, qseq: np.ndarray, filled: int) -> tuple[np.ndarray, np.ndarray]:
         d = self.dim
         bq = qa_rows.shape[0]
         if filled == 0:
@@ -342,8 +353,12 @@ class WindowALP:
     def state_dict(self) -> dict[str, Any]:
         filled = self._seq >= 0
         order = np.argsort(self._seq[filled], kind="stable")
-        return {"x": self._xa[filled][order, :-1], "r": self._r[filled][order],
-                "seq": self._seq[filled][order], "total": int(self._total)}
+        return {
+            "x": self._xa[filled][order, :-1],
+            "r": self._r[filled][order],
+            "seq": self._seq[filled][order],
+            "total": int(self._total),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         x = np.asarray(state["x"], dtype=np.float64).reshape(-1, self.dim)

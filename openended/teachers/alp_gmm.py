@@ -57,9 +57,8 @@ Example:
     >>> t.stats()["fits"], t.stats()["bootstrap"]
     (3, False)
 """
-from __future__ import annotations
 
-from typing import Any
+from __future__ import annotations
 
 import numpy as np
 from pydantic import ConfigDict, Field
@@ -79,10 +78,12 @@ class ALPGMMConfig(TeacherConfig, RefitConfig, GMMTeacherConfig):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     alp_max_size: int | None = Field(
-        20_000, ge=6, description="Pairs kept for the ALP nearest neighbour (None: all, as the reference).")
+        20_000, ge=6, description="Pairs kept for the ALP nearest neighbour (None: all, as the reference)."
+    )
     alp_buffer_size: int = Field(500, ge=1, description="Reference mode: kd-tree buffer merged every N pairs.")
     unit_distance: bool = Field(
-        False, description="Fast mode: ALP distances in the unit cube instead of raw task units (deviation).")
+        False, description="Fast mode: ALP distances in the unit cube instead of raw task units (deviation)."
+    )
     nb_em_init: int = Field(1, ge=1, description="Reference mode: sklearn n_init per candidate k.")
 
 
@@ -92,15 +93,45 @@ class ALPGMMTeacher(GMMTeacher):
     name = "alp_gmm"
     Config = ALPGMMConfig
     PRESETS = {
-        "teachdeeprl": {"mode": "reference", "fit_rate": 250, "random_ratio": 0.2, "k_min": 2, "k_max": 11,
-                        "criterion": "aic", "return_bounds": (-150.0, 350.0), "alp_max_size": None,
-                        "alp_buffer_size": 500, "nb_em_init": 1, "refit_executor": "inline"},
-        "teachdeeprl_toy": {"mode": "reference", "fit_rate": 250, "random_ratio": 0.2, "k_min": 2, "k_max": 11,
-                            "criterion": "aic", "return_bounds": None, "alp_max_size": None,
-                            "alp_buffer_size": 500, "nb_em_init": 1, "refit_executor": "inline"},
-        "teachmyagent": {"mode": "reference", "fit_rate": 150, "random_ratio": 0.05, "k_min": 2, "k_max": 10,
-                         "criterion": "aic", "return_bounds": None, "alp_max_size": None,
-                         "alp_buffer_size": 500, "nb_em_init": 1, "refit_executor": "inline"},
+        "teachdeeprl": {
+            "mode": "reference",
+            "fit_rate": 250,
+            "random_ratio": 0.2,
+            "k_min": 2,
+            "k_max": 11,
+            "criterion": "aic",
+            "return_bounds": (-150.0, 350.0),
+            "alp_max_size": None,
+            "alp_buffer_size": 500,
+            "nb_em_init": 1,
+            "refit_executor": "inline",
+        },
+        "teachdeeprl_toy": {
+            "mode": "reference",
+            "fit_rate": 250,
+            "random_ratio": 0.2,
+            "k_min": 2,
+            "k_max": 11,
+            "criterion": "aic",
+            "return_bounds": None,
+            "alp_max_size": None,
+            "alp_buffer_size": 500,
+            "nb_em_init": 1,
+            "refit_executor": "inline",
+        },
+        "teachmyagent": {
+            "mode": "reference",
+            "fit_rate": 150,
+            "random_ratio": 0.05,
+            "k_min": 2,
+            "k_max": 10,
+            "criterion": "aic",
+            "return_bounds": None,
+            "alp_max_size": None,
+            "alp_buffer_size": 500,
+            "nb_em_init": 1,
+            "refit_executor": "inline",
+        },
     }
 
     config: ALPGMMConfig
@@ -161,7 +192,8 @@ class ALPGMMTeacher(GMMTeacher):
         return {
             **super()._state_dict(),
             "alp": self._alp.state_dict(),
-            "pending_x": np.concatenate([p[0] for p in self._pending]) if self._pending
+            "pending_x": np.concatenate([p[0] for p in self._pending])
+            if self._pending
             else np.zeros((0, self.space.dim)),
             "pending_r": np.concatenate([p[1] for p in self._pending]) if self._pending else np.zeros(0),
         }

@@ -14,14 +14,16 @@ Tiers (as in Syllabus): required ``sample``/``update``; persistence
   exactly;
 * latency and refit statistics for ``stats()``.
 """
+
 from __future__ import annotations
 
 import time
 import warnings
 from collections import deque
+from collections.abc import Sequence
 from itertools import repeat
 from operator import attrgetter
-from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,19 +59,25 @@ class TeacherConfig(BaseModel):
 
     seed: int = Field(0, description="Seed of the teacher's own np.random.Generator.")
     max_tracked_tasks: int = Field(
-        32_768, ge=1, description="Issued tasks remembered for matching late outcomes (FIFO, whole batches; "
-        "up to twice as many are held while sampling without updates).")
+        32_768,
+        ge=1,
+        description="Issued tasks remembered for matching late outcomes (FIFO, whole batches; "
+        "up to twice as many are held while sampling without updates).",
+    )
 
 
 class RefitConfig(BaseModel):
     """Mixin fields for teachers that refit a model (GMMs, partitions)."""
 
     refit_executor: Executors = Field(
-        "thread", description="Where fits run: inline (blocks update), thread, or process.")
+        "thread", description="Where fits run: inline (blocks update), thread, or process."
+    )
     refit_swap: SwapPolicy = Field(
-        "next_update", description="When a finished fit goes live: next_update (reproducible) or asap.")
+        "next_update", description="When a finished fit goes live: next_update (reproducible) or asap."
+    )
     refit_lag: int = Field(
-        1, ge=1, description="next_update: the fit goes live at the N-th update after it was submitted.")
+        1, ge=1, description="next_update: the fit goes live at the N-th update after it was submitted."
+    )
 
 
 _task_id = attrgetter("id")
@@ -122,8 +130,7 @@ class BaseTeacher:
 
     def __init__(self, space: TaskSpace, config: TeacherConfig | None = None) -> None:
         if space.kind not in self.space_kinds:
-            raise ConfigError(f"teacher {self.name!r} works on {'/'.join(self.space_kinds)} spaces, "
-                              f"got {space!r}")
+            raise ConfigError(f"teacher {self.name!r} works on {'/'.join(self.space_kinds)} spaces, got {space!r}")
         self.space = space
         self.config = config if config is not None else self.Config()
         self.rng = make_rng(self.config.seed)
@@ -138,8 +145,7 @@ class BaseTeacher:
         self._unindexed: list[tuple[int, tuple[Task, ...]]] = []
         self._n_unindexed = 0
         self._gen = 0
-        self._counts = {"sampled": 0, "sample_calls": 0, "outcomes": 0, "update_calls": 0,
-                        "unknown_task_outcomes": 0}
+        self._counts = {"sampled": 0, "sample_calls": 0, "outcomes": 0, "update_calls": 0, "unknown_task_outcomes": 0}
         self._sample_s: deque[float] = deque(maxlen=2000)
         self._update_s: deque[float] = deque(maxlen=2000)
         self.refitter: Refitter | None = None
@@ -177,9 +183,12 @@ class BaseTeacher:
             known.append(o)
         if self._counts["unknown_task_outcomes"] and not self._warned_unknown:
             self._warned_unknown = True
-            warnings.warn(f"{self.name}: ignored outcomes for task ids this teacher never issued "
-                          "(or forgot: raise max_tracked_tasks); call register_tasks() for external tasks",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"{self.name}: ignored outcomes for task ids this teacher never issued "
+                "(or forgot: raise max_tracked_tasks); call register_tasks() for external tasks",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if known:
             self._update(tasks, known)
         self._counts["outcomes"] += len(known)
@@ -271,8 +280,9 @@ class BaseTeacher:
         if state.get("teacher") != self.name:
             raise TeacherStateError(f"state is for teacher {state.get('teacher')!r}, not {self.name!r}")
         if space_from_dict(state["space"]) != self.space:
-            raise TeacherStateError(f"state was saved for space {state['space']}, this teacher has "
-                                    f"{self.space.to_dict()}")
+            raise TeacherStateError(
+                f"state was saved for space {state['space']}, this teacher has {self.space.to_dict()}"
+            )
         _set_rng_state(self.rng, state["rng"])
         self._issued = {d["id"]: Task.from_dict(d) for d in state["issued"]}
         self._reissued, self._batches = {}, deque()  # saved batches list each id once: its latest issue
@@ -288,8 +298,11 @@ class BaseTeacher:
 
     def stats(self) -> dict:
         """A plain dict for dashboards: counters, latencies and the algorithm's own stats."""
-        out: dict[str, Any] = {"teacher": self.name, **self._counts,
-                               "tracked_tasks": len(self._issued) + self._n_unindexed}
+        out: dict[str, Any] = {
+            "teacher": self.name,
+            **self._counts,
+            "tracked_tasks": len(self._issued) + self._n_unindexed,
+        }
         out.update(_latency("sample_ms", self._sample_s))
         out.update(_latency("update_ms", self._update_s))
         if self.refitter is not None:
@@ -305,7 +318,7 @@ class BaseTeacher:
         if self.refitter is not None:
             self.refitter.close()
 
-    def __enter__(self) -> "BaseTeacher":
+    def __enter__(self) -> BaseTeacher:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -338,5 +351,9 @@ def _latency(prefix: str, xs: Sequence[float]) -> dict:
     if not xs:
         return {}
     a = np.asarray(xs) * 1e3
-    return {f"{prefix}_p50": float(np.percentile(a, 50)), f"{prefix}_p99": float(np.percentile(a, 99)),
-            f"{prefix}_max": float(a.max()), f"{prefix}_last": float(a[-1])}
+    return {
+        f"{prefix}_p50": float(np.percentile(a, 50)),
+        f"{prefix}_p99": float(np.percentile(a, 99)),
+        f"{prefix}_max": float(a.max()),
+        f"{prefix}_last": float(a[-1]),
+    }

@@ -5,11 +5,12 @@ Checks: samples lie in the space; same seed => same tasks; state round trip cont
 identically; outcomes with unknown or late task ids are handled; update accepts batches
 in any order; stats() is a JSON-serialisable dict.
 """
+
 from __future__ import annotations
 
 import json
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -35,8 +36,12 @@ def _drive(teacher: BaseTeacher, rounds: int, batch: int, seed: int) -> list[str
     for _ in range(rounds):
         tasks = teacher.sample(batch)
         ids.extend(t.id for t in tasks)
-        outs = [Outcome(task_id=t.id, episode_return=_fake_return(t, rng), success=bool(rng.uniform() < 0.3),
-                        length=1, t=0.0) for t in tasks]
+        outs = [
+            Outcome(
+                task_id=t.id, episode_return=_fake_return(t, rng), success=bool(rng.uniform() < 0.3), length=1, t=0.0
+            )
+            for t in tasks
+        ]
         rng.shuffle(outs)  # outcomes arrive out of order
         teacher.update(outs)
     return ids
@@ -51,11 +56,13 @@ def check_teacher(make: Callable[[int], BaseTeacher], *, rounds: int = 40, batch
         if ids1 != ids2:
             raise TeacherCheckError(
                 f"{t1.name}: the same seed and outcome sequence gave different tasks. Most likely `_sample` "
-                "uses global np.random, wall-clock time or an unseeded library call instead of self.rng.")
+                "uses global np.random, wall-clock time or an unseeded library call instead of self.rng."
+            )
         for t in t1.sample(batch):
             if not t1.space.contains(t):
-                raise TeacherCheckError(f"{t1.name}: sampled task {t} is outside {t1.space!r}; clip or "
-                                        "reject-sample in `_sample`.")
+                raise TeacherCheckError(
+                    f"{t1.name}: sampled task {t} is outside {t1.space!r}; clip or reject-sample in `_sample`."
+                )
         state = json.loads(json.dumps(t1.state_dict()))
         t3 = make(123)
         t3.load_state_dict(state)
@@ -64,7 +71,8 @@ def check_teacher(make: Callable[[int], BaseTeacher], *, rounds: int = 40, batch
         if a != b:
             raise TeacherCheckError(
                 f"{t1.name}: after state_dict -> load_state_dict the continuation differs. Most likely "
-                "`_state_dict` misses part of the algorithm state (history, model, counters).")
+                "`_state_dict` misses part of the algorithm state (history, model, counters)."
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             before = t1.stats()["unknown_task_outcomes"]
@@ -75,8 +83,9 @@ def check_teacher(make: Callable[[int], BaseTeacher], *, rounds: int = 40, batch
         try:
             json.dumps(t1.stats())
         except TypeError as e:
-            raise TeacherCheckError(f"{t1.name}: stats() is not JSON-serialisable ({e}); return plain "
-                                    "floats/lists, not numpy values") from None
+            raise TeacherCheckError(
+                f"{t1.name}: stats() is not JSON-serialisable ({e}); return plain floats/lists, not numpy values"
+            ) from None
     finally:
         for t in (t1, t2):
             t.close()

@@ -5,9 +5,11 @@ Cached on disk where numba finds a writable place (next to the kernel's module, 
 user cache directory), so only the first process on a machine compiles; where neither is
 writable it compiles once per process instead of failing at import.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numba as nb
 

@@ -52,9 +52,10 @@ LP^2 (55.7 at 20k), LP x weight (58.7), the return-on-time slope cov[t,r]/var[t]
 correlation (62.3), sampling tasks conditioned on t = 1 (59.3), uniform over positive-LP
 components (66.3).
 """
+
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field
@@ -73,7 +74,8 @@ class CovarGMMConfig(TeacherConfig, RefitConfig, GMMTeacherConfig):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     variant: Literal["original", "improved"] = Field(
-        "original", description="original: components drawn ∝ LP; improved: ∝ sqrt(LP) (flagged deviation).")
+        "original", description="original: components drawn ∝ LP; improved: ∝ sqrt(LP) (flagged deviation)."
+    )
     absolute_lp: bool = Field(False, description="LP = |cov[t, r]| instead of max(0, cov[t, r]).")
 
 
@@ -83,15 +85,39 @@ class CovarGMMTeacher(GMMTeacher):
     name = "covar_gmm"
     Config = CovarGMMConfig
     PRESETS = {
-        "teachdeeprl": {"mode": "reference", "fit_rate": 250, "random_ratio": 0.2, "k_min": 2, "k_max": 11,
-                        "criterion": "aic", "absolute_lp": False, "return_bounds": (-150.0, 350.0),
-                        "refit_executor": "inline"},
-        "teachdeeprl_toy": {"mode": "reference", "fit_rate": 250, "random_ratio": 0.2, "k_min": 2, "k_max": 11,
-                            "criterion": "aic", "absolute_lp": False, "return_bounds": None,
-                            "refit_executor": "inline"},
-        "teachmyagent": {"mode": "reference", "fit_rate": 150, "random_ratio": 0.1, "k_min": 2, "k_max": 15,
-                         "criterion": "aic", "absolute_lp": False, "return_bounds": None,
-                         "refit_executor": "inline"},
+        "teachdeeprl": {
+            "mode": "reference",
+            "fit_rate": 250,
+            "random_ratio": 0.2,
+            "k_min": 2,
+            "k_max": 11,
+            "criterion": "aic",
+            "absolute_lp": False,
+            "return_bounds": (-150.0, 350.0),
+            "refit_executor": "inline",
+        },
+        "teachdeeprl_toy": {
+            "mode": "reference",
+            "fit_rate": 250,
+            "random_ratio": 0.2,
+            "k_min": 2,
+            "k_max": 11,
+            "criterion": "aic",
+            "absolute_lp": False,
+            "return_bounds": None,
+            "refit_executor": "inline",
+        },
+        "teachmyagent": {
+            "mode": "reference",
+            "fit_rate": 150,
+            "random_ratio": 0.1,
+            "k_min": 2,
+            "k_max": 15,
+            "criterion": "aic",
+            "absolute_lp": False,
+            "return_bounds": None,
+            "refit_executor": "inline",
+        },
     }
 
     config: CovarGMMConfig

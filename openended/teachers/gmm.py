@@ -28,12 +28,14 @@ All fit functions are module-level and take/return plain arrays and dicts, so th
 run in a thread or a spawned process (`openended.teachers.refit.Refitter`) and their
 results can be stored in a ``state_dict``.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -66,33 +68,43 @@ class GMMTeacherConfig(BaseModel):
     """Config fields shared by ALP-GMM and Covar-GMM (mixed into their configs)."""
 
     mode: Literal["reference", "fast"] = Field(
-        "fast", description="reference: teachDeepRL's computation exactly; fast: same algorithm, faster machinery.")
+        "fast", description="reference: teachDeepRL's computation exactly; fast: same algorithm, faster machinery."
+    )
     fit_rate: int = Field(
-        250, ge=2, description="Episodes between refits; also the bootstrap length and the fit window.")
+        250, ge=2, description="Episodes between refits; also the bootstrap length and the fit window."
+    )
     random_ratio: float = Field(0.2, ge=0.0, le=1.0, description="Probability of a uniform task after bootstrap.")
     k_min: int = Field(2, ge=1, description="Smallest number of Gaussians tried.")
     k_max: int = Field(11, ge=2, description="Exclusive upper bound of the ks tried (np.arange(k_min, k_max)).")
     criterion: Literal["aic", "bic", "aicc"] = Field("aic", description="Model-selection criterion over the ks.")
     return_bounds: tuple[float, float] | None = Field(
-        None, description="None: raw returns; (lo, hi): np.interp returns to [0, 1] first (TDRL: (-150, 350)).")
+        None, description="None: raw returns; (lo, hi): np.interp returns to [0, 1] first (TDRL: (-150, 350))."
+    )
     k_window: int | None = Field(
-        None, ge=0, description="Fast mode: None tries every k at every fit; an int only k_prev +- k_window.")
+        None, ge=0, description="Fast mode: None tries every k at every fit; an int only k_prev +- k_window."
+    )
     fit_init: Literal["cold", "warm", "both"] = Field(
-        "cold", description="Fast mode: start EM from k-means++ (cold), the previous mixture (warm) or both.")
+        "cold", description="Fast mode: start EM from k-means++ (cold), the previous mixture (warm) or both."
+    )
     em_max_iter: int = Field(100, ge=1, description="Fast mode: EM iteration cap per fit.")
     em_tol: float = Field(1e-3, gt=0.0, description="Fast mode: stop when mean log-likelihood moves less.")
     reg_covar: float = Field(1e-6, ge=0.0, description="Fast mode: added to covariance diagonals (sklearn's).")
     prefetch: int = Field(
-        64, ge=0, description="Fast mode: tasks drawn ahead per vectorised call for small sample() calls (0: off).")
+        64, ge=0, description="Fast mode: tasks drawn ahead per vectorised call for small sample() calls (0: off)."
+    )
 
     @model_validator(mode="after")
-    def _check_ks(self) -> "GMMTeacherConfig":
+    def _check_ks(self) -> GMMTeacherConfig:
         if self.k_max <= self.k_min:
-            raise ValueError(f"k_max ({self.k_max}) must be greater than k_min ({self.k_min}): "
-                             f"the ks tried are np.arange(k_min, k_max)")
+            raise ValueError(
+                f"k_max ({self.k_max}) must be greater than k_min ({self.k_min}): "
+                f"the ks tried are np.arange(k_min, k_max)"
+            )
         if self.fit_rate < self.k_max - 1:
-            raise ValueError(f"fit_rate ({self.fit_rate}) must be at least the largest k tried ({self.k_max - 1}): "
-                             f"each fit uses fit_rate points")
+            raise ValueError(
+                f"fit_rate ({self.fit_rate}) must be at least the largest k tried ({self.k_max - 1}): "
+                f"each fit uses fit_rate points"
+            )
         return self
 
     @field_validator("return_bounds")
@@ -142,13 +154,12 @@ class Mixture:
     _factor_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_params(cls, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> "Mixture":
+    def from_params(cls, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> Mixture:
         w = np.array(weights, dtype=np.float64).reshape(-1)
         mu = np.array(means, dtype=np.float64)
         cov = np.array(covariances, dtype=np.float64)
         if mu.ndim != 2 or cov.shape != (mu.shape[0], mu.shape[1], mu.shape[1]) or w.shape != (mu.shape[0],):
-            raise ValueError(f"Mixture: inconsistent shapes weights{w.shape} means{mu.shape} "
-                             f"covariances{cov.shape}")
+            raise ValueError(f"Mixture: inconsistent shapes weights{w.shape} means{mu.shape} covariances{cov.shape}")
         chol = _robust_cholesky(cov)
         for a in (w, mu, cov, chol):
             a.setflags(write=False)
@@ -162,8 +173,9 @@ class Mixture:
     def dim(self) -> int:
         return int(self.means.shape[1])
 
-    def sample(self, rng: np.random.Generator, n: int, comp_probs: np.ndarray | None = None,
-               dims: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def sample(
+        self, rng: np.random.Generator, n: int, comp_probs: np.ndarray | None = None, dims: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(components, x)``: ``n`` draws, components picked with ``comp_probs`` (default:
         the weights), only the first ``dims`` coordinates. Exactly two RNG calls."""
         m = self.dim if dims is None else int(dims)
@@ -203,11 +215,14 @@ class Mixture:
 
     def to_dict(self) -> dict[str, np.ndarray]:
         """Plain arrays (``chol`` is recomputed on load, deterministically)."""
-        return {"weights": np.array(self.weights), "means": np.array(self.means),
-                "covariances": np.array(self.covariances)}
+        return {
+            "weights": np.array(self.weights),
+            "means": np.array(self.means),
+            "covariances": np.array(self.covariances),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Mixture":
+    def from_dict(cls, d: dict[str, Any]) -> Mixture:
         return cls.from_params(d["weights"], d["means"], d["covariances"])
 
 
@@ -238,8 +253,14 @@ def _tdrl_aicc_params(k: int, task_dim: int) -> float:
 
 
 # ------------------------------------------------------------------------ reference fit
-def fit_reference(data: np.ndarray, ks: Sequence[int], seed: int | None, criterion: Criterion = "aic",
-                  nb_em_init: int = 1, aicc_task_dim: int | None = None) -> dict[str, Any]:
+def fit_reference(
+    data: np.ndarray,
+    ks: Sequence[int],
+    seed: int | None,
+    criterion: Criterion = "aic",
+    nb_em_init: int = 1,
+    aicc_task_dim: int | None = None,
+) -> dict[str, Any]:
     """REFERENCE: teachDeepRL/TeachMyAgent's fit, exactly (positional arguments work, so a
     `Refitter` can ship the call to a worker).
 
@@ -256,8 +277,9 @@ def fit_reference(data: np.ndarray, ks: Sequence[int], seed: int | None, criteri
     n = x.shape[0]
     models, scores, not_converged = [], [], 0
     for k in ks:
-        gm = GaussianMixture(n_components=int(k), covariance_type="full", random_state=seed,
-                             warm_start=False, n_init=int(nb_em_init))
+        gm = GaussianMixture(
+            n_components=int(k), covariance_type="full", random_state=seed, warm_start=False, n_init=int(nb_em_init)
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # counted below instead
             gm.fit(x)
@@ -274,10 +296,17 @@ def fit_reference(data: np.ndarray, ks: Sequence[int], seed: int | None, criteri
         scores.append(float(s))
     best = int(np.argmin(scores))
     gm = models[best]
-    return {"weights": np.array(gm.weights_), "means": np.array(gm.means_),
-            "covariances": np.array(gm.covariances_), "k": int(gm.n_components),
-            "ks": np.asarray(list(ks), dtype=np.int64), "scores": np.asarray(scores),
-            "n_iter": int(sum(m.n_iter_ for m in models)), "not_converged": not_converged, "cold": True}
+    return {
+        "weights": np.array(gm.weights_),
+        "means": np.array(gm.means_),
+        "covariances": np.array(gm.covariances_),
+        "k": int(gm.n_components),
+        "ks": np.asarray(list(ks), dtype=np.int64),
+        "scores": np.asarray(scores),
+        "n_iter": int(sum(m.n_iter_ for m in models)),
+        "not_converged": not_converged,
+        "cold": True,
+    }
 
 
 # ----------------------------------------------------------------------------- fast fit
@@ -296,7 +325,7 @@ class _Packed:
         P = iu.size
         self.z = np.empty((n, P + D + 1))
         self.z[:, :P] = x[:, iu] * x[:, ju]
-        self.z[:, P:P + D] = x
+        self.z[:, P : P + D] = x
         self.z[:, -1] = 1.0
         self.zt = np.ascontiguousarray(self.z.T)
 
@@ -309,10 +338,18 @@ def _candidate_ks(ks: Sequence[int], warm_k: int | None, window: int | None) -> 
     return near or ks
 
 
-def fit_fast(data: np.ndarray, ks: Sequence[int], criterion: Criterion = "aic",
-             warm: dict[str, Any] | None = None, seed: int | Sequence[int] = 0, k_window: int | None = None,
-             max_iter: int = 100, tol: float = 1e-3, reg_covar: float = 1e-6,
-             init: Literal["cold", "warm", "both"] = "cold") -> dict[str, Any]:
+def fit_fast(
+    data: np.ndarray,
+    ks: Sequence[int],
+    criterion: Criterion = "aic",
+    warm: dict[str, Any] | None = None,
+    seed: int | Sequence[int] = 0,
+    k_window: int | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    init: Literal["cold", "warm", "both"] = "cold",
+) -> dict[str, Any]:
     """SPEEDUP: the candidate mixtures of a refit as one batched EM (loops in `gmm_em`).
 
     Candidates: every k in ``ks`` (default, ``k_window=None``), or, once a previous
@@ -367,34 +404,44 @@ def fit_fast(data: np.ndarray, ks: Sequence[int], criterion: Criterion = "aic",
         chain_first = int(rng.integers(n))  # the k-means++ chain's random draws, in their order
         chain = gmm_em.kmeanspp_chain(x, chain_first, rng.random(K))
         sel = cold[group]
-        w[sel], mu[sel], cov[sel] = gmm_em.kmeans_init(x, pk.z, pk.iu, pk.ju, chain, gk[cold].astype(np.int64),
-                                                       _LLOYD_ITERS, reg_covar)
+        w[sel], mu[sel], cov[sel] = gmm_em.kmeans_init(
+            x, pk.z, pk.iu, pk.ju, chain, gk[cold].astype(np.int64), _LLOYD_ITERS, reg_covar
+        )
     if prev is not None and not cold.all():
         order = np.argsort(-prev.weights, kind="stable")  # heaviest first
         worst = np.argsort(prev.log_prob(raw), kind="stable")  # worst explained first
         avg_cov = np.average(prev.covariances, axis=0, weights=prev.weights)
         for g in np.flatnonzero(~cold).tolist():
             k, f = int(gk[g]), int(first[g])
-            keep = np.sort(order[:min(k, prev.k)])
+            keep = np.sort(order[: min(k, prev.k)])
             m = keep.size
-            w[f:f + m] = prev.weights[keep]
-            mu[f:f + m] = prev.means[keep] - centre
-            cov[f:f + m] = prev.covariances[keep]
+            w[f : f + m] = prev.weights[keep]
+            mu[f : f + m] = prev.means[keep] - centre
+            cov[f : f + m] = prev.covariances[keep]
             for j in range(k - m):
                 w[f + m + j] = 1.0 / k
                 mu[f + m + j] = x[worst[j % n]]
                 cov[f + m + j] = avg_cov
     w = w / np.add.reduceat(w, first)[group]  # each candidate's weights sum to 1
     starts = np.r_[0, np.cumsum(gk)].astype(np.int64)
-    w, mu, cov, ll, n_iter, running = gmm_em.em(pk.z, pk.zt, pk.iu, pk.ju, w, mu, cov, starts, int(max_iter),
-                                                float(tol), float(reg_covar))
+    w, mu, cov, ll, n_iter, running = gmm_em.em(
+        pk.z, pk.zt, pk.iu, pk.ju, w, mu, cov, starts, int(max_iter), float(tol), float(reg_covar)
+    )
     scores = _criterion(criterion, ll, gk, n, D)
     best = int(np.argmin(scores))
     k, f = int(gk[best]), int(first[best])
-    wb = w[f:f + k] / w[f:f + k].sum()
-    return {"weights": wb, "means": mu[f:f + k] + centre, "covariances": cov[f:f + k].copy(), "k": k,
-            "ks": gk.astype(np.int64), "scores": np.asarray(scores, dtype=np.float64),
-            "n_iter": int(n_iter), "not_converged": running, "cold": bool(cold[best])}
+    wb = w[f : f + k] / w[f : f + k].sum()
+    return {
+        "weights": wb,
+        "means": mu[f : f + k] + centre,
+        "covariances": cov[f : f + k].copy(),
+        "k": k,
+        "ks": gk.astype(np.int64),
+        "scores": np.asarray(scores, dtype=np.float64),
+        "n_iter": int(n_iter),
+        "not_converged": running,
+        "cold": bool(cold[best]),
+    }
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -419,8 +466,8 @@ class FitWindows:
             c = n_before + i + 1
             if c >= self.size and c % self.size == 0:
                 end = off + i + 1
-                out.append(allr[end - self.size:end].copy())
-        self.rows = allr[-self.size:].copy()
+                out.append(allr[end - self.size : end].copy())
+        self.rows = allr[-self.size :].copy()
         return out
 
     def state(self) -> np.ndarray:
@@ -447,9 +494,16 @@ def component_probs(values: np.ndarray) -> np.ndarray:
     return v / s if s > 0 else np.full(v.shape, 1.0 / v.size)
 
 
-def sample_box_mixture(rng: np.random.Generator, mixture: Mixture | None, probs: np.ndarray | None, n: int,
-                       low: np.ndarray, high: np.ndarray, random_ratio: float,
-                       bootstrap: bool) -> tuple[np.ndarray, np.ndarray]:
+def sample_box_mixture(
+    rng: np.random.Generator,
+    mixture: Mixture | None,
+    probs: np.ndarray | None,
+    n: int,
+    low: np.ndarray,
+    high: np.ndarray,
+    random_ratio: float,
+    bootstrap: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     """SPEEDUP: ``n`` tasks at once: ``(params (n, d), is_uniform (n,))``.
 
     Uniform in the box during bootstrap (or with no mixture yet) and with probability
@@ -508,7 +562,7 @@ class Prefetch:
         if self.block <= 0:
             x, uni = draw(n)
             return tasks_with_origin(self.space, x, uni)
-        out = self._tasks[self._pos:self._pos + n]
+        out = self._tasks[self._pos : self._pos + n]
         self._pos += len(out)
         missing = n - len(out)
         if missing:
@@ -520,7 +574,7 @@ class Prefetch:
 
     def state(self) -> dict[str, np.ndarray]:
         """The draws not served yet (tasks are rebuilt from them: same params, same ids)."""
-        return {"x": self._x[self._pos:].copy(), "uniform": self._uni[self._pos:].copy()}
+        return {"x": self._x[self._pos :].copy(), "uniform": self._uni[self._pos :].copy()}
 
     def load(self, state: dict[str, Any]) -> None:
         x = np.asarray(state["x"], dtype=np.float64).reshape(-1, self.space.dim)

@@ -16,6 +16,7 @@ ones load them in ~0.3 s -- `warm_up` lets callers pay that up front).
 
 Pure algorithm code: numpy and numba only.
 """
+
 from __future__ import annotations
 
 import logging
@@ -106,8 +107,16 @@ def _precision(cov: np.ndarray, reg: float, chol: np.ndarray, inv: np.ndarray, p
 
 
 @jit
-def _coefficients(w: np.ndarray, mu: np.ndarray, cov: np.ndarray, comps: np.ndarray, iu: np.ndarray,
-                  ju: np.ndarray, reg: float, coef: np.ndarray) -> None:
+def _coefficients(
+    w: np.ndarray,
+    mu: np.ndarray,
+    cov: np.ndarray,
+    comps: np.ndarray,
+    iu: np.ndarray,
+    ju: np.ndarray,
+    reg: float,
+    coef: np.ndarray,
+) -> None:
     """Row ``r`` of ``coef``: component ``comps[r]``'s ``log w + log N(x)`` as a linear
     function of the packed data columns ``[x_i x_j (i <= j) | x | 1]``."""
     d = mu.shape[1]
@@ -132,8 +141,17 @@ def _coefficients(w: np.ndarray, mu: np.ndarray, cov: np.ndarray, comps: np.ndar
 
 
 @jit
-def _m_step(mom: np.ndarray, comps: np.ndarray, iu: np.ndarray, ju: np.ndarray, n: int, reg: float,
-            w: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> None:
+def _m_step(
+    mom: np.ndarray,
+    comps: np.ndarray,
+    iu: np.ndarray,
+    ju: np.ndarray,
+    n: int,
+    reg: float,
+    w: np.ndarray,
+    mu: np.ndarray,
+    cov: np.ndarray,
+) -> None:
     """sklearn's M-step (+10 eps on nk, ``reg`` on the diagonal) from the packed moments
     ``mom[r] = sum_i resp[r, i] * [x_i x_i' (packed) | x_i | 1]`` of component ``comps[r]``."""
     d = mu.shape[1]
@@ -196,8 +214,16 @@ def kmeanspp_chain(x: np.ndarray, first: int, u: np.ndarray) -> np.ndarray:
 
 
 @jit
-def kmeans_init(x: np.ndarray, z: np.ndarray, iu: np.ndarray, ju: np.ndarray, chain: np.ndarray,
-                ks: np.ndarray, iters: int, reg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def kmeans_init(
+    x: np.ndarray,
+    z: np.ndarray,
+    iu: np.ndarray,
+    ju: np.ndarray,
+    chain: np.ndarray,
+    ks: np.ndarray,
+    iters: int,
+    reg: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """sklearn's k-means initialisation for every candidate: candidate ``g`` starts from
     the first ``ks[g]`` centres of ``chain``, runs Lloyd iterations (at most ``iters``,
     until its labels stop changing; ties go to the lower centre), and its components
@@ -214,7 +240,7 @@ def kmeans_init(x: np.ndarray, z: np.ndarray, iu: np.ndarray, ju: np.ndarray, ch
     q = z.shape[1]
     centres = np.empty((n_comps, d))
     for g in range(n_groups):
-        centres[starts[g]:starts[g + 1]] = chain[:ks[g]]
+        centres[starts[g] : starts[g + 1]] = chain[: ks[g]]
     labels = np.full((n_groups, n), -1, dtype=np.int64)  # index within the candidate
     running = np.ones(n_groups, dtype=np.bool_)
     cc = np.empty(n_comps)
@@ -278,9 +304,19 @@ def kmeans_init(x: np.ndarray, z: np.ndarray, iu: np.ndarray, ju: np.ndarray, ch
 
 
 @jit
-def em(z: np.ndarray, zt: np.ndarray, iu: np.ndarray, ju: np.ndarray, w: np.ndarray, mu: np.ndarray,
-       cov: np.ndarray, starts: np.ndarray, max_iter: int, tol: float, reg: float
-       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+def em(
+    z: np.ndarray,
+    zt: np.ndarray,
+    iu: np.ndarray,
+    ju: np.ndarray,
+    w: np.ndarray,
+    mu: np.ndarray,
+    cov: np.ndarray,
+    starts: np.ndarray,
+    max_iter: int,
+    tol: float,
+    reg: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
     """EM on all candidate mixtures at once; see `openended.teachers.gmm.fit_fast`.
 
     ``z`` (``zt`` its transpose, contiguous) are the packed data columns of the centred
@@ -389,8 +425,19 @@ def warm_up() -> None:
     iu, ju = np.triu_indices(2)
     z = np.concatenate([x[:, iu] * x[:, ju], x, np.ones((8, 1))], axis=1)
     cov = np.broadcast_to(np.eye(2), (3, 2, 2)).copy()
-    em(z, np.ascontiguousarray(z.T), iu.astype(np.int64), ju.astype(np.int64), np.full(3, 0.5),
-       rng.standard_normal((3, 2)), cov, np.array([0, 1, 3], dtype=np.int64), 3, 1e-3, 1e-6)
+    em(
+        z,
+        np.ascontiguousarray(z.T),
+        iu.astype(np.int64),
+        ju.astype(np.int64),
+        np.full(3, 0.5),
+        rng.standard_normal((3, 2)),
+        cov,
+        np.array([0, 1, 3], dtype=np.int64),
+        3,
+        1e-3,
+        1e-6,
+    )
     chain = kmeanspp_chain(x, 0, rng.random(2))
     kmeans_init(x, z, iu.astype(np.int64), ju.astype(np.int64), chain, np.array([1, 2], dtype=np.int64), 2, 1e-6)
     _warm = True

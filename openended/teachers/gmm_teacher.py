@@ -7,6 +7,7 @@ time and return), how the per-component weights are read from a fitted mixture
 (`_component_weights`), and how episodes become fit rows (`_update`). Everything else —
 reference and fast sampling, fit submission, installing a fit, state and stats — is here.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -78,8 +79,16 @@ class GMMTeacher(BaseTeacher):
 
     def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         bootstrap = self._n_episodes < self.config.fit_rate
-        return sample_box_mixture(self.rng, self._mixture, self._probs, n, self.space.low, self.space.high,
-                                  self.config.random_ratio, bootstrap)
+        return sample_box_mixture(
+            self.rng,
+            self._mixture,
+            self._probs,
+            n,
+            self.space.low,
+            self.space.high,
+            self.config.random_ratio,
+            bootstrap,
+        )
 
     def _sample_reference(self, n: int) -> list[Task]:
         """REFERENCE: TDRL ``sample_task`` once per task, RNG calls in the original order."""
@@ -92,7 +101,7 @@ class GMMTeacher(BaseTeacher):
             else:
                 mix = self._mixture
                 idx = proportional_choice(self._weights, self.rng)
-                x = self.rng.multivariate_normal(mix.means[idx], mix.covariances[idx])[:-self.extra_dims]
+                x = self.rng.multivariate_normal(mix.means[idx], mix.covariances[idx])[: -self.extra_dims]
                 x = np.clip(x, low, high)
                 uni.append(False)
             # REFERENCE: tasks are float32 in TDRL; re-clip in case a bound is not a float32.
@@ -105,8 +114,15 @@ class GMMTeacher(BaseTeacher):
         self._n_submitted += 1
         if cfg.mode == "reference":
             # REFERENCE: sklearn GMMs with random_state = the teacher seed.
-            self.refitter.submit(fit_reference, data, self._ks, self._fit_seed, cfg.criterion,
-                                 getattr(cfg, "nb_em_init", 1), self.space.dim)
+            self.refitter.submit(
+                fit_reference,
+                data,
+                self._ks,
+                self._fit_seed,
+                cfg.criterion,
+                getattr(cfg, "nb_em_init", 1),
+                self.space.dim,
+            )
             return
         # The previous mixture matters only for the optional warm start / k window; then a
         # pending fit is finished (and installed) first, so the result depends only on the
@@ -115,8 +131,19 @@ class GMMTeacher(BaseTeacher):
         if cfg.k_window is not None or cfg.fit_init != "cold":
             self.refitter.drain()
             warm = self._mixture.to_dict() if self._mixture is not None else None
-        self.refitter.submit(fit_fast, data, self._ks, cfg.criterion, warm, (self._fit_seed, self._n_submitted),
-                             cfg.k_window, cfg.em_max_iter, cfg.em_tol, cfg.reg_covar, cfg.fit_init)
+        self.refitter.submit(
+            fit_fast,
+            data,
+            self._ks,
+            cfg.criterion,
+            warm,
+            (self._fit_seed, self._n_submitted),
+            cfg.k_window,
+            cfg.em_max_iter,
+            cfg.em_tol,
+            cfg.reg_covar,
+            cfg.fit_init,
+        )
 
     def _install(self, result: dict[str, Any]) -> None:
         """Refitter callback: make a finished fit the live mixture (atomic reference swap)."""
@@ -163,13 +190,15 @@ class GMMTeacher(BaseTeacher):
         }
         mix = self._mixture
         if mix is not None:
-            out.update({
-                "k": mix.k,
-                "component_means": mix.means[:, :d].tolist(),
-                "component_covs": mix.covariances[:, :d, :d].tolist(),
-                "component_probs": self._probs.tolist() if self._probs is not None else None,
-                "component_weights": mix.weights.tolist(),
-            })
+            out.update(
+                {
+                    "k": mix.k,
+                    "component_means": mix.means[:, :d].tolist(),
+                    "component_covs": mix.covariances[:, :d, :d].tolist(),
+                    "component_probs": self._probs.tolist() if self._probs is not None else None,
+                    "component_weights": mix.weights.tolist(),
+                }
+            )
             if "n_iter" in self._fit_info:
                 out["last_fit_iters"] = int(self._fit_info["n_iter"])
         return out

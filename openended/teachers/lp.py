@@ -31,9 +31,11 @@ progress by itself.
 
 Sampling is ``searchsorted`` on a cached CDF: O(log n) per task and never waits.
 """
+
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import Field
@@ -105,8 +107,19 @@ class LPTracker:
     """
 
     _ARRAYS: ClassVar[tuple[str, ...]] = (
-        "fast", "slow", "ema_raw", "raw_last", "baseline", "seen", "attempts_total", "successes_total",
-        "win_att_eval", "win_suc_eval", "win_att_train", "win_suc_train")
+        "fast",
+        "slow",
+        "ema_raw",
+        "raw_last",
+        "baseline",
+        "seen",
+        "attempts_total",
+        "successes_total",
+        "win_att_eval",
+        "win_suc_eval",
+        "win_att_train",
+        "win_suc_train",
+    )
 
     def __init__(self, n: int = 0, *, alpha: float = 0.1, theta: float = 0.1) -> None:
         self.alpha = float(alpha)
@@ -243,8 +256,10 @@ def known_tasks_of_space(space: TaskSpace, texts: Sequence[str] | None = None) -
     if space.kind == "text":
         src = list(texts) if texts is not None else list(space.seed_texts)  # type: ignore[attr-defined]
         if not src:
-            raise ConfigError("teacher on a TextSpace needs known tasks: pass tasks=[...] or build the "
-                              "TextSpace with seed_tasks=[...]")
+            raise ConfigError(
+                "teacher on a TextSpace needs known tasks: pass tasks=[...] or build the "
+                "TextSpace with seed_tasks=[...]"
+            )
         tasks, seen = [], set()
         for t in src:
             task = space.task(t, origin="seed")  # type: ignore[attr-defined]
@@ -263,16 +278,21 @@ class LPConfig(TeacherConfig):
     p_theta: float = Field(0.1, gt=0.0, lt=0.5, description="Reweighting theta: f(p) emphasises low success.")
     update_every: int = Field(25, ge=1, description="EMA/LP step every this many updates (or outcomes).")
     recompute_unit: Literal["updates", "outcomes"] = Field(
-        "updates", description="What update_every counts: update() calls (OMNI: PPO updates) or outcomes.")
+        "updates", description="What update_every counts: update() calls (OMNI: PPO updates) or outcomes."
+    )
     min_attempts: int = Field(1, ge=1, description="Outcomes a task needs in a window to move its EMAs.")
     success_source: Literal["auto", "eval", "train"] = Field(
-        "auto", description="auto: evaluation outcomes (info['eval']) once any seen, else training ones.")
+        "auto", description="auto: evaluation outcomes (info['eval']) once any seen, else training ones."
+    )
     random_baseline: dict[str, float] | None = Field(
-        None, description="Random-agent success per task (key: task id or text): norm = max(r-b,0)/(1-b).")
+        None, description="Random-agent success per task (key: task id or text): norm = max(r-b,0)/(1-b)."
+    )
     success_from_return: float | None = Field(
-        None, description="If set, an outcome without success counts as success when return >= this.")
+        None, description="If set, an outcome without success counts as success when return >= this."
+    )
     tasks: list[str] | None = Field(
-        None, description="TextSpace only: the known task texts (default: the space's seed tasks).")
+        None, description="TextSpace only: the known task texts (default: the space's seed tasks)."
+    )
     mastered_threshold: float = Field(0.9, ge=0.0, le=1.0, description="EMA success counted as mastered (stats).")
     stats_top_k: int = Field(10, ge=0, description="How many top-LP tasks stats() lists.")
 
@@ -283,8 +303,15 @@ class LearningProgressTeacher(BaseTeacher):
     name = "lp"
     Config = LPConfig
     space_kinds = ("discrete", "text")
-    PRESETS = {"omni": {"ema_alpha": 0.1, "p_theta": 0.1, "update_every": 25, "recompute_unit": "updates",
-                        "success_source": "auto"}}
+    PRESETS = {
+        "omni": {
+            "ema_alpha": 0.1,
+            "p_theta": 0.1,
+            "update_every": 25,
+            "recompute_unit": "updates",
+            "success_source": "auto",
+        }
+    }
 
     def __init__(self, space: TaskSpace, config: LPConfig | None = None) -> None:
         super().__init__(space, config)
@@ -398,9 +425,14 @@ class LearningProgressTeacher(BaseTeacher):
 
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict:
-        return {"tasks": [t.to_dict() for t in self._tasks], "tracker": self._tracker.state_dict(),
-                "pending": self._pending, "eval_seen": self._eval_seen, "no_success": self._no_success,
-                "distribution_version": self.distribution_version}
+        return {
+            "tasks": [t.to_dict() for t in self._tasks],
+            "tracker": self._tracker.state_dict(),
+            "pending": self._pending,
+            "eval_seen": self._eval_seen,
+            "no_success": self._no_success,
+            "distribution_version": self.distribution_version,
+        }
 
     def _load_state_dict(self, state: dict) -> None:
         self._tasks = [Task.from_dict(d) for d in state["tasks"]]
@@ -422,15 +454,24 @@ class LearningProgressTeacher(BaseTeacher):
             "lp/mastered_fraction": float((tr.ema_raw >= cfg.mastered_threshold).mean()) if tr.n else 0.0,
             "lp/active_fraction": float((self._probs > 0).mean()) if tr.n else 0.0,
             "lp/mean_lp": float(lp.mean()) if tr.n else 0.0,
-            "lp/source": "eval" if (cfg.success_source == "eval" or
-                                    (cfg.success_source == "auto" and self._eval_seen)) else "train",
+            "lp/source": "eval"
+            if (cfg.success_source == "eval" or (cfg.success_source == "auto" and self._eval_seen))
+            else "train",
             "lp/outcomes_without_success": self._no_success,
         }
         k = min(cfg.stats_top_k, tr.n)
         if k:
             top = np.argsort(-lp, kind="stable")[:k]
-            out["lp/top"] = [{"task": _short(self._tasks[i]), "id": self._tasks[i].id, "lp": float(lp[i]),
-                              "ema_success": float(tr.ema_raw[i]), "p": float(self._probs[i])} for i in top]
+            out["lp/top"] = [
+                {
+                    "task": _short(self._tasks[i]),
+                    "id": self._tasks[i].id,
+                    "lp": float(lp[i]),
+                    "ema_success": float(tr.ema_raw[i]),
+                    "p": float(self._probs[i]),
+                }
+                for i in top
+            ]
         return out
 
 
@@ -438,4 +479,3 @@ def _short(task: Task, n: int = 80) -> str:
     """A display label for a task (clipped; text is data, shown, never interpreted)."""
     s = task.text if task.text is not None else repr(list(task.params))
     return s if len(s) <= n else s[: n - 3] + "..."
-

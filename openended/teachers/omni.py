@@ -38,10 +38,12 @@ interesting task); dummy tasks are labelled like any other (the reference skips 
 LP gives never-solved tasks probability 0 anyway, so this only matters while nothing
 has been solved).
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field, field_serializer
@@ -63,8 +65,10 @@ def resolve_judge(judge: Any, config: dict[str, Any] | None = None) -> Judge:
     pass an instance through. Imports lazily so heavy backends load only on use."""
     if not isinstance(judge, str):
         if not callable(getattr(judge, "judge", None)):
-            raise ConfigError(f"teacher.omni.judge: expected a judge name or an object with "
-                              f"judge(candidates, context), got {type(judge).__name__}")
+            raise ConfigError(
+                f"teacher.omni.judge: expected a judge name or an object with "
+                f"judge(candidates, context), got {type(judge).__name__}"
+            )
         return judge
     cfg = dict(config or {})
     try:
@@ -76,16 +80,24 @@ def resolve_judge(judge: Any, config: dict[str, Any] | None = None) -> Judge:
     # The moi registry is not importable: the two built-in offline judges by hand.
     if judge == "embedding":
         from openended.moi.embedding import EmbeddingJudge
+
         return EmbeddingJudge(**cfg)
     if judge == "oracle":
         from openended.moi.oracle import RuleOracleJudge
+
         return RuleOracleJudge(**cfg)
     raise ConfigError(f"teacher.omni.judge: unknown judge {judge!r}; use 'embedding', 'oracle' or an instance")
 
 
-def partition_tasks(judge: Judge, texts: Sequence[str], ids: Sequence[str], success: np.ndarray,
-                    cache: dict[str, dict[str, tuple[bool, str]]], description: str = "",
-                    batch_size: int = 64) -> dict[str, Any]:
+def partition_tasks(
+    judge: Judge,
+    texts: Sequence[str],
+    ids: Sequence[str],
+    success: np.ndarray,
+    cache: dict[str, dict[str, tuple[bool, str]]],
+    description: str = "",
+    batch_size: int = 64,
+) -> dict[str, Any]:
     """OMNI's Algorithm 1 (pure; runs in the background thread).
 
     ``cache[A][B] = (boring, reason)`` holds verdicts already asked; it is only read here.
@@ -112,7 +124,7 @@ def partition_tasks(judge: Judge, texts: Sequence[str], ids: Sequence[str], succ
         need = [b for b in unl.tolist() if ids[b] not in known and ids[b] not in new]
         ctx = JudgeContext(mastered=(texts[a],), description=description, extra={"task_id": aid})
         for s in range(0, len(need), batch_size):
-            chunk = need[s:s + batch_size]
+            chunk = need[s : s + batch_size]
             calls += 1
             try:
                 verdicts = judge.judge([texts[b] for b in chunk], ctx)
@@ -138,8 +150,15 @@ def partition_tasks(judge: Judge, texts: Sequence[str], ids: Sequence[str], succ
                 labels[b] = BORING
                 reasons[b] = f"given {texts[a][:80]!r} (success {float(success[a]):.2f}): {v[1]}"
     fresh = {k: v for k, v in fresh.items() if v}
-    return {"labels": labels, "reasons": reasons, "fresh": fresh, "calls": calls, "judged": judged,
-            "errors": errors, "last_error": last_error}
+    return {
+        "labels": labels,
+        "reasons": reasons,
+        "fresh": fresh,
+        "calls": calls,
+        "judged": judged,
+        "errors": errors,
+        "last_error": last_error,
+    }
 
 
 class OMNIConfig(RefitConfig, TeacherConfig):
@@ -149,7 +168,8 @@ class OMNIConfig(RefitConfig, TeacherConfig):
 
     base: str = Field("lp", description="Registered name of the base sampler (needs probabilities()).")
     base_config: dict[str, Any] = Field(
-        default_factory=dict, description="Config of the base sampler (seed defaults to this seed).")
+        default_factory=dict, description="Config of the base sampler (seed defaults to this seed)."
+    )
     judge: Any = Field("embedding", description="Judge name ('embedding', 'oracle', ...) or a Judge instance.")
     judge_config: dict[str, Any] = Field(default_factory=dict, description="Keyword config for a named judge.")
     partition_every: int = Field(25, ge=1, description="Recompute the partition every this many updates.")
@@ -158,7 +178,8 @@ class OMNIConfig(RefitConfig, TeacherConfig):
     judge_batch_size: int = Field(64, ge=1, description="Candidates per judge call.")
     stats_max_listed: int = Field(20, ge=0, description="Boring/interesting tasks listed in stats().")
     refit_executor: Literal["inline", "thread"] = Field(
-        "thread", description="Where partitions run: thread (background) or inline (inside update).")
+        "thread", description="Where partitions run: thread (background) or inline (inside update)."
+    )
 
     @field_serializer("judge")
     def _judge_name(self, judge: Any) -> str:
@@ -171,8 +192,14 @@ class OMNITeacher(BaseTeacher):
     name = "omni"
     Config = OMNIConfig
     space_kinds = ("discrete", "text")
-    PRESETS = {"omni": {"base": "lp", "base_config": {"ema_alpha": 0.1, "p_theta": 0.1, "update_every": 25},
-                        "partition_every": 25, "boring_weight": 0.001}}
+    PRESETS = {
+        "omni": {
+            "base": "lp",
+            "base_config": {"ema_alpha": 0.1, "p_theta": 0.1, "update_every": 25},
+            "partition_every": 25,
+            "boring_weight": 0.001,
+        }
+    }
 
     def __init__(self, space: TaskSpace, config: OMNIConfig | None = None) -> None:
         super().__init__(space, config)
@@ -184,8 +211,10 @@ class OMNITeacher(BaseTeacher):
             bcfg.setdefault("update_every", cfg.partition_every)
         self.base = make_teacher(cfg.base, space, **bcfg)
         if not isinstance(self.base, TaskDistribution):
-            raise ConfigError(f"teacher.omni.base: {cfg.base!r} has no TaskDistribution hook "
-                              "(known_tasks/probabilities/success_estimates); use 'lp' or add the hook")
+            raise ConfigError(
+                f"teacher.omni.base: {cfg.base!r} has no TaskDistribution hook "
+                "(known_tasks/probabilities/success_estimates); use 'lp' or add the hook"
+            )
         self.judge: Judge = resolve_judge(cfg.judge, cfg.judge_config)
         self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
         self._tasks: list[Task] = []
@@ -287,8 +316,9 @@ class OMNITeacher(BaseTeacher):
         success = self.base.success_estimates()
         cache = dict(self._cache)  # shallow: the job only reads the inner dicts
         assert self.refitter is not None
-        self.refitter.submit(partition_tasks, self.judge, texts, ids, success, cache, cfg.description,
-                             cfg.judge_batch_size)
+        self.refitter.submit(
+            partition_tasks, self.judge, texts, ids, success, cache, cfg.description, cfg.judge_batch_size
+        )
 
     def refresh_partition(self) -> None:
         """Compute a partition now and install it (tests, end of run); blocks on the judge."""
@@ -320,10 +350,16 @@ class OMNITeacher(BaseTeacher):
 
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict:
-        return {"base": self.base.state_dict(), "labels": self._labels.astype(np.int64), "reasons": self._reasons,
-                "cache": {a: {b: [v[0], v[1]] for b, v in d.items()} for a, d in self._cache.items()},
-                "n_updates": self._n_updates, "due": self._due, "version": self._version,
-                "last_error": self._last_error}
+        return {
+            "base": self.base.state_dict(),
+            "labels": self._labels.astype(np.int64),
+            "reasons": self._reasons,
+            "cache": {a: {b: [v[0], v[1]] for b, v in d.items()} for a, d in self._cache.items()},
+            "n_updates": self._n_updates,
+            "due": self._due,
+            "version": self._version,
+            "last_error": self._last_error,
+        }
 
     def _load_state_dict(self, state: dict) -> None:
         self.base.load_state_dict(state["base"])
@@ -358,12 +394,21 @@ class OMNITeacher(BaseTeacher):
         k = cfg.stats_max_listed
         if k:
             boring = [i for i in np.flatnonzero(lab == BORING).tolist()][:k]
-            out["omni/boring_tasks"] = [{"task": _short(self._tasks[i]), "id": self._tasks[i].id,
-                                         "reason": self._reasons.get(self._tasks[i].id, "")} for i in boring]
+            out["omni/boring_tasks"] = [
+                {
+                    "task": _short(self._tasks[i]),
+                    "id": self._tasks[i].id,
+                    "reason": self._reasons.get(self._tasks[i].id, ""),
+                }
+                for i in boring
+            ]
             inter = np.flatnonzero(lab == INTERESTING).tolist()[:k]
             out["omni/interesting_tasks"] = [_short(self._tasks[i]) for i in inter]
-        base = {f"omni/base/{key}": v for key, v in self.base.stats().items()
-                if key.startswith("lp/") or key in ("outcomes",)}
+        base = {
+            f"omni/base/{key}": v
+            for key, v in self.base.stats().items()
+            if key.startswith("lp/") or key in ("outcomes",)
+        }
         out.update(base)
         return out
 

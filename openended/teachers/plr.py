@@ -56,6 +56,7 @@ are ≤ 0); all-zero staleness falls back to uniform instead of an unnormalised 
 (the reference's ``np.random.choice`` would raise there); partial-episode scores are the
 learner's job (one outcome = one finished episode).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -68,8 +69,17 @@ from openended.errors import ConfigError, TeacherStateError
 from openended.tasks import Discrete, Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, TeacherConfig
 
-__all__ = ["PLRConfig", "PLRTeacher", "rank_weights", "power_weights", "staleness_weights", "score_weights",
-           "mix_staleness", "replay_distribution", "DEFAULT_MAX_BUFFER"]
+__all__ = [
+    "PLRConfig",
+    "PLRTeacher",
+    "rank_weights",
+    "power_weights",
+    "staleness_weights",
+    "score_weights",
+    "mix_staleness",
+    "replay_distribution",
+    "DEFAULT_MAX_BUFFER",
+]
 
 DEFAULT_MAX_BUFFER = 4000  # dcd's seed_buffer_size for unbounded level spaces
 
@@ -105,8 +115,9 @@ def power_weights(values: np.ndarray, temperature: float, eps: float = 0.0) -> n
     return w / z if z > 0 else np.full(v.size, 1.0 / v.size)
 
 
-def staleness_weights(staleness: np.ndarray, temperature: float = 1.0,
-                      transform: Literal["power", "rank"] = "power") -> np.ndarray:
+def staleness_weights(
+    staleness: np.ndarray, temperature: float = 1.0, transform: Literal["power", "rank"] = "power"
+) -> np.ndarray:
     """Normalised staleness weights: ``c^(1/T)`` (PLR default) or rank of ``c``.
 
     Why staleness at all: a level's score was measured with an older policy; mixing in
@@ -117,26 +128,39 @@ def staleness_weights(staleness: np.ndarray, temperature: float = 1.0,
     return power_weights(staleness, temperature)
 
 
-def score_weights(scores: np.ndarray, *, temperature: float, transform: Literal["rank", "power"] = "rank",
-                  staleness_coef: float = 0.0) -> np.ndarray:
+def score_weights(
+    scores: np.ndarray, *, temperature: float, transform: Literal["rank", "power"] = "rank", staleness_coef: float = 0.0
+) -> np.ndarray:
     """``h(S)``: rank prioritisation, or the power transform (with the reference's ``eps``)."""
     if transform == "rank":
         return rank_weights(scores, temperature)
     return power_weights(scores, temperature, eps=0.0 if staleness_coef > 0 else 1e-3)
 
 
-def mix_staleness(p_score: np.ndarray, staleness: np.ndarray, *, staleness_coef: float,
-                  transform: Literal["power", "rank"] = "power", temperature: float = 1.0) -> np.ndarray:
+def mix_staleness(
+    p_score: np.ndarray,
+    staleness: np.ndarray,
+    *,
+    staleness_coef: float,
+    transform: Literal["power", "rank"] = "power",
+    temperature: float = 1.0,
+) -> np.ndarray:
     """``(1-ρ)·p_score + ρ·h_c(staleness)``; ``p_score`` unchanged when ``ρ = 0``."""
     if staleness_coef <= 0 or p_score.size == 0:
         return p_score
     return (1.0 - staleness_coef) * p_score + staleness_coef * staleness_weights(staleness, temperature, transform)
 
 
-def replay_distribution(scores: np.ndarray, staleness: np.ndarray, *, temperature: float,
-                        staleness_coef: float, score_transform: Literal["rank", "power"] = "rank",
-                        staleness_transform: Literal["power", "rank"] = "power",
-                        staleness_temperature: float = 1.0) -> np.ndarray:
+def replay_distribution(
+    scores: np.ndarray,
+    staleness: np.ndarray,
+    *,
+    temperature: float,
+    staleness_coef: float,
+    score_transform: Literal["rank", "power"] = "rank",
+    staleness_transform: Literal["power", "rank"] = "power",
+    staleness_temperature: float = 1.0,
+) -> np.ndarray:
     """``P = (1-ρ)·h(S) + ρ·h_c(C)`` over the buffered levels (sums to 1).
 
     >>> np.round(replay_distribution(np.array([3.0, 1.0]), np.array([0.0, 2.0]),
@@ -144,37 +168,42 @@ def replay_distribution(scores: np.ndarray, staleness: np.ndarray, *, temperatur
     [0.3333, 0.6667]
     """
     p = score_weights(scores, temperature=temperature, transform=score_transform, staleness_coef=staleness_coef)
-    return mix_staleness(p, staleness, staleness_coef=staleness_coef, transform=staleness_transform,
-                         temperature=staleness_temperature)
+    return mix_staleness(
+        p, staleness, staleness_coef=staleness_coef, transform=staleness_transform, temperature=staleness_temperature
+    )
 
 
 # ----------------------------------------------------------------------------- config
 class PLRConfig(TeacherConfig):
     """Prioritized Level Replay (defaults: PLR's Procgen scoring + the robust replay rule)."""
 
-    replay_prob: float = Field(0.5, ge=0.0, le=1.0,
-                               description="P(replay) per draw under the fixed schedule (robust PLR: 0.5).")
+    replay_prob: float = Field(
+        0.5, ge=0.0, le=1.0, description="P(replay) per draw under the fixed schedule (robust PLR: 0.5)."
+    )
     replay_schedule: Literal["fixed", "proportionate"] = Field(
-        "fixed", description="fixed: replay_prob; proportionate: P(replay) = buffer fill fraction (PLR 2021).")
-    min_fill: float = Field(0.5, ge=0.0, le=1.0,
-                            description="Buffer fill fraction before any replay (PLR's rho; 1.0 = see all first).")
-    buffer_size: int | None = Field(None, ge=1,
-                                    description="Level buffer capacity; None = min(|space|, 4000).")
+        "fixed", description="fixed: replay_prob; proportionate: P(replay) = buffer fill fraction (PLR 2021)."
+    )
+    min_fill: float = Field(
+        0.5, ge=0.0, le=1.0, description="Buffer fill fraction before any replay (PLR's rho; 1.0 = see all first)."
+    )
+    buffer_size: int | None = Field(None, ge=1, description="Level buffer capacity; None = min(|space|, 4000).")
     buffer_priority: Literal["score", "replay_support"] = Field(
-        "score", description="Which slot a new level may replace when full: lowest score or lowest P(replay).")
+        "score", description="Which slot a new level may replace when full: lowest score or lowest P(replay)."
+    )
     score_transform: Literal["rank", "power"] = Field("rank", description="h(S): rank prioritisation or power.")
     temperature: float = Field(0.1, gt=0.0, description="β of the score transform (PLR: 0.1).")
     staleness_coef: float = Field(0.1, ge=0.0, le=1.0, description="ρ: staleness mixing weight (PLR: 0.1).")
     staleness_transform: Literal["power", "rank"] = Field("power", description="Staleness transform (PLR: power).")
     staleness_temperature: float = Field(1.0, gt=0.0, description="Temperature of the staleness transform.")
-    score_ema: float = Field(1.0, gt=0.0, le=1.0,
-                             description="α: score <- (1-α) old + α new (PLR: 1.0, i.e. replace).")
+    score_ema: float = Field(1.0, gt=0.0, le=1.0, description="α: score <- (1-α) old + α new (PLR: 1.0, i.e. replace).")
     score_source: Literal["auto", "info", "proxy"] = Field(
-        "auto", description="auto: info[score_key] if present else the proxy; info: require it; proxy: ignore it.")
+        "auto", description="auto: info[score_key] if present else the proxy; info: require it; proxy: ignore it."
+    )
     score_key: str = Field("score", min_length=1, description="Outcome.info key with the learner's level score.")
     proxy: Literal["return_l1", "max_mc"] = Field("return_l1", description="Return-based score proxy (module doc).")
-    proxy_baseline_rate: float = Field(0.5, gt=0.0, le=1.0,
-                                       description="Rate of the per-level running mean return used by return_l1.")
+    proxy_baseline_rate: float = Field(
+        0.5, gt=0.0, le=1.0, description="Rate of the per-level running mean return used by return_l1."
+    )
     stats_top_k: int = Field(10, ge=0, le=1000, description="Levels listed in stats() (highest P(replay) first).")
 
 
@@ -192,12 +221,25 @@ class PLRTeacher(BaseTeacher):
     space_kinds = ("discrete",)
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # facebookresearch/level-replay README + arguments.py (Procgen, 200 levels).
-        "plr_procgen": {"replay_schedule": "proportionate", "min_fill": 1.0, "score_transform": "rank",
-                        "temperature": 0.1, "staleness_coef": 0.1, "staleness_transform": "power",
-                        "staleness_temperature": 1.0, "score_ema": 1.0},
+        "plr_procgen": {
+            "replay_schedule": "proportionate",
+            "min_fill": 1.0,
+            "score_transform": "rank",
+            "temperature": 0.1,
+            "staleness_coef": 0.1,
+            "staleness_transform": "power",
+            "staleness_temperature": 1.0,
+            "score_ema": 1.0,
+        },
         # Robust PLR (PLR⊥) replay rule with PLR's Procgen prioritisation.
-        "robust_plr": {"replay_schedule": "fixed", "replay_prob": 0.5, "min_fill": 0.5, "temperature": 0.1,
-                       "staleness_coef": 0.1, "score_ema": 1.0},
+        "robust_plr": {
+            "replay_schedule": "fixed",
+            "replay_prob": 0.5,
+            "min_fill": 0.5,
+            "temperature": 0.1,
+            "staleness_coef": 0.1,
+            "score_ema": 1.0,
+        },
     }
 
     def __init__(self, space: TaskSpace, config: PLRConfig | None = None) -> None:
@@ -210,15 +252,15 @@ class PLRTeacher(BaseTeacher):
             raise ConfigError(f"teacher.plr.buffer_size: must be at most the number of levels ({space.n}), got {cap}")
         self.capacity = int(cap)
         b = self.capacity
-        self._level = np.full(b, -1, dtype=np.int64)       # space index held by each slot (-1: empty)
+        self._level = np.full(b, -1, dtype=np.int64)  # space index held by each slot (-1: empty)
         self._score = np.zeros(b, dtype=np.float64)
-        self._last = np.zeros(b, dtype=np.int64)           # draw counter when last drawn
-        self._baseline = np.zeros(b, dtype=np.float64)     # return_l1 proxy: running mean return
-        self._max_ret = np.full(b, -np.inf)                # max_mc proxy
+        self._last = np.zeros(b, dtype=np.int64)  # draw counter when last drawn
+        self._baseline = np.zeros(b, dtype=np.float64)  # return_l1 proxy: running mean return
+        self._max_ret = np.full(b, -np.inf)  # max_mc proxy
         self._episodes = np.zeros(b, dtype=np.int64)
-        self._success = np.zeros(b, dtype=np.float64)      # running success rate (where reported)
-        self._slot: dict[int, int] = {}                    # space index -> slot
-        self._draws = 0                                    # global draw counter (staleness clock)
+        self._success = np.zeros(b, dtype=np.float64)  # running success rate (where reported)
+        self._slot: dict[int, int] = {}  # space index -> slot
+        self._draws = 0  # global draw counter (staleness clock)
         self._drawn_unbuffered: OrderedDict[int, int] = OrderedDict()  # explored, not yet scored -> draw
         self._decisions = {"replay": 0, "explore": 0}
         self._inserted = 0
@@ -238,15 +280,21 @@ class PLRTeacher(BaseTeacher):
     def _score_probs(self, filled: np.ndarray) -> np.ndarray:
         """Score part ``h(S)`` over the filled slots (fixed within one ``sample`` call)."""
         c = self._cfg
-        return score_weights(self._score[filled], temperature=c.temperature, transform=c.score_transform,
-                             staleness_coef=c.staleness_coef)
+        return score_weights(
+            self._score[filled], temperature=c.temperature, transform=c.score_transform, staleness_coef=c.staleness_coef
+        )
 
     def _mix(self, p_score: np.ndarray, filled: np.ndarray) -> np.ndarray:
         """Mix in the staleness part, which changes with every draw."""
         c = self._cfg
         stale = (self._draws - self._last[filled]).astype(np.float64)
-        return mix_staleness(p_score, stale, staleness_coef=c.staleness_coef, transform=c.staleness_transform,
-                             temperature=c.staleness_temperature)
+        return mix_staleness(
+            p_score,
+            stale,
+            staleness_coef=c.staleness_coef,
+            transform=c.staleness_transform,
+            temperature=c.staleness_temperature,
+        )
 
     def _decide_replay(self, n_filled: int) -> bool:
         if n_filled == 0:
@@ -312,13 +360,17 @@ class PLRTeacher(BaseTeacher):
             if v is not None:
                 v = float(v)
                 if not np.isfinite(v):
-                    raise ConfigError(f"teacher.plr: outcome for task {outcome.task_id} has info[{c.score_key!r}]="
-                                      f"{v!r}; the learner must report a finite level score")
+                    raise ConfigError(
+                        f"teacher.plr: outcome for task {outcome.task_id} has info[{c.score_key!r}]="
+                        f"{v!r}; the learner must report a finite level score"
+                    )
                 return v
             if c.score_source == "info":
-                raise ConfigError(f"teacher.plr.score_source='info': outcome for task {outcome.task_id} has no "
-                                  f"info[{c.score_key!r}]; report the level score (e.g. mean |GAE|) or use "
-                                  f"score_source='auto'")
+                raise ConfigError(
+                    f"teacher.plr.score_source='info': outcome for task {outcome.task_id} has no "
+                    f"info[{c.score_key!r}]; report the level score (e.g. mean |GAE|) or use "
+                    f"score_source='auto'"
+                )
         self._proxy_used += 1
         g = outcome.episode_return
         if c.proxy == "return_l1":
@@ -382,18 +434,31 @@ class PLRTeacher(BaseTeacher):
 
     # ------------------------------------------------------------------- persistence
     def _state_dict(self) -> dict:
-        return {"capacity": self.capacity, "level": self._level, "score": self._score, "last": self._last,
-                "baseline": self._baseline, "max_ret": np.where(np.isfinite(self._max_ret), self._max_ret, -1e308),
-                "episodes": self._episodes, "success": self._success, "draws": self._draws,
-                "drawn_unbuffered": [[k, v] for k, v in self._drawn_unbuffered.items()],
-                "decisions": dict(self._decisions), "inserted": self._inserted, "replaced": self._replaced,
-                "rejected": self._rejected, "proxy_used": self._proxy_used,
-                "distribution_version": self.distribution_version}
+        return {
+            "capacity": self.capacity,
+            "level": self._level,
+            "score": self._score,
+            "last": self._last,
+            "baseline": self._baseline,
+            "max_ret": np.where(np.isfinite(self._max_ret), self._max_ret, -1e308),
+            "episodes": self._episodes,
+            "success": self._success,
+            "draws": self._draws,
+            "drawn_unbuffered": [[k, v] for k, v in self._drawn_unbuffered.items()],
+            "decisions": dict(self._decisions),
+            "inserted": self._inserted,
+            "replaced": self._replaced,
+            "rejected": self._rejected,
+            "proxy_used": self._proxy_used,
+            "distribution_version": self.distribution_version,
+        }
 
     def _load_state_dict(self, state: dict) -> None:
         if int(state["capacity"]) != self.capacity:
-            raise TeacherStateError(f"plr state has buffer capacity {state['capacity']}, this teacher has "
-                                    f"{self.capacity}; build it with buffer_size={state['capacity']}")
+            raise TeacherStateError(
+                f"plr state has buffer capacity {state['capacity']}, this teacher has "
+                f"{self.capacity}; build it with buffer_size={state['capacity']}"
+            )
         self._level = np.asarray(state["level"], dtype=np.int64).copy()
         self._score = np.asarray(state["score"], dtype=np.float64).copy()
         self._last = np.asarray(state["last"], dtype=np.int64).copy()
@@ -441,18 +506,29 @@ class PLRTeacher(BaseTeacher):
         if top_k is not None:
             order = order[:top_k]
         values = self.space.values  # type: ignore[attr-defined]
-        return [{"level": values[int(self._level[filled[j]])], "score": float(self._score[filled[j]]),
-                 "staleness": int(self._draws - self._last[filled[j]]), "p_replay": float(p[j]),
-                 "episodes": int(self._episodes[filled[j]])} for j in order.tolist()]
+        return [
+            {
+                "level": values[int(self._level[filled[j]])],
+                "score": float(self._score[filled[j]]),
+                "staleness": int(self._draws - self._last[filled[j]]),
+                "p_replay": float(p[j]),
+                "episodes": int(self._episodes[filled[j]]),
+            }
+            for j in order.tolist()
+        ]
 
     def _stats(self) -> dict:
         filled = self._filled()
         sc = self._score[filled]
         out: dict[str, Any] = {
-            "plr/buffer_size": int(filled.size), "plr/buffer_capacity": self.capacity,
+            "plr/buffer_size": int(filled.size),
+            "plr/buffer_capacity": self.capacity,
             "plr/seen_fraction": float(len(self._slot) / self._n_space),
-            "plr/replay_decisions": self._decisions["replay"], "plr/explore_decisions": self._decisions["explore"],
-            "plr/inserted": self._inserted, "plr/replaced": self._replaced, "plr/rejected": self._rejected,
+            "plr/replay_decisions": self._decisions["replay"],
+            "plr/explore_decisions": self._decisions["explore"],
+            "plr/inserted": self._inserted,
+            "plr/replaced": self._replaced,
+            "plr/rejected": self._rejected,
             "plr/proxy_scores": self._proxy_used,
             "plr/score_mean": float(sc.mean()) if sc.size else 0.0,
             "plr/score_max": float(sc.max()) if sc.size else 0.0,

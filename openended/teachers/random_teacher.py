@@ -2,6 +2,7 @@
 
 Reference: teachDeepRL ``random_teacher.py``; works on any space with uniform sampling.
 """
+
 from __future__ import annotations
 
 from openended.tasks import Task

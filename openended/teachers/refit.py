@@ -16,14 +16,16 @@ Executors: ``"inline"`` (fit inside ``update``, the reference behaviour), ``"thr
 (a background thread; numpy/BLAS release the GIL for the heavy parts), ``"process"``
 (a worker process: no GIL contention at all, costs a process start).
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from threadpoolctl import ThreadpoolController
 
@@ -68,8 +70,14 @@ class Refitter:
     back with `restore_staged` after loading.
     """
 
-    def __init__(self, install: Callable[[Any], None], executor: Executors = "thread",
-                 swap: SwapPolicy = "next_update", history: int = 1000, lag: int = 1) -> None:
+    def __init__(
+        self,
+        install: Callable[[Any], None],
+        executor: Executors = "thread",
+        swap: SwapPolicy = "next_update",
+        history: int = 1000,
+        lag: int = 1,
+    ) -> None:
         if lag < 1:
             raise ValueError(f"Refitter.lag: must be >= 1, got {lag}")
         self._install = install

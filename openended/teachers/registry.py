@@ -4,6 +4,7 @@ Entries are ``"module:Class"`` strings, loaded on first use, so a teacher with h
 dependencies costs nothing until it is asked for. Names are case-insensitive and ``-``
 equals ``_``; an unknown name lists the registered ones with a close match.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,8 +20,9 @@ __all__ = ["register_teacher", "make_teacher", "teacher_class", "list_teachers"]
 _TEACHERS = Registry("teacher")
 
 
-def register_teacher(name: str, entry: str | type[BaseTeacher], *, aliases: tuple[str, ...] = (),
-                     overwrite: bool = False) -> None:
+def register_teacher(
+    name: str, entry: str | type[BaseTeacher], *, aliases: tuple[str, ...] = (), overwrite: bool = False
+) -> None:
     """Register a teacher class (or a lazy ``"module:Class"`` path) under ``name``."""
     _TEACHERS.register(name, entry, aliases=aliases, overwrite=overwrite)
 
@@ -44,8 +46,10 @@ def make_teacher(name: str, space: TaskSpace, *, preset: str | None = None, **co
         presets = cls.PRESETS
         pkey = normalize_name(preset)
         if pkey not in presets:
-            raise ConfigError(f"teacher.{key}.preset: unknown preset {preset!r}; choose one of "
-                              f"{sorted(presets) or 'none (this teacher has no presets)'}")
+            raise ConfigError(
+                f"teacher.{key}.preset: unknown preset {preset!r}; choose one of "
+                f"{sorted(presets) or 'none (this teacher has no presets)'}"
+            )
         values.update(presets[pkey])
     values.update(config)
     cfg = validate_model(cls.Config, values, prefix=f"teacher.{key}")

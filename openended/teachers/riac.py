@@ -71,6 +71,7 @@ Example:
     >>> t.stats()["n_regions"]
     1
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -88,39 +89,53 @@ class RIACConfig(TeacherConfig):
     """RIAC settings. Defaults are teachDeepRL's class defaults with ``mode="fast"``."""
 
     mode: Literal["reference", "fast"] = Field(
-        "fast", description="reference: the original sequential control flow; fast: batched, vectorised.")
-    max_region_size: int = Field(
-        200, ge=4, description="Pairs a leaf holds before it tries to split (TDRL maxlen).")
+        "fast", description="reference: the original sequential control flow; fast: batched, vectorised."
+    )
+    max_region_size: int = Field(200, ge=4, description="Pairs a leaf holds before it tries to split (TDRL maxlen).")
     alp_window: int | None = Field(
-        None, ge=3, description="Most recent pairs used for a region's ALP; None = max_region_size.")
+        None, ge=3, description="Most recent pairs used for a region's ALP; None = max_region_size."
+    )
     nb_split_attempts: int = Field(50, ge=1, description="Random splits scored per split.")
     min_region_size: float | None = Field(
-        None, ge=1, description="Pairs each child must keep after a split; None = max_region_size / 20.")
+        None, ge=1, description="Pairs each child must keep after a split; None = max_region_size / 20."
+    )
     min_dims_range_ratio: float = Field(
-        1 / 15, ge=0.0, lt=0.5, description="Smallest child side, as a fraction of the full range of that dimension.")
+        1 / 15, ge=0.0, lt=0.5, description="Smallest child side, as a fraction of the full range of that dimension."
+    )
     discard_ratio: float = Field(
-        0.25, gt=0.0, lt=1.0, description="Fraction of max_region_size dropped (oldest first) when no split is valid.")
+        0.25, gt=0.0, lt=1.0, description="Fraction of max_region_size dropped (oldest first) when no split is valid."
+    )
     sampling_in_leaves_only: bool = Field(
-        False, description="Pick regions among leaves only (True) or among all nodes (False, reference).")
+        False, description="Pick regions among leaves only (True) or among all nodes (False, reference)."
+    )
     random_task_ratio: float = Field(0.2, ge=0.0, le=1.0, description="Share of tasks drawn uniformly in the space.")
     mutation_ratio: float = Field(
-        0.1, ge=0.0, le=1.0, validate_default=True,
-        description="Share of tasks that mutate the worst task of an ALP-picked region.")
+        0.1,
+        ge=0.0,
+        le=1.0,
+        validate_default=True,
+        description="Share of tasks that mutate the worst task of an ALP-picked region.",
+    )
     mutation_std: float = Field(0.1, ge=0.0, description="Std of the Gaussian mutation, in absolute task units.")
     return_bounds: tuple[float, float] | None = Field(
-        None, description="None: raw returns; (lo, hi): np.interp returns to [0, 1] first (TDRL: (-150, 350)).")
+        None, description="None: raw returns; (lo, hi): np.interp returns to [0, 1] first (TDRL: (-150, 350))."
+    )
     fix_quirks: bool = Field(
-        False, description="Fix the anchor code's quirks (split score factor, child ALPs, unbounded FIFO).")
+        False, description="Fix the anchor code's quirks (split score factor, child ALPs, unbounded FIFO)."
+    )
     max_threshold_draws: int = Field(
-        1000, ge=1, description="Safety cap on threshold redraws per split attempt (reference: unbounded).")
+        1000, ge=1, description="Safety cap on threshold redraws per split attempt (reference: unbounded)."
+    )
 
     @field_validator("min_region_size")
     @classmethod
     def _min_region_size_fits(cls, v: float | None, info: ValidationInfo) -> float | None:
         maxlen = info.data.get("max_region_size")
         if v is not None and maxlen is not None and 2 * v > maxlen + 1:
-            raise ValueError(f"must be at most (max_region_size + 1) / 2 = {(maxlen + 1) / 2:g} so that both "
-                             "children of a split can hold it")
+            raise ValueError(
+                f"must be at most (max_region_size + 1) / 2 = {(maxlen + 1) / 2:g} so that both "
+                "children of a split can hold it"
+            )
         return v
 
     @field_validator("mutation_ratio")
@@ -160,8 +175,7 @@ class _Pairs:
 
     __slots__ = ("r", "x", "lo", "hi", "maxlen")
 
-    def __init__(self, dim: int, maxlen: int | None, r: np.ndarray | None = None,
-                 x: np.ndarray | None = None) -> None:
+    def __init__(self, dim: int, maxlen: int | None, r: np.ndarray | None = None, x: np.ndarray | None = None) -> None:
         n = 0 if r is None else len(r)
         cap = 2 * max(maxlen or 0, n, 8)
         self.r = np.empty(cap, dtype=np.float64)
@@ -177,11 +191,11 @@ class _Pairs:
 
     @property
     def rewards(self) -> np.ndarray:
-        return self.r[self.lo:self.hi]
+        return self.r[self.lo : self.hi]
 
     @property
     def tasks(self) -> np.ndarray:
-        return self.x[self.lo:self.hi]
+        return self.x[self.lo : self.hi]
 
     def append(self, reward: float, task: np.ndarray) -> None:
         if self.hi == len(self.r):
@@ -203,8 +217,8 @@ class _Pairs:
             r[:n], x[:n] = self.rewards, self.tasks
             self.r, self.x = r, x
         else:  # slide the live window to the front (numpy copies overlapping slices safely)
-            self.r[:n] = self.r[self.lo:self.hi]
-            self.x[:n] = self.x[self.lo:self.hi]
+            self.r[:n] = self.r[self.lo : self.hi]
+            self.x[:n] = self.x[self.lo : self.hi]
         self.lo, self.hi = 0, n
 
 
@@ -218,7 +232,7 @@ def _alp(rewards: np.ndarray, window: int) -> float:
         return 0.0
     w = n if n < window else window
     half = w // 2
-    return abs(float(_sum(rewards[n - w:n - half])) / (w - half) - float(_sum(rewards[n - half:])) / half)
+    return abs(float(_sum(rewards[n - w : n - half])) / (w - half) - float(_sum(rewards[n - half :])) / half)
 
 
 def _alps_of_masks(rewards: np.ndarray, masks: np.ndarray, window: int) -> np.ndarray:
@@ -248,14 +262,29 @@ class RIACTeacher(BaseTeacher):
     space_kinds = ("box",)
     PRESETS = {
         # teachDeepRL 747cda2 class defaults; TeacherController rescales every return from (-150, 350).
-        "teachdeeprl": {"mode": "reference", "max_region_size": 200, "nb_split_attempts": 50,
-                        "min_dims_range_ratio": 1 / 15, "return_bounds": (-150.0, 350.0)},
+        "teachdeeprl": {
+            "mode": "reference",
+            "max_region_size": 200,
+            "nb_split_attempts": 50,
+            "min_dims_range_ratio": 1 / 15,
+            "return_bounds": (-150.0, 350.0),
+        },
         # The same on raw returns, as TDRL's toy_env.py drives its teachers (no TeacherController).
-        "teachdeeprl_toy": {"mode": "reference", "max_region_size": 200, "nb_split_attempts": 50,
-                            "min_dims_range_ratio": 1 / 15, "return_bounds": None},
+        "teachdeeprl_toy": {
+            "mode": "reference",
+            "max_region_size": 200,
+            "nb_split_attempts": 50,
+            "min_dims_range_ratio": 1 / 15,
+            "return_bounds": None,
+        },
         # TeachMyAgent ce15344 CLI / benchmark scripts; --scale_reward is off there.
-        "teachmyagent": {"mode": "reference", "max_region_size": 150, "nb_split_attempts": 75,
-                         "min_dims_range_ratio": 0.1, "return_bounds": None},
+        "teachmyagent": {
+            "mode": "reference",
+            "max_region_size": 150,
+            "nb_split_attempts": 75,
+            "min_dims_range_ratio": 0.1,
+            "return_bounds": None,
+        },
     }
 
     config: RIACConfig
@@ -358,8 +387,9 @@ class RIACTeacher(BaseTeacher):
         others_ok = bool(np.all(np.delete(high - low, dim) >= np.delete(min_side, dim)))
         return others_ok and thr - low[dim] >= min_side[dim] and high[dim] - thr >= min_side[dim]
 
-    def _split_reference(self, node: int, X: np.ndarray, R: np.ndarray
-                         ) -> tuple[int, float, np.ndarray, tuple[float, float]] | None:
+    def _split_reference(
+        self, node: int, X: np.ndarray, R: np.ndarray
+    ) -> tuple[int, float, np.ndarray, tuple[float, float]] | None:
         """REFERENCE ``RIAC.split``: sequential attempts, each redrawn until both children are populated."""
         cfg, rng = self.config, self.rng
         low, high = self._low[node], self._high[node]
@@ -389,8 +419,9 @@ class RIACTeacher(BaseTeacher):
             best = (*best[:3], last_alps)  # REFERENCE quirk 2: children get the last attempt's ALPs
         return best
 
-    def _split_fast(self, node: int, X: np.ndarray, R: np.ndarray
-                    ) -> tuple[int, float, np.ndarray, tuple[float, float]] | None:
+    def _split_fast(
+        self, node: int, X: np.ndarray, R: np.ndarray
+    ) -> tuple[int, float, np.ndarray, tuple[float, float]] | None:
         """SPEEDUP: the same attempts, drawn and scored as one (pairs x attempts) array."""
         cfg, rng = self.config, self.rng
         low, high = self._low[node], self._high[node]
@@ -499,8 +530,7 @@ class RIACTeacher(BaseTeacher):
         mode = rng.random(n)
         node = self._pick_regions(rng.random(n))
         unit = rng.random((n, d))
-        kind = np.where(mode < cfg.mutation_ratio, 2,
-                        np.where(mode < cfg.mutation_ratio + cfg.random_task_ratio, 1, 0))
+        kind = np.where(mode < cfg.mutation_ratio, 2, np.where(mode < cfg.mutation_ratio + cfg.random_task_ratio, 1, 0))
         low, high = self._low[node], self._high[node]
         x = low + unit * (high - low)
         mutated = np.flatnonzero(kind == 2)
@@ -522,14 +552,19 @@ class RIACTeacher(BaseTeacher):
     # ---------------------------------------------------------------------- state
     def _state_dict(self) -> dict:
         return {
-            "low": self._low.copy(), "high": self._high.copy(),
-            "parent": np.asarray(self._parent, dtype=np.int64), "left": np.asarray(self._left, dtype=np.int64),
-            "right": np.asarray(self._right, dtype=np.int64), "dim": np.asarray(self._dim, dtype=np.int64),
-            "thr": np.asarray(self._thr, dtype=np.float64), "alp": self._alp.copy(),
+            "low": self._low.copy(),
+            "high": self._high.copy(),
+            "parent": np.asarray(self._parent, dtype=np.int64),
+            "left": np.asarray(self._left, dtype=np.int64),
+            "right": np.asarray(self._right, dtype=np.int64),
+            "dim": np.asarray(self._dim, dtype=np.int64),
+            "thr": np.asarray(self._thr, dtype=np.float64),
+            "alp": self._alp.copy(),
             "pair_rewards": [p.rewards.copy() for p in self._pairs],
             "pair_tasks": [p.tasks.copy() for p in self._pairs],
             "bounded": [p.maxlen is not None for p in self._pairs],
-            "n_splits": self._n_splits, "n_discards": self._n_discards,
+            "n_splits": self._n_splits,
+            "n_discards": self._n_discards,
         }
 
     def _load_state_dict(self, state: dict) -> None:
@@ -544,8 +579,12 @@ class RIACTeacher(BaseTeacher):
         self._alp = np.asarray(state["alp"], dtype=np.float64).reshape(-1).copy()
         maxlen = self.config.max_region_size + 1
         self._pairs = [
-            _Pairs(d, maxlen if bounded else None, np.asarray(r, dtype=np.float64).reshape(-1),
-                   np.asarray(x, dtype=np.float64).reshape(-1, d))
+            _Pairs(
+                d,
+                maxlen if bounded else None,
+                np.asarray(r, dtype=np.float64).reshape(-1),
+                np.asarray(x, dtype=np.float64).reshape(-1, d),
+            )
             for r, x, bounded in zip(state["pair_rewards"], state["pair_tasks"], state["bounded"])
         ]
         self._n_splits = int(state["n_splits"])
@@ -564,8 +603,14 @@ class RIACTeacher(BaseTeacher):
             "alp_max": float(alp.max()),
             "alp_mean": float(alp.mean()),
             "regions": [
-                {"low": self._low[i].tolist(), "high": self._high[i].tolist(), "alp": float(alp[i]),
-                 "leaf": bool(leaves[i]), "n_pairs": len(self._pairs[i]), "parent": self._parent[i]}
+                {
+                    "low": self._low[i].tolist(),
+                    "high": self._high[i].tolist(),
+                    "alp": float(alp[i]),
+                    "leaf": bool(leaves[i]),
+                    "n_pairs": len(self._pairs[i]),
+                    "parent": self._parent[i],
+                }
                 for i in range(len(self._alp))
             ],
         }

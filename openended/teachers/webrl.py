@@ -31,11 +31,13 @@ the pool) or ``"uniform_unmastered"``.
 Contents: GeneratedTask, TaskGenerator, GrammarMutationGenerator, KNNSuccessPredictor,
 run_phase (the pure pipeline), WebRLConfig, WebRLTeacher.
 """
+
 from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, Callable, Literal, NamedTuple, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import ConfigDict, Field, field_serializer
@@ -101,8 +103,14 @@ class GrammarMutationGenerator:
 
     name = "grammar"
 
-    def __init__(self, seed: int = 0, synonyms: dict[str, Sequence[str]] | None = None, max_count: int = 10,
-                 max_components: int = 2, weights: Sequence[float] = (0.45, 0.15, 0.3, 0.1)) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        synonyms: dict[str, Sequence[str]] | None = None,
+        max_count: int = 10,
+        max_components: int = 2,
+        weights: Sequence[float] = (0.45, 0.15, 0.3, 0.1),
+    ) -> None:
         self.rng = np.random.Generator(np.random.PCG64(seed))
         syn = synonyms if synonyms is not None else _DEFAULT_SYNONYMS
         self._groups: dict[str, tuple[str, ...]] = {}
@@ -128,7 +136,7 @@ class GrammarMutationGenerator:
             return f"{comp}_2"
         k = int(m.group(1)) + int(rng.choice([-2, -1, 1, 2]))
         k = min(max(k, 1), self.max_count)
-        head, tail = comp[: m.start()], comp[m.end():]
+        head, tail = comp[: m.start()], comp[m.end() :]
         if k == 1 and head.endswith("_") and not tail:
             return head[:-1]
         return f"{head}{k}{tail}"
@@ -193,8 +201,9 @@ class KNNSuccessPredictor:
         self.k = int(k)
         self.min_similarity = float(min_similarity)
 
-    def predict(self, cand_vecs: np.ndarray, known_vecs: np.ndarray, known_success: np.ndarray,
-                known_attempts: np.ndarray) -> np.ndarray:
+    def predict(
+        self, cand_vecs: np.ndarray, known_vecs: np.ndarray, known_success: np.ndarray, known_attempts: np.ndarray
+    ) -> np.ndarray:
         out = np.full(len(cand_vecs), np.nan)
         mask = np.asarray(known_attempts) > 0
         if not mask.any() or len(cand_vecs) == 0:
@@ -225,17 +234,42 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return np.divide(v, n, out=np.zeros_like(v), where=n > 0)
 
 
-def run_phase(*, failures: Sequence[Task], pool_texts: Sequence[str], pool_success: np.ndarray,
-              pool_attempts: np.ndarray, generator: Any, validator: Callable[[str], tuple[bool, str]] | None,
-              embed: Callable[[list[str]], np.ndarray], predictor: Any, seed: int, seeds_per_turn: int,
-              generation_turns: int, candidates_per_turn: int, admit_per_phase: int, band: tuple[float, float],
-              dedupe_threshold: float, admit_unpredicted: bool, max_length: int,
-              accept: Callable[[str], bool] | None = None) -> dict[str, Any]:
+def run_phase(
+    *,
+    failures: Sequence[Task],
+    pool_texts: Sequence[str],
+    pool_success: np.ndarray,
+    pool_attempts: np.ndarray,
+    generator: Any,
+    validator: Callable[[str], tuple[bool, str]] | None,
+    embed: Callable[[list[str]], np.ndarray],
+    predictor: Any,
+    seed: int,
+    seeds_per_turn: int,
+    generation_turns: int,
+    candidates_per_turn: int,
+    admit_per_phase: int,
+    band: tuple[float, float],
+    dedupe_threshold: float,
+    admit_unpredicted: bool,
+    max_length: int,
+    accept: Callable[[str], bool] | None = None,
+) -> dict[str, Any]:
     """One generation phase (pure; runs in the background). Returns admitted proposals and
     a funnel: how many candidates each stage rejected, with one example reason each."""
     rng = np.random.Generator(np.random.PCG64(seed))
-    funnel = {"failures": len(failures), "generated": 0, "invalid": 0, "duplicate": 0, "infeasible": 0,
-              "out_of_band": 0, "unpredicted": 0, "over_quota": 0, "admitted": 0, "generator_errors": 0}
+    funnel = {
+        "failures": len(failures),
+        "generated": 0,
+        "invalid": 0,
+        "duplicate": 0,
+        "infeasible": 0,
+        "out_of_band": 0,
+        "unpredicted": 0,
+        "over_quota": 0,
+        "admitted": 0,
+        "generator_errors": 0,
+    }
     examples: dict[str, str] = {}
     if not failures:
         return {"admitted": [], "funnel": funnel, "examples": examples}
@@ -245,8 +279,11 @@ def run_phase(*, failures: Sequence[Task], pool_texts: Sequence[str], pool_succe
         k = min(seeds_per_turn, len(failures))
         seeds = [failures[i] for i in rng.choice(len(failures), size=k, replace=False).tolist()]
         try:
-            got = (generator.generate(seeds, candidates_per_turn, rng=rng) if takes_rng
-                   else generator.generate(seeds, candidates_per_turn))
+            got = (
+                generator.generate(seeds, candidates_per_turn, rng=rng)
+                if takes_rng
+                else generator.generate(seeds, candidates_per_turn)
+            )
         except Exception as err:  # noqa: BLE001 - a failing generator skips a turn, never the run
             funnel["generator_errors"] += 1
             examples.setdefault("generator_errors", f"{type(err).__name__}: {str(err)[:160]}")
@@ -285,7 +322,7 @@ def run_phase(*, failures: Sequence[Task], pool_texts: Sequence[str], pool_succe
     if not kept:
         return {"admitted": [], "funnel": funnel, "examples": examples}
     vecs = _unit(embed([g.text for g in kept] + list(pool_texts)))
-    cand_v, pool_v = vecs[: len(kept)], vecs[len(kept):]
+    cand_v, pool_v = vecs[: len(kept)], vecs[len(kept) :]
     sims_pool = cand_v @ pool_v.T if len(pool_texts) else np.zeros((len(kept), 0))
     novel: list[int] = []
     for i, g in enumerate(kept):
@@ -308,8 +345,11 @@ def run_phase(*, failures: Sequence[Task], pool_texts: Sequence[str], pool_succe
                 continue
         feasible.append(i)
     # 5. learnability band
-    pred = predictor.predict(cand_v[feasible], pool_v, np.asarray(pool_success), np.asarray(pool_attempts)) \
-        if feasible else np.zeros(0)
+    pred = (
+        predictor.predict(cand_v[feasible], pool_v, np.asarray(pool_success), np.asarray(pool_attempts))
+        if feasible
+        else np.zeros(0)
+    )
     admitted: list[dict[str, Any]] = []
     for i, p in zip(feasible, np.asarray(pred, dtype=np.float64).tolist()):
         if np.isnan(p):
@@ -319,14 +359,20 @@ def run_phase(*, failures: Sequence[Task], pool_texts: Sequence[str], pool_succe
                 continue
         elif not band[0] <= p <= band[1]:
             funnel["out_of_band"] += 1
-            examples.setdefault("out_of_band", f"{kept[i].text[:60]!r}: predicted success {p:.2f} outside "
-                                               f"[{band[0]}, {band[1]}]")
+            examples.setdefault(
+                "out_of_band", f"{kept[i].text[:60]!r}: predicted success {p:.2f} outside [{band[0]}, {band[1]}]"
+            )
             continue
         if len(admitted) >= admit_per_phase:
             funnel["over_quota"] += 1
             continue
-        admitted.append({"text": kept[i].text, "parent_ids": list(kept[i].parent_ids),
-                         "predicted": None if np.isnan(p) else float(p)})
+        admitted.append(
+            {
+                "text": kept[i].text,
+                "parent_ids": list(kept[i].parent_ids),
+                "predicted": None if np.isnan(p) else float(p),
+            }
+        )
     funnel["admitted"] = len(admitted)
     return {"admitted": admitted, "funnel": funnel, "examples": examples}
 
@@ -358,15 +404,19 @@ class WebRLConfig(RefitConfig, TeacherConfig):
     ema_alpha: float = Field(0.1, gt=0, le=1, description="LP EMA rate (priority 'lp').")
     p_theta: float = Field(0.1, gt=0, lt=0.5, description="LP reweighting theta.")
     lp_update_every: int = Field(25, ge=1, description="LP step every this many updates.")
-    tasks: list[str] | None = Field(None, description="Initial pool (texts or Discrete values as text); "
-                                                      "default: the TextSpace seeds / all Discrete values.")
+    tasks: list[str] | None = Field(
+        None,
+        description="Initial pool (texts or Discrete values as text); "
+        "default: the TextSpace seeds / all Discrete values.",
+    )
     grammar_max_count: int = Field(10, ge=1, description="Largest count the grammar generator writes.")
     refit_executor: Literal["inline", "thread"] = Field("thread", description="Where phases run.")
 
     @field_serializer("generator", "validator", "embed", "predictor")
     def _name(self, v: Any) -> Any:
-        return v if v is None or isinstance(v, str) else str(getattr(v, "name", getattr(v, "__name__",
-                                                                                         type(v).__name__)))
+        return (
+            v if v is None or isinstance(v, str) else str(getattr(v, "name", getattr(v, "__name__", type(v).__name__)))
+        )
 
 
 def _resolve_validator(v: Any) -> Callable[[str], tuple[bool, str]] | None:
@@ -374,6 +424,7 @@ def _resolve_validator(v: Any) -> Callable[[str], tuple[bool, str]] | None:
         return None
     if v == "crafter":
         from openended.envs.crafter import validate_crafter_task
+
         return validate_crafter_task
     if isinstance(v, str):
         raise ConfigError(f"teacher.webrl.validator: unknown validator {v!r}; use 'crafter', None or a callable")
@@ -383,15 +434,18 @@ def _resolve_validator(v: Any) -> Callable[[str], tuple[bool, str]] | None:
     def wrapped(text: str) -> tuple[bool, str]:
         r = v(text)
         return (bool(r[0]), str(r[1])) if isinstance(r, tuple) else (bool(r), "" if r else "rejected")
+
     return wrapped
 
 
 def _resolve_embed(e: Any) -> Callable[[list[str]], np.ndarray]:
     if e == "hashing":
         from openended.moi.embedding import hashing_embed
+
         return hashing_embed
     if e == "minilm":
         from openended.moi.embedding import embed
+
         return embed
     if isinstance(e, str) or not callable(e):
         raise ConfigError(f"teacher.webrl.embed: use 'hashing', 'minilm' or a callable, got {e!r}")
@@ -404,22 +458,33 @@ class WebRLTeacher(BaseTeacher):
     name = "webrl"
     Config = WebRLConfig
     space_kinds = ("discrete", "text")
-    PRESETS = {"webrl": {"seeds_per_turn": 10, "generation_turns": 2, "band_low": 0.05, "band_high": 0.75,
-                         "admit_per_phase": 500}}
+    PRESETS = {
+        "webrl": {
+            "seeds_per_turn": 10,
+            "generation_turns": 2,
+            "band_low": 0.05,
+            "band_high": 0.75,
+            "admit_per_phase": 500,
+        }
+    }
 
     def __init__(self, space: TaskSpace, config: WebRLConfig | None = None) -> None:
         super().__init__(space, config)
         cfg: WebRLConfig = self.config  # type: ignore[assignment]
         if cfg.band_low > cfg.band_high:
             raise ConfigError(f"teacher.webrl.band_low: {cfg.band_low} is above band_high {cfg.band_high}")
-        self.generator = (GrammarMutationGenerator(seed=cfg.seed, max_count=cfg.grammar_max_count)
-                          if cfg.generator == "grammar" else cfg.generator)
+        self.generator = (
+            GrammarMutationGenerator(seed=cfg.seed, max_count=cfg.grammar_max_count)
+            if cfg.generator == "grammar"
+            else cfg.generator
+        )
         if not callable(getattr(self.generator, "generate", None)):
             raise ConfigError("teacher.webrl.generator: use 'grammar' or an object with generate(failures, n)")
         self.validator = _resolve_validator(cfg.validator)
         self.embed = _resolve_embed(cfg.embed)
-        self.predictor = (KNNSuccessPredictor(cfg.knn_k, cfg.knn_min_similarity) if cfg.predictor == "knn"
-                          else cfg.predictor)
+        self.predictor = (
+            KNNSuccessPredictor(cfg.knn_k, cfg.knn_min_similarity) if cfg.predictor == "knn" else cfg.predictor
+        )
         if not callable(getattr(self.predictor, "predict", None)):
             raise ConfigError("teacher.webrl.predictor: use 'knn' or an object with predict(...)")
         self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
@@ -438,8 +503,11 @@ class WebRLTeacher(BaseTeacher):
         self._cdf = np.zeros(0)
         self._counts.update({"phases": 0, "generated_admitted": 0})
         self._eval_seen = False
-        self._dtexts: set[str] = ({str(v) for v in space.values}  # type: ignore[attr-defined]
-                                  if space.kind == "discrete" else set())
+        self._dtexts: set[str] = (
+            {str(v) for v in space.values}  # type: ignore[attr-defined]
+            if space.kind == "discrete"
+            else set()
+        )
         if cfg.tasks is not None:
             init = [self._as_space_task(t, (), "seed") for t in cfg.tasks]
         else:
@@ -560,14 +628,29 @@ class WebRLTeacher(BaseTeacher):
         seed = int(self.rng.integers(2**63 - 1))
         assert self.refitter is not None
         max_len = self.space.max_length if self.space.kind == "text" else 4096  # type: ignore[attr-defined]
-        self.refitter.submit(_phase_job, dict(
-            failures=fails, pool_texts=[t.text or str(t.params) for t in self._pool],
-            pool_success=self._empirical_success(), pool_attempts=self._tracker.attempts_total.copy(),
-            generator=self.generator, validator=self.validator, embed=self.embed, predictor=self.predictor,
-            seed=seed, seeds_per_turn=cfg.seeds_per_turn, generation_turns=cfg.generation_turns,
-            candidates_per_turn=cfg.candidates_per_turn, admit_per_phase=cfg.admit_per_phase,
-            band=(cfg.band_low, cfg.band_high), dedupe_threshold=cfg.dedupe_threshold,
-            admit_unpredicted=cfg.admit_unpredicted, max_length=max_len, accept=self._accepts))
+        self.refitter.submit(
+            _phase_job,
+            dict(
+                failures=fails,
+                pool_texts=[t.text or str(t.params) for t in self._pool],
+                pool_success=self._empirical_success(),
+                pool_attempts=self._tracker.attempts_total.copy(),
+                generator=self.generator,
+                validator=self.validator,
+                embed=self.embed,
+                predictor=self.predictor,
+                seed=seed,
+                seeds_per_turn=cfg.seeds_per_turn,
+                generation_turns=cfg.generation_turns,
+                candidates_per_turn=cfg.candidates_per_turn,
+                admit_per_phase=cfg.admit_per_phase,
+                band=(cfg.band_low, cfg.band_high),
+                dedupe_threshold=cfg.dedupe_threshold,
+                admit_unpredicted=cfg.admit_unpredicted,
+                max_length=max_len,
+                accept=self._accepts,
+            ),
+        )
 
     def run_phase_now(self) -> dict[str, Any]:
         """Run a phase immediately and install it (tests, notebooks); blocks on the generator."""
@@ -587,21 +670,34 @@ class WebRLTeacher(BaseTeacher):
         self._phases += 1
         self._counts["phases"] += 1
         self._counts["generated_admitted"] += len(new)
-        self._last_phase = {"phase": self._phases, "funnel": dict(result["funnel"]),
-                            "examples": dict(result["examples"])}
+        self._last_phase = {
+            "phase": self._phases,
+            "funnel": dict(result["funnel"]),
+            "examples": dict(result["examples"]),
+        }
         for t, a in zip(new, result["admitted"]):
-            self._recent.append({"task": _short(t), "id": t.id, "parents": list(t.parent_ids),
-                                 "predicted": a.get("predicted")})
+            self._recent.append(
+                {"task": _short(t), "id": t.id, "parents": list(t.parent_ids), "predicted": a.get("predicted")}
+            )
         self._recent = self._recent[-20:]
 
     # ----------------------------------------------------------------- persistence
     def _state_dict(self) -> dict:
-        return {"pool": [t.to_dict() for t in self._pool], "tracker": self._tracker.state_dict(),
-                "phase_att": self._phase_att, "phase_suc": self._phase_suc, "n_updates": self._n_updates,
-                "phases": self._phases, "due": self._due, "last_phase": self._last_phase,
-                "recent": self._recent, "eval_seen": self._eval_seen,
-                "generator_rng": (self.generator.rng.bit_generator.state
-                                  if isinstance(self.generator, GrammarMutationGenerator) else None)}
+        return {
+            "pool": [t.to_dict() for t in self._pool],
+            "tracker": self._tracker.state_dict(),
+            "phase_att": self._phase_att,
+            "phase_suc": self._phase_suc,
+            "n_updates": self._n_updates,
+            "phases": self._phases,
+            "due": self._due,
+            "last_phase": self._last_phase,
+            "recent": self._recent,
+            "eval_seen": self._eval_seen,
+            "generator_rng": (
+                self.generator.rng.bit_generator.state if isinstance(self.generator, GrammarMutationGenerator) else None
+            ),
+        }
 
     def _load_state_dict(self, state: dict) -> None:
         self._pool = [Task.from_dict(d) for d in state["pool"]]
