@@ -43,18 +43,18 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import partial
 from itertools import chain, repeat
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from openended.errors import Error
+from openended.jsonio import ArrayEncoding, pack_array, unpack_array
 from openended.tasks import Outcome, Task
 
 __all__ = [
@@ -536,29 +536,9 @@ def decode_outcomes(batch: OutcomeBatch, episode_ids: list[str | None] | None = 
 
 
 # ------------------------------------------------------------------- JSON forms
-ArrayEncoding = Literal["b64", "list"]
-
-
-def _arr_to_json(a: np.ndarray, enc: ArrayEncoding) -> Any:
-    if enc == "list":
-        return {"dtype": a.dtype.str, "shape": list(a.shape), "list": a.tolist()}
-    return {
-        "dtype": a.dtype.str,
-        "shape": list(a.shape),
-        "b64": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii"),
-    }
-
-
-def _arr_from_json(d: dict) -> np.ndarray:
-    if "b64" in d:
-        a = np.frombuffer(base64.b64decode(d["b64"]), dtype=np.dtype(d["dtype"]))
-        return a.reshape(d["shape"]).astype(np.dtype(d["dtype"]).newbyteorder("="), copy=True)
-    return np.asarray(d["list"], dtype=np.dtype(d["dtype"])).reshape(d["shape"])
-
-
 def _ids_to_json(col: np.ndarray | list, enc: ArrayEncoding) -> Any:
     if isinstance(col, np.ndarray):
-        return _arr_to_json(col, enc) if enc == "b64" else {"hex": uint64_to_hex(col)}
+        return pack_array(col, enc) if enc == "b64" else {"hex": uint64_to_hex(col)}
     return {"str": list(col)}
 
 
@@ -568,7 +548,7 @@ def _ids_from_json(d: dict) -> np.ndarray | list:
     if "hex" in d:
         arr = hex_to_uint64(d["hex"])
         return arr if arr is not None else list(d["hex"])
-    return _arr_from_json(d).astype(np.uint64)
+    return unpack_array(d).astype(np.uint64)
 
 
 def task_batch_to_json(batch: TaskBatch, enc: ArrayEncoding = "b64") -> dict:
@@ -579,11 +559,11 @@ def task_batch_to_json(batch: TaskBatch, enc: ArrayEncoding = "b64") -> dict:
         "n": len(batch),
         "ids": _ids_to_json(batch.ids, enc),
         "origins": list(batch.origin_names),
-        "origin_codes": _arr_to_json(batch.origin_codes, enc),
+        "origin_codes": pack_array(batch.origin_codes, enc),
     }
     if batch.kind == "box":
         assert batch.params is not None
-        d["params"] = _arr_to_json(batch.params, enc)
+        d["params"] = pack_array(batch.params, enc)
         if batch.extras:
             d["extras"] = [[r, t, list(p)] for r, t, p in batch.extras]
     else:
@@ -596,11 +576,11 @@ def task_batch_to_json(batch: TaskBatch, enc: ArrayEncoding = "b64") -> dict:
 def task_batch_from_json(d: dict) -> TaskBatch:
     """Inverse of `task_batch_to_json`."""
     ids = _ids_from_json(d["ids"])
-    codes = _arr_from_json(d["origin_codes"])
+    codes = unpack_array(d["origin_codes"])
     names = tuple(d["origins"])
     if d["kind"] == "box":
         extras = tuple((int(r), t, tuple(p)) for r, t, p in d.get("extras", ()))
-        return TaskBatch("box", ids, codes, names, params=_arr_from_json(d["params"]), extras=extras)
+        return TaskBatch("box", ids, codes, names, params=unpack_array(d["params"]), extras=extras)
     contents = [(tuple(p), t, tuple(par)) for p, t, par in d["new_contents"]]
     return TaskBatch(
         "table", ids, codes, names, new_rows=np.asarray(d["new_rows"], dtype=np.int32), new_contents=contents
@@ -612,13 +592,13 @@ def outcome_batch_to_json(batch: OutcomeBatch, enc: ArrayEncoding = "b64") -> di
     return {
         "n": len(batch),
         "task_ids": _ids_to_json(batch.task_ids, enc),
-        "returns": _arr_to_json(batch.returns, enc),
-        "success": _arr_to_json(batch.success, enc),
-        "lengths": _arr_to_json(batch.lengths, enc),
+        "returns": pack_array(batch.returns, enc),
+        "success": pack_array(batch.success, enc),
+        "lengths": pack_array(batch.lengths, enc),
         "episode_ids": _ids_to_json(batch.episode_ids, enc),
         "students": list(batch.student_names),
-        "student_codes": _arr_to_json(batch.student_codes, enc),
-        "t": _arr_to_json(batch.t, enc),
+        "student_codes": pack_array(batch.student_codes, enc),
+        "t": pack_array(batch.t, enc),
         "infos": batch.infos,
     }
 
@@ -627,12 +607,12 @@ def outcome_batch_from_json(d: dict) -> OutcomeBatch:
     """Inverse of `outcome_batch_to_json`."""
     return OutcomeBatch(
         task_ids=_ids_from_json(d["task_ids"]),
-        returns=_arr_from_json(d["returns"]),
-        success=_arr_from_json(d["success"]),
-        lengths=_arr_from_json(d["lengths"]),
+        returns=unpack_array(d["returns"]),
+        success=unpack_array(d["success"]),
+        lengths=unpack_array(d["lengths"]),
         episode_ids=_ids_from_json(d["episode_ids"]),
-        student_codes=_arr_from_json(d["student_codes"]),
+        student_codes=unpack_array(d["student_codes"]),
         student_names=tuple(d["students"]),
-        t=_arr_from_json(d["t"]),
+        t=unpack_array(d["t"]),
         infos=d.get("infos"),
     )

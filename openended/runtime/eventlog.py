@@ -39,8 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-import numpy as np
-
+from openended import jsonio
 from openended.errors import Error
 from openended.runtime.codec import (
     ArrayEncoding,
@@ -84,21 +83,12 @@ class LogEntry(NamedTuple):
     event: dict
 
 
-def _json_default(x: Any) -> Any:
-    """Numpy values in infos/specs become plain JSON; anything else becomes its repr."""
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, (np.integer, np.floating, np.bool_)):
-        return x.item()
-    if isinstance(x, (set, frozenset, tuple)):
-        return list(x)
-    return repr(x)
-
-
 def dumps_line(event: dict) -> bytes:
     """One event as an ASCII JSON line (``ensure_ascii`` keeps any unicode, even lone
-    surrogates, intact and the file pure ASCII)."""
-    return (json.dumps(event, separators=(",", ":"), default=_json_default) + "\n").encode("ascii")
+    surrogates, intact and the file pure ASCII). Numpy values (in infos, specs) are written
+    in `openended.jsonio`'s plain form; a value JSON cannot hold becomes its ``repr``."""
+    line = jsonio.dumps(event, arrays="plain", lenient=True, separators=(",", ":"))
+    return (line + "\n").encode("ascii")
 
 
 def repair_torn_tail(path: str | os.PathLike) -> int:

@@ -36,7 +36,6 @@ teachers' own business (`openended.teachers.refit`): ``sample`` never waits for 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -51,6 +50,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from openended import jsonio
 from openended.errors import ConfigError, Error
 from openended.registry import normalize_name
 from openended.runtime.codec import (
@@ -105,24 +105,6 @@ def student_seed(base_seed: int, student: str) -> int:
         return int(base_seed)
     h = blake2b(f"{int(base_seed)}\x00{student}".encode(), digest_size=4).digest()
     return int.from_bytes(h, "big")
-
-
-def _json_default(x: Any) -> Any:
-    if isinstance(x, np.ndarray):
-        return {"__ndarray__": x.tolist(), "dtype": str(x.dtype)}
-    if isinstance(x, (np.integer, np.floating, np.bool_)):
-        return x.item()
-    if isinstance(x, (set, frozenset, tuple)):
-        return list(x)
-    raise TypeError(
-        f"checkpoint: cannot serialise {type(x).__name__} {x!r}; teacher state must be JSON/numpy serialisable"
-    )
-
-
-def _json_hook(d: dict) -> Any:
-    if "__ndarray__" in d and "dtype" in d and len(d) == 2:
-        return np.asarray(d["__ndarray__"], dtype=d["dtype"])
-    return d
 
 
 @dataclass
@@ -396,7 +378,7 @@ class TeacherServiceCore:
         if isinstance(space, dict):
             space = space_from_dict(space)
         # JSON-normalised (tuples -> lists), so a spec compares equal after a checkpoint round trip.
-        config = json.loads(json.dumps(dict(config or {}), default=_json_default))
+        config = jsonio.plain_json(dict(config or {}))
         if isinstance(teacher, str):
             from openended.teachers import make_teacher, teacher_class
 
@@ -632,7 +614,10 @@ class TeacherServiceCore:
             final = d / f"checkpoint-{version:08d}.json"
             tmp = d / f".checkpoint-{version:08d}.json.tmp-{os.getpid()}"
             with open(tmp, "w", encoding="ascii") as f:
-                json.dump(state, f, default=_json_default, separators=(",", ":"))
+                try:
+                    jsonio.dump(state, f, separators=(",", ":"))
+                except TypeError as e:
+                    raise TypeError(f"checkpoint: {e}; teacher state must be JSON/numpy serialisable") from None
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, final)
@@ -678,7 +663,7 @@ class TeacherServiceCore:
         since = 0
         if ckpt is not None:
             with open(ckpt, encoding="ascii") as f:
-                state = json.load(f, object_hook=_json_hook)
+                state = jsonio.load(f)
             if state.get("format") != CHECKPOINT_FORMAT:
                 raise ServiceError(
                     f"{ckpt}: checkpoint format {state.get('format')!r}, this build reads {CHECKPOINT_FORMAT}"
