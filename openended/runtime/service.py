@@ -53,17 +53,16 @@ import numpy as np
 from openended import jsonio
 from openended.errors import ConfigError, Error
 from openended.registry import normalize_name
+from openended.runtime.batch_json import outcome_batch_from_json, task_batch_from_json
 from openended.runtime.codec import (
     DEFAULT_TABLE_CAPACITY,
     OutcomeBatch,
     PeerView,
     TaskBatch,
+    TaskColumns,
     decode_outcomes,
     decode_tasks,
     encode_outcomes,
-    encode_tasks,
-    outcome_batch_from_json,
-    task_batch_from_json,
 )
 from openended.runtime.eventlog import EventLog, FsyncPolicy, iter_events
 from openended.tasks import Outcome, Task, TaskSpace, space_from_dict
@@ -474,18 +473,17 @@ class TeacherServiceCore:
         cur = self._cur(curriculum)
         with cur.lock:
             tasks = cur.teacher(student).sample(n, student=student)
-            box = cur.kind == "box"
-            logging = self.log is not None and self.log_sampled
-            full = encode_tasks(tasks, cur.kind, None) if (box or peer is None or logging) else None
-            if logging:
+            # One pass over the tasks serves both the log (self-contained) and the peer.
+            columns = TaskColumns(tasks, cur.kind)
+            if self.log is not None and self.log_sampled:
                 with self._log_lock:
-                    self.log.sampled(curriculum, student, full)  # type: ignore[union-attr, arg-type]
+                    self.log.sampled(curriculum, student, columns.batch())
             cur.counters["tasks_sampled"] += len(tasks)
             cur.counters["sample_calls"] += 1
-            if box or peer is None:
-                return full  # type: ignore[return-value]
+            if cur.kind == "box" or peer is None:
+                return columns.batch()
             with self._peers_lock:
-                return encode_tasks(tasks, cur.kind, self._peer_view(curriculum, peer, reset_peer))
+                return columns.batch(self._peer_view(curriculum, peer, reset_peer))
 
     def sample_tasks(self, curriculum: str, student: str = "default", n: int = 1) -> list[Task]:
         """`sample` decoded to `Task` values (in-process convenience)."""
