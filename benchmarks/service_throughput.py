@@ -70,7 +70,8 @@ import ray
 
 from openended.runtime.client import TeacherClient
 from openended.runtime.codec import TaskTable, decode_tasks, encode_outcomes
-from openended.runtime.service import TeacherServiceCore, start_service
+from openended.runtime.core import TeacherServiceCore
+from openended.runtime.service import start_service
 from openended.tasks import Box, Discrete, Outcome, Task, TaskSpace, TextSpace
 
 NS = "openended_bench"
