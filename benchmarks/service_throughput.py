@@ -4,6 +4,7 @@ How to run (from the repository root)::
 
     .venv/bin/python benchmarks/service_throughput.py --quick                  # ~1 min
     .venv/bin/python benchmarks/service_throughput.py --json service.json      # ~3 min
+    .venv/bin/python benchmarks/service_throughput.py --quick --space discrete # Procgen-like levels
 
 What it measures, for batch sizes 1, 64 and 1,024 (one local Ray, ``num_cpus=2``):
 
@@ -14,6 +15,12 @@ What it measures, for batch sizes 1, 64 and 1,024 (one local Ray, ``num_cpus=2``
 * ``outcomes/s``: the driver encodes ``b`` prepared ``Outcome`` values and sends
   ``report``, up to 4 calls in flight (a client's outbox); ``rep p99`` from a separate
   one-at-a-time loop.
+
+``--space`` picks the task space: ``box`` (default, 2-d Stump Tracks), ``discrete``
+(4,096 Procgen-like levels) or ``text`` (4,096 short task texts). For discrete and text
+spaces every Ray/in-process caller passes a ``peer`` token and decodes with its own
+`TaskTable`, as `TeacherClient` does, so only contents the caller lacks travel (and the
+logged configuration also writes each batch's self-contained form to the event log).
 
 Configurations, measured in the same run, interleaved rep by rep (so load drift on a
 shared machine hits all of them alike). The table shows the median over reps and the
@@ -62,12 +69,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ray
 
 from openended.runtime.client import TeacherClient
-from openended.runtime.codec import decode_tasks, encode_outcomes
-from openended.runtime.service import TeacherServiceCore, start_service
-from openended.tasks import Box, Outcome, Task
+from openended.runtime.codec import TaskTable, decode_tasks, encode_outcomes
+from openended.runtime.core import TeacherServiceCore
+from openended.runtime.service import start_service
+from openended.tasks import Box, Discrete, Outcome, Task, TaskSpace, TextSpace
 
 NS = "openended_bench"
-SPACE = Box([0.0, 0.0], [1.0, 1.0], names=["stump_height", "spacing"])
+SPACES: dict[str, TaskSpace] = {
+    "box": Box([0.0, 0.0], [1.0, 1.0], names=["stump_height", "spacing"]),
+    "discrete": Discrete(4096, name="levels"),
+    "text": TextSpace([f"reach checkpoint {i} without touching lava" for i in range(4096)]),
+}
 BATCHES = (1, 64, 1024)
 MAX_IN_FLIGHT = 4
 
@@ -75,10 +87,11 @@ MAX_IN_FLIGHT = 4
 class NaiveTeacherActor:
     """Baseline: the teacher behind a plain actor, Python objects in and out."""
 
-    def __init__(self, teacher: str = "random") -> None:
+    def __init__(self, space: dict, teacher: str = "random") -> None:
+        from openended.tasks import space_from_dict
         from openended.teachers import make_teacher
 
-        self.teacher = make_teacher(teacher, SPACE, seed=0)
+        self.teacher = make_teacher(teacher, space_from_dict(space), seed=0)
 
     def sample(self, curriculum: str, student: str, n: int) -> list[Task]:
         return self.teacher.sample(n, student=student)
@@ -182,11 +195,13 @@ class Target:
         return lat
 
 
-def actor_target(name: str, handle: Any, curriculum: str) -> Target:
+def actor_target(name: str, handle: Any, curriculum: str, cached: bool = False) -> Target:
+    """``cached``: send a peer token and decode with one `TaskTable` (discrete/text, as a client does)."""
+    peer, table = (f"bench-{name}", TaskTable()) if cached else (None, None)
     return Target(
         name,
-        sample_async=lambda b: handle.sample.remote(curriculum, "bench", b),
-        unpack=lambda ref: decode_tasks(ray.get(ref)),
+        sample_async=lambda b: handle.sample.remote(curriculum, "bench", b, peer),
+        unpack=lambda ref: decode_tasks(ray.get(ref), table),
         report_async=lambda outs: handle.report.remote(curriculum, encode_outcomes(outs)),
         wait=lambda refs: ray.get(refs),
         resolve=ray.get,
@@ -204,11 +219,12 @@ def naive_target(handle: Any) -> Target:
     )
 
 
-def inprocess_target(core: TeacherServiceCore) -> Target:
+def inprocess_target(core: TeacherServiceCore, cached: bool = False) -> Target:
+    peer, table = ("bench-in-process", TaskTable()) if cached else (None, None)
     return Target(
         "in-process",
-        sample_async=lambda b: core.sample("walk", "bench", b),
-        unpack=decode_tasks,
+        sample_async=lambda b: core.sample("walk", "bench", b, peer=peer),
+        unpack=lambda batch: decode_tasks(batch, table),
         report_async=lambda outs: core.report("walk", encode_outcomes(outs)),
         wait=lambda refs: None,
         resolve=lambda x: x,
@@ -252,12 +268,40 @@ def client_rows(handle: Any, episodes: int) -> dict:
     return out
 
 
+def alp_gmm_row(handle: Any, calls: int) -> dict[str, Any]:
+    """One ``alp_gmm`` curriculum (box spaces only) at batch 1,024 through the logged actor."""
+    try:
+        import openended.teachers.alp_gmm  # noqa: F401
+    except ImportError as e:
+        return {"config": "actor+log alp_gmm", "skipped": f"openended.teachers.alp_gmm does not import: {e}"}
+    ray.get(handle.add_curriculum.remote("alp", "alp_gmm", SPACES["box"].to_dict(), {"seed": 0}))
+    alp = actor_target("actor+log alp_gmm", handle, "alp")
+    pool = alp.sample(1024)
+    tps = alp.tasks_loop(1024, calls)
+    lat = alp.tasks_latency(1024, calls // 2)
+    ops = alp.outcomes_loop(make_outcomes(pool, 1024, calls))
+    stats = ray.get(handle.snapshot.remote())["curricula"]["alp"]["students"]["bench"]
+    return {
+        "config": "actor+log alp_gmm",
+        "batch": 1024,
+        "tasks_per_s": tps,
+        "outcomes_per_s": ops,
+        "sample_p50_ms": pct(lat, 50),
+        "sample_p99_ms": pct(lat, 99),
+        "refits": stats.get("refits"),
+        "refit_ms_p50": stats.get("refit_ms_p50"),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer calls and reps (~1 min)")
     ap.add_argument("--json", type=Path, help="write results here")
     ap.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 3 quick, 5 full)")
+    ap.add_argument("--space", choices=sorted(SPACES), default="box", help="task space kind (default box)")
     args = ap.parse_args(argv)
+    space = SPACES[args.space]
+    cached = space.kind != "box"
     reps = args.reps or (3 if args.quick else 5)
     scale = 1 if args.quick else 3
     calls = {1: 200 * scale, 64: 150 * scale, 1024: 40 * scale}
@@ -270,16 +314,16 @@ def main(argv: list[str] | None = None) -> dict:
             "bench_logged", NS, event_log=str(tmp / "run" / "events.jsonl"), checkpoint_dir=str(tmp / "run" / "ckpt")
         )
         plain = start_service("bench_plain", NS, metrics=False)
-        naive = ray.remote(NaiveTeacherActor).options(num_cpus=0).remote()
+        naive = ray.remote(NaiveTeacherActor).options(num_cpus=0).remote(space.to_dict())
         for h in (logged, plain):
-            ray.get(h.add_curriculum.remote("walk", "random", SPACE.to_dict(), {"seed": 0}))
+            ray.get(h.add_curriculum.remote("walk", "random", space.to_dict(), {"seed": 0}))
         core = TeacherServiceCore()
-        core.add_curriculum("walk", "random", SPACE, config={"seed": 0})
+        core.add_curriculum("walk", "random", space, config={"seed": 0})
         targets = [
-            actor_target("actor+log", logged, "walk"),
-            actor_target("actor", plain, "walk"),
+            actor_target("actor+log", logged, "walk", cached),
+            actor_target("actor", plain, "walk", cached),
             naive_target(naive),
-            inprocess_target(core),
+            inprocess_target(core, cached),
         ]
 
         results: dict[tuple[str, int], dict[str, list[float]]] = {}
@@ -316,29 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
             )
         client = client_rows(logged, 10_000 * scale)
 
-        alp_row: dict[str, Any] | None
-        try:
-            import openended.teachers.alp_gmm  # noqa: F401
-
-            ray.get(logged.add_curriculum.remote("alp", "alp_gmm", SPACE.to_dict(), {"seed": 0}))
-            alp = actor_target("actor+log alp_gmm", logged, "alp")
-            pool = alp.sample(1024)
-            tps = alp.tasks_loop(1024, calls[1024])
-            lat = alp.tasks_latency(1024, calls[1024] // 2)
-            ops = alp.outcomes_loop(make_outcomes(pool, 1024, calls[1024]))
-            stats = ray.get(logged.snapshot.remote())["curricula"]["alp"]["students"]["bench"]
-            alp_row = {
-                "config": "actor+log alp_gmm",
-                "batch": 1024,
-                "tasks_per_s": tps,
-                "outcomes_per_s": ops,
-                "sample_p50_ms": pct(lat, 50),
-                "sample_p99_ms": pct(lat, 99),
-                "refits": stats.get("refits"),
-                "refit_ms_p50": stats.get("refit_ms_p50"),
-            }
-        except ImportError as e:
-            alp_row = {"config": "actor+log alp_gmm", "skipped": f"openended.teachers.alp_gmm does not import: {e}"}
+        alp_row = alp_gmm_row(logged, calls[1024]) if space.kind == "box" else None
     finally:
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -375,6 +397,7 @@ def main(argv: list[str] | None = None) -> dict:
         "alp_gmm": alp_row,
         "config": {
             "quick": args.quick,
+            "space": args.space,
             "reps": reps,
             "calls": calls,
             "max_in_flight": MAX_IN_FLIGHT,

@@ -12,6 +12,7 @@ __all__ = [
     "TaskNotInSpace",
     "TeacherStateError",
     "DependencyNotInstalled",
+    "ServiceError",
 ]
 
 
@@ -40,3 +41,7 @@ class TeacherStateError(Error, ValueError):
 
 class DependencyNotInstalled(Error, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class ServiceError(Error, RuntimeError):
+    """The teacher service cannot do what was asked (unknown curriculum, mismatched log, ...)."""

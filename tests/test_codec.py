@@ -9,22 +9,25 @@ import re
 import numpy as np
 import pytest
 
+from openended.runtime.batch_json import (
+    outcome_batch_from_json,
+    outcome_batch_to_json,
+    task_batch_from_json,
+    task_batch_to_json,
+)
 from openended.runtime.codec import (
     CodecError,
     OutcomeBatch,
     PeerView,
     TaskBatch,
     TaskCacheMiss,
+    TaskColumns,
     TaskTable,
     decode_outcomes,
     decode_tasks,
     encode_outcomes,
     encode_tasks,
     hex_to_uint64,
-    outcome_batch_from_json,
-    outcome_batch_to_json,
-    task_batch_from_json,
-    task_batch_to_json,
     uint64_to_hex,
 )
 from openended.tasks import Box, Discrete, Outcome, Task, TextSpace
@@ -183,6 +186,35 @@ def test_small_lru_caches_stay_in_step():
         assert decode_tasks(batch, table) == tasks
     assert len(table) == len(view) == 7
     assert 0 < shipped < total
+
+
+def test_task_columns_serve_the_log_and_a_peer_from_one_pass():
+    """The self-contained batch (the event log's) and a peer's batch share the packed
+    columns, and the self-contained rows are exactly those of a fresh, large PeerView."""
+    a = Task("00000000000000a1", (), "collect wood", (), "generated")
+    b = a._replace(parent_ids=("00000000000000ff",))  # same id, new lineage
+    c = Task("00000000000000c3", (), "mine ⛏", (), "generated")
+    rng = np.random.default_rng(5)
+    for tasks in ([a, b, a, c, c, b], [c], [a] * 5, [[a, b, c][i] for i in rng.integers(0, 3, size=200)]):
+        columns = TaskColumns(tasks, "text")
+        full = columns.batch()
+        assert columns.batch() is full  # built once
+        fresh = encode_tasks(tasks, "text", PeerView(capacity=len(tasks)))
+        assert full.new_rows.tolist() == fresh.new_rows.tolist()
+        assert full.new_contents == fresh.new_contents
+        view, table = PeerView(), TaskTable()
+        view.needs(c.id, (c.params, c.text, c.parent_ids))  # the receiver already holds c
+        table.put(c.id, (c.params, c.text, c.parent_ids))
+        for_peer = columns.batch(view)
+        assert for_peer.ids is full.ids and for_peer.origin_codes is full.origin_codes
+        assert c.id not in [tasks[i].id for i in for_peer.new_rows.tolist()]
+        assert decode_tasks(for_peer, table) == decode_tasks(full) == tasks
+    box = Box([0.0], [1.0])
+    box_tasks = box.sample_uniform(rng, 4)
+    columns = TaskColumns(box_tasks, "box")
+    assert columns.batch(PeerView()) is columns.batch()  # box batches are always self-contained
+    empty = TaskColumns([], "discrete")
+    assert len(empty.batch(PeerView())) == 0 and empty.batch(PeerView()) is empty.batch()
 
 
 # ----------------------------------------------------------------- outcomes

@@ -15,8 +15,8 @@ from support import SPACE, CountEnv, PairingTeacher, local_ray
 
 from openended.errors import ConfigError
 from openended.runtime.client import LocalTeacherClient
+from openended.runtime.core import TeacherServiceCore
 from openended.runtime.envpool import EnvPoolCore
-from openended.runtime.service import TeacherServiceCore
 from openended.tasks import Box
 
 
@@ -156,8 +156,8 @@ def test_pool_hosts_a_pettingzoo_team_env():
     """A PettingZoo task env in an EnvPool: one outcome per team episode, with its task id."""
     from openended.envs import make_env
     from openended.runtime.client import LocalTeacherClient
+    from openended.runtime.core import TeacherServiceCore
     from openended.runtime.envpool import EnvPoolCore
-    from openended.runtime.service import TeacherServiceCore
 
     space = make_env("simple_spread").task_space()
     core = TeacherServiceCore()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture
 
-from openended.teachers.base import _from_jsonable, _to_jsonable
+from openended.jsonio import from_jsonable, to_jsonable
 from openended.teachers.gmm import (
     FitWindows,
     Mixture,
@@ -101,7 +101,7 @@ def test_fast_fit_is_deterministic_and_finite_on_degenerate_data() -> None:
 def test_mixture_dict_round_trip_through_json() -> None:
     x, _ = _clusters(5)
     mix = Mixture.from_dict(fit_fast(x, [4], seed=0))
-    d = _from_jsonable(json.loads(json.dumps(_to_jsonable(mix.to_dict()))))
+    d = from_jsonable(json.loads(json.dumps(to_jsonable(mix.to_dict()))))
     back = Mixture.from_dict(d)
     for a, b in (
         (mix.weights, back.weights),

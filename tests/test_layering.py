@@ -27,8 +27,10 @@ def test_pure_packages_do_not_import_ray(package):
     assert not offenders, f"Ray (or runtime) imported from pure package {package}: {offenders}"
 
 
-def test_tasks_module_imports_only_numpy_and_stdlib():
-    tree = ast.parse((ROOT / "tasks.py").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", ["tasks.py", "jsonio.py"])
+def test_bottom_modules_import_only_numpy_and_stdlib(module):
+    """Bottom-layer modules every layer imports (teachers included)."""
+    tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
     mods = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     mods |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     third_party = mods - set(sys.stdlib_module_names) - {"__future__", "openended"}

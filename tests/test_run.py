@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from openended.runtime.codec import decode_outcomes, outcome_batch_from_json
+from openended.runtime.batch_json import outcome_batch_from_json
+from openended.runtime.codec import decode_outcomes
 from openended.runtime.eventlog import iter_events
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -1,77 +1,22 @@
-"""TeacherServiceCore without Ray: curricula, students, dedup, checkpoint + replay
-(conservation: every episode reaches its teacher exactly once, across crashes)."""
+"""TeacherServiceCore without Ray: curricula, students, sampling, reporting with dedup,
+the in-process client. Checkpoints and restore: tests/test_recovery.py."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
-from collections import Counter
 
-import numpy as np
 import pytest
+from service_support import BOX, CountingTeacher, outcomes_for
 
-from openended.errors import ConfigError
+from openended.errors import ConfigError, ServiceError
 from openended.runtime.client import LocalTeacherClient
 from openended.runtime.codec import TaskBatch, decode_tasks, encode_outcomes
-from openended.runtime.eventlog import iter_events
-from openended.runtime.service import (
-    EpisodeDedup,
-    ServiceError,
-    TeacherServiceActor,
-    TeacherServiceCore,
-    latest_checkpoint,
-    student_seed,
-)
-from openended.tasks import Box, Discrete, Outcome, Task, TextSpace
-from openended.teachers import BaseTeacher, TeacherConfig, register_teacher
-
-
-class CountingConfig(TeacherConfig):
-    """A tuple field, to check specs compare equal across JSON round trips."""
-
-    bounds: tuple[float, float] = (0.0, 1.0)
-
-
-class CountingTeacher(BaseTeacher):
-    """Uniform sampling; counts every outcome it learns from, per task and per episode."""
-
-    name = "test_counting"
-    Config = CountingConfig
-
-    def __init__(self, space, config=None):
-        super().__init__(space, config)
-        self.per_task: Counter = Counter()
-        self.episodes: Counter = Counter()
-
-    def _sample(self, n, student):
-        return self.space.sample_uniform(self.rng, n)
-
-    def _update(self, tasks, outcomes):
-        for t, o in zip(tasks, outcomes):
-            assert t.id == o.task_id
-            self.per_task[o.task_id] += 1
-            self.episodes[o.episode_id] += 1
-
-    def _state_dict(self):
-        return {"per_task": dict(self.per_task), "episodes": dict(self.episodes)}
-
-    def _load_state_dict(self, state):
-        self.per_task = Counter(state["per_task"])
-        self.episodes = Counter(state["episodes"])
-
-
-class UnseededTeacher(CountingTeacher):
-    """Same state format, but sampling that no seed reproduces (like an LLM generator)."""
-
-    def _sample(self, n, student):
-        return self.space.sample_uniform(np.random.default_rng(), n)
+from openended.runtime.core import TeacherServiceCore
+from openended.runtime.curricula import student_seed
+from openended.runtime.service import TeacherServiceActor
+from openended.tasks import Outcome, TextSpace
 
 
 class SlowUpdateTeacher(CountingTeacher):
@@ -80,17 +25,6 @@ class SlowUpdateTeacher(CountingTeacher):
     def _update(self, tasks, outcomes):
         time.sleep(0.5)
         super()._update(tasks, outcomes)
-
-
-register_teacher("test_counting", CountingTeacher, overwrite=True)
-BOX = Box([0.0, 0.0], [1.0, 1.0], names=["a", "b"])
-
-
-def outcomes_for(tasks: list[Task], start: int, student: str = "default") -> list[Outcome]:
-    return [
-        Outcome(t.id, float(i % 7), success=i % 2 == 0, length=10, student_id=student, episode_id=f"{start + i:016x}")
-        for i, t in enumerate(tasks)
-    ]
 
 
 # ----------------------------------------------------------------- curricula
@@ -171,34 +105,6 @@ def test_a_slow_update_does_not_block_another_curriculum():
     assert sum(core.teacher("slow").per_task.values()) == 4
 
 
-def test_threads_sampling_reporting_and_checkpointing_conserve_outcomes(tmp_path):
-    core = _core(tmp_path)
-    core.add_curriculum("a", "test_counting", BOX)
-    core.add_curriculum("b", "test_counting", BOX, students="shared")
-
-    def work(cur, student, base, core=core):
-        for k in range(20):
-            tasks = core.sample_tasks(cur, student, 16)
-            core.report(cur, outcomes_for(tasks, base + 16 * k, student))
-
-    threads = [
-        threading.Thread(target=work, args=(c, s, 10_000 * i))
-        for i, (c, s) in enumerate([("a", "x"), ("a", "y"), ("b", "x"), ("b", "y")])
-    ]
-    for t in threads:
-        t.start()
-    paths = [core.checkpoint() for _ in range(5)]
-    for t in threads:
-        t.join()
-    assert len(set(paths)) == 5
-    del core
-    restored = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")
-    counts = [sum(restored.teacher(c, s).episodes.values()) for c, s in [("a", "x"), ("a", "y"), ("b", "x")]]
-    assert counts == [320, 320, 640]
-    assert restored.counters["replay_mismatches"] == 0
-    restored.close()
-
-
 def test_actor_body_takes_curricula_as_mapping_or_list_and_resumes(tmp_path):
     """The actor class runs in-process too (no Ray started): same constructor Ray calls."""
     kw = dict(event_log=str(tmp_path / "e.jsonl"), checkpoint_dir=str(tmp_path / "ckpt"), metrics=False)
@@ -233,222 +139,6 @@ def test_reported_episodes_count_once():
         c["duplicates_dropped"],
         c["outcomes_without_episode_id"],
     ) == (15, 12, 3, 2)
-
-
-def test_dedup_memory_is_bounded_fifo():
-    d = EpisodeDedup(capacity=3)
-    assert d.new_rows(["a", "b", None, "a"]) == [0, 1, 2]
-    d.commit(["a", "b", "c", "d"])
-    assert len(d) == 3 and "a" not in d and "d" in d
-    assert d.new_rows(["a", "d"]) == [0]
-    restored = EpisodeDedup(capacity=3)
-    restored.load_state_dict(json.loads(json.dumps(d.state_dict())))
-    assert restored.new_rows(["b", "c", "e"]) == [2]
-
-
-# -------------------------------------------------------- checkpoint/restore
-def _core(tmp_path, **kw) -> TeacherServiceCore:
-    return TeacherServiceCore(event_log=tmp_path / "events.jsonl", checkpoint_dir=tmp_path / "ckpt", **kw)
-
-
-def test_conservation_across_checkpoint_crash_and_restore(tmp_path):
-    """N episodes, reported across a checkpoint, a crash (core dropped, log kept, a torn
-    last line) and a restore, with client resends: each reaches its teacher exactly once."""
-    core = _core(tmp_path, fsync="never")
-    core.add_curriculum("walk", "test_counting", BOX, config={"seed": 3})
-    core.add_curriculum("talk", "test_counting", TextSpace(["sing ♪", "dance 💃", "read 読む"]), students="shared")
-    walk_a = core.sample_tasks("walk", "alice", 40)
-    talk = core.sample_tasks("talk", "bob", 30)
-    assert core.report("walk", outcomes_for(walk_a[:25], 0, "alice")) == 25
-    assert core.report("talk", outcomes_for(talk[:10], 1000, "bob")) == 10
-    core.checkpoint()
-    # After the checkpoint: more outcomes, resends of pre-checkpoint episodes, new tasks.
-    assert core.report("walk", outcomes_for(walk_a[20:], 20, "alice")) == 15  # 20..24 are resends
-    walk_b = core.sample_tasks("walk", "bob", 20)  # sampled after ckpt
-    assert core.report("walk", outcomes_for(walk_b[:12], 500, "bob")) == 12
-    assert core.report("talk", outcomes_for(talk[10:], 1010, "bob")) == 20
-    before = {
-        (c, s): (Counter(core.teacher(c, s).per_task), Counter(core.teacher(c, s).episodes))
-        for c, s in [("walk", "alice"), ("walk", "bob"), ("talk", "bob")]
-    }
-    # Crash: the in-memory core is gone; the log survives with a torn final write.
-    log_path = core.log.path
-    del core
-    with open(log_path, "ab") as f:
-        f.write(b'{"ev":"outcome","cur":"walk","outcomes":{"n":3,"task_')
-
-    core = TeacherServiceCore.restore(tmp_path / "ckpt", log_path)
-    assert core.log.repaired_bytes > 0
-    assert core.counters["replayed_outcomes"] == 15 + 12 + 20
-    for (c, s), (per_task, episodes) in before.items():
-        t = core.teacher(c, s)
-        assert t.per_task == per_task and t.episodes == episodes
-    # The client resends its last (unacknowledged) batches, then new episodes arrive:
-    # late outcomes for tasks sampled after the checkpoint still find their task.
-    assert core.report("walk", outcomes_for(walk_b[:12], 500, "bob")) == 0
-    assert core.report("walk", outcomes_for(walk_b, 500, "bob")) == 8
-    assert core.report("walk", outcomes_for(walk_a, 0, "alice")) == 0
-    total_unique = 40 + 20 + 30
-    everyone = [core.teacher("walk", "alice"), core.teacher("walk", "bob"), core.teacher("talk", "x")]
-    assert sum(sum(t.episodes.values()) for t in everyone) == total_unique
-    assert all(v == 1 for t in everyone for v in t.episodes.values())
-    assert sum(t.stats()["unknown_task_outcomes"] for t in everyone) == 0
-    # A second crash right after a restore, without a new checkpoint, changes nothing.
-    core.log.close()
-    again = TeacherServiceCore.restore(tmp_path / "ckpt", log_path)
-    assert again.teacher("walk", "bob").episodes == core.teacher("walk", "bob").episodes
-    again.close()
-
-
-def test_kill_9_mid_run_then_restore_counts_every_logged_episode_once(tmp_path):
-    """A real kill -9 of a process reporting and checkpointing in a loop."""
-    code = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {os.path.dirname(__file__)!r})
-        from test_service import BOX, outcomes_for
-        from openended.runtime.service import TeacherServiceCore
-        core = TeacherServiceCore(event_log=sys.argv[1] + "/events.jsonl", checkpoint_dir=sys.argv[1] + "/ckpt",
-                                  fsync="never")
-        core.add_curriculum("walk", "test_counting", BOX)
-        i = 0
-        while True:
-            tasks = core.sample_tasks("walk", "default", 64)
-            core.report("walk", outcomes_for(tasks, i))
-            core.report("walk", outcomes_for(tasks[:8], i))   # a resend of 8 episodes
-            i += 64
-            if i % 640 == 0:
-                core.checkpoint()
-            print(i, flush=True)
-    """)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=os.path.dirname(os.path.dirname(__file__)),
-    )
-    acked = 0
-    try:
-        for line in proc.stdout:
-            acked = int(line)
-            if acked >= 64 * 25:
-                break
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    assert latest_checkpoint(tmp_path / "ckpt") is not None
-    logged = Counter()
-    for e in iter_events(tmp_path / "events.jsonl"):
-        if e.event["ev"] == "outcome":
-            from openended.runtime.eventlog import decode_outcome
-
-            logged.update(o.episode_id for o in decode_outcome(e.event)[1])
-    core = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")
-    t = core.teacher("walk")
-    assert all(v == 1 for v in logged.values())  # the log holds each episode once
-    assert t.episodes == logged  # the teacher saw exactly the logged ones
-    assert sum(t.episodes.values()) >= acked  # nothing acknowledged was lost
-    core.close()
-
-
-def test_restore_without_checkpoint_replays_the_whole_log(tmp_path):
-    core = _core(tmp_path)
-    core.add_curriculum("lv", "test_counting", Discrete(["a", "b", "c"]), students="shared")
-    tasks = core.sample_tasks("lv", "s", 9)
-    core.report("lv", outcomes_for(tasks, 0))
-    core.close()
-    again = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")
-    assert again.curricula() == ["lv"]
-    assert again.teacher("lv").per_task == core.teacher("lv").per_task
-    again.close()
-
-
-def _walk_run(core: TeacherServiceCore) -> None:
-    """The same call sequence for the crashed run and its uncrashed twin."""
-    core.add_curriculum("walk", "random", BOX, config={"seed": 9})
-    core.report("walk", outcomes_for(core.sample_tasks("walk", "alice", 16), 0, "alice"))
-
-
-def test_restore_continues_a_deterministic_teacher_exactly(tmp_path):
-    core = _core(tmp_path)
-    _walk_run(core)
-    core.checkpoint()
-    after = core.sample_tasks("walk", "alice", 16)  # logged after the checkpoint
-    core.report("walk", outcomes_for(after[:5], 100, "alice"))
-    del core  # crash
-    twin = TeacherServiceCore()
-    _walk_run(twin)
-    assert twin.sample_tasks("walk", "alice", 16) == after
-    twin.report("walk", outcomes_for(after[:5], 100, "alice"))
-    lines_before = sum(1 for _ in iter_events(tmp_path / "events.jsonl"))
-    restored = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")
-    assert sum(1 for _ in iter_events(tmp_path / "events.jsonl")) == lines_before  # replay logs nothing
-    assert restored.counters["replay_mismatches"] == 0
-    # Replaying the sample call advanced the RNG: the restored teacher is the twin.
-    assert restored.teacher("walk", "alice").state_dict() == twin.teacher("walk", "alice").state_dict()
-    assert restored.sample_tasks("walk", "alice", 16) == twin.sample_tasks("walk", "alice", 16)
-    restored.close()
-
-
-def test_register_replay_never_calls_sample(tmp_path):
-    core = _core(tmp_path, replay="register")
-    core.add_curriculum("walk", "test_counting", BOX)
-    core.checkpoint()
-    tasks = core.sample_tasks("walk", "a", 8)
-    del core
-    restored = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl", replay="register")
-    t = restored.teacher("walk", "a")
-    assert t.stats()["sampled"] == 0 and all(t.task_for_id(x.id) == x for x in tasks)
-    restored.close()
-
-
-def test_checkpoints_are_atomic_versioned_and_pruned(tmp_path):
-    core = _core(tmp_path, keep_checkpoints=2)
-    core.add_curriculum("walk", "random", BOX)
-    paths = [core.checkpoint() for _ in range(4)]
-    assert [os.path.basename(p) for p in paths] == [f"checkpoint-{v:08d}.json" for v in (1, 2, 3, 4)]
-    assert sorted(os.listdir(tmp_path / "ckpt")) == ["checkpoint-00000003.json", "checkpoint-00000004.json"]
-    snaps = [e.event for e in iter_events(tmp_path / "events.jsonl") if e.event["ev"] == "snapshot"]
-    assert [s["version"] for s in snaps] == [1, 2, 3, 4]
-    state = json.loads(open(paths[-1]).read())
-    assert state["version"] == 4 and state["log_offset"] == snaps[-1]["offset"]
-    core.close()
-    assert TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl").version == 4
-
-
-def test_restore_refuses_a_log_shorter_than_the_checkpoint(tmp_path):
-    core = _core(tmp_path)
-    core.add_curriculum("walk", "random", BOX)
-    core.sample("walk", n=4)
-    ckpt = core.checkpoint()
-    core.close()
-    (tmp_path / "other.jsonl").write_bytes(b"")
-    with pytest.raises(ServiceError, match=rf"^{re.escape(ckpt)} covers the event log up to byte \d+, but "):
-        TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "other.jsonl")
-
-
-def test_factory_curricula_need_their_factory_again_on_restore(tmp_path):
-    core = _core(tmp_path)
-    core.add_curriculum("custom", lambda student: CountingTeacher(BOX), space=BOX)
-    core.report("custom", outcomes_for(core.sample_tasks("custom", "a", 5), 0, "a"))
-    core.checkpoint()
-    late = core.sample_tasks("custom", "a", 7)
-    del core
-    msg = (
-        "restore: curriculum 'custom' was built from a teacher object/factory; "
-        "pass it again with teachers={'custom': ...}"
-    )
-    with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
-        TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")
-    # A teacher whose sampling is not reproducible: replay falls back to registering the
-    # logged tasks, so late outcomes for them still count.
-    restored = TeacherServiceCore.restore(
-        tmp_path / "ckpt", tmp_path / "events.jsonl", teachers={"custom": lambda s: UnseededTeacher(BOX)}
-    )
-    assert restored.counters["replay_mismatches"] == 1
-    assert restored.report("custom", outcomes_for(late, 50, "a")) == 7
-    t = restored.teacher("custom", "a")
-    assert sum(t.per_task.values()) == 12 and t.stats()["unknown_task_outcomes"] == 0
-    restored.close()
 
 
 # ------------------------------------------------------ in-process client

@@ -12,8 +12,9 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from openended.errors import ServiceError  # noqa: E402
 from openended.runtime.client import TeacherClient  # noqa: E402
-from openended.runtime.service import ServiceError, get_service, start_service  # noqa: E402
+from openended.runtime.service import get_service, start_service  # noqa: E402
 from openended.tasks import Box, Discrete, Outcome, TextSpace  # noqa: E402
 
 pytestmark = pytest.mark.ray

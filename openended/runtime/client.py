@@ -28,7 +28,7 @@ Semantics shared by both:
 
 Example (in-process):
     >>> from openended.tasks import Box, Outcome
-    >>> from openended.runtime.service import TeacherServiceCore
+    >>> from openended.runtime.core import TeacherServiceCore
     >>> core = TeacherServiceCore()
     >>> core.add_curriculum("walk", "random", Box([0, 0], [1, 1]))
     >>> client = LocalTeacherClient(core, "walk", buffer_size=8, low_watermark=2)

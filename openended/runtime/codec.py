@@ -14,10 +14,12 @@ Contents:
     PeerView         -- the sender's mirror of one receiver's `TaskTable`: which ids it
                         holds, so only new contents travel.
     encode_tasks / decode_tasks, encode_outcomes / decode_outcomes
-    task_batch_to_json / task_batch_from_json, outcome_batch_to_json /
-    outcome_batch_from_json -- JSON-ready forms for the event log.
+    TaskColumns      -- tasks split into columns once, packed for several receivers
+                        (the service's self-contained log copy and a client's batch).
     hex_to_uint64 / uint64_to_hex -- vectorised id conversions.
     CodecError, TaskCacheMiss
+
+The JSON forms the event log writes are in `openended.runtime.batch_json`.
 
 How the cache stays in step: the sender's `PeerView` and the receiver's `TaskTable`
 have the same capacity and perform the same LRU operation for every row of every batch
@@ -43,14 +45,12 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import partial
 from itertools import chain, repeat
 from operator import attrgetter
-from typing import Any, Literal
 
 import numpy as np
 
@@ -66,13 +66,10 @@ __all__ = [
     "TaskCacheMiss",
     "DEFAULT_TABLE_CAPACITY",
     "encode_tasks",
+    "TaskColumns",
     "decode_tasks",
     "encode_outcomes",
     "decode_outcomes",
-    "task_batch_to_json",
-    "task_batch_from_json",
-    "outcome_batch_to_json",
-    "outcome_batch_from_json",
     "hex_to_uint64",
     "uint64_to_hex",
 ]
@@ -286,19 +283,47 @@ def encode_tasks(tasks: Sequence[Task], kind: str, peer: PeerView | None = None)
         peer: the sender's view of the receiver's `TaskTable`. ``None`` makes the batch
             self-contained (each distinct content travels once), as the event log needs.
     """
-    n = len(tasks)
-    if n == 0:
-        empty = np.zeros(0, dtype=np.uint8)
+    return TaskColumns(tasks, kind).batch(peer)
+
+
+class TaskColumns:
+    """Tasks split into columns once; `batch` packs them for any receiver.
+
+    Why: the service logs every sampled batch self-contained *and* sends it to a client
+    that caches task contents. Both batches come from these columns, so the tasks are
+    transposed, their ids packed, origins coded and contents built once; only the choice
+    of which contents travel differs. The two batches share the id and origin arrays.
+    """
+
+    __slots__ = ("kind", "_ids", "_contents", "_id_col", "_origin_codes", "_origin_names", "_self_contained")
+
+    def __init__(self, tasks: Sequence[Task], kind: str) -> None:
+        self.kind = kind
+        self._ids: tuple[str, ...] = ()  # table kinds only, like the contents
+        self._contents: list[Content] = []
+        self._self_contained: TaskBatch | None = None
+        n = len(tasks)
+        if n == 0:
+            empty_ids, empty_codes = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint8)
+            if kind == "box":
+                self._self_contained = TaskBatch("box", empty_ids, empty_codes, (), params=np.zeros((0, 0)))
+            else:
+                self._self_contained = TaskBatch(
+                    "table", empty_ids, empty_codes, (), new_rows=np.zeros(0, np.int32), new_contents=[]
+                )
+            return
+        # SPEEDUP: one C-level transpose of the NamedTuples instead of five attribute passes.
+        ids, params, texts, parents, origins = zip(*tasks)
+        self._origin_codes, self._origin_names = _codes(origins)
+        self._id_col = _encode_ids(ids)
         if kind == "box":
-            return TaskBatch("box", np.zeros(0, dtype=np.uint64), empty, (), params=np.zeros((0, 0)))
-        return TaskBatch(
-            "table", np.zeros(0, dtype=np.uint64), empty, (), new_rows=np.zeros(0, np.int32), new_contents=[]
-        )
-    # SPEEDUP: one C-level transpose of the NamedTuples instead of five attribute passes.
-    ids, params, texts, parents, origins = zip(*tasks)
-    origin_codes, origin_names = _codes(origins)
-    id_col = _encode_ids(ids)
-    if kind == "box":
+            self._self_contained = self._box_batch(tasks, params, texts, parents)
+            return
+        self._ids = ids
+        self._contents = [(tuple(p), text, tuple(par)) for p, text, par in zip(params, texts, parents)]
+
+    def _box_batch(self, tasks: Sequence[Task], params: tuple, texts: tuple, parents: tuple) -> TaskBatch:
+        n = len(tasks)
         lengths = set(map(len, params))
         if len(lengths) != 1:
             raise CodecError(f"box tasks must all have the same number of params, got lengths {sorted(lengths)}")
@@ -312,19 +337,43 @@ def encode_tasks(tasks: Sequence[Task], kind: str, peer: PeerView | None = None)
             extras = tuple(
                 (i, t.text, tuple(t.parent_ids)) for i, t in enumerate(tasks) if t.text is not None or t.parent_ids
             )
-        return TaskBatch("box", id_col, origin_codes, origin_names, params=arr, extras=extras)
-    view = peer if peer is not None else PeerView(capacity=n)
+        return TaskBatch("box", self._id_col, self._origin_codes, self._origin_names, params=arr, extras=extras)
+
+    def batch(self, peer: PeerView | None = None) -> TaskBatch:
+        """The batch for the receiver ``peer`` mirrors (its view is updated), or with
+        ``peer=None`` the self-contained batch (built once, then reused). Box batches
+        carry every task's params, so they are always self-contained."""
+        if peer is not None and self._ids:
+            needs = peer.needs
+            return self._table_batch([i for i, (tid, c) in enumerate(zip(self._ids, self._contents)) if needs(tid, c)])
+        if self._self_contained is None:
+            self._self_contained = self._table_batch(_first_appearances(self._ids, self._contents))
+        return self._self_contained
+
+    def _table_batch(self, rows: list[int]) -> TaskBatch:
+        contents = self._contents
+        return TaskBatch(
+            "table",
+            self._id_col,
+            self._origin_codes,
+            self._origin_names,
+            new_rows=np.asarray(rows, dtype=np.int32),
+            new_contents=[contents[i] for i in rows],
+        )
+
+
+def _first_appearances(ids: Sequence[str], contents: Sequence[Content]) -> list[int]:
+    """Rows whose content a fresh receiver lacks: each id's first row, and any row whose
+    content differs from that id's previous one. The same rows as a `PeerView` large
+    enough for the whole batch (nothing is evicted), without its LRU bookkeeping."""
+    held: dict[str, Content] = {}
     rows: list[int] = []
-    contents: list[Content] = []
-    needs = view.needs
-    for i, (tid, p, text, par) in enumerate(zip(ids, params, texts, parents)):
-        c = (tuple(p), text, tuple(par))
-        if needs(tid, c):
+    for i, (tid, c) in enumerate(zip(ids, contents)):
+        before = held.get(tid)
+        if before is None or (before is not c and before != c):
+            held[tid] = c
             rows.append(i)
-            contents.append(c)
-    return TaskBatch(
-        "table", id_col, origin_codes, origin_names, new_rows=np.asarray(rows, dtype=np.int32), new_contents=contents
-    )
+    return rows
 
 
 def decode_tasks(batch: TaskBatch, table: TaskTable | None = None) -> list[Task]:
@@ -451,7 +500,7 @@ class OutcomeBatch:
             self.student_codes[idx],
             self.student_names,
             self.t[idx],
-            None if self.infos is None else col(self.infos),
+            None if self.infos is None else [self.infos[i] for i in idx.tolist()],
         )
 
     def __repr__(self) -> str:
@@ -533,106 +582,3 @@ def decode_outcomes(batch: OutcomeBatch, episode_ids: list[str | None] | None = 
         s7(o, h)
         out.append(o)
     return out
-
-
-# ------------------------------------------------------------------- JSON forms
-ArrayEncoding = Literal["b64", "list"]
-
-
-def _arr_to_json(a: np.ndarray, enc: ArrayEncoding) -> Any:
-    if enc == "list":
-        return {"dtype": a.dtype.str, "shape": list(a.shape), "list": a.tolist()}
-    return {
-        "dtype": a.dtype.str,
-        "shape": list(a.shape),
-        "b64": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii"),
-    }
-
-
-def _arr_from_json(d: dict) -> np.ndarray:
-    if "b64" in d:
-        a = np.frombuffer(base64.b64decode(d["b64"]), dtype=np.dtype(d["dtype"]))
-        return a.reshape(d["shape"]).astype(np.dtype(d["dtype"]).newbyteorder("="), copy=True)
-    return np.asarray(d["list"], dtype=np.dtype(d["dtype"])).reshape(d["shape"])
-
-
-def _ids_to_json(col: np.ndarray | list, enc: ArrayEncoding) -> Any:
-    if isinstance(col, np.ndarray):
-        return _arr_to_json(col, enc) if enc == "b64" else {"hex": uint64_to_hex(col)}
-    return {"str": list(col)}
-
-
-def _ids_from_json(d: dict) -> np.ndarray | list:
-    if "str" in d:
-        return list(d["str"])
-    if "hex" in d:
-        arr = hex_to_uint64(d["hex"])
-        return arr if arr is not None else list(d["hex"])
-    return _arr_from_json(d).astype(np.uint64)
-
-
-def task_batch_to_json(batch: TaskBatch, enc: ArrayEncoding = "b64") -> dict:
-    """A JSON-ready dict (arrays as base64 or plain lists). Self-contained only if the
-    batch was encoded with ``peer=None``."""
-    d: dict[str, Any] = {
-        "kind": batch.kind,
-        "n": len(batch),
-        "ids": _ids_to_json(batch.ids, enc),
-        "origins": list(batch.origin_names),
-        "origin_codes": _arr_to_json(batch.origin_codes, enc),
-    }
-    if batch.kind == "box":
-        assert batch.params is not None
-        d["params"] = _arr_to_json(batch.params, enc)
-        if batch.extras:
-            d["extras"] = [[r, t, list(p)] for r, t, p in batch.extras]
-    else:
-        assert batch.new_rows is not None
-        d["new_rows"] = batch.new_rows.tolist()
-        d["new_contents"] = [[list(p), t, list(par)] for p, t, par in batch.new_contents or []]
-    return d
-
-
-def task_batch_from_json(d: dict) -> TaskBatch:
-    """Inverse of `task_batch_to_json`."""
-    ids = _ids_from_json(d["ids"])
-    codes = _arr_from_json(d["origin_codes"])
-    names = tuple(d["origins"])
-    if d["kind"] == "box":
-        extras = tuple((int(r), t, tuple(p)) for r, t, p in d.get("extras", ()))
-        return TaskBatch("box", ids, codes, names, params=_arr_from_json(d["params"]), extras=extras)
-    contents = [(tuple(p), t, tuple(par)) for p, t, par in d["new_contents"]]
-    return TaskBatch(
-        "table", ids, codes, names, new_rows=np.asarray(d["new_rows"], dtype=np.int32), new_contents=contents
-    )
-
-
-def outcome_batch_to_json(batch: OutcomeBatch, enc: ArrayEncoding = "b64") -> dict:
-    """A JSON-ready dict of the outcome columns."""
-    return {
-        "n": len(batch),
-        "task_ids": _ids_to_json(batch.task_ids, enc),
-        "returns": _arr_to_json(batch.returns, enc),
-        "success": _arr_to_json(batch.success, enc),
-        "lengths": _arr_to_json(batch.lengths, enc),
-        "episode_ids": _ids_to_json(batch.episode_ids, enc),
-        "students": list(batch.student_names),
-        "student_codes": _arr_to_json(batch.student_codes, enc),
-        "t": _arr_to_json(batch.t, enc),
-        "infos": batch.infos,
-    }
-
-
-def outcome_batch_from_json(d: dict) -> OutcomeBatch:
-    """Inverse of `outcome_batch_to_json`."""
-    return OutcomeBatch(
-        task_ids=_ids_from_json(d["task_ids"]),
-        returns=_arr_from_json(d["returns"]),
-        success=_arr_from_json(d["success"]),
-        lengths=_arr_from_json(d["lengths"]),
-        episode_ids=_ids_from_json(d["episode_ids"]),
-        student_codes=_arr_from_json(d["student_codes"]),
-        student_names=tuple(d["students"]),
-        t=_arr_from_json(d["t"]),
-        infos=d.get("infos"),
-    )

@@ -14,7 +14,8 @@ Contents:
     decode_sampled / decode_outcome -- turn logged batches back into `Task`/`Outcome`.
     EventLogCorrupt -- a complete line in the middle of the log is not JSON.
 
-Format (one line per event, ASCII, ``\\n``-terminated; arrays base64 by default):
+Format (one line per event, ASCII, ``\\n``-terminated; batch columns base64 by default,
+see `openended.runtime.batch_json`; other numpy values as plain JSON numbers and lists):
     ``{"ev": "curriculum", "t": ..., "cur": name, "spec": {...}}``
     ``{"ev": "sampled", "t": ..., "cur": name, "student": s, "tasks": <TaskBatch JSON>}``
     ``{"ev": "outcome", "t": ..., "cur": name, "outcomes": <OutcomeBatch JSON>}``
@@ -39,21 +40,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-import numpy as np
-
+from openended import jsonio
 from openended.errors import Error
-from openended.runtime.codec import (
+from openended.runtime.batch_json import (
     ArrayEncoding,
-    OutcomeBatch,
-    TaskBatch,
-    TaskTable,
-    decode_outcomes,
-    decode_tasks,
     outcome_batch_from_json,
     outcome_batch_to_json,
     task_batch_from_json,
     task_batch_to_json,
 )
+from openended.runtime.codec import OutcomeBatch, TaskBatch, TaskTable, decode_outcomes, decode_tasks
 from openended.tasks import Outcome, Task
 
 __all__ = [
@@ -84,49 +80,39 @@ class LogEntry(NamedTuple):
     event: dict
 
 
-def _json_default(x: Any) -> Any:
-    """Numpy values in infos/specs become plain JSON; anything else becomes its repr."""
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, (np.integer, np.floating, np.bool_)):
-        return x.item()
-    if isinstance(x, (set, frozenset, tuple)):
-        return list(x)
-    return repr(x)
-
-
 def dumps_line(event: dict) -> bytes:
     """One event as an ASCII JSON line (``ensure_ascii`` keeps any unicode, even lone
-    surrogates, intact and the file pure ASCII)."""
-    return (json.dumps(event, separators=(",", ":"), default=_json_default) + "\n").encode("ascii")
+    surrogates, intact and the file pure ASCII). Numpy values (in infos, specs) are written
+    in `openended.jsonio`'s plain form; a value JSON cannot hold becomes its ``repr``."""
+    line = jsonio.dumps(event, arrays="plain", lenient=True, separators=(",", ":"))
+    return (line + "\n").encode("ascii")
 
 
 def repair_torn_tail(path: str | os.PathLike) -> int:
     """Truncate a last line that has no newline (a write cut by kill -9); return bytes removed."""
-    p = Path(path)
-    if not p.exists():
+    log_path = Path(path)
+    if not log_path.exists():
         return 0
-    size = p.stat().st_size
+    size = log_path.stat().st_size
     if size == 0:
         return 0
-    with open(p, "rb+") as f:
-        pos = size
-        keep = 0
-        while pos > 0:
-            step = min(_CHUNK, pos)
-            f.seek(pos - step)
-            chunk = f.read(step)
-            nl = chunk.rfind(b"\n")
-            if nl >= 0:
-                keep = pos - step + nl + 1
+    with open(log_path, "rb+") as f:
+        scanned_from = size  # scan backwards, a chunk at a time, for the last newline
+        complete_end = 0  # where the last complete line ends (0: none)
+        while scanned_from > 0:
+            step = min(_CHUNK, scanned_from)
+            f.seek(scanned_from - step)
+            newline_at = f.read(step).rfind(b"\n")
+            if newline_at >= 0:
+                complete_end = scanned_from - step + newline_at + 1
                 break
-            pos -= step
-        if keep == size:
+            scanned_from -= step
+        if complete_end == size:
             return 0
-        f.truncate(keep)
+        f.truncate(complete_end)
         f.flush()
         os.fsync(f.fileno())
-    return size - keep
+    return size - complete_end
 
 
 class EventLog:
@@ -184,13 +170,13 @@ class EventLog:
         """Write one event; return the offset its line starts at."""
         if self._fd is None:
             raise ValueError(f"EventLog {self.path} is closed")
-        data = dumps_line(event)
+        line = dumps_line(event)
         start = self._offset
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        self._offset += len(data)
+        unwritten = memoryview(line)
+        while unwritten:
+            written = os.write(self._fd, unwritten)
+            unwritten = unwritten[written:]
+        self._offset += len(line)
         self.n_events += 1
         self._dirty = True
         if self.fsync_policy == "always":
@@ -290,53 +276,54 @@ def iter_events(path: str | os.PathLike, since_offset: int = 0) -> Iterator[LogE
     busy): it is not yielded, and a later call from the last ``end`` picks it up once
     complete. A complete line that is not JSON raises `EventLogCorrupt`.
     """
-    p = Path(path)
-    if not p.exists():
+    log_path = Path(path)
+    if not log_path.exists():
         return
-    with open(p, "rb") as f:
+    with open(log_path, "rb") as f:
         if since_offset:
             f.seek(since_offset - 1)
             if f.read(1) != b"\n":
-                raise EventLogCorrupt(f"{p}: offset {since_offset} is not the start of a line")
+                raise EventLogCorrupt(f"{log_path}: offset {since_offset} is not the start of a line")
         f.seek(since_offset)
-        base = since_offset
+        buf_offset = since_offset  # file offset of buf[0]
         buf = b""
         while True:
             chunk = f.read(_CHUNK)
             if not chunk:
                 return
             buf += chunk
-            start = 0
+            line_start = 0
             while True:
-                nl = buf.find(b"\n", start)
-                if nl < 0:
+                newline_at = buf.find(b"\n", line_start)
+                if newline_at < 0:
                     break
-                line = buf[start:nl]
+                line = buf[line_start:newline_at]
                 if line.strip():
                     try:
                         event = json.loads(line)
                     except ValueError as e:
                         raise EventLogCorrupt(
-                            f"{p}: line at byte {base + start} is not JSON ({e}); the log was modified or corrupted"
+                            f"{log_path}: line at byte {buf_offset + line_start} is not JSON ({e}); "
+                            "the log was modified or corrupted"
                         ) from None
-                    yield LogEntry(base + start, base + nl + 1, event)
-                start = nl + 1
-            base += start
-            buf = buf[start:]
+                    yield LogEntry(buf_offset + line_start, buf_offset + newline_at + 1, event)
+                line_start = newline_at + 1
+            buf_offset += line_start
+            buf = buf[line_start:]
 
 
 def read_events(
     path: str | os.PathLike, since_offset: int = 0, max_events: int | None = None
 ) -> tuple[list[LogEntry], int]:
     """Up to ``max_events`` entries from ``since_offset`` and the offset to resume at."""
-    out: list[LogEntry] = []
-    nxt = since_offset
+    entries: list[LogEntry] = []
+    resume_at = since_offset
     for entry in iter_events(path, since_offset):
-        out.append(entry)
-        nxt = entry.end
-        if max_events is not None and len(out) >= max_events:
+        entries.append(entry)
+        resume_at = entry.end
+        if max_events is not None and len(entries) >= max_events:
             break
-    return out, nxt
+    return entries, resume_at
 
 
 def decode_sampled(event: dict, table: TaskTable | None = None) -> tuple[str, str, list[Task]]:

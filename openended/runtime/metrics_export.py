@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ray.util.metrics import Counter, Gauge
 
 if TYPE_CHECKING:
-    from openended.runtime.service import TeacherServiceCore
+    from openended.runtime.core import TeacherServiceCore
 
 __all__ = ["ServiceMetrics"]
 

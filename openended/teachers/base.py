@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from openended.errors import ConfigError, TeacherStateError
+from openended.jsonio import from_jsonable, to_jsonable
 from openended.tasks import Outcome, Task, TaskSpace, space_from_dict
 from openended.teachers.refit import Executors, Refitter, SwapPolicy
 
@@ -93,28 +94,6 @@ def rng_state(rng: np.random.Generator) -> dict:
 
 def _set_rng_state(rng: np.random.Generator, state: dict) -> None:
     rng.bit_generator.state = state
-
-
-def _to_jsonable(x: Any) -> Any:
-    if isinstance(x, np.ndarray):
-        return {"__ndarray__": x.tolist(), "dtype": str(x.dtype)}
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return x.item()
-    if isinstance(x, dict):
-        return {str(k): _to_jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_to_jsonable(v) for v in x]
-    return x
-
-
-def _from_jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        if "__ndarray__" in x:
-            return np.asarray(x["__ndarray__"], dtype=x.get("dtype", "float64"))
-        return {k: _from_jsonable(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_from_jsonable(v) for v in x]
-    return x
 
 
 class BaseTeacher:
@@ -266,11 +245,11 @@ class BaseTeacher:
             "issued_batches": [[g, [i for i in ids if self._reissued.get(i, g) == g]] for g, ids in self._batches],
             "issued_gen": self._gen,
             "counts": dict(self._counts),
-            "algo": _to_jsonable(self._state_dict()),
+            "algo": to_jsonable(self._state_dict()),
         }
         if self.refitter is not None:
             has, staged = self.refitter.staged_result()
-            state["staged_fit"] = _to_jsonable(staged) if has else None
+            state["staged_fit"] = to_jsonable(staged) if has else None
             state["has_staged_fit"] = has
             state["staged_fit_due_in"] = self.refitter.updates_until_due() if has else None
         return state
@@ -292,9 +271,9 @@ class BaseTeacher:
             self._batches.append((int(g), list(ids)))
         self._gen = int(state.get("issued_gen", 0))
         self._counts.update(state["counts"])
-        self._load_state_dict(_from_jsonable(state["algo"]))
+        self._load_state_dict(from_jsonable(state["algo"]))
         if self.refitter is not None and state.get("has_staged_fit"):
-            self.refitter.restore_staged(_from_jsonable(state["staged_fit"]), state.get("staged_fit_due_in"))
+            self.refitter.restore_staged(from_jsonable(state["staged_fit"]), state.get("staged_fit_due_in"))
 
     def stats(self) -> dict:
         """A plain dict for dashboards: counters, latencies and the algorithm's own stats."""

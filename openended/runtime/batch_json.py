@@ -1,0 +1,114 @@
+"""JSON forms of `TaskBatch` and `OutcomeBatch`: how batches are written to the event log.
+
+Why apart from `openended.runtime.codec`: the codec is the in-memory, cross-process form
+(Ray pickles its columns, receivers cache task contents); this is the on-disk form, a
+stable file format that the event log writes and replay and the dashboard read back.
+
+Columns are packed arrays (`openended.jsonio.pack_array`): base64 of the raw bytes by
+default, plain lists with ``"list"``. Ids travel as a ``uint64`` column when canonical
+(``{"hex": [...]}`` in list form), as ``{"str": [...]}`` otherwise. A task batch is
+self-contained only if it was encoded with ``peer=None``.
+
+Contents:
+    task_batch_to_json / task_batch_from_json
+    outcome_batch_to_json / outcome_batch_from_json
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from openended.jsonio import ArrayEncoding, pack_array, unpack_array
+from openended.runtime.codec import OutcomeBatch, TaskBatch, hex_to_uint64, uint64_to_hex
+
+__all__ = [
+    "ArrayEncoding",
+    "task_batch_to_json",
+    "task_batch_from_json",
+    "outcome_batch_to_json",
+    "outcome_batch_from_json",
+]
+
+
+def _ids_to_json(col: np.ndarray | list, encoding: ArrayEncoding) -> Any:
+    if isinstance(col, np.ndarray):
+        return pack_array(col, encoding) if encoding == "b64" else {"hex": uint64_to_hex(col)}
+    return {"str": list(col)}
+
+
+def _ids_from_json(d: dict) -> np.ndarray | list:
+    if "str" in d:
+        return list(d["str"])
+    if "hex" in d:
+        packed = hex_to_uint64(d["hex"])
+        return packed if packed is not None else list(d["hex"])
+    return unpack_array(d).astype(np.uint64)
+
+
+def task_batch_to_json(batch: TaskBatch, enc: ArrayEncoding = "b64") -> dict:
+    """A JSON-ready dict (arrays as base64 or plain lists). Self-contained only if the
+    batch was encoded with ``peer=None``."""
+    d: dict[str, Any] = {
+        "kind": batch.kind,
+        "n": len(batch),
+        "ids": _ids_to_json(batch.ids, enc),
+        "origins": list(batch.origin_names),
+        "origin_codes": pack_array(batch.origin_codes, enc),
+    }
+    if batch.kind == "box":
+        assert batch.params is not None
+        d["params"] = pack_array(batch.params, enc)
+        if batch.extras:
+            d["extras"] = [[r, t, list(p)] for r, t, p in batch.extras]
+    else:
+        assert batch.new_rows is not None
+        d["new_rows"] = batch.new_rows.tolist()
+        d["new_contents"] = [[list(p), t, list(par)] for p, t, par in batch.new_contents or []]
+    return d
+
+
+def task_batch_from_json(d: dict) -> TaskBatch:
+    """Inverse of `task_batch_to_json`."""
+    ids = _ids_from_json(d["ids"])
+    codes = unpack_array(d["origin_codes"])
+    names = tuple(d["origins"])
+    if d["kind"] == "box":
+        extras = tuple((int(r), t, tuple(p)) for r, t, p in d.get("extras", ()))
+        return TaskBatch("box", ids, codes, names, params=unpack_array(d["params"]), extras=extras)
+    contents = [(tuple(p), t, tuple(par)) for p, t, par in d["new_contents"]]
+    return TaskBatch(
+        "table", ids, codes, names, new_rows=np.asarray(d["new_rows"], dtype=np.int32), new_contents=contents
+    )
+
+
+def outcome_batch_to_json(batch: OutcomeBatch, enc: ArrayEncoding = "b64") -> dict:
+    """A JSON-ready dict of the outcome columns."""
+    return {
+        "n": len(batch),
+        "task_ids": _ids_to_json(batch.task_ids, enc),
+        "returns": pack_array(batch.returns, enc),
+        "success": pack_array(batch.success, enc),
+        "lengths": pack_array(batch.lengths, enc),
+        "episode_ids": _ids_to_json(batch.episode_ids, enc),
+        "students": list(batch.student_names),
+        "student_codes": pack_array(batch.student_codes, enc),
+        "t": pack_array(batch.t, enc),
+        "infos": batch.infos,
+    }
+
+
+def outcome_batch_from_json(d: dict) -> OutcomeBatch:
+    """Inverse of `outcome_batch_to_json`."""
+    return OutcomeBatch(
+        task_ids=_ids_from_json(d["task_ids"]),
+        returns=unpack_array(d["returns"]),
+        success=unpack_array(d["success"]),
+        lengths=unpack_array(d["lengths"]),
+        episode_ids=_ids_from_json(d["episode_ids"]),
+        student_codes=unpack_array(d["student_codes"]),
+        student_names=tuple(d["students"]),
+        t=unpack_array(d["t"]),
+        infos=d.get("infos"),
+    )

@@ -1,0 +1,400 @@
+"""The teacher service's core: one authoritative home for every curriculum's teachers.
+
+Why a service: env workers in many processes (RLlib env runners, `EnvPool` actors)
+must draw tasks from, and report outcomes to, the *same* teacher state. The core hosts
+teachers keyed by curriculum name; clients (`openended.runtime.client`) keep a task
+buffer and an outcome outbox so the service is never on an episode's critical path.
+It is plain Python: `openended.runtime.service` runs it as a Ray actor, and in-process
+use (tests, notebooks, `LocalTeacherClient`) needs no Ray at all.
+
+Contents:
+    TeacherServiceCore -- curricula (`openended.runtime.curricula`), per-student or
+                          shared teacher state, batched ``sample`` / ``report`` over the
+                          compact codec, episode de-duplication, ``snapshot``,
+                          ``checkpoint`` and ``restore``.
+
+Crash recovery (checkpoint files, restore, event-log replay, `EpisodeDedup`, the
+exactly-once argument) lives in `openended.runtime.recovery`; the core calls it and
+offers it the few hooks it needs (`consistent_cut`, `curriculum`, `rebuild_curriculum`,
+`replay_outcomes`). The hot path stays here: ``report`` runs dedup -> log the accepted
+rows -> remember their episode ids -> teacher ``update``, so the log is always the truth.
+
+Threading: the core is safe to share between threads (and an actor with
+``max_concurrency > 1``). Each curriculum has its own lock around its teachers, so a
+slow ``update`` (an ALP-GMM batch that triggers several fits) delays only that
+curriculum; ``checkpoint`` takes every lock for a consistent cut. Refits are the
+teachers' own business (`openended.teachers.refit`): ``sample`` never waits for one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openended.errors import ConfigError, ServiceError
+from openended.runtime import recovery
+from openended.runtime.codec import (
+    DEFAULT_TABLE_CAPACITY,
+    OutcomeBatch,
+    PeerView,
+    TaskBatch,
+    TaskColumns,
+    decode_outcomes,
+    decode_tasks,
+    encode_outcomes,
+)
+from openended.runtime.curricula import (
+    Curriculum,
+    CurriculumSpec,
+    StudentsMode,
+    TeacherFactory,
+    curriculum_from_spec,
+    new_curriculum,
+)
+from openended.runtime.eventlog import EventLog, FsyncPolicy
+from openended.runtime.recovery import ReplayMode
+from openended.tasks import Outcome, Task, TaskSpace
+
+__all__ = ["TeacherServiceCore"]
+
+
+class TeacherServiceCore:
+    """Hosts teachers keyed by curriculum name. Pure Python; Ray is not needed to use it.
+
+    Args:
+        event_log: an `EventLog`, a path to one, or ``None`` (no log: no replay on restore).
+        checkpoint_dir: default directory for `checkpoint`.
+        dedup_capacity: episode ids remembered per curriculum for de-duplication.
+        max_peers: receivers whose task tables are mirrored (LRU); see `codec.PeerView`.
+        log_sampled: log sampled batches (needed for an exact replay of late outcomes).
+        keep_checkpoints: how many checkpoint files to keep in a directory.
+        fsync: the event log's fsync policy when ``event_log`` is a path.
+        replay: how `restore` replays a logged ``sampled`` batch. ``"resample"``
+            (default) calls the teacher's ``sample`` again, so a deterministic teacher
+            ends in exactly its pre-crash state (RNG included); if the redrawn ids differ
+            from the logged ones (a non-deterministic teacher) the logged tasks are
+            registered instead and ``replay_mismatches`` counts it. ``"register"`` only
+            registers the logged tasks (never calls ``sample``: for teachers whose
+            sampling is expensive, e.g. an LLM task generator).
+
+    Example:
+        >>> from openended.tasks import Box, Outcome
+        >>> core = TeacherServiceCore()
+        >>> core.add_curriculum("walk", "random", Box([0, 0], [1, 1]), config={"seed": 0})
+        >>> tasks = core.sample_tasks("walk", "alice", 4)
+        >>> core.report("walk", [Outcome(t.id, 1.0, student_id="alice", episode_id=str(i))
+        ...                       for i, t in enumerate(tasks)])
+        4
+        >>> core.report("walk", [Outcome(tasks[0].id, 1.0, student_id="alice", episode_id="0")])
+        0
+    """
+
+    def __init__(
+        self,
+        *,
+        event_log: EventLog | str | os.PathLike | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        dedup_capacity: int = 262_144,
+        max_peers: int = 1024,
+        log_sampled: bool = True,
+        keep_checkpoints: int = 3,
+        fsync: FsyncPolicy = "interval",
+        replay: ReplayMode = "resample",
+    ) -> None:
+        if keep_checkpoints < 1:
+            raise ConfigError(f"keep_checkpoints: must be >= 1, got {keep_checkpoints}")
+        if replay not in ("resample", "register"):
+            raise ConfigError(f"replay: must be 'resample' or 'register', got {replay!r}")
+        # Lock order: _lock (curricula, checkpoints) -> a curriculum's lock -> log_lock / _peers_lock.
+        self._lock = threading.RLock()
+        #: Serialises writes to ``log`` (taken after a curriculum's lock).
+        self.log_lock = threading.Lock()
+        self._peers_lock = threading.Lock()
+        self.log: EventLog | None = (
+            event_log if isinstance(event_log, EventLog) or event_log is None else EventLog(event_log, fsync=fsync)
+        )
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.dedup_capacity = int(dedup_capacity)
+        self.max_peers = int(max_peers)
+        self.log_sampled = bool(log_sampled)
+        self.keep_checkpoints = int(keep_checkpoints)
+        self._curricula: dict[str, Curriculum] = {}
+        self._peers: OrderedDict[tuple[str, str], PeerView] = OrderedDict()
+        #: Number of the last checkpoint written or loaded (0: none yet).
+        self.version = 0
+        self.replay: ReplayMode = replay
+        self.counters: dict[str, int] = {
+            "checkpoints": 0,
+            "replayed_events": 0,
+            "replayed_outcomes": 0,
+            "replay_mismatches": 0,
+            "peer_resets": 0,
+        }
+        self._started_at = time.time()
+
+    # ------------------------------------------------------------- curricula
+    def add_curriculum(
+        self,
+        name: str,
+        teacher: str | Any | TeacherFactory = "random",
+        space: TaskSpace | dict | None = None,
+        config: dict | None = None,
+        preset: str | None = None,
+        students: StudentsMode = "separate",
+    ) -> None:
+        """Host a curriculum. Idempotent for an identical spec (a restarted run loop may
+        call it again); a different spec under an existing name is an error.
+
+        Args:
+            name: the curriculum name clients use.
+            teacher: a registry name (``"alp_gmm"``), a teacher object (``students``
+                must be ``"shared"``), or a factory ``student -> teacher``.
+            space: the task space (required with a registry name).
+            config: teacher config (registry names only); in ``"separate"`` mode each
+                student's seed is derived with `student_seed`.
+            preset: a documented teacher preset (registry names only).
+            students: ``"separate"`` (one teacher state per student) or ``"shared"``.
+        """
+        with self._lock:
+            candidate = new_curriculum(name, teacher, space, config, preset, students, self.dedup_capacity)
+            existing = self._curricula.get(name)
+            if existing is not None:
+                if existing.spec.to_dict() != candidate.spec.to_dict() or candidate.spec.teacher is None:
+                    raise ConfigError(
+                        f"curriculum {name!r} already exists with spec {existing.spec.to_dict()}; "
+                        f"pick another name or restart the service"
+                    )
+                return
+            self._curricula[name] = candidate
+            if self.log is not None:
+                with self.log_lock:
+                    self.log.curriculum(name, candidate.spec.to_dict())
+
+    def curricula(self) -> list[str]:
+        with self._lock:
+            return list(self._curricula)
+
+    def spec(self, curriculum: str) -> CurriculumSpec:
+        return self.curriculum(curriculum).spec
+
+    def space(self, curriculum: str) -> TaskSpace:
+        return self.curriculum(curriculum).space
+
+    def teacher(self, curriculum: str, student: str = "default") -> Any:
+        """The live teacher object (in-process inspection; do not mutate concurrently)."""
+        cur = self.curriculum(curriculum)
+        with cur.lock:
+            return cur.teacher(student)
+
+    def curriculum(self, name: str) -> Curriculum:
+        """The hosted curriculum (spec, teachers, dedup memory, counters); hold its
+        ``lock`` to touch its teachers. Unknown names raise `ServiceError` listing the hosted ones."""
+        cur = self._curricula.get(name)
+        if cur is None:
+            known = ", ".join(sorted(self._curricula)) or "none yet (call add_curriculum)"
+            raise ServiceError(f"unknown curriculum {name!r}; hosted: {known}")
+        return cur
+
+    # ------------------------------------------------------------------ sample
+    def sample(
+        self,
+        curriculum: str,
+        student: str = "default",
+        n: int = 1,
+        *,
+        peer: str | None = None,
+        reset_peer: bool = False,
+    ) -> TaskBatch:
+        """``n`` tasks for ``student`` as a compact `TaskBatch`.
+
+        Args:
+            peer: the receiver's token; discrete/text contents it already caches are
+                not sent again (see `codec.PeerView`). ``None``: self-contained batch.
+            reset_peer: forget what ``peer`` caches (after a `codec.TaskCacheMiss`).
+        """
+        cur = self.curriculum(curriculum)
+        with cur.lock:
+            tasks = cur.teacher(student).sample(n, student=student)
+            # One pass over the tasks serves both the log (self-contained) and the peer.
+            columns = TaskColumns(tasks, cur.kind)
+            if self.log is not None and self.log_sampled:
+                with self.log_lock:
+                    self.log.sampled(curriculum, student, columns.batch())
+            cur.counters["tasks_sampled"] += len(tasks)
+            cur.counters["sample_calls"] += 1
+            if cur.kind == "box" or peer is None:
+                return columns.batch()
+            with self._peers_lock:
+                return columns.batch(self._peer_view(curriculum, peer, reset_peer))
+
+    def sample_tasks(self, curriculum: str, student: str = "default", n: int = 1) -> list[Task]:
+        """`sample` decoded to `Task` values (in-process convenience)."""
+        return decode_tasks(self.sample(curriculum, student, n))
+
+    def _peer_view(self, curriculum: str, peer: str, reset: bool) -> PeerView:
+        key = (curriculum, peer)
+        view = self._peers.get(key)
+        if view is None:
+            view = PeerView(DEFAULT_TABLE_CAPACITY)
+            self._peers[key] = view
+            if len(self._peers) > self.max_peers:
+                self._peers.popitem(last=False)
+        else:
+            self._peers.move_to_end(key)
+            if reset:
+                view.clear()
+                self.counters["peer_resets"] += 1
+        return view
+
+    # ------------------------------------------------------------------ report
+    def report(self, curriculum: str, batch: OutcomeBatch | Sequence[Outcome]) -> int:
+        """Hand a batch of outcomes to the curriculum's teacher(s); return how many were
+        accepted (episodes already accepted before are dropped)."""
+        cur = self.curriculum(curriculum)
+        if not isinstance(batch, OutcomeBatch):
+            batch = encode_outcomes(list(batch))
+        with cur.lock:
+            return self._apply_outcomes(cur, batch, log=True)
+
+    def _apply_outcomes(self, cur: Curriculum, batch: OutcomeBatch, *, log: bool) -> int:
+        """Dedup -> log the accepted rows -> remember their episode ids -> teacher update."""
+        n = len(batch)
+        counters = cur.counters
+        counters["report_calls"] += 1
+        counters["outcomes_received"] += n
+        if n == 0:
+            return 0
+        episode_ids = batch.episode_id_list
+        fresh_rows = cur.dedup.new_rows(episode_ids)
+        if fresh_rows is not None:
+            counters["duplicates_dropped"] += n - len(fresh_rows)
+            if not fresh_rows:
+                return 0
+            batch = batch.take(fresh_rows)
+            episode_ids = [episode_ids[i] for i in fresh_rows]
+        if log and self.log is not None:
+            with self.log_lock:
+                self.log.outcome(cur.spec.name, batch)
+        cur.dedup.commit(episode_ids)
+        outcomes = decode_outcomes(batch, episode_ids)
+        without_id = episode_ids.count(None)
+        if without_id:
+            counters["outcomes_without_episode_id"] += without_id
+        if cur.spec.students == "shared" or len(batch.student_names) == 1:
+            cur.teacher(batch.student_names[0]).update(outcomes)
+        else:
+            by_student: dict[str, list[Outcome]] = {}
+            for o in outcomes:
+                by_student.setdefault(o.student_id, []).append(o)
+            for student, group in by_student.items():
+                cur.teacher(student).update(group)
+        counters["outcomes_accepted"] += len(outcomes)
+        success_known = batch.success >= 0
+        counters["success_known"] = counters.get("success_known", 0) + int(np.count_nonzero(success_known))
+        counters["successes"] = counters.get("successes", 0) + int(np.count_nonzero(batch.success == 1))
+        counters["return_sum"] = counters.get("return_sum", 0.0) + float(np.sum(batch.returns))
+        return len(outcomes)
+
+    # ----------------------------------------------------------------- snapshot
+    def snapshot(self) -> dict:
+        """Teacher stats per curriculum and student, plus service counters (for dashboards)."""
+        with self._lock:
+            out: dict[str, Any] = {
+                "version": self.version,
+                "uptime_s": time.time() - self._started_at,
+                "counters": dict(self.counters),
+                "log": None if self.log is None else {"path": str(self.log.path), "offset": self.log.offset},
+                "curricula": {},
+            }
+            for name, cur in self._curricula.items():
+                with cur.lock:
+                    out["curricula"][name] = {
+                        "teacher": cur.spec.teacher,
+                        "space": cur.spec.space,
+                        "students_mode": cur.spec.students,
+                        "counters": dict(cur.counters),
+                        "dedup_size": len(cur.dedup),
+                        "students": {s: t.stats() for s, t in cur.teachers.items()},
+                    }
+            return out
+
+    # ------------------------------------------------------- checkpoint, restore
+    def checkpoint(self, directory: str | os.PathLike | None = None) -> str:
+        """Write the complete state atomically (temp file + fsync + rename); return its path.
+
+        The file records the event-log offset it covers; `restore` replays from there.
+        See `openended.runtime.recovery.write_checkpoint`.
+        """
+        target = Path(directory) if directory is not None else self.checkpoint_dir
+        if target is None:
+            raise ConfigError("checkpoint: pass a directory or set checkpoint_dir")
+        return str(recovery.write_checkpoint(self, target))
+
+    @classmethod
+    def restore(
+        cls,
+        directory: str | os.PathLike | None,
+        event_log: EventLog | str | os.PathLike | None,
+        *,
+        teachers: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> TeacherServiceCore:
+        """Rebuild the service after a crash: newest checkpoint in ``directory`` (if any),
+        then replay of ``event_log`` from the offset that checkpoint covers (from the
+        start if there is none). Nothing replayed is logged again.
+
+        Args:
+            teachers: ``{curriculum: teacher object or factory}`` for curricula that
+                were added with an object or factory instead of a registry name.
+            **kwargs: further `TeacherServiceCore` arguments.
+        """
+        core = cls(event_log=event_log, checkpoint_dir=directory, **kwargs)
+        recovery.restore(core, directory, dict(teachers or {}))
+        return core
+
+    # Hooks for `openended.runtime.recovery` (see `recovery.RecoverableService`).
+    @contextmanager
+    def consistent_cut(self) -> Iterator[None]:
+        """Hold every lock: nothing samples, reports or adds a curriculum meanwhile."""
+        with self._lock, ExitStack() as held:
+            for cur in self._curricula.values():
+                held.enter_context(cur.lock)
+            yield
+
+    def rebuild_curriculum(self, spec: dict, teachers: Mapping[str, Any]) -> Curriculum:
+        """Host a curriculum again from its checkpointed or logged spec (not logged again)."""
+        cur = curriculum_from_spec(spec, teachers, self.dedup_capacity)
+        with self._lock:
+            self._curricula[cur.spec.name] = cur
+        return cur
+
+    def replay_outcomes(self, curriculum: str, batch: OutcomeBatch) -> int:
+        """Apply an outcome batch that is already in the event log (dedup + update, not logged)."""
+        cur = self.curriculum(curriculum)
+        with cur.lock:
+            return self._apply_outcomes(cur, batch, log=False)
+
+    # ------------------------------------------------------------------- close
+    def close(self) -> None:
+        """Close the event log and stop teachers' background workers (idempotent)."""
+        with self._lock:
+            for cur in self._curricula.values():
+                with cur.lock:
+                    for teacher in cur.teachers.values():
+                        close = getattr(teacher, "close", None)
+                        if close is not None:
+                            close()
+            if self.log is not None:
+                with self.log_lock:
+                    self.log.close()
+
+    def __repr__(self) -> str:
+        return f"TeacherServiceCore(curricula={list(self._curricula)}, version={self.version})"

@@ -1,0 +1,359 @@
+"""Crash recovery for the teacher service: checkpoints, restore, event-log replay, dedup.
+
+Why apart from `openended.runtime.core`: hosting (curricula, ``sample``, ``report``)
+is the hot path; surviving a crash is a separate job with its own file format. The
+service calls `write_checkpoint` and `restore`; this module reaches the service only
+through `RecoverableService` (what it reads and rebuilds, nothing private).
+
+Exactly-once outcomes, end to end:
+    * a client resends a report batch whose call failed (the actor died): at least once;
+    * the service drops an outcome whose ``episode_id`` it has already accepted
+      (`EpisodeDedup`: bounded FIFO memory per curriculum, saved in checkpoints): at
+      most once;
+    * every accepted batch is logged *before* the teacher sees it, and a checkpoint
+      records the log offset it covers, so `restore` = checkpoint + replay of the
+      outcomes logged after it, each applied once.
+    Sampled batches logged after the checkpoint are replayed too, in log order with the
+    outcomes: by default the teacher's ``sample`` is called again, so a deterministic
+    teacher (seed + call sequence) ends in exactly its pre-crash state; where the redrawn
+    tasks differ, the logged ones are registered so late outcomes still find their task.
+
+Checkpoint file ``checkpoint-<version:08d>.json`` (format `CHECKPOINT_FORMAT`, ASCII,
+`openended.jsonio`'s tagged form)::
+
+    {"format": 1, "version": v, "t": time, "log_path": path | null, "log_offset": bytes | null,
+     "counters": {service counters},
+     "curricula": [{"spec": CurriculumSpec, "counters": {...}, "dedup": EpisodeDedup state,
+                    "teachers": {student or "*": teacher.state_dict()}}]}
+
+Contents:
+    EpisodeDedup      -- bounded memory of accepted episode ids.
+    write_checkpoint  -- the complete state, atomically (temp file + fsync + rename).
+    restore           -- newest checkpoint, then replay of the log after it.
+    replay_log        -- apply logged events from an offset (used by `restore`).
+    latest_checkpoint, load_checkpoint, CHECKPOINT_FORMAT, ReplayMode
+    RecoverableService, RecoverableCurriculum -- what recovery needs from the service.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from openended import jsonio
+from openended.errors import ConfigError, ServiceError
+from openended.runtime.batch_json import outcome_batch_from_json
+from openended.runtime.codec import OutcomeBatch
+from openended.runtime.eventlog import EventLog, decode_sampled, iter_events
+
+__all__ = [
+    "EpisodeDedup",
+    "write_checkpoint",
+    "restore",
+    "replay_log",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "CHECKPOINT_FORMAT",
+    "ReplayMode",
+    "RecoverableService",
+    "RecoverableCurriculum",
+]
+
+CHECKPOINT_FORMAT = 1
+ReplayMode = Literal["resample", "register"]
+_CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d{8})\.json$")
+
+
+# ------------------------------------------------------------------ the seam
+class _Spec(Protocol):
+    def to_dict(self) -> dict: ...
+
+
+class RecoverableCurriculum(Protocol):
+    """What recovery saves and restores of one hosted curriculum."""
+
+    @property
+    def spec(self) -> _Spec: ...
+
+    @property
+    def counters(self) -> dict[str, Any]: ...
+
+    @property
+    def dedup(self) -> EpisodeDedup: ...
+
+    @property
+    def teachers(self) -> dict[str, Any]: ...
+
+    def teacher(self, student: str) -> Any:
+        """The student's teacher, created on first use."""
+        ...
+
+
+class RecoverableService(Protocol):
+    """What recovery needs from the service (`TeacherServiceCore` provides it)."""
+
+    version: int
+
+    @property
+    def log(self) -> EventLog | None: ...
+
+    @property
+    def log_lock(self) -> AbstractContextManager[Any]: ...
+
+    @property
+    def counters(self) -> dict[str, int]: ...
+
+    @property
+    def keep_checkpoints(self) -> int: ...
+
+    @property
+    def replay(self) -> ReplayMode: ...
+
+    def consistent_cut(self) -> AbstractContextManager[None]:
+        """Hold every lock: nothing samples, reports or adds a curriculum meanwhile."""
+        ...
+
+    def curricula(self) -> list[str]: ...
+
+    def curriculum(self, name: str) -> RecoverableCurriculum: ...
+
+    def rebuild_curriculum(self, spec: dict, teachers: Mapping[str, Any]) -> RecoverableCurriculum:
+        """Host a curriculum again from its saved spec (``teachers``: objects/factories by name)."""
+        ...
+
+    def replay_outcomes(self, curriculum: str, batch: OutcomeBatch) -> int:
+        """Apply a logged outcome batch (dedup + teacher update) without logging it again."""
+        ...
+
+
+# ---------------------------------------------------------------------- dedup
+class EpisodeDedup:
+    """Bounded memory of accepted episode ids (FIFO): drops re-reported episodes.
+
+    ``capacity`` should exceed the number of episodes that can be in flight or be
+    resent after a failure (client outboxes x retries); the default is generous.
+    """
+
+    def __init__(self, capacity: int = 262_144) -> None:
+        if capacity < 1:
+            raise ConfigError(f"dedup_capacity: must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self._seen: set[str] = set()
+        self._order: deque[str] = deque()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def __contains__(self, episode_id: str) -> bool:
+        return episode_id in self._seen
+
+    def new_rows(self, episode_ids: Sequence[str | None]) -> list[int] | None:
+        """Rows to accept (``None`` = all): not seen before, first within the batch.
+
+        Does not record anything: call `commit` once the rows are safely logged.
+        """
+        seen = self._seen
+        distinct = set(episode_ids)
+        if len(distinct) == len(episode_ids) and distinct.isdisjoint(seen):
+            return None  # SPEEDUP: the usual case, decided by two C-level set operations
+        in_batch: set[str] = set()
+        rows: list[int] = []
+        for row, episode_id in enumerate(episode_ids):
+            if episode_id is None:
+                rows.append(row)
+            elif episode_id not in seen and episode_id not in in_batch:
+                in_batch.add(episode_id)
+                rows.append(row)
+        return None if len(rows) == len(episode_ids) else rows
+
+    def commit(self, episode_ids: Sequence[str | None]) -> None:
+        """Remember accepted episode ids (evicting the oldest beyond ``capacity``)."""
+        seen, order = self._seen, self._order
+        fresh = [e for e in dict.fromkeys(episode_ids) if e is not None and e not in seen]
+        seen.update(fresh)
+        order.extend(fresh)
+        while len(order) > self.capacity:
+            seen.discard(order.popleft())
+
+    def state_dict(self) -> dict:
+        return {"capacity": self.capacity, "ids": list(self._order)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._order = deque(state["ids"])
+        self._seen = set(self._order)
+        while len(self._order) > self.capacity:
+            self._seen.discard(self._order.popleft())
+
+
+# ---------------------------------------------------------------- checkpoints
+def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint file in ``directory`` (``None`` if there is none).
+
+    Checkpoints are written to a temp name and renamed, so any ``checkpoint-*.json``
+    is complete.
+    """
+    found = _checkpoints(Path(directory))
+    return found[-1][1] if found else None
+
+
+def _checkpoints(directory: Path) -> list[tuple[int, Path]]:
+    """``(version, path)`` of every complete checkpoint in ``directory``, oldest first."""
+    if not directory.is_dir():
+        return []
+    return sorted((int(m.group(1)), p) for p in directory.iterdir() if (m := _CHECKPOINT_NAME.match(p.name)))
+
+
+def write_checkpoint(service: RecoverableService, directory: Path) -> Path:
+    """Write the service's complete state atomically (temp file + fsync + rename); return
+    its path. Then log a ``snapshot`` event and prune beyond ``keep_checkpoints``.
+
+    The file records the event-log offset it covers; `restore` replays from there.
+    """
+    with service.consistent_cut():
+        directory.mkdir(parents=True, exist_ok=True)
+        log = service.log
+        if log is not None:
+            log.fsync()
+        existing = _checkpoints(directory)
+        version = max(service.version, existing[-1][0] if existing else 0) + 1
+        state: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
+            "version": version,
+            "t": time.time(),
+            "log_path": None if log is None else str(log.path),
+            "log_offset": None if log is None else log.offset,
+            "counters": dict(service.counters, checkpoints=service.counters["checkpoints"] + 1),
+            "curricula": [_curriculum_state(service.curriculum(name)) for name in service.curricula()],
+        }
+        path = _write_atomically(directory, f"checkpoint-{version:08d}.json", state)
+        service.version = version
+        service.counters["checkpoints"] += 1
+        if log is not None:
+            with service.log_lock:
+                log.snapshot(str(path), version, state["log_offset"])
+        for _, old in _checkpoints(directory)[: -service.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+        return path
+
+
+def _curriculum_state(cur: RecoverableCurriculum) -> dict:
+    return {
+        "spec": cur.spec.to_dict(),
+        "counters": dict(cur.counters),
+        "dedup": cur.dedup.state_dict(),
+        "teachers": {key: teacher.state_dict() for key, teacher in cur.teachers.items()},
+    }
+
+
+def _write_atomically(directory: Path, name: str, state: dict) -> Path:
+    """Temp file, fsync, rename, fsync of the directory: the file is complete or absent."""
+    final = directory / name
+    tmp = directory / f".{name}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="ascii") as f:
+        try:
+            jsonio.dump(state, f, separators=(",", ":"))
+        except TypeError as e:
+            raise TypeError(f"checkpoint: {e}; teacher state must be JSON/numpy serialisable") from None
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return final
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint's state (arrays decoded); `ServiceError` if its format is not ours."""
+    with open(path, encoding="ascii") as f:
+        state = jsonio.load(f)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise ServiceError(f"{path}: checkpoint format {state.get('format')!r}, this build reads {CHECKPOINT_FORMAT}")
+    return state
+
+
+# -------------------------------------------------------------------- restore
+def restore(service: RecoverableService, directory: str | os.PathLike | None, teachers: Mapping[str, Any]) -> None:
+    """Rebuild a fresh ``service`` after a crash: the newest checkpoint in ``directory``
+    (if any), then replay of its event log from the offset that checkpoint covers (from
+    the start if there is none). Nothing replayed is logged again.
+
+    Args:
+        teachers: ``{curriculum: teacher object or factory}`` for curricula that were
+            added with an object or factory instead of a registry name.
+    """
+    checkpoint = latest_checkpoint(directory) if directory is not None else None
+    since = 0
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint)
+        _load_state(service, state, teachers)
+        since = int(state["log_offset"] or 0)
+    log = service.log
+    if log is not None:
+        if since > log.offset:
+            raise ServiceError(
+                f"{checkpoint} covers the event log up to byte {since}, but {log.path} has "
+                f"only {log.offset} bytes: the log was replaced or truncated"
+            )
+        replay_log(service, since, teachers)
+
+
+def _load_state(service: RecoverableService, state: dict, teachers: Mapping[str, Any]) -> None:
+    service.version = int(state["version"])
+    service.counters.update(state.get("counters", {}))
+    for entry in state["curricula"]:
+        cur = service.rebuild_curriculum(entry["spec"], teachers)
+        cur.counters.update(entry["counters"])
+        cur.dedup.load_state_dict(entry["dedup"])
+        for key, teacher_state in entry["teachers"].items():
+            cur.teacher("default" if key == "*" else key).load_state_dict(teacher_state)
+
+
+def replay_log(service: RecoverableService, since: int, teachers: Mapping[str, Any]) -> None:
+    """Apply the events of ``service.log`` from byte ``since``, in order: ``curriculum``
+    re-adds, ``sampled`` re-samples or registers (`ReplayMode`), ``outcome`` goes through
+    the dedup path; ``snapshot`` and unknown events are skipped."""
+    log = service.log
+    assert log is not None
+    counters = service.counters
+    with service.consistent_cut():
+        for entry in iter_events(log.path, since):
+            event = entry.event
+            kind = event.get("ev")
+            if kind == "curriculum":
+                if event["cur"] not in service.curricula():
+                    service.rebuild_curriculum(event["spec"], teachers)
+            elif kind == "sampled":
+                _replay_sampled(service, event)
+            elif kind == "outcome":
+                batch = outcome_batch_from_json(event["outcomes"])
+                counters["replayed_outcomes"] += service.replay_outcomes(event["cur"], batch)
+            else:
+                continue
+            counters["replayed_events"] += 1
+
+
+def _replay_sampled(service: RecoverableService, event: dict) -> None:
+    name, student, logged = decode_sampled(event)
+    cur = service.curriculum(name)
+    teacher = cur.teacher(student)
+    if service.replay == "resample":
+        # Re-run the call: a deterministic teacher ends in exactly the state it had
+        # (RNG, staleness counters, ...).
+        redrawn = teacher.sample(len(logged), student=student) if logged else []
+        if [t.id for t in redrawn] != [t.id for t in logged]:
+            service.counters["replay_mismatches"] += 1
+            if hasattr(teacher, "register_tasks"):
+                teacher.register_tasks(logged)
+    elif hasattr(teacher, "register_tasks"):
+        teacher.register_tasks(logged)
+    cur.counters["tasks_sampled"] += len(logged)
+    cur.counters["sample_calls"] += 1
