@@ -29,7 +29,7 @@ best rep (least disturbed by other load); ratios are medians of per-rep ratios.
 Plus two rows through a real `TeacherClient` (``next_task`` + ``report`` per episode):
 its own overhead per episode (no env work, large buffer) and, with default settings and
 1 ms episodes, whether the buffer hides the service (``stalls`` = 0); and one ``alp_gmm``
-row at batch 1,024 when ``openended.teachers.alp_gmm`` imports.
+row at batch 1,024 when ``openended.teachers.gmm.alp_gmm`` imports.
 
 Results to expect (2 shared cores): ``actor+log`` >= 200,000 tasks/s and outcomes/s at
 batch 1,024, p99 < 5 ms at batch 64; ``actor`` vs ``naive`` ~1.5-3x at batch 1,024.
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         alp_row: dict[str, Any] | None
         try:
-            import openended.teachers.alp_gmm  # noqa: F401
+            import openended.teachers.gmm.alp_gmm  # noqa: F401
 
             ray.get(logged.add_curriculum.remote("alp", "alp_gmm", SPACE.to_dict(), {"seed": 0}))
             alp = actor_target("actor+log alp_gmm", logged, "alp")
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "refit_ms_p50": stats.get("refit_ms_p50"),
             }
         except ImportError as e:
-            alp_row = {"config": "actor+log alp_gmm", "skipped": f"openended.teachers.alp_gmm does not import: {e}"}
+            alp_row = {"config": "actor+log alp_gmm", "skipped": f"openended.teachers.gmm.alp_gmm does not import: {e}"}
     finally:
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from support import toy_mastered
 
-import openended.teachers.gmm_teacher as alp_gmm_mod  # the fit functions GMM teachers submit
+import openended.teachers.gmm.base as alp_gmm_mod  # the fit functions GMM teachers submit
 from openended.errors import ConfigError
 from openended.tasks import Box, Discrete, Outcome, Task
 from openended.teachers import make_teacher
-from openended.teachers.alp import ReferenceALP, WindowALP
-from openended.teachers.alp_gmm import ALPGMMTeacher
+from openended.teachers.gmm.alp import ReferenceALP, WindowALP
+from openended.teachers.gmm.alp_gmm import ALPGMMTeacher
 
 SPACE = Box([0.0, 0.0], [1.0, 1.0])
 
