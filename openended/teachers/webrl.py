@@ -45,7 +45,8 @@ from pydantic import ConfigDict, Field, field_serializer
 from openended.errors import ConfigError, TaskNotInSpace
 from openended.tasks import Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
-from openended.teachers.lp import LPTracker, _short, append_unseen, known_tasks_of_space
+from openended.teachers.lp import LPTracker
+from openended.teachers.pool import TaskPool, known_tasks_of_space, task_label
 from openended.teachers.refit import Refitter
 
 __all__ = [
@@ -489,8 +490,7 @@ class WebRLTeacher(BaseTeacher):
             raise ConfigError("teacher.webrl.predictor: use 'knn' or an object with predict(...)")
         self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
         self._tracker = LPTracker(0, alpha=cfg.ema_alpha, theta=cfg.p_theta)
-        self._pool: list[Task] = []
-        self._index: dict[str, int] = {}
+        self._pool = TaskPool()
         self._phase_att = np.zeros(0)
         self._phase_suc = np.zeros(0)
         self._n_updates = 0
@@ -530,7 +530,7 @@ class WebRLTeacher(BaseTeacher):
         return text in self._dtexts
 
     def _add(self, tasks: Sequence[Task]) -> list[Task]:
-        new = append_unseen(tasks, self._pool, self._index)
+        new = self._pool.add(tasks)
         if new:
             self._tracker.grow(len(new))
             self._phase_att = np.concatenate([self._phase_att, np.zeros(len(new))])
@@ -540,7 +540,7 @@ class WebRLTeacher(BaseTeacher):
         return new
 
     def known_tasks(self) -> list[Task]:
-        return list(self._pool)
+        return list(self._pool.tasks)
 
     def generated_tasks(self) -> list[Task]:
         return [t for t in self._pool if t.origin == "generated"]
@@ -576,14 +576,14 @@ class WebRLTeacher(BaseTeacher):
         self._ensure_cdf()
         idx = np.searchsorted(self._cdf, self.rng.random(n) * self._cdf[-1], side="right")
         np.minimum(idx, len(self._pool) - 1, out=idx)
-        pool = self._pool
+        pool = self._pool.tasks
         return [pool[i] for i in idx.tolist()]
 
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
         cfg: WebRLConfig = self.config  # type: ignore[assignment]
         idx, suc, ev = [], [], []
         for t, o in zip(tasks, outcomes):
-            i = self._index.get(t.id)
+            i = self._pool.index_of(t.id)
             if i is None or o.success is None:
                 continue
             idx.append(i)
@@ -677,14 +677,14 @@ class WebRLTeacher(BaseTeacher):
         }
         for t, a in zip(new, result["admitted"]):
             self._recent.append(
-                {"task": _short(t), "id": t.id, "parents": list(t.parent_ids), "predicted": a.get("predicted")}
+                {"task": task_label(t), "id": t.id, "parents": list(t.parent_ids), "predicted": a.get("predicted")}
             )
         self._recent = self._recent[-20:]
 
     # ----------------------------------------------------------------- persistence
     def _state_dict(self) -> dict:
         return {
-            "pool": [t.to_dict() for t in self._pool],
+            "pool": self._pool.to_dicts(),
             "tracker": self._tracker.state_dict(),
             "phase_att": self._phase_att,
             "phase_suc": self._phase_suc,
@@ -700,8 +700,7 @@ class WebRLTeacher(BaseTeacher):
         }
 
     def _load_state_dict(self, state: dict) -> None:
-        self._pool = [Task.from_dict(d) for d in state["pool"]]
-        self._index = {t.id: i for i, t in enumerate(self._pool)}
+        self._pool.load(state["pool"])
         self._tracker.load_state_dict(state["tracker"])
         self._phase_att = np.asarray(state["phase_att"], dtype=np.float64).copy()
         self._phase_suc = np.asarray(state["phase_suc"], dtype=np.float64).copy()
