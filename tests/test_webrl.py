@@ -12,7 +12,8 @@ from openended.errors import ConfigError
 from openended.moi.embedding import hashing_embed
 from openended.tasks import Discrete, Outcome, Task, TextSpace
 from openended.teachers import make_teacher
-from openended.teachers.webrl import GeneratedTask, GrammarMutationGenerator, WebRLTeacher
+from openended.teachers.webrl import WebRLTeacher
+from openended.teachers.webrl_generation import GeneratedTask, GrammarMutationGenerator
 
 SEEDS = ["collect_wood", "collect_wood_2", "place_table", "collect_drink", "make_wood_pickaxe"]
 
