@@ -26,9 +26,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field, field_serializer
+from pydantic import ConfigDict, Field, field_serializer, field_validator
 
 from openended.errors import ConfigError, TaskNotInSpace
+from openended.registry import resolve_import_path
 from openended.tasks import Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
 from openended.teachers.lp import LPTracker
@@ -55,7 +56,11 @@ class WebRLConfig(RefitConfig, TeacherConfig):
     admit_unpredicted: bool = Field(True, description="Admit candidates with no prediction (phase 0).")
     dedupe_threshold: float = Field(0.95, gt=-1, le=1, description="Cosine at or above which = duplicate.")
     generator: Any = Field("grammar", description="'grammar' or any object with generate(failures, n).")
-    validator: Any = Field("crafter", description="'crafter', None, or a callable text -> (ok, reason) | bool.")
+    validator: Any = Field(
+        None,
+        description="Feasibility filter: None (none), a callable text -> (ok, reason) | bool, or its import path "
+        "'package.module:function'. Experiments fill it from the env family (see env_task_validator).",
+    )
     embed: Any = Field("hashing", description="'hashing', 'minilm', or a callable list[str] -> (n, d) array.")
     predictor: Any = Field("knn", description="'knn' or an object with predict(cand_vecs, known_vecs, ...).")
     knn_k: int = Field(5, ge=1, description="Neighbours of the knn predictor.")
@@ -73,6 +78,19 @@ class WebRLConfig(RefitConfig, TeacherConfig):
     grammar_max_count: int = Field(10, ge=1, description="Largest count the grammar generator writes.")
     refit_executor: Literal["inline", "thread"] = Field("thread", description="Where phases run.")
 
+    @field_validator("validator")
+    @classmethod
+    def _validator_resolves(cls, v: Any) -> Any:
+        """Fail when the config is checked (``openended check``), not at the first phase."""
+        if isinstance(v, str):
+            try:
+                resolve_import_path(v, what="validator")
+            except ConfigError as err:  # pydantic adds the field path itself
+                raise ValueError(str(err).removeprefix("validator: ")) from None
+        elif v is not None and not callable(v):
+            raise ValueError("must be None, a callable text -> (ok, reason) | bool, or 'package.module:function'")
+        return v
+
     @field_serializer("generator", "validator", "embed", "predictor")
     def _name(self, v: Any) -> Any:
         return (
@@ -81,19 +99,16 @@ class WebRLConfig(RefitConfig, TeacherConfig):
 
 
 def _resolve_validator(v: Any) -> Callable[[str], tuple[bool, str]] | None:
+    """None (no feasibility filter), a callable, or the import path of one; a validator
+    may answer ``(ok, reason)`` or a bare bool. No default: the teacher knows no env."""
     if v is None:
         return None
-    if v == "crafter":
-        from openended.envs.crafter import validate_crafter_task
-
-        return validate_crafter_task
-    if isinstance(v, str):
-        raise ConfigError(f"teacher.webrl.validator: unknown validator {v!r}; use 'crafter', None or a callable")
-    if not callable(v):
+    fn = resolve_import_path(v, what="teacher.webrl.validator") if isinstance(v, str) else v
+    if not callable(fn):
         raise ConfigError("teacher.webrl.validator: must be callable text -> (ok, reason) or bool")
 
     def wrapped(text: str) -> tuple[bool, str]:
-        r = v(text)
+        r = fn(text)
         return (bool(r[0]), str(r[1])) if isinstance(r, tuple) else (bool(r), "" if r else "rejected")
 
     return wrapped
