@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from openended.tasks import Box, Task
 from openended.teachers.base import BaseTeacher
 from openended.teachers.gmm import em_kernels
-from openended.teachers.gmm.fit import fit_fast, fit_reference
+from openended.teachers.gmm.fit import fit_fast, fit_reference, prepare_reference
 from openended.teachers.gmm.mixture import Mixture
 from openended.teachers.gmm.sampling import (
     Prefetch,
@@ -148,6 +148,10 @@ class GMMTeacher(BaseTeacher):
             # compile (first time on a machine) or load the fitter's kernels here, not in
             # the first refit, where a compile would hold the GIL against sample()
             em_kernels.warm_up()
+        else:
+            # REFERENCE fits are sklearn's: import it before the first fit so that fit's
+            # BLAS/OpenMP pools are pinned like every later one's
+            prepare_reference()
 
     # -------------------------------------------------------------- override points
     def _component_weights(self, mix: Mixture) -> np.ndarray:  # pragma: no cover - abstract

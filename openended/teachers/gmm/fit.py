@@ -7,6 +7,7 @@ Contents:
                      its loops compiled in `openended.teachers.gmm.em_kernels`), sklearn's
                      init and stopping rule; optionally warm-started and restricted to ks
                      next to the previous best.
+    prepare_reference -- imports what `fit_reference` needs before the first fit.
 
 Why a fast fitter: the reference sweep fits 9 sklearn models one after the other every
 ``fit_rate`` episodes (~0.1 s single-threaded, seconds under thread contention), and for
@@ -34,7 +35,7 @@ import numpy as np
 from openended.teachers.gmm import em_kernels
 from openended.teachers.gmm.mixture import Mixture, n_parameters
 
-__all__ = ["fit_reference", "fit_fast", "Criterion"]
+__all__ = ["fit_reference", "fit_fast", "prepare_reference", "Criterion"]
 
 Criterion = Literal["aic", "bic", "aicc"]
 _LLOYD_ITERS = 10  # Lloyd iterations of the k-means init (sklearn runs KMeans to convergence)
@@ -62,6 +63,18 @@ def _tdrl_aicc_params(k: int, task_dim: int) -> float:
 
 
 # ------------------------------------------------------------------------ reference fit
+def prepare_reference() -> None:
+    """Import scikit-learn's mixture (and with it its OpenMP runtime) now.
+
+    Why: the `Refitter` pins the BLAS/OpenMP pools it finds when a fit starts; a first
+    fit that imported sklearn itself would run its k-means on every core, and on 2 shared
+    cores those threads' spinning costs more than they compute (see
+    `openended.teachers.refit.run_single_threaded`). The fast mode's `em_kernels.warm_up`
+    plays the same role for the compiled fitter.
+    """
+    import sklearn.mixture  # noqa: F401
+
+
 def fit_reference(
     data: np.ndarray,
     ks: Sequence[int],
