@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from openended.envs.crafter import crafter_task_set
 from openended.envs.crafter_sim import CrafterSimLearner
+from openended.envs.registry import env_task_validator
 from openended.moi.base import JudgeContext, Judgement
 from openended.tasks import Discrete, Outcome, Task, TextSpace
 from openended.teachers import make_teacher
@@ -80,7 +81,12 @@ def make_method(
         return make_teacher("omni", Discrete(tasks), seed=seed, judge=j, partition_every=period, base_config=lp_cfg)
     if method == "webrl":
         return make_teacher(
-            "webrl", TextSpace(tasks, max_length=512), seed=seed, lp_update_every=period, phase_every=2 * period
+            "webrl",
+            TextSpace(tasks, max_length=512),
+            seed=seed,
+            lp_update_every=period,
+            phase_every=2 * period,
+            validator=env_task_validator("crafter"),  # as an experiment on the crafter family gets it
         )
     raise ValueError(method)
 

@@ -36,7 +36,7 @@ best rep (least disturbed by other load); ratios are medians of per-rep ratios.
 Plus two rows through a real `TeacherClient` (``next_task`` + ``report`` per episode):
 its own overhead per episode (no env work, large buffer) and, with default settings and
 1 ms episodes, whether the buffer hides the service (``stalls`` = 0); and one ``alp_gmm``
-row at batch 1,024 when ``openended.teachers.alp_gmm`` imports.
+row at batch 1,024 when ``openended.teachers.gmm.alp_gmm`` imports.
 
 Results to expect (2 shared cores): ``actor+log`` >= 200,000 tasks/s and outcomes/s at
 batch 1,024, p99 < 5 ms at batch 64; ``actor`` vs ``naive`` ~1.5-3x at batch 1,024.
@@ -271,9 +271,9 @@ def client_rows(handle: Any, episodes: int) -> dict:
 def alp_gmm_row(handle: Any, calls: int) -> dict[str, Any]:
     """One ``alp_gmm`` curriculum (box spaces only) at batch 1,024 through the logged actor."""
     try:
-        import openended.teachers.alp_gmm  # noqa: F401
+        import openended.teachers.gmm.alp_gmm  # noqa: F401
     except ImportError as e:
-        return {"config": "actor+log alp_gmm", "skipped": f"openended.teachers.alp_gmm does not import: {e}"}
+        return {"config": "actor+log alp_gmm", "skipped": f"openended.teachers.gmm.alp_gmm does not import: {e}"}
     ray.get(handle.add_curriculum.remote("alp", "alp_gmm", SPACES["box"].to_dict(), {"seed": 0}))
     alp = actor_target("actor+log alp_gmm", handle, "alp")
     pool = alp.sample(1024)

@@ -67,7 +67,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from openended.envs.toy import ToyLearner
 from openended.tasks import Box, Outcome
 from openended.teachers import make_teacher
-from openended.teachers.gmm import fit_fast, fit_reference, sample_box_mixture
+from openended.teachers.gmm.fit import fit_fast, fit_reference
+from openended.teachers.gmm.sampling import sample_box_mixture
 
 KS = list(range(2, 11))
 

@@ -38,8 +38,11 @@ from __future__ import annotations
 import os
 
 # Pin BLAS/OpenMP before numpy loads: unpinned GMM fits on 2 shared cores ran 10-100x slower.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
+# Only when run as a script: `reference_vs_original.py` imports the helpers below and runs
+# both codes as their users would, with the process environment it was given.
+if __name__ == "__main__":
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = "1"
 
 import argparse
 import json
@@ -200,7 +203,8 @@ def resolve_specs(items: list[str], keep_rescale: bool) -> tuple[list[Spec], lis
 
 
 def run_one(spec: Spec, seed: int, n_episodes: int, batch: int, variant: str) -> dict:
-    """Teach one toy learner; return mastery and wall time at each checkpoint."""
+    """Teach one toy learner; return mastery and wall time at each checkpoint (and, in
+    ``learner_seconds``, how much of that time the learner's episodes took)."""
     learner = ToyLearner(seed=10_000 + seed, **VARIANTS[variant])  # own stream, never the teacher's
     teacher = make_teacher(spec.teacher, learner.task_space(), seed=seed, **spec.kwargs)
     cps = [c for c in CHECKPOINTS if c <= n_episodes]
@@ -208,6 +212,8 @@ def run_one(spec: Spec, seed: int, n_episodes: int, batch: int, variant: str) ->
         cps.append(n_episodes)
     scores: dict[int, float] = {}
     seconds: dict[int, float] = {}
+    learner_seconds: dict[int, float] = {}
+    in_learner = 0.0
     done = 0
     t0 = time.perf_counter()
     try:
@@ -215,16 +221,19 @@ def run_one(spec: Spec, seed: int, n_episodes: int, batch: int, variant: str) ->
             while done < cp:
                 b = min(batch, cp - done)
                 tasks = teacher.sample(b)
+                t_learn = time.perf_counter()
                 rewards = learner.episodes(np.array([t.params for t in tasks], dtype=np.float64))
+                in_learner += time.perf_counter() - t_learn
                 teacher.update([Outcome(task_id=t.id, episode_return=r) for t, r in zip(tasks, rewards.tolist())])
                 done += b
             seconds[cp] = time.perf_counter() - t0
+            learner_seconds[cp] = in_learner
             scores[cp] = learner.score()
     finally:
         close = getattr(teacher, "close", None)
         if close is not None:
             close()
-    return {"label": spec.label, "seed": seed, "scores": scores, "seconds": seconds}
+    return {"label": spec.label, "seed": seed, "scores": scores, "seconds": seconds, "learner_seconds": learner_seconds}
 
 
 def aggregate(specs: list[Spec], results: list[dict], meta: dict) -> dict:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from openended.errors import ConfigError, UnknownName
 from openended.validation import validate_model
 
-__all__ = ["Experiment", "load_experiment", "apply_overrides", "parse_override"]
+__all__ = ["Experiment", "load_experiment", "apply_overrides", "parse_override", "teacher_config"]
 
 
 class _Model(BaseModel):
@@ -166,24 +166,51 @@ def _check_names(exp: Experiment) -> None:
     _check_teacher_config(exp)
 
 
-def _check_teacher_config(exp: Experiment) -> None:
-    """Validate teacher.config (+ preset) against the teacher's own model, without building it."""
+def _preset_values(exp: Experiment) -> dict[str, Any]:
+    """The values of ``teacher.preset`` (empty without one); an unknown preset is a `ConfigError`."""
     from openended.registry import normalize_name
     from openended.teachers.registry import teacher_class
-    from openended.validation import validate_model as _validate
+
+    if exp.teacher.preset is None:
+        return {}
+    cls = teacher_class(exp.teacher.name)
+    key = normalize_name(exp.teacher.preset)
+    if key not in cls.PRESETS:
+        raise ConfigError(
+            f"teacher.preset: unknown preset {exp.teacher.preset!r} for {cls.name!r}; choose one "
+            f"of {sorted(cls.PRESETS) or 'none (this teacher has no presets)'}"
+        )
+    return dict(cls.PRESETS[key])
+
+
+def teacher_config(exp: Experiment) -> dict[str, Any]:
+    """The teacher's config as a run builds it: the master seed, what the env family
+    supplies, then ``teacher.config`` (the preset is applied by the teacher registry).
+
+    What the family supplies: its task validator (`openended.envs.registry.env_task_validator`,
+    an import path) for a teacher whose config has a ``validator`` field, unless the
+    experiment or the preset sets one (``validator: null`` explicitly turns it off).
+    Teachers stay env-agnostic; the experiment is where a family meets a teacher.
+    """
+    from openended.envs.registry import env_task_validator
+    from openended.teachers.registry import teacher_class
+
+    values: dict[str, Any] = {"seed": exp.seed}
+    fields = teacher_class(exp.teacher.name).Config.model_fields
+    if "validator" in fields and "validator" not in exp.teacher.config and "validator" not in _preset_values(exp):
+        family_validator = env_task_validator(exp.env.family)
+        if family_validator is not None:
+            values["validator"] = family_validator
+    values.update(exp.teacher.config)
+    return values
+
+
+def _check_teacher_config(exp: Experiment) -> None:
+    """Validate teacher.config (+ preset) against the teacher's own model, without building it."""
+    from openended.teachers.registry import teacher_class
 
     cls = teacher_class(exp.teacher.name)
-    values: dict[str, Any] = {}
-    if exp.teacher.preset is not None:
-        key = normalize_name(exp.teacher.preset)
-        if key not in cls.PRESETS:
-            raise ConfigError(
-                f"teacher.preset: unknown preset {exp.teacher.preset!r} for {cls.name!r}; choose one "
-                f"of {sorted(cls.PRESETS) or 'none (this teacher has no presets)'}"
-            )
-        values.update(cls.PRESETS[key])
-    values.update({"seed": exp.seed, **exp.teacher.config})
-    _validate(cls.Config, values, prefix="teacher.config")
+    validate_model(cls.Config, {**_preset_values(exp), **teacher_config(exp)}, prefix="teacher.config")
 
 
 def load_experiment(source: str | pathlib.Path | dict, overrides: list[str] | None = None) -> Experiment:

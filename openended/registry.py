@@ -1,15 +1,16 @@
-"""Name normalisation and "did you mean" lookups shared by every registry (teachers, envs, judges)."""
+"""Name normalisation and "did you mean" lookups shared by every registry (teachers, envs, judges),
+and `resolve_import_path`, which turns a config's ``"package.module:function"`` into the callable."""
 
 from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from openended.errors import UnknownName
+from openended.errors import ConfigError, UnknownName
 
-__all__ = ["normalize_name", "unknown_name_error", "load_entry_point"]
+__all__ = ["normalize_name", "unknown_name_error", "load_entry_point", "resolve_import_path"]
 
 
 def normalize_name(name: str) -> str:
@@ -27,9 +28,39 @@ def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> UnknownNam
 def load_entry_point(entry: str) -> Any:
     """Import ``"package.module:Attr"`` lazily (heavy extras load only on use)."""
     module, _, attr = entry.partition(":")
-    obj = importlib.import_module(module)
-    for part in attr.split(".") if attr else ():
+    return _attribute(importlib.import_module(module), attr)
+
+
+def _attribute(obj: Any, dotted: str) -> Any:
+    for part in dotted.split(".") if dotted else ():
         obj = getattr(obj, part)
+    return obj
+
+
+def resolve_import_path(path: str, what: str = "import path") -> Callable[..., Any]:
+    """The callable ``"package.module:function"`` names, imported now.
+
+    For config fields that name code (a teacher's task validator, plugins): a string
+    travels through YAML, JSON and Ray where a function object cannot. ``what`` is the
+    field, e.g. ``"teacher.webrl.validator"``; every failure is a `ConfigError` that
+    names it and says whether the module, the attribute or its type was wrong.
+    """
+    form = "write 'package.module:function'"
+    if not isinstance(path, str):
+        raise ConfigError(f"{what}: expected an import path string ({form}), got {type(path).__name__}")
+    module, sep, attr = path.strip().partition(":")
+    if not sep or not module or not attr:
+        raise ConfigError(f"{what}: {path!r} is not an import path; {form}")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as err:
+        raise ConfigError(f"{what}: cannot import module {module!r} of {path!r} ({err}); {form}") from None
+    try:
+        obj = _attribute(mod, attr)
+    except AttributeError:
+        raise ConfigError(f"{what}: module {module!r} has no attribute {attr!r} (from {path!r})") from None
+    if not callable(obj):
+        raise ConfigError(f"{what}: {path!r} is a {type(obj).__name__}, not a function or other callable")
     return obj
 
 
@@ -47,8 +78,6 @@ class Registry:
         self._aliases: dict[str, str] = {}
 
     def register(self, name: str, entry: Any, *, aliases: tuple[str, ...] = (), overwrite: bool = False) -> None:
-        from openended.errors import ConfigError
-
         key = normalize_name(name)
         if key in self._entries and not overwrite and self._entries[key] != entry:
             raise ConfigError(f"{self.kind} {key!r} is already registered; pass overwrite=True to replace it")

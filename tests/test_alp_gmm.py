@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from support import toy_mastered
 
-import openended.teachers.gmm_teacher as alp_gmm_mod  # the fit functions GMM teachers submit
+import openended.teachers.gmm.base as alp_gmm_mod  # the fit functions GMM teachers submit
 from openended.errors import ConfigError
 from openended.tasks import Box, Discrete, Outcome, Task
 from openended.teachers import make_teacher
-from openended.teachers.alp import ReferenceALP, WindowALP
-from openended.teachers.alp_gmm import ALPGMMTeacher
+from openended.teachers.gmm.alp import ReferenceALP, WindowALP
+from openended.teachers.gmm.alp_gmm import ALPGMMTeacher
 
 SPACE = Box([0.0, 0.0], [1.0, 1.0])
 
@@ -398,3 +398,57 @@ def test_refit_lag_keeps_runs_reproducible_and_round_trips():
     assert drive(a, 12, 30) == drive(c, 12, 30)
     for t in (a, b, c):
         t.close()
+
+
+@pytest.mark.parametrize("teacher", ["alp_gmm", "covar_gmm"])
+def test_reference_fits_pin_every_thread_pool_from_the_first_fit(teacher: str) -> None:
+    """sklearn brings its own OpenMP runtime when first imported. Every reference fit, the
+    first included, must run with it (and every BLAS) pinned to one thread: unpinned, its
+    spinning k-means threads made the reference preset slower than the original code."""
+    import subprocess
+    import sys
+
+    code = f"""
+import json
+import openended.teachers.gmm.base as base
+from threadpoolctl import threadpool_info
+from openended.tasks import Box, Outcome
+from openended.teachers import make_teacher
+
+seen = []
+real = base.fit_reference
+def spy(*args):
+    seen.append(sorted({{(i["internal_api"], i["num_threads"]) for i in threadpool_info()}}))
+    return real(*args)
+base.fit_reference = spy
+t = make_teacher({teacher!r}, Box([0, 0], [1, 1]), preset="teachdeeprl_toy", fit_rate=20, k_max=4)
+for _ in range(3):
+    tasks = t.sample(20)
+    t.update([Outcome(task_id=x.id, episode_return=float(x.params[0])) for x in tasks])
+print(json.dumps(seen))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    fits = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(fits) == 3
+    for pools in fits:
+        assert "openmp" in {api for api, _ in pools}, pools  # sklearn's runtime is loaded before the first fit
+        assert all(n == 1 for _, n in pools), pools
+
+
+def test_run_single_threaded_pins_pools_loaded_after_its_first_call() -> None:
+    """The refitter's cached inventory of thread pools is retaken after new imports."""
+    import subprocess
+    import sys
+
+    code = """
+import json
+from threadpoolctl import threadpool_info
+from openended.teachers.refit import run_single_threaded
+run_single_threaded(lambda: None)  # inventory taken before sklearn is imported
+import sklearn.cluster  # noqa: F401  (loads its OpenMP runtime)
+info, _ = run_single_threaded(threadpool_info)
+print(json.dumps(sorted({(i["internal_api"], i["num_threads"]) for i in info})))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    pools = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "openmp" in {api for api, _ in pools} and all(n == 1 for _, n in pools), pools

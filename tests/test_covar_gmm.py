@@ -14,7 +14,7 @@ from support import toy_mastered
 from openended.errors import ConfigError
 from openended.tasks import Box, Outcome, Task
 from openended.teachers import make_teacher
-from openended.teachers.covar_gmm import CovarGMMTeacher
+from openended.teachers.gmm.covar_gmm import CovarGMMTeacher
 
 SPACE = Box([0.0, 0.0], [1.0, 1.0])
 FAST = dict(fit_rate=20, refit_executor="thread")

@@ -10,15 +10,10 @@ import pytest
 from sklearn.mixture import GaussianMixture
 
 from openended.jsonio import from_jsonable, to_jsonable
-from openended.teachers.gmm import (
-    FitWindows,
-    Mixture,
-    component_probs,
-    fit_fast,
-    fit_reference,
-    n_parameters,
-    proportional_choice,
-)
+from openended.teachers.gmm.base import FitWindows
+from openended.teachers.gmm.fit import fit_fast, fit_reference
+from openended.teachers.gmm.mixture import Mixture, n_parameters
+from openended.teachers.gmm.sampling import component_probs, proportional_choice
 
 CENTRES = np.array([[0.0, 0.0, 0.0], [5.0, 5.0, 0.0], [0.0, 5.0, 5.0], [5.0, 0.0, 5.0]])
 
@@ -168,7 +163,7 @@ def _mixture_loglik(x: np.ndarray, w: np.ndarray, mu: np.ndarray, cov: np.ndarra
 
 
 def test_compiled_em_step_is_the_textbook_e_and_m_step() -> None:
-    from openended.teachers import gmm_em
+    from openended.teachers.gmm import em_kernels
 
     x, _ = _clusters(5, n=90)
     x = x - x.mean(0)
@@ -180,13 +175,13 @@ def test_compiled_em_step_is_the_textbook_e_and_m_step() -> None:
     cov = np.stack([np.eye(3) * s for s in (1.0, 2.0, 0.5, 1.5, 3.0)])
     starts = np.array([0, 2, 5], dtype=np.int64)
     # max_iter=1: the log-likelihood of the given parameters, parameters untouched
-    w1, mu1, cov1, ll, n_iter, running = gmm_em.em(z, zt, iu, ju, w, mu, cov, starts, 1, 0.0, 1e-6)
+    w1, mu1, cov1, ll, n_iter, running = em_kernels.em(z, zt, iu, ju, w, mu, cov, starts, 1, 0.0, 1e-6)
     assert n_iter == 1 and running == 2
     np.testing.assert_array_equal(mu1, mu)
     for g, (a, b) in enumerate(((0, 2), (2, 5))):
         assert ll[g] == pytest.approx(_mixture_loglik(x, w[a:b], mu[a:b], cov[a:b]), rel=1e-10)
     # max_iter=2: one M-step from the responsibilities of those parameters (sklearn's formulas)
-    w2, mu2, cov2, ll2, _, _ = gmm_em.em(z, zt, iu, ju, w, mu, cov, starts, 2, 0.0, 1e-6)
+    w2, mu2, cov2, ll2, _, _ = em_kernels.em(z, zt, iu, ju, w, mu, cov, starts, 2, 0.0, 1e-6)
     from scipy.stats import multivariate_normal
 
     for a, b in ((0, 2), (2, 5)):
@@ -206,15 +201,15 @@ def test_compiled_em_step_is_the_textbook_e_and_m_step() -> None:
 def test_compiled_kmeans_init_is_lloyd_from_the_chain() -> None:
     from sklearn.cluster import KMeans
 
-    from openended.teachers import gmm_em
+    from openended.teachers.gmm import em_kernels
 
     x, _ = _clusters(6)
     z, _, iu, ju = _packed(x)
-    chain = gmm_em.kmeanspp_chain(x, 3, np.random.default_rng(0).random(5))
+    chain = em_kernels.kmeanspp_chain(x, 3, np.random.default_rng(0).random(5))
     assert all(any(np.array_equal(c, row) for row in x) for c in chain)  # centres are data points
     np.testing.assert_array_equal(chain[0], x[3])
     ks = np.array([2, 4, 5], dtype=np.int64)
-    w, mu, cov = gmm_em.kmeans_init(x, z, iu, ju, chain, ks, 300, 1e-6)
+    w, mu, cov = em_kernels.kmeans_init(x, z, iu, ju, chain, ks, 300, 1e-6)
     for _g, (k, first) in enumerate(zip(ks, (0, 2, 6))):
         km = KMeans(int(k), init=chain[:k], n_init=1, max_iter=300, tol=0.0, algorithm="lloyd").fit(x)
         np.testing.assert_allclose(mu[first : first + k], km.cluster_centers_, atol=1e-9)
@@ -222,12 +217,45 @@ def test_compiled_kmeans_init_is_lloyd_from_the_chain() -> None:
 
 
 def test_compiled_em_survives_covariances_that_are_not_positive_definite() -> None:
-    from openended.teachers import gmm_em
+    from openended.teachers.gmm import em_kernels
 
     x, _ = _clusters(7, n=40)
     z, zt, iu, ju = _packed(x - x.mean(0))
     cov = np.stack([np.diag([1.0, -0.5, 1.0]), np.full((3, 3), np.nan)])  # indefinite; not finite
-    w, mu, cov, ll, _, _ = gmm_em.em(
+    w, mu, cov, ll, _, _ = em_kernels.em(
         z, zt, iu, ju, np.array([0.5, 0.5]), np.zeros((2, 3)), cov, np.array([0, 2], dtype=np.int64), 5, 1e-3, 1e-6
     )
     assert np.isfinite(ll).all() and np.isfinite(mu).all() and np.isfinite(cov).all()
+
+
+def test_kernels_are_cached_on_disk_and_warm_up_loads_them_in_a_fresh_process() -> None:
+    """numba keys its cache by the kernel module's path: after the move to gmm/em_kernels.py
+    the kernels must still be cache-enabled, and a new process must load, not compile, them."""
+    import subprocess
+    import sys
+
+    from numba.core.caching import NullCache
+
+    from openended.teachers.gmm import em_kernels
+
+    kernels = [em_kernels.em, em_kernels.kmeans_init, em_kernels.kmeanspp_chain]
+    assert all(not isinstance(k._cache, NullCache) for k in kernels)
+    em_kernels.warm_up()  # compiles (first time on this machine) and writes the cache
+    code = (
+        "from openended.teachers.gmm import em_kernels as k; k.warm_up(); "
+        "print(sum(sum(f.stats.cache_hits.values()) for f in (k.em, k.kmeans_init, k.kmeanspp_chain)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert int(out.stdout.strip().splitlines()[-1]) >= 3
+
+
+def test_kernels_compile_uncached_where_numba_has_no_cache_locator() -> None:
+    """A function numba cannot cache (no source file: no locator) still compiles, once per process."""
+    from numba.core.caching import NullCache
+
+    from openended.teachers.gmm.em_kernels import jit
+
+    ns: dict = {}
+    exec("def add_one(x):\n    return x + 1\n", ns)  # source "<string>": numba has no cache locator for it
+    fn = jit(ns["add_one"])
+    assert fn(1) == 2 and isinstance(fn._cache, NullCache)

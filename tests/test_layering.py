@@ -35,3 +35,16 @@ def test_bottom_modules_import_only_numpy_and_stdlib(module):
     mods |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     third_party = mods - set(sys.stdlib_module_names) - {"__future__", "openended"}
     assert third_party == {"numpy"}
+
+
+def test_teachers_never_import_envs() -> None:
+    """Layering: a teacher gets env knowledge (a task validator) as config, never by import."""
+    offenders = []
+    for path in sorted((ROOT / "teachers").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "openended.envs" or n.startswith("openended.envs.") for n in names):
+                offenders.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}")
+    assert not offenders, offenders

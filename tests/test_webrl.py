@@ -12,7 +12,8 @@ from openended.errors import ConfigError
 from openended.moi.embedding import hashing_embed
 from openended.tasks import Discrete, Outcome, Task, TextSpace
 from openended.teachers import make_teacher
-from openended.teachers.webrl import GeneratedTask, GrammarMutationGenerator, WebRLTeacher
+from openended.teachers.webrl import WebRLTeacher
+from openended.teachers.webrl_generation import GeneratedTask, GrammarMutationGenerator
 
 SEEDS = ["collect_wood", "collect_wood_2", "place_table", "collect_drink", "make_wood_pickaxe"]
 
@@ -51,7 +52,10 @@ def _fail_all(t: WebRLTeacher, success: float = 0.2) -> None:
     t.update(outs)
 
 
-def _teacher(gen, predictor="knn", validator="crafter", **kw) -> WebRLTeacher:
+CRAFTER_VALIDATOR = "openended.envs.crafter:validate_crafter_task"
+
+
+def _teacher(gen, predictor="knn", validator=CRAFTER_VALIDATOR, **kw) -> WebRLTeacher:
     return make_teacher(
         "webrl",
         TextSpace(SEEDS, max_length=200),
@@ -227,3 +231,75 @@ def test_config_errors() -> None:
         make_teacher("webrl", TextSpace(SEEDS), validator="nope")
     with pytest.raises(ConfigError):
         make_teacher("webrl", TextSpace(SEEDS), generator=object())
+
+
+def test_without_a_validator_grammar_invalid_text_is_admitted() -> None:
+    """The teacher knows no env: by default nothing is filtered for feasibility."""
+    t = make_teacher(
+        "webrl",
+        TextSpace(SEEDS, max_length=200),
+        generator=ListGenerator(["collect_unicorn_3", "dummy_task_0001"]),
+        predictor=TablePredictor([0.3, 0.3]),
+        embed=hashing_embed,
+        phase_every=1000,
+        generation_turns=1,
+    )
+    assert t.config.validator is None and t.validator is None
+    _fail_all(t)
+    f = t.run_phase_now()["funnel"]
+    assert f["infeasible"] == 0 and f["admitted"] == 2
+
+
+def test_validator_as_callable_or_import_path() -> None:
+    by_bool = _teacher(ListGenerator(["collect_wood_3", "make_wood_sword"]), TablePredictor([0.3, 0.3]), "x".__ne__)
+    by_path = _teacher(ListGenerator(["collect_unicorn_3", "make_wood_sword"]), TablePredictor([0.3, 0.3]))
+    for t in (by_bool, by_path):
+        _fail_all(t)
+        assert t.run_phase_now()["funnel"]["admitted"] == 2 - (t is by_path)
+    assert by_path.validator("collect_unicorn_3") == (False, "not in the Crafter task grammar")
+    assert by_bool.validator("x") == (False, "rejected")
+    assert by_path.config.model_dump(mode="json")["validator"] == CRAFTER_VALIDATOR  # travels as plain data
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("no_such_module_xyz:check", "cannot import module 'no_such_module_xyz'"),
+        ("openended.envs.crafter:no_such_function", "module 'openended.envs.crafter' has no attribute"),
+        ("openended.envs.crafter:ACHIEVEMENTS", "is a tuple, not a function or other callable"),
+        ("crafter", "is not an import path; write 'package.module:function'"),
+    ],
+)
+def test_bad_validator_import_path_is_a_config_error_naming_the_field(path: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=r"teacher\.webrl\.validator: ") as err:
+        make_teacher("webrl", TextSpace(SEEDS), validator=path)
+    assert says in str(err.value)
+
+
+def test_experiment_on_the_crafter_family_gets_the_crafter_validator() -> None:
+    """The family declares its validator; the experiment config hands it to the teacher."""
+    from openended.config import load_experiment, teacher_config
+
+    exp = load_experiment("experiments/crafter_webrl.yaml")
+    assert "validator" not in exp.teacher.config
+    cfg = teacher_config(exp)
+    assert cfg["validator"] == CRAFTER_VALIDATOR and cfg["seed"] == exp.seed
+    t = make_teacher(exp.teacher.name, TextSpace(SEEDS, max_length=200), preset=exp.teacher.preset, **cfg)
+    assert t.validator("collect_unicorn_3")[0] is False and t.validator("collect_wood_3") == (True, "ok")
+    t.close()
+    # an explicit null turns the filter off; an explicit path wins over the family's
+    off = load_experiment("experiments/crafter_webrl.yaml", ["teacher.config.validator=null"])
+    assert teacher_config(off)["validator"] is None
+    mine = load_experiment("experiments/crafter_webrl.yaml", ["teacher.config.validator=json:loads"])
+    assert teacher_config(mine)["validator"] == "json:loads"
+
+
+def test_family_without_a_validator_adds_none_and_a_bad_path_stops_the_experiment() -> None:
+    from openended.config import load_experiment, teacher_config
+
+    exp = load_experiment({"name": "t", "env": {"family": "toy"}, "teacher": {"name": "webrl"}})
+    assert "validator" not in teacher_config(exp)
+    lp = load_experiment({"name": "t", "env": {"family": "crafter"}, "teacher": {"name": "lp"}})
+    assert "validator" not in teacher_config(lp)  # the teacher has no such field
+    with pytest.raises(ConfigError, match=r"teacher\.config\.validator: .*cannot import module 'nope'"):
+        load_experiment("experiments/crafter_webrl.yaml", ["teacher.config.validator=nope:check"])

@@ -5,6 +5,15 @@ Families load lazily through `make_env`; see ``openended.envs.registry``.
 """
 
 from openended.envs.base import TaskEnv, TaskEnvMixin, episode_outcome
-from openended.envs.registry import env_task_space, list_envs, make_env, register_env
+from openended.envs.registry import env_task_space, env_task_validator, list_envs, make_env, register_env
 
-__all__ = ["TaskEnv", "TaskEnvMixin", "episode_outcome", "make_env", "register_env", "list_envs", "env_task_space"]
+__all__ = [
+    "TaskEnv",
+    "TaskEnvMixin",
+    "episode_outcome",
+    "make_env",
+    "register_env",
+    "list_envs",
+    "env_task_space",
+    "env_task_validator",
+]

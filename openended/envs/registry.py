@@ -3,6 +3,11 @@
 Entries are lazy ``"module:Callable"`` strings: Box2D, procgen, crafter or pysc2 are
 imported only when their family is made. The callable takes keyword config and returns a
 gymnasium env (or a PettingZoo parallel env) implementing the task-env contract.
+
+A family whose tasks are text may also declare a task validator, ``text -> (ok, reason)``,
+as an import path (``task_validator="openended.envs.crafter:validate_crafter_task"``). A
+teacher that generates task texts (WebRL) has no env knowledge of its own; whoever builds
+it for an experiment (`openended.config.teacher_config`) passes it this path.
 """
 
 from __future__ import annotations
@@ -10,19 +15,45 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from openended.errors import ConfigError
 from openended.registry import Registry
 from openended.tasks import TaskSpace
 
-__all__ = ["register_env", "make_env", "env_entry", "list_envs", "env_task_space"]
+__all__ = ["register_env", "make_env", "env_entry", "list_envs", "env_task_space", "env_task_validator"]
 
 _ENVS = Registry("env family")
+_TASK_VALIDATORS: dict[str, str] = {}  # canonical family name -> "module:function"
 
 
 def register_env(
-    name: str, entry: str | Callable[..., Any], *, aliases: tuple[str, ...] = (), overwrite: bool = False
+    name: str,
+    entry: str | Callable[..., Any],
+    *,
+    aliases: tuple[str, ...] = (),
+    overwrite: bool = False,
+    task_validator: str | None = None,
 ) -> None:
-    """Register an env family constructor (or a lazy ``"module:Callable"`` path)."""
+    """Register an env family constructor (or a lazy ``"module:Callable"`` path), and
+    optionally the import path of its task-text validator (``text -> (ok, reason)``)."""
+    if task_validator is not None and (not isinstance(task_validator, str) or ":" not in task_validator):
+        raise ConfigError(
+            f"register_env({name!r}).task_validator: expected an import path 'package.module:function', "
+            f"got {task_validator!r}"
+        )
     _ENVS.register(name, entry, aliases=aliases, overwrite=overwrite)
+    key = _ENVS.canonical(name)
+    if task_validator is not None:
+        _TASK_VALIDATORS[key] = task_validator
+    elif overwrite:  # a replaced family does not keep the old one's validator
+        _TASK_VALIDATORS.pop(key, None)
+
+
+def env_task_validator(name: str) -> str | None:
+    """The import path of family ``name``'s task-text validator, or None if it has none.
+
+    Nothing is imported: the path is handed to the teacher's config (it must travel to
+    the teacher service as plain data), and the teacher resolves it."""
+    return _TASK_VALIDATORS.get(_ENVS.canonical(name))
 
 
 def env_entry(name: str) -> Callable[..., Any]:
@@ -59,4 +90,6 @@ register_env("procgen_vector", "openended.envs.procgen:ProcgenVectorTaskEnv")
 register_env("multiwalker", "openended.envs.multiagent:MultiwalkerTaskEnv")
 register_env("simple_spread", "openended.envs.multiagent:SimpleSpreadTaskEnv", aliases=("mpe_simple_spread",))
 register_env("simple_tag", "openended.envs.multiagent:SimpleTagTaskEnv", aliases=("mpe_simple_tag",))
-register_env("crafter", "openended.envs.crafter:CrafterTaskEnv")
+register_env(
+    "crafter", "openended.envs.crafter:CrafterTaskEnv", task_validator="openended.envs.crafter:validate_crafter_task"
+)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import ray
 
-from openended.config import Experiment
+from openended.config import Experiment, teacher_config
 from openended.envs.registry import env_task_space
 from openended.errors import ConfigError
 from openended.runtime.local import init_ray
@@ -281,7 +281,7 @@ def run_experiment(
         log_to_driver=False,
     )
     name = service_name_for(rd)
-    teacher_cfg = {"seed": exp.seed, **exp.teacher.config}
+    teacher_cfg = teacher_config(exp)  # with what the env family supplies (its task validator)
     service = start_service(
         name,
         exp.ray.namespace,

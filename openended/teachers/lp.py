@@ -43,6 +43,7 @@ from pydantic import Field
 from openended.errors import ConfigError
 from openended.tasks import Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, TeacherConfig
+from openended.teachers.pool import TaskPool, known_tasks_of_space, task_label
 
 __all__ = [
     "reweight",
@@ -51,7 +52,6 @@ __all__ = [
     "TaskDistribution",
     "LPConfig",
     "LearningProgressTeacher",
-    "known_tasks_of_space",
 ]
 
 
@@ -235,41 +235,6 @@ class TaskDistribution(Protocol):
     def success_estimates(self) -> np.ndarray: ...
 
 
-def append_unseen(tasks: Sequence[Task], pool: list[Task], index: dict[str, int]) -> list[Task]:
-    """Append to ``pool`` the tasks whose id is not in ``index`` yet (``index`` maps id ->
-    position in ``pool``); returns the ones added, in order."""
-    new = []
-    for t in tasks:
-        if t.id in index:
-            continue
-        index[t.id] = len(pool)
-        pool.append(t)
-        new.append(t)
-    return new
-
-
-def known_tasks_of_space(space: TaskSpace, texts: Sequence[str] | None = None) -> list[Task]:
-    """The finite task list a known-task teacher works on: every Discrete value, or the
-    given texts (default: the TextSpace's seed tasks)."""
-    if space.kind == "discrete":
-        return space.tasks_at(range(space.n), origin="sampled")  # type: ignore[attr-defined]
-    if space.kind == "text":
-        src = list(texts) if texts is not None else list(space.seed_texts)  # type: ignore[attr-defined]
-        if not src:
-            raise ConfigError(
-                "teacher on a TextSpace needs known tasks: pass tasks=[...] or build the "
-                "TextSpace with seed_tasks=[...]"
-            )
-        tasks, seen = [], set()
-        for t in src:
-            task = space.task(t, origin="seed")  # type: ignore[attr-defined]
-            if task.id not in seen:
-                seen.add(task.id)
-                tasks.append(task)
-        return tasks
-    raise ConfigError(f"known-task teachers need a discrete or text space, got {space!r}")
-
-
 # ----------------------------------------------------------------------------- teacher
 class LPConfig(TeacherConfig):
     """Learning-progress teacher (OMNI's LP core)."""
@@ -318,8 +283,7 @@ class LearningProgressTeacher(BaseTeacher):
         cfg: LPConfig = self.config  # type: ignore[assignment]
         if cfg.tasks is not None and space.kind != "text":
             raise ConfigError("teacher.lp.tasks: only for TextSpace; a Discrete space's tasks are its values")
-        self._tasks: list[Task] = []
-        self._index: dict[str, int] = {}
+        self._pool = TaskPool()
         self._tracker = LPTracker(0, alpha=cfg.ema_alpha, theta=cfg.p_theta)
         self._pending = 0
         self._eval_seen = False
@@ -335,10 +299,10 @@ class LearningProgressTeacher(BaseTeacher):
         tasks actually added (ids already known are skipped)."""
         for t in tasks:  # all checked before any is added: a bad task leaves nothing half-added
             self.space.check_task(t)
-        new = append_unseen(tasks, self._tasks, self._index)
+        new = self._pool.add(tasks)
         if new:
             self._tracker.grow(len(new))
-            self._apply_baseline(range(len(self._tasks) - len(new), len(self._tasks)))
+            self._apply_baseline(range(len(self._pool) - len(new), len(self._pool)))
             self.register_tasks(new)
             self._refresh()
         return new
@@ -348,7 +312,7 @@ class LearningProgressTeacher(BaseTeacher):
         if not base:
             return
         for i in positions:
-            t = self._tasks[i]
+            t = self._pool[i]
             b = base.get(t.id, base.get(t.text or "", None))
             if b is not None:
                 if not 0.0 <= b <= 1.0:
@@ -356,11 +320,11 @@ class LearningProgressTeacher(BaseTeacher):
                 self._tracker.baseline[i] = b
 
     def index_of(self, task_id: str) -> int | None:
-        return self._index.get(task_id)
+        return self._pool.index_of(task_id)
 
     # ------------------------------------------------------------ TaskDistribution
     def known_tasks(self) -> list[Task]:
-        return list(self._tasks)
+        return list(self._pool.tasks)
 
     def probabilities(self) -> np.ndarray:
         """Current sampling distribution over ``known_tasks()`` (a copy)."""
@@ -383,8 +347,8 @@ class LearningProgressTeacher(BaseTeacher):
         # SPEEDUP: inverse-CDF sampling on a cached CDF instead of rng.choice(p=...) per call.
         cdf = self._cdf
         idx = np.searchsorted(cdf, self.rng.random(n) * cdf[-1], side="right")
-        np.minimum(idx, len(self._tasks) - 1, out=idx)
-        ts = self._tasks
+        np.minimum(idx, len(self._pool) - 1, out=idx)
+        ts = self._pool.tasks
         return [ts[i] for i in idx.tolist()]
 
     def _success_of(self, o: Outcome) -> float | None:
@@ -398,7 +362,7 @@ class LearningProgressTeacher(BaseTeacher):
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
         idx, suc, ev = [], [], []
         for t, o in zip(tasks, outcomes):
-            i = self._index.get(t.id)
+            i = self._pool.index_of(t.id)
             s = self._success_of(o)
             if i is None or s is None:
                 self._no_success += s is None
@@ -426,7 +390,7 @@ class LearningProgressTeacher(BaseTeacher):
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict:
         return {
-            "tasks": [t.to_dict() for t in self._tasks],
+            "tasks": self._pool.to_dicts(),
             "tracker": self._tracker.state_dict(),
             "pending": self._pending,
             "eval_seen": self._eval_seen,
@@ -435,8 +399,7 @@ class LearningProgressTeacher(BaseTeacher):
         }
 
     def _load_state_dict(self, state: dict) -> None:
-        self._tasks = [Task.from_dict(d) for d in state["tasks"]]
-        self._index = {t.id: i for i, t in enumerate(self._tasks)}
+        self._pool.load(state["tasks"])
         self._tracker.load_state_dict(state["tracker"])
         self._pending = int(state["pending"])
         self._eval_seen = bool(state["eval_seen"])
@@ -449,7 +412,7 @@ class LearningProgressTeacher(BaseTeacher):
         tr = self._tracker
         lp = tr.lp()
         out: dict[str, Any] = {
-            "lp/known_tasks": len(self._tasks),
+            "lp/known_tasks": len(self._pool),
             "lp/steps": tr.steps,
             "lp/mastered_fraction": float((tr.ema_raw >= cfg.mastered_threshold).mean()) if tr.n else 0.0,
             "lp/active_fraction": float((self._probs > 0).mean()) if tr.n else 0.0,
@@ -464,8 +427,8 @@ class LearningProgressTeacher(BaseTeacher):
             top = np.argsort(-lp, kind="stable")[:k]
             out["lp/top"] = [
                 {
-                    "task": _short(self._tasks[i]),
-                    "id": self._tasks[i].id,
+                    "task": task_label(self._pool[i]),
+                    "id": self._pool[i].id,
                     "lp": float(lp[i]),
                     "ema_success": float(tr.ema_raw[i]),
                     "p": float(self._probs[i]),
@@ -473,9 +436,3 @@ class LearningProgressTeacher(BaseTeacher):
                 for i in top
             ]
         return out
-
-
-def _short(task: Task, n: int = 80) -> str:
-    """A display label for a task (clipped; text is data, shown, never interpreted)."""
-    s = task.text if task.text is not None else repr(list(task.params))
-    return s if len(s) <= n else s[: n - 3] + "..."

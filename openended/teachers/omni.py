@@ -52,7 +52,8 @@ from openended.errors import ConfigError
 from openended.moi.base import Judge, JudgeContext
 from openended.tasks import Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
-from openended.teachers.lp import TaskDistribution, _short
+from openended.teachers.lp import TaskDistribution
+from openended.teachers.pool import task_label
 from openended.teachers.refit import Refitter
 
 __all__ = ["OMNIConfig", "OMNITeacher", "resolve_judge", "partition_tasks"]
@@ -396,14 +397,14 @@ class OMNITeacher(BaseTeacher):
             boring = [i for i in np.flatnonzero(lab == BORING).tolist()][:k]
             out["omni/boring_tasks"] = [
                 {
-                    "task": _short(self._tasks[i]),
+                    "task": task_label(self._tasks[i]),
                     "id": self._tasks[i].id,
                     "reason": self._reasons.get(self._tasks[i].id, ""),
                 }
                 for i in boring
             ]
             inter = np.flatnonzero(lab == INTERESTING).tolist()[:k]
-            out["omni/interesting_tasks"] = [_short(self._tasks[i]) for i in inter]
+            out["omni/interesting_tasks"] = [task_label(self._tasks[i]) for i in inter]
         base = {
             f"omni/base/{key}": v
             for key, v in self.base.stats().items()

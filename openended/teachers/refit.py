@@ -20,6 +20,7 @@ Executors: ``"inline"`` (fit inside ``update``, the reference behaviour), ``"thr
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 import threading
 import time
 from collections import deque
@@ -36,18 +37,28 @@ SwapPolicy = Literal["next_update", "asap"]
 
 
 _CONTROLLER: ThreadpoolController | None = None
+_CONTROLLER_MODULES = -1  # len(sys.modules) when the inventory was taken
 
 
 def _controller() -> ThreadpoolController:
-    """One cached inventory of BLAS/OpenMP libraries per process.
+    """One cached inventory of BLAS/OpenMP libraries per process, retaken after imports.
 
     SPEEDUP: ``threadpool_limits()`` re-scans every loaded shared library on each call
     (2.4 ms here, holding the GIL, longer with torch loaded); the cached controller's
     ``limit`` costs ~0.02 ms.
+
+    Why retaken: a library imported after the inventory brings thread pools it does not
+    know. scikit-learn (imported lazily by the reference fit) loads its own OpenMP
+    runtime; with a stale inventory its k-means ran on two OpenMP threads whose spinning
+    made the reference ALP-GMM preset up to 1.8x slower than the original code on 2
+    shared cores. New shared libraries arrive with new Python modules, so the inventory is
+    retaken whenever ``sys.modules`` has grown (rare after start-up).
     """
-    global _CONTROLLER
-    if _CONTROLLER is None:
+    global _CONTROLLER, _CONTROLLER_MODULES
+    n_modules = len(sys.modules)
+    if _CONTROLLER is None or n_modules != _CONTROLLER_MODULES:
         _CONTROLLER = ThreadpoolController()
+        _CONTROLLER_MODULES = n_modules
     return _CONTROLLER
 
 
@@ -55,6 +66,8 @@ def run_single_threaded(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]
     """Call ``fn(*args)`` with BLAS/OpenMP pinned to one thread; return (result, seconds).
 
     Pinning matters: on 2 shared cores an unpinned sklearn fit went from 0.1 s to 16 s.
+    Only pools loaded before the call are pinned: a fit that imports a library itself
+    should have it imported up front (`openended.teachers.gmm.fit.prepare_reference`).
     """
     t0 = time.perf_counter()
     with _controller().limit(limits=1):

@@ -58,9 +58,9 @@ def make_teacher(name: str, space: TaskSpace, *, preset: str | None = None, **co
 
 # Built-in teachers (lazy).
 register_teacher("random", "openended.teachers.random_teacher:RandomTeacher", aliases=("uniform",))
-register_teacher("alp_gmm", "openended.teachers.alp_gmm:ALPGMMTeacher", aliases=("alpgmm",))
+register_teacher("alp_gmm", "openended.teachers.gmm.alp_gmm:ALPGMMTeacher", aliases=("alpgmm",))
 register_teacher("riac", "openended.teachers.riac:RIACTeacher", aliases=("sagg_riac",))
-register_teacher("covar_gmm", "openended.teachers.covar_gmm:CovarGMMTeacher", aliases=("covargmm", "igmm"))
+register_teacher("covar_gmm", "openended.teachers.gmm.covar_gmm:CovarGMMTeacher", aliases=("covargmm", "igmm"))
 register_teacher("plr", "openended.teachers.plr:PLRTeacher", aliases=("prioritized_level_replay",))
 register_teacher("lp", "openended.teachers.lp:LearningProgressTeacher", aliases=("learning_progress",))
 register_teacher("omni", "openended.teachers.omni:OMNITeacher")

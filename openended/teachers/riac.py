@@ -60,7 +60,8 @@ different (equally distributed) task streams for the same seed. Region bookkeepi
 numpy in both modes. On the toy learner both reproduce the anchor numbers (RIAC 46.4 +-
 2.8 % at 20k episodes over 10 seeds vs 47.2 +- 2.1 % with the original code).
 
-Contents: `RIACConfig`, `RIACTeacher`.
+Contents: `RIACConfig`, `RIACTeacher` (the split search, sampling and the update loop);
+the region tree they act on (bounds, per-region pairs, ALP) is `openended.teachers.riac_regions`.
 
 Example:
     >>> from openended.tasks import Box, Outcome
@@ -81,6 +82,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from openended.tasks import Box, Outcome, Task
 from openended.teachers.base import BaseTeacher, TeacherConfig
+from openended.teachers.riac_regions import RegionTree, alps_of_masks, region_alp
 
 __all__ = ["RIACConfig", "RIACTeacher"]
 
@@ -164,95 +166,6 @@ class RIACConfig(TeacherConfig):
         return self.max_region_size if self.alp_window is None else self.alp_window
 
 
-# ------------------------------------------------------------------------- storage
-class _Pairs:
-    """The (reward, task) pairs of one region, oldest first.
-
-    SPEEDUP: the reference's two deques become one contiguous buffer of at least twice the
-    capacity; appends are O(1) amortised and the live window ``[lo, hi)`` is always a
-    contiguous view, so ALPs, argmins and splits are numpy slices.
-    """
-
-    __slots__ = ("r", "x", "lo", "hi", "maxlen")
-
-    def __init__(self, dim: int, maxlen: int | None, r: np.ndarray | None = None, x: np.ndarray | None = None) -> None:
-        n = 0 if r is None else len(r)
-        cap = 2 * max(maxlen or 0, n, 8)
-        self.r = np.empty(cap, dtype=np.float64)
-        self.x = np.empty((cap, dim), dtype=np.float64)
-        if n:
-            self.r[:n] = r
-            self.x[:n] = x
-        self.lo, self.hi = 0, n
-        self.maxlen = maxlen
-
-    def __len__(self) -> int:
-        return self.hi - self.lo
-
-    @property
-    def rewards(self) -> np.ndarray:
-        return self.r[self.lo : self.hi]
-
-    @property
-    def tasks(self) -> np.ndarray:
-        return self.x[self.lo : self.hi]
-
-    def append(self, reward: float, task: np.ndarray) -> None:
-        if self.hi == len(self.r):
-            self._make_room()
-        self.r[self.hi] = reward
-        self.x[self.hi] = task
-        self.hi += 1
-        if self.maxlen is not None and self.hi - self.lo > self.maxlen:
-            self.lo += 1  # REFERENCE: deque(maxlen) drops the oldest pair
-
-    def drop_oldest(self, k: int) -> None:
-        self.lo = min(self.hi, self.lo + k)
-
-    def _make_room(self) -> None:
-        n = self.hi - self.lo
-        if 2 * n > len(self.r):  # only an unbounded buffer gets here: grow
-            r = np.empty(2 * len(self.r), dtype=np.float64)
-            x = np.empty((2 * len(self.r), self.x.shape[1]), dtype=np.float64)
-            r[:n], x[:n] = self.rewards, self.tasks
-            self.r, self.x = r, x
-        else:  # slide the live window to the front (numpy copies overlapping slices safely)
-            self.r[:n] = self.r[self.lo : self.hi]
-            self.x[:n] = self.x[self.lo : self.hi]
-        self.lo, self.hi = 0, n
-
-
-_sum = np.add.reduce
-
-
-def _alp(rewards: np.ndarray, window: int) -> float:
-    """REFERENCE ``compute_alp``: |mean(first half) - mean(second half)| of the last min(n, window)."""
-    n = len(rewards)
-    if n <= 2:
-        return 0.0
-    w = n if n < window else window
-    half = w // 2
-    return abs(float(_sum(rewards[n - w : n - half])) / (w - half) - float(_sum(rewards[n - half :])) / half)
-
-
-def _alps_of_masks(rewards: np.ndarray, masks: np.ndarray, window: int) -> np.ndarray:
-    """SPEEDUP: `_alp` of ``rewards[masks[:, j]]`` for every column j at once.
-
-    A pair is in the second half when its rank counted from the newest pair of its
-    column is <= half, in the first half when it is in (half, w].
-    """
-    counts = masks.sum(axis=0)
-    w = np.minimum(counts, window)
-    half = w // 2
-    rank = np.cumsum(masks[::-1], axis=0)[::-1]  # 1 = newest pair of that column
-    second = masks & (rank <= half)
-    first = masks & (rank > half) & (rank <= w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m1 = (rewards @ first) / (w - half)
-        m2 = (rewards @ second) / half
-    return np.where(counts > 2, np.abs(m1 - m2), 0.0)
-
-
 # --------------------------------------------------------------------------- teacher
 class RIACTeacher(BaseTeacher):
     """Region tree + ALP-proportional region sampling (see the module docstring). Stable."""
@@ -294,31 +207,8 @@ class RIACTeacher(BaseTeacher):
         super().__init__(space, config)
         self._d = space.dim
         self._range = space.high - space.low
-        self._reset_tree()
-
-    # ------------------------------------------------------------------ tree state
-    # Nodes are numbered in creation order (the reference's treelib ``all_nodes()`` order).
-    # Routing fields are lists (scalar access in the per-pair loop); bounds and ALPs are
-    # arrays (vectorised sampling).
-    def _reset_tree(self) -> None:
         cfg = self.config
-        self._low = self.space.low.copy()[None, :]
-        self._high = self.space.high.copy()[None, :]
-        self._alp = np.zeros(1)
-        self._parent: list[int] = [-1]
-        self._left: list[int] = [-1]
-        self._right: list[int] = [-1]
-        self._dim: list[int] = [-1]
-        self._thr: list[float] = [0.0]
-        self._pairs: list[_Pairs] = [_Pairs(self._d, cfg.max_region_size + 1)]
-        self._n_splits = 0
-        self._n_discards = 0
-        self._region_ids = np.zeros(1, dtype=np.int64)
-
-    def _refresh_region_ids(self) -> None:
-        """Node ids sampling may pick: all nodes (reference default) or leaves only."""
-        ids = np.arange(len(self._alp))
-        self._region_ids = ids[np.asarray(self._left) < 0] if self.config.sampling_in_leaves_only else ids
+        self._tree = RegionTree(space.low, space.high, cfg.max_region_size + 1, cfg.sampling_in_leaves_only)
 
     # --------------------------------------------------------------------- update
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
@@ -328,7 +218,8 @@ class RIACTeacher(BaseTeacher):
             # REFERENCE: TDRL TeacherController.record_train_episode (np.interp clips outside the range)
             rewards = np.interp(rewards, cfg.return_bounds, (0.0, 1.0))
         dirty: set[int] = set()
-        left, right, dims, thrs, pairs = self._left, self._right, self._dim, self._thr, self._pairs
+        tree = self._tree
+        left, right, dims, thrs, pairs = tree.left, tree.right, tree.split_dim, tree.thr, tree.pairs
         for task, reward in zip(tasks, rewards.tolist()):
             x = task.params
             x_arr = np.asarray(x, dtype=np.float64)
@@ -340,49 +231,28 @@ class RIACTeacher(BaseTeacher):
                     break
                 node = left[node] if x[dims[node]] <= thrs[node] else right[node]
             if len(pairs[node]) > cfg.max_region_size:
-                self._split(node)
+                self._split(node)  # appends to the tree's lists in place: the aliases above stay valid
         # ALPs only matter at sampling time, so recomputing each touched node once per batch
         # gives exactly the sequential result (children made by a split keep their split ALP
         # until a pair lands in them, as in the reference).
-        window, alp = cfg.window, self._alp
+        window, alp = cfg.window, tree.alp
         for node in dirty:
-            alp[node] = _alp(pairs[node].rewards, window)
+            alp[node] = region_alp(pairs[node].rewards, window)
 
     def _split(self, node: int) -> None:
-        cfg = self.config
-        X, R = self._pairs[node].tasks, self._pairs[node].rewards
+        cfg, tree = self.config, self._tree
+        X, R = tree.pairs[node].tasks, tree.pairs[node].rewards
         found = self._split_reference(node, X, R) if cfg.mode == "reference" else self._split_fast(node, X, R)
         if found is None:
             # REFERENCE: no valid split -> drop the oldest max_region_size * discard_ratio pairs
-            self._pairs[node].drop_oldest(int(cfg.max_region_size * cfg.discard_ratio))
-            if not cfg.fix_quirks:
-                self._pairs[node].maxlen = None  # REFERENCE quirk 3: the rebuilt deque has no maxlen
-            self._n_discards += 1
+            # (quirk 3 unless fixed: the rebuilt deque has no maxlen)
+            tree.discard_oldest(node, int(cfg.max_region_size * cfg.discard_ratio), unbound=not cfg.fix_quirks)
             return
-        dim, thr, mask, child_alps = found
-        lo_child, hi_child = len(self._alp), len(self._alp) + 1
-        low, high = self._low[node], self._high[node]
-        low2, high1 = low.copy(), high.copy()
-        high1[dim] = thr
-        low2[dim] = thr
-        self._low = np.vstack([self._low, low, low2])
-        self._high = np.vstack([self._high, high1, high])
-        self._alp = np.append(self._alp, child_alps)
-        for m in (mask, ~mask):
-            self._parent.append(node)
-            self._left.append(-1)
-            self._right.append(-1)
-            self._dim.append(-1)
-            self._thr.append(0.0)
-            self._pairs.append(_Pairs(self._d, cfg.max_region_size + 1, R[m], X[m]))
-        self._left[node], self._right[node] = lo_child, hi_child
-        self._dim[node], self._thr[node] = dim, thr
-        self._n_splits += 1
-        self._refresh_region_ids()
+        tree.split(node, *found)
 
     def _valid_bounds(self, node: int, dim: int, thr: float) -> bool:
         """REFERENCE rule 2: both children at least min_dims_range_ratio x full range in every dimension."""
-        low, high = self._low[node], self._high[node]
+        low, high = self._tree.low[node], self._tree.high[node]
         min_side = self._range * self.config.min_dims_range_ratio
         others_ok = bool(np.all(np.delete(high - low, dim) >= np.delete(min_side, dim)))
         return others_ok and thr - low[dim] >= min_side[dim] and high[dim] - thr >= min_side[dim]
@@ -392,7 +262,7 @@ class RIACTeacher(BaseTeacher):
     ) -> tuple[int, float, np.ndarray, tuple[float, float]] | None:
         """REFERENCE ``RIAC.split``: sequential attempts, each redrawn until both children are populated."""
         cfg, rng = self.config, self.rng
-        low, high = self._low[node], self._high[node]
+        low, high = self._tree.low[node], self._tree.high[node]
         best_score, best = 0.0, None
         last_alps = (0.0, 0.0)
         for _ in range(cfg.nb_split_attempts):
@@ -405,7 +275,7 @@ class RIACTeacher(BaseTeacher):
                     break
             else:
                 continue  # deviation: capped redraws -> this attempt is invalid
-            alps = (_alp(R[mask], cfg.window), _alp(R[~mask], cfg.window))
+            alps = (region_alp(R[mask], cfg.window), region_alp(R[~mask], cfg.window))
             last_alps = alps
             # REFERENCE quirk 1: len(sub_reg) == 2 for both children, so the factor is a constant 4
             score = abs(alps[0] - alps[1])
@@ -424,7 +294,7 @@ class RIACTeacher(BaseTeacher):
     ) -> tuple[int, float, np.ndarray, tuple[float, float]] | None:
         """SPEEDUP: the same attempts, drawn and scored as one (pairs x attempts) array."""
         cfg, rng = self.config, self.rng
-        low, high = self._low[node], self._high[node]
+        low, high = self._tree.low[node], self._tree.high[node]
         n = len(R)
         need = cfg.nb_split_attempts
         dims_l, thrs_l, masks_l = [], [], []
@@ -447,7 +317,7 @@ class RIACTeacher(BaseTeacher):
         thrs = np.concatenate(thrs_l)
         masks = np.concatenate(masks_l, axis=1)
         a = len(dims)
-        alps = _alps_of_masks(R, np.concatenate([masks, ~masks], axis=1), cfg.window)
+        alps = alps_of_masks(R, np.concatenate([masks, ~masks], axis=1), cfg.window)
         a1, a2 = alps[:a], alps[a:]
         score = np.abs(a1 - a2)
         if cfg.fix_quirks:
@@ -481,57 +351,36 @@ class RIACTeacher(BaseTeacher):
                     out[i] = t
         return out
 
-    def _pick_regions(self, u: np.ndarray) -> np.ndarray:
-        """Node ids picked in proportion to ALP (uniformly when every ALP is 0), one per uniform ``u``.
-
-        REFERENCE ``proportional_choice(regions_alp, eps=0)``.
-        """
-        ids = self._region_ids
-        cum = np.cumsum(self._alp[ids])
-        total = cum[-1]
-        if total <= 0.0:
-            k = np.minimum((u * len(ids)).astype(np.int64), len(ids) - 1)
-        else:
-            k = np.minimum(np.searchsorted(cum, u * total, side="right"), len(ids) - 1)
-        return ids[k]
-
-    def _worst_task(self, node: int) -> np.ndarray | None:
-        """REFERENCE: the region's lowest-reward task (the first, i.e. oldest, of equal minima)."""
-        pairs = self._pairs[node]
-        if len(pairs) == 0:
-            return None
-        return pairs.tasks[int(np.argmin(pairs.rewards))]
-
     def _sample_reference(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """REFERENCE ``RIAC.sample_task``, once per task. kind: 0 region, 1 uniform, 2 mutated."""
-        cfg, rng, d = self.config, self.rng, self._d
+        cfg, rng, d, tree = self.config, self.rng, self._d, self._tree
         x = np.empty((n, d))
         kind = np.empty(n, dtype=np.int64)
         for i in range(n):
             mode = rng.random()
             worst = None
             if mode < cfg.mutation_ratio:  # "mode 3": mutate the worst task of an ALP-picked region
-                node = int(self._pick_regions(np.array([rng.random()]))[0])
-                worst = self._worst_task(node)
+                node = int(tree.pick(np.array([rng.random()]))[0])
+                worst = tree.worst_task(node)
                 if worst is not None:
                     task = worst + cfg.mutation_std * rng.standard_normal(d)
                     # REFERENCE: clip with a 1e-5 margin so the task falls in a single region
-                    x[i], kind[i] = np.clip(task, self._low[node] + 1e-5, self._high[node] - 1e-5), 2
+                    x[i], kind[i] = np.clip(task, tree.low[node] + 1e-5, tree.high[node] - 1e-5), 2
             if worst is None and mode < cfg.mutation_ratio + cfg.random_task_ratio:  # "mode 2": uniform
                 x[i], kind[i] = self.space.sample_array(rng, 1)[0], 1
             elif worst is None:  # "mode 1": ALP-picked region, uniform inside
-                node = int(self._pick_regions(np.array([rng.random()]))[0])
-                x[i], kind[i] = rng.uniform(self._low[node], self._high[node]), 0
+                node = int(tree.pick(np.array([rng.random()]))[0])
+                x[i], kind[i] = rng.uniform(tree.low[node], tree.high[node]), 0
         return x, kind
 
     def _sample_fast(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """SPEEDUP: every draw of the batch at once; worst tasks looked up once per picked region."""
-        cfg, rng, d = self.config, self.rng, self._d
+        cfg, rng, d, tree = self.config, self.rng, self._d, self._tree
         mode = rng.random(n)
-        node = self._pick_regions(rng.random(n))
+        node = tree.pick(rng.random(n))
         unit = rng.random((n, d))
         kind = np.where(mode < cfg.mutation_ratio, 2, np.where(mode < cfg.mutation_ratio + cfg.random_task_ratio, 1, 0))
-        low, high = self._low[node], self._high[node]
+        low, high = tree.low[node], tree.high[node]
         x = low + unit * (high - low)
         mutated = np.flatnonzero(kind == 2)
         if len(mutated):
@@ -539,11 +388,11 @@ class RIACTeacher(BaseTeacher):
             for r in np.unique(node[mutated]).tolist():
                 sel = node[mutated] == r
                 rows = mutated[sel]
-                worst = self._worst_task(r)
+                worst = tree.worst_task(r)
                 if worst is None:  # no feedback yet: uniform (the reference crashes here)
                     kind[rows] = 1
                     continue
-                x[rows] = np.clip(worst + cfg.mutation_std * z[sel], self._low[r] + 1e-5, self._high[r] - 1e-5)
+                x[rows] = np.clip(worst + cfg.mutation_std * z[sel], tree.low[r] + 1e-5, tree.high[r] - 1e-5)
         uniform = kind == 1
         if uniform.any():
             x[uniform] = self.space.low + unit[uniform] * self._range
@@ -551,66 +400,20 @@ class RIACTeacher(BaseTeacher):
 
     # ---------------------------------------------------------------------- state
     def _state_dict(self) -> dict:
-        return {
-            "low": self._low.copy(),
-            "high": self._high.copy(),
-            "parent": np.asarray(self._parent, dtype=np.int64),
-            "left": np.asarray(self._left, dtype=np.int64),
-            "right": np.asarray(self._right, dtype=np.int64),
-            "dim": np.asarray(self._dim, dtype=np.int64),
-            "thr": np.asarray(self._thr, dtype=np.float64),
-            "alp": self._alp.copy(),
-            "pair_rewards": [p.rewards.copy() for p in self._pairs],
-            "pair_tasks": [p.tasks.copy() for p in self._pairs],
-            "bounded": [p.maxlen is not None for p in self._pairs],
-            "n_splits": self._n_splits,
-            "n_discards": self._n_discards,
-        }
+        return self._tree.state_dict()
 
     def _load_state_dict(self, state: dict) -> None:
-        d = self._d
-        self._low = np.asarray(state["low"], dtype=np.float64).reshape(-1, d).copy()
-        self._high = np.asarray(state["high"], dtype=np.float64).reshape(-1, d).copy()
-        self._parent = [int(v) for v in state["parent"]]
-        self._left = [int(v) for v in state["left"]]
-        self._right = [int(v) for v in state["right"]]
-        self._dim = [int(v) for v in state["dim"]]
-        self._thr = [float(v) for v in state["thr"]]
-        self._alp = np.asarray(state["alp"], dtype=np.float64).reshape(-1).copy()
-        maxlen = self.config.max_region_size + 1
-        self._pairs = [
-            _Pairs(
-                d,
-                maxlen if bounded else None,
-                np.asarray(r, dtype=np.float64).reshape(-1),
-                np.asarray(x, dtype=np.float64).reshape(-1, d),
-            )
-            for r, x, bounded in zip(state["pair_rewards"], state["pair_tasks"], state["bounded"])
-        ]
-        self._n_splits = int(state["n_splits"])
-        self._n_discards = int(state["n_discards"])
-        self._refresh_region_ids()
+        self._tree.load_state_dict(state)
 
     # ---------------------------------------------------------------------- stats
     def _stats(self) -> dict:
-        alp = self._alp
-        leaves = np.asarray(self._left) < 0
+        tree = self._tree
         return {
-            "n_regions": len(self._alp),
-            "n_leaves": int(leaves.sum()),
-            "n_splits": self._n_splits,
-            "n_discards": self._n_discards,
-            "alp_max": float(alp.max()),
-            "alp_mean": float(alp.mean()),
-            "regions": [
-                {
-                    "low": self._low[i].tolist(),
-                    "high": self._high[i].tolist(),
-                    "alp": float(alp[i]),
-                    "leaf": bool(leaves[i]),
-                    "n_pairs": len(self._pairs[i]),
-                    "parent": self._parent[i],
-                }
-                for i in range(len(self._alp))
-            ],
+            "n_regions": len(tree),
+            "n_leaves": int((np.asarray(tree.left) < 0).sum()),
+            "n_splits": tree.n_splits,
+            "n_discards": tree.n_discards,
+            "alp_max": float(tree.alp.max()),
+            "alp_mean": float(tree.alp.mean()),
+            "regions": tree.regions(),
         }

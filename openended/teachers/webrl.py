@@ -5,379 +5,41 @@ Reinforcement Learning" (arXiv 2411.02337), code ``THUDM/WebRL`` ``scripts/gen_t
 (in-breadth generation from failures, 10 seeds x 2 turns; learnability band
 ``threshold=[0.05, 0.75]``). Preset ``"webrl"`` uses those numbers.
 
-A phase (every ``phase_every`` updates, in the background on the `Refitter`):
-
-1. **collect failures**: pool tasks attempted since the last phase whose success there
-   is below ``failure_threshold``;
-2. **generate** in-breadth variants: ``generation_turns`` times, ``seeds_per_turn``
-   failures go to the generator, which returns ``candidates_per_turn`` texts. The
-   generator is any object with ``generate(failures, n)`` (an LLM behind an HTTP
-   backend, say) or the offline `GrammarMutationGenerator` (always works);
-3. **parse & dedupe**: text checked as data (non-empty, length-capped; never executed),
-   exact duplicates and near-duplicates (cosine >= ``dedupe_threshold`` of an injectable
-   ``embed`` fn) of the pool or of earlier candidates dropped;
-4. **feasibility**: a pluggable validator (``"crafter"``: the Crafter task grammar);
-5. **learnability band**: predicted success (default: similarity-weighted empirical
-   success of the ``knn_k`` nearest known tasks) must lie in ``[band_low, band_high]``;
-   a candidate with no similar known task has no prediction and is admitted only if
-   ``admit_unpredicted`` (WebRL phase 0 has no critic either);
-6. **admit** up to ``admit_per_phase`` with lineage (``parent_ids`` = the failures it
-   came from, ``origin="generated"``).
+The teacher keeps a growing pool of tasks (`TaskPool`) with an LP tracker over it. Every
+``phase_every`` updates it collects its **failures** (pool tasks attempted since the last
+phase whose success there is below ``failure_threshold``) and runs a generation phase in
+the background on the `Refitter`: generate from failures, dedupe, check feasibility,
+filter by a learnability band, admit with lineage (``origin="generated"``). The phase
+itself is `openended.teachers.webrl_generation.run_phase`, a pure function; this module
+is the config and the teacher around it.
 
 Every stage's rejections are counted with an example reason (``stats()["webrl/last_phase"]``).
 Sampling draws from the whole pool by a priority: ``"lp"`` (OMNI's LP distribution over
 the pool) or ``"uniform_unmastered"``.
 
-Contents: GeneratedTask, TaskGenerator, GrammarMutationGenerator, KNNSuccessPredictor,
-run_phase (the pure pipeline), WebRLConfig, WebRLTeacher.
+Contents: WebRLConfig, WebRLTeacher.
 """
 
 from __future__ import annotations
 
-import inspect
-import re
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field, field_serializer
+from pydantic import ConfigDict, Field, field_serializer, field_validator
 
 from openended.errors import ConfigError, TaskNotInSpace
+from openended.registry import resolve_import_path
 from openended.tasks import Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
-from openended.teachers.lp import LPTracker, _short, append_unseen, known_tasks_of_space
+from openended.teachers.lp import LPTracker
+from openended.teachers.pool import TaskPool, known_tasks_of_space, task_label
 from openended.teachers.refit import Refitter
+from openended.teachers.webrl_generation import GrammarMutationGenerator, KNNSuccessPredictor, run_phase
 
-__all__ = [
-    "GeneratedTask",
-    "TaskGenerator",
-    "GrammarMutationGenerator",
-    "KNNSuccessPredictor",
-    "run_phase",
-    "WebRLConfig",
-    "WebRLTeacher",
-]
+__all__ = ["WebRLConfig", "WebRLTeacher"]
 
 
-class GeneratedTask(NamedTuple):
-    """A generator's proposal: text plus the ids of the failures it was derived from."""
-
-    text: str
-    parent_ids: tuple[str, ...] = ()
-
-
-@runtime_checkable
-class TaskGenerator(Protocol):
-    """Anything that proposes new task texts from failed tasks (LLM backends, grammars)."""
-
-    def generate(self, failures: Sequence[Task], n: int) -> list[str | GeneratedTask]: ...
-
-
-# ------------------------------------------------------------------------ generator
-_DEFAULT_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "collect": ("gather", "harvest", "procure", "acquire", "amass"),
-    "make": ("craft", "build", "construct", "create"),
-    "place": ("put", "deploy", "install", "position"),
-}
-_NUM = re.compile(r"(?<![A-Za-z])(\d{1,6})(?!.*\d)")
-_CONNECT = re.compile(r" (and|then) ")
-
-
-class GrammarMutationGenerator:
-    """Offline in-breadth generator: small, meaning-preserving-or-nearby edits of failures.
-
-    Operations (each proposal applies one, chosen at random):
-
-    * ``count``: change the last number of a component by -2..+2 (``collect_wood_3`` ->
-      ``collect_wood_4``; a component without a number gets ``_2``);
-    * ``synonym``: swap the component's leading verb for a synonym (``collect`` ->
-      ``gather``);
-    * ``compose``: join with a component of another failure (`` and `` / `` then ``),
-      at most ``max_components`` parts;
-    * ``decompose``: keep one part of a composite.
-
-    Works on any text (numbers and words are generic); on Crafter task texts every
-    output is again in the Crafter grammar except where a count leaves the valid range
-    or a verb/object pair does not exist, which the validator then rejects.
-    """
-
-    name = "grammar"
-
-    def __init__(
-        self,
-        seed: int = 0,
-        synonyms: dict[str, Sequence[str]] | None = None,
-        max_count: int = 10,
-        max_components: int = 2,
-        weights: Sequence[float] = (0.45, 0.15, 0.3, 0.1),
-    ) -> None:
-        self.rng = np.random.Generator(np.random.PCG64(seed))
-        syn = synonyms if synonyms is not None else _DEFAULT_SYNONYMS
-        self._groups: dict[str, tuple[str, ...]] = {}
-        for head, words in syn.items():
-            group = tuple(dict.fromkeys((head, *words)))
-            for w in group:
-                self._groups[w] = group
-        self.max_count = int(max_count)
-        self.max_components = int(max_components)
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (4,) or (w < 0).any() or w.sum() <= 0:
-            raise ConfigError(f"GrammarMutationGenerator.weights: need 4 non-negative weights, got {list(weights)}")
-        self._w = w / w.sum()
-
-    @staticmethod
-    def _parts(text: str) -> tuple[list[str], str]:
-        conn = "then" if " then " in text else "and"
-        return [p.strip() for p in re.split(r" (?:and|then) ", text) if p.strip()], conn
-
-    def _count(self, comp: str, rng: np.random.Generator) -> str:
-        m = _NUM.search(comp)
-        if m is None:
-            return f"{comp}_2"
-        k = int(m.group(1)) + int(rng.choice([-2, -1, 1, 2]))
-        k = min(max(k, 1), self.max_count)
-        head, tail = comp[: m.start()], comp[m.end() :]
-        if k == 1 and head.endswith("_") and not tail:
-            return head[:-1]
-        return f"{head}{k}{tail}"
-
-    def _synonym(self, comp: str, rng: np.random.Generator) -> str:
-        verb, sep, rest = comp.partition("_") if "_" in comp else comp.partition(" ")
-        group = self._groups.get(verb.lower())
-        if not group or len(group) < 2:
-            return comp
-        others = [w for w in group if w != verb.lower()]
-        return f"{others[int(rng.integers(len(others)))]}{sep}{rest}"
-
-    def generate(self, failures: Sequence[Task], n: int, rng: np.random.Generator | None = None) -> list[GeneratedTask]:
-        """``n`` proposals from ``failures`` (texts; tasks without text are skipped)."""
-        rng = rng if rng is not None else self.rng
-        pool = [f for f in failures if f.text]
-        out: list[GeneratedTask] = []
-        if not pool:
-            return out
-        for _ in range(int(n)):
-            f = pool[int(rng.integers(len(pool)))]
-            parts, conn = self._parts(f.text or "")
-            if not parts:
-                continue
-            op = int(rng.choice(4, p=self._w))
-            parents: tuple[str, ...] = (f.id,)
-            if op == 2 and len(pool) > 1 and len(parts) < self.max_components:
-                g = pool[int(rng.integers(len(pool)))]
-                gparts, _ = self._parts(g.text or "")
-                if g.id != f.id and gparts:
-                    extra = gparts[int(rng.integers(len(gparts)))]
-                    if extra not in parts:
-                        joiner = " then " if rng.random() < 0.5 else " and "
-                        out.append(GeneratedTask(joiner.join(parts + [extra]), (f.id, g.id)))
-                        continue
-                op = 0
-            if op == 3 and len(parts) > 1:
-                out.append(GeneratedTask(parts[int(rng.integers(len(parts)))], parents))
-                continue
-            j = int(rng.integers(len(parts)))
-            new = list(parts)
-            new[j] = self._synonym(parts[j], rng) if op == 1 else self._count(parts[j], rng)
-            if new[j] == parts[j]:
-                new[j] = self._count(parts[j], rng)
-            out.append(GeneratedTask(f" {conn} ".join(new), parents))
-        return out
-
-
-# ------------------------------------------------------------------------ predictor
-class KNNSuccessPredictor:
-    """Predicted success of a candidate = similarity-weighted mean empirical success of its
-    ``k`` most similar *attempted* known tasks with cosine >= ``min_similarity``; NaN if none.
-
-    Why: WebRL filters with its critic's P(success); before any critic exists, the
-    learner's own record on the nearest known tasks is the cheapest honest estimate
-    (a MAGELLAN-style regressor or a critic can replace it: same call shape).
-    """
-
-    name = "knn"
-
-    def __init__(self, k: int = 5, min_similarity: float = 0.5) -> None:
-        self.k = int(k)
-        self.min_similarity = float(min_similarity)
-
-    def predict(
-        self, cand_vecs: np.ndarray, known_vecs: np.ndarray, known_success: np.ndarray, known_attempts: np.ndarray
-    ) -> np.ndarray:
-        out = np.full(len(cand_vecs), np.nan)
-        mask = np.asarray(known_attempts) > 0
-        if not mask.any() or len(cand_vecs) == 0:
-            return out
-        kv, ks = known_vecs[mask], np.asarray(known_success)[mask]
-        sims = np.asarray(cand_vecs) @ kv.T
-        k = min(self.k, sims.shape[1])
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        for i in range(len(cand_vecs)):
-            s = sims[i, top[i]]
-            ok = s >= self.min_similarity
-            if ok.any():
-                w = s[ok]
-                out[i] = float((w * ks[top[i][ok]]).sum() / w.sum())
-        return out
-
-
-# ------------------------------------------------------------------------ pipeline
-def _norm_text(t: str) -> str:
-    return " ".join(t.lower().replace("_", " ").split())
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float64)
-    if v.ndim != 2:
-        raise ConfigError(f"teacher.webrl.embed: must return a 2-D array (n, d), got shape {v.shape}")
-    n = np.linalg.norm(v, axis=1, keepdims=True)
-    return np.divide(v, n, out=np.zeros_like(v), where=n > 0)
-
-
-def run_phase(
-    *,
-    failures: Sequence[Task],
-    pool_texts: Sequence[str],
-    pool_success: np.ndarray,
-    pool_attempts: np.ndarray,
-    generator: Any,
-    validator: Callable[[str], tuple[bool, str]] | None,
-    embed: Callable[[list[str]], np.ndarray],
-    predictor: Any,
-    seed: int,
-    seeds_per_turn: int,
-    generation_turns: int,
-    candidates_per_turn: int,
-    admit_per_phase: int,
-    band: tuple[float, float],
-    dedupe_threshold: float,
-    admit_unpredicted: bool,
-    max_length: int,
-    accept: Callable[[str], bool] | None = None,
-) -> dict[str, Any]:
-    """One generation phase (pure; runs in the background). Returns admitted proposals and
-    a funnel: how many candidates each stage rejected, with one example reason each."""
-    rng = np.random.Generator(np.random.PCG64(seed))
-    funnel = {
-        "failures": len(failures),
-        "generated": 0,
-        "invalid": 0,
-        "duplicate": 0,
-        "infeasible": 0,
-        "out_of_band": 0,
-        "unpredicted": 0,
-        "over_quota": 0,
-        "admitted": 0,
-        "generator_errors": 0,
-    }
-    examples: dict[str, str] = {}
-    if not failures:
-        return {"admitted": [], "funnel": funnel, "examples": examples}
-    takes_rng = "rng" in inspect.signature(generator.generate).parameters
-    proposals: list[GeneratedTask] = []
-    for _ in range(generation_turns):
-        k = min(seeds_per_turn, len(failures))
-        seeds = [failures[i] for i in rng.choice(len(failures), size=k, replace=False).tolist()]
-        try:
-            got = (
-                generator.generate(seeds, candidates_per_turn, rng=rng)
-                if takes_rng
-                else generator.generate(seeds, candidates_per_turn)
-            )
-        except Exception as err:  # noqa: BLE001 - a failing generator skips a turn, never the run
-            funnel["generator_errors"] += 1
-            examples.setdefault("generator_errors", f"{type(err).__name__}: {str(err)[:160]}")
-            continue
-        for g in list(got)[: max(candidates_per_turn, 0) * 4]:
-            if isinstance(g, GeneratedTask):
-                proposals.append(g)
-            elif isinstance(g, str):
-                proposals.append(GeneratedTask(g, tuple(s.id for s in seeds)))
-            elif isinstance(g, tuple) and len(g) == 2 and isinstance(g[0], str):
-                proposals.append(GeneratedTask(g[0], tuple(str(x) for x in g[1])))
-            else:
-                funnel["invalid"] += 1
-                examples.setdefault("invalid", f"generator returned {type(g).__name__}, not text")
-    funnel["generated"] = len(proposals)
-    # 3. parse: text is data; only length and emptiness are checked here.
-    seen = {_norm_text(t) for t in pool_texts}
-    kept: list[GeneratedTask] = []
-    for g in proposals:
-        t = g.text.strip()
-        if not t or len(t) > max_length:
-            funnel["invalid"] += 1
-            examples.setdefault("invalid", f"{len(g.text)} characters (empty or over {max_length})")
-            continue
-        if accept is not None and not accept(t):
-            funnel["invalid"] += 1
-            examples.setdefault("invalid", f"{t[:60]!r} is not in the task space")
-            continue
-        key = _norm_text(t)
-        if key in seen:
-            funnel["duplicate"] += 1
-            examples.setdefault("duplicate", f"{t[:60]!r} is already known")
-            continue
-        seen.add(key)
-        kept.append(GeneratedTask(t, g.parent_ids))
-    if not kept:
-        return {"admitted": [], "funnel": funnel, "examples": examples}
-    vecs = _unit(embed([g.text for g in kept] + list(pool_texts)))
-    cand_v, pool_v = vecs[: len(kept)], vecs[len(kept) :]
-    sims_pool = cand_v @ pool_v.T if len(pool_texts) else np.zeros((len(kept), 0))
-    novel: list[int] = []
-    for i, g in enumerate(kept):
-        best = float(sims_pool[i].max()) if sims_pool.shape[1] else -1.0
-        if novel:
-            best = max(best, float((cand_v[novel] @ cand_v[i]).max()))
-        if best >= dedupe_threshold:
-            funnel["duplicate"] += 1
-            examples.setdefault("duplicate", f"{g.text[:60]!r} near-duplicate (cosine {best:.3f})")
-            continue
-        novel.append(i)
-    # 4. feasibility
-    feasible: list[int] = []
-    for i in novel:
-        if validator is not None:
-            ok, why = validator(kept[i].text)
-            if not ok:
-                funnel["infeasible"] += 1
-                examples.setdefault("infeasible", f"{kept[i].text[:60]!r}: {why}")
-                continue
-        feasible.append(i)
-    # 5. learnability band
-    pred = (
-        predictor.predict(cand_v[feasible], pool_v, np.asarray(pool_success), np.asarray(pool_attempts))
-        if feasible
-        else np.zeros(0)
-    )
-    admitted: list[dict[str, Any]] = []
-    for i, p in zip(feasible, np.asarray(pred, dtype=np.float64).tolist()):
-        if np.isnan(p):
-            if not admit_unpredicted:
-                funnel["unpredicted"] += 1
-                examples.setdefault("unpredicted", f"{kept[i].text[:60]!r}: no similar attempted task")
-                continue
-        elif not band[0] <= p <= band[1]:
-            funnel["out_of_band"] += 1
-            examples.setdefault(
-                "out_of_band", f"{kept[i].text[:60]!r}: predicted success {p:.2f} outside [{band[0]}, {band[1]}]"
-            )
-            continue
-        if len(admitted) >= admit_per_phase:
-            funnel["over_quota"] += 1
-            continue
-        admitted.append(
-            {
-                "text": kept[i].text,
-                "parent_ids": list(kept[i].parent_ids),
-                "predicted": None if np.isnan(p) else float(p),
-            }
-        )
-    funnel["admitted"] = len(admitted)
-    return {"admitted": admitted, "funnel": funnel, "examples": examples}
-
-
-# ------------------------------------------------------------------------ teacher
 class WebRLConfig(RefitConfig, TeacherConfig):
     """WebRL self-evolving curriculum (generation from failures + learnability band)."""
 
@@ -394,7 +56,11 @@ class WebRLConfig(RefitConfig, TeacherConfig):
     admit_unpredicted: bool = Field(True, description="Admit candidates with no prediction (phase 0).")
     dedupe_threshold: float = Field(0.95, gt=-1, le=1, description="Cosine at or above which = duplicate.")
     generator: Any = Field("grammar", description="'grammar' or any object with generate(failures, n).")
-    validator: Any = Field("crafter", description="'crafter', None, or a callable text -> (ok, reason) | bool.")
+    validator: Any = Field(
+        None,
+        description="Feasibility filter: None (none), a callable text -> (ok, reason) | bool, or its import path "
+        "'package.module:function'. Experiments fill it from the env family (see env_task_validator).",
+    )
     embed: Any = Field("hashing", description="'hashing', 'minilm', or a callable list[str] -> (n, d) array.")
     predictor: Any = Field("knn", description="'knn' or an object with predict(cand_vecs, known_vecs, ...).")
     knn_k: int = Field(5, ge=1, description="Neighbours of the knn predictor.")
@@ -412,6 +78,19 @@ class WebRLConfig(RefitConfig, TeacherConfig):
     grammar_max_count: int = Field(10, ge=1, description="Largest count the grammar generator writes.")
     refit_executor: Literal["inline", "thread"] = Field("thread", description="Where phases run.")
 
+    @field_validator("validator")
+    @classmethod
+    def _validator_resolves(cls, v: Any) -> Any:
+        """Fail when the config is checked (``openended check``), not at the first phase."""
+        if isinstance(v, str):
+            try:
+                resolve_import_path(v, what="validator")
+            except ConfigError as err:  # pydantic adds the field path itself
+                raise ValueError(str(err).removeprefix("validator: ")) from None
+        elif v is not None and not callable(v):
+            raise ValueError("must be None, a callable text -> (ok, reason) | bool, or 'package.module:function'")
+        return v
+
     @field_serializer("generator", "validator", "embed", "predictor")
     def _name(self, v: Any) -> Any:
         return (
@@ -420,19 +99,16 @@ class WebRLConfig(RefitConfig, TeacherConfig):
 
 
 def _resolve_validator(v: Any) -> Callable[[str], tuple[bool, str]] | None:
+    """None (no feasibility filter), a callable, or the import path of one; a validator
+    may answer ``(ok, reason)`` or a bare bool. No default: the teacher knows no env."""
     if v is None:
         return None
-    if v == "crafter":
-        from openended.envs.crafter import validate_crafter_task
-
-        return validate_crafter_task
-    if isinstance(v, str):
-        raise ConfigError(f"teacher.webrl.validator: unknown validator {v!r}; use 'crafter', None or a callable")
-    if not callable(v):
+    fn = resolve_import_path(v, what="teacher.webrl.validator") if isinstance(v, str) else v
+    if not callable(fn):
         raise ConfigError("teacher.webrl.validator: must be callable text -> (ok, reason) or bool")
 
     def wrapped(text: str) -> tuple[bool, str]:
-        r = v(text)
+        r = fn(text)
         return (bool(r[0]), str(r[1])) if isinstance(r, tuple) else (bool(r), "" if r else "rejected")
 
     return wrapped
@@ -489,8 +165,7 @@ class WebRLTeacher(BaseTeacher):
             raise ConfigError("teacher.webrl.predictor: use 'knn' or an object with predict(...)")
         self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
         self._tracker = LPTracker(0, alpha=cfg.ema_alpha, theta=cfg.p_theta)
-        self._pool: list[Task] = []
-        self._index: dict[str, int] = {}
+        self._pool = TaskPool()
         self._phase_att = np.zeros(0)
         self._phase_suc = np.zeros(0)
         self._n_updates = 0
@@ -530,7 +205,7 @@ class WebRLTeacher(BaseTeacher):
         return text in self._dtexts
 
     def _add(self, tasks: Sequence[Task]) -> list[Task]:
-        new = append_unseen(tasks, self._pool, self._index)
+        new = self._pool.add(tasks)
         if new:
             self._tracker.grow(len(new))
             self._phase_att = np.concatenate([self._phase_att, np.zeros(len(new))])
@@ -540,7 +215,7 @@ class WebRLTeacher(BaseTeacher):
         return new
 
     def known_tasks(self) -> list[Task]:
-        return list(self._pool)
+        return list(self._pool.tasks)
 
     def generated_tasks(self) -> list[Task]:
         return [t for t in self._pool if t.origin == "generated"]
@@ -576,14 +251,14 @@ class WebRLTeacher(BaseTeacher):
         self._ensure_cdf()
         idx = np.searchsorted(self._cdf, self.rng.random(n) * self._cdf[-1], side="right")
         np.minimum(idx, len(self._pool) - 1, out=idx)
-        pool = self._pool
+        pool = self._pool.tasks
         return [pool[i] for i in idx.tolist()]
 
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
         cfg: WebRLConfig = self.config  # type: ignore[assignment]
         idx, suc, ev = [], [], []
         for t, o in zip(tasks, outcomes):
-            i = self._index.get(t.id)
+            i = self._pool.index_of(t.id)
             if i is None or o.success is None:
                 continue
             idx.append(i)
@@ -677,14 +352,14 @@ class WebRLTeacher(BaseTeacher):
         }
         for t, a in zip(new, result["admitted"]):
             self._recent.append(
-                {"task": _short(t), "id": t.id, "parents": list(t.parent_ids), "predicted": a.get("predicted")}
+                {"task": task_label(t), "id": t.id, "parents": list(t.parent_ids), "predicted": a.get("predicted")}
             )
         self._recent = self._recent[-20:]
 
     # ----------------------------------------------------------------- persistence
     def _state_dict(self) -> dict:
         return {
-            "pool": [t.to_dict() for t in self._pool],
+            "pool": self._pool.to_dicts(),
             "tracker": self._tracker.state_dict(),
             "phase_att": self._phase_att,
             "phase_suc": self._phase_suc,
@@ -700,8 +375,7 @@ class WebRLTeacher(BaseTeacher):
         }
 
     def _load_state_dict(self, state: dict) -> None:
-        self._pool = [Task.from_dict(d) for d in state["pool"]]
-        self._index = {t.id: i for i, t in enumerate(self._pool)}
+        self._pool.load(state["pool"])
         self._tracker.load_state_dict(state["tracker"])
         self._phase_att = np.asarray(state["phase_att"], dtype=np.float64).copy()
         self._phase_suc = np.asarray(state["phase_suc"], dtype=np.float64).copy()

@@ -5,34 +5,118 @@ picked in proportion to a per-component learning-progress signal.
 Subclasses say how many extra coordinates follow the task (ALP-GMM: the ALP; Covar-GMM:
 time and return), how the per-component weights are read from a fitted mixture
 (`_component_weights`), and how episodes become fit rows (`_update`). Everything else —
-reference and fast sampling, fit submission, installing a fit, state and stats — is here.
+reference and fast sampling, fit submission, installing a fit, state and stats — is here,
+with `FitWindows` (which rows a fit sees, and when one is due) and the config fields both
+teachers share.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from openended.tasks import Box, Task
-from openended.teachers import gmm_em
 from openended.teachers.base import BaseTeacher
-from openended.teachers.gmm import (
-    FitWindows,
-    Mixture,
+from openended.teachers.gmm import em_kernels
+from openended.teachers.gmm.fit import fit_fast, fit_reference, prepare_reference
+from openended.teachers.gmm.mixture import Mixture
+from openended.teachers.gmm.sampling import (
     Prefetch,
     component_probs,
-    fit_fast,
-    fit_reference,
     proportional_choice,
     sample_box_mixture,
     tasks_with_origin,
 )
 from openended.teachers.refit import Refitter
 
-__all__ = ["GMMTeacher"]
+__all__ = ["GMMTeacher", "GMMTeacherConfig", "FitWindows"]
 
 _FIT_INFO_KEYS = ("k", "ks", "scores", "n_iter", "not_converged", "cold")
+
+
+class GMMTeacherConfig(BaseModel):
+    """Config fields shared by ALP-GMM and Covar-GMM (mixed into their configs)."""
+
+    mode: Literal["reference", "fast"] = Field(
+        "fast", description="reference: teachDeepRL's computation exactly; fast: same algorithm, faster machinery."
+    )
+    fit_rate: int = Field(
+        250, ge=2, description="Episodes between refits; also the bootstrap length and the fit window."
+    )
+    random_ratio: float = Field(0.2, ge=0.0, le=1.0, description="Probability of a uniform task after bootstrap.")
+    k_min: int = Field(2, ge=1, description="Smallest number of Gaussians tried.")
+    k_max: int = Field(11, ge=2, description="Exclusive upper bound of the ks tried (np.arange(k_min, k_max)).")
+    criterion: Literal["aic", "bic", "aicc"] = Field("aic", description="Model-selection criterion over the ks.")
+    return_bounds: tuple[float, float] | None = Field(
+        None, description="None: raw returns; (lo, hi): np.interp returns to [0, 1] first (TDRL: (-150, 350))."
+    )
+    k_window: int | None = Field(
+        None, ge=0, description="Fast mode: None tries every k at every fit; an int only k_prev +- k_window."
+    )
+    fit_init: Literal["cold", "warm", "both"] = Field(
+        "cold", description="Fast mode: start EM from k-means++ (cold), the previous mixture (warm) or both."
+    )
+    em_max_iter: int = Field(100, ge=1, description="Fast mode: EM iteration cap per fit.")
+    em_tol: float = Field(1e-3, gt=0.0, description="Fast mode: stop when mean log-likelihood moves less.")
+    reg_covar: float = Field(1e-6, ge=0.0, description="Fast mode: added to covariance diagonals (sklearn's).")
+    prefetch: int = Field(
+        64, ge=0, description="Fast mode: tasks drawn ahead per vectorised call for small sample() calls (0: off)."
+    )
+
+    @model_validator(mode="after")
+    def _check_ks(self) -> GMMTeacherConfig:
+        if self.k_max <= self.k_min:
+            raise ValueError(
+                f"k_max ({self.k_max}) must be greater than k_min ({self.k_min}): "
+                f"the ks tried are np.arange(k_min, k_max)"
+            )
+        if self.fit_rate < self.k_max - 1:
+            raise ValueError(
+                f"fit_rate ({self.fit_rate}) must be at least the largest k tried ({self.k_max - 1}): "
+                f"each fit uses fit_rate points"
+            )
+        return self
+
+    @field_validator("return_bounds")
+    @classmethod
+    def _check_bounds(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not v[0] < v[1]:
+            raise ValueError("must be (lo, hi) with lo < hi")
+        return v
+
+
+class FitWindows:
+    """The last ``size`` rows seen, and the fit windows a push completes.
+
+    REFERENCE: a refit is due after the episode that makes the count a positive multiple
+    of ``size`` (``len(tasks) >= fit_rate and len(tasks) % fit_rate == 0``), on exactly the
+    last ``size`` rows; windows therefore never overlap.
+    """
+
+    def __init__(self, size: int, dim: int) -> None:
+        self.size = int(size)
+        self.rows = np.empty((0, dim))
+
+    def push(self, rows: np.ndarray, n_before: int) -> list[np.ndarray]:
+        rows = np.asarray(rows, dtype=np.float64)
+        allr = np.concatenate([self.rows, rows]) if self.rows.size else rows
+        off = allr.shape[0] - rows.shape[0]
+        out = []
+        for i in range(rows.shape[0]):
+            c = n_before + i + 1
+            if c >= self.size and c % self.size == 0:
+                end = off + i + 1
+                out.append(allr[end - self.size : end].copy())
+        self.rows = allr[-self.size :].copy()
+        return out
+
+    def state(self) -> np.ndarray:
+        return self.rows.copy()
+
+    def load(self, rows: np.ndarray) -> None:
+        self.rows = np.asarray(rows, dtype=np.float64).reshape(-1, self.rows.shape[1])
 
 
 class GMMTeacher(BaseTeacher):
@@ -63,7 +147,11 @@ class GMMTeacher(BaseTeacher):
         if cfg.mode == "fast":
             # compile (first time on a machine) or load the fitter's kernels here, not in
             # the first refit, where a compile would hold the GIL against sample()
-            gmm_em.warm_up()
+            em_kernels.warm_up()
+        else:
+            # REFERENCE fits are sklearn's: import it before the first fit so that fit's
+            # BLAS/OpenMP pools are pinned like every later one's
+            prepare_reference()
 
     # -------------------------------------------------------------- override points
     def _component_weights(self, mix: Mixture) -> np.ndarray:  # pragma: no cover - abstract

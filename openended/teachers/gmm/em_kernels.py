@@ -9,10 +9,13 @@ segmented log-sum-exp, the convergence bookkeeping and the moment -> covariance 
 In numpy those are ~40 small batched calls per iteration (~0.2 ms of call overhead and
 per-matrix LAPACK dispatch at 13 dimensions); here they are plain loops.
 
-Compiled with `openended.teachers.compiled.jit` (nogil: a refit running in the teacher's
+Compiled with `jit`: ``numba.njit(nogil=True)`` (a refit running in the teacher's
 thread executor does not hold the GIL, so ``sample`` calls on other threads run while it
-fits; cached on disk: the first process on a machine compiles the kernels, ~8 s, later
-ones load them in ~0.3 s -- `warm_up` lets callers pay that up front).
+fits), cached on disk where numba finds a writable place (numba keys the cache by this
+module's path: ``__pycache__`` next to this file, else its user cache directory), so only
+the first process on a machine compiles the kernels, ~8 s, and later ones load them in
+~0.3 s -- `warm_up` lets callers pay that up front. Where neither place is writable the
+kernels compile once per process instead of failing at import.
 
 Pure algorithm code: numpy and numba only.
 """
@@ -22,16 +25,25 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
+import numba as nb
 import numpy as np
 
-from openended.teachers.compiled import jit
-
-__all__ = ["em", "kmeans_init", "kmeanspp_chain", "warm_up"]
+__all__ = ["em", "kmeans_init", "kmeanspp_chain", "warm_up", "jit"]
 
 _log = logging.getLogger(__name__)
 _LOG_2PI = math.log(2.0 * math.pi)
 _EPS = float(np.finfo(np.float64).eps)
+
+
+def jit(fn: Callable[..., Any]) -> Any:
+    """Compile ``fn`` lazily (on first call) with numba, nogil, cached on disk when possible."""
+    try:
+        return nb.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available": no writable cache dir
+        return nb.njit(nogil=True)(fn)
 
 
 @jit
@@ -317,7 +329,7 @@ def em(
     tol: float,
     reg: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """EM on all candidate mixtures at once; see `openended.teachers.gmm.fit_fast`.
+    """EM on all candidate mixtures at once; see `openended.teachers.gmm.fit.fit_fast`.
 
     ``z`` (``zt`` its transpose, contiguous) are the packed data columns of the centred
     points, ``iu, ju`` the packed index pairs; components are stacked flat, mixture

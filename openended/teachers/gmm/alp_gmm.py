@@ -27,7 +27,7 @@ Algorithm (REFERENCE, per episode, in order):
 Fast mode (the default when no preset is given) keeps that algorithm and changes how it
 is computed (each change is marked ``# SPEEDUP:``; deviations are listed):
     * fits run off the sampling path (``self.refitter``, a thread by default) with the
-      batched EM of `gmm.fit_fast` (sklearn's k-means init and EM, every k in one stacked
+      batched EM of `fit.fit_fast` (sklearn's k-means init and EM, every k in one stacked
       computation, its loops compiled); until the first fit is live, sampling stays uniform (as
       TeachMyAgent does while ``gmm is None``). A fit whose result would be replaced
       before any sample (several due in one ``update`` batch) is skipped;
@@ -39,8 +39,12 @@ is computed (each change is marked ``# SPEEDUP:``; deviations are listed):
       keeps kd-tree order). ``unit_distance=True`` (off by default, to stay comparable
       with the published runs) measures distances in the unit cube;
     * tasks are drawn in vectorised blocks with a fixed number of RNG calls from
-      precomputed Cholesky factors of the task marginals (`gmm.sample_box_mixture`,
-      `gmm.Prefetch`); no float32 cast.
+      precomputed Cholesky factors of the task marginals (`sampling.sample_box_mixture`,
+      `sampling.Prefetch`); no float32 cast.
+
+This file holds what is ALP-GMM's own (config, presets, the update rule above); the
+sampling and fit plumbing it shares with Covar-GMM is `base.GMMTeacher` (REFERENCE and
+SPEEDUP paths side by side there too), the fits `fit.py`, the ALP computers `alp.py`.
 
 Measured on TDRL's toy env (20k episodes, sample(1)/update(1) per episode, 10 seeds,
 % cells mastered; shared 2-core machine): reference preset ``teachdeeprl_toy`` 35.5 +- 3.3
@@ -64,10 +68,10 @@ import numpy as np
 from pydantic import ConfigDict, Field
 
 from openended.tasks import Box, Outcome, Task
-from openended.teachers.alp import ReferenceALP, WindowALP
 from openended.teachers.base import RefitConfig, TeacherConfig
-from openended.teachers.gmm import GMMTeacherConfig, Mixture
-from openended.teachers.gmm_teacher import GMMTeacher
+from openended.teachers.gmm.alp import ReferenceALP, WindowALP
+from openended.teachers.gmm.base import GMMTeacher, GMMTeacherConfig
+from openended.teachers.gmm.mixture import Mixture
 
 __all__ = ["ALPGMMTeacher", "ALPGMMConfig"]
 

@@ -25,9 +25,12 @@ Algorithm (REFERENCE, per episode):
     component ∝ its LP (uniform if all are 0), a Gaussian draw, (t, r) dropped, clipped.
 
 Fast mode (the default) changes only the machinery, as for ALP-GMM (``# SPEEDUP:``): the
-batched EM of `gmm.fit_fast` (sklearn's algorithm, every k stacked, compiled) off the sampling
+batched EM of `fit.fit_fast` (sklearn's algorithm, every k stacked, compiled) off the sampling
 path, a fit that would be replaced unseen (several due in one ``update``) skipped, tasks
 drawn in vectorised blocks from precomputed Cholesky factors, no float32 cast.
+
+This file holds what is Covar-GMM's own (config, presets, the LP signal, the update rule);
+sampling and fit plumbing are `base.GMMTeacher`'s, the fits `fit.py`'s.
 
 ``variant="improved"`` (a flagged deviation, fast or reference mode): components are drawn
 with probability proportional to the square root of their LP instead of the LP itself.
@@ -62,8 +65,8 @@ from pydantic import ConfigDict, Field
 
 from openended.tasks import Box, Outcome, Task
 from openended.teachers.base import RefitConfig, TeacherConfig
-from openended.teachers.gmm import GMMTeacherConfig, Mixture
-from openended.teachers.gmm_teacher import GMMTeacher
+from openended.teachers.gmm.base import GMMTeacher, GMMTeacherConfig
+from openended.teachers.gmm.mixture import Mixture
 
 __all__ = ["CovarGMMTeacher", "CovarGMMConfig"]
 
