@@ -7,13 +7,14 @@ gymnasium env (or a PettingZoo parallel env) implementing the task-env contract.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from openended.errors import ConfigError
 from openended.registry import Registry
 from openended.tasks import TaskSpace
 
-__all__ = ["register_env", "make_env", "env_entry", "list_envs", "env_task_space"]
+__all__ = ["register_env", "make_env", "make_task_env", "env_entry", "list_envs", "env_task_space"]
 
 _ENVS = Registry("env family")
 
@@ -32,6 +33,23 @@ def env_entry(name: str) -> Callable[..., Any]:
 def make_env(name: str, **config: Any) -> Any:
     """Build one env of family ``name`` with keyword config."""
     return env_entry(name)(**config)
+
+
+def make_task_env(
+    family: str | Callable[..., Any], config: Mapping[str, Any] | None = None, *, field: str = "env.family"
+) -> Any:
+    """One env of ``family``: a registered family name (`make_env`) or a callable taking keyword config.
+
+    What every host builds its envs with (EnvPools, RLlib's env creators), so a family means
+    the same thing everywhere. ``field`` names the setting in the error for anything else.
+    """
+    cfg = dict(config or {})
+    env = make_env(family, **cfg) if isinstance(family, str) else family(**cfg) if callable(family) else None
+    if env is None:
+        raise ConfigError(
+            f"{field}: must be a registered env family name or a callable returning a task env, got {family!r}"
+        )
+    return env
 
 
 def env_task_space(name: str, **config: Any) -> TaskSpace:

@@ -59,7 +59,7 @@ class PoolDriver:
     """EnvPool actors for one student: each iteration steps every pool ``steps_per_call`` times."""
 
     def __init__(self, exp: Experiment, service: Any, student: str, index: int) -> None:
-        from openended.runtime.envpool import make_pools
+        from openended.runtime.envpool_actor import make_pools
 
         self.student = student
         self.exp = exp
