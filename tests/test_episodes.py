@@ -11,69 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support import SPACE, CountEnv, episode_length
+from support import SPACE, CountEnv, EndsOnly, HookRecorder, ScriptedClient, episode_length
 
 from openended.errors import ConfigError
 from openended.runtime.envpool import EnvPoolCore
 from openended.runtime.episodes import EpisodeCounters, EpisodeHost
 from openended.tasks import Outcome, Task
-
-
-class ScriptedClient:
-    """Hands out a fixed sequence of tasks (cycling) and keeps every reported outcome."""
-
-    def __init__(self, tasks: list[Task]) -> None:
-        self._tasks = tasks
-        self._n = 0
-        self.reported: list[Outcome] = []
-
-    def next_task(self) -> Task:
-        task = self._tasks[self._n % len(self._tasks)]
-        self._n += 1
-        return task
-
-    def report(self, outcome: Outcome) -> None:
-        self.reported.append(outcome)
-
-    def flush(self, wait: bool = False) -> None:
-        pass
-
-    def stats(self) -> dict:
-        return {"issued": self._n}
-
-    def close(self) -> None:
-        pass
-
-
-class Recorder:
-    """Records every hook call as ``(name, env_index, what)``; checks the keyword arguments."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-
-    def task_change(self, *, env_index: int, old_task: Task | None, new_task: Task, **kw: Any) -> None:
-        assert kw == {}
-        self.calls.append(("task_change", env_index, None if old_task is None else old_task.id, new_task.id))
-
-    def episode_start(self, *, env_index: int, task: Task, **kw: Any) -> None:
-        assert set(kw) == {"obs", "info", "seed"}
-        infos = kw["info"].values() if "task_id" not in kw["info"] else [kw["info"]]  # a team: one per agent
-        assert all(info["task_id"] == task.id for info in infos)
-        self.calls.append(("episode_start", env_index, task.id))
-
-    def episode_end(self, *, env_index: int, outcome: Outcome, **kw: Any) -> None:
-        assert set(kw) == {"info"}
-        self.calls.append(("episode_end", env_index, outcome.task_id))
-
-
-class EndsOnly:
-    """Defines one hook: only it is called."""
-
-    def __init__(self) -> None:
-        self.outcomes: list[Outcome] = []
-
-    def episode_end(self, *, env_index: int, outcome: Outcome, **kw: Any) -> None:
-        self.outcomes.append(outcome)
 
 
 def tasks(*levels: float) -> list[Task]:
@@ -93,7 +36,7 @@ def test_single_env_hooks_fire_in_order_and_outcomes_carry_the_task_run():
     a, b = tasks(0.2, 0.8)
     client = ScriptedClient([a, a, b])
     host = EpisodeHost([CountEnv()], client, student="s", episode_id_prefix="p")
-    rec, ends = Recorder(), EndsOnly()
+    rec, ends = HookRecorder(), EndsOnly()
     host.add_hooks(rec, ends)
     outs = [run_episode(host) for _ in range(3)]
     assert rec.calls == [
@@ -176,7 +119,7 @@ def test_connect_builds_the_client_at_the_first_reset():
 def test_vector_hooks_per_env_index_in_order_with_pool_episode_ids():
     client = ScriptedClient(tasks(0.0, 0.5, 0.9, 0.5))
     pool = EnvPoolCore(CountEnv, {}, 3, client, steps_per_call=20, seed=0, pool_id="pool")
-    rec = Recorder()
+    rec = HookRecorder()
     pool.host.add_hooks(rec)
     pool.step()
     pool.close()
@@ -218,7 +161,7 @@ def test_team_episode_is_one_outcome_aggregated_over_agents_with_hooks():
     two, three = space.task([2, 0.5, -1]), space.task([3, 0.5, 1])
     client = ScriptedClient([two, three])
     host = EpisodeHost([env], client, student="team")
-    rec = Recorder()
+    rec = HookRecorder()
     host.add_hooks(rec)
     rng = np.random.default_rng(0)
     outs = []
