@@ -221,9 +221,10 @@ class _SpreadRebuild:
     def __init__(self) -> None:
         from mpe2 import simple_spread_v3
 
-        from openended.envs.multiagent import SimpleSpreadTaskEnv, _round
+        from openended.envs.multiagent import SimpleSpreadTaskEnv
+        from openended.envs.multiagent.base import round_half_up
 
-        self._mod, self._round = simple_spread_v3, _round
+        self._mod, self._round = simple_spread_v3, round_half_up
         self.space = SimpleSpreadTaskEnv().task_space()
         self.rng = np.random.default_rng(SEED)
         self.acts = np.random.default_rng(SEED).integers(0, 5, size=(4096, 4))

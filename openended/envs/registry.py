@@ -10,20 +10,42 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from openended.errors import ConfigError
+from openended.errors import ConfigError, UnknownName
 from openended.registry import Registry
 from openended.tasks import TaskSpace
 
-__all__ = ["register_env", "make_env", "make_task_env", "env_entry", "list_envs", "env_task_space"]
+__all__ = [
+    "register_env",
+    "make_env",
+    "make_task_env",
+    "env_entry",
+    "list_envs",
+    "is_multi_agent_family",
+    "env_task_space",
+]
 
 _ENVS = Registry("env family")
+_MULTI_AGENT: set[str] = set()  # canonical names of PettingZoo (parallel) families
 
 
 def register_env(
-    name: str, entry: str | Callable[..., Any], *, aliases: tuple[str, ...] = (), overwrite: bool = False
+    name: str,
+    entry: str | Callable[..., Any],
+    *,
+    aliases: tuple[str, ...] = (),
+    overwrite: bool = False,
+    multi_agent: bool = False,
 ) -> None:
-    """Register an env family constructor (or a lazy ``"module:Callable"`` path)."""
+    """Register an env family constructor (or a lazy ``"module:Callable"`` path).
+
+    ``multi_agent``: the family builds PettingZoo parallel envs (known without importing it).
+    """
     _ENVS.register(name, entry, aliases=aliases, overwrite=overwrite)
+    key = _ENVS.canonical(name)
+    if multi_agent:
+        _MULTI_AGENT.add(key)
+    else:
+        _MULTI_AGENT.discard(key)
 
 
 def env_entry(name: str) -> Callable[..., Any]:
@@ -63,8 +85,18 @@ def env_task_space(name: str, **config: Any) -> TaskSpace:
             close()
 
 
-def list_envs() -> list[str]:
-    return _ENVS.names()
+def list_envs(*, multi_agent: bool | None = None) -> list[str]:
+    """Registered family names (sorted); ``multi_agent`` keeps only PettingZoo (True) or gymnasium (False) ones."""
+    names = _ENVS.names()
+    return names if multi_agent is None else [n for n in names if (n in _MULTI_AGENT) == multi_agent]
+
+
+def is_multi_agent_family(name: str) -> bool:
+    """Whether ``name`` (or an alias) is a registered PettingZoo family."""
+    try:
+        return _ENVS.canonical(name) in _MULTI_AGENT
+    except UnknownName:
+        return False
 
 
 # Built-in families (lazy).
@@ -74,7 +106,14 @@ register_env("hexagon_tracks", "openended.envs.bipedal:HexagonTracksEnv", aliase
 register_env("bipedal_walker", "openended.envs.bipedal:ClassicBipedalEnv", aliases=("bipedal",))
 register_env("procgen", "openended.envs.procgen:ProcgenTaskEnv")
 register_env("procgen_vector", "openended.envs.procgen:ProcgenVectorTaskEnv")
-register_env("multiwalker", "openended.envs.multiagent:MultiwalkerTaskEnv")
-register_env("simple_spread", "openended.envs.multiagent:SimpleSpreadTaskEnv", aliases=("mpe_simple_spread",))
-register_env("simple_tag", "openended.envs.multiagent:SimpleTagTaskEnv", aliases=("mpe_simple_tag",))
+register_env("multiwalker", "openended.envs.multiagent.multiwalker:MultiwalkerTaskEnv", multi_agent=True)
+register_env(
+    "simple_spread",
+    "openended.envs.multiagent.mpe:SimpleSpreadTaskEnv",
+    aliases=("mpe_simple_spread",),
+    multi_agent=True,
+)
+register_env(
+    "simple_tag", "openended.envs.multiagent.mpe:SimpleTagTaskEnv", aliases=("mpe_simple_tag",), multi_agent=True
+)
 register_env("crafter", "openended.envs.crafter:CrafterTaskEnv")

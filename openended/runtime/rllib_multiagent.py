@@ -22,10 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pettingzoo import ParallelEnv
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from openended.envs.registry import env_entry, make_task_env
+from openended.envs.registry import is_multi_agent_family, list_envs, make_task_env
 from openended.envs.team import is_parallel_env
 from openended.errors import ConfigError
 from openended.registry import normalize_name
@@ -135,15 +134,15 @@ def rllib_env_creator(family: str) -> Callable[[Mapping[str, Any] | None], Any]:
     ``ParallelPettingZooEnv``: ``register_env("spread", lambda c:
     ParallelPettingZooEnv(rllib_env_creator("simple_spread")(c)))``.
 
-    RLlib's ``EnvContext`` is a dict subclass; its keys are passed as keyword config. Raises
-    `UnknownName` for an unregistered family and `ConfigError` for a single-agent one.
+    RLlib's ``EnvContext`` is a dict subclass; its keys are passed as keyword config.
     """
-    entry = env_entry(family)
-    if not (isinstance(entry, type) and issubclass(entry, ParallelEnv)):
-        raise ConfigError(f"rllib_env_creator: {family!r} is not a multi-agent (PettingZoo parallel) env family")
+    if not is_multi_agent_family(family):
+        raise ConfigError(
+            f"rllib_env_creator: unknown multi-agent family {family!r}; choose one of {list_envs(multi_agent=True)}"
+        )
 
     def create(config: Mapping[str, Any] | None = None) -> Any:
-        return make_task_env(entry, config, field="rllib_env_creator.family")
+        return make_task_env(family, config, field="rllib_env_creator.family")
 
     create.__name__ = f"create_{normalize_name(family)}"
     return create
