@@ -334,7 +334,7 @@ def level_switch_costs(game: str = "coinrun", n: int = 100) -> dict[str, float]:
     """Milliseconds to put one sub-env on another level, three ways."""
     from procgen import ProcgenGym3Env
 
-    from openended.envs.procgen import LevelStateCache, ProcgenConfig
+    from openended.envs.procgen_levels import LevelStateCache, ProcgenConfig
 
     cfg = ProcgenConfig(game=game)
     cache = LevelStateCache(cfg)
