@@ -89,6 +89,21 @@ def test_outcome_names_the_task_the_env_reported_and_counts_the_mismatch():
     assert host.counters.task_id_mismatches == 1
 
 
+class PaysFloat32(CountEnv):
+    """1,000-step episodes paying ``np.float32(0.1)`` a step (procgen-style float32 rewards)."""
+
+    def step(self, action: Any):
+        self._t += 1
+        return np.zeros(2, np.float32), np.float32(0.1), False, self._t >= 1000, {"task_id": self._current_task.id}
+
+
+def test_returns_are_summed_in_float64_whatever_the_reward_dtype():
+    out = run_episode(EpisodeHost([PaysFloat32()], ScriptedClient(tasks(0.5))))
+    exact = sum(float(np.float32(0.1)) for _ in range(1000))
+    assert out.length == 1000 and out.episode_return == pytest.approx(exact, abs=1e-9)
+    assert abs(float(np.float32(0.0) + sum(np.float32(0.1) for _ in range(1000))) - exact) > 1e-6  # float32 would not
+
+
 def test_hosts_need_a_task_env_a_client_and_hooks_that_hook():
     import gymnasium as gym
 

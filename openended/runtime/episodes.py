@@ -224,7 +224,7 @@ class EpisodeHost:
     def step(self, i: int, action: Any) -> tuple[Any, Any, bool, bool, Any, Outcome | None]:
         """Step gymnasium slot ``i``; the episode's `Outcome` is last (``None`` while it runs)."""
         obs, reward, terminated, truncated, info = self.envs[i].step(action)
-        self.returns[i] += reward
+        self.returns[i] += float(reward)  # float64 sums, whatever dtype the env pays in
         self.lengths[i] += 1
         if terminated or truncated:
             return obs, reward, terminated, truncated, info, self.end(i, info, bool(terminated))
