@@ -6,8 +6,9 @@
   reported the next task's id, a neighbour's, or a stale one fails the check.
 * `local_ray`: a module-scoped local Ray with a short temp dir; Ray workers cannot import
   test modules, so it ships the caller's module and this one by value.
-* `ScriptedClient` / `HookRecorder`: a teacher client with a fixed task sequence, and an
-  `EpisodeHooks` object recording every call (the episode-host tests).
+* `ScriptedClient` / `HookRecorder` / `counter_delta`: a teacher client with a fixed task
+  sequence, an `EpisodeHooks` object recording every call, and a counter snapshot that
+  restores process-wide counters (the episode-host tests).
 * `toy_mastered`: cells of the toy learner a teacher gets mastered in a short run.
 """
 
@@ -139,6 +140,22 @@ class EndsOnly:
 
     def episode_end(self, *, env_index: int, outcome: Outcome, **kw: Any) -> None:
         self.outcomes.append(outcome)
+
+
+@contextmanager
+def counter_delta(counters: Any) -> Iterator[dict[str, int]]:
+    """Yield a dict that, on exit, holds how much each of ``counters`` (an `EpisodeCounters`)
+    grew inside the block, and put the counters back: process-wide counters are read as
+    lifetime totals by later tests in the same process."""
+    before = counters.as_dict()
+    delta: dict[str, int] = {}
+    try:
+        yield delta
+    finally:
+        after = counters.as_dict()
+        delta.update({k: after[k] - before[k] for k in after})
+        for k, v in before.items():
+            setattr(counters, k, v)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 import pytest
-from support import SPACE, CountEnv, HookRecorder, PairingTeacher, ScriptedClient, local_ray
+from support import SPACE, CountEnv, HookRecorder, PairingTeacher, ScriptedClient, counter_delta, local_ray
 
 from openended.errors import ConfigError
 from openended.tasks import Box
@@ -99,20 +99,18 @@ def test_curriculum_env_hosts_its_episodes_with_the_process_counters_and_hooks()
     env.host.client = client  # in-process: no service, no Ray
     rec = HookRecorder()
     env.host.add_hooks(rec)
-    before = EPISODE_COUNTERS.as_dict()
-    for _ in range(2):
-        env.reset(seed=0)
-        done = False
-        while not done:
-            *_, term, trunc, info = env.step(np.zeros(1, np.float32))
-            done = term or trunc
-        assert info["task_id"] == env.task.id
-    env.reset()
-    env.step(np.zeros(1, np.float32))
-    env.reset()  # RLlib forced a reset mid-episode: abandoned, no outcome
-    env.close()
-    after = EPISODE_COUNTERS.as_dict()
-    delta = {k: after[k] - before[k] for k in after}
+    with counter_delta(EPISODE_COUNTERS) as delta:
+        for _ in range(2):
+            env.reset(seed=0)
+            done = False
+            while not done:
+                *_, term, trunc, info = env.step(np.zeros(1, np.float32))
+                done = term or trunc
+            assert info["task_id"] == env.task.id
+        env.reset()
+        env.step(np.zeros(1, np.float32))
+        env.reset()  # RLlib forced a reset mid-episode: abandoned, no outcome
+        env.close()
     assert delta == {"resets": 4, "episodes_reported": 2, "abandoned_episodes": 1, "task_id_mismatches": 0}
     assert [(o.task_id, o.student_id, o.episode_id) for o in client.reported] == [
         (a.id, "ppo", None),

@@ -12,7 +12,7 @@ pytest.importorskip("pettingzoo")
 pytest.importorskip("mpe2")
 pytest.importorskip("ray.rllib")
 
-from support import HookRecorder, ScriptedClient
+from support import HookRecorder, ScriptedClient, counter_delta
 
 from openended.envs import make_env
 from openended.envs.multiagent import MultiwalkerTaskEnv, SimpleSpreadTaskEnv, SimpleTagTaskEnv
@@ -57,25 +57,19 @@ def test_curriculum_multiagent_env_reports_one_team_outcome_per_episode():
     env.host.client = client  # in-process: no service, no Ray
     rec = HookRecorder()
     env.host.add_hooks(rec)
-    before = EPISODE_COUNTERS.as_dict()
     rng = np.random.default_rng(0)
-    for task in (two, three):
-        obs, _ = env.reset(seed=0)
-        assert env.task == task and set(obs) == set(env.agents) and len(env.agents) == int(task.params[0])
-        while True:
-            acts = {a: int(rng.integers(env.action_spaces[a].n)) for a in env.agents}
-            _, _, term, trunc, _ = env.step(acts)
-            if term["__all__"] or trunc["__all__"]:
-                break
-        assert (term["__all__"], trunc["__all__"]) == (False, True)  # MPE episodes end at max_cycles
-    env.close()
-    after = EPISODE_COUNTERS.as_dict()
-    assert {k: after[k] - before[k] for k in after} == {
-        "resets": 2,
-        "episodes_reported": 2,
-        "abandoned_episodes": 0,
-        "task_id_mismatches": 0,
-    }
+    with counter_delta(EPISODE_COUNTERS) as delta:
+        for task in (two, three):
+            obs, _ = env.reset(seed=0)
+            assert env.task == task and set(obs) == set(env.agents) and len(env.agents) == int(task.params[0])
+            while True:
+                acts = {a: int(rng.integers(env.action_spaces[a].n)) for a in env.agents}
+                _, _, term, trunc, _ = env.step(acts)
+                if term["__all__"] or trunc["__all__"]:
+                    break
+            assert (term["__all__"], trunc["__all__"]) == (False, True)  # MPE episodes end at max_cycles
+        env.close()
+    assert delta == {"resets": 2, "episodes_reported": 2, "abandoned_episodes": 0, "task_id_mismatches": 0}
     assert [o.task_id for o in client.reported] == [two.id, three.id]
     for o, n in zip(client.reported, (2, 3)):
         assert len(o.info["agent_returns"]) == n and o.length == 4 and o.student_id == "team"
