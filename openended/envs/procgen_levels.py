@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import gymnasium as gym
 import numpy as np
@@ -56,27 +56,6 @@ __all__ = [
     "NUM_ACTIONS",
 ]
 
-PROCGEN_GAMES: tuple[str, ...] = (
-    "bigfish",
-    "bossfight",
-    "caveflyer",
-    "chaser",
-    "climber",
-    "coinrun",
-    "dodgeball",
-    "fruitbot",
-    "heist",
-    "jumper",
-    "leaper",
-    "maze",
-    "miner",
-    "ninja",
-    "plunder",
-    "starpilot",
-)
-PROCGEN_TIMEOUT = 1000  # procgen ends every episode after 1000 steps (game.h ``timeout``)
-NUM_ACTIONS = 15
-_MAX_SEED = 2**31 - 1
 GameName = Literal[
     "bigfish",
     "bossfight",
@@ -95,6 +74,10 @@ GameName = Literal[
     "plunder",
     "starpilot",
 ]
+PROCGEN_GAMES: tuple[str, ...] = get_args(GameName)  # the 16 games, written once
+PROCGEN_TIMEOUT = 1000  # procgen ends every episode after 1000 steps (game.h ``timeout``)
+NUM_ACTIONS = 15
+_MAX_SEED = 2**31 - 1
 
 
 def procgen_module() -> Any:
