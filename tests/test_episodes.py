@@ -26,8 +26,10 @@ def tasks(*levels: float) -> list[Task]:
 def run_episode(host: EpisodeHost, i: int = 0) -> Outcome:
     host.begin(i)
     while True:
-        *_, outcome = host.step(i, np.zeros(1, np.float32))
-        if outcome is not None:
+        _, _, term, trunc, _ = host.step(i, np.zeros(1, np.float32))
+        if term or trunc:
+            outcome = host.last_outcome[i]
+            assert outcome is not None and host.client.reported[-1] is outcome  # type: ignore[union-attr]
             return outcome
 
 
@@ -182,10 +184,10 @@ def test_team_episode_is_one_outcome_aggregated_over_agents_with_hooks():
     outs = []
     for _ in range(2):
         host.begin(0, seed=1)
-        out = None
-        while out is None:
+        while env.agents:
             acts = {a: int(rng.integers(env.action_space(a).n)) for a in env.agents}
-            *_, out = host.step_team(0, acts)
+            host.step_team(0, acts)
+        out = host.last_outcome[0]
         agents = env.episode_outcomes()
         assert out.info["agent_returns"] == {o.student_id: o.episode_return for o in agents}
         assert out.episode_return == pytest.approx(np.mean([o.episode_return for o in agents]))

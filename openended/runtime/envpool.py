@@ -198,7 +198,7 @@ class EnvPoolCore:
         self.start()
         n = self.num_envs
         obs = self._obs
-        host_step, begin = self.host.step, self.host.begin
+        host_step, begin, last = self.host.step, self.host.begin, self.host.last_outcome
         policy = self._policy
         actions_k = self._draw(k) if policy is None else None
         ep_returns: list[float] = []
@@ -206,8 +206,9 @@ class EnvPoolCore:
         for s in range(k):
             actions = actions_k[s] if actions_k is not None else policy(obs)  # type: ignore[index,misc]
             for i in range(n):
-                ob, _r, term, trunc, _info, out = host_step(i, actions[i])
+                ob, _r, term, trunc, _info = host_step(i, actions[i])
                 if term or trunc:
+                    out = last[i]
                     ep_returns.append(out.episode_return)  # type: ignore[union-attr]
                     if out.success is not None:  # type: ignore[union-attr]
                         n_success_known += 1

@@ -15,12 +15,13 @@ told different things about the same kind of episode. For env slot ``i`` the hos
    (it gets no outcome), pops the next task from the client, gives it to the env with
    ``set_task`` (found through gymnasium wrappers; the task takes effect at this reset)
    and resets the env;
-2. ``step(i, action)`` / ``step_team(i, actions)``: steps the env and tracks return and
-   length; when the episode ends it calls
+2. ``step(i, action)`` / ``step_team(i, actions)``: steps the env (returning exactly what
+   the env returned) and tracks return and length; when the episode ends it calls
 3. ``end(i, info, terminated)``: builds the `Outcome` (`openended.envs.base.episode_outcome`,
    the one place outcomes are made) with the id of the task the env *actually ran*
    (``info["task_id"]``; a disagreement with the task it was given is counted), the
-   success the env reported, ``info["terminated"]``, and reports it to the client.
+   success the env reported, ``info["terminated"]``, and reports it to the client; it is
+   also kept in ``last_outcome[i]``.
 
 Teams: a slot whose env has ``episode_outcomes()`` (a task ``ParallelEnv``, or `TeamEnv`
 around one) is one team: one outcome per team episode, aggregated by
@@ -51,7 +52,9 @@ Example (in-process, no Ray)::
 
     host = EpisodeHost([make_env("toy")], LocalTeacherClient(core, "toy"))
     obs, info = host.begin(0, seed=0)
-    obs, reward, terminated, truncated, info, outcome = host.step(0, action)
+    obs, reward, terminated, truncated, info = host.step(0, action)
+    if terminated or truncated:
+        outcome = host.last_outcome[0]   # already reported to the client
 """
 
 from __future__ import annotations
@@ -174,6 +177,8 @@ class EpisodeHost:
         #: Return and length of each slot's running episode (team slots: steps only).
         self.returns: list[float] = [0.0] * n
         self.lengths: list[int] = [0] * n
+        #: The `Outcome` of each slot's last finished episode (``None`` before its first ends).
+        self.last_outcome: list[Outcome | None] = [None] * n
         self._open = [False] * n
         self._episode_no = [0] * n
         self._on_task_change: list[Callable[..., Any]] = []
@@ -221,23 +226,25 @@ class EpisodeHost:
                 fn(env_index=i, task=task, obs=obs, info=info, seed=seed)
         return obs, info
 
-    def step(self, i: int, action: Any) -> tuple[Any, Any, bool, bool, Any, Outcome | None]:
-        """Step gymnasium slot ``i``; the episode's `Outcome` is last (``None`` while it runs)."""
-        obs, reward, terminated, truncated, info = self.envs[i].step(action)
-        self.returns[i] += float(reward)  # float64 sums, whatever dtype the env pays in
+    def step(self, i: int, action: Any) -> tuple[Any, Any, bool, bool, Any]:
+        """Step gymnasium slot ``i``; returns the env's own ``step`` result. When it ends the
+        episode, the episode's `Outcome` is in ``last_outcome[i]`` (reported already)."""
+        result = self.envs[i].step(action)
+        self.returns[i] += float(result[1])  # float64 sums, whatever dtype the env pays in
         self.lengths[i] += 1
-        if terminated or truncated:
-            return obs, reward, terminated, truncated, info, self.end(i, info, bool(terminated))
-        return obs, reward, terminated, truncated, info, None
+        if result[2] or result[3]:
+            self.end(i, result[4], bool(result[2]))
+        return result
 
-    def step_team(self, i: int, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict, Outcome | None]:
-        """Step a PettingZoo parallel slot; it ends when no agent is left (then the `Outcome` is last)."""
+    def step_team(self, i: int, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        """Step a PettingZoo parallel slot; the episode ends when no agent is left (then its
+        `Outcome` is in ``last_outcome[i]``). Returns the env's own ``step`` result."""
         env = self.envs[i]
-        obs, rewards, terms, truncs, infos = env.step(actions)
+        result = env.step(actions)
         self.lengths[i] += 1
-        if env.agents:
-            return obs, rewards, terms, truncs, infos, None
-        return obs, rewards, terms, truncs, infos, self.end(i, infos, any(terms.values()))
+        if not env.agents:
+            self.end(i, result[4], any(result[2].values()))
+        return result
 
     def end(self, i: int, info: Any, terminated: bool) -> Outcome:
         """Close slot ``i``'s episode: build its `Outcome`, report it, fire ``episode_end``."""
@@ -264,6 +271,7 @@ class EpisodeHost:
         self._episode_no[i] += 1
         outcome = episode_outcome(task, ret, length, success, self.student, episode_id, task_id=str(task_id), **extra)
         self._open[i] = False
+        self.last_outcome[i] = outcome
         self.client.report(outcome)  # type: ignore[union-attr]
         self.counters.episodes_reported += 1
         if self._on_end:

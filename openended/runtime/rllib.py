@@ -107,7 +107,7 @@ class CurriculumEnv(gym.Wrapper):
         return self.host.begin(0, seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        return self.host.step(0, action)[:5]
+        return self.host.step(0, action)
 
     def close(self) -> None:
         try:

@@ -88,7 +88,7 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
         return obs, infos
 
     def step(self, action_dict: dict) -> tuple[dict, dict, dict, dict, dict]:
-        obs, rew, term, trunc, infos, _ = self.host.step_team(0, action_dict)
+        obs, rew, term, trunc, infos = self.host.step_team(0, action_dict)
         self.agents = list(self.env.agents)
         done = not self.agents
         term = dict(term, __all__=done and any(term.values()))
