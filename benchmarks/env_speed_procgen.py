@@ -221,9 +221,10 @@ class _SpreadRebuild:
     def __init__(self) -> None:
         from mpe2 import simple_spread_v3
 
-        from openended.envs.multiagent import SimpleSpreadTaskEnv, _round
+        from openended.envs.multiagent import SimpleSpreadTaskEnv
+        from openended.envs.multiagent.base import round_half_up
 
-        self._mod, self._round = simple_spread_v3, _round
+        self._mod, self._round = simple_spread_v3, round_half_up
         self.space = SimpleSpreadTaskEnv().task_space()
         self.rng = np.random.default_rng(SEED)
         self.acts = np.random.default_rng(SEED).integers(0, 5, size=(4096, 4))
@@ -333,7 +334,7 @@ def level_switch_costs(game: str = "coinrun", n: int = 100) -> dict[str, float]:
     """Milliseconds to put one sub-env on another level, three ways."""
     from procgen import ProcgenGym3Env
 
-    from openended.envs.procgen import LevelStateCache, ProcgenConfig
+    from openended.envs.procgen_levels import LevelStateCache, ProcgenConfig
 
     cfg = ProcgenConfig(game=game)
     cache = LevelStateCache(cfg)

@@ -39,7 +39,8 @@ import gymnasium as gym
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from openended.runtime.envpool import make_pools, random_policy
+from openended.runtime.envpool import random_policy
+from openended.runtime.envpool_actor import make_pools
 from openended.tasks import Discrete, Task
 
 

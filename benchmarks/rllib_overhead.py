@@ -66,13 +66,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from ray.tune.registry import register_env
 
-    from openended.runtime.rllib import (
-        algo_step_counts,
-        build_algo_config,
-        curriculum_stats,
-        flush_curriculum_clients,
-        register_curriculum_env,
-    )
+    from openended.runtime.process_clients import curriculum_stats, flush_curriculum_clients
+    from openended.runtime.rllib import algo_step_counts, build_algo_config, register_curriculum_env
     from openended.runtime.service import start_service
 
     source, source_name = env_throughput.env_source()

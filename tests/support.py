@@ -6,6 +6,9 @@
   reported the next task's id, a neighbour's, or a stale one fails the check.
 * `local_ray`: a module-scoped local Ray with a short temp dir; Ray workers cannot import
   test modules, so it ships the caller's module and this one by value.
+* `ScriptedClient` / `HookRecorder` / `counter_delta`: a teacher client with a fixed task
+  sequence, an `EpisodeHooks` object recording every call, and a counter snapshot that
+  restores process-wide counters (the episode-host tests).
 * `toy_mastered`: cells of the toy learner a teacher gets mastered in a short run.
 """
 
@@ -80,6 +83,79 @@ class PairingTeacher(BaseTeacher):
 
     def _stats(self) -> dict:
         return {"pairs": self.pairs, "mismatches": self.mismatches}
+
+
+class ScriptedClient:
+    """Hands out a fixed sequence of tasks (cycling) and keeps every reported outcome."""
+
+    def __init__(self, tasks: list[Task]) -> None:
+        self._tasks = tasks
+        self._n = 0
+        self.reported: list[Outcome] = []
+
+    def next_task(self) -> Task:
+        task = self._tasks[self._n % len(self._tasks)]
+        self._n += 1
+        return task
+
+    def report(self, outcome: Outcome) -> None:
+        self.reported.append(outcome)
+
+    def flush(self, wait: bool = False) -> None:
+        pass
+
+    def stats(self) -> dict:
+        return {"issued": self._n}
+
+    def close(self) -> None:
+        pass
+
+
+class HookRecorder:
+    """Records every hook call as ``(name, env_index, what)``; checks the keyword arguments."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def task_change(self, *, env_index: int, old_task: Task | None, new_task: Task, **kw: Any) -> None:
+        assert kw == {}
+        self.calls.append(("task_change", env_index, None if old_task is None else old_task.id, new_task.id))
+
+    def episode_start(self, *, env_index: int, task: Task, **kw: Any) -> None:
+        assert set(kw) == {"obs", "info", "seed"}
+        infos = kw["info"].values() if "task_id" not in kw["info"] else [kw["info"]]  # a team: one per agent
+        assert all(info["task_id"] == task.id for info in infos)
+        self.calls.append(("episode_start", env_index, task.id))
+
+    def episode_end(self, *, env_index: int, outcome: Outcome, **kw: Any) -> None:
+        assert set(kw) == {"info"}
+        self.calls.append(("episode_end", env_index, outcome.task_id))
+
+
+class EndsOnly:
+    """Defines one hook: only it is called."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+
+    def episode_end(self, *, env_index: int, outcome: Outcome, **kw: Any) -> None:
+        self.outcomes.append(outcome)
+
+
+@contextmanager
+def counter_delta(counters: Any) -> Iterator[dict[str, int]]:
+    """Yield a dict that, on exit, holds how much each of ``counters`` (an `EpisodeCounters`)
+    grew inside the block, and put the counters back: process-wide counters are read as
+    lifetime totals by later tests in the same process."""
+    before = counters.as_dict()
+    delta: dict[str, int] = {}
+    try:
+        yield delta
+    finally:
+        after = counters.as_dict()
+        delta.update({k: after[k] - before[k] for k in after})
+        for k, v in before.items():
+            setattr(counters, k, v)
 
 
 @contextmanager

@@ -94,7 +94,7 @@ def ray_session():
 
 @pytest.mark.ray
 def test_pools_send_every_outcome_to_the_service_with_the_task_it_ran(ray_session):
-    from openended.runtime.envpool import make_pools
+    from openended.runtime.envpool_actor import make_pools
     from openended.runtime.service import start_service
 
     svc = start_service("pool_pairing", NAMESPACE, metrics=False)
@@ -134,7 +134,7 @@ def test_pools_send_every_outcome_to_the_service_with_the_task_it_ran(ray_sessio
 
 @pytest.mark.ray
 def test_pool_on_the_toy_family_reports_one_outcome_per_step(ray_session):
-    from openended.runtime.envpool import EnvPool
+    from openended.runtime.envpool_actor import EnvPool
     from openended.runtime.service import start_service
 
     svc = start_service("pool_toy", NAMESPACE, metrics=False)

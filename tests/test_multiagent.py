@@ -12,13 +12,7 @@ pytest.importorskip("mpe2")
 
 from pettingzoo.test import parallel_api_test
 
-from openended.envs import make_env
-from openended.envs.multiagent import (
-    MultiwalkerTaskEnv,
-    SimpleSpreadTaskEnv,
-    SimpleTagTaskEnv,
-    rllib_env_creator,
-)
+from openended.envs.multiagent import MultiwalkerTaskEnv, SimpleSpreadTaskEnv, SimpleTagTaskEnv
 from openended.errors import ConfigError, TaskNotInSpace
 from openended.tasks import Box
 
@@ -78,18 +72,6 @@ def test_parallel_api_for_several_tasks(family):
             assert env.current_task == env.task(**kw)
     finally:
         env.close()
-
-
-@pytest.mark.parametrize("family", list(CASES))
-def test_registry_and_rllib_creator_build_the_family(family):
-    env = make_env(family)
-    env2 = rllib_env_creator(family)({"env_cache_size": 2})
-    try:
-        assert type(env) is CASES[family][0] and type(env2) is CASES[family][0]
-        assert isinstance(env.task_space(), Box) and env2.config.env_cache_size == 2
-    finally:
-        env.close()
-        env2.close()
 
 
 @pytest.mark.parametrize("family", list(CASES))
@@ -280,12 +262,6 @@ def test_bad_tasks_and_configs_raise_naming_the_value():
     )
     with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
         MultiwalkerTaskEnv(min_walkers=4, max_walkers=3)
-    with pytest.raises(
-        ConfigError,
-        match=r"^rllib_env_creator: unknown multi-agent family 'pong'; choose one of "
-        r"\['multiwalker', 'simple_spread', 'simple_tag'\]$",
-    ):
-        rllib_env_creator("pong")
 
 
 def test_padded_observations_keep_one_shape_per_agent():

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
-from support import CountEnv, PairingTeacher, local_ray
+from support import SPACE, CountEnv, HookRecorder, PairingTeacher, ScriptedClient, counter_delta, local_ray
 
 from openended.errors import ConfigError
 from openended.tasks import Box
@@ -20,12 +21,16 @@ from openended.tasks import Box
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.rllib")
 
+from openended.runtime.process_clients import (  # noqa: E402
+    EPISODE_COUNTERS,
+    curriculum_stats,
+    flush_curriculum_clients,
+)
 from openended.runtime.rllib import (  # noqa: E402  (after the importorskip guards)
+    CurriculumEnv,
     algo_step_counts,
     build_algo_config,
-    curriculum_stats,
     default_cpus_per_env_runner,
-    flush_curriculum_clients,
     register_curriculum_env,
 )
 from openended.runtime.service import start_service  # noqa: E402
@@ -85,6 +90,37 @@ def test_step_counts_read_env_runner_lifetime_counters():
     }
     assert algo_step_counts(result) == (512, 40)
     assert algo_step_counts({}) == (0, 0)
+
+
+def test_curriculum_env_hosts_its_episodes_with_the_process_counters_and_hooks():
+    a, b = SPACE.task([0.2]), SPACE.task([0.8])
+    client = ScriptedClient([a, b, a])
+    env = CurriculumEnv(CountEnv(), "no_service", "count", student="ppo")
+    env.host.client = client  # in-process: no service, no Ray
+    rec = HookRecorder()
+    env.host.add_hooks(rec)
+    with counter_delta(EPISODE_COUNTERS) as delta:
+        for _ in range(2):
+            env.reset(seed=0)
+            done = False
+            while not done:
+                *_, term, trunc, info = env.step(np.zeros(1, np.float32))
+                done = term or trunc
+            assert info["task_id"] == env.task.id
+        env.reset()
+        env.step(np.zeros(1, np.float32))
+        env.reset()  # RLlib forced a reset mid-episode: abandoned, no outcome
+        env.close()
+    assert delta == {"resets": 4, "episodes_reported": 2, "abandoned_episodes": 1, "task_id_mismatches": 0}
+    assert [(o.task_id, o.student_id, o.episode_id) for o in client.reported] == [
+        (a.id, "ppo", None),
+        (b.id, "ppo", None),
+    ]
+    assert [c[0] for c in rec.calls] == ["task_change", "episode_start", "episode_end"] * 2 + [
+        "task_change",
+        "episode_start",
+        "episode_start",  # the abandoned episode got no episode_end
+    ]
 
 
 # -------------------------------------------------------------------------- with Ray

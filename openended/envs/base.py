@@ -102,13 +102,20 @@ def episode_outcome(
     success: bool | None = None,
     student_id: str = "default",
     episode_id: str | None = None,
+    *,
+    task_id: str | None = None,
     **info: Any,
 ) -> Outcome:
-    """The `Outcome` of one finished episode of ``task``."""
+    """The `Outcome` of one finished episode of ``task``: the one place an outcome is built.
+
+    ``task_id`` overrides ``task.id`` when the env reports that it ran another task (a
+    host passes ``info["task_id"]``, so a teacher is told what was actually played).
+    ``success`` keeps ``None`` (the task defines no success) apart from ``False``.
+    """
     return Outcome(
-        task_id=task.id,
+        task_id=task.id if task_id is None else str(task_id),
         episode_return=float(episode_return),
-        success=success,
+        success=None if success is None else bool(success),
         length=int(length),
         student_id=student_id,
         info=info,

@@ -12,16 +12,26 @@ it for an experiment (`openended.config.teacher_config`) passes it this path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from openended.errors import ConfigError
+from openended.errors import ConfigError, UnknownName
 from openended.registry import Registry
 from openended.tasks import TaskSpace
 
-__all__ = ["register_env", "make_env", "env_entry", "list_envs", "env_task_space", "env_task_validator"]
+__all__ = [
+    "register_env",
+    "make_env",
+    "make_task_env",
+    "env_entry",
+    "list_envs",
+    "is_multi_agent_family",
+    "env_task_space",
+    "env_task_validator",
+]
 
 _ENVS = Registry("env family")
+_MULTI_AGENT: set[str] = set()  # canonical names of PettingZoo (parallel) families
 _TASK_VALIDATORS: dict[str, str] = {}  # canonical family name -> "module:function"
 
 
@@ -31,10 +41,14 @@ def register_env(
     *,
     aliases: tuple[str, ...] = (),
     overwrite: bool = False,
+    multi_agent: bool = False,
     task_validator: str | None = None,
 ) -> None:
-    """Register an env family constructor (or a lazy ``"module:Callable"`` path), and
-    optionally the import path of its task-text validator (``text -> (ok, reason)``)."""
+    """Register an env family constructor (or a lazy ``"module:Callable"`` path).
+
+    ``multi_agent``: the family builds PettingZoo parallel envs (known without importing it).
+    ``task_validator``: the import path of the family's task-text validator (``text -> (ok, reason)``).
+    """
     if task_validator is not None and (not isinstance(task_validator, str) or ":" not in task_validator):
         raise ConfigError(
             f"register_env({name!r}).task_validator: expected an import path 'package.module:function', "
@@ -42,6 +56,10 @@ def register_env(
         )
     _ENVS.register(name, entry, aliases=aliases, overwrite=overwrite)
     key = _ENVS.canonical(name)
+    if multi_agent:
+        _MULTI_AGENT.add(key)
+    else:
+        _MULTI_AGENT.discard(key)
     if task_validator is not None:
         _TASK_VALIDATORS[key] = task_validator
     elif overwrite:  # a replaced family does not keep the old one's validator
@@ -65,6 +83,23 @@ def make_env(name: str, **config: Any) -> Any:
     return env_entry(name)(**config)
 
 
+def make_task_env(
+    family: str | Callable[..., Any], config: Mapping[str, Any] | None = None, *, field: str = "env.family"
+) -> Any:
+    """One env of ``family``: a registered family name (`make_env`) or a callable taking keyword config.
+
+    What every host builds its envs with (EnvPools, RLlib's env creators), so a family means
+    the same thing everywhere. ``field`` names the setting in the error for anything else.
+    """
+    cfg = dict(config or {})
+    env = make_env(family, **cfg) if isinstance(family, str) else family(**cfg) if callable(family) else None
+    if env is None:
+        raise ConfigError(
+            f"{field}: must be a registered env family name or a callable returning a task env, got {family!r}"
+        )
+    return env
+
+
 def env_task_space(name: str, **config: Any) -> TaskSpace:
     """The task space of family ``name`` under ``config`` (builds, inspects and closes one env)."""
     env = make_env(name, **config)
@@ -76,8 +111,18 @@ def env_task_space(name: str, **config: Any) -> TaskSpace:
             close()
 
 
-def list_envs() -> list[str]:
-    return _ENVS.names()
+def list_envs(*, multi_agent: bool | None = None) -> list[str]:
+    """Registered family names (sorted); ``multi_agent`` keeps only PettingZoo (True) or gymnasium (False) ones."""
+    names = _ENVS.names()
+    return names if multi_agent is None else [n for n in names if (n in _MULTI_AGENT) == multi_agent]
+
+
+def is_multi_agent_family(name: str) -> bool:
+    """Whether ``name`` (or an alias) is a registered PettingZoo family."""
+    try:
+        return _ENVS.canonical(name) in _MULTI_AGENT
+    except UnknownName:
+        return False
 
 
 # Built-in families (lazy).
@@ -87,9 +132,16 @@ register_env("hexagon_tracks", "openended.envs.bipedal:HexagonTracksEnv", aliase
 register_env("bipedal_walker", "openended.envs.bipedal:ClassicBipedalEnv", aliases=("bipedal",))
 register_env("procgen", "openended.envs.procgen:ProcgenTaskEnv")
 register_env("procgen_vector", "openended.envs.procgen:ProcgenVectorTaskEnv")
-register_env("multiwalker", "openended.envs.multiagent:MultiwalkerTaskEnv")
-register_env("simple_spread", "openended.envs.multiagent:SimpleSpreadTaskEnv", aliases=("mpe_simple_spread",))
-register_env("simple_tag", "openended.envs.multiagent:SimpleTagTaskEnv", aliases=("mpe_simple_tag",))
+register_env("multiwalker", "openended.envs.multiagent.multiwalker:MultiwalkerTaskEnv", multi_agent=True)
+register_env(
+    "simple_spread",
+    "openended.envs.multiagent.mpe:SimpleSpreadTaskEnv",
+    aliases=("mpe_simple_spread",),
+    multi_agent=True,
+)
+register_env(
+    "simple_tag", "openended.envs.multiagent.mpe:SimpleTagTaskEnv", aliases=("mpe_simple_tag",), multi_agent=True
+)
 register_env(
     "crafter", "openended.envs.crafter:CrafterTaskEnv", task_validator="openended.envs.crafter:validate_crafter_task"
 )

@@ -1,12 +1,13 @@
-"""Env pools: N task envs of one family stepped as a vector, K steps per call, teacher in the loop.
+"""Env pools, in-process: N task envs of one family stepped as a vector, K steps per call, teacher in the loop.
 
 Contents:
-    EnvPoolCore -- the in-process pool (no Ray): vector stepping, per-episode tasks from a
-                   teacher client, one `Outcome` per finished episode. Use it directly
-                   with a `LocalTeacherClient` for breakpoints and unit tests.
-    EnvPool     -- the Ray actor hosting an `EnvPoolCore` and its own `TeacherClient`.
-    make_pools  -- start ``n`` `EnvPool` actors with distinct seeds.
+    EnvPoolCore   -- the pool (no Ray): vector stepping, per-episode tasks from a teacher
+                     client, one `Outcome` per finished episode. Use it directly with a
+                     `LocalTeacherClient` for breakpoints and unit tests; the Ray actor
+                     (`openended.runtime.envpool_actor.EnvPool`) hosts one.
     random_policy -- the seeded uniform-random policy a pool uses by default.
+
+This module never imports Ray (tested), so the core runs wherever the envs do.
 
 Why K steps per call: one remote call per env step caps an actor at about 1,300
 steps/s (Ray round trip ~0.8 ms), less than a single BipedalWalker (~5k steps/s). A pool
@@ -17,10 +18,13 @@ Why tasks come from a client and not the service: the client keeps a prefetched 
 buffer and a batched outcome outbox (see `openended.runtime.client`), so an episode
 boundary costs a deque pop and an append; only the very first fill waits on the teacher.
 
-When a task takes effect: at the reset that starts the episode. Each env is given its
-next task with ``set_task(task)`` immediately before ``reset()``, and the `Outcome` of that
-episode carries that task's id (or, if the env reports one, ``info["task_id"]`` -- the id
-of the task it actually ran; a disagreement is counted in ``stats()["task_id_mismatches"]``).
+Episodes run through one `EpisodeHost` (`openended.runtime.episodes`): each env is given
+its next task with ``set_task(task)`` immediately before ``reset()`` (the task takes effect
+at that reset), and the `Outcome` of that episode carries the id of the task the env
+actually ran (``info["task_id"]``; a disagreement is counted in
+``stats()["task_id_mismatches"]``) and the episode id ``<pool_id>-<env index>-<episode
+number>``. A PettingZoo task ``ParallelEnv`` is hosted as one team (`TeamEnv`): one outcome
+per team episode. ``pool.host.add_hooks(...)`` registers lifecycle hooks (`EpisodeHooks`).
 
 Example (in-process, no Ray)::
 
@@ -35,16 +39,17 @@ import copy
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import ray
 
+from openended.envs.registry import make_task_env
+from openended.envs.team import TeamEnv, is_parallel_env
 from openended.errors import ConfigError
-from openended.tasks import Outcome, Task
+from openended.runtime.episodes import EpisodeHost, TaskClient
 
-__all__ = ["EnvPoolCore", "EnvPool", "make_pools", "random_policy", "TaskClient", "EnvFactory"]
+__all__ = ["EnvPoolCore", "random_policy", "EnvFactory", "Policy"]
 
 #: Builds one env: a registered family name (``make_env(name, **env_config)``) or a callable.
 EnvFactory = Callable[..., gym.Env]
@@ -52,56 +57,10 @@ EnvFactory = Callable[..., gym.Env]
 Policy = Callable[[Sequence[Any]], Sequence[Any]]
 
 
-class TaskClient(Protocol):
-    """What a pool needs from a teacher client (`TeacherClient` / `LocalTeacherClient`)."""
-
-    def next_task(self) -> Task: ...
-
-    def report(self, outcome: Outcome) -> None: ...
-
-    def flush(self, wait: bool = False) -> None: ...
-
-    def stats(self) -> dict: ...
-
-    def close(self) -> None: ...
-
-
-def _build_env(family: str | EnvFactory, env_config: Mapping[str, Any] | None) -> gym.Env:
-    """Build one env; a PettingZoo task ParallelEnv is hosted as one team (`TeamEnv`)."""
-    cfg = dict(env_config or {})
-    if isinstance(family, str):
-        from openended.envs.registry import make_env
-
-        env = make_env(family, **cfg)
-    elif callable(family):
-        env = family(**cfg)
-    else:
-        env = None
-    if env is not None:
-        if hasattr(env, "possible_agents") and not isinstance(env, gym.Env):
-            from openended.envs.team import TeamEnv
-
-            env = TeamEnv(env)
-        return env
-    raise ConfigError(
-        f"envpool.family: must be a registered env family name or a callable returning an env, got {family!r}"
-    )
-
-
-def _setter(env: gym.Env) -> Callable[[Task], None]:
-    """The env's ``set_task`` (through any gymnasium wrappers), or a clear error."""
-    fn = getattr(env, "set_task", None)
-    if fn is None:
-        try:
-            fn = env.get_wrapper_attr("set_task")
-        except AttributeError:
-            fn = None
-    if not callable(fn):
-        raise ConfigError(
-            f"envpool: env {env!r} has no set_task(task); a pool needs a task env "
-            "(see openended.envs.base.TaskEnvMixin)"
-        )
-    return fn
+def _pool_env(family: str | EnvFactory, env_config: Mapping[str, Any] | None) -> gym.Env:
+    """One env of a pool; a PettingZoo task ParallelEnv is hosted as one team (`TeamEnv`)."""
+    env = make_task_env(family, env_config, field="envpool.family")
+    return TeamEnv(env) if is_parallel_env(env) else env
 
 
 def random_policy(action_space: gym.Space, num_envs: int, seed: int) -> Callable[[int], list]:
@@ -187,66 +146,37 @@ class EnvPoolCore:
         self.steps_per_call = steps_per_call
         self.seed = int(seed)
         self.student = student
-        self.client = client
         self.pool_id = pool_id or uuid.uuid4().hex[:12]
-        self.envs: list[gym.Env] = [_build_env(family, env_config) for _ in range(num_envs)]
-        self._set_task = [_setter(e) for e in self.envs]
+        self.envs: list[gym.Env] = [_pool_env(family, env_config) for _ in range(num_envs)]
+        #: Runs every episode: tasks in, outcomes out, hooks (``pool.host.add_hooks(...)``).
+        self.host = EpisodeHost(self.envs, client, student=student, episode_id_prefix=self.pool_id, owner="envpool")
         self.action_space = self.envs[0].action_space
         self.observation_space = self.envs[0].observation_space
         self._policy: Policy | None = None if policy == "random" else policy
         self._draw = random_policy(self.action_space, num_envs, self.seed) if self._policy is None else None
-        # Per-env episode state.
-        self._tasks: list[Task | None] = [None] * num_envs
-        self._returns = np.zeros(num_envs, dtype=np.float64)
-        self._lengths = np.zeros(num_envs, dtype=np.int64)
-        self._episode_no = [0] * num_envs
         self._obs: list[Any] = [None] * num_envs
         # Lifetime counters.
         self.total_steps = 0
         self.total_episodes = 0
-        self.task_id_mismatches = 0
         self._busy_s = 0.0
         self._closed = False
         self._started = False
 
-    # ------------------------------------------------------------------ episodes
-    def _begin_episode(self, i: int, seed: int | None = None) -> None:
-        """Give env ``i`` its next task and reset it: the task takes effect at this reset."""
-        task = self.client.next_task()
-        self._set_task[i](task)
-        obs, _info = self.envs[i].reset(seed=seed)
-        self._obs[i] = obs
-        self._tasks[i] = task
-        self._returns[i] = 0.0
-        self._lengths[i] = 0
+    @property
+    def client(self) -> TaskClient:
+        return self.host.client  # type: ignore[return-value]
 
-    def _end_episode(self, i: int, info: Mapping[str, Any], terminated: bool) -> Outcome:
-        task = self._tasks[i]
-        assert task is not None  # set by _begin_episode before any step
-        task_id = info.get("task_id", task.id) if isinstance(info, Mapping) else task.id
-        if task_id != task.id:
-            self.task_id_mismatches += 1
-        success = info.get("success") if isinstance(info, Mapping) else None
-        eid = f"{self.pool_id}-{i}-{self._episode_no[i]}"
-        self._episode_no[i] += 1
-        outcome = Outcome(
-            task_id=str(task_id),
-            episode_return=float(self._returns[i]),
-            success=None if success is None else bool(success),
-            length=int(self._lengths[i]),
-            student_id=self.student,
-            episode_id=eid,
-            info={"terminated": bool(terminated)},
-        )
-        self.client.report(outcome)
-        return outcome
+    @property
+    def task_id_mismatches(self) -> int:
+        return self.host.counters.task_id_mismatches
 
     def start(self) -> None:
         """First resets (seeded ``seed + i``); `step` calls this on first use."""
         if self._started:
             return
+        begin = self.host.begin
         for i in range(self.num_envs):
-            self._begin_episode(i, seed=self.seed + i)
+            self._obs[i] = begin(i, seed=self.seed + i)[0]
         self._started = True
 
     # ------------------------------------------------------------------ stepping
@@ -266,8 +196,9 @@ class EnvPoolCore:
             raise ConfigError(f"envpool.step(k): k must be >= 1, got {k}")
         t0 = time.perf_counter()
         self.start()
-        envs, n = self.envs, self.num_envs
-        returns, lengths, obs = self._returns, self._lengths, self._obs
+        n = self.num_envs
+        obs = self._obs
+        host_step, begin, last = self.host.step, self.host.begin, self.host.last_outcome
         policy = self._policy
         actions_k = self._draw(k) if policy is None else None
         ep_returns: list[float] = []
@@ -275,16 +206,14 @@ class EnvPoolCore:
         for s in range(k):
             actions = actions_k[s] if actions_k is not None else policy(obs)  # type: ignore[index,misc]
             for i in range(n):
-                ob, r, term, trunc, info = envs[i].step(actions[i])
-                returns[i] += r
-                lengths[i] += 1
+                ob, _r, term, trunc, _info = host_step(i, actions[i])
                 if term or trunc:
-                    out = self._end_episode(i, info, bool(term))
-                    ep_returns.append(out.episode_return)
-                    if out.success is not None:
+                    out = last[i]
+                    ep_returns.append(out.episode_return)  # type: ignore[union-attr]
+                    if out.success is not None:  # type: ignore[union-attr]
                         n_success_known += 1
-                        n_success += int(out.success)
-                    self._begin_episode(i)
+                        n_success += int(out.success)  # type: ignore[union-attr]
+                    obs[i] = begin(i)[0]
                 else:
                     obs[i] = ob
         dt = time.perf_counter() - t0
@@ -344,7 +273,8 @@ class EnvPoolCore:
             "task_id_mismatches": self.task_id_mismatches,
             "busy_s": self._busy_s,
             "steps_per_s": self.total_steps / self._busy_s if self._busy_s > 0 else None,
-            "current_task_ids": [t.id if t is not None else None for t in self._tasks],
+            "abandoned_episodes": self.host.counters.abandoned_episodes,
+            "current_task_ids": [t.id if t is not None else None for t in self.host.tasks],
             "client": self.client.stats(),
         }
 
@@ -390,119 +320,3 @@ class EnvPoolCore:
                 except Exception:  # noqa: BLE001 - closing must reach every env
                     pass
             self.client.close()
-
-
-# ------------------------------------------------------------------------------ Ray actor
-class _EnvPoolActor:
-    """Ray actor body of `EnvPool`: builds its own `TeacherClient` from the service name."""
-
-    def __init__(
-        self,
-        service: Any,
-        curriculum: str,
-        family: str | EnvFactory,
-        env_config: Mapping[str, Any] | None = None,
-        num_envs: int = 8,
-        *,
-        student: str = "default",
-        policy: str | Policy = "random",
-        steps_per_call: int = 100,
-        seed: int = 0,
-        namespace: str | None = None,
-        client_options: Mapping[str, Any] | None = None,
-        pool_id: str | None = None,
-    ) -> None:
-        from openended.runtime.client import TeacherClient
-
-        client = TeacherClient(service, curriculum, student, namespace=namespace, **dict(client_options or {}))
-        self.core = EnvPoolCore(
-            family,
-            env_config,
-            num_envs,
-            client,
-            policy=policy,
-            steps_per_call=steps_per_call,
-            seed=seed,
-            student=student,
-            pool_id=pool_id,
-        )
-
-    def step(self, k: int | None = None) -> dict:
-        return self.core.step(k)
-
-    def run(self, steps: int | None = None, seconds: float | None = None, k: int | None = None) -> dict:
-        return self.core.run(steps=steps, seconds=seconds, k=k)
-
-    def stats(self) -> dict:
-        return self.core.stats()
-
-    def flush(self, wait: bool = True) -> None:
-        self.core.flush(wait=wait)
-
-    def env_metrics(self) -> dict:
-        return self.core.env_metrics()
-
-    def env_states(self) -> list[dict | None]:
-        return self.core.env_states()
-
-    def load_env_states(self, states: list[dict | None]) -> None:
-        self.core.load_env_states(states)
-
-    def close(self) -> None:
-        self.core.close()
-
-    def ready(self) -> bool:
-        """Resolves once the actor is built (envs made); use to time start-up separately."""
-        return True
-
-
-#: The Ray actor: ``EnvPool.options(num_cpus=1).remote(service, curriculum, family, env_config,
-#: num_envs, ...)``; methods ``step(k)``, ``run(steps=, seconds=)``, ``stats()``, ``flush()``,
-#: ``close()``, ``ready()``. Default ``num_cpus=1``: a pool keeps one core busy.
-EnvPool = ray.remote(num_cpus=1)(_EnvPoolActor)
-
-
-def make_pools(
-    n: int,
-    service: Any,
-    curriculum: str,
-    family: str | EnvFactory,
-    env_config: Mapping[str, Any] | None = None,
-    num_envs: int = 8,
-    *,
-    num_cpus: float = 1.0,
-    seed: int = 0,
-    student: str = "default",
-    policy: str | Policy = "random",
-    steps_per_call: int = 100,
-    namespace: str | None = None,
-    client_options: Mapping[str, Any] | None = None,
-    wait: bool = True,
-) -> list[Any]:
-    """Start ``n`` `EnvPool` actors (seeds ``seed + 10_000 * j`` so no two envs share a seed).
-
-    ``wait`` blocks until every pool has built its envs, so timings that follow measure
-    stepping, not start-up.
-    """
-    if n < 1:
-        raise ConfigError(f"make_pools(n): n must be >= 1, got {n}")
-    pools = [
-        EnvPool.options(num_cpus=num_cpus).remote(
-            service,
-            curriculum,
-            family,
-            env_config,
-            num_envs,
-            student=student,
-            policy=policy,
-            steps_per_call=steps_per_call,
-            seed=seed + 10_000 * j,
-            namespace=namespace,
-            client_options=client_options,
-            pool_id=f"pool{j}-{uuid.uuid4().hex[:8]}",
-        )
-        for j in range(n)
-    ]
-    if wait:
-        ray.get([p.ready.remote() for p in pools])
-    return pools

@@ -44,7 +44,7 @@ def resolve_test_set(env: Any, family: str, name: str, max_tasks: int, seed: int
         raise ConfigError(f"evaluation.test_set: {name!r} needs a Box task space; {family!r} has {space!r}")
     if name == "grid":
         if family == "stump_tracks":
-            from openended.envs.bipedal import stump_grid_test_set
+            from openended.envs.bipedal_eval import stump_grid_test_set
 
             return stump_grid_test_set(10, space)
         per_dim = max(2, int(math.floor(max_tasks ** (1.0 / space.dim))))

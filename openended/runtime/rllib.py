@@ -3,25 +3,26 @@
 Contents:
     CurriculumEnv           -- gymnasium wrapper: next task at every reset, an `Outcome`
                                at every episode end, through a per-process `TeacherClient`.
+    ScaleImageObservations  -- uint8 image observations -> float32 in [0, 1] for RLlib's encoders.
     register_curriculum_env -- register a family + teacher service as an RLlib env name.
     build_algo_config       -- a PPO/SAC `AlgorithmConfig` with CPU-friendly defaults.
     algo_step_counts        -- (env steps, episodes) sampled so far, from a result dict.
-    curriculum_stats        -- this process's curriculum counters (call it on env runners).
-    flush_curriculum_clients -- push every queued outcome of this process to the teacher.
+
+The process's counters and clients (``curriculum_stats``, ``flush_curriculum_clients``) live
+in `openended.runtime.process_clients`.
 
 How it works (and why this way): RLlib 2.60 removed ``env_task_fn`` and
 ``TaskSettableEnv``; ``foreach_env_runner`` can push a task per *iteration* (2-8 ms per
 call), not per *episode*. So the env pulls its own tasks. Each EnvRunner process keeps
 one `TeacherClient` shared by all its envs (``num_envs_per_env_runner`` of them): the
 client holds a prefetched task buffer that refills asynchronously from the
-`TeacherService` actor and an outbox of outcomes flushed in batches. At every ``reset``
-the wrapper pops a task, calls ``set_task`` on the inner env (the task takes effect at
-that reset) and remembers it; at ``terminated or truncated`` it reports an `Outcome` with
-the id of the task that episode actually ran (the inner env's ``info["task_id"]`` where
-it reports one). The step path never waits on the teacher; only the very first fill in
-a process does. The client is created lazily at the first reset, inside the EnvRunner
-process: the env creator is pickled to every runner, and a buffer, an outbox and
-in-flight calls belong to the process that uses them.
+`TeacherService` actor and an outbox of outcomes flushed in batches. The wrapper runs
+its episodes through an `EpisodeHost` (`openended.runtime.episodes`): at every ``reset``
+it pops a task, calls ``set_task`` on the inner env (the task takes effect at that reset);
+at ``terminated or truncated`` it reports an `Outcome` with the id of the task that
+episode actually ran (the inner env's ``info["task_id"]`` where it reports one). The step
+path never waits on the teacher; only the very first fill in a process does. The client
+is created lazily at the first reset, inside the EnvRunner process.
 
 An episode that RLlib abandons mid-way (a forced reset) has no outcome; it is counted in
 ``curriculum_stats()["abandoned_episodes"]`` rather than reported with a partial return.
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -48,76 +48,22 @@ import gymnasium as gym
 import numpy as np
 import ray
 
+from openended.envs.registry import make_task_env
 from openended.errors import ConfigError
-from openended.tasks import Outcome, Task
+from openended.runtime.episodes import EpisodeHost
+from openended.runtime.process_clients import EPISODE_COUNTERS, ProcessClient
+from openended.tasks import Task
 
 __all__ = [
     "CurriculumEnv",
+    "ScaleImageObservations",
     "register_curriculum_env",
+    "curriculum_env_creator",
     "build_algo_config",
     "algo_step_counts",
-    "curriculum_stats",
-    "flush_curriculum_clients",
     "default_cpus_per_env_runner",
+    "needs_flattening",
 ]
-
-# --------------------------------------------------------------- per-process shared clients
-_LOCK = threading.Lock()
-_CLIENTS: dict[tuple, Any] = {}  # (service, namespace, curriculum, student) -> TeacherClient
-_REFS: dict[tuple, int] = {}  # live CurriculumEnvs using each client
-_COUNTS = {"episodes_reported": 0, "abandoned_episodes": 0, "task_id_mismatches": 0, "resets": 0}
-
-
-def _acquire_client(
-    service: str | Any, namespace: str | None, curriculum: str, student: str, client_options: Mapping[str, Any]
-) -> tuple[tuple, Any]:
-    from openended.runtime.client import TeacherClient
-
-    key = (service if isinstance(service, str) else repr(service), namespace, curriculum, student)
-    with _LOCK:
-        client = _CLIENTS.get(key)
-        if client is None:
-            # A name is resolved by the client once (ray.get_actor) and cached for the
-            # process; it is looked up again only if the service actor dies and restarts.
-            client = TeacherClient(service, curriculum, student, namespace=namespace, **dict(client_options))
-            _CLIENTS[key] = client
-            _REFS[key] = 0
-        _REFS[key] += 1
-    return key, client
-
-
-def _release_client(key: tuple) -> None:
-    with _LOCK:
-        client = _CLIENTS.get(key)
-        if client is None:
-            return
-        _REFS[key] -= 1
-        last = _REFS[key] <= 0
-        if last:
-            del _CLIENTS[key], _REFS[key]
-    if last:
-        client.close()
-    else:
-        client.flush(wait=False)
-
-
-def curriculum_stats() -> dict:
-    """This process's counters and its clients' stats. On remote runners call it through
-    ``algo.env_runner_group.foreach_env_runner(lambda r: curriculum_stats())``."""
-    with _LOCK:
-        clients = {"/".join(map(str, k)): c.stats() for k, c in _CLIENTS.items()}
-    return {**_COUNTS, "pid": os.getpid(), "clients": clients}
-
-
-def flush_curriculum_clients(wait: bool = True) -> int:
-    """Flush every client of this process (``wait``: until the service has the outcomes).
-    Returns the number of clients flushed. Use before reading teacher stats in tests or at
-    the end of a run; during training the clients flush on their own."""
-    with _LOCK:
-        clients = list(_CLIENTS.values())
-    for c in clients:
-        c.flush(wait=wait)
-    return len(clients)
 
 
 # ------------------------------------------------------------------------- the env wrapper
@@ -131,6 +77,8 @@ class CurriculumEnv(gym.Wrapper):
         student: the student id written into outcomes (one per learner/policy).
         namespace: Ray namespace of a named service (``None``: the job's namespace).
         client_options: keyword options of `TeacherClient` (``buffer_size``, ...).
+
+    ``env.host`` is its `EpisodeHost` (``env.host.add_hooks(...)`` for lifecycle hooks).
     """
 
     def __init__(
@@ -144,82 +92,26 @@ class CurriculumEnv(gym.Wrapper):
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(env)
-        self._service = service
-        self._namespace = namespace
-        self._curriculum = curriculum
-        self._student = student
-        self._client_options = dict(client_options or {})
-        self._client_key: tuple | None = None
-        self._client: Any = None
-        try:
-            self._set_task: Callable[[Task], None] = env.get_wrapper_attr("set_task")
-        except AttributeError:
-            raise ConfigError(
-                f"CurriculumEnv: {env!r} has no set_task(task); wrap a task env (see openended.envs.base.TaskEnvMixin)"
-            ) from None
-        self._task: Task | None = None
-        self._return = 0.0
-        self._length = 0
+        self._client = ProcessClient(service, curriculum, student, namespace=namespace, client_options=client_options)
+        # episode ids are left to the client: token + counter, unique across processes.
+        self.host = EpisodeHost(
+            [env], student=student, counters=EPISODE_COUNTERS, connect=self._client.get, owner="CurriculumEnv"
+        )
 
     @property
     def task(self) -> Task | None:
         """The task of the running episode."""
-        return self._task
-
-    def _get_client(self) -> Any:
-        if self._client is None:
-            self._client_key, self._client = _acquire_client(
-                self._service, self._namespace, self._curriculum, self._student, self._client_options
-            )
-        return self._client
+        return self.host.tasks[0]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
-        if self._task is not None and self._length > 0:
-            _COUNTS["abandoned_episodes"] += 1  # reset before the episode ended: no outcome
-        task = self._get_client().next_task()
-        self._set_task(task)
-        obs, info = self.env.reset(seed=seed, options=options)
-        self._task = task
-        self._return = 0.0
-        self._length = 0
-        _COUNTS["resets"] += 1
-        return obs, info
+        return self.host.begin(0, seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._return += float(reward)
-        self._length += 1
-        if terminated or truncated:
-            self._report(info, bool(terminated))
-        return obs, reward, terminated, truncated, info
-
-    def _report(self, info: Mapping[str, Any], terminated: bool) -> None:
-        task = self._task
-        if task is None:
-            return
-        task_id = info.get("task_id", task.id)
-        if task_id != task.id:
-            _COUNTS["task_id_mismatches"] += 1
-        success = info.get("success")
-        self._client.report(
-            Outcome(
-                task_id=str(task_id),
-                episode_return=self._return,
-                success=None if success is None else bool(success),
-                length=self._length,
-                student_id=self._student,
-                info={"terminated": terminated},
-            )
-        )
-        # episode_id is left to the client: token + counter, unique across processes.
-        self._length = 0  # the episode is closed: a following reset is not an abandonment
-        _COUNTS["episodes_reported"] += 1
+        return self.host.step(0, action)
 
     def close(self) -> None:
         try:
-            if self._client_key is not None:
-                _release_client(self._client_key)
-                self._client_key, self._client = None, None
+            self._client.release()
         finally:
             super().close()
 
@@ -264,14 +156,31 @@ class ScaleImageObservations(gym.ObservationWrapper):
 
 
 # ------------------------------------------------------------------------ registration
-def _make_inner(family: str | Callable[..., gym.Env], env_config: Mapping[str, Any]) -> gym.Env:
-    if isinstance(family, str):
-        from openended.envs.registry import make_env
+def curriculum_env_creator(
+    wrapper: Callable[..., Any],
+    family: str | Callable[..., Any],
+    env_config: Mapping[str, Any] | None,
+    service_name: str,
+    curriculum: str,
+    student: str = "default",
+    *,
+    namespace: str | None = None,
+    client_options: Mapping[str, Any] | None = None,
+    field: str = "env.family",
+) -> Callable[[Any], Any]:
+    """RLlib's env creator for a curriculum wrapper (`CurriculumEnv`, `CurriculumMultiAgentEnv`):
+    ``creator(ctx) -> wrapper(make_task_env(family, env_config), service_name, curriculum, student, ...)``.
 
-        return make_env(family, **dict(env_config))
-    if callable(family):
-        return family(**dict(env_config))
-    raise ConfigError(f"register_curriculum_env.family: must be a registered family name or a callable, got {family!r}")
+    The creator is pickled to every EnvRunner; each env it builds connects to the runner
+    process's shared client at its first reset (`openended.runtime.process_clients`).
+    """
+    cfg, opts = dict(env_config or {}), dict(client_options or {})
+
+    def creator(_ctx: Any = None) -> Any:
+        env = make_task_env(family, cfg, field=field)
+        return wrapper(env, service_name, curriculum, student, namespace=namespace, client_options=opts)
+
+    return creator
 
 
 def register_curriculum_env(
@@ -287,7 +196,7 @@ def register_curriculum_env(
     scale_images: bool = True,
 ) -> str:
     """Register ``env_name`` with ``ray.tune.registry.register_env``: each env is
-    ``CurriculumEnv(make_env(family, **env_config), service_name, curriculum, student)``.
+    ``CurriculumEnv(make_task_env(family, env_config), service_name, curriculum, student)``.
 
     ``family`` may be a callable returning a task env (it is pickled to the runners, so
     it must be importable there). ``scale_images`` turns uint8 image observations into
@@ -295,13 +204,20 @@ def register_curriculum_env(
     """
     from ray.tune.registry import register_env
 
-    cfg = dict(env_config or {})
-    opts = dict(client_options or {})
+    make = curriculum_env_creator(
+        CurriculumEnv,
+        family,
+        env_config,
+        service_name,
+        curriculum,
+        student,
+        namespace=namespace,
+        client_options=client_options,
+        field="register_curriculum_env.family",
+    )
 
-    def creator(_ctx: Any = None) -> gym.Env:
-        env: gym.Env = CurriculumEnv(
-            _make_inner(family, cfg), service_name, curriculum, student, namespace=namespace, client_options=opts
-        )
+    def creator(ctx: Any = None) -> gym.Env:
+        env: gym.Env = make(ctx)
         if scale_images and ScaleImageObservations.needed(env.observation_space):
             env = ScaleImageObservations(env)
         return env

@@ -1,12 +1,17 @@
 """Per-episode curriculum for PettingZoo parallel task envs inside RLlib (multi-agent PPO).
 
-`CurriculumMultiAgentEnv` is RLlib's ``MultiAgentEnv`` around a task ``ParallelEnv``
-(`openended.envs.multiagent`): each reset pops the next task from the process's shared
-`TeacherClient` (the same clients as `CurriculumEnv`), and when every agent is done the
-episode is reported as **one** `Outcome` for the curriculum's student: the mean agent
-return, success when every agent that reports success succeeded, per-agent returns in
-``info["agent_returns"]``. One outcome per episode keeps teachers' bookkeeping what they
-expect (ALP-GMM pairs one return with one task).
+Contents:
+    CurriculumMultiAgentEnv            -- RLlib ``MultiAgentEnv`` around a task ``ParallelEnv``.
+    register_curriculum_multiagent_env -- register a multi-agent family + teacher service with RLlib.
+    rllib_env_creator                  -- ``family -> (config -> ParallelEnv)``, for RLlib's ``ParallelPettingZooEnv``.
+    shared_policy_config               -- one policy shared by every agent.
+
+`CurriculumMultiAgentEnv` runs its episodes through an `EpisodeHost` as one team
+(`openended.runtime.episodes`): each reset pops the next task from the process's shared
+`TeacherClient` (the same clients and counters as `CurriculumEnv`), and when every agent is
+done the episode is reported as **one** `Outcome` for the curriculum's student, aggregated
+by `openended.envs.team.team_result`: the mean agent return, success when every agent that
+reports success succeeded, per-agent returns in ``info["agent_returns"]``.
 
 Agents that may be absent in a task (fewer walkers) are declared up front
 (``possible_agents``, padded observations): RLlib needs fixed spaces per agent id.
@@ -14,26 +19,33 @@ Agents that may be absent in a task (fewer walkers) are declared up front
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
+from openended.envs.registry import is_multi_agent_family, list_envs, make_task_env
+from openended.envs.team import is_parallel_env
 from openended.errors import ConfigError
-from openended.runtime.rllib import _COUNTS, _acquire_client, _make_inner, _release_client
-from openended.tasks import Outcome
+from openended.registry import normalize_name
+from openended.runtime.episodes import EpisodeHost
+from openended.runtime.process_clients import EPISODE_COUNTERS, ProcessClient
+from openended.runtime.rllib import curriculum_env_creator
+from openended.tasks import Task
 
-__all__ = ["CurriculumMultiAgentEnv", "register_curriculum_multiagent_env", "shared_policy_config", "is_parallel_env"]
-
-
-def is_parallel_env(env: Any) -> bool:
-    """A PettingZoo parallel env (has ``possible_agents`` and per-agent spaces)."""
-    return hasattr(env, "possible_agents") and callable(getattr(env, "observation_space", None))
+__all__ = [
+    "CurriculumMultiAgentEnv",
+    "register_curriculum_multiagent_env",
+    "rllib_env_creator",
+    "shared_policy_config",
+]
 
 
 class CurriculumMultiAgentEnv(MultiAgentEnv):
-    """Runs every episode of a task ``ParallelEnv`` on the next task of a curriculum."""
+    """Runs every episode of a task ``ParallelEnv`` on the next task of a curriculum.
+
+    ``env.host`` is its `EpisodeHost` (``env.host.add_hooks(...)`` for lifecycle hooks).
+    """
 
     def __init__(
         self,
@@ -56,58 +68,35 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
         self.agents = list(self.possible_agents)
         self.observation_spaces = {a: env.observation_space(a) for a in self.possible_agents}
         self.action_spaces = {a: env.action_space(a) for a in self.possible_agents}
-        self._args = (service, namespace, curriculum, student, dict(client_options or {}))
-        self._student = student
-        self._client_key: tuple | None = None
-        self._client: Any = None
-        self._task = None
+        self._client = ProcessClient(service, curriculum, student, namespace=namespace, client_options=client_options)
+        self.host = EpisodeHost(
+            [env],
+            student=student,
+            counters=EPISODE_COUNTERS,
+            connect=self._client.get,
+            owner="CurriculumMultiAgentEnv",
+        )
 
-    def _get_client(self) -> Any:
-        if self._client is None:
-            service, namespace, curriculum, student, opts = self._args
-            self._client_key, self._client = _acquire_client(service, namespace, curriculum, student, opts)
-        return self._client
+    @property
+    def task(self) -> Task | None:
+        """The task of the running episode."""
+        return self.host.tasks[0]
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
-        task = self._get_client().next_task()
-        self.env.set_task(task)
-        obs, infos = self.env.reset(seed=seed, options=options)
-        self._task = task
+        obs, infos = self.host.begin(0, seed=seed, options=options)
         self.agents = list(self.env.agents)
-        _COUNTS["resets"] += 1
         return obs, infos
 
     def step(self, action_dict: dict) -> tuple[dict, dict, dict, dict, dict]:
-        obs, rew, term, trunc, infos = self.env.step(action_dict)
+        obs, rew, term, trunc, infos = self.host.step_team(0, action_dict)
         self.agents = list(self.env.agents)
         done = not self.agents
         term = dict(term, __all__=done and any(term.values()))
         trunc = dict(trunc, __all__=done and not term["__all__"])
-        if done:
-            self._report()
         return obs, rew, term, trunc, infos
 
-    def _report(self) -> None:
-        outs = self.env.episode_outcomes()
-        if not outs or self._task is None:
-            return
-        successes = [o.success for o in outs if o.success is not None]
-        self._client.report(
-            Outcome(
-                task_id=self._task.id,
-                episode_return=float(np.mean([o.episode_return for o in outs])),
-                success=all(successes) if successes else None,
-                length=max(int(o.length or 0) for o in outs),
-                student_id=self._student,
-                info={"agent_returns": {o.student_id: o.episode_return for o in outs}},
-            )
-        )
-        _COUNTS["episodes_reported"] += 1
-
     def close(self) -> None:
-        if self._client_key is not None:
-            _release_client(self._client_key)
-            self._client_key, self._client = None, None
+        self._client.release()
         self.env.close()
 
 
@@ -122,18 +111,41 @@ def register_curriculum_multiagent_env(
     namespace: str | None = None,
     client_options: Mapping[str, Any] | None = None,
 ) -> str:
-    """``ray.tune.registry.register_env`` for a multi-agent task family."""
+    """``ray.tune.registry.register_env`` for a multi-agent task family (`CurriculumMultiAgentEnv`)."""
     from ray.tune.registry import register_env
 
-    cfg, opts = dict(env_config or {}), dict(client_options or {})
-
-    def creator(_ctx: Any = None) -> CurriculumMultiAgentEnv:
-        return CurriculumMultiAgentEnv(
-            _make_inner(family, cfg), service_name, curriculum, student, namespace=namespace, client_options=opts
-        )
-
+    creator = curriculum_env_creator(
+        CurriculumMultiAgentEnv,
+        family,
+        env_config,
+        service_name,
+        curriculum,
+        student,
+        namespace=namespace,
+        client_options=client_options,
+        field="register_curriculum_multiagent_env.family",
+    )
     register_env(env_name, creator)
     return env_name
+
+
+def rllib_env_creator(family: str) -> Callable[[Mapping[str, Any] | None], Any]:
+    """``fn(config) -> task ParallelEnv`` of a registered multi-agent family, for RLlib's
+    ``ParallelPettingZooEnv``: ``register_env("spread", lambda c:
+    ParallelPettingZooEnv(rllib_env_creator("simple_spread")(c)))``.
+
+    RLlib's ``EnvContext`` is a dict subclass; its keys are passed as keyword config.
+    """
+    if not is_multi_agent_family(family):
+        raise ConfigError(
+            f"rllib_env_creator: unknown multi-agent family {family!r}; choose one of {list_envs(multi_agent=True)}"
+        )
+
+    def create(config: Mapping[str, Any] | None = None) -> Any:
+        return make_task_env(family, config, field="rllib_env_creator.family")
+
+    create.__name__ = f"create_{normalize_name(family)}"
+    return create
 
 
 def _shared(agent_id: Any, episode: Any = None, **kwargs: Any) -> str:

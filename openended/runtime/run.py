@@ -59,7 +59,7 @@ class PoolDriver:
     """EnvPool actors for one student: each iteration steps every pool ``steps_per_call`` times."""
 
     def __init__(self, exp: Experiment, service: Any, student: str, index: int) -> None:
-        from openended.runtime.envpool import make_pools
+        from openended.runtime.envpool_actor import make_pools
 
         self.student = student
         self.exp = exp
@@ -125,14 +125,11 @@ class RLlibDriver:
 
     def __init__(self, exp: Experiment, service_name: str, student: str, index: int) -> None:
         from openended.envs.registry import make_env
+        from openended.envs.team import is_parallel_env
         from openended.runtime.rllib import build_algo_config, needs_flattening, register_curriculum_env
+        from openended.runtime.rllib_multiagent import register_curriculum_multiagent_env, shared_policy_config
 
         self.student = student
-        from openended.runtime.rllib_multiagent import (
-            is_parallel_env,
-            register_curriculum_multiagent_env,
-            shared_policy_config,
-        )
 
         probe = make_env(exp.env.family, **exp.env.config)
         multi_agent = is_parallel_env(probe)
@@ -169,7 +166,7 @@ class RLlibDriver:
         self._last_episodes = 0
 
     def train_iteration(self) -> dict:
-        from openended.runtime.rllib import flush_curriculum_clients
+        from openended.runtime.process_clients import flush_curriculum_clients
 
         result = self.algo.train()
         flush_curriculum_clients(wait=False)
@@ -209,7 +206,7 @@ class RLlibDriver:
         return evaluate_tasks(make, tasks, rllib_policy(self.algo), seed=self.exp.seed, max_steps=ev.max_steps)
 
     def save(self, directory: str) -> None:
-        from openended.runtime.rllib import flush_curriculum_clients
+        from openended.runtime.process_clients import flush_curriculum_clients
 
         flush_curriculum_clients(wait=True)
         self.algo.save_to_path(os.path.join(directory, f"algo-{self.student}"))
@@ -220,7 +217,7 @@ class RLlibDriver:
             self.algo.restore_from_path(path)
 
     def close(self) -> None:
-        from openended.runtime.rllib import flush_curriculum_clients
+        from openended.runtime.process_clients import flush_curriculum_clients
 
         flush_curriculum_clients(wait=True)
         self.algo.stop()

@@ -1,0 +1,139 @@
+"""The `EnvPool` Ray actor: one `EnvPoolCore` and its own `TeacherClient` per actor.
+
+Contents:
+    EnvPool    -- the Ray actor (``EnvPool.options(num_cpus=1).remote(service, curriculum,
+                  family, env_config, num_envs, ...)``).
+    make_pools -- start ``n`` `EnvPool` actors with distinct seeds.
+
+Why a separate module: the pool itself (`openended.runtime.envpool.EnvPoolCore`) is plain
+Python and must import without Ray (breakpoints, unit tests, other schedulers); only this
+thin actor shell needs Ray.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import ray
+
+from openended.errors import ConfigError
+from openended.runtime.envpool import EnvFactory, EnvPoolCore, Policy
+
+__all__ = ["EnvPool", "make_pools"]
+
+
+class _EnvPoolActor:
+    """Ray actor body of `EnvPool`: builds its own `TeacherClient` from the service name."""
+
+    def __init__(
+        self,
+        service: Any,
+        curriculum: str,
+        family: str | EnvFactory,
+        env_config: Mapping[str, Any] | None = None,
+        num_envs: int = 8,
+        *,
+        student: str = "default",
+        policy: str | Policy = "random",
+        steps_per_call: int = 100,
+        seed: int = 0,
+        namespace: str | None = None,
+        client_options: Mapping[str, Any] | None = None,
+        pool_id: str | None = None,
+    ) -> None:
+        from openended.runtime.client import TeacherClient
+
+        client = TeacherClient(service, curriculum, student, namespace=namespace, **dict(client_options or {}))
+        self.core = EnvPoolCore(
+            family,
+            env_config,
+            num_envs,
+            client,
+            policy=policy,
+            steps_per_call=steps_per_call,
+            seed=seed,
+            student=student,
+            pool_id=pool_id,
+        )
+
+    def step(self, k: int | None = None) -> dict:
+        return self.core.step(k)
+
+    def run(self, steps: int | None = None, seconds: float | None = None, k: int | None = None) -> dict:
+        return self.core.run(steps=steps, seconds=seconds, k=k)
+
+    def stats(self) -> dict:
+        return self.core.stats()
+
+    def flush(self, wait: bool = True) -> None:
+        self.core.flush(wait=wait)
+
+    def env_metrics(self) -> dict:
+        return self.core.env_metrics()
+
+    def env_states(self) -> list[dict | None]:
+        return self.core.env_states()
+
+    def load_env_states(self, states: list[dict | None]) -> None:
+        self.core.load_env_states(states)
+
+    def close(self) -> None:
+        self.core.close()
+
+    def ready(self) -> bool:
+        """Resolves once the actor is built (envs made); use to time start-up separately."""
+        return True
+
+
+#: The Ray actor: ``EnvPool.options(num_cpus=1).remote(service, curriculum, family, env_config,
+#: num_envs, ...)``; methods ``step(k)``, ``run(steps=, seconds=)``, ``stats()``, ``flush()``,
+#: ``close()``, ``ready()``. Default ``num_cpus=1``: a pool keeps one core busy.
+EnvPool = ray.remote(num_cpus=1)(_EnvPoolActor)
+
+
+def make_pools(
+    n: int,
+    service: Any,
+    curriculum: str,
+    family: str | EnvFactory,
+    env_config: Mapping[str, Any] | None = None,
+    num_envs: int = 8,
+    *,
+    num_cpus: float = 1.0,
+    seed: int = 0,
+    student: str = "default",
+    policy: str | Policy = "random",
+    steps_per_call: int = 100,
+    namespace: str | None = None,
+    client_options: Mapping[str, Any] | None = None,
+    wait: bool = True,
+) -> list[Any]:
+    """Start ``n`` `EnvPool` actors (seeds ``seed + 10_000 * j`` so no two envs share a seed).
+
+    ``wait`` blocks until every pool has built its envs, so timings that follow measure
+    stepping, not start-up.
+    """
+    if n < 1:
+        raise ConfigError(f"make_pools(n): n must be >= 1, got {n}")
+    pools = [
+        EnvPool.options(num_cpus=num_cpus).remote(
+            service,
+            curriculum,
+            family,
+            env_config,
+            num_envs,
+            student=student,
+            policy=policy,
+            steps_per_call=steps_per_call,
+            seed=seed + 10_000 * j,
+            namespace=namespace,
+            client_options=client_options,
+            pool_id=f"pool{j}-{uuid.uuid4().hex[:8]}",
+        )
+        for j in range(n)
+    ]
+    if wait:
+        ray.get([p.ready.remote() for p in pools])
+    return pools
