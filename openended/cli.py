@@ -22,6 +22,7 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``openended`` argument parser: one subcommand per entry of the command table."""
     p = argparse.ArgumentParser(prog="openended", description="Run, submit and inspect curriculum experiments.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -178,6 +179,11 @@ _COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one CLI command and return its exit status.
+
+    The project's own errors become a one-line message and status 2 (no traceback: they
+    already name the field and the fix); Ctrl-C becomes 130 with a hint to resume.
+    """
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)

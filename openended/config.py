@@ -48,8 +48,11 @@ class TeacherSection(_Model):
 
 
 class AlgoSection(_Model):
-    """Who learns: ``none`` = the env's own simulated student (toy) driven by EnvPool actors
-    with the pool policy; ``ppo``/``sac`` = RLlib on the new API stack."""
+    """Who learns: the env's own simulated student, or an RLlib algorithm.
+
+    ``none`` = the env's own simulated student (toy) driven by EnvPool actors with the pool
+    policy; ``ppo``/``sac`` = RLlib on the new API stack.
+    """
 
     name: Literal["none", "ppo", "sac"] = Field("none", description="none | ppo | sac.")
     config: dict[str, Any] = Field(default_factory=dict, description="RLlib AlgorithmConfig overrides.")
@@ -135,6 +138,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """A deep copy of ``data`` with each ``--set key.path=value`` applied in order.
+
+    Missing intermediate sections are created; a path through a non-mapping value raises
+    `ConfigError` naming it.
+    """
     out = copy.deepcopy(data)
     for item in overrides:
         path, value = parse_override(item)
@@ -184,8 +192,10 @@ def _preset_values(exp: Experiment) -> dict[str, Any]:
 
 
 def teacher_config(exp: Experiment) -> dict[str, Any]:
-    """The teacher's config as a run builds it: the master seed, what the env family
-    supplies, then ``teacher.config`` (the preset is applied by the teacher registry).
+    """The teacher's config as a run builds it.
+
+    Layered in order: the master seed, what the env family supplies, then
+    ``teacher.config`` (the preset is applied by the teacher registry).
 
     What the family supplies: its task validator (`openended.envs.registry.env_task_validator`,
     an import path) for a teacher whose config has a ``validator`` field, unless the

@@ -98,8 +98,11 @@ def decode_array(d: dict) -> np.ndarray:
 
 # ----------------------------------------------------------- json hooks, dumps
 def encode_default(x: Any) -> Any:
-    """``json.dumps(default=...)`` for the tagged form: arrays tagged, numpy scalars and
-    sets made plain; anything else raises ``TypeError`` naming it."""
+    """``json.dumps(default=...)`` for the tagged form.
+
+    Arrays are tagged, numpy scalars and sets made plain; anything else raises
+    ``TypeError`` naming it.
+    """
     if isinstance(x, np.ndarray):
         return encode_array(x)
     return _plain_value(x, lenient=False)
@@ -161,16 +164,22 @@ def load(fp: IO[str]) -> Any:
 
 
 def plain_json(obj: Any) -> Any:
-    """``obj`` as JSON reads it back in plain form (tuples and sets as lists, numpy values
-    as Python ones, arrays as nested lists): a value that compares equal after any JSON
-    round trip. Raises ``TypeError`` for values JSON cannot hold."""
+    """``obj`` as JSON reads it back in plain form.
+
+    Tuples and sets become lists, numpy values Python ones, arrays nested lists: a value
+    that compares equal after any JSON round trip. Raises ``TypeError`` for values JSON
+    cannot hold.
+    """
     return json.loads(dumps(obj, arrays="plain"))
 
 
 # ------------------------------------------------------- recursive conversion
 def to_jsonable(x: Any) -> Any:
-    """A tree of JSON values (tagged arrays) from nested dicts / lists / tuples / sets with
-    numpy inside; dict keys become strings; other values pass through unchanged."""
+    """A tree of JSON values (tagged arrays) from nested containers with numpy inside.
+
+    Dicts, lists, tuples and sets are walked; dict keys become strings; other values pass
+    through unchanged.
+    """
     if isinstance(x, np.ndarray):
         return encode_array(x)
     if isinstance(x, _SCALARS):

@@ -1,5 +1,8 @@
-"""Name normalisation and "did you mean" lookups shared by every registry (teachers, envs, judges),
-and `resolve_import_path`, which turns a config's ``"package.module:function"`` into the callable."""
+"""What every registry (teachers, envs, judges) shares: name lookup and import paths.
+
+Name normalisation and "did you mean" errors, and `resolve_import_path`, which turns a
+config's ``"package.module:function"`` into the callable.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ def normalize_name(name: str) -> str:
 
 
 def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> UnknownName:
+    """An `UnknownName` error listing the registered names, with the closest as a hint."""
     known = sorted(set(known))
     close = difflib.get_close_matches(normalize_name(name), known, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -78,6 +82,7 @@ class Registry:
         self._aliases: dict[str, str] = {}
 
     def register(self, name: str, entry: Any, *, aliases: tuple[str, ...] = (), overwrite: bool = False) -> None:
+        """Add ``entry`` under ``name`` and ``aliases``; re-registering a different entry needs ``overwrite``."""
         key = normalize_name(name)
         if key in self._entries and not overwrite and self._entries[key] != entry:
             raise ConfigError(f"{self.kind} {key!r} is already registered; pass overwrite=True to replace it")
@@ -103,4 +108,5 @@ class Registry:
         return entry
 
     def names(self) -> list[str]:
+        """Registered keys (aliases excluded), sorted."""
         return sorted(self._entries)

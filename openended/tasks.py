@@ -62,8 +62,10 @@ _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
 def _mix64_inplace(h: np.ndarray, tmp: np.ndarray) -> None:
-    """splitmix64 finaliser on a uint64 array, in place (``tmp``: scratch of the same
-    shape; uint64 arithmetic wraps, as intended)."""
+    """splitmix64 finaliser on a uint64 array, in place.
+
+    ``tmp`` is scratch of the same shape; uint64 arithmetic wraps, as intended.
+    """
     np.right_shift(h, _S30, out=tmp)
     h ^= tmp
     h *= _M1
@@ -163,6 +165,7 @@ class Task(NamedTuple):
 
     @classmethod
     def from_dict(cls, d: dict) -> Task:
+        """Inverse of `to_dict` (missing optional keys take their defaults)."""
         return cls(
             id=str(d["id"]),
             params=tuple(d.get("params", ())),
@@ -212,6 +215,7 @@ class Outcome:
         object.__setattr__(self, "episode_return", r)
 
     def to_dict(self) -> dict:
+        """JSON-ready form; `from_dict` inverts it."""
         return {
             "task_id": self.task_id,
             "episode_return": self.episode_return,
@@ -225,6 +229,7 @@ class Outcome:
 
     @classmethod
     def from_dict(cls, d: dict) -> Outcome:
+        """Inverse of `to_dict`; every key but ``task_id`` and ``episode_return`` may be missing."""
         return cls(
             **{k: d[k] for k in ("task_id", "episode_return")},
             **{k: d[k] for k in ("success", "length", "student_id", "info", "t", "episode_id") if k in d},
@@ -312,16 +317,19 @@ class Box(TaskSpace):
 
     @property
     def dim(self) -> int:
+        """Number of task parameters."""
         return int(self.low.size)
 
     @property
     def shape(self) -> tuple[int]:
+        """``(dim,)``: the shape of one task's parameter vector."""
         return (self.dim,)
 
     def __repr__(self) -> str:
         return f"Box(low={self.low.tolist()}, high={self.high.tolist()}, names={list(self.names)})"
 
     def validate(self, params: Any) -> np.ndarray:
+        """``params`` as a float64 vector; raises `TaskNotInSpace` naming a NaN or out-of-range parameter."""
         x = np.asarray(params, dtype=np.float64)
         if x.shape != (self.dim,):
             raise TaskNotInSpace(
@@ -360,12 +368,14 @@ class Box(TaskSpace):
         return task
 
     def contains(self, task: Task) -> bool:
+        """Whether ``task`` has ``dim`` params, all within the bounds (never raises, unlike `check_task`)."""
         if len(task.params) != self.dim:
             return False
         x = np.asarray(task.params, dtype=np.float64)
         return bool(np.all((x >= self.low) & (x <= self.high)))
 
     def clip(self, x: np.ndarray) -> np.ndarray:
+        """``x`` clipped into ``[low, high]`` elementwise."""
         return np.clip(x, self.low, self.high)
 
     def to_unit(self, x: np.ndarray) -> np.ndarray:
@@ -373,6 +383,7 @@ class Box(TaskSpace):
         return (np.asarray(x, dtype=np.float64) - self.low) / self._span
 
     def from_unit(self, u: np.ndarray) -> np.ndarray:
+        """Inverse of `to_unit`: map points of ``[0, 1]^d`` back to task parameters."""
         return self.low + np.asarray(u, dtype=np.float64) * self._span
 
     def sample_array(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -380,6 +391,7 @@ class Box(TaskSpace):
         return rng.uniform(self.low, self.high, size=(n, self.dim))
 
     def sample_uniform(self, rng: np.random.Generator, n: int) -> list[Task]:
+        """``n`` uniform tasks (origin ``"uniform"``; ids hashed in one vectorised call)."""
         return self.tasks(self.sample_array(rng, n), origin="uniform", validate=False)
 
     def task(
@@ -397,8 +409,10 @@ class Box(TaskSpace):
     def tasks(
         self, params: np.ndarray, *, origin: str | Sequence[str] = "sampled", validate: bool = True
     ) -> list[Task]:
-        """Tasks for each row of an ``(n, dim)`` array (vectorised ids); ``origin`` is one
-        string for all rows or one per row."""
+        """Tasks for each row of an ``(n, dim)`` array, ids hashed in one vectorised call.
+
+        ``origin`` is one string for all rows or one per row.
+        """
         x = self.validate_batch(params) if validate else np.asarray(params, dtype=np.float64)
         ids = hash_params(x, self._salt)
         origins = repeat(origin) if isinstance(origin, str) else origin
@@ -408,6 +422,7 @@ class Box(TaskSpace):
         return list(map(_new_task, zip(ids, rows, repeat(None), repeat(()), origins)))
 
     def to_dict(self) -> dict:
+        """Bounds, dimension names and space name (`space_from_dict` inverts it)."""
         return {
             "kind": self.kind,
             "low": self.low.tolist(),
@@ -441,6 +456,7 @@ class Discrete(TaskSpace):
 
     @property
     def n(self) -> int:
+        """Number of values."""
         return len(self.values)
 
     def __len__(self) -> int:
@@ -451,6 +467,11 @@ class Discrete(TaskSpace):
         return f"Discrete({head}{'...' if self.n > 5 else ''}, n={self.n})"
 
     def validate(self, params: Any) -> Any:
+        """The value itself (a 1-element tuple/list is unwrapped, numpy ints become ints).
+
+        Raises:
+            TaskNotInSpace: the value is not one of ``values``.
+        """
         v = params[0] if isinstance(params, (tuple, list)) and len(params) == 1 else params
         if isinstance(v, np.integer):
             v = int(v)
@@ -471,27 +492,34 @@ class Discrete(TaskSpace):
         return self._index[self.validate(value_or_task)]
 
     def index_of_id(self, task_id: str) -> int | None:
+        """Position of the task with this id in ``values``, or None if it is not one of this space's."""
         return self._by_id.get(task_id)
 
     def task(self, value: Any, *, origin: str = "sampled") -> Task:
+        """The task of ``value`` (prebuilt, so cheap; ``origin`` only relabels it)."""
         t = self._tasks[self._index[self.validate(value)]]
         return t if origin == t.origin else t._replace(origin=origin)
 
     def task_at(self, index: int) -> Task:
+        """The prebuilt task of ``values[index]``."""
         return self._tasks[index]
 
     @property
     def all_tasks(self) -> list[Task]:
+        """Every task of the space, in ``values`` order (a new list)."""
         return list(self._tasks)
 
     def tasks_at(self, indices: Sequence[int] | np.ndarray, origin: str = "sampled") -> list[Task]:
+        """The tasks at these positions in ``values``, labelled ``origin``."""
         ts = self._tasks
         return [ts[i]._replace(origin=origin) for i in np.asarray(indices).tolist()]
 
     def sample_uniform(self, rng: np.random.Generator, n: int) -> list[Task]:
+        """``n`` values drawn uniformly, with replacement."""
         return self.tasks_at(rng.integers(0, self.n, size=n), origin="uniform")
 
     def check_task(self, task: Task) -> Task:
+        """Raise `TaskNotInSpace` unless the task's id is one of this space's (a known value with a foreign id too)."""
         if task.id not in self._by_id:
             self.validate(task.params)  # names the value when it is not one of ours
             raise TaskNotInSpace(
@@ -501,9 +529,11 @@ class Discrete(TaskSpace):
         return task
 
     def contains(self, task: Task) -> bool:
+        """Whether the task's id is one of this space's (ids are salted with the space name)."""
         return task.id in self._by_id
 
     def to_dict(self) -> dict:
+        """Values and space name (`space_from_dict` inverts it)."""
         return {"kind": self.kind, "values": list(self.values), "name": self.name}
 
 
@@ -526,6 +556,11 @@ class TextSpace(TaskSpace):
         return f"TextSpace(n_seed={len(self.seed_texts)}, max_length={self.max_length})"
 
     def validate(self, params: Any) -> str:
+        """The text itself.
+
+        Raises:
+            TaskNotInSpace: not a string, blank, or longer than ``max_length``.
+        """
         if not isinstance(params, str):
             raise TaskNotInSpace(f"{self!r}: a task must be a string, got {type(params).__name__}")
         if not params.strip():
@@ -537,22 +572,27 @@ class TextSpace(TaskSpace):
         return params
 
     def task(self, text: str, *, parent_ids: Sequence[str] = (), origin: str = "generated") -> Task:
+        """A validated text task (its id hashes the text)."""
         return Task.from_text(self.validate(text), parent_ids=parent_ids, origin=origin)
 
     def sample_uniform(self, rng: np.random.Generator, n: int) -> list[Task]:
+        """``n`` seed texts drawn uniformly, with replacement; raises `TaskNotInSpace` without seed tasks."""
         if not self.seed_texts:
             raise TaskNotInSpace(f"{self!r}: has no seed tasks to sample uniformly from; pass seed_tasks=[...]")
         idx = rng.integers(0, len(self.seed_texts), size=n)
         return [self.task(self.seed_texts[i], origin="uniform") for i in idx.tolist()]
 
     def check_task(self, task: Task) -> Task:
+        """Raise `TaskNotInSpace` unless the task's text is a valid text of this space."""
         self.validate(task.text)
         return task
 
     def contains(self, task: Task) -> bool:
+        """Whether the task has a non-blank text of at most ``max_length`` characters."""
         return isinstance(task.text, str) and bool(task.text.strip()) and len(task.text) <= self.max_length
 
     def to_dict(self) -> dict:
+        """Seed texts, maximum length and space name (`space_from_dict` inverts it)."""
         return {
             "kind": self.kind,
             "seed_tasks": list(self.seed_texts),
