@@ -42,15 +42,25 @@ class Teacher(Protocol):
 
     space: TaskSpace
 
-    def sample(self, n: int = 1, *, student: str = "default") -> list[Task]: ...
+    def sample(self, n: int = 1, *, student: str = "default") -> list[Task]:
+        """``n`` tasks for ``student`` to run next; must not block on learning."""
+        ...
 
-    def update(self, outcomes: Sequence[Outcome]) -> None: ...
+    def update(self, outcomes: Sequence[Outcome]) -> None:
+        """Learn from finished episodes, matched to tasks by ``task_id`` (any order, any batch size)."""
+        ...
 
-    def state_dict(self) -> dict: ...
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly after `load_state_dict` (JSON-serialisable)."""
+        ...
 
-    def load_state_dict(self, state: dict) -> None: ...
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a `state_dict` of the same teacher and space."""
+        ...
 
-    def stats(self) -> dict: ...
+    def stats(self) -> dict:
+        """A flat dict of numbers and short lists for dashboards."""
+        ...
 
 
 class TeacherConfig(BaseModel):
@@ -85,20 +95,26 @@ _task_id = attrgetter("id")
 
 
 def make_rng(seed: int) -> np.random.Generator:
+    """The teacher's own generator (PCG64): seeded explicitly, never numpy's global state."""
     return np.random.Generator(np.random.PCG64(seed))
 
 
-def rng_state(rng: np.random.Generator) -> dict:
-    return rng.bit_generator.state
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """The generator's bit-generator state, a JSON-ready dict that restores it exactly."""
+    return dict(rng.bit_generator.state)
 
 
-def _set_rng_state(rng: np.random.Generator, state: dict) -> None:
+def _set_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
     rng.bit_generator.state = state
 
 
 class BaseTeacher:
-    """Bookkeeping base. Subclasses set ``name``, ``Config``, ``space_kinds`` and implement
-    ``_sample`` and ``_update``; refitting teachers also use ``self.refitter``.
+    """Bookkeeping base: validation, issued-task tracking, RNG, persistence and latency stats.
+
+    Subclasses set ``name``, ``Config``, ``space_kinds`` and implement ``_sample`` and
+    ``_update``; refitting teachers also use ``self.refitter``. A subclass with its own
+    ``Config`` class re-annotates ``config`` with it (e.g. ``config: LPConfig``), so the
+    type checker knows its fields.
     """
 
     name: ClassVar[str] = "base"
@@ -182,7 +198,8 @@ class BaseTeacher:
         ~32k that the rest of the loop has pushed out of the CPU caches costs about as much
         as drawing and building the tasks, and ``sample`` is on every env worker's critical
         path. Sampling without updates indexes once the queue reaches ``max_tracked_tasks``,
-        so at most twice that many tasks are held."""
+        so at most twice that many tasks are held.
+        """
         self._gen += 1
         self._unindexed.append((self._gen, tuple(tasks)))  # a copy: the caller owns the list
         self._n_unindexed += len(tasks)
@@ -190,10 +207,13 @@ class BaseTeacher:
             self._index_issued()
 
     def _index_issued(self) -> None:
-        """Index the queued batches in issue order (C-level set and dict operations), then
-        evict whole batches, oldest first, while over ``max_tracked_tasks``. Ids issued
-        again while still tracked (one key-set intersection finds them) are the only ones
-        that get per-id bookkeeping."""
+        """Index the queued batches in issue order, then evict whole batches over the limit.
+
+        Indexing uses C-level set and dict operations; eviction drops whole batches,
+        oldest first, while over ``max_tracked_tasks``. Ids issued again while still
+        tracked (one key-set intersection finds them) are the only ones that get per-id
+        bookkeeping.
+        """
         issued = self._issued
         for gen, tasks in self._unindexed:
             ids = list(map(_task_id, tasks))
@@ -226,10 +246,11 @@ class BaseTeacher:
         self._track(tasks)  # copies them
 
     def task_for_id(self, task_id: str) -> Task | None:
+        """The issued (or registered) task with this id, or None if never issued or forgotten."""
         return self._issued_table().get(task_id)
 
     def _issued_table(self) -> dict[str, Task]:
-        """id -> issued task, with every batch sampled so far indexed."""
+        """The id -> issued task table, with every batch sampled so far indexed."""
         if self._unindexed:
             self._index_issued()
         return self._issued

@@ -87,5 +87,5 @@ def check_teacher(make: Callable[[int], BaseTeacher], *, rounds: int = 40, batch
                 f"{t1.name}: stats() is not JSON-serialisable ({e}); return plain floats/lists, not numpy values"
             ) from None
     finally:
-        for t in (t1, t2):
-            t.close()
+        for teacher in (t1, t2):
+            teacher.close()

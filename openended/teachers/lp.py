@@ -120,6 +120,19 @@ class LPTracker:
         "win_att_train",
         "win_suc_train",
     )
+    # One float64 vector per name in _ARRAYS, all of length n (set in __init__ via setattr).
+    fast: np.ndarray  # EMA of normalised success, rate alpha
+    slow: np.ndarray  # EMA of ``fast``, rate alpha
+    ema_raw: np.ndarray  # EMA of raw success (the success estimate)
+    raw_last: np.ndarray  # raw success of the last window a task was observed in
+    baseline: np.ndarray  # random-agent success, subtracted before normalising
+    seen: np.ndarray  # 1.0 once a task has been observed
+    attempts_total: np.ndarray
+    successes_total: np.ndarray
+    win_att_eval: np.ndarray  # current window: evaluation attempts / successes
+    win_suc_eval: np.ndarray
+    win_att_train: np.ndarray  # current window: training attempts / successes
+    win_suc_train: np.ndarray
 
     def __init__(self, n: int = 0, *, alpha: float = 0.1, theta: float = 0.1) -> None:
         self.alpha = float(alpha)
@@ -186,14 +199,17 @@ class LPTracker:
         return np.abs(reweight(self.fast, self.theta) - reweight(self.slow, self.theta))
 
     def probabilities(self) -> np.ndarray:
+        """OMNI's sampling distribution from the current LP and EMA success (`lp_to_probabilities`)."""
         return lp_to_probabilities(self.lp(), self.ema_raw)
 
     def state_dict(self) -> dict:
+        """Copies of every array plus the step count and rates."""
         d: dict[str, Any] = {name: getattr(self, name).copy() for name in self._ARRAYS}
         d.update(n=self.n, steps=self.steps, alpha=self.alpha, theta=self.theta)
         return d
 
     def load_state_dict(self, d: dict) -> None:
+        """Inverse of `state_dict`; raises `ConfigError` if an array's length disagrees with ``n``."""
         self.n = int(d["n"])
         self.steps = int(d["steps"])
         self.alpha = float(d["alpha"])
@@ -228,11 +244,17 @@ class TaskDistribution(Protocol):
 
     distribution_version: int
 
-    def known_tasks(self) -> list[Task]: ...
+    def known_tasks(self) -> list[Task]:
+        """The tasks the distribution is over, in a fixed order that only grows."""
+        ...
 
-    def probabilities(self) -> np.ndarray: ...
+    def probabilities(self) -> np.ndarray:
+        """Sampling probability of each of ``known_tasks()`` (same order, sums to 1)."""
+        ...
 
-    def success_estimates(self) -> np.ndarray: ...
+    def success_estimates(self) -> np.ndarray:
+        """Estimated success in [0, 1] of each of ``known_tasks()`` (OMNI orders tasks by it)."""
+        ...
 
 
 # ----------------------------------------------------------------------------- teacher
@@ -267,6 +289,7 @@ class LearningProgressTeacher(BaseTeacher):
 
     name = "lp"
     Config = LPConfig
+    config: LPConfig
     space_kinds = ("discrete", "text")
     PRESETS = {
         "omni": {
@@ -280,7 +303,7 @@ class LearningProgressTeacher(BaseTeacher):
 
     def __init__(self, space: TaskSpace, config: LPConfig | None = None) -> None:
         super().__init__(space, config)
-        cfg: LPConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         if cfg.tasks is not None and space.kind != "text":
             raise ConfigError("teacher.lp.tasks: only for TextSpace; a Discrete space's tasks are its values")
         self._pool = TaskPool()
@@ -295,8 +318,11 @@ class LearningProgressTeacher(BaseTeacher):
 
     # ---------------------------------------------------------------- known tasks
     def add_tasks(self, tasks: Sequence[Task]) -> list[Task]:
-        """Make tasks known (sampled from now on; new tasks start unobserved). Returns the
-        tasks actually added (ids already known are skipped)."""
+        """Make tasks known: sampled from now on, starting unobserved.
+
+        Returns the tasks actually added (ids already known are skipped). Every task is
+        checked against the space before any is added.
+        """
         for t in tasks:  # all checked before any is added: a bad task leaves nothing half-added
             self.space.check_task(t)
         new = self._pool.add(tasks)
@@ -308,7 +334,7 @@ class LearningProgressTeacher(BaseTeacher):
         return new
 
     def _apply_baseline(self, positions: Sequence[int]) -> None:
-        base = self.config.random_baseline  # type: ignore[attr-defined]
+        base = self.config.random_baseline
         if not base:
             return
         for i in positions:
@@ -320,10 +346,12 @@ class LearningProgressTeacher(BaseTeacher):
                 self._tracker.baseline[i] = b
 
     def index_of(self, task_id: str) -> int | None:
+        """Position of a known task in ``known_tasks()``, or None if it is not known."""
         return self._pool.index_of(task_id)
 
     # ------------------------------------------------------------ TaskDistribution
     def known_tasks(self) -> list[Task]:
+        """The known tasks in the order of ``probabilities()`` (a copy)."""
         return list(self._pool.tasks)
 
     def probabilities(self) -> np.ndarray:
@@ -335,6 +363,7 @@ class LearningProgressTeacher(BaseTeacher):
         return self._tracker.ema_raw.copy()
 
     def learning_progress(self) -> np.ndarray:
+        """Current bidirectional LP per known task (`LPTracker.lp`)."""
         return self._tracker.lp()
 
     def _refresh(self) -> None:
@@ -354,7 +383,7 @@ class LearningProgressTeacher(BaseTeacher):
     def _success_of(self, o: Outcome) -> float | None:
         if o.success is not None:
             return 1.0 if o.success else 0.0
-        thr = self.config.success_from_return  # type: ignore[attr-defined]
+        thr = self.config.success_from_return
         if thr is not None:
             return 1.0 if o.episode_return >= thr else 0.0
         return None
@@ -374,7 +403,7 @@ class LearningProgressTeacher(BaseTeacher):
             self._eval_seen |= e
         if idx:
             self._tracker.record(np.asarray(idx), np.asarray(suc), np.asarray(ev))
-        cfg: LPConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         self._pending += len(idx) if cfg.recompute_unit == "outcomes" else 1
         if self._pending >= cfg.update_every:
             self._pending = 0
@@ -382,7 +411,7 @@ class LearningProgressTeacher(BaseTeacher):
 
     def recompute(self) -> None:
         """Take one EMA step now and rebuild the distribution (normally automatic)."""
-        cfg: LPConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         use_eval = cfg.success_source == "eval" or (cfg.success_source == "auto" and self._eval_seen)
         self._tracker.step(use_eval=use_eval, min_attempts=cfg.min_attempts)
         self._refresh()
@@ -408,7 +437,7 @@ class LearningProgressTeacher(BaseTeacher):
         self.distribution_version = int(state["distribution_version"])
 
     def _stats(self) -> dict:
-        cfg: LPConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         tr = self._tracker
         lp = tr.lp()
         out: dict[str, Any] = {

@@ -43,10 +43,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import ConfigDict, Field, field_serializer
+from typing_extensions import override
 
 from openended.errors import ConfigError
 from openended.moi.base import Judge, JudgeContext
@@ -62,8 +63,10 @@ INTERESTING, BORING, UNLABELLED = 1, 0, -1
 
 
 def resolve_judge(judge: Any, config: dict[str, Any] | None = None) -> Judge:
-    """A judge instance from a name (``"embedding"``, ``"oracle"``, any registered one) or
-    pass an instance through. Imports lazily so heavy backends load only on use."""
+    """A judge instance from a name (``"embedding"``, ``"oracle"``, any registered one).
+
+    An instance is passed through. Imports lazily so heavy backends load only on use.
+    """
     if not isinstance(judge, str):
         if not callable(getattr(judge, "judge", None)):
             raise ConfigError(
@@ -75,8 +78,8 @@ def resolve_judge(judge: Any, config: dict[str, Any] | None = None) -> Judge:
     try:
         from openended.moi.registry import make_judge
     except ImportError:
-        make_judge = None
-    if make_judge is not None:
+        pass
+    else:
         return make_judge(judge, **cfg)
     # The moi registry is not importable: the two built-in offline judges by hand.
     if judge == "embedding":
@@ -146,10 +149,10 @@ def partition_tasks(
                 boring = float(v.score) < 0.5
                 new[ids[b]] = (boring, v.reason[:300] if boring else "")
         for b in unl.tolist():
-            v = known.get(ids[b]) or new.get(ids[b])
-            if v is not None and v[0]:
+            cached = known.get(ids[b]) or new.get(ids[b])
+            if cached is not None and cached[0]:
                 labels[b] = BORING
-                reasons[b] = f"given {texts[a][:80]!r} (success {float(success[a]):.2f}): {v[1]}"
+                reasons[b] = f"given {texts[a][:80]!r} (success {float(success[a]):.2f}): {cached[1]}"
     fresh = {k: v for k, v in fresh.items() if v}
     return {
         "labels": labels,
@@ -187,11 +190,26 @@ class OMNIConfig(RefitConfig, TeacherConfig):
         return judge if isinstance(judge, str) else str(getattr(judge, "name", type(judge).__name__))
 
 
+class _BaseSampler(TaskDistribution, Protocol):
+    """What OMNI uses of its base sampler: a teacher's update, persistence, stats and close."""
+
+    def update(self, outcomes: Sequence[Outcome]) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def stats(self) -> dict: ...
+
+    def close(self) -> None: ...
+
+
 class OMNITeacher(BaseTeacher):
     """MoI-weighted sampling over a base sampler (see the module docstring). Experimental."""
 
     name = "omni"
     Config = OMNIConfig
+    config: OMNIConfig
     space_kinds = ("discrete", "text")
     PRESETS = {
         "omni": {
@@ -204,18 +222,19 @@ class OMNITeacher(BaseTeacher):
 
     def __init__(self, space: TaskSpace, config: OMNIConfig | None = None) -> None:
         super().__init__(space, config)
-        cfg: OMNIConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         from openended.teachers.registry import make_teacher  # lazy: registry imports this module
 
         bcfg = {"seed": cfg.seed, **cfg.base_config}
         if cfg.base in ("lp", "learning_progress"):
             bcfg.setdefault("update_every", cfg.partition_every)
-        self.base = make_teacher(cfg.base, space, **bcfg)
-        if not isinstance(self.base, TaskDistribution):
+        base = make_teacher(cfg.base, space, **bcfg)
+        if not isinstance(base, TaskDistribution):
             raise ConfigError(
                 f"teacher.omni.base: {cfg.base!r} has no TaskDistribution hook "
                 "(known_tasks/probabilities/success_estimates); use 'lp' or add the hook"
             )
+        self.base: _BaseSampler = base
         self.judge: Judge = resolve_judge(cfg.judge, cfg.judge_config)
         self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
         self._tasks: list[Task] = []
@@ -245,7 +264,7 @@ class OMNITeacher(BaseTeacher):
 
     def add_tasks(self, tasks: Sequence[Task]) -> list[Task]:
         """Add known tasks (TextSpace): forwarded to the base sampler."""
-        new = self.base.add_tasks(tasks)  # type: ignore[attr-defined]
+        new: list[Task] = self.base.add_tasks(tasks)  # type: ignore[attr-defined]  # not in the hook: LP has it
         self._sync_tasks()
         self.register_tasks(new)
         return new
@@ -257,13 +276,16 @@ class OMNITeacher(BaseTeacher):
         return p / p.sum() if p.sum() > 0 else p
 
     def known_tasks(self) -> list[Task]:
+        """The base's known tasks, as of the last sync (a copy)."""
         return list(self._tasks)
 
     def success_estimates(self) -> np.ndarray:
+        """The base sampler's estimates: MoI reweights sampling, not what is learnt."""
         return self.base.success_estimates()
 
     @property
     def distribution_version(self) -> int:
+        """Changes when the base's distribution or the committed partition changes."""
         return hash((self.base.distribution_version, self._version))
 
     def partition(self) -> dict[str, list[str]]:
@@ -300,7 +322,7 @@ class OMNITeacher(BaseTeacher):
         # The base keeps its own issued-task table (every known task is registered there).
         self.base.update(outcomes)
         self._n_updates += 1
-        cfg: OMNIConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         if self._n_updates % cfg.partition_every == 0:
             self._due = True
         if self._due:
@@ -310,7 +332,7 @@ class OMNITeacher(BaseTeacher):
             self._submit()
 
     def _submit(self) -> None:
-        cfg: OMNIConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         self._sync_tasks()
         texts = [t.text if t.text is not None else repr(list(t.params)) for t in self._tasks]
         ids = [t.id for t in self._tasks]
@@ -331,13 +353,13 @@ class OMNITeacher(BaseTeacher):
         """Swap a finished partition in (runs in the caller's thread, never concurrently)."""
         for aid, entries in result["fresh"].items():
             merged = dict(self._cache.get(aid, {}))
-            merged.update({k: tuple(v) for k, v in entries.items()})  # type: ignore[misc]
-            self._cache[aid] = merged  # type: ignore[assignment]
+            merged.update({k: tuple(v) for k, v in entries.items()})
+            self._cache[aid] = merged
         labels = np.asarray(result["labels"], dtype=np.int8)
         k = len(self._tasks) - labels.size
         if k > 0:  # tasks added while the partition ran start unlabelled
             labels = np.concatenate([labels, np.full(k, UNLABELLED, dtype=np.int8)])
-        cfg: OMNIConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         weights = np.where(labels == BORING, cfg.boring_weight, 1.0)
         self._reasons = {self._tasks[int(i)].id: r for i, r in result["reasons"].items()}
         self._labels, self._weights = labels, weights
@@ -370,7 +392,7 @@ class OMNITeacher(BaseTeacher):
         self._sync_tasks()
         labels = np.asarray(state["labels"], dtype=np.int8).reshape(-1)
         self._labels[: labels.size] = labels
-        cfg: OMNIConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         self._weights = np.where(self._labels == BORING, cfg.boring_weight, 1.0)
         self._reasons = dict(state["reasons"])
         self._cache = {a: {b: (bool(v[0]), str(v[1])) for b, v in d.items()} for a, d in state["cache"].items()}
@@ -381,7 +403,7 @@ class OMNITeacher(BaseTeacher):
         self._cdf_key = ()
 
     def _stats(self) -> dict:
-        cfg: OMNIConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         lab = self._labels
         out: dict[str, Any] = {
             "omni/partition_version": self._version,
@@ -413,6 +435,7 @@ class OMNITeacher(BaseTeacher):
         out.update(base)
         return out
 
+    @override
     def close(self) -> None:
         super().close()
         self.base.close()

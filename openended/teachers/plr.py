@@ -60,7 +60,7 @@ learner's job (one outcome = one finished episode).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -219,6 +219,8 @@ class PLRTeacher(BaseTeacher):
     name = "plr"
     Config = PLRConfig
     space_kinds = ("discrete",)
+    config: PLRConfig
+    space: Discrete  # guaranteed by space_kinds
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # facebookresearch/level-replay README + arguments.py (Procgen, 200 levels).
         "plr_procgen": {
@@ -244,8 +246,7 @@ class PLRTeacher(BaseTeacher):
 
     def __init__(self, space: TaskSpace, config: PLRConfig | None = None) -> None:
         super().__init__(space, config)
-        cfg = cast(PLRConfig, self.config)
-        space = cast(Discrete, space)  # guaranteed by space_kinds
+        cfg, space = self.config, self.space
         self._n_space = space.n
         cap = cfg.buffer_size if cfg.buffer_size is not None else min(space.n, DEFAULT_MAX_BUFFER)
         if cap > space.n:
@@ -270,23 +271,19 @@ class PLRTeacher(BaseTeacher):
         self.distribution_version = 0
 
     # ------------------------------------------------------------------ internals
-    @property
-    def _cfg(self) -> PLRConfig:
-        return self.config  # type: ignore[return-value]
-
     def _filled(self) -> np.ndarray:
         return np.flatnonzero(self._level >= 0)
 
     def _score_probs(self, filled: np.ndarray) -> np.ndarray:
         """Score part ``h(S)`` over the filled slots (fixed within one ``sample`` call)."""
-        c = self._cfg
+        c = self.config
         return score_weights(
             self._score[filled], temperature=c.temperature, transform=c.score_transform, staleness_coef=c.staleness_coef
         )
 
     def _mix(self, p_score: np.ndarray, filled: np.ndarray) -> np.ndarray:
         """Mix in the staleness part, which changes with every draw."""
-        c = self._cfg
+        c = self.config
         stale = (self._draws - self._last[filled]).astype(np.float64)
         return mix_staleness(
             p_score,
@@ -302,7 +299,7 @@ class PLRTeacher(BaseTeacher):
         if n_filled >= self._n_space:
             return True  # nothing left to explore
         fill = n_filled / self.capacity
-        c = self._cfg
+        c = self.config
         if fill < c.min_fill:
             return False
         p = c.replay_prob if c.replay_schedule == "fixed" else fill
@@ -351,10 +348,10 @@ class PLRTeacher(BaseTeacher):
             self._touch(index)
             out.append(index)
         self.distribution_version += 1
-        return self.space.tasks_at(out, origin="sampled")  # type: ignore[attr-defined]
+        return self.space.tasks_at(out, origin="sampled")
 
     def _score_of(self, outcome: Outcome, slot: int | None) -> float:
-        c = self._cfg
+        c = self.config
         if c.score_source != "proxy":
             v = outcome.info.get(c.score_key) if outcome.info else None
             if v is not None:
@@ -382,7 +379,7 @@ class PLRTeacher(BaseTeacher):
     def _record(self, slot: int, outcome: Outcome, fresh: bool) -> None:
         """Per-level statistics behind the proxies and ``success_estimates``."""
         g = outcome.episode_return
-        r = self._cfg.proxy_baseline_rate
+        r = self.config.proxy_baseline_rate
         self._baseline[slot] = g if fresh else self._baseline[slot] + r * (g - self._baseline[slot])
         self._max_ret[slot] = g if fresh else max(self._max_ret[slot], g)
         self._episodes[slot] = 1 if fresh else self._episodes[slot] + 1
@@ -397,15 +394,15 @@ class PLRTeacher(BaseTeacher):
         filled = self._filled()
         if filled.size < self.capacity:
             return int(np.flatnonzero(self._level < 0)[0])
-        if self._cfg.buffer_priority == "score":
+        if self.config.buffer_priority == "score":
             j = int(np.argmin(self._score))
         else:
             j = int(filled[np.argmin(self._mix(self._score_probs(filled), filled))])
         return j if self._score[j] <= score else None
 
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
-        alpha = self._cfg.score_ema
-        space: Discrete = self.space  # type: ignore[assignment]
+        alpha = self.config.score_ema
+        space = self.space
         for task, o in zip(tasks, outcomes):
             index = space.index_of_id(task.id)
             if index is None:  # registered from elsewhere but not of this space (cannot happen for issued ones)
@@ -482,7 +479,7 @@ class PLRTeacher(BaseTeacher):
         if not filled.size:
             return [], np.zeros(0)
         p = self._mix(self._score_probs(filled), filled)
-        return self.space.tasks_at(self._level[filled]), p  # type: ignore[attr-defined]
+        return self.space.tasks_at(self._level[filled]), p
 
     def known_tasks(self) -> list[Task]:
         """``TaskDistribution`` hook: the buffered levels."""
@@ -505,7 +502,7 @@ class PLRTeacher(BaseTeacher):
         order = np.argsort(-p, kind="stable")
         if top_k is not None:
             order = order[:top_k]
-        values = self.space.values  # type: ignore[attr-defined]
+        values = self.space.values
         return [
             {
                 "level": values[int(self._level[filled[j]])],
@@ -534,7 +531,7 @@ class PLRTeacher(BaseTeacher):
             "plr/score_max": float(sc.max()) if sc.size else 0.0,
             "plr/staleness_max": int((self._draws - self._last[filled]).max()) if filled.size else 0,
         }
-        out["plr/top_levels"] = self.level_stats(self._cfg.stats_top_k)
+        out["plr/top_levels"] = self.level_stats(self.config.stats_top_k)
         return out
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from openended.errors import ConfigError
-from openended.tasks import Task, TaskSpace
+from openended.tasks import Discrete, Task, TaskSpace, TextSpace
 
 __all__ = ["TaskPool", "known_tasks_of_space", "task_label"]
 
@@ -67,18 +67,20 @@ class TaskPool:
 
 
 def known_tasks_of_space(space: TaskSpace, texts: Sequence[str] | None = None) -> list[Task]:
-    """The finite task list a known-task teacher works on: every Discrete value, or the
-    given texts (default: the TextSpace's seed tasks)."""
-    if space.kind == "discrete":
-        return space.tasks_at(range(space.n), origin="sampled")  # type: ignore[attr-defined]
-    if space.kind == "text":
-        src = list(texts) if texts is not None else list(space.seed_texts)  # type: ignore[attr-defined]
+    """The finite task list a known-task teacher works on.
+
+    Every Discrete value, or the given texts (default: the TextSpace's seed tasks).
+    """
+    if isinstance(space, Discrete):
+        return space.tasks_at(range(space.n), origin="sampled")
+    if isinstance(space, TextSpace):
+        src = list(texts) if texts is not None else list(space.seed_texts)
         if not src:
             raise ConfigError(
                 "teacher on a TextSpace needs known tasks: pass tasks=[...] or build the "
                 "TextSpace with seed_tasks=[...]"
             )
-        return TaskPool(space.task(t, origin="seed") for t in src).tasks  # type: ignore[attr-defined]
+        return TaskPool(space.task(t, origin="seed") for t in src).tasks
     raise ConfigError(f"known-task teachers need a discrete or text space, got {space!r}")
 
 

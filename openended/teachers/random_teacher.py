@@ -16,6 +16,8 @@ class RandomConfig(TeacherConfig):
 
 
 class RandomTeacher(BaseTeacher):
+    """Uniform tasks from ``space.sample_uniform``; outcomes are counted, never used."""
+
     name = "random"
     Config = RandomConfig
 

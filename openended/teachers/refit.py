@@ -189,6 +189,7 @@ class Refitter:
         return None if self._due is None else self._due - self._n_updates
 
     def restore_staged(self, result: Any, updates_until_due: int | None = None) -> None:
+        """Stage a fit saved by ``staged_result``, due as it was (None: at the next update)."""
         self._staged, self._has_staged = result, True
         self._due = self._n_updates + (1 if updates_until_due is None else int(updates_until_due))
 
@@ -198,6 +199,7 @@ class Refitter:
         self._install_staged()
 
     def close(self) -> None:
+        """Cancel a pending fit and shut the worker pool down (idempotent)."""
         with self._lock:
             fut, self._pending = self._pending, None
         if fut is not None:

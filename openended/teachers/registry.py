@@ -28,16 +28,20 @@ def register_teacher(
 
 
 def teacher_class(name: str) -> type[BaseTeacher]:
+    """The class registered under ``name`` (imported on first use); `UnknownName` lists the others."""
     return _TEACHERS.get(name)
 
 
 def list_teachers() -> list[str]:
+    """Registered teacher names (aliases excluded), sorted."""
     return _TEACHERS.names()
 
 
 def make_teacher(name: str, space: TaskSpace, *, preset: str | None = None, **config: Any) -> BaseTeacher:
-    """Build a teacher by name. ``preset`` selects a documented, versioned default set
-    (e.g. ``"teachdeeprl"``); explicit keyword arguments override preset values.
+    """Build a teacher by name, its config validated from a preset and keyword overrides.
+
+    ``preset`` selects a documented, versioned default set (e.g. ``"teachdeeprl"``);
+    explicit keyword arguments override preset values.
     """
     cls = teacher_class(name)
     key = _TEACHERS.canonical(name)

@@ -343,7 +343,7 @@ class RIACTeacher(BaseTeacher):
         origins = ("sampled", "uniform", "mutated")
         if n == 1:
             return self.space.tasks(x, origin=origins[int(kind[0])], validate=False)
-        out: list[Task] = [None] * n  # type: ignore[list-item]
+        out: list[Task] = [None] * n  # type: ignore[list-item]  # placeholders: the kinds fill every slot
         for k, origin in enumerate(origins):
             idx = np.flatnonzero(kind == k)
             if len(idx):

@@ -1,5 +1,6 @@
-"""RIAC's region tree: axis-aligned regions of a Box, the (reward, task) pairs each keeps,
-and their absolute learning progress (ALP).
+"""RIAC's region tree: axis-aligned regions of a Box, their pairs and their ALP.
+
+Each region keeps its (reward, task) pairs and their absolute learning progress (ALP).
 
 Contents:
     RegionPairs   -- one region's bounded FIFO of pairs, a contiguous numpy window.
@@ -50,13 +51,16 @@ class RegionPairs:
 
     @property
     def rewards(self) -> np.ndarray:
+        """The live rewards, oldest first (a view: valid until the next append)."""
         return self.r[self.lo : self.hi]
 
     @property
     def tasks(self) -> np.ndarray:
+        """The live tasks, ``(len, dim)``, aligned with `rewards` (a view)."""
         return self.x[self.lo : self.hi]
 
     def append(self, reward: float, task: np.ndarray) -> None:
+        """Add the newest pair; over ``maxlen`` the oldest drops out, as from a bounded deque."""
         if self.hi == len(self.r):
             self._make_room()
         self.r[self.hi] = reward
@@ -66,6 +70,7 @@ class RegionPairs:
             self.lo += 1  # REFERENCE: deque(maxlen) drops the oldest pair
 
     def drop_oldest(self, k: int) -> None:
+        """Forget the ``k`` oldest pairs (all of them if there are fewer)."""
         self.lo = min(self.hi, self.lo + k)
 
     def _make_room(self) -> None:
@@ -113,9 +118,9 @@ def alps_of_masks(rewards: np.ndarray, masks: np.ndarray, window: int) -> np.nda
 
 
 class RegionTree:
-    """The regions, numbered in creation order (the reference's treelib ``all_nodes()``
-    order; node 0 is the whole space).
+    """The regions, numbered in creation order; node 0 is the whole space.
 
+    Creation order is the reference's treelib ``all_nodes()`` order.
     Routing fields (``left``, ``right``, ``split_dim``, ``thr``) are lists: the teacher's
     per-pair loop reads them as scalars, and list indexing beats numpy's there. Bounds and
     ALPs are arrays (vectorised sampling). ``maxlen`` bounds each region's FIFO (``None``
@@ -148,8 +153,11 @@ class RegionTree:
         self.region_ids = ids[np.asarray(self.left) < 0] if self.leaves_only else ids
 
     def split(self, node: int, dim: int, thr: float, mask: np.ndarray, child_alps: tuple[float, float]) -> None:
-        """Give leaf ``node`` two children along ``dim`` at ``thr``: the lower one gets the
-        pairs where ``mask`` is True, the upper one the others; ``child_alps`` are their ALPs."""
+        """Give leaf ``node`` two children along ``dim`` at ``thr``.
+
+        The lower child gets the pairs where ``mask`` is True, the upper one the others;
+        ``child_alps`` are their ALPs.
+        """
         X, R = self.pairs[node].tasks, self.pairs[node].rewards
         lo_child, hi_child = len(self.alp), len(self.alp) + 1
         low, high = self.low[node], self.high[node]
@@ -172,8 +180,10 @@ class RegionTree:
         self._refresh_region_ids()
 
     def discard_oldest(self, node: int, k: int, unbound: bool) -> None:
-        """No valid split: drop ``node``'s ``k`` oldest pairs; ``unbound`` reproduces
-        REFERENCE quirk 3 (the rebuilt deque has no maxlen)."""
+        """No valid split: drop ``node``'s ``k`` oldest pairs.
+
+        ``unbound`` reproduces REFERENCE quirk 3 (the rebuilt deque has no maxlen).
+        """
         self.pairs[node].drop_oldest(k)
         if unbound:
             self.pairs[node].maxlen = None
@@ -201,6 +211,7 @@ class RegionTree:
         return pairs.tasks[int(np.argmin(pairs.rewards))]
 
     def state_dict(self) -> dict[str, Any]:
+        """Every node's bounds, routing, ALP and pairs (arrays; numpy allowed in teacher state)."""
         return {
             "low": self.low.copy(),
             "high": self.high.copy(),
@@ -218,6 +229,7 @@ class RegionTree:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of `state_dict` (the tree's ``dim`` and ``maxlen`` come from the constructor)."""
         d = self.dim
         self.low = np.asarray(state["low"], dtype=np.float64).reshape(-1, d).copy()
         self.high = np.asarray(state["high"], dtype=np.float64).reshape(-1, d).copy()

@@ -30,7 +30,7 @@ from pydantic import ConfigDict, Field, field_serializer, field_validator
 
 from openended.errors import ConfigError, TaskNotInSpace
 from openended.registry import resolve_import_path
-from openended.tasks import Outcome, Task, TaskSpace
+from openended.tasks import Discrete, Outcome, Task, TaskSpace, TextSpace
 from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
 from openended.teachers.lp import LPTracker
 from openended.teachers.pool import TaskPool, known_tasks_of_space, task_label
@@ -99,8 +99,11 @@ class WebRLConfig(RefitConfig, TeacherConfig):
 
 
 def _resolve_validator(v: Any) -> Callable[[str], tuple[bool, str]] | None:
-    """None (no feasibility filter), a callable, or the import path of one; a validator
-    may answer ``(ok, reason)`` or a bare bool. No default: the teacher knows no env."""
+    """The feasibility filter as ``text -> (ok, reason)``, or None for no filter.
+
+    ``v`` is None, a callable, or the import path of one; a validator may answer
+    ``(ok, reason)`` or a bare bool. No default: the teacher knows no env.
+    """
     if v is None:
         return None
     fn = resolve_import_path(v, what="teacher.webrl.validator") if isinstance(v, str) else v
@@ -133,6 +136,7 @@ class WebRLTeacher(BaseTeacher):
 
     name = "webrl"
     Config = WebRLConfig
+    config: WebRLConfig
     space_kinds = ("discrete", "text")
     PRESETS = {
         "webrl": {
@@ -146,7 +150,7 @@ class WebRLTeacher(BaseTeacher):
 
     def __init__(self, space: TaskSpace, config: WebRLConfig | None = None) -> None:
         super().__init__(space, config)
-        cfg: WebRLConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         if cfg.band_low > cfg.band_high:
             raise ConfigError(f"teacher.webrl.band_low: {cfg.band_low} is above band_high {cfg.band_high}")
         self.generator = (
@@ -178,11 +182,7 @@ class WebRLTeacher(BaseTeacher):
         self._cdf = np.zeros(0)
         self._counts.update({"phases": 0, "generated_admitted": 0})
         self._eval_seen = False
-        self._dtexts: set[str] = (
-            {str(v) for v in space.values}  # type: ignore[attr-defined]
-            if space.kind == "discrete"
-            else set()
-        )
+        self._dtexts: set[str] = {str(v) for v in space.values} if isinstance(space, Discrete) else set()
         if cfg.tasks is not None:
             init = [self._as_space_task(t, (), "seed") for t in cfg.tasks]
         else:
@@ -192,16 +192,17 @@ class WebRLTeacher(BaseTeacher):
     # ----------------------------------------------------------------- the pool
     def _as_space_task(self, text: str, parents: Sequence[str], origin: str) -> Task:
         sp = self.space
-        if sp.kind == "text":
-            return sp.task(text, parent_ids=parents, origin=origin)  # type: ignore[attr-defined]
-        for v in sp.values:  # type: ignore[attr-defined]
-            if str(v) == text:
-                return sp.task(v, origin=origin)._replace(parent_ids=tuple(parents))  # type: ignore[attr-defined]
+        if isinstance(sp, TextSpace):
+            return sp.task(text, parent_ids=parents, origin=origin)
+        if isinstance(sp, Discrete):  # the only other kind in space_kinds
+            for v in sp.values:
+                if str(v) == text:
+                    return sp.task(v, origin=origin)._replace(parent_ids=tuple(parents))
         raise TaskNotInSpace(f"{sp!r}: {text[:60]!r} is not one of its values")
 
     def _accepts(self, text: str) -> bool:
-        if self.space.kind == "text":
-            return len(text) <= self.space.max_length  # type: ignore[attr-defined]
+        if isinstance(self.space, TextSpace):
+            return len(text) <= self.space.max_length
         return text in self._dtexts
 
     def _add(self, tasks: Sequence[Task]) -> list[Task]:
@@ -215,27 +216,32 @@ class WebRLTeacher(BaseTeacher):
         return new
 
     def known_tasks(self) -> list[Task]:
+        """The pool (seed and admitted tasks) in the order of ``probabilities()`` (a copy)."""
         return list(self._pool.tasks)
 
     def generated_tasks(self) -> list[Task]:
+        """The pool tasks admitted from generation phases (origin ``"generated"``)."""
         return [t for t in self._pool if t.origin == "generated"]
 
     def success_estimates(self) -> np.ndarray:
+        """EMA of raw success per pool task (0 until the LP tracker has stepped on it)."""
         return self._tracker.ema_raw.copy()
 
     def probabilities(self) -> np.ndarray:
+        """The sampling distribution over the pool (LP-weighted or uniform over unmastered)."""
         self._ensure_cdf()
         p = np.diff(self._cdf, prepend=0.0)
         return p / p.sum()
 
     @property
     def distribution_version(self) -> int:
+        """Bumped whenever the pool or the tracker's EMAs change."""
         return self._version
 
     def _ensure_cdf(self) -> None:
         if self._cdf_key == self._version:
             return
-        cfg: WebRLConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         if cfg.priority == "lp":
             p = self._tracker.probabilities()
         else:
@@ -255,7 +261,7 @@ class WebRLTeacher(BaseTeacher):
         return [pool[i] for i in idx.tolist()]
 
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
-        cfg: WebRLConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         idx, suc, ev = [], [], []
         for t, o in zip(tasks, outcomes):
             i = self._pool.index_of(t.id)
@@ -290,19 +296,19 @@ class WebRLTeacher(BaseTeacher):
 
     def failures(self) -> list[Task]:
         """Pool tasks attempted since the last phase with success below the threshold."""
-        cfg: WebRLConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         att = self._phase_att
         rate = np.divide(self._phase_suc, att, out=np.zeros_like(att), where=att > 0)
         return [self._pool[i] for i in np.flatnonzero((att > 0) & (rate < cfg.failure_threshold)).tolist()]
 
     def _submit(self) -> None:
-        cfg: WebRLConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         fails = self.failures()
         self._phase_att[:] = 0.0
         self._phase_suc[:] = 0.0
         seed = int(self.rng.integers(2**63 - 1))
         assert self.refitter is not None
-        max_len = self.space.max_length if self.space.kind == "text" else 4096  # type: ignore[attr-defined]
+        max_len = self.space.max_length if isinstance(self.space, TextSpace) else 4096
         self.refitter.submit(
             _phase_job,
             dict(
@@ -390,7 +396,7 @@ class WebRLTeacher(BaseTeacher):
         self._version += 1
 
     def _stats(self) -> dict:
-        cfg: WebRLConfig = self.config  # type: ignore[assignment]
+        cfg = self.config
         tr = self._tracker
         return {
             "webrl/pool": len(self._pool),

@@ -58,7 +58,14 @@ class GeneratedTask(NamedTuple):
 class TaskGenerator(Protocol):
     """Anything that proposes new task texts from failed tasks (LLM backends, grammars)."""
 
-    def generate(self, failures: Sequence[Task], n: int) -> list[str | GeneratedTask]: ...
+    def generate(self, failures: Sequence[Task], n: int) -> list[str | GeneratedTask]:
+        """About ``n`` proposals derived from ``failures`` (`run_phase` keeps at most ``4 n``).
+
+        A bare string is taken as derived from all of this turn's failures. A generator may
+        also accept an ``rng`` keyword: `run_phase` then passes the phase's generator, so a
+        phase is reproducible from its seed.
+        """
+        ...
 
 
 # ------------------------------------------------------------------------ generator
@@ -107,10 +114,10 @@ class GrammarMutationGenerator:
                 self._groups[w] = group
         self.max_count = int(max_count)
         self.max_components = int(max_components)
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (4,) or (w < 0).any() or w.sum() <= 0:
+        op_w = np.asarray(weights, dtype=np.float64)
+        if op_w.shape != (4,) or (op_w < 0).any() or op_w.sum() <= 0:
             raise ConfigError(f"GrammarMutationGenerator.weights: need 4 non-negative weights, got {list(weights)}")
-        self._w = w / w.sum()
+        self._w = op_w / op_w.sum()
 
     @staticmethod
     def _parts(text: str) -> tuple[list[str], str]:
@@ -174,8 +181,10 @@ class GrammarMutationGenerator:
 
 # ------------------------------------------------------------------------ predictor
 class KNNSuccessPredictor:
-    """Predicted success of a candidate = similarity-weighted mean empirical success of its
-    ``k`` most similar *attempted* known tasks with cosine >= ``min_similarity``; NaN if none.
+    """Predicts a candidate's success from the learner's record on similar known tasks.
+
+    Prediction = similarity-weighted mean empirical success of its ``k`` most similar
+    *attempted* known tasks with cosine >= ``min_similarity``; NaN if none.
 
     Why: WebRL filters with its critic's P(success); before any critic exists, the
     learner's own record on the nearest known tasks is the cheapest honest estimate
@@ -191,6 +200,14 @@ class KNNSuccessPredictor:
     def predict(
         self, cand_vecs: np.ndarray, known_vecs: np.ndarray, known_success: np.ndarray, known_attempts: np.ndarray
     ) -> np.ndarray:
+        """Predicted success per candidate (NaN where no attempted known task is similar enough).
+
+        Args:
+            cand_vecs: ``(n, d)`` unit embeddings of the candidates.
+            known_vecs: ``(m, d)`` unit embeddings of the known tasks.
+            known_success: empirical success per known task.
+            known_attempts: attempts per known task; tasks never attempted are ignored.
+        """
         out = np.full(len(cand_vecs), np.nan)
         mask = np.asarray(known_attempts) > 0
         if not mask.any() or len(cand_vecs) == 0:
@@ -242,8 +259,11 @@ def run_phase(
     max_length: int,
     accept: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
-    """One generation phase (pure; runs in the background). Returns admitted proposals and
-    a funnel: how many candidates each stage rejected, with one example reason each."""
+    """One generation phase (pure; runs in the background).
+
+    Returns admitted proposals and a funnel: how many candidates each stage rejected,
+    with one example reason each.
+    """
     rng = np.random.Generator(np.random.PCG64(seed))
     funnel = {
         "failures": len(failures),

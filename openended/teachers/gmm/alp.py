@@ -1,5 +1,6 @@
-"""Absolute learning progress (ALP) of an episode: ``|r - r_nn|`` against its nearest
-previously seen task.
+"""Absolute learning progress (ALP) of an episode: ``|r - r_nn|`` against its nearest past task.
+
+``r_nn`` is the return of the nearest previously seen task.
 
 Contents:
     ReferenceALP -- teachDeepRL's ``EmpiricalALPComputer`` semantics, exactly: 1-NN over
@@ -54,8 +55,9 @@ def _as_batch(tasks: np.ndarray, returns: np.ndarray, dim: int) -> tuple[np.ndar
 
 # ----------------------------------------------------------------------------- reference
 class ReferenceALP:
-    """REFERENCE: teachDeepRL ``EmpiricalALPComputer`` over a ``BufferedDataset``
-    (``buffer_size=500``, ``lateness=0``, ``max_size=alp_max_size``).
+    """REFERENCE: teachDeepRL ``EmpiricalALPComputer`` over a ``BufferedDataset``.
+
+    The dataset's settings: ``buffer_size=500``, ``lateness=0``, ``max_size=alp_max_size``.
 
     * query (only when more than 5 pairs are stored): nearest task in the main tree and in
       the buffer tree; the main tree's answer wins unless the buffer's is strictly closer;
@@ -127,6 +129,7 @@ class ReferenceALP:
         return out
 
     def state_dict(self) -> dict[str, Any]:
+        """The main set and the buffer as arrays (the kd-trees are rebuilt from them)."""
         d = self.dim
         return {
             "main_x": np.asarray(self._main_x, dtype=np.float64).reshape(-1, d),
@@ -136,6 +139,7 @@ class ReferenceALP:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of `state_dict`."""
         d = self.dim
         self._main_x = [row.copy() for row in np.asarray(state["main_x"], dtype=np.float64).reshape(-1, d)]
         self._main_r = [float(v) for v in np.asarray(state["main_r"]).reshape(-1)]
@@ -229,12 +233,15 @@ class WindowALP:
     def _nearest(
         self, qa_rows: np.ndarray, qseq: np.ndarray, ba: np.ndarray, bseq: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Nearest visible neighbour of each query row: ``(in_history, index)``, the index
-        being a ring slot (``in_history``) or a batch row. Exact; ties -> newest.
+        """Nearest visible neighbour of each query row, exactly; ties -> newest.
+
+        Returns ``(in_history, index)``, the index being a ring slot (``in_history``) or a
+        batch row.
 
         Candidates come from the history (GEMM brute force, or a kd-tree for big batches
         in low dimensions) and from the earlier rows of the batch (GEMM); every candidate
-        within rounding distance of its set's best is re-scored exactly."""
+        within rounding distance of its set's best is re-scored exactly.
+        """
         d = self.dim
         q = qa_rows[:, :d]
         filled = min(self._total, self._r.size)  # slots [0, filled) hold pairs (the ring fills in order)
@@ -262,8 +269,10 @@ class WindowALP:
         return vis
 
     def _evicted_mask(self, qseq: np.ndarray, filled: int) -> np.ndarray | None:
-        """``(bq, filled)`` True where a history slot is outside a query's window (batch
-        row i no longer sees the i oldest pairs), or None if nothing is evicted."""
+        """``(bq, filled)`` True where a history slot is outside a query's window.
+
+        Batch row i no longer sees the i oldest pairs. None if nothing is evicted.
+        """
         W, total = self.max_size, self._total
         if W is None or int(qseq[-1]) - W <= max(0, total - W):
             return None
@@ -351,6 +360,7 @@ class WindowALP:
         self._n2max = max(self._n2max, float(ba[:, -1].max(initial=0.0)))
 
     def state_dict(self) -> dict[str, Any]:
+        """The stored pairs oldest first, with their sequence numbers and the total seen."""
         filled = self._seq >= 0
         order = np.argsort(self._seq[filled], kind="stable")
         return {
@@ -361,6 +371,7 @@ class WindowALP:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of `state_dict` (the ring is reallocated for the window size)."""
         x = np.asarray(state["x"], dtype=np.float64).reshape(-1, self.dim)
         seq = np.asarray(state["seq"], dtype=np.int64).reshape(-1)
         total = int(state["total"])

@@ -68,15 +68,14 @@ import numpy as np
 from pydantic import ConfigDict, Field
 
 from openended.tasks import Box, Outcome, Task
-from openended.teachers.base import RefitConfig, TeacherConfig
 from openended.teachers.gmm.alp import ReferenceALP, WindowALP
-from openended.teachers.gmm.base import GMMTeacher, GMMTeacherConfig
+from openended.teachers.gmm.base import GMMConfig, GMMTeacher
 from openended.teachers.gmm.mixture import Mixture
 
 __all__ = ["ALPGMMTeacher", "ALPGMMConfig"]
 
 
-class ALPGMMConfig(TeacherConfig, RefitConfig, GMMTeacherConfig):
+class ALPGMMConfig(GMMConfig):
     """ALP-GMM settings (defaults: fast mode; see ``PRESETS`` for the published ones)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

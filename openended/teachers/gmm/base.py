@@ -1,13 +1,16 @@
-"""`GMMTeacher`: what ALP-GMM and Covar-GMM share — a Gaussian mixture over (task, extra
-coordinates), refitted every ``fit_rate`` episodes off the sampling path, components
-picked in proportion to a per-component learning-progress signal.
+"""`GMMTeacher`: what ALP-GMM and Covar-GMM share.
+
+A Gaussian mixture over (task, extra coordinates), refitted every ``fit_rate`` episodes
+off the sampling path, components picked in proportion to a per-component
+learning-progress signal.
 
 Subclasses say how many extra coordinates follow the task (ALP-GMM: the ALP; Covar-GMM:
 time and return), how the per-component weights are read from a fitted mixture
 (`_component_weights`), and how episodes become fit rows (`_update`). Everything else —
 reference and fast sampling, fit submission, installing a fit, state and stats — is here,
-with `FitWindows` (which rows a fit sees, and when one is due) and the config fields both
-teachers share.
+with `FitWindows` (which rows a fit sees, and when one is due), the config fields both
+teachers share (`GMMTeacherConfig`) and the whole config type `GMMTeacher` reads
+(`GMMConfig`, which ALP-GMM's and Covar-GMM's configs extend).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from openended.tasks import Box, Task
-from openended.teachers.base import BaseTeacher
+from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
 from openended.teachers.gmm import em_kernels
 from openended.teachers.gmm.fit import fit_fast, fit_reference, prepare_reference
 from openended.teachers.gmm.mixture import Mixture
@@ -31,7 +34,7 @@ from openended.teachers.gmm.sampling import (
 )
 from openended.teachers.refit import Refitter
 
-__all__ = ["GMMTeacher", "GMMTeacherConfig", "FitWindows"]
+__all__ = ["GMMTeacher", "GMMTeacherConfig", "GMMConfig", "FitWindows"]
 
 _FIT_INFO_KEYS = ("k", "ks", "scores", "n_iter", "not_converged", "cold")
 
@@ -87,6 +90,14 @@ class GMMTeacherConfig(BaseModel):
         return v
 
 
+class GMMConfig(TeacherConfig, RefitConfig, GMMTeacherConfig):
+    """Every field `GMMTeacher` reads: the common, refit and shared GMM fields.
+
+    ALP-GMM's and Covar-GMM's configs extend it with their own fields. The bases are in
+    this order so the fields keep the order they are listed and dumped in.
+    """
+
+
 class FitWindows:
     """The last ``size`` rows seen, and the fit windows a push completes.
 
@@ -100,6 +111,7 @@ class FitWindows:
         self.rows = np.empty((0, dim))
 
     def push(self, rows: np.ndarray, n_before: int) -> list[np.ndarray]:
+        """Append ``rows`` (episodes ``n_before + 1 ...``); return the fit windows they complete, oldest first."""
         rows = np.asarray(rows, dtype=np.float64)
         allr = np.concatenate([self.rows, rows]) if self.rows.size else rows
         off = allr.shape[0] - rows.shape[0]
@@ -113,9 +125,11 @@ class FitWindows:
         return out
 
     def state(self) -> np.ndarray:
+        """The rows kept (a copy), for the teacher's state."""
         return self.rows.copy()
 
     def load(self, rows: np.ndarray) -> None:
+        """Inverse of `state`."""
         self.rows = np.asarray(rows, dtype=np.float64).reshape(-1, self.rows.shape[1])
 
 
@@ -126,8 +140,10 @@ class GMMTeacher(BaseTeacher):
     #: Coordinates after the task in each fit row (ALP-GMM 1, Covar-GMM 2).
     extra_dims: ClassVar[int] = 1
     space: Box
+    config: GMMConfig
+    refitter: Refitter  # always set: every GMM teacher refits
 
-    def __init__(self, space: Box, config: Any = None) -> None:
+    def __init__(self, space: Box, config: GMMConfig | None = None) -> None:
         super().__init__(space, config)
         cfg = self.config
         self._ks = [int(k) for k in np.arange(cfg.k_min, cfg.k_max)]
@@ -182,13 +198,18 @@ class GMMTeacher(BaseTeacher):
         """REFERENCE: TDRL ``sample_task`` once per task, RNG calls in the original order."""
         cfg, low, high = self.config, self.space.low, self.space.high
         rows, uni = [], []
+        mix, weights = self._mixture, self._weights  # installed together: both None or neither
         for _ in range(n):
-            if self._n_episodes < cfg.fit_rate or self.rng.random() < cfg.random_ratio or self._mixture is None:
+            if (
+                self._n_episodes < cfg.fit_rate
+                or self.rng.random() < cfg.random_ratio
+                or mix is None
+                or weights is None
+            ):
                 x = self.rng.uniform(low, high)  # gym Box.sample
                 uni.append(True)
             else:
-                mix = self._mixture
-                idx = proportional_choice(self._weights, self.rng)
+                idx = proportional_choice(weights, self.rng)
                 x = self.rng.multivariate_normal(mix.means[idx], mix.covariances[idx])[: -self.extra_dims]
                 x = np.clip(x, low, high)
                 uni.append(False)

@@ -64,14 +64,13 @@ import numpy as np
 from pydantic import ConfigDict, Field
 
 from openended.tasks import Box, Outcome, Task
-from openended.teachers.base import RefitConfig, TeacherConfig
-from openended.teachers.gmm.base import GMMTeacher, GMMTeacherConfig
+from openended.teachers.gmm.base import GMMConfig, GMMTeacher
 from openended.teachers.gmm.mixture import Mixture
 
 __all__ = ["CovarGMMTeacher", "CovarGMMConfig"]
 
 
-class CovarGMMConfig(TeacherConfig, RefitConfig, GMMTeacherConfig):
+class CovarGMMConfig(GMMConfig):
     """Covar-GMM settings (defaults: fast mode; see ``PRESETS`` for the published ones)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

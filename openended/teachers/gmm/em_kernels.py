@@ -74,7 +74,8 @@ def _precision(cov: np.ndarray, reg: float, chol: np.ndarray, inv: np.ndarray, p
 
     A matrix that is not numerically positive definite gets a growing diagonal jitter
     (as `Mixture`'s robust Cholesky); if even that fails (non-finite entries), the
-    precision of its diagonal alone, floored at ``reg``."""
+    precision of its diagonal alone, floored at ``reg``.
+    """
     d = cov.shape[0]
     ok = _cholesky(cov, 0.0, chol)
     if not ok:
@@ -129,8 +130,11 @@ def _coefficients(
     reg: float,
     coef: np.ndarray,
 ) -> None:
-    """Row ``r`` of ``coef``: component ``comps[r]``'s ``log w + log N(x)`` as a linear
-    function of the packed data columns ``[x_i x_j (i <= j) | x | 1]``."""
+    """Fill row ``r`` of ``coef`` with component ``comps[r]``'s E-step coefficients.
+
+    The row is ``log w + log N(x)`` as a linear function of the packed data columns
+    ``[x_i x_j (i <= j) | x | 1]``.
+    """
     d = mu.shape[1]
     p = iu.shape[0]
     chol = np.empty((d, d))
@@ -164,8 +168,11 @@ def _m_step(
     mu: np.ndarray,
     cov: np.ndarray,
 ) -> None:
-    """sklearn's M-step (+10 eps on nk, ``reg`` on the diagonal) from the packed moments
-    ``mom[r] = sum_i resp[r, i] * [x_i x_i' (packed) | x_i | 1]`` of component ``comps[r]``."""
+    """The M-step as sklearn computes it (+10 eps on nk, ``reg`` on the diagonal).
+
+    Reads the packed moments ``mom[r] = sum_i resp[r, i] * [x_i x_i' (packed) | x_i | 1]``
+    of component ``comps[r]``.
+    """
     d = mu.shape[1]
     p = iu.shape[0]
     for r in range(comps.shape[0]):
@@ -185,10 +192,12 @@ def _m_step(
 
 @jit
 def kmeanspp_chain(x: np.ndarray, first: int, u: np.ndarray) -> np.ndarray:
-    """One k-means++ seeding chain of ``u.size`` centres starting at row ``first``; ``u``
-    are the uniform draws that pick the next centres (each ~ D^2 to the chain so far).
+    """One k-means++ seeding chain of ``u.size`` centres starting at row ``first``.
+
+    ``u`` are the uniform draws that pick the next centres (each ~ D^2 to the chain so far).
     Its first k centres are a valid k-means++ seeding for every k, so one chain
-    initialises all candidates."""
+    initialises all candidates.
+    """
     n, d = x.shape
     kmax = u.shape[0]
     centres = np.empty((kmax, d))
@@ -236,19 +245,22 @@ def kmeans_init(
     iters: int,
     reg: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """sklearn's k-means initialisation for every candidate: candidate ``g`` starts from
-    the first ``ks[g]`` centres of ``chain``, runs Lloyd iterations (at most ``iters``,
-    until its labels stop changing; ties go to the lower centre), and its components
-    are the M-step of the resulting hard assignment. Returns stacked ``(w, mu, cov)``.
+    """The k-means initialisation as sklearn does it, for every candidate at once.
+
+    Candidate ``g`` starts from the first ``ks[g]`` centres of ``chain``, runs Lloyd
+    iterations (at most ``iters``, until its labels stop changing; ties go to the lower
+    centre), and its components are the M-step of the resulting hard assignment.
+    Returns stacked ``(w, mu, cov)``.
 
     All candidates step together: one GEMM per iteration gives ``x . c`` for every
-    centre of every candidate (the nearest centre minimises ``|c|^2 - 2 x . c``)."""
+    centre of every candidate (the nearest centre minimises ``|c|^2 - 2 x . c``).
+    """
     n, d = x.shape
     n_groups = ks.shape[0]
     starts = np.zeros(n_groups + 1, dtype=np.int64)
     for g in range(n_groups):
         starts[g + 1] = starts[g] + ks[g]
-    n_comps = starts[n_groups]
+    n_comps = int(starts[n_groups])
     q = z.shape[1]
     centres = np.empty((n_comps, d))
     for g in range(n_groups):
@@ -337,7 +349,8 @@ def em(
     log-likelihood moves by less than ``tol`` (sklearn's rule) and is left out of later
     iterations. Returns the parameters whose log-likelihood was evaluated last (updated
     copies), that log-likelihood per mixture, the iterations run and how many mixtures
-    were still running at ``max_iter``."""
+    were still running at ``max_iter``.
+    """
     n = z.shape[0]
     q = z.shape[1]
     n_groups = starts.shape[0] - 1
@@ -424,10 +437,12 @@ _warm = False
 
 
 def warm_up() -> None:
-    """Compile (or load from numba's cache) the kernels now, on a tiny problem, so the
-    first real refit does not pay for it: a few seconds the first time on a machine
-    (the compile holds the GIL), ~0.1 s in later processes, nothing after the first
-    call in a process."""
+    """Compile (or load from numba's cache) the kernels now, on a tiny problem.
+
+    So the first real refit does not pay for it: a few seconds the first time on a
+    machine (the compile holds the GIL), ~0.1 s in later processes, nothing after the
+    first call in a process.
+    """
     global _warm
     if _warm:
         return

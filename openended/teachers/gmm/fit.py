@@ -43,8 +43,10 @@ _LLOYD_ITERS = 10  # Lloyd iterations of the k-means init (sklearn runs KMeans t
 
 # ------------------------------------------------------------------------ criteria
 def _criterion(crit: str, mean_ll: np.ndarray, ks: np.ndarray, n: int, dim: int) -> np.ndarray:
-    """AIC / BIC / AICc from the mean log-likelihood (fast fitter; AICc uses the correct
-    parameter count for ``dim`` and is +inf where ``n - p - 1 <= 0``)."""
+    """AIC / BIC / AICc from the mean log-likelihood (fast fitter).
+
+    AICc uses the correct parameter count for ``dim`` and is +inf where ``n - p - 1 <= 0``.
+    """
     p = np.array([n_parameters(int(k), dim) for k in ks], dtype=np.float64)
     aic = -2.0 * n * mean_ll + 2.0 * p
     if crit == "aic":
@@ -83,8 +85,9 @@ def fit_reference(
     nb_em_init: int = 1,
     aicc_task_dim: int | None = None,
 ) -> dict[str, Any]:
-    """REFERENCE: teachDeepRL/TeachMyAgent's fit, exactly (positional arguments work, so a
-    `Refitter` can ship the call to a worker).
+    """REFERENCE: teachDeepRL/TeachMyAgent's fit, exactly.
+
+    Positional arguments work, so a `Refitter` can ship the call to a worker.
 
     One ``GaussianMixture(n_components=k, covariance_type='full', random_state=seed,
     warm_start=False, n_init=nb_em_init)`` per k (sklearn defaults otherwise: k-means
@@ -138,7 +141,8 @@ class _Packed:
     SPEEDUP: with it, every component's log density *and* every component's M-step
     moments (nk, sum r x, sum r x x') are a single GEMM over all stacked components:
     ``log N(x) + log w = -0.5 x'Ax + (A mu)'x + const`` is linear in the columns of ``z``.
-    Symmetric matrices are packed to their upper triangle (half the work of ``D*D``)."""
+    Symmetric matrices are packed to their upper triangle (half the work of ``D*D``).
+    """
 
     def __init__(self, x: np.ndarray) -> None:
         n, D = x.shape
@@ -201,8 +205,8 @@ def fit_fast(
     centre = raw.mean(0)
     x = raw - centre  # EM is translation-equivariant; centring keeps moment sums exact
     rng = np.random.default_rng(seed)
-    needs_prev = warm is not None and (init != "cold" or k_window is not None)
-    prev = Mixture.from_dict(warm) if needs_prev else None
+    needs_prev = init != "cold" or k_window is not None
+    prev = Mixture.from_dict(warm) if warm is not None and needs_prev else None
     if prev is not None and prev.dim != D:
         prev = None
     cand = _candidate_ks(ks, prev.k if prev is not None else None, k_window)

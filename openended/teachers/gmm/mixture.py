@@ -19,8 +19,11 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _robust_cholesky(cov: np.ndarray, reg: float = 1e-6) -> np.ndarray:
-    """Lower Cholesky factors of a ``(k, D, D)`` stack; a matrix that is not numerically
-    positive definite gets a growing diagonal jitter (rare: reg_covar normally suffices)."""
+    """Lower Cholesky factors of a ``(k, D, D)`` stack.
+
+    A matrix that is not numerically positive definite gets a growing diagonal jitter
+    (rare: reg_covar normally suffices).
+    """
     try:
         return np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:
@@ -57,6 +60,11 @@ class Mixture:
 
     @classmethod
     def from_params(cls, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> Mixture:
+        """A read-only mixture from ``(k,)``, ``(k, D)`` and ``(k, D, D)`` arrays (copied), factored now.
+
+        Raises:
+            ValueError: the shapes do not agree.
+        """
         w = np.array(weights, dtype=np.float64).reshape(-1)
         mu = np.array(means, dtype=np.float64)
         cov = np.array(covariances, dtype=np.float64)
@@ -69,17 +77,22 @@ class Mixture:
 
     @property
     def k(self) -> int:
+        """Number of components."""
         return int(self.weights.shape[0])
 
     @property
     def dim(self) -> int:
+        """Dimension D of the fitted rows (task coordinates plus the extra ones)."""
         return int(self.means.shape[1])
 
     def sample(
         self, rng: np.random.Generator, n: int, comp_probs: np.ndarray | None = None, dims: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(components, x)``: ``n`` draws, components picked with ``comp_probs`` (default:
-        the weights), only the first ``dims`` coordinates. Exactly two RNG calls."""
+        """``n`` draws as ``(components, x)``; exactly two RNG calls.
+
+        Components are picked with ``comp_probs`` (default: the weights); only the first
+        ``dims`` coordinates are drawn.
+        """
         m = self.dim if dims is None else int(dims)
         p = self.weights if comp_probs is None else np.asarray(comp_probs, dtype=np.float64)
         cdf = np.cumsum(p)
@@ -125,6 +138,7 @@ class Mixture:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Mixture:
+        """Inverse of `to_dict` (extra keys, e.g. a fit's info, are ignored)."""
         return cls.from_params(d["weights"], d["means"], d["covariances"])
 
 

@@ -22,9 +22,11 @@ __all__ = ["proportional_choice", "component_probs", "sample_box_mixture", "task
 
 
 def proportional_choice(v: np.ndarray, rng: np.random.Generator, eps: float = 0.0) -> int:
-    """REFERENCE: teachDeepRL's ``proportional_choice``: uniform if the values sum to 0
-    (or with prob ``eps``), else one multinomial draw with probabilities ``v / sum(v)``.
-    The RNG calls follow the original's order (a ``rand()`` draw even when ``eps == 0``)."""
+    """REFERENCE: teachDeepRL's ``proportional_choice``.
+
+    Uniform if the values sum to 0 (or with prob ``eps``), else one multinomial draw with
+    probabilities ``v / sum(v)``. The RNG calls follow the original's order (a ``rand()`` draw even when ``eps == 0``).
+    """
     v = np.asarray(v, dtype=np.float64)
     if np.sum(v) == 0 or rng.random() < eps:
         return int(rng.integers(np.size(v)))
@@ -70,8 +72,11 @@ def sample_box_mixture(
 
 
 def tasks_with_origin(space: Box, x: np.ndarray, uniform: np.ndarray) -> list[Task]:
-    """Tasks for the rows of ``x`` in order; rows flagged ``uniform`` get origin
-    ``"uniform"``, the others ``"sampled"`` (drawn from the mixture)."""
+    """Tasks for the rows of ``x`` in order, tagged with where they came from.
+
+    Rows flagged ``uniform`` get origin ``"uniform"``, the others ``"sampled"`` (drawn
+    from the mixture).
+    """
     return space.tasks(x, origin=list(map(_ORIGINS.__getitem__, uniform.tolist())), validate=False)
 
 
@@ -79,8 +84,9 @@ _ORIGINS = ("sampled", "uniform")
 
 
 class Prefetch:
-    """SPEEDUP: serve small ``sample(n)`` calls from tasks drawn ahead in one vectorised
-    block of ``block`` draws (per-call numpy overhead, not arithmetic, dominates n=1).
+    """SPEEDUP: serve small ``sample(n)`` calls from tasks drawn ahead in one vectorised block.
+
+    A block is ``block`` draws: per-call numpy overhead, not arithmetic, dominates n=1.
 
     Deterministic: what is drawn, and when, depends only on the call sequence. The owner
     must `clear` it whenever the distribution changes (a new mixture goes live), so no
@@ -99,6 +105,7 @@ class Prefetch:
         return len(self._tasks) - self._pos
 
     def clear(self) -> None:
+        """Discard the unserved draws (the distribution changed)."""
         self._x, self._uni, self._tasks, self._pos = self._x[:0], self._uni[:0], [], 0
 
     def take(self, n: int, draw: Callable[[int], tuple[np.ndarray, np.ndarray]]) -> list[Task]:
@@ -121,6 +128,7 @@ class Prefetch:
         return {"x": self._x[self._pos :].copy(), "uniform": self._uni[self._pos :].copy()}
 
     def load(self, state: dict[str, Any]) -> None:
+        """Inverse of `state`: the unserved draws become the buffer again."""
         x = np.asarray(state["x"], dtype=np.float64).reshape(-1, self.space.dim)
         uni = np.asarray(state["uniform"], dtype=bool).reshape(-1)
         self._x, self._uni, self._pos = x, uni, 0
