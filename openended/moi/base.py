@@ -32,14 +32,17 @@ class Judgement:
 
     @property
     def interesting(self) -> bool:
+        """Score at least 0.5: the candidate is worth practising (OMNI keeps it)."""
         return self.score >= 0.5
 
 
 @dataclass(frozen=True)
 class JudgeContext:
-    """What the judge knows: tasks the learner has mastered (the OMNI question is
-    "given these are done well, is this candidate interesting?"), plus free-form extras
-    (an environment description, the learner's failures)."""
+    """What the judge knows: the tasks the learner has mastered, plus free-form extras.
+
+    The OMNI question is "given these are done well, is this candidate interesting?";
+    extras are e.g. an environment description or the learner's failures.
+    """
 
     mastered: tuple[str, ...] = ()
     description: str = ""
@@ -48,9 +51,17 @@ class JudgeContext:
 
 @runtime_checkable
 class Judge(Protocol):
+    """A model of interestingness: scores candidate tasks given what is mastered."""
+
     name: str
 
-    def judge(self, candidates: Sequence[Task | str], context: JudgeContext) -> list[Judgement]: ...
+    def judge(self, candidates: Sequence[Task | str], context: JudgeContext) -> list[Judgement]:
+        """One judgement per candidate, in order.
+
+        A failure on a candidate is a judgement with ``ok=False`` and a neutral score,
+        not an exception, so the curriculum keeps running.
+        """
+        ...
 
 
 def candidate_text(c: Task | str) -> str:

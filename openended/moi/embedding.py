@@ -178,6 +178,7 @@ class CachedEmbedder:
         self.misses = 0
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """Same as `embed` (so the cache can stand in for an embedding function)."""
         return self.embed(texts)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -346,6 +347,7 @@ class EmbeddingJudge:
 
     @property
     def embedder(self) -> CachedEmbedder:
+        """The injected embedder, else the shared MiniLM one (loaded on first use)."""
         return self._embedder if self._embedder is not None else _default_embedder()
 
     def _prepare(self, text: str) -> str:
@@ -353,6 +355,11 @@ class EmbeddingJudge:
         return " ".join(text.replace("_", " ").split()) if self.read_identifiers else text
 
     def judge(self, candidates: Sequence[Task | str], context: JudgeContext) -> list[Judgement]:
+        """Novelty of each candidate against its most similar mastered task (cosine of embeddings).
+
+        Everything is novel while nothing is mastered. An embedding failure gives ``ok=False``
+        judgements; a missing install (`DependencyNotInstalled`) raises, as a setup error.
+        """
         texts = [self._prepare(candidate_text(c)) for c in candidates]
         if not texts:
             return []

@@ -196,6 +196,7 @@ class OpenAIJudge:
         return Judgement(1.0 if interesting else 0.0, reason, True, self.name)
 
     def judge(self, candidates: Sequence[Task | str], context: JudgeContext) -> list[Judgement]:
+        """Ask the model: one request per candidate, or per ``max_batch`` candidates for a batched template."""
         texts = [candidate_text(c) for c in candidates]
         if self.template.batched:
             out: list[Judgement] = []

@@ -138,6 +138,7 @@ class LlamaCppJudge:
         return [Judgement(NEUTRAL, why, False, self.name) for _ in range(n)]
 
     def judge(self, candidates: Sequence[Task | str], context: JudgeContext) -> list[Judgement]:
+        """Ask the local model: one completion per candidate, or per ``max_batch`` with a batched template."""
         texts = [candidate_text(c) for c in candidates]
         out: list[Judgement] = []
         if not self.template.batched:

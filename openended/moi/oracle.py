@@ -138,11 +138,7 @@ class RuleOracleJudge:
         s = cap_text(text, MAX_TEXT_CHARS).lower().replace("_", " ").replace("-", " ")
         parts, words, counts = [], [], []
         for piece in self._split.split(s):
-            found = [
-                int(re.search(r"\d+", m.group(0)).group(0))
-                for m in self._count.finditer(piece)
-                if re.search(r"\d+", m.group(0))
-            ]
+            found = [int(d.group(0)) for m in self._count.finditer(piece) if (d := re.search(r"\d+", m.group(0)))]
             base = self._count.sub(" ", piece)
             toks = tuple(w for w in _WORD.findall(base) if w not in self._stop)
             if not toks:
@@ -192,6 +188,7 @@ class RuleOracleJudge:
         return Judgement(1.0, "no mastered task with the same base achievement", True, self.name)
 
     def judge(self, candidates: Sequence[Task | str], context: JudgeContext) -> list[Judgement]:
+        """Apply the rules: boring for a count (if configured) or a variant of a mastered task, else interesting."""
         mastered = [(m, self._parse(m)) for m in dict.fromkeys(context.mastered)] if self.config.conditional else []
         out = []
         for cand in candidates:

@@ -154,7 +154,7 @@ def build_messages(
 def answer_schema(template: PromptTemplate | str, n_candidates: int = 1) -> dict[str, Any]:
     """JSON schema of a valid answer (for constrained decoding and ``response_format``)."""
     tpl = get_template(template) if isinstance(template, str) else template
-    single = {
+    single: dict[str, Any] = {
         "type": "object",
         "properties": {"interesting": {"type": "boolean"}, "reason": {"type": "string"}},
         "required": ["interesting", "reason"],

@@ -94,6 +94,7 @@ class JudgeHandle:
         self._result: JudgeResult | None = None
 
     def done(self) -> bool:
+        """Whether the result is in (never blocks)."""
         return self._event.is_set()
 
     def result(self, timeout: float | None = None) -> JudgeResult:
@@ -273,8 +274,11 @@ class AsyncJudge:
         return out
 
     def close(self) -> None:
-        """Stop the supervisor and idle workers. A call stuck in ``inner`` is abandoned
-        (its thread is a daemon, so it cannot keep the process alive)."""
+        """Stop the supervisor and idle workers.
+
+        A call stuck in ``inner`` is abandoned (its thread is a daemon, so it cannot keep
+        the process alive).
+        """
         if self._closed:
             return
         self._closed = True
@@ -350,17 +354,17 @@ class AsyncJudge:
         if kind == "new":
             _, handle, cands, ctx, shed = ev
             n = len(cands)
-            job = _Job(handle, cands, ctx, [None] * n, [""] * n, list(range(n)))
-            self._jobs[handle.id] = job
+            new_job = _Job(handle, cands, ctx, [None] * n, [""] * n, list(range(n)))
+            self._jobs[handle.id] = new_job
             if n == 0:
-                self._finish(job)
+                self._finish(new_job)
             elif shed:
-                self._to_fallback(job, job.pending)
+                self._to_fallback(new_job, new_job.pending)
             elif time.monotonic() < self._breaker_until:
                 self._count("short_circuited")
-                self._to_fallback(job, job.pending)
+                self._to_fallback(new_job, new_job.pending)
             else:
-                self._dispatch(job)
+                self._dispatch(new_job)
             return
         _, job_id, token, result, err = ev
         job = self._jobs.get(job_id)
@@ -399,7 +403,7 @@ class AsyncJudge:
                 f"judge returned {len(result) if isinstance(result, list) else type(result).__name__} "
                 f"judgements for {len(job.pending)} candidates"
             )
-        if err is not None:
+        if err is not None or result is None:  # result is None only with err set just above
             self._count("errors")
             log.warning(
                 "moi judge %r failed (call %d, attempt %d): %s",
@@ -411,7 +415,7 @@ class AsyncJudge:
             self._retry_or_fallback(job, job.pending)
             return
         failed = []
-        for i, j in zip(job.pending, result):  # type: ignore[arg-type]
+        for i, j in zip(job.pending, result):
             if j.ok or not self.retry_not_ok:
                 job.results[i] = j
                 job.origin[i] = "inner"

@@ -46,7 +46,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from openended.errors import ConfigError, Error
 from openended.moi.base import Judge, JudgeContext, Judgement, candidate_text
@@ -220,6 +220,7 @@ class RecordStore:
             self._remember(key, rec)
 
     def close(self) -> None:
+        """Close the file (idempotent; later appends reopen it)."""
         with self._lock:
             if self._fd is not None:
                 os.close(self._fd)
@@ -228,7 +229,7 @@ class RecordStore:
     def __del__(self) -> None:  # best effort; close() is the real API
         try:
             self.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a finaliser must never raise (interpreter shutdown)
             pass
 
 
@@ -256,6 +257,11 @@ class RecordingJudge:
         self.reused = 0
 
     def judge(self, candidates: Sequence[Task | str], context: JudgeContext) -> list[Judgement]:
+        """The inner judge's answers (recorded first), or recorded ``ok`` ones when ``reuse`` is on.
+
+        Raises:
+            Error: the inner judge returned a different number of judgements.
+        """
         identity = (self.name, self.model, self.template_version)
         texts = [candidate_text(c) for c in candidates]
         keys = [record_key(*identity, t, context) for t in texts]
@@ -275,9 +281,10 @@ class RecordingJudge:
             for i, j in zip(todo, fresh):
                 self.store.append(keys[i], identity, texts[i], context, j)
                 out[i] = j
-        return out  # type: ignore[return-value]
+        return cast("list[Judgement]", out)  # every slot holds a reused or a fresh judgement
 
     def close(self) -> None:
+        """Close the recording file (idempotent)."""
         self.store.close()
 
 
@@ -338,6 +345,10 @@ class ReplayJudge:
         self.misses = 0
 
     def judge(self, candidates: Sequence[Task | str], context: JudgeContext) -> list[Judgement]:
+        """The recorded judgements; a miss raises `ReplayMiss` (strict), else goes to the fallback.
+
+        Without a fallback a miss is a neutral ``ok=False`` judgement.
+        """
         texts = [candidate_text(c) for c in candidates]
         out: list[Judgement | None] = []
         missed: list[int] = []
@@ -365,4 +376,4 @@ class ReplayJudge:
             else:
                 for i in missed:
                     out[i] = Judgement(0.5, "not in the recording", False, self.name)
-        return out  # type: ignore[return-value]
+        return cast("list[Judgement]", out)  # every miss was filled (or raised) above

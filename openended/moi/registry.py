@@ -44,6 +44,7 @@ def judge_class(name: str) -> type:
 
 
 def list_judges() -> list[str]:
+    """Registered judge names (aliases excluded), sorted."""
     return _JUDGES.names()
 
 

@@ -1,10 +1,10 @@
-"""Treat task text as untrusted data: cap it, and make it safe to print.
+r"""Treat task text as untrusted data: cap it, and make it safe to print.
 
 Task text comes from generators (LLMs) and users, so every judge treats it as *data*:
 it is never executed or ``eval``'d, it is length-capped before it reaches a model, it
 travels inside a quoted JSON field of a prompt (never spliced in as instructions; see
 `openended.moi.prompts`), and control characters are escaped before it reaches a log,
-so a task cannot rewrite a terminal (ANSI escapes), forge log lines (``\\n``) or hide
+so a task cannot rewrite a terminal (ANSI escapes), forge log lines (``\n``) or hide
 text (bidi overrides).
 
 Record/replay files keep the *original* text byte-exact (JSON-escaped); only what a model
@@ -36,9 +36,10 @@ _CUT_MARK = " …[truncated]"
 
 
 def cap_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> str:
-    """Return ``text`` as a model may see it: cut to ``max_chars`` characters (the cut is
-    marked), with lone surrogates (not encodable as UTF-8, so they would crash a
-    tokenizer or an HTTP body) replaced by ``?``.
+    """Return ``text`` as a model may see it: cut to ``max_chars`` characters, cut marked.
+
+    Lone surrogates (not encodable as UTF-8, so they would crash a tokenizer or an HTTP
+    body) are replaced by ``?``.
 
     Example:
         >>> cap_text("abcdef", 3)
@@ -57,16 +58,16 @@ def cap_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> str:
 
 
 def for_log(text: str, max_chars: int = 200) -> str:
-    """A one-line, printable rendering of untrusted text for log messages.
+    r"""A one-line, printable rendering of untrusted text for log messages.
 
     Control characters (Unicode category ``Cc``: newlines, ANSI escape, NUL), format
     characters (``Cf``: bidi overrides, zero-width joiners), line/paragraph separators and
-    lone surrogates become ``\\xNN`` / ``\\uNNNN`` escapes; the result is cut to
+    lone surrogates become ``\xNN`` / ``\uNNNN`` escapes; the result is cut to
     ``max_chars``.
 
     Example:
-        >>> for_log("evil\\x1b[31m\\nFAKE LOG LINE")
-        'evil\\\\x1b[31m\\\\nFAKE LOG LINE'
+        >>> for_log("evil\x1b[31m\nFAKE LOG LINE")
+        'evil\\x1b[31m\\nFAKE LOG LINE'
     """
     out: list[str] = []
     for ch in str(text)[: max_chars + 1]:
