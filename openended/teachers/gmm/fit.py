@@ -74,7 +74,7 @@ def prepare_reference() -> None:
     `openended.teachers.refit.run_single_threaded`). The fast mode's `em_kernels.warm_up`
     plays the same role for the compiled fitter.
     """
-    import sklearn.mixture  # noqa: F401
+    import sklearn.mixture  # noqa: F401 - the import is the point: sklearn loads before the first fit
 
 
 def fit_reference(
