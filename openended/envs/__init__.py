@@ -1,5 +1,7 @@
-"""Parameterised environment families (pure Python, no Ray): each is a gymnasium env with
-``set_task`` applied at the next reset, ``task_space()`` and ``info["success"]``.
+"""Parameterised environment families (pure Python, no Ray).
+
+Each family is a gymnasium env (or a PettingZoo parallel env) with ``set_task`` applied at
+the next reset, ``task_space()`` and ``info["success"]``.
 
 Families load lazily through `make_env`; see ``openended.envs.registry``.
 """

@@ -1,5 +1,7 @@
-"""What makes a gymnasium env a *task* env: ``set_task`` at the next reset, a task space,
-and an ``Outcome`` at episode end.
+"""What makes a gymnasium env a *task* env.
+
+A task env has a task space, takes ``set_task`` at the next reset, and reports an
+``Outcome`` at episode end.
 
 Contract (checked by ``openended.envs.checker.check_task_env``):
 
@@ -19,6 +21,8 @@ at the top of ``reset`` and builds its episode from the returned task.
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
+
+from gymnasium.error import ResetNeeded
 
 from openended.errors import TaskNotInSpace
 from openended.tasks import Outcome, Task, TaskSpace
@@ -42,17 +46,28 @@ INFO_EPISODE_LENGTH = "episode_length"
 
 @runtime_checkable
 class TaskEnv(Protocol):
-    def task_space(self) -> TaskSpace: ...
+    """The task surface hosts and teachers rely on (the contract in the module docstring).
 
-    def set_task(self, task: Task) -> None: ...
+    A Protocol rather than a base class, so a family need not inherit from anything of ours
+    (wrappers such as `openended.envs.team.TeamEnv` forward it); `TaskEnvMixin` implements it.
+    """
+
+    def task_space(self) -> TaskSpace:
+        """The tasks this env accepts (what a teacher samples from)."""
+
+    def set_task(self, task: Task) -> None:
+        """Queue ``task`` for the next ``reset``; raise `TaskNotInSpace` now if it is not in the space."""
 
     @property
-    def current_task(self) -> Task | None: ...
+    def current_task(self) -> Task | None:
+        """The task the running episode was started with (``None`` before the first reset)."""
 
 
 class TaskEnvMixin:
-    """Task bookkeeping shared by every family. Subclasses set ``self._space`` and
-    (optionally) ``self._default_task`` before the first reset.
+    """Task bookkeeping shared by every family.
+
+    Subclasses set ``self._space`` and (optionally) ``self._default_task`` before the first
+    reset.
     """
 
     _space: TaskSpace
@@ -61,6 +76,7 @@ class TaskEnvMixin:
     _current_task: Task | None = None
 
     def task_space(self) -> TaskSpace:
+        """`TaskEnv.task_space`: the space the subclass set up."""
         return self._space
 
     def set_task(self, task: Task | Any) -> None:
@@ -79,7 +95,15 @@ class TaskEnvMixin:
 
     @property
     def current_task(self) -> Task | None:
+        """`TaskEnv.current_task`: the task the running episode was started with."""
         return self._current_task
+
+    def _running_task(self) -> Task:
+        """The running episode's task, for ``step``; `ResetNeeded` before the first reset."""
+        task = self._current_task
+        if task is None:
+            raise ResetNeeded(f"{type(self).__name__}: no episode is running; call reset() first")
+        return task
 
     def _task_for_reset(self, options: dict[str, Any] | None) -> Task:
         """Resolve the task of the episode being reset: options > queued > previous > default."""

@@ -70,8 +70,10 @@ _GROUND_FILL = (102, 153, 76)
 
 
 class _LidarCallback(bw.Box2D.b2.rayCastCallback):
-    """Upstream's lidar callback (defined inside ``BipedalWalker.reset`` there): nearest hit
-    on the terrain category."""
+    """Upstream's lidar callback: the nearest hit on the terrain category.
+
+    Upstream defines it inside ``BipedalWalker.reset``; here it is built once per reset.
+    """
 
     def ReportFixture(self, fixture: Any, point: Any, normal: Any, fraction: float) -> float:  # Box2D callback name
         if (fixture.filterData.categoryBits & 1) == 0:
@@ -82,8 +84,10 @@ class _LidarCallback(bw.Box2D.b2.rayCastCallback):
 
 
 class _FeetContactDetector(bw.contactListener):
-    """Upstream's contact logic for any number of legs: hull contact ends the episode,
-    every lower leg reports ground contact."""
+    """Upstream's contact logic for any number of legs.
+
+    Hull contact ends the episode; every lower leg reports ground contact.
+    """
 
     def __init__(self, env: ParametricBipedalEnv) -> None:
         bw.contactListener.__init__(self)
@@ -147,11 +151,9 @@ class ParametricBipedalEnv(TaskEnvMixin, bw.BipedalWalker):
         Accepts a `Task` of this env's space or raw parameters (``[height, spacing]``);
         a value outside the space raises `TaskNotInSpace` naming the parameter and range.
         """
-        if not isinstance(task, Task):
-            task = self._space.task(task)  # validates, naming the offending parameter
-        elif isinstance(self._space, Box):
+        if isinstance(task, Task) and isinstance(self._space, Box):
             self._space.validate(task.params)  # a clearer message than check_task's for Box tasks
-        super().set_task(task)
+        super().set_task(task)  # raw parameters: the space builds (and validates) the task
 
     # ---------------------------------------------------------------------- terrain
     def _build_terrain(self, task: Task) -> None:  # pragma: no cover - abstract
@@ -326,9 +328,11 @@ class ParametricBipedalEnv(TaskEnvMixin, bw.BipedalWalker):
         return np.array(state, dtype=np.float32), reward, terminated, False, {}
 
     # ----------------------------------------------------------------------- render
-    def render(self) -> np.ndarray | None:
-        """Upstream's renderer; ``rgb_array`` works headless (sets ``SDL_VIDEODRIVER=dummy``
-        only if unset, and only when rendering)."""
+    def render(self) -> np.ndarray | None:  # type: ignore[override]  # gymnasium's return type is an unbound TypeVar
+        """Upstream's renderer; ``rgb_array`` works headless.
+
+        Sets ``SDL_VIDEODRIVER=dummy`` only if unset, and only when rendering.
+        """
         if self.render_mode is None:
             gym.logger.warn(
                 f"{type(self).__name__}.render() called without a render_mode; "
@@ -349,6 +353,7 @@ class ParametricBipedalEnv(TaskEnvMixin, bw.BipedalWalker):
 
     @property
     def elapsed_steps(self) -> int:
+        """Steps taken since the last reset (the time limit counts them)."""
         return self._elapsed
 
 

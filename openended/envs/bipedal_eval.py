@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium.envs.box2d import bipedal_walker as bw
+from numpy.typing import ArrayLike
 
 from openended.envs.bipedal import MASTERY_RETURN, STUMP_PARAM_NAMES, ParametricBipedalEnv
 from openended.errors import ConfigError
@@ -99,6 +100,7 @@ def run_episode(
     if callable(reset):
         reset()
     obs, info = env.reset(seed=seed)
+    task_id = str(info["task_id"])  # the task the episode runs (the task-env contract's reset info)
     if on_step is not None:
         on_step(env)
     total, length, info = 0.0, 0, {}
@@ -114,7 +116,7 @@ def run_episode(
         "episode_return": total,
         "length": length,
         "success": total > MASTERY_RETURN,
-        "task_id": env.current_task.id,
+        "task_id": task_id,
     }
 
 
@@ -188,10 +190,12 @@ class HeuristicPolicy:
         self.reset()
 
     def reset(self) -> None:
+        """Restart the gait (`run_episode` calls it before each episode)."""
         self._h = bw.BipedalWalkerHeuristics()
         self._h.a = np.zeros(4)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """The gait's action for ``obs`` (a 24-D observation of a 4-joint body)."""
         if len(obs) != 24:
             raise ConfigError(f"HeuristicPolicy drives 4-joint bodies (24-D observations), got {len(obs)}-D")
         return self._h.step_heuristic(obs).astype(np.float32)
@@ -221,12 +225,14 @@ def write_video(
         raise ConfigError(f"write_video: build the env with render_mode='rgb_array', got {env.render_mode!r}")
     if every < 1:
         raise ConfigError(f"every: must be >= 1, got {every}")
-    frames: list[np.ndarray] = []
+    frames: list[ArrayLike] = []
     counter = [0]
 
     def grab(e: ParametricBipedalEnv) -> None:
         if counter[0] % every == 0:
-            frames.append(e.render())
+            frame = e.render()
+            assert frame is not None, "an rgb_array env renders a frame"
+            frames.append(frame)
         counter[0] += 1
 
     summary = run_episode(env, policy_fn, task, seed=seed, max_steps=max_steps, on_step=grab)

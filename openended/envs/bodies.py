@@ -57,7 +57,7 @@ class BodySpec:
     is upstream's (hip angle, hip speed, knee angle + 1, knee speed, foot contact).
     """
 
-    hull_poly: tuple[tuple[float, float], ...] = tuple(tuple(p) for p in bw.HULL_POLY)
+    hull_poly: tuple[tuple[float, float], ...] = tuple((float(x), float(y)) for x, y in bw.HULL_POLY)
     """Hull polygon vertices (px), convex, counter-clockwise as upstream."""
     hull_density: float = 5.0
     """Hull density; a heavier hull needs more torque to carry."""
@@ -117,14 +117,17 @@ class BodySpec:
     # ------------------------------------------------------------------ derived sizes
     @property
     def n_legs(self) -> int:
+        """Legs (two per leg pair)."""
         return 2 * len(self.leg_anchors_x)
 
     @property
     def n_joints(self) -> int:
+        """Joints: a hip and a knee per leg."""
         return 2 * self.n_legs
 
     @property
     def action_dim(self) -> int:
+        """One motor action per joint."""
         return self.n_joints
 
     @property
@@ -134,6 +137,7 @@ class BodySpec:
 
     @property
     def joint_energy_cost(self) -> float:
+        """Reward cost per unit |action| per joint: ``energy_cost``, or upstream's spread over the joints."""
         return UPSTREAM_ENERGY_COST * 4 / self.n_joints if self.energy_cost is None else float(self.energy_cost)
 
     @property
@@ -294,6 +298,7 @@ def get_body(body: str | BodySpec) -> BodySpec:
 
 
 def list_bodies() -> list[str]:
+    """Registered body names, sorted."""
     return sorted(_BODIES)
 
 

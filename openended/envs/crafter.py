@@ -43,6 +43,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from typing_extensions import override
 
 from openended.envs.base import TaskEnvMixin
 from openended.errors import ConfigError, TaskNotInSpace
@@ -151,8 +152,11 @@ MAX_TEXT = 512
 
 @dataclass(frozen=True, slots=True)
 class CrafterTaskSpec:
-    """A parsed task. ``components`` are ``(achievement, count)`` with canonical names;
-    ``verbs`` the surface verbs as written (synonyms kept, for grounding)."""
+    """A parsed task.
+
+    ``components`` are ``(achievement, count)`` with canonical names; ``verbs`` the surface
+    verbs as written (synonyms kept, for grounding).
+    """
 
     components: tuple[tuple[str, int], ...] = ()
     ordered: bool = False
@@ -162,6 +166,7 @@ class CrafterTaskSpec:
 
     @property
     def achievements(self) -> tuple[str, ...]:
+        """The canonical achievement names, in task order."""
         return tuple(a for a, _ in self.components)
 
     def text(self, canonical: bool = False) -> str:
@@ -284,8 +289,10 @@ _BOW_DIM = len(ACHIEVEMENTS) + 2 + 11
 
 
 def bow_task_encoding(text: str) -> np.ndarray:
-    """Bag-of-words task vector (float32, dim 35): per-achievement min(count, 20)/10, an ordered
-    flag, an impossible flag and 11 bits of the dummy index. Unparseable text -> zeros.
+    """Bag-of-words task vector (float32, dim 35); unparseable text gives zeros.
+
+    Per-achievement ``min(count, 20) / 10``, an ordered flag, an impossible flag and 11 bits
+    of the dummy index.
 
     Why not raw text: a policy needs a fixed-size task input; OMNI feeds exactly this
     kind of vector (achievement words plus dummy bits). A learned text embedding can be
@@ -384,9 +391,9 @@ class CrafterTaskEnv(TaskEnvMixin, gym.Env):
         else:
             mode = task_obs if task_obs != "auto" else ("index" if space == "discrete" else "bow")
             if mode == "index":
-                if space != "discrete":
+                disc = self._space
+                if not isinstance(disc, Discrete):  # space='text'
                     raise ConfigError("env.crafter.task_obs: 'index' needs space='discrete'; use 'bow' for text")
-                disc: Discrete = self._space  # type: ignore[assignment]
                 self._encode = lambda t: np.int64(disc.index(t))
                 task_space = spaces.Discrete(disc.n)
             elif mode == "bow":
@@ -451,6 +458,7 @@ class CrafterTaskEnv(TaskEnvMixin, gym.Env):
         return done, self._stage >= len(spec.components)
 
     # ------------------------------------------------------------------- gym API
+    @override
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
         super().reset(seed=seed)
         task = self._task_for_reset(options)
@@ -469,6 +477,7 @@ class CrafterTaskEnv(TaskEnvMixin, gym.Env):
         self._done_units = 0
         return self._obs(image), {"task_id": task.id, "task": task.text}
 
+    @override
     def step(self, action: Any) -> tuple[dict, float, bool, bool, dict]:
         if self._spec is None:
             raise gym.error.ResetNeeded("CrafterTaskEnv: call reset() before step()")
@@ -493,7 +502,8 @@ class CrafterTaskEnv(TaskEnvMixin, gym.Env):
             out["success"] = bool(success)
         return self._obs(image), float(reward), terminated, truncated, out
 
-    def render(self) -> np.ndarray | None:
+    @override
+    def render(self) -> np.ndarray | None:  # type: ignore[override]  # gymnasium's return type is an unbound TypeVar
         if self.render_mode == "rgb_array":
             return self._env.render()
         return None

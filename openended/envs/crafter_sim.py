@@ -208,8 +208,10 @@ class CrafterSimLearner:
 
     # ------------------------------------------------------------------ episodes
     def run_episodes(self, idx: np.ndarray | Sequence[int]) -> np.ndarray:
-        """Play one episode per index (Bernoulli success at the current competence), then
-        learn from the whole batch. Returns a bool array of successes."""
+        """Play one episode per index, then learn from the whole batch; return the successes (bool array).
+
+        Each episode succeeds with a Bernoulli draw at the current competence.
+        """
         idx = np.asarray(idx, dtype=np.int64)
         if idx.size == 0:
             return np.zeros(0, dtype=bool)
@@ -243,12 +245,15 @@ class CrafterSimLearner:
 
     def evaluate(self, idx: np.ndarray | Sequence[int], attempts: int) -> np.ndarray:
         """Held-out evaluation: ``attempts`` Bernoulli episodes per task, no learning.
-        Returns success counts (int array)."""
+
+        Returns success counts (int array).
+        """
         p = self.success_prob(idx)
         return self.rng.binomial(int(attempts), p)
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
+        """Config, generator, skills and task table: what `load_state_dict` needs to resume exactly."""
         return {
             "config": self.config.model_dump(),
             "rng": self.rng.bit_generator.state,
@@ -260,7 +265,8 @@ class CrafterSimLearner:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.__init__(state["texts"], SimConfig(**state["config"]))  # type: ignore[misc]
+        """Inverse of `state_dict`: rebuild the task table from its texts, then restore the rest."""
+        type(self).__init__(self, state["texts"], SimConfig(**state["config"]))
         self.rng.bit_generator.state = state["rng"]
         self.u = np.asarray(state["u"], dtype=np.float64).copy()
         self.g = np.asarray(state["g"], dtype=np.float64).copy()

@@ -38,12 +38,13 @@ persists for later episodes until another is set (the ``TaskEnvMixin`` contract)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode, VectorEnv
+from typing_extensions import override
 
 from openended.envs.base import TaskEnvMixin, episode_outcome
 from openended.envs.procgen_levels import (
@@ -71,14 +72,20 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
     ``set_task(task)`` (or ``reset(options={"task": task})``) takes effect at the next
     ``reset``; the running episode always finishes on its level.
 
+    The example is skipped as a doctest: procgen is an optional install, and a process's
+    first procgen env spends ~1.2 s loading its assets. ``tests/test_procgen.py``
+    (``test_set_task_applies_only_at_next_reset``) runs these steps where procgen is installed.
+
     Example:
         >>> env = ProcgenTaskEnv(game="coinrun", num_levels=200)      # doctest: +SKIP
         >>> env.set_task(env.task_space().task(17))                   # doctest: +SKIP
         >>> obs, info = env.reset(seed=0); info["level_seed"]         # doctest: +SKIP
         17
+        >>> env.close()                                               # doctest: +SKIP
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 15}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 15}
+    _space: Discrete  # the training levels
 
     def __init__(self, config: ProcgenConfig | None = None, **kwargs: Any) -> None:
         self.config = resolve_config(config, kwargs, "env.procgen")
@@ -119,9 +126,11 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
         return self._sets.test.all_tasks
 
     def test_task_space(self) -> Discrete:
+        """The held-out levels as a space (what an evaluation samples from)."""
         return self._sets.test
 
     # ------------------------------------------------------------------------- gym API
+    @override
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         task = (options or {}).get("task")
@@ -132,7 +141,8 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
             self._explicit = True
         elif not self._explicit:
             self._current_task = self._space.task_at(int(self.np_random.integers(self._space.n)))
-        level = int(self._current_task.params[0])
+        task = self._running_task()
+        level = int(task.params[0])
         if not (self._fresh and self._inner_level == level):
             st = self._states.get(level)
             self._env.call_c_func("set_state", 0, st, len(st))
@@ -141,10 +151,11 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
         self._obs = ob["rgb"][0]
         self._fresh = False
         self._ret, self._len, self._done = 0.0, 0, False
-        return self._obs, {"task_id": self._current_task.id, "level_seed": level}
+        return self._obs, {"task_id": task.id, "level_seed": level}
 
+    @override
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        if self._done:
+        if self._done or self._obs is None:  # reset() sets both
             raise ResetNeeded("ProcgenTaskEnv: the episode has ended; call reset() before step()")
         act = self._act_buf  # SPEEDUP: one reusable int32 buffer instead of an array per step
         act[0] = action
@@ -153,7 +164,7 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
         r = float(rew[0])
         self._ret += r
         self._len += 1
-        task = self._current_task
+        task = self._running_task()
         info: dict[str, Any] = {"task_id": task.id, "level_seed": self._inner_level}
         if first[0] or self._len >= self._limit:
             complete = bool(first[0]) and bool(level_complete(self._env)[0])
@@ -173,9 +184,11 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
         self._obs = ob["rgb"][0]
         return self._obs, r, False, False, info
 
-    def render(self) -> np.ndarray | None:
+    @override
+    def render(self) -> np.ndarray | None:  # type: ignore[override]  # gymnasium's return type is an unbound TypeVar
         return None if self.render_mode is None or self._obs is None else self._obs.copy()
 
+    @override
     def close(self) -> None:
         env, self._env = getattr(self, "_env", None), None
         if env is not None:
@@ -184,13 +197,15 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
 
     @property
     def state_cache(self) -> LevelStateCache:
+        """The level start states (hit, build and timing counters for benchmarks)."""
         return self._states
 
 
 # ---------------------------------------------------------------------------- vector env
 class ProcgenVectorTaskEnv(VectorEnv):
-    """``num_envs`` sub-envs of one game in one batched ``ProcgenGym3Env``; each sub-env has
-    its own task, switched at its own episode boundaries.
+    """``num_envs`` sub-envs of one game in one batched ``ProcgenGym3Env``, each with its own task.
+
+    A sub-env's task switches at that sub-env's own episode boundaries.
 
     Autoreset is same-step (procgen's native behaviour): the step that ends sub-env ``i``'s
     episode returns the first frame of its next episode, with the finished episode's
@@ -205,7 +220,7 @@ class ProcgenVectorTaskEnv(VectorEnv):
     at that sub-env's next episode start, never mid-episode.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"]}
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"]}
 
     def __init__(self, num_envs: int = 16, config: ProcgenConfig | None = None, **kwargs: Any) -> None:
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
@@ -255,6 +270,7 @@ class ProcgenVectorTaskEnv(VectorEnv):
         return self._sets.test.all_tasks
 
     def test_task_space(self) -> Discrete:
+        """The held-out levels as a space (what an evaluation samples from)."""
         return self._sets.test
 
     def set_task(self, task: Task | int, index: int | None = None) -> None:
@@ -271,8 +287,8 @@ class ProcgenVectorTaskEnv(VectorEnv):
         """One queued task per sub-env (``None`` leaves that sub-env's queue as it is)."""
         if len(tasks) != self.num_envs:
             raise ConfigError(f"set_tasks: expected {self.num_envs} tasks (one per sub-env), got {len(tasks)}")
-        tasks = [None if t is None else self._sets.resolve(t) for t in tasks]  # all validated before any is queued
-        for i, t in enumerate(tasks):
+        resolved = [None if t is None else self._sets.resolve(t) for t in tasks]  # all validated before any is queued
+        for i, t in enumerate(resolved):
             if t is not None:
                 self._pending[i] = t
 
@@ -316,6 +332,7 @@ class ProcgenVectorTaskEnv(VectorEnv):
         return True
 
     # ------------------------------------------------------------------------- gym API
+    @override
     def reset(
         self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -343,6 +360,7 @@ class ProcgenVectorTaskEnv(VectorEnv):
             "_level_seed": self._all,
         }
 
+    @override
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self._obs is None:
             raise ResetNeeded("ProcgenVectorTaskEnv: call reset() before step()")
@@ -374,6 +392,7 @@ class ProcgenVectorTaskEnv(VectorEnv):
                 trunc = is_truncated(bool(first[i]), complete, int(self._len[i]))
                 terminated[i], truncated[i] = not trunc, trunc
                 task = self._current[i]
+                assert task is not None, "reset() started every sub-env"
                 fin["episode_return"][i] = self._ret[i]
                 fin["episode_length"][i] = self._len[i]
                 fin["success"][i] = complete
@@ -402,11 +421,13 @@ class ProcgenVectorTaskEnv(VectorEnv):
         infos["_task_id"] = self._all
         return obs, rew, terminated, truncated, infos
 
-    def render(self) -> tuple[np.ndarray, ...] | None:
+    @override
+    def render(self) -> tuple[np.ndarray, ...] | None:  # type: ignore[override]  # as ProcgenTaskEnv.render
         if self.render_mode is None or self._obs is None:
             return None
         return tuple(self._obs.copy())
 
+    @override
     def close_extras(self, **kwargs: Any) -> None:
         env, self._env = getattr(self, "_env", None), None
         if env is not None:
@@ -414,4 +435,5 @@ class ProcgenVectorTaskEnv(VectorEnv):
 
     @property
     def state_cache(self) -> LevelStateCache:
+        """The level start states (hit, build and timing counters for benchmarks)."""
         return self._states

@@ -164,11 +164,14 @@ class ProcgenConfig(BaseModel):
 
     @property
     def test_start(self) -> int:
+        """First held-out level seed: ``test_start_level``, or just past the training set."""
         return self.start_level + self.num_levels if self.test_start_level is None else self.test_start_level
 
     def procgen_options(self) -> dict[str, Any]:
-        """Keyword options passed to every ``ProcgenGym3Env`` (batched env and probes alike:
-        a restored state is only valid in an env built with the same options)."""
+        """Keyword options passed to every ``ProcgenGym3Env``, batched env and probes alike.
+
+        A restored state is only valid in an env built with the same options.
+        """
         return {
             "env_name": self.game,
             "distribution_mode": self.distribution_mode,

@@ -70,11 +70,13 @@ def env_task_validator(name: str) -> str | None:
     """The import path of family ``name``'s task-text validator, or None if it has none.
 
     Nothing is imported: the path is handed to the teacher's config (it must travel to
-    the teacher service as plain data), and the teacher resolves it."""
+    the teacher service as plain data), and the teacher resolves it.
+    """
     return _TASK_VALIDATORS.get(_ENVS.canonical(name))
 
 
 def env_entry(name: str) -> Callable[..., Any]:
+    """The constructor registered as family ``name`` (or an alias), its module imported now."""
     return _ENVS.get(name)
 
 

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
+from typing_extensions import override
 
 from openended.envs.base import INFO_EPISODE_LENGTH, INFO_EPISODE_RETURN, INFO_SUCCESS, INFO_TASK_ID
 from openended.tasks import Outcome, Task, TaskSpace
@@ -82,24 +83,29 @@ class TeamEnv(gym.Env):
         self.action_space = gym.spaces.Dict({a: env.action_space(a) for a in agents})
 
     def task_space(self) -> TaskSpace:
+        """The wrapped env's `TaskEnv.task_space`."""
         return self.env.task_space()
 
     def set_task(self, task: Task | Any) -> None:
+        """The wrapped env's `TaskEnv.set_task` (it accepts named parameters too)."""
         self.env.set_task(task)
 
     @property
     def current_task(self) -> Task | None:
+        """The wrapped env's `TaskEnv.current_task`."""
         return self.env.current_task
 
     def episode_outcomes(self) -> list[Outcome]:
         """The team's per-agent outcomes of the last finished episode (what hosts aggregate)."""
         return self.env.episode_outcomes()
 
+    @override
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         super().reset(seed=seed)
         obs, _ = self.env.reset(seed=seed, options=options)
         return obs, {INFO_TASK_ID: self.env.current_task.id}
 
+    @override
     def step(self, action: dict) -> tuple[dict, float, bool, bool, dict]:
         obs, rew, term, trunc, _infos = self.env.step(action)
         reward = float(np.mean(list(rew.values()))) if rew else 0.0
@@ -114,5 +120,6 @@ class TeamEnv(gym.Env):
         terminated = done and any(term.values())
         return obs, reward, terminated, done and not terminated, info
 
+    @override
     def close(self) -> None:
         self.env.close()

@@ -48,6 +48,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from scipy.special import ndtr
+from typing_extensions import override
 
 from openended.envs.base import TaskEnvMixin
 from openended.errors import ConfigError, TaskNotInSpace
@@ -61,11 +62,16 @@ MAX_COMPETENCE = 100
 UNLOCK_COMPETENCE = 75
 
 _NEVER = np.iinfo(np.int64).max
+#: The noise draws when there are none (never indexed; no generator call, so the stream is unchanged).
+_NO_DRAWS = np.empty((0, 0))
 
 
 def _edges(n_cells: int) -> np.ndarray:
-    """Bin edges exactly as TDRL builds them (``np.arange``), or ``linspace`` where arange
-    rounds to an extra edge (n_cells = 6, 9, 21, ...; TDRL would mis-shape its grid there)."""
+    """Bin edges exactly as TDRL builds them (``np.arange``).
+
+    ``linspace`` where arange rounds to an extra edge (n_cells = 6, 9, 21, ...; TDRL would
+    mis-shape its grid there).
+    """
     step = 1 / n_cells
     e = np.arange(0, 1 + step, step)
     if len(e) != n_cells + 1 or e[-1] < 1.0:
@@ -208,7 +214,7 @@ class ToyLearner:
         """Flat ids of the cells whose competence can unlock ``cell`` (cached)."""
         nb = self._neighbours.get(cell)
         if nb is None:
-            idx = np.unravel_index(cell, self.shape)
+            idx = [int(i) for i in np.unravel_index(cell, self.shape)]
             combos = itertools.product(*[sorted({i, max(0, i - 1)}) for i in idx])
             nb = np.array(sorted({int(np.dot(c, self._strides)) for c in combos} - {cell}), dtype=np.int64)
             self._neighbours[cell] = nb
@@ -216,8 +222,10 @@ class ToyLearner:
 
     # ----------------------------------------------------------------- episodes
     def episode(self, params: Sequence[float] | np.ndarray) -> float:
-        """Run one episode on one task; return its reward (same result and noise stream as
-        ``episodes`` on a one-row array)."""
+        """Run one episode on one task; return its reward.
+
+        Same result and noise stream as ``episodes`` on a one-row array.
+        """
         # SPEEDUP: plain-Python path for the sequential case (numpy's per-call overhead is
         # most of an episode's cost; ~5x faster), same binning as np.digitize.
         x = [float(v) for v in params]
@@ -231,7 +239,7 @@ class ToyLearner:
                 raise TaskNotInSpace(f"ToyLearner: task 0 dimension {k} = {v!r} is outside [0, 1]")
             if k < self.n_dims:
                 cell += min(bisect.bisect_right(edges, v) - 1, top) * self._stride_list[k]
-        z = self.rng.standard_normal((1, self._n_draws)) if self._n_draws else None
+        z = self.rng.standard_normal((1, self._n_draws)) if self._n_draws else _NO_DRAWS
         comp = self._competence
         dead = bool(self._unlearnable[cell])
         if not dead and (cell == 0 or any(comp[nb] >= UNLOCK_COMPETENCE for nb in self._previous_neighbours(cell))):
@@ -260,7 +268,7 @@ class ToyLearner:
             return np.array([self.episode(x[0])])
         cells = self.cells(x)
         n = len(cells)
-        z = self.rng.standard_normal((n, self._n_draws)) if self._n_draws else None
+        z = self.rng.standard_normal((n, self._n_draws)) if self._n_draws else _NO_DRAWS
         comp = self._competence
         new_comp = np.empty(n, dtype=np.int64)
         reach: dict[int, int] = {}  # cell -> episode position after which it is >= 75, for changed cells
@@ -360,7 +368,7 @@ class ToyTaskEnv(TaskEnvMixin, gym.Env):
         seed: int = 0,
         unlearnable_reward: str = "noise",
     ) -> None:
-        self._learner_kwargs = dict(
+        self._learner_kwargs: dict[str, Any] = dict(
             n_dims=n_dims,
             n_cells=n_cells,
             noise=noise,
@@ -376,6 +384,7 @@ class ToyTaskEnv(TaskEnvMixin, gym.Env):
         self._default_task = self._space.task(np.full(dim, 0.5))
         self._needs_reset = True
 
+    @override
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -386,10 +395,11 @@ class ToyTaskEnv(TaskEnvMixin, gym.Env):
         self._needs_reset = False
         return np.asarray(task.params, dtype=np.float32), {"task_id": task.id}
 
+    @override
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
             raise gym.error.ResetNeeded("ToyTaskEnv: every episode is one step; call reset() before step()")
-        task = self._current_task
+        task = self._running_task()
         x = np.asarray(task.params, dtype=np.float64)
         reward = self.learner.episode(x)
         competence = self.learner.cell_competence(x)
@@ -407,4 +417,5 @@ class ToyTaskEnv(TaskEnvMixin, gym.Env):
         return {"learner": self.learner.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Inverse of `state_dict`: resume the simulated student exactly."""
         self.learner.load_state_dict(state["learner"])

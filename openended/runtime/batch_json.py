@@ -48,8 +48,10 @@ def _ids_from_json(d: dict) -> np.ndarray | list:
 
 
 def task_batch_to_json(batch: TaskBatch, enc: ArrayEncoding = "b64") -> dict:
-    """A JSON-ready dict (arrays as base64 or plain lists). Self-contained only if the
-    batch was encoded with ``peer=None``."""
+    """A JSON-ready dict (arrays as base64 or plain lists).
+
+    Self-contained only if the batch was encoded with ``peer=None``.
+    """
     d: dict[str, Any] = {
         "kind": batch.kind,
         "n": len(batch),

@@ -45,8 +45,11 @@ import dataclasses
 import itertools
 import os
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from typing import Any
+
+from typing_extensions import override
 
 from openended.errors import ConfigError
 from openended.runtime.codec import OutcomeBatch, TaskCacheMiss, TaskTable, decode_tasks, encode_outcomes
@@ -66,8 +69,8 @@ def _check_sizes(buffer_size: int, low_watermark: int, flush_every: int, flush_i
         raise ConfigError(f"client.flush_interval_s: must be >= 0, got {flush_interval_s}")
 
 
-class _ClientBase:
-    """Buffer/outbox bookkeeping shared by the Ray and in-process clients."""
+class _ClientBase(ABC):
+    """Buffer/outbox bookkeeping shared by the Ray and in-process clients, and their interface."""
 
     def __init__(
         self,
@@ -94,7 +97,8 @@ class _ClientBase:
         self._outbox: list[Outcome] = []
         self._last_flush = time.monotonic()
         self._closed = False
-        self._counts = {
+        self._first_fill_s: float | None = None  # seconds the first (blocking) fill took
+        self._counts: dict[str, float] = {
             "stalls": 0,
             "stall_s": 0.0,
             "refills": 0,
@@ -107,7 +111,6 @@ class _ClientBase:
             "flushes": 0,
             "resends": 0,
             "resyncs": 0,
-            "first_fill_s": None,
         }
 
     def _prepare(self, outcome: Outcome) -> Outcome:
@@ -133,17 +136,42 @@ class _ClientBase:
     def _base_stats(self) -> dict:
         return {
             **self._counts,
+            "first_fill_s": self._first_fill_s,
             "buffered": len(self._buffer),
             "outbox": len(self._outbox),
             "curriculum": self.curriculum,
             "student": self.student,
         }
 
+    @abstractmethod
+    def next_task(self) -> Task:
+        """The next task of this client's curriculum and student, from the local buffer.
+
+        Blocks only for the first fill, or when the buffer ran dry before its refill came
+        back (a *stall*, counted in ``stats()``).
+        """
+
+    @abstractmethod
+    def report(self, outcome: Outcome) -> None:
+        """Queue ``outcome``; a batch is sent once ``flush_every`` or ``flush_interval_s`` is reached."""
+
+    @abstractmethod
+    def flush(self, wait: bool = False) -> None:
+        """Send the outbox now; ``wait=True`` also waits until every sent batch is acknowledged."""
+
+    @abstractmethod
+    def stats(self) -> dict:
+        """Stalls, buffer, in-flight and sent counts (for the env host's metrics)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush, wait for acknowledgements and drop the buffer (idempotent)."""
+
     def __enter__(self) -> _ClientBase:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.close()  # type: ignore[attr-defined]
+        self.close()
 
 
 class TeacherClient(_ClientBase):
@@ -215,8 +243,10 @@ class TeacherClient(_ClientBase):
         return self.service.sample.remote(self.curriculum, self.student, n, self.token, reset_peer)
 
     def _collect(self, ref: Any, n: int) -> None:
-        """Wait for a sample reply and buffer its tasks (re-asking after a cache miss or
-        a dead service actor)."""
+        """Wait for a sample reply and buffer its tasks.
+
+        Asks again after a task-cache miss (sending every task in full) or a dead service actor.
+        """
         import ray
         from ray.exceptions import RayActorError
 
@@ -246,18 +276,17 @@ class TeacherClient(_ClientBase):
             self._sample_ref = self._request(self._pending_n)
             self._counts["refills"] += 1
 
+    @override
     def next_task(self) -> Task:
-        """The next task. Blocks only on the first call or when the buffer ran dry and the
-        refill has not arrived yet (a stall)."""
         if self._closed:
             raise ConfigError("TeacherClient is closed")
         if not self._buffer:
-            if self._counts["first_fill_s"] is None:
+            if self._first_fill_s is None:
                 t0 = time.perf_counter()
                 self._pending_n = self.buffer_size
                 self._collect(self._request(self.buffer_size), self.buffer_size)
                 self._counts["refills"] += 1
-                self._counts["first_fill_s"] = time.perf_counter() - t0
+                self._first_fill_s = time.perf_counter() - t0
             else:
                 # SPEEDUP: the in-flight refill is only looked at when the buffer is empty
                 # (a ``ray.wait`` per episode cost ~50-100 us); the next refill is requested
@@ -283,8 +312,8 @@ class TeacherClient(_ClientBase):
         return task
 
     # --------------------------------------------------------------- outcomes
+    @override
     def report(self, outcome: Outcome) -> None:
-        """Queue an outcome; sends a batch when ``flush_every`` or ``flush_interval_s`` is reached."""
         if self._closed:
             raise ConfigError("TeacherClient is closed")
         self._outbox.append(self._prepare(outcome))
@@ -299,8 +328,10 @@ class TeacherClient(_ClientBase):
         self._reports.append((ref, batch, attempt))
 
     def _reap(self, block_first: bool) -> None:
-        """Collect finished report calls (one ``ray.wait`` for all of them); queue a resend
-        for those that hit a dead actor. ``block_first``: wait for the oldest first."""
+        """Collect finished report calls (one ``ray.wait`` for all of them).
+
+        Queues a resend for those that hit a dead actor. ``block_first``: wait for the oldest first.
+        """
         import ray
         from ray.exceptions import RayActorError
 
@@ -332,8 +363,8 @@ class TeacherClient(_ClientBase):
             self._counts["outcomes_accepted"] += int(accepted)
         self._reports = pending
 
+    @override
     def flush(self, wait: bool = False) -> None:
-        """Send the outbox now; ``wait=True`` also waits until every sent batch is acknowledged."""
         self._reap(block_first=False)
         resend, self._pending_resend = self._pending_resend, []
         for batch, attempt in resend:
@@ -352,8 +383,8 @@ class TeacherClient(_ClientBase):
                 for batch, attempt in resend:
                     self._send(batch, attempt)
 
+    @override
     def stats(self) -> dict:
-        """Stalls, buffer, in-flight and sent counts (for the env host's metrics)."""
         return {
             **self._base_stats(),
             "in_flight_samples": int(self._sample_ref is not None),
@@ -361,8 +392,8 @@ class TeacherClient(_ClientBase):
             "pending_resends": len(self._pending_resend),
         }
 
+    @override
     def close(self) -> None:
-        """Flush and wait for acknowledgements; drop the buffer (idempotent)."""
         if self._closed:
             return
         self.flush(wait=True)
@@ -408,13 +439,14 @@ class LocalTeacherClient(_ClientBase):
             self._receive(self.service.sample(self.curriculum, self.student, n, peer=self.token, reset_peer=True))
         self._counts["refills"] += 1
 
+    @override
     def next_task(self) -> Task:
         if self._closed:
             raise ConfigError("LocalTeacherClient is closed")
-        if self._counts["first_fill_s"] is None:
+        if self._first_fill_s is None:
             t0 = time.perf_counter()
             self._fill()
-            self._counts["first_fill_s"] = time.perf_counter() - t0
+            self._first_fill_s = time.perf_counter() - t0
         elif len(self._buffer) <= self.low_watermark:
             self._fill()
         task = self._buffer.popleft()
@@ -423,6 +455,7 @@ class LocalTeacherClient(_ClientBase):
             self.flush()
         return task
 
+    @override
     def report(self, outcome: Outcome) -> None:
         if self._closed:
             raise ConfigError("LocalTeacherClient is closed")
@@ -431,6 +464,7 @@ class LocalTeacherClient(_ClientBase):
         if self._due():
             self.flush()
 
+    @override
     def flush(self, wait: bool = False) -> None:
         """Send the outbox now (synchronous, so ``wait`` changes nothing)."""
         if self._outbox:
@@ -443,9 +477,11 @@ class LocalTeacherClient(_ClientBase):
             self._counts["flushes"] += 1
         self._last_flush = time.monotonic()
 
+    @override
     def stats(self) -> dict:
         return {**self._base_stats(), "in_flight_samples": 0, "in_flight_reports": 0, "pending_resends": 0}
 
+    @override
     def close(self) -> None:
         if self._closed:
             return

@@ -113,7 +113,7 @@ def hex_to_uint64(ids: Sequence[str | None]) -> np.ndarray | None:
     if n == 0:
         return np.zeros(0, dtype=np.uint64)
     try:
-        joined = "".join(ids)  # type: ignore[arg-type]
+        joined = "".join(ids)  # type: ignore[arg-type]  # a None id raises the TypeError caught here
     except TypeError:  # a None (or non-str) id
         return None
     if len(joined) != 16 * n:
@@ -176,6 +176,7 @@ class TaskTable:
         return task_id in self._d
 
     def put(self, task_id: str, content: Content) -> None:
+        """Cache ``content`` as most recently used, evicting the least recently used past capacity."""
         d = self._d
         d[task_id] = content
         d.move_to_end(task_id)
@@ -190,6 +191,7 @@ class TaskTable:
         return c
 
     def clear(self) -> None:
+        """Forget every cached task (its sender must then forget its `PeerView` too)."""
         self._d.clear()
 
 
@@ -217,6 +219,7 @@ class PeerView:
         return True
 
     def clear(self) -> None:
+        """Forget the receiver's contents (after it asked with ``reset_peer=True``)."""
         self._d.clear()
 
 
@@ -340,9 +343,11 @@ class TaskColumns:
         return TaskBatch("box", self._id_col, self._origin_codes, self._origin_names, params=arr, extras=extras)
 
     def batch(self, peer: PeerView | None = None) -> TaskBatch:
-        """The batch for the receiver ``peer`` mirrors (its view is updated), or with
-        ``peer=None`` the self-contained batch (built once, then reused). Box batches
-        carry every task's params, so they are always self-contained."""
+        """The batch for the receiver ``peer`` mirrors (its view is updated).
+
+        With ``peer=None``, the self-contained batch (built once, then reused). Box batches
+        carry every task's params, so they are always self-contained.
+        """
         if peer is not None and self._ids:
             needs = peer.needs
             return self._table_batch([i for i, (tid, c) in enumerate(zip(self._ids, self._contents)) if needs(tid, c)])
@@ -363,9 +368,12 @@ class TaskColumns:
 
 
 def _first_appearances(ids: Sequence[str], contents: Sequence[Content]) -> list[int]:
-    """Rows whose content a fresh receiver lacks: each id's first row, and any row whose
-    content differs from that id's previous one. The same rows as a `PeerView` large
-    enough for the whole batch (nothing is evicted), without its LRU bookkeeping."""
+    """Rows whose content a fresh receiver lacks.
+
+    Each id's first row, and any row whose content differs from that id's previous one: the
+    same rows as a `PeerView` large enough for the whole batch (nothing is evicted), without
+    its LRU bookkeeping.
+    """
     held: dict[str, Content] = {}
     rows: list[int] = []
     for i, (tid, c) in enumerate(zip(ids, contents)):
@@ -478,10 +486,12 @@ class OutcomeBatch:
 
     @property
     def episode_id_list(self) -> list[str | None]:
+        """The episode ids as strings (``None`` where an outcome had none)."""
         return _decode_ids(self.episode_ids)
 
     @property
     def task_id_list(self) -> list[str]:
+        """The task ids as strings."""
         return _decode_ids(self.task_ids)
 
     def take(self, rows: Sequence[int] | np.ndarray) -> OutcomeBatch:
@@ -554,8 +564,10 @@ _SETTERS = (
 
 
 def decode_outcomes(batch: OutcomeBatch, episode_ids: list[str | None] | None = None) -> list[Outcome]:
-    """Unpack an `OutcomeBatch` into `Outcome` values (``episode_ids``: the batch's
-    episode ids if the caller already decoded them)."""
+    """Unpack an `OutcomeBatch` into `Outcome` values.
+
+    ``episode_ids``: the batch's episode ids, if the caller already decoded them.
+    """
     n = len(batch)
     task_ids = _decode_ids(batch.task_ids)
     eps = episode_ids if episode_ids is not None else _decode_ids(batch.episode_ids)

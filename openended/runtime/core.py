@@ -150,8 +150,10 @@ class TeacherServiceCore:
         preset: str | None = None,
         students: StudentsMode = "separate",
     ) -> None:
-        """Host a curriculum. Idempotent for an identical spec (a restarted run loop may
-        call it again); a different spec under an existing name is an error.
+        """Host a curriculum.
+
+        Idempotent for an identical spec (a restarted run loop may call it again); a
+        different spec under an existing name is an error.
 
         Args:
             name: the curriculum name clients use.
@@ -179,13 +181,16 @@ class TeacherServiceCore:
                     self.log.curriculum(name, candidate.spec.to_dict())
 
     def curricula(self) -> list[str]:
+        """Names of the hosted curricula, in the order they were added."""
         with self._lock:
             return list(self._curricula)
 
     def spec(self, curriculum: str) -> CurriculumSpec:
+        """The spec ``curriculum`` was added with (teacher, space, config, students mode)."""
         return self.curriculum(curriculum).spec
 
     def space(self, curriculum: str) -> TaskSpace:
+        """The task space of ``curriculum``."""
         return self.curriculum(curriculum).space
 
     def teacher(self, curriculum: str, student: str = "default") -> Any:
@@ -195,8 +200,11 @@ class TeacherServiceCore:
             return cur.teacher(student)
 
     def curriculum(self, name: str) -> Curriculum:
-        """The hosted curriculum (spec, teachers, dedup memory, counters); hold its
-        ``lock`` to touch its teachers. Unknown names raise `ServiceError` listing the hosted ones."""
+        """The hosted curriculum (spec, teachers, dedup memory, counters).
+
+        Hold its ``lock`` to touch its teachers. Unknown names raise `ServiceError` listing
+        the hosted ones.
+        """
         cur = self._curricula.get(name)
         if cur is None:
             known = ", ".join(sorted(self._curricula)) or "none yet (call add_curriculum)"
@@ -216,6 +224,9 @@ class TeacherServiceCore:
         """``n`` tasks for ``student`` as a compact `TaskBatch`.
 
         Args:
+            curriculum: the curriculum's name.
+            student: whose teacher samples (in ``"shared"`` mode they all share one).
+            n: how many tasks.
             peer: the receiver's token; discrete/text contents it already caches are
                 not sent again (see `codec.PeerView`). ``None``: self-contained batch.
             reset_peer: forget what ``peer`` caches (after a `codec.TaskCacheMiss`).
@@ -256,8 +267,11 @@ class TeacherServiceCore:
 
     # ------------------------------------------------------------------ report
     def report(self, curriculum: str, batch: OutcomeBatch | Sequence[Outcome]) -> int:
-        """Hand a batch of outcomes to the curriculum's teacher(s); return how many were
-        accepted (episodes already accepted before are dropped)."""
+        """Hand a batch of outcomes to the curriculum's teacher(s); return how many were accepted.
+
+        Episodes already accepted before are dropped (at-least-once delivery from clients
+        becomes exactly-once for the teachers).
+        """
         cur = self.curriculum(curriculum)
         if not isinstance(batch, OutcomeBatch):
             batch = encode_outcomes(list(batch))
@@ -347,11 +361,16 @@ class TeacherServiceCore:
         teachers: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> TeacherServiceCore:
-        """Rebuild the service after a crash: newest checkpoint in ``directory`` (if any),
-        then replay of ``event_log`` from the offset that checkpoint covers (from the
-        start if there is none). Nothing replayed is logged again.
+        """Rebuild the service after a crash.
+
+        Loads the newest checkpoint in ``directory`` (if any), then replays ``event_log``
+        from the offset that checkpoint covers (from the start if there is none). Nothing
+        replayed is logged again.
 
         Args:
+            directory: where the checkpoints are (``None``: replay the whole log).
+            event_log: the event log to replay and then keep appending to (an `EventLog`
+                or a path; ``None``: nothing to replay).
             teachers: ``{curriculum: teacher object or factory}`` for curricula that
                 were added with an object or factory instead of a registry name.
             **kwargs: further `TeacherServiceCore` arguments.

@@ -70,10 +70,12 @@ class CurriculumSpec:
     students: StudentsMode = "separate"
 
     def to_dict(self) -> dict:
+        """JSON-ready form (what checkpoints and ``curriculum`` log events store)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> CurriculumSpec:
+        """Inverse of `to_dict` (fields missing from older files take their defaults)."""
         return cls(
             name=d["name"],
             teacher=d.get("teacher"),
@@ -111,6 +113,7 @@ class Curriculum:
         }
 
     def teacher_key(self, student: str) -> str:
+        """Where ``student``'s teacher is kept in ``teachers``: ``"*"`` for all in ``"shared"`` mode."""
         return "*" if self.spec.students == "shared" else student
 
     def teacher(self, student: str) -> Any:
@@ -141,15 +144,20 @@ def new_curriculum(
     students: StudentsMode,
     dedup_capacity: int,
 ) -> Curriculum:
-    """Validate an ``add_curriculum`` call (see `TeacherServiceCore.add_curriculum`) and
-    build its curriculum; a registry teacher is instantiated once to check its config."""
+    """Validate an ``add_curriculum`` call (see `TeacherServiceCore.add_curriculum`) and build its curriculum.
+
+    A registry teacher is instantiated once to check its config.
+    """
     source = _teacher_source(name, teacher, space, config, preset, students)
     return Curriculum(source.spec, source.space, source.factory, dedup_capacity)
 
 
 def curriculum_from_spec(spec: dict, teachers: Mapping[str, Any], dedup_capacity: int) -> Curriculum:
-    """A curriculum again from its saved spec; ``teachers`` gives the object or factory
-    of a curriculum that was not built from a registry name."""
+    """A curriculum again from its saved spec.
+
+    ``teachers`` gives the object or factory of a curriculum that was not built from a
+    registry name.
+    """
     saved = CurriculumSpec.from_dict(spec)
     if saved.teacher is not None:
         source = _teacher_source(saved.name, saved.teacher, saved.space, saved.config, saved.preset, saved.students)
@@ -230,8 +238,10 @@ def _registry_source(
 
 
 def _probe_first(probe: Any, factory: TeacherFactory) -> TeacherFactory:
-    """A factory whose first call returns ``probe`` (built to learn the space), so that
-    teacher is not wasted; later calls go to ``factory``."""
+    """A factory whose first call returns ``probe`` (built to learn the space); later calls go to ``factory``.
+
+    So the probe teacher is not wasted.
+    """
     unused = [probe]
 
     def make(student: str) -> Any:

@@ -152,7 +152,7 @@ class EnvPoolCore:
         self.host = EpisodeHost(self.envs, client, student=student, episode_id_prefix=self.pool_id, owner="envpool")
         self.action_space = self.envs[0].action_space
         self.observation_space = self.envs[0].observation_space
-        self._policy: Policy | None = None if policy == "random" else policy
+        self._policy: Policy | None = None if isinstance(policy, str) else policy  # str: "random" (checked above)
         self._draw = random_policy(self.action_space, num_envs, self.seed) if self._policy is None else None
         self._obs: list[Any] = [None] * num_envs
         # Lifetime counters.
@@ -164,10 +164,14 @@ class EnvPoolCore:
 
     @property
     def client(self) -> TaskClient:
-        return self.host.client  # type: ignore[return-value]
+        """The teacher client the pool's episodes draw tasks from and report to."""
+        client = self.host.client
+        assert client is not None, "a pool's host is built with its client"
+        return client
 
     @property
     def task_id_mismatches(self) -> int:
+        """Episodes whose env reported another task id than the task it was given."""
         return self.host.counters.task_id_mismatches
 
     def start(self) -> None:
@@ -199,20 +203,25 @@ class EnvPoolCore:
         n = self.num_envs
         obs = self._obs
         host_step, begin, last = self.host.step, self.host.begin, self.host.last_outcome
-        policy = self._policy
-        actions_k = self._draw(k) if policy is None else None
+        policy, draw = self._policy, self._draw
+        actions_k = draw(k) if draw is not None else None
         ep_returns: list[float] = []
         n_success = n_success_known = 0
         for s in range(k):
-            actions = actions_k[s] if actions_k is not None else policy(obs)  # type: ignore[index,misc]
+            if actions_k is not None:
+                actions = actions_k[s]
+            else:
+                assert policy is not None, "a pool has a policy or draws random actions"
+                actions = policy(obs)
             for i in range(n):
                 ob, _r, term, trunc, _info = host_step(i, actions[i])
                 if term or trunc:
                     out = last[i]
-                    ep_returns.append(out.episode_return)  # type: ignore[union-attr]
-                    if out.success is not None:  # type: ignore[union-attr]
+                    assert out is not None, "the host reported the episode that just ended"
+                    ep_returns.append(out.episode_return)
+                    if out.success is not None:
                         n_success_known += 1
-                        n_success += int(out.success)  # type: ignore[union-attr]
+                        n_success += int(out.success)
                     obs[i] = begin(i)[0]
                 else:
                     obs[i] = ob
@@ -234,8 +243,10 @@ class EnvPoolCore:
         }
 
     def run(self, *, steps: int | None = None, seconds: float | None = None, k: int | None = None) -> dict:
-        """Call `step` until ``steps`` env steps or ``seconds`` have passed (one remote call
-        can run a whole benchmark or rollout phase). Returns summed stats."""
+        """Call `step` until ``steps`` env steps or ``seconds`` have passed; return the summed stats.
+
+        One remote call can so run a whole benchmark or rollout phase.
+        """
         if steps is None and seconds is None:
             raise ConfigError("envpool.run: give steps= or seconds=")
         t0 = time.perf_counter()
@@ -303,11 +314,14 @@ class EnvPoolCore:
         self.start()
         for e, st in zip(self.envs, states):
             if st is not None:
-                e.unwrapped.load_state_dict(st)
+                student: Any = e.unwrapped  # a duck-typed hook (above), not part of gymnasium's Env
+                student.load_state_dict(st)
 
     def close(self) -> None:
-        """Flush outcomes, close the envs and the client. Episodes still running are dropped
-        (an unfinished episode has no outcome)."""
+        """Flush outcomes, close the envs and the client.
+
+        Episodes still running are dropped (an unfinished episode has no outcome).
+        """
         if self._closed:
             return
         self._closed = True

@@ -59,27 +59,35 @@ class _EnvPoolActor:
         )
 
     def step(self, k: int | None = None) -> dict:
+        """`EnvPoolCore.step`."""
         return self.core.step(k)
 
     def run(self, steps: int | None = None, seconds: float | None = None, k: int | None = None) -> dict:
+        """`EnvPoolCore.run`."""
         return self.core.run(steps=steps, seconds=seconds, k=k)
 
     def stats(self) -> dict:
+        """`EnvPoolCore.stats`."""
         return self.core.stats()
 
     def flush(self, wait: bool = True) -> None:
+        """`EnvPoolCore.flush`."""
         self.core.flush(wait=wait)
 
     def env_metrics(self) -> dict:
+        """`EnvPoolCore.env_metrics`."""
         return self.core.env_metrics()
 
     def env_states(self) -> list[dict | None]:
+        """`EnvPoolCore.env_states`."""
         return self.core.env_states()
 
     def load_env_states(self, states: list[dict | None]) -> None:
+        """`EnvPoolCore.load_env_states`."""
         self.core.load_env_states(states)
 
     def close(self) -> None:
+        """`EnvPoolCore.close`."""
         self.core.close()
 
     def ready(self) -> bool:
@@ -117,7 +125,9 @@ def make_pools(
     """
     if n < 1:
         raise ConfigError(f"make_pools(n): n must be >= 1, got {n}")
-    pools = [
+    # Actor handles are used untyped here as everywhere in the runtime: Ray types a handle's
+    # methods as the plain functions unless each one is wrapped in ``ray.method``.
+    pools: list[Any] = [
         EnvPool.options(num_cpus=num_cpus).remote(
             service,
             curriculum,

@@ -77,15 +77,25 @@ HOOK_NAMES: tuple[str, ...] = ("task_change", "episode_start", "episode_end")
 class TaskClient(Protocol):
     """What a host needs from a teacher client (`TeacherClient` / `LocalTeacherClient`)."""
 
-    def next_task(self) -> Task: ...
+    def next_task(self) -> Task:
+        """The next task, from the client's local buffer (`TeacherClient.next_task`)."""
+        ...
 
-    def report(self, outcome: Outcome) -> None: ...
+    def report(self, outcome: Outcome) -> None:
+        """Queue ``outcome`` for the service (`TeacherClient.report`)."""
+        ...
 
-    def flush(self, wait: bool = False) -> None: ...
+    def flush(self, wait: bool = False) -> None:
+        """Send the queued outcomes now (`TeacherClient.flush`)."""
+        ...
 
-    def stats(self) -> dict: ...
+    def stats(self) -> dict:
+        """The client's counters (`TeacherClient.stats`)."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Flush and release the client (`TeacherClient.close`)."""
+        ...
 
 
 class EpisodeHooks(Protocol):
@@ -95,11 +105,17 @@ class EpisodeHooks(Protocol):
     Arguments are keyword-only and may grow: accept ``**kw``.
     """
 
-    def task_change(self, *, env_index: int, old_task: Task | None, new_task: Task, **kw: Any) -> None: ...
+    def task_change(self, *, env_index: int, old_task: Task | None, new_task: Task, **kw: Any) -> None:
+        """Slot ``env_index`` moves to a task with another id (``old_task`` is ``None`` at its first episode)."""
+        ...
 
-    def episode_start(self, *, env_index: int, task: Task, **kw: Any) -> None: ...
+    def episode_start(self, *, env_index: int, task: Task, **kw: Any) -> None:
+        """Slot ``env_index`` was reset on ``task`` (``obs``, ``info`` and ``seed`` come in ``kw``)."""
+        ...
 
-    def episode_end(self, *, env_index: int, outcome: Outcome, **kw: Any) -> None: ...
+    def episode_end(self, *, env_index: int, outcome: Outcome, **kw: Any) -> None:
+        """Slot ``env_index``'s episode ended and ``outcome`` was reported (the env's last ``info`` in ``kw``)."""
+        ...
 
 
 @dataclasses.dataclass
@@ -112,6 +128,7 @@ class EpisodeCounters:
     task_id_mismatches: int = 0
 
     def as_dict(self) -> dict[str, int]:
+        """The counters by name (for metrics rows and ``stats()``)."""
         return dataclasses.asdict(self)
 
 
@@ -208,7 +225,8 @@ class EpisodeHost:
             self.counters.abandoned_episodes += 1  # reset before the episode ended: no outcome
         client = self.client
         if client is None:
-            client = self.client = self._connect()  # type: ignore[misc]
+            assert self._connect is not None, "__init__ requires a client or a connect()"
+            client = self.client = self._connect()
         task = client.next_task()
         self._set_task[i](task)
         old = self.tasks[i]
@@ -227,8 +245,11 @@ class EpisodeHost:
         return obs, info
 
     def step(self, i: int, action: Any) -> tuple[Any, Any, bool, bool, Any]:
-        """Step gymnasium slot ``i``; returns the env's own ``step`` result. When it ends the
-        episode, the episode's `Outcome` is in ``last_outcome[i]`` (reported already)."""
+        """Step gymnasium slot ``i``; returns the env's own ``step`` result.
+
+        When it ends the episode, the episode's `Outcome` is in ``last_outcome[i]`` (reported
+        already).
+        """
         result = self.envs[i].step(action)
         self.returns[i] += float(result[1])  # float64 sums, whatever dtype the env pays in
         self.lengths[i] += 1
@@ -237,8 +258,10 @@ class EpisodeHost:
         return result
 
     def step_team(self, i: int, actions: Mapping[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
-        """Step a PettingZoo parallel slot; the episode ends when no agent is left (then its
-        `Outcome` is in ``last_outcome[i]``). Returns the env's own ``step`` result."""
+        """Step a PettingZoo parallel slot; returns the env's own ``step`` result.
+
+        The episode ends when no agent is left; its `Outcome` is then in ``last_outcome[i]``.
+        """
         env = self.envs[i]
         result = env.step(actions)
         self.lengths[i] += 1
@@ -272,7 +295,9 @@ class EpisodeHost:
         outcome = episode_outcome(task, ret, length, success, self.student, episode_id, task_id=str(task_id), **extra)
         self._open[i] = False
         self.last_outcome[i] = outcome
-        self.client.report(outcome)  # type: ignore[union-attr]
+        client = self.client
+        assert client is not None, "begin() connected the client"
+        client.report(outcome)
         self.counters.episodes_reported += 1
         if self._on_end:
             for fn in self._on_end:

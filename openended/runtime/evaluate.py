@@ -32,6 +32,11 @@ PolicyFn = Callable[[np.ndarray], np.ndarray]
 
 
 def resolve_test_set(env: Any, family: str, name: str, max_tasks: int, seed: int = 4222) -> list[Task]:
+    """The test set ``name`` (module docstring) of ``env``'s task space, at most ``max_tasks`` tasks.
+
+    Raises `ConfigError` naming ``evaluation.test_set`` when the family cannot provide it
+    (no held-out tasks, or a grid of a non-Box space).
+    """
     space = env.task_space()
     if name == "held_out":
         fn = getattr(env, "test_levels", None) or getattr(env, "test_tasks", None)
@@ -76,9 +81,11 @@ def rllib_policy(algo: Any, module_id: str | None = None) -> PolicyFn:
 def evaluate_tasks(
     make_env: Callable[[], Any], tasks: Sequence[Task], policy: PolicyFn, *, seed: int = 0, max_steps: int = 10_000
 ) -> dict[str, Any]:
-    """One deterministic episode per task, all envs stepped together. Returns mean return,
-    mastered fraction (episodes that ended with ``info["success"]``), episodes cut by
-    ``max_steps`` and per-task returns."""
+    """One deterministic episode per task, all envs stepped together.
+
+    Returns mean return, mastered fraction (episodes that ended with ``info["success"]``),
+    episodes cut by ``max_steps`` and per-task returns.
+    """
     envs = [make_env() for _ in tasks]
     try:
         obs = []

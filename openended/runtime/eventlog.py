@@ -1,4 +1,4 @@
-"""Append-only per-run event log: one JSON line per batch event.
+r"""Append-only per-run event log: one JSON line per batch event.
 
 Why: a checkpoint is a point in time; the log is everything since. A restarted
 `TeacherServiceCore` loads its last checkpoint and replays the outcomes logged after it,
@@ -14,7 +14,7 @@ Contents:
     decode_sampled / decode_outcome -- turn logged batches back into `Task`/`Outcome`.
     EventLogCorrupt -- a complete line in the middle of the log is not JSON.
 
-Format (one line per event, ASCII, ``\\n``-terminated; batch columns base64 by default,
+Format (one line per event, ASCII, ``\n``-terminated; batch columns base64 by default,
 see `openended.runtime.batch_json`; other numpy values as plain JSON numbers and lists):
     ``{"ev": "curriculum", "t": ..., "cur": name, "spec": {...}}``
     ``{"ev": "sampled", "t": ..., "cur": name, "student": s, "tasks": <TaskBatch JSON>}``
@@ -23,7 +23,7 @@ see `openended.runtime.batch_json`; other numpy values as plain JSON numbers and
 
 Durability: every ``append`` hands the whole line to the OS in one ``os.write`` loop
 before returning, so killing the process (kill -9) loses at most the line being written,
-which a reader skips (it has no ``\\n``) and the next writer truncates. ``fsync``
+which a reader skips (it has no ``\n``) and the next writer truncates. ``fsync``
 additionally protects against power loss: ``"always"`` (every event, in the write
 path), ``"interval"`` (default: a background thread fsyncs every ``fsync_interval_s``
 when something is new, so no request waits on the disk) or ``"never"``.
@@ -81,9 +81,12 @@ class LogEntry(NamedTuple):
 
 
 def dumps_line(event: dict) -> bytes:
-    """One event as an ASCII JSON line (``ensure_ascii`` keeps any unicode, even lone
-    surrogates, intact and the file pure ASCII). Numpy values (in infos, specs) are written
-    in `openended.jsonio`'s plain form; a value JSON cannot hold becomes its ``repr``."""
+    """One event as an ASCII JSON line.
+
+    ``ensure_ascii`` keeps any unicode, even lone surrogates, intact and the file pure
+    ASCII. Numpy values (in infos, specs) are written in `openended.jsonio`'s plain form; a
+    value JSON cannot hold becomes its ``repr``.
+    """
     line = jsonio.dumps(event, arrays="plain", lenient=True, separators=(",", ":"))
     return (line + "\n").encode("ascii")
 
@@ -116,8 +119,10 @@ def repair_torn_tail(path: str | os.PathLike) -> int:
 
 
 class EventLog:
-    """Append-only JSONL writer. Not thread-safe on its own: its owner serialises calls
-    (`TeacherServiceCore` holds a lock)."""
+    """Append-only JSONL writer.
+
+    Not thread-safe on its own: its owner serialises calls (`TeacherServiceCore` holds a lock).
+    """
 
     def __init__(
         self,
@@ -163,6 +168,7 @@ class EventLog:
 
     @property
     def closed(self) -> bool:
+        """Whether `close` ran (appends then raise)."""
         return self._fd is None
 
     # ------------------------------------------------------------------ writing
@@ -184,6 +190,7 @@ class EventLog:
         return start
 
     def curriculum(self, name: str, spec: dict) -> int:
+        """Log that curriculum ``name`` was added with ``spec`` (a replay adds it again)."""
         return self.append({"ev": "curriculum", "t": time.time(), "cur": name, "spec": spec})
 
     def sampled(self, curriculum: str, student: str, batch: TaskBatch) -> int:
@@ -199,6 +206,7 @@ class EventLog:
         )
 
     def outcome(self, curriculum: str, batch: OutcomeBatch) -> int:
+        """Log an accepted outcome batch (before the teacher sees it: the log is the truth)."""
         return self.append(
             {
                 "ev": "outcome",
@@ -209,6 +217,7 @@ class EventLog:
         )
 
     def snapshot(self, path: str, version: int, offset: int) -> int:
+        """Log that checkpoint ``version`` at ``path`` covers the log up to byte ``offset``."""
         return self.append(
             {"ev": "snapshot", "t": time.time(), "path": str(path), "version": version, "offset": offset}
         )
@@ -259,8 +268,11 @@ class EventLog:
 
 
 def _fsync_loop(ref: weakref.ref[EventLog], stop: threading.Event, interval_s: float) -> None:
-    """Background fsync every ``interval_s``; holds only a weak reference, so a log that
-    is dropped without ``close`` is still collected and the thread ends."""
+    """Background fsync every ``interval_s``.
+
+    Holds only a weak reference, so a log that is dropped without ``close`` is still
+    collected and the thread ends.
+    """
     while not stop.wait(interval_s):
         log = ref()
         if log is None:

@@ -15,6 +15,7 @@ import os
 import pathlib
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from openended.errors import ConfigError
 
@@ -36,6 +37,7 @@ DEFAULT_EXCLUDES = [
 
 
 def job_entrypoint(experiment: str, overrides: Sequence[str] = ()) -> str:
+    """The job's shell command: ``python -m openended.cli run <experiment> --no-progress [--set ...]``, quoted."""
     import shlex
 
     parts = ["python", "-m", "openended.cli", "run", experiment, "--no-progress"]
@@ -104,7 +106,7 @@ def submit_experiment(
     return job_id
 
 
-def wait_for_job(client, job_id: str, timeout_s: float = 3600.0, stream: bool = False) -> str:
+def wait_for_job(client: Any, job_id: str, timeout_s: float = 3600.0, stream: bool = False) -> str:
     """Poll until the job is terminal; print new log output when ``stream``. Returns the status name."""
     seen = 0
     deadline = time.monotonic() + timeout_s

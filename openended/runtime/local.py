@@ -23,6 +23,7 @@ __all__ = ["init_ray", "default_temp_dir"]
 
 
 def default_temp_dir() -> str:
+    """A short per-user path under the system temp dir (Ray's socket paths must stay under ~107 bytes)."""
     return os.path.join(tempfile.gettempdir(), f"openended-ray-{os.getuid()}")
 
 

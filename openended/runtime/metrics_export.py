@@ -63,16 +63,19 @@ class ServiceMetrics:
         self.pushes = 0
 
     def tasks(self, curriculum: str, student: str, n: int) -> None:
+        """Count ``n`` tasks handed to ``student`` (pushed at the next flush)."""
         with self._lock:
             self._tasks[(curriculum, student)] += n
 
     def outcomes(self, curriculum: str, accepted: int, duplicates: int) -> None:
+        """Count accepted and duplicate outcomes of ``curriculum`` (pushed at the next flush)."""
         with self._lock:
             self._outcomes[curriculum] += accepted
             if duplicates:
                 self._dups[curriculum] += duplicates
 
     def maybe_flush(self, core: TeacherServiceCore) -> None:
+        """`flush` if ``interval_s`` has passed since the last push (called on every request)."""
         if time.monotonic() - self._last >= self.interval_s:
             self.flush(core)
 

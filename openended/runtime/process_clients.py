@@ -60,6 +60,7 @@ class ProcessClient:
         self._client: TaskClient | None = None
 
     def get(self) -> TaskClient:
+        """The shared client, connecting (and counting this handle) on the first call."""
         if self._client is None:
             from openended.runtime.client import TeacherClient
 
@@ -80,6 +81,7 @@ class ProcessClient:
         return self._client
 
     def release(self) -> None:
+        """Drop this handle: the last one closes the shared client, the others flush it (idempotent)."""
         key, self._key, self._client = self._key, None, None
         if key is None:
             return
@@ -98,17 +100,22 @@ class ProcessClient:
 
 
 def curriculum_stats() -> dict:
-    """This process's counters and its clients' stats. On remote runners call it through
-    ``algo.env_runner_group.foreach_env_runner(lambda r: curriculum_stats())``."""
+    """This process's counters and its clients' stats.
+
+    On remote runners call it through
+    ``algo.env_runner_group.foreach_env_runner(lambda r: curriculum_stats())``.
+    """
     with _LOCK:
         clients = {"/".join(map(str, k)): c.stats() for k, c in _CLIENTS.items()}
     return {**EPISODE_COUNTERS.as_dict(), "pid": os.getpid(), "clients": clients}
 
 
 def flush_curriculum_clients(wait: bool = True) -> int:
-    """Flush every client of this process (``wait``: until the service has the outcomes).
-    Returns the number of clients flushed. Use before reading teacher stats in tests or at
-    the end of a run; during training the clients flush on their own."""
+    """Flush every client of this process (``wait``: until the service has the outcomes); return how many.
+
+    Use before reading teacher stats in tests or at the end of a run; during training the
+    clients flush on their own.
+    """
     with _LOCK:
         clients = list(_CLIENTS.values())
     for c in clients:

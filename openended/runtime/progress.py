@@ -29,6 +29,7 @@ def _fmt(v: Any, spec: str = ".3g") -> str:
 
 
 def format_row(row: dict, rate: float | None) -> str:
+    """One metrics row as a status line (episodes, steps, return, mastered %, success, tasks/s)."""
     mastered = row.get("mastered")
     return (
         f"episodes {row.get('episodes_total', 0):,}  steps {row.get('env_steps_total', 0):,}  "
@@ -40,6 +41,15 @@ def format_row(row: dict, rate: float | None) -> str:
 
 
 class ProgressReporter:
+    """The run's live view: a rich progress bar on a terminal, else a log line per iteration (rate-limited).
+
+    Args:
+        exp: the experiment (title, iteration count, ``run.progress``).
+        rd: the run directory.
+        enabled: ``False`` forces plain lines (``--no-progress``).
+        min_interval_s: least time between two plain lines (the last iteration always prints).
+    """
+
     def __init__(self, exp: Experiment, rd: RunDir, enabled: bool = True, min_interval_s: float = 5.0) -> None:
         self.total = exp.run.iterations
         self.title = f"{exp.name}: {exp.env.family} x {exp.teacher.name}"
@@ -51,6 +61,7 @@ class ProgressReporter:
         self._last_eps: tuple[float, int] | None = None
 
     def start(self, start_iter: int) -> None:
+        """Show the bar (or a header line) from iteration ``start_iter`` (a resumed run starts past 0)."""
         if self.live:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -76,6 +87,7 @@ class ProgressReporter:
         return rate
 
     def update(self, row: dict) -> None:
+        """Show one iteration's metrics row (advances the bar)."""
         line = format_row(row, self._rate(row))
         it = row["iteration"]
         if self._progress is not None:
@@ -87,6 +99,7 @@ class ProgressReporter:
             print(f"[{it}/{self.total}] {line}", flush=True)
 
     def stop(self) -> None:
+        """Close the bar, leaving it on screen (idempotent)."""
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

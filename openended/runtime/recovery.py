@@ -79,16 +79,24 @@ class RecoverableCurriculum(Protocol):
     """What recovery saves and restores of one hosted curriculum."""
 
     @property
-    def spec(self) -> _Spec: ...
+    def spec(self) -> _Spec:
+        """How the curriculum was added; its ``to_dict()`` is what a checkpoint stores."""
+        ...
 
     @property
-    def counters(self) -> dict[str, Any]: ...
+    def counters(self) -> dict[str, Any]:
+        """The curriculum's counters (a checkpoint saves them)."""
+        ...
 
     @property
-    def dedup(self) -> EpisodeDedup: ...
+    def dedup(self) -> EpisodeDedup:
+        """The accepted episode ids (saved, so a resend after a restore is still dropped)."""
+        ...
 
     @property
-    def teachers(self) -> dict[str, Any]: ...
+    def teachers(self) -> dict[str, Any]:
+        """``{student or "*": teacher}`` of the teachers created so far."""
+        ...
 
     def teacher(self, student: str) -> Any:
         """The student's teacher, created on first use."""
@@ -101,27 +109,41 @@ class RecoverableService(Protocol):
     version: int
 
     @property
-    def log(self) -> EventLog | None: ...
+    def log(self) -> EventLog | None:
+        """The event log (``None``: nothing is logged, nothing to replay)."""
+        ...
 
     @property
-    def log_lock(self) -> AbstractContextManager[Any]: ...
+    def log_lock(self) -> AbstractContextManager[Any]:
+        """Serialises writes to ``log``."""
+        ...
 
     @property
-    def counters(self) -> dict[str, int]: ...
+    def counters(self) -> dict[str, int]:
+        """Service counters (checkpoints, replayed events, ...)."""
+        ...
 
     @property
-    def keep_checkpoints(self) -> int: ...
+    def keep_checkpoints(self) -> int:
+        """How many checkpoint files to keep in a directory."""
+        ...
 
     @property
-    def replay(self) -> ReplayMode: ...
+    def replay(self) -> ReplayMode:
+        """How a logged ``sampled`` batch is replayed."""
+        ...
 
     def consistent_cut(self) -> AbstractContextManager[None]:
         """Hold every lock: nothing samples, reports or adds a curriculum meanwhile."""
         ...
 
-    def curricula(self) -> list[str]: ...
+    def curricula(self) -> list[str]:
+        """Names of the hosted curricula."""
+        ...
 
-    def curriculum(self, name: str) -> RecoverableCurriculum: ...
+    def curriculum(self, name: str) -> RecoverableCurriculum:
+        """The hosted curriculum ``name``."""
+        ...
 
     def rebuild_curriculum(self, spec: dict, teachers: Mapping[str, Any]) -> RecoverableCurriculum:
         """Host a curriculum again from its saved spec (``teachers``: objects/factories by name)."""
@@ -182,9 +204,11 @@ class EpisodeDedup:
             seen.discard(order.popleft())
 
     def state_dict(self) -> dict:
+        """The remembered ids, oldest first (JSON-ready; checkpoints store it)."""
         return {"capacity": self.capacity, "ids": list(self._order)}
 
     def load_state_dict(self, state: dict) -> None:
+        """Inverse of `state_dict`; this instance's own ``capacity`` applies (the oldest ids go first)."""
         self._order = deque(state["ids"])
         self._seen = set(self._order)
         while len(self._order) > self.capacity:
@@ -210,8 +234,9 @@ def _checkpoints(directory: Path) -> list[tuple[int, Path]]:
 
 
 def write_checkpoint(service: RecoverableService, directory: Path) -> Path:
-    """Write the service's complete state atomically (temp file + fsync + rename); return
-    its path. Then log a ``snapshot`` event and prune beyond ``keep_checkpoints``.
+    """Write the service's complete state atomically (temp file + fsync + rename); return its path.
+
+    Then log a ``snapshot`` event and prune beyond ``keep_checkpoints``.
 
     The file records the event-log offset it covers; `restore` replays from there.
     """
@@ -282,11 +307,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 # -------------------------------------------------------------------- restore
 def restore(service: RecoverableService, directory: str | os.PathLike | None, teachers: Mapping[str, Any]) -> None:
-    """Rebuild a fresh ``service`` after a crash: the newest checkpoint in ``directory``
-    (if any), then replay of its event log from the offset that checkpoint covers (from
-    the start if there is none). Nothing replayed is logged again.
+    """Rebuild a fresh ``service`` after a crash.
+
+    Loads the newest checkpoint in ``directory`` (if any), then replays the service's event
+    log from the offset that checkpoint covers (from the start if there is none). Nothing
+    replayed is logged again.
 
     Args:
+        service: the fresh service (opened on the same event log).
+        directory: where the checkpoints are (``None``: replay the whole log).
         teachers: ``{curriculum: teacher object or factory}`` for curricula that were
             added with an object or factory instead of a registry name.
     """
@@ -318,9 +347,11 @@ def _load_state(service: RecoverableService, state: dict, teachers: Mapping[str,
 
 
 def replay_log(service: RecoverableService, since: int, teachers: Mapping[str, Any]) -> None:
-    """Apply the events of ``service.log`` from byte ``since``, in order: ``curriculum``
-    re-adds, ``sampled`` re-samples or registers (`ReplayMode`), ``outcome`` goes through
-    the dedup path; ``snapshot`` and unknown events are skipped."""
+    """Apply the events of ``service.log`` from byte ``since``, in order.
+
+    ``curriculum`` re-adds, ``sampled`` re-samples or registers (`ReplayMode`), ``outcome``
+    goes through the dedup path; ``snapshot`` and unknown events are skipped.
+    """
     log = service.log
     assert log is not None
     counters = service.counters

@@ -42,17 +42,21 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import gymnasium as gym
 import numpy as np
 import ray
+from typing_extensions import override
 
 from openended.envs.registry import make_task_env
 from openended.errors import ConfigError
 from openended.runtime.episodes import EpisodeHost
 from openended.runtime.process_clients import EPISODE_COUNTERS, ProcessClient
 from openended.tasks import Task
+
+if TYPE_CHECKING:
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
 
 __all__ = [
     "CurriculumEnv",
@@ -103,12 +107,15 @@ class CurriculumEnv(gym.Wrapper):
         """The task of the running episode."""
         return self.host.tasks[0]
 
+    @override
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         return self.host.begin(0, seed=seed, options=options)
 
+    @override
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         return self.host.step(0, action)
 
+    @override
     def close(self) -> None:
         try:
             self._client.release()
@@ -139,6 +146,7 @@ class ScaleImageObservations(gym.ObservationWrapper):
             return gym.spaces.Dict({k: cls._convert_space(v) for k, v in space.spaces.items()})
         return space
 
+    @override
     def observation(self, observation: Any) -> Any:
         return self._convert(self.env.observation_space, observation)
 
@@ -152,6 +160,7 @@ class ScaleImageObservations(gym.ObservationWrapper):
 
     @classmethod
     def needed(cls, space: gym.Space) -> bool:
+        """Whether ``space`` holds a uint8 image anywhere (then the wrapper is needed)."""
         return cls._convert_space(space) is not space
 
 
@@ -168,7 +177,8 @@ def curriculum_env_creator(
     client_options: Mapping[str, Any] | None = None,
     field: str = "env.family",
 ) -> Callable[[Any], Any]:
-    """RLlib's env creator for a curriculum wrapper (`CurriculumEnv`, `CurriculumMultiAgentEnv`):
+    """RLlib's env creator for a curriculum wrapper (`CurriculumEnv`, `CurriculumMultiAgentEnv`).
+
     ``creator(ctx) -> wrapper(make_task_env(family, env_config), service_name, curriculum, student, ...)``.
 
     The creator is pickled to every EnvRunner; each env it builds connects to the runner
@@ -195,12 +205,13 @@ def register_curriculum_env(
     client_options: Mapping[str, Any] | None = None,
     scale_images: bool = True,
 ) -> str:
-    """Register ``env_name`` with ``ray.tune.registry.register_env``: each env is
-    ``CurriculumEnv(make_task_env(family, env_config), service_name, curriculum, student)``.
+    """Register ``env_name`` with ``ray.tune.registry.register_env``; return ``env_name``.
+
+    Each env is ``CurriculumEnv(make_task_env(family, env_config), service_name, curriculum, student)``.
 
     ``family`` may be a callable returning a task env (it is pickled to the runners, so
     it must be importable there). ``scale_images`` turns uint8 image observations into
-    float32 in [0, 1] (`ScaleImageObservations`). Returns ``env_name``.
+    float32 in [0, 1] (`ScaleImageObservations`).
     """
     from ray.tune.registry import register_env
 
@@ -227,17 +238,19 @@ def register_curriculum_env(
 
 
 # ---------------------------------------------------------------------------- algo configs
-#: CPU-friendly defaults (see ../shared/STACK.md: RLlib's PPO defaults, 30 epochs and
-#: minibatch 128, give ~600 steps/s on BipedalWalker on 2 cores; 5 epochs and minibatch
-#: 500 give ~2,700).
+#: CPU-friendly defaults. Measured on 2 cores with BipedalWalker: RLlib's PPO defaults
+#: (30 epochs, minibatch 128) train at ~600 env steps/s; 2 env runners x 4 envs with
+#: 5 epochs and minibatch 500 at ~2,700.
 PPO_DEFAULTS: dict[str, Any] = {"num_epochs": 5, "minibatch_size": 500, "train_batch_size_per_learner": 4000}
 SAC_DEFAULTS: dict[str, Any] = {"train_batch_size_per_learner": 256, "num_steps_sampled_before_learning_starts": 1000}
 
 
 def default_cpus_per_env_runner(num_env_runners: int, cpus: float | None = None) -> float:
-    """CPUs each env runner reserves: 1 when the runners fit in half the cluster, else the
-    share that does (2 CPUs, 2 runners -> 0.5). Half is left for the driver's learner and
-    the teacher service; a runner asking for a whole core on a 2-core box stays PENDING."""
+    """CPUs each env runner reserves: 1 when the runners fit in half the cluster, else the share that does.
+
+    2 CPUs, 2 runners -> 0.5. Half is left for the driver's learner and the teacher
+    service; a runner asking for a whole core on a 2-core box stays PENDING.
+    """
     if num_env_runners <= 0:
         return 1.0
     if cpus is None:
@@ -270,6 +283,7 @@ def build_algo_config(
     (breakpoints work). Returns the config; call ``.build_algo()``.
     """
     algo_key = str(algo).lower()
+    config: AlgorithmConfig
     if algo_key == "ppo":
         from ray.rllib.algorithms.ppo import PPOConfig
 
@@ -311,7 +325,7 @@ def build_algo_config(
         .env_runners(
             num_env_runners=num_env_runners,
             num_envs_per_env_runner=num_envs_per_env_runner,
-            num_cpus_per_env_runner=cpus,
+            num_cpus_per_env_runner=cpus,  # type: ignore[arg-type]  # RLlib says int; fractions are valid
         )
         .learners(num_learners=0, num_gpus_per_learner=0)
     )
@@ -344,6 +358,7 @@ def algo_step_counts(result: Mapping[str, Any]) -> tuple[int, int]:
     """``(env steps, episodes)`` sampled over the algorithm's life, from ``algo.train()``.
 
     Reads ``env_runners/num_env_steps_sampled_lifetime`` (the learner's trained-steps
-    counter is multiplied by the epochs and is not an env step count)."""
+    counter is multiplied by the epochs and is not an env step count).
+    """
     er = result.get("env_runners", {}) or {}
     return int(er.get("num_env_steps_sampled_lifetime", 0) or 0), int(er.get("num_episodes_lifetime", 0) or 0)

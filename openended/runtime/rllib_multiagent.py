@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
+from typing_extensions import override
 
 from openended.envs.registry import is_multi_agent_family, list_envs, make_task_env
 from openended.envs.team import is_parallel_env
@@ -82,12 +83,16 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
         """The task of the running episode."""
         return self.host.tasks[0]
 
+    @override
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         obs, infos = self.host.begin(0, seed=seed, options=options)
         self.agents = list(self.env.agents)
         return obs, infos
 
-    def step(self, action_dict: dict) -> tuple[dict, dict, dict, dict, dict]:
+    @override
+    def step(  # type: ignore[override]  # RLlib's per-agent dicts break the gymnasium Env signature it subclasses
+        self, action_dict: dict
+    ) -> tuple[dict, dict, dict, dict, dict]:
         obs, rew, term, trunc, infos = self.host.step_team(0, action_dict)
         self.agents = list(self.env.agents)
         done = not self.agents
@@ -95,6 +100,7 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
         trunc = dict(trunc, __all__=done and not term["__all__"])
         return obs, rew, term, trunc, infos
 
+    @override
     def close(self) -> None:
         self._client.release()
         self.env.close()
@@ -130,9 +136,9 @@ def register_curriculum_multiagent_env(
 
 
 def rllib_env_creator(family: str) -> Callable[[Mapping[str, Any] | None], Any]:
-    """``fn(config) -> task ParallelEnv`` of a registered multi-agent family, for RLlib's
-    ``ParallelPettingZooEnv``: ``register_env("spread", lambda c:
-    ParallelPettingZooEnv(rllib_env_creator("simple_spread")(c)))``.
+    """``fn(config) -> task ParallelEnv`` of a registered multi-agent family, for RLlib's ``ParallelPettingZooEnv``.
+
+    ``register_env("spread", lambda c: ParallelPettingZooEnv(rllib_env_creator("simple_spread")(c)))``.
 
     RLlib's ``EnvContext`` is a dict subclass; its keys are passed as keyword config.
     """

@@ -40,6 +40,7 @@ CURRICULUM = "main"
 
 
 def service_name_for(rd: RunDir) -> str:
+    """The teacher service actor's name for run ``rd`` (unique per run; a resume finds it again)."""
     return f"openended-teacher-{rd.name}"
 
 
@@ -130,6 +131,9 @@ class RLlibDriver:
         from openended.runtime.rllib_multiagent import register_curriculum_multiagent_env, shared_policy_config
 
         self.student = student
+        algo = exp.algo.name
+        if algo == "none":  # run_experiment hosts these students with a PoolDriver
+            raise ConfigError("algo.name: 'none' has no RLlib algorithm; PoolDriver runs EnvPool actors instead")
 
         probe = make_env(exp.env.family, **exp.env.config)
         multi_agent = is_parallel_env(probe)
@@ -149,7 +153,7 @@ class RLlibDriver:
             namespace=exp.ray.namespace,
         )
         cfg = build_algo_config(
-            exp.algo.name,
+            algo,
             env_name,
             exp.algo.config,
             exp.algo.num_env_runners,
@@ -227,8 +231,8 @@ def _ScaledTaskEnv(env: Any) -> Any:
     """`ScaleImageObservations` that still forwards ``set_task`` (evaluation sets tasks directly)."""
     from openended.runtime.rllib import ScaleImageObservations
 
-    wrapped = ScaleImageObservations(env)
-    wrapped.set_task = env.set_task  # type: ignore[attr-defined]
+    wrapped: Any = ScaleImageObservations(env)  # Any: it gains an attribute gymnasium's Wrapper does not declare
+    wrapped.set_task = env.set_task
     return wrapped
 
 
@@ -350,7 +354,9 @@ def run_experiment(
             )
             ev = exp.evaluation
             if ev.every and (it % ev.every == 0 or it == exp.run.iterations):
-                result = drivers[0].evaluate()  # type: ignore[attr-defined]
+                driver = drivers[0]
+                assert isinstance(driver, RLlibDriver), "config: evaluation.every needs an RLlib learner"
+                result = driver.evaluate()
                 row["eval"] = {k: v for k, v in result.items() if k != "returns"}
                 row["mastered"] = result["mastered"]
                 with open(rd.path / "evaluations.jsonl", "a", encoding="utf-8") as f:

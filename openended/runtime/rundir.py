@@ -41,15 +41,22 @@ def atomic_write_text(path: pathlib.Path, text: str) -> None:
 
 
 def atomic_write_json(path: pathlib.Path, obj: Any) -> None:
+    """`atomic_write_text` of ``obj`` as indented, key-sorted JSON (``str()`` for anything else)."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 @dataclass
 class RunDir:
+    """One run's folder (layout in the module docstring); the paths of its files and their readers/writers."""
+
     path: pathlib.Path
 
     @classmethod
     def create(cls, exp: Experiment, base: str | os.PathLike | None = None) -> RunDir:
+        """A new, uniquely named run folder under ``base`` (default ``exp.run.dir``), with the resolved config in it.
+
+        A folder of the same name (two runs started in the same second) gets a ``-2``, ``-3``, ... suffix.
+        """
         stamp = time.strftime("%Y%m%d-%H%M%S")
         name = f"{exp.name}__{exp.env.family}__{exp.teacher.name}__s{exp.seed}__{stamp}"
         root = pathlib.Path(base if base is not None else exp.run.dir)
@@ -65,6 +72,7 @@ class RunDir:
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> RunDir:
+        """An existing run folder (``--resume``); `ConfigError` if it has no ``config.yaml``."""
         p = pathlib.Path(path)
         if not (p / "config.yaml").is_file():
             raise ConfigError(
@@ -75,34 +83,42 @@ class RunDir:
 
     @property
     def name(self) -> str:
+        """The folder's name (``<name>__<family>__<teacher>__s<seed>__<stamp>``)."""
         return self.path.name
 
     @property
     def config_path(self) -> pathlib.Path:
+        """``config.yaml``: the resolved experiment."""
         return self.path / "config.yaml"
 
     @property
     def events_path(self) -> pathlib.Path:
+        """``events.jsonl``: the teacher service's event log."""
         return self.path / "events.jsonl"
 
     @property
     def metrics_path(self) -> pathlib.Path:
+        """``metrics.jsonl``: one row per iteration."""
         return self.path / "metrics.jsonl"
 
     @property
     def status_path(self) -> pathlib.Path:
+        """``status.json``: the latest summary."""
         return self.path / "status.json"
 
     @property
     def checkpoints(self) -> pathlib.Path:
+        """The ``checkpoints/`` folder."""
         return self.path / "checkpoints"
 
     def load_experiment(self) -> Experiment:
+        """The experiment the run was started with (what ``--resume`` runs again)."""
         from openended.config import load_experiment
 
         return load_experiment(self.config_path)
 
     def checkpoint_dir(self, iteration: int) -> pathlib.Path:
+        """``checkpoints/iter_<iteration>``, created if missing (complete only once `commit_checkpoint` ran)."""
         d = self.checkpoints / f"iter_{iteration:06d}"
         d.mkdir(parents=True, exist_ok=True)
         return d
@@ -115,6 +131,7 @@ class RunDir:
         )
 
     def latest_checkpoint(self) -> tuple[int, pathlib.Path] | None:
+        """``(iteration, folder)`` of the newest committed checkpoint, or ``None`` if there is none."""
         p = self.checkpoints / "latest.json"
         if not p.is_file():
             return None
@@ -122,10 +139,12 @@ class RunDir:
         return int(info["iteration"]), self.checkpoints / info["dir"]
 
     def append_metrics(self, row: dict) -> None:
+        """Append one iteration's row to ``metrics.jsonl`` (non-JSON numbers as floats)."""
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row, default=float) + "\n")
 
     def iter_metrics(self) -> Iterator[dict]:
+        """The rows of ``metrics.jsonl`` in order, stopping at a torn last line (a run killed mid-write)."""
         if not self.metrics_path.is_file():
             return
         with open(self.metrics_path, encoding="utf-8") as f:
@@ -145,9 +164,11 @@ class RunDir:
         return kept[-1] if kept else None
 
     def write_status(self, status: dict) -> None:
+        """Replace ``status.json`` atomically (`openended status` may read it at any time)."""
         atomic_write_json(self.status_path, status)
 
     def read_status(self) -> dict:
+        """``status.json``'s contents (``{}`` before the first write)."""
         if not self.status_path.is_file():
             return {}
         return json.loads(self.status_path.read_text(encoding="utf-8"))

@@ -11,6 +11,7 @@ __all__ = ["summarize", "print_status"]
 
 
 def summarize(run_dir: str) -> dict:
+    """State, progress, last metrics and last checkpoint of the run in ``run_dir``, read from its files."""
     rd = RunDir.open(run_dir)
     rows = list(rd.iter_metrics())
     status = rd.read_status()
@@ -31,6 +32,7 @@ def summarize(run_dir: str) -> dict:
 
 
 def print_status(run_dir: str) -> None:
+    """`summarize` as a table on the terminal (``openended status``)."""
     s = summarize(run_dir)
     table = Table(title=f"run {s['run_dir']}", show_header=False)
     for k, v in s.items():

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import gymnasium as gym
 import numpy as np
 from pettingzoo import ParallelEnv
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import override
 
 from openended.envs.base import TaskEnvMixin, episode_outcome
 from openended.errors import TaskNotInSpace
@@ -88,11 +89,17 @@ def default_count(cfg: BaseModel, k: str, upstream: int) -> int:
 
 
 # ----------------------------------------------------------------------------- base
-class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
+ConfigT = TypeVar("ConfigT", bound=ParallelEnvConfig)
+StructureT = TypeVar("StructureT", bound=Hashable)
+
+
+class TaskParallelEnv(TaskEnvMixin, ParallelEnv, Generic[ConfigT, StructureT]):
     """A PettingZoo ``ParallelEnv`` over a cached upstream env, rebuilt per structure.
 
     Subclasses define the task dimensions (``_dims``), the integer ones, the structure key,
-    how to build and configure the upstream env, team membership and success.
+    how to build and configure the upstream env, team membership and success. They are
+    parameterised by their config class and their structure key (an agent count, or a
+    tuple of counts), so both are typed where a subclass reads them.
     """
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -102,13 +109,14 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
     }
     INT_DIMS: ClassVar[frozenset[str]] = frozenset()
     family: ClassVar[str] = "task_parallel_env"
+    _space: Box  # every multi-agent task space is a named Box
 
-    def __init__(self, config: ParallelEnvConfig) -> None:
+    def __init__(self, config: ConfigT) -> None:
         self.config = config
         lo, hi, default = zip(*(self._dims()[n] for n in self._dim_names()))
         self._space = Box(list(lo), list(hi), names=self._dim_names(), name=self.family)
         self._default_task = self.task(**dict(zip(self._dim_names(), default)))
-        self._cache: OrderedDict[Hashable, ParallelEnv] = OrderedDict()
+        self._cache: OrderedDict[StructureT, ParallelEnv] = OrderedDict()
         self._inner: ParallelEnv | None = None
         self._rng = np.random.default_rng()
         self.render_mode = config.render_mode
@@ -134,13 +142,13 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
     def _dim_names(self) -> list[str]:
         return list(self._dims())
 
-    def _structure(self, p: dict[str, Any]) -> Hashable:
+    def _structure(self, p: dict[str, Any]) -> StructureT:
         raise NotImplementedError
 
-    def _max_structure(self) -> Hashable:
+    def _max_structure(self) -> StructureT:
         raise NotImplementedError
 
-    def _build(self, structure: Hashable) -> ParallelEnv:
+    def _build(self, structure: StructureT) -> ParallelEnv:
         raise NotImplementedError
 
     def _configure(self, inner: ParallelEnv, p: dict[str, Any]) -> None:
@@ -165,7 +173,8 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
         unknown = sorted(set(params) - set(names))
         if unknown:
             raise TaskNotInSpace(f"{self.family}: unknown task parameter(s) {unknown}; valid: {names}")
-        base = self._default_task.params if getattr(self, "_default_task", None) is not None else None
+        default = self._default_task  # None while __init__ builds the default task itself
+        base = default.params if default is not None else None
         values = [
             float(params[n]) if n in params else (base[i] if base else self._dims()[n][2]) for i, n in enumerate(names)
         ]
@@ -191,19 +200,19 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
         or one value per dimension in ``task_space().names`` order.
         """
         if isinstance(task, Task):  # first: a Task is a tuple too
-            pass
+            t = task
         elif isinstance(task, Mapping):
-            task = self.task(**task)
+            t = self.task(**task)
         elif isinstance(task, (list, tuple, np.ndarray)):
             self._validate(task)
-            task = self._space.task(task)
+            t = self._space.task(task)
         else:
             raise TaskNotInSpace(
                 f"set_task expects an openended Task, a dict of named parameters or a sequence of "
                 f"{len(self._dim_names())} values, got {type(task).__name__}"
             )
-        self._validate(task.params)
-        self._pending_task = task
+        self._validate(t.params)
+        self._pending_task = t
 
     def task_params(self, task: Task | None = None) -> dict[str, Any]:
         """Named parameters of ``task`` (default: the running one) as the upstream env sees them."""
@@ -213,10 +222,12 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
         return {n: (round_half_up(v) if n in self.INT_DIMS else float(v)) for n, v in zip(self._dim_names(), t.params)}
 
     # ---------------------------------------------------------------- PettingZoo API
+    @override
     def observation_space(self, agent: str) -> gym.spaces.Space:
         """The same object every call (space seeding works; RLlib reads it once)."""
         return self._obs_spaces[agent]
 
+    @override
     def action_space(self, agent: str) -> gym.spaces.Space:
         return self._act_spaces[agent]
 
@@ -233,6 +244,7 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
             self._cache.move_to_end(key)
         return inner
 
+    @override
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         if seed is not None:
             self._rng = np.random.default_rng(seed)
@@ -250,6 +262,7 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
         infos = {a: {**infos.get(a, {}), "task_id": tid} for a in self.agents}
         return obs, infos
 
+    @override
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         inner = self._inner
         if inner is None or not self.agents:
@@ -260,7 +273,7 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
         for a, r in rew.items():
             self._returns[a] = self._returns.get(a, 0.0) + float(r)
         self._on_step(inner)
-        tid = self._current_task.id
+        tid = self._running_task().id
         out_infos = {a: {**infos.get(a, {}), "task_id": tid} for a in infos}
         done_now = [a for a in self.agents if term.get(a, False) or trunc.get(a, False)]
         self.agents = list(inner.agents)
@@ -282,7 +295,7 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
         for a, f in self._finished.items():
             teams.setdefault(self._team(a), []).append(f["episode_return"])
         team_return = {t: float(np.mean(v)) for t, v in teams.items()}
-        task = self._current_task
+        task = self._running_task()
         outs = []
         for a, f in self._finished.items():
             team = self._team(a)
@@ -314,9 +327,11 @@ class TaskParallelEnv(TaskEnvMixin, ParallelEnv):
         """One `Outcome` per agent of the last finished episode (empty before the first ends)."""
         return list(self._outcomes)
 
+    @override
     def render(self) -> Any:
         return None if self._inner is None else self._inner.render()
 
+    @override
     def close(self) -> None:
         for inner in self._cache.values():
             inner.close()

@@ -20,12 +20,13 @@ across tasks these envs pad them (``observation="auto"``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pettingzoo import ParallelEnv
 from pydantic import Field, model_validator
+from typing_extensions import override
 
 from openended.envs.multiagent.base import (
     ParallelEnvConfig,
@@ -132,7 +133,7 @@ class SimpleSpreadConfig(_MPEConfig):
         return self
 
 
-class SimpleSpreadTaskEnv(TaskParallelEnv):
+class SimpleSpreadTaskEnv(TaskParallelEnv[SimpleSpreadConfig, int]):
     """MPE simple_spread (``mpe2.simple_spread_v3``) with task parameters.
 
     Task dims: ``n_agents`` (int: agents and landmarks), ``local_ratio`` (weight of the
@@ -163,7 +164,7 @@ class SimpleSpreadTaskEnv(TaskParallelEnv):
         super().__init__(cfg)
 
     def _dims(self) -> dict[str, tuple[float, float, float]]:
-        c: SimpleSpreadConfig = self.config  # type: ignore[assignment]
+        c = self.config
         return {
             "n_agents": (c.min_agents, c.max_agents, default_count(c, "agents", 3)),
             "local_ratio": (
@@ -174,14 +175,14 @@ class SimpleSpreadTaskEnv(TaskParallelEnv):
             "layout_seed": (-1, c.num_layouts - 1, -1),
         }
 
-    def _structure(self, p: dict[str, Any]) -> Hashable:
+    def _structure(self, p: dict[str, Any]) -> int:
         return p["n_agents"]
 
-    def _max_structure(self) -> Hashable:
-        return self.config.max_agents  # type: ignore[attr-defined]
+    def _max_structure(self) -> int:
+        return self.config.max_agents
 
-    def _build(self, structure: Hashable) -> ParallelEnv:
-        c: SimpleSpreadConfig = self.config  # type: ignore[assignment]
+    def _build(self, structure: int) -> ParallelEnv:
+        c = self.config
         n_max = c.max_agents
         nearest = self.observation_mode == "nearest" and n_max > 1
         inner = self._mod.parallel_env(
@@ -240,7 +241,7 @@ class SimpleTagConfig(_MPEConfig):
         return self
 
 
-class SimpleTagTaskEnv(TaskParallelEnv):
+class SimpleTagTaskEnv(TaskParallelEnv[SimpleTagConfig, tuple[int, int, int]]):
     """MPE simple_tag (``mpe2.simple_tag_v3``) with task parameters.
 
     Task dims: ``num_good``, ``num_adversaries``, ``num_obstacles`` (ints). Teams:
@@ -272,23 +273,23 @@ class SimpleTagTaskEnv(TaskParallelEnv):
         super().__init__(cfg)
 
     def _dims(self) -> dict[str, tuple[float, float, float]]:
-        c: SimpleTagConfig = self.config  # type: ignore[assignment]
+        c = self.config
         return {
             "num_good": (c.min_good, c.max_good, default_count(c, "good", 1)),
             "num_adversaries": (c.min_adversaries, c.max_adversaries, default_count(c, "adversaries", 3)),
             "num_obstacles": (c.min_obstacles, c.max_obstacles, default_count(c, "obstacles", 2)),
         }
 
-    def _structure(self, p: dict[str, Any]) -> Hashable:
+    def _structure(self, p: dict[str, Any]) -> tuple[int, int, int]:
         return (p["num_good"], p["num_adversaries"], p["num_obstacles"])
 
-    def _max_structure(self) -> Hashable:
-        c: SimpleTagConfig = self.config  # type: ignore[assignment]
+    def _max_structure(self) -> tuple[int, int, int]:
+        c = self.config
         return (c.max_good, c.max_adversaries, c.max_obstacles)
 
-    def _build(self, structure: Hashable) -> ParallelEnv:
-        c: SimpleTagConfig = self.config  # type: ignore[assignment]
-        g, a, o = structure  # type: ignore[misc]
+    def _build(self, structure: tuple[int, int, int]) -> ParallelEnv:
+        c = self.config
+        g, a, o = structure
         nearest = self.observation_mode == "nearest"
         inner = self._mod.parallel_env(
             num_good=int(g),
@@ -309,6 +310,7 @@ class SimpleTagTaskEnv(TaskParallelEnv):
     def _team(self, agent: str) -> str:
         return "adversary" if agent.startswith("adversary") else "good"
 
+    @override
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         self._caught_all = False
         return super().reset(seed=seed, options=options)

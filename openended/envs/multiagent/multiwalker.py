@@ -7,7 +7,6 @@ Task dims: ``n_walkers``, ``terrain_length``, ``hardcore``, ``position_noise``,
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import Any, ClassVar
 
 from pettingzoo import ParallelEnv
@@ -55,7 +54,7 @@ class MultiwalkerConfig(ParallelEnvConfig):
         return self
 
 
-class MultiwalkerTaskEnv(TaskParallelEnv):
+class MultiwalkerTaskEnv(TaskParallelEnv[MultiwalkerConfig, int]):
     """SISL multiwalker (``sisl/multiwalker_v9``) with task parameters.
 
     Task dims: ``n_walkers`` (int; the package scales with it upstream), ``terrain_length``
@@ -84,7 +83,7 @@ class MultiwalkerTaskEnv(TaskParallelEnv):
         super().__init__(cfg)
 
     def _dims(self) -> dict[str, tuple[float, float, float]]:
-        c: MultiwalkerConfig = self.config  # type: ignore[assignment]
+        c = self.config
         return {
             "n_walkers": (c.min_walkers, c.max_walkers, default_count(c, "walkers", 3)),
             "terrain_length": (c.min_terrain_length, c.max_terrain_length, c.max_terrain_length),
@@ -93,14 +92,14 @@ class MultiwalkerTaskEnv(TaskParallelEnv):
             "angle_noise": (0.0, c.max_angle_noise, min(1e-3, c.max_angle_noise)),
         }
 
-    def _structure(self, p: dict[str, Any]) -> Hashable:
+    def _structure(self, p: dict[str, Any]) -> int:
         return p["n_walkers"]
 
-    def _max_structure(self) -> Hashable:
-        return self.config.max_walkers  # type: ignore[attr-defined]
+    def _max_structure(self) -> int:
+        return self.config.max_walkers
 
-    def _build(self, structure: Hashable) -> ParallelEnv:
-        c: MultiwalkerConfig = self.config  # type: ignore[assignment]
+    def _build(self, structure: int) -> ParallelEnv:
+        c = self.config
         return self._mod.parallel_env(
             n_walkers=int(structure),
             forward_reward=c.forward_reward,
