@@ -14,7 +14,8 @@ of the two variants measured back to back; pooled ratios are in the JSON too):
 The env is BipedalWalker through the ``bipedal_walker`` family (one trivial task, so the
 physics are identical with and without the curriculum; only the wrapper and the teacher
 traffic differ). Config: 2 env runners x 4 envs, 0.5 CPU each, PPO 5 epochs, minibatch
-500 (../shared/STACK.md's fast CPU setting).
+500 (the fast CPU setting: ~2,700 env steps/s on 2 cores, against ~600 with RLlib's
+default 30 epochs x minibatch 128).
 
 Usage::
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Static checks that .ci/run runs before the tests: ruff lint and the ruff format check.
+# Static checks that .ci/run runs before the tests: ruff lint (incl. pydocstyle), the ruff
+# format check and mypy on the package.
 # Usage: bash scripts/check.sh   (after scripts/setup.sh; fix formatting with `.venv/bin/ruff format .`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,3 +9,5 @@ echo "[check] ruff lint"
 "$BIN/ruff" check .
 echo "[check] ruff format --check"
 "$BIN/ruff" format --check .
+echo "[check] mypy (openended/)"
+"$BIN/mypy"

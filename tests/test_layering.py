@@ -1,50 +1,172 @@
-"""DESIGN.md's layering rule: pure algorithm packages never import Ray (checked on the source)."""
+"""The layer rules of docs/design.md, checked on the source (every import, lazy ones included).
+
+Layers, bottom to top (imports only point down)::
+
+    cli.py                                   user-facing commands
+    runtime/                                 Ray: service, clients, pools, RLlib wiring, runs
+    config.py                                the experiment schema (validates against the registries)
+    teachers/  moi/  envs/  metrics/         pure Python: no Ray, no runtime, no cli, no config
+    tasks.py errors.py jsonio.py registry.py validation.py   the vocabulary and its helpers
+
+Sideways imports between the pure packages are forbidden except where documented:
+teachers may use moi (OMNI's judges). Each rule is also tested against a deliberately
+violating temporary module, so a rule that silently checks nothing fails here.
+"""
+
+from __future__ import annotations
 
 import ast
 import pathlib
 import sys
+from dataclasses import dataclass
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "openended"
-PURE = ["teachers", "moi", "envs", "metrics"]
+
+#: What each unit of the package may import from the package itself.
+BOTTOM = {"errors", "tasks", "jsonio", "registry", "validation"}
+ALLOWED_INTERNAL: dict[str, set[str]] = {
+    "errors": set(),
+    "jsonio": set(),
+    "tasks": {"errors"},
+    "registry": {"errors"},
+    "validation": {"errors"},
+    "teachers": BOTTOM | {"teachers", "moi"},
+    "moi": BOTTOM | {"moi"},
+    "envs": BOTTOM | {"envs"},
+    "metrics": BOTTOM | {"metrics"},
+    "config": BOTTOM | {"teachers", "envs", "moi", "metrics"},
+    "runtime": BOTTOM | {"teachers", "envs", "moi", "metrics", "config", "runtime"},
+    "cli": BOTTOM | {"teachers", "envs", "moi", "metrics", "config", "runtime"},
+    "__init__": {"tasks"},
+}
+#: Units that must never import Ray.
+RAY_FREE = {"errors", "jsonio", "tasks", "registry", "validation", "teachers", "moi", "envs", "metrics", "config"}
+#: Third-party imports allowed in the bottom modules everything else depends on.
+BOTTOM_THIRD_PARTY: dict[str, set[str]] = {
+    "errors": set(),
+    "tasks": {"numpy"},
+    "jsonio": {"numpy"},
+    "registry": set(),
+    "validation": {"pydantic"},
+}
 
 
-@pytest.mark.parametrize("package", PURE)
-def test_pure_packages_do_not_import_ray(package):
-    offenders = []
-    for path in sorted((ROOT / package).rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            names += [n for n in names if n.startswith("openended.runtime")]
-            if any(n == "ray" or n.startswith("ray.") or n.startswith("openended.runtime") for n in names):
-                offenders.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}")
-    assert not offenders, f"Ray (or runtime) imported from pure package {package}: {offenders}"
+@dataclass(frozen=True)
+class Violation:
+    """One import that breaks a rule."""
+
+    where: str
+    imported: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: imports {self.imported} ({self.rule})"
 
 
-@pytest.mark.parametrize("module", ["tasks.py", "jsonio.py"])
-def test_bottom_modules_import_only_numpy_and_stdlib(module):
-    """Bottom-layer modules every layer imports (teachers included)."""
-    tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
-    mods = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    mods |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    third_party = mods - set(sys.stdlib_module_names) - {"__future__", "openended"}
-    assert third_party == {"numpy"}
+def _unit(path: pathlib.Path, root: pathlib.Path) -> str:
+    rel = path.relative_to(root)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 
-def test_teachers_never_import_envs() -> None:
-    """Layering: a teacher gets env knowledge (a task validator) as config, never by import."""
-    offenders = []
-    for path in sorted((ROOT / "teachers").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            if any(n == "openended.envs" or n.startswith("openended.envs.") for n in names):
-                offenders.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}")
-    assert not offenders, offenders
+def _imports(path: pathlib.Path) -> list[tuple[int, str]]:
+    """Every absolute module an import statement in ``path`` names, with its line."""
+    out: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+            if node.module == "openended":  # `from openended import envs`
+                out += [(node.lineno, f"openended.{a.name}") for a in node.names]
+    return out
+
+
+def check_layers(root: pathlib.Path) -> list[Violation]:
+    """All rule violations in the package at ``root`` (a directory named like the package)."""
+    found: list[Violation] = []
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    for path in sorted(root.rglob("*.py")):
+        unit = _unit(path, root)
+        allowed = ALLOWED_INTERNAL.get(unit)
+        where = f"{path.relative_to(root.parent)}"
+        for line, name in _imports(path):
+            top = name.split(".")[0]
+            if top == root.name:
+                parts = name.split(".")
+                if len(parts) == 1:
+                    continue
+                target = parts[1]
+                if allowed is None:
+                    found.append(Violation(f"{where}:{line}", name, f"unit {unit!r} has no layer rule"))
+                elif target not in allowed and target != unit:
+                    found.append(Violation(f"{where}:{line}", name, f"{unit} may import only {sorted(allowed)}"))
+            elif top == "ray" and unit in RAY_FREE:
+                found.append(Violation(f"{where}:{line}", name, f"{unit} must not import Ray"))
+            elif unit in BOTTOM_THIRD_PARTY and top not in stdlib and top not in BOTTOM_THIRD_PARTY[unit]:
+                found.append(
+                    Violation(f"{where}:{line}", name, f"bottom module {unit} may import {BOTTOM_THIRD_PARTY[unit]}")
+                )
+    return found
+
+
+def test_the_package_follows_every_layer_rule() -> None:
+    violations = check_layers(ROOT)
+    assert not violations, "\n".join(map(str, violations))
+
+
+def test_every_unit_of_the_package_has_a_rule() -> None:
+    units = {_unit(p, ROOT) for p in ROOT.rglob("*.py")}
+    assert units <= set(ALLOWED_INTERNAL), sorted(units - set(ALLOWED_INTERNAL))
+
+
+# ------------------------------------------------------------- each rule bites on a violation
+def _fake_package(tmp_path: pathlib.Path, files: dict[str, str]) -> pathlib.Path:
+    root = tmp_path / "openended"
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("rel", "source", "rule"),
+    [
+        ("tasks.py", "import scipy\n", "bottom module tasks"),
+        ("tasks.py", "from openended.teachers import make_teacher\n", "tasks may import only"),
+        ("jsonio.py", "import pydantic\n", "bottom module jsonio"),
+        ("teachers/x.py", "import ray\n", "teachers must not import Ray"),
+        ("teachers/x.py", "def f():\n    from openended.runtime import run\n", "teachers may import only"),
+        ("teachers/x.py", "from openended.envs.crafter import validate_crafter_task\n", "teachers may import only"),
+        ("teachers/x.py", "from openended import config\n", "teachers may import only"),
+        ("envs/x.py", "from openended.teachers import make_teacher\n", "envs may import only"),
+        ("envs/x.py", "import ray.rllib\n", "envs must not import Ray"),
+        ("moi/x.py", "from openended.teachers.lp import LPTracker\n", "moi may import only"),
+        ("metrics/x.py", "from openended.envs import make_env\n", "metrics may import only"),
+        ("metrics/x.py", "from ray import tune\n", "metrics must not import Ray"),
+        ("config.py", "import ray\n", "config must not import Ray"),
+        ("config.py", "from openended.runtime.run import run_experiment\n", "config may import only"),
+        ("runtime/x.py", "from openended.cli import main\n", "runtime may import only"),
+        ("newunit/x.py", "from openended.tasks import Box\n", "has no layer rule"),
+    ],
+)
+def test_each_rule_fails_on_a_violating_module(tmp_path, rel, source, rule) -> None:
+    root = _fake_package(tmp_path, {rel: source})
+    violations = check_layers(root)
+    assert violations, f"no violation found for {rel}: {source!r}"
+    assert any(rule in str(v) for v in violations), [str(v) for v in violations]
+
+
+def test_documented_imports_pass(tmp_path) -> None:
+    root = _fake_package(
+        tmp_path,
+        {
+            "teachers/x.py": "from openended.moi import make_judge\nfrom openended.tasks import Box\n",
+            "runtime/x.py": "import ray\nfrom openended.teachers import make_teacher\nfrom openended import config\n",
+            "cli.py": "def f():\n    from openended.runtime.run import run_experiment\n",
+            "tasks.py": "import numpy as np\nfrom openended.errors import ConfigError\n",
+        },
+    )
+    assert check_layers(root) == []
