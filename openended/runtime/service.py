@@ -141,6 +141,10 @@ class TeacherServiceActor:
     def checkpoint(self, directory: str | None = None) -> str:
         return self.core.checkpoint(directory)
 
+    def views(self) -> dict:
+        """The teachers' dashboard views (`TeacherServiceCore.views`)."""
+        return self.core.views()
+
     def ping(self) -> float:
         return time.time()
 
