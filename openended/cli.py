@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument(
         "--format", dest="formats", action="append", choices=["png", "svg"], help="repeatable (default both)"
     )
+    pl.add_argument(
+        "--only",
+        dest="figures",
+        action="append",
+        choices=["sampling", "teacher", "learning", "heldout", "compare"],
+        help="repeatable (default: all figures)",
+    )
 
     sub.add_parser("teachers", help="list registered teachers and their presets")
     sub.add_parser("envs", help="list registered environment families")
@@ -200,9 +207,9 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from openended.dashboard.plots import FORMATS, write_figures
+    from openended.dashboard.plots import FIGURES, FORMATS, write_figures
 
-    for path in write_figures(args.run_dirs, args.out, args.formats or FORMATS):
+    for path in write_figures(args.run_dirs, args.out, args.formats or FORMATS, args.figures or FIGURES):
         print(path)
     return 0
 

@@ -26,9 +26,11 @@ from openended.dashboard.monitor import RunMonitor
 from openended.dashboard.runs import RunsRoot
 from openended.errors import ConfigError, DependencyNotInstalled
 
-__all__ = ["write_figures", "expand_runs", "FORMATS"]
+__all__ = ["write_figures", "expand_runs", "FORMATS", "FIGURES"]
 
 FORMATS = ("png", "svg")
+#: Figure names (``compare`` needs several runs).
+FIGURES = ("sampling", "teacher", "learning", "heldout", "compare")
 
 
 def _pyplot() -> Any:
@@ -62,12 +64,18 @@ def expand_runs(paths: Sequence[str | os.PathLike]) -> list[pathlib.Path]:
 
 
 def write_figures(
-    paths: Sequence[str | os.PathLike], out: str | os.PathLike = "figures", formats: Sequence[str] = FORMATS
+    paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike = "figures",
+    formats: Sequence[str] = FORMATS,
+    figures: Sequence[str] = FIGURES,
 ) -> list[pathlib.Path]:
-    """Write every figure for the runs in ``paths`` under ``out``; return the files written."""
+    """Write the ``figures`` (default: all) for the runs in ``paths`` under ``out``; return the files."""
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ConfigError(f"plot --format: choose from {list(FORMATS)}, got {list(formats)}")
+    unknown = [f for f in figures if f not in FIGURES]
+    if unknown or not figures:
+        raise ConfigError(f"plot --only: choose from {list(FIGURES)}, got {list(figures)}")
     plt = _pyplot()
     runs = expand_runs(paths)
     out_dir = pathlib.Path(out)
@@ -85,10 +93,12 @@ def write_figures(
             ("learning", _learning),
             ("heldout", _heldout),
         ):
+            if name not in figures:
+                continue
             fig = draw(plt, mon)
             if fig is not None:
                 written += _save(plt, fig, target / name, formats)
-    if len(monitors) > 1:
+    if len(monitors) > 1 and "compare" in figures:
         out_dir.mkdir(parents=True, exist_ok=True)
         written += _save(plt, _compare(plt, monitors), out_dir / "compare-learning", formats)
     return written
@@ -98,7 +108,7 @@ def _save(plt: Any, fig: Any, stem: pathlib.Path, formats: Sequence[str]) -> lis
     files = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=130, bbox_inches="tight")
+        fig.savefig(path, dpi=110, bbox_inches="tight")
         files.append(path)
     plt.close(fig)
     return files

@@ -136,7 +136,7 @@ function tableCards(u, data) {
   const top = data.top.slice(0, 30).reverse();
   plot(u.table.bars, [{
     type: "bar", orientation: "h", x: top.map((r) => r.count), y: top.map((r, i) => i),
-    text: top.map((r) => esc(r.label)), hoverinfo: "text+x", marker: { color: "#2563eb" },
+    text: top.map((r) => esc(r.label)), hoverinfo: "text+x", textposition: "none", marker: { color: "#2563eb" },
   }], {
     margin: { l: 220 }, xaxis: axis("times sampled"),
     yaxis: { tickmode: "array", tickvals: top.map((r, i) => i), ticktext: top.map((r) => esc(clip(r.label, 34))), automargin: true },
