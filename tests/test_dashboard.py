@@ -354,3 +354,16 @@ def test_cli_reports_a_bad_root(capsys, tmp_path):
 
     assert main(["plot", str(tmp_path)]) == 2
     assert "no run directory" in capsys.readouterr().err
+
+
+def test_the_dashboard_never_imports_ray():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, openended.dashboard.app, openended.dashboard.server, openended.dashboard.plots, "
+        "openended.dashboard.synthetic; assert 'ray' not in sys.modules, 'ray imported'"
+    )
+    root = pathlib.Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=root)

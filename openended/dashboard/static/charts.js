@@ -55,6 +55,15 @@ export function fmtAgo(t) {
   return fmtDuration(d) + " ago";
 }
 
+// Plotly loads in parallel with the page's first API calls (async script); drawing waits for it.
+export const plotlyReady = new Promise((resolve) => {
+  if (window.Plotly) return resolve();
+  const tag = document.getElementById("plotly-js");
+  const check = () => (window.Plotly ? (performance.mark("oe-plotly-ready"), resolve()) : setTimeout(check, 20));
+  if (tag) tag.addEventListener("load", check);
+  check();
+});
+
 const CONFIG = { responsive: true, displaylogo: false, scrollZoom: false };
 const BASE = {
   margin: { l: 60, r: 20, t: 30, b: 45 },
@@ -75,6 +84,7 @@ export function plot(div, traces, layout = {}, points = null) {
   window.Plotly.react(div, traces, merged, CONFIG);
   const n = points ?? traces.reduce((a, t) => a + countPoints(t), 0);
   div.dataset.points = String(n);
+  performance.mark(`oe-plotted-${div.id}`);
 }
 
 function countPoints(t) {

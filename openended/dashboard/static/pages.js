@@ -2,7 +2,7 @@
 // learning (curves, held-out heatmap) and system (throughput, queues, latencies).
 // Each tab builds its cards once and then only refreshes their data, so zoom survives updates.
 import { api, setParams } from "/static/api.js";
-import { axis, clip, el, empty, esc, fmt, fmtDuration, lines, plot, table } from "/static/charts.js";
+import { axis, clip, el, empty, esc, fmt, fmtDuration, lines, plot, plotlyReady, table } from "/static/charts.js";
 import { renderView } from "/static/views.js";
 
 function ui(body, build) {
@@ -45,6 +45,7 @@ async function curriculum(body, ctx) {
   const data = await api("sampling", {
     run: ctx.run, cur: ctx.cur, x, y, hi: pos, lo: win === "chunk" ? pos : undefined,
   });
+  await plotlyReady;
   const u = ui(body, () => {
     body.replaceChildren();
     return { controls: el("div", { class: "controls" }), cards: el("div", { class: "cards" }), extra: el("div") };
@@ -173,6 +174,7 @@ async function teacher(body, ctx) {
   const p = ctx.params;
   const follow = p.vfollow !== "0";
   const data = await api("teacher", { run: ctx.run, cur: ctx.cur, student: p.student, index: follow ? undefined : p.vi });
+  await plotlyReady;
   const u = ui(body, () => {
     body.replaceChildren();
     return { controls: el("div", { class: "controls" }), view: el("div"), stats: el("div") };
@@ -214,6 +216,7 @@ async function teacher(body, ctx) {
 // ------------------------------------------------------------------ learning
 async function learning(body, ctx) {
   const data = await api("learning", { run: ctx.run, grid: ctx.params.gfollow === "0" ? ctx.params.grid : undefined });
+  await plotlyReady;
   const u = ui(body, () => {
     const d = {
       ret: plotDiv("return-plot"), succ: plotDiv("success-plot"), mastered: plotDiv("mastered-plot"),
@@ -272,6 +275,7 @@ function heldOut(u, data) {
 // ------------------------------------------------------------------ system
 async function system(body, ctx) {
   const data = await api("system", { run: ctx.run });
+  await plotlyReady;
   const u = ui(body, () => {
     const d = { rate: plotDiv("rates-plot"), queue: plotDiv("queues-plot"), lat: plotDiv("latency-plot"), it: plotDiv("iteration-plot"), ev: plotDiv("event-rate-plot") };
     body.replaceChildren(el("div", { class: "cards" },
