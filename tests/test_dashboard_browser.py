@@ -85,7 +85,9 @@ def test_live_run_in_a_real_browser(browser, tmp_path):
         teacher_config={"fit_rate": 100, "refit_executor": "inline"},
     )
     box.advance(30)  # still running: more iterations are appended below
-    text = LiveRun(tmp_path / TEXT_RUN, TextSpace(seed_tasks=XSS), teacher="lp", iterations=20, teacher_config={"update_every": 2})
+    text = LiveRun(
+        tmp_path / TEXT_RUN, TextSpace(seed_tasks=XSS), teacher="lp", iterations=20, teacher_config={"update_every": 2}
+    )
     text.advance(20)
     text.finish()
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -55,10 +55,12 @@ def test_view_is_bounded_json_and_cheap(name):
             if key in v:
                 assert 0 < len(v[key]) <= 2 * MAX_ROWS
         state = json.dumps(t.state_dict(), default=str)
-        t0 = time.perf_counter()
-        for _ in range(20):
-            teacher_view(t)
-        per_call = (time.perf_counter() - t0) / 20
+        per_call = float("inf")
+        for _ in range(5):  # the best of 5 rounds: the machine is shared
+            t0 = time.perf_counter()
+            for _ in range(10):
+                teacher_view(t)
+            per_call = min(per_call, (time.perf_counter() - t0) / 10)
         assert per_call < 0.005, f"{name}.view() took {per_call * 1e3:.2f} ms"  # ~0.1-0.3 ms measured
         assert json.dumps(t.state_dict(), default=str) == state  # a view changes nothing
 

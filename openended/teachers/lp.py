@@ -439,9 +439,11 @@ class LearningProgressTeacher(BaseTeacher):
         return out
 
     def view(self) -> dict:
-        """Dashboard view: known tasks with LP, EMA success and probability, highest LP first (`openended.teachers.views`)."""
-        tr = self._tracker
-        columns = {"lp": tr.lp(), "ema_success": tr.ema_raw, "p": self._probs}
+        """Dashboard view: known tasks with LP, EMA success and probability, highest LP first.
+
+        See `openended.teachers.views`.
+        """
+        columns = {"lp": self.learning_progress(), "ema_success": self.success_estimates(), "p": self._probs}
         return {
             "kind": "scores",
             "teacher": self.name,

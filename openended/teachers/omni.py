@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import ConfigDict, Field, field_serializer
@@ -419,10 +419,14 @@ class OMNITeacher(BaseTeacher):
         self.base.close()
 
     def view(self) -> dict:
-        """Dashboard view: the committed partition with the judge's reasons, by EMA success (`openended.teachers.views`)."""
+        """Dashboard view: the committed partition with the judge's reasons, by EMA success.
+
+        See `openended.teachers.views`.
+        """
         n = min(len(self._tasks), self._labels.size)
-        p = self.base.probabilities()[:n] * self._weights[:n]
-        columns = {"success": self.base.success_estimates()[:n], "p": p / p.sum() if p.sum() > 0 else p}
+        base = cast(TaskDistribution, self.base)  # checked in __init__
+        p = base.probabilities()[:n] * self._weights[:n]
+        columns = {"success": base.success_estimates()[:n], "p": p / p.sum() if p.sum() > 0 else p}
         rows = task_rows(self._tasks[:n], columns, "success")
         labels = {t.id: int(lab) for t, lab in zip(self._tasks, self._labels.tolist())}
         names = {INTERESTING: "interesting", BORING: "boring", UNLABELLED: "unlabelled"}

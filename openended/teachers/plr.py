@@ -542,7 +542,10 @@ class PLRTeacher(BaseTeacher):
         return f"PLRTeacher(space={self.space!r}, capacity={self.capacity}, seed={self.config.seed})"
 
     def view(self) -> dict:
-        """Dashboard view: buffered levels (score, staleness, P(replay)), most likely first (`openended.teachers.views`)."""
+        """Dashboard view: buffered levels (score, staleness, P(replay)), most likely first.
+
+        See `openended.teachers.views`.
+        """
         rows = self.level_stats(MAX_ROWS)
         for r in rows:
             r["task"] = str(r.pop("level"))[:80]

@@ -416,7 +416,9 @@ class WebRLTeacher(BaseTeacher):
             "pool": len(self._pool),
             "last_phase": self._last_phase,
             "recent": self._recent,
-            "nodes": lineage_nodes(self._pool.tasks, {"success": tr.ema_raw, "attempts": tr.attempts_total}),
+            "nodes": lineage_nodes(
+                self._pool.tasks, {"success": self.success_estimates(), "attempts": tr.attempts_total}
+            ),
         }
 
 

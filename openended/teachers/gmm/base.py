@@ -306,5 +306,5 @@ class GMMTeacher(BaseTeacher):
             None if mix is None else mix.weights,
             fits=self._n_fits,
             episodes=self._n_episodes,
-            bootstrap=self._n_episodes < self.config.fit_rate or mix is None,
+            bootstrap=self._n_episodes < self._window.size or mix is None,  # window size = fit_rate
         )
