@@ -145,5 +145,4 @@ def _bind(host: str, port: int) -> socket.socket:
             ) from None
         sock.bind((host.strip("[]"), 0))
     sock.listen(128)
-    sock.set_inheritable(True)
     return sock
