@@ -244,6 +244,9 @@ async function learning(body, ctx) {
   lines(u.events, series, "outcomes accepted", "mean return per slice");
 }
 
+// Low returns red, high green (Plotly.js has no built-in RdYlGn).
+const RETURNS = [[0, "#d73027"], [0.5, "#fee08b"], [1, "#1a9850"]];
+
 function heldOut(u, data) {
   const g = data.grid;
   if (!g) {
@@ -259,14 +262,14 @@ function heldOut(u, data) {
   if (g.kind === "grid") {
     const marks = g.success.map((row) => row.map((s) => (s ? "✓" : "")));
     plot(u.heat, [{
-      type: "heatmap", x: g.x, y: g.y, z: g.z, colorscale: "RdYlGn", colorbar: { title: { text: "return" } },
+      type: "heatmap", x: g.x, y: g.y, z: g.z, colorscale: RETURNS, colorbar: { title: { text: "return" } },
       text: marks, texttemplate: "%{text}", hovertemplate: "x %{x:.3g}<br>y %{y:.3g}<br>return %{z:.3g}<extra></extra>",
     }], { xaxis: axis("task parameter 0"), yaxis: axis("task parameter 1") });
   } else {
     const pts = g.params;
     plot(u.heat, [{
       type: "scatter", mode: "markers", x: pts.map((q) => q[0]), y: pts.map((q) => (q.length > 1 ? q[1] : 0)),
-      marker: { size: 9, color: g.returns, colorscale: "RdYlGn", showscale: true, symbol: g.success.map((s) => (s ? "circle" : "x")) },
+      marker: { size: 9, color: g.returns, colorscale: RETURNS, showscale: true, symbol: g.success.map((s) => (s ? "circle" : "x")) },
       hoverinfo: "x+y",
     }], { xaxis: axis("task parameter 0"), yaxis: axis("task parameter 1") });
   }
