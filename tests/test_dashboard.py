@@ -79,7 +79,7 @@ def test_chunks_stay_bounded_and_keep_every_count():
         n = int(rng.integers(1, 40))
         params = rng.random((n, 3)) * [1, 2, 3]
         codes = (rng.random(n) < 0.3).astype(np.uint8)
-        s.add_batch((params, ["sampled", "uniform"], codes), n, float(i), float(i))
+        s.add_batch((params, codes, ("sampled", "uniform")), n, float(i), float(i))
         total += n
     assert len(s.chunks()) <= MAX_CHUNKS and s.total == total
     assert s.histogram(0, 2).sum() == total and s.histogram(2, 0).shape == (s.bins, s.bins)

@@ -80,14 +80,21 @@ class Chunks(Generic[P]):
         """Finish a payload before it is read or closed (flush buffers)."""
 
     # ------------------------------------------------------------------- writing
-    def add_batch(self, batch: Any, n: int, t0: float | None, t1: float | None) -> None:
-        """Add ``n`` rows seen between ``t0`` and ``t1`` (split across chunks as needed)."""
+    def add_batch(
+        self, batch: Any, n: int, t0: float | None, t1: float | None, times: np.ndarray | None = None
+    ) -> None:
+        """Add ``n`` rows seen between ``t0`` and ``t1`` (split across chunks as needed).
+
+        ``times``: each row's time instead (rows of many events added at once).
+        """
         a = 0
         while a < n:
             ch = self.open
             b = min(n, a + self.cap - ch.n)
             self._add(ch.payload, batch, a, b)
             ch.n += b - a
+            if times is not None:
+                t0, t1 = float(times[a:b].min()), float(times[a:b].max())
             if t0 is not None:
                 ch.t0 = t0 if ch.t0 is None else min(ch.t0, t0)
             if t1 is not None:
@@ -161,7 +168,7 @@ class _BoxPayload:
 class BoxSampling(Chunks[_BoxPayload]):
     """Where Box tasks were sampled: histograms per dimension pair, marginals, points.
 
-    Batches are ``(params (n, d), origin_names, origin_codes)``; binning is vectorised and
+    Batches are ``(params (n, d), origin_codes, origin_names)``; binning is vectorised and
     histograms are built per chunk from buffered bins (one ``bincount`` per pair per
     flush, not per batch).
     """
@@ -181,7 +188,7 @@ class BoxSampling(Chunks[_BoxPayload]):
         return _BoxPayload(len(self.pair_index), self.dims, self.bins)
 
     def _add(self, payload: _BoxPayload, batch: Any, a: int, b: int) -> None:
-        params, names, codes = batch
+        params, codes, names = batch
         payload.pending.append((params[a:b, : self.dims], codes[a:b], tuple(names)))
         payload.n_pending += b - a
         if payload.n_pending >= 65_536:
