@@ -12,6 +12,7 @@ let streamUrl = null;
 let busy = false;
 let again = false;
 let renderSeq = 0;
+let shownVersion = null; // the run's data version last drawn (from /api/summary)
 
 function listen(url) {
   if (streamUrl === url) return;
@@ -20,7 +21,11 @@ function listen(url) {
   stream = new EventSource(url);
   stream.addEventListener("open", () => { live.textContent = "live"; live.classList.add("on"); });
   stream.addEventListener("error", () => { live.textContent = "reconnecting"; live.classList.remove("on"); });
-  stream.addEventListener("update", () => refresh());
+  stream.addEventListener("update", (e) => {
+    // The stream's first event describes what the page just drew: skip it.
+    const v = JSON.parse(e.data || "{}").version;
+    if (v === undefined || v !== shownVersion) refresh();
+  });
 }
 
 // One render at a time; an update arriving meanwhile triggers one more afterwards.
@@ -46,6 +51,7 @@ async function render(seq) {
       return;
     }
     if (r.page === "runs") {
+      shownVersion = null;
       listen("/api/stream");
       await renderRuns();
     } else {
@@ -95,6 +101,7 @@ async function renderRuns() {
 
 async function renderRun(r) {
   const sum = await api("summary", { run: r.run });
+  shownVersion = sum.version;
   const curs = sum.curricula.map((c) => c.name);
   const cur = r.params.cur && curs.includes(r.params.cur) ? r.params.cur : curs[0];
   crumbs.replaceChildren(el("a", { href: "#/" }, "runs"), " / ", el("span", {}, sum.dir));
