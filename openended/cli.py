@@ -5,6 +5,9 @@
     openended status runs/<run>
     openended check experiments/toy_alpgmm.yaml     # validate only, no Ray
     openended teachers | envs                        # what is registered
+    openended dashboard runs/ [--host 127.0.0.1] [--port 8765]   # live dashboard (read-only)
+    openended plot runs/<run> [runs/<run2> ...] [--out figures]  # the same views as PNG/SVG
+    openended run experiments/toy_alpgmm.yaml --dashboard        # a run with its dashboard
 
 Errors in the experiment stop the command before Ray starts, with the field path.
 """
@@ -15,8 +18,14 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from openended.errors import ConfigError, Error
+
+if TYPE_CHECKING:
+    from openended.config import Experiment
+    from openended.dashboard.server import DashboardServer
+    from openended.runtime.rundir import RunDir
 
 __all__ = ["main", "build_parser"]
 
@@ -47,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its last checkpoint")
     r.add_argument("--run-dir", default=None, help="parent folder for the run directory (default: run.dir)")
     r.add_argument("--no-progress", action="store_true", help="plain log lines instead of a live table")
+    r.add_argument("--dashboard", action="store_true", help="serve the live dashboard beside the run (loopback)")
+    r.add_argument(
+        "--dashboard-port", type=int, default=None, metavar="N", help="its port (default 8765 or a free one)"
+    )
 
     s = sub.add_parser("submit", help="submit an experiment as a Ray job to a cluster")
     add_exp_args(s)
@@ -59,6 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="validate an experiment file without running it")
     add_exp_args(c)
+
+    d = sub.add_parser("dashboard", help="serve the live dashboard over a run directory or a folder of runs")
+    d.add_argument("path", metavar="RUN_DIR_OR_RUNS_ROOT")
+    d.add_argument("--host", default="127.0.0.1", help="address to bind (beyond loopback a token is required)")
+    d.add_argument("--port", type=int, default=None, help="port (default 8765, or a free one if it is taken)")
+
+    pl = sub.add_parser("plot", help="write the dashboard's views as PNG/SVG figures (several runs: side by side)")
+    pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (or folders of runs)")
+    pl.add_argument("--out", default="figures", help="output folder (default: figures)")
+    pl.add_argument(
+        "--format", dest="formats", action="append", choices=["png", "svg"], help="repeatable (default both)"
+    )
+    pl.add_argument(
+        "--only",
+        dest="figures",
+        action="append",
+        choices=["sampling", "teacher", "learning", "heldout", "compare"],
+        help="repeatable (default: all figures)",
+    )
 
     sub.add_parser("teachers", help="list registered teachers and their presets")
     sub.add_parser("envs", help="list registered environment families")
@@ -91,9 +123,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     from openended.runtime.run import run_experiment  # imports Ray: only after validation
 
-    summary = run_experiment(exp, run_dir=rd, base_dir=args.run_dir, progress=not args.no_progress)
+    dashboard = _start_dashboard(args, rd, exp) if args.dashboard else None
+    try:
+        summary = run_experiment(exp, run_dir=rd, base_dir=args.run_dir, progress=not args.no_progress)
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
     print(f"run directory: {summary['run_dir']}")
     return 0
+
+
+def _start_dashboard(args: argparse.Namespace, rd: RunDir | None, exp: Experiment) -> DashboardServer:
+    """`openended run --dashboard`: serve the runs folder from a thread of this process (not Ray)."""
+    import pathlib
+
+    from openended.dashboard.server import DEFAULT_PORT, DashboardServer
+
+    root = rd.path.parent if rd is not None else pathlib.Path(args.run_dir or exp.run.dir)
+    root.mkdir(parents=True, exist_ok=True)
+    port = args.dashboard_port if args.dashboard_port is not None else DEFAULT_PORT
+    server = DashboardServer(root, "127.0.0.1", port).start()
+    where = f"/run/{rd.path.name}/curriculum" if rd is not None else "/latest"
+    print(f"openended: dashboard at {server.url(where)}", file=sys.stderr, flush=True)
+    return server
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -146,6 +198,23 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from openended.dashboard.server import DEFAULT_PORT, DashboardServer
+
+    server = DashboardServer(args.path, args.host, args.port if args.port is not None else DEFAULT_PORT)
+    print(f"openended dashboard: {server.url()}  (read-only; Ctrl-C stops it)", flush=True)
+    server.serve_forever()
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from openended.dashboard.plots import FIGURES, FORMATS, write_figures
+
+    for path in write_figures(args.run_dirs, args.out, args.formats or FORMATS, args.figures or FIGURES):
+        print(path)
+    return 0
+
+
 def _cmd_teachers(args: argparse.Namespace) -> int:
     from openended.teachers import list_teachers, teacher_class
 
@@ -173,6 +242,8 @@ _COMMANDS = {
     "submit": _cmd_submit,
     "status": _cmd_status,
     "check": _cmd_check,
+    "dashboard": _cmd_dashboard,
+    "plot": _cmd_plot,
     "teachers": _cmd_teachers,
     "envs": _cmd_envs,
 }

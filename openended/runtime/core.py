@@ -62,6 +62,7 @@ from openended.runtime.curricula import (
 from openended.runtime.eventlog import EventLog, FsyncPolicy
 from openended.runtime.recovery import ReplayMode
 from openended.tasks import Outcome, Task, TaskSpace
+from openended.teachers.views import teacher_view
 
 __all__ = ["TeacherServiceCore"]
 
@@ -339,6 +340,19 @@ class TeacherServiceCore:
                         "students": {s: t.stats() for s, t in cur.teachers.items()},
                     }
             return out
+
+    def views(self) -> dict[str, dict[str, dict | None]]:
+        """Each curriculum's teacher views per student (`openended.teachers.views`), for dashboards.
+
+        Takes each curriculum's lock for the view only (well under a millisecond for
+        default-size teachers); the run loop calls it between iterations, never per task.
+        """
+        out: dict[str, dict[str, dict | None]] = {}
+        for name in self.curricula():
+            cur = self.curriculum(name)
+            with cur.lock:
+                out[name] = {student: teacher_view(t) for student, t in cur.teachers.items()}
+        return out
 
     # ------------------------------------------------------- checkpoint, restore
     def checkpoint(self, directory: str | os.PathLike | None = None) -> str:

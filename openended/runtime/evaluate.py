@@ -123,7 +123,15 @@ def evaluate_tasks(
             "mastered": mastered,
             "unfinished": len(active),
             "returns": {t.id: float(r) for t, r in zip(tasks, returns)},
+            # Per task, for the dashboard's held-out heatmap (evaluations.jsonl only).
+            "task_params": {t.id: [float(p) for p in t.params] for t in tasks if _numeric(t.params)},
+            "task_success": {t.id: s for t, s in zip(tasks, success)},
         }
     finally:
         for e in envs:
             e.close()
+
+
+def _numeric(params: tuple) -> bool:
+    """Whether a task's params are plain numbers (Box tasks, integer levels), i.e. plottable."""
+    return all(isinstance(p, (int, float, np.integer, np.floating)) and not isinstance(p, bool) for p in params)

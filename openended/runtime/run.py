@@ -33,10 +33,13 @@ from openended.runtime.local import init_ray
 from openended.runtime.progress import ProgressReporter
 from openended.runtime.rundir import RunDir
 from openended.runtime.service import start_service
+from openended.runtime.views_log import ViewWriter
 
 __all__ = ["run_experiment", "CURRICULUM", "service_name_for"]
 
 CURRICULUM = "main"
+#: Per-task evaluation results: written to evaluations.jsonl, kept out of the metrics rows.
+_PER_TASK_EVAL = ("returns", "task_params", "task_success")
 
 
 def service_name_for(rd: RunDir) -> str:
@@ -304,6 +307,7 @@ def run_experiment(
     start_iter = 0
     drivers: list[Driver] = []
     reporter = ProgressReporter(exp, rd, enabled=progress)
+    view_writer = ViewWriter(rd.path, exp.run.iterations)  # teacher views for the dashboard
     t0 = time.perf_counter()
     state = "failed"
     try:
@@ -357,11 +361,13 @@ def run_experiment(
                 driver = drivers[0]
                 assert isinstance(driver, RLlibDriver), "config: evaluation.every needs an RLlib learner"
                 result = driver.evaluate()
-                row["eval"] = {k: v for k, v in result.items() if k != "returns"}
+                row["eval"] = {k: v for k, v in result.items() if k not in _PER_TASK_EVAL}
                 row["mastered"] = result["mastered"]
                 with open(rd.path / "evaluations.jsonl", "a", encoding="utf-8") as f:
                     f.write(json.dumps({"iteration": it, "env_steps_total": row["env_steps_total"], **result}) + "\n")
             rd.append_metrics(row)
+            if view_writer.due(it):
+                view_writer.append(it, row, ray.get(service.views.remote()))
             reporter.update(row)
             if it % exp.run.checkpoint_every == 0 or it == exp.run.iterations:
                 _checkpoint(rd, service, drivers, it)

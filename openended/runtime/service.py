@@ -147,6 +147,10 @@ class TeacherServiceActor:
         """`TeacherServiceCore.checkpoint`."""
         return self.core.checkpoint(directory)
 
+    def views(self) -> dict:
+        """The teachers' dashboard views (`TeacherServiceCore.views`)."""
+        return self.core.views()
+
     def ping(self) -> float:
         """The actor's clock (``time.time()``): a cheap liveness and round-trip probe."""
         return time.time()

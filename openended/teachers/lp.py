@@ -44,6 +44,7 @@ from openended.errors import ConfigError
 from openended.tasks import Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, TeacherConfig
 from openended.teachers.pool import TaskPool, known_tasks_of_space, task_label
+from openended.teachers.views import task_rows
 
 __all__ = [
     "reweight",
@@ -465,3 +466,17 @@ class LearningProgressTeacher(BaseTeacher):
                 for i in top
             ]
         return out
+
+    def view(self) -> dict:
+        """Dashboard view: known tasks with LP, EMA success and probability, highest LP first.
+
+        See `openended.teachers.views`.
+        """
+        columns = {"lp": self.learning_progress(), "ema_success": self.success_estimates(), "p": self._probs}
+        return {
+            "kind": "scores",
+            "teacher": self.name,
+            "score": "lp",
+            "n_tasks": len(self._pool),
+            "rows": task_rows(self._pool.tasks, columns, "lp"),
+        }

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 from pydantic import ConfigDict, Field, field_serializer
@@ -56,6 +56,7 @@ from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
 from openended.teachers.lp import TaskDistribution
 from openended.teachers.pool import task_label
 from openended.teachers.refit import Refitter
+from openended.teachers.views import task_rows
 
 __all__ = ["OMNIConfig", "OMNITeacher", "resolve_judge", "partition_tasks"]
 
@@ -439,3 +440,21 @@ class OMNITeacher(BaseTeacher):
     def close(self) -> None:
         super().close()
         self.base.close()
+
+    def view(self) -> dict:
+        """Dashboard view: the committed partition with the judge's reasons, by EMA success.
+
+        See `openended.teachers.views`.
+        """
+        n = min(len(self._tasks), self._labels.size)
+        base = cast(TaskDistribution, self.base)  # checked in __init__
+        p = base.probabilities()[:n] * self._weights[:n]
+        columns = {"success": base.success_estimates()[:n], "p": p / p.sum() if p.sum() > 0 else p}
+        rows = task_rows(self._tasks[:n], columns, "success")
+        labels = {t.id: int(lab) for t, lab in zip(self._tasks, self._labels.tolist())}
+        names = {INTERESTING: "interesting", BORING: "boring", UNLABELLED: "unlabelled"}
+        for r in rows:
+            r["label"] = names[labels[r["id"]]]
+            r["reason"] = self._reasons.get(r["id"], "")
+        counts = {name: int((self._labels == code).sum()) for code, name in names.items()}
+        return {"kind": "partition", "teacher": self.name, "version": self._version, "counts": counts, "rows": rows}

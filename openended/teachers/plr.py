@@ -68,6 +68,7 @@ from pydantic import Field
 from openended.errors import ConfigError, TeacherStateError
 from openended.tasks import Discrete, Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, TeacherConfig
+from openended.teachers.views import MAX_ROWS
 
 __all__ = [
     "PLRConfig",
@@ -536,3 +537,20 @@ class PLRTeacher(BaseTeacher):
 
     def __repr__(self) -> str:
         return f"PLRTeacher(space={self.space!r}, capacity={self.capacity}, seed={self.config.seed})"
+
+    def view(self) -> dict:
+        """Dashboard view: buffered levels (score, staleness, P(replay)), most likely first.
+
+        See `openended.teachers.views`.
+        """
+        rows = self.level_stats(MAX_ROWS)
+        for r in rows:
+            r["task"] = str(r.pop("level"))[:80]
+        return {
+            "kind": "scores",
+            "teacher": self.name,
+            "score": "score",
+            "buffer_size": int(self._filled().size),
+            "capacity": self.capacity,
+            "rows": rows,
+        }

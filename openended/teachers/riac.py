@@ -83,6 +83,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from openended.tasks import Box, Outcome, Task
 from openended.teachers.base import BaseTeacher, TeacherConfig
 from openended.teachers.riac_regions import RegionTree, alps_of_masks, region_alp
+from openended.teachers.views import box_regions, rounded
 
 __all__ = ["RIACConfig", "RIACTeacher"]
 
@@ -416,4 +417,21 @@ class RIACTeacher(BaseTeacher):
             "alp_max": float(tree.alp.max()),
             "alp_mean": float(tree.alp.mean()),
             "regions": tree.regions(),
+        }
+
+    def view(self) -> dict:
+        """Dashboard view: the leaf regions with their ALP (`openended.teachers.views`)."""
+        tree = self._tree
+        leaves = np.flatnonzero(np.asarray(tree.left) < 0)
+        return {
+            "kind": "regions",
+            "teacher": self.name,
+            "dims": list(self.space.names),
+            "low": rounded(self.space.low),
+            "high": rounded(self.space.high),
+            "n_regions": len(tree),
+            "n_leaves": int(leaves.size),
+            "regions": box_regions(
+                tree.low[leaves], tree.high[leaves], tree.alp[leaves], [len(tree.pairs[i]) for i in leaves]
+            ),
         }

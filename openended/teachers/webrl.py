@@ -35,6 +35,7 @@ from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
 from openended.teachers.lp import LPTracker
 from openended.teachers.pool import TaskPool, known_tasks_of_space, task_label
 from openended.teachers.refit import Refitter
+from openended.teachers.views import lineage_nodes
 from openended.teachers.webrl_generation import GrammarMutationGenerator, KNNSuccessPredictor, run_phase
 
 __all__ = ["WebRLConfig", "WebRLTeacher"]
@@ -405,6 +406,25 @@ class WebRLTeacher(BaseTeacher):
             "webrl/mastered_fraction": float((tr.ema_raw >= cfg.mastered_threshold).mean()) if tr.n else 0.0,
             "webrl/last_phase": self._last_phase,
             "webrl/recent_admitted": list(self._recent),
+        }
+
+    def view(self) -> dict:
+        """Dashboard view: the pool's lineage, the last phase's funnel and the latest admissions.
+
+        Lineage: the newest tasks and their ancestors; admissions carry their predicted
+        success (`openended.teachers.views`).
+        """
+        tr = self._tracker
+        return {
+            "kind": "lineage",
+            "teacher": self.name,
+            "phases": self._phases,
+            "pool": len(self._pool),
+            "last_phase": self._last_phase,
+            "recent": self._recent,
+            "nodes": lineage_nodes(
+                self._pool.tasks, {"success": self.success_estimates(), "attempts": tr.attempts_total}
+            ),
         }
 
 

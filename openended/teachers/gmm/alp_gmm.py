@@ -216,3 +216,7 @@ class ALPGMMTeacher(GMMTeacher):
         if self._mixture is not None:
             out["component_alp"] = self._mixture.means[:, -1].tolist()
         return out
+
+    def view(self) -> dict:
+        """Dashboard view: components in task space with their mean ALP (`openended.teachers.views`)."""
+        return self._gmm_view("alp", None if self._mixture is None else self._mixture.means[:, -1])

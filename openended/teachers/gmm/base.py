@@ -33,6 +33,7 @@ from openended.teachers.gmm.sampling import (
     tasks_with_origin,
 )
 from openended.teachers.refit import Refitter
+from openended.teachers.views import gmm_view
 
 __all__ = ["GMMTeacher", "GMMTeacherConfig", "GMMConfig", "FitWindows"]
 
@@ -311,3 +312,20 @@ class GMMTeacher(BaseTeacher):
             if "n_iter" in self._fit_info:
                 out["last_fit_iters"] = int(self._fit_info["n_iter"])
         return out
+
+    def _gmm_view(self, signal_name: str, signal: np.ndarray | None) -> dict[str, Any]:
+        """The live mixture for ``view()`` (`openended.teachers.views.gmm_view`), with ``signal`` per component."""
+        mix = self._mixture
+        return gmm_view(
+            self.name,
+            self.space,
+            None if mix is None else mix.means,
+            None if mix is None else mix.covariances,
+            signal_name,
+            signal,
+            self._probs,
+            None if mix is None else mix.weights,
+            fits=self._n_fits,
+            episodes=self._n_episodes,
+            bootstrap=self._n_episodes < self._window.size or mix is None,  # window size = fit_rate
+        )

@@ -162,3 +162,7 @@ class CovarGMMTeacher(GMMTeacher):
         if self._mixture is not None:
             out["component_lp"] = self._component_lp(self._mixture).tolist()
         return out
+
+    def view(self) -> dict:
+        """Dashboard view: components in task space with their LP, cov[time, return] (`openended.teachers.views`)."""
+        return self._gmm_view("lp", None if self._mixture is None else self._component_lp(self._mixture))
