@@ -2,7 +2,7 @@
 
 Layers, bottom to top (imports only point down)::
 
-    cli.py                                   user-facing commands
+    cli.py   dashboard/                      user-facing: commands; the dashboard (reads run directories, no Ray)
     runtime/                                 Ray: service, clients, pools, RLlib wiring, runs
     config.py                                the experiment schema (validates against the registries)
     teachers/  moi/  envs/  metrics/         pure Python: no Ray, no runtime, no cli, no config
@@ -38,11 +38,24 @@ ALLOWED_INTERNAL: dict[str, set[str]] = {
     "metrics": BOTTOM | {"metrics"},
     "config": BOTTOM | {"teachers", "envs", "moi", "metrics"},
     "runtime": BOTTOM | {"teachers", "envs", "moi", "metrics", "config", "runtime"},
-    "cli": BOTTOM | {"teachers", "envs", "moi", "metrics", "config", "runtime"},
+    "dashboard": BOTTOM | {"teachers", "envs", "moi", "metrics", "config", "runtime", "dashboard"},
+    "cli": BOTTOM | {"teachers", "envs", "moi", "metrics", "config", "runtime", "dashboard"},
     "__init__": {"tasks"},
 }
 #: Units that must never import Ray.
-RAY_FREE = {"errors", "jsonio", "tasks", "registry", "validation", "teachers", "moi", "envs", "metrics", "config"}
+RAY_FREE = {
+    "errors",
+    "jsonio",
+    "tasks",
+    "registry",
+    "validation",
+    "teachers",
+    "moi",
+    "envs",
+    "metrics",
+    "config",
+    "dashboard",
+}
 #: Third-party imports allowed in the bottom modules everything else depends on.
 BOTTOM_THIRD_PARTY: dict[str, set[str]] = {
     "errors": set(),
@@ -149,6 +162,9 @@ def _fake_package(tmp_path: pathlib.Path, files: dict[str, str]) -> pathlib.Path
         ("config.py", "import ray\n", "config must not import Ray"),
         ("config.py", "from openended.runtime.run import run_experiment\n", "config may import only"),
         ("runtime/x.py", "from openended.cli import main\n", "runtime may import only"),
+        ("runtime/x.py", "from openended.dashboard import server\n", "runtime may import only"),
+        ("dashboard/x.py", "import ray\n", "dashboard must not import Ray"),
+        ("dashboard/x.py", "from openended.cli import main\n", "dashboard may import only"),
         ("newunit/x.py", "from openended.tasks import Box\n", "has no layer rule"),
     ],
 )
