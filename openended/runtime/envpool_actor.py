@@ -45,6 +45,10 @@ class _EnvPoolActor:
     ) -> None:
         from openended.runtime.client import TeacherClient
 
+        if pool_id is not None and ray.get_runtime_context().was_current_actor_reconstructed:
+            # Ray restarted this actor: episode numbers start again at 0, so the ids need a new
+            # prefix, or the service would drop the new episodes as already seen.
+            pool_id = f"{pool_id}r{uuid.uuid4().hex[:6]}"
         client = TeacherClient(service, curriculum, student, namespace=namespace, **dict(client_options or {}))
         self.core = EnvPoolCore(
             family,
@@ -117,18 +121,20 @@ def make_pools(
     namespace: str | None = None,
     client_options: Mapping[str, Any] | None = None,
     wait: bool = True,
+    max_restarts: int = 0,
 ) -> list[Any]:
     """Start ``n`` `EnvPool` actors (seeds ``seed + 10_000 * j`` so no two envs share a seed).
 
     ``wait`` blocks until every pool has built its envs, so timings that follow measure
-    stepping, not start-up.
+    stepping, not start-up. ``max_restarts``: Ray restarts a killed pool this many times (a
+    call in flight then fails with ``ActorUnavailableError``; the caller decides what to redo).
     """
     if n < 1:
         raise ConfigError(f"make_pools(n): n must be >= 1, got {n}")
     # Actor handles are used untyped here as everywhere in the runtime: Ray types a handle's
     # methods as the plain functions unless each one is wrapped in ``ray.method``.
     pools: list[Any] = [
-        EnvPool.options(num_cpus=num_cpus).remote(
+        EnvPool.options(num_cpus=num_cpus, max_restarts=max_restarts, max_task_retries=0).remote(
             service,
             curriculum,
             family,
