@@ -245,7 +245,12 @@ def load_set(path: pathlib.Path, verify: bool = True) -> CheckpointSet:
         for name, entry in manifest["members"].items():
             if not isinstance(entry, dict) or not {"path", "bytes", "sha256"} <= entry.keys():
                 raise SetDamaged(f"{path.name}/{MANIFEST}: member {name!r} is malformed")
-            member = ckpt.member(name)
+            try:
+                member = ckpt.member(name)
+            except SetDamaged:
+                raise
+            except RunDirError as e:  # a path that leads out of the set
+                raise SetDamaged(f"{path.name}: {e}") from None
             if not member.exists():
                 raise SetDamaged(f"{path.name}: member {name!r} ({entry['path']}) is missing")
             size, sha = _digest(member)

@@ -80,14 +80,14 @@ class PoolDriver:
     equal the episodes the run reports at every metrics row.
     """
 
-    def __init__(self, exp: Experiment, service: Any, student: str, index: int) -> None:
+    def __init__(self, exp: Experiment, service_name: str, student: str, index: int) -> None:
         from openended.runtime.envpool_actor import make_pools
 
         self.student = student
         self.exp = exp
         self.pools = make_pools(
             exp.pool.pools_per_student,
-            service,
+            service_name,  # by name: a restarted pool's client looks the service up again
             CURRICULUM,
             exp.env.family,
             exp.env.config,

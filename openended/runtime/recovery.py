@@ -345,7 +345,8 @@ def restore(
         candidates: further checkpoint files to consider (a resumed run's checkpoint set).
     """
     log = service.log
-    for path, state in _usable_checkpoints(directory, candidates, service.counters):
+    skipped = {"checkpoints_skipped": 0}  # added after loading: a checkpoint's counters replace the service's
+    for path, state in _usable_checkpoints(directory, candidates, skipped):
         since = int(state["log_offset"] or 0)
         if log is not None:
             if since > log.offset:
@@ -355,7 +356,7 @@ def restore(
                 )
             superseded = superseded_ranges(log.path, since)
             if any(start < since <= end for start, end in superseded):
-                service.counters["checkpoints_skipped"] += 1
+                skipped["checkpoints_skipped"] += 1
                 continue
         try:
             _load_state(service, state, teachers)
@@ -363,16 +364,18 @@ def restore(
             raise
         except (KeyError, TypeError, ValueError) as e:
             raise ServiceError(f"{path}: checkpoint content is damaged ({type(e).__name__}: {e})") from None
+        service.counters["checkpoints_skipped"] += skipped["checkpoints_skipped"]
         if log is not None:
             replay_log(service, since, teachers, superseded)
         return
+    service.counters["checkpoints_skipped"] += skipped["checkpoints_skipped"]
     if log is not None:
         replay_log(service, 0, teachers, superseded_ranges(log.path, 0))
 
 
 def _usable_checkpoints(
     directory: str | os.PathLike | None, extra: Sequence[str | os.PathLike], counters: dict[str, int]
-) -> Iterator[tuple[Path, dict]]:
+) -> Iterator[tuple[Path, dict]]:  # counters: ``checkpoints_skipped`` counts the damaged ones
     """``(path, state)`` of each checkpoint that reads back, newest version first (damaged ones counted)."""
     paths = [p for _, p in _checkpoints(Path(directory))] if directory is not None else []
     paths += [Path(p) for p in extra if Path(p).is_file()]

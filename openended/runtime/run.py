@@ -188,13 +188,16 @@ def _recorded_holder(rd: RunDir) -> Holder | None:
 def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, progress: bool) -> dict:
     me = this_process()
     started_ray = not ray.is_initialized()
-    init_ray(
-        exp.ray.address,
-        num_cpus=exp.ray.num_cpus,
-        namespace=exp.ray.namespace,
-        temp_dir=exp.ray.temp_dir,
-        log_to_driver=False,
-    )
+    try:
+        init_ray(
+            exp.ray.address,
+            num_cpus=exp.ray.num_cpus,
+            namespace=exp.ray.namespace,
+            temp_dir=exp.ray.temp_dir,
+            log_to_driver=False,
+        )
+    except Exception as e:  # Ray's start-up errors are plain Exceptions: say it in one line
+        raise RunFailed(f"Ray did not start: {_one_line(e)}") from e
     embedded = started_ray and exp.ray.address is None and not os.environ.get("RAY_ADDRESS")
     name = service_name_for(rd)
     service: Any = None
@@ -227,7 +230,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
             raysession.record_embedded_ray(rd.path)
         for i, student in enumerate(exp.students):
             if exp.algo.name == "none":
-                drivers.append(PoolDriver(exp, service, student, i))
+                drivers.append(PoolDriver(exp, name, student, i))
             else:
                 drivers.append(RLlibDriver(exp, name, student, i))
         if point.checkpoint is not None:

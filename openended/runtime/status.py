@@ -79,11 +79,18 @@ def summarize(run_dir: str) -> dict:
 
 
 def print_status(run_dir: str) -> None:
-    """`summarize` as a title line and a table on the terminal (``openended status``)."""
+    """`summarize` on the terminal (``openended status``).
+
+    The run directory, state, reason and problems each on one plain line (long, and what a
+    script greps for), then the numbers as a table.
+    """
     s = summarize(run_dir)
     print(f"run {s['run_dir']}")
+    for k in ("state", "reason", "problems"):
+        if k in s:
+            print(f"{k}: {s[k]}")
     table = Table(show_header=False)
     for k, v in s.items():
-        if k != "run_dir":
+        if k not in ("run_dir", "state", "reason", "problems"):
             table.add_row(k, "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)))
     Console().print(table)
