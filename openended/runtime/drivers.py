@@ -8,8 +8,10 @@ Contents:
     RLlibDriver  -- one RLlib algorithm (PPO/SAC, new API stack) with `CurriculumEnv` envs.
 
 Pool faults: pools start with ``max_restarts`` (`POOL_MAX_RESTARTS`), so Ray brings a
-killed pool back by itself. The driver notices the failed call, waits for the restarted
-actor, reloads the env states of the last checkpoint set into it, and the run goes on. The
+killed pool back by itself. The driver notices the failed call (or, for a pool killed
+between calls, its refusal to step before it is restored: `PoolRestarted`), waits for the
+restarted actor, reloads the env states of the last checkpoint set into it (or lets it go
+on fresh if no set was written yet), and the run goes on. The
 dead pool's episodes that were running are *interrupted*: counted in
 ``episodes_interrupted``, never reported as outcomes. Its episodes of that call whose
 outcomes had already reached the teacher are real episodes; the run counts them from the
@@ -25,11 +27,12 @@ import time
 from typing import Any, Protocol
 
 import ray
-from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTaskError
 
 from openended.config import Experiment
 from openended.errors import ConfigError, RunFailed
 from openended.runtime.checkpoints import CheckpointSet, SetWriter
+from openended.runtime.envpool_actor import PoolRestarted, make_pools
 
 __all__ = ["Driver", "PoolDriver", "RLlibDriver", "CURRICULUM", "POOL_MAX_RESTARTS", "mean_dicts"]
 
@@ -81,8 +84,6 @@ class PoolDriver:
     """
 
     def __init__(self, exp: Experiment, service_name: str, student: str, index: int) -> None:
-        from openended.runtime.envpool_actor import make_pools
-
         self.student = student
         self.exp = exp
         self.pools = make_pools(
@@ -128,6 +129,8 @@ class PoolDriver:
             time.sleep(0.5)
         if self._states[j] is not None:
             ray.get(pool.load_env_states.remote(self._states[j]))
+        else:
+            ray.get(pool.resume_fresh.remote())
         self.pool_restarts += 1
         self.episodes_interrupted += self.exp.pool.envs_per_pool
 
@@ -138,9 +141,22 @@ class PoolDriver:
         for j, pool_refs in enumerate(refs):
             try:
                 out.append([ray.get(r) for r in pool_refs])
-            except RayActorError:
-                self._recover(j)
-                out.append(None)
+                continue
+            except RayTaskError as e:  # the pool raised: it is alive
+                if isinstance(e.cause, RayActorError):
+                    # it lost the service mid-step: its envs are mid-way, so Ray restarts it afresh
+                    ray.kill(self.pools[j], no_restart=False)
+                elif not isinstance(e.cause, PoolRestarted):  # restarted between calls: restore it
+                    raise  # a bug in an env or policy: its traceback is what helps
+            except RayActorError:  # the pool died in the call
+                pass
+            for r in pool_refs:  # let the rest of this pool's calls end before restoring it
+                try:
+                    ray.get(r)
+                except Exception:  # noqa: BLE001 - they failed or refused too; the pool is restored next
+                    pass
+            self._recover(j)
+            out.append(None)
         return out
 
     def train_iteration(self) -> dict:

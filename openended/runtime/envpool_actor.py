@@ -18,10 +18,18 @@ from typing import Any
 
 import ray
 
-from openended.errors import ConfigError
+from openended.errors import ConfigError, Error
 from openended.runtime.envpool import EnvFactory, EnvPoolCore, Policy
 
-__all__ = ["EnvPool", "make_pools"]
+__all__ = ["EnvPool", "make_pools", "PoolRestarted"]
+
+
+class PoolRestarted(Error, RuntimeError):
+    """A pool Ray restarted has not been given its students' state yet (`load_env_states` or `resume_fresh`).
+
+    Stepping it before would train fresh simulated students without anyone noticing, so
+    `step` and `run` refuse until the owner has decided.
+    """
 
 
 class _EnvPoolActor:
@@ -45,9 +53,11 @@ class _EnvPoolActor:
     ) -> None:
         from openended.runtime.client import TeacherClient
 
-        if pool_id is not None and ray.get_runtime_context().was_current_actor_reconstructed:
-            # Ray restarted this actor: episode numbers start again at 0, so the ids need a new
-            # prefix, or the service would drop the new episodes as already seen.
+        #: Ray restarted this actor (its process died); cleared once its owner restored it.
+        self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        if pool_id is not None and self.restarted:
+            # Episode numbers start again at 0, so the ids need a new prefix, or the service
+            # would drop the new episodes as already seen.
             pool_id = f"{pool_id}r{uuid.uuid4().hex[:6]}"
         client = TeacherClient(service, curriculum, student, namespace=namespace, **dict(client_options or {}))
         self.core = EnvPoolCore(
@@ -62,12 +72,18 @@ class _EnvPoolActor:
             pool_id=pool_id,
         )
 
+    def _check_restored(self) -> None:
+        if self.restarted:
+            raise PoolRestarted(f"env pool {self.core.pool_id} was restarted by Ray; restore it before stepping")
+
     def step(self, k: int | None = None) -> dict:
-        """`EnvPoolCore.step`."""
+        """`EnvPoolCore.step` (`PoolRestarted` after a restart until restored)."""
+        self._check_restored()
         return self.core.step(k)
 
     def run(self, steps: int | None = None, seconds: float | None = None, k: int | None = None) -> dict:
-        """`EnvPoolCore.run`."""
+        """`EnvPoolCore.run` (`PoolRestarted` after a restart until restored)."""
+        self._check_restored()
         return self.core.run(steps=steps, seconds=seconds, k=k)
 
     def stats(self) -> dict:
@@ -87,8 +103,13 @@ class _EnvPoolActor:
         return self.core.env_states()
 
     def load_env_states(self, states: list[dict | None]) -> None:
-        """`EnvPoolCore.load_env_states`."""
+        """`EnvPoolCore.load_env_states` (a restarted pool may step again)."""
         self.core.load_env_states(states)
+        self.restarted = False
+
+    def resume_fresh(self) -> None:
+        """Let a restarted pool step with the state it was rebuilt with (nothing was saved to restore)."""
+        self.restarted = False
 
     def close(self) -> None:
         """`EnvPoolCore.close`."""

@@ -27,6 +27,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ray
@@ -132,6 +133,14 @@ def write_checkpoint_set(
         return ckpt.commit(event_log_offset=int(info["log_offset"] or 0), totals=totals)
 
 
+@dataclass
+class _Done:
+    """How far the run got: the last iteration completed and the wall time it took (what status.json says)."""
+
+    iteration: int
+    wall_s: float
+
+
 def _status(state: str, iteration: int, wall_s: float | None, me: Holder, **extra: Any) -> dict:
     return {
         "state": state,
@@ -203,8 +212,8 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
     service: Any = None
     drivers: list[Driver] = []
     reporter = ProgressReporter(exp, rd, enabled=progress)
-    state, reason, it_done = "failed", None, point.iteration
-    wall = float(point.totals.get("wall_s") or 0.0)
+    state, reason = "failed", None
+    done = _Done(point.iteration, float(point.totals.get("wall_s") or 0.0))
     try:
         service = start_service(
             name,
@@ -236,8 +245,8 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
         if point.checkpoint is not None:
             for d in drivers:
                 d.restore(point.checkpoint, point.student_totals(d.student))
-        rd.write_status(_status("running", it_done, wall, me))
-        it_done, wall = _train(exp, rd, service, drivers, reporter, point, me)
+        rd.write_status(_status("running", done.iteration, done.wall_s, me))
+        _train(exp, rd, service, drivers, reporter, point, me, done)
         state = "finished"
     except KeyboardInterrupt:
         state = "interrupted"
@@ -253,7 +262,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
         raise
     finally:
         _shutdown(rd, reporter, drivers, service, started_ray, embedded)
-        final = _status(state, it_done, wall, me, **({"reason": reason} if reason else {}))
+        final = _status(state, done.iteration, done.wall_s, me, **({"reason": reason} if reason else {}))
         try:
             rd.write_status(final)
         except OSError as e:  # the original error (if any) is what propagates
@@ -273,11 +282,11 @@ def _train(
     reporter: ProgressReporter,
     point: ResumePoint,
     me: Holder,
-) -> tuple[int, float]:
-    """The iterations after ``point``; returns the last one done and the wall time so far."""
+    done: _Done,
+) -> None:
+    """The iterations after ``point``; ``done`` follows the last one completed (metrics row, set, status)."""
     t0 = time.perf_counter()
-    prior_wall = float(point.totals.get("wall_s") or 0.0)
-    it, wall = point.iteration, prior_wall
+    prior_wall = done.wall_s
     reporter.start(point.iteration)
     counts: dict = dict(
         call_service(lambda: service.snapshot.remote(), "snapshot")["curricula"][CURRICULUM]["counters"]
@@ -319,7 +328,7 @@ def _train(
         if it % exp.run.checkpoint_every == 0 or it == exp.run.iterations:
             write_checkpoint_set(rd, service, drivers, it, _totals(row, rows, drivers, wall))
         rd.write_status(_status("running", it, wall, me))
-    return it, wall
+        done.iteration, done.wall_s = it, wall
 
 
 def _fill_in_unknown_episodes(rows: list[dict], drivers: list[Driver], counts: dict, prev: dict) -> None:
