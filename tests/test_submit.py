@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 
+import psutil
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -22,6 +27,44 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _dashboard_up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/version", timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answers (auth may refuse the route)
+    except OSError:
+        return False
+
+
+def _stop_head(head: subprocess.Popen) -> None:
+    """End the head this module started, and only it: its process group, then any descendant left."""
+    try:
+        family = psutil.Process(head.pid).children(recursive=True)
+    except psutil.Error:
+        family = []
+    try:
+        os.killpg(head.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        head.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=30)
+    for p in family:  # workers and agents that left the group
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(family, timeout=30)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
     temp = tmp_path_factory.mktemp("rayhead")
@@ -33,11 +76,13 @@ def head(tmp_path_factory):
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     port, dash = _free_port(), _free_port()
-    start = subprocess.run(
+    log = open(temp / "ray-start.log", "w")  # closed after the head is stopped
+    head = subprocess.Popen(
         [
             str(BIN / "ray"),
             "start",
             "--head",
+            "--block",  # in the foreground, in its own process group: the fixture stops exactly this head
             "--node-ip-address",
             "127.0.0.1",
             "--port",
@@ -53,15 +98,21 @@ def head(tmp_path_factory):
             "--disable-usage-stats",
         ],
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
-    assert start.returncode == 0, start.stderr[-2000:]
+    address = f"http://127.0.0.1:{dash}"
     try:
-        yield {"env": env, "address": f"http://127.0.0.1:{dash}", "runs": temp}
+        deadline = time.monotonic() + 180
+        while not _dashboard_up(address):
+            assert head.poll() is None, (temp / "ray-start.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the Ray head did not come up in 180 s"
+            time.sleep(0.5)
+        yield {"env": env, "address": address, "runs": temp}
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        _stop_head(head)
+        log.close()
 
 
 def test_submit_toy_experiment_succeeds_with_token_auth(head):
