@@ -215,6 +215,8 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
     state, reason = "failed", None
     done = _Done(point.iteration, float(point.totals.get("wall_s") or 0.0))
     try:
+        if embedded:  # at once (a kill during start-up), and again once the raylet has started its agents
+            raysession.record_embedded_ray(rd.path)
         service = start_service(
             name,
             exp.ray.namespace,
