@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,6 +159,11 @@ def test_manifest_paths_cannot_leave_the_set_and_latest_json_is_not_trusted(tmp_
     assert rd.newest_checkpoint(on_skip=skipped.append) is None and "leads outside" in str(skipped[0])
     (rd.checkpoints / "latest.json").write_text(json.dumps({"iteration": 99, "dir": "../../../../etc"}))
     assert rd.newest_checkpoint() is None  # resume lists the sets itself
+    with pytest.raises(RunDirError, match=r"no usable checkpoint set .*leads outside.*would start the run over"):
+        prepare_resume(rd, say=print)  # never a silent fresh start
+    shutil.rmtree(rd.checkpoints / "iter_000010")
+    with pytest.raises(RunDirError, match=r"latest.json names a set that is not there"):
+        prepare_resume(rd, say=print)
 
 
 def test_a_failed_set_leaves_nothing_behind(tmp_path):

@@ -50,6 +50,7 @@ __all__ = [
     "SetDamaged",
     "MANIFEST",
     "MANIFEST_FORMAT",
+    "LATEST",
     "set_dirs",
     "load_set",
     "newest_complete",
@@ -63,7 +64,14 @@ _MEMBER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._
 
 
 class SetDamaged(RunDirError):
-    """A checkpoint set that cannot be restored (no manifest, a bad manifest, a member that does not match)."""
+    """A checkpoint set that cannot be restored (no manifest, a bad manifest, a member that does not match).
+
+    ``interrupted``: it has no manifest at all (its writing was cut short), as opposed to damaged.
+    """
+
+    def __init__(self, message: str, interrupted: bool = False) -> None:
+        super().__init__(message)
+        self.interrupted = interrupted
 
 
 @dataclass(frozen=True)
@@ -226,7 +234,7 @@ def load_set(path: pathlib.Path, verify: bool = True) -> CheckpointSet:
     """The set in folder ``path``; `SetDamaged` saying why if it is incomplete or (``verify``) does not match."""
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
-        raise SetDamaged(f"{path.name}: no {MANIFEST} (its writing was interrupted)")
+        raise SetDamaged(f"{path.name}: no {MANIFEST} (its writing was interrupted)", interrupted=True)
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:

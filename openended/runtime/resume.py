@@ -5,7 +5,9 @@ nothing has been changed yet; then the writes, each safe to repeat if this resum
 itself killed:
 
 1. The newest complete set that matches its manifest is chosen; each newer set passed
-   over is named in one line (interrupted while being written, or damaged).
+   over is named in one line (interrupted while being written, or damaged). No usable set
+   although one was committed once (``latest.json`` exists, or a set is damaged rather
+   than interrupted) is an error: starting over would silently drop the run's history.
 2. ``metrics.jsonl`` and ``evaluations.jsonl`` are read: a torn last line is repaired,
    damage anywhere else stops the resume (`RunDirError` with file and line).
 3. The event log's torn last line is repaired and every line after the set's offset is
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from openended.errors import RunDirError
-from openended.runtime.checkpoints import CheckpointSet, SetDamaged
+from openended.runtime.checkpoints import LATEST, CheckpointSet, SetDamaged
 from openended.runtime.eventlog import EventLog, iter_events
 from openended.runtime.rundir import RunDir
 
@@ -64,8 +66,15 @@ def prepare_resume(rd: RunDir, say: Callable[[str], None] = _say) -> ResumePoint
     ckpt = rd.newest_checkpoint(verify=True, on_skip=skipped.append)
     iteration = ckpt.iteration if ckpt is not None else 0
     offset = ckpt.event_log_offset if ckpt is not None else 0
+    if ckpt is None and ((rd.checkpoints / LATEST).exists() or any(not s.interrupted for s in skipped)):
+        # a set was committed once: starting over would silently drop the run's history
+        why = "; ".join(str(s) for s in skipped) or f"{LATEST} names a set that is not there"
+        raise RunDirError(
+            f"{rd.checkpoints}: no usable checkpoint set ({why}); resuming would start the run over from "
+            f"iteration 0: move {rd.checkpoints} away to do that"
+        )
     if skipped:
-        target = f"checkpoint set {ckpt.name}" if ckpt is not None else "the start (no usable checkpoint set)"
+        target = f"checkpoint set {ckpt.name}" if ckpt is not None else "iteration 0 (no set was completed)"
         say(f"resuming from {target}; skipped " + "; ".join(str(s) for s in skipped))
 
     log = EventLog(rd.events_path, fsync="always")  # repairs a torn last line
