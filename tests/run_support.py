@@ -45,7 +45,8 @@ def start_run(base: pathlib.Path, *sets: str, kill_at_checkpoint: int | None = N
     return subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        # a shared, loaded machine can take over a minute to register Ray's node (the default limit is 60 s)
+        env=dict(os.environ, PYTHONUNBUFFERED="1", RAY_raylet_start_wait_time_s="300"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 
 import psutil
 import pytest
@@ -27,32 +23,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _dashboard_up(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/api/version", timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True  # it answers (auth may refuse the route)
-    except OSError:
-        return False
+def _group(pgid: int) -> list[psutil.Process]:
+    """The processes of process group ``pgid`` (the head's: `ray start` ran as its leader)."""
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid:
+                found.append(p)
+        except (OSError, psutil.Error):
+            continue
+    return found
 
 
-def _stop_head(head: subprocess.Popen) -> None:
-    """End the head this module started, and only it: its process group, then any descendant left."""
-    try:
-        family = psutil.Process(head.pid).children(recursive=True)
-    except psutil.Error:
-        family = []
-    try:
-        os.killpg(head.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
-        head.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(head.pid, signal.SIGKILL)
-        head.wait(timeout=30)
-    for p in family:  # workers and agents that left the group
+def _stop_head(pgid: int) -> None:
+    """End the head this module started, and only it: every process of its process group."""
+    family = _group(pgid)
+    for p in family:
         try:
             p.terminate()
         except psutil.Error:
@@ -63,6 +49,7 @@ def _stop_head(head: subprocess.Popen) -> None:
             p.kill()
         except psutil.Error:
             pass
+    psutil.wait_procs(alive, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +63,11 @@ def head(tmp_path_factory):
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     port, dash = _free_port(), _free_port()
-    log = open(temp / "ray-start.log", "w")  # closed after the head is stopped
-    head = subprocess.Popen(
+    start = subprocess.Popen(
         [
             str(BIN / "ray"),
             "start",
             "--head",
-            "--block",  # in the foreground, in its own process group: the fixture stops exactly this head
             "--node-ip-address",
             "127.0.0.1",
             "--port",
@@ -98,21 +83,18 @@ def head(tmp_path_factory):
             "--disable-usage-stats",
         ],
         env=env,
-        stdout=log,
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
+        text=True,
+        start_new_session=True,  # its own process group: the head's processes stay in it after `ray start` exits
     )
-    address = f"http://127.0.0.1:{dash}"
+    pgid = start.pid
     try:
-        deadline = time.monotonic() + 180
-        while not _dashboard_up(address):
-            assert head.poll() is None, (temp / "ray-start.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the Ray head did not come up in 180 s"
-            time.sleep(0.5)
-        yield {"env": env, "address": address, "runs": temp}
+        out, _ = start.communicate(timeout=180)  # returns once the head is up
+        assert start.returncode == 0, out[-2000:]
+        yield {"env": env, "address": f"http://127.0.0.1:{dash}", "runs": temp}
     finally:
-        _stop_head(head)
-        log.close()
+        _stop_head(pgid)  # never `ray stop --force`: that stops every Ray on the machine
 
 
 def test_submit_toy_experiment_succeeds_with_token_auth(head):
