@@ -60,6 +60,7 @@ def head(tmp_path_factory):
         os.environ,
         RAY_AUTH_MODE="token",
         RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_raylet_start_wait_time_s="300",  # a loaded machine can take over a minute to register the node
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     port, dash = _free_port(), _free_port()
