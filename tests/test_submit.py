@@ -8,6 +8,7 @@ import pathlib
 import socket
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
@@ -23,21 +24,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _group(pgid: int) -> list[psutil.Process]:
-    """The processes of process group ``pgid`` (the head's: `ray start` ran as its leader)."""
-    found = []
+def _head_processes(pgid: int, temp_dir: str) -> list[psutil.Process]:
+    """The processes of the head this module started: its process group, every process whose command
+    line names its own temp dir (GCS, raylet, dashboard), and their descendants (the raylet's agents)."""
+    found: dict[int, psutil.Process] = {}
     for p in psutil.process_iter():
         try:
-            if os.getpgid(p.pid) == pgid:
-                found.append(p)
+            if os.getpgid(p.pid) == pgid or any(temp_dir in arg for arg in p.cmdline()):
+                found[p.pid] = p
+                found.update((c.pid, c) for c in p.children(recursive=True))
         except (OSError, psutil.Error):
             continue
-    return found
+    found.pop(os.getpid(), None)
+    return list(found.values())
 
 
-def _stop_head(pgid: int) -> None:
-    """End the head this module started, and only it: every process of its process group."""
-    family = _group(pgid)
+def _stop_head(pgid: int, temp_dir: str) -> None:
+    """End the head this module started, and only it (never `ray stop --force`: that stops every Ray here)."""
+    family = _head_processes(pgid, temp_dir)
     for p in family:
         try:
             p.terminate()
@@ -55,7 +59,7 @@ def _stop_head(pgid: int) -> None:
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
     temp = tmp_path_factory.mktemp("rayhead")
-    short_temp = f"/tmp/oe-head-{os.getpid()}"  # unix socket paths must stay short
+    short_temp = f"/tmp/oe-head-{os.getpid()}-{time.time_ns() % 10**6}"  # unique; socket paths must stay short
     env = dict(
         os.environ,
         RAY_AUTH_MODE="token",
@@ -95,7 +99,7 @@ def head(tmp_path_factory):
         assert start.returncode == 0, out[-2000:]
         yield {"env": env, "address": f"http://127.0.0.1:{dash}", "runs": temp}
     finally:
-        _stop_head(pgid)  # never `ray stop --force`: that stops every Ray on the machine
+        _stop_head(pgid, short_temp)
 
 
 def test_submit_toy_experiment_succeeds_with_token_auth(head):
