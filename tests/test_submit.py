@@ -95,7 +95,7 @@ def head(tmp_path_factory):
     )
     pgid = start.pid
     try:
-        out, _ = start.communicate(timeout=180)  # returns once the head is up
+        out, _ = start.communicate(timeout=300)  # returns once the head is up (minutes on a loaded machine)
         assert start.returncode == 0, out[-2000:]
         yield {"env": env, "address": f"http://127.0.0.1:{dash}", "runs": temp}
     finally:
