@@ -336,10 +336,14 @@ def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runfiles.os, "fsync", full)
+    core = TeacherServiceCore(checkpoint_dir=tmp_path / "ckpt")
+    core.add_curriculum("main", "test_counting", BOX)
+    monkeypatch.setattr(runfiles.os, "fsync", full)  # the same os module the service's checkpoints use
     with pytest.raises(OSError, match="No space left"):
         runfiles.atomic_write_json(target, {"state": "running"})
-    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OSError, match="No space left"):
+        core.checkpoint()
+    assert [p.name for p in tmp_path.rglob("*")] == ["ckpt"]
 
 
 # ------------------------------------------------------------------------ paths

@@ -291,17 +291,21 @@ def _curriculum_state(cur: RecoverableCurriculum) -> dict:
 
 
 def _write_atomically(directory: Path, name: str, state: dict) -> Path:
-    """Temp file, fsync, rename, fsync of the directory: the file is complete or absent."""
+    """Temp file, fsync, rename, fsync of the directory: the file is complete or absent (never a temp file)."""
     final = directory / name
     tmp = directory / f".{name}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="ascii") as f:
-        try:
-            jsonio.dump(state, f, separators=(",", ":"))
-        except TypeError as e:
-            raise TypeError(f"checkpoint: {e}; teacher state must be JSON/numpy serialisable") from None
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            try:
+                jsonio.dump(state, f, separators=(",", ":"))
+            except TypeError as e:
+                raise TypeError(f"checkpoint: {e}; teacher state must be JSON/numpy serialisable") from None
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:  # disk full, read-only: no temp file left behind
+        tmp.unlink(missing_ok=True)
+        raise
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
