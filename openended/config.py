@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import copy
 import pathlib
+import re
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from openended.errors import ConfigError, UnknownName
 from openended.validation import validate_model
@@ -27,6 +28,21 @@ __all__ = ["Experiment", "load_experiment", "apply_overrides", "parse_override",
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+#: Names that become parts of paths (the run folder, checkpoint files): 1-64 letters, digits,
+#: ``.``, ``_`` or ``-``, starting with a letter or digit, so no name can lead out of a folder.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def safe_name(value: str) -> str:
+    """``value`` if it is a `SAFE_NAME`, else ``ValueError`` saying what is allowed."""
+    if not SAFE_NAME.match(value):
+        raise ValueError(
+            "becomes part of a file or folder name; use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
 
 
 class EnvSection(_Model):
@@ -104,18 +120,35 @@ class RayInit(_Model):
 class Experiment(_Model):
     """A whole run."""
 
-    name: str = Field(description="Run name (used in the run directory name).")
+    name: str = Field(description="Run name (used in the run directory name; letters, digits, . _ -).")
     seed: int = Field(0, description="Master seed: teacher, envs and algo seeds derive from it.")
     env: EnvSection
     teacher: TeacherSection
     students: list[str] = Field(
-        default_factory=lambda: ["default"], min_length=1, description="Student ids; each gets its own pools / learner."
+        default_factory=lambda: ["default"],
+        min_length=1,
+        description="Student ids (letters, digits, . _ -); each gets its own pools / learner.",
     )
     algo: AlgoSection = Field(default_factory=AlgoSection)
     pool: PoolSection = Field(default_factory=PoolSection)
     run: RunSection = Field(default_factory=RunSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     ray: RayInit = Field(default_factory=RayInit)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_run_name(cls, value: str) -> str:
+        return safe_name(value)
+
+    @field_validator("students")
+    @classmethod
+    def _safe_student_names(cls, value: list[str]) -> list[str]:
+        for i, student in enumerate(value):
+            try:
+                safe_name(student)
+            except ValueError as e:
+                raise ValueError(f"students[{i}] {student!r} {e}") from None
+        return value
 
     @model_validator(mode="after")
     def _students_unique(self) -> Experiment:

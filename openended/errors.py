@@ -13,6 +13,8 @@ __all__ = [
     "TeacherStateError",
     "DependencyNotInstalled",
     "ServiceError",
+    "RunDirError",
+    "RunFailed",
 ]
 
 
@@ -45,3 +47,17 @@ class DependencyNotInstalled(Error, ImportError):
 
 class ServiceError(Error, RuntimeError):
     """The teacher service cannot do what was asked (unknown curriculum, mismatched log, ...)."""
+
+
+class RunDirError(Error, RuntimeError):
+    """A run directory cannot be used as asked: held by a live run, damaged, or a path outside it.
+
+    The message names the file (and line) or the holder, and what to do.
+    """
+
+
+class RunFailed(Error, RuntimeError):
+    """A run stopped on an error from outside it (disk full, permission denied, an actor that stayed dead).
+
+    The message is the original error in one line; ``status.json`` records it as the reason.
+    """

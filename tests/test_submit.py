@@ -8,7 +8,9 @@ import pathlib
 import socket
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -22,18 +24,51 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _head_processes(pgid: int, temp_dir: str) -> list[psutil.Process]:
+    """The processes of the head this module started: its process group, every process whose command
+    line names its own temp dir (GCS, raylet, dashboard), and their descendants (the raylet's agents)."""
+    found: dict[int, psutil.Process] = {}
+    for p in psutil.process_iter():
+        try:
+            if os.getpgid(p.pid) == pgid or any(temp_dir in arg for arg in p.cmdline()):
+                found[p.pid] = p
+                found.update((c.pid, c) for c in p.children(recursive=True))
+        except (OSError, psutil.Error):
+            continue
+    found.pop(os.getpid(), None)
+    return list(found.values())
+
+
+def _stop_head(pgid: int, temp_dir: str) -> None:
+    """End the head this module started, and only it (never `ray stop --force`: that stops every Ray here)."""
+    family = _head_processes(pgid, temp_dir)
+    for p in family:
+        try:
+            p.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(family, timeout=30)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=30)
+
+
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
     temp = tmp_path_factory.mktemp("rayhead")
-    short_temp = f"/tmp/oe-head-{os.getpid()}"  # unix socket paths must stay short
+    short_temp = f"/tmp/oe-head-{os.getpid()}-{time.time_ns() % 10**6}"  # unique; socket paths must stay short
     env = dict(
         os.environ,
         RAY_AUTH_MODE="token",
         RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+        RAY_raylet_start_wait_time_s="300",  # a loaded machine can take over a minute to register the node
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     port, dash = _free_port(), _free_port()
-    start = subprocess.run(
+    start = subprocess.Popen(
         [
             str(BIN / "ray"),
             "start",
@@ -53,15 +88,18 @@ def head(tmp_path_factory):
             "--disable-usage-stats",
         ],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=180,
+        start_new_session=True,  # its own process group: the head's processes stay in it after `ray start` exits
     )
-    assert start.returncode == 0, start.stderr[-2000:]
+    pgid = start.pid
     try:
+        out, _ = start.communicate(timeout=300)  # returns once the head is up (minutes on a loaded machine)
+        assert start.returncode == 0, out[-2000:]
         yield {"env": env, "address": f"http://127.0.0.1:{dash}", "runs": temp}
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        _stop_head(pgid, short_temp)
 
 
 def test_submit_toy_experiment_succeeds_with_token_auth(head):

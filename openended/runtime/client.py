@@ -24,7 +24,10 @@ Semantics shared by both:
       client's student.
     * Reports are fire-and-forget with at most ``max_in_flight`` unacknowledged
       batches; a batch whose call failed because the service actor died is resent (up to
-      ``max_retries`` times), and the service drops episodes it already has.
+      ``max_retries`` times), and the service drops episodes it already has. While Ray
+      restarts the actor (``ActorUnavailableError``: its checkpoint and log are being
+      restored, which can take seconds) the client waits and asks again, for up to
+      ``restart_timeout_s``; those waits do not count as retries.
 
 Example (in-process):
     >>> from openended.tasks import Box, Outcome
@@ -196,6 +199,7 @@ class TeacherClient(_ClientBase):
         namespace: str | None = None,
         max_in_flight: int = 4,
         max_retries: int = 3,
+        restart_timeout_s: float = 300.0,
     ) -> None:
         super().__init__(curriculum, student, buffer_size, low_watermark, flush_every, flush_interval_s)
         if max_in_flight < 1:
@@ -205,6 +209,8 @@ class TeacherClient(_ClientBase):
         self._handle: Any = None if isinstance(service, str) else service
         self.max_in_flight = int(max_in_flight)
         self.max_retries = int(max_retries)
+        self.restart_timeout_s = float(restart_timeout_s)
+        self._unavailable_since: float | None = None  # when the service began restarting (None: it answers)
         self._sample_ref: Any = None
         self._pending_n = 0
         self._reports: deque[tuple[Any, OutcomeBatch, int]] = deque()  # (ref, batch, attempt)
@@ -225,6 +231,7 @@ class TeacherClient(_ClientBase):
                     namespace=self._namespace,
                     max_in_flight=self.max_in_flight,
                     max_retries=self.max_retries,
+                    restart_timeout_s=self.restart_timeout_s,
                 ),
             ),
         )
@@ -248,18 +255,22 @@ class TeacherClient(_ClientBase):
         Asks again after a task-cache miss (sending every task in full) or a dead service actor.
         """
         import ray
-        from ray.exceptions import RayActorError
+        from ray.exceptions import ActorUnavailableError, RayActorError
 
         attempt = 0
         reset = False
         while True:
             try:
                 self._receive(ray.get(ref))
+                self._unavailable_since = None
                 return
             except TaskCacheMiss:
                 # Our table and the service's view of it disagree: ask again, sending everything.
                 self._counts["resyncs"] += 1
                 reset = True
+            except ActorUnavailableError:
+                self._wait_for_restart()
+                self._counts["resends"] += 1
             except RayActorError:
                 attempt += 1
                 if attempt > self.max_retries:
@@ -327,13 +338,22 @@ class TeacherClient(_ClientBase):
         ref = self.service.report.remote(self.curriculum, batch)
         self._reports.append((ref, batch, attempt))
 
+    def _wait_for_restart(self) -> None:
+        """The service is restarting: wait a little, or re-raise once ``restart_timeout_s`` has passed."""
+        now = time.monotonic()
+        if self._unavailable_since is None:
+            self._unavailable_since = now
+        elif now - self._unavailable_since > self.restart_timeout_s:
+            raise  # the ActorUnavailableError its caller is handling
+        time.sleep(0.2)
+
     def _reap(self, block_first: bool) -> None:
         """Collect finished report calls (one ``ray.wait`` for all of them).
 
         Queues a resend for those that hit a dead actor. ``block_first``: wait for the oldest first.
         """
         import ray
-        from ray.exceptions import RayActorError
+        from ray.exceptions import ActorUnavailableError, RayActorError
 
         if not self._reports:
             return
@@ -351,7 +371,13 @@ class TeacherClient(_ClientBase):
                 continue
             try:
                 accepted = ray.get(ref)
-            except RayActorError:  # includes ActorDiedError / ActorUnavailableError
+                self._unavailable_since = None
+            except ActorUnavailableError:  # Ray is restarting the service: resend, not counted as a retry
+                self._wait_for_restart()
+                self._counts["resends"] += 1
+                self._pending_resend.append((batch, attempt))
+                continue
+            except RayActorError:  # ActorDiedError
                 if attempt >= self.max_retries:
                     raise
                 self._counts["resends"] += 1

@@ -131,6 +131,8 @@ class TeacherServiceCore:
         self._peers: OrderedDict[tuple[str, str], PeerView] = OrderedDict()
         #: Number of the last checkpoint written or loaded (0: none yet).
         self.version = 0
+        #: The event-log offset the last checkpoint written covers (``None``: none yet, or no log).
+        self.last_checkpoint_offset: int | None = None
         self.replay: ReplayMode = replay
         self.counters: dict[str, int] = {
             "checkpoints": 0,
@@ -138,6 +140,8 @@ class TeacherServiceCore:
             "replayed_outcomes": 0,
             "replay_mismatches": 0,
             "peer_resets": 0,
+            "superseded_events": 0,
+            "checkpoints_skipped": 0,
         }
         self._started_at = time.time()
 
@@ -373,12 +377,14 @@ class TeacherServiceCore:
         event_log: EventLog | str | os.PathLike | None,
         *,
         teachers: Mapping[str, Any] | None = None,
+        candidates: Sequence[str | os.PathLike] = (),
         **kwargs: Any,
     ) -> TeacherServiceCore:
         """Rebuild the service after a crash.
 
-        Loads the newest checkpoint in ``directory`` (if any), then replays ``event_log``
-        from the offset that checkpoint covers (from the start if there is none). Nothing
+        Loads the newest usable checkpoint in ``directory`` or ``candidates`` (if any), then
+        replays ``event_log`` from the offset that checkpoint covers (from the start if there
+        is none), skipping superseded events (see `openended.runtime.recovery`). Nothing
         replayed is logged again.
 
         Args:
@@ -387,10 +393,11 @@ class TeacherServiceCore:
                 or a path; ``None``: nothing to replay).
             teachers: ``{curriculum: teacher object or factory}`` for curricula that
                 were added with an object or factory instead of a registry name.
+            candidates: further checkpoint files (a resumed run's checkpoint set).
             **kwargs: further `TeacherServiceCore` arguments.
         """
         core = cls(event_log=event_log, checkpoint_dir=directory, **kwargs)
-        recovery.restore(core, directory, dict(teachers or {}))
+        recovery.restore(core, directory, dict(teachers or {}), candidates)
         return core
 
     # Hooks for `openended.runtime.recovery` (see `recovery.RecoverableService`).

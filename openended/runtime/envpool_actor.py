@@ -18,10 +18,18 @@ from typing import Any
 
 import ray
 
-from openended.errors import ConfigError
+from openended.errors import ConfigError, Error
 from openended.runtime.envpool import EnvFactory, EnvPoolCore, Policy
 
-__all__ = ["EnvPool", "make_pools"]
+__all__ = ["EnvPool", "make_pools", "PoolRestarted"]
+
+
+class PoolRestarted(Error, RuntimeError):
+    """A pool Ray restarted has not been given its students' state yet (`load_env_states` or `resume_fresh`).
+
+    Stepping it before would train fresh simulated students without anyone noticing, so
+    `step` and `run` refuse until the owner has decided.
+    """
 
 
 class _EnvPoolActor:
@@ -45,6 +53,12 @@ class _EnvPoolActor:
     ) -> None:
         from openended.runtime.client import TeacherClient
 
+        #: Ray restarted this actor (its process died); cleared once its owner restored it.
+        self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
+        if pool_id is not None and self.restarted:
+            # Episode numbers start again at 0, so the ids need a new prefix, or the service
+            # would drop the new episodes as already seen.
+            pool_id = f"{pool_id}r{uuid.uuid4().hex[:6]}"
         client = TeacherClient(service, curriculum, student, namespace=namespace, **dict(client_options or {}))
         self.core = EnvPoolCore(
             family,
@@ -58,12 +72,18 @@ class _EnvPoolActor:
             pool_id=pool_id,
         )
 
+    def _check_restored(self) -> None:
+        if self.restarted:
+            raise PoolRestarted(f"env pool {self.core.pool_id} was restarted by Ray; restore it before stepping")
+
     def step(self, k: int | None = None) -> dict:
-        """`EnvPoolCore.step`."""
+        """`EnvPoolCore.step` (`PoolRestarted` after a restart until restored)."""
+        self._check_restored()
         return self.core.step(k)
 
     def run(self, steps: int | None = None, seconds: float | None = None, k: int | None = None) -> dict:
-        """`EnvPoolCore.run`."""
+        """`EnvPoolCore.run` (`PoolRestarted` after a restart until restored)."""
+        self._check_restored()
         return self.core.run(steps=steps, seconds=seconds, k=k)
 
     def stats(self) -> dict:
@@ -83,8 +103,13 @@ class _EnvPoolActor:
         return self.core.env_states()
 
     def load_env_states(self, states: list[dict | None]) -> None:
-        """`EnvPoolCore.load_env_states`."""
+        """`EnvPoolCore.load_env_states` (a restarted pool may step again)."""
         self.core.load_env_states(states)
+        self.restarted = False
+
+    def resume_fresh(self) -> None:
+        """Let a restarted pool step with the state it was rebuilt with (nothing was saved to restore)."""
+        self.restarted = False
 
     def close(self) -> None:
         """`EnvPoolCore.close`."""
@@ -117,18 +142,20 @@ def make_pools(
     namespace: str | None = None,
     client_options: Mapping[str, Any] | None = None,
     wait: bool = True,
+    max_restarts: int = 0,
 ) -> list[Any]:
     """Start ``n`` `EnvPool` actors (seeds ``seed + 10_000 * j`` so no two envs share a seed).
 
     ``wait`` blocks until every pool has built its envs, so timings that follow measure
-    stepping, not start-up.
+    stepping, not start-up. ``max_restarts``: Ray restarts a killed pool this many times (a
+    call in flight then fails with ``ActorUnavailableError``; the caller decides what to redo).
     """
     if n < 1:
         raise ConfigError(f"make_pools(n): n must be >= 1, got {n}")
     # Actor handles are used untyped here as everywhere in the runtime: Ray types a handle's
     # methods as the plain functions unless each one is wrapped in ``ray.method``.
     pools: list[Any] = [
-        EnvPool.options(num_cpus=num_cpus).remote(
+        EnvPool.options(num_cpus=num_cpus, max_restarts=max_restarts, max_task_retries=0).remote(
             service,
             curriculum,
             family,

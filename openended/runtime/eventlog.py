@@ -20,6 +20,11 @@ see `openended.runtime.batch_json`; other numpy values as plain JSON numbers and
     ``{"ev": "sampled", "t": ..., "cur": name, "student": s, "tasks": <TaskBatch JSON>}``
     ``{"ev": "outcome", "t": ..., "cur": name, "outcomes": <OutcomeBatch JSON>}``
     ``{"ev": "snapshot", "t": ..., "path": ckpt, "version": v, "offset": log offset}``
+    ``{"ev": "rewind", "t": ..., "from": byte, "to": byte, "iteration": i, "set": name}``
+
+A ``rewind`` is appended when a run resumes from a checkpoint set: the events in bytes
+``[from, to)`` happened after that set was written and were rolled back with the students
+(they are *superseded*: kept, never applied again; see `openended.runtime.recovery`).
 
 Durability: every ``append`` hands the whole line to the OS in one ``os.write`` loop
 before returning, so killing the process (kill -9) loses at most the line being written,
@@ -222,6 +227,10 @@ class EventLog:
             {"ev": "snapshot", "t": time.time(), "path": str(path), "version": version, "offset": offset}
         )
 
+    def rewind(self, start: int, end: int, **info: Any) -> int:
+        """Log that the events in bytes ``[start, end)`` are superseded (a resume rolled back past them)."""
+        return self.append({"ev": "rewind", "t": time.time(), "from": int(start), "to": int(end), **info})
+
     def fsync(self) -> None:
         """Force written events to disk now (a no-op when nothing is new)."""
         with self._fd_lock:
@@ -314,14 +323,28 @@ def iter_events(path: str | os.PathLike, since_offset: int = 0) -> Iterator[LogE
                     try:
                         event = json.loads(line)
                     except ValueError as e:
+                        at = buf_offset + line_start
                         raise EventLogCorrupt(
-                            f"{log_path}: line at byte {buf_offset + line_start} is not JSON ({e}); "
-                            "the log was modified or corrupted"
+                            f"{log_path}: line at byte {at} is not JSON ({e}); it is line "
+                            f"{_line_number(log_path, at)}: the log was modified or corrupted"
                         ) from None
                     yield LogEntry(buf_offset + line_start, buf_offset + newline_at + 1, event)
                 line_start = newline_at + 1
             buf_offset += line_start
             buf = buf[line_start:]
+
+
+def _line_number(path: Path, offset: int) -> int:
+    """The 1-based number of the line starting at byte ``offset`` (for error messages only)."""
+    lines = 1
+    with open(path, "rb") as f:
+        while offset > 0:
+            chunk = f.read(min(_CHUNK, offset))
+            if not chunk:
+                break
+            lines += chunk.count(b"\n")
+            offset -= len(chunk)
+    return lines
 
 
 def read_events(

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from openended.errors import ConfigError
 
-__all__ = ["submit_experiment", "job_entrypoint", "DEFAULT_EXCLUDES", "wait_for_job"]
+__all__ = ["submit_experiment", "job_entrypoint", "dashboard_address", "DEFAULT_EXCLUDES", "wait_for_job"]
 
 DEFAULT_EXCLUDES = [
     ".venv",
@@ -44,6 +45,25 @@ def job_entrypoint(experiment: str, overrides: Sequence[str] = ()) -> str:
     for ov in overrides:
         parts += ["--set", ov]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
+
+
+def dashboard_address(address: str) -> str:
+    """The address to submit to: ``host:port`` gets ``http://``; a URL or ``auto`` is kept; anything else is refused.
+
+    Ray's Jobs client reads an address without a scheme as a cluster (GCS) address and waits
+    about 40 s before failing with an RPC error; the dashboard speaks HTTP.
+    """
+    address = address.strip()
+    if "://" in address or address == "auto":
+        return address
+    if _HOST_PORT.match(address):
+        return f"http://{address}"
+    raise ConfigError(
+        f"--address {address!r}: give the Ray dashboard URL, e.g. http://127.0.0.1:8265 (host:port gets http://)"
+    )
 
 
 def _check_auth() -> None:
@@ -72,6 +92,7 @@ def submit_experiment(
     """Submit and return the job id; with ``follow`` stream logs until the job ends."""
     from ray.job_submission import JobSubmissionClient
 
+    address = dashboard_address(address)
     _check_auth()
     wd = pathlib.Path(working_dir).resolve()
     exp = pathlib.Path(experiment).resolve()

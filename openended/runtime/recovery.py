@@ -18,6 +18,15 @@ Exactly-once outcomes, end to end:
     teacher (seed + call sequence) ends in exactly its pre-crash state; where the redrawn
     tasks differ, the logged ones are registered so late outcomes still find their task.
 
+Superseded events: when a run resumes from a checkpoint set, its students go back to that
+set's iteration, so the teacher must too. The run appends a ``rewind`` event naming the
+byte range logged after the set (``from`` = the set's log offset, ``to`` = the end of the
+log at resume). Those events stay in the log but are never applied: the teacher restored
+with the students does not count them, and a later `restore` (a service actor restarted by
+Ray during the resumed run) skips them while replaying everything else after its
+checkpoint. A checkpoint whose offset lies inside a superseded range (a teacher
+checkpointed by the killed run after the set it was resumed from) is not used.
+
 Checkpoint file ``checkpoint-<version:08d>.json`` (format `CHECKPOINT_FORMAT`, ASCII,
 `openended.jsonio`'s tagged form)::
 
@@ -29,8 +38,9 @@ Checkpoint file ``checkpoint-<version:08d>.json`` (format `CHECKPOINT_FORMAT`, A
 Contents:
     EpisodeDedup      -- bounded memory of accepted episode ids.
     write_checkpoint  -- the complete state, atomically (temp file + fsync + rename).
-    restore           -- newest checkpoint, then replay of the log after it.
+    restore           -- newest usable checkpoint, then replay of the log after it.
     replay_log        -- apply logged events from an offset (used by `restore`).
+    superseded_ranges -- the byte ranges ``rewind`` events took back.
     latest_checkpoint, load_checkpoint, CHECKPOINT_FORMAT, ReplayMode
     RecoverableService, RecoverableCurriculum -- what recovery needs from the service.
 """
@@ -41,13 +51,13 @@ import os
 import re
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from openended import jsonio
-from openended.errors import ConfigError, ServiceError
+from openended.errors import ConfigError, Error, ServiceError
 from openended.runtime.batch_json import outcome_batch_from_json
 from openended.runtime.codec import OutcomeBatch
 from openended.runtime.eventlog import EventLog, decode_sampled, iter_events
@@ -57,6 +67,7 @@ __all__ = [
     "write_checkpoint",
     "restore",
     "replay_log",
+    "superseded_ranges",
     "latest_checkpoint",
     "load_checkpoint",
     "CHECKPOINT_FORMAT",
@@ -107,6 +118,8 @@ class RecoverableService(Protocol):
     """What recovery needs from the service (`TeacherServiceCore` provides it)."""
 
     version: int
+    #: The event-log offset the last checkpoint written covers (``None``: none written, or no log).
+    last_checkpoint_offset: int | None
 
     @property
     def log(self) -> EventLog | None:
@@ -258,6 +271,7 @@ def write_checkpoint(service: RecoverableService, directory: Path) -> Path:
         }
         path = _write_atomically(directory, f"checkpoint-{version:08d}.json", state)
         service.version = version
+        service.last_checkpoint_offset = state["log_offset"]
         service.counters["checkpoints"] += 1
         if log is not None:
             with service.log_lock:
@@ -277,17 +291,21 @@ def _curriculum_state(cur: RecoverableCurriculum) -> dict:
 
 
 def _write_atomically(directory: Path, name: str, state: dict) -> Path:
-    """Temp file, fsync, rename, fsync of the directory: the file is complete or absent."""
+    """Temp file, fsync, rename, fsync of the directory: the file is complete or absent (never a temp file)."""
     final = directory / name
     tmp = directory / f".{name}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="ascii") as f:
-        try:
-            jsonio.dump(state, f, separators=(",", ":"))
-        except TypeError as e:
-            raise TypeError(f"checkpoint: {e}; teacher state must be JSON/numpy serialisable") from None
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            try:
+                jsonio.dump(state, f, separators=(",", ":"))
+            except TypeError as e:
+                raise TypeError(f"checkpoint: {e}; teacher state must be JSON/numpy serialisable") from None
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:  # disk full, read-only: no temp file left behind
+        tmp.unlink(missing_ok=True)
+        raise
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -306,33 +324,89 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 # -------------------------------------------------------------------- restore
-def restore(service: RecoverableService, directory: str | os.PathLike | None, teachers: Mapping[str, Any]) -> None:
+def restore(
+    service: RecoverableService,
+    directory: str | os.PathLike | None,
+    teachers: Mapping[str, Any],
+    candidates: Sequence[str | os.PathLike] = (),
+) -> None:
     """Rebuild a fresh ``service`` after a crash.
 
-    Loads the newest checkpoint in ``directory`` (if any), then replays the service's event
-    log from the offset that checkpoint covers (from the start if there is none). Nothing
-    replayed is logged again.
+    Loads the newest usable checkpoint, then replays the service's event log from the offset
+    it covers (from the start if there is none), skipping superseded events. Nothing replayed
+    is logged again.
+
+    A checkpoint is usable when it reads back (a truncated or damaged file is skipped, counted
+    in ``checkpoints_skipped``) and a later ``rewind`` does not supersede the log it covers (a
+    teacher checkpointed after the point a resumed run rolled back to describes a state that
+    was rolled back; it is skipped too).
 
     Args:
         service: the fresh service (opened on the same event log).
-        directory: where the checkpoints are (``None``: replay the whole log).
+        directory: where the checkpoints are (``None``: only ``candidates``).
         teachers: ``{curriculum: teacher object or factory}`` for curricula that were
             added with an object or factory instead of a registry name.
+        candidates: further checkpoint files to consider (a resumed run's checkpoint set).
     """
-    checkpoint = latest_checkpoint(directory) if directory is not None else None
-    since = 0
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-        _load_state(service, state, teachers)
-        since = int(state["log_offset"] or 0)
     log = service.log
+    skipped = {"checkpoints_skipped": 0}  # added after loading: a checkpoint's counters replace the service's
+    for path, state in _usable_checkpoints(directory, candidates, skipped):
+        since = int(state["log_offset"] or 0)
+        if log is not None:
+            if since > log.offset:
+                raise ServiceError(
+                    f"{path} covers the event log up to byte {since}, but {log.path} has "
+                    f"only {log.offset} bytes: the log was replaced or truncated"
+                )
+            superseded = superseded_ranges(log.path, since)
+            if any(start < since <= end for start, end in superseded):
+                skipped["checkpoints_skipped"] += 1
+                continue
+        try:
+            _load_state(service, state, teachers)
+        except Error:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise ServiceError(f"{path}: checkpoint content is damaged ({type(e).__name__}: {e})") from None
+        service.counters["checkpoints_skipped"] += skipped["checkpoints_skipped"]
+        if log is not None:
+            replay_log(service, since, teachers, superseded)
+        return
+    service.counters["checkpoints_skipped"] += skipped["checkpoints_skipped"]
     if log is not None:
-        if since > log.offset:
-            raise ServiceError(
-                f"{checkpoint} covers the event log up to byte {since}, but {log.path} has "
-                f"only {log.offset} bytes: the log was replaced or truncated"
-            )
-        replay_log(service, since, teachers)
+        replay_log(service, 0, teachers, superseded_ranges(log.path, 0))
+
+
+def _usable_checkpoints(
+    directory: str | os.PathLike | None, extra: Sequence[str | os.PathLike], counters: dict[str, int]
+) -> Iterator[tuple[Path, dict]]:  # counters: ``checkpoints_skipped`` counts the damaged ones
+    """``(path, state)`` of each checkpoint that reads back, newest version first (damaged ones counted)."""
+    paths = [p for _, p in _checkpoints(Path(directory))] if directory is not None else []
+    paths += [Path(p) for p in extra if Path(p).is_file()]
+    states: list[tuple[int, Path, dict]] = []
+    seen: set[tuple[int, int]] = set()
+    for path in paths:
+        try:
+            state = load_checkpoint(path)
+            version = int(state["version"])
+            key = (version, int(state["log_offset"] or 0))
+        except (OSError, ValueError, KeyError, TypeError, ServiceError):
+            counters["checkpoints_skipped"] += 1
+            continue
+        if key not in seen:  # a set's linked copy of a file in ``directory``
+            seen.add(key)
+            states.append((version, path, state))
+    for _, path, state in sorted(states, key=lambda item: item[0], reverse=True):
+        yield path, state
+
+
+def superseded_ranges(log_path: str | os.PathLike, since: int = 0) -> list[tuple[int, int]]:
+    """``[(from, to), ...]`` of every ``rewind`` logged at or after byte ``since``."""
+    return [
+        (int(e.event["from"]), int(e.event["to"]))
+        for e in iter_events(log_path, since)
+        if e.event.get("ev") == "rewind"
+    ]
 
 
 def _load_state(service: RecoverableService, state: dict, teachers: Mapping[str, Any]) -> None:
@@ -346,11 +420,17 @@ def _load_state(service: RecoverableService, state: dict, teachers: Mapping[str,
             cur.teacher("default" if key == "*" else key).load_state_dict(teacher_state)
 
 
-def replay_log(service: RecoverableService, since: int, teachers: Mapping[str, Any]) -> None:
+def replay_log(
+    service: RecoverableService,
+    since: int,
+    teachers: Mapping[str, Any],
+    superseded: Sequence[tuple[int, int]] = (),
+) -> None:
     """Apply the events of ``service.log`` from byte ``since``, in order.
 
     ``curriculum`` re-adds, ``sampled`` re-samples or registers (`ReplayMode`), ``outcome``
-    goes through the dedup path; ``snapshot`` and unknown events are skipped.
+    goes through the dedup path; events inside a ``superseded`` byte range are skipped
+    (counted in ``superseded_events``); ``snapshot``, ``rewind`` and unknown events are skipped.
     """
     log = service.log
     assert log is not None
@@ -359,6 +439,9 @@ def replay_log(service: RecoverableService, since: int, teachers: Mapping[str, A
         for entry in iter_events(log.path, since):
             event = entry.event
             kind = event.get("ev")
+            if kind in ("curriculum", "sampled", "outcome") and any(a <= entry.offset < b for a, b in superseded):
+                counters["superseded_events"] += 1
+                continue
             if kind == "curriculum":
                 if event["cur"] not in service.curricula():
                     service.rebuild_curriculum(event["spec"], teachers)

@@ -2,42 +2,55 @@
 
 What happens:
 1. The experiment was validated already (`openended.config`); a run directory is
-   created (or reopened with ``--resume``).
-2. Ray starts (loopback only) or is joined; the `TeacherService` actor starts with the
-   run's event log and checkpoint folder (``resume=True`` restores checkpoint + log).
-3. A driver per student trains: `PoolDriver` (EnvPool actors; the env's simulated
-   student, e.g. the toy learner) or `RLlibDriver` (PPO/SAC with `CurriculumEnv`).
-4. Every iteration appends a metrics row and updates the live table; every
-   ``run.checkpoint_every`` iterations the service, the drivers' state (env students or
-   RLlib algorithms) and a ``latest.json`` pointer are written, in that order.
+   created (or reopened with ``--resume``) and locked: one writer per run
+   (`openended.runtime.runlock`).
+2. Resuming: what a killed run's embedded Ray left behind is stopped
+   (`openended.runtime.raysession`), the newest complete checkpoint set is chosen and the
+   files are checked, all before Ray starts (`openended.runtime.resume`).
+3. Ray starts (loopback only) or is joined; the `TeacherService` actor starts with the
+   run's event log and checkpoint folder, restoring itself from them, and with
+   ``max_restarts`` so that Ray brings it back if its process dies.
+4. A driver per student trains (`openended.runtime.drivers`): `PoolDriver` (EnvPool
+   actors; the env's simulated student, e.g. the toy learner) or `RLlibDriver`.
+5. Every iteration appends a metrics row and updates the live table; every
+   ``run.checkpoint_every`` iterations `write_checkpoint_set` writes one checkpoint set.
 
-Resuming after a crash (even kill -9) continues from the last complete checkpoint: the
-teacher service replays every outcome logged after it exactly once (dedup by episode
-id), drivers reload their state, and iteration numbering continues.
+Resuming after a crash (even kill -9) continues from the newest complete set: students,
+pools and teacher all from that set; what the killed run logged after it is superseded
+(kept in the log, not counted), and iteration numbering continues. Guarantees and the
+tests behind them: ``docs/reliability.md``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import ray
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTaskError
 
 from openended.config import Experiment, teacher_config
 from openended.envs.registry import env_task_space
-from openended.errors import ConfigError
+from openended.errors import ConfigError, Error, RunFailed
+from openended.runtime import raysession
+from openended.runtime.checkpoints import CheckpointSet
+from openended.runtime.drivers import CURRICULUM, RESTART_TIMEOUT_S, Driver, PoolDriver, RLlibDriver
 from openended.runtime.local import init_ray
 from openended.runtime.progress import ProgressReporter
+from openended.runtime.resume import ResumePoint, prepare_resume
 from openended.runtime.rundir import RunDir
+from openended.runtime.runlock import Holder, RunLock, this_process
 from openended.runtime.service import start_service
 from openended.runtime.views_log import ViewWriter
 
-__all__ = ["run_experiment", "CURRICULUM", "service_name_for"]
+__all__ = ["run_experiment", "write_checkpoint_set", "CURRICULUM", "SERVICE_MAX_RESTARTS", "service_name_for"]
 
-CURRICULUM = "main"
+#: Ray restarts of the teacher service actor before the run gives up on it.
+SERVICE_MAX_RESTARTS = 10
 #: Per-task evaluation results: written to evaluations.jsonl, kept out of the metrics rows.
 _PER_TASK_EVAL = ("returns", "task_params", "task_success")
 
@@ -47,362 +60,52 @@ def service_name_for(rd: RunDir) -> str:
     return f"openended-teacher-{rd.name}"
 
 
-class Driver(Protocol):
-    student: str
-
-    def train_iteration(self) -> dict: ...
-
-    def save(self, directory: str) -> None: ...
-
-    def restore(self, directory: str) -> None: ...
-
-    def close(self) -> None: ...
+def _say(line: str) -> None:
+    print(f"openended: {line}", file=sys.stderr, flush=True)
 
 
-class PoolDriver:
-    """EnvPool actors for one student: each iteration steps every pool ``steps_per_call`` times."""
-
-    def __init__(self, exp: Experiment, service: Any, student: str, index: int) -> None:
-        from openended.runtime.envpool_actor import make_pools
-
-        self.student = student
-        self.exp = exp
-        self.pools = make_pools(
-            exp.pool.pools_per_student,
-            service,
-            CURRICULUM,
-            exp.env.family,
-            exp.env.config,
-            num_envs=exp.pool.envs_per_pool,
-            num_cpus=0.5,
-            seed=exp.seed + 1_000_000 * index,
-            student=student,
-            policy=exp.pool.policy,
-            steps_per_call=exp.pool.steps_per_call,
-            namespace=exp.ray.namespace,
-        )
-
-    def train_iteration(self) -> dict:
-        stats = ray.get([p.step.remote() for p in self.pools])
-        metrics = ray.get([p.env_metrics.remote() for p in self.pools])
-        episodes = sum(s["episodes"] for s in stats)
-        returns = [s["mean_return"] * s["episodes"] for s in stats if s.get("mean_return") is not None]
-        succ = [s["success_rate"] * s["episodes"] for s in stats if s.get("success_rate") is not None]
-        out = {
-            "env_steps": sum(s["steps"] for s in stats),
-            "episodes": episodes,
-            "mean_return": (sum(returns) / episodes) if episodes and returns else None,
-            "success_rate": (sum(succ) / episodes) if episodes and succ else None,
-            "env_steps_total": sum(s["total_steps"] for s in stats),
-            "episodes_total": sum(s["total_episodes"] for s in stats),
-        }
-        merged = _mean_dicts(metrics)
-        if "mastered" in merged:
-            out["mastered"] = merged["mastered"]
-        return out
-
-    def save(self, directory: str) -> None:
-        for j, p in enumerate(self.pools):
-            ray.get(p.flush.remote(True))
-            states = ray.get(p.env_states.remote())
-            with open(os.path.join(directory, f"pool-{self.student}-{j}.json"), "w", encoding="utf-8") as f:
-                json.dump(states, f)
-
-    def restore(self, directory: str) -> None:
-        for j, p in enumerate(self.pools):
-            path = os.path.join(directory, f"pool-{self.student}-{j}.json")
-            if os.path.isfile(path):
-                with open(path, encoding="utf-8") as f:
-                    ray.get(p.load_env_states.remote(json.load(f)))
-
-    def close(self) -> None:
-        for p in self.pools:
-            try:
-                ray.get(p.close.remote(), timeout=30)
-            except Exception:  # noqa: BLE001 - a dead pool must not stop the others from flushing
-                pass
-            ray.kill(p)
+def call_service(make_call: Callable[[], Any], what: str) -> Any:
+    """``ray.get(make_call())``, waiting out a restart of the service actor (calls in flight fail then)."""
+    deadline = time.monotonic() + RESTART_TIMEOUT_S
+    while True:
+        try:
+            return ray.get(make_call(), timeout=RESTART_TIMEOUT_S)
+        except ActorDiedError as e:
+            raise RunFailed(f"the teacher service died and was not restarted ({what}): {_one_line(e)}") from e
+        except (RayActorError, GetTimeoutError) as e:  # ActorUnavailableError: Ray is restarting it
+            if time.monotonic() > deadline:
+                raise RunFailed(f"the teacher service did not come back within {RESTART_TIMEOUT_S}s ({what})") from e
+            time.sleep(0.2)
 
 
-class RLlibDriver:
-    """One RLlib algorithm (PPO/SAC, new API stack) for one student, envs wrapped in `CurriculumEnv`."""
-
-    def __init__(self, exp: Experiment, service_name: str, student: str, index: int) -> None:
-        from openended.envs.registry import make_env
-        from openended.envs.team import is_parallel_env
-        from openended.runtime.rllib import build_algo_config, needs_flattening, register_curriculum_env
-        from openended.runtime.rllib_multiagent import register_curriculum_multiagent_env, shared_policy_config
-
-        self.student = student
-        algo = exp.algo.name
-        if algo == "none":  # run_experiment hosts these students with a PoolDriver
-            raise ConfigError("algo.name: 'none' has no RLlib algorithm; PoolDriver runs EnvPool actors instead")
-
-        probe = make_env(exp.env.family, **exp.env.config)
-        multi_agent = is_parallel_env(probe)
-        flatten = exp.algo.flatten_observations
-        if flatten is None:
-            space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
-            flatten = needs_flattening(space)
-        probe.close()
-        register = register_curriculum_multiagent_env if multi_agent else register_curriculum_env
-        env_name = register(
-            f"openended-{service_name}-{student}",
-            exp.env.family,
-            exp.env.config,
-            service_name,
-            CURRICULUM,
-            student,
-            namespace=exp.ray.namespace,
-        )
-        cfg = build_algo_config(
-            algo,
-            env_name,
-            exp.algo.config,
-            exp.algo.num_env_runners,
-            num_envs_per_env_runner=exp.algo.num_envs_per_env_runner,
-            seed=exp.seed + 1_000_000 * index,
-            flatten_observations=flatten,
-        )
-        if multi_agent:
-            cfg = shared_policy_config(cfg)
-        self.algo = cfg.build_algo()
-        self.exp = exp
-        self.multi_agent = multi_agent
-        self._last_steps = 0
-        self._last_episodes = 0
-
-    def train_iteration(self) -> dict:
-        from openended.runtime.process_clients import flush_curriculum_clients
-
-        result = self.algo.train()
-        flush_curriculum_clients(wait=False)
-        er = result.get("env_runners", {}) or {}
-        # Per-iteration counts (lifetime counters may or may not survive a restore).
-        steps = int(er.get("num_env_steps_sampled", 0) or 0)
-        episodes = int(er.get("num_episodes", 0) or 0)
-        self._last_steps += steps
-        self._last_episodes += episodes
-        return {
-            "env_steps": steps,
-            "episodes": episodes,
-            "mean_return": er.get("episode_return_mean"),
-            "env_steps_total": self._last_steps,
-            "episodes_total": self._last_episodes,
-        }
-
-    def evaluate(self) -> dict:
-        """The policy on the experiment's test set (see `openended.runtime.evaluate`)."""
-        from openended.envs.registry import make_env
-        from openended.runtime.evaluate import evaluate_tasks, resolve_test_set, rllib_policy
-        from openended.runtime.rllib import ScaleImageObservations, needs_flattening
-
-        ev, fam, cfg = self.exp.evaluation, self.exp.env.family, self.exp.env.config
-        if self.multi_agent:
-            raise ConfigError("evaluation: multi-agent envs are not supported yet; set evaluation.every: 0")
-
-        def make() -> Any:
-            env = make_env(fam, **cfg)
-            if needs_flattening(env.observation_space):
-                raise ConfigError("evaluation: Dict/Tuple observations are not supported yet; set evaluation.every: 0")
-            return _ScaledTaskEnv(env) if ScaleImageObservations.needed(env.observation_space) else env
-
-        probe = make_env(fam, **cfg)
-        tasks = resolve_test_set(probe, fam, ev.test_set, ev.max_tasks)
-        probe.close()
-        return evaluate_tasks(make, tasks, rllib_policy(self.algo), seed=self.exp.seed, max_steps=ev.max_steps)
-
-    def save(self, directory: str) -> None:
-        from openended.runtime.process_clients import flush_curriculum_clients
-
-        flush_curriculum_clients(wait=True)
-        self.algo.save_to_path(os.path.join(directory, f"algo-{self.student}"))
-
-    def restore(self, directory: str) -> None:
-        path = os.path.join(directory, f"algo-{self.student}")
-        if os.path.isdir(path):
-            self.algo.restore_from_path(path)
-
-    def close(self) -> None:
-        from openended.runtime.process_clients import flush_curriculum_clients
-
-        flush_curriculum_clients(wait=True)
-        self.algo.stop()
-
-
-def _ScaledTaskEnv(env: Any) -> Any:
-    """`ScaleImageObservations` that still forwards ``set_task`` (evaluation sets tasks directly)."""
-    from openended.runtime.rllib import ScaleImageObservations
-
-    wrapped: Any = ScaleImageObservations(env)  # Any: it gains an attribute gymnasium's Wrapper does not declare
-    wrapped.set_task = env.set_task
-    return wrapped
-
-
-def _mean_dicts(ds: list[dict]) -> dict:
-    keys = set().union(*ds) if ds else set()
-    out = {}
-    for k in keys:
-        vals = [d[k] for d in ds if isinstance(d.get(k), (int, float))]
-        if vals:
-            out[k] = sum(vals) / len(vals)
-    return out
+def _one_line(e: BaseException) -> str:
+    """The line of an error that says what went wrong (Ray wraps causes in multi-line tracebacks)."""
+    if isinstance(e, RayTaskError) and isinstance(getattr(e, "cause", None), BaseException):
+        return _one_line(e.cause)
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    for ln in reversed(lines):  # the innermost "SomeError: message" line of a wrapped traceback
+        head = ln.split(":", 1)[0]
+        if head.endswith(("Error", "Corrupt", "Exception")) and " " not in head:
+            return ln
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"
 
 
 def _combine(rows: list[dict]) -> dict:
     """Sum counts, episode-weight the means, over students."""
-    out: dict[str, Any] = {
-        k: sum(r.get(k) or 0 for r in rows) for k in ("env_steps", "episodes", "env_steps_total", "episodes_total")
-    }
+    keys = ("env_steps", "episodes", "env_steps_total", "episodes_total")
+    out: dict[str, Any] = {k: sum(r.get(k) or 0 for r in rows) for k in keys}
     for k in ("mean_return", "success_rate"):
         pairs = [(r[k], r.get("episodes") or 0) for r in rows if r.get(k) is not None]
         w = sum(e for _, e in pairs)
         out[k] = (sum(v * e for v, e in pairs) / w) if pairs and w else (pairs[0][0] if pairs else None)
     mastered = [r["mastered"] for r in rows if r.get("mastered") is not None]
     out["mastered"] = sum(mastered) / len(mastered) if mastered else None
+    for k in ("pool_restarts", "episodes_interrupted"):
+        if any(k in r for r in rows):
+            out[k] = sum(r.get(k) or 0 for r in rows)
     if len(rows) > 1:
         out["per_student"] = rows
     return out
-
-
-def run_experiment(
-    exp: Experiment, run_dir: RunDir | None = None, base_dir: str | None = None, progress: bool = True
-) -> dict:
-    """Run (or resume, when ``run_dir`` is given) ``exp``; return a summary dict."""
-    resuming = run_dir is not None
-    rd = run_dir if run_dir is not None else RunDir.create(exp, base_dir)
-    print(f"openended: run directory {rd.path}", file=sys.stderr, flush=True)
-    try:  # before Ray: a bad env config fails fast
-        space = env_task_space(exp.env.family, **exp.env.config)
-    except TypeError as e:  # an unknown keyword for the family's constructor
-        raise ConfigError(f"env.config: {e}") from None
-    started_ray = not ray.is_initialized()
-    init_ray(
-        exp.ray.address,
-        num_cpus=exp.ray.num_cpus,
-        namespace=exp.ray.namespace,
-        temp_dir=exp.ray.temp_dir,
-        log_to_driver=False,
-    )
-    name = service_name_for(rd)
-    teacher_cfg = teacher_config(exp)  # with what the env family supplies (its task validator)
-    service = start_service(
-        name,
-        exp.ray.namespace,
-        event_log=str(rd.events_path),
-        checkpoint_dir=str(rd.checkpoints / "teacher"),
-        resume=resuming,
-        curricula=[
-            {
-                "name": CURRICULUM,
-                "teacher": exp.teacher.name,
-                "space": space.to_dict(),
-                "config": teacher_cfg,
-                "preset": exp.teacher.preset,
-                "students": exp.teacher.students,
-            }
-        ],
-    )
-    ray.get(service.ping.remote())
-    start_iter = 0
-    drivers: list[Driver] = []
-    reporter = ProgressReporter(exp, rd, enabled=progress)
-    view_writer = ViewWriter(rd.path, exp.run.iterations)  # teacher views for the dashboard
-    t0 = time.perf_counter()
-    state = "failed"
-    try:
-        for i, student in enumerate(exp.students):
-            if exp.algo.name == "none":
-                drivers.append(PoolDriver(exp, service, student, i))
-            else:
-                drivers.append(RLlibDriver(exp, name, student, i))
-        offsets = {"env_steps_total": 0, "episodes_total": 0}
-        prior_wall = 0.0
-        if resuming:
-            latest = rd.latest_checkpoint()
-            if latest is not None:
-                start_iter, ckpt = latest
-                for d in drivers:
-                    d.restore(str(ckpt))
-            last = rd.truncate_metrics(start_iter)  # rows after the checkpoint are redone
-            if last is not None:
-                offsets = {k: int(last.get(k) or 0) for k in offsets}
-                prior_wall = float(last.get("wall_s") or 0.0)
-        rd.write_status({"state": "running", "iteration": start_iter, "pid": os.getpid(), "wall_s": prior_wall})
-        reporter.start(start_iter)
-        prev_counts: dict = dict(ray.get(service.snapshot.remote())["curricula"][CURRICULUM]["counters"])
-        for it in range(start_iter + 1, exp.run.iterations + 1):
-            t_it = time.perf_counter()
-            rows = [d.train_iteration() for d in drivers]
-            row = _combine(rows)
-            for k, off in offsets.items():  # lifetime totals continue across resumes
-                row[k] = (row.get(k) or 0) + off
-            snap = ray.get(service.snapshot.remote())
-            cur = snap["curricula"][CURRICULUM]
-            counts = cur["counters"]
-            if row.get("success_rate") is None:  # RLlib drivers: from the outcomes the teacher accepted
-                dk = counts.get("success_known", 0) - prev_counts.get("success_known", 0)
-                ds = counts.get("successes", 0) - prev_counts.get("successes", 0)
-                row["success_rate"] = ds / dk if dk > 0 else None
-            prev_counts = dict(counts)
-            row.update(
-                {
-                    "iteration": it,
-                    "iteration_s": time.perf_counter() - t_it,
-                    "wall_s": prior_wall + time.perf_counter() - t0,
-                    "outcomes_accepted": cur["counters"].get("outcomes_accepted"),
-                    "tasks_sampled": cur["counters"].get("tasks_sampled"),
-                    "teacher": _teacher_summary(cur),
-                    "time": time.time(),
-                }
-            )
-            ev = exp.evaluation
-            if ev.every and (it % ev.every == 0 or it == exp.run.iterations):
-                driver = drivers[0]
-                assert isinstance(driver, RLlibDriver), "config: evaluation.every needs an RLlib learner"
-                result = driver.evaluate()
-                row["eval"] = {k: v for k, v in result.items() if k not in _PER_TASK_EVAL}
-                row["mastered"] = result["mastered"]
-                with open(rd.path / "evaluations.jsonl", "a", encoding="utf-8") as f:
-                    f.write(json.dumps({"iteration": it, "env_steps_total": row["env_steps_total"], **result}) + "\n")
-            rd.append_metrics(row)
-            if view_writer.due(it):
-                view_writer.append(it, row, ray.get(service.views.remote()))
-            reporter.update(row)
-            if it % exp.run.checkpoint_every == 0 or it == exp.run.iterations:
-                _checkpoint(rd, service, drivers, it)
-            rd.write_status({"state": "running", "iteration": it, "pid": os.getpid(), "wall_s": row["wall_s"]})
-        state = "finished"
-    except KeyboardInterrupt:
-        state = "interrupted"
-        raise
-    finally:
-        reporter.stop()
-        for d in drivers:
-            try:
-                d.close()
-            except Exception as e:  # noqa: BLE001 - keep closing the rest; the log has every outcome
-                print(f"openended: closing driver {d.student} failed: {e}", file=sys.stderr)
-        try:
-            ray.get(service.close.remote(), timeout=60)
-            ray.kill(service)
-        except Exception:  # noqa: BLE001 - a dead service: its log already holds every outcome
-            pass
-        final = {
-            "state": state,
-            "iteration": rd.read_status().get("iteration", start_iter),
-            "wall_s": rd.read_status().get("wall_s"),
-        }
-        rd.write_status(final)
-        if started_ray:
-            ray.shutdown()
-    summary = {"run_dir": str(rd.path), **rd.read_status()}
-    last = None
-    for row in rd.iter_metrics():
-        last = row
-    if last:
-        summary.update({k: last.get(k) for k in ("episodes_total", "env_steps_total", "mean_return", "mastered")})
-    return summary
 
 
 def _teacher_summary(cur: dict) -> dict:
@@ -414,9 +117,273 @@ def _teacher_summary(cur: dict) -> dict:
     return out
 
 
-def _checkpoint(rd: RunDir, service: Any, drivers: list[Driver], it: int) -> None:
-    ckpt = rd.checkpoint_dir(it)
-    for d in drivers:  # flush outboxes first so the teacher checkpoint covers every finished episode
-        d.save(str(ckpt))
-    path = ray.get(service.checkpoint.remote())
-    rd.commit_checkpoint(it, {"teacher_checkpoint": path})
+def write_checkpoint_set(
+    rd: RunDir, service: Any, drivers: list[Driver], iteration: int, totals: dict
+) -> CheckpointSet:
+    """Write the run's checkpoint set for ``iteration``: every member, then the manifest (last, atomically).
+
+    The one place a set's members are written; state that must survive a resume gets a
+    member here. Order: each driver saves its students (pools flush their outcomes first,
+    so the teacher checkpoint that follows covers every finished episode), then the teacher
+    service checkpoints and its file is linked into the set, then the manifest records the
+    event-log offset the teacher covers and the run's totals.
+    """
+    with rd.checkpoint_set(iteration) as ckpt:
+        for d in drivers:
+            d.save(ckpt)
+        info = call_service(lambda: service.checkpoint_info.remote(), "checkpoint")
+        ckpt.link("teacher", info["path"], "teacher.json")
+        return ckpt.commit(event_log_offset=int(info["log_offset"] or 0), totals=totals)
+
+
+@dataclass
+class _Done:
+    """How far the run got: the last iteration completed and the wall time it took (what status.json says)."""
+
+    iteration: int
+    wall_s: float
+
+
+def _status(state: str, iteration: int, wall_s: float | None, me: Holder, **extra: Any) -> dict:
+    return {
+        "state": state,
+        "iteration": iteration,
+        "wall_s": wall_s,
+        "pid": me.pid,
+        "pid_start": me.start_ticks,
+        "host": me.host,
+        "since": me.since,
+        **extra,
+    }
+
+
+def run_experiment(
+    exp: Experiment, run_dir: RunDir | None = None, base_dir: str | None = None, progress: bool = True
+) -> dict:
+    """Run (or resume, when ``run_dir`` is given) ``exp``; return a summary dict.
+
+    Raises `RunDirError` when the run directory is held by a live run or damaged, and
+    `RunFailed` (one line: the original error) when the run stops on an outside error (disk
+    full, permission denied, an actor that did not come back); ``status.json`` then says
+    ``failed`` with that reason.
+    """
+    try:  # before anything is created: a bad env config fails fast
+        space = env_task_space(exp.env.family, **exp.env.config)
+    except TypeError as e:  # an unknown keyword for the family's constructor
+        raise ConfigError(f"env.config: {e}") from None
+    resuming = run_dir is not None
+    rd = run_dir if run_dir is not None else RunDir.create(exp, base_dir)
+    print(f"openended: run directory {rd.path}", file=sys.stderr, flush=True)
+    lock = RunLock(rd.path)
+    lock.acquire(recorded=_recorded_holder(rd))
+    try:
+        if resuming:
+            stopped = raysession.stop_leftovers(rd.path)
+            if stopped:
+                _say(f"stopped {stopped} processes the killed run's embedded Ray left behind")
+            point = prepare_resume(rd)
+        else:
+            point = ResumePoint()
+        return _run_locked(exp, rd, point, space.to_dict(), progress)
+    finally:
+        lock.release()
+
+
+def _recorded_holder(rd: RunDir) -> Holder | None:
+    try:
+        status = rd.read_status()
+    except Error:  # damaged: nothing to trust; the lock is what counts
+        return None
+    return Holder.from_dict(status) if status.get("state") == "running" else None
+
+
+def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, progress: bool) -> dict:
+    me = this_process()
+    started_ray = not ray.is_initialized()
+    try:
+        init_ray(
+            exp.ray.address,
+            num_cpus=exp.ray.num_cpus,
+            namespace=exp.ray.namespace,
+            temp_dir=exp.ray.temp_dir,
+            log_to_driver=False,
+        )
+    except Exception as e:  # Ray's start-up errors are plain Exceptions: say it in one line
+        raise RunFailed(f"Ray did not start: {_one_line(e)}") from e
+    embedded = started_ray and exp.ray.address is None and not os.environ.get("RAY_ADDRESS")
+    name = service_name_for(rd)
+    service: Any = None
+    drivers: list[Driver] = []
+    reporter = ProgressReporter(exp, rd, enabled=progress)
+    state, reason = "failed", None
+    done = _Done(point.iteration, float(point.totals.get("wall_s") or 0.0))
+    try:
+        if embedded:  # at once (a kill during start-up), and again once the raylet has started its agents
+            raysession.record_embedded_ray(rd.path)
+        service = start_service(
+            name,
+            exp.ray.namespace,
+            event_log=str(rd.events_path),
+            checkpoint_dir=str(rd.teacher_checkpoints),
+            resume=True,  # also what a Ray restart of the actor runs: checkpoint + log
+            restore_candidates=[point.teacher_checkpoint] if point.teacher_checkpoint else [],
+            max_restarts=SERVICE_MAX_RESTARTS,
+            curricula=[
+                {
+                    "name": CURRICULUM,
+                    "teacher": exp.teacher.name,
+                    "space": space,
+                    "config": teacher_config(exp),  # with what the env family supplies (its task validator)
+                    "preset": exp.teacher.preset,
+                    "students": exp.teacher.students,
+                }
+            ],
+        )
+        call_service(lambda: service.ping.remote(), "start")
+        if embedded:
+            raysession.record_embedded_ray(rd.path)
+        for i, student in enumerate(exp.students):
+            if exp.algo.name == "none":
+                drivers.append(PoolDriver(exp, name, student, i))
+            else:
+                drivers.append(RLlibDriver(exp, name, student, i))
+        if point.checkpoint is not None:
+            for d in drivers:
+                d.restore(point.checkpoint, point.student_totals(d.student))
+        rd.write_status(_status("running", done.iteration, done.wall_s, me))
+        _train(exp, rd, service, drivers, reporter, point, me, done)
+        state = "finished"
+    except KeyboardInterrupt:
+        state = "interrupted"
+        raise
+    except (OSError, RayTaskError, RayActorError, RunFailed) as e:
+        cause = getattr(e, "cause", None) if isinstance(e, RayTaskError) else e
+        reason = str(e) if isinstance(e, RunFailed) else _one_line(e)
+        if isinstance(e, RayTaskError) and not isinstance(cause, (OSError, Error)):
+            raise  # a bug in a teacher, env or driver: its traceback is what helps
+        raise RunFailed(reason) from e
+    except BaseException as e:
+        reason = _one_line(e)
+        raise
+    finally:
+        _shutdown(rd, reporter, drivers, service, started_ray, embedded)
+        final = _status(state, done.iteration, done.wall_s, me, **({"reason": reason} if reason else {}))
+        try:
+            rd.write_status(final)
+        except OSError as e:  # the original error (if any) is what propagates
+            _say(f"could not write {rd.status_path}: {e}")
+    summary = {"run_dir": str(rd.path), **final}
+    rows = rd.read_metrics()
+    if rows:
+        summary.update({k: rows[-1].get(k) for k in ("episodes_total", "env_steps_total", "mean_return", "mastered")})
+    return summary
+
+
+def _train(
+    exp: Experiment,
+    rd: RunDir,
+    service: Any,
+    drivers: list[Driver],
+    reporter: ProgressReporter,
+    point: ResumePoint,
+    me: Holder,
+    done: _Done,
+) -> None:
+    """The iterations after ``point``; ``done`` follows the last one completed (metrics row, set, status)."""
+    t0 = time.perf_counter()
+    prior_wall = done.wall_s
+    reporter.start(point.iteration)
+    view_writer = ViewWriter(rd.path, exp.run.iterations)  # teacher views for the dashboard
+    counts: dict = dict(
+        call_service(lambda: service.snapshot.remote(), "snapshot")["curricula"][CURRICULUM]["counters"]
+    )
+    for it in range(point.iteration + 1, exp.run.iterations + 1):
+        t_it = time.perf_counter()
+        rows = [d.train_iteration() for d in drivers]
+        snap = call_service(lambda: service.snapshot.remote(), "snapshot")
+        cur = snap["curricula"][CURRICULUM]
+        prev_counts, counts = counts, cur["counters"]
+        _fill_in_unknown_episodes(rows, drivers, counts, prev_counts)
+        row = _combine(rows)
+        if row.get("success_rate") is None:  # RLlib drivers: from the outcomes the teacher accepted
+            dk = counts.get("success_known", 0) - prev_counts.get("success_known", 0)
+            ds = counts.get("successes", 0) - prev_counts.get("successes", 0)
+            row["success_rate"] = ds / dk if dk > 0 else None
+        wall = prior_wall + time.perf_counter() - t0
+        row.update(
+            {
+                "iteration": it,
+                "iteration_s": time.perf_counter() - t_it,
+                "wall_s": wall,
+                "outcomes_accepted": counts.get("outcomes_accepted"),
+                "tasks_sampled": counts.get("tasks_sampled"),
+                "teacher": _teacher_summary(cur),
+                "time": time.time(),
+            }
+        )
+        ev = exp.evaluation
+        if ev.every and (it % ev.every == 0 or it == exp.run.iterations):
+            driver = drivers[0]
+            assert isinstance(driver, RLlibDriver), "config: evaluation.every needs an RLlib learner"
+            result = driver.evaluate()
+            row["eval"] = {k: v for k, v in result.items() if k not in _PER_TASK_EVAL}
+            row["mastered"] = result["mastered"]
+            rd.append_evaluation({"iteration": it, "env_steps_total": row["env_steps_total"], **result})
+        rd.append_metrics(row)
+        if view_writer.due(it):
+            view_writer.append(it, row, call_service(lambda: service.views.remote(), "views"))
+        reporter.update(row)
+        if it % exp.run.checkpoint_every == 0 or it == exp.run.iterations:
+            write_checkpoint_set(rd, service, drivers, it, _totals(row, rows, drivers, wall))
+        rd.write_status(_status("running", it, wall, me))
+        done.iteration, done.wall_s = it, wall
+
+
+def _fill_in_unknown_episodes(rows: list[dict], drivers: list[Driver], counts: dict, prev: dict) -> None:
+    """A pool died this iteration: count its episodes that reached the teacher (see `openended.runtime.drivers`)."""
+    failed = [(r, d) for r, d in zip(rows, drivers) if r.pop("unknown_episodes", False)]
+    if not failed:
+        return
+    arrived = int(counts.get("outcomes_accepted") or 0) - int(prev.get("outcomes_accepted") or 0)
+    missing = arrived - sum(int(r.get("episodes") or 0) for r in rows)
+    row, driver = failed[0]
+    if missing > 0 and isinstance(driver, PoolDriver):
+        driver.add_episodes(missing)
+        row["episodes"] = int(row.get("episodes") or 0) + missing
+        row["episodes_total"] = driver.episodes_total
+
+
+def _totals(row: dict, rows: list[dict], drivers: list[Driver], wall: float) -> dict:
+    """The run's totals at a checkpoint (what a resume continues from), per student too."""
+    keys = ("env_steps_total", "episodes_total")
+    return {
+        **{k: row.get(k) or 0 for k in keys},
+        "wall_s": wall,
+        "per_student": {d.student: {k: r.get(k) or 0 for k in keys} for d, r in zip(drivers, rows)},
+    }
+
+
+def _shutdown(
+    rd: RunDir, reporter: ProgressReporter, drivers: list[Driver], service: Any, started_ray: bool, embedded: bool
+) -> None:
+    """Stop the live view, the drivers (outcomes flushed), the service, and Ray if this run started it."""
+    reporter.stop()
+    for d in drivers:
+        try:
+            d.close()
+        except Exception as e:  # noqa: BLE001 - keep closing the rest; the log has every outcome
+            _say(f"closing driver {d.student} failed: {_one_line(e)}")
+    if service is not None:
+        try:
+            ray.get(service.close.remote(), timeout=60)
+        except Exception:  # noqa: BLE001 - a dead service: its log already holds every outcome
+            pass
+        try:
+            ray.kill(service, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+    if started_ray:
+        ray.shutdown()
+        if embedded:
+            raysession.stop_leftovers(rd.path, timeout_s=5.0)
+            raysession.clear_record(rd.path)

@@ -55,9 +55,9 @@ class TeacherServiceActor:
     ``add_curriculum`` kwargs (spaces as ``TaskSpace`` or ``to_dict()``); re-adding on a
     resumed service is a no-op.
 
-    Resuming: with ``resume=True`` the constructor restores from ``checkpoint_dir`` and
-    ``event_log``; so an actor started with ``max_restarts`` resumes by itself after
-    its process dies.
+    Resuming: with ``resume=True`` the constructor restores from ``checkpoint_dir`` (and
+    ``restore_candidates``, a resumed run's checkpoint-set file) and ``event_log``; so an
+    actor started with ``max_restarts`` resumes by itself after its process dies.
     """
 
     def __init__(
@@ -66,6 +66,7 @@ class TeacherServiceActor:
         event_log: str | None = None,
         checkpoint_dir: str | None = None,
         resume: bool = False,
+        restore_candidates: Sequence[str] = (),
         curricula: Sequence[dict] | Mapping[str, dict] = (),
         metrics: bool = True,
         metrics_interval_s: float = 2.0,
@@ -79,7 +80,9 @@ class TeacherServiceActor:
 
             self._thread_limits = threadpool_limits(limits=teacher_threads)
         if resume and (checkpoint_dir is not None or event_log is not None):
-            self.core = TeacherServiceCore.restore(checkpoint_dir, event_log, **core_kwargs)
+            self.core = TeacherServiceCore.restore(
+                checkpoint_dir, event_log, candidates=restore_candidates, **core_kwargs
+            )
         else:
             self.core = TeacherServiceCore(event_log=event_log, checkpoint_dir=checkpoint_dir, **core_kwargs)
         if isinstance(curricula, Mapping):
@@ -150,6 +153,11 @@ class TeacherServiceActor:
     def views(self) -> dict:
         """The teachers' dashboard views (`TeacherServiceCore.views`)."""
         return self.core.views()
+
+    def checkpoint_info(self, directory: str | None = None) -> dict:
+        """`checkpoint`, returning ``{"path", "version", "log_offset"}`` (what a checkpoint set records)."""
+        path = self.core.checkpoint(directory)
+        return {"path": path, "version": self.core.version, "log_offset": self.core.last_checkpoint_offset}
 
     def ping(self) -> float:
         """The actor's clock (``time.time()``): a cheap liveness and round-trip probe."""

@@ -1,0 +1,346 @@
+"""Who trains in `openended run`: one driver per student, behind one small interface.
+
+Contents:
+    Driver       -- the interface `openended.runtime.run` drives (train, save into a
+                    checkpoint set, restore from one, close).
+    PoolDriver   -- EnvPool actors whose envs host their own simulated student (the toy
+                    learner); survives the death of a pool actor (see below).
+    RLlibDriver  -- one RLlib algorithm (PPO/SAC, new API stack) with `CurriculumEnv` envs.
+
+Pool faults: pools start with ``max_restarts`` (`POOL_MAX_RESTARTS`), so Ray brings a
+killed pool back by itself. The driver notices the failed call (or, for a pool killed
+between calls, its refusal to step before it is restored: `PoolRestarted`), waits for the
+restarted actor, reloads the env states of the last checkpoint set into it (or lets it go
+on fresh if no set was written yet), and the run goes on. The
+dead pool's episodes that were running are *interrupted*: counted in
+``episodes_interrupted``, never reported as outcomes. Its episodes of that call whose
+outcomes had already reached the teacher are real episodes; the run counts them from the
+teacher's own count (``unknown_episodes`` in the row tells it to), so ``episodes_total``
+stays equal to the outcomes the teacher accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Protocol
+
+import ray
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTaskError
+
+from openended.config import Experiment
+from openended.errors import ConfigError, RunFailed
+from openended.runtime.checkpoints import CheckpointSet, SetWriter
+from openended.runtime.envpool_actor import PoolRestarted, make_pools
+
+__all__ = ["Driver", "PoolDriver", "RLlibDriver", "CURRICULUM", "POOL_MAX_RESTARTS", "mean_dicts"]
+
+CURRICULUM = "main"
+#: Ray restarts of one EnvPool actor before the run gives up on it.
+POOL_MAX_RESTARTS = 10
+#: How long a restarted actor may take to come back (its envs are built again).
+RESTART_TIMEOUT_S = 300.0
+
+
+class Driver(Protocol):
+    """What the run loop needs from whoever trains one student."""
+
+    student: str
+
+    def train_iteration(self) -> dict:
+        """One iteration; counts (``env_steps``, ``episodes``, lifetime totals) and means."""
+        ...
+
+    def save(self, ckpt: SetWriter) -> None:
+        """Add this student's state to the checkpoint set being written."""
+        ...
+
+    def restore(self, ckpt: CheckpointSet, totals: dict) -> None:
+        """Load this student's state from a checkpoint set; ``totals`` are the run's at that set."""
+        ...
+
+    def close(self) -> None:
+        """Release actors and algorithms (outcomes flushed first)."""
+        ...
+
+
+def mean_dicts(ds: list[dict]) -> dict:
+    """Key-wise mean of the numeric values of ``ds``."""
+    keys = set().union(*ds) if ds else set()
+    out = {}
+    for k in keys:
+        vals = [d[k] for d in ds if isinstance(d.get(k), (int, float))]
+        if vals:
+            out[k] = sum(vals) / len(vals)
+    return out
+
+
+class PoolDriver:
+    """EnvPool actors for one student: each iteration steps every pool ``steps_per_call`` times, then flushes.
+
+    The flush at the end of every iteration makes the teacher's count of accepted outcomes
+    equal the episodes the run reports at every metrics row.
+    """
+
+    def __init__(self, exp: Experiment, service_name: str, student: str, index: int) -> None:
+        self.student = student
+        self.exp = exp
+        self.pools = make_pools(
+            exp.pool.pools_per_student,
+            service_name,  # by name: a restarted pool's client looks the service up again
+            CURRICULUM,
+            exp.env.family,
+            exp.env.config,
+            num_envs=exp.pool.envs_per_pool,
+            num_cpus=0.5,
+            seed=exp.seed + 1_000_000 * index,
+            student=student,
+            policy=exp.pool.policy,
+            steps_per_call=exp.pool.steps_per_call,
+            namespace=exp.ray.namespace,
+            max_restarts=POOL_MAX_RESTARTS,
+        )
+        self._states: list[list | None] = [None] * len(self.pools)
+        self.env_steps_total = 0
+        self.episodes_total = 0
+        self.episodes_interrupted = 0
+        self.pool_restarts = 0
+
+    def _member(self, j: int) -> tuple[str, str]:
+        return f"pool/{self.student}/{j}", f"pool-{self.student}-{j}.json"
+
+    def _recover(self, j: int) -> None:
+        """Wait for Ray to restart pool ``j``, then give it the env states of the last checkpoint set."""
+        pool = self.pools[j]
+        deadline = time.monotonic() + RESTART_TIMEOUT_S
+        while True:
+            try:
+                ray.get(pool.ready.remote(), timeout=30)
+                break
+            except ActorDiedError as e:  # permanently dead: restarts used up, or its constructor failed
+                raise RunFailed(f"env pool {j} of student {self.student!r} died and was not restarted") from e
+            except (RayActorError, GetTimeoutError):  # ActorUnavailableError: Ray is restarting it
+                pass
+            if time.monotonic() > deadline:
+                raise RunFailed(
+                    f"env pool {j} of student {self.student!r} did not come back within {RESTART_TIMEOUT_S}s"
+                )
+            time.sleep(0.5)
+        if self._states[j] is not None:
+            ray.get(pool.load_env_states.remote(self._states[j]))
+        else:
+            ray.get(pool.resume_fresh.remote())
+        self.pool_restarts += 1
+        self.episodes_interrupted += self.exp.pool.envs_per_pool
+
+    def _on_all(self, *calls: tuple[str, tuple]) -> list[list | None]:
+        """Run ``calls`` (method name, args) in order on every pool; ``None`` for a pool that died (recovered)."""
+        refs = [[getattr(p, name).remote(*args) for name, args in calls] for p in self.pools]
+        out: list[list | None] = []
+        for j, pool_refs in enumerate(refs):
+            try:
+                out.append([ray.get(r) for r in pool_refs])
+                continue
+            except RayTaskError as e:  # the pool raised: it is alive
+                if isinstance(e.cause, RayActorError):
+                    # it lost the service mid-step: its envs are mid-way, so Ray restarts it afresh
+                    ray.kill(self.pools[j], no_restart=False)
+                elif not isinstance(e.cause, PoolRestarted):  # restarted between calls: restore it
+                    raise  # a bug in an env or policy: its traceback is what helps
+            except RayActorError:  # the pool died in the call
+                pass
+            for r in pool_refs:  # let the rest of this pool's calls end before restoring it
+                try:
+                    ray.get(r)
+                except Exception:  # noqa: BLE001 - they failed or refused too; the pool is restored next
+                    pass
+            self._recover(j)
+            out.append(None)
+        return out
+
+    def train_iteration(self) -> dict:
+        """Step and flush every pool; a pool that died is restarted and its share marked unknown."""
+        results = self._on_all(("step", ()), ("flush", (True,)))
+        stats = [r[0] for r in results if r is not None]
+        failed = len(results) - len(stats)
+        metrics = [r[0] for r in self._on_all(("env_metrics", ())) if r is not None]
+        episodes = sum(s["episodes"] for s in stats)
+        returns = [s["mean_return"] * s["episodes"] for s in stats if s.get("mean_return") is not None]
+        succ = [s["success_rate"] * s["episodes"] for s in stats if s.get("success_rate") is not None]
+        steps = sum(s["steps"] for s in stats)
+        self.env_steps_total += steps
+        self.episodes_total += episodes
+        out: dict[str, Any] = {
+            "env_steps": steps,
+            "episodes": episodes,
+            "mean_return": (sum(returns) / episodes) if episodes and returns else None,
+            "success_rate": (sum(succ) / episodes) if episodes and succ else None,
+            "env_steps_total": self.env_steps_total,
+            "episodes_total": self.episodes_total,
+        }
+        if failed:
+            out["unknown_episodes"] = True  # the run fills them in from the teacher's count
+            out["pool_restarts"] = failed
+        if self.episodes_interrupted:
+            out["episodes_interrupted"] = self.episodes_interrupted
+        merged = mean_dicts(metrics)
+        if "mastered" in merged:
+            out["mastered"] = merged["mastered"]
+        return out
+
+    def add_episodes(self, n: int) -> None:
+        """Count ``n`` episodes of a dead pool's last call that reached the teacher (see the module docstring)."""
+        self.episodes_total += n
+
+    def save(self, ckpt: SetWriter) -> None:
+        """Flush every pool (the teacher checkpoint that follows covers every finished episode), save env states."""
+        results = self._on_all(("flush", (True,)), ("env_states", ()))
+        for j, r in enumerate(results):
+            if r is None:  # died while saving: it came back with the last set's states
+                r = [None, ray.get(self.pools[j].env_states.remote())]
+            name, filename = self._member(j)
+            with open(ckpt.reserve(name, filename), "w", encoding="utf-8") as f:
+                json.dump(r[1], f)
+            self._states[j] = r[1]
+
+    def restore(self, ckpt: CheckpointSet, totals: dict) -> None:
+        """Give each pool its env states from ``ckpt``; continue the run's totals."""
+        for j, p in enumerate(self.pools):
+            name, _ = self._member(j)
+            if ckpt.has(name):
+                with open(ckpt.member(name), encoding="utf-8") as f:
+                    self._states[j] = json.load(f)
+                ray.get(p.load_env_states.remote(self._states[j]))
+        self.env_steps_total = int(totals.get("env_steps_total") or 0)
+        self.episodes_total = int(totals.get("episodes_total") or 0)
+
+    def close(self) -> None:
+        """Close every pool (flushing its outcomes), then end the actors."""
+        for p in self.pools:
+            try:
+                ray.get(p.close.remote(), timeout=30)
+            except Exception:  # noqa: BLE001 - a dead pool must not stop the others from flushing
+                pass
+            ray.kill(p, no_restart=True)
+
+
+class RLlibDriver:
+    """One RLlib algorithm (PPO/SAC, new API stack) for one student, envs wrapped in `CurriculumEnv`."""
+
+    def __init__(self, exp: Experiment, service_name: str, student: str, index: int) -> None:
+        from openended.envs.registry import make_env
+        from openended.envs.team import is_parallel_env
+        from openended.runtime.rllib import build_algo_config, needs_flattening, register_curriculum_env
+        from openended.runtime.rllib_multiagent import register_curriculum_multiagent_env, shared_policy_config
+
+        self.student = student
+        algo = exp.algo.name
+        if algo == "none":  # run_experiment hosts these students with a PoolDriver
+            raise ConfigError("algo.name: 'none' has no RLlib algorithm; PoolDriver runs EnvPool actors instead")
+
+        probe = make_env(exp.env.family, **exp.env.config)
+        multi_agent = is_parallel_env(probe)
+        flatten = exp.algo.flatten_observations
+        if flatten is None:
+            space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
+            flatten = needs_flattening(space)
+        probe.close()
+        register = register_curriculum_multiagent_env if multi_agent else register_curriculum_env
+        env_name = register(
+            f"openended-{service_name}-{student}",
+            exp.env.family,
+            exp.env.config,
+            service_name,
+            CURRICULUM,
+            student,
+            namespace=exp.ray.namespace,
+        )
+        cfg = build_algo_config(
+            algo,
+            env_name,
+            exp.algo.config,
+            exp.algo.num_env_runners,
+            num_envs_per_env_runner=exp.algo.num_envs_per_env_runner,
+            seed=exp.seed + 1_000_000 * index,
+            flatten_observations=flatten,
+        )
+        if multi_agent:
+            cfg = shared_policy_config(cfg)
+        self.algo = cfg.build_algo()
+        self.exp = exp
+        self.multi_agent = multi_agent
+        self._last_steps = 0
+        self._last_episodes = 0
+
+    def train_iteration(self) -> dict:
+        """One ``algo.train()``; per-iteration counts plus the totals this driver keeps."""
+        from openended.runtime.process_clients import flush_curriculum_clients
+
+        result = self.algo.train()
+        flush_curriculum_clients(wait=False)
+        er = result.get("env_runners", {}) or {}
+        # Per-iteration counts (lifetime counters may or may not survive a restore).
+        steps = int(er.get("num_env_steps_sampled", 0) or 0)
+        episodes = int(er.get("num_episodes", 0) or 0)
+        self._last_steps += steps
+        self._last_episodes += episodes
+        return {
+            "env_steps": steps,
+            "episodes": episodes,
+            "mean_return": er.get("episode_return_mean"),
+            "env_steps_total": self._last_steps,
+            "episodes_total": self._last_episodes,
+        }
+
+    def evaluate(self) -> dict:
+        """The policy on the experiment's test set (see `openended.runtime.evaluate`)."""
+        from openended.envs.registry import make_env
+        from openended.runtime.evaluate import evaluate_tasks, resolve_test_set, rllib_policy
+        from openended.runtime.rllib import ScaleImageObservations, needs_flattening
+
+        ev, fam, cfg = self.exp.evaluation, self.exp.env.family, self.exp.env.config
+        if self.multi_agent:
+            raise ConfigError("evaluation: multi-agent envs are not supported yet; set evaluation.every: 0")
+
+        def make() -> Any:
+            env = make_env(fam, **cfg)
+            if needs_flattening(env.observation_space):
+                raise ConfigError("evaluation: Dict/Tuple observations are not supported yet; set evaluation.every: 0")
+            return _ScaledTaskEnv(env) if ScaleImageObservations.needed(env.observation_space) else env
+
+        probe = make_env(fam, **cfg)
+        tasks = resolve_test_set(probe, fam, ev.test_set, ev.max_tasks)
+        probe.close()
+        return evaluate_tasks(make, tasks, rllib_policy(self.algo), seed=self.exp.seed, max_steps=ev.max_steps)
+
+    def save(self, ckpt: SetWriter) -> None:
+        """Flush this process's curriculum clients, then save the algorithm as member ``algo/<student>``."""
+        from openended.runtime.process_clients import flush_curriculum_clients
+
+        flush_curriculum_clients(wait=True)
+        self.algo.save_to_path(str(ckpt.reserve(f"algo/{self.student}", f"algo-{self.student}")))
+
+    def restore(self, ckpt: CheckpointSet, totals: dict) -> None:
+        """Restore the algorithm from member ``algo/<student>`` (if the set has it); continue the totals."""
+        name = f"algo/{self.student}"
+        if ckpt.has(name):
+            self.algo.restore_from_path(os.fspath(ckpt.member(name)))
+        self._last_steps = int(totals.get("env_steps_total") or 0)
+        self._last_episodes = int(totals.get("episodes_total") or 0)
+
+    def close(self) -> None:
+        """Flush this process's curriculum clients and stop the algorithm."""
+        from openended.runtime.process_clients import flush_curriculum_clients
+
+        flush_curriculum_clients(wait=True)
+        self.algo.stop()
+
+
+def _ScaledTaskEnv(env: Any) -> Any:
+    """`ScaleImageObservations` that still forwards ``set_task`` (evaluation sets tasks directly)."""
+    from openended.runtime.rllib import ScaleImageObservations
+
+    wrapped: Any = ScaleImageObservations(env)  # Any: it gains an attribute gymnasium's Wrapper does not declare
+    wrapped.set_task = env.set_task
+    return wrapped
