@@ -15,6 +15,7 @@ __all__ = [
     "ServiceError",
     "RunDirError",
     "RunFailed",
+    "RewardHidden",
 ]
 
 
@@ -61,3 +62,7 @@ class RunFailed(Error, RuntimeError):
 
     The message is the original error in one line; ``status.json`` records it as the reason.
     """
+
+
+class RewardHidden(Error, AttributeError):
+    """A component read a reward during an evaluation block, where hosts hide them."""

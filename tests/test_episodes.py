@@ -114,7 +114,7 @@ def test_hosts_need_a_task_env_a_client_and_hooks_that_hook():
     with pytest.raises(ConfigError, match="give a teacher client or a connect"):
         EpisodeHost([CountEnv()])
     host = EpisodeHost([CountEnv()], ScriptedClient(tasks(0.1)))
-    with pytest.raises(ConfigError, match="defines none of task_change, episode_start, episode_end"):
+    with pytest.raises(ConfigError, match="defines none of task_change, episode_start, transition, episode_end"):
         host.add_hooks(object())
 
 

@@ -5,6 +5,7 @@ Layers, bottom to top (imports only point down)::
     cli.py   dashboard/                      user-facing: commands; the dashboard (reads run directories, no Ray)
     runtime/                                 Ray: service, clients, pools, RLlib wiring, runs
     config.py                                the experiment schema (validates against the registries)
+    components/                              lifelong-learning components: pure Python, may use teachers
     teachers/  moi/  envs/  metrics/         pure Python: no Ray, no runtime, no cli, no config
     tasks.py errors.py jsonio.py registry.py validation.py   the vocabulary and its helpers
 
@@ -36,10 +37,11 @@ ALLOWED_INTERNAL: dict[str, set[str]] = {
     "moi": BOTTOM | {"moi"},
     "envs": BOTTOM | {"envs"},
     "metrics": BOTTOM | {"metrics"},
-    "config": BOTTOM | {"teachers", "envs", "moi", "metrics"},
-    "runtime": BOTTOM | {"teachers", "envs", "moi", "metrics", "config", "runtime"},
-    "dashboard": BOTTOM | {"teachers", "envs", "moi", "metrics", "config", "runtime", "dashboard"},
-    "cli": BOTTOM | {"teachers", "envs", "moi", "metrics", "config", "runtime", "dashboard"},
+    "components": BOTTOM | {"components", "teachers"},
+    "config": BOTTOM | {"teachers", "envs", "moi", "metrics", "components"},
+    "runtime": BOTTOM | {"teachers", "envs", "moi", "metrics", "components", "config", "runtime"},
+    "dashboard": BOTTOM | {"teachers", "envs", "moi", "metrics", "components", "config", "runtime", "dashboard"},
+    "cli": BOTTOM | {"teachers", "envs", "moi", "metrics", "components", "config", "runtime", "dashboard"},
     "__init__": {"tasks"},
 }
 #: Units that must never import Ray.
@@ -53,6 +55,7 @@ RAY_FREE = {
     "moi",
     "envs",
     "metrics",
+    "components",
     "config",
     "dashboard",
 }
@@ -159,6 +162,9 @@ def _fake_package(tmp_path: pathlib.Path, files: dict[str, str]) -> pathlib.Path
         ("moi/x.py", "from openended.teachers.lp import LPTracker\n", "moi may import only"),
         ("metrics/x.py", "from openended.envs import make_env\n", "metrics may import only"),
         ("metrics/x.py", "from ray import tune\n", "metrics must not import Ray"),
+        ("components/x.py", "import ray\n", "components must not import Ray"),
+        ("components/x.py", "from openended.runtime.episodes import EpisodeHost\n", "components may import only"),
+        ("components/x.py", "from openended.envs import make_env\n", "components may import only"),
         ("config.py", "import ray\n", "config must not import Ray"),
         ("config.py", "from openended.runtime.run import run_experiment\n", "config may import only"),
         ("runtime/x.py", "from openended.cli import main\n", "runtime may import only"),
@@ -183,6 +189,7 @@ def test_documented_imports_pass(tmp_path) -> None:
             "runtime/x.py": "import ray\nfrom openended.teachers import make_teacher\nfrom openended import config\n",
             "cli.py": "def f():\n    from openended.runtime.run import run_experiment\n",
             "tasks.py": "import numpy as np\nfrom openended.errors import ConfigError\n",
+            "components/x.py": "from openended.teachers import make_teacher\n",
         },
     )
     assert check_layers(root) == []

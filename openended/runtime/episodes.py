@@ -40,6 +40,9 @@ Hooks (`EpisodeHooks`; ``add_hooks``): for each slot, in this order,
   accepted a task whose id differs from the slot's previous one (``old_task`` is ``None``
   at the slot's first episode), before the reset;
 * ``episode_start(env_index, task, obs, info, seed)`` -- in ``begin``, after the reset;
+* ``transition(env_index, task, obs, action, reward, next_obs, done)`` -- in ``step``
+  (gymnasium slots), after the env stepped and before ``episode_end``; opt-in: a host
+  with no ``transition`` hook keeps no observations and costs nothing per step;
 * ``episode_end(env_index, outcome, info)`` -- in ``end``, after the outcome was reported.
 
 An abandoned episode gets no ``episode_end``; the next ``episode_start`` of its slot follows.
@@ -71,7 +74,7 @@ from openended.tasks import Outcome, Task
 __all__ = ["EpisodeHost", "EpisodeHooks", "EpisodeCounters", "TaskClient", "task_setter", "HOOK_NAMES"]
 
 #: The hook methods a host looks for on a hook object, in firing order within an episode.
-HOOK_NAMES: tuple[str, ...] = ("task_change", "episode_start", "episode_end")
+HOOK_NAMES: tuple[str, ...] = ("task_change", "episode_start", "transition", "episode_end")
 
 
 class TaskClient(Protocol):
@@ -201,6 +204,8 @@ class EpisodeHost:
         self._on_task_change: list[Callable[..., Any]] = []
         self._on_start: list[Callable[..., Any]] = []
         self._on_end: list[Callable[..., Any]] = []
+        self._on_step: list[Callable[..., Any]] = []
+        self._last_obs: list[Any] = [None] * n
         self.hooks: list[Any] = []
 
     # ---------------------------------------------------------------------- hooks
@@ -217,6 +222,8 @@ class EpisodeHost:
                 self._on_start.append(found["episode_start"])
             if "episode_end" in found:
                 self._on_end.append(found["episode_end"])
+            if "transition" in found:
+                self._on_step.append(found["transition"])
 
     # ------------------------------------------------------------------- episodes
     def begin(self, i: int, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, Any]:
@@ -242,6 +249,8 @@ class EpisodeHost:
         if self._on_start:
             for fn in self._on_start:
                 fn(env_index=i, task=task, obs=obs, info=info, seed=seed)
+        if self._on_step:
+            self._last_obs[i] = obs
         return obs, info
 
     def step(self, i: int, action: Any) -> tuple[Any, Any, bool, bool, Any]:
@@ -253,6 +262,19 @@ class EpisodeHost:
         result = self.envs[i].step(action)
         self.returns[i] += float(result[1])  # float64 sums, whatever dtype the env pays in
         self.lengths[i] += 1
+        if self._on_step:
+            task, done = self.tasks[i], bool(result[2] or result[3])
+            for fn in self._on_step:
+                fn(
+                    env_index=i,
+                    task=task,
+                    obs=self._last_obs[i],
+                    action=action,
+                    reward=result[1],
+                    next_obs=result[0],
+                    done=done,
+                )
+            self._last_obs[i] = result[0]
         if result[2] or result[3]:
             self.end(i, result[4], bool(result[2]))
         return result
