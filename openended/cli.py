@@ -4,7 +4,7 @@
     openended submit experiments/toy_alpgmm.yaml --address http://127.0.0.1:8265 [--follow]
     openended status runs/<run>
     openended check experiments/toy_alpgmm.yaml     # validate only, no Ray
-    openended teachers | envs                        # what is registered
+    openended teachers | envs | components           # what is registered / installed
     openended dashboard runs/ [--host 127.0.0.1] [--port 8765]   # live dashboard (read-only)
     openended plot runs/<run> [runs/<run2> ...] [--out figures]  # the same views as PNG/SVG
     openended run experiments/toy_alpgmm.yaml --dashboard        # a run with its dashboard
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("teachers", help="list registered teachers and their presets")
     sub.add_parser("envs", help="list registered environment families")
+    sub.add_parser("components", help="list installed lifelong-learning components (built-in and entry points)")
     return p
 
 
@@ -237,6 +238,21 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_components(args: argparse.Namespace) -> int:
+    from openended.components.registry import available_components, component_class
+
+    for name, path in sorted(available_components().items()):
+        try:
+            cls = component_class(name)
+        except Error as e:
+            print(f"{name:22s} (not importable: {e})")
+            continue
+        needs = ", ".join(cls.requires) or "-"
+        gives = ", ".join(cls.provides) or "-"
+        print(f"{name:22s} {cls.placement.value:11s} requires: {needs:12s} provides: {gives:14s} {path}")
+    return 0
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "submit": _cmd_submit,
@@ -246,6 +262,7 @@ _COMMANDS = {
     "plot": _cmd_plot,
     "teachers": _cmd_teachers,
     "envs": _cmd_envs,
+    "components": _cmd_components,
 }
 
 

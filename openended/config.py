@@ -133,6 +133,10 @@ class Experiment(_Model):
     pool: PoolSection = Field(default_factory=PoolSection)
     run: RunSection = Field(default_factory=RunSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    components: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Lifelong-learning components: [{class: 'pkg.module:Class' or a name, config: {...}}].",
+    )
     ray: RayInit = Field(default_factory=RayInit)
 
     @field_validator("name")
@@ -205,6 +209,10 @@ def _check_names(exp: Experiment) -> None:
         except UnknownName as e:
             raise ConfigError(f"{path}: {e}") from None
     _check_teacher_config(exp)
+    if exp.components:
+        from openended.components.registry import check_component_specs
+
+        check_component_specs(exp.components)
 
 
 def _preset_values(exp: Experiment) -> dict[str, Any]:

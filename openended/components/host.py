@@ -33,7 +33,7 @@ from openended.components.stores import Stores
 from openended.errors import ConfigError
 from openended.tasks import Outcome, Task
 
-__all__ = ["ComponentHost", "plan_components"]
+__all__ = ["ComponentHost", "plan_components", "plan_indices"]
 
 
 Plannable = Component | type[Component]
@@ -49,6 +49,11 @@ def plan_components(components: Sequence[Plannable]) -> dict[Placement, list[Any
 
     Works on instances or on classes (the config check plans classes, before anything is built).
     """
+    return {p: [components[i] for i in idx] for p, idx in plan_indices(components).items()}
+
+
+def plan_indices(components: Sequence[Plannable]) -> dict[Placement, list[int]]:
+    """`plan_components` as positions in ``components``."""
     providers: dict[str, list[int]] = {}
     for i, c in enumerate(components):
         for name in c.provides:
@@ -60,11 +65,11 @@ def plan_components(components: Sequence[Plannable]) -> dict[Placement, list[Any
                     f"{_label(i, c)} requires {name!r}, which no configured component provides; "
                     f"add a component that provides it (provided: {sorted(providers) or 'nothing'})"
                 )
-    out: dict[Placement, list[Any]] = {}
+    out: dict[Placement, list[int]] = {}
     for placement in Placement:
         idx = [i for i, c in enumerate(components) if c.placement == placement]
         if idx:
-            out[placement] = [components[i] for i in _topo_order(components, idx, providers)]
+            out[placement] = _topo_order(components, idx, providers)
     return out
 
 

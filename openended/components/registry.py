@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from openended.components.base import Component
-from openended.components.host import plan_components
+from openended.components.base import Component, Placement
+from openended.components.host import plan_components, plan_indices
 from openended.errors import ConfigError
 from openended.registry import normalize_name, resolve_import_path, unknown_name_error
 from openended.validation import validate_model
@@ -98,8 +98,16 @@ def check_component_specs(specs: list[Any], prefix: str = "components") -> list[
     return classes
 
 
-def build_components(specs: list[Any], prefix: str = "components") -> list[Component]:
-    """Build the components ``specs`` describe (validated as in `check_component_specs`)."""
-    built = [cls(config) for cls, config in _resolve(specs, prefix)]
-    plan_components(built)
-    return built
+def build_components(
+    specs: list[Any], prefix: str = "components", placement: Placement | str | None = None
+) -> list[Component]:
+    """Build the components ``specs`` describe (validated as in `check_component_specs`).
+
+    With ``placement`` only that placement's components are built (in dependency order),
+    after the whole list was checked: an env runner does not build the learner's components.
+    """
+    resolved = _resolve(specs, prefix)
+    plan = plan_indices([cls for cls, _ in resolved])
+    if placement is None:
+        return [cls(config) for cls, config in resolved]
+    return [resolved[i][0](resolved[i][1]) for i in plan.get(Placement(placement), [])]

@@ -32,6 +32,7 @@ from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTa
 from openended.config import Experiment
 from openended.errors import ConfigError, RunFailed
 from openended.runtime.checkpoints import CheckpointSet, SetWriter
+from openended.runtime.component_run import bus_name_for
 from openended.runtime.envpool_actor import PoolRestarted, make_pools
 
 __all__ = ["Driver", "PoolDriver", "RLlibDriver", "CURRICULUM", "POOL_MAX_RESTARTS", "mean_dicts"]
@@ -100,8 +101,11 @@ class PoolDriver:
             steps_per_call=exp.pool.steps_per_call,
             namespace=exp.ray.namespace,
             max_restarts=POOL_MAX_RESTARTS,
+            components=exp.components,
+            bus=bus_name_for(service_name) if exp.components else None,
         )
         self._states: list[list | None] = [None] * len(self.pools)
+        self._component_states: list[dict | None] = [None] * len(self.pools)
         self.env_steps_total = 0
         self.episodes_total = 0
         self.episodes_interrupted = 0
@@ -109,6 +113,9 @@ class PoolDriver:
 
     def _member(self, j: int) -> tuple[str, str]:
         return f"pool/{self.student}/{j}", f"pool-{self.student}-{j}.json"
+
+    def _component_member(self, j: int) -> tuple[str, str]:
+        return f"components/pool/{self.student}/{j}", f"components-pool-{self.student}-{j}.json"
 
     def _recover(self, j: int) -> None:
         """Wait for Ray to restart pool ``j``, then give it the env states of the last checkpoint set."""
@@ -127,6 +134,8 @@ class PoolDriver:
                     f"env pool {j} of student {self.student!r} did not come back within {RESTART_TIMEOUT_S}s"
                 )
             time.sleep(0.5)
+        if self._component_states[j] is not None:
+            ray.get(pool.load_component_state.remote(self._component_states[j]))
         if self._states[j] is not None:
             ray.get(pool.load_env_states.remote(self._states[j]))
         else:
@@ -203,6 +212,13 @@ class PoolDriver:
             with open(ckpt.reserve(name, filename), "w", encoding="utf-8") as f:
                 json.dump(r[1], f)
             self._states[j] = r[1]
+        if self.exp.components:  # env-runner components' state, one member per pool
+            for j, p in enumerate(self.pools):
+                state = ray.get(p.component_state.remote())
+                name, filename = self._component_member(j)
+                with open(ckpt.reserve(name, filename), "w", encoding="utf-8") as f:
+                    json.dump(state, f)
+                self._component_states[j] = state
 
     def restore(self, ckpt: CheckpointSet, totals: dict) -> None:
         """Give each pool its env states from ``ckpt``; continue the run's totals."""
@@ -212,6 +228,11 @@ class PoolDriver:
                 with open(ckpt.member(name), encoding="utf-8") as f:
                     self._states[j] = json.load(f)
                 ray.get(p.load_env_states.remote(self._states[j]))
+            name, _ = self._component_member(j)
+            if ckpt.has(name):
+                with open(ckpt.member(name), encoding="utf-8") as f:
+                    self._component_states[j] = json.load(f)
+                ray.get(p.load_component_state.remote(self._component_states[j]))
         self.env_steps_total = int(totals.get("env_steps_total") or 0)
         self.episodes_total = int(totals.get("episodes_total") or 0)
 

@@ -44,6 +44,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from openended.components.base import Block, Component, Placement
+from openended.components.host import ComponentHost
 from openended.envs.registry import make_task_env
 from openended.envs.team import TeamEnv, is_parallel_env
 from openended.errors import ConfigError
@@ -120,6 +122,9 @@ class EnvPoolCore:
         seed: seeds the envs' first resets (``seed + i``) and the random policy.
         student: the student id written into every `Outcome`.
         pool_id: prefix of episode ids (unique per pool; random when not given).
+        components: env-runner components (`openended.components`): their hooks fire from
+            the pool's episode host; the pool's lifetime is one train block, begun at the
+            first `start` and ended at `close`.
     """
 
     def __init__(
@@ -134,6 +139,7 @@ class EnvPoolCore:
         *,
         student: str = "default",
         pool_id: str | None = None,
+        components: Sequence[Component] = (),
     ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ConfigError(f"envpool.num_envs: must be an int >= 1, got {num_envs!r}")
@@ -150,6 +156,10 @@ class EnvPoolCore:
         self.envs: list[gym.Env] = [_pool_env(family, env_config) for _ in range(num_envs)]
         #: Runs every episode: tasks in, outcomes out, hooks (``pool.host.add_hooks(...)``).
         self.host = EpisodeHost(self.envs, client, student=student, episode_id_prefix=self.pool_id, owner="envpool")
+        #: The env-runner component host (``None`` without components).
+        self.components = ComponentHost(components, placement=Placement.ENV_RUNNER) if components else None
+        if self.components is not None and (hooks := self.components.episode_hooks()) is not None:
+            self.host.add_hooks(hooks)
         self.action_space = self.envs[0].action_space
         self.observation_space = self.envs[0].observation_space
         self._policy: Policy | None = None if isinstance(policy, str) else policy  # str: "random" (checked above)
@@ -178,6 +188,9 @@ class EnvPoolCore:
         """First resets (seeded ``seed + i``); `step` calls this on first use."""
         if self._started:
             return
+        if self.components is not None:
+            self.components.lifetime_start()
+            self.components.block_start(Block(0, "train"))
         begin = self.host.begin
         for i in range(self.num_envs):
             self._obs[i] = begin(i, seed=self.seed + i)[0]
@@ -317,14 +330,26 @@ class EnvPoolCore:
                 student: Any = e.unwrapped  # a duck-typed hook (above), not part of gymnasium's Env
                 student.load_state_dict(st)
 
+    def component_state(self) -> dict[str, Any] | None:
+        """The env-runner components' state (``None`` without components)."""
+        return None if self.components is None else self.components.state_dict()
+
+    def load_component_state(self, state: dict[str, Any] | None) -> None:
+        """Inverse of `component_state`."""
+        if self.components is not None and state is not None:
+            self.components.load_state_dict(state)
+
     def close(self) -> None:
-        """Flush outcomes, close the envs and the client.
+        """Flush outcomes, end the components' lifetime, close the envs and the client.
 
         Episodes still running are dropped (an unfinished episode has no outcome).
         """
         if self._closed:
             return
         self._closed = True
+        if self.components is not None and self._started:
+            self.components.block_end()
+            self.components.lifetime_end()
         try:
             self.client.flush(wait=True)
         finally:

@@ -50,7 +50,10 @@ class _EnvPoolActor:
         namespace: str | None = None,
         client_options: Mapping[str, Any] | None = None,
         pool_id: str | None = None,
+        components: list[dict[str, Any]] | None = None,
+        bus: str | None = None,
     ) -> None:
+        from openended.components.registry import build_components
         from openended.runtime.client import TeacherClient
 
         #: Ray restarted this actor (its process died); cleared once its owner restored it.
@@ -70,7 +73,20 @@ class _EnvPoolActor:
             seed=seed,
             student=student,
             pool_id=pool_id,
+            components=build_components(components or [], placement="env_runner"),
         )
+        #: Carries the components' bus events to and from the run's bus actor, once per call.
+        self.bridge = None
+        if bus is not None and self.core.components is not None:
+            from openended.runtime.component_actors import bridge_to
+
+            origin = f"pool-{self.core.pool_id}"
+            self.bridge = bridge_to(self.core.components.bus, bus, origin, namespace)
+
+    def _exchange(self) -> None:
+        if self.bridge is not None:
+            self.bridge.flush()
+            self.bridge.poll()
 
     def _check_restored(self) -> None:
         if self.restarted:
@@ -79,12 +95,16 @@ class _EnvPoolActor:
     def step(self, k: int | None = None) -> dict:
         """`EnvPoolCore.step` (`PoolRestarted` after a restart until restored)."""
         self._check_restored()
-        return self.core.step(k)
+        out = self.core.step(k)
+        self._exchange()
+        return out
 
     def run(self, steps: int | None = None, seconds: float | None = None, k: int | None = None) -> dict:
         """`EnvPoolCore.run` (`PoolRestarted` after a restart until restored)."""
         self._check_restored()
-        return self.core.run(steps=steps, seconds=seconds, k=k)
+        out = self.core.run(steps=steps, seconds=seconds, k=k)
+        self._exchange()
+        return out
 
     def stats(self) -> dict:
         """`EnvPoolCore.stats`."""
@@ -106,6 +126,14 @@ class _EnvPoolActor:
         """`EnvPoolCore.load_env_states` (a restarted pool may step again)."""
         self.core.load_env_states(states)
         self.restarted = False
+
+    def component_state(self) -> dict[str, Any] | None:
+        """`EnvPoolCore.component_state`."""
+        return self.core.component_state()
+
+    def load_component_state(self, state: dict[str, Any] | None) -> None:
+        """`EnvPoolCore.load_component_state`."""
+        self.core.load_component_state(state)
 
     def resume_fresh(self) -> None:
         """Let a restarted pool step with the state it was rebuilt with (nothing was saved to restore)."""
@@ -143,6 +171,8 @@ def make_pools(
     client_options: Mapping[str, Any] | None = None,
     wait: bool = True,
     max_restarts: int = 0,
+    components: list[dict[str, Any]] | None = None,
+    bus: str | None = None,
 ) -> list[Any]:
     """Start ``n`` `EnvPool` actors (seeds ``seed + 10_000 * j`` so no two envs share a seed).
 
@@ -168,6 +198,8 @@ def make_pools(
             namespace=namespace,
             client_options=client_options,
             pool_id=f"pool{j}-{uuid.uuid4().hex[:8]}",
+            components=components,
+            bus=bus,
         )
         for j in range(n)
     ]

@@ -38,6 +38,7 @@ from openended.envs.registry import env_task_space
 from openended.errors import ConfigError, Error, RunFailed
 from openended.runtime import raysession
 from openended.runtime.checkpoints import CheckpointSet
+from openended.runtime.component_run import RunComponents
 from openended.runtime.drivers import CURRICULUM, RESTART_TIMEOUT_S, Driver, PoolDriver, RLlibDriver
 from openended.runtime.local import init_ray
 from openended.runtime.progress import ProgressReporter
@@ -118,7 +119,12 @@ def _teacher_summary(cur: dict) -> dict:
 
 
 def write_checkpoint_set(
-    rd: RunDir, service: Any, drivers: list[Driver], iteration: int, totals: dict
+    rd: RunDir,
+    service: Any,
+    drivers: list[Driver],
+    iteration: int,
+    totals: dict,
+    components: RunComponents | None = None,
 ) -> CheckpointSet:
     """Write the run's checkpoint set for ``iteration``: every member, then the manifest (last, atomically).
 
@@ -131,6 +137,8 @@ def write_checkpoint_set(
     with rd.checkpoint_set(iteration) as ckpt:
         for d in drivers:
             d.save(ckpt)
+        if components is not None:
+            components.save(ckpt)
         info = call_service(lambda: service.checkpoint_info.remote(), "checkpoint")
         ckpt.link("teacher", info["path"], "teacher.json")
         return ckpt.commit(event_log_offset=int(info["log_offset"] or 0), totals=totals)
@@ -214,6 +222,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
     name = service_name_for(rd)
     service: Any = None
     drivers: list[Driver] = []
+    components: RunComponents | None = None
     reporter = ProgressReporter(exp, rd, enabled=progress)
     state, reason = "failed", None
     done = _Done(point.iteration, float(point.totals.get("wall_s") or 0.0))
@@ -242,6 +251,8 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
         call_service(lambda: service.ping.remote(), "start")
         if embedded:
             raysession.record_embedded_ray(rd.path)
+        if exp.components:  # before the drivers: their env runners bridge to the run's bus
+            components = RunComponents(exp.components, name, exp.ray.namespace)
         for i, student in enumerate(exp.students):
             if exp.algo.name == "none":
                 drivers.append(PoolDriver(exp, name, student, i))
@@ -250,8 +261,12 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
         if point.checkpoint is not None:
             for d in drivers:
                 d.restore(point.checkpoint, point.student_totals(d.student))
+        if components is not None:
+            if point.checkpoint is not None:
+                components.restore(point.checkpoint)
+            components.start(resumed=point.checkpoint is not None)
         rd.write_status(_status("running", done.iteration, done.wall_s, me))
-        _train(exp, rd, service, drivers, reporter, point, me, done)
+        _train(exp, rd, service, drivers, reporter, point, me, done, components)
         state = "finished"
     except KeyboardInterrupt:
         state = "interrupted"
@@ -266,7 +281,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
         reason = _one_line(e)
         raise
     finally:
-        _shutdown(rd, reporter, drivers, service, started_ray, embedded)
+        _shutdown(rd, reporter, drivers, service, started_ray, embedded, components)
         final = _status(state, done.iteration, done.wall_s, me, **({"reason": reason} if reason else {}))
         try:
             rd.write_status(final)
@@ -288,6 +303,7 @@ def _train(
     point: ResumePoint,
     me: Holder,
     done: _Done,
+    components: RunComponents | None = None,
 ) -> None:
     """The iterations after ``point``; ``done`` follows the last one completed (metrics row, set, status)."""
     t0 = time.perf_counter()
@@ -300,6 +316,8 @@ def _train(
     for it in range(point.iteration + 1, exp.run.iterations + 1):
         t_it = time.perf_counter()
         rows = [d.train_iteration() for d in drivers]
+        if components is not None:
+            components.iteration_end()
         snap = call_service(lambda: service.snapshot.remote(), "snapshot")
         cur = snap["curricula"][CURRICULUM]
         prev_counts, counts = counts, cur["counters"]
@@ -334,7 +352,7 @@ def _train(
             view_writer.append(it, row, call_service(lambda: service.views.remote(), "views"))
         reporter.update(row)
         if it % exp.run.checkpoint_every == 0 or it == exp.run.iterations:
-            write_checkpoint_set(rd, service, drivers, it, _totals(row, rows, drivers, wall))
+            write_checkpoint_set(rd, service, drivers, it, _totals(row, rows, drivers, wall), components)
         rd.write_status(_status("running", it, wall, me))
         done.iteration, done.wall_s = it, wall
 
@@ -364,10 +382,21 @@ def _totals(row: dict, rows: list[dict], drivers: list[Driver], wall: float) -> 
 
 
 def _shutdown(
-    rd: RunDir, reporter: ProgressReporter, drivers: list[Driver], service: Any, started_ray: bool, embedded: bool
+    rd: RunDir,
+    reporter: ProgressReporter,
+    drivers: list[Driver],
+    service: Any,
+    started_ray: bool,
+    embedded: bool,
+    components: RunComponents | None = None,
 ) -> None:
-    """Stop the live view, the drivers (outcomes flushed), the service, and Ray if this run started it."""
+    """Stop the live view, the components, the drivers (outcomes flushed), the service, and Ray if started here."""
     reporter.stop()
+    if components is not None:
+        try:
+            components.close()
+        except Exception as e:  # noqa: BLE001 - a component's end must not stop the drivers from flushing
+            _say(f"closing the driver's components failed: {_one_line(e)}")
     for d in drivers:
         try:
             d.close()
