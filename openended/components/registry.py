@@ -44,7 +44,6 @@ BUILTIN: dict[str, str] = {
     "experience_replay": "openended.components.replay:ExperienceReplay",
     "sleep_consolidation": "openended.components.replay:SleepConsolidation",
     "ewc": "openended.components.ewc:EWC",
-    "periodic_evaluation": "openended.components.evaluation:PeriodicEvaluation",
 }
 
 
