@@ -267,16 +267,29 @@ class RLlibDriver:
             space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
             flatten = needs_flattening(space)
         probe.close()
-        register = register_curriculum_multiagent_env if multi_agent else register_curriculum_env
-        env_name = register(
-            f"openended-{service_name}-{student}",
-            exp.env.family,
-            exp.env.config,
-            service_name,
-            CURRICULUM,
-            student,
-            namespace=exp.ray.namespace,
-        )
+        if multi_agent:
+            if exp.components:
+                raise ConfigError("components: multi-agent families do not host components yet; remove components")
+            env_name = register_curriculum_multiagent_env(
+                f"openended-{service_name}-{student}",
+                exp.env.family,
+                exp.env.config,
+                service_name,
+                CURRICULUM,
+                student,
+                namespace=exp.ray.namespace,
+            )
+        else:
+            env_name = register_curriculum_env(
+                f"openended-{service_name}-{student}",
+                exp.env.family,
+                exp.env.config,
+                service_name,
+                CURRICULUM,
+                student,
+                namespace=exp.ray.namespace,
+                components=exp.components,
+            )
         cfg = build_algo_config(
             algo,
             env_name,
@@ -285,10 +298,12 @@ class RLlibDriver:
             num_envs_per_env_runner=exp.algo.num_envs_per_env_runner,
             seed=exp.seed + 1_000_000 * index,
             flatten_observations=flatten,
+            components=exp.components,
         )
         if multi_agent:
             cfg = shared_policy_config(cfg)
         self.algo = cfg.build_algo()
+        self._learner_components = bool(getattr(cfg, "learner_config_dict", {}).get("components"))
         self.exp = exp
         self.multi_agent = multi_agent
         self._last_steps = 0
@@ -341,12 +356,26 @@ class RLlibDriver:
 
         flush_curriculum_clients(wait=True)
         self.algo.save_to_path(str(ckpt.reserve(f"algo/{self.student}", f"algo-{self.student}")))
+        if self._learner_components:
+            from openended.runtime.learner import on_learners
+
+            state = on_learners(self.algo, lambda learner: learner.component_state())[0]
+            name, filename = f"components/learner/{self.student}", f"components-learner-{self.student}.json"
+            with open(ckpt.reserve(name, filename), "w", encoding="utf-8") as f:
+                json.dump(state, f)
 
     def restore(self, ckpt: CheckpointSet, totals: dict) -> None:
         """Restore the algorithm from member ``algo/<student>`` (if the set has it); continue the totals."""
         name = f"algo/{self.student}"
         if ckpt.has(name):
             self.algo.restore_from_path(os.fspath(ckpt.member(name)))
+        name = f"components/learner/{self.student}"
+        if self._learner_components and ckpt.has(name):
+            with open(ckpt.member(name), encoding="utf-8") as f:
+                state = json.load(f)
+            from openended.runtime.learner import on_learners
+
+            on_learners(self.algo, lambda learner: learner.load_component_state(state))
         self._last_steps = int(totals.get("env_steps_total") or 0)
         self._last_episodes = int(totals.get("episodes_total") or 0)
 

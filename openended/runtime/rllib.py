@@ -49,6 +49,9 @@ import numpy as np
 import ray
 from typing_extensions import override
 
+from openended.components.base import Block, Placement
+from openended.components.host import ComponentHost
+from openended.components.registry import build_components
 from openended.envs.registry import make_task_env
 from openended.errors import ConfigError
 from openended.runtime.episodes import EpisodeHost
@@ -94,6 +97,7 @@ class CurriculumEnv(gym.Wrapper):
         *,
         namespace: str | None = None,
         client_options: Mapping[str, Any] | None = None,
+        components: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(env)
         self._client = ProcessClient(service, curriculum, student, namespace=namespace, client_options=client_options)
@@ -101,6 +105,8 @@ class CurriculumEnv(gym.Wrapper):
         self.host = EpisodeHost(
             [env], student=student, counters=EPISODE_COUNTERS, connect=self._client.get, owner="CurriculumEnv"
         )
+        #: Env-runner components of this env (their hooks fire from ``self.host``), or ``None``.
+        self.components = env_runner_components(components, self.host)
 
     @property
     def task(self) -> Task | None:
@@ -118,9 +124,25 @@ class CurriculumEnv(gym.Wrapper):
     @override
     def close(self) -> None:
         try:
+            if self.components is not None:
+                self.components.block_end()
+                self.components.lifetime_end()
             self._client.release()
         finally:
             super().close()
+
+
+def env_runner_components(specs: list[dict[str, Any]] | None, host: EpisodeHost) -> ComponentHost | None:
+    """Build the env-runner components of ``specs``, hook them into ``host``, start their lifetime (one block)."""
+    if not specs:
+        return None
+    comps = ComponentHost(build_components(specs, placement=Placement.ENV_RUNNER), placement=Placement.ENV_RUNNER)
+    hooks = comps.episode_hooks()
+    if hooks is not None:
+        host.add_hooks(hooks)
+    comps.lifetime_start()
+    comps.block_start(Block(0, "train"))
+    return comps
 
 
 class ScaleImageObservations(gym.ObservationWrapper):
@@ -176,6 +198,7 @@ def curriculum_env_creator(
     namespace: str | None = None,
     client_options: Mapping[str, Any] | None = None,
     field: str = "env.family",
+    components: list[dict[str, Any]] | None = None,
 ) -> Callable[[Any], Any]:
     """RLlib's env creator for a curriculum wrapper (`CurriculumEnv`, `CurriculumMultiAgentEnv`).
 
@@ -185,10 +208,11 @@ def curriculum_env_creator(
     process's shared client at its first reset (`openended.runtime.process_clients`).
     """
     cfg, opts = dict(env_config or {}), dict(client_options or {})
+    extra = {"components": list(components)} if components else {}
 
     def creator(_ctx: Any = None) -> Any:
         env = make_task_env(family, cfg, field=field)
-        return wrapper(env, service_name, curriculum, student, namespace=namespace, client_options=opts)
+        return wrapper(env, service_name, curriculum, student, namespace=namespace, client_options=opts, **extra)
 
     return creator
 
@@ -204,6 +228,7 @@ def register_curriculum_env(
     namespace: str | None = None,
     client_options: Mapping[str, Any] | None = None,
     scale_images: bool = True,
+    components: list[dict[str, Any]] | None = None,
 ) -> str:
     """Register ``env_name`` with ``ray.tune.registry.register_env``; return ``env_name``.
 
@@ -225,6 +250,7 @@ def register_curriculum_env(
         namespace=namespace,
         client_options=client_options,
         field="register_curriculum_env.family",
+        components=components,
     )
 
     def creator(ctx: Any = None) -> gym.Env:
@@ -273,6 +299,7 @@ def build_algo_config(
     env_config: Mapping[str, Any] | None = None,
     seed: int | None = None,
     flatten_observations: bool = False,
+    components: list[dict[str, Any]] | None = None,
 ) -> Any:
     """A PPO or SAC `AlgorithmConfig` (torch, CPU, one local learner) for ``env_name``.
 
@@ -340,6 +367,10 @@ def build_algo_config(
         config.env_runners(env_to_module_connector=_flatten_connector)
     if seed is not None:
         config.debugging(seed=seed)
+    if components:
+        from openended.runtime.learner import with_components
+
+        config = with_components(config, list(components))
     return config
 
 
