@@ -44,6 +44,7 @@ BUILTIN: dict[str, str] = {
     "experience_replay": "openended.components.replay:ExperienceReplay",
     "sleep_consolidation": "openended.components.replay:SleepConsolidation",
     "ewc": "openended.components.ewc:EWC",
+    "noop": "openended.components.noop:NoOpComponent",
 }
 
 

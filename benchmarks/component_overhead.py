@@ -1,0 +1,182 @@
+"""Cost of hosting components: PPO env steps/s with ten no-op components (each overriding
+every hook, per-step transitions included) against none, in the same run.
+
+Both algorithms train on the same family through `CurriculumEnv` (a teacher task at every
+reset, an outcome at every episode end); one hosts ten ``noop`` components
+(`openended.components.noop.NoOpComponent`) in every env, the other none. They are built
+side by side and measured in alternating rounds; the headline is the median of per-round
+ratios (one burst of outside load spoils one round, not the estimate).
+
+* ``noop10_over_none`` -- whole PPO iterations (sampling + updates), env steps/s ratio.
+  Target >= 0.95.
+* ``sampling_noop10_over_none`` -- env runners' ``sample()`` alone: the part hooks can slow.
+
+Usage::
+
+    python benchmarks/component_overhead.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+
+import env_throughput
+
+NAMESPACE = "bench_components"
+NOOP10 = [{"class": "noop"} for _ in range(10)]
+
+
+def _noop_built(_runner: Any) -> int:
+    from openended.components.noop import NoOpComponent
+
+    return NoOpComponent.built
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a few minutes: fewer rounds, shorter sampling runs")
+    ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (quick 6, full 20)")
+    ap.add_argument("--num-env-runners", type=int, default=2)
+    ap.add_argument("--num-envs-per-env-runner", type=int, default=4)
+    args = ap.parse_args(argv)
+    rounds = args.rounds or (6 if args.quick else 20)
+    train_batch = 2000 if args.quick else 4000
+    sample_steps = 1000 if args.quick else 4000
+
+    import ray
+    import torch
+
+    from openended.runtime.rllib import algo_step_counts, build_algo_config, register_curriculum_env
+    from openended.runtime.service import start_service
+
+    source, source_name = env_throughput.env_source()
+    probe = env_throughput.build(source)
+    space = probe.task_space()
+    probe.close()
+
+    torch.set_num_threads(1)
+    tmp = tempfile.mkdtemp(prefix="oe-bench-")
+    t_start = time.perf_counter()
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False, namespace=NAMESPACE)
+    ray.cloudpickle.register_pickle_by_value(env_throughput)
+    names = ("none", "noop10")
+    try:
+        svc = start_service("bench_teacher", NAMESPACE, metrics=False)
+        ray.get(svc.add_curriculum.remote("c", "random", space.to_dict(), {"seed": 0}))
+        register_curriculum_env("oe-bench-none", source, {}, "bench_teacher", "c", namespace=NAMESPACE)
+        register_curriculum_env(
+            "oe-bench-noop10", source, {}, "bench_teacher", "c", namespace=NAMESPACE, components=NOOP10
+        )
+        cpus = 1.0 / args.num_env_runners
+        algos = {
+            name: build_algo_config(
+                "ppo",
+                f"oe-bench-{name}",
+                {"train_batch_size_per_learner": train_batch},
+                num_env_runners=args.num_env_runners,
+                num_envs_per_env_runner=args.num_envs_per_env_runner,
+                num_cpus_per_env_runner=cpus,
+                seed=0,
+            ).build_algo()
+            for name in names
+        }
+        t_built = time.perf_counter()
+        train: dict[str, list[tuple[int, float]]] = {n: [] for n in names}
+        sample: dict[str, list[tuple[int, float]]] = {n: [] for n in names}
+
+        def sample_once(algo: Any) -> tuple[int, float]:
+            t0 = time.perf_counter()
+            counts = algo.env_runner_group.foreach_env_runner(
+                lambda r: sum(len(e) for e in r.sample(num_timesteps=sample_steps, explore=True)),
+                local_env_runner=False,
+            )
+            return int(sum(counts)), time.perf_counter() - t0
+
+        for algo in algos.values():  # warm-up
+            algo.train()
+        for r in range(rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                sample[name].append(sample_once(algos[name]))
+        last = {name: algo_step_counts(algo.train()) for name, algo in algos.items()}
+        for r in range(rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                t0 = time.perf_counter()
+                counts = algo_step_counts(algos[name].train())
+                train[name].append((counts[0] - last[name][0], time.perf_counter() - t0))
+                last[name] = counts
+        built = {
+            name: sum(algo.env_runner_group.foreach_env_runner(_noop_built, local_env_runner=False))
+            for name, algo in algos.items()
+        }
+        for algo in algos.values():
+            algo.stop()
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def rate(xs: list[tuple[int, float]]) -> float:
+        return sum(s for s, _ in xs) / sum(t for _, t in xs)
+
+    per_round_train = [(c[0] / c[1]) / (p[0] / p[1]) for c, p in zip(train["noop10"], train["none"])]
+    per_round_sample = [(c[0] / c[1]) / (p[0] / p[1]) for c, p in zip(sample["noop10"], sample["none"])]
+    result = {
+        "benchmark": "component_overhead",
+        "env": source_name,
+        "quick": args.quick,
+        "algo": "ppo",
+        "components": "10 x noop (every hook overridden, transitions included)",
+        "num_env_runners": args.num_env_runners,
+        "num_envs_per_env_runner": args.num_envs_per_env_runner,
+        "train_batch_size_per_learner": train_batch,
+        "rounds": rounds,
+        "ppo_none_steps_per_s": rate(train["none"]),
+        "ppo_noop10_steps_per_s": rate(train["noop10"]),
+        "noop10_over_none": statistics.median(per_round_train),
+        "noop10_pooled_ratio": rate(train["noop10"]) / rate(train["none"]),
+        "per_round_ratio": per_round_train,
+        "sampling_none_steps_per_s": rate(sample["none"]),
+        "sampling_noop10_steps_per_s": rate(sample["noop10"]),
+        "sampling_noop10_over_none": statistics.median(per_round_sample),
+        "sampling_per_round_ratio": per_round_sample,
+        "noop_components_built_on_env_runners": built,
+        "targets": {"noop10_over_none": 0.95},
+        "setup_s": t_built - t_start,
+        "total_s": time.perf_counter() - t_start,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "loadavg": os.getloadavg(),
+    }
+    print(f"{'measure':32s} {'none':>12s} {'noop10':>12s} {'ratio':>8s}")
+    print(
+        f"{'PPO iterations, env steps/s':32s} {result['ppo_none_steps_per_s']:12,.0f} "
+        f"{result['ppo_noop10_steps_per_s']:12,.0f} {result['noop10_over_none']:8.3f}"
+    )
+    print(
+        f"{'sampling only, env steps/s':32s} {result['sampling_none_steps_per_s']:12,.0f} "
+        f"{result['sampling_noop10_steps_per_s']:12,.0f} {result['sampling_noop10_over_none']:8.3f}"
+    )
+    print(f"no-op components built on the env runners: {built}")
+    print(f"target noop10_over_none >= 0.95: {'met' if result['noop10_over_none'] >= 0.95 else 'NOT met'}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()
