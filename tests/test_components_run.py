@@ -45,6 +45,7 @@ def test_openended_components_lists_the_built_ins():
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # two runs of the real CLI: about 2.5 minutes on 2 shared cores
 def test_component_state_survives_kill_9_and_resume(tmp_path):
     proc = start_run(tmp_path, "run.iterations=100000", "run.checkpoint_every=5", COMPONENTS)
     try:
