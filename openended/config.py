@@ -240,7 +240,13 @@ def _check_names(exp: Experiment) -> None:
     if exp.components:
         from openended.components.registry import check_component_specs
 
-        check_component_specs(exp.components)
+        classes = check_component_specs(exp.components)
+        for i, cls in enumerate(classes):
+            if getattr(cls, "needs_policy_evaluation", False) and exp.algo.name == "none":
+                raise ConfigError(
+                    f"components[{i}] ({cls.__name__}): evaluation blocks need an RLlib learner "
+                    "(algo.name ppo or sac); the toy's simulated student reports its own mastery"
+                )
 
 
 def _preset_values(exp: Experiment) -> dict[str, Any]:

@@ -109,6 +109,19 @@ class PGLearner:
             loss.backward()
             self.opt.step()
 
+    def evaluate(self, task: Task, rounds: int = 4) -> dict:
+        """Greedy episodes of ``task`` through the episode host (hooks fire; no update): mean reward."""
+        self.client._tasks = [task]
+        n, rewards = len(self.episodes.envs), []
+        for _ in range(rounds):
+            obs = torch.as_tensor(np.stack([self.episodes.begin(i)[0] for i in range(n)]))
+            with torch.no_grad():
+                actions = self.net(obs).argmax(-1)
+            rewards += [self.episodes.step(i, int(a))[1] for i, a in enumerate(actions)]
+        if self.task is not None:
+            self.client._tasks = [self.task]
+        return {"accuracy": float(np.mean(rewards)), "episodes": len(rewards)}
+
     def sleep(self, steps: int) -> int:
         return self.learner_host.sleep(SleepBudget(steps=steps), module=self.net)
 

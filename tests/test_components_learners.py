@@ -12,7 +12,8 @@ pytest.importorskip("torch")
 
 from component_learners import RULE_A, RULE_B, PGLearner
 
-from openended.components import Block, TaskChange
+from openended.components import Block, ComponentHost, Placement, TaskChange
+from openended.components.evaluation import PeriodicEvaluation, evaluation_block, evaluation_due
 from openended.components.detector import TaskChangeDetector
 from openended.components.ewc import EWC
 from openended.components.replay import ExperienceReplay, SleepConsolidation
@@ -88,3 +89,36 @@ def test_detector_finds_an_unannounced_change_and_ewc_consolidates_on_its_event(
     again = TaskChangeDetector({"window": 30})
     again.load_state_dict(detector.state_dict())
     assert again.detections == detector.detections and again.episodes == detector.episodes
+
+
+def test_periodic_evaluation_blocks_hide_rewards_and_forbid_sleep_on_a_real_learner():
+    schedule = PeriodicEvaluation({"every": 15})
+    replay, sleep = ExperienceReplay({"capacity": 5000}), SleepConsolidation()
+    learner = PGLearner(2, env_components=[replay], learner_components=[sleep])
+    driver = ComponentHost([schedule], bus=learner.bus, placement=Placement.DRIVER)
+    hosts = [driver, learner.env_host, learner.learner_host]
+    for host in hosts:
+        host.block_start(Block(0, "train"))
+    learner.learner_host.task_start(RULE_A, None, module=learner.net)
+    skipped = []
+
+    def evaluate() -> dict:
+        skipped.append(learner.sleep(5))  # inside the block: no learning
+        return learner.evaluate(RULE_A)
+
+    for it in range(1, 46):
+        learner.train(RULE_A, 1, announce=False)
+        if evaluation_due(driver, it):
+            stored = len(replay.store)
+            evaluation_block(hosts, evaluate)
+            assert len(replay.store) == stored  # evaluation episodes taught nothing
+    assert skipped == [0, 0, 0] and learner.learner_host.sleeps_skipped == 3
+    accuracies = [r["accuracy"] for r in schedule.results]
+    assert len(accuracies) == 3 and accuracies[-1] > accuracies[0] and accuracies[-1] > 0.85
+    assert all(r["episodes"] == 128 for r in schedule.results)
+    assert [h.block.index for h in hosts] == [6, 6, 6] and all(h.block.kind == "train" for h in hosts)
+    learner.learner_host.task_end(RULE_A, RULE_B, module=learner.net)  # memories of rule A to consolidate
+    assert learner.sleep(5) == 5  # back in a train block: sleep runs
+    restored = PeriodicEvaluation({"every": 15})
+    restored.load_state_dict(schedule.state_dict())
+    assert restored.results == schedule.results

@@ -45,6 +45,7 @@ BUILTIN: dict[str, str] = {
     "sleep_consolidation": "openended.components.replay:SleepConsolidation",
     "ewc": "openended.components.ewc:EWC",
     "noop": "openended.components.noop:NoOpComponent",
+    "periodic_evaluation": "openended.components.evaluation:PeriodicEvaluation",
 }
 
 

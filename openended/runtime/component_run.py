@@ -1,8 +1,8 @@
 """Components in ``openended run``: the driver host, the run's bus, component checkpoints.
 
 `RunComponents` is what the run loop holds when the experiment has a ``components:``
-list: the driver-placement host (lifetime and block hooks; the run is one train block
-until the scenario section brings more), bridged to the run's `BusLog` actor so that
+list: the driver-placement host (lifetime and block hooks: train blocks, and evaluation
+blocks where a ``periodic_evaluation`` component schedules them), bridged to the run's `BusLog` actor so that
 what env runners publish (a detected task change) reaches driver components once per
 iteration, and their state as checkpoint member ``components/driver``.
 
@@ -13,10 +13,12 @@ saved by the drivers), learner components in the RLlib learner (`openended.runti
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from openended.components.base import Block, Placement
 from openended.components.bus import EventBus
+from openended.components.evaluation import evaluation_block, evaluation_due
 from openended.components.host import ComponentHost
 from openended.components.registry import build_components
 from openended.runtime.checkpoints import CheckpointSet, SetWriter
@@ -49,10 +51,16 @@ class RunComponents:
         self.host.block_start(Block(0, "train"))
         self._started = True
 
-    def iteration_end(self) -> int:
-        """Exchange bus events with the other processes; returns how many arrived."""
+    def iteration_end(self, iteration: int, evaluate: Callable[[], dict] | None = None) -> dict | None:
+        """Exchange bus events; then, if a schedule wants one, an evaluation block around ``evaluate``.
+
+        Returns the evaluation's results, or ``None`` when no block was due.
+        """
         self.bridge.flush()
-        return self.bridge.poll()
+        self.bridge.poll()
+        if evaluate is None or not evaluation_due(self.host, iteration):
+            return None
+        return evaluation_block([self.host], evaluate)
 
     def save(self, ckpt: SetWriter) -> None:
         """The driver components' state as member ``components/driver``."""

@@ -320,8 +320,10 @@ def _train(
     for it in range(point.iteration + 1, exp.run.iterations + 1):
         t_it = time.perf_counter()
         rows = [d.train_iteration() for d in drivers]
+        block_eval = None
         if components is not None:
-            components.iteration_end()
+            first = drivers[0]
+            block_eval = components.iteration_end(it, first.evaluate if isinstance(first, RLlibDriver) else None)
         snap = call_service(lambda: service.snapshot.remote(), "snapshot")
         cur = snap["curricula"][CURRICULUM]
         prev_counts, counts = counts, cur["counters"]
@@ -351,6 +353,11 @@ def _train(
             row["eval"] = {k: v for k, v in result.items() if k not in _PER_TASK_EVAL}
             row["mastered"] = result["mastered"]
             rd.append_evaluation({"iteration": it, "env_steps_total": row["env_steps_total"], **result})
+        if block_eval is not None:  # an evaluation block of the components' schedule
+            row["eval_block"] = {k: v for k, v in block_eval.items() if k not in _PER_TASK_EVAL}
+            rd.append_evaluation(
+                {"iteration": it, "env_steps_total": row["env_steps_total"], "block": "evaluation", **block_eval}
+            )
         rd.append_metrics(row)
         if view_writer.due(it):
             view_writer.append(it, row, call_service(lambda: service.views.remote(), "views"))
