@@ -13,8 +13,8 @@ pytest.importorskip("torch")
 from component_learners import RULE_A, RULE_B, PGLearner
 
 from openended.components import Block, ComponentHost, Placement, TaskChange
-from openended.components.evaluation import PeriodicEvaluation, evaluation_block, evaluation_due
 from openended.components.detector import TaskChangeDetector
+from openended.components.evaluation import PeriodicEvaluation, evaluation_block, evaluation_due
 from openended.components.ewc import EWC
 from openended.components.replay import ExperienceReplay, SleepConsolidation
 

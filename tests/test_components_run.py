@@ -67,3 +67,51 @@ def test_component_state_survives_kill_9_and_resume(tmp_path):
     # 100 one-step episodes per iteration: the count went on from the set (fresh state would say 300)
     assert detector["episodes"] == 100 * (latest + 3)
     assert replay["store"]["tables"] and all(len(t) <= 50 for t in replay["store"]["tables"].values())
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # PPO on Stump Tracks through the real CLI: minutes on 2 shared cores
+def test_rllib_run_hosts_env_runner_learner_and_driver_components(tmp_path):
+    comps = (
+        "components=[{class: task_change_detector}, {class: ewc, config: {lam: 1.0}},"
+        " {class: periodic_evaluation, config: {every: 1}}]"
+    )
+    sets = [
+        comps,
+        "run.iterations=1",
+        "evaluation.max_steps=30",
+        "evaluation.max_tasks=5",
+        "algo.num_env_runners=0",
+        "algo.config.train_batch_size_per_learner=500",
+        "algo.config.minibatch_size=250",
+    ]
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openended.cli",
+            "run",
+            "experiments/bipedal_stumps_alpgmm.yaml",
+            "--run-dir",
+            str(tmp_path),
+            "--no-progress",
+            *[x for s in sets for x in ("--set", s)],
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", RAY_raylet_start_wait_time_s="300"),
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    rd = only_run_dir(tmp_path)
+    (ev,) = [json.loads(line) for line in (rd / "evaluations.jsonl").read_text().splitlines()]
+    assert ev["block"] == "evaluation" and ev["tasks"] == 5  # the schedule's evaluation block
+    row = json.loads((rd / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["eval_block"]["tasks"] == 5
+    manifest = json.loads((rd / "checkpoints" / "iter_000001" / "manifest.json").read_text())
+    assert {"components/driver", "components/learner/default"} <= set(manifest["members"])
+    driver_state = json.loads((rd / "checkpoints" / "iter_000001" / "components-driver.json").read_text())
+    assert len(driver_state["0:PeriodicEvaluation"]["results"]) == 1
+    learner_state = json.loads((rd / "checkpoints" / "iter_000001" / "components-learner-default.json").read_text())
+    assert learner_state["0:EWC"]["consolidations"] == 0  # no task change in one iteration: no penalty yet

@@ -4,7 +4,8 @@ At a consolidation point (a task's end on the learner host, or a `TaskChange` pu
 the bus, e.g. by the task-change detector when the scenario does not announce changes)
 `EWC` estimates the diagonal Fisher information of the policy on recently trained
 observations -- ``E_s E_{a ~ pi(.|s)} [(d log pi(a|s) / d theta)^2]``, actions drawn from the
-policy (the true Fisher, not the empirical one) -- and anchors the current parameters.
+policy (the true Fisher, not the empirical one; the module's own action distribution, so
+discrete and continuous actions alike) -- and anchors the current parameters.
 From then on its ``loss_term`` adds ``lam / 2 * sum_i F_i (theta_i - theta*_i)^2``.
 
 Online EWC (Schwarz et al., 2018): each consolidation folds the new Fisher into the
@@ -23,7 +24,7 @@ from pydantic import Field
 
 from openended.components.base import Component, ComponentConfig, Placement
 from openended.components.bus import TASK_CHANGE, TaskChange
-from openended.components.torch_policy import as_obs_tensor, named_parameters, policy_logits
+from openended.components.torch_policy import action_distribution, as_obs_tensor, named_parameters
 
 __all__ = ["EWC", "EWCConfig"]
 
@@ -74,16 +75,17 @@ class EWC(Component):
             return
         params = named_parameters(module)
         obs = torch.stack(list(self._recent))
-        gen = torch.Generator().manual_seed(self.config.seed + self.consolidations)
         fisher = {n: torch.zeros_like(p) for n, p in params.items()}
+        rng_state = torch.random.get_rng_state()
+        torch.manual_seed(self.config.seed + self.consolidations)  # reproducible action samples
         for k in range(len(obs)):
-            logits = policy_logits(module, obs[k : k + 1])
-            dist = torch.distributions.Categorical(logits=logits)
-            action = torch.multinomial(dist.probs.detach(), 1, generator=gen).squeeze(-1)
+            dist = action_distribution(module, obs[k : k + 1])
+            action = dist.sample().detach()
             grads = torch.autograd.grad(dist.log_prob(action).sum(), list(params.values()), allow_unused=True)
             for (n, _), g in zip(params.items(), grads):
                 if g is not None:
                     fisher[n] += g.detach() ** 2
+        torch.random.set_rng_state(rng_state)  # the learner's own sampling is left as it was
         fisher = {n: f / len(obs) for n, f in fisher.items()}
         anchor = {n: p.detach().clone() for n, p in params.items()}
         if self.config.mode == "online" and self.penalties:
