@@ -4,8 +4,8 @@ every hook, per-step transitions included) against none, in the same run.
 Both algorithms train on the same family through `CurriculumEnv` (a teacher task at every
 reset, an outcome at every episode end); one hosts ten ``noop`` components
 (`openended.components.noop.NoOpComponent`) in every env, the other none. They are built
-side by side and measured in alternating rounds; the headline is the median of per-round
-ratios (one burst of outside load spoils one round, not the estimate).
+side by side and measured in alternating rounds (``benchmarks/alternating.py``); the
+headline is the median of per-round ratios.
 
 * ``noop10_over_none`` -- whole PPO iterations (sampling + updates), env steps/s ratio.
   Target >= 0.95.
@@ -33,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
+import alternating
 import env_throughput
 
 NAMESPACE = "bench_components"
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     import ray
     import torch
 
-    from openended.runtime.rllib import algo_step_counts, build_algo_config, register_curriculum_env
+    from openended.runtime.rllib import build_algo_config, register_curriculum_env
     from openended.runtime.service import start_service
 
     source, source_name = env_throughput.env_source()
@@ -96,29 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
             for name in names
         }
         t_built = time.perf_counter()
-        train: dict[str, list[tuple[int, float]]] = {n: [] for n in names}
-        sample: dict[str, list[tuple[int, float]]] = {n: [] for n in names}
-
-        def sample_once(algo: Any) -> tuple[int, float]:
-            t0 = time.perf_counter()
-            counts = algo.env_runner_group.foreach_env_runner(
-                lambda r: sum(len(e) for e in r.sample(num_timesteps=sample_steps, explore=True)),
-                local_env_runner=False,
-            )
-            return int(sum(counts)), time.perf_counter() - t0
-
-        for algo in algos.values():  # warm-up
-            algo.train()
-        for r in range(rounds):
-            for name in names if r % 2 == 0 else names[::-1]:
-                sample[name].append(sample_once(algos[name]))
-        last = {name: algo_step_counts(algo.train()) for name, algo in algos.items()}
-        for r in range(rounds):
-            for name in names if r % 2 == 0 else names[::-1]:
-                t0 = time.perf_counter()
-                counts = algo_step_counts(algos[name].train())
-                train[name].append((counts[0] - last[name][0], time.perf_counter() - t0))
-                last[name] = counts
+        sample, train, _ = alternating.measure(algos, names, rounds, sample_steps)
         built = {
             name: sum(algo.env_runner_group.foreach_env_runner(_noop_built, local_env_runner=False))
             for name, algo in algos.items()
@@ -129,11 +108,9 @@ def main(argv: list[str] | None = None) -> dict:
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def rate(xs: list[tuple[int, float]]) -> float:
-        return sum(s for s, _ in xs) / sum(t for _, t in xs)
-
-    per_round_train = [(c[0] / c[1]) / (p[0] / p[1]) for c, p in zip(train["noop10"], train["none"])]
-    per_round_sample = [(c[0] / c[1]) / (p[0] / p[1]) for c, p in zip(sample["noop10"], sample["none"])]
+    rate = alternating.rate
+    per_round_train = alternating.per_round(train["noop10"], train["none"])
+    per_round_sample = alternating.per_round(sample["noop10"], sample["none"])
     result = {
         "benchmark": "component_overhead",
         "env": source_name,

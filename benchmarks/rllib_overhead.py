@@ -33,12 +33,12 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 
+import alternating
 import env_throughput
 
 NAMESPACE = "bench_rllib"
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     from ray.tune.registry import register_env
 
     from openended.runtime.process_clients import curriculum_stats, flush_curriculum_clients
-    from openended.runtime.rllib import algo_step_counts, build_algo_config, register_curriculum_env
+    from openended.runtime.rllib import build_algo_config, register_curriculum_env
     from openended.runtime.service import start_service
 
     source, source_name = env_throughput.env_source()
@@ -106,36 +106,10 @@ def main(argv: list[str] | None = None) -> dict:
             for name, env in (("plain", "oe-bench-plain"), ("curriculum", "oe-bench-cur"))
         }
         t_built = time.perf_counter()
-        train: dict[str, list[tuple[int, float]]] = {"plain": [], "curriculum": []}
-        sample: dict[str, list[tuple[int, float]]] = {"plain": [], "curriculum": []}
-
-        def sample_once(algo: Any) -> tuple[int, float]:
-            t0 = time.perf_counter()
-            counts = algo.env_runner_group.foreach_env_runner(
-                lambda r: sum(len(e) for e in r.sample(num_timesteps=sample_steps, explore=True)),
-                local_env_runner=False,
-            )
-            return int(sum(counts)), time.perf_counter() - t0
-
-        for algo in algos.values():  # warm-up iteration (first task fill, torch warm-up)
-            algo.train()
-        # Phase 1: the env runners' sample() alone.
-        for r in range(rounds):
-            for name in ("plain", "curriculum") if r % 2 == 0 else ("curriculum", "plain"):
-                sample[name].append(sample_once(algos[name]))
-        # Phase 2: whole iterations. The runners' step counters also count the steps of
-        # phase 1, reported with the next train(): one more iteration absorbs them.
-        last = {name: algo_step_counts(algo.train()) for name, algo in algos.items()}
-        first = dict(last)
-        for r in range(rounds):
-            for name in ("plain", "curriculum") if r % 2 == 0 else ("curriculum", "plain"):
-                t0 = time.perf_counter()
-                counts = algo_step_counts(algos[name].train())
-                train[name].append((counts[0] - last[name][0], time.perf_counter() - t0))
-                last[name] = counts
-        # Episodes finished in phase 2: resets cost more than steps (terrain generation), so
-        # two policies that fall at different rates run at different speeds.
-        train_episodes = {name: last[name][1] - first[name][1] for name in algos}
+        # Phase 1: the env runners' sample() alone; phase 2: whole iterations. Episodes
+        # finished in phase 2 are counted too: resets cost more than steps (terrain
+        # generation), so two policies that fall at different rates run at different speeds.
+        sample, train, train_episodes = alternating.measure(algos, ("plain", "curriculum"), rounds, sample_steps)
         for name in ("sample", "train"):
             rows = sample if name == "sample" else train
             print(
@@ -155,14 +129,11 @@ def main(argv: list[str] | None = None) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     load_after = os.getloadavg()
 
-    def rate(xs: list[tuple[int, float]]) -> float:
-        return sum(s for s, _ in xs) / sum(t for _, t in xs)
-
-    # Headline: the median of per-round ratios. Each round measures both variants back to
-    # back, so a burst of outside load spoils one round, not the estimate (a pooled ratio
-    # of total steps over total time lets one stalled iteration dominate; it is kept too).
-    per_round_train = [(c[0] / c[1]) / (p[0] / p[1]) for c, p in zip(train["curriculum"], train["plain"])]
-    per_round_sample = [(c[0] / c[1]) / (p[0] / p[1]) for c, p in zip(sample["curriculum"], sample["plain"])]
+    rate = alternating.rate
+    # Headline: the median of per-round ratios (a pooled ratio of total steps over total
+    # time lets one stalled iteration dominate; it is kept too).
+    per_round_train = alternating.per_round(train["curriculum"], train["plain"])
+    per_round_sample = alternating.per_round(sample["curriculum"], sample["plain"])
     train_ratio = statistics.median(per_round_train)
     sample_ratio = statistics.median(per_round_sample)
     reported = sum(s["episodes_reported"] for s in runner_stats)

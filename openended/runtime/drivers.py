@@ -269,29 +269,20 @@ class RLlibDriver:
             space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
             flatten = needs_flattening(space)
         probe.close()
-        if multi_agent:
-            if exp.components:
-                raise ConfigError("components: multi-agent families do not host components yet; remove components")
-            env_name = register_curriculum_multiagent_env(
-                f"openended-{service_name}-{student}",
-                exp.env.family,
-                exp.env.config,
-                service_name,
-                CURRICULUM,
-                student,
-                namespace=exp.ray.namespace,
-            )
-        else:
-            env_name = register_curriculum_env(
-                f"openended-{service_name}-{student}",
-                exp.env.family,
-                exp.env.config,
-                service_name,
-                CURRICULUM,
-                student,
-                namespace=exp.ray.namespace,
-                components=exp.components,
-            )
+        if multi_agent and exp.components:
+            raise ConfigError("components: multi-agent families do not host components yet; remove components")
+        register = register_curriculum_multiagent_env if multi_agent else register_curriculum_env
+        extra: dict[str, Any] = {} if multi_agent else {"components": exp.components}
+        env_name = register(
+            f"openended-{service_name}-{student}",
+            exp.env.family,
+            exp.env.config,
+            service_name,
+            CURRICULUM,
+            student,
+            namespace=exp.ray.namespace,
+            **extra,
+        )
         cfg = build_algo_config(
             algo,
             env_name,
