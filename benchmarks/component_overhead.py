@@ -10,6 +10,10 @@ headline is the median of per-round ratios.
 * ``noop10_over_none`` -- whole PPO iterations (sampling + updates), env steps/s ratio.
   Target >= 0.95.
 * ``sampling_noop10_over_none`` -- env runners' ``sample()`` alone: the part hooks can slow.
+* ``host_noop10_over_none`` -- the episode host alone, in this process (`EnvPoolCore`,
+  random actions, an in-process teacher; no Ray, no learner): what the hooks cost per env
+  step with nothing else around, and far less sensitive to a loaded machine. ``--host-only``
+  measures just this.
 
 Usage::
 
@@ -29,6 +33,8 @@ import tempfile
 import time
 from typing import Any
 
+from alternating import Timed
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
@@ -46,6 +52,36 @@ def _noop_built(_runner: Any) -> int:
     return NoOpComponent.built
 
 
+def host_rates(source: Any, rounds: int, steps: int) -> tuple[Timed, Timed]:
+    """Env steps/s of an in-process EnvPoolCore (4 envs) with ten no-op components and with none."""
+    from openended.components.noop import NoOpComponent
+    from openended.runtime.client import LocalTeacherClient
+    from openended.runtime.core import TeacherServiceCore
+    from openended.runtime.envpool import EnvPoolCore
+
+    probe = env_throughput.build(source)
+    core = TeacherServiceCore()
+    core.add_curriculum("c", "random", probe.task_space(), config={"seed": 0})
+    probe.close()
+    pools = {
+        "none": EnvPoolCore(source, None, 4, LocalTeacherClient(core, "c"), seed=0),
+        "noop10": EnvPoolCore(
+            source, None, 4, LocalTeacherClient(core, "c"), seed=0, components=[NoOpComponent() for _ in range(10)]
+        ),
+    }
+    out: dict[str, Timed] = {n: [] for n in pools}
+    for pool in pools.values():
+        pool.step(50)  # warm-up: first resets and task fill
+    for r in range(rounds):
+        for name in ("none", "noop10") if r % 2 == 0 else ("noop10", "none"):
+            t0 = time.perf_counter()
+            stats = pools[name].step(steps)
+            out[name].append((int(stats["steps"]), time.perf_counter() - t0))
+    for pool in pools.values():
+        pool.close()
+    return out["noop10"], out["none"]
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="a few minutes: fewer rounds, shorter sampling runs")
@@ -53,6 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (quick 6, full 20)")
     ap.add_argument("--num-env-runners", type=int, default=2)
     ap.add_argument("--num-envs-per-env-runner", type=int, default=4)
+    ap.add_argument("--host-only", action="store_true", help="only the in-process episode-host measurement (no Ray)")
     args = ap.parse_args(argv)
     rounds = args.rounds or (6 if args.quick else 20)
     train_batch = 2000 if args.quick else 4000
@@ -68,6 +105,23 @@ def main(argv: list[str] | None = None) -> dict:
     probe = env_throughput.build(source)
     space = probe.task_space()
     probe.close()
+    print(f"{'measure':32s} {'none':>12s} {'noop10':>12s} {'ratio':>8s}")
+    host_noop, host_none = host_rates(source, 10 if args.quick else 30, 250)
+    host = {
+        "host_none_steps_per_s": alternating.rate(host_none),
+        "host_noop10_steps_per_s": alternating.rate(host_noop),
+        "host_noop10_over_none": alternating.median_ratio(host_noop, host_none),
+        "host_per_round_ratio": alternating.per_round(host_noop, host_none),
+    }
+    print(
+        f"{'episode host only, env steps/s':32s} {host['host_none_steps_per_s']:12,.0f} "
+        f"{host['host_noop10_steps_per_s']:12,.0f} {host['host_noop10_over_none']:8.3f}"
+    )
+    if args.host_only:
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump({"benchmark": "component_overhead", "env": source_name, **host}, f, indent=2)
+        return host
 
     torch.set_num_threads(1)
     tmp = tempfile.mkdtemp(prefix="oe-bench-")
@@ -131,6 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sampling_noop10_over_none": statistics.median(per_round_sample),
         "sampling_per_round_ratio": per_round_sample,
         "noop_components_built_on_env_runners": built,
+        **host,
         "targets": {"noop10_over_none": 0.95},
         "setup_s": t_built - t_start,
         "total_s": time.perf_counter() - t_start,
@@ -138,7 +193,6 @@ def main(argv: list[str] | None = None) -> dict:
         "python": platform.python_version(),
         "loadavg": os.getloadavg(),
     }
-    print(f"{'measure':32s} {'none':>12s} {'noop10':>12s} {'ratio':>8s}")
     print(
         f"{'PPO iterations, env steps/s':32s} {result['ppo_none_steps_per_s']:12,.0f} "
         f"{result['ppo_noop10_steps_per_s']:12,.0f} {result['noop10_over_none']:8.3f}"
