@@ -269,10 +269,7 @@ class RLlibDriver:
             space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
             flatten = needs_flattening(space)
         probe.close()
-        if multi_agent and exp.components:
-            raise ConfigError("components: multi-agent families do not host components yet; remove components")
         register = register_curriculum_multiagent_env if multi_agent else register_curriculum_env
-        extra: dict[str, Any] = {} if multi_agent else {"components": exp.components}
         env_name = register(
             f"openended-{service_name}-{student}",
             exp.env.family,
@@ -281,7 +278,7 @@ class RLlibDriver:
             CURRICULUM,
             student,
             namespace=exp.ray.namespace,
-            **extra,
+            components=exp.components,
         )
         cfg = build_algo_config(
             algo,

@@ -31,7 +31,7 @@ from openended.errors import ConfigError
 from openended.registry import normalize_name
 from openended.runtime.episodes import EpisodeHost
 from openended.runtime.process_clients import EPISODE_COUNTERS, ProcessClient
-from openended.runtime.rllib import curriculum_env_creator
+from openended.runtime.rllib import curriculum_env_creator, env_runner_components
 from openended.tasks import Task
 
 __all__ = [
@@ -57,6 +57,7 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
         *,
         namespace: str | None = None,
         client_options: Mapping[str, Any] | None = None,
+        components: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if not (is_parallel_env(env) and hasattr(env, "set_task") and hasattr(env, "episode_outcomes")):
@@ -77,6 +78,8 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
             connect=self._client.get,
             owner="CurriculumMultiAgentEnv",
         )
+        #: Env-runner components of this env (one team episode = one episode for them), or ``None``.
+        self.components = env_runner_components(components, self.host)
 
     @property
     def task(self) -> Task | None:
@@ -102,6 +105,9 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
 
     @override
     def close(self) -> None:
+        if self.components is not None:
+            self.components.block_end()
+            self.components.lifetime_end()
         self._client.release()
         self.env.close()
 
@@ -116,6 +122,7 @@ def register_curriculum_multiagent_env(
     *,
     namespace: str | None = None,
     client_options: Mapping[str, Any] | None = None,
+    components: list[dict[str, Any]] | None = None,
 ) -> str:
     """``ray.tune.registry.register_env`` for a multi-agent task family (`CurriculumMultiAgentEnv`)."""
     from ray.tune.registry import register_env
@@ -130,6 +137,7 @@ def register_curriculum_multiagent_env(
         namespace=namespace,
         client_options=client_options,
         field="register_curriculum_multiagent_env.family",
+        components=components,
     )
     register_env(env_name, creator)
     return env_name
