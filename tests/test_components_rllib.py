@@ -141,3 +141,52 @@ def test_a_store_actor_round_trips():
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))
+
+
+class DriverRecorder(Component):
+    placement = Placement.DRIVER
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.blocks: list[tuple[str, int, bool]] = []
+
+    def on_block_start(self, *, block, **kw):
+        self.blocks.append(("start", block.kind, block.index))
+
+    def on_block_end(self, *, block, **kw):
+        self.blocks.append(("end", block.kind, block.index, "results" in kw))
+
+
+@pytest.mark.slow  # builds and trains PPO: about a minute on 2 shared cores
+def test_the_rllib_callback_hosts_driver_components_and_runs_evaluation_blocks():
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    from openended.runtime.learner import with_components
+
+    specs = [{"class": f"{__name__}:DriverRecorder"}, {"class": "periodic_evaluation", "config": {"every": 2}}]
+    cfg = (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_env_runners=0)
+        .learners(num_learners=0)
+        .training(train_batch_size_per_learner=200, minibatch_size=100, num_epochs=1)
+        .evaluation(evaluation_duration=2, evaluation_duration_unit="episodes")
+        .debugging(seed=0)
+    )
+    algo = with_components(cfg, specs, driver_callback=True).build_algo()
+    try:
+        results = [algo.train() for _ in range(2)]
+        callbacks = algo.callbacks if not isinstance(algo.callbacks, list) else algo.callbacks[0]
+        host = callbacks.host
+        recorder, schedule = host.components
+        assert "component_evaluation" not in results[0] and "component_evaluation" in results[1]
+        assert len(schedule.results) == 1
+        assert recorder.blocks == [
+            ("start", "train", 0),
+            ("end", "train", 0, False),
+            ("start", "evaluation", 1),
+            ("end", "evaluation", 1, True),
+            ("start", "train", 2),
+        ]
+    finally:
+        algo.stop()

@@ -113,8 +113,17 @@ def has_placement(specs: list[dict[str, Any]], placement: Placement) -> bool:
     return any(cls.placement == placement for cls in check_component_specs(specs))
 
 
-def with_components(config: Any, specs: list[dict[str, Any]]) -> Any:
-    """``config`` with a component learner (PPO) carrying ``specs``, when any of them is a learner component."""
+def with_components(config: Any, specs: list[dict[str, Any]], driver_callback: bool = False) -> Any:
+    """``config`` with a component learner (PPO) carrying ``specs``, when any of them is a learner component.
+
+    ``driver_callback``: also host the driver components in the algorithm itself
+    (`ComponentCallback`; for RLlib used directly -- ``openended run`` hosts them in its loop).
+    """
+    if driver_callback and has_placement(specs, Placement.DRIVER):
+        from openended.runtime.component_callback import ComponentCallback
+
+        config.learners(learner_config_dict={CONFIG_KEY: specs})
+        config.callbacks(ComponentCallback)
     if not has_placement(specs, Placement.LEARNER):
         return config
     from ray.rllib.algorithms.ppo import PPOConfig
