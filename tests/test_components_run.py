@@ -30,6 +30,8 @@ def test_a_bad_components_entry_names_its_index_and_field():
         load_experiment("experiments/toy_alpgmm.yaml", ["components=[{class: replay}]"])
     with pytest.raises(ConfigError, match=r"components\[0\] \(SleepConsolidation\) requires 'replay'"):
         load_experiment("experiments/toy_alpgmm.yaml", ["components=[{class: sleep_consolidation}]"])
+    with pytest.raises(ConfigError, match=r"components\[0\] \(PeriodicEvaluation\): evaluation blocks need an RLlib"):
+        load_experiment("experiments/toy_alpgmm.yaml", ["components=[{class: periodic_evaluation}]"])
     exp = load_experiment("experiments/toy_alpgmm.yaml", [COMPONENTS])
     assert [c["class"] for c in exp.components] == ["task_change_detector", "experience_replay"]
 
