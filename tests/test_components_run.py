@@ -17,6 +17,22 @@ from run_support import ROOT, latest_set, only_run_dir, start_run, wait_for
 from openended.config import load_experiment
 from openended.errors import ConfigError
 
+
+def _sets(sets: list[str]) -> list[str]:
+    return ["--no-progress", *[x for s in sets for x in ("--set", s)]]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "openended.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", RAY_raylet_start_wait_time_s="300"),
+    )
+
+
 COMPONENTS = "components=[{class: task_change_detector}, {class: experience_replay, config: {capacity: 50}}]"
 
 
@@ -37,9 +53,7 @@ def test_a_bad_components_entry_names_its_index_and_field():
 
 
 def test_openended_components_lists_the_built_ins():
-    res = subprocess.run(
-        [sys.executable, "-m", "openended.cli", "components"], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    res = _cli("components")
     assert res.returncode == 0, res.stderr
     lines = {line.split()[0]: line for line in res.stdout.splitlines()}
     assert set(lines) >= {"task_change_detector", "experience_replay", "sleep_consolidation", "ewc"}
@@ -87,24 +101,7 @@ def test_rllib_run_hosts_env_runner_learner_and_driver_components(tmp_path):
         "algo.config.train_batch_size_per_learner=500",
         "algo.config.minibatch_size=250",
     ]
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "openended.cli",
-            "run",
-            "experiments/bipedal_stumps_alpgmm.yaml",
-            "--run-dir",
-            str(tmp_path),
-            "--no-progress",
-            *[x for s in sets for x in ("--set", s)],
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=dict(os.environ, PYTHONUNBUFFERED="1", RAY_raylet_start_wait_time_s="300"),
-    )
+    res = _cli("run", "experiments/bipedal_stumps_alpgmm.yaml", "--run-dir", str(tmp_path), *_sets(sets))
     assert res.returncode == 0, res.stderr[-3000:]
     rd = only_run_dir(tmp_path)
     (ev,) = [json.loads(line) for line in (rd / "evaluations.jsonl").read_text().splitlines()]
@@ -117,3 +114,15 @@ def test_rllib_run_hosts_env_runner_learner_and_driver_components(tmp_path):
     assert len(driver_state["0:PeriodicEvaluation"]["results"]) == 1
     learner_state = json.loads((rd / "checkpoints" / "iter_000001" / "components-learner-default.json").read_text())
     assert learner_state["0:EWC"]["consolidations"] == 0  # no task change in one iteration: no penalty yet
+    runners = json.loads((rd / "checkpoints" / "iter_000001" / "components-env-runners-default.json").read_text())
+    (local,) = [hosts for hosts in runners.values() if hosts]  # num_env_runners=0: the local runner samples
+    first = local[0]["0:TaskChangeDetector"]["episodes"]
+    assert first > 0
+    # --resume for one more iteration: every member's state comes back and goes on
+    res = _cli("run", "--resume", str(rd), *_sets(["run.iterations=2"]))
+    assert res.returncode == 0, res.stderr[-3000:]
+    it2 = rd / "checkpoints" / "iter_000002"
+    assert len(json.loads((it2 / "components-driver.json").read_text())["0:PeriodicEvaluation"]["results"]) == 2
+    runners = json.loads((it2 / "components-env-runners-default.json").read_text())
+    (local,) = [hosts for hosts in runners.values() if hosts]
+    assert local[0]["0:TaskChangeDetector"]["episodes"] > first

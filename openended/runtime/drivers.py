@@ -346,6 +346,16 @@ class RLlibDriver:
 
         flush_curriculum_clients(wait=True)
         self.algo.save_to_path(str(ckpt.reserve(f"algo/{self.student}", f"algo-{self.student}")))
+        if self.exp.components:  # env-runner components, per env runner process
+            from openended.runtime.rllib import process_component_states
+
+            student = self.student
+            states = self.algo.env_runner_group.foreach_env_runner(
+                lambda r: [r.worker_index, process_component_states(student)], local_env_runner=True
+            )
+            name, filename = f"components/env_runners/{self.student}", f"components-env-runners-{self.student}.json"
+            with open(ckpt.reserve(name, filename), "w", encoding="utf-8") as f:
+                json.dump({str(i): st for i, st in states}, f)
         if self._learner_components:
             from openended.runtime.learner import on_learners
 
@@ -359,6 +369,17 @@ class RLlibDriver:
         name = f"algo/{self.student}"
         if ckpt.has(name):
             self.algo.restore_from_path(os.fspath(ckpt.member(name)))
+        name = f"components/env_runners/{self.student}"
+        if ckpt.has(name):
+            from openended.runtime.rllib import load_process_component_states
+
+            with open(ckpt.member(name), encoding="utf-8") as f:
+                by_runner = json.load(f)
+            student = self.student
+            self.algo.env_runner_group.foreach_env_runner(
+                lambda r: load_process_component_states(student, by_runner.get(str(r.worker_index))),
+                local_env_runner=True,
+            )
         name = f"components/learner/{self.student}"
         if self._learner_components and ckpt.has(name):
             with open(ckpt.member(name), encoding="utf-8") as f:

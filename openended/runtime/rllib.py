@@ -132,6 +132,24 @@ class CurriculumEnv(gym.Wrapper):
             super().close()
 
 
+#: The env-runner component hosts built in this process, per student, in creation order
+#: (their state is checkpointed per env runner process: `process_component_states`).
+_PROCESS_COMPONENT_HOSTS: dict[str, list[ComponentHost]] = {}
+
+
+def process_component_states(student: str) -> list[dict[str, Any]]:
+    """The state of ``student``'s env-runner component hosts in this process, in creation order."""
+    return [h.state_dict() for h in _PROCESS_COMPONENT_HOSTS.get(student, [])]
+
+
+def load_process_component_states(student: str, states: list[dict[str, Any]] | None) -> int:
+    """Inverse of `process_component_states` (hosts beyond the saved ones keep a fresh state); returns how many."""
+    hosts, states = _PROCESS_COMPONENT_HOSTS.get(student, []), states or []
+    for host, state in zip(hosts, states):
+        host.load_state_dict(state)
+    return min(len(states), len(hosts))
+
+
 def env_runner_components(specs: list[dict[str, Any]] | None, host: EpisodeHost) -> ComponentHost | None:
     """Build the env-runner components of ``specs``, hook them into ``host``, start their lifetime (one block)."""
     if not specs:
@@ -142,6 +160,7 @@ def env_runner_components(specs: list[dict[str, Any]] | None, host: EpisodeHost)
         host.add_hooks(hooks)
     comps.lifetime_start()
     comps.block_start(Block(0, "train"))
+    _PROCESS_COMPONENT_HOSTS.setdefault(host.student, []).append(comps)
     return comps
 
 
