@@ -62,7 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     s = sub.add_parser("submit", help="submit an experiment as a Ray job to a cluster")
-    add_exp_args(s)
+    add_exp_args(s, optional=True)
+    s.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue this run (a directory the head reaches) in a new job, e.g. after its driver was killed",
+    )
     s.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://127.0.0.1:8265")
     s.add_argument("--follow", action="store_true", help="stream the job's logs until it finishes")
     s.add_argument("--working-dir", default=".", help="folder uploaded with the job (default: .)")
@@ -152,13 +158,26 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     from openended.config import load_experiment
     from openended.runtime.jobs import submit_experiment
 
-    load_experiment(args.experiment, _overrides(args))  # fail here, not on the cluster
+    if args.resume:
+        if args.experiment or _overrides(args):
+            raise SystemExit(
+                "openended submit: --resume RUN_DIR takes no experiment and no --set (the run keeps its own)"
+            )
+        if os.path.isdir(args.resume):  # visible here too (shared storage): check it before the cluster does
+            from openended.runtime.rundir import RunDir
+
+            load_experiment(RunDir.open(args.resume).config_path, [])
+    elif not args.experiment:
+        raise SystemExit("openended submit: give an experiment YAML, or --resume RUN_DIR")
+    else:
+        load_experiment(args.experiment, _overrides(args))  # fail here, not on the cluster
     job_id = submit_experiment(
         args.experiment,
         address=args.address,
         overrides=_overrides(args),
         working_dir=args.working_dir,
         follow=args.follow,
+        resume=args.resume,
     )
     print(f"submitted job: {job_id}")
     return 0
