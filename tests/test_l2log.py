@@ -134,6 +134,20 @@ def test_read_log_errors(tmp_path):
         read_log(scen)
 
 
+def test_logging_along_episode_slots(tmp_path):
+    from openended.metrics.scenario import episode_slots
+
+    logger = EpisodeLogger.create(tmp_path, "slots", CFG)
+    slots = list(episode_slots(build_blocks(CFG)))
+    for slot in slots[:3] + slots[5:]:  # two episodes lost (e.g. a crash between log writes)
+        assert logger.episode(slot.block, slot.task, 1.0, exp_num=slot.exp_num) == slot.exp_num
+    with pytest.raises(LogFormatError, match="exp_num: must not decrease"):
+        logger.episode(slots[-1].block, slots[-1].task, 1.0, exp_num=0)
+    logger.close()
+    _, _, rows = read_log(find_scenario_dirs(tmp_path)[0])
+    assert [r.exp_num for r in rows] == [s.exp_num for s in slots[:3] + slots[5:]]
+
+
 l2logger = pytest.importorskip("l2logger", reason="l2logger not installed (pip install -r requirements/lifelong.txt)")
 
 

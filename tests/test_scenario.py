@@ -118,3 +118,20 @@ def test_bad_configs_name_the_field(data, field):
     with pytest.raises(ConfigError, match=None) as e:
         validate_model(ScenarioConfig, data, prefix="scenario")
     assert field in str(e.value)
+
+
+def test_episode_slots_walk_the_scenario_and_resume():
+    from openended.metrics.scenario import episode_slots
+
+    blocks = build_blocks(ScenarioConfig(tasks=["a", "b"], train_episodes=3, eval_episodes=2, eval_seed=7, sleep=True))
+    slots = list(episode_slots(blocks))
+    n_eval = sum(1 for b in blocks if b.block_type == "test")
+    assert len(slots) == 2 * 3 + n_eval * 2 * 2
+    assert [s.exp_num for s in slots] == list(range(len(slots)))
+    assert all(not s.block.is_sleep_phase for s in slots)
+    assert [s.seed for s in slots if s.block.block_type == "test"][:4] == [7, 8, 7, 8]
+    assert [(s.block.num, s.task, s.index) for s in slots[4:8]] == [(1, "a", 0), (1, "a", 1), (1, "a", 2), (2, "a", 0)]
+    for start in (0, 1, 5, len(slots) - 1, len(slots), len(slots) + 3):
+        assert list(episode_slots(blocks, start)) == slots[start:]
+    with pytest.raises(ConfigError, match="start"):
+        next(episode_slots(blocks, -1))

@@ -239,8 +239,13 @@ class EpisodeLogger:
         length: int | None = None,
         task_params: Mapping[str, Any] | None = None,
         complete: bool = True,
+        exp_num: int | None = None,
     ) -> int:
-        """Log one episode of ``block`` on ``task_name``; returns its ``exp_num``."""
+        """Log one episode of ``block`` on ``task_name``; returns its ``exp_num``.
+
+        ``exp_num`` defaults to the next count; give `EpisodeSlot.exp_num` when a host
+        follows `episode_slots` (episodes it skipped then leave a gap, as l2logger allows).
+        """
         if block.is_sleep_phase:
             raise LogFormatError(f"block {block.num}: a sleep phase runs no episodes; log them in a wake block")
         if task_name not in block.tasks:
@@ -248,7 +253,7 @@ class EpisodeLogger:
         reward = float(episode_return)
         if math.isnan(reward):
             raise LogFormatError(f"episode_return: NaN for task {task_name!r} in block {block.num}")
-        exp = self.exp_num
+        exp = self.exp_num if exp_num is None else exp_num
         self.writer.log_record(
             {
                 "block_num": block.num,
@@ -263,7 +268,7 @@ class EpisodeLogger:
                 "episode_step_count": "" if length is None else int(length),
             }
         )
-        self.exp_num += 1
+        self.exp_num = exp + 1
         return exp
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ order given; ``E`` = an evaluation block over all tasks):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,6 +44,8 @@ __all__ = [
     "Block",
     "build_blocks",
     "ste_configs",
+    "EpisodeSlot",
+    "episode_slots",
     "TASK_NAME_PATTERN",
 ]
 
@@ -240,3 +243,41 @@ def ste_configs(cfg: ScenarioConfig) -> list[ScenarioConfig]:
         )
         for t, n in total.items()
     ]
+
+
+@dataclass(frozen=True)
+class EpisodeSlot:
+    """One episode the scenario asks for: ``exp_num`` is its position over the whole scenario."""
+
+    exp_num: int
+    block: Block
+    task: str
+    index: int
+    seed: int | None
+
+
+def episode_slots(blocks: Sequence[Block], start: int = 0) -> Iterator[EpisodeSlot]:
+    """Every episode of the scenario in order (blocks, then tasks, then episodes), from ``start``.
+
+    Why: a host that follows a scenario asks this for its next episode, and a resumed run
+    passes the number of episodes already logged as ``start`` to continue where it stopped;
+    ``exp_num`` is then the log's experience number. Evaluation episodes carry their fixed
+    env seed. Sleep phases have no episodes (the host runs them between the blocks).
+
+    >>> blocks = build_blocks(ScenarioConfig(tasks=["a", "b"], train_episodes=2, eval_episodes=1))
+    >>> [(s.exp_num, s.block.num, s.task, s.seed) for s in episode_slots(blocks, start=3)][:3]
+    [(3, 1, 'a', None), (4, 2, 'a', 0), (5, 2, 'b', 0)]
+    """
+    if start < 0:
+        raise ConfigError(f"start: a number of episodes already run (>= 0), got {start}")
+    exp = 0
+    for block in blocks:
+        seeds = block.episode_seeds()
+        for task in block.tasks:
+            if exp + block.episodes <= start:
+                exp += block.episodes
+                continue
+            for i in range(block.episodes):
+                if exp >= start:
+                    yield EpisodeSlot(exp, block, task, i, seeds[i] if seeds is not None else None)
+                exp += 1
