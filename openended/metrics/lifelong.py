@@ -54,7 +54,7 @@ from scipy import stats
 
 from openended.errors import LogFormatError
 from openended.metrics.l2log import read_log
-from openended.metrics.regimes import Preprocessing, Regime, preprocess, smooth, to_regimes
+from openended.metrics.regimes import Preprocessing, Regime, mean_per_experience, preprocess, smooth, to_regimes
 
 __all__ = [
     "MetricSettings",
@@ -280,7 +280,7 @@ class _Computation:
             if not ll.size or not runs:
                 continue
             slope = float(np.polyfit(exps.astype(float), ll, 1)[0]) if ll.size > 1 else 0.0
-            ll_sat, ll_exp = _saturation(_per_experience(exps, ll))
+            ll_sat, ll_exp = _saturation(mean_per_experience(exps, ll))
             if ll_exp == 0:
                 continue
             vals = []
@@ -295,15 +295,6 @@ class _Computation:
             if vals:
                 out[task] = float(np.mean(vals))
         return out
-
-
-def _per_experience(exps: np.ndarray, values: np.ndarray) -> np.ndarray:
-    if len(np.unique(exps)) == len(exps):
-        return values
-    keys, inv = np.unique(exps, return_inverse=True)
-    sums = np.zeros(len(keys))
-    np.add.at(sums, inv, values)
-    return sums / np.bincount(inv)
 
 
 def compute_metrics(

@@ -35,6 +35,7 @@ __all__ = [
     "Regime",
     "Preprocessing",
     "smooth",
+    "mean_per_experience",
     "to_regimes",
     "preprocess",
     "data_range",
@@ -60,15 +61,18 @@ class Regime:
 
     def per_experience(self) -> np.ndarray:
         """The values averaged per ``exp_num`` (several workers may log the same one), NaNs dropped."""
-        v = self.values
-        if len(v) > 1 and len(np.unique(self.exp_nums)) != len(self.exp_nums):
-            keys, inv = np.unique(self.exp_nums, return_inverse=True)
-            sums = np.zeros(len(keys))
-            counts = np.zeros(len(keys))
-            np.add.at(sums, inv, v)
-            np.add.at(counts, inv, 1.0)
-            v = sums / counts
+        v = mean_per_experience(self.exp_nums, self.values)
         return v[~np.isnan(v)]
+
+
+def mean_per_experience(exp_nums: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` averaged over rows with the same ``exp_num`` (ordered by it); as is when all differ."""
+    if len(np.unique(exp_nums)) == len(exp_nums):
+        return values
+    keys, inv = np.unique(exp_nums, return_inverse=True)
+    sums = np.zeros(len(keys))
+    np.add.at(sums, inv, values)
+    return sums / np.bincount(inv)
 
 
 @dataclass(frozen=True)
