@@ -113,6 +113,7 @@ def _add_metrics_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     m.add_argument("--maintenance", choices=["mrlep", "mrtlp", "both"], default="mrlep")
     m.add_argument("--transfer", choices=["ratio", "contrast", "both"], default="ratio")
     m.add_argument("--aggregation", choices=["mean", "median"], default="mean")
+    m.add_argument("--tasks", action="store_true", help="also print each run's metrics per task")
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -238,7 +239,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
     from openended.metrics.lifelong import MetricSettings
     from openended.metrics.regimes import Preprocessing
-    from openended.metrics.report import compute_all, format_table, write_json
+    from openended.metrics.report import compute_all, format_table, format_task_table, write_json
 
     if args.window is not None and args.window < 1:
         raise ConfigError(f"--window: a positive number of experiences, got {args.window}")
@@ -256,6 +257,9 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     )
     results = compute_all(args.path, args.ste, settings)
     print(format_table(results))
+    if args.tasks:
+        for path, metrics in results:
+            print(f"\n{path.name}:\n{format_task_table(metrics)}")
     base = pathlib.Path(args.path)
     out = pathlib.Path(args.json) if args.json else (base if base.is_dir() else base.parent) / "lifelong_metrics.json"
     print(f"written: {write_json(results, out, settings)}")

@@ -51,6 +51,10 @@ def test_options_reach_the_computation(run_tree, tmp_path, capsys):
     assert run["info"]["ste_runs"] == {"reach_a": 1}  # only the one given: lls[1] alone holds no STE log
     assert run["info"]["normalization_data_range"] is None
     assert "FT(contrast)" in capsys.readouterr().out
+    assert main(["metrics", str(lls[1]), "--tasks", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"{lls[1].name}:\ntask " in text
+    assert [line.split()[0] for line in text.split(f"{lls[1].name}:\n")[1].splitlines()[2:4]] == ["reach_a", "push_b"]
 
 
 def test_errors_are_one_line(tmp_path, capsys):

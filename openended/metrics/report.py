@@ -23,7 +23,15 @@ from openended.errors import LogFormatError
 from openended.metrics.l2log import find_scenario_dirs
 from openended.metrics.lifelong import LifelongMetrics, MetricSettings, compute_from_logs
 
-__all__ = ["SHORT_NAMES", "MetricsRun", "split_scenarios", "compute_all", "format_table", "write_json"]
+__all__ = [
+    "SHORT_NAMES",
+    "MetricsRun",
+    "split_scenarios",
+    "compute_all",
+    "format_table",
+    "format_task_table",
+    "write_json",
+]
 
 #: Column headers of the table (l2metrics' names are long).
 SHORT_NAMES = {
@@ -98,6 +106,34 @@ def format_table(results: Sequence[MetricsRun]) -> str:
                 finite = [v for v in c if not math.isnan(v)]
                 cells.append(_cell(float(fn(finite))) if finite else "n/a")
             rows.append([label, *cells])
+    return _render(header, rows)
+
+
+def format_task_table(metrics: LifelongMetrics) -> str:
+    """One run's metrics per task; a transfer cell is the mean over the tasks it transferred to.
+
+    >>> from openended.metrics.lifelong import LifelongMetrics
+    >>> tasks = {"a_x": {"forward_transfer_ratio": {"b_x": 1.5, "c_x": 0.5}, "num_lx": 30, "num_ex": 8}}
+    >>> print(format_task_table(LifelongMetrics({"forward_transfer_ratio": 1.0}, tasks, [], {})))
+    task |    FT | LX | EX
+    -----+-------+----+---
+    a_x  | 1.000 | 30 |  8
+    """
+    names = list(metrics.lifetime)
+    header = ["task", *(SHORT_NAMES.get(n, n) for n in names), "LX", "EX"]
+    rows = []
+    for task, vals in metrics.tasks.items():
+        cells = []
+        for n in names:
+            v = vals.get(n, math.nan)
+            if isinstance(v, dict):
+                v = float(np.mean(list(v.values()))) if v else math.nan
+            cells.append(_cell(v))
+        rows.append([task, *cells, str(vals.get("num_lx", "")), str(vals.get("num_ex", ""))])
+    return _render(header, rows)
+
+
+def _render(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
