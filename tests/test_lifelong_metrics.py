@@ -272,3 +272,32 @@ def test_same_values_as_l2metrics(monkeypatch, tmp_path, scenario_type):
     assert {"perf_maintenance_mrlep", "ste_rel_perf", "sample_efficiency", "avg_eval_perf"} <= set(computed)
     if scenario_type != "condensed":
         assert "perf_recovery" in computed and "backward_transfer_ratio" in computed
+
+
+def test_metrics_tell_a_forgetting_learner_from_one_that_cannot_forget(tmp_path):
+    """A real (tiny) REINFORCE learner: one shared policy forgets, one policy per task cannot."""
+    from lifelong_support import run_bandit
+
+    cfg = ScenarioConfig(
+        type="dispersed", tasks=["arm_a", "arm_b", "arm_c"], train_episodes=150, eval_episodes=40, repetitions=3
+    )
+    results = {}
+    for shared in (True, False):
+        runs = []
+        for s in range(3):
+            ll = run_bandit(tmp_path, f"ll{shared}{s}", cfg, shared, seed=s)
+            stes = [
+                run_bandit(tmp_path / "ste", f"ste{shared}{s}{k}", c, shared, seed=100 + 3 * s + k)
+                for k, c in enumerate(ste_configs(cfg))
+            ]
+            runs.append(compute_from_logs(ll, stes).lifetime)
+        results[shared] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+    forgets, keeps = results[True], results[False]
+    # Evaluation blocks use fixed env seeds and learning is off in them, so a learner whose
+    # other tasks' policies do not move scores exactly the same before and after: PM 0, BT = FT = 1.
+    assert keeps["perf_maintenance_mrlep"] == 0.0
+    assert keeps["backward_transfer_ratio"] == keeps["forward_transfer_ratio"] == 1.0
+    assert forgets["perf_maintenance_mrlep"] < -20
+    assert forgets["backward_transfer_ratio"] < 0.9
+    assert forgets["ste_rel_perf"] < keeps["ste_rel_perf"]
+    assert forgets["avg_eval_perf"] < keeps["avg_eval_perf"]
