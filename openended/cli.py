@@ -113,6 +113,9 @@ def _add_metrics_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     m.add_argument("--maintenance", choices=["mrlep", "mrtlp", "both"], default="mrlep")
     m.add_argument("--transfer", choices=["ratio", "contrast", "both"], default="ratio")
     m.add_argument("--aggregation", choices=["mean", "median"], default="mean")
+    m.add_argument(
+        "--variant-mode", choices=["aware", "agnostic"], default="aware", help="agnostic: label_variant -> label"
+    )
     m.add_argument("--tasks", action="store_true", help="also print each run's metrics per task")
 
 
@@ -250,6 +253,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
             window_length=args.window,
             clamp_outliers=args.clamp_outliers,
             normalization=args.normalization,
+            variant_mode=args.variant_mode,
         ),
         maintenance=args.maintenance,
         transfer=args.transfer,

@@ -220,6 +220,7 @@ def _l2metrics(monkeypatch, tmp_path):
 
 SETTINGS = [
     ({}, MetricSettings()),
+    ({"variant_mode": "agnostic"}, MetricSettings(preprocessing=Preprocessing(variant_mode="agnostic"))),
     ({"normalization_method": "none", "smoothing_method": "none"}, RAW),
     (
         {
@@ -245,7 +246,7 @@ def test_same_values_as_l2metrics(monkeypatch, tmp_path, scenario_type):
     MetricsReport, l2m_util = _l2metrics(monkeypatch, tmp_path)
     cfg = ScenarioConfig(
         type=scenario_type,
-        tasks=["reach_a", "push_b", "pick_c"],
+        tasks=["reach_a", "reach_b", "push_a"],
         train_episodes=30,
         eval_episodes=4,
         repetitions=3,

@@ -367,9 +367,9 @@ def compute_metrics(
     return LifelongMetrics(lifetime=lifetime, tasks=task_vals, regimes=regime_table, info=info)
 
 
-def _ste_regimes(path: str | Path, perf_measure: str) -> tuple[str, list[Regime]]:
+def _ste_regimes(path: str | Path, pre: Preprocessing) -> tuple[str, list[Regime]]:
     _, _, rows = read_log(path)
-    regimes = to_regimes(rows, perf_measure)
+    regimes = to_regimes(rows, pre.perf_measure, pre.variant_mode)
     trained = sorted({r.task_name for r in regimes if r.is_train})
     if len(trained) != 1:
         raise LogFormatError(f"{path}: a single-task-expert log trains exactly one task, found {trained}")
@@ -391,9 +391,9 @@ def compute_from_logs(
         )
     ste: dict[str, list[list[Regime]]] = {}
     for d in ste_dirs:
-        task, regs = _ste_regimes(d, measure)
+        task, regs = _ste_regimes(d, settings.preprocessing)
         ste.setdefault(task, []).append(regs)
-    result = compute_metrics(to_regimes(rows, measure), ste, settings)
+    result = compute_metrics(to_regimes(rows, measure, settings.preprocessing.variant_mode), ste, settings)
     result.info.update(
         {
             "run_id": Path(scenario_dir).name,

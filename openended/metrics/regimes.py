@@ -85,6 +85,7 @@ class Preprocessing:
     smooth_eval: bool = False
     clamp_outliers: bool = False
     normalization: Literal["task", "run", "none"] = "task"
+    variant_mode: Literal["aware", "agnostic"] = "aware"
 
 
 def smooth(x: np.ndarray, window_len: int | None = None) -> np.ndarray:
@@ -101,9 +102,15 @@ def smooth(x: np.ndarray, window_len: int | None = None) -> np.ndarray:
     return y[int(math.floor(w / 2 - 1)) : -int(math.ceil(w / 2))]
 
 
-def to_regimes(rows: Sequence[LogRow], perf_measure: str) -> list[Regime]:
-    """Complete rows with a value for ``perf_measure``, cut into regimes (rows sorted as `read_log` gives)."""
+def to_regimes(rows: Sequence[LogRow], perf_measure: str, variant_mode: str = "aware") -> list[Regime]:
+    """Complete rows with a value for ``perf_measure``, cut into regimes (rows sorted as `read_log` gives).
+
+    ``variant_mode="agnostic"`` scores ``label_variant`` tasks by their label (the text
+    before the first ``_``): all variants of a task are one task.
+    """
     kept = [r for r in rows if r.exp_status == "complete" and not math.isnan(r.values.get(perf_measure, math.nan))]
+    if variant_mode == "agnostic":
+        kept = [replace(r, task_name=r.task_name.split("_")[0]) for r in kept]
     if not kept:
         raise LogFormatError(f"the log has no complete experience with a value for {perf_measure!r}")
     regimes: list[Regime] = []
