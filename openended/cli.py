@@ -116,6 +116,9 @@ def _add_metrics_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     m.add_argument(
         "--variant-mode", choices=["aware", "agnostic"], default="aware", help="agnostic: label_variant -> label"
     )
+    m.add_argument(
+        "--ste-averaging", choices=["metrics", "time"], default="metrics", help="time: average the STE curves first"
+    )
     m.add_argument("--tasks", action="store_true", help="also print each run's metrics per task")
 
 
@@ -258,6 +261,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         maintenance=args.maintenance,
         transfer=args.transfer,
         aggregation=args.aggregation,
+        ste_averaging=args.ste_averaging,
     )
     results = compute_all(args.path, args.ste, settings)
     print(format_table(results))

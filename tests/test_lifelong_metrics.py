@@ -221,6 +221,7 @@ def _l2metrics(monkeypatch, tmp_path):
 SETTINGS = [
     ({}, MetricSettings()),
     ({"variant_mode": "agnostic"}, MetricSettings(preprocessing=Preprocessing(variant_mode="agnostic"))),
+    ({"ste_averaging_method": "time"}, MetricSettings(ste_averaging="time")),
     ({"normalization_method": "none", "smoothing_method": "none"}, RAW),
     (
         {

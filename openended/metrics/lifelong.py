@@ -87,6 +87,7 @@ class MetricSettings:
     maintenance: Literal["mrlep", "mrtlp", "both"] = "mrlep"
     transfer: Literal["ratio", "contrast", "both"] = "ratio"
     aggregation: Literal["mean", "median"] = "mean"
+    ste_averaging: Literal["metrics", "time"] = "metrics"
 
     def lifetime_names(self) -> list[str]:
         """The lifetime metric names these settings produce, in l2metrics' order."""
@@ -257,16 +258,23 @@ class _Computation:
             target.setdefault(r.task_name, []).append(float(np.nanmean(r.values)))
         return {t: float(np.mean(v)) for t, v in train.items()}, {t: float(np.mean(v)) for t, v in test.items()}
 
+    def _ste_curves(self, task: str) -> list[np.ndarray]:
+        """The STE learning curves of ``task``: one per run, or (``time``) their average over the shortest."""
+        curves = [_ste_learning(run) for run in self.ste.get(task, [])]
+        if self.settings.ste_averaging == "time" and curves:
+            n = min(len(c) for c in curves)
+            curves = [np.mean([c[:n] for c in curves], axis=0)]
+        return curves
+
     def relative_performance(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for task in self.tasks:
             _, ll = _concat_learning(self.regimes, task)
-            runs = self.ste.get(task, [])
-            if not ll.size or not runs:
+            curves = self._ste_curves(task)
+            if not ll.size or not curves:
                 continue
             vals = []
-            for run in runs:
-                ste = _ste_learning(run)
+            for ste in curves:
                 n = min(ll.size, ste.size)
                 vals.append(float(np.nansum(ll[:n]) / np.nansum(ste[:n])) if n else math.nan)
             out[task] = float(np.nanmean(vals))
@@ -276,16 +284,16 @@ class _Computation:
         out: dict[str, float] = {}
         for task in self.tasks:
             exps, ll = _concat_learning(self.regimes, task)
-            runs = self.ste.get(task, [])
-            if not ll.size or not runs:
+            curves = self._ste_curves(task)
+            if not ll.size or not curves:
                 continue
             slope = float(np.polyfit(exps.astype(float), ll, 1)[0]) if ll.size > 1 else 0.0
             ll_sat, ll_exp = _saturation(mean_per_experience(exps, ll))
             if ll_exp == 0:
                 continue
             vals = []
-            for run in runs:
-                ste_sat, ste_exp = _saturation(_ste_learning(run))
+            for ste in curves:
+                ste_sat, ste_exp = _saturation(ste)
                 if ste_exp == 0:
                     continue
                 if ll_sat < 0.2 * ste_sat or slope < 0:

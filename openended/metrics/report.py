@@ -157,6 +157,8 @@ def write_json(results: Sequence[MetricsRun], out: str | Path, settings: MetricS
             "maintenance": settings.maintenance,
             "transfer": settings.transfer,
             "aggregation": settings.aggregation,
+            "ste_averaging": settings.ste_averaging,
+            "variant_mode": settings.preprocessing.variant_mode,
         },
         "runs": {str(d): m.to_json() for d, m in results},
     }
