@@ -132,6 +132,14 @@ def test_read_log_errors(tmp_path):
     (d / "data-log.tsv").write_text("block_num\texp_num\nx\t1\n")
     with pytest.raises(LogFormatError, match="data-log.tsv:2"):
         read_log(scen)
+    good = EpisodeLogger(L2LogWriter(scen))
+    good.episode(build_blocks(CFG)[1], "reach_easy", 1.0)
+    good.close()
+    (d / "data-log.tsv").unlink()
+    tsv = scen / "worker-default" / "1-train" / "data-log.tsv"
+    tsv.write_text(tsv.read_text().replace("\t1.0\t", "\tlots\t"))
+    with pytest.raises(LogFormatError, match=r"1-train/data-log.tsv:2: .*lots"):
+        read_log(scen)
 
 
 def test_logging_along_episode_slots(tmp_path):

@@ -301,12 +301,8 @@ def find_scenario_dirs(path: str | Path) -> list[Path]:
 
 
 def _float(text: str | None) -> float:
-    if text is None or text == "":
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        return math.nan
+    """A metrics cell: empty (or absent) is NaN; anything else must be a number (ValueError)."""
+    return math.nan if text is None or text == "" else float(text)
 
 
 def read_log(scenario_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any], list[LogRow]]:
@@ -345,7 +341,7 @@ def read_log(scenario_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any], 
                         )
                     )
                 except (KeyError, TypeError, ValueError) as e:
-                    raise LogFormatError(f"{path}:{line}: bad or missing field ({e})") from None
+                    raise LogFormatError(f"{path}:{line}: bad or missing field ({e}); fix or remove the row") from None
     if not rows:
         raise LogFormatError(f"{d}: no data-log.tsv rows")
     rows.sort(key=lambda r: (r.exp_num, r.block_num))
