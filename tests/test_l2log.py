@@ -121,6 +121,26 @@ def test_resume_appends_to_the_block_file(tmp_path):
     assert len(text) == 3 and text[0].startswith("block_num")  # one header, two rows
 
 
+def test_resume_cuts_back_what_the_checkpoint_does_not_cover(tmp_path):
+    from openended.metrics.scenario import episode_slots
+
+    slots = list(episode_slots(build_blocks(CFG)))
+    first = EpisodeLogger.create(tmp_path, "cut", CFG)
+    for slot in slots[:9]:  # block 0 (4 rows), block 1 (3), block 2 (2 of 4); then a crash
+        first.episode(slot.block, slot.task, float(slot.exp_num), exp_num=slot.exp_num)
+    first.close()
+    (scen,) = find_scenario_dirs(tmp_path)
+    assert EpisodeLogger.resume(scen).exp_num == 9  # no checkpoint given: go on after the last row
+    again = EpisodeLogger.resume(scen, next_exp_num=6)  # the checkpoint covered 6 episodes
+    assert not (scen / "worker-default" / "2-test").exists()
+    for slot in slots[6:]:
+        again.episode(slot.block, slot.task, float(slot.exp_num), exp_num=slot.exp_num)
+    again.close()
+    _, _, rows = read_log(scen)
+    assert [r.exp_num for r in rows] == list(range(len(slots)))
+    assert [r.values["reward"] for r in rows] == [float(i) for i in range(len(slots))]
+
+
 def test_read_log_errors(tmp_path):
     with pytest.raises(LogFormatError, match="missing"):
         read_log(tmp_path)

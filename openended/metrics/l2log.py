@@ -230,6 +230,23 @@ class EpisodeLogger:
         path = new_scenario_dir(base_dir, scenario_name, cls.METRICS_COLUMNS, scenario_info_for(cfg))
         return cls(L2LogWriter(path, worker_id))
 
+    @classmethod
+    def resume(
+        cls, scenario_dir: str | Path, worker_id: str = DEFAULT_WORKER, next_exp_num: int | None = None
+    ) -> EpisodeLogger:
+        """Continue a worker's log after a restart.
+
+        Without ``next_exp_num`` the count goes on after the worker's last row. With it (the
+        episode count a checkpoint recorded), rows of this worker from ``next_exp_num`` on
+        are cut back first, so episodes the resumed run replays are not logged twice.
+        """
+        d = Path(scenario_dir)
+        last = -1
+        for path in sorted((d / worker_id).glob("*/data-log.tsv")):
+            last = max(last, _cut_back(path, next_exp_num))
+        start = next_exp_num if next_exp_num is not None else last + 1
+        return cls(L2LogWriter(d, worker_id), start_exp_num=start)
+
     def episode(
         self,
         block: Block,
@@ -274,6 +291,39 @@ class EpisodeLogger:
     def close(self) -> None:
         """Close the underlying writer's file."""
         self.writer.close()
+
+
+def _cut_back(path: Path, next_exp_num: int | None) -> int:
+    """Drop rows with ``exp_num >= next_exp_num`` from one block file (the file goes if none is left).
+
+    Returns the largest ``exp_num`` kept (-1 if none). The file is replaced atomically.
+    """
+    with path.open(newline="") as f:
+        reader = csv.reader(f, delimiter="\t", quotechar='"')
+        header = next(reader, None)
+        rows = list(reader)
+    if header is None or "exp_num" not in header:
+        raise LogFormatError(f"{path}: no header with exp_num; the file is damaged")
+    col = header.index("exp_num")
+    try:
+        keep = [r for r in rows if next_exp_num is None or int(r[col]) < next_exp_num]
+        last = max((int(r[col]) for r in keep), default=-1)
+    except (ValueError, IndexError) as e:
+        raise LogFormatError(f"{path}: a row has no valid exp_num ({e})") from None
+    if len(keep) == len(rows):
+        return last
+    if not keep:
+        path.unlink()
+        if not any(path.parent.iterdir()):
+            path.parent.rmdir()
+        return last
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f, delimiter="\t", quotechar='"', lineterminator="\n")
+        w.writerow(header)
+        w.writerows(keep)
+    tmp.replace(path)
+    return last
 
 
 @dataclass(frozen=True)
