@@ -245,7 +245,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
     from openended.metrics.lifelong import MetricSettings
     from openended.metrics.regimes import Preprocessing
-    from openended.metrics.report import compute_all, format_table, format_task_table, write_json
+    from openended.metrics.report import compute_all, format_table, format_task_table, missing_ste_note, write_json
 
     if args.window is not None and args.window < 1:
         raise ConfigError(f"--window: a positive number of experiences, got {args.window}")
@@ -265,6 +265,9 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     )
     results = compute_all(args.path, args.ste, settings)
     print(format_table(results))
+    note = missing_ste_note(results)
+    if note:
+        print(note)
     if args.tasks:
         for path, metrics in results:
             print(f"\n{path.name}:\n{format_task_table(metrics)}")

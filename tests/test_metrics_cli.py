@@ -32,6 +32,7 @@ def test_prints_a_row_per_run_and_writes_json(run_tree, capsys):
         "PR", "MTP", "MEP", "PM", "FT", "BT", "RP", "SE",
     ]  # fmt: skip
     assert [line.split()[0] for line in out[2:-1]] == [d.name for d in sorted(lls)] + ["mean", "std"]
+    assert not any("need single-task-expert" in line for line in out)  # both tasks have one
     doc = json.loads((root / "lifelong_metrics.json").read_text())
     assert doc["settings"]["normalization"] == "task"
     expected = compute_from_logs(lls[0], stes).to_json()
@@ -50,7 +51,9 @@ def test_options_reach_the_computation(run_tree, tmp_path, capsys):
     assert "forward_transfer_contrast" in run["lifetime"]
     assert run["info"]["ste_runs"] == {"reach_a": 1}  # only the one given: lls[1] alone holds no STE log
     assert run["info"]["normalization_data_range"] is None
-    assert "FT(contrast)" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "FT(contrast)" in text
+    assert "single-task-expert logs; none for: push_b (give --ste DIR" in text
     assert main(["metrics", str(lls[1]), "--tasks", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert f"{lls[1].name}:\ntask " in text

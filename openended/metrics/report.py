@@ -30,6 +30,7 @@ __all__ = [
     "compute_all",
     "format_table",
     "format_task_table",
+    "missing_ste_note",
     "write_json",
 ]
 
@@ -131,6 +132,17 @@ def format_task_table(metrics: LifelongMetrics) -> str:
             cells.append(_cell(v))
         rows.append([task, *cells, str(vals.get("num_lx", "")), str(vals.get("num_ex", ""))])
     return _render(header, rows)
+
+
+def missing_ste_note(results: Sequence[MetricsRun]) -> str | None:
+    """A hint naming the tasks without a single-task-expert run (RP and SE need one), or None."""
+    missing = sorted({t for _, m in results for t in m.tasks if not m.info.get("ste_runs", {}).get(t)})
+    if not missing:
+        return None
+    return (
+        f"RP / SE need single-task-expert logs; none for: {', '.join(missing)}"
+        " (give --ste DIR, or put scenario_type: ste logs under the path)"
+    )
 
 
 def _render(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
