@@ -180,9 +180,11 @@ class _Computation:
         self.scored = [r for r in regimes if not (has_sleep and r.block_type == "test" and r.block_subtype == "wake")]
         self.tasks = list(dict.fromkeys(r.task_name for r in self.scored))
 
-    def _nums(self, task: str, block_type: str, source: Sequence[Regime] | None = None) -> np.ndarray:
-        rs = self.scored if source is None else source
-        return np.array([r.num for r in rs if r.task_name == task and r.block_type == block_type], dtype=np.int64)
+    def _nums(self, task: str, block_type: str) -> np.ndarray:
+        """Numbers of the scored regimes of ``task`` with ``block_type``, in order."""
+        return np.array(
+            [r.num for r in self.scored if r.task_name == task and r.block_type == block_type], dtype=np.int64
+        )
 
     def maintenance(self, reference: Literal["mrlep", "mrtlp"]) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -200,7 +202,9 @@ class _Computation:
                 out[task] = float(np.mean(diffs))
         return out
 
-    def transfer(self, method: Literal["ratio", "contrast"]) -> tuple[dict[str, dict[str, float]], ...]:
+    def transfer(
+        self, method: Literal["ratio", "contrast"]
+    ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
         """(forward, backward): {trained task: {evaluated task: first value}}."""
         fwd: dict[str, dict[str, float]] = {}
         bwd: dict[str, dict[str, float]] = {}
