@@ -270,11 +270,28 @@ def test_same_values_as_l2metrics(monkeypatch, tmp_path, scenario_type):
                 assert math.isnan(ours.lifetime[name]), (kwargs, name, ours.lifetime[name])
             else:
                 assert ours.lifetime[name] == pytest.approx(ref, rel=1e-8, abs=1e-9), (kwargs, name)
+        _same_per_task(report, ours, settings)
     final = compute_from_logs(ll, stes)
     computed = [k for k, v in final.lifetime.items() if not math.isnan(v)]
     assert {"perf_maintenance_mrlep", "ste_rel_perf", "sample_efficiency", "avg_eval_perf"} <= set(computed)
     if scenario_type != "condensed":
         assert "perf_recovery" in computed and "backward_transfer_ratio" in computed
+
+
+def _same_per_task(report, ours, settings):
+    """Per-task values and the transfer matrices agree too (not only their averages)."""
+    for task, row in report.task_metrics_df.iterrows():
+        for name in settings.lifetime_names():
+            ref = row[name]
+            if "transfer" in name:
+                got = ours.tasks[task][name]
+                assert set(got) == set(ref), (task, name)
+                for other, vals in ref.items():  # l2metrics keeps every value; the first counts
+                    assert got[other] == pytest.approx(float(vals[0]), rel=1e-9), (task, name, other)
+            elif isinstance(ref, float) and math.isnan(ref):
+                assert math.isnan(ours.tasks[task][name]), (task, name)
+            else:
+                assert ours.tasks[task][name] == pytest.approx(float(ref), rel=1e-9), (task, name)
 
 
 def test_metrics_tell_a_forgetting_learner_from_one_that_cannot_forget(tmp_path):
