@@ -101,6 +101,21 @@ def test_relative_performance_and_sample_efficiency_by_hand(tmp_path):
     assert m2.lifetime["ste_rel_perf"] == pytest.approx((45 / 44 + 45 / 20) / 2)  # averaged over expert runs
 
 
+TWO_BETWEEN = [
+    ("test", {"a_x": [1, 1], "b_x": [1, 1], "c_x": [2, 2]}),
+    ("train", {"a_x": [1] * 10}),
+    ("train", {"b_x": [1] * 10}),
+    ("test", {"a_x": [1, 1], "b_x": [1, 1], "c_x": [3, 3]}),
+]
+
+
+def test_transfer_goes_to_every_task_trained_between_two_evaluations(tmp_path):
+    """The documented difference from l2metrics: both learning blocks get the evaluation's transfer."""
+    m = compute_from_logs(_write(tmp_path, TWO_BETWEEN), settings=RAW)
+    assert m.tasks["a_x"]["forward_transfer_ratio"]["c_x"] == pytest.approx(1.5)
+    assert m.tasks["b_x"]["forward_transfer_ratio"]["c_x"] == pytest.approx(1.5)
+
+
 def test_terminal_performance_and_smoothing():
     assert [float(v) for v in smooth(np.arange(4.0))] == [0, 1, 2, 3]  # window < 3: unchanged
     x = np.array([0.0, 3, 0, 3, 0, 3, 0, 3, 0, 3, 0, 3, 0, 3, 0, 3])  # window int(0.2*16) = 3
@@ -276,6 +291,16 @@ def test_same_values_as_l2metrics(monkeypatch, tmp_path, scenario_type):
     assert {"perf_maintenance_mrlep", "ste_rel_perf", "sample_efficiency", "avg_eval_perf"} <= set(computed)
     if scenario_type != "condensed":
         assert "perf_recovery" in computed and "backward_transfer_ratio" in computed
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pandas 3 deprecations inside l2metrics
+def test_l2metrics_keeps_one_transfer_per_evaluation(monkeypatch, tmp_path):
+    """What the documented difference is: l2metrics credits only the last pair it visits."""
+    MetricsReport, _ = _l2metrics(monkeypatch, tmp_path)
+    report = MetricsReport(log_dir=_write(tmp_path, TWO_BETWEEN), normalization_method="none", smoothing_method="none")
+    report.calculate()
+    fwd = report.forward_transfer_ratio
+    assert "c_x" not in fwd.get("a_x", {}) and [float(v) for v in fwd["b_x"]["c_x"]] == [1.5]
 
 
 def _same_per_task(report, ours, settings):
