@@ -7,6 +7,7 @@ theirs is removed, while the teacher service stays on the head and keeps every o
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -66,7 +67,13 @@ def test_a_cluster_yaml_runs_unchanged_on_a_laptop(tmp_path):
         *[x for s in sets for x in ("--set", s)],
     ]
     out = subprocess.run(
-        [sys.executable, "-m", "openended.cli", *argv], cwd=ROOT, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "openended.cli", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        # a shared, loaded machine can take over a minute to register Ray's node (the default limit is 60 s)
+        env=dict(os.environ, RAY_raylet_start_wait_time_s="300"),
     )
     assert out.returncode == 0, out.stderr[-2000:]
     (rd,) = tmp_path.iterdir()
