@@ -16,6 +16,7 @@ __all__ = [
     "RunDirError",
     "RunFailed",
     "RewardHidden",
+    "LogFormatError",
 ]
 
 
@@ -66,3 +67,7 @@ class RunFailed(Error, RuntimeError):
 
 class RewardHidden(Error, AttributeError):
     """A component read a reward during an evaluation block, where hosts hide them."""
+
+
+class LogFormatError(Error, ValueError):
+    """A lifelong log (l2logger format) is malformed: the message names the file, the row and the field."""
