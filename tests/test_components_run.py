@@ -95,6 +95,7 @@ def test_rllib_run_hosts_env_runner_learner_and_driver_components(tmp_path):
     sets = [
         comps,
         "run.iterations=1",
+        "evaluation.every=0",  # only the schedule's evaluation blocks
         "evaluation.max_steps=30",
         "evaluation.max_tasks=5",
         "algo.num_env_runners=0",
