@@ -97,7 +97,6 @@ def test_rllib_run_hosts_env_runner_learner_and_driver_components(tmp_path):
         "run.iterations=1",
         "evaluation.every=0",  # only the schedule's evaluation blocks
         "evaluation.max_steps=30",
-        "evaluation.max_tasks=5",
         "algo.num_env_runners=0",
         "algo.config.train_batch_size_per_learner=500",
         "algo.config.minibatch_size=250",
@@ -106,9 +105,9 @@ def test_rllib_run_hosts_env_runner_learner_and_driver_components(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     rd = only_run_dir(tmp_path)
     (ev,) = [json.loads(line) for line in (rd / "evaluations.jsonl").read_text().splitlines()]
-    assert ev["block"] == "evaluation" and ev["tasks"] == 5  # the schedule's evaluation block
+    assert ev["block"] == "evaluation" and ev["tasks"] == len(ev["returns"]) > 0  # the schedule's block
     row = json.loads((rd / "metrics.jsonl").read_text().splitlines()[-1])
-    assert row["eval_block"]["tasks"] == 5
+    assert row["eval_block"]["tasks"] == ev["tasks"]
     manifest = json.loads((rd / "checkpoints" / "iter_000001" / "manifest.json").read_text())
     assert {"components/driver", "components/learner/default"} <= set(manifest["members"])
     driver_state = json.loads((rd / "checkpoints" / "iter_000001" / "components-driver.json").read_text())
