@@ -37,8 +37,6 @@ import tempfile
 import time
 from typing import Any
 
-from alternating import Timed
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
@@ -56,7 +54,7 @@ def _noop_built(_runner: Any) -> int:
     return NoOpComponent.built
 
 
-def host_rates(source: Any, rounds: int, steps: int) -> tuple[Timed, Timed]:
+def host_rates(source: Any, rounds: int, steps: int) -> tuple[alternating.Timed, alternating.Timed]:
     """Env steps/s of an in-process EnvPoolCore (4 envs) with ten no-op components and with none."""
     from openended.components.noop import NoOpComponent
     from openended.runtime.client import LocalTeacherClient
@@ -73,7 +71,7 @@ def host_rates(source: Any, rounds: int, steps: int) -> tuple[Timed, Timed]:
             source, None, 4, LocalTeacherClient(core, "c"), seed=0, components=[NoOpComponent() for _ in range(10)]
         ),
     }
-    out: dict[str, Timed] = {n: [] for n in pools}
+    out: dict[str, alternating.Timed] = {n: [] for n in pools}
     for pool in pools.values():
         pool.step(50)  # warm-up: first resets and task fill
     for r in range(rounds):
