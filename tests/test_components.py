@@ -251,6 +251,9 @@ def test_the_bus_is_typed_and_the_bridge_batches_between_processes():
     assert theirs.poll() == 3 and [e.episode for e in got_other] == [0, 1, 2]
     assert mine.poll() == 0 and len(got) == 3  # no echo of its own events
     assert theirs.poll() == 0
+    bus.publish(TASK_CHANGE, TaskChange(source="d", episode=3))
+    assert mine.exchange(min_interval_s=3600) and not mine.exchange(min_interval_s=3600)  # throttled
+    assert theirs.exchange() and got_other[-1].episode == 3
 
 
 def test_replay_store_policies_and_round_trip():

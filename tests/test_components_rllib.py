@@ -51,7 +51,7 @@ class ShrinkWeights(Component):
         self.calls = state["calls"]
 
 
-def _ppo(specs: list[dict]) -> Any:
+def _ppo(specs: list[dict], bus: tuple[str, str | None] | None = None) -> Any:
     from ray.rllib.algorithms.ppo import PPOConfig
 
     from openended.runtime.learner import with_components
@@ -64,7 +64,7 @@ def _ppo(specs: list[dict]) -> Any:
         .training(train_batch_size_per_learner=200, minibatch_size=100, num_epochs=1, lr=0.01)
         .debugging(seed=0)
     )
-    return with_components(cfg, specs).build_algo()
+    return with_components(cfg, specs, bus=bus).build_algo()
 
 
 def _norm(algo: Any) -> float:
@@ -97,6 +97,28 @@ def test_learner_host_adds_loss_terms_to_ppo_and_ewc_consolidates_on_the_ppo_mod
         on_learners(algo, lambda lr: lr.load_component_state(state))
         restored = on_learners(algo, lambda lr: lr.component_host.components[0].calls)[0]
         assert restored == state["0:ShrinkWeights"]["calls"]
+    finally:
+        algo.stop()
+
+
+@pytest.mark.slow  # builds and trains PPO: about a minute on 2 shared cores
+def test_a_task_change_published_elsewhere_reaches_ewc_in_the_ppo_learner():
+    import time
+
+    name = "oe-test-learner-bus"
+    log = BusLog.options(name=name).remote()
+    ray.get(log.poll.remote(0, "nobody"))
+    algo = _ppo([{"class": "ewc", "config": {"lam": 1.0, "fisher_samples": 16}}], bus=(name, None))
+    try:
+        algo.train()
+        assert on_learners(algo, lambda lr: lr.component_host.components[0].consolidations)[0] == 0
+        bus = EventBus()
+        bridge = bridge_to(bus, name, "env-runner-elsewhere")
+        bus.publish(TASK_CHANGE, TaskChange(source="task_change_detector", episode=1))
+        assert bridge.flush() == 1
+        time.sleep(1.2)  # the learner exchanges at most once a second
+        algo.train()
+        assert on_learners(algo, lambda lr: lr.component_host.components[0].consolidations)[0] == 1
     finally:
         algo.stop()
 

@@ -129,6 +129,7 @@ class BusBridge:
         self.topics = topics  # None: every topic
         self._out: list[tuple[str, Any]] = []
         self._cursor = 0
+        self._last_exchange = float("-inf")
         bus._bridges.append(self)
 
     def queue(self, name: str, payload: Any) -> None:
@@ -142,6 +143,16 @@ class BusBridge:
         if out:
             self.remote.publish(self.origin, out)
         return len(out)
+
+    def exchange(self, min_interval_s: float = 0.0) -> bool:
+        """``flush`` then ``poll``, at most once per ``min_interval_s`` (hot paths call this freely)."""
+        now = time.monotonic()
+        if now - self._last_exchange < min_interval_s:
+            return False
+        self._last_exchange = now
+        self.flush()
+        self.poll()
+        return True
 
     def poll(self) -> int:
         """Deliver what other processes published since the last poll; returns how many."""

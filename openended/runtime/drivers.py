@@ -279,6 +279,7 @@ class RLlibDriver:
             student,
             namespace=exp.ray.namespace,
             components=exp.components,
+            bus=bus_name_for(service_name) if exp.components else None,
         )
         cfg = build_algo_config(
             algo,
@@ -289,6 +290,7 @@ class RLlibDriver:
             seed=exp.seed + 1_000_000 * index,
             flatten_observations=flatten,
             components=exp.components,
+            bus=(bus_name_for(service_name), exp.ray.namespace) if exp.components else None,
         )
         if multi_agent:
             cfg = shared_policy_config(cfg)

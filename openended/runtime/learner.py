@@ -38,12 +38,15 @@ __all__ = [
 
 #: The key of ``learner_config_dict`` the component specs travel in.
 CONFIG_KEY = "components"
+#: The key of the run's bus actor (name, namespace), if the learner should join it.
+BUS_KEY = "components_bus"
 
 
 class ComponentLearnerMixin:
     """Adds the learner components' loss terms to the algorithm's loss (module doc)."""
 
     component_host: ComponentHost
+    _bridge: Any
 
     def build(self) -> None:
         """Build the algorithm's learner, then the learner-placement components."""
@@ -51,6 +54,12 @@ class ComponentLearnerMixin:
         config: Any = self.config  # type: ignore[attr-defined]
         specs = (config.learner_config_dict or {}).get(CONFIG_KEY, [])
         self.component_host = ComponentHost(build_components(specs, placement=Placement.LEARNER), placement="learner")
+        bus = (config.learner_config_dict or {}).get(BUS_KEY)
+        self._bridge = None
+        if bus is not None:  # the run's bus actor: task changes env runners detect reach the learner
+            from openended.runtime.component_actors import bridge_to
+
+            self._bridge = bridge_to(self.component_host.bus, bus[0], "learner", bus[1])
         self.component_host.lifetime_start()
 
     def compute_loss_for_module(self, *, module_id: Any, config: Any, batch: dict, fwd_out: dict) -> Any:
@@ -58,6 +67,8 @@ class ComponentLearnerMixin:
         loss = super().compute_loss_for_module(  # type: ignore[misc]
             module_id=module_id, config=config, batch=batch, fwd_out=fwd_out
         )
+        if self._bridge is not None:
+            self._bridge.exchange(1.0)
         module = self.module[module_id].unwrapped()  # type: ignore[attr-defined]
         for term in self.component_host.loss_terms(module=module, batch=batch, fwd_out=fwd_out, module_id=module_id):
             loss = loss + term
@@ -113,11 +124,14 @@ def has_placement(specs: list[dict[str, Any]], placement: Placement) -> bool:
     return any(cls.placement == placement for cls in check_component_specs(specs))
 
 
-def with_components(config: Any, specs: list[dict[str, Any]], driver_callback: bool = False) -> Any:
+def with_components(
+    config: Any, specs: list[dict[str, Any]], driver_callback: bool = False, bus: tuple[str, str | None] | None = None
+) -> Any:
     """``config`` with a component learner (PPO) carrying ``specs``, when any of them is a learner component.
 
     ``driver_callback``: also host the driver components in the algorithm itself
     (`ComponentCallback`; for RLlib used directly -- ``openended run`` hosts them in its loop).
+    ``bus``: (name, namespace) of the run's bus actor the learner's components join.
     """
     if driver_callback and has_placement(specs, Placement.DRIVER):
         from openended.runtime.component_callback import ComponentCallback
@@ -130,5 +144,8 @@ def with_components(config: Any, specs: list[dict[str, Any]], driver_callback: b
 
     if not isinstance(config, PPOConfig):
         raise ConfigError("components: learner components (loss terms) need algo.name ppo in this version")
-    config.learners(learner_class=component_learner_class(PPOTorchLearner), learner_config_dict={CONFIG_KEY: specs})
+    extra = {BUS_KEY: list(bus)} if bus is not None else {}
+    config.learners(
+        learner_class=component_learner_class(PPOTorchLearner), learner_config_dict={CONFIG_KEY: specs, **extra}
+    )
     return config

@@ -98,6 +98,7 @@ class CurriculumEnv(gym.Wrapper):
         namespace: str | None = None,
         client_options: Mapping[str, Any] | None = None,
         components: list[dict[str, Any]] | None = None,
+        bus: str | None = None,
     ) -> None:
         super().__init__(env)
         self._client = ProcessClient(service, curriculum, student, namespace=namespace, client_options=client_options)
@@ -107,6 +108,7 @@ class CurriculumEnv(gym.Wrapper):
         )
         #: Env-runner components of this env (their hooks fire from ``self.host``), or ``None``.
         self.components = env_runner_components(components, self.host)
+        self._bridge = bus_bridge(self.components, bus, namespace)
 
     @property
     def task(self) -> Task | None:
@@ -115,6 +117,8 @@ class CurriculumEnv(gym.Wrapper):
 
     @override
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        if self._bridge is not None:
+            self._bridge.exchange(BUS_INTERVAL_S)
         return self.host.begin(0, seed=seed, options=options)
 
     @override
@@ -148,6 +152,21 @@ def load_process_component_states(student: str, states: list[dict[str, Any]] | N
     for host, state in zip(hosts, states):
         host.load_state_dict(state)
     return min(len(states), len(hosts))
+
+
+#: Env runners and learners exchange bus events with the run's bus actor at most this often.
+BUS_INTERVAL_S = 1.0
+
+
+def bus_bridge(components: ComponentHost | None, bus: str | None, namespace: str | None) -> Any:
+    """A bridge from ``components``' bus to the run's bus actor named ``bus`` (``None`` without either)."""
+    if components is None or bus is None:
+        return None
+    import uuid
+
+    from openended.runtime.component_actors import bridge_to
+
+    return bridge_to(components.bus, bus, f"env-{os.getpid()}-{uuid.uuid4().hex[:6]}", namespace)
 
 
 def env_runner_components(specs: list[dict[str, Any]] | None, host: EpisodeHost) -> ComponentHost | None:
@@ -218,6 +237,7 @@ def curriculum_env_creator(
     client_options: Mapping[str, Any] | None = None,
     field: str = "env.family",
     components: list[dict[str, Any]] | None = None,
+    bus: str | None = None,
 ) -> Callable[[Any], Any]:
     """RLlib's env creator for a curriculum wrapper (`CurriculumEnv`, `CurriculumMultiAgentEnv`).
 
@@ -227,7 +247,7 @@ def curriculum_env_creator(
     process's shared client at its first reset (`openended.runtime.process_clients`).
     """
     cfg, opts = dict(env_config or {}), dict(client_options or {})
-    extra = {"components": list(components)} if components else {}
+    extra: dict[str, Any] = {"components": list(components), "bus": bus} if components else {}
 
     def creator(_ctx: Any = None) -> Any:
         env = make_task_env(family, cfg, field=field)
@@ -248,6 +268,7 @@ def register_curriculum_env(
     client_options: Mapping[str, Any] | None = None,
     scale_images: bool = True,
     components: list[dict[str, Any]] | None = None,
+    bus: str | None = None,
 ) -> str:
     """Register ``env_name`` with ``ray.tune.registry.register_env``; return ``env_name``.
 
@@ -270,6 +291,7 @@ def register_curriculum_env(
         client_options=client_options,
         field="register_curriculum_env.family",
         components=components,
+        bus=bus,
     )
 
     def creator(ctx: Any = None) -> gym.Env:
@@ -319,6 +341,7 @@ def build_algo_config(
     seed: int | None = None,
     flatten_observations: bool = False,
     components: list[dict[str, Any]] | None = None,
+    bus: tuple[str, str | None] | None = None,
 ) -> Any:
     """A PPO or SAC `AlgorithmConfig` (torch, CPU, one local learner) for ``env_name``.
 
@@ -389,7 +412,7 @@ def build_algo_config(
     if components:
         from openended.runtime.learner import with_components
 
-        config = with_components(config, list(components))
+        config = with_components(config, list(components), bus=bus)
     return config
 
 

@@ -31,7 +31,7 @@ from openended.errors import ConfigError
 from openended.registry import normalize_name
 from openended.runtime.episodes import EpisodeHost
 from openended.runtime.process_clients import EPISODE_COUNTERS, ProcessClient
-from openended.runtime.rllib import curriculum_env_creator, env_runner_components
+from openended.runtime.rllib import BUS_INTERVAL_S, bus_bridge, curriculum_env_creator, env_runner_components
 from openended.tasks import Task
 
 __all__ = [
@@ -58,6 +58,7 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
         namespace: str | None = None,
         client_options: Mapping[str, Any] | None = None,
         components: list[dict[str, Any]] | None = None,
+        bus: str | None = None,
     ) -> None:
         super().__init__()
         if not (is_parallel_env(env) and hasattr(env, "set_task") and hasattr(env, "episode_outcomes")):
@@ -80,6 +81,7 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
         )
         #: Env-runner components of this env (one team episode = one episode for them), or ``None``.
         self.components = env_runner_components(components, self.host)
+        self._bridge = bus_bridge(self.components, bus, namespace)
 
     @property
     def task(self) -> Task | None:
@@ -88,6 +90,8 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
 
     @override
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        if self._bridge is not None:
+            self._bridge.exchange(BUS_INTERVAL_S)
         obs, infos = self.host.begin(0, seed=seed, options=options)
         self.agents = list(self.env.agents)
         return obs, infos
@@ -123,6 +127,7 @@ def register_curriculum_multiagent_env(
     namespace: str | None = None,
     client_options: Mapping[str, Any] | None = None,
     components: list[dict[str, Any]] | None = None,
+    bus: str | None = None,
 ) -> str:
     """``ray.tune.registry.register_env`` for a multi-agent task family (`CurriculumMultiAgentEnv`)."""
     from ray.tune.registry import register_env
@@ -138,6 +143,7 @@ def register_curriculum_multiagent_env(
         client_options=client_options,
         field="register_curriculum_multiagent_env.family",
         components=components,
+        bus=bus,
     )
     register_env(env_name, creator)
     return env_name
