@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from openended.errors import ConfigError, Error
+from openended.errors import Error
 
 if TYPE_CHECKING:
     from openended.config import Experiment
@@ -151,8 +151,11 @@ def _start_dashboard(args: argparse.Namespace, rd: RunDir | None, exp: Experimen
 def _cmd_submit(args: argparse.Namespace) -> int:
     from openended.config import load_experiment
     from openended.runtime.jobs import submit_experiment
+    from openended.runtime.preflight import check_algo, check_task_space, check_teacher
 
-    load_experiment(args.experiment, _overrides(args))  # fail here, not on the cluster
+    exp = load_experiment(args.experiment, _overrides(args))  # fail here, not on the cluster
+    check_teacher(exp, check_task_space(exp))
+    check_algo(exp)  # resources: the cluster's, not this machine's
     job_id = submit_experiment(
         args.experiment,
         address=args.address,
@@ -173,24 +176,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from openended.config import load_experiment
+    from openended.runtime.preflight import preflight
 
     exp = load_experiment(args.experiment, _overrides(args))
-    from openended.envs.registry import env_task_space
-
-    try:
-        space = env_task_space(exp.env.family, **exp.env.config)
-    except TypeError as e:  # an unknown keyword for the family's constructor
-        raise ConfigError(f"env.config: {e}") from None
-    if exp.algo.name != "none":
-        from openended.runtime.rllib import build_algo_config
-
-        build_algo_config(
-            exp.algo.name,
-            "openended-check",
-            exp.algo.config,
-            exp.algo.num_env_runners,
-            num_envs_per_env_runner=exp.algo.num_envs_per_env_runner,
-        )
+    space = preflight(exp)  # exactly what `run` checks before Ray starts
     print(f"task space: {space!r}")
     print(
         f"ok: {exp.name} ({exp.env.family} x {exp.teacher.name}, algo {exp.algo.name}, {exp.run.iterations} iterations)"

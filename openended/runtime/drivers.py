@@ -33,6 +33,7 @@ from openended.config import Experiment
 from openended.errors import ConfigError, RunFailed
 from openended.runtime.checkpoints import CheckpointSet, SetWriter
 from openended.runtime.envpool_actor import PoolRestarted, make_pools
+from openended.runtime.preflight import POOL_CPUS
 
 __all__ = ["Driver", "PoolDriver", "RLlibDriver", "CURRICULUM", "POOL_MAX_RESTARTS", "mean_dicts"]
 
@@ -93,7 +94,7 @@ class PoolDriver:
             exp.env.family,
             exp.env.config,
             num_envs=exp.pool.envs_per_pool,
-            num_cpus=0.5,
+            num_cpus=POOL_CPUS,
             seed=exp.seed + 1_000_000 * index,
             student=student,
             policy=exp.pool.policy,
