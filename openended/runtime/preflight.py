@@ -90,8 +90,8 @@ def check_algo(exp: Experiment) -> None:
 def check_resources(exp: Experiment, cpus: float | None = None) -> None:
     """On embedded Ray, the run's actors must fit its CPUs (``ray.num_cpus``, default: this machine's).
 
-    Env runners reserve at least 0.1 CPU each, pools 0.5 each (`POOL_CPUS`); more than fits
-    would wait for resources forever. On a cluster (``ray.address``) the cluster decides.
+    Env runners reserve at least 0.1 CPU each, pools ``resources.pool_cpus`` each; more than
+    fits would wait for resources forever. On a cluster (``ray.address``) the cluster decides.
     """
     if exp.ray.address is not None or os.environ.get("RAY_ADDRESS"):
         return
@@ -106,16 +106,15 @@ def check_resources(exp: Experiment, cpus: float | None = None) -> None:
             )
         return
     n_pools = exp.pool.pools_per_student * len(exp.students)
-    if n_pools * POOL_CPUS > have:
+    per_pool = exp.resources.pool_cpus
+    if n_pools * per_pool > have:
         raise ConfigError(
             f"pool.pools_per_student: {n_pools} pools ({exp.pool.pools_per_student} x {len(exp.students)} students) "
-            f"reserve {POOL_CPUS} CPU each; embedded Ray has {have:g} CPUs (ray.num_cpus), so at most "
-            f"{int(have / POOL_CPUS)} pools in all"
+            f"reserve {per_pool:g} CPU each (resources.pool_cpus); embedded Ray has {have:g} CPUs (ray.num_cpus), "
+            f"so at most {int(have / per_pool)} pools in all"
         )
 
 
-#: CPUs one EnvPool actor reserves (`openended.runtime.drivers`).
-POOL_CPUS = 0.5
 #: The least an env runner reserves (`openended.runtime.rllib.default_cpus_per_env_runner`).
 MIN_CPUS_PER_ENV_RUNNER = 0.1
 
