@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+from support import teacher_spaces
 
 from openended.cli import main
 from openended.config import load_experiment
@@ -166,16 +167,7 @@ def test_nan_and_inf_outcomes_are_project_errors_that_old_handlers_still_catch()
             Outcome("t", bad)
 
 
-TEACHERS = {
-    "random": Box([0, 0], [1, 1]),
-    "alp_gmm": Box([0, 0], [1, 1]),
-    "covar_gmm": Box([0, 0], [1, 1]),
-    "riac": Box([0, 0], [1, 1]),
-    "plr": Discrete(8),
-    "lp": Discrete(8),
-    "omni": Discrete(8),
-    "webrl": TextSpace(["pick up the key", "open the door"]),
-}
+TEACHERS = teacher_spaces()
 
 
 @pytest.mark.parametrize("name", sorted(TEACHERS))
@@ -275,3 +267,15 @@ def test_alp_gmm_update_with_100k_outcomes_is_linear_and_exact():
         teacher.update(outcomes)
         assert time.process_time() - c0 < 10.0
         assert teacher.stats()["outcomes"] == 100_000
+
+
+def test_a_gmm_fit_overflowed_by_huge_returns_is_rejected_not_sampled_from():
+    """Returns near 1e300 overflowed the fit into NaN tasks (found by test_properties.py)."""
+    for name in ("alp_gmm", "covar_gmm"):
+        with make_teacher(name, Box([0, 0], [1, 1]), seed=0, fit_rate=20, refit_executor="inline") as teacher:
+            rng = np.random.default_rng(1)
+            for _ in range(12):
+                tasks = teacher.sample(12)
+                teacher.update([Outcome(t.id, float(rng.choice([0.5, 1e300, -1e300]))) for t in tasks])
+            assert all(teacher.space.contains(t) for t in teacher.sample(200))
+            json.dumps(teacher.state_dict())
