@@ -108,6 +108,14 @@ def test_run_calls_the_same_preflight_before_ray(tmp_path):
         assert list(tmp_path.iterdir()) == []  # nothing created, no Ray started
 
 
+def test_submit_refuses_before_contacting_the_cluster(capsys):
+    t0 = time.perf_counter()
+    rc = main(["submit", TOY, "--address", "http://127.0.0.1:9", "--set", "teacher.name=plr"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "teacher.name: 'plr' works on discrete task spaces" in err
+    assert time.perf_counter() - t0 < 60  # no job client was built, nothing waited on the address
+
+
 def test_a_yaml_file_error_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nenv: {family: toy\n")
