@@ -232,6 +232,7 @@ class RLlibDriver:
         from openended.envs.registry import make_env
         from openended.envs.team import is_parallel_env
         from openended.runtime.rllib import build_algo_config, needs_flattening, register_curriculum_env
+        from openended.runtime.rllib_masking import has_action_mask
         from openended.runtime.rllib_multiagent import register_curriculum_multiagent_env, shared_policy_config
 
         self.student = student
@@ -241,10 +242,11 @@ class RLlibDriver:
 
         probe = make_env(exp.env.family, **exp.env.config)
         multi_agent = is_parallel_env(probe)
+        space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
+        masking = has_action_mask(space)  # SC2: PPO's masking model, which flattens the rest itself
         flatten = exp.algo.flatten_observations
         if flatten is None:
-            space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
-            flatten = needs_flattening(space)
+            flatten = needs_flattening(space) and not masking
         probe.close()
         register = register_curriculum_multiagent_env if multi_agent else register_curriculum_env
         env_name = register(
@@ -264,6 +266,7 @@ class RLlibDriver:
             num_envs_per_env_runner=exp.algo.num_envs_per_env_runner,
             seed=exp.seed + 1_000_000 * index,
             flatten_observations=flatten,
+            action_masking=masking,
         )
         if multi_agent:
             cfg = shared_policy_config(cfg)
