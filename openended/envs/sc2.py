@@ -112,19 +112,21 @@ class SC2TaskEnv(TaskEnvMixin, gym.Env):
         self._minimap_idx = _layer_indices(
             cfg.minimap_features, features.MINIMAP_FEATURES, "env.config.minimap_features"
         )
-        self._screen_scale = np.array(
-            [features.SCREEN_FEATURES[i].scale for i in self._screen_idx], dtype=np.float32
-        )[:, None, None]
+        self._screen_scale = np.array([features.SCREEN_FEATURES[i].scale for i in self._screen_idx], dtype=np.float32)[
+            :, None, None
+        ]
         self._minimap_scale = np.array(
             [features.MINIMAP_FEATURES[i].scale for i in self._minimap_idx], dtype=np.float32
         )[:, None, None]
         s, m = cfg.max_screen, cfg.max_minimap
         self.layout = ActionLayout(cfg.functions, s, m)
         n_fn = len(self.layout.functions)
+        self._screen_shape = (len(self._screen_idx), s, s)
+        self._minimap_shape = (len(self._minimap_idx), m, m)
         self.observation_space = gym.spaces.Dict(
             {
-                "screen": gym.spaces.Box(0.0, np.inf, (len(self._screen_idx), s, s), np.float32),
-                "minimap": gym.spaces.Box(0.0, np.inf, (len(self._minimap_idx), m, m), np.float32),
+                "screen": gym.spaces.Box(0.0, np.inf, self._screen_shape, np.float32),
+                "minimap": gym.spaces.Box(0.0, np.inf, self._minimap_shape, np.float32),
                 "player": gym.spaces.Box(0.0, np.inf, (11,), np.float32),
                 "available_actions": gym.spaces.Box(0, 1, (n_fn,), np.int8),
                 "action_mask": gym.spaces.Box(0, 1, (self.layout.mask_size,), np.int8),
@@ -137,7 +139,7 @@ class SC2TaskEnv(TaskEnvMixin, gym.Env):
         self._available = np.zeros(0, dtype=np.int64)
         self._obs: dict[str, np.ndarray] | None = None
         self._ret, self._len, self._done = 0.0, 0, True
-        self._start_loop = 0
+        self._game_steps = 0  # game loops this episode
         self.crashes = 0
         self._checked_install = False
 
@@ -160,9 +162,11 @@ class SC2TaskEnv(TaskEnvMixin, gym.Env):
         from pysc2_evolved.env import sc2_env
 
         cfg = self.config
-        players: list[Any] = [sc2_env.Agent(sc2_env.Race[cfg.agent_race])]
+        players: list[Any] = [sc2_env.Agent(getattr(sc2_env.Race, cfg.agent_race))]
         if key.bot_race is not None:
-            players.append(sc2_env.Bot(sc2_env.Race[key.bot_race], sc2_env.Difficulty[key.bot_difficulty]))
+            players.append(
+                sc2_env.Bot(getattr(sc2_env.Race, key.bot_race), getattr(sc2_env.Difficulty, str(key.bot_difficulty)))
+            )
         aif = sc2_env.AgentInterfaceFormat(
             feature_dimensions=sc2_env.Dimensions(screen=key.screen, minimap=key.minimap)
         )
@@ -205,10 +209,9 @@ class SC2TaskEnv(TaskEnvMixin, gym.Env):
     # ------------------------------------------------------------------ observations
     def _observation(self, raw: Any, t: SC2Task) -> dict[str, np.ndarray]:
         screen, minimap = self._resolution(t)
-        space = self.observation_space.spaces
-        scr = np.zeros(space["screen"].shape, np.float32)
+        scr = np.zeros(self._screen_shape, np.float32)
         scr[:, :screen, :screen] = np.asarray(raw["feature_screen"])[self._screen_idx] / self._screen_scale
-        mm = np.zeros(space["minimap"].shape, np.float32)
+        mm = np.zeros(self._minimap_shape, np.float32)
         mm[:, :minimap, :minimap] = np.asarray(raw["feature_minimap"])[self._minimap_idx] / self._minimap_scale
         self._available = np.asarray(raw["available_actions"], dtype=np.int64)
         avail = np.zeros(len(self.layout.functions), np.int8)
@@ -230,7 +233,7 @@ class SC2TaskEnv(TaskEnvMixin, gym.Env):
         timestep = self._first_timestep(t)
         self._obs = self._observation(timestep.observation, t)
         self._ret, self._len, self._done = 0.0, 0, False
-        self._start_loop = int(np.asarray(timestep.observation["game_loop"]).reshape(-1)[0])
+        self._game_steps = 0
         return self._obs, {INFO_TASK_ID: task.id, "map": t.map}
 
     @override
@@ -241,8 +244,9 @@ class SC2TaskEnv(TaskEnvMixin, gym.Env):
         t = self.task_params(task)
         screen, minimap = self._resolution(t)
         call, allowed = self.layout.to_call(action, self._available, screen, minimap)
+        step_mul = t.step_mul or self.config.step_mul
         try:
-            timestep = self._game.step([call], step_mul=t.step_mul or self.config.step_mul)[0]
+            timestep = self._game.step([call], step_mul=step_mul)[0]
         except game_errors() as e:
             return self._crashed(task, e)
         raw = timestep.observation
@@ -250,12 +254,12 @@ class SC2TaskEnv(TaskEnvMixin, gym.Env):
         reward = float(timestep.reward)
         self._ret += reward
         self._len += 1
+        self._game_steps += step_mul  # pysc2 (not realtime) advances exactly step_mul game loops
         score = float(np.asarray(raw["score_cumulative"]).reshape(-1)[0])
-        loop = int(np.asarray(raw["game_loop"]).reshape(-1)[0])
         info: dict[str, Any] = {INFO_TASK_ID: task.id, "map": t.map, "score": score, "invalid_action": not allowed}
         terminated = bool(timestep.last())
         limit = t.game_steps_per_episode
-        truncated = not terminated and limit is not None and loop - self._start_loop >= limit
+        truncated = not terminated and limit is not None and self._game_steps >= limit
         if terminated or truncated:
             self._done = True
             info.update({INFO_EPISODE_RETURN: self._ret, INFO_EPISODE_LENGTH: self._len})

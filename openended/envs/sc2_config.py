@@ -94,7 +94,9 @@ class SC2Config(_Model):
     backend: Literal["game", "mock"] = Field(
         "game", description="game: the real StarCraft II ($SC2PATH); mock: pysc2's SC2TestEnv (canned observations)."
     )
-    max_games: int = Field(1, ge=1, le=16, description="Live game processes per env (a map/resolution switch reuses one).")
+    max_games: int = Field(
+        1, ge=1, le=16, description="Live game processes per env (a map/resolution switch reuses one)."
+    )
     max_launch_attempts: int = Field(3, ge=1, le=20, description="Launch tries before a dead game is an error.")
     game_seed: int | None = Field(None, ge=0, le=2**31 - 1, description="SC2's random seed (None: the game's own).")
     sc2_version: str | None = Field(None, description="Game version to run (None: the newest installed).")

@@ -81,7 +81,11 @@ def sc2_path() -> pathlib.Path:
 def check_sc2_install(map_paths: Iterable[str]) -> None:
     """Raise `SC2NotInstalled` unless the game and every map file (relative to ``Maps/``) exist."""
     base = sc2_path()
-    where = f"SC2PATH={os.environ['SC2PATH']!r}" if "SC2PATH" in os.environ else "SC2PATH is not set; looked in ~/StarCraftII"
+    where = (
+        f"SC2PATH={os.environ['SC2PATH']!r}"
+        if "SC2PATH" in os.environ
+        else "SC2PATH is not set; looked in ~/StarCraftII"
+    )
     if not (base / "Versions").is_dir():
         raise SC2NotInstalled(f"StarCraft II is not installed at {base} ({where}): no Versions/ folder; {INSTALL_HINT}")
     missing = sorted({p for p in map_paths if not (base / "Maps" / p).is_file()})
@@ -164,6 +168,7 @@ def _crashing_test_env_class() -> type:
             self._crash_after = crash_after_steps
             self._steps = 0
             self._dead = False
+            self._resetting = False
 
         def _tick(self) -> None:
             if self._dead:
@@ -175,16 +180,21 @@ def _crashing_test_env_class() -> type:
 
         def reset(self) -> Any:
             self._tick()
-            return super().reset()
+            self._resetting = True  # pysc2's mock resets through step(): count the call once
+            try:
+                return super().reset()
+            finally:
+                self._resetting = False
 
         def step(self, actions: Any, step_mul: Any = None) -> Any:
-            self._tick()
+            if not self._resetting:
+                self._tick()
             return super().step(actions, step_mul)
 
     return _CrashingTestEnv
 
 
-def CrashingTestEnv(**kwargs: Any) -> Any:  # noqa: N802 - used like the class it builds (pysc2 imported lazily)
+def CrashingTestEnv(**kwargs: Any) -> Any:
     """A pysc2 ``SC2TestEnv`` (canned observations, same specs) whose game dies after ``crash_after_steps`` calls.
 
     ``crash_after_steps=None`` never crashes; ``episode_length`` sets the mock's episode

@@ -73,7 +73,7 @@ class MaskedObservations(gym.ObservationWrapper):
         rest = {k: observation[k] for k in self._rest.spaces}
         return {
             MASK_KEY: np.asarray(observation[MASK_KEY], dtype=np.float32),
-            _OBS_KEY: gym.spaces.flatten(self._rest, rest).astype(np.float32, copy=False),
+            _OBS_KEY: np.asarray(gym.spaces.flatten(self._rest, rest), dtype=np.float32),
         }
 
 
