@@ -1,0 +1,113 @@
+"""SC2 minigames hosted in Ray: EnvPool actors (crash and actor-restart paths) and RLlib PPO with action masking.
+
+All against pysc2's mock game (`SC2TestEnv`); see tests/test_sc2.py for the env itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support import local_ray
+
+pytest.importorskip("pysc2_evolved")
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.rllib")
+
+from openended.envs.registry import env_task_space  # noqa: E402  (after the importorskip guards)
+from openended.runtime.service import start_service  # noqa: E402
+
+NAMESPACE = "test_sc2_ray"
+pytestmark = [pytest.mark.ray, pytest.mark.filterwarnings("ignore:.*Overriding environment rllib-single-agent-env-v0")]
+SMALL = {
+    "backend": "mock",
+    "screen": 8,
+    "minimap": 8,
+    "screen_features": ["player_relative", "selected"],
+    "minimap_features": ["player_relative"],
+    "mock_episode_length": 6,
+}
+
+
+@pytest.fixture(scope="module")
+def service():
+    with local_ray(NAMESPACE, __name__):
+        yield start_service("sc2_teacher", NAMESPACE, metrics=False)
+
+
+def _counters(svc, curriculum: str) -> dict:
+    return ray.get(svc.snapshot.remote())["curricula"][curriculum]["counters"]
+
+
+def test_envpool_actor_reports_crashed_games_and_survives_its_own_restart(service):
+    from openended.runtime.envpool_actor import PoolRestarted, make_pools
+
+    space = env_task_space("sc2", **SMALL)
+    ray.get(service.add_curriculum.remote("pool", "random", space.to_dict(), {"seed": 0}))
+    config = {**SMALL, "mock_crash_after_steps": 9}  # each mock game dies after 9 calls
+    (pool,) = make_pools(
+        1, "sc2_teacher", "pool", "sc2", config, num_envs=2, num_cpus=0.5, steps_per_call=20,
+        namespace=NAMESPACE, max_restarts=1, client_options={"flush_every": 4},
+    )  # fmt: skip
+    first = ray.get(pool.step.remote())
+    ray.get(pool.flush.remote())
+    counters = _counters(service, "pool")
+    assert first["episodes"] == counters["outcomes_accepted"] > 0
+    # crashed episodes arrive as failures (success known and False); the others define no success
+    assert counters["success_known"] > 0 and counters["successes"] == 0
+    # The actor process dies (as if the game took it down): Ray restarts it, and the pool
+    # refuses to step until its owner decides (PoolRestarted), then runs on new games.
+    ray.kill(pool, no_restart=False)
+    with pytest.raises(PoolRestarted):
+        for _ in range(60):  # the restart takes a moment; calls in between fail as unavailable
+            try:
+                ray.get(pool.step.remote(), timeout=60)
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.ActorDiedError):
+                continue
+    ray.get(pool.resume_fresh.remote())
+    again = ray.get(pool.step.remote())
+    ray.get(pool.close.remote())
+    assert again["episodes"] > 0
+    assert _counters(service, "pool")["outcomes_accepted"] == first["episodes"] + again["episodes"]
+    ray.kill(pool, no_restart=True)
+
+
+def test_ppo_with_the_action_masking_model_trains_on_the_mock(service):
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    from openended.envs.sc2 import SC2TaskEnv
+    from openended.runtime.process_clients import curriculum_stats, flush_curriculum_clients
+    from openended.runtime.rllib import algo_step_counts, build_algo_config, register_curriculum_env
+    from openended.runtime.rllib_masking import MaskedObservations
+
+    space = env_task_space("sc2", **SMALL)
+    ray.get(service.add_curriculum.remote("ppo", "random", space.to_dict(), {"seed": 0}))
+    register_curriculum_env("sc2-ppo", "sc2", SMALL, "sc2_teacher", "ppo", namespace=NAMESPACE)
+    overrides = {
+        "train_batch_size_per_learner": 64,
+        "minibatch_size": 32,
+        "num_epochs": 1,
+        "model_config": {"fcnet_hiddens": [32]},
+    }
+    algo = build_algo_config("ppo", "sc2-ppo", overrides, 0, action_masking=True, seed=0).build_algo()
+    try:
+        result = algo.train()  # one real PPO iteration: sample, GAE, one epoch of updates
+        env_steps, episodes = algo_step_counts(result)
+        flush_curriculum_clients(wait=True)
+        local = curriculum_stats()
+        module = algo.get_module()
+        env = MaskedObservations(SC2TaskEnv(**SMALL))
+        n_fn = int(env.action_space.nvec[0])
+        obs, _ = env.reset(seed=0)
+        batch = {Columns.OBS: {k: torch.as_tensor(v)[None] for k, v in obs.items()}}
+        with torch.no_grad():
+            logits = module.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS][0].numpy()
+        env.close()
+    finally:
+        algo.stop()
+    assert env_steps >= 64 and episodes > 0
+    assert local["episodes_reported"] == _counters(service, "ppo")["outcomes_accepted"] == episodes
+    masked = obs["action_mask"][:n_fn] == 0
+    assert masked.any() and (~masked).any()
+    # masked functions get ~zero probability; allowed ones keep finite logits
+    assert np.all(logits[:n_fn][masked] < -1e30) and np.all(np.abs(logits[:n_fn][~masked]) < 1e3)
