@@ -111,3 +111,41 @@ def test_ppo_with_the_action_masking_model_trains_on_the_mock(service):
     assert masked.any() and (~masked).any()
     # masked functions get ~zero probability; allowed ones keep finite logits
     assert np.all(logits[:n_fn][masked] < -1e30) and np.all(np.abs(logits[:n_fn][~masked]) < 1e3)
+
+
+@pytest.mark.slow
+def test_the_experiment_runs_end_to_end_on_the_mock(tmp_path):
+    """``openended run experiments/sc2_minigames_lp.yaml`` with the mock game: PPO + masking + LP, 2 iterations."""
+    import json
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    sets = {
+        "env.config.backend": "mock",
+        "env.config.screen": 8,
+        "env.config.minimap": 8,
+        "run.iterations": 2,
+        "algo.config.train_batch_size_per_learner": 128,
+        "algo.config.minibatch_size": 64,
+        "algo.config.num_epochs": 1,
+        "run.progress": "false",
+    }
+    args = [
+        sys.executable,
+        "-m",
+        "openended.cli",
+        "run",
+        "experiments/sc2_minigames_lp.yaml",
+        "--run-dir",
+        str(tmp_path),
+    ]
+    for key, value in sets.items():
+        args += ["--set", f"{key}={value}"]
+    res = subprocess.run(args, cwd=root, env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    assert len(rows) >= 2 and sum(r.get("episodes", 0) or 0 for r in rows) > 0
