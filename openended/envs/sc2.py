@@ -57,7 +57,7 @@ from openended.envs.sc2_game import (
 )
 from openended.errors import ConfigError
 from openended.tasks import Discrete, Task
-from openended.validation import validate_model
+from openended.validation import config_or_kwargs
 
 __all__ = ["SC2TaskEnv"]
 
@@ -89,9 +89,7 @@ class SC2TaskEnv(TaskEnvMixin, gym.Env):
     _space: Discrete
 
     def __init__(self, config: SC2Config | None = None, **kwargs: Any) -> None:
-        if config is not None and kwargs:
-            raise ConfigError(f"env.config: pass either config= or keyword options, not both (got {sorted(kwargs)})")
-        self.config = config if config is not None else validate_model(SC2Config, kwargs, prefix="env.config")
+        self.config = config_or_kwargs(SC2Config, config, kwargs, "env.config")
         cfg = self.config
         from pysc2_evolved import maps
         from pysc2_evolved.lib import features
