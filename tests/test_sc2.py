@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 import pytest
+from support import SC2_SMALL
 
 pytest.importorskip("pysc2_evolved")
 
@@ -23,15 +24,7 @@ from openended.runtime.client import LocalTeacherClient
 from openended.runtime.core import TeacherServiceCore
 from openended.runtime.envpool import EnvPoolCore
 
-#: Small and quick: 8x8 layers, a few feature layers, 6-step mock episodes.
-SMALL = {
-    "backend": "mock",
-    "screen": 8,
-    "minimap": 8,
-    "screen_features": ["player_relative", "selected"],
-    "minimap_features": ["player_relative"],
-    "mock_episode_length": 6,
-}
+SMALL = SC2_SMALL
 
 
 def small_env(**overrides) -> SC2TaskEnv:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support import local_ray
+from support import SC2_SMALL, local_ray
 
 pytest.importorskip("pysc2_evolved")
 ray = pytest.importorskip("ray")
@@ -18,14 +18,7 @@ from openended.runtime.service import start_service  # noqa: E402
 
 NAMESPACE = "test_sc2_ray"
 pytestmark = [pytest.mark.ray, pytest.mark.filterwarnings("ignore:.*Overriding environment rllib-single-agent-env-v0")]
-SMALL = {
-    "backend": "mock",
-    "screen": 8,
-    "minimap": 8,
-    "screen_features": ["player_relative", "selected"],
-    "minimap_features": ["player_relative"],
-    "mock_episode_length": 6,
-}
+SMALL = SC2_SMALL
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +75,10 @@ def test_ppo_with_the_action_masking_model_trains_on_the_mock(service):
 
     space = env_task_space("sc2", **SMALL)
     ray.get(service.add_curriculum.remote("ppo", "random", space.to_dict(), {"seed": 0}))
-    register_curriculum_env("sc2-ppo", "sc2", SMALL, "sc2_teacher", "ppo", namespace=NAMESPACE)
+    # every mock game dies after 15 calls: crashed episodes must reach the teacher as failures
+    register_curriculum_env(
+        "sc2-ppo", "sc2", {**SMALL, "mock_crash_after_steps": 15}, "sc2_teacher", "ppo", namespace=NAMESPACE
+    )
     overrides = {
         "train_batch_size_per_learner": 64,
         "minibatch_size": 32,
@@ -106,7 +102,9 @@ def test_ppo_with_the_action_masking_model_trains_on_the_mock(service):
     finally:
         algo.stop()
     assert env_steps >= 64 and episodes > 0
-    assert local["episodes_reported"] == _counters(service, "ppo")["outcomes_accepted"] == episodes
+    counters = _counters(service, "ppo")
+    assert local["episodes_reported"] == counters["outcomes_accepted"] == episodes
+    assert counters["success_known"] > 0 and counters["successes"] == 0  # the crashed ones, as failures
     masked = obs["action_mask"][:n_fn] == 0
     assert masked.any() and (~masked).any()
     # masked functions get ~zero probability; allowed ones keep finite logits
