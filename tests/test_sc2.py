@@ -220,6 +220,38 @@ def test_without_the_game_the_first_reset_says_what_is_missing(monkeypatch, tmp_
     env.close()
 
 
+def test_game_backend_launches_pysc2_sc2env_with_the_task_settings(monkeypatch, tmp_path):
+    """The real launch path, with pysc2's documented test double swapped in for ``SC2Env``."""
+    from pysc2_evolved.env import mock_sc2_env, sc2_env
+
+    for rel in ("Versions", "Maps/mini_games"):
+        (tmp_path / rel).mkdir(parents=True)
+    for m in ("MoveToBeacon", "DefeatRoaches"):
+        (tmp_path / "Maps" / "mini_games" / f"{m}.SC2Map").write_bytes(b"")
+    monkeypatch.setenv("SC2PATH", str(tmp_path))
+    launched: list[dict] = []
+
+    def fake_sc2env(**kwargs):
+        launched.append(kwargs)
+        return mock_sc2_env.SC2TestEnv(**kwargs)
+
+    monkeypatch.setattr(sc2_env, "SC2Env", fake_sc2env)
+    tasks = [{"map": "MoveToBeacon", "screen": 8}, {"map": "DefeatRoaches"}]
+    env = SC2TaskEnv(screen=16, minimap=8, tasks=tasks, game_seed=5, sc2_version="4.10.0", max_games=1)
+    for name in ["MoveToBeacon", "MoveToBeacon", "DefeatRoaches"]:
+        env.set_task(env.task_space().task(name))
+        obs, _ = env.reset(seed=0)
+        env.step(np.zeros(len(env.action_space.nvec), dtype=np.int64))
+    assert [k["map_name"] for k in launched] == ["MoveToBeacon", "DefeatRoaches"]  # reused, then switched
+    first = launched[0]
+    assert first["random_seed"] == 5 and first["version"] == "4.10.0" and first["game_steps_per_episode"] == 0
+    dims = first["agent_interface_format"].feature_dimensions
+    assert (dims.screen.x, dims.minimap.x) == (8, 8)
+    assert launched[1]["agent_interface_format"].feature_dimensions.screen.x == 16
+    assert env.game_stats()["live_games"] == 1  # max_games=1: the MoveToBeacon game was closed
+    env.close()
+
+
 # ------------------------------------------------------------------ hosted in an EnvPool (no Ray)
 def test_envpool_reports_every_episode_including_crashed_ones():
     core = TeacherServiceCore()
