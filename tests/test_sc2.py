@@ -287,3 +287,23 @@ def test_real_game_checks_the_task_contract_and_plays_each_minigame():
         for _ in range(5):
             env.step(np.zeros(len(env.action_space.nvec), dtype=np.int64))
     env.close()
+
+
+@needs_game
+def test_real_game_killed_mid_episode_is_a_failed_episode_then_a_new_game():
+    import signal
+
+    env = make_env("sc2_minigames", screen=32, minimap=32, tasks=[{"map": "MoveToBeacon"}])
+    env.reset(seed=0)
+    noop = np.zeros(len(env.action_space.nvec), dtype=np.int64)
+    env.step(noop)
+    os.kill(env._game._sc2_procs[0].pid, signal.SIGKILL)  # the game process dies
+    for _ in range(10):
+        _, _, term, trunc, info = env.step(noop)
+        if term or trunc:
+            break
+    assert trunc and info["success"] is False and "game_crashed" in info
+    env.reset()  # a new game
+    env.step(noop)
+    assert env.game_stats()["launches"] == 2 and env.game_stats()["crashes"] == 1
+    env.close()
