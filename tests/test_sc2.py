@@ -117,6 +117,10 @@ def test_config_errors_name_the_field():
         small_env(tasks=[{"map": "MoveToBeacon"}, {"map": "MoveToBeacon"}])
     with pytest.raises(ConfigError, match="bot_race and bot_difficulty go together"):
         small_env(tasks=[{"map": "Simple64", "bot_race": "zerg"}])
+    with pytest.raises(ConfigError, match=r"tasks\[0\]: map 'Simple64' is for 2 player\(s\)"):
+        small_env(tasks=[{"map": "Simple64"}])
+    with pytest.raises(ConfigError, match=r"tasks\[0\]: map 'MoveToBeacon' is for 1 player"):
+        small_env(tasks=[{"map": "MoveToBeacon", "bot_race": "zerg", "bot_difficulty": "easy"}])
     with pytest.raises(ConfigError, match="env.config.functions: unknown pysc2 function"):
         small_env(functions=["Attack_screen", "Fly_to_the_moon"])
     with pytest.raises(ConfigError, match="screen_features"):

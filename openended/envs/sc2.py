@@ -103,6 +103,12 @@ class SC2TaskEnv(TaskEnvMixin, gym.Env):
                     f"env.config.tasks[{i}].map: pysc2 knows no map {t.map!r} (minigames: MoveToBeacon, ...; "
                     "melee: Simple64, ...)"
                 ) from None
+            players = self._maps[t.map].players or 1
+            if (players > 1) != (t.bot_race is not None) or players > 2:
+                raise ConfigError(
+                    f"env.config.tasks[{i}]: map {t.map!r} is for {players} player(s); a 1-player map (minigame) "
+                    "takes no bot, a 2-player melee map needs bot_race and bot_difficulty"
+                )
         self._tasks: dict[str, SC2Task] = {t.value: t for t in cfg.tasks}
         self._space = Discrete([t.value for t in cfg.tasks], name=f"sc2/{cfg.max_screen}x{cfg.max_minimap}")
         self._default_task = self._space.task_at(0)
