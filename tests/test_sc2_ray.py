@@ -64,7 +64,7 @@ def test_envpool_actor_reports_crashed_games_and_survives_its_own_restart(servic
     ray.kill(pool, no_restart=True)
 
 
-def test_ppo_with_the_action_masking_model_trains_on_the_mock(service):
+def test_ppo_with_the_action_masking_model_trains_on_the_mock(service, tmp_path):
     import torch
     from ray.rllib.core.columns import Columns
 
@@ -99,8 +99,18 @@ def test_ppo_with_the_action_masking_model_trains_on_the_mock(service):
         with torch.no_grad():
             logits = module.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS][0].numpy()
         env.close()
+        # a checkpoint of the masked module restores into a fresh algorithm (what --resume does)
+        algo.save_to_path(str(tmp_path))
+        saved = {k: v.clone() for k, v in module.state_dict().items()}
     finally:
         algo.stop()
+    fresh = build_algo_config("ppo", "sc2-ppo", overrides, 0, action_masking=True, seed=1).build_algo()
+    try:
+        fresh.restore_from_path(str(tmp_path))
+        restored = fresh.get_module().state_dict()
+        assert saved.keys() == restored.keys() and all(torch.equal(saved[k], restored[k]) for k in saved)
+    finally:
+        fresh.stop()
     assert env_steps >= 64 and episodes > 0
     counters = _counters(service, "ppo")
     assert local["episodes_reported"] == counters["outcomes_accepted"] == episodes
