@@ -129,6 +129,19 @@ def test_config_errors_name_the_field():
         SC2TaskEnv(backend="game", mock_crash_after_steps=3)
 
 
+def test_importing_the_family_leaves_the_process_logging_alone():
+    """pysc2-evolved logs on the root logger at import, which would configure logging for the whole process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import logging; from openended.envs.registry import make_env; "
+        "make_env('sc2', backend='mock', screen=8, minimap=8).close(); print(len(logging.getLogger().handlers))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert res.stdout.strip() == "0" and "TIMEOUT_SECONDS" not in res.stderr
+
+
 # ------------------------------------------------------------------ task contract
 def test_check_task_env_passes_against_the_mock():
     check_task_env(lambda: make_env("sc2_minigames", **SMALL))

@@ -54,6 +54,7 @@ from openended.envs.sc2_game import (
     SC2GameCrashed,
     check_sc2_install,
     game_errors,
+    import_pysc2,
 )
 from openended.errors import ConfigError
 from openended.tasks import Discrete, Task
@@ -91,6 +92,7 @@ class SC2TaskEnv(TaskEnvMixin, gym.Env):
     def __init__(self, config: SC2Config | None = None, **kwargs: Any) -> None:
         self.config = config_or_kwargs(SC2Config, config, kwargs, "env.config")
         cfg = self.config
+        import_pysc2()
         from pysc2_evolved import maps
         from pysc2_evolved.lib import features
 

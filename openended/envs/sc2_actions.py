@@ -65,6 +65,9 @@ SPATIAL_ARGS: dict[str, str] = {"screen": "screen", "screen2": "screen", "minima
 
 
 def _pysc2_actions() -> Any:
+    from openended.envs.sc2_game import import_pysc2
+
+    import_pysc2()
     from pysc2_evolved.lib import actions  # lazy: the family is imported only when made
 
     return actions

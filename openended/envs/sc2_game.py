@@ -3,6 +3,7 @@
 Contents:
     SC2NotInstalled  -- no game at ``SC2PATH``: says what is missing and how to install it.
     SC2GameCrashed   -- the game could not be (re)started after ``max_launch_attempts`` tries.
+    import_pysc2     -- import pysc2-evolved without its import-time logging side effect.
     game_errors      -- what a dead or unreachable game process raises through pysc2.
     check_sc2_install -- the install check (binary and map files), before any launch.
     GameKey / GameCache -- live pysc2 envs keyed by what needs a new game, least recently used closed first.
@@ -20,6 +21,7 @@ per call, so tasks that differ only in those share a game.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import pathlib
 from collections import OrderedDict
@@ -32,6 +34,7 @@ __all__ = [
     "SC2NotInstalled",
     "SC2GameCrashed",
     "game_errors",
+    "import_pysc2",
     "sc2_path",
     "check_sc2_install",
     "GameKey",
@@ -57,8 +60,28 @@ class SC2GameCrashed(Error, RuntimeError):
 
 
 @functools.cache
+def import_pysc2() -> None:
+    """Import pysc2-evolved once, without its import-time change to the process's logging.
+
+    Its ``settings`` module logs a warning on the root logger at import; with no handler
+    configured yet, that call runs ``logging.basicConfig`` for the whole process (every
+    later warning of every library goes to stderr in its format). A temporary null
+    handler absorbs the message instead. Every module of this family calls this before
+    importing pysc2.
+    """
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        import pysc2_evolved.settings  # noqa: F401 - imported for its side effect, made harmless here
+    finally:
+        root.removeHandler(guard)
+
+
+@functools.cache
 def game_errors() -> tuple[type[BaseException], ...]:
     """What a dead or unreachable game process raises through pysc2 (built on first use: pysc2 is lazy)."""
+    import_pysc2()
     from pysc2_evolved.lib import protocol, remote_controller, sc_process
 
     return (
@@ -156,6 +179,7 @@ def _close_quietly(game: Any) -> None:
 
 @functools.cache
 def _crashing_test_env_class() -> type:
+    import_pysc2()
     from pysc2_evolved.env import mock_sc2_env
     from pysc2_evolved.lib import protocol
 
