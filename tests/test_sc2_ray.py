@@ -157,3 +157,18 @@ def test_the_experiment_runs_end_to_end_on_the_mock(tmp_path):
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert len(rows) >= 2 and sum(r.get("episodes", 0) or 0 for r in rows) > 0
+
+
+def test_action_masking_is_ppo_only_and_needs_a_mask():
+    import gymnasium as gym
+
+    from openended.errors import ConfigError
+    from openended.runtime.rllib import build_algo_config
+    from openended.runtime.rllib_masking import MaskedObservations
+
+    with pytest.raises(ConfigError, match="action_masking: only PPO"):
+        build_algo_config("sac", "any-env", action_masking=True)
+    with pytest.raises(ConfigError, match="action_masking flattens the observations itself"):
+        build_algo_config("ppo", "any-env", action_masking=True, flatten_observations=True)
+    with pytest.raises(TypeError, match="needs a Dict observation with 'action_mask'"):
+        MaskedObservations(gym.make("CartPole-v1"))
