@@ -245,9 +245,10 @@ class RLlibDriver:
         probe = make_env(exp.env.family, **exp.env.config)
         multi_agent = is_parallel_env(probe)
         space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
-        masking = has_action_mask(space)  # SC2: PPO's masking model, which flattens the rest itself
+        # SC2: PPO's masking model, which flattens the other observations itself.
+        masking = algo == "ppo" and has_action_mask(space)
         flatten = exp.algo.flatten_observations
-        if flatten is None:
+        if flatten is None or masking:
             flatten = needs_flattening(space) and not masking
         probe.close()
         register = register_curriculum_multiagent_env if multi_agent else register_curriculum_env
