@@ -71,7 +71,7 @@ def test_ppo_with_the_action_masking_model_trains_on_the_mock(service, tmp_path)
     from openended.envs.sc2 import SC2TaskEnv
     from openended.runtime.process_clients import curriculum_stats, flush_curriculum_clients
     from openended.runtime.rllib import algo_step_counts, build_algo_config, register_curriculum_env
-    from openended.runtime.rllib_masking import MaskedObservations
+    from openended.runtime.rllib_masking import FunctionArgsDistribution, MaskedObservations
 
     space = env_task_space("sc2", **SMALL)
     ray.get(service.add_curriculum.remote("ppo", "random", space.to_dict(), {"seed": 0}))
@@ -85,13 +85,19 @@ def test_ppo_with_the_action_masking_model_trains_on_the_mock(service, tmp_path)
         "num_epochs": 1,
         "model_config": {"fcnet_hiddens": [32]},
     }
-    algo = build_algo_config("ppo", "sc2-ppo", overrides, 0, action_masking=True, seed=0).build_algo()
+    probe = SC2TaskEnv(**SMALL)
+    usage = probe.action_argument_usage()
+    probe.close()
+    algo = build_algo_config(
+        "ppo", "sc2-ppo", overrides, 0, action_masking=True, argument_usage=usage, seed=0
+    ).build_algo()
     try:
         result = algo.train()  # one real PPO iteration: sample, GAE, one epoch of updates
         env_steps, episodes = algo_step_counts(result)
         flush_curriculum_clients(wait=True)
         local = curriculum_stats()
         module = algo.get_module()
+        assert issubclass(module.get_train_action_dist_cls(), FunctionArgsDistribution)
         env = MaskedObservations(SC2TaskEnv(**SMALL))
         n_fn = int(env.action_space.nvec[0])
         obs, _ = env.reset(seed=0)
@@ -104,7 +110,9 @@ def test_ppo_with_the_action_masking_model_trains_on_the_mock(service, tmp_path)
         saved = {k: v.clone() for k, v in module.state_dict().items()}
     finally:
         algo.stop()
-    fresh = build_algo_config("ppo", "sc2-ppo", overrides, 0, action_masking=True, seed=1).build_algo()
+    fresh = build_algo_config(
+        "ppo", "sc2-ppo", overrides, 0, action_masking=True, argument_usage=usage, seed=1
+    ).build_algo()
     try:
         fresh.restore_from_path(str(tmp_path))
         restored = fresh.get_module().state_dict()
@@ -172,3 +180,36 @@ def test_action_masking_is_ppo_only_and_needs_a_mask():
         build_algo_config("ppo", "any-env", action_masking=True, flatten_observations=True)
     with pytest.raises(TypeError, match="needs a Dict observation with 'action_mask'"):
         MaskedObservations(gym.make("CartPole-v1"))
+
+
+def test_unused_arguments_are_left_out_of_logp_entropy_and_kl():
+    import torch
+
+    from openended.runtime.rllib_masking import function_args_distribution
+
+    # 3 functions over 2 argument components: f0 takes none, f1 takes arg 1, f2 takes both.
+    usage = [[0, 0], [1, 0], [1, 1]]
+    dist_cls = function_args_distribution(usage, [3, 4, 5])
+    torch.manual_seed(0)
+    logits, other_logits = torch.randn(6, 12), torch.randn(6, 12)
+    d, o = dist_cls.from_logits(logits), dist_cls.from_logits(other_logits)
+    cats = [torch.distributions.Categorical(logits=x) for x in torch.split(logits, [3, 4, 5], dim=-1)]
+    others = [torch.distributions.Categorical(logits=x) for x in torch.split(other_logits, [3, 4, 5], dim=-1)]
+    actions = torch.tensor([[0, 1, 2], [1, 3, 4], [2, 0, 0], [2, 3, 1], [1, 0, 4], [0, 2, 2]])
+    used = torch.tensor(usage, dtype=torch.float32)[actions[:, 0]]
+    expected = cats[0].log_prob(actions[:, 0]) + sum(
+        used[:, j] * cats[j + 1].log_prob(actions[:, j + 1]) for j in range(2)
+    )
+    assert torch.allclose(d.logp(actions), expected)
+    p_used = cats[0].probs @ torch.tensor(usage, dtype=torch.float32)
+    ent = cats[0].entropy() + sum(p_used[:, j] * cats[j + 1].entropy() for j in range(2))
+    assert torch.allclose(d.entropy(), ent)
+    kl = torch.distributions.kl_divergence(cats[0], others[0]) + sum(
+        p_used[:, j] * torch.distributions.kl_divergence(cats[j + 1], others[j + 1]) for j in range(2)
+    )
+    assert torch.allclose(d.kl(o), kl)
+    # an action whose function takes no argument: the arguments do not change its log-prob
+    a, b = torch.tensor([[0, 0, 0]]), torch.tensor([[0, 3, 4]])
+    assert torch.allclose(d.logp(a.expand(6, 3)), d.logp(b.expand(6, 3)))
+    with pytest.raises(ValueError, match="argument_usage must be"):
+        function_args_distribution([[1, 0]], [3, 4, 5])

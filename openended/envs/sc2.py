@@ -297,6 +297,10 @@ class SC2TaskEnv(TaskEnvMixin, gym.Env):
         }
         return self._obs, 0.0, False, True, info
 
+    def action_argument_usage(self) -> list[list[int]]:
+        """Which argument components each function takes (`ActionLayout.argument_usage`), for the policy."""
+        return self.layout.argument_usage()
+
     def game_stats(self) -> dict[str, int]:
         """Game processes launched, crashes seen, games alive now."""
         return {"launches": self._games.launches, "crashes": self.crashes, "live_games": len(self._games)}

@@ -120,6 +120,15 @@ class ActionLayout:
     def _side(self, arg_name: str) -> int:
         return self.screen if SPATIAL_ARGS[arg_name] == "screen" else self.minimap
 
+    def argument_usage(self) -> list[list[int]]:
+        """``usage[f][j] = 1`` when function slot ``f`` takes argument component ``j + 1``.
+
+        What a policy needs to leave the arguments a function ignores out of its
+        log-probability (`openended.runtime.rllib_masking.FunctionArgsDistribution`).
+        """
+        n_args = len(self.arg_names)
+        return [[int(1 + j in comps) for j in range(n_args)] for comps in self._function_args]
+
     @property
     def mask_size(self) -> int:
         """Entries of the mask: ``sum(nvec)``."""

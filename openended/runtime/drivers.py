@@ -247,6 +247,8 @@ class RLlibDriver:
         space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
         # SC2: PPO's masking model, which flattens the other observations itself.
         masking = algo == "ppo" and has_action_mask(space)
+        usage_fn = getattr(probe.unwrapped, "action_argument_usage", None) if masking else None
+        usage = usage_fn() if usage_fn is not None else None
         flatten = exp.algo.flatten_observations
         if flatten is None or masking:
             flatten = needs_flattening(space) and not masking
@@ -270,6 +272,7 @@ class RLlibDriver:
             seed=exp.seed + 1_000_000 * index,
             flatten_observations=flatten,
             action_masking=masking,
+            argument_usage=usage,
         )
         if multi_agent:
             cfg = shared_policy_config(cfg)

@@ -281,6 +281,7 @@ def build_algo_config(
     seed: int | None = None,
     flatten_observations: bool = False,
     action_masking: bool = False,
+    argument_usage: list[list[int]] | None = None,
 ) -> Any:
     """A PPO or SAC `AlgorithmConfig` (torch, CPU, one local learner) for ``env_name``.
 
@@ -290,7 +291,10 @@ def build_algo_config(
     silently train with a default). ``num_env_runners=0`` samples in the driver process
     (breakpoints work). ``action_masking`` (PPO): the env's observations carry an
     ``action_mask`` (`openended.runtime.rllib_masking`); the policy never samples a masked
-    action. Returns the config; call ``.build_algo()``.
+    action. ``argument_usage`` (with ``action_masking``; an env's ``action_argument_usage()``):
+    which argument components each function of a ``MultiDiscrete([function, args...])``
+    action takes; the others are left out of the log-probability. Returns the config; call
+    ``.build_algo()``.
     """
     algo_key = str(algo).lower()
     config: AlgorithmConfig
@@ -350,9 +354,11 @@ def build_algo_config(
             raise ConfigError(f"build_algo_config.action_masking: only PPO has a masking model, got algo {algo!r}")
         if flatten_observations:
             raise ConfigError("build_algo_config: action_masking flattens the observations itself; drop flatten")
-        from openended.runtime.rllib_masking import masked_module_spec
+        from openended.runtime.rllib_masking import ARGUMENT_USAGE_KEY, masked_module_spec
 
         config.rl_module(rl_module_spec=masked_module_spec())
+        if argument_usage is not None:
+            config.rl_module(model_config={**dict(model_config or {}), ARGUMENT_USAGE_KEY: argument_usage})
     if flatten_observations:
         # Dict/Tuple observations (Crafter: image + task id) -> one flat vector for the default encoders.
         config.env_runners(env_to_module_connector=_flatten_connector)

@@ -3,6 +3,7 @@
 Contents:
     has_action_mask       -- whether an observation space is a Dict with an ``action_mask`` entry.
     MaskedObservations    -- env wrapper: ``{"action_mask", "observations": <the rest, flattened>}``.
+    FunctionArgsDistribution -- function-and-arguments actions: unused arguments leave the log-prob out.
     ActionMaskedPPOModule -- PPO's default torch RLModule with masked action logits.
     masked_module_spec    -- the ``RLModuleSpec`` a PPO config uses for it.
 
@@ -13,7 +14,10 @@ The module runs PPO's default encoder and heads on the other observations and ad
 ``log(mask)`` (clamped to RLlib's ``FLOAT_MIN``) to the logits in every forward pass
 (exploration, inference and training), so a masked action has probability ~0 when
 sampling and when the loss recomputes log-probabilities. The value function never sees
-the mask.
+the mask. With ``model_config["argument_usage"]`` (an env's ``action_argument_usage()``;
+`openended run` passes it) a ``MultiDiscrete([function, args...])`` action uses
+`FunctionArgsDistribution`: the arguments the chosen function does not take are left out
+of the log-probability, the entropy and the KL.
 
 Why a wrapper flattens the rest: RLlib's default encoders take one Box; the SC2 feature
 layers at the small resolutions used here fit an MLP. A CNN over the screen would be a
@@ -28,14 +32,26 @@ import gymnasium as gym
 import numpy as np
 from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
 from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchMultiCategorical
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.torch_utils import FLOAT_MIN
 from typing_extensions import override
 
-__all__ = ["MASK_KEY", "has_action_mask", "MaskedObservations", "ActionMaskedPPOModule", "masked_module_spec"]
+__all__ = [
+    "MASK_KEY",
+    "ARGUMENT_USAGE_KEY",
+    "has_action_mask",
+    "MaskedObservations",
+    "FunctionArgsDistribution",
+    "function_args_distribution",
+    "ActionMaskedPPOModule",
+    "masked_module_spec",
+]
 
 #: The observation entry holding the mask.
 MASK_KEY = "action_mask"
+#: ``model_config`` key: which argument components each function takes (``env.action_argument_usage()``).
+ARGUMENT_USAGE_KEY = "argument_usage"
 _OBS_KEY = "observations"
 
 
@@ -77,6 +93,63 @@ class MaskedObservations(gym.ObservationWrapper):
         }
 
 
+class FunctionArgsDistribution(TorchMultiCategorical):
+    """``MultiDiscrete([function, arg_1, ..., arg_k])`` where a function uses only some arguments.
+
+    The action is hierarchical: the function is drawn, then the arguments it takes; the
+    others are sampled (the space has them) but never reach the env. So the
+    log-probability is ``log p(f) + sum_j used[f, j] log p(a_j)``, the entropy
+    ``H(f) + sum_j P(used_j) H(a_j)`` with ``P(used_j) = sum_f p(f) used[f, j]``, and the KL
+    likewise (the SC2LE agents' treatment of unused arguments). ``usage`` is set on a
+    subclass by `function_args_distribution`.
+    """
+
+    usage: Any = None  # torch tensor (functions, arguments), float 0/1
+
+    def _used(self, functions: Any) -> Any:
+        return self.usage.to(functions.device)[functions.long()]
+
+    def _p_used(self) -> Any:
+        probs = self._cats[0]._dist.probs
+        return probs @ self.usage.to(probs.device)
+
+    @override
+    def logp(self, value: Any, **kwargs: Any) -> Any:
+        import torch
+
+        parts = torch.unbind(value, dim=-1)
+        args = torch.stack([torch.as_tensor(c.logp(a)) for c, a in zip(self._cats[1:], parts[1:])], dim=-1)
+        return self._cats[0].logp(parts[0]) + (args * self._used(parts[0])).sum(-1)
+
+    @override
+    def entropy(self, **kwargs: Any) -> Any:
+        import torch
+
+        args = torch.stack([torch.as_tensor(c.entropy()) for c in self._cats[1:]], dim=-1)
+        return self._cats[0].entropy() + (args * self._p_used()).sum(-1)
+
+    @override
+    def kl(self, other: Any, **kwargs: Any) -> Any:
+        import torch
+
+        args = torch.stack([torch.as_tensor(c.kl(o)) for c, o in zip(self._cats[1:], other._cats[1:])], dim=-1)
+        return self._cats[0].kl(other._cats[0]) + (args * self._p_used()).sum(-1)
+
+
+def function_args_distribution(usage: Any, input_lens: list[int]) -> type:
+    """The `FunctionArgsDistribution` class for this usage table and these component sizes."""
+    import torch
+
+    table = torch.as_tensor(usage, dtype=torch.float32)
+    if table.ndim != 2 or table.shape != (input_lens[0], len(input_lens) - 1):
+        raise ValueError(
+            f"argument_usage must be (functions={input_lens[0]}, arguments={len(input_lens) - 1}), "
+            f"got shape {tuple(table.shape)}"
+        )
+    cls: Any = type("FunctionArgsDistributionWithUsage", (FunctionArgsDistribution,), {"usage": table})
+    return cls.get_partial_dist_cls(input_lens=list(input_lens))
+
+
 class ActionMaskedPPOModule(DefaultPPOTorchRLModule):
     """PPO's default torch RLModule on ``obs["observations"]`` with logits masked by ``obs["action_mask"]``."""
 
@@ -94,6 +167,9 @@ class ActionMaskedPPOModule(DefaultPPOTorchRLModule):
     @override
     def setup(self) -> None:
         super().setup()
+        usage = (self.model_config or {}).get(ARGUMENT_USAGE_KEY) if isinstance(self.model_config, dict) else None
+        if usage is not None and isinstance(self.action_space, gym.spaces.MultiDiscrete):
+            self.action_dist_cls = function_args_distribution(usage, [int(n) for n in self.action_space.nvec])
         # Connectors and checkpoints compare against what the env really emits.
         self.observation_space = self._full_observation_space
 
