@@ -286,6 +286,53 @@ def test_envpool_reports_every_episode_including_crashed_ones():
     assert counters["successes"] == 0 and pool.stats()["task_id_mismatches"] == 0
 
 
+# ------------------------------------------------------------------ a lifelong scenario over minigames
+def test_a_condensed_scenario_over_minigames_is_logged_in_l2logger_format_and_scored(tmp_path):
+    """The SC2 side of an L2M scenario: blocks over minigames through the episode host, l2logger rows, metrics.
+
+    (Running it from an experiment's ``scenario:`` section waits for the lifelong-components work.)
+    """
+    from support import ScriptedClient
+
+    from openended.metrics.hooks import EpisodeLogHook
+    from openended.metrics.l2log import EpisodeLogger, find_scenario_dirs, read_log
+    from openended.metrics.lifelong import compute_from_logs
+    from openended.metrics.scenario import ScenarioConfig, build_blocks, episode_slots
+    from openended.runtime.episodes import EpisodeHost
+
+    names = ["MoveToBeacon", "DefeatRoaches", "BuildMarines"]
+    env = small_env(tasks=[{"map": n, "success_score": 100 if n != "BuildMarines" else 1000} for n in names])
+    space = env.task_space()
+    cfg = ScenarioConfig(type="condensed", tasks=names, train_episodes=2, eval_episodes=1)
+    slots = list(episode_slots(build_blocks(cfg)))
+    client = ScriptedClient([space.task(s.task) for s in slots])
+    host = EpisodeHost([env], client)
+    hook = EpisodeLogHook(EpisodeLogger.create(tmp_path, "sc2", cfg), names={space.task(n).id: n for n in names})
+    host.add_hooks(hook)
+    noop = np.zeros(len(env.action_space.nvec), dtype=np.int64)
+    for slot in slots:
+        if hook.block is not slot.block:
+            hook.set_block(slot.block)
+        host.begin(0)
+        while not any(host.step(0, noop)[2:4]):
+            pass
+    hook.logger.close()
+    env.close()
+    scenario_dir = find_scenario_dirs(tmp_path)[0]
+    _, info, rows = read_log(scenario_dir)
+    assert info["scenario_type"] == "condensed" and len(rows) == len(slots) == len(client.reported)
+    assert [r.task_name for r in rows] == [s.task.lower() for s in slots]  # l2logger lower-cases names
+    assert {r.task_name: r.values["success"] for r in rows} == {
+        "movetobeacon": 1.0,
+        "defeatroaches": 1.0,
+        "buildmarines": 0.0,
+    }
+    last = rows[-1]
+    assert last.task_name == slots[-1].task.lower() and f'"params": ["{slots[-1].task}"]' in last.task_params
+    metrics = compute_from_logs(scenario_dir)
+    assert set(metrics.tasks) == {n.lower() for n in names}
+
+
 # ------------------------------------------------------------------ the real game
 needs_game = pytest.mark.skipif(
     not os.path.isdir(os.path.join(os.path.expanduser(os.environ.get("SC2PATH", "~/StarCraftII")), "Versions")),
