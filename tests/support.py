@@ -200,3 +200,14 @@ def teacher_spaces() -> dict[str, TaskSpace]:
         "omni": levels,
         "webrl": TextSpace(["pick up the key", "open the door", "go to the red ball"]),
     }
+
+
+#: SC2 minigames on pysc2's mock game, small and quick: 8x8 layers, 3 feature layers, 6-step episodes.
+SC2_SMALL: dict[str, Any] = {
+    "backend": "mock",
+    "screen": 8,
+    "minimap": 8,
+    "screen_features": ["player_relative", "selected"],
+    "minimap_features": ["player_relative"],
+    "mock_episode_length": 6,
+}
