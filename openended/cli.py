@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from openended.errors import Error
+from openended.errors import ConfigError, Error
 
 if TYPE_CHECKING:
     from openended.config import Experiment
