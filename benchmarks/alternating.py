@@ -58,8 +58,12 @@ def rate(xs: Timed) -> float:
 
 
 def per_round(a: Timed, b: Timed) -> list[float]:
-    """Rate of ``a`` over rate of ``b``, round by round."""
-    return [(x[0] / x[1]) / (y[0] / y[1]) for x, y in zip(a, b)]
+    """Rate of ``a`` over rate of ``b``, round by round.
+
+    A round where either side counted no env steps (a runner's counters reported late on a
+    loaded machine) has no ratio and is left out.
+    """
+    return [(x[0] / x[1]) / (y[0] / y[1]) for x, y in zip(a, b) if x[0] > 0 and y[0] > 0]
 
 
 def median_ratio(a: Timed, b: Timed) -> float:
