@@ -69,3 +69,4 @@ register_teacher("plr", "openended.teachers.plr:PLRTeacher", aliases=("prioritiz
 register_teacher("lp", "openended.teachers.lp:LearningProgressTeacher", aliases=("learning_progress",))
 register_teacher("omni", "openended.teachers.omni:OMNITeacher")
 register_teacher("webrl", "openended.teachers.webrl:WebRLTeacher", aliases=("self_evolving",))
+register_teacher("adr", "openended.teachers.adr:ADRTeacher", aliases=("automatic_domain_randomization",))
