@@ -70,3 +70,4 @@ register_teacher("lp", "openended.teachers.lp:LearningProgressTeacher", aliases=
 register_teacher("omni", "openended.teachers.omni:OMNITeacher")
 register_teacher("webrl", "openended.teachers.webrl:WebRLTeacher", aliases=("self_evolving",))
 register_teacher("adr", "openended.teachers.adr:ADRTeacher", aliases=("automatic_domain_randomization",))
+register_teacher("sfl", "openended.teachers.sfl:SFLTeacher", aliases=("learnability", "sampling_for_learnability"))
