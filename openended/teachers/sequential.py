@@ -22,14 +22,13 @@ Syllabus curricula. Success is the outcome's flag, or the return threshold where
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from openended.errors import ConfigError, TaskNotInSpace
-from openended.tasks import Outcome, Task, TaskSpace
+from openended.tasks import Box, Discrete, Outcome, Task, TaskSpace, TextSpace
 from openended.teachers.base import BaseTeacher, TeacherConfig
 from openended.teachers.registry import make_teacher
 from openended.teachers.success import SuccessConfig, success_of
@@ -114,8 +113,10 @@ class SequentialTeacher(BaseTeacher):
         self._recent: deque[tuple[float, float]] = deque(maxlen=self._window())
 
     def _fixed_task(self, value: Any) -> Task:
-        make: Callable[[Any], Task] = getattr(self.space, "task")  # every space kind has task(value)
-        return make(value)
+        space = self.space
+        if isinstance(space, (Box, Discrete, TextSpace)):
+            return space.task(value)
+        raise ConfigError(f"teacher.sequential: a fixed task set needs a Box, Discrete or Text space, got {space!r}")
 
     def _window(self) -> int:
         return self.config.stages[self.stage].until.window
