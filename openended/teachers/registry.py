@@ -72,3 +72,6 @@ register_teacher("webrl", "openended.teachers.webrl:WebRLTeacher", aliases=("sel
 register_teacher("adr", "openended.teachers.adr:ADRTeacher", aliases=("automatic_domain_randomization",))
 register_teacher("sfl", "openended.teachers.sfl:SFLTeacher", aliases=("learnability", "sampling_for_learnability"))
 register_teacher("sequential", "openended.teachers.sequential:SequentialTeacher", aliases=("stages",))
+register_teacher(
+    "self_play", "openended.teachers.self_play:SelfPlayTeacher", aliases=("selfplay", "fictitious_self_play")
+)
