@@ -75,3 +75,4 @@ register_teacher("sequential", "openended.teachers.sequential:SequentialTeacher"
 register_teacher(
     "self_play", "openended.teachers.self_play:SelfPlayTeacher", aliases=("selfplay", "fictitious_self_play")
 )
+register_teacher("spdl", "openended.teachers.spdl:SPDLTeacher", aliases=("self_paced",))

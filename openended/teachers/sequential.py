@@ -183,7 +183,7 @@ class SequentialTeacher(BaseTeacher):
     def _load_state_dict(self, state: dict) -> None:
         self.stage = int(state["stage"])
         self._episodes = int(state["episodes"])
-        self._recent = deque((tuple(map(float, r)) for r in state["recent"]), maxlen=self._window())
+        self._recent = deque(((float(r[0]), float(r[1])) for r in state["recent"]), maxlen=self._window())
         self._owner = OrderedDict((str(k), int(v)) for k, v in state["owner"])
         for t, s in zip(self.teachers, state["teachers"]):
             if t is not None:
