@@ -76,3 +76,4 @@ register_teacher(
     "self_play", "openended.teachers.self_play:SelfPlayTeacher", aliases=("selfplay", "fictitious_self_play")
 )
 register_teacher("spdl", "openended.teachers.spdl:SPDLTeacher", aliases=("self_paced",))
+register_teacher("accel", "openended.teachers.accel:ACCELTeacher")
