@@ -122,6 +122,9 @@ class BaseTeacher:
     space_kinds: ClassVar[tuple[str, ...]] = ("box", "discrete", "text")
     #: Named, versioned config presets (e.g. a published algorithm's exact defaults).
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Config overrides the contract test (`check_teacher` over every registered teacher) applies
+    #: to stay fast: smaller networks, fewer training steps; the code path is the same.
+    CHECK_OVERRIDES: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, space: TaskSpace, config: TeacherConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
