@@ -78,3 +78,4 @@ register_teacher(
 register_teacher("spdl", "openended.teachers.spdl:SPDLTeacher", aliases=("self_paced",))
 register_teacher("accel", "openended.teachers.accel:ACCELTeacher")
 register_teacher("goal_gan", "openended.teachers.goal_gan:GoalGANTeacher", aliases=("goalgan",))
+register_teacher("setter_solver", "openended.teachers.setter_solver:SetterSolverTeacher", aliases=("setter",))

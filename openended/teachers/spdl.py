@@ -95,6 +95,8 @@ class SPDLTeacher(BaseTeacher):
             "zeta": 0.25,
             "max_kl": 0.1,
         },
+        # the toy learner: start at its easy corner (TMA's "expert knowledge" initial distribution)
+        "toy": {"initial_mean": "low"},
     }
 
     def __init__(self, space: TaskSpace, config: SPDLConfig | None = None) -> None:
