@@ -164,19 +164,26 @@ def _filled_teacher(d: int, reference: bool, history: int) -> tuple[Any, Learner
     return t, env
 
 
+def _timed_round(t: Any, env: Learner) -> tuple[float, float]:
+    """Seconds of one ``sample(1024)`` and of the ``update`` with its 1,024 outcomes."""
+    t0 = time.perf_counter()
+    tasks = t.sample(1024)
+    ds = time.perf_counter() - t0
+    outs = [Outcome(task_id=x.id, episode_return=env.episode(x.params), t=0.0) for x in tasks]
+    t0 = time.perf_counter()
+    t.update(outs)
+    return ds, time.perf_counter() - t0
+
+
 def bench_sample_update(d: int, reps: int, ref_reps: int, history: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, reference, n_rep in (("fast", False, reps), ("reference", True, ref_reps)):
         t, env = _filled_teacher(d, reference, history)
         s_t, s_loop, u_t = [], [], []
         for _ in range(n_rep):
-            t0 = time.perf_counter()
-            tasks = t.sample(1024)
-            s_loop.append(time.perf_counter() - t0)
-            outs = [Outcome(task_id=x.id, episode_return=env.episode(x.params), t=0.0) for x in tasks]
-            t0 = time.perf_counter()
-            t.update(outs)
-            u_t.append(time.perf_counter() - t0)
+            ds, du = _timed_round(t, env)
+            s_loop.append(ds)
+            u_t.append(du)
             if t.refitter is not None:
                 t.refitter.drain()  # steady state: no refit in flight for the next timing
             t0 = time.perf_counter()
@@ -365,13 +372,9 @@ def bench_teacher(name: str, reps: int, loop_episodes: int) -> dict[str, float]:
             _drive(t, env, 1024)
         samples, updates = [], []
         for _ in range(reps):
-            t0 = time.perf_counter()
-            tasks = t.sample(1024)
-            samples.append(time.perf_counter() - t0)
-            outs = [Outcome(task_id=x.id, episode_return=env.episode(x.params), t=0.0) for x in tasks]
-            t0 = time.perf_counter()
-            t.update(outs)
-            updates.append(time.perf_counter() - t0)
+            ds, du = _timed_round(t, env)
+            samples.append(ds)
+            updates.append(du)
         out[f"{name}_sample1024_ms"] = _pct(samples, 50)
         out[f"{name}_update1024_ms"] = _pct(updates, 50)
         st = t.stats()

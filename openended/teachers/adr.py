@@ -132,8 +132,10 @@ class ADRTeacher(BaseTeacher):
 
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
         cfg = self.config
-        for task, o in zip(tasks, outcomes):
-            x = task.array
+        xs = np.array([t.params for t in tasks], dtype=np.float64)
+        on_bound = ((xs == self.cur_low) | (xs == self.cur_high)).any(axis=1)
+        for row in np.flatnonzero(on_bound).tolist():  # SPEEDUP: only tasks on some bound need the loop
+            x, o = xs[row], outcomes[row]
             for i in np.flatnonzero((x == self.cur_low) | (x == self.cur_high)).tolist():
                 for side, bound in ((0, self.cur_low), (1, self.cur_high)):
                     if x[i] != bound[i]:
