@@ -45,7 +45,7 @@ from openended.errors import ConfigError, TaskNotInSpace, TeacherStateError
 from openended.registry import resolve_import_path
 from openended.tasks import Box, Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, TeacherConfig
-from openended.teachers.plr import mix_staleness, score_weights
+from openended.teachers.plr import score_weights
 
 __all__ = ["ACCELConfig", "ACCELTeacher", "box_edit"]
 
@@ -134,8 +134,10 @@ class ACCELTeacher(BaseTeacher):
         cfg = self.config
         filled = self._filled()  # the buffer changes only in `update`
         can_replay = filled.size > 0 and filled.size >= cfg.min_fill * cfg.buffer_size
-        # SPEEDUP: the rank part of P is fixed within a call; only staleness moves per draw
-        p_score = score_weights(self._score[filled], temperature=cfg.temperature) if can_replay else filled
+        # SPEEDUP: P = (1-rho) P_score + rho P_stale is drawn as a mixture: pick the part, then
+        # a level from it. P_score is fixed within a call (one CDF); P_stale (staleness^1,
+        # uniform when all are 0) is the only part that moves with each draw.
+        score_cdf = np.cumsum(score_weights(self._score[filled], temperature=cfg.temperature)) if can_replay else filled
         out: list[Task] = []
         for _ in range(n):
             self._draws += 1
@@ -144,10 +146,7 @@ class ACCELTeacher(BaseTeacher):
                 self._counts_by["edited"] += 1
                 continue
             if can_replay and self.rng.random() < cfg.replay_prob:
-                stale = (self._draws - self._last[filled]).astype(np.float64)
-                p = mix_staleness(p_score, stale, staleness_coef=cfg.staleness_coef)
-                j = min(int(np.searchsorted(np.cumsum(p), self.rng.random() * p.sum(), side="right")), p.size - 1)
-                slot = int(filled[j])
+                slot = int(filled[self._replay_index(score_cdf, filled)])
                 parent = self.levels[slot]
                 assert parent is not None
                 self._last[slot] = self._draws
@@ -158,6 +157,15 @@ class ACCELTeacher(BaseTeacher):
                 out.extend(self.space.sample_uniform(self.rng, 1))
                 self._counts_by["new"] += 1
         return out
+
+    def _replay_index(self, score_cdf: np.ndarray, filled: np.ndarray) -> int:
+        """Position in ``filled`` of a draw from PLR's rank + staleness mixture."""
+        if self.rng.random() < self.config.staleness_coef:
+            stale = np.cumsum(self._draws - self._last[filled])
+            if stale[-1] <= 0:
+                return int(self.rng.integers(filled.size))
+            return min(int(np.searchsorted(stale, self.rng.random() * stale[-1], side="right")), filled.size - 1)
+        return min(int(np.searchsorted(score_cdf, self.rng.random() * score_cdf[-1], side="right")), filled.size - 1)
 
     def _checked_child(self, parent: Task) -> Task:
         child = self._edit(parent, self.space, self.rng, self.config.n_edits)
