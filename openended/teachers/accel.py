@@ -46,6 +46,7 @@ from openended.registry import resolve_import_path
 from openended.tasks import Box, Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, TeacherConfig
 from openended.teachers.plr import score_weights
+from openended.teachers.views import task_rows
 
 __all__ = ["ACCELConfig", "ACCELTeacher", "box_edit"]
 
@@ -209,6 +210,13 @@ class ACCELTeacher(BaseTeacher):
             return next(i for i, t in enumerate(self.levels) if t is None)
         j = int(np.argmin(self._score))
         return j if self._score[j] <= score else None
+
+    def view(self) -> dict:
+        """Dashboard view: buffered levels with score and staleness, highest score first."""
+        filled = self._filled()
+        levels = [t for t in (self.levels[i] for i in filled.tolist()) if t is not None]
+        cols = {"score": self._score[filled], "staleness": (self._draws - self._last[filled]).astype(np.float64)}
+        return {"kind": "scores", "teacher": self.name, "score": "score", "rows": task_rows(levels, cols, "score")}
 
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict:

@@ -44,6 +44,7 @@ from pydantic import Field
 from openended.errors import ConfigError
 from openended.tasks import Box, Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, TeacherConfig
+from openended.teachers.views import box_regions, rounded
 
 __all__ = ["ADRConfig", "ADRTeacher"]
 
@@ -163,6 +164,20 @@ class ADRTeacher(BaseTeacher):
             self.cur_low[i] = min(max(self.cur_low[i] + step, sp.low[i]), self.cur_high[i])
         else:
             self.cur_high[i] = max(min(self.cur_high[i] + step, sp.high[i]), self.cur_low[i])
+
+    def view(self) -> dict:
+        """Dashboard view: the current box as one region (``n_pairs``: returns queued on its bounds)."""
+        queued = sum(len(q) for pair in self._queues for q in pair)
+        return {
+            "kind": "regions",
+            "teacher": self.name,
+            "dims": list(self.space.names),
+            "low": rounded(self.space.low),
+            "high": rounded(self.space.high),
+            "n_regions": 1,
+            "n_leaves": 1,
+            "regions": box_regions(self.cur_low[None, :], self.cur_high[None, :], np.zeros(1), [queued]),
+        }
 
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict:

@@ -40,6 +40,7 @@ from openended.errors import ConfigError, TaskNotInSpace
 from openended.tasks import Discrete, Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, TeacherConfig
 from openended.teachers.success import SuccessConfig, success_of
+from openended.teachers.views import task_rows
 
 __all__ = ["SelfPlayConfig", "SelfPlayTeacher", "pfsp_weights"]
 
@@ -158,6 +159,12 @@ class SelfPlayTeacher(BaseTeacher):
             while self._since_add >= every and self._next < self.space.n:
                 self._since_add -= every
                 self.add_opponent()
+
+    def view(self) -> dict:
+        """Dashboard view: pool members with the learner's win rate and the draw probability."""
+        tasks = [self.space.task_at(i) for i in self.pool]
+        cols = {"p": self.probabilities(), "win_rate": self.win_rates()}
+        return {"kind": "scores", "teacher": self.name, "score": "p", "rows": task_rows(tasks, cols, "p")}
 
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict:

@@ -37,6 +37,7 @@ from pydantic import Field
 from openended.tasks import Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, TeacherConfig
 from openended.teachers.success import SuccessConfig, success_of
+from openended.teachers.views import task_rows
 
 __all__ = ["SFLConfig", "SFLTeacher", "learnability"]
 
@@ -141,6 +142,16 @@ class SFLTeacher(BaseTeacher):
         if keep:
             self.buffer = [rows[i][0] for i in keep]
             self.buffer_scores = [float(score[i]) for i in keep]
+
+    def view(self) -> dict:
+        """Dashboard view: the buffer with each task's learnability when it was ranked."""
+        cols = {"learnability": np.asarray(self.buffer_scores, dtype=np.float64)}
+        return {
+            "kind": "scores",
+            "teacher": self.name,
+            "score": "learnability",
+            "rows": task_rows(self.buffer, cols, "learnability"),
+        }
 
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict:

@@ -43,6 +43,7 @@ from openended.tasks import Box, Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, TeacherConfig
 from openended.teachers.gaussian import kl_grads, logpdf, logpdf_grads
 from openended.teachers.refit import run_single_threaded
+from openended.teachers.views import gmm_view, rounded
 
 __all__ = ["SPDLConfig", "SPDLTeacher", "gaussian_kl"]
 
@@ -210,6 +211,24 @@ class SPDLTeacher(BaseTeacher):
         )
         if np.all(np.isfinite(res.x)) and trust(res.x) >= -1e-6:
             self.mu, self.chol = unpack(res.x)
+
+    def view(self) -> dict:
+        """Dashboard view: the context Gaussian in task units, with the target's mean and alpha."""
+        span = self.space.high - self.space.low
+        cov = self.cov * np.outer(span, span)
+        one = np.ones(1)
+        return gmm_view(
+            self.name,
+            self.space,
+            self.space.from_unit(self.mu)[None, :],
+            cov[None, :, :],
+            "p",
+            one,
+            one,
+            one,
+            target_mean=rounded(self.space.from_unit(self.target_mu)),
+            alpha=float(self.alpha),
+        )
 
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict:
