@@ -26,7 +26,7 @@ remove walls of a MiniGrid maze); without one, a Discrete or Text space is refus
 
 Defaults are dcd's BipedalWalker ACCEL settings (replay 0.9, buffer 1,000, staleness
 0.5, 3 edits; its score temperature is not in our notes, 0.1 = PLR's is used);
-presets ``dcd_minigrid`` (replay 0.8, beta 0.3, 5 edits) and ``jaxued_maze`` (replay 0.8,
+presets ``dcd_minigrid`` (replay 0.8, beta 0.3, 5 edits, buffer 4,000, staleness 0.3) and ``jaxued_maze`` (replay 0.8,
 buffer 4,000, staleness 0.3, beta 0.3, min fill 0.5). What differs from the reference:
 PLR-perp's "train only on replayed levels" is the learner's choice (the origin tells
 it), and without a learner-reported score the regret is the return proxy above.
@@ -88,7 +88,14 @@ class ACCELTeacher(BaseTeacher):
     space_kinds = ("box",)  # and any space kind with an `editor`
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "dcd_bipedal": {"replay_prob": 0.9, "buffer_size": 1000, "staleness_coef": 0.5, "n_edits": 3},
-        "dcd_minigrid": {"replay_prob": 0.8, "temperature": 0.3, "n_edits": 5},
+        # dcd Minigrid ACCEL: replay 0.8, beta 0.3, 5 edits; buffer 4,000 and staleness 0.3 of dcd's Minigrid runs
+        "dcd_minigrid": {
+            "replay_prob": 0.8,
+            "temperature": 0.3,
+            "n_edits": 5,
+            "buffer_size": 4000,
+            "staleness_coef": 0.3,
+        },
         "jaxued_maze": {
             "replay_prob": 0.8,
             "buffer_size": 4000,

@@ -17,8 +17,9 @@ Algorithm:
 3. Otherwise a draw is, with probability ``buffer_prob``, a task uniform from the buffer
    (origin ``"replay"``), else a task uniform from the space.
 
-Defaults: ``buffer_size`` 100 and ``buffer_prob`` 0.5 are the paper's (top-K levels kept,
-half of each training batch from the buffer). What differs from the paper, because this
+Defaults: ``buffer_size`` 100 and ``buffer_prob`` 0.5 follow the paper (top-K levels kept,
+half of each training batch from the buffer), as we read it; they were not checked
+against its code. What differs from the paper, because this
 teacher sees only outcomes: SFL rolls out thousands of fresh levels in parallel on the
 accelerator, separately from training; here the rollouts are episodes the student plays
 (``n_candidates`` x ``n_rollouts`` per refresh, 256 x 4 by default), so they cost
