@@ -93,3 +93,12 @@ def test_state_round_trip_keeps_stage_and_stage_teachers():
         rets = rng.random(8).tolist()
         for t, tasks in ((a, ta), (b, tb)):
             t.update([Outcome(x.id, r) for x, r in zip(tasks, rets)])
+
+
+def test_view_is_the_stage_teachers_or_the_fixed_tasks():
+    t = make_teacher("sequential", SPACE, stages=[{"tasks": [3, 4], "until": {"episodes": 2}}, {"teacher": "plr"}])
+    v = t.view()
+    assert v["kind"] == "scores" and v["stage"] == 0 and sorted(r["task"] for r in v["rows"]) == ["3", "4"]
+    _feed(t, 2)
+    v = t.view()
+    assert v["teacher"] == "sequential" and v["stage_teacher"] == "plr" and v["stage"] == 1

@@ -32,6 +32,7 @@ from openended.tasks import Box, Discrete, Outcome, Task, TaskSpace, TextSpace
 from openended.teachers.base import BaseTeacher, TeacherConfig
 from openended.teachers.registry import make_teacher
 from openended.teachers.success import SuccessConfig, success_of
+from openended.teachers.views import task_rows
 
 __all__ = ["StageCondition", "StageConfig", "SequentialConfig", "SequentialTeacher"]
 
@@ -169,6 +170,27 @@ class SequentialTeacher(BaseTeacher):
         if not checks:
             return False
         return all(checks) if cond.combine == "all" else any(checks)
+
+    def view(self) -> dict:
+        """Dashboard view: the running stage teacher's own view, tagged with the stage.
+
+        A stage without a view (a fixed task set, ``random``) shows its tasks as score rows.
+        """
+        teacher = self.teachers[self.stage]
+        inner = getattr(teacher, "view", None)
+        if inner is not None:
+            v = dict(inner())
+            v.update(teacher=self.name, stage=self.stage, stage_teacher=v.get("teacher"))
+            return v
+        tasks = self.fixed[self.stage] or []
+        cols = {"stage": np.full(len(tasks), float(self.stage))}
+        return {
+            "kind": "scores",
+            "teacher": self.name,
+            "score": "stage",
+            "stage": self.stage,
+            "rows": task_rows(tasks, cols, "stage"),
+        }
 
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict:
