@@ -67,11 +67,22 @@ from openended.teachers import make_teacher
 METHODS = ("uniform", "lp", "omni_embedding", "omni_oracle", "webrl")
 
 
+# The reference switches: OMNI's LP exactly (no exploration floor, no optimistic prior).
+REFERENCE_LP = {"explore": 0.0, "optimistic_new": False}
+
+
 def make_method(
-    method: str, tasks: list[str], baseline: dict[str, float], seed: int, period: int, judge: Any = None
+    method: str,
+    tasks: list[str],
+    baseline: dict[str, float],
+    seed: int,
+    period: int,
+    judge: Any = None,
+    reference: bool = False,
 ) -> Any:
-    """The teacher for one method (the space is built here)."""
-    lp_cfg = {"update_every": period, "random_baseline": baseline}
+    """The teacher for one method (the space is built here); ``reference`` turns exploration off."""
+    explore = REFERENCE_LP if reference else {}
+    lp_cfg = {"update_every": period, "random_baseline": baseline, **explore}
     if method == "uniform":
         return make_teacher("random", Discrete(tasks), seed=seed)
     if method == "lp":
@@ -87,6 +98,7 @@ def make_method(
             lp_update_every=period,
             phase_every=2 * period,
             validator=env_task_validator("crafter"),  # as an experiment on the crafter family gets it
+            **explore,
         )
     raise ValueError(method)
 
@@ -101,13 +113,14 @@ def run_one(
     eval_attempts: int,
     judge: Any = None,
     trace: list[str] | None = None,
+    reference: bool = False,
 ) -> dict[str, Any]:
-    """Teach one seeded learner; returns the metric and timing."""
+    """Teach one seeded learner; returns the metric and timing. ``eval_attempts=0``: training outcomes only."""
     sim = CrafterSimLearner(tasks, seed=seed)
     real = np.array([i for i, t in enumerate(tasks) if not t.startswith("dummy_task_")])
     p0 = sim.success_prob()
     baseline = {t: float(p) for t, p in zip(tasks, p0)}
-    teacher = make_method(method, tasks, baseline, seed, period, judge)
+    teacher = make_method(method, tasks, baseline, seed, period, judge, reference)
     fixed = Discrete(tasks).all_tasks
     t0 = time.perf_counter()
     try:
@@ -240,33 +253,75 @@ def replay_check(tasks: list[str], updates: int, batch: int, period: int, eval_a
 
 
 def _table(results: dict[str, Any], args: argparse.Namespace) -> None:
+    blocks = [("eval protocol", results)] + [(k, results[k]) for k in args.protocols if k in results]
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:  # pragma: no cover
-        for m in METHODS:
-            r = results[m]
-            print(f"{m:16s} {r['mean']:6.1f} ± {r['std']:4.1f}  {r['per_seed']}")
+        for name, block in blocks:
+            for m in METHODS:
+                r = block[m]
+                print(f"[{name}] {m:16s} {r['mean']:6.1f} ± {r['std']:4.1f}  {r['per_seed']}")
         return
-    t = Table(
-        title=f"Crafter '{args.setting}' sim, {args.updates} updates x {args.batch} episodes "
-        f"({args.updates * args.batch:,}), {args.seeds} seeds: real tasks with success > 0.2"
-    )
-    for col in ("method", "> 0.2 (mean ± std)", "per seed", "> 0.05", "> 0.4", "s/run"):
-        t.add_column(col)
-    for m in METHODS:
-        r = results[m]
-        t.add_row(
-            m,
-            f"{r['mean']:.1f} ± {r['std']:.1f}",
-            str(r["per_seed"]),
-            f"{r['mean_0.05']:.1f}",
-            f"{r['mean_0.4']:.1f}",
-            f"{r['seconds']:.1f}",
+    for name, block in blocks:
+        t = Table(
+            title=f"[{name}] Crafter '{args.setting}' sim, {args.updates} updates x {args.batch} episodes "
+            f"({args.updates * args.batch:,}), {args.seeds} seeds: real tasks with success > 0.2"
         )
-    Console().print(t)
+        for col in ("method", "> 0.2 (mean ± std)", "per seed", "> 0.05", "> 0.4", "s/run"):
+            t.add_column(col)
+        for m in METHODS:
+            r = block[m]
+            t.add_row(
+                m,
+                f"{r['mean']:.1f} ± {r['std']:.1f}",
+                str(r["per_seed"]),
+                f"{r['mean_0.05']:.1f}",
+                f"{r['mean_0.4']:.1f}",
+                f"{r['seconds']:.1f}",
+            )
+        Console().print(t)
     print(f"sample_p99_ms_slow_judge = {results['sample_p99_ms_slow_judge']:.3f} ms ({results['slow_judge']})")
     print(f"replay_identical = {results['replay_identical']}")
+
+
+def run_protocol(
+    args: argparse.Namespace, tasks: list[str], eval_attempts: int, label: str, reference: bool = False
+) -> dict[str, Any]:
+    """Every method over the seeds under one protocol; one result block per method."""
+    block: dict[str, Any] = {}
+    for m in METHODS:
+        if m not in args.methods:
+            block[m] = {
+                "mean": float("nan"),
+                "std": float("nan"),
+                "per_seed": [],
+                "mean_0.05": float("nan"),
+                "mean_0.4": float("nan"),
+                "seconds": 0.0,
+            }
+            continue
+        runs = [
+            run_one(m, tasks, s, args.updates, args.batch, args.period, eval_attempts, reference=reference)
+            for s in range(args.seeds)
+        ]
+        v = np.array([r["n_above_0.2"] for r in runs], dtype=float)
+        block[m] = {
+            "mean": float(v.mean()),
+            "std": float(v.std()),
+            "per_seed": v.astype(int).tolist(),
+            "mean_0.05": float(np.mean([r["n_above_0.05"] for r in runs])),
+            "mean_0.4": float(np.mean([r["n_above_0.4"] for r in runs])),
+            "seconds": float(np.mean([r["seconds"] for r in runs])),
+            "generated": [r["generated"] for r in runs],
+            "boring_final": [r["boring"] for r in runs],
+        }
+        print(
+            f"[{label}] {m}: {block[m]['mean']:.1f} ± {block[m]['std']:.1f} {block[m]['per_seed']} "
+            f"({block[m]['seconds']:.1f} s/run)",
+            flush=True,
+        )
+    return block
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -281,41 +336,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--period", type=int, default=25, help="LP step / partition every this many updates")
     ap.add_argument("--eval-attempts", type=int, default=10)
     ap.add_argument("--methods", nargs="*", default=list(METHODS))
+    ap.add_argument(
+        "--protocols",
+        nargs="*",
+        default=["train_only", "train_only_reference"],
+        help="extra blocks beside OMNI's evaluation protocol: train_only (training outcomes only, "
+        "default settings), train_only_reference (the same with exploration off, OMNI's reference LP)",
+    )
     args = ap.parse_args(argv)
     args.seeds = args.seeds or (3 if args.quick else 5)
     args.updates = args.updates or (400 if args.quick else 1000)
     tasks = crafter_task_set(args.setting, args.impossible)
     results: dict[str, Any] = {"config": {k: v for k, v in vars(args).items() if k != "json"}}
-    for m in METHODS:
-        if m not in args.methods:
-            results[m] = {
-                "mean": float("nan"),
-                "std": float("nan"),
-                "per_seed": [],
-                "mean_0.05": float("nan"),
-                "mean_0.4": float("nan"),
-                "seconds": 0.0,
-            }
-            continue
-        runs = [
-            run_one(m, tasks, s, args.updates, args.batch, args.period, args.eval_attempts) for s in range(args.seeds)
-        ]
-        v = np.array([r["n_above_0.2"] for r in runs], dtype=float)
-        results[m] = {
-            "mean": float(v.mean()),
-            "std": float(v.std()),
-            "per_seed": v.astype(int).tolist(),
-            "mean_0.05": float(np.mean([r["n_above_0.05"] for r in runs])),
-            "mean_0.4": float(np.mean([r["n_above_0.4"] for r in runs])),
-            "seconds": float(np.mean([r["seconds"] for r in runs])),
-            "generated": [r["generated"] for r in runs],
-            "boring_final": [r["boring"] for r in runs],
-        }
-        print(
-            f"{m}: {results[m]['mean']:.1f} ± {results[m]['std']:.1f} {results[m]['per_seed']} "
-            f"({results[m]['seconds']:.1f} s/run)",
-            flush=True,
-        )
+    results.update(run_protocol(args, tasks, args.eval_attempts, "eval protocol"))
+    if "train_only" in args.protocols:
+        results["train_only"] = run_protocol(args, tasks, 0, "train_only")
+    if "train_only_reference" in args.protocols:
+        results["train_only_reference"] = run_protocol(args, tasks, 0, "train_only_reference", reference=True)
     slow = slow_judge_latency(tasks)
     results["slow_judge"] = slow
     results["sample_p99_ms_slow_judge"] = slow["sample_p99_ms"]

@@ -215,7 +215,13 @@ class OMNITeacher(BaseTeacher):
     PRESETS = {
         "omni": {
             "base": "lp",
-            "base_config": {"ema_alpha": 0.1, "p_theta": 0.1, "update_every": 25},
+            "base_config": {
+                "ema_alpha": 0.1,
+                "p_theta": 0.1,
+                "update_every": 25,
+                "explore": 0.0,
+                "optimistic_new": False,
+            },
             "partition_every": 25,
             "boring_weight": 0.001,
         }

@@ -71,6 +71,12 @@ class WebRLConfig(RefitConfig, TeacherConfig):
     ema_alpha: float = Field(0.1, gt=0, le=1, description="LP EMA rate (priority 'lp').")
     p_theta: float = Field(0.1, gt=0, lt=0.5, description="LP reweighting theta.")
     lp_update_every: int = Field(25, ge=1, description="LP step every this many updates.")
+    explore: float = Field(
+        0.1, ge=0.0, lt=1.0, description="LP exploration floor: share spread over tasks LP gives 0 (see lp)."
+    )
+    optimistic_new: bool = Field(
+        True, description="Pool tasks never observed (newly admitted) get the top LP, so they are tried."
+    )
     tasks: list[str] | None = Field(
         None,
         description="Initial pool (texts or Discrete values as text); "
@@ -216,6 +222,19 @@ class WebRLTeacher(BaseTeacher):
             self._version += 1
         return new
 
+    def add_tasks(self, tasks: Sequence[Task | str]) -> list[Task]:
+        """Add tasks to the pool by hand (texts or tasks of the space); returns the new ones.
+
+        Every task is checked against the space before any is added; ids already in the
+        pool are skipped. New tasks start unobserved (tried first with ``optimistic_new``).
+        """
+        checked = []
+        for t in tasks:
+            task = self._as_space_task(t, (), "user") if isinstance(t, str) else t
+            self.space.check_task(task)
+            checked.append(task)
+        return self._add(checked)
+
     def known_tasks(self) -> list[Task]:
         """The pool (seed and admitted tasks) in the order of ``probabilities()`` (a copy)."""
         return list(self._pool.tasks)
@@ -244,7 +263,7 @@ class WebRLTeacher(BaseTeacher):
             return
         cfg = self.config
         if cfg.priority == "lp":
-            p = self._tracker.probabilities()
+            p = self._tracker.probabilities(explore=cfg.explore, optimistic=cfg.optimistic_new)
         else:
             unm = self._tracker.ema_raw < cfg.mastered_threshold
             p = unm.astype(np.float64) if unm.any() else np.ones(self._tracker.n)
