@@ -237,3 +237,81 @@ def test_config_errors() -> None:
     with pytest.raises(ConfigError):
         make_teacher("omni", Discrete(3), judge=FamilyJudge(), base="random")
     assert isinstance(FamilyJudge(), Judge)
+
+
+def test_partition_and_lp_step_on_evaluation_sweeps_not_flushes() -> None:
+    # OMNI's protocol through a service: update() runs per client flush, so the cadence counts
+    # evaluation sweeps (update() calls carrying eval-flagged outcomes) instead.
+    space = Discrete(TEXTS)
+    judge = FamilyJudge()
+    t = _omni(space, judge, partition_every=1, partition_unit="evaluations", refit_executor="inline")
+    ids = [x.id for x in t.known_tasks()]
+    for _ in range(7):  # training flushes only: no LP step, no partition
+        t.update([Outcome(ids[0], 1.0, success=True), Outcome(ids[1], 0.0, success=False)])
+    assert t.stats()["omni/base/lp/steps"] == 0 and t.stats()["partitions"] == 0 and judge.calls == []
+    sweep = [Outcome(i, 1.0, success=k < 2, info={"eval": True}) for k, i in enumerate(ids)]
+    t.update(sweep)
+    s = t.stats()
+    assert s["omni/base/lp/steps"] == 1 and s["omni/base/lp/source"] == "eval"
+    assert s["partitions"] == 1 and judge.calls and s["omni/boring"] > 0
+
+
+def test_partition_every_counts_outcomes() -> None:
+    t = _omni(Discrete(TEXTS), FamilyJudge(), partition_every=20, partition_unit="outcomes", refit_executor="inline")
+    ids = [x.id for x in t.known_tasks()]
+    t.update([Outcome(ids[0], 1.0, success=True)] * 19)
+    assert t.stats()["partitions"] == 0
+    t.update([Outcome(ids[0], 1.0, success=True)])
+    assert t.stats()["partitions"] == 1 and t.stats()["omni/base/lp/steps"] == 1
+
+
+def test_boring_labels_record_the_learned_task_and_score_in_stats_view_and_state() -> None:
+    space = Discrete(TEXTS)
+    t = _omni(space, FamilyJudge(), partition_every=1, refit_executor="inline")
+    _success(t, {"wood_1": 0.5, "wood_2": 0.9, "wood_3": 0.1, "table": 0.3}, 3)
+    t.refresh_partition()
+    ids = {x.text: x.id for x in t.known_tasks()}
+    why = t.boring_reasons()
+    assert set(why) == {ids["wood_1"], ids["wood_3"]}
+    w = why[ids["wood_3"]]
+    assert w["given_id"] == ids["wood_2"] and w["given"] == "wood_2" and w["score"] == 0.0
+    assert w["given_success"] == pytest.approx(t.base.success_estimates()[1])
+    listed = {b["id"]: b for b in t.stats()["omni/boring_tasks"]}
+    assert listed[ids["wood_1"]]["given_id"] == ids["wood_2"] and "same family" in listed[ids["wood_1"]]["reason"]
+    rows = {r["id"]: r for r in t.view()["rows"]}
+    assert rows[ids["wood_3"]]["given"] == "wood_2" and rows[ids["wood_3"]]["judge_score"] == 0.0
+    c = _omni(space, FamilyJudge(), partition_every=1, refit_executor="inline")
+    c.load_state_dict(json.loads(json.dumps(t.state_dict())))
+    assert c.boring_reasons() == why and c.stats()["omni/judge_cache_pairs"] == t.stats()["omni/judge_cache_pairs"]
+
+
+class CountingJudge(FamilyJudge):
+    """FamilyJudge that counts the (A, B) pairs it is asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pairs: list[tuple[str, str]] = []
+
+    def judge(self, candidates, context):
+        self.pairs += [(context.mastered[0], candidate_text(c)) for c in candidates]
+        return super().judge(candidates, context)
+
+
+def test_partitions_only_judge_pairs_never_asked() -> None:
+    from openended.tasks import TextSpace
+
+    space = TextSpace(TEXTS)
+    judge = CountingJudge()
+    t = _omni(space, judge, partition_every=1, refit_executor="inline")
+    _success(t, {"wood_1": 0.5, "wood_2": 0.9, "wood_3": 0.1, "table": 0.3}, 3)
+    t.refresh_partition()
+    first = list(judge.pairs)
+    assert len(first) == len(set(first)) > 0
+    t.refresh_partition()
+    assert judge.pairs == first  # nothing changed: nothing asked
+    t.add_tasks([space.task("wood_4"), space.task("stone")])
+    t.refresh_partition()
+    new = judge.pairs[len(first) :]
+    assert new and {b for _, b in new} <= {"wood_4", "stone"}  # only the new candidates were judged
+    assert not set(new) & set(first)
+    assert t.partition()["boring"].count(t.known_tasks()[6].id) == 1  # wood_4 is boring given wood_2

@@ -332,3 +332,22 @@ def test_add_tasks_checks_the_space_first() -> None:
     with pytest.raises(Exception, match="max_length|long"):
         t.add_tasks(["collect_stone", "x" * 40])
     assert len(t.known_tasks()) == len(SEEDS)
+
+
+def test_phase_and_lp_cadence_count_outcomes_when_asked() -> None:
+    t = make_teacher(
+        "webrl",
+        TextSpace(SEEDS, max_length=200),
+        seed=0,
+        update_unit="outcomes",
+        lp_update_every=10,
+        phase_every=20,
+        refit_executor="inline",
+    )
+    assert isinstance(t, WebRLTeacher)
+    a = t.known_tasks()[0].id
+    for _ in range(3):  # three "flushes" of 3 outcomes: 9 < 10, no step yet
+        t.update([Outcome(a, 0.0, success=False)] * 3)
+    assert t._tracker.steps == 0 and t.stats()["webrl/phases"] == 0
+    t.update([Outcome(a, 0.0, success=False)] * 11)
+    assert t._tracker.steps == 1 and t.stats()["webrl/phases"] == 1

@@ -49,6 +49,7 @@ from openended.teachers.views import task_rows
 __all__ = [
     "reweight",
     "lp_to_probabilities",
+    "cadence_increment",
     "LPTracker",
     "TaskDistribution",
     "LPConfig",
@@ -126,6 +127,26 @@ def _kept_distribution(lp: np.ndarray, keep: np.ndarray) -> np.ndarray:
         out[keep] = s
         return out
     return s
+
+
+# ---------------------------------------------------------------------------- cadence
+#: What an "every N" counts: update() calls, outcomes, or evaluation sweeps (update() calls
+#: carrying eval-flagged outcomes; `openended run` reports each sweep in one call).
+CadenceUnit = Literal["updates", "outcomes", "evaluations"]
+
+
+def cadence_increment(unit: CadenceUnit, n_outcomes: int, has_eval: bool) -> int:
+    """How far one ``update()`` call moves an "every N ``unit``" counter.
+
+    Why three units: in a service, ``update()`` runs once per client flush (32 outcomes
+    or 1 s), so "updates" there measures wall-clock timing, not training. "outcomes"
+    counts episodes; "evaluations" counts OMNI's evaluation sweeps.
+    """
+    if unit == "outcomes":
+        return n_outcomes
+    if unit == "evaluations":
+        return int(has_eval)
+    return 1
 
 
 # ---------------------------------------------------------------------------- tracker
@@ -309,8 +330,10 @@ class LPConfig(TeacherConfig):
     ema_alpha: float = Field(0.1, gt=0.0, le=1.0, description="EMA rate of both fast and slow EMAs.")
     p_theta: float = Field(0.1, gt=0.0, lt=0.5, description="Reweighting theta: f(p) emphasises low success.")
     update_every: int = Field(25, ge=1, description="EMA/LP step every this many updates (or outcomes).")
-    recompute_unit: Literal["updates", "outcomes"] = Field(
-        "updates", description="What update_every counts: update() calls (OMNI: PPO updates) or outcomes."
+    recompute_unit: CadenceUnit = Field(
+        "updates",
+        description="What update_every counts: update() calls (one per learner iteration in-process; one per "
+        "client flush in a service), outcomes, or evaluations (update() calls carrying eval outcomes: a sweep).",
     )
     min_attempts: int = Field(1, ge=1, description="Outcomes a task needs in a window to move its EMAs.")
     success_source: Literal["auto", "eval", "train"] = Field(
@@ -450,9 +473,11 @@ class LearningProgressTeacher(BaseTeacher):
 
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
         idx, suc, ev = [], [], []
+        has_eval = False
         for t, o in zip(tasks, outcomes):
             i = self._pool.index_of(t.id)
             s = self._success_of(o)
+            has_eval |= bool(o.info.get("eval", False)) if o.info else False
             if i is None or s is None:
                 self._no_success += s is None
                 continue
@@ -464,7 +489,7 @@ class LearningProgressTeacher(BaseTeacher):
         if idx:
             self._tracker.record(np.asarray(idx), np.asarray(suc), np.asarray(ev))
         cfg = self.config
-        self._pending += len(idx) if cfg.recompute_unit == "outcomes" else 1
+        self._pending += cadence_increment(cfg.recompute_unit, len(idx), has_eval)
         if self._pending >= cfg.update_every:
             self._pending = 0
             self.recompute()
