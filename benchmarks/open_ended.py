@@ -89,7 +89,15 @@ def make_method(
         return make_teacher("lp", Discrete(tasks), seed=seed, **lp_cfg)
     if method.startswith("omni"):
         j = judge if judge is not None else ("embedding" if method == "omni_embedding" else "oracle")
-        return make_teacher("omni", Discrete(tasks), seed=seed, judge=j, partition_every=period, base_config=lp_cfg)
+        return make_teacher(
+            "omni",
+            Discrete(tasks),
+            seed=seed,
+            judge=j,
+            partition_every=period,
+            base_config=lp_cfg,
+            refit_swap="next_update",  # reproducible figures (the default, asap, depends on thread timing)
+        )
     if method == "webrl":
         return make_teacher(
             "webrl",
@@ -234,6 +242,66 @@ def slow_judge_latency(
         "judge_calls": judge.calls,
         "judge_delay_s": delay,
         "swap": swap,
+    }
+
+
+def teacher_time(
+    method: str, updates: int = 200, batch: int = 32, period: int = 25, executor: str = "thread", judge: str = "oracle"
+) -> dict[str, float]:
+    """Seconds of teacher time (``sample`` + ``update`` in the caller) per 1,000 tasks sampled.
+
+    Universe: 1,200 text tasks (Crafter ``trs``, 630, plus 570 impossible ones) on a
+    TextSpace, OMNI's protocol (sweep every ``period`` updates). The learner's own time
+    is not counted. ``executor="inline"`` runs OMNI's partitions inside ``update`` (all
+    judge work counted); ``"thread"`` (the default) counts what the caller waits.
+    """
+    tasks = crafter_task_set("trs", 570)
+    sim = CrafterSimLearner(tasks, seed=0)
+    baseline = {t: float(p) for t, p in zip(tasks, sim.success_prob())}
+    space = TextSpace(tasks, max_length=512)
+    lp_cfg = {"update_every": period, "random_baseline": baseline}
+    if method == "lp":
+        teacher = make_teacher("lp", space, seed=0, **lp_cfg)
+    else:
+        teacher = make_teacher(
+            "omni", space, seed=0, judge=judge, partition_every=period, base_config=lp_cfg, refit_executor=executor
+        )
+    spent = 0.0
+    try:
+        if judge == "embedding" and method != "lp":
+            teacher.judge.judge(["collect wood"], JudgeContext(mastered=("collect stone",)))  # model load: not counted
+        for u in range(updates):
+            t0 = time.perf_counter()
+            ts = teacher.sample(batch)
+            spent += time.perf_counter() - t0
+            succ = sim.run_episodes(sim.indices([t.text or "" for t in ts]))
+            outs = [Outcome(t.id, float(s), success=bool(s)) for t, s in zip(ts, succ.tolist())]
+            if (u + 1) % period == 0:
+                outs += eval_outcomes(sim, teacher.known_tasks(), 2)
+            t0 = time.perf_counter()
+            teacher.update(outs)
+            spent += time.perf_counter() - t0
+        stats = teacher.stats()
+    finally:
+        teacher.close()
+    return {
+        "s_per_1000_tasks": spent / (updates * batch) * 1000,
+        "partitions": float(stats.get("partitions", 0)),
+        "judged_pairs": float(stats.get("judged_pairs", 0)),
+    }
+
+
+def teacher_time_ratio(updates: int = 200) -> dict[str, Any]:
+    """``omni_over_lp_teacher_time``: OMNI's teacher time over LP's on the 1,200-task text universe."""
+    lp = teacher_time("lp", updates)
+    omni = teacher_time("omni", updates)
+    omni_inline = teacher_time("omni", updates, executor="inline")
+    return {
+        "lp": lp,
+        "omni": omni,
+        "omni_inline": omni_inline,
+        "omni_over_lp_teacher_time": omni["s_per_1000_tasks"] / lp["s_per_1000_tasks"],
+        "omni_inline_over_lp_teacher_time": omni_inline["s_per_1000_tasks"] / lp["s_per_1000_tasks"],
     }
 
 

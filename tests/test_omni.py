@@ -187,12 +187,15 @@ def _run(t: OMNITeacher, rounds: int, seed: int) -> list[str]:
 
 def test_determinism_and_state_round_trip_with_a_pending_partition() -> None:
     space = Discrete([f"wood_{i}" for i in range(1, 6)] + [f"stone_{i}" for i in range(1, 6)] + ["table"])
-    a = _omni(space, FamilyJudge(), partition_every=3, base_config={"update_every": 3})
-    b = _omni(space, FamilyJudge(), partition_every=3, base_config={"update_every": 3})
+    # next_update: the reproducible swap (the default, asap, installs whenever the thread is done)
+    a = _omni(space, FamilyJudge(), partition_every=3, base_config={"update_every": 3}, refit_swap="next_update")
+    b = _omni(space, FamilyJudge(), partition_every=3, base_config={"update_every": 3}, refit_swap="next_update")
     assert _run(a, 12, 0) == _run(b, 12, 0)  # the 12th update submitted a partition (pending)
     state = json.loads(json.dumps(a.state_dict()))
     assert state["has_staged_fit"]
-    c = _omni(space, FamilyJudge(), partition_every=3, base_config={"update_every": 3}, seed=5)
+    c = _omni(
+        space, FamilyJudge(), partition_every=3, base_config={"update_every": 3}, seed=5, refit_swap="next_update"
+    )
     c.load_state_dict(state)
     assert _run(a, 9, 1) == _run(c, 9, 1)
     assert a.partition() == c.partition() and a.stats()["omni/boring"] > 0

@@ -61,7 +61,7 @@ from openended.teachers.omni_partition import (
     partition_with_table,
 )
 from openended.teachers.pool import task_label
-from openended.teachers.refit import Refitter
+from openended.teachers.refit import Refitter, SwapPolicy
 from openended.teachers.views import task_rows
 
 __all__ = ["OMNIConfig", "OMNITeacher", "resolve_judge", "partition_tasks", "INTERESTING", "BORING", "UNLABELLED"]
@@ -151,6 +151,11 @@ class OMNIConfig(RefitConfig, TeacherConfig):
     refit_executor: Literal["inline", "thread"] = Field(
         "thread", description="Where partitions run: thread (background) or inline (inside update)."
     )
+    refit_swap: SwapPolicy = Field(
+        "asap",
+        description="When a finished partition goes live: asap (default; update never waits on the judge) or "
+        "next_update (reproducible given a deterministic judge; the preset 'omni' uses it).",
+    )
 
     @field_serializer("judge")
     def _judge_name(self, judge: Any) -> str:
@@ -190,6 +195,7 @@ class OMNITeacher(BaseTeacher):
             },
             "partition_every": 25,
             "boring_weight": 0.001,
+            "refit_swap": "next_update",
         }
     }
 
@@ -319,7 +325,15 @@ class OMNITeacher(BaseTeacher):
         rows = dict(self._table.rows)  # shallow: rows are replaced on install, never written in place
         assert self.refitter is not None
         self.refitter.submit(
-            partition_with_table, self.judge, texts, ids, success, rows, cfg.description, cfg.judge_batch_size
+            partition_with_table,
+            self.judge,
+            texts,
+            ids,
+            success,
+            rows,
+            cfg.description,
+            cfg.judge_batch_size,
+            cfg.refit_executor != "inline",
         )
         self._submitted_success = success
 
@@ -343,12 +357,15 @@ class OMNITeacher(BaseTeacher):
         for b in np.flatnonzero(labels == BORING).tolist():
             a = int(result["by"][b])
             ta = self._tasks[a]
+            given_success = float(success[a]) if a < success.size else float("nan")
+            judge_reason = self._table.reasons.get((ta.id, b), "")
             self._why[self._tasks[b].id] = {
                 "given_id": ta.id,
                 "given": task_label(ta),
-                "given_success": float(success[a]) if a < success.size else None,
+                "given_success": given_success,
                 "score": float(result["score"][b]),
-                "reason": self._table.reasons.get((ta.id, b), ""),
+                "judge_reason": judge_reason,
+                "reason": f"given {task_label(ta)[:80]!r} (success {given_success:.2f}): {judge_reason}",
             }
         self._labels, self._weights = labels, weights
         self._version += 1

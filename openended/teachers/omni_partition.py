@@ -30,6 +30,29 @@ __all__ = ["VerdictTable", "partition_with_table", "INTERESTING", "BORING", "UNL
 INTERESTING, BORING, UNLABELLED = 1, 0, -1
 UNKNOWN = -1  # verdict not asked yet (or asked and failed: asked again next time)
 _V_BORING, _V_INTERESTING = 1, 0
+_YIELD_EVERY_S = 0.002
+
+
+class _GilYield:
+    """Give the GIL away at most every 2 ms of partition work.
+
+    Why: the partition runs in a thread beside the sampling one; yielding keeps ``sample``
+    from waiting a whole switch interval (5 ms), but ``time.sleep(0)`` on a loaded
+    machine costs about 2 ms itself, so once per task or judge call (hundreds per
+    partition) would cost more than the work.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.last = time.perf_counter()
+
+    def __call__(self) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.last >= _YIELD_EVERY_S:
+            time.sleep(0)
+            self.last = time.perf_counter()
 
 
 class VerdictTable:
@@ -114,6 +137,7 @@ def partition_with_table(
     rows: Mapping[str, tuple[np.ndarray, np.ndarray]],
     description: str = "",
     batch_size: int = 64,
+    yield_gil: bool = True,
 ) -> dict[str, Any]:
     """OMNI's Algorithm 1 (pure; runs in the background thread).
 
@@ -130,10 +154,11 @@ def partition_with_table(
     fresh: dict[str, dict[str, Any]] = {}
     calls = judged = errors = 0
     last_error = ""
+    gil_yield = _GilYield(yield_gil)  # inline (no other thread to let in): never
     for a in order.tolist():
         if labels[a] != UNLABELLED:
             continue
-        time.sleep(0)  # SPEEDUP: yield the GIL so sampling threads never wait a switch interval
+        gil_yield()  # SPEEDUP: sampling threads never wait a whole switch interval
         labels[a] = INTERESTING
         unl = labels == UNLABELLED
         if not unl.any():
@@ -147,7 +172,7 @@ def partition_with_table(
             v[:k], s[:k] = got[0][:k], got[1][:k]
         need = np.flatnonzero(unl & (v == UNKNOWN))
         if need.size:
-            new = _judge_pairs(judge, texts, a, need, success, description, batch_size, aid)
+            new = _judge_pairs(judge, texts, a, need, description, batch_size, aid, gil_yield)
             calls += new.pop("calls")
             errors += new.pop("errors")
             last_error = new.pop("last_error") or last_error
@@ -176,10 +201,10 @@ def _judge_pairs(
     texts: Sequence[str],
     a: int,
     need: np.ndarray,
-    success: np.ndarray,
     description: str,
     batch_size: int,
     aid: str,
+    gil_yield: _GilYield,
 ) -> dict[str, Any]:
     """Ask "each of ``need`` given ``a``" in batches; failures stay unknown (asked again next time)."""
     ctx = JudgeContext(mastered=(texts[a],), description=description, extra={"task_id": aid})
@@ -201,7 +226,7 @@ def _judge_pairs(
             last_error = f"{type(err).__name__}: {str(err)[:200]}"
             continue
         finally:
-            time.sleep(0)
+            gil_yield()
         for b, jv in zip(chunk, verdicts):
             if not jv.ok:
                 errors += 1
