@@ -37,7 +37,19 @@ Judge-path checks:
 Results to expect: see docs/open_ended.md ("Benchmark").
 Output: a rich table and, with ``--json PATH``, ``{"uniform": {"mean": ..., "std": ...,
 "per_seed": [...], "seconds": ...}, "lp": ..., "omni_embedding": ..., "omni_oracle": ...,
-"webrl": ..., "sample_p99_ms_slow_judge": float, "replay_identical": bool, "config": {...}}``.
+"webrl": ..., "sample_p99_ms_slow_judge": float, "replay_identical": bool, "config": {...},
+"train_only": {same per-method blocks, training outcomes only, default settings},
+"train_only_reference": {the same with LP's exploration off}, "omni_over_lp_teacher_time":
+float, "teacher_time": {...}}``.
+
+Protocols: the top-level method blocks use OMNI's evaluation sweep; ``train_only`` gives
+the teachers training outcomes only (the normal case in an RLlib run without
+``evaluation.report_to_teacher``); ``train_only_reference`` repeats it with OMNI's
+reference LP (no exploration floor, no optimistic prior) for comparison.
+
+``omni_over_lp_teacher_time``: seconds spent inside ``sample`` + ``update`` per 1,000 tasks,
+OMNI (rule oracle judge, default background partitions) over LP, on a 1,200-task text
+universe (`teacher_time`).
 """
 
 from __future__ import annotations
@@ -421,6 +433,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         results["train_only"] = run_protocol(args, tasks, 0, "train_only")
     if "train_only_reference" in args.protocols:
         results["train_only_reference"] = run_protocol(args, tasks, 0, "train_only_reference", reference=True)
+    results["teacher_time"] = teacher_time_ratio(args.updates)
+    results["omni_over_lp_teacher_time"] = results["teacher_time"]["omni_over_lp_teacher_time"]
+    print(f"omni_over_lp_teacher_time = {results['omni_over_lp_teacher_time']:.1f}", flush=True)
     slow = slow_judge_latency(tasks)
     results["slow_judge"] = slow
     results["sample_p99_ms_slow_judge"] = slow["sample_p99_ms"]
