@@ -117,7 +117,7 @@ def _success(t: OMNITeacher, rates: dict[str, float], rounds: int) -> None:
 def test_boring_weight_and_renormalisation() -> None:
     space = Discrete(TEXTS)
     judge = FamilyJudge()
-    t = _omni(space, judge, partition_every=1, refit_executor="inline")
+    t = _omni(space, judge, partition_every=1, refit_executor="inline", explore=0.0)  # the formula alone
     _success(t, {"wood_1": 0.5, "wood_2": 0.9, "wood_3": 0.1, "table": 0.3}, 3)
     t.refresh_partition()
     part = t.partition()
@@ -318,3 +318,29 @@ def test_partitions_only_judge_pairs_never_asked() -> None:
     assert new and {b for _, b in new} <= {"wood_4", "stone"}  # only the new candidates were judged
     assert not set(new) & set(first)
     assert t.partition()["boring"].count(t.known_tasks()[6].id) == 1  # wood_4 is boring given wood_2
+
+
+def test_exploration_floor_goes_to_interesting_tasks_lp_dropped_not_to_boring_ones() -> None:
+    space = Discrete(TEXTS)
+    t = _omni(space, FamilyJudge(), partition_every=1, refit_executor="inline")
+    ids = {x.text: x.id for x in t.known_tasks()}
+    # wood_2 solved; everything else observed and failed: LP keeps wood_2 only
+    t.update([Outcome(ids["wood_2"], 1.0, success=True)] + [Outcome(i, 0.0, success=False) for i in ids.values()])
+    t.refresh_partition()
+    p = dict(zip([x.text for x in t.known_tasks()], t.probabilities()))
+    assert t.base.probabilities()[[x.text for x in t.known_tasks()].index("table")] == 0.0  # LP dropped it
+    # interesting and dropped by LP: table, pickaxe, dummy share the floor (0.2); wood_1/wood_3 are boring
+    for text in ("table", "pickaxe", "dummy"):
+        assert p[text] == pytest.approx(0.2 / 3)
+    assert p["wood_1"] == 0.0 and p["wood_3"] == 0.0 and p["wood_2"] == pytest.approx(0.8)
+    ref = _omni(
+        space,
+        FamilyJudge(),
+        preset="omni",
+        partition_every=1,
+        refit_executor="inline",
+        base_config={"update_every": 1, "explore": 0.0, "optimistic_new": False},
+    )
+    ref.update([Outcome(ids["wood_2"], 1.0, success=True)] + [Outcome(i, 0.0, success=False) for i in ids.values()])
+    ref.refresh_partition()
+    assert ref.probabilities()[[x.text for x in ref.known_tasks()].index("table")] == 0.0

@@ -145,6 +145,14 @@ class OMNIConfig(RefitConfig, TeacherConfig):
         "eval-flagged outcomes, OMNI's protocol). The base LP's recompute_unit defaults to the same.",
     )
     boring_weight: float = Field(0.001, ge=0.0, le=1.0, description="Probability factor of boring tasks.")
+    explore: float = Field(
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        description="Exploration floor after the MoI weighting: this share is spread over the tasks that are not "
+        "boring but get base probability 0 (never solved, no progress). Replaces an LP base's own floor "
+        "(its explore defaults to 0 here). 0 = OMNI's reference.",
+    )
     description: str = Field("", description="Environment description passed to the judge.")
     judge_batch_size: int = Field(64, ge=1, description="Candidates per judge call.")
     stats_max_listed: int = Field(20, ge=0, description="Boring/interesting tasks listed in stats().")
@@ -195,6 +203,7 @@ class OMNITeacher(BaseTeacher):
             },
             "partition_every": 25,
             "boring_weight": 0.001,
+            "explore": 0.0,
             "refit_swap": "next_update",
         }
     }
@@ -208,6 +217,7 @@ class OMNITeacher(BaseTeacher):
         if cfg.base in ("lp", "learning_progress"):
             bcfg.setdefault("update_every", cfg.partition_every)
             bcfg.setdefault("recompute_unit", cfg.partition_unit)
+            bcfg.setdefault("explore", 0.0)  # the floor is applied after the MoI weighting (explore)
         base = make_teacher(cfg.base, space, **bcfg)
         if not isinstance(base, TaskDistribution):
             raise ConfigError(
@@ -288,6 +298,13 @@ class OMNITeacher(BaseTeacher):
         q = p * w
         if q.sum() <= 0:
             q = np.ones(p.size)
+        explore = self.config.explore
+        if explore > 0:
+            # Why after MoI: a floor in the base goes mostly to boring tasks (OMNI's 1,023 impossible
+            # ones), where x0.001 removes it; here it reaches the interesting tasks LP dropped.
+            cand = (p <= 0) & (self._labels[: p.size] != BORING)
+            if cand.any():
+                q = (1.0 - explore) * q / q.sum() + explore * cand / cand.sum()
         self._cdf = np.cumsum(q)
         self._cdf_key = key
 
