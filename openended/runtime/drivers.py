@@ -33,6 +33,7 @@ from openended.config import Experiment
 from openended.errors import ConfigError, RunFailed
 from openended.runtime.checkpoints import CheckpointSet, SetWriter
 from openended.runtime.envpool_actor import PoolRestarted, make_pools
+from openended.runtime.placement import pool_actor_options, warn_if_no_host
 
 __all__ = ["Driver", "PoolDriver", "RLlibDriver", "CURRICULUM", "POOL_MAX_RESTARTS", "mean_dicts"]
 
@@ -86,6 +87,7 @@ class PoolDriver:
     def __init__(self, exp: Experiment, service_name: str, student: str, index: int) -> None:
         self.student = student
         self.exp = exp
+        warn_if_no_host(exp.resources, exp.pool.pools_per_student)
         self.pools = make_pools(
             exp.pool.pools_per_student,
             service_name,  # by name: a restarted pool's client looks the service up again
@@ -93,7 +95,7 @@ class PoolDriver:
             exp.env.family,
             exp.env.config,
             num_envs=exp.pool.envs_per_pool,
-            num_cpus=0.5,
+            actor_options=pool_actor_options(exp.resources),
             seed=exp.seed + 1_000_000 * index,
             student=student,
             policy=exp.pool.policy,
@@ -232,6 +234,7 @@ class RLlibDriver:
         from openended.envs.registry import make_env
         from openended.envs.team import is_parallel_env
         from openended.runtime.rllib import build_algo_config, needs_flattening, register_curriculum_env
+        from openended.runtime.rllib_masking import has_action_mask
         from openended.runtime.rllib_multiagent import register_curriculum_multiagent_env, shared_policy_config
 
         self.student = student
@@ -241,10 +244,14 @@ class RLlibDriver:
 
         probe = make_env(exp.env.family, **exp.env.config)
         multi_agent = is_parallel_env(probe)
+        space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
+        # SC2: PPO's masking model, which flattens the other observations itself.
+        masking = algo == "ppo" and has_action_mask(space)
+        usage_fn = getattr(probe.unwrapped, "action_argument_usage", None) if masking else None
+        usage = usage_fn() if usage_fn is not None else None
         flatten = exp.algo.flatten_observations
-        if flatten is None:
-            space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
-            flatten = needs_flattening(space)
+        if flatten is None or masking:
+            flatten = needs_flattening(space) and not masking
         probe.close()
         register = register_curriculum_multiagent_env if multi_agent else register_curriculum_env
         env_name = register(
@@ -264,6 +271,8 @@ class RLlibDriver:
             num_envs_per_env_runner=exp.algo.num_envs_per_env_runner,
             seed=exp.seed + 1_000_000 * index,
             flatten_observations=flatten,
+            action_masking=masking,
+            argument_usage=usage,
         )
         if multi_agent:
             cfg = shared_policy_config(cfg)
