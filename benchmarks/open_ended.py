@@ -39,7 +39,8 @@ Output: a rich table and, with ``--json PATH``, ``{"uniform": {"mean": ..., "std
 "per_seed": [...], "seconds": ...}, "lp": ..., "omni_embedding": ..., "omni_oracle": ...,
 "webrl": ..., "sample_p99_ms_slow_judge": float, "replay_identical": bool, "config": {...},
 "train_only": {same per-method blocks, training outcomes only, default settings},
-"train_only_reference": {the same with LP's exploration off}, "omni_over_lp_teacher_time":
+"train_only_reference": {the same with LP's exploration off}, "universe2": {"setting": "trs",
+"eval": {...}, "train_only": {...}}, "omni_over_lp_teacher_time":
 float, "teacher_time": {...}}``.
 
 Protocols: the top-level method blocks use OMNI's evaluation sweep; ``train_only`` gives
@@ -338,7 +339,11 @@ def replay_check(tasks: list[str], updates: int, batch: int, period: int, eval_a
 
 
 def _table(results: dict[str, Any], args: argparse.Namespace) -> None:
-    blocks = [("eval protocol", results)] + [(k, results[k]) for k in args.protocols if k in results]
+    blocks = [("eval protocol", results)] + [
+        (k, results[k]) for k in args.protocols if k in results and k != "universe2"
+    ]
+    if "universe2" in results:
+        blocks += [(f"universe2 {k}", results["universe2"][k]) for k in ("eval", "train_only")]
     try:
         from rich.console import Console
         from rich.table import Table
@@ -424,9 +429,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument(
         "--protocols",
         nargs="*",
-        default=["train_only", "train_only_reference"],
+        default=["train_only", "train_only_reference", "universe2"],
         help="extra blocks beside OMNI's evaluation protocol: train_only (training outcomes only, "
-        "default settings), train_only_reference (the same with exploration off, OMNI's reference LP)",
+        "default settings), train_only_reference (the same with exploration off, OMNI's reference LP), "
+        "universe2 (OMNI's trs set: 6 verb variants per task; both protocols)",
     )
     args = ap.parse_args(argv)
     args.seeds = args.seeds or (3 if args.quick else 5)
@@ -438,6 +444,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         results["train_only"] = run_protocol(args, tasks, 0, "train_only")
     if "train_only_reference" in args.protocols:
         results["train_only_reference"] = run_protocol(args, tasks, 0, "train_only_reference", reference=True)
+    if "universe2" in args.protocols and args.setting != "trs":
+        # More near-duplicates per concept: every task under its verb and 5 synonyms (OMNI's trs).
+        tasks2 = crafter_task_set("trs", args.impossible)
+        results["universe2"] = {
+            "setting": "trs",
+            "eval": run_protocol(args, tasks2, args.eval_attempts, "universe2 eval protocol"),
+            "train_only": run_protocol(args, tasks2, 0, "universe2 train_only"),
+        }
     results["teacher_time"] = teacher_time_ratio(args.updates)
     results["omni_over_lp_teacher_time"] = results["teacher_time"]["omni_over_lp_teacher_time"]
     print(f"omni_over_lp_teacher_time = {results['omni_over_lp_teacher_time']:.1f}", flush=True)
