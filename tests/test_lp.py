@@ -66,11 +66,13 @@ def test_teacher_lp_and_distribution_hand_case() -> None:
 def test_default_exploration_floor_keeps_never_succeeded_tasks_sampled() -> None:
     # the hand case above with the floor on (its default): the never-observed task 2 keeps its share
     t = make_teacher("lp", Discrete(3), update_every=1, seed=0, optimistic_new=False)
+    e = t.config.explore
+    assert e > 0  # on by default
     ids = [task.id for task in t.known_tasks()]
     t.update([Outcome(ids[0], 0.0, success=False), Outcome(ids[1], 1.0, success=True)])
     t.update([Outcome(ids[0], 1.0, success=True), Outcome(ids[1], 1.0, success=True)])
     a, b = _sig(1.0), _sig(-1.0)
-    np.testing.assert_allclose(t.probabilities(), [0.9 * a / (a + b), 0.9 * b / (a + b), 0.1])
+    np.testing.assert_allclose(t.probabilities(), [(1 - e) * a / (a + b), (1 - e) * b / (a + b), e])
     assert ids[2] in {x.id for x in t.sample(200)}
 
 
@@ -83,7 +85,7 @@ def test_tasks_added_later_are_tried_first() -> None:
     t.add_tasks([space.task("make_wood_pickaxe")])
     p = t.probabilities()
     assert p[3] == pytest.approx(p[0]) and p[3] == p.max()  # optimistic: the top LP until observed
-    assert p[2] == pytest.approx(0.1)  # initial, never observed: only the floor
+    assert p[2] == pytest.approx(t.config.explore)  # initial, never observed: only the floor
     t.update([Outcome(t.known_tasks()[3].id, 0.0, success=False)])
     assert t.probabilities()[3] < p[3]  # observed and failed: the prior is gone
     ref = make_teacher("lp", space, preset="omni", update_every=1, seed=0)

@@ -349,7 +349,7 @@ class LPConfig(TeacherConfig):
         None, description="TextSpace only: the known task texts (default: the space's seed tasks)."
     )
     explore: float = Field(
-        0.1,
+        0.3,
         ge=0.0,
         lt=1.0,
         description="Exploration floor: share of sampling spread uniformly over the tasks LP gives 0 "

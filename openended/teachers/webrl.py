@@ -77,7 +77,7 @@ class WebRLConfig(RefitConfig, TeacherConfig):
         "service), outcomes, or evaluations (sweeps of eval-flagged outcomes).",
     )
     explore: float = Field(
-        0.1, ge=0.0, lt=1.0, description="LP exploration floor: share spread over tasks LP gives 0 (see lp)."
+        0.3, ge=0.0, lt=1.0, description="LP exploration floor: share spread over tasks LP gives 0 (see lp)."
     )
     optimistic_new: bool = Field(
         True, description="Pool tasks never observed (newly admitted) get the top LP, so they are tried."
