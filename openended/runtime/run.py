@@ -326,10 +326,14 @@ def _train(
         if ev.every and (it % ev.every == 0 or it == exp.run.iterations):
             driver = drivers[0]
             assert isinstance(driver, RLlibDriver), "config: evaluation.every needs an RLlib learner"
-            result = driver.evaluate()
+            result = driver.evaluate(it)
             row["eval"] = {k: v for k, v in result.items() if k not in _PER_TASK_EVAL}
             row["mastered"] = result["mastered"]
             rd.append_evaluation({"iteration": it, "env_steps_total": row["env_steps_total"], **result})
+            if ev.report_to_teacher:  # the sweep's outcomes are not training episodes: keep them out of the next row
+                counts = call_service(lambda: service.snapshot.remote(), "snapshot")["curricula"][CURRICULUM][
+                    "counters"
+                ]
         rd.append_metrics(row)
         if view_writer.due(it):
             view_writer.append(it, row, call_service(lambda: service.views.remote(), "views"))
