@@ -49,10 +49,12 @@ COMPARISONS: dict[str, tuple[str, str]] = {
 
 
 # ------------------------------------------------------------------------------- running
-def run(comparison: str, seeds: list[int], runs: Path, overrides: list[str]) -> None:
-    """One ``openended run`` per arm and seed (sequential: the dev machine has 2 shared cores)."""
+def run(comparison: str, seeds: list[int], runs: Path, overrides: list[str], arms: list[str] | None = None) -> None:
+    """One ``openended run`` per arm and seed, one after the other (``arms``: a subset of the comparison's)."""
     for seed in seeds:
         for arm in COMPARISONS[comparison]:
+            if arms and arm not in arms:
+                continue
             cfg = ROOT / "experiments" / "science" / f"{arm}.yaml"
             cmd = [
                 sys.executable,
@@ -300,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--comparison", choices=sorted(COMPARISONS), default="maze")
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     r.add_argument("--runs", type=Path, default=Path("runs/science"))
+    r.add_argument("--arms", nargs="+", default=None, help="only these arms (e.g. one per process)")
     r.add_argument("--set", dest="overrides", action="append", default=[], help="extra --set for every run")
     p = sub.add_parser("report", help="table, JSON and plots from run directories")
     p.add_argument("--runs", type=Path, default=Path("runs/science"))
@@ -307,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--img", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.cmd == "run":
-        run(args.comparison, args.seeds, args.runs.resolve(), args.overrides)
+        run(args.comparison, args.seeds, args.runs.resolve(), args.overrides, args.arms)
     else:
         report(args.runs, args.json, args.img)
     return 0
