@@ -213,12 +213,17 @@ def plot_curves(runs: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def played_tasks(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``(params, success)`` of every episode a run played, in order (Box families)."""
+def played_tasks(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(params, success, level)`` of every episode a run played, in order.
+
+    ``params`` are ``(size, wall_density, goal_distance)``; a seeded level's are its
+    `level_params`, with its id in ``level`` (-1 for Box tasks).
+    """
+    from openended.envs.minigrid_mazes import level_params
     from openended.runtime.eventlog import decode_outcome, decode_sampled, iter_events
 
     params: dict[str, tuple] = {}
-    rows, ok = [], []
+    rows, ok, levels = [], [], []
     for entry in iter_events(path / "events.jsonl"):
         ev = entry.event
         if ev.get("ev") == "sampled":
@@ -227,14 +232,44 @@ def played_tasks(path: Path) -> tuple[np.ndarray, np.ndarray]:
         elif ev.get("ev") == "outcome":
             for o in decode_outcome(ev)[1]:
                 p = params.get(o.task_id)
-                if p is not None and len(p) == 3:
-                    rows.append([float(v) for v in p])
-                    ok.append(bool(o.success))
-    return np.asarray(rows, float).reshape(-1, 3), np.asarray(ok, bool)
+                if p is None:
+                    continue
+                if len(p) == 1:
+                    levels.append(int(p[0]))
+                    p = level_params(int(p[0]))
+                else:
+                    levels.append(-1)
+                rows.append([float(v) for v in p])
+                ok.append(bool(o.success))
+    return np.asarray(rows, float).reshape(-1, 3), np.asarray(ok, bool), np.asarray(levels, int)
+
+
+def _third_stats(p: np.ndarray, ok: np.ndarray, levels: np.ndarray) -> dict[str, Any]:
+    """What one stretch of training played: mean parameters, training success, level spread."""
+    from openended.envs.minigrid_mazes import generate_maze, level_params
+
+    out: dict[str, Any] = {
+        "episodes": int(len(p)),
+        "mean_size": float(p[:, 0].mean()),
+        "mean_density": float(p[:, 1].mean()),
+        "mean_goal_distance": float(p[:, 2].mean()),
+        "train_success": float(ok.mean()),
+    }
+    if len(levels) and levels[0] >= 0:
+        ids, counts = np.unique(levels, return_counts=True)
+        solvable = {int(i): generate_maze(*level_params(int(i)), seed=int(i)).solvable for i in ids}
+        out["distinct_levels"] = int(len(ids))
+        out["top10_level_share"] = float(np.sort(counts)[::-1][:10].sum() / counts.sum())
+        out["solvable_share"] = float(np.mean([solvable[int(v)] for v in levels]))
+    return out
 
 
 def plot_sampling(runs: list[dict], path: Path) -> dict[str, Any]:
-    """Where each Box arm's teacher had tasks played (seed = lowest), in three thirds of training."""
+    """Where each arm's tasks were played (its lowest seed), in three thirds of training.
+
+    Scatter of room size vs wall density, coloured by goal distance; seeded levels are
+    placed at their parameters.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -242,33 +277,25 @@ def plot_sampling(runs: list[dict], path: Path) -> dict[str, Any]:
 
     firsts: dict[str, dict] = {}
     for r in sorted(runs, key=lambda r: r["seed"]):
-        if r["family"] == "minigrid_maze":
-            firsts.setdefault(r["arm"], r)
+        firsts.setdefault(r["arm"], r)
     if not firsts:
         return {}
-    fig, axes = plt.subplots(len(firsts), 3, figsize=(13, 4 * len(firsts)), squeeze=False)
+    fig, axes = plt.subplots(len(firsts), 3, figsize=(13, 3.6 * len(firsts)), squeeze=False)
     stats: dict[str, Any] = {}
     for row, (arm, r) in enumerate(sorted(firsts.items())):
-        p, ok = played_tasks(Path(r["dir"]))
-        thirds = np.array_split(np.arange(len(p)), 3)
+        p, ok, levels = played_tasks(Path(r["dir"]))
         stats[arm] = []
-        for col, idx in enumerate(thirds):
+        for col, idx in enumerate(np.array_split(np.arange(len(p)), 3)):
             ax = axes[row][col]
-            ax.scatter(p[idx, 0], p[idx, 1], c=p[idx, 2], s=6, cmap="viridis", vmin=0, vmax=1)
-            ax.set_title(f"{arm} seed {r['seed']}: episodes {idx[0] if len(idx) else 0}-{idx[-1] if len(idx) else 0}")
+            if not len(idx):
+                continue
+            ax.scatter(p[idx, 0], p[idx, 1], c=p[idx, 2], s=6, cmap="viridis", vmin=0, vmax=1, alpha=0.6)
+            ax.set_title(f"{arm} seed {r['seed']}: episodes {idx[0]}-{idx[-1]}", fontsize=9)
             ax.set_xlabel("size")
             ax.set_ylabel("wall density")
-            stats[arm].append(
-                {
-                    "episodes": len(idx),
-                    "mean_size": float(p[idx, 0].mean()) if len(idx) else None,
-                    "mean_density": float(p[idx, 1].mean()) if len(idx) else None,
-                    "mean_goal_distance": float(p[idx, 2].mean()) if len(idx) else None,
-                    "train_success": float(ok[idx].mean()) if len(idx) else None,
-                }
-            )
+            stats[arm].append(_third_stats(p[idx], ok[idx], levels[idx]))
     fig.tight_layout()
-    fig.savefig(path, dpi=70)
+    fig.savefig(path, dpi=60)
     plt.close(fig)
     return stats
 
@@ -285,7 +312,7 @@ def report(runs_dir: Path, json_path: Path | None, img: Path | None) -> dict[str
         for fam in sorted(fams):
             sel = [r for r in runs if r["family"] == fam]
             plot_curves(sel, img / f"{fam}_curves.png")
-        result["sampling"] = plot_sampling(runs, img / "minigrid_maze_sampling.png")
+        result["sampling"] = plot_sampling(runs, img / "minigrid_sampling.png")
         for arm, thirds in result["sampling"].items():
             print(f"{arm}: " + "; ".join(json.dumps(t) for t in thirds))
     if json_path is not None:
