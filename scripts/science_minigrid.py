@@ -139,6 +139,7 @@ def auc(steps: list[int], values: list[float]) -> float:
 
 def summarise(runs: list[dict]) -> dict[str, Any]:
     """Per arm: final and AUC of held-out success / return, mean and std over seeds."""
+    runs = common_horizon(runs)
     arms: dict[str, list[dict]] = defaultdict(list)
     for r in runs:
         if r["steps"]:
@@ -154,6 +155,16 @@ def summarise(runs: list[dict]) -> dict[str, Any]:
         row["wall_s"] = _mean_std([r["wall_s"] for r in rs])
         out[arm] = row
     return out
+
+
+def common_horizon(runs: list[dict]) -> list[dict]:
+    """Each started run cut to the evaluations every started run of its family reached (a fair comparison)."""
+    started = [r for r in runs if r["steps"]]  # runs without an evaluation yet are left out
+    n_by_family: dict[str, int] = {}
+    for r in started:
+        n_by_family[r["family"]] = min(n_by_family.get(r["family"], 10**9), len(r["steps"]))
+    keys = ("steps", "success", "return", "hard_success", "level_success")
+    return [{**r, **{k: r[k][: n_by_family[r["family"]]] for k in keys}} for r in started]
 
 
 def _mean_std(xs: list[float]) -> dict[str, float]:
@@ -191,7 +202,7 @@ def plot_curves(runs: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     arms: dict[str, list[dict]] = defaultdict(list)
-    for r in runs:
+    for r in common_horizon(runs):
         if r["steps"]:
             arms[r["arm"]].append(r)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
