@@ -150,3 +150,4 @@ register_env(
 register_env("minigrid_maze", "openended.envs.minigrid:MiniGridMazeEnv")
 register_env("minigrid_levels", "openended.envs.minigrid:MiniGridLevelsEnv")
 register_env("minigrid_tasks", "openended.envs.minigrid:MiniGridTasksEnv", aliases=("minigrid",))
+register_env("minecraft", "openended.envs.minecraft:MinecraftTaskEnv", aliases=("minedojo",))
