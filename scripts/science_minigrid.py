@@ -311,9 +311,10 @@ def plot_sampling(runs: list[dict], path: Path) -> dict[str, Any]:
     return stats
 
 
-def report(runs_dir: Path, json_path: Path | None, img: Path | None) -> dict[str, Any]:
-    """Read every run directory under ``runs_dir``; print the table; write JSON and plots."""
+def report(runs_dir: Path, json_path: Path | None, img: Path | None, seeds: list[int] | None = None) -> dict[str, Any]:
+    """Read every run directory under ``runs_dir`` (of ``seeds``, if given); print the table; write JSON and plots."""
     runs = [read_run(p) for p in sorted(runs_dir.iterdir()) if (p / "config.yaml").exists()]
+    runs = [r for r in runs if seeds is None or r["seed"] in seeds]
     summary = summarise(runs)
     print(table(summary))
     result: dict[str, Any] = {"summary": summary, "runs": runs}
@@ -346,11 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, default=Path("runs/science"))
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--img", type=Path, default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="only runs of these seeds")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         run(args.comparison, args.seeds, args.runs.resolve(), args.overrides, args.arms)
     else:
-        report(args.runs, args.json, args.img)
+        report(args.runs, args.json, args.img, args.seeds)
     return 0
 
 
