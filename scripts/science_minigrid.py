@@ -20,7 +20,7 @@ What the report measures, per run: the held-out evaluations the run made during 
 (``mastered``) and mean return over env steps; the final value, and the area under the
 curve normalised by the step range (the mean level over training). Held-out success is
 also split into the hand-drawn hard mazes and the seeded random levels. Per arm: mean and
-standard deviation over seeds. Plots: the curves (mean +- std) and, for Box arms, where
+sample standard deviation over seeds. Plots: the curves (mean +- std) and, for Box arms, where
 the teacher's tasks were played in the task space in three thirds of training (read from
 the run's event log: sampled tasks give parameters, outcomes say which tasks ran).
 """
@@ -169,7 +169,9 @@ def common_horizon(runs: list[dict]) -> list[dict]:
 
 def _mean_std(xs: list[float]) -> dict[str, float]:
     a = np.asarray(xs, float)
-    return {"mean": float(np.nanmean(a)), "std": float(np.nanstd(a)), "n": int(np.isfinite(a).sum())}
+    n = int(np.isfinite(a).sum())
+    std = float(np.nanstd(a, ddof=1)) if n > 1 else 0.0  # sample std over seeds
+    return {"mean": float(np.nanmean(a)), "std": std, "n": n}
 
 
 def _fmt(d: dict[str, float], pct: bool) -> str:
@@ -317,14 +319,15 @@ def report(runs_dir: Path, json_path: Path | None, img: Path | None, seeds: list
     runs = [r for r in runs if seeds is None or r["seed"] in seeds]
     summary = summarise(runs)
     print(table(summary))
-    result: dict[str, Any] = {"summary": summary, "runs": runs}
+    # run directories by name only: the JSON is shared, the machine's paths are not
+    result: dict[str, Any] = {"summary": summary, "runs": [{**r, "dir": Path(r["dir"]).name} for r in runs]}
     if img is not None:
         img.mkdir(parents=True, exist_ok=True)
         fams = {r["family"] for r in runs}
         for fam in sorted(fams):
             sel = [r for r in runs if r["family"] == fam]
             plot_curves(sel, img / f"{fam}_curves.png")
-        result["sampling"] = plot_sampling(runs, img / "minigrid_sampling.png")
+        result["sampling"] = plot_sampling(runs, img / f"{'_'.join(sorted(fams))}_sampling.png")
         for arm, thirds in result["sampling"].items():
             print(f"{arm}: " + "; ".join(json.dumps(t) for t in thirds))
     if json_path is not None:
