@@ -183,3 +183,14 @@ def toy_mastered(teacher: Any, episodes: int, batch: int = 10) -> int:
         tasks = teacher.sample(batch)
         teacher.update([Outcome(task_id=x.id, episode_return=env.episode(x.params)) for x in tasks])
     return int(round(env.score()))  # % of 100 cells = cells mastered
+
+
+#: SC2 minigames on pysc2's mock game, small and quick: 8x8 layers, 3 feature layers, 6-step episodes.
+SC2_SMALL: dict[str, Any] = {
+    "backend": "mock",
+    "screen": 8,
+    "minimap": 8,
+    "screen_features": ["player_relative", "selected"],
+    "minimap_features": ["player_relative"],
+    "mock_episode_length": 6,
+}

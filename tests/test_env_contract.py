@@ -16,6 +16,7 @@ FAMILIES = {
     "minigrid_maze": {},
     "minigrid_levels": {"num_levels": 50},
     "minigrid_tasks": {},
+    "sc2_minigames": {"backend": "mock", "screen": 16, "minimap": 16},  # pysc2's mock game (no SC2 here)
 }
 
 

@@ -204,6 +204,7 @@ def register_curriculum_env(
     namespace: str | None = None,
     client_options: Mapping[str, Any] | None = None,
     scale_images: bool = True,
+    mask_actions: bool = True,
 ) -> str:
     """Register ``env_name`` with ``ray.tune.registry.register_env``; return ``env_name``.
 
@@ -211,7 +212,9 @@ def register_curriculum_env(
 
     ``family`` may be a callable returning a task env (it is pickled to the runners, so
     it must be importable there). ``scale_images`` turns uint8 image observations into
-    float32 in [0, 1] (`ScaleImageObservations`).
+    float32 in [0, 1] (`ScaleImageObservations`). ``mask_actions``: an env whose observation
+    has an ``action_mask`` entry (SC2) is wrapped in `MaskedObservations` (train it with
+    ``build_algo_config(..., action_masking=True)``).
     """
     from ray.tune.registry import register_env
 
@@ -228,9 +231,13 @@ def register_curriculum_env(
     )
 
     def creator(ctx: Any = None) -> gym.Env:
+        from openended.runtime.rllib_masking import MaskedObservations, has_action_mask
+
         env: gym.Env = make(ctx)
         if scale_images and ScaleImageObservations.needed(env.observation_space):
             env = ScaleImageObservations(env)
+        if mask_actions and has_action_mask(env.observation_space):
+            env = MaskedObservations(env)
         return env
 
     register_env(env_name, creator)
@@ -273,6 +280,8 @@ def build_algo_config(
     env_config: Mapping[str, Any] | None = None,
     seed: int | None = None,
     flatten_observations: bool = False,
+    action_masking: bool = False,
+    argument_usage: list[list[int]] | None = None,
 ) -> Any:
     """A PPO or SAC `AlgorithmConfig` (torch, CPU, one local learner) for ``env_name``.
 
@@ -280,7 +289,12 @@ def build_algo_config(
     ``model_config`` goes to ``rl_module(model_config=...)``. Unlike RLlib's
     ``update_from_dict``, an unknown key is an error naming a close match (a typo must not
     silently train with a default). ``num_env_runners=0`` samples in the driver process
-    (breakpoints work). Returns the config; call ``.build_algo()``.
+    (breakpoints work). ``action_masking`` (PPO): the env's observations carry an
+    ``action_mask`` (`openended.runtime.rllib_masking`); the policy never samples a masked
+    action. ``argument_usage`` (with ``action_masking``; an env's ``action_argument_usage()``):
+    which argument components each function of a ``MultiDiscrete([function, args...])``
+    action takes; the others are left out of the log-probability. Returns the config; call
+    ``.build_algo()``.
     """
     algo_key = str(algo).lower()
     config: AlgorithmConfig
@@ -335,6 +349,16 @@ def build_algo_config(
         raise ConfigError(f"algo.config: RLlib rejected the settings {sorted(overrides)}: {e}") from None
     if model_config is not None:
         config.rl_module(model_config=model_config)
+    if action_masking:
+        if algo_key != "ppo":
+            raise ConfigError(f"build_algo_config.action_masking: only PPO has a masking model, got algo {algo!r}")
+        if flatten_observations:
+            raise ConfigError("build_algo_config: action_masking flattens the observations itself; drop flatten")
+        from openended.runtime.rllib_masking import ARGUMENT_USAGE_KEY, masked_module_spec
+
+        config.rl_module(rl_module_spec=masked_module_spec())
+        if argument_usage is not None:
+            config.rl_module(model_config={**dict(model_config or {}), ARGUMENT_USAGE_KEY: argument_usage})
     if flatten_observations:
         # Dict/Tuple observations (Crafter: image + task id) -> one flat vector for the default encoders.
         config.env_runners(env_to_module_connector=_flatten_connector)
