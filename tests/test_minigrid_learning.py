@@ -79,6 +79,7 @@ def test_one_task_curriculum_learns_as_well_as_plain_rllib(service):
     stats = curriculum_stats()
     snapshot = ray.get(service.snapshot.remote())["curricula"]["one_task"]
 
+    print(f"greedy success on {TASK}: plain RLlib {plain}, one-task curriculum {curriculum} ({cur_steps} steps)")
     assert plain_steps == cur_steps >= ITERATIONS * 1000
     assert plain >= 0.9, f"plain RLlib did not learn {TASK} in {plain_steps} steps: greedy success {plain}"
     assert curriculum >= plain - 0.1, f"curriculum {curriculum} vs plain {plain}"
