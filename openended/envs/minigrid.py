@@ -52,7 +52,7 @@ from openended.envs.minigrid_mazes import (
 )
 from openended.errors import ConfigError
 from openended.tasks import Box, Discrete, Outcome, Task, TaskSpace
-from openended.validation import validate_model
+from openended.validation import config_or_kwargs
 
 __all__ = [
     "MiniGridMazeConfig",
@@ -277,7 +277,7 @@ class MiniGridMazeEnv(_GridTaskEnv):
     _space: TaskSpace
 
     def __init__(self, config: MiniGridMazeConfig | None = None, **kwargs: Any) -> None:
-        self.config = _resolve(MiniGridMazeConfig, config, kwargs, f"env.{self.family}")
+        self.config = config_or_kwargs(MiniGridMazeConfig, config, kwargs, f"env.{self.family}")
         cfg = self.config
         super().__init__(cfg.agent_view_size)
         self._space = self._train_space()
@@ -377,7 +377,7 @@ class MiniGridTasksEnv(_GridTaskEnv):
     """
 
     def __init__(self, config: MiniGridTasksConfig | None = None, **kwargs: Any) -> None:
-        self.config = _resolve(MiniGridTasksConfig, config, kwargs, "env.minigrid_tasks")
+        self.config = config_or_kwargs(MiniGridTasksConfig, config, kwargs, "env.minigrid_tasks")
         super().__init__(self.config.agent_view_size)
         self._space = Discrete(self.config.tasks, name="minigrid/tasks")
         self._test = Discrete(self.config.tasks, name="minigrid/tasks/test")
@@ -405,11 +405,3 @@ class MiniGridTasksEnv(_GridTaskEnv):
             env.close()
         self._envs.clear()
         super().close()
-
-
-def _resolve(model: type[Any], config: Any, kwargs: dict[str, Any], prefix: str) -> Any:
-    if config is not None:
-        if kwargs:
-            raise ConfigError(f"{prefix}: pass either config= or keyword options, not both (got {sorted(kwargs)})")
-        return config
-    return validate_model(model, kwargs, prefix=prefix)
