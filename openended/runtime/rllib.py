@@ -51,7 +51,9 @@ from typing_extensions import override
 
 from openended.envs.registry import make_task_env
 from openended.errors import ConfigError
+from openended.runtime.algo_settings import check_algo_settings
 from openended.runtime.episodes import EpisodeHost
+from openended.runtime.preflight import MIN_CPUS_PER_ENV_RUNNER
 from openended.runtime.process_clients import EPISODE_COUNTERS, ProcessClient
 from openended.tasks import Task
 
@@ -266,7 +268,7 @@ def default_cpus_per_env_runner(num_env_runners: int, cpus: float | None = None)
             if ray.is_initialized()
             else float(os.cpu_count() or 1)
         )
-    return float(min(1.0, max(0.1, cpus / (2 * num_env_runners))))
+    return float(min(1.0, max(MIN_CPUS_PER_ENV_RUNNER, cpus / (2 * num_env_runners))))
 
 
 def build_algo_config(
@@ -319,6 +321,7 @@ def build_algo_config(
             close = difflib.get_close_matches(key, [k for k in vars(config) if not k.startswith("_")], n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"build_algo_config.overrides.{key}: not a {type(config).__name__} setting{hint}")
+    check_algo_settings(config, overrides)
     if algo_key == "ppo" and "minibatch_size" not in overrides:
         # Cross-field default: a minibatch larger than the batch would silently be one batch.
         tb = overrides.get("train_batch_size_per_learner", defaults["train_batch_size_per_learner"])
