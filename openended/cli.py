@@ -294,14 +294,16 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 def _cmd_teachers(args: argparse.Namespace) -> int:
     from openended.teachers import list_teachers, teacher_class
 
-    for name in list_teachers():
+    names = list_teachers()
+    width = max(map(len, names), default=12)
+    for name in names:
         try:
             cls = teacher_class(name)
             presets = ", ".join(sorted(cls.PRESETS)) or "-"
             spaces = "/".join(cls.space_kinds)
-            print(f"{name:12s} spaces: {spaces:20s} presets: {presets}")
+            print(f"{name:{width}s} spaces: {spaces:20s} presets: {presets}")
         except ImportError as e:
-            print(f"{name:12s} (not importable: {e})")
+            print(f"{name:{width}s} (not importable: {e})")
     return 0
 
 

@@ -304,6 +304,7 @@ class RLlibDriver:
         self.algo = cfg.build_algo()
         self._learner_components = bool(getattr(cfg, "learner_config_dict", {}).get("components"))
         self.exp = exp
+        self.service_name = service_name
         self.multi_agent = multi_agent
         self._last_steps = 0
         self._last_episodes = 0
@@ -328,10 +329,20 @@ class RLlibDriver:
             "episodes_total": self._last_episodes,
         }
 
-    def evaluate(self) -> dict:
-        """The policy on the experiment's test set (see `openended.runtime.evaluate`)."""
+    def evaluate(self, iteration: int = 0) -> dict:
+        """The policy on the experiment's test set (see `openended.runtime.evaluate`).
+
+        With ``evaluation.report_to_teacher`` the episodes go to the teacher in one report,
+        flagged ``info["eval"]`` (OMNI's sweep); the result then carries ``reported_to_teacher``.
+        """
         from openended.envs.registry import make_env
-        from openended.runtime.evaluate import evaluate_tasks, resolve_test_set, rllib_policy
+        from openended.runtime.evaluate import (
+            FlattenLikeRLlib,
+            evaluate_tasks,
+            resolve_test_set,
+            rllib_policy,
+            sweep_outcomes,
+        )
         from openended.runtime.rllib import ScaleImageObservations, needs_flattening
 
         ev, fam, cfg = self.exp.evaluation, self.exp.env.family, self.exp.env.config
@@ -340,14 +351,44 @@ class RLlibDriver:
 
         def make() -> Any:
             env = make_env(fam, **cfg)
-            if needs_flattening(env.observation_space):
-                raise ConfigError("evaluation: Dict/Tuple observations are not supported yet; set evaluation.every: 0")
-            return _ScaledTaskEnv(env) if ScaleImageObservations.needed(env.observation_space) else env
+            if ScaleImageObservations.needed(env.observation_space):
+                env = _ScaledTaskEnv(env)
+            return FlattenLikeRLlib(env) if needs_flattening(env.observation_space) else env
 
-        probe = make_env(fam, **cfg)
-        tasks = resolve_test_set(probe, fam, ev.test_set, ev.max_tasks)
-        probe.close()
-        return evaluate_tasks(make, tasks, rllib_policy(self.algo), seed=self.exp.seed, max_steps=ev.max_steps)
+        if ev.test_set == "teacher":
+            tasks = self._teacher_tasks()[: ev.max_tasks]
+        else:
+            probe = make_env(fam, **cfg)
+            tasks = resolve_test_set(probe, fam, ev.test_set, ev.max_tasks)
+            probe.close()
+        result = evaluate_tasks(
+            make,
+            tasks,
+            rllib_policy(self.algo),
+            seed=self.exp.seed,
+            max_steps=ev.max_steps,
+            episodes_per_task=ev.episodes_per_task,
+            max_envs=ev.max_envs,
+        )
+        episodes = result.pop("episodes")
+        if ev.report_to_teacher:
+            from openended.runtime.codec import encode_outcomes
+
+            outs = sweep_outcomes(episodes, self.student, f"{self.student}-{iteration}")
+            batch = encode_outcomes(outs)
+            result["reported_to_teacher"] = int(ray.get(self._service().report.remote(CURRICULUM, batch)))
+        return result
+
+    def _service(self) -> Any:
+        from openended.runtime.service import get_service
+
+        return get_service(self.service_name, namespace=self.exp.ray.namespace)
+
+    def _teacher_tasks(self) -> list:
+        from openended.tasks import Task
+
+        rows = ray.get(self._service().known_tasks.remote(CURRICULUM, self.student))
+        return [Task.from_dict(r) for r in rows]
 
     def save(self, ckpt: SetWriter) -> None:
         """Flush this process's curriculum clients, then save the algorithm as member ``algo/<student>``."""

@@ -23,6 +23,7 @@ tests behind them: ``docs/reliability.md``.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -320,7 +321,8 @@ def _train(
         block_eval = None
         if components is not None:
             first = drivers[0]
-            block_eval = components.iteration_end(it, first.evaluate if isinstance(first, RLlibDriver) else None)
+            evaluate = functools.partial(first.evaluate, it) if isinstance(first, RLlibDriver) else None
+            block_eval = components.iteration_end(it, evaluate)
         snap = call_service(lambda: service.snapshot.remote(), "snapshot")
         cur = snap["curricula"][CURRICULUM]
         prev_counts, counts = counts, cur["counters"]
@@ -346,10 +348,14 @@ def _train(
         if ev.every and (it % ev.every == 0 or it == exp.run.iterations):
             driver = drivers[0]
             assert isinstance(driver, RLlibDriver), "config: evaluation.every needs an RLlib learner"
-            result = driver.evaluate()
+            result = driver.evaluate(it)
             row["eval"] = {k: v for k, v in result.items() if k not in _PER_TASK_EVAL}
             row["mastered"] = result["mastered"]
             rd.append_evaluation({"iteration": it, "env_steps_total": row["env_steps_total"], **result})
+            if ev.report_to_teacher:  # the sweep's outcomes are not training episodes: keep them out of the next row
+                counts = call_service(lambda: service.snapshot.remote(), "snapshot")["curricula"][CURRICULUM][
+                    "counters"
+                ]
         if block_eval is not None:  # an evaluation block of the components' schedule
             row["eval_block"] = {k: v for k, v in block_eval.items() if k not in _PER_TASK_EVAL}
             rd.append_evaluation(
