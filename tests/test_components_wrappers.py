@@ -9,13 +9,21 @@ import pytest
 
 pytest.importorskip("ray.rllib")
 
-from support import SPACE, CountEnv, ScriptedClient
+from support import SPACE, CountEnv, ScriptedClient, counter_delta
 from test_components import Recorder
 
 from openended.components import Placement
 from openended.envs.registry import make_env
+from openended.runtime.process_clients import EPISODE_COUNTERS
 from openended.runtime.rllib import CurriculumEnv
 from openended.runtime.rllib_multiagent import CurriculumMultiAgentEnv
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_counters():
+    """These envs count into the process-wide counters later RLlib tests read as totals: put them back."""
+    with counter_delta(EPISODE_COUNTERS):
+        yield
 
 
 class RunnerRecorder(Recorder):
