@@ -4,7 +4,7 @@
     openended submit experiments/toy_alpgmm.yaml --address http://127.0.0.1:8265 [--follow]
     openended status runs/<run>
     openended check experiments/toy_alpgmm.yaml     # validate only, no Ray
-    openended teachers | envs                        # what is registered
+    openended teachers | envs | judges               # what is installed (built-in and plugins)
     openended dashboard runs/ [--host 127.0.0.1] [--port 8765]   # live dashboard (read-only)
     openended plot runs/<run> [runs/<run2> ...] [--out figures]  # the same views as PNG/SVG
     openended run experiments/toy_alpgmm.yaml --dashboard        # a run with its dashboard
@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeatable (default: all figures)",
     )
 
-    sub.add_parser("teachers", help="list registered teachers and their presets")
-    sub.add_parser("envs", help="list registered environment families")
+    sub.add_parser("teachers", help="list teachers (built-in and installed plugins), presets and source")
+    sub.add_parser("envs", help="list environment families (built-in and installed plugins) and source")
+    sub.add_parser("judges", help="list judges (built-in and installed plugins) and source")
     return p
 
 
@@ -216,25 +217,41 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_teachers(args: argparse.Namespace) -> int:
-    from openended.teachers import list_teachers, teacher_class
+    from openended.teachers.registry import _TEACHERS, list_teachers, teacher_class, teacher_source
 
     for name in list_teachers():
         try:
             cls = teacher_class(name)
             presets = ", ".join(sorted(cls.PRESETS)) or "-"
             spaces = "/".join(cls.space_kinds)
-            print(f"{name:12s} spaces: {spaces:20s} presets: {presets}")
-        except ImportError as e:
-            print(f"{name:12s} (not importable: {e})")
+            print(f"{name:12s} spaces: {spaces:20s} presets: {presets:40s} {teacher_source(name)}")
+        except (ImportError, Error) as e:
+            print(f"{name:12s} (not usable: {e}) {teacher_source(name)}")
+    _print_shadowed(_TEACHERS.shadowed)
     return 0
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
-    from openended.envs import list_envs
+    from openended.envs.registry import _ENVS, env_source, list_envs
 
     for name in list_envs():
-        print(name)
+        print(f"{name:16s} {env_source(name)}")
+    _print_shadowed(_ENVS.shadowed)
     return 0
+
+
+def _cmd_judges(args: argparse.Namespace) -> int:
+    from openended.moi.registry import _JUDGES, judge_source, list_judges
+
+    for name in list_judges():
+        print(f"{name:16s} {judge_source(name)}")
+    _print_shadowed(_JUDGES.shadowed)
+    return 0
+
+
+def _print_shadowed(shadowed: list[str]) -> None:
+    for line in shadowed:
+        print(f"ignored plugin: {line}")
 
 
 _COMMANDS = {
@@ -246,6 +263,7 @@ _COMMANDS = {
     "plot": _cmd_plot,
     "teachers": _cmd_teachers,
     "envs": _cmd_envs,
+    "judges": _cmd_judges,
 }
 
 

@@ -48,14 +48,18 @@ def safe_name(value: str) -> str:
 class EnvSection(_Model):
     """Which environment family runs the episodes."""
 
-    family: str = Field(description="Registered env family (see `openended envs`).")
+    family: str = Field(
+        description="Registered env family (see `openended envs`) or your own as 'package.module:Callable'."
+    )
     config: dict[str, Any] = Field(default_factory=dict, description="Keyword config for the family.")
 
 
 class TeacherSection(_Model):
     """Which teacher proposes the tasks."""
 
-    name: str = Field(description="Registered teacher (see `openended teachers`).")
+    name: str = Field(
+        description="Registered teacher (see `openended teachers`) or your own as 'package.module:Class'."
+    )
     preset: str | None = Field(None, description="A documented preset, e.g. teachdeeprl.")
     config: dict[str, Any] = Field(default_factory=dict, description="Teacher config fields.")
     students: Literal["separate", "shared"] = Field(
@@ -202,7 +206,7 @@ def _check_names(exp: Experiment) -> None:
     ):
         try:
             fn(name)
-        except UnknownName as e:
+        except (UnknownName, ConfigError) as e:  # a plugin's import path names its own failure
             raise ConfigError(f"{path}: {e}") from None
     _check_teacher_config(exp)
 

@@ -40,6 +40,7 @@ from openended.runtime import raysession
 from openended.runtime.checkpoints import CheckpointSet
 from openended.runtime.drivers import CURRICULUM, RESTART_TIMEOUT_S, Driver, PoolDriver, RLlibDriver
 from openended.runtime.local import init_ray
+from openended.runtime.plugin_paths import worker_runtime_env
 from openended.runtime.progress import ProgressReporter
 from openended.runtime.resume import ResumePoint, prepare_resume
 from openended.runtime.rundir import RunDir
@@ -197,6 +198,12 @@ def _recorded_holder(rd: RunDir) -> Holder | None:
     return Holder.from_dict(status) if status.get("state") == "running" else None
 
 
+def _plugin_env(exp: Experiment) -> dict[str, Any]:
+    """``ray.init`` keywords that make the experiment's plugin packages importable in the workers."""
+    env = worker_runtime_env(exp)
+    return {"runtime_env": env} if env else {}
+
+
 def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, progress: bool) -> dict:
     me = this_process()
     started_ray = not ray.is_initialized()
@@ -207,6 +214,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
             namespace=exp.ray.namespace,
             temp_dir=exp.ray.temp_dir,
             log_to_driver=False,
+            **_plugin_env(exp),
         )
     except Exception as e:  # Ray's start-up errors are plain Exceptions: say it in one line
         raise RunFailed(f"Ray did not start: {_one_line(e)}") from e
