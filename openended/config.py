@@ -211,6 +211,17 @@ def _check_names(exp: Experiment) -> None:
     _check_teacher_config(exp)
 
 
+def _check_evaluation(exp: Experiment) -> None:
+    """What held-out evaluation cannot run is rejected here, before Ray starts, not after an iteration."""
+    from openended.envs.registry import is_multi_agent_family
+
+    if exp.evaluation.every and is_multi_agent_family(exp.env.family):
+        raise ConfigError(
+            f"evaluation.every: held-out evaluation does not support multi-agent families yet "
+            f"({exp.env.family!r} is a PettingZoo family); set evaluation.every: 0"
+        )
+
+
 def _preset_values(exp: Experiment) -> dict[str, Any]:
     """The values of ``teacher.preset`` (empty without one); an unknown preset is a `ConfigError`."""
     from openended.registry import normalize_name
@@ -277,4 +288,5 @@ def load_experiment(source: str | pathlib.Path | dict, overrides: list[str] | No
     data = apply_overrides(data, overrides or [])
     exp = validate_model(Experiment, data, prefix="")
     _check_names(exp)
+    _check_evaluation(exp)
     return exp

@@ -270,6 +270,7 @@ class RLlibDriver:
         self.algo = cfg.build_algo()
         self.exp = exp
         self.multi_agent = multi_agent
+        self.flatten = bool(flatten)
         self._last_steps = 0
         self._last_episodes = 0
 
@@ -294,25 +295,27 @@ class RLlibDriver:
         }
 
     def evaluate(self) -> dict:
-        """The policy on the experiment's test set (see `openended.runtime.evaluate`)."""
+        """The policy on the experiment's test set (see `openended.runtime.evaluate`).
+
+        Test envs see the observations training saw: images scaled as the env runners
+        scale them, Dict/Tuple observations flattened by RLlib's own connector function.
+        """
         from openended.envs.registry import make_env
         from openended.runtime.evaluate import evaluate_tasks, resolve_test_set, rllib_policy
-        from openended.runtime.rllib import ScaleImageObservations, needs_flattening
 
         ev, fam, cfg = self.exp.evaluation, self.exp.env.family, self.exp.env.config
-        if self.multi_agent:
-            raise ConfigError("evaluation: multi-agent envs are not supported yet; set evaluation.every: 0")
-
-        def make() -> Any:
-            env = make_env(fam, **cfg)
-            if needs_flattening(env.observation_space):
-                raise ConfigError("evaluation: Dict/Tuple observations are not supported yet; set evaluation.every: 0")
-            return _ScaledTaskEnv(env) if ScaleImageObservations.needed(env.observation_space) else env
-
+        if self.multi_agent:  # config.check_evaluation rejects this before Ray starts
+            raise ConfigError("evaluation.every: multi-agent envs cannot be evaluated yet; set evaluation.every: 0")
         probe = make_env(fam, **cfg)
         tasks = resolve_test_set(probe, fam, ev.test_set, ev.max_tasks)
         probe.close()
-        return evaluate_tasks(make, tasks, rllib_policy(self.algo), seed=self.exp.seed, max_steps=ev.max_steps)
+        return evaluate_tasks(
+            lambda: _evaluation_env(make_env(fam, **cfg), self.flatten),
+            tasks,
+            rllib_policy(self.algo),
+            seed=self.exp.seed,
+            max_steps=ev.max_steps,
+        )
 
     def save(self, ckpt: SetWriter) -> None:
         """Flush this process's curriculum clients, then save the algorithm as member ``algo/<student>``."""
@@ -337,10 +340,15 @@ class RLlibDriver:
         self.algo.stop()
 
 
-def _ScaledTaskEnv(env: Any) -> Any:
-    """`ScaleImageObservations` that still forwards ``set_task`` (evaluation sets tasks directly)."""
-    from openended.runtime.rllib import ScaleImageObservations
+def _evaluation_env(env: Any, flatten: bool) -> Any:
+    """``env`` with the observation transforms of training; ``set_task`` still reaches the task env."""
+    from openended.runtime.rllib import FlattenLikeRLlib, ScaleImageObservations
 
-    wrapped: Any = ScaleImageObservations(env)  # Any: it gains an attribute gymnasium's Wrapper does not declare
-    wrapped.set_task = env.set_task
+    wrapped: Any = env  # Any: it gains an attribute gymnasium's Wrapper does not declare
+    if ScaleImageObservations.needed(env.observation_space):
+        wrapped = ScaleImageObservations(wrapped)
+    if flatten:
+        wrapped = FlattenLikeRLlib(wrapped)
+    if wrapped is not env:
+        wrapped.set_task = env.set_task
     return wrapped

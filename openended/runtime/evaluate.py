@@ -5,7 +5,7 @@ Test sets (``evaluation.test_set``):
 * ``grid``: Stump Tracks' 10x10 grid over [0,3]x[0,6] (TeachMyAgent's 100-task set); for
   another Box family, a regular grid of at most ``max_tasks`` points.
 * ``uniform``: ``max_tasks`` uniform tasks from the training space (seed 4222, as
-  teachDeepRL's test sets).
+  teachDeepRL's test sets); of a Discrete space, that many distinct values (all if fewer).
 * ``held_out``: the family's own held-out tasks (Procgen's test levels, never given to
   the teacher).
 
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from openended.errors import ConfigError
-from openended.tasks import Box, Task
+from openended.tasks import Box, Discrete, Task
 
 __all__ = ["resolve_test_set", "rllib_policy", "evaluate_tasks"]
 
@@ -44,6 +44,9 @@ def resolve_test_set(env: Any, family: str, name: str, max_tasks: int, seed: int
             raise ConfigError(f"evaluation.test_set: family {family!r} has no held-out tasks; use grid or uniform")
         return list(fn())[:max_tasks]
     if not isinstance(space, Box):
+        if name == "uniform" and isinstance(space, Discrete):  # distinct values: results are keyed by task id
+            picked = np.random.default_rng(seed).choice(space.n, size=min(max_tasks, space.n), replace=False)
+            return [space.task(space.values[i], origin="test") for i in np.sort(picked)]
         if name == "uniform":
             return space.sample_uniform(np.random.default_rng(seed), max_tasks)
         raise ConfigError(f"evaluation.test_set: {name!r} needs a Box task space; {family!r} has {space!r}")

@@ -333,9 +333,15 @@ def _train(
         if ev.every and (it % ev.every == 0 or it == exp.run.iterations):
             driver = drivers[0]
             assert isinstance(driver, RLlibDriver), "config: evaluation.every needs an RLlib learner"
+            t_ev = time.perf_counter()
+            _say(f"iteration {it}: evaluating the policy on the {ev.test_set} test set ...")
             result = driver.evaluate()
+            result["eval_s"] = time.perf_counter() - t_ev
             row["eval"] = {k: v for k, v in result.items() if k not in _PER_TASK_EVAL}
             row["mastered"] = result["mastered"]
+            row["iteration_s"] = time.perf_counter() - t_it  # the evaluation is part of the iteration
+            row["wall_s"] = wall = prior_wall + time.perf_counter() - t0
+            _say(f"iteration {it}: evaluated {result['tasks']} tasks in {result['eval_s']:.1f} s")
             rd.append_evaluation({"iteration": it, "env_steps_total": row["env_steps_total"], **result})
         rd.append_metrics(row)
         if view_writer.due(it):
