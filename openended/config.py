@@ -112,6 +112,29 @@ class EvaluationSection(_Model):
     max_steps: int = Field(2000, ge=1, description="Step cap per test episode.")
 
 
+class WandbSection(_Model):
+    """Weights & Biases (extra ``wandb``): the run's metrics rows as a W&B run named after the run directory."""
+
+    project: str = Field(description="W&B project.")
+    entity: str | None = Field(None, description="W&B entity (team or user); None: your default.")
+    mode: Literal["online", "offline", "disabled"] = Field("online", description="online | offline | disabled.")
+
+
+class MLflowSection(_Model):
+    """MLflow (extra ``mlflow``): the run's metrics rows and numeric settings as an MLflow run."""
+
+    tracking_uri: str | None = Field(None, description="Tracking server or store; None: RUN_DIR/mlruns.")
+    experiment: str | None = Field(None, description="MLflow experiment; None: the experiment's name.")
+
+
+class LoggingSection(_Model):
+    """Where metrics rows go besides metrics.jsonl (curriculum and learner metrics, one step per iteration)."""
+
+    tensorboard: bool = Field(True, description="TensorBoard event files in RUN_DIR/tensorboard.")
+    wandb: WandbSection | None = Field(None, description="Weights & Biases run (extra wandb); None: off.")
+    mlflow: MLflowSection | None = Field(None, description="MLflow run (extra mlflow); None: off.")
+
+
 class RayInit(_Model):
     """Where Ray runs."""
 
@@ -137,6 +160,7 @@ class Experiment(_Model):
     pool: PoolSection = Field(default_factory=PoolSection)
     run: RunSection = Field(default_factory=RunSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
     ray: RayInit = Field(default_factory=RayInit)
 
     @field_validator("name")
@@ -222,6 +246,28 @@ def _check_evaluation(exp: Experiment) -> None:
         )
 
 
+def _importable(module: str) -> bool:
+    """Whether ``module`` is imported or could be (found without importing it)."""
+    import importlib.util
+    import sys
+
+    return module in sys.modules or importlib.util.find_spec(module) is not None
+
+
+def _check_logging(exp: Experiment) -> None:
+    """An exporter switched on without its package is refused before Ray starts, naming the extra."""
+    wanted: list[tuple[str, str, str, object]] = [
+        ("logging.wandb", "wandb", "wandb", exp.logging.wandb),
+        ("logging.mlflow", "mlflow", "mlflow", exp.logging.mlflow),
+        ("logging.tensorboard", "tensorboardX", "runtime", exp.logging.tensorboard or None),
+    ]
+    for field, module, extra, section in wanted:
+        if section is not None and not _importable(module):
+            raise ConfigError(
+                f"{field}: needs the {module!r} package; pip install 'openended[{extra}]' or switch it off"
+            )
+
+
 def _preset_values(exp: Experiment) -> dict[str, Any]:
     """The values of ``teacher.preset`` (empty without one); an unknown preset is a `ConfigError`."""
     from openended.registry import normalize_name
@@ -289,4 +335,5 @@ def load_experiment(source: str | pathlib.Path | dict, overrides: list[str] | No
     exp = validate_model(Experiment, data, prefix="")
     _check_names(exp)
     _check_evaluation(exp)
+    _check_logging(exp)
     return exp

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import shutil
 import sys
 import tempfile
@@ -183,3 +184,22 @@ def toy_mastered(teacher: Any, episodes: int, batch: int = 10) -> int:
         tasks = teacher.sample(batch)
         teacher.update([Outcome(task_id=x.id, episode_return=env.episode(x.params)) for x in tasks])
     return int(round(env.score()))  # % of 100 cells = cells mastered
+
+
+def tensorboard_scalars(logdir: pathlib.Path) -> dict[str, list[tuple[int, float]]]:
+    """``{tag: [(step, value), ...]}`` read back from TensorBoard event files (TFRecord framing)."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(logdir.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        pos = 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = Event.FromString(data[pos + 12 : pos + 12 + length])
+            pos += 12 + length + 4
+            for v in event.summary.value:
+                out.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return out

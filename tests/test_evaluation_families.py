@@ -1,5 +1,6 @@
 """Held-out evaluation for every family: Dict observations are evaluated as trained (flattened by
-RLlib's own function); multi-agent families are refused by `openended check` before Ray starts."""
+RLlib's own function); multi-agent families are refused by `openended check` before Ray starts.
+The PPO run also checks that the learner's statistics reach metrics.jsonl and TensorBoard."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
+from support import tensorboard_scalars
 
 from openended.config import load_experiment
 from openended.errors import ConfigError
@@ -86,3 +88,11 @@ def test_a_dict_observation_family_is_evaluated_in_a_run(tmp_path):
     assert set(ev["task_success"].values()) <= {True, False}  # every test episode ended (8-step cap)
     row = json.loads((rd / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["eval"]["tasks"] == 4 and row["iteration_s"] >= ev["eval_s"]
+    # the learner's statistics are kept, and TensorBoard has them next to the curriculum's
+    learner = row["learner"]["default_policy"]
+    assert {"policy_loss", "vf_loss", "entropy", "mean_kl_loss", "default_optimizer_learning_rate"} <= set(learner)
+    assert row["timers"]["training_iteration"] > 0
+    tags = tensorboard_scalars(rd / "tensorboard")
+    assert tags["learner/default_policy/entropy"] == [(1, pytest.approx(learner["entropy"]))]
+    assert tags["eval/mastered"] == [(1, pytest.approx(ev["mastered"]))]
+    assert "curriculum/episodes_total" in tags

@@ -277,6 +277,7 @@ class RLlibDriver:
     def train_iteration(self) -> dict:
         """One ``algo.train()``; per-iteration counts plus the totals this driver keeps."""
         from openended.runtime.process_clients import flush_curriculum_clients
+        from openended.runtime.rllib import learner_stats
 
         result = self.algo.train()
         flush_curriculum_clients(wait=False)
@@ -292,6 +293,7 @@ class RLlibDriver:
             "mean_return": er.get("episode_return_mean"),
             "env_steps_total": self._last_steps,
             "episodes_total": self._last_episodes,
+            **learner_stats(result),
         }
 
     def evaluate(self) -> dict:

@@ -67,6 +67,7 @@ __all__ = [
     "algo_step_counts",
     "default_cpus_per_env_runner",
     "needs_flattening",
+    "learner_stats",
     "FlattenLikeRLlib",
 ]
 
@@ -378,6 +379,51 @@ class FlattenLikeRLlib(gym.ObservationWrapper):
 def needs_flattening(observation_space: gym.Space) -> bool:
     """Whether RLlib's default encoders need the observations flattened first."""
     return isinstance(observation_space, (gym.spaces.Dict, gym.spaces.Tuple))
+
+
+#: RLlib timers kept in each metrics row (seconds per iteration).
+_TIMERS = ("training_iteration", "env_runner_sampling_timer", "learner_update_timer", "synch_weights")
+
+
+def learner_stats(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What the learner did in one ``algo.train()``: ``{"learner": {module: stats}, "timers": {...}}``.
+
+    Per RLModule, every scalar RLlib reports except counters and throughputs: for PPO
+    ``policy_loss``, ``vf_loss``, ``total_loss``, ``entropy``, ``mean_kl_loss``,
+    ``curr_kl_coeff``, ``vf_explained_var``, ``default_optimizer_learning_rate``,
+    ``gradients_default_optimizer_global_norm``...; timers in seconds plus the learner's
+    ``env_steps_trained_per_s``. Names are RLlib's own, so its docs explain them.
+    """
+    learners = result.get("learners") or {}
+    per_module: dict[str, dict[str, float]] = {}
+    for module_id, stats in learners.items():
+        if module_id == "__all_modules__" or not isinstance(stats, Mapping):
+            continue
+        keep = {
+            str(k): float(v)
+            for k, v in stats.items()
+            if _finite_scalar(v) and not str(k).startswith("num_") and "throughput" not in str(k)
+        }
+        if keep:
+            per_module[str(module_id)] = keep
+    raw_timers = result.get("timers") or {}
+    timers = {k: float(raw_timers[k]) for k in _TIMERS if _finite_scalar(raw_timers.get(k))}
+    throughput: Any = (learners.get("__all_modules__") or {}).get("num_env_steps_trained_throughput")
+    if _finite_scalar(throughput):
+        timers["env_steps_trained_per_s"] = float(throughput)
+    out: dict[str, Any] = {}
+    if per_module:
+        out["learner"] = per_module
+    if timers:
+        out["timers"] = timers
+    return out
+
+
+def _finite_scalar(v: Any) -> bool:
+    try:
+        return not isinstance(v, (bool, str, Mapping)) and np.ndim(v) == 0 and bool(np.isfinite(float(v)))
+    except (TypeError, ValueError):
+        return False
 
 
 def algo_step_counts(result: Mapping[str, Any]) -> tuple[int, int]:

@@ -39,6 +39,7 @@ from openended.errors import ConfigError, Error, RunFailed
 from openended.runtime import raysession
 from openended.runtime.checkpoints import CheckpointSet
 from openended.runtime.drivers import CURRICULUM, RESTART_TIMEOUT_S, Driver, PoolDriver, RLlibDriver
+from openended.runtime.exporters import RunExporters
 from openended.runtime.local import init_ray
 from openended.runtime.plugin_paths import worker_runtime_env
 from openended.runtime.progress import ProgressReporter
@@ -104,6 +105,8 @@ def _combine(rows: list[dict]) -> dict:
     for k in ("pool_restarts", "episodes_interrupted"):
         if any(k in r for r in rows):
             out[k] = sum(r.get(k) or 0 for r in rows)
+    if len(rows) == 1:  # several students: each one's learner stats are in its per_student row
+        out.update({k: rows[0][k] for k in ("learner", "timers") if k in rows[0]})
     if len(rows) > 1:
         out["per_student"] = rows
     return out
@@ -223,6 +226,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
     service: Any = None
     drivers: list[Driver] = []
     reporter = ProgressReporter(exp, rd, enabled=progress)
+    exporters: RunExporters | None = None
     state, reason = "failed", None
     done = _Done(point.iteration, float(point.totals.get("wall_s") or 0.0))
     try:
@@ -259,7 +263,8 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
             for d in drivers:
                 d.restore(point.checkpoint, point.student_totals(d.student))
         rd.write_status(_status("running", done.iteration, done.wall_s, me))
-        _train(exp, rd, service, drivers, reporter, point, me, done)
+        exporters = RunExporters.for_run(exp, rd.path)
+        _train(exp, rd, service, drivers, reporter, point, me, done, exporters)
         state = "finished"
     except KeyboardInterrupt:
         state = "interrupted"
@@ -274,6 +279,11 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
         reason = _one_line(e)
         raise
     finally:
+        if exporters is not None:
+            try:
+                exporters.close()
+            except Exception as e:  # noqa: BLE001 - metrics.jsonl holds every row; say it and go on
+                _say(f"closing the metrics exporters failed: {_one_line(e)}")
         _shutdown(rd, reporter, drivers, service, started_ray, embedded)
         final = _status(state, done.iteration, done.wall_s, me, **({"reason": reason} if reason else {}))
         try:
@@ -296,6 +306,7 @@ def _train(
     point: ResumePoint,
     me: Holder,
     done: _Done,
+    exporters: RunExporters,
 ) -> None:
     """The iterations after ``point``; ``done`` follows the last one completed (metrics row, set, status)."""
     t0 = time.perf_counter()
@@ -344,6 +355,7 @@ def _train(
             _say(f"iteration {it}: evaluated {result['tasks']} tasks in {result['eval_s']:.1f} s")
             rd.append_evaluation({"iteration": it, "env_steps_total": row["env_steps_total"], **result})
         rd.append_metrics(row)
+        exporters.write(row)
         if view_writer.due(it):
             view_writer.append(it, row, call_service(lambda: service.views.remote(), "views"))
         reporter.update(row)
