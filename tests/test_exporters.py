@@ -75,7 +75,7 @@ def test_a_row_becomes_grouped_scalars():
         "timers": {"training_iteration": 2.0},
         "eval": {"mastered": 0.25, "tasks": 4},
         "teacher": {"default": {"fit_rate": 150, "mode": "fast", "refit": True}},
-        "per_student": [{"episodes": 4}, {"episodes": 6}],
+        "per_student": [{"student": "alice", "episodes": 4}, {"student": "bob", "episodes": 6}],
         "returns": [1, 2],
     }
     assert row_scalars(row) == {
@@ -87,6 +87,8 @@ def test_a_row_becomes_grouped_scalars():
         "eval/tasks": 4.0,
         "teacher/default/fit_rate": 150.0,
         "teacher/default/refit": 1.0,
+        "student/alice/episodes": 4.0,
+        "student/bob/episodes": 6.0,
     }
 
 

@@ -46,6 +46,8 @@ def row_scalars(row: Mapping[str, Any]) -> dict[str, float]:
     for key, value in row.items():
         if key in _NOT_METRICS:
             continue
+        if key == "per_student" and isinstance(value, list):  # named rows: student/<name>/...
+            value = {str(r.get("student", i)): r for i, r in enumerate(value) if isinstance(r, Mapping)}
         if isinstance(value, Mapping):
             _flatten(_GROUPS.get(key, key), value, out)
         else:

@@ -92,8 +92,8 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0] if lines else ''}"
 
 
-def _combine(rows: list[dict]) -> dict:
-    """Sum counts, episode-weight the means, over students."""
+def _combine(rows: list[dict], students: list[str]) -> dict:
+    """Sum counts, episode-weight the means, over students (each one's row, named, in ``per_student``)."""
     keys = ("env_steps", "episodes", "env_steps_total", "episodes_total")
     out: dict[str, Any] = {k: sum(r.get(k) or 0 for r in rows) for k in keys}
     for k in ("mean_return", "success_rate"):
@@ -108,7 +108,7 @@ def _combine(rows: list[dict]) -> dict:
     if len(rows) == 1:  # several students: each one's learner stats are in its per_student row
         out.update({k: rows[0][k] for k in ("learner", "timers") if k in rows[0]})
     if len(rows) > 1:
-        out["per_student"] = rows
+        out["per_student"] = [{"student": name, **r} for name, r in zip(students, rows)]
     return out
 
 
@@ -323,7 +323,7 @@ def _train(
         cur = snap["curricula"][CURRICULUM]
         prev_counts, counts = counts, cur["counters"]
         _fill_in_unknown_episodes(rows, drivers, counts, prev_counts)
-        row = _combine(rows)
+        row = _combine(rows, [d.student for d in drivers])
         if row.get("success_rate") is None:  # RLlib drivers: from the outcomes the teacher accepted
             dk = counts.get("success_known", 0) - prev_counts.get("success_known", 0)
             ds = counts.get("successes", 0) - prev_counts.get("successes", 0)
