@@ -231,6 +231,7 @@ class RLlibDriver:
     def __init__(self, exp: Experiment, service_name: str, student: str, index: int) -> None:
         from openended.envs.registry import make_env
         from openended.envs.team import is_parallel_env
+        from openended.runtime.level_scores import ScoringPPOLearner, wants_level_scores
         from openended.runtime.rllib import build_algo_config, needs_flattening, register_curriculum_env
         from openended.runtime.rllib_multiagent import register_curriculum_multiagent_env, shared_policy_config
 
@@ -246,16 +247,12 @@ class RLlibDriver:
             space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
             flatten = needs_flattening(space)
         probe.close()
-        register = register_curriculum_multiagent_env if multi_agent else register_curriculum_env
-        env_name = register(
-            f"openended-{service_name}-{student}",
-            exp.env.family,
-            exp.env.config,
-            service_name,
-            CURRICULUM,
-            student,
-            namespace=exp.ray.namespace,
-        )
+        scores = not multi_agent and wants_level_scores(exp)  # PLR: the learner's level score with each outcome
+        env_args = (f"openended-{service_name}-{student}", exp.env.family, exp.env.config, service_name, CURRICULUM)
+        if multi_agent:
+            env_name = register_curriculum_multiagent_env(*env_args, student, namespace=exp.ray.namespace)
+        else:
+            env_name = register_curriculum_env(*env_args, student, namespace=exp.ray.namespace, defer_outcomes=scores)
         cfg = build_algo_config(
             algo,
             env_name,
@@ -267,6 +264,8 @@ class RLlibDriver:
         )
         if multi_agent:
             cfg = shared_policy_config(cfg)
+        if scores:
+            cfg.training(learner_class=ScoringPPOLearner)
         self.algo = cfg.build_algo()
         self.exp = exp
         self.multi_agent = multi_agent

@@ -40,6 +40,7 @@ Example::
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -83,6 +84,9 @@ class CurriculumEnv(gym.Wrapper):
         student: the student id written into outcomes (one per learner/policy).
         namespace: Ray namespace of a named service (``None``: the job's namespace).
         client_options: keyword options of `TeacherClient` (``buffer_size``, ...).
+        defer_outcomes: do not report finished episodes; put each outcome (and where to
+            report it) in the episode's last ``info`` for the learner, which adds PLR's
+            level score (`openended.runtime.level_scores`).
 
     ``env.host`` is its `EpisodeHost` (``env.host.add_hooks(...)`` for lifecycle hooks).
     """
@@ -96,12 +100,24 @@ class CurriculumEnv(gym.Wrapper):
         *,
         namespace: str | None = None,
         client_options: Mapping[str, Any] | None = None,
+        defer_outcomes: bool = False,
     ) -> None:
         super().__init__(env)
         self._client = ProcessClient(service, curriculum, student, namespace=namespace, client_options=client_options)
+        connect: Callable[[], Any] = self._client.get
+        self._parking: Any = None
+        if defer_outcomes:
+            from openended.runtime.level_scores import ParkingClient
+
+            self._report_to = {"service": service, "namespace": namespace, "curriculum": curriculum, "student": student}
+
+            def connect() -> Any:
+                self._parking = ParkingClient(self._client.get())
+                return self._parking
+
         # episode ids are left to the client: token + counter, unique across processes.
         self.host = EpisodeHost(
-            [env], student=student, counters=EPISODE_COUNTERS, connect=self._client.get, owner="CurriculumEnv"
+            [env], student=student, counters=EPISODE_COUNTERS, connect=connect, owner="CurriculumEnv"
         )
 
     @property
@@ -115,7 +131,13 @@ class CurriculumEnv(gym.Wrapper):
 
     @override
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        return self.host.step(0, action)
+        obs, reward, terminated, truncated, info = self.host.step(0, action)
+        if self._parking is not None and self._parking.parked is not None:
+            from openended.runtime.level_scores import PENDING_KEY
+
+            outcome, self._parking.parked = self._parking.parked, None
+            info = {**info, PENDING_KEY: {"outcome": outcome.to_dict(), **self._report_to}}
+        return obs, reward, terminated, truncated, info
 
     @override
     def close(self) -> None:
@@ -206,6 +228,7 @@ def register_curriculum_env(
     namespace: str | None = None,
     client_options: Mapping[str, Any] | None = None,
     scale_images: bool = True,
+    defer_outcomes: bool = False,
 ) -> str:
     """Register ``env_name`` with ``ray.tune.registry.register_env``; return ``env_name``.
 
@@ -213,12 +236,14 @@ def register_curriculum_env(
 
     ``family`` may be a callable returning a task env (it is pickled to the runners, so
     it must be importable there). ``scale_images`` turns uint8 image observations into
-    float32 in [0, 1] (`ScaleImageObservations`).
+    float32 in [0, 1] (`ScaleImageObservations`). ``defer_outcomes``: see `CurriculumEnv`
+    (the algorithm's learner must then be `openended.runtime.level_scores.ScoringPPOLearner`).
     """
     from ray.tune.registry import register_env
 
+    wrapper = functools.partial(CurriculumEnv, defer_outcomes=True) if defer_outcomes else CurriculumEnv
     make = curriculum_env_creator(
-        CurriculumEnv,
+        wrapper,
         family,
         env_config,
         service_name,
