@@ -183,3 +183,15 @@ def test_real_mlflow_file_store_if_installed(tmp_path):
     exporters.close()
     runs = mlflow.search_runs(experiment_names=["toy_alpgmm"])
     assert runs["metrics.curriculum/mean_return"].tolist() == [1.0]
+
+
+def test_the_mastered_gauge_reads_the_namespaced_stats_teachers_emit():
+    from openended.runtime.metrics_export import mastered_fraction
+    from openended.tasks import Discrete
+    from openended.teachers import make_teacher
+
+    stats = make_teacher("lp", Discrete(list(range(4))), seed=0).stats()
+    assert "lp/mastered_fraction" in stats and mastered_fraction(stats) == stats["lp/mastered_fraction"]
+    assert mastered_fraction({"mastered_fraction": 0.5, "lp/mastered_fraction": 0.1}) == 0.5
+    assert mastered_fraction({"a/mastered_fraction": 0.1, "b/mastered_fraction": 0.2}) is None  # ambiguous
+    assert mastered_fraction({}) is None
