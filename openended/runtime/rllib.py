@@ -54,6 +54,7 @@ from openended.envs.registry import make_task_env
 from openended.errors import ConfigError
 from openended.runtime.episodes import EpisodeHost
 from openended.runtime.process_clients import EPISODE_COUNTERS, ProcessClient
+from openended.runtime.quiet import quiet_ray_logs
 from openended.tasks import Task
 
 if TYPE_CHECKING:
@@ -307,8 +308,10 @@ def build_algo_config(
     ``model_config`` goes to ``rl_module(model_config=...)``. Unlike RLlib's
     ``update_from_dict``, an unknown key is an error naming a close match (a typo must not
     silently train with a default). ``num_env_runners=0`` samples in the driver process
-    (breakpoints work). Returns the config; call ``.build_algo()``.
+    (breakpoints work). Returns the config; call ``.build_algo()``. RLlib's warnings
+    nobody using openended can act on are filtered from here on (`openended.runtime.quiet`).
     """
+    quiet_ray_logs()
     algo_key = str(algo).lower()
     config: AlgorithmConfig
     if algo_key == "ppo":
