@@ -8,6 +8,7 @@
     openended dashboard runs/ [--host 127.0.0.1] [--port 8765]   # live dashboard (read-only)
     openended plot runs/<run> [runs/<run2> ...] [--out figures]  # the same views as PNG/SVG
     openended run experiments/toy_alpgmm.yaml --dashboard        # a run with its dashboard
+    openended metrics runs/<run> [--ste STE_LOG_DIR ...]          # lifelong metrics of l2logger logs
 
 Errors in the experiment stop the command before Ray starts, with the field path.
 """
@@ -62,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     s = sub.add_parser("submit", help="submit an experiment as a Ray job to a cluster")
-    add_exp_args(s)
+    add_exp_args(s, optional=True)
+    s.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue this run (a directory the head reaches) in a new job, e.g. after its driver was killed",
+    )
     s.add_argument("--address", required=True, help="Ray dashboard address, e.g. http://127.0.0.1:8265")
     s.add_argument("--follow", action="store_true", help="stream the job's logs until it finishes")
     s.add_argument("--working-dir", default=".", help="folder uploaded with the job (default: .)")
@@ -92,10 +99,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeatable (default: all figures)",
     )
 
+    _add_metrics_parser(sub)
     sub.add_parser("teachers", help="list teachers (built-in and installed plugins), presets and source")
     sub.add_parser("envs", help="list environment families (built-in and installed plugins) and source")
     sub.add_parser("judges", help="list judges (built-in and installed plugins) and source")
     return p
+
+
+def _add_metrics_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``openended metrics``: the lifelong metrics of the l2logger logs under a path."""
+    m = sub.add_parser("metrics", help="lifelong metrics (PM, FT, BT, RP, SE, PR) of the l2logger logs under a path")
+    m.add_argument("path", metavar="RUN_DIR_OR_LOG_DIR", help="a run directory, an l2logger log folder or scenario")
+    m.add_argument("--ste", action="append", default=[], metavar="LOG_DIR", help="single-task-expert log (repeatable)")
+    m.add_argument("--json", default=None, metavar="PATH", help="output JSON (default: PATH/lifelong_metrics.json)")
+    m.add_argument("--perf", default="reward", help="metrics column to score (default: reward)")
+    m.add_argument("--smoothing", choices=["flat", "none"], default="flat")
+    m.add_argument("--window", type=int, default=None, metavar="N", help="smoothing window (default: 20%% of a block)")
+    m.add_argument("--normalization", choices=["task", "run", "none"], default="task")
+    m.add_argument("--clamp-outliers", action="store_true", help="clip each task to its 10th-90th percentile")
+    m.add_argument("--maintenance", choices=["mrlep", "mrtlp", "both"], default="mrlep")
+    m.add_argument("--transfer", choices=["ratio", "contrast", "both"], default="ratio")
+    m.add_argument("--aggregation", choices=["mean", "median"], default="mean")
+    m.add_argument(
+        "--variant-mode", choices=["aware", "agnostic"], default="aware", help="agnostic: label_variant -> label"
+    )
+    m.add_argument(
+        "--ste-averaging", choices=["metrics", "time"], default="metrics", help="time: average the STE curves first"
+    )
+    m.add_argument("--tasks", action="store_true", help="also print each run's metrics per task")
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -153,13 +184,26 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     from openended.config import load_experiment
     from openended.runtime.jobs import submit_experiment
 
-    load_experiment(args.experiment, _overrides(args))  # fail here, not on the cluster
+    if args.resume:
+        if args.experiment or _overrides(args):
+            raise SystemExit(
+                "openended submit: --resume RUN_DIR takes no experiment and no --set (the run keeps its own)"
+            )
+        if os.path.isdir(args.resume):  # visible here too (shared storage): check it before the cluster does
+            from openended.runtime.rundir import RunDir
+
+            load_experiment(RunDir.open(args.resume).config_path, [])
+    elif not args.experiment:
+        raise SystemExit("openended submit: give an experiment YAML, or --resume RUN_DIR")
+    else:
+        load_experiment(args.experiment, _overrides(args))  # fail here, not on the cluster
     job_id = submit_experiment(
         args.experiment,
         address=args.address,
         overrides=_overrides(args),
         working_dir=args.working_dir,
         follow=args.follow,
+        resume=args.resume,
     )
     print(f"submitted job: {job_id}")
     return 0
@@ -216,6 +260,43 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    import pathlib
+
+    from openended.metrics.lifelong import MetricSettings
+    from openended.metrics.regimes import Preprocessing
+    from openended.metrics.report import compute_all, format_table, format_task_table, missing_ste_note, write_json
+
+    if args.window is not None and args.window < 1:
+        raise ConfigError(f"--window: a positive number of experiences, got {args.window}")
+    settings = MetricSettings(
+        preprocessing=Preprocessing(
+            perf_measure=args.perf,
+            smoothing=args.smoothing,
+            window_length=args.window,
+            clamp_outliers=args.clamp_outliers,
+            normalization=args.normalization,
+            variant_mode=args.variant_mode,
+        ),
+        maintenance=args.maintenance,
+        transfer=args.transfer,
+        aggregation=args.aggregation,
+        ste_averaging=args.ste_averaging,
+    )
+    results = compute_all(args.path, args.ste, settings)
+    print(format_table(results))
+    note = missing_ste_note(results)
+    if note:
+        print(note)
+    if args.tasks:
+        for path, metrics in results:
+            print(f"\n{path.name}:\n{format_task_table(metrics)}")
+    base = pathlib.Path(args.path)
+    out = pathlib.Path(args.json) if args.json else (base if base.is_dir() else base.parent) / "lifelong_metrics.json"
+    print(f"written: {write_json(results, out, settings)}")
+    return 0
+
+
 def _cmd_teachers(args: argparse.Namespace) -> int:
     from openended.teachers.registry import _TEACHERS, list_teachers, teacher_class, teacher_source
 
@@ -261,6 +342,7 @@ _COMMANDS = {
     "check": _cmd_check,
     "dashboard": _cmd_dashboard,
     "plot": _cmd_plot,
+    "metrics": _cmd_metrics,
     "teachers": _cmd_teachers,
     "envs": _cmd_envs,
     "judges": _cmd_judges,

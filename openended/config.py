@@ -144,6 +144,33 @@ class RayInit(_Model):
     temp_dir: str | None = Field(None, description="Ray temp dir (default: short path under /tmp).")
 
 
+class ResourcesSection(_Model):
+    """Where the run's actors go on a cluster; a laptop needs none of it (see docs/cluster.md)."""
+
+    env_host: str | None = Field(
+        None,
+        description="Custom resource the EnvPools need: only nodes that offer it host them "
+        "(`ray start --resources='{\"env_host\": 1}'`). An embedded Ray offers it itself.",
+    )
+    pools_per_host: int = Field(
+        1, ge=1, le=100, description="EnvPools one unit of `env_host` holds (Ray counts resources in 1e-4 steps)."
+    )
+    spread: bool = Field(True, description="Spread EnvPools over nodes instead of packing them.")
+    pool_cpus: float = Field(0.5, gt=0, le=256, description="CPUs each EnvPool reserves.")
+    service_on_driver_node: bool = Field(
+        True,
+        description="Keep the teacher service on the driver's node (the head for a submitted job); "
+        "false: anywhere, restarted on another node if its node is lost.",
+    )
+
+    @field_validator("env_host")
+    @classmethod
+    def _resource_name(cls, value: str | None) -> str | None:
+        if value is not None and (not value or value in ("CPU", "GPU", "memory", "object_store_memory")):
+            raise ValueError("must name a custom resource, not empty or one of CPU, GPU, memory")
+        return value
+
+
 class Experiment(_Model):
     """A whole run."""
 
@@ -162,6 +189,7 @@ class Experiment(_Model):
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
     ray: RayInit = Field(default_factory=RayInit)
+    resources: ResourcesSection = Field(default_factory=ResourcesSection)
 
     @field_validator("name")
     @classmethod

@@ -15,6 +15,7 @@ __all__ = [
     "ServiceError",
     "RunDirError",
     "RunFailed",
+    "LogFormatError",
 ]
 
 
@@ -61,3 +62,7 @@ class RunFailed(Error, RuntimeError):
 
     The message is the original error in one line; ``status.json`` records it as the reason.
     """
+
+
+class LogFormatError(Error, ValueError):
+    """A lifelong log (l2logger format) is malformed: the message names the file, the row and the field."""

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from openended.errors import ConfigError
 
-__all__ = ["validate_model", "format_validation_error"]
+__all__ = ["validate_model", "format_validation_error", "config_or_kwargs"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -67,3 +67,16 @@ def validate_model(model: type[M], data: dict[str, Any], prefix: str = "") -> M:
         raise ConfigError(
             f"invalid configuration for {prefix or model.__name__}:\n{format_validation_error(err, prefix, model)}"
         ) from None
+
+
+def config_or_kwargs(model: type[M], config: M | None, kwargs: dict[str, Any], prefix: str) -> M:
+    """``config`` as given, or one validated from keyword options (``prefix`` names them in errors); not both.
+
+    Why: env constructors take either a ready config object (from an experiment) or the
+    options as keywords (from code); mixing them would silently drop one side.
+    """
+    if config is not None:
+        if kwargs:
+            raise ConfigError(f"{prefix}: pass either config= or keyword options, not both (got {sorted(kwargs)})")
+        return config
+    return validate_model(model, kwargs, prefix=prefix)

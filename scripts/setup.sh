@@ -15,7 +15,7 @@ fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 echo "[setup] step 1/3: resolve pinned dependencies (a minute or two on a cold cache)"
 "${PIP[@]}" install -c requirements/constraints.txt -r requirements/base.txt -r requirements/dev.txt \
-  -r requirements/dashboard.txt
+  -r requirements/dashboard.txt -r requirements/lifelong.txt
 echo "[setup] step 2/3: gym3 / procgen2 / pysc2-evolved without their stale numpy<2 pins"
 "${PIP[@]}" install --no-deps -r requirements/nodeps.txt
 echo "[setup] step 3/3: openended itself (editable)"

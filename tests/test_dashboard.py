@@ -151,6 +151,28 @@ def test_monitor_follows_a_live_run_incrementally(tmp_path):
     run.finish()
 
 
+def test_monitor_leaves_out_what_a_resume_superseded(tmp_path):
+    run = LiveRun(tmp_path / "r", Box([0, 0], [1, 1]), teacher="random", iterations=10, batch=16)
+    run.advance(2)
+    set_offset = run.rd.events_path.stat().st_size  # the checkpoint set a resume goes back to
+    run.advance(3)
+    mon = RunMonitor(run.path)
+    mon.refresh()
+    killed = mon.summary()["curricula"][0]
+    assert killed["tasks"] == 5 * 16 and killed["outcomes"] == 5 * 16
+    end = run.rd.events_path.stat().st_size
+    with open(run.rd.events_path, "a") as f:  # what `run --resume` appends, then it goes on
+        f.write(json.dumps({"ev": "rewind", "from": set_offset, "to": end, "iteration": 2}) + "\n")
+    run.advance(1)
+    assert mon.refresh()
+    resumed = mon.summary()["curricula"][0]
+    assert resumed["tasks"] == 3 * 16 and resumed["outcomes"] == 3 * 16
+    fresh = RunMonitor(run.path)  # a dashboard opened after the resume sees the same
+    fresh.refresh()
+    assert fresh.summary()["curricula"][0] == resumed
+    run.finish()
+
+
 # ---------------------------------------------------------------------- pages
 def test_runs_table(client):
     data = client.get("/api/runs").json()

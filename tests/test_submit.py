@@ -81,6 +81,11 @@ def head(tmp_path_factory):
             "127.0.0.1",
             "--dashboard-port",
             str(dash),
+            # The job agent's HTTP port defaults to a fixed 52365: another Ray on this machine
+            # (a second test run, an embedded run) holds it, the agent dies, and every submit
+            # answers "No available agent to submit job".
+            "--dashboard-agent-listen-port",
+            str(_free_port()),
             "--num-cpus",
             "2",
             "--temp-dir",
@@ -174,3 +179,64 @@ def test_submit_to_nothing_names_the_address():
         timeout=120,
     )
     assert res.returncode == 2 and "cannot reach a Ray dashboard there" in res.stderr
+
+
+@pytest.mark.slow
+def test_a_stopped_jobs_run_continues_when_resubmitted_with_resume(head):
+    """The job's driver is killed (`ray job stop`); `submit --resume RUN_DIR` continues the run."""
+    from run_support import check_invariant, only_run_dir, wait_for
+
+    from openended.runtime.runlock import lock_holder
+
+    runs = head["runs"] / "resume"
+    runs.mkdir()
+    sets = ["run.iterations=300", "run.checkpoint_every=5", f"run.dir={runs}"]
+    first = subprocess.run(
+        [sys.executable, "-m", "openended.cli", "submit", "experiments/toy_alpgmm.yaml", "--address", head["address"]]
+        + [x for s in sets for x in ("--set", s)],
+        cwd=ROOT,
+        env=head["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    job_id = first.stdout.split("submitted job: ")[1].split()[0]
+    wait_for(lambda: any(runs.iterdir()), 300, "the run directory")
+    rd = only_run_dir(runs)
+    metrics = rd / "metrics.jsonl"
+    wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 12, 300, "12 iterations")
+    stop = subprocess.run(
+        [str(BIN / "ray"), "job", "stop", job_id, "--address", head["address"]],
+        env=head["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    wait_for(lambda: lock_holder(rd) is None, 120, "the killed driver to release the run lock")
+    done_before = len(metrics.read_text().splitlines())
+    assert done_before < 300, "the job finished before it was stopped: nothing to resume"
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openended.cli",
+            "submit",
+            "--resume",
+            str(rd),
+            "--address",
+            head["address"],
+            "--follow",
+        ],
+        cwd=ROOT,
+        env=head["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert json.loads((rd / "status.json").read_text())["state"] == "finished"
+    rows = [json.loads(x) for x in metrics.read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == list(range(1, 301))  # redone from the last set, never twice
+    check_invariant(rd)

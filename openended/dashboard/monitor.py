@@ -176,6 +176,7 @@ class RunMonitor:
         self.views = ViewsStore()
 
     def _reset_events(self) -> None:
+        self._new_rewind = False
         self.curricula: dict[str, CurriculumAgg] = {}
         self.snapshots = 0
         self.bad_events = 0
@@ -198,7 +199,7 @@ class RunMonitor:
                 self.metrics.students = list(self.config.get("students") or ["default"])
             if new["status"] != old["status"]:
                 self.status = read_json_file(self.files["status"])
-            self._follow("events", self._reset_events, self._event)
+            self._follow_events()
             for cur in self.curricula.values():
                 cur.flush()
             self._follow("metrics", self.metrics.reset, self.metrics.add)
@@ -207,6 +208,26 @@ class RunMonitor:
             self._keys = keys
             self.version += 1
             return True
+
+    def _follow_events(self) -> None:
+        """Follow the event log; a new ``rewind`` re-reads it without the superseded ranges.
+
+        Why re-read: the superseded events come before their ``rewind`` in the log, so they
+        were aggregated already; counting them would show what the teacher did not count.
+        """
+        tail = self._tails["events"]
+
+        def replaced() -> None:  # a new file: its own rewinds will be found again
+            tail.skip.clear()
+            self._reset_events()
+
+        self._new_rewind = False
+        self._follow("events", replaced, self._event)
+        while self._new_rewind:  # rare (once per resume): start over, skipping every range
+            self._new_rewind = False
+            tail.restart()
+            self._reset_events()
+            self._follow("events", replaced, self._event)
 
     def _follow(self, name: str, reset: Callable[[], None], handle: Callable[[dict], None]) -> None:
         was_reset, events = self._tails[name].poll()
@@ -238,6 +259,12 @@ class RunMonitor:
             self._cur(ev["cur"]).outcome(ev)
         elif kind == "snapshot":
             self.snapshots += 1
+        elif kind == "rewind":
+            span = (int(ev["from"]), int(ev["to"]))
+            skip = self._tails["events"].skip
+            if span not in skip:
+                skip.append(span)
+                self._new_rewind = True
 
     def _cur(self, name: str) -> CurriculumAgg:
         cur = self.curricula.get(name)

@@ -66,6 +66,8 @@ class JsonlTail:
     """The new complete lines of one JSONL file, poll after poll.
 
     ``bad_lines`` counts complete lines that were not JSON objects (skipped, never fatal).
+    ``skip`` holds byte ranges ``[from, to)`` whose lines are passed over (an event log's
+    ``rewind`` ranges: events a resumed run superseded).
     """
 
     def __init__(self, path: str | os.PathLike, fast: Callable[[bytes], dict | None] | None = None) -> None:
@@ -73,7 +75,12 @@ class JsonlTail:
         self.fast = fast  # a line parser tried before json.loads (None: it cannot read that line)
         self.offset = 0
         self.bad_lines = 0
+        self.skip: list[tuple[int, int]] = []
         self._inode: int | None = None
+
+    def restart(self) -> None:
+        """Read the file again from its first line at the next poll (keeps ``skip``)."""
+        self.offset, self.bad_lines = 0, 0
 
     def poll(self) -> tuple[bool, Iterator[dict]]:
         """``(reset, events)``: ``reset`` when the file was replaced or shrank (start over).
@@ -109,11 +116,25 @@ class JsonlTail:
                 tail = data[end + 1 :]
                 lines = data[:end].split(b"\n")
                 del data
-                for line in lines:
+                starts = self._line_starts(lines) if self.skip else None
+                for i, line in enumerate(lines):
+                    if starts is not None and self._skipped(starts[i]):
+                        continue
                     event = self._parse(line)
                     if event is not None:
                         yield event
                 self.offset += end + 1
+
+    def _line_starts(self, lines: list[bytes]) -> list[int]:
+        """The file offset at which each of ``lines`` (read from ``self.offset``) starts."""
+        starts, pos = [], self.offset
+        for line in lines:
+            starts.append(pos)
+            pos += len(line) + 1
+        return starts
+
+    def _skipped(self, start: int) -> bool:
+        return any(lo <= start < hi for lo, hi in self.skip)
 
     def _parse(self, line: bytes) -> dict | None:
         """One line as an event dict; ``None`` for a blank or bad line (counted in ``bad_lines``)."""

@@ -42,9 +42,9 @@ import gymnasium as gym
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from openended.errors import ConfigError, DependencyNotInstalled, TaskNotInSpace
+from openended.errors import DependencyNotInstalled, TaskNotInSpace
 from openended.tasks import Discrete, Task
-from openended.validation import validate_model
+from openended.validation import config_or_kwargs
 
 __all__ = [
     "ProcgenConfig",
@@ -198,11 +198,7 @@ class ProcgenConfig(BaseModel):
 
 def resolve_config(config: ProcgenConfig | None, kwargs: dict[str, Any], prefix: str) -> ProcgenConfig:
     """``config`` as given, or one validated from keyword options (``prefix`` names them in errors); not both."""
-    if config is not None:
-        if kwargs:
-            raise ConfigError(f"{prefix}: pass either config= or keyword options, not both (got {sorted(kwargs)})")
-        return config
-    return validate_model(ProcgenConfig, kwargs, prefix=prefix)
+    return config_or_kwargs(ProcgenConfig, config, kwargs, prefix)
 
 
 # ------------------------------------------------------------------------ the mechanism

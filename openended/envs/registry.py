@@ -190,3 +190,4 @@ register_env(
 register_env(
     "crafter", "openended.envs.crafter:CrafterTaskEnv", task_validator="openended.envs.crafter:validate_crafter_task"
 )
+register_env("minecraft", "openended.envs.minecraft:MinecraftTaskEnv", aliases=("minedojo",))

@@ -33,6 +33,7 @@ from openended.config import Experiment
 from openended.errors import ConfigError, RunFailed
 from openended.runtime.checkpoints import CheckpointSet, SetWriter
 from openended.runtime.envpool_actor import PoolRestarted, make_pools
+from openended.runtime.placement import pool_actor_options, warn_if_no_host
 
 __all__ = ["Driver", "PoolDriver", "RLlibDriver", "CURRICULUM", "POOL_MAX_RESTARTS", "mean_dicts"]
 
@@ -86,6 +87,7 @@ class PoolDriver:
     def __init__(self, exp: Experiment, service_name: str, student: str, index: int) -> None:
         self.student = student
         self.exp = exp
+        warn_if_no_host(exp.resources, exp.pool.pools_per_student)
         self.pools = make_pools(
             exp.pool.pools_per_student,
             service_name,  # by name: a restarted pool's client looks the service up again
@@ -93,7 +95,7 @@ class PoolDriver:
             exp.env.family,
             exp.env.config,
             num_envs=exp.pool.envs_per_pool,
-            num_cpus=0.5,
+            actor_options=pool_actor_options(exp.resources),
             seed=exp.seed + 1_000_000 * index,
             student=student,
             policy=exp.pool.policy,

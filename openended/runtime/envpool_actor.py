@@ -143,19 +143,24 @@ def make_pools(
     client_options: Mapping[str, Any] | None = None,
     wait: bool = True,
     max_restarts: int = 0,
+    actor_options: Mapping[str, Any] | None = None,
 ) -> list[Any]:
     """Start ``n`` `EnvPool` actors (seeds ``seed + 10_000 * j`` so no two envs share a seed).
 
     ``wait`` blocks until every pool has built its envs, so timings that follow measure
     stepping, not start-up. ``max_restarts``: Ray restarts a killed pool this many times (a
     call in flight then fails with ``ActorUnavailableError``; the caller decides what to redo).
+    ``actor_options``: more ``.options(...)`` (resources, scheduling strategy; see
+    `openended.runtime.placement`), over ``num_cpus``.
     """
     if n < 1:
         raise ConfigError(f"make_pools(n): n must be >= 1, got {n}")
     # Actor handles are used untyped here as everywhere in the runtime: Ray types a handle's
     # methods as the plain functions unless each one is wrapped in ``ray.method``.
     pools: list[Any] = [
-        EnvPool.options(num_cpus=num_cpus, max_restarts=max_restarts, max_task_retries=0).remote(
+        EnvPool.options(
+            **{"num_cpus": num_cpus, **(actor_options or {})}, max_restarts=max_restarts, max_task_retries=0
+        ).remote(
             service,
             curriculum,
             family,

@@ -2,7 +2,10 @@
 
 The working directory (the project checkout, without venvs, runs and VCS data) is
 uploaded; the job runs ``python -m openended.cli run <experiment> --no-progress`` on the
-head node, where ``ray.init()`` joins the cluster (``RAY_ADDRESS`` is set by Ray).
+head node, where ``ray.init()`` joins the cluster (``RAY_ADDRESS`` is set by Ray). A job
+whose driver died (``ray job stop``, a lost head process) is continued by submitting
+``--resume <run dir>``: the new driver takes the run lock and resumes from the newest
+checkpoint set (docs/reliability.md).
 
 Authentication: clusters started with ``RAY_AUTH_MODE=token`` need the same variable on
 the client and the token in ``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or
@@ -37,11 +40,15 @@ DEFAULT_EXCLUDES = [
 ]
 
 
-def job_entrypoint(experiment: str, overrides: Sequence[str] = ()) -> str:
-    """The job's shell command: ``python -m openended.cli run <experiment> --no-progress [--set ...]``, quoted."""
+def job_entrypoint(experiment: str | None, overrides: Sequence[str] = (), resume: str | None = None) -> str:
+    """The job's shell command, quoted: ``python -m openended.cli run <experiment> --no-progress [--set ...]``.
+
+    With ``resume``: ``run --resume <run dir>``, to continue a run whose driver died.
+    """
     import shlex
 
-    parts = ["python", "-m", "openended.cli", "run", experiment, "--no-progress"]
+    target = ["--resume", resume] if resume else [str(experiment)]
+    parts = ["python", "-m", "openended.cli", "run", *target, "--no-progress"]
     for ov in overrides:
         parts += ["--set", ov]
     return " ".join(shlex.quote(p) for p in parts)
@@ -81,25 +88,36 @@ def _check_auth() -> None:
 
 
 def submit_experiment(
-    experiment: str,
+    experiment: str | None,
     *,
     address: str,
     overrides: Sequence[str] = (),
     working_dir: str = ".",
     follow: bool = False,
     excludes: Sequence[str] = DEFAULT_EXCLUDES,
+    resume: str | None = None,
 ) -> str:
-    """Submit and return the job id; with ``follow`` stream logs until the job ends."""
+    """Submit and return the job id; with ``follow`` stream logs until the job ends.
+
+    ``resume``: a run directory on storage the head reaches; the job continues that run from
+    its newest checkpoint set (after its driver was killed, or the job stopped), instead of
+    starting ``experiment``.
+    """
     from ray.job_submission import JobSubmissionClient
 
     address = dashboard_address(address)
     _check_auth()
     wd = pathlib.Path(working_dir).resolve()
-    exp = pathlib.Path(experiment).resolve()
-    try:
-        rel = exp.relative_to(wd)
-    except ValueError:
-        raise ConfigError(f"experiment {experiment!r} must be inside the uploaded --working-dir {str(wd)!r}") from None
+    if resume:
+        rel_name = None
+    else:
+        exp = pathlib.Path(str(experiment)).resolve()
+        try:
+            rel_name = exp.relative_to(wd).as_posix()
+        except ValueError:
+            raise ConfigError(
+                f"experiment {experiment!r} must be inside the uploaded --working-dir {str(wd)!r}"
+            ) from None
     try:
         client = JobSubmissionClient(address)
     except ConnectionError as e:
@@ -115,16 +133,35 @@ def submit_experiment(
                 "~/.ray/auth_token"
             ) from None
         raise
-    job_id = client.submit_job(
-        entrypoint=job_entrypoint(rel.as_posix(), overrides),
+    job_id = _submit_when_ready(
+        client,
+        entrypoint=job_entrypoint(rel_name, overrides, resume=resume),
         runtime_env={"working_dir": str(wd), "excludes": list(excludes)},
-        metadata={"openended_experiment": rel.as_posix()},
+        metadata={"openended_experiment": rel_name or "", "openended_resume": resume or ""},
     )
     if follow:
         status = wait_for_job(client, job_id, stream=True)
         if status != "SUCCEEDED":
             raise ConfigError(f"job {job_id} ended {status}; see `ray job logs {job_id}`")
     return job_id
+
+
+#: How long a submit waits for a head whose job agent is still starting (Ray answers 500,
+#: "No available agent to submit job, please try again later", for the first seconds or,
+#: on a loaded machine, minutes after `ray start`).
+AGENT_WAIT_S = 180.0
+
+
+def _submit_when_ready(client: Any, **job: Any) -> str:
+    """``client.submit_job(**job)``, retried while the head says its job agent is not up yet."""
+    deadline = time.monotonic() + AGENT_WAIT_S
+    while True:
+        try:
+            return str(client.submit_job(**job))
+        except RuntimeError as e:
+            if "No available agent" not in str(e) or time.monotonic() > deadline:
+                raise
+        time.sleep(2.0)
 
 
 def wait_for_job(client: Any, job_id: str, timeout_s: float = 3600.0, stream: bool = False) -> str:

@@ -41,6 +41,7 @@ from openended.runtime.checkpoints import CheckpointSet
 from openended.runtime.drivers import CURRICULUM, RESTART_TIMEOUT_S, Driver, PoolDriver, RLlibDriver
 from openended.runtime.exporters import RunExporters
 from openended.runtime.local import init_ray
+from openended.runtime.placement import embedded_ray_resources, service_actor_options
 from openended.runtime.plugin_paths import worker_runtime_env
 from openended.runtime.progress import ProgressReporter
 from openended.runtime.resume import ResumePoint, prepare_resume
@@ -210,6 +211,7 @@ def _plugin_env(exp: Experiment) -> dict[str, Any]:
 def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, progress: bool) -> dict:
     me = this_process()
     started_ray = not ray.is_initialized()
+    embedded = started_ray and exp.ray.address is None and not os.environ.get("RAY_ADDRESS")
     try:
         init_ray(
             exp.ray.address,
@@ -218,10 +220,11 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
             temp_dir=exp.ray.temp_dir,
             log_to_driver=False,
             **_plugin_env(exp),
+            **({"resources": embedded_ray_resources(exp)} if embedded else {}),
         )
     except Exception as e:  # Ray's start-up errors are plain Exceptions: say it in one line
         raise RunFailed(f"Ray did not start: {_one_line(e)}") from e
-    embedded = started_ray and exp.ray.address is None and not os.environ.get("RAY_ADDRESS")
+
     name = service_name_for(rd)
     service: Any = None
     drivers: list[Driver] = []
@@ -240,6 +243,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
             resume=True,  # also what a Ray restart of the actor runs: checkpoint + log
             restore_candidates=[point.teacher_checkpoint] if point.teacher_checkpoint else [],
             max_restarts=SERVICE_MAX_RESTARTS,
+            actor_options=service_actor_options(exp.resources),
             curricula=[
                 {
                     "name": CURRICULUM,

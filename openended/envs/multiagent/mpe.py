@@ -36,7 +36,7 @@ from openended.envs.multiagent.base import (
     default_count,
 )
 from openended.errors import ConfigError, DependencyNotInstalled
-from openended.validation import validate_model
+from openended.validation import config_or_kwargs
 
 __all__ = ["SimpleSpreadConfig", "SimpleSpreadTaskEnv", "SimpleTagConfig", "SimpleTagTaskEnv"]
 
@@ -149,9 +149,7 @@ class SimpleSpreadTaskEnv(TaskParallelEnv[SimpleSpreadConfig, int]):
     family = "simple_spread"
 
     def __init__(self, config: SimpleSpreadConfig | None = None, **kwargs: Any) -> None:
-        cfg = config if config is not None else validate_model(SimpleSpreadConfig, kwargs, prefix="env.simple_spread")
-        if config is not None and kwargs:
-            raise ConfigError("env.simple_spread: pass either config= or keyword options, not both")
+        cfg = config_or_kwargs(SimpleSpreadConfig, config, kwargs, "env.simple_spread")
         try:
             from mpe2 import simple_spread_v3
         except ImportError as e:  # pragma: no cover
@@ -255,9 +253,7 @@ class SimpleTagTaskEnv(TaskParallelEnv[SimpleTagConfig, tuple[int, int, int]]):
     family = "simple_tag"
 
     def __init__(self, config: SimpleTagConfig | None = None, **kwargs: Any) -> None:
-        cfg = config if config is not None else validate_model(SimpleTagConfig, kwargs, prefix="env.simple_tag")
-        if config is not None and kwargs:
-            raise ConfigError("env.simple_tag: pass either config= or keyword options, not both")
+        cfg = config_or_kwargs(SimpleTagConfig, config, kwargs, "env.simple_tag")
         try:
             from mpe2 import simple_tag_v3
         except ImportError as e:  # pragma: no cover

@@ -19,8 +19,8 @@ from openended.envs.multiagent.base import (
     check_range,
     default_count,
 )
-from openended.errors import ConfigError, DependencyNotInstalled
-from openended.validation import validate_model
+from openended.errors import DependencyNotInstalled
+from openended.validation import config_or_kwargs
 
 __all__ = ["MultiwalkerConfig", "MultiwalkerTaskEnv"]
 
@@ -69,9 +69,7 @@ class MultiwalkerTaskEnv(TaskParallelEnv[MultiwalkerConfig, int]):
     family = "multiwalker"
 
     def __init__(self, config: MultiwalkerConfig | None = None, **kwargs: Any) -> None:
-        cfg = config if config is not None else validate_model(MultiwalkerConfig, kwargs, prefix="env.multiwalker")
-        if config is not None and kwargs:
-            raise ConfigError("env.multiwalker: pass either config= or keyword options, not both")
+        cfg = config_or_kwargs(MultiwalkerConfig, config, kwargs, "env.multiwalker")
         try:
             # the module behind pettingzoo.make("parallel", "sisl/multiwalker_v9"); the
             # ``pettingzoo.sisl.multiwalker_v9`` shim only adds a DeprecationWarning
