@@ -5,6 +5,7 @@
     openended status runs/<run>
     openended check experiments/toy_alpgmm.yaml     # validate only, no Ray
     openended teachers | envs | judges               # what is installed (built-in and plugins)
+    openended video runs/<run> --task 1.5,3          # the trained policy on one task, as a GIF
     openended dashboard runs/ [--host 127.0.0.1] [--port 8765]   # live dashboard (read-only)
     openended plot runs/<run> [runs/<run2> ...] [--out figures]  # the same views as PNG/SVG
     openended run experiments/toy_alpgmm.yaml --dashboard        # a run with its dashboard
@@ -100,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_metrics_parser(sub)
+    v = sub.add_parser("video", help="render the run's trained policy on one task to a GIF")
+    v.add_argument("run_dir")
+    v.add_argument("--task", required=True, help="Box: '1.5,3' (one number per dimension); Discrete: a value")
+    v.add_argument("--out", help="GIF path (default: RUN_DIR/video_<task id>.gif)")
+    v.add_argument("--student", default="default", help="whose policy (default: default)")
+    v.add_argument("--max-steps", type=int, default=2000)
+    v.add_argument("--every", type=int, default=2, help="keep every N-th frame")
     sub.add_parser("teachers", help="list teachers (built-in and installed plugins), presets and source")
     sub.add_parser("envs", help="list environment families (built-in and installed plugins) and source")
     sub.add_parser("judges", help="list judges (built-in and installed plugins) and source")
@@ -321,6 +329,19 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_video(args: argparse.Namespace) -> int:
+    from openended.runtime.video import write_video
+
+    result = write_video(
+        args.run_dir, args.task, args.out, student=args.student, max_steps=args.max_steps, every=args.every
+    )
+    print(
+        f"{result['path']}: task {result['task']} {result['params']}, return {result['return']:.1f}, "
+        f"{result['length']} steps, success {result['success']}, {result['frames']} frames"
+    )
+    return 0
+
+
 def _cmd_judges(args: argparse.Namespace) -> int:
     from openended.moi.registry import _JUDGES, judge_source, list_judges
 
@@ -346,6 +367,7 @@ _COMMANDS = {
     "teachers": _cmd_teachers,
     "envs": _cmd_envs,
     "judges": _cmd_judges,
+    "video": _cmd_video,
 }
 
 

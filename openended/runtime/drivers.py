@@ -35,7 +35,7 @@ from openended.runtime.checkpoints import CheckpointSet, SetWriter
 from openended.runtime.envpool_actor import PoolRestarted, make_pools
 from openended.runtime.placement import pool_actor_options, warn_if_no_host
 
-__all__ = ["Driver", "PoolDriver", "RLlibDriver", "CURRICULUM", "POOL_MAX_RESTARTS", "mean_dicts"]
+__all__ = ["Driver", "PoolDriver", "RLlibDriver", "evaluation_env", "CURRICULUM", "POOL_MAX_RESTARTS", "mean_dicts"]
 
 CURRICULUM = "main"
 #: Ray restarts of one EnvPool actor before the run gives up on it.
@@ -313,7 +313,7 @@ class RLlibDriver:
         tasks = resolve_test_set(probe, fam, ev.test_set, ev.max_tasks)
         probe.close()
         return evaluate_tasks(
-            lambda: _evaluation_env(make_env(fam, **cfg), self.flatten),
+            lambda: evaluation_env(make_env(fam, **cfg), self.flatten),
             tasks,
             rllib_policy(self.algo),
             seed=self.exp.seed,
@@ -343,7 +343,7 @@ class RLlibDriver:
         self.algo.stop()
 
 
-def _evaluation_env(env: Any, flatten: bool) -> Any:
+def evaluation_env(env: Any, flatten: bool) -> Any:
     """``env`` with the observation transforms of training; ``set_task`` still reaches the task env."""
     from openended.runtime.rllib import FlattenLikeRLlib, ScaleImageObservations
 

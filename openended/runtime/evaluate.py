@@ -26,7 +26,7 @@ import numpy as np
 from openended.errors import ConfigError
 from openended.tasks import Box, Discrete, Task
 
-__all__ = ["resolve_test_set", "rllib_policy", "evaluate_tasks"]
+__all__ = ["resolve_test_set", "rllib_policy", "module_policy", "evaluate_tasks"]
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
 
@@ -66,10 +66,14 @@ def resolve_test_set(env: Any, family: str, name: str, max_tasks: int, seed: int
 
 def rllib_policy(algo: Any, module_id: str | None = None) -> PolicyFn:
     """Deterministic batched actions from an RLlib (new API stack) algorithm's RLModule."""
+    return module_policy(algo.get_module(module_id) if module_id else algo.get_module())
+
+
+def module_policy(module: Any) -> PolicyFn:
+    """Deterministic batched actions from an RLModule (an algorithm's, or one loaded from a checkpoint)."""
     import torch
     from ray.rllib.core.columns import Columns
 
-    module = algo.get_module(module_id) if module_id else algo.get_module()
     dist_cls = module.get_inference_action_dist_cls()
 
     def act(obs: np.ndarray) -> np.ndarray:
