@@ -27,6 +27,7 @@ from openended.errors import ConfigError, Error
 if TYPE_CHECKING:
     from openended.config import Experiment
     from openended.dashboard.server import DashboardServer
+    from openended.registry import Registry
     from openended.runtime.rundir import RunDir
 
 __all__ = ["main", "build_parser"]
@@ -321,12 +322,9 @@ def _cmd_teachers(args: argparse.Namespace) -> int:
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
-    from openended.envs.registry import _ENVS, env_source, list_envs
+    from openended.envs.registry import _ENVS
 
-    for name in list_envs():
-        print(f"{name:16s} {env_source(name)}")
-    _print_shadowed(_ENVS.shadowed)
-    return 0
+    return _list_registry(_ENVS)
 
 
 def _cmd_video(args: argparse.Namespace) -> int:
@@ -343,11 +341,16 @@ def _cmd_video(args: argparse.Namespace) -> int:
 
 
 def _cmd_judges(args: argparse.Namespace) -> int:
-    from openended.moi.registry import _JUDGES, judge_source, list_judges
+    from openended.moi.registry import _JUDGES
 
-    for name in list_judges():
-        print(f"{name:16s} {judge_source(name)}")
-    _print_shadowed(_JUDGES.shadowed)
+    return _list_registry(_JUDGES)
+
+
+def _list_registry(registry: Registry) -> int:
+    """Each name of ``registry`` (installed plugins included) with where it comes from."""
+    for name in registry.names():
+        print(f"{name:16s} {registry.source(name)}")
+    _print_shadowed(registry.shadowed)
     return 0
 
 

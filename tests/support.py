@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -203,3 +205,15 @@ def tensorboard_scalars(logdir: pathlib.Path) -> dict[str, list[tuple[int, float
             for v in event.summary.value:
                 out.setdefault(v.tag, []).append((event.step, v.simple_value))
     return out
+
+
+def run_cli_with_test_plugins(run_dir: pathlib.Path, sets: dict) -> subprocess.CompletedProcess:
+    """`openended run` (toy_alpgmm.yaml overridden by ``sets``) with tests/data's plugin envs importable."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    args = ["run", "experiments/toy_alpgmm.yaml", "--run-dir", str(run_dir), "--no-progress"]
+    args += [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_raylet_start_wait_time_s="300")
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "tests" / "data"), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "openended.cli", *args], cwd=root, env=env, capture_output=True, text=True, timeout=600
+    )

@@ -7,12 +7,10 @@ no level was scored by the return proxy, and the scores are not what the proxy g
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
+from support import run_cli_with_test_plugins
 
 from openended.config import load_experiment
 from openended.errors import ConfigError
@@ -70,13 +68,7 @@ def test_plr_receives_the_learners_scores_in_a_ppo_run(tmp_path):
         "run.iterations": 2,
         "ray.num_cpus": 2,
     }
-    args = ["run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path), "--no-progress"]
-    args += [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_raylet_start_wait_time_s="300")
-    env["PYTHONPATH"] = os.pathsep.join([str(DATA), env.get("PYTHONPATH", "")])
-    res = subprocess.run(
-        [sys.executable, "-m", "openended.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
+    res = run_cli_with_test_plugins(tmp_path, sets)
     assert res.returncode == 0, res.stderr[-3000:]
     (rd,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     outcomes = [
