@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from typing import Any, Protocol
 
@@ -318,6 +319,7 @@ class RLlibDriver:
             rllib_policy(self.algo),
             seed=self.exp.seed,
             max_steps=ev.max_steps,
+            progress=_say_evaluation_progress,
         )
 
     def save(self, ckpt: SetWriter) -> None:
@@ -341,6 +343,10 @@ class RLlibDriver:
 
         flush_curriculum_clients(wait=True)
         self.algo.stop()
+
+
+def _say_evaluation_progress(done: int, total: int) -> None:
+    print(f"openended: evaluating: {done}/{total} test episodes finished", file=sys.stderr, flush=True)
 
 
 def evaluation_env(env: Any, flatten: bool) -> Any:

@@ -18,6 +18,7 @@ call per env step. "Mastered" = the fraction of tasks whose episode reported
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -86,12 +87,20 @@ def module_policy(module: Any) -> PolicyFn:
 
 
 def evaluate_tasks(
-    make_env: Callable[[], Any], tasks: Sequence[Task], policy: PolicyFn, *, seed: int = 0, max_steps: int = 10_000
+    make_env: Callable[[], Any],
+    tasks: Sequence[Task],
+    policy: PolicyFn,
+    *,
+    seed: int = 0,
+    max_steps: int = 10_000,
+    progress: Callable[[int, int], None] | None = None,
+    progress_every_s: float = 10.0,
 ) -> dict[str, Any]:
     """One deterministic episode per task, all envs stepped together.
 
     Returns mean return, mastered fraction (episodes that ended with ``info["success"]``),
-    episodes cut by ``max_steps`` and per-task returns.
+    episodes cut by ``max_steps`` and per-task returns. ``progress(done, total)`` is called
+    at most every ``progress_every_s`` seconds while episodes run (long held-out sets).
     """
     envs = [make_env() for _ in tasks]
     try:
@@ -104,9 +113,13 @@ def evaluate_tasks(
         returns = np.zeros(len(tasks))
         success: list[bool | None] = [None] * len(tasks)
         active = list(range(len(tasks)))
+        last_report = time.monotonic()
         for _ in range(max_steps):
             if not active:
                 break
+            if progress is not None and time.monotonic() - last_report >= progress_every_s:
+                progress(len(tasks) - len(active), len(tasks))
+                last_report = time.monotonic()
             actions = policy(np.stack([obs[i] for i in active]))
             still = []
             for a, i in zip(actions, active):
