@@ -307,7 +307,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def _cmd_teachers(args: argparse.Namespace) -> int:
-    from openended.teachers.registry import _TEACHERS, list_teachers, teacher_class, teacher_source
+    from openended.teachers.registry import list_teachers, teacher_class, teacher_registry, teacher_source
 
     for name in list_teachers():
         try:
@@ -317,14 +317,14 @@ def _cmd_teachers(args: argparse.Namespace) -> int:
             print(f"{name:12s} spaces: {spaces:20s} presets: {presets:40s} {teacher_source(name)}")
         except (ImportError, Error) as e:
             print(f"{name:12s} (not usable: {e}) {teacher_source(name)}")
-    _print_shadowed(_TEACHERS.shadowed)
+    _print_shadowed(teacher_registry().shadowed)
     return 0
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
-    from openended.envs.registry import _ENVS
+    from openended.envs.registry import env_registry
 
-    return _list_registry(_ENVS)
+    return _list_registry(env_registry())
 
 
 def _cmd_video(args: argparse.Namespace) -> int:
@@ -341,9 +341,9 @@ def _cmd_video(args: argparse.Namespace) -> int:
 
 
 def _cmd_judges(args: argparse.Namespace) -> int:
-    from openended.moi.registry import _JUDGES
+    from openended.moi.registry import judge_registry
 
-    return _list_registry(_JUDGES)
+    return _list_registry(judge_registry())
 
 
 def _list_registry(registry: Registry) -> int:

@@ -26,6 +26,7 @@ from openended.registry import Registry
 from openended.tasks import TaskSpace
 
 __all__ = [
+    "env_registry",
     "register_env",
     "make_env",
     "make_task_env",
@@ -168,6 +169,11 @@ def is_multi_agent_family(name: str) -> bool:
         return bool(getattr(env_entry(key), "multi_agent", False))
     except (UnknownName, ConfigError, ImportError):
         return False
+
+
+def env_registry() -> Registry:
+    """The env-family registry itself (names, sources, plugins it ignored), for listings such as ``openended envs``."""
+    return _ENVS
 
 
 # Built-in families (lazy).

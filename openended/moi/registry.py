@@ -24,7 +24,16 @@ from openended.errors import ConfigError
 from openended.moi.base import Judge
 from openended.registry import Registry
 
-__all__ = ["register_judge", "make_judge", "judge_class", "list_judges", "judge_source", "DEFAULT_JUDGE", "JUDGE_GROUP"]
+__all__ = [
+    "judge_registry",
+    "register_judge",
+    "make_judge",
+    "judge_class",
+    "list_judges",
+    "judge_source",
+    "DEFAULT_JUDGE",
+    "JUDGE_GROUP",
+]
 
 DEFAULT_JUDGE = "embedding"
 #: Entry-point group of installed judge plugins (a judge may also be named by import path).
@@ -93,6 +102,11 @@ def make_judge(name: str = DEFAULT_JUDGE, **cfg: Any) -> Judge:
     except TypeError as err:
         raise ConfigError(f"moi.{key}: {err} (valid fields: {', '.join(valid)})") from None
     return cls(**cfg)
+
+
+def judge_registry() -> Registry:
+    """The judge registry itself (names, sources, plugins it ignored), for listings such as ``openended judges``."""
+    return _JUDGES
 
 
 # Built-in judges (lazy: nothing below imports torch, llama_cpp or an HTTP stack).

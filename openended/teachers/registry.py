@@ -20,6 +20,7 @@ from openended.teachers.base import BaseTeacher
 from openended.validation import validate_model
 
 __all__ = [
+    "teacher_registry",
     "register_teacher",
     "make_teacher",
     "teacher_class",
@@ -94,6 +95,11 @@ def make_teacher(name: str, space: TaskSpace, *, preset: str | None = None, **co
     values.update(config)
     cfg = validate_model(cls.Config, values, prefix=f"teacher.{key}")
     return cls(space, cfg)
+
+
+def teacher_registry() -> Registry:
+    """The teacher registry itself (names, sources, plugins it ignored), for listings such as ``openended teachers``."""
+    return _TEACHERS
 
 
 # Built-in teachers (lazy).
