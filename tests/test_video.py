@@ -29,6 +29,13 @@ def test_task_text_becomes_a_task_of_the_space():
     assert parse_task(Discrete([0, 1, 2]), "2").params == (2,)
 
 
+def test_only_gif_output_is_offered():
+    from openended.runtime.video import write_video
+
+    with pytest.raises(ConfigError, match=r"--out: 'walk.mp4': only GIF files are written"):
+        write_video("runs/none", "1,1", "walk.mp4")
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_raylet_start_wait_time_s="300")
     return subprocess.run(

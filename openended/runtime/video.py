@@ -72,6 +72,10 @@ def write_video(
     from openended.runtime.rllib import needs_flattening
     from openended.runtime.rundir import RunDir
 
+    if out is not None and pathlib.Path(out).suffix.lower() != ".gif":
+        raise ConfigError(
+            f"--out: {out!r}: only GIF files are written (MP4 would need imageio-ffmpeg); use a .gif path"
+        )
     if every < 1 or max_steps < 1:
         raise ConfigError(f"--every and --max-steps: must be >= 1, got {every} and {max_steps}")
     rd = RunDir.open(run_dir)
