@@ -54,14 +54,15 @@ def test_only_ppo_with_a_scoring_teacher_asks_for_level_scores():
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_plr_receives_the_learners_scores_in_a_ppo_run(tmp_path):
+@pytest.mark.parametrize("runners", [0, 1], ids=["local-runner", "remote-runner"])
+def test_plr_receives_the_learners_scores_in_a_ppo_run(tmp_path, runners):
     sets = {
         "name": "plr_scores",
         "env.family": "plugin_envs.dict_obs:DictReachEnv",
         "teacher.name": "plr",
         "teacher.config": "{score_source: auto}",
         "algo.name": "ppo",
-        "algo.num_env_runners": 0,
+        "algo.num_env_runners": runners,  # 1: outcomes travel from a runner process to the learner
         "algo.config.train_batch_size_per_learner": 200,
         "algo.config.minibatch_size": 100,
         "algo.config.num_epochs": 1,
