@@ -201,11 +201,11 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         if os.path.isdir(args.resume):  # visible here too (shared storage): check it before the cluster does
             from openended.runtime.rundir import RunDir
 
-            load_experiment(RunDir.open(args.resume).config_path, [])
+            _check_before_cluster(load_experiment(RunDir.open(args.resume).config_path, []))
     elif not args.experiment:
         raise SystemExit("openended submit: give an experiment YAML, or --resume RUN_DIR")
     else:
-        load_experiment(args.experiment, _overrides(args))  # fail here, not on the cluster
+        _check_before_cluster(load_experiment(args.experiment, _overrides(args)))  # fail here, not on the cluster
     job_id = submit_experiment(
         args.experiment,
         address=args.address,
@@ -218,6 +218,14 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_before_cluster(exp: Experiment) -> None:
+    """`preflight` without the CPU check: a cluster's resources are the cluster's business."""
+    from openended.runtime.preflight import check_algo, check_task_space, check_teacher
+
+    check_teacher(exp, check_task_space(exp))
+    check_algo(exp)
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from openended.runtime.status import print_status
 
@@ -227,24 +235,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from openended.config import load_experiment
+    from openended.runtime.preflight import preflight
 
     exp = load_experiment(args.experiment, _overrides(args))
-    from openended.envs.registry import env_task_space
-
-    try:
-        space = env_task_space(exp.env.family, **exp.env.config)
-    except TypeError as e:  # an unknown keyword for the family's constructor
-        raise ConfigError(f"env.config: {e}") from None
-    if exp.algo.name != "none":
-        from openended.runtime.rllib import build_algo_config
-
-        build_algo_config(
-            exp.algo.name,
-            "openended-check",
-            exp.algo.config,
-            exp.algo.num_env_runners,
-            num_envs_per_env_runner=exp.algo.num_envs_per_env_runner,
-        )
+    space = preflight(exp)  # exactly what `run` checks before Ray starts
     print(f"task space: {space!r}")
     print(
         f"ok: {exp.name} ({exp.env.family} x {exp.teacher.name}, algo {exp.algo.name}, {exp.run.iterations} iterations)"

@@ -30,6 +30,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: The largest master seed: derived seeds (``seed + 1,000,000 x pool`` and env indices) must stay
+#: valid for every seeded library the run uses (procgen and gymnasium's legacy seeding take 32 bits).
+MAX_SEED = 2**31 - 1
+
 #: Names that become parts of paths (the run folder, checkpoint files): 1-64 letters, digits,
 #: ``.``, ``_`` or ``-``, starting with a letter or digit, so no name can lead out of a folder.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -76,8 +80,8 @@ class AlgoSection(_Model):
 
     name: Literal["none", "ppo", "sac"] = Field("none", description="none | ppo | sac.")
     config: dict[str, Any] = Field(default_factory=dict, description="RLlib AlgorithmConfig overrides.")
-    num_env_runners: int = Field(0, ge=0, description="RLlib env runners (0 = sample in the driver).")
-    num_envs_per_env_runner: int = Field(1, ge=1, description="Vectorised envs per runner.")
+    num_env_runners: int = Field(0, ge=0, le=1024, description="RLlib env runners (0 = sample in the driver).")
+    num_envs_per_env_runner: int = Field(1, ge=1, le=1024, description="Vectorised envs per runner.")
     flatten_observations: bool | None = Field(
         None, description="Flatten Dict/Tuple observations for RLlib's default encoders (None: when needed)."
     )
@@ -86,9 +90,9 @@ class AlgoSection(_Model):
 class PoolSection(_Model):
     """EnvPool actors (algo none)."""
 
-    pools_per_student: int = Field(1, ge=1, description="EnvPool actors per student.")
-    envs_per_pool: int = Field(1, ge=1, description="Envs stepped as a vector in each pool.")
-    steps_per_call: int = Field(100, ge=1, description="Env steps per env per remote call.")
+    pools_per_student: int = Field(1, ge=1, le=1024, description="EnvPool actors per student.")
+    envs_per_pool: int = Field(1, ge=1, le=4096, description="Envs stepped as a vector in each pool.")
+    steps_per_call: int = Field(100, ge=1, le=1_000_000, description="Env steps per env per remote call.")
     policy: Literal["random"] = Field("random", description="Action source for pool envs.")
 
 
@@ -175,12 +179,18 @@ class Experiment(_Model):
     """A whole run."""
 
     name: str = Field(description="Run name (used in the run directory name; letters, digits, . _ -).")
-    seed: int = Field(0, description="Master seed: teacher, envs and algo seeds derive from it.")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="Master seed, 0 .. 2**31-1: teacher, envs and algo seeds derive from it.",
+    )
     env: EnvSection
     teacher: TeacherSection
     students: list[str] = Field(
         default_factory=lambda: ["default"],
         min_length=1,
+        max_length=256,
         description="Student ids (letters, digits, . _ -); each gets its own pools / learner.",
     )
     algo: AlgoSection = Field(default_factory=AlgoSection)
@@ -220,10 +230,26 @@ class Experiment(_Model):
 
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``"teacher.config.fit_rate=100"`` -> (["teacher","config","fit_rate"], 100) (YAML-typed)."""
+    if not isinstance(item, str):
+        raise ConfigError(f"--set: expected a 'key.path=value' string, got {item!r}")
     key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
+    path = key.strip().split(".")
+    if not sep or not all(p.strip() for p in path):
         raise ConfigError(f"--set {item!r}: expected key.path=value, e.g. --set run.iterations=10")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None
+    if not raw.strip():
+        return path, None
+    try:
+        return path, yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {item!r}: the value is not valid YAML ({yaml_problem(e)})") from None
+
+
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's several-line error as one line: ``"expected ',' or ']' at line 1, column 6"``."""
+    problem = getattr(e, "problem", None) or getattr(e, "context", None) or str(e).split("\n", 1)[0]
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -356,7 +382,7 @@ def load_experiment(source: str | pathlib.Path | dict, overrides: list[str] | No
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+            raise ConfigError(f"{path}: not valid YAML ({yaml_problem(e)})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections (name, env, teacher, ...)")
     data = apply_overrides(data, overrides or [])

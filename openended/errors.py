@@ -10,6 +10,8 @@ __all__ = [
     "ConfigError",
     "UnknownName",
     "TaskNotInSpace",
+    "InvalidArgument",
+    "InvalidOutcome",
     "TeacherStateError",
     "DependencyNotInstalled",
     "ServiceError",
@@ -36,6 +38,18 @@ class UnknownName(Error, KeyError):
 
 class TaskNotInSpace(Error, ValueError):
     """A task's parameters or text do not belong to the task space they were given for."""
+
+
+class InvalidArgument(Error, TypeError, ValueError):
+    """A public function got an argument it cannot use (wrong type, NaN or infinite, out of range).
+
+    The message names the argument. Both a `TypeError` and a `ValueError`, so code that
+    caught either before keeps working.
+    """
+
+
+class InvalidOutcome(InvalidArgument, TaskNotInSpace):
+    """An `Outcome` field is invalid (a NaN or infinite return, a non-numeric return, ...)."""
 
 
 class TeacherStateError(Error, ValueError):

@@ -40,7 +40,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from openended.errors import ConfigError, TaskNotInSpace
+from openended.errors import ConfigError, InvalidArgument, InvalidOutcome, TaskNotInSpace
 
 __all__ = [
     "TaskSpace",
@@ -50,6 +50,7 @@ __all__ = [
     "Task",
     "Outcome",
     "space_from_dict",
+    "outcome_list",
     "hash_params",
     "hash_text",
 ]
@@ -123,6 +124,16 @@ def hash_text(text: str, prefix: str = "t") -> str:
     return hashlib.blake2b(f"{prefix}\x00{text}".encode(), digest_size=8).hexdigest()
 
 
+def _check_encodable(text: str, what: str, error: type[Exception] = InvalidArgument) -> None:
+    """Refuse text that cannot be written as UTF-8 (lone surrogates): ids hash it, logs store it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise error(
+            f"{what}: character {e.start} ({text[e.start]!r}) is a lone surrogate, not valid Unicode text"
+        ) from None
+
+
 # ------------------------------------------------------------------------------- Task
 class Task(NamedTuple):
     """One task. Immutable; compare and hash freely; cheap to build in batches.
@@ -178,7 +189,14 @@ class Task(NamedTuple):
     def from_text(
         text: str, *, parent_ids: Sequence[str] = (), origin: str = "generated", params: Sequence[Any] = ()
     ) -> Task:
-        """A task described by text (with optional params): the id hashes both."""
+        """A task described by text (with optional params): the id hashes both.
+
+        Raises:
+            InvalidArgument: ``text`` is not a string or cannot be stored as UTF-8 (a lone surrogate).
+        """
+        if not isinstance(text, str):
+            raise InvalidArgument(f"Task.from_text(text): must be a string, got {type(text).__name__}")
+        _check_encodable(text, "Task.from_text(text)")
         params = tuple(params)
         tid = hash_text(text + ("\x00" + repr(params) if params else ""))
         return Task(tid, params, text, tuple(parent_ids), origin)
@@ -208,10 +226,19 @@ class Outcome:
 
     def __post_init__(self) -> None:
         if not isinstance(self.task_id, str) or not self.task_id:
-            raise TaskNotInSpace(f"Outcome.task_id must be a non-empty string, got {self.task_id!r}")
-        r = float(self.episode_return)
-        if math.isnan(r):
-            raise TaskNotInSpace(f"Outcome.episode_return is NaN for task {self.task_id}; report a number")
+            raise InvalidOutcome(f"Outcome.task_id must be a non-empty string, got {_clip(repr(self.task_id))}")
+        r = self.episode_return
+        try:
+            if isinstance(r, (str, bytes)):
+                raise TypeError
+            r = float(r)
+        except (TypeError, ValueError):
+            raise InvalidOutcome(
+                f"Outcome.episode_return must be a number, got {_clip(repr(r))} for task {self.task_id}"
+            ) from None
+        if not math.isfinite(r):
+            what = "NaN" if math.isnan(r) else "infinite"
+            raise InvalidOutcome(f"Outcome.episode_return is {what} for task {self.task_id}; report a finite number")
         object.__setattr__(self, "episode_return", r)
 
     def to_dict(self) -> dict:
@@ -236,7 +263,31 @@ class Outcome:
         )
 
 
+def outcome_list(outcomes: Any, where: str = "outcomes") -> Sequence[Outcome]:
+    """``outcomes`` as a list or tuple of `Outcome`, else `InvalidArgument` naming ``where`` and the bad element.
+
+    For every entry point that takes a batch (a teacher's ``update``, the service's
+    ``report``): checked before anything is logged or counted, so a bad batch is refused
+    whole. One C-level type scan: 100,000 outcomes cost ~1 ms.
+    """
+    if isinstance(outcomes, (str, bytes, dict)) or not isinstance(outcomes, Iterable):
+        raise InvalidArgument(f"{where}: must be a sequence of Outcome, got {type(outcomes).__name__}")
+    if not isinstance(outcomes, (list, tuple)):
+        outcomes = list(outcomes)
+    if set(map(type, outcomes)) - {Outcome}:
+        for i, o in enumerate(outcomes):
+            if not isinstance(o, Outcome):
+                raise InvalidArgument(f"{where}[{i}]: must be an Outcome, got {type(o).__name__}")
+    return outcomes
+
+
 # ------------------------------------------------------------------------------ spaces
+#: The most dimensions a `Box` space has (teachers fit models over them).
+MAX_BOX_DIMS = 4096
+#: The most values a `Discrete` space holds (it keeps one task per value: ~0.5 KB each).
+MAX_DISCRETE_VALUES = 1_000_000
+
+
 class TaskSpace(ABC):
     """A set of tasks: validates membership, samples uniformly, builds `Task` values."""
 
@@ -295,8 +346,13 @@ class Box(TaskSpace):
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        lo = np.atleast_1d(np.asarray(low, dtype=np.float64)).copy()
-        hi = np.atleast_1d(np.asarray(high, dtype=np.float64)).copy()
+        try:
+            lo = np.atleast_1d(np.asarray(low, dtype=np.float64)).copy()
+            hi = np.atleast_1d(np.asarray(high, dtype=np.float64)).copy()
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"Box: low and high must be sequences of numbers ({e})") from None
+        if lo.size > MAX_BOX_DIMS:
+            raise ConfigError(f"Box: at most {MAX_BOX_DIMS} dimensions, got {lo.size}")
         if lo.ndim != 1 or lo.shape != hi.shape or lo.size == 0:
             raise ConfigError(
                 f"Box: low and high must be 1-D of the same non-zero length, got shapes {lo.shape} and {hi.shape}"
@@ -439,7 +495,13 @@ class Discrete(TaskSpace):
 
     def __init__(self, values: Iterable[Hashable] | int, name: str | None = None) -> None:
         super().__init__(name)
+        if isinstance(values, int) and not isinstance(values, bool) and values > MAX_DISCRETE_VALUES:
+            raise ConfigError(f"Discrete: at most {MAX_DISCRETE_VALUES:,} values (one task each), got {values:,}")
+        if isinstance(values, (str, bytes, bool)) or not isinstance(values, (int, Iterable)):
+            raise ConfigError(f"Discrete: values must be a count or a list of ints/strings, got {values!r}")
         vals = list(range(values)) if isinstance(values, int) else list(values)
+        if len(vals) > MAX_DISCRETE_VALUES:
+            raise ConfigError(f"Discrete: at most {MAX_DISCRETE_VALUES:,} values (one task each), got {len(vals):,}")
         if not vals:
             raise ConfigError("Discrete: needs at least one value")
         for v in vals:
@@ -547,10 +609,19 @@ class TextSpace(TaskSpace):
 
     def __init__(self, seed_tasks: Sequence[str] = (), max_length: int = 4096, name: str | None = None) -> None:
         super().__init__(name)
-        if max_length < 1:
-            raise ConfigError(f"TextSpace.max_length must be >= 1, got {max_length}")
+        if not isinstance(max_length, (int, np.integer)) or isinstance(max_length, bool) or max_length < 1:
+            raise ConfigError(f"TextSpace.max_length must be an int >= 1, got {_clip(repr(max_length))}")
+        if isinstance(seed_tasks, (str, bytes)) or not isinstance(seed_tasks, Iterable):
+            raise ConfigError(f"TextSpace.seed_tasks must be a list of task texts, got {_clip(repr(seed_tasks))}")
         self.max_length = int(max_length)
-        self.seed_texts: tuple[str, ...] = tuple(self.validate(t) for t in seed_tasks)
+        self.seed_texts: tuple[str, ...] = ()  # validate() reprs the space
+        texts = []
+        for i, text in enumerate(seed_tasks):
+            try:
+                texts.append(self.validate(text))
+            except TaskNotInSpace as e:
+                raise ConfigError(f"TextSpace.seed_tasks[{i}]: {e}") from None
+        self.seed_texts = tuple(texts)
 
     def __repr__(self) -> str:
         return f"TextSpace(n_seed={len(self.seed_texts)}, max_length={self.max_length})"
@@ -569,6 +640,7 @@ class TextSpace(TaskSpace):
             raise TaskNotInSpace(
                 f"{self!r}: task text has {len(params)} characters, more than max_length={self.max_length}"
             )
+        _check_encodable(params, f"{self!r}: task text", TaskNotInSpace)
         return params
 
     def task(self, text: str, *, parent_ids: Sequence[str] = (), origin: str = "generated") -> Task:

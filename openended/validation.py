@@ -52,6 +52,9 @@ def format_validation_error(err: ValidationError, prefix: str = "", model: type[
             else:
                 lines.append(f"{path}: unknown field (check the spelling)")
             continue
+        if e.get("type") == "missing":  # the input is the whole parent mapping: not worth printing
+            lines.append(f"{path}: {e.get('msg', 'Field required')}")
+            continue
         got_s = repr(e.get("input"))
         if len(got_s) > 80:
             got_s = got_s[:77] + "..."

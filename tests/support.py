@@ -10,6 +10,8 @@
   sequence, an `EpisodeHooks` object recording every call, and a counter snapshot that
   restores process-wide counters (the episode-host tests).
 * `toy_mastered`: cells of the toy learner a teacher gets mastered in a short run.
+* `teacher_spaces`: a small task space for every built-in teacher (input-validation and
+  property tests drive each teacher on it).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 
 from openended.envs.base import TaskEnvMixin
 from openended.envs.toy import ToyLearner
-from openended.tasks import Box, Outcome, Task
+from openended.tasks import Box, Discrete, Outcome, Task, TaskSpace, TextSpace
 from openended.teachers import BaseTeacher, TeacherConfig
 
 SPACE = Box([0.0], [1.0], names=["level"], name="count")
@@ -186,6 +188,32 @@ def toy_mastered(teacher: Any, episodes: int, batch: int = 10) -> int:
         tasks = teacher.sample(batch)
         teacher.update([Outcome(task_id=x.id, episode_return=env.episode(x.params)) for x in tasks])
     return int(round(env.score()))  # % of 100 cells = cells mastered
+
+
+def teacher_spaces() -> dict[str, TaskSpace]:
+    """A small task space of the right kind for each built-in teacher."""
+    box, levels = Box([0, 0], [1, 1]), Discrete(6)
+    return {
+        "random": box,
+        "alp_gmm": box,
+        "covar_gmm": box,
+        "riac": box,
+        "plr": levels,
+        "lp": levels,
+        "omni": levels,
+        "webrl": TextSpace(["pick up the key", "open the door", "go to the red ball"]),
+    }
+
+
+#: SC2 minigames on pysc2's mock game, small and quick: 8x8 layers, 3 feature layers, 6-step episodes.
+SC2_SMALL: dict[str, Any] = {
+    "backend": "mock",
+    "screen": 8,
+    "minimap": 8,
+    "screen_features": ["player_relative", "selected"],
+    "minimap_features": ["player_relative"],
+    "mock_episode_length": 6,
+}
 
 
 def tensorboard_scalars(logdir: pathlib.Path) -> dict[str, list[tuple[int, float]]]:

@@ -43,7 +43,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from openended.errors import DependencyNotInstalled, TaskNotInSpace
-from openended.tasks import Discrete, Task
+from openended.tasks import MAX_DISCRETE_VALUES, Discrete, Task
 from openended.validation import config_or_kwargs
 
 __all__ = [
@@ -118,7 +118,10 @@ class ProcgenConfig(BaseModel):
     )
     start_level: int = Field(0, ge=0, le=_MAX_SEED, description="First training level seed.")
     num_levels: int = Field(
-        200, ge=1, description="Training levels: seeds start_level .. start_level+num_levels-1 (PLR: 200)."
+        200,
+        ge=1,
+        le=MAX_DISCRETE_VALUES,
+        description="Training levels: seeds start_level .. start_level+num_levels-1 (PLR: 200).",
     )
     test_start_level: int | None = Field(
         None,
@@ -126,7 +129,9 @@ class ProcgenConfig(BaseModel):
         le=_MAX_SEED,
         description="First held-out level seed; default start_level + num_levels (just past the training set).",
     )
-    num_test_levels: int = Field(100, ge=1, description="Held-out evaluation levels (disjoint from training).")
+    num_test_levels: int = Field(
+        100, ge=1, le=MAX_DISCRETE_VALUES, description="Held-out evaluation levels (disjoint from training)."
+    )
     num_threads: int = Field(
         4,
         ge=0,

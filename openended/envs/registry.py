@@ -197,3 +197,4 @@ register_env(
     "crafter", "openended.envs.crafter:CrafterTaskEnv", task_validator="openended.envs.crafter:validate_crafter_task"
 )
 register_env("minecraft", "openended.envs.minecraft:MinecraftTaskEnv", aliases=("minedojo",))
+register_env("sc2_minigames", "openended.envs.sc2:SC2TaskEnv", aliases=("sc2",))

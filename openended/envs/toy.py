@@ -79,6 +79,25 @@ def _edges(n_cells: int) -> np.ndarray:
     return e
 
 
+#: The most cells a learner keeps counters for (8 bytes each: 76 MiB), and the most ignored dims.
+MAX_CELLS = 10_000_000
+MAX_EXTRA_DIMS = 1024
+
+
+def _check_size(n_dims: int, n_cells: int, extra_dims: int) -> None:
+    """Refuse grids too large to allocate before anything is allocated (``n_dims=9`` asked for 7.45 GiB)."""
+    # n_cells >= 2 doubles the cells per dimension, so n_dims > 64 is over any limit; checked
+    # first so that n_cells ** n_dims is never computed for a huge n_dims.
+    cells = n_cells**n_dims if n_cells == 1 or n_dims <= 64 else MAX_CELLS + 1
+    if cells > MAX_CELLS:
+        raise ConfigError(
+            f"ToyLearner.n_dims: n_cells ** n_dims = {n_cells} ** {n_dims} cells is more than {MAX_CELLS:,} "
+            f"(8 bytes each); lower n_dims or n_cells"
+        )
+    if extra_dims > MAX_EXTRA_DIMS:
+        raise ConfigError(f"ToyLearner.extra_dims: at most {MAX_EXTRA_DIMS}, got {extra_dims}")
+
+
 class ToyLearner:
     """The toy learner (see the module docstring). Not thread-safe; one per simulated student.
 
@@ -109,6 +128,7 @@ class ToyLearner:
             raise ConfigError(f"ToyLearner.n_cells: must be an int >= 1, got {n_cells!r}")
         if not isinstance(extra_dims, (int, np.integer)) or extra_dims < 0:
             raise ConfigError(f"ToyLearner.extra_dims: must be an int >= 0, got {extra_dims!r}")
+        _check_size(int(n_dims), int(n_cells), int(extra_dims))
         if not (np.isfinite(noise) and noise >= 0):
             raise ConfigError(f"ToyLearner.noise: must be a finite std >= 0, got {noise!r}")
         self.n_dims, self.n_cells, self.extra_dims = int(n_dims), int(n_cells), int(extra_dims)

@@ -32,7 +32,9 @@ def task_params(task: Task) -> dict[str, Any]:
     """A task's parameters as the JSON dict of the log's ``task_params`` column."""
     params: dict[str, Any] = {"task_id": task.id}
     if len(task.params):
-        params["params"] = np.asarray(task.params, dtype=float).tolist()
+        numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in task.params)
+        # Box parameters as floats; Discrete values may be strings (SC2 minigames, level names)
+        params["params"] = np.asarray(task.params, dtype=float).tolist() if numeric else [str(v) for v in task.params]
     if task.text:
         params["text"] = task.text
     json.dumps(params)  # fail here, with the task, if something is not JSON

@@ -569,6 +569,9 @@ def decode_outcomes(batch: OutcomeBatch, episode_ids: list[str | None] | None = 
     ``episode_ids``: the batch's episode ids, if the caller already decoded them.
     """
     n = len(batch)
+    if not np.isfinite(batch.returns).all():  # built without Outcome's checks: refuse here, as Outcome would
+        i = int(np.argmin(np.isfinite(batch.returns)))
+        raise CodecError(f"OutcomeBatch.returns[{i}] is {batch.returns[i]}; episode returns must be finite")
     task_ids = _decode_ids(batch.task_ids)
     eps = episode_ids if episode_ids is not None else _decode_ids(batch.episode_ids)
     names = batch.student_names

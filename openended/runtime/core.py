@@ -61,7 +61,7 @@ from openended.runtime.curricula import (
 )
 from openended.runtime.eventlog import EventLog, FsyncPolicy
 from openended.runtime.recovery import ReplayMode
-from openended.tasks import Outcome, Task, TaskSpace
+from openended.tasks import Outcome, Task, TaskSpace, outcome_list
 from openended.teachers.views import teacher_view
 
 __all__ = ["TeacherServiceCore"]
@@ -279,7 +279,7 @@ class TeacherServiceCore:
         """
         cur = self.curriculum(curriculum)
         if not isinstance(batch, OutcomeBatch):
-            batch = encode_outcomes(list(batch))
+            batch = encode_outcomes(outcome_list(batch, "report(batch)"))
         with cur.lock:
             return self._apply_outcomes(cur, batch, log=True)
 

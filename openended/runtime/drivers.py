@@ -236,6 +236,7 @@ class RLlibDriver:
         from openended.envs.team import is_parallel_env
         from openended.runtime.level_scores import ScoringPPOLearner, wants_level_scores
         from openended.runtime.rllib import build_algo_config, needs_flattening, register_curriculum_env
+        from openended.runtime.rllib_masking import has_action_mask
         from openended.runtime.rllib_multiagent import register_curriculum_multiagent_env, shared_policy_config
 
         self.student = student
@@ -245,10 +246,14 @@ class RLlibDriver:
 
         probe = make_env(exp.env.family, **exp.env.config)
         multi_agent = is_parallel_env(probe)
+        space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
+        # SC2: PPO's masking model, which flattens the other observations itself.
+        masking = algo == "ppo" and has_action_mask(space)
+        usage_fn = getattr(probe.unwrapped, "action_argument_usage", None) if masking else None
+        usage = usage_fn() if usage_fn is not None else None
         flatten = exp.algo.flatten_observations
-        if flatten is None:
-            space = probe.observation_space(probe.possible_agents[0]) if multi_agent else probe.observation_space
-            flatten = needs_flattening(space)
+        if flatten is None or masking:
+            flatten = needs_flattening(space) and not masking
         probe.close()
         scores = not multi_agent and wants_level_scores(exp)  # PLR: the learner's level score with each outcome
         env_args = (f"openended-{service_name}-{student}", exp.env.family, exp.env.config, service_name, CURRICULUM)
@@ -264,6 +269,8 @@ class RLlibDriver:
             num_envs_per_env_runner=exp.algo.num_envs_per_env_runner,
             seed=exp.seed + 1_000_000 * index,
             flatten_observations=flatten,
+            action_masking=masking,
+            argument_usage=usage,
         )
         if multi_agent:
             cfg = shared_policy_config(cfg)

@@ -52,7 +52,9 @@ from typing_extensions import override
 
 from openended.envs.registry import make_task_env
 from openended.errors import ConfigError
+from openended.runtime.algo_settings import check_algo_settings
 from openended.runtime.episodes import EpisodeHost
+from openended.runtime.preflight import MIN_CPUS_PER_ENV_RUNNER
 from openended.runtime.process_clients import EPISODE_COUNTERS, ProcessClient
 from openended.runtime.quiet import quiet_ray_logs
 from openended.tasks import Task
@@ -230,6 +232,7 @@ def register_curriculum_env(
     client_options: Mapping[str, Any] | None = None,
     scale_images: bool = True,
     defer_outcomes: bool = False,
+    mask_actions: bool = True,
 ) -> str:
     """Register ``env_name`` with ``ray.tune.registry.register_env``; return ``env_name``.
 
@@ -237,7 +240,9 @@ def register_curriculum_env(
 
     ``family`` may be a callable returning a task env (it is pickled to the runners, so
     it must be importable there). ``scale_images`` turns uint8 image observations into
-    float32 in [0, 1] (`ScaleImageObservations`). ``defer_outcomes``: see `CurriculumEnv`
+    float32 in [0, 1] (`ScaleImageObservations`). ``mask_actions``: an env whose observation
+    has an ``action_mask`` entry (SC2) is wrapped in `MaskedObservations` (train it with
+    ``build_algo_config(..., action_masking=True)``). ``defer_outcomes``: see `CurriculumEnv`
     (the algorithm's learner must then be `openended.runtime.level_scores.ScoringPPOLearner`).
     """
     from ray.tune.registry import register_env
@@ -256,9 +261,13 @@ def register_curriculum_env(
     )
 
     def creator(ctx: Any = None) -> gym.Env:
+        from openended.runtime.rllib_masking import MaskedObservations, has_action_mask
+
         env: gym.Env = make(ctx)
         if scale_images and ScaleImageObservations.needed(env.observation_space):
             env = ScaleImageObservations(env)
+        if mask_actions and has_action_mask(env.observation_space):
+            env = MaskedObservations(env)
         return env
 
     register_env(env_name, creator)
@@ -287,7 +296,7 @@ def default_cpus_per_env_runner(num_env_runners: int, cpus: float | None = None)
             if ray.is_initialized()
             else float(os.cpu_count() or 1)
         )
-    return float(min(1.0, max(0.1, cpus / (2 * num_env_runners))))
+    return float(min(1.0, max(MIN_CPUS_PER_ENV_RUNNER, cpus / (2 * num_env_runners))))
 
 
 def build_algo_config(
@@ -301,6 +310,8 @@ def build_algo_config(
     env_config: Mapping[str, Any] | None = None,
     seed: int | None = None,
     flatten_observations: bool = False,
+    action_masking: bool = False,
+    argument_usage: list[list[int]] | None = None,
 ) -> Any:
     """A PPO or SAC `AlgorithmConfig` (torch, CPU, one local learner) for ``env_name``.
 
@@ -308,8 +319,13 @@ def build_algo_config(
     ``model_config`` goes to ``rl_module(model_config=...)``. Unlike RLlib's
     ``update_from_dict``, an unknown key is an error naming a close match (a typo must not
     silently train with a default). ``num_env_runners=0`` samples in the driver process
-    (breakpoints work). Returns the config; call ``.build_algo()``. RLlib's warnings
-    nobody using openended can act on are filtered from here on (`openended.runtime.quiet`).
+    (breakpoints work). ``action_masking`` (PPO): the env's observations carry an
+    ``action_mask`` (`openended.runtime.rllib_masking`); the policy never samples a masked
+    action. ``argument_usage`` (with ``action_masking``; an env's ``action_argument_usage()``):
+    which argument components each function of a ``MultiDiscrete([function, args...])``
+    action takes; the others are left out of the log-probability. Returns the config; call
+    ``.build_algo()``. RLlib's warnings nobody using openended can act on are
+    filtered from here on (`openended.runtime.quiet`).
     """
     quiet_ray_logs()
     algo_key = str(algo).lower()
@@ -335,6 +351,7 @@ def build_algo_config(
             close = difflib.get_close_matches(key, [k for k in vars(config) if not k.startswith("_")], n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"build_algo_config.overrides.{key}: not a {type(config).__name__} setting{hint}")
+    check_algo_settings(config, overrides)
     if algo_key == "ppo" and "minibatch_size" not in overrides:
         # Cross-field default: a minibatch larger than the batch would silently be one batch.
         tb = overrides.get("train_batch_size_per_learner", defaults["train_batch_size_per_learner"])
@@ -365,6 +382,16 @@ def build_algo_config(
         raise ConfigError(f"algo.config: RLlib rejected the settings {sorted(overrides)}: {e}") from None
     if model_config is not None:
         config.rl_module(model_config=model_config)
+    if action_masking:
+        if algo_key != "ppo":
+            raise ConfigError(f"build_algo_config.action_masking: only PPO has a masking model, got algo {algo!r}")
+        if flatten_observations:
+            raise ConfigError("build_algo_config: action_masking flattens the observations itself; drop flatten")
+        from openended.runtime.rllib_masking import ARGUMENT_USAGE_KEY, masked_module_spec
+
+        config.rl_module(rl_module_spec=masked_module_spec())
+        if argument_usage is not None:
+            config.rl_module(model_config={**dict(model_config or {}), ARGUMENT_USAGE_KEY: argument_usage})
     if flatten_observations:
         # Dict/Tuple observations (Crafter: image + task id) -> one flat vector for the default encoders.
         config.env_runners(env_to_module_connector=_flatten_connector)

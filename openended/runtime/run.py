@@ -34,8 +34,7 @@ import ray
 from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTaskError
 
 from openended.config import Experiment, teacher_config
-from openended.envs.registry import env_task_space
-from openended.errors import ConfigError, Error, RunFailed
+from openended.errors import Error, RunFailed
 from openended.runtime import raysession
 from openended.runtime.checkpoints import CheckpointSet
 from openended.runtime.drivers import CURRICULUM, RESTART_TIMEOUT_S, Driver, PoolDriver, RLlibDriver
@@ -43,6 +42,7 @@ from openended.runtime.exporters import RunExporters
 from openended.runtime.local import init_ray
 from openended.runtime.placement import embedded_ray_resources, service_actor_options
 from openended.runtime.plugin_paths import worker_runtime_env
+from openended.runtime.preflight import preflight
 from openended.runtime.progress import ProgressReporter
 from openended.runtime.resume import ResumePoint, prepare_resume
 from openended.runtime.rundir import RunDir
@@ -172,10 +172,7 @@ def run_experiment(
     full, permission denied, an actor that did not come back); ``status.json`` then says
     ``failed`` with that reason.
     """
-    try:  # before anything is created: a bad env config fails fast
-        space = env_task_space(exp.env.family, **exp.env.config)
-    except TypeError as e:  # an unknown keyword for the family's constructor
-        raise ConfigError(f"env.config: {e}") from None
+    space = preflight(exp)  # before anything is created: whatever the run would refuse fails here
     resuming = run_dir is not None
     rd = run_dir if run_dir is not None else RunDir.create(exp, base_dir)
     print(f"openended: run directory {rd.path}", file=sys.stderr, flush=True)

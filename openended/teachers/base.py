@@ -28,10 +28,11 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from openended.errors import ConfigError, TeacherStateError
+from openended.errors import ConfigError, Error, InvalidArgument, TeacherStateError
 from openended.jsonio import from_jsonable, to_jsonable
-from openended.tasks import Outcome, Task, TaskSpace, space_from_dict
+from openended.tasks import Outcome, Task, TaskSpace, outcome_list, space_from_dict
 from openended.teachers.refit import Executors, Refitter, SwapPolicy
+from openended.teachers.state_schema import STATE_VERSION, check_state
 
 __all__ = ["Teacher", "BaseTeacher", "TeacherConfig", "RefitConfig", "rng_state", "make_rng"]
 
@@ -68,7 +69,12 @@ class TeacherConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    seed: int = Field(0, description="Seed of the teacher's own np.random.Generator.")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=2**32 - 1,
+        description="Seed of the teacher's own np.random.Generator, 0 .. 2**32-1 (what every library it seeds takes).",
+    )
     max_tracked_tasks: int = Field(
         32_768,
         ge=1,
@@ -151,6 +157,8 @@ class BaseTeacher:
         """``n`` tasks for ``student``. Never waits on a refit."""
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ConfigError(f"sample(n): n must be a positive int, got {n!r}")
+        if not isinstance(student, str):
+            raise InvalidArgument(f"sample(student): must be a student id string, got {type(student).__name__}")
         t0 = time.perf_counter()
         if self.refitter is not None:
             self.refitter.on_sample()
@@ -162,20 +170,27 @@ class BaseTeacher:
         return tasks
 
     def update(self, outcomes: Sequence[Outcome]) -> None:
-        """Learn from a batch of outcomes (any order, any size; unknown task ids are counted)."""
+        """Learn from a batch of outcomes (any order, any size; unknown task ids are counted).
+
+        Raises:
+            InvalidArgument: ``outcomes`` is not a sequence of `Outcome` (nothing is counted then).
+        """
+        outcomes = outcome_list(outcomes, "update(outcomes)")
         t0 = time.perf_counter()
         if self.refitter is not None:
             self.refitter.on_update()
         tasks: list[Task] = []
         known: list[Outcome] = []
         issued = self._issued_table()
+        unknown = 0
         for o in outcomes:
             task = issued.get(o.task_id)
             if task is None:
-                self._counts["unknown_task_outcomes"] += 1
+                unknown += 1
                 continue
             tasks.append(task)
             known.append(o)
+        self._counts["unknown_task_outcomes"] += unknown
         if self._counts["unknown_task_outcomes"] and not self._warned_unknown:
             self._warned_unknown = True
             warnings.warn(
@@ -259,6 +274,7 @@ class BaseTeacher:
         """Complete, JSON-serialisable state (waits for a pending refit, does not install it)."""
         state = {
             "teacher": self.name,
+            "state_version": STATE_VERSION,
             "config": self.config.model_dump(mode="json"),
             "space": self.space.to_dict(),
             "rng": rng_state(self.rng),
@@ -276,21 +292,50 @@ class BaseTeacher:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore a `state_dict`; raises `TeacherStateError` if it belongs to another teacher."""
-        if state.get("teacher") != self.name:
-            raise TeacherStateError(f"state is for teacher {state.get('teacher')!r}, not {self.name!r}")
-        if space_from_dict(state["space"]) != self.space:
+        """Restore a `state_dict`, all or nothing.
+
+        The state is checked against the schema (`openended.teachers.state_schema`: the
+        common part, its version, the algorithm part's keys) before anything changes; if the
+        algorithm's own loader still fails, the previous state is put back.
+
+        Raises:
+            TeacherStateError: another teacher's or space's state, or one that does not match
+                the schema; the message names the key.
+        """
+        check_state(state, self.name, to_jsonable(self._state_dict()))
+        try:
+            saved_space = space_from_dict(state["space"])
+        except (Error, KeyError, TypeError, ValueError) as e:
+            raise TeacherStateError(f"state.space: not a task space ({e})") from None
+        if saved_space != self.space:
             raise TeacherStateError(
                 f"state was saved for space {state['space']}, this teacher has {self.space.to_dict()}"
             )
+        previous = self.state_dict()
+        try:
+            self._load_all(state)
+        except TeacherStateError:  # the algorithm's own check, already naming the problem
+            self._load_all(previous)
+            raise
+        except (Error, KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            self._load_all(previous)
+            raise TeacherStateError(
+                f"state for teacher {self.name!r} could not be loaded ({type(e).__name__}: {e}); "
+                "the teacher keeps its previous state"
+            ) from None
+
+    def _load_all(self, state: dict) -> None:
         _set_rng_state(self.rng, state["rng"])
         self._issued = {d["id"]: Task.from_dict(d) for d in state["issued"]}
         self._reissued, self._batches = {}, deque()  # saved batches list each id once: its latest issue
         self._unindexed.clear()
         self._n_unindexed = 0
-        for g, ids in state.get("issued_batches", [[0, list(self._issued)]]):
+        batches: list[tuple[int, list[str]]] = state.get("issued_batches") or []
+        if state.get("issued_batches") is None:  # states from before batches were saved
+            batches = [(0, list(self._issued))]
+        for g, ids in batches:
             self._batches.append((int(g), list(ids)))
-        self._gen = int(state.get("issued_gen", 0))
+        self._gen = int(state.get("issued_gen") or 0)
         self._counts.update(state["counts"])
         self._load_state_dict(from_jsonable(state["algo"]))
         if self.refitter is not None and state.get("has_staged_fit"):

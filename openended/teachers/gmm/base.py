@@ -258,6 +258,11 @@ class GMMTeacher(BaseTeacher):
     def _install(self, result: dict[str, Any]) -> None:
         """Refitter callback: make a finished fit the live mixture (atomic reference swap)."""
         mix = Mixture.from_dict(result)
+        if not all(np.isfinite(a).all() for a in (mix.weights, mix.means, mix.covariances)):
+            # Returns beyond ~1e150 overflow the fit (squares of the ALP column): keep the
+            # current model rather than sample NaN tasks; counted in fit_info / stats.
+            self._fit_info = {**self._fit_info, "rejected_non_finite": self._fit_info.get("rejected_non_finite", 0) + 1}
+            return
         weights = self._component_weights(mix)
         self._mixture, self._weights, self._probs = mix, weights, component_probs(weights)
         self._n_fits += 1
