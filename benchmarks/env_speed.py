@@ -27,6 +27,12 @@ make_upstream_env)`` with two zero-argument constructors; the JSON gets
   physics differs too (fewer or more contacts); that is the family's real cost.
 * ``classic``: ``ClassicBipedalEnv`` (upstream terrain, task wrapper) vs the same: the
   pure cost of the task contract.
+* ``mg_maze``: the MiniGrid maze family (uniform Box tasks: a layout generated and its
+  shortest path solved at every reset, flat float32 observations) vs MiniGrid's own
+  ``EmptyEnv`` of the same 13x13 frame, view and step limit (dict observations).
+* ``mg_tasks``: ``minigrid_tasks`` with DoorKey-8x8 vs the bare upstream
+  ``MiniGrid-DoorKey-8x8-v0`` (``.unwrapped``: no gymnasium checker wrappers): the cost
+  of the task contract and the observation encoding.
 
 Results to expect: ratios of about 1.0 (the acceptance bar is >= 0.90). The classic-body
 step is gymnasium's own ``BipedalWalker.step``; only reset differs.
@@ -88,10 +94,37 @@ def _classic() -> Any:
     return make_env("bipedal_walker")
 
 
+def _minigrid_maze() -> Any:
+    from openended.envs import make_env
+
+    return make_env("minigrid_maze")  # 13x13 frame, 7x7 view, 250-step limit
+
+
+def _upstream_minigrid_empty() -> Any:
+    from minigrid.envs import EmptyEnv
+
+    return EmptyEnv(size=13, max_steps=250)  # the same frame, view and limit, no task, no layout
+
+
+def _minigrid_doorkey() -> Any:
+    from openended.envs import make_env
+
+    return make_env("minigrid_tasks", tasks=["DoorKey-8x8"])
+
+
+def _upstream_minigrid_doorkey() -> Any:
+    import gymnasium as gym
+    import minigrid  # noqa: F401  # registers the MiniGrid-* ids
+
+    return gym.make("MiniGrid-DoorKey-8x8-v0").unwrapped  # bare env: no checker / order wrappers
+
+
 ROWS: list[Row] = [
     Row("stumps", _stumps, _upstream_bipedal),
     Row("hexagon", _hexagon, _upstream_bipedal),
     Row("classic", _classic, _upstream_bipedal),
+    Row("mg_maze", _minigrid_maze, _upstream_minigrid_empty),
+    Row("mg_tasks", _minigrid_doorkey, _upstream_minigrid_doorkey),
 ]
 
 

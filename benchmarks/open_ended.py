@@ -37,7 +37,20 @@ Judge-path checks:
 Results to expect: see docs/open_ended.md ("Benchmark").
 Output: a rich table and, with ``--json PATH``, ``{"uniform": {"mean": ..., "std": ...,
 "per_seed": [...], "seconds": ...}, "lp": ..., "omni_embedding": ..., "omni_oracle": ...,
-"webrl": ..., "sample_p99_ms_slow_judge": float, "replay_identical": bool, "config": {...}}``.
+"webrl": ..., "sample_p99_ms_slow_judge": float, "replay_identical": bool, "config": {...},
+"train_only": {same per-method blocks, training outcomes only, default settings},
+"train_only_reference": {the same with LP's exploration off}, "universe2": {"setting": "trs",
+"eval": {...}, "train_only": {...}}, "omni_over_lp_teacher_time":
+float, "teacher_time": {...}}``.
+
+Protocols: the top-level method blocks use OMNI's evaluation sweep; ``train_only`` gives
+the teachers training outcomes only (the normal case in an RLlib run without
+``evaluation.report_to_teacher``); ``train_only_reference`` repeats it with OMNI's
+reference LP (no exploration floor, no optimistic prior) for comparison.
+
+``omni_over_lp_teacher_time``: seconds spent inside ``sample`` + ``update`` per 1,000 tasks,
+OMNI (rule oracle judge, default background partitions) over LP, on a 1,200-task text
+universe (`teacher_time`).
 """
 
 from __future__ import annotations
@@ -67,18 +80,38 @@ from openended.teachers import make_teacher
 METHODS = ("uniform", "lp", "omni_embedding", "omni_oracle", "webrl")
 
 
+# The reference switches: OMNI's LP exactly (no exploration floor, no optimistic prior).
+REFERENCE_LP = {"explore": 0.0, "optimistic_new": False}
+
+
 def make_method(
-    method: str, tasks: list[str], baseline: dict[str, float], seed: int, period: int, judge: Any = None
+    method: str,
+    tasks: list[str],
+    baseline: dict[str, float],
+    seed: int,
+    period: int,
+    judge: Any = None,
+    reference: bool = False,
 ) -> Any:
-    """The teacher for one method (the space is built here)."""
-    lp_cfg = {"update_every": period, "random_baseline": baseline}
+    """The teacher for one method (the space is built here); ``reference`` turns exploration off."""
+    explore = REFERENCE_LP if reference else {}
+    lp_cfg = {"update_every": period, "random_baseline": baseline, **explore}
     if method == "uniform":
         return make_teacher("random", Discrete(tasks), seed=seed)
     if method == "lp":
         return make_teacher("lp", Discrete(tasks), seed=seed, **lp_cfg)
     if method.startswith("omni"):
         j = judge if judge is not None else ("embedding" if method == "omni_embedding" else "oracle")
-        return make_teacher("omni", Discrete(tasks), seed=seed, judge=j, partition_every=period, base_config=lp_cfg)
+        return make_teacher(
+            "omni",
+            Discrete(tasks),
+            seed=seed,
+            judge=j,
+            partition_every=period,
+            base_config=lp_cfg,
+            refit_swap="next_update",  # reproducible figures (the default, asap, depends on thread timing)
+            **({"explore": 0.0} if reference else {}),  # OMNI's own floor (after the MoI weighting)
+        )
     if method == "webrl":
         return make_teacher(
             "webrl",
@@ -87,6 +120,7 @@ def make_method(
             lp_update_every=period,
             phase_every=2 * period,
             validator=env_task_validator("crafter"),  # as an experiment on the crafter family gets it
+            **explore,
         )
     raise ValueError(method)
 
@@ -101,13 +135,14 @@ def run_one(
     eval_attempts: int,
     judge: Any = None,
     trace: list[str] | None = None,
+    reference: bool = False,
 ) -> dict[str, Any]:
-    """Teach one seeded learner; returns the metric and timing."""
+    """Teach one seeded learner; returns the metric and timing. ``eval_attempts=0``: training outcomes only."""
     sim = CrafterSimLearner(tasks, seed=seed)
     real = np.array([i for i, t in enumerate(tasks) if not t.startswith("dummy_task_")])
     p0 = sim.success_prob()
     baseline = {t: float(p) for t, p in zip(tasks, p0)}
-    teacher = make_method(method, tasks, baseline, seed, period, judge)
+    teacher = make_method(method, tasks, baseline, seed, period, judge, reference)
     fixed = Discrete(tasks).all_tasks
     t0 = time.perf_counter()
     try:
@@ -224,6 +259,70 @@ def slow_judge_latency(
     }
 
 
+def teacher_time(
+    method: str, updates: int = 200, batch: int = 32, period: int = 25, executor: str = "thread", judge: str = "oracle"
+) -> dict[str, float]:
+    """Seconds of teacher time (``sample`` + ``update`` in the caller) per 1,000 tasks sampled.
+
+    Universe: 1,200 text tasks (Crafter ``trs``, 630, plus 570 impossible ones) on a
+    TextSpace, OMNI's protocol (sweep every ``period`` updates). The learner's own time
+    is not counted. ``executor="inline"`` runs OMNI's partitions inside ``update`` (all
+    judge work counted); ``"thread"`` (the default) counts what the caller waits.
+    """
+    tasks = crafter_task_set("trs", 570)
+    sim = CrafterSimLearner(tasks, seed=0)
+    baseline = {t: float(p) for t, p in zip(tasks, sim.success_prob())}
+    space = TextSpace(tasks, max_length=512)
+    lp_cfg = {"update_every": period, "random_baseline": baseline}
+    if method == "lp":
+        teacher = make_teacher("lp", space, seed=0, **lp_cfg)
+    else:
+        teacher = make_teacher(
+            "omni", space, seed=0, judge=judge, partition_every=period, base_config=lp_cfg, refit_executor=executor
+        )
+    spent = 0.0
+    try:
+        if judge == "embedding" and method != "lp":
+            teacher.judge.judge(["collect wood"], JudgeContext(mastered=("collect stone",)))  # model load: not counted
+        for u in range(updates):
+            t0 = time.perf_counter()
+            ts = teacher.sample(batch)
+            spent += time.perf_counter() - t0
+            succ = sim.run_episodes(sim.indices([t.text or "" for t in ts]))
+            outs = [Outcome(t.id, float(s), success=bool(s)) for t, s in zip(ts, succ.tolist())]
+            if (u + 1) % period == 0:
+                outs += eval_outcomes(sim, teacher.known_tasks(), 2)
+            t0 = time.perf_counter()
+            teacher.update(outs)
+            spent += time.perf_counter() - t0
+        stats = teacher.stats()
+    finally:
+        teacher.close()
+    return {
+        "s_per_1000_tasks": spent / (updates * batch) * 1000,
+        "partitions": float(stats.get("partitions", 0)),
+        "judged_pairs": float(stats.get("judged_pairs", 0)),
+    }
+
+
+def teacher_time_ratio(updates: int = 200) -> dict[str, Any]:
+    """``omni_over_lp_teacher_time``: OMNI's teacher time over LP's on the 1,200-task text universe (best of 3)."""
+    # Best of 3, interleaved: on a shared machine the slowest runs measure the neighbours.
+    runs: dict[str, list[dict[str, float]]] = {"lp": [], "omni": [], "omni_inline": []}
+    for _ in range(3):
+        runs["lp"].append(teacher_time("lp", updates))
+        runs["omni"].append(teacher_time("omni", updates))
+        runs["omni_inline"].append(teacher_time("omni", updates, executor="inline"))
+    lp, omni, omni_inline = (min(runs[k], key=lambda r: r["s_per_1000_tasks"]) for k in ("lp", "omni", "omni_inline"))
+    return {
+        "lp": lp,
+        "omni": omni,
+        "omni_inline": omni_inline,
+        "omni_over_lp_teacher_time": omni["s_per_1000_tasks"] / lp["s_per_1000_tasks"],
+        "omni_inline_over_lp_teacher_time": omni_inline["s_per_1000_tasks"] / lp["s_per_1000_tasks"],
+    }
+
+
 def replay_check(tasks: list[str], updates: int, batch: int, period: int, eval_attempts: int) -> bool:
     from openended.moi.embedding import EmbeddingJudge
     from openended.moi.record import RecordingJudge, ReplayJudge
@@ -240,33 +339,79 @@ def replay_check(tasks: list[str], updates: int, batch: int, period: int, eval_a
 
 
 def _table(results: dict[str, Any], args: argparse.Namespace) -> None:
+    blocks = [("eval protocol", results)] + [
+        (k, results[k]) for k in args.protocols if k in results and k != "universe2"
+    ]
+    if "universe2" in results:
+        blocks += [(f"universe2 {k}", results["universe2"][k]) for k in ("eval", "train_only")]
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:  # pragma: no cover
-        for m in METHODS:
-            r = results[m]
-            print(f"{m:16s} {r['mean']:6.1f} ± {r['std']:4.1f}  {r['per_seed']}")
+        for name, block in blocks:
+            for m in METHODS:
+                r = block[m]
+                print(f"[{name}] {m:16s} {r['mean']:6.1f} ± {r['std']:4.1f}  {r['per_seed']}")
         return
-    t = Table(
-        title=f"Crafter '{args.setting}' sim, {args.updates} updates x {args.batch} episodes "
-        f"({args.updates * args.batch:,}), {args.seeds} seeds: real tasks with success > 0.2"
-    )
-    for col in ("method", "> 0.2 (mean ± std)", "per seed", "> 0.05", "> 0.4", "s/run"):
-        t.add_column(col)
-    for m in METHODS:
-        r = results[m]
-        t.add_row(
-            m,
-            f"{r['mean']:.1f} ± {r['std']:.1f}",
-            str(r["per_seed"]),
-            f"{r['mean_0.05']:.1f}",
-            f"{r['mean_0.4']:.1f}",
-            f"{r['seconds']:.1f}",
+    for name, block in blocks:
+        t = Table(
+            title=f"[{name}] Crafter '{args.setting}' sim, {args.updates} updates x {args.batch} episodes "
+            f"({args.updates * args.batch:,}), {args.seeds} seeds: real tasks with success > 0.2"
         )
-    Console().print(t)
+        for col in ("method", "> 0.2 (mean ± std)", "per seed", "> 0.05", "> 0.4", "s/run"):
+            t.add_column(col)
+        for m in METHODS:
+            r = block[m]
+            t.add_row(
+                m,
+                f"{r['mean']:.1f} ± {r['std']:.1f}",
+                str(r["per_seed"]),
+                f"{r['mean_0.05']:.1f}",
+                f"{r['mean_0.4']:.1f}",
+                f"{r['seconds']:.1f}",
+            )
+        Console().print(t)
     print(f"sample_p99_ms_slow_judge = {results['sample_p99_ms_slow_judge']:.3f} ms ({results['slow_judge']})")
     print(f"replay_identical = {results['replay_identical']}")
+
+
+def run_protocol(
+    args: argparse.Namespace, tasks: list[str], eval_attempts: int, label: str, reference: bool = False
+) -> dict[str, Any]:
+    """Every method over the seeds under one protocol; one result block per method."""
+    block: dict[str, Any] = {}
+    for m in METHODS:
+        if m not in args.methods:
+            block[m] = {
+                "mean": float("nan"),
+                "std": float("nan"),
+                "per_seed": [],
+                "mean_0.05": float("nan"),
+                "mean_0.4": float("nan"),
+                "seconds": 0.0,
+            }
+            continue
+        runs = [
+            run_one(m, tasks, s, args.updates, args.batch, args.period, eval_attempts, reference=reference)
+            for s in range(args.seeds)
+        ]
+        v = np.array([r["n_above_0.2"] for r in runs], dtype=float)
+        block[m] = {
+            "mean": float(v.mean()),
+            "std": float(v.std()),
+            "per_seed": v.astype(int).tolist(),
+            "mean_0.05": float(np.mean([r["n_above_0.05"] for r in runs])),
+            "mean_0.4": float(np.mean([r["n_above_0.4"] for r in runs])),
+            "seconds": float(np.mean([r["seconds"] for r in runs])),
+            "generated": [r["generated"] for r in runs],
+            "boring_final": [r["boring"] for r in runs],
+        }
+        print(
+            f"[{label}] {m}: {block[m]['mean']:.1f} ± {block[m]['std']:.1f} {block[m]['per_seed']} "
+            f"({block[m]['seconds']:.1f} s/run)",
+            flush=True,
+        )
+    return block
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -281,41 +426,35 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--period", type=int, default=25, help="LP step / partition every this many updates")
     ap.add_argument("--eval-attempts", type=int, default=10)
     ap.add_argument("--methods", nargs="*", default=list(METHODS))
+    ap.add_argument(
+        "--protocols",
+        nargs="*",
+        default=["train_only", "train_only_reference", "universe2"],
+        help="extra blocks beside OMNI's evaluation protocol: train_only (training outcomes only, "
+        "default settings), train_only_reference (the same with exploration off, OMNI's reference LP), "
+        "universe2 (OMNI's trs set: 6 verb variants per task; both protocols)",
+    )
     args = ap.parse_args(argv)
     args.seeds = args.seeds or (3 if args.quick else 5)
     args.updates = args.updates or (400 if args.quick else 1000)
     tasks = crafter_task_set(args.setting, args.impossible)
     results: dict[str, Any] = {"config": {k: v for k, v in vars(args).items() if k != "json"}}
-    for m in METHODS:
-        if m not in args.methods:
-            results[m] = {
-                "mean": float("nan"),
-                "std": float("nan"),
-                "per_seed": [],
-                "mean_0.05": float("nan"),
-                "mean_0.4": float("nan"),
-                "seconds": 0.0,
-            }
-            continue
-        runs = [
-            run_one(m, tasks, s, args.updates, args.batch, args.period, args.eval_attempts) for s in range(args.seeds)
-        ]
-        v = np.array([r["n_above_0.2"] for r in runs], dtype=float)
-        results[m] = {
-            "mean": float(v.mean()),
-            "std": float(v.std()),
-            "per_seed": v.astype(int).tolist(),
-            "mean_0.05": float(np.mean([r["n_above_0.05"] for r in runs])),
-            "mean_0.4": float(np.mean([r["n_above_0.4"] for r in runs])),
-            "seconds": float(np.mean([r["seconds"] for r in runs])),
-            "generated": [r["generated"] for r in runs],
-            "boring_final": [r["boring"] for r in runs],
+    results.update(run_protocol(args, tasks, args.eval_attempts, "eval protocol"))
+    if "train_only" in args.protocols:
+        results["train_only"] = run_protocol(args, tasks, 0, "train_only")
+    if "train_only_reference" in args.protocols:
+        results["train_only_reference"] = run_protocol(args, tasks, 0, "train_only_reference", reference=True)
+    if "universe2" in args.protocols and args.setting != "trs":
+        # More near-duplicates per concept: every task under its verb and 5 synonyms (OMNI's trs).
+        tasks2 = crafter_task_set("trs", args.impossible)
+        results["universe2"] = {
+            "setting": "trs",
+            "eval": run_protocol(args, tasks2, args.eval_attempts, "universe2 eval protocol"),
+            "train_only": run_protocol(args, tasks2, 0, "universe2 train_only"),
         }
-        print(
-            f"{m}: {results[m]['mean']:.1f} ± {results[m]['std']:.1f} {results[m]['per_seed']} "
-            f"({results[m]['seconds']:.1f} s/run)",
-            flush=True,
-        )
+    results["teacher_time"] = teacher_time_ratio(args.updates)
+    results["omni_over_lp_teacher_time"] = results["teacher_time"]["omni_over_lp_teacher_time"]
+    print(f"omni_over_lp_teacher_time = {results['omni_over_lp_teacher_time']:.1f}", flush=True)
     slow = slow_judge_latency(tasks)
     results["slow_judge"] = slow
     results["sample_p99_ms_slow_judge"] = slow["sample_p99_ms"]

@@ -38,6 +38,14 @@ for a refit by construction, and the compiled fitter releases the GIL, so with t
 executor too worst cases stay near the no-refit baseline. Worst cases on a shared machine
 are noisy: compare p99 and rerun.
 
+``--teachers NAME ...`` (or ``--teachers all``: every registered Box teacher) measures,
+instead, for each named teacher on a 2-D Box with a toy learner, in one run: ``sample(1024)``
+and ``update(1024)`` p50 after a 4,096-episode warm-up, the time of one refit / training
+step where the teacher has one (GMM refits, GoalGAN's GAN training: the refitter's own fit
+timer; SPDL's KL-constrained step: the ``update`` calls that made one), teacher time per
+1,000 toy episodes (one episode per ``sample``/``update``) as a ratio to ``random`` measured
+in the same run, and the worst ``sample(64)`` while a background training is in flight.
+
 JSON (``--json PATH``): at least ``refit_p50_ms_fast_d12``, ``refit_p50_ms_reference_d12``,
 ``sample1024_ms``, ``update1024_ms``, ``max_sample_ms_during_refit`` and ratios
 ``*_speedup`` (reference / fast); plus per-d refit numbers and the parts above.
@@ -156,19 +164,26 @@ def _filled_teacher(d: int, reference: bool, history: int) -> tuple[Any, Learner
     return t, env
 
 
+def _timed_round(t: Any, env: Learner) -> tuple[float, float]:
+    """Seconds of one ``sample(1024)`` and of the ``update`` with its 1,024 outcomes."""
+    t0 = time.perf_counter()
+    tasks = t.sample(1024)
+    ds = time.perf_counter() - t0
+    outs = [Outcome(task_id=x.id, episode_return=env.episode(x.params), t=0.0) for x in tasks]
+    t0 = time.perf_counter()
+    t.update(outs)
+    return ds, time.perf_counter() - t0
+
+
 def bench_sample_update(d: int, reps: int, ref_reps: int, history: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, reference, n_rep in (("fast", False, reps), ("reference", True, ref_reps)):
         t, env = _filled_teacher(d, reference, history)
         s_t, s_loop, u_t = [], [], []
         for _ in range(n_rep):
-            t0 = time.perf_counter()
-            tasks = t.sample(1024)
-            s_loop.append(time.perf_counter() - t0)
-            outs = [Outcome(task_id=x.id, episode_return=env.episode(x.params), t=0.0) for x in tasks]
-            t0 = time.perf_counter()
-            t.update(outs)
-            u_t.append(time.perf_counter() - t0)
+            ds, du = _timed_round(t, env)
+            s_loop.append(ds)
+            u_t.append(du)
             if t.refitter is not None:
                 t.refitter.drain()  # steady state: no refit in flight for the next timing
             t0 = time.perf_counter()
@@ -341,12 +356,133 @@ def _table(res: dict[str, float], dims: list[int]) -> None:
             print(" | ".join(r))
 
 
+def _teacher_kwargs(name: str) -> dict[str, Any]:
+    """Settings for the per-teacher table: ADR in the toy learner's units, the rest defaults."""
+    return {"preset": "toy"} if name == "adr" else {}
+
+
+def bench_teacher(name: str, reps: int, loop_episodes: int) -> dict[str, float]:
+    """sample(1024) / update(1024) p50, refit or training step, teacher ms per 1,000 episodes."""
+    space = Box([0.0, 0.0], [1.0, 1.0])
+    env = Learner()
+    out: dict[str, float] = {}
+    t = make_teacher(name, space, seed=0, **_teacher_kwargs(name))
+    try:
+        for _ in range(4):
+            _drive(t, env, 1024)
+        samples, updates = [], []
+        for _ in range(reps):
+            ds, du = _timed_round(t, env)
+            samples.append(ds)
+            updates.append(du)
+        out[f"{name}_sample1024_ms"] = _pct(samples, 50)
+        out[f"{name}_update1024_ms"] = _pct(updates, 50)
+        st = t.stats()
+        if "refit_ms_p50" in st:
+            out[f"{name}_refit_ms"] = float(st["refit_ms_p50"])
+    finally:
+        t.close()
+    t = make_teacher(name, space, seed=1, **_teacher_kwargs(name))
+    steps: list[float] = []
+    teacher_s = 0.0
+    try:
+        for _ in range(loop_episodes):
+            it = getattr(t, "iteration", None)
+            t0 = time.perf_counter()
+            x = t.sample(1)[0]
+            t1 = time.perf_counter()
+            r = env.episode(x.params)
+            t2 = time.perf_counter()
+            t.update([Outcome(task_id=x.id, episode_return=r, t=0.0)])
+            t3 = time.perf_counter()
+            teacher_s += (t1 - t0) + (t3 - t2)
+            if it is not None and getattr(t, "iteration", None) != it:
+                steps.append(t3 - t2)
+        out[f"{name}_ms_per_1k_episodes"] = teacher_s * 1e3 / loop_episodes * 1000
+        if steps:
+            out[f"{name}_step_ms"] = _pct(steps, 50)
+        st = t.stats()
+        if "refit_ms_p50" in st and f"{name}_refit_ms" not in out:
+            out[f"{name}_refit_ms"] = float(st["refit_ms_p50"])
+    finally:
+        t.close()
+    return out
+
+
+def bench_sample_while_training(name: str, n: int = 20) -> dict[str, float]:
+    """Worst sample(64) while a background refit / GAN training is in flight, and with none."""
+    t = make_teacher(name, Box([0.0, 0.0], [1.0, 1.0]), seed=2, refit_executor="thread")
+    env = Learner()
+    busy: list[float] = []
+    idle: list[float] = []
+    try:
+        while len(busy) < n:
+            _drive(t, env, 64)
+            assert t.refitter is not None
+            for _ in range(n):
+                target = busy if t.refitter.busy else idle
+                t0 = time.perf_counter()
+                t.sample(64)
+                target.append(time.perf_counter() - t0)
+    finally:
+        t.close()
+    return {f"{name}_max_sample64_ms_training": _pct(busy, 100), f"{name}_max_sample64_ms_idle": _pct(idle, 100)}
+
+
+def main_teachers(names: list[str], quick: bool, json_path: Path | None) -> None:
+    """The per-teacher table (``--teachers``)."""
+    from openended.teachers import list_teachers, teacher_class
+
+    if names == ["all"]:
+        names = [n for n in list_teachers() if "box" in teacher_class(n).space_kinds and n != "sequential"]
+    if "random" not in names:
+        names = ["random", *names]
+    reps, loop = (3, 2000) if quick else (10, 10_000)
+    res: dict[str, Any] = {}
+    t_start = time.perf_counter()
+    with threadpool_limits(limits=1):
+        for name in names:
+            res.update(bench_teacher(name, reps, loop))
+            print(f"  {name}: done", file=sys.stderr)
+        for name in ("goal_gan",):
+            if name in names:
+                res.update(bench_sample_while_training(name, 5 if quick else 20))
+    base = res["random_ms_per_1k_episodes"]
+    print(
+        f"{'teacher':12s} {'sample(1024) ms':>16s} {'update(1024) ms':>16s} {'refit/step ms':>14s} "
+        f"{'ms / 1k episodes':>17s} {'x random':>9s}"
+    )
+    for name in names:
+        step = res.get(f"{name}_refit_ms", res.get(f"{name}_step_ms"))
+        per_k = res[f"{name}_ms_per_1k_episodes"]
+        res[f"{name}_per_1k_over_random"] = per_k / base
+        print(
+            f"{name:12s} {res[f'{name}_sample1024_ms']:16.2f} {res[f'{name}_update1024_ms']:16.2f} "
+            f"{'-' if step is None else f'{step:.1f}':>14s} {per_k:17.1f} {per_k / base:9.1f}"
+        )
+    if "goal_gan_max_sample64_ms_training" in res:
+        print(
+            f"goal_gan worst sample(64): {res['goal_gan_max_sample64_ms_training']:.2f} ms during GAN training, "
+            f"{res['goal_gan_max_sample64_ms_idle']:.2f} ms without"
+        )
+    res["seconds"] = time.perf_counter() - t_start
+    res["config"] = {"quick": quick, "reps": reps, "loop_episodes": loop, "loadavg_at_end": list(os.getloadavg())}
+    print(f"done in {res['seconds']:.0f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
+    if json_path:
+        json_path.write_text(json.dumps(res, indent=2, sort_keys=True))
+        print(f"wrote {json_path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer windows and repetitions (~1 minute)")
     ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--teachers", nargs="+", help="per-teacher table instead (names, or 'all' Box teachers)")
     args = ap.parse_args()
     quick = args.quick
+    if args.teachers:
+        main_teachers(args.teachers, quick, args.json)
+        return
     dims = [2, 6, 12]
     n_windows, ref_windows = (9, 6) if quick else (31, 20)
     reps, ref_reps = (7, 2) if quick else (30, 5)

@@ -314,7 +314,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--teachers",
         nargs="+",
-        default=["random", "riac", "alp_gmm", "covar_gmm"],
+        default=[
+            "random",
+            "riac",
+            "alp_gmm",
+            "covar_gmm",
+            "adr/toy",
+            "sfl",
+            "spdl",
+            "accel",
+            "goal_gan",
+            "sequential/warmup",
+        ],
         help="teacher names (all their modes) or name/mode",
     )
     ap.add_argument("--variant", choices=sorted(VARIANTS), default="plain", help="toy learner variant")

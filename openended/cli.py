@@ -303,14 +303,16 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 def _cmd_teachers(args: argparse.Namespace) -> int:
     from openended.teachers.registry import list_teachers, teacher_class, teacher_registry, teacher_source
 
-    for name in list_teachers():
+    names = list_teachers()
+    width = max(map(len, names), default=12)
+    for name in names:
         try:
             cls = teacher_class(name)
             presets = ", ".join(sorted(cls.PRESETS)) or "-"
             spaces = "/".join(cls.space_kinds)
-            print(f"{name:12s} spaces: {spaces:20s} presets: {presets:40s} {teacher_source(name)}")
+            print(f"{name:{width}s} spaces: {spaces:20s} presets: {presets:40s} {teacher_source(name)}")
         except (ImportError, Error) as e:
-            print(f"{name:12s} (not usable: {e}) {teacher_source(name)}")
+            print(f"{name:{width}s} (not usable: {e}) {teacher_source(name)}")
     _print_shadowed(teacher_registry().shadowed)
     return 0
 

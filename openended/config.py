@@ -109,11 +109,20 @@ class EvaluationSection(_Model):
     """Held-out evaluation of the learner (RLlib algos): deterministic policy, one episode per test task."""
 
     every: int = Field(0, ge=0, description="Evaluate every N iterations (0: never; the last iteration too).")
-    test_set: Literal["grid", "uniform", "held_out"] = Field(
-        "grid", description="grid (Stump Tracks 10x10), uniform (seed 4222) or held_out (e.g. Procgen test levels)."
+    test_set: Literal["grid", "uniform", "held_out", "teacher"] = Field(
+        "grid",
+        description="grid (Stump Tracks 10x10), uniform (seed 4222), held_out (e.g. Procgen test levels) or "
+        "teacher (every task the teacher knows: OMNI's evaluation sweep).",
     )
     max_tasks: int = Field(100, ge=1, description="At most this many test tasks.")
     max_steps: int = Field(2000, ge=1, description="Step cap per test episode.")
+    episodes_per_task: int = Field(1, ge=1, description="Test episodes per task (OMNI: 20).")
+    max_envs: int = Field(64, ge=1, description="Test envs alive at once (the sweep runs in chunks of this many).")
+    report_to_teacher: bool = Field(
+        False,
+        description="Send the test episodes to the teacher flagged info.eval=True, in one report per sweep "
+        "(OMNI's protocol: LP with recompute_unit evaluations steps on each sweep).",
+    )
 
 
 class WandbSection(_Model):

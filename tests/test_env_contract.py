@@ -13,6 +13,9 @@ FAMILIES = {
     "bipedal_walker": {},
     "procgen": {"game": "coinrun", "num_levels": 20},
     "crafter": {"task_set": "tr", "impossible": 10, "size": (64, 64), "area": (64, 64)},
+    "minigrid_maze": {},
+    "minigrid_levels": {"num_levels": 50},
+    "minigrid_tasks": {},
     "sc2_minigames": {"backend": "mock", "screen": 16, "minimap": 16},  # pysc2's mock game (no SC2 here)
 }
 

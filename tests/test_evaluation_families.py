@@ -14,7 +14,7 @@ from support import run_cli_with_test_plugins, tensorboard_scalars
 
 from openended.config import load_experiment
 from openended.errors import ConfigError
-from openended.runtime.rllib import FlattenLikeRLlib
+from openended.runtime.evaluate import FlattenLikeRLlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -87,23 +87,3 @@ def test_a_dict_observation_family_is_evaluated_in_a_run(tmp_path):
     assert tags["learner/default_policy/entropy"] == [(1, pytest.approx(learner["entropy"]))]
     assert tags["eval/mastered"] == [(1, pytest.approx(ev["mastered"]))]
     assert "curriculum/episodes_total" in tags
-
-
-def test_a_long_evaluation_reports_its_progress(dict_env):
-    from openended.runtime.drivers import evaluation_env
-    from openended.runtime.evaluate import evaluate_tasks
-
-    space = dict_env().task_space()
-    tasks = [space.task(v) for v in (0, 1, 2, 3)]
-    seen: list[tuple[int, int]] = []
-    always_right = lambda obs: np.ones(len(obs), dtype=np.int64)  # noqa: E731 - reaches target v in v steps
-    result = evaluate_tasks(
-        lambda: evaluation_env(dict_env(), True),
-        tasks,
-        always_right,
-        progress=lambda d, t: seen.append((d, t)),
-        progress_every_s=0.0,
-    )
-    assert result["mastered"] == 0.75  # target 0 is never "reached" by moving right (pos starts at 0, moves first)
-    assert seen and all(t == 4 for _, t in seen) and [d for d, _ in seen] == sorted(d for d, _ in seen)
-    assert seen[-1][0] >= 3

@@ -48,7 +48,7 @@ def test_tracker_double_ema_first_observation_initialises() -> None:
 
 
 def test_teacher_lp_and_distribution_hand_case() -> None:
-    t = make_teacher("lp", Discrete(3), update_every=1, seed=0)
+    t = make_teacher("lp", Discrete(3), preset="omni", update_every=1, seed=0)  # reference: no exploration
     ids = [task.id for task in t.known_tasks()]
     t.update([Outcome(ids[0], 0.0, success=False), Outcome(ids[1], 1.0, success=True)])
     t.update([Outcome(ids[0], 1.0, success=True), Outcome(ids[1], 1.0, success=True)])
@@ -61,6 +61,75 @@ def test_teacher_lp_and_distribution_hand_case() -> None:
     assert isinstance(t, TaskDistribution)
     for task in t.sample(50):
         assert task.id in ids[:2]
+
+
+def test_default_exploration_floor_keeps_never_succeeded_tasks_sampled() -> None:
+    # the hand case above with the floor on (its default): the never-observed task 2 keeps its share
+    t = make_teacher("lp", Discrete(3), update_every=1, seed=0, optimistic_new=False)
+    e = t.config.explore
+    assert e > 0  # on by default
+    ids = [task.id for task in t.known_tasks()]
+    t.update([Outcome(ids[0], 0.0, success=False), Outcome(ids[1], 1.0, success=True)])
+    t.update([Outcome(ids[0], 1.0, success=True), Outcome(ids[1], 1.0, success=True)])
+    a, b = _sig(1.0), _sig(-1.0)
+    np.testing.assert_allclose(t.probabilities(), [(1 - e) * a / (a + b), (1 - e) * b / (a + b), e])
+    assert ids[2] in {x.id for x in t.sample(200)}
+
+
+def test_tasks_added_later_are_tried_first() -> None:
+    space = TextSpace(["collect_wood", "place_table", "collect_stone"])
+    t = make_teacher("lp", space, update_every=1, seed=0)
+    ids = [x.id for x in t.known_tasks()]
+    t.update([Outcome(ids[0], 0.0, success=False), Outcome(ids[1], 1.0, success=True)])
+    t.update([Outcome(ids[0], 1.0, success=True), Outcome(ids[1], 1.0, success=True)])
+    t.add_tasks([space.task("make_wood_pickaxe")])
+    p = t.probabilities()
+    assert p[3] == pytest.approx(p[0]) and p[3] == p.max()  # optimistic: the top LP until observed
+    assert p[2] == pytest.approx(t.config.explore)  # initial, never observed: only the floor
+    t.update([Outcome(t.known_tasks()[3].id, 0.0, success=False)])
+    assert t.probabilities()[3] < p[3]  # observed and failed: the prior is gone
+    ref = make_teacher("lp", space, preset="omni", update_every=1, seed=0)
+    ref.update([Outcome(ids[0], 0.0, success=False), Outcome(ids[1], 1.0, success=True)])
+    ref.add_tasks([space.task("make_wood_pickaxe")])
+    assert ref.probabilities()[3] == 0.0
+
+
+def test_explore_share_is_spread_over_dropped_tasks_only() -> None:
+    p = lp_to_probabilities(np.array([0.4, 0.0, 0.0, 0.0]), np.array([0.1, 1.0, 0.0, 0.0]), explore=0.2)
+    a, b = _sig(1.0), _sig(-1.0)
+    np.testing.assert_allclose(p, [0.8 * a / (a + b), 0.8 * b / (a + b), 0.1, 0.1])
+    # nothing dropped: the floor changes nothing
+    np.testing.assert_allclose(lp_to_probabilities(np.zeros(3), np.zeros(3), explore=0.5), np.full(3, 1 / 3))
+
+
+def test_optimistic_prior_gives_unseen_tasks_the_top_lp() -> None:
+    lp, ema = np.array([0.4, 0.0, 0.0]), np.array([0.1, 1.0, 0.0])
+    p = lp_to_probabilities(lp, ema, unseen=np.array([False, False, True]))
+    # task 2 is kept with LP 0.4: z = [0.707, -1.414, 0.707]
+    z = (np.array([0.4, 0.0, 0.4]) - 0.8 / 3) / np.array([0.4, 0.0, 0.4]).std()
+    s = 1 / (1 + np.exp(-z))
+    np.testing.assert_allclose(p, s / s.sum())
+
+
+def test_train_only_lp_does_not_freeze_on_first_window_successes() -> None:
+    # Training outcomes only: task i starts to succeed only after update 10 * i (a prerequisite
+    # chain). Reference LP drops every task that failed its first window and never samples it
+    # again; the default floor keeps trying them and finds the later ones.
+    space = Discrete(6)
+    found = {}
+    for mode, kw in (("reference", {"preset": "omni"}), ("default", {})):
+        t = make_teacher("lp", space, seed=0, **kw, update_every=2)
+        succeeded: set[int] = set()
+        for u in range(80):
+            ts = t.sample(8)
+            outs = []
+            for x in ts:
+                ok = u >= 10 * int(x.params[0])
+                succeeded |= {int(x.params[0])} if ok else set()
+                outs.append(Outcome(x.id, float(ok), success=ok))
+            t.update(outs)
+        found[mode] = len(succeeded)
+    assert found["reference"] <= 2 and found["default"] == 6
 
 
 def test_random_baseline_normalisation() -> None:

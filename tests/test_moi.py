@@ -233,7 +233,7 @@ def test_cached_embedder_batches_dedupes_and_evicts():
 
 
 def test_embedding_judge_with_injected_embedder():
-    j = EmbeddingJudge(embed_fn=hashing_embed)
+    j = EmbeddingJudge(embed_fn=hashing_embed, structure=False)  # the cosine rule alone
     ctx = JudgeContext(mastered=("collect wood five", "place table"))
     dup, near, new = j.judge(["collect wood five", "collect wood five now", "defeat zombie"], ctx)
     assert dup.score == pytest.approx(0.0, abs=1e-6) and not dup.interesting

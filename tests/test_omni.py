@@ -117,7 +117,7 @@ def _success(t: OMNITeacher, rates: dict[str, float], rounds: int) -> None:
 def test_boring_weight_and_renormalisation() -> None:
     space = Discrete(TEXTS)
     judge = FamilyJudge()
-    t = _omni(space, judge, partition_every=1, refit_executor="inline")
+    t = _omni(space, judge, partition_every=1, refit_executor="inline", explore=0.0)  # the formula alone
     _success(t, {"wood_1": 0.5, "wood_2": 0.9, "wood_3": 0.1, "table": 0.3}, 3)
     t.refresh_partition()
     part = t.partition()
@@ -187,12 +187,15 @@ def _run(t: OMNITeacher, rounds: int, seed: int) -> list[str]:
 
 def test_determinism_and_state_round_trip_with_a_pending_partition() -> None:
     space = Discrete([f"wood_{i}" for i in range(1, 6)] + [f"stone_{i}" for i in range(1, 6)] + ["table"])
-    a = _omni(space, FamilyJudge(), partition_every=3, base_config={"update_every": 3})
-    b = _omni(space, FamilyJudge(), partition_every=3, base_config={"update_every": 3})
+    # next_update: the reproducible swap (the default, asap, installs whenever the thread is done)
+    a = _omni(space, FamilyJudge(), partition_every=3, base_config={"update_every": 3}, refit_swap="next_update")
+    b = _omni(space, FamilyJudge(), partition_every=3, base_config={"update_every": 3}, refit_swap="next_update")
     assert _run(a, 12, 0) == _run(b, 12, 0)  # the 12th update submitted a partition (pending)
     state = json.loads(json.dumps(a.state_dict()))
     assert state["has_staged_fit"]
-    c = _omni(space, FamilyJudge(), partition_every=3, base_config={"update_every": 3}, seed=5)
+    c = _omni(
+        space, FamilyJudge(), partition_every=3, base_config={"update_every": 3}, seed=5, refit_swap="next_update"
+    )
     c.load_state_dict(state)
     assert _run(a, 9, 1) == _run(c, 9, 1)
     assert a.partition() == c.partition() and a.stats()["omni/boring"] > 0
@@ -237,3 +240,107 @@ def test_config_errors() -> None:
     with pytest.raises(ConfigError):
         make_teacher("omni", Discrete(3), judge=FamilyJudge(), base="random")
     assert isinstance(FamilyJudge(), Judge)
+
+
+def test_partition_and_lp_step_on_evaluation_sweeps_not_flushes() -> None:
+    # OMNI's protocol through a service: update() runs per client flush, so the cadence counts
+    # evaluation sweeps (update() calls carrying eval-flagged outcomes) instead.
+    space = Discrete(TEXTS)
+    judge = FamilyJudge()
+    t = _omni(space, judge, partition_every=1, partition_unit="evaluations", refit_executor="inline")
+    ids = [x.id for x in t.known_tasks()]
+    for _ in range(7):  # training flushes only: no LP step, no partition
+        t.update([Outcome(ids[0], 1.0, success=True), Outcome(ids[1], 0.0, success=False)])
+    assert t.stats()["omni/base/lp/steps"] == 0 and t.stats()["partitions"] == 0 and judge.calls == []
+    sweep = [Outcome(i, 1.0, success=k < 2, info={"eval": True}) for k, i in enumerate(ids)]
+    t.update(sweep)
+    s = t.stats()
+    assert s["omni/base/lp/steps"] == 1 and s["omni/base/lp/source"] == "eval"
+    assert s["partitions"] == 1 and judge.calls and s["omni/boring"] > 0
+
+
+def test_partition_every_counts_outcomes() -> None:
+    t = _omni(Discrete(TEXTS), FamilyJudge(), partition_every=20, partition_unit="outcomes", refit_executor="inline")
+    ids = [x.id for x in t.known_tasks()]
+    t.update([Outcome(ids[0], 1.0, success=True)] * 19)
+    assert t.stats()["partitions"] == 0
+    t.update([Outcome(ids[0], 1.0, success=True)])
+    assert t.stats()["partitions"] == 1 and t.stats()["omni/base/lp/steps"] == 1
+
+
+def test_boring_labels_record_the_learned_task_and_score_in_stats_view_and_state() -> None:
+    space = Discrete(TEXTS)
+    t = _omni(space, FamilyJudge(), partition_every=1, refit_executor="inline")
+    _success(t, {"wood_1": 0.5, "wood_2": 0.9, "wood_3": 0.1, "table": 0.3}, 3)
+    t.refresh_partition()
+    ids = {x.text: x.id for x in t.known_tasks()}
+    why = t.boring_reasons()
+    assert set(why) == {ids["wood_1"], ids["wood_3"]}
+    w = why[ids["wood_3"]]
+    assert w["given_id"] == ids["wood_2"] and w["given"] == "wood_2" and w["score"] == 0.0
+    assert w["given_success"] == pytest.approx(t.base.success_estimates()[1])
+    listed = {b["id"]: b for b in t.stats()["omni/boring_tasks"]}
+    assert listed[ids["wood_1"]]["given_id"] == ids["wood_2"] and "same family" in listed[ids["wood_1"]]["reason"]
+    rows = {r["id"]: r for r in t.view()["rows"]}
+    assert rows[ids["wood_3"]]["given"] == "wood_2" and rows[ids["wood_3"]]["judge_score"] == 0.0
+    c = _omni(space, FamilyJudge(), partition_every=1, refit_executor="inline")
+    c.load_state_dict(json.loads(json.dumps(t.state_dict())))
+    assert c.boring_reasons() == why and c.stats()["omni/judge_cache_pairs"] == t.stats()["omni/judge_cache_pairs"]
+
+
+class CountingJudge(FamilyJudge):
+    """FamilyJudge that counts the (A, B) pairs it is asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pairs: list[tuple[str, str]] = []
+
+    def judge(self, candidates, context):
+        self.pairs += [(context.mastered[0], candidate_text(c)) for c in candidates]
+        return super().judge(candidates, context)
+
+
+def test_partitions_only_judge_pairs_never_asked() -> None:
+    from openended.tasks import TextSpace
+
+    space = TextSpace(TEXTS)
+    judge = CountingJudge()
+    t = _omni(space, judge, partition_every=1, refit_executor="inline")
+    _success(t, {"wood_1": 0.5, "wood_2": 0.9, "wood_3": 0.1, "table": 0.3}, 3)
+    t.refresh_partition()
+    first = list(judge.pairs)
+    assert len(first) == len(set(first)) > 0
+    t.refresh_partition()
+    assert judge.pairs == first  # nothing changed: nothing asked
+    t.add_tasks([space.task("wood_4"), space.task("stone")])
+    t.refresh_partition()
+    new = judge.pairs[len(first) :]
+    assert new and {b for _, b in new} <= {"wood_4", "stone"}  # only the new candidates were judged
+    assert not set(new) & set(first)
+    assert t.partition()["boring"].count(t.known_tasks()[6].id) == 1  # wood_4 is boring given wood_2
+
+
+def test_exploration_floor_goes_to_interesting_tasks_lp_dropped_not_to_boring_ones() -> None:
+    space = Discrete(TEXTS)
+    t = _omni(space, FamilyJudge(), partition_every=1, refit_executor="inline")
+    ids = {x.text: x.id for x in t.known_tasks()}
+    # wood_2 solved; everything else observed and failed: LP keeps wood_2 only
+    t.update([Outcome(ids["wood_2"], 1.0, success=True)] + [Outcome(i, 0.0, success=False) for i in ids.values()])
+    t.refresh_partition()
+    p = dict(zip([x.text for x in t.known_tasks()], t.probabilities()))
+    assert t.base.probabilities()[[x.text for x in t.known_tasks()].index("table")] == 0.0  # LP dropped it
+    # interesting and dropped by LP: table, pickaxe, dummy share the floor (0.2); wood_1/wood_3 are boring
+    for text in ("table", "pickaxe", "dummy"):
+        assert p[text] == pytest.approx(0.2 / 3)
+    assert p["wood_1"] == 0.0 and p["wood_3"] == 0.0 and p["wood_2"] == pytest.approx(0.8)
+    ref = _omni(
+        space,
+        FamilyJudge(),
+        preset="omni",
+        partition_every=1,
+        refit_executor="inline",
+        base_config={"update_every": 1, "explore": 0.0, "optimistic_new": False},
+    )
+    ref.update([Outcome(ids["wood_2"], 1.0, success=True)] + [Outcome(i, 0.0, success=False) for i in ids.values()])
+    ref.refresh_partition()
+    assert ref.probabilities()[[x.text for x in ref.known_tasks()].index("table")] == 0.0

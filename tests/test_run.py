@@ -144,7 +144,9 @@ def test_bad_config_stops_before_ray_with_field_path(tmp_path):
     assert res.returncode == 2 and "not a run directory" in res.stderr
 
 
-@pytest.mark.parametrize("experiment", sorted(p.name for p in (ROOT / "experiments").glob("*.yaml")))
+@pytest.mark.parametrize(
+    "experiment", sorted(str(p.relative_to(ROOT / "experiments")) for p in (ROOT / "experiments").rglob("*.yaml"))
+)
 def test_every_shipped_experiment_validates(experiment):
     res = _cli("check", f"experiments/{experiment}", timeout=240)
     assert res.returncode == 0, res.stderr[-2000:]

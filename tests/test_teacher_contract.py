@@ -30,6 +30,7 @@ def test_registered_teacher_honours_contract(name, case):
     kind, preset = case
     space = SPACES[kind]
     kw = {"preset": preset} if preset else {}
+    kw.update(teacher_class(name).CHECK_OVERRIDES)
     check_teacher(lambda seed: make_teacher(name, space, seed=seed, **kw), rounds=40, batch=8)
 
 

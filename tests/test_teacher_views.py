@@ -14,6 +14,16 @@ from openended.teachers import make_teacher
 from openended.teachers.views import MAX_ROWS, rounded, teacher_view
 
 CASES = {
+    "adr": (lambda: Box([0, 0], [1, 1]), {"queue_len": 5, "max_reward_thr": 0.4}, "regions"),
+    "spdl": (lambda: Box([0, 0], [1, 2]), {"update_offset": 0, "update_frequency": 200}, "gmm"),
+    "accel": (lambda: Box([0, 0], [1, 1]), {"buffer_size": 300}, "scores"),
+    "sfl": (lambda: Discrete(50), {"n_candidates": 50, "refresh_every": 500}, "scores"),
+    "sequential": (
+        lambda: Box([0, 0], [1, 1]),
+        {"stages": [{"teacher": "riac", "until": {"episodes": 100}}, {"teacher": "adr"}]},  # both draw regions
+        "regions",
+    ),
+    "self_play": (lambda: Discrete([f"ckpt_{i}" for i in range(10)]), {"add_every": 300}, "scores"),
     "alp_gmm": (lambda: Box([0, 0], [1, 1]), {"refit_executor": "inline", "fit_rate": 50}, "gmm"),
     "covar_gmm": (lambda: Box([0, 0, 0], [1, 1, 1]), {"refit_executor": "inline", "fit_rate": 50}, "gmm"),
     "riac": (lambda: Box([0, 0], [1, 1]), {}, "regions"),

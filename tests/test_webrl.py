@@ -303,3 +303,51 @@ def test_family_without_a_validator_adds_none_and_a_bad_path_stops_the_experimen
     assert "validator" not in teacher_config(lp)  # the teacher has no such field
     with pytest.raises(ConfigError, match=r"teacher\.config\.validator: .*cannot import module 'nope'"):
         load_experiment("experiments/crafter_webrl.yaml", ["teacher.config.validator=nope:check"])
+
+
+def _all_fail_after_one_step(**kw) -> WebRLTeacher:
+    t = make_teacher("webrl", TextSpace(SEEDS, max_length=200), lp_update_every=1, phase_every=1000, seed=0, **kw)
+    assert isinstance(t, WebRLTeacher)
+    t.update([Outcome(x.id, 0.0, success=False) for x in t.known_tasks()])  # every seed observed, none solved
+    return t
+
+
+def test_newly_admitted_tasks_are_tried() -> None:
+    t = _all_fail_after_one_step()
+    new = t.add_tasks(["collect_stone", "collect_wood"])  # the second is already in the pool
+    assert [x.text for x in new] == ["collect_stone"] and new[0].origin == "user"
+    p = t.probabilities()
+    assert p[-1] == p.max() and p[-1] > 1 / len(p)  # optimistic: the unobserved task leads
+    assert "collect_stone" in {x.text for x in t.sample(50)}
+    # reference (no prior, no floor): never-solved pool and the new task all flat -> new one ties
+    ref = _all_fail_after_one_step(optimistic_new=False, explore=0.0)
+    ref.update([Outcome(ref.known_tasks()[0].id, 1.0, success=True)])  # one solved: the rest drop to 0
+    ref.add_tasks(["collect_stone"])
+    assert ref.probabilities()[-1] == 0.0
+
+
+def test_add_tasks_checks_the_space_first() -> None:
+    t = make_teacher("webrl", TextSpace(SEEDS, max_length=20), seed=0)
+    assert isinstance(t, WebRLTeacher)
+    with pytest.raises(Exception, match="max_length|long"):
+        t.add_tasks(["collect_stone", "x" * 40])
+    assert len(t.known_tasks()) == len(SEEDS)
+
+
+def test_phase_and_lp_cadence_count_outcomes_when_asked() -> None:
+    t = make_teacher(
+        "webrl",
+        TextSpace(SEEDS, max_length=200),
+        seed=0,
+        update_unit="outcomes",
+        lp_update_every=10,
+        phase_every=20,
+        refit_executor="inline",
+    )
+    assert isinstance(t, WebRLTeacher)
+    a = t.known_tasks()[0].id
+    for _ in range(3):  # three "flushes" of 3 outcomes: 9 < 10, no step yet
+        t.update([Outcome(a, 0.0, success=False)] * 3)
+    assert t._tracker.steps == 0 and t.stats()["webrl/phases"] == 0
+    t.update([Outcome(a, 0.0, success=False)] * 11)
+    assert t._tracker.steps == 1 and t.stats()["webrl/phases"] == 1

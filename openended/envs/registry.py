@@ -196,5 +196,8 @@ register_env(
 register_env(
     "crafter", "openended.envs.crafter:CrafterTaskEnv", task_validator="openended.envs.crafter:validate_crafter_task"
 )
+register_env("minigrid_maze", "openended.envs.minigrid:MiniGridMazeEnv")
+register_env("minigrid_levels", "openended.envs.minigrid:MiniGridLevelsEnv")
+register_env("minigrid_tasks", "openended.envs.minigrid:MiniGridTasksEnv", aliases=("minigrid",))
 register_env("minecraft", "openended.envs.minecraft:MinecraftTaskEnv", aliases=("minedojo",))
 register_env("sc2_minigames", "openended.envs.sc2:SC2TaskEnv", aliases=("sc2",))

@@ -40,6 +40,7 @@ Contents:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -53,6 +54,7 @@ import numpy as np
 from openended.errors import ConfigError, DependencyNotInstalled
 from openended.moi.base import JudgeContext, Judgement, candidate_text
 from openended.moi.safety import MAX_TEXT_CHARS, cap_text, for_log
+from openended.moi.structure import ParsedTask, parse_task, relation
 from openended.tasks import Task
 
 __all__ = [
@@ -314,6 +316,10 @@ class EmbeddingJudge:
             process-wide).
         max_chars: texts are cut to this many characters before embedding.
         read_identifiers: read ``_`` as a space and collapse whitespace before embedding.
+        structure: check verb / objects / counts first (`openended.moi.structure`): a
+            variant (same objects, synonym verb, other count) is boring whatever the
+            cosine; a neighbouring concept (other object, or another known verb) never
+            is. False = the embedding alone (the calibrated 0.70 rule above).
     """
 
     name = "embedding"
@@ -326,6 +332,7 @@ class EmbeddingJudge:
         cache_size: int = 16384,
         max_chars: int = MAX_TEXT_CHARS,
         read_identifiers: bool = True,
+        structure: bool = True,
     ) -> None:
         if not -1.0 <= novel_similarity < duplicate_similarity < 1.0:
             raise ConfigError(
@@ -338,11 +345,13 @@ class EmbeddingJudge:
         self.novel_similarity = float(novel_similarity)
         self.max_chars = int(max_chars)
         self.read_identifiers = read_identifiers
+        self.structure = bool(structure)
         self._embedder = CachedEmbedder(embed_fn, cache_size=cache_size) if embed_fn is not None else None
         # The record/replay key includes the model; an injected embedder is named by its function.
         self.model = "all-MiniLM-L6-v2" if embed_fn is None else getattr(embed_fn, "__name__", "custom")
         self.template_version = (
             f"novelty-v1:{self.duplicate_similarity:g}:{self.novel_similarity:g}{':ids' if read_identifiers else ''}"
+            f"{':struct-v1' if self.structure else ''}"
         )
 
     @property
@@ -374,20 +383,48 @@ class EmbeddingJudge:
             log.warning("embedding judge failed on %d candidates: %s", len(texts), for_log(repr(err)))
             return [Judgement(0.5, f"embedding failed: {for_log(repr(err))}", False, self.name) for _ in texts]
         sims = similarity_matrix(vecs[: len(texts)], vecs[len(texts) :])
+        if self.structure:
+            return [self._structured(t, row, mastered) for t, row in zip(texts, sims)]
         nearest = sims.argmax(axis=1)
         best = sims[np.arange(len(texts)), nearest]
         scores = novelty_score(best, self.duplicate_similarity, self.novel_similarity)
         scores = np.atleast_1d(scores)
-        out = []
-        for score, j, s in zip(scores, nearest, best):
-            verdict = "near-duplicate of" if s >= self.duplicate_similarity else "novel; nearest mastered is"
-            out.append(
-                Judgement(
-                    float(score),
-                    f"{verdict} {cap_text(mastered[j], 200)!r} (cosine {s:.3f}, "
-                    f"duplicate at {self.duplicate_similarity:g})",
+        return [self._by_cosine(float(score), mastered[j], float(s)) for score, j, s in zip(scores, nearest, best)]
+
+    def _by_cosine(self, score: float, nearest: str, sim: float) -> Judgement:
+        verdict = "near-duplicate of" if sim >= self.duplicate_similarity else "novel; nearest mastered is"
+        return Judgement(
+            score,
+            f"{verdict} {cap_text(nearest, 200)!r} (cosine {sim:.3f}, duplicate at {self.duplicate_similarity:g})",
+            True,
+            self.name,
+        )
+
+    def _structured(self, text: str, sims: np.ndarray, mastered: list[str]) -> Judgement:
+        """Structure first (variant: boring; conflict: excluded), then the cosine among the rest."""
+        c = _parsed(text)
+        allowed = np.ones(len(mastered), dtype=bool)
+        conflict_why = ""
+        for j, m in enumerate(mastered):
+            kind, why = relation(c, _parsed(self._prepare(m)))
+            if kind == "variant":
+                return Judgement(
+                    0.0,
+                    f"{why} of mastered {cap_text(m, 200)!r} (structure; cosine {float(sims[j]):.3f})",
                     True,
                     self.name,
                 )
-            )
-        return out
+            if kind == "conflict":
+                allowed[j] = False
+                conflict_why = conflict_why or f"{why} than mastered {cap_text(m, 200)!r}"
+        if not allowed.any():
+            return Judgement(1.0, f"neighbouring concept: {conflict_why} (structure)", True, self.name)
+        j = int(np.flatnonzero(allowed)[np.argmax(sims[allowed])])
+        score = float(np.atleast_1d(novelty_score(sims[j], self.duplicate_similarity, self.novel_similarity))[0])
+        return self._by_cosine(score, mastered[j], float(sims[j]))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parsed(text: str) -> ParsedTask:
+    """`parse_task`, once per text (a partition compares each text with many mastered tasks)."""
+    return parse_task(text)

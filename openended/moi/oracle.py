@@ -62,9 +62,10 @@ class RuleOracleConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    count_pattern: str = r"\b\d+\b(?:\s*(?:times|time|x)\b)?"
+    count_pattern: str = r"\b[x×]\s*\d+\b|\b\d+\s*(?:times|time|x)\b|\b\d+\s*×|\b\d+\b"
     """Regex (on lower-cased text, ``_``/``-`` read as spaces) matching a count; its first
-    run of digits is the count, the whole match is removed to get the base task."""
+    run of digits is the count, the whole match is removed to get the base task. Spellings:
+    ``3``, ``3 times``, ``3x``, ``3 x``, ``x3``, ``x 3``, ``3×``, ``×3``."""
     synonyms: dict[str, list[str]] = Field(default_factory=lambda: {k: list(v) for k, v in OMNI_SYNONYMS.items()})
     """Canonical word -> words that mean the same; compared word by word."""
     compound_separator: str = r"\s*(?:\band\b|\bthen\b|[,;+&])\s*"
@@ -96,6 +97,7 @@ class _Parsed:
 
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_PARSE_CACHE = 65_536  # parsed texts kept per judge (cleared when full)
 
 
 class RuleOracleJudge:
@@ -128,6 +130,7 @@ class RuleOracleJudge:
             for w in (head, *words):
                 canon.setdefault(w.lower(), set()).add(head.lower())
         self._canon = {w: frozenset(c) for w, c in canon.items()}
+        self._parsed: dict[str, _Parsed] = {}
         # The record/replay key changes whenever the rules do.
         digest = hashlib.blake2b(json.dumps(cfg.model_dump(), sort_keys=True).encode(), digest_size=6).hexdigest()
         self.model = "rules"
@@ -135,6 +138,15 @@ class RuleOracleJudge:
 
     # ------------------------------------------------------------------ parsing
     def _parse(self, text: str) -> _Parsed:
+        # SPEEDUP: a partition asks about the same texts against many mastered tasks; parse each once.
+        got = self._parsed.get(text)
+        if got is None:
+            if len(self._parsed) >= _PARSE_CACHE:
+                self._parsed.clear()
+            got = self._parsed[text] = self._parse_uncached(text)
+        return got
+
+    def _parse_uncached(self, text: str) -> _Parsed:
         s = cap_text(text, MAX_TEXT_CHARS).lower().replace("_", " ").replace("-", " ")
         parts, words, counts = [], [], []
         for piece in self._split.split(s):

@@ -204,6 +204,22 @@ class TeacherServiceCore:
         with cur.lock:
             return cur.teacher(student)
 
+    def known_tasks(self, curriculum: str, student: str = "default") -> list[Task]:
+        """The tasks the teacher knows (its ``known_tasks()``: LP, OMNI, WebRL), for evaluation sweeps.
+
+        Raises `ConfigError` naming ``evaluation.test_set`` when the teacher has no finite task list.
+        """
+        cur = self.curriculum(curriculum)
+        with cur.lock:
+            teacher = cur.teacher(student)
+            fn = getattr(teacher, "known_tasks", None)
+            if fn is None:
+                raise ConfigError(
+                    f"evaluation.test_set: 'teacher' needs a teacher with known_tasks() (lp, omni, webrl); "
+                    f"{type(teacher).__name__} has none; use grid, uniform or held_out"
+                )
+            return list(fn())
+
     def curriculum(self, name: str) -> Curriculum:
         """The hosted curriculum (spec, teachers, dedup memory, counters).
 

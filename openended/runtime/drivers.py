@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from typing import Any, Protocol
 
@@ -278,8 +277,8 @@ class RLlibDriver:
             cfg.training(learner_class=ScoringPPOLearner)
         self.algo = cfg.build_algo()
         self.exp = exp
+        self.service_name = service_name
         self.multi_agent = multi_agent
-        self.flatten = bool(flatten)
         self._last_steps = 0
         self._last_episodes = 0
 
@@ -305,29 +304,56 @@ class RLlibDriver:
             **learner_stats(result),
         }
 
-    def evaluate(self) -> dict:
+    def evaluate(self, iteration: int = 0) -> dict:
         """The policy on the experiment's test set (see `openended.runtime.evaluate`).
 
-        Test envs see the observations training saw: images scaled as the env runners
-        scale them, Dict/Tuple observations flattened by RLlib's own connector function.
+        With ``evaluation.report_to_teacher`` the episodes go to the teacher in one report,
+        flagged ``info["eval"]`` (OMNI's sweep); the result then carries ``reported_to_teacher``.
         """
         from openended.envs.registry import make_env
-        from openended.runtime.evaluate import evaluate_tasks, resolve_test_set, rllib_policy
+        from openended.runtime.evaluate import evaluate_tasks, resolve_test_set, rllib_policy, sweep_outcomes
 
         ev, fam, cfg = self.exp.evaluation, self.exp.env.family, self.exp.env.config
-        if self.multi_agent:  # config.check_evaluation rejects this before Ray starts
-            raise ConfigError("evaluation.every: multi-agent envs cannot be evaluated yet; set evaluation.every: 0")
-        probe = make_env(fam, **cfg)
-        tasks = resolve_test_set(probe, fam, ev.test_set, ev.max_tasks)
-        probe.close()
-        return evaluate_tasks(
-            lambda: evaluation_env(make_env(fam, **cfg), self.flatten),
+        if self.multi_agent:
+            raise ConfigError("evaluation: multi-agent envs are not supported yet; set evaluation.every: 0")
+
+        def make() -> Any:
+            return evaluation_env(make_env(fam, **cfg))
+
+        if ev.test_set == "teacher":
+            tasks = self._teacher_tasks()[: ev.max_tasks]
+        else:
+            probe = make_env(fam, **cfg)
+            tasks = resolve_test_set(probe, fam, ev.test_set, ev.max_tasks)
+            probe.close()
+        result = evaluate_tasks(
+            make,
             tasks,
             rllib_policy(self.algo),
             seed=self.exp.seed,
             max_steps=ev.max_steps,
-            progress=_say_evaluation_progress,
+            episodes_per_task=ev.episodes_per_task,
+            max_envs=ev.max_envs,
         )
+        episodes = result.pop("episodes")
+        if ev.report_to_teacher:
+            from openended.runtime.codec import encode_outcomes
+
+            outs = sweep_outcomes(episodes, self.student, f"{self.student}-{iteration}")
+            batch = encode_outcomes(outs)
+            result["reported_to_teacher"] = int(ray.get(self._service().report.remote(CURRICULUM, batch)))
+        return result
+
+    def _service(self) -> Any:
+        from openended.runtime.service import get_service
+
+        return get_service(self.service_name, namespace=self.exp.ray.namespace)
+
+    def _teacher_tasks(self) -> list:
+        from openended.tasks import Task
+
+        rows = ray.get(self._service().known_tasks.remote(CURRICULUM, self.student))
+        return [Task.from_dict(r) for r in rows]
 
     def save(self, ckpt: SetWriter) -> None:
         """Flush this process's curriculum clients, then save the algorithm as member ``algo/<student>``."""
@@ -352,19 +378,20 @@ class RLlibDriver:
         self.algo.stop()
 
 
-def _say_evaluation_progress(done: int, total: int) -> None:
-    print(f"openended: evaluating: {done}/{total} test episodes finished", file=sys.stderr, flush=True)
+def evaluation_env(env: Any) -> Any:
+    """``env`` with the observation transforms of training (images scaled, Dict/Tuple flattened); ``set_task`` kept."""
+    from openended.runtime.evaluate import FlattenLikeRLlib
+    from openended.runtime.rllib import ScaleImageObservations, needs_flattening
 
-
-def evaluation_env(env: Any, flatten: bool) -> Any:
-    """``env`` with the observation transforms of training; ``set_task`` still reaches the task env."""
-    from openended.runtime.rllib import FlattenLikeRLlib, ScaleImageObservations
-
-    wrapped: Any = env  # Any: it gains an attribute gymnasium's Wrapper does not declare
     if ScaleImageObservations.needed(env.observation_space):
-        wrapped = ScaleImageObservations(wrapped)
-    if flatten:
-        wrapped = FlattenLikeRLlib(wrapped)
-    if wrapped is not env:
-        wrapped.set_task = env.set_task
+        env = _ScaledTaskEnv(env)
+    return FlattenLikeRLlib(env) if needs_flattening(env.observation_space) else env
+
+
+def _ScaledTaskEnv(env: Any) -> Any:
+    """`ScaleImageObservations` that still forwards ``set_task`` (evaluation sets tasks directly)."""
+    from openended.runtime.rllib import ScaleImageObservations
+
+    wrapped: Any = ScaleImageObservations(env)  # Any: it gains an attribute gymnasium's Wrapper does not declare
+    wrapped.set_task = env.set_task
     return wrapped

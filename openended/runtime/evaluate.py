@@ -5,9 +5,14 @@ Test sets (``evaluation.test_set``):
 * ``grid``: Stump Tracks' 10x10 grid over [0,3]x[0,6] (TeachMyAgent's 100-task set); for
   another Box family, a regular grid of at most ``max_tasks`` points.
 * ``uniform``: ``max_tasks`` uniform tasks from the training space (seed 4222, as
-  teachDeepRL's test sets); of a Discrete space, that many distinct values (all if fewer).
+  teachDeepRL's test sets).
 * ``held_out``: the family's own held-out tasks (Procgen's test levels, never given to
   the teacher).
+* ``teacher``: every task the teacher knows (OMNI's sweep; the driver asks the service).
+  With ``report_to_teacher`` the episodes go back to the teacher flagged ``info["eval"]``.
+
+Dict/Tuple observations (Crafter) are flattened as RLlib's connector flattens them in
+training (`FlattenLikeRLlib`).
 
 All test envs step together and the policy acts on the whole batch (deterministic
 actions), so one evaluation costs about one env step per task per step, not one policy
@@ -18,18 +23,20 @@ call per env step. "Mastered" = the fraction of tasks whose episode reported
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from openended.errors import ConfigError
-from openended.tasks import Box, Discrete, Task
+from openended.tasks import Box, Discrete, Outcome, Task
 
-__all__ = ["resolve_test_set", "rllib_policy", "module_policy", "evaluate_tasks"]
+__all__ = ["resolve_test_set", "rllib_policy", "module_policy", "evaluate_tasks", "sweep_outcomes", "FlattenLikeRLlib"]
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
+#: One test episode: (task, return, success or None, length, cut at the step cap).
+Episode = tuple[Task, float, "bool | None", int, bool]
 
 
 def resolve_test_set(env: Any, family: str, name: str, max_tasks: int, seed: int = 4222) -> list[Task]:
@@ -93,15 +100,57 @@ def evaluate_tasks(
     *,
     seed: int = 0,
     max_steps: int = 10_000,
-    progress: Callable[[int, int], None] | None = None,
-    progress_every_s: float = 10.0,
+    episodes_per_task: int = 1,
+    max_envs: int | None = None,
 ) -> dict[str, Any]:
-    """One deterministic episode per task, all envs stepped together.
+    """``episodes_per_task`` deterministic episodes per task, stepped together ``max_envs`` at a time.
 
     Returns mean return, mastered fraction (episodes that ended with ``info["success"]``),
-    episodes cut by ``max_steps`` and per-task returns. ``progress(done, total)`` is called
-    at most every ``progress_every_s`` seconds while episodes run (long held-out sets).
+    episodes cut by ``max_steps``, per-task returns (mean over its episodes) and success
+    (a bool for one episode, the fraction for several), and ``episodes``: one
+    `Episode` per episode (an OMNI sweep reports them to the teacher).
     """
+    runs = [t for t in tasks for _ in range(episodes_per_task)]
+    chunk = max(1, max_envs or len(runs) or 1)
+    episodes: list[Episode] = []
+    unfinished = 0
+    for start in range(0, len(runs), chunk):
+        part, left = _run_chunk(make_env, runs[start : start + chunk], policy, seed + start, max_steps)
+        episodes += part
+        unfinished += left
+    returns: dict[str, list[float]] = {}
+    succ: dict[str, list[bool | None]] = {}
+    for t, r, s, _, _ in episodes:
+        returns.setdefault(t.id, []).append(r)
+        succ.setdefault(t.id, []).append(s)
+    # An episode still running at the step cap (or one whose env reports no success)
+    # does not count as mastered.
+    mastered = sum(1 for _, _, s, _, _ in episodes if s) / len(episodes) if episodes else None
+    return {
+        "tasks": len(tasks),
+        "episodes_per_task": episodes_per_task,
+        "mean_return": float(np.mean([r for _, r, _, _, _ in episodes])) if episodes else None,
+        "mastered": mastered,
+        "unfinished": unfinished,
+        "returns": {k: float(np.mean(v)) for k, v in returns.items()},
+        # Per task, for the dashboard's held-out heatmap (evaluations.jsonl only).
+        "task_params": {t.id: [float(p) for p in t.params] for t in tasks if _numeric(t.params)},
+        "task_success": {k: _success_summary(v) for k, v in succ.items()},
+        "episodes": episodes,
+    }
+
+
+def _success_summary(values: list[bool | None]) -> bool | float | None:
+    if len(values) == 1:
+        return values[0]
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _run_chunk(
+    make_env: Callable[[], Any], tasks: Sequence[Task], policy: PolicyFn, seed: int, max_steps: int
+) -> tuple[list[Episode], int]:
+    """One episode per entry of ``tasks``, all envs stepped together; (episodes, still running at the cap)."""
     envs = [make_env() for _ in tasks]
     try:
         obs = []
@@ -109,17 +158,14 @@ def evaluate_tasks(
             env.set_task(task)
             o, _ = env.reset(seed=seed + i)
             obs.append(o)
-        space = envs[0].action_space
+        space: Any = envs[0].action_space if envs else None
         returns = np.zeros(len(tasks))
+        lengths = np.zeros(len(tasks), dtype=np.int64)
         success: list[bool | None] = [None] * len(tasks)
         active = list(range(len(tasks)))
-        last_report = time.monotonic()
         for _ in range(max_steps):
             if not active:
                 break
-            if progress is not None and time.monotonic() - last_report >= progress_every_s:
-                progress(len(tasks) - len(active), len(tasks))
-                last_report = time.monotonic()
             actions = policy(np.stack([obs[i] for i in active]))
             still = []
             for a, i in zip(actions, active):
@@ -127,6 +173,7 @@ def evaluate_tasks(
                     a = np.clip(a, space.low, space.high)
                 o, r, term, trunc, info = envs[i].step(a)
                 returns[i] += float(r)
+                lengths[i] += 1
                 obs[i] = o
                 if term or trunc:
                     s = info.get("success")
@@ -134,22 +181,58 @@ def evaluate_tasks(
                 else:
                     still.append(i)
             active = still
-        # An episode still running at the step cap (or one whose env reports no success)
-        # does not count as mastered.
-        mastered = sum(1 for s in success if s) / len(tasks) if len(tasks) else None
-        return {
-            "tasks": len(tasks),
-            "mean_return": float(returns.mean()) if len(tasks) else None,
-            "mastered": mastered,
-            "unfinished": len(active),
-            "returns": {t.id: float(r) for t, r in zip(tasks, returns)},
-            # Per task, for the dashboard's held-out heatmap (evaluations.jsonl only).
-            "task_params": {t.id: [float(p) for p in t.params] for t in tasks if _numeric(t.params)},
-            "task_success": {t.id: s for t, s in zip(tasks, success)},
-        }
+        cut = set(active)
+        eps = [
+            (t, float(r), s, int(n), i in cut) for i, (t, r, s, n) in enumerate(zip(tasks, returns, success, lengths))
+        ]
+        return eps, len(active)
     finally:
         for e in envs:
             e.close()
+
+
+def sweep_outcomes(episodes: Sequence[Episode], student: str, tag: str) -> list[Outcome]:
+    """An evaluation sweep's episodes as outcomes flagged ``info["eval"]`` (ids unique per ``tag``).
+
+    An episode cut at the step cap did not succeed (``success=False``, ``info["cut"]``),
+    as it does not count as mastered: OMNI scores an unfinished evaluation as a failure.
+    """
+    out = []
+    for k, (t, r, s, n, cut) in enumerate(episodes):
+        info = {"eval": True, "cut": True} if cut else {"eval": True}
+        success = False if cut and s is None else s
+        out.append(
+            Outcome(t.id, r, success=success, length=n, student_id=student, info=info, episode_id=f"eval-{tag}-{k}")
+        )
+    return out
+
+
+class FlattenLikeRLlib(gym.ObservationWrapper):
+    """Dict/Tuple observations flattened exactly as RLlib's ``FlattenObservations`` connector does.
+
+    Training flattens in the env-to-module connector (Crafter: image + task id -> one
+    vector, Discrete parts one-hot); evaluation steps envs itself, so it needs the same
+    vector, built with the same RLlib function, or the policy would see other inputs.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
+        from ray.rllib.utils.spaces.space_utils import get_base_struct_from_space
+
+        super().__init__(env)
+        self._flatten = flatten_inputs_to_1d_tensor
+        self._struct = get_base_struct_from_space(env.observation_space)
+        size = self.observation(env.observation_space.sample()).shape[0]
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(size,), dtype=np.float32)
+
+    def observation(self, observation: Any) -> np.ndarray:
+        """The flat float32 vector the trained policy saw."""
+        flat = self._flatten(observation, spaces_struct=self._struct, batch_axis=False)
+        return np.asarray(flat, dtype=np.float32)
+
+    def set_task(self, task: Task) -> None:
+        """Forwarded: evaluation sets tasks directly."""
+        self.env.set_task(task)  # type: ignore[attr-defined]
 
 
 def _numeric(params: tuple) -> bool:

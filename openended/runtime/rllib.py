@@ -72,7 +72,6 @@ __all__ = [
     "default_cpus_per_env_runner",
     "needs_flattening",
     "learner_stats",
-    "FlattenLikeRLlib",
 ]
 
 
@@ -404,31 +403,6 @@ def _flatten_connector(env: Any, spaces: Any = None, device: Any = None) -> Any:
     from ray.rllib.connectors.env_to_module import FlattenObservations
 
     return FlattenObservations()
-
-
-class FlattenLikeRLlib(gym.ObservationWrapper):
-    """Dict/Tuple observations -> the flat float32 vector RLlib's ``FlattenObservations`` connector makes.
-
-    For code that feeds an RLModule outside RLlib's env runners (held-out evaluation):
-    it calls the connector's own function (``flatten_inputs_to_1d_tensor`` over the
-    space's base struct, one-hot for discrete parts), so the module sees exactly what it
-    was trained on.
-    """
-
-    def __init__(self, env: gym.Env) -> None:
-        from ray.rllib.utils.spaces.space_utils import get_base_struct_from_space
-
-        super().__init__(env)
-        self._struct = get_base_struct_from_space(env.observation_space)
-        size = self.observation(env.observation_space.sample()).shape[0]
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
-
-    @override
-    def observation(self, observation: Any) -> np.ndarray:
-        from ray.rllib.utils.numpy import flatten_inputs_to_1d_tensor
-
-        flat = flatten_inputs_to_1d_tensor(observation, spaces_struct=self._struct, batch_axis=False)
-        return np.asarray(flat, dtype=np.float32)
 
 
 def needs_flattening(observation_space: gym.Space) -> bool:

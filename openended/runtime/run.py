@@ -347,7 +347,7 @@ def _train(
             assert isinstance(driver, RLlibDriver), "config: evaluation.every needs an RLlib learner"
             t_ev = time.perf_counter()
             _say(f"iteration {it}: evaluating the policy on the {ev.test_set} test set ...")
-            result = driver.evaluate()
+            result = driver.evaluate(it)
             result["eval_s"] = time.perf_counter() - t_ev
             row["eval"] = {k: v for k, v in result.items() if k not in _PER_TASK_EVAL}
             row["mastered"] = result["mastered"]
@@ -355,6 +355,10 @@ def _train(
             row["wall_s"] = wall = prior_wall + time.perf_counter() - t0
             _say(f"iteration {it}: evaluated {result['tasks']} tasks in {result['eval_s']:.1f} s")
             rd.append_evaluation({"iteration": it, "env_steps_total": row["env_steps_total"], **result})
+            if ev.report_to_teacher:  # the sweep's outcomes are not training episodes: keep them out of the next row
+                counts = call_service(lambda: service.snapshot.remote(), "snapshot")["curricula"][CURRICULUM][
+                    "counters"
+                ]
         rd.append_metrics(row)
         exporters.write(row)
         if view_writer.due(it):

@@ -127,6 +127,10 @@ class TeacherServiceActor:
             self._metrics.maybe_flush(self.core)
         return batch
 
+    def known_tasks(self, curriculum: str, student: str = "default") -> list[dict]:
+        """`TeacherServiceCore.known_tasks`, as ``Task.to_dict()`` rows (evaluation sweeps)."""
+        return [t.to_dict() for t in self.core.known_tasks(curriculum, student)]
+
     def report(self, curriculum: str, batch: OutcomeBatch) -> int:
         """`TeacherServiceCore.report`, counted in the exported metrics."""
         accepted = self.core.report(curriculum, batch)

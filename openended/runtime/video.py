@@ -69,7 +69,6 @@ def write_video(
     from openended.envs.registry import make_env
     from openended.runtime.drivers import evaluation_env
     from openended.runtime.evaluate import module_policy
-    from openended.runtime.rllib import needs_flattening
     from openended.runtime.rundir import RunDir
 
     if out is not None and pathlib.Path(out).suffix.lower() != ".gif":
@@ -93,10 +92,7 @@ def write_video(
         raw = make_env(exp.env.family, **exp.env.config, render_mode="rgb_array")
     except TypeError:
         raise ConfigError(f"env.family {exp.env.family!r}: its envs cannot render frames (no render_mode)") from None
-    flatten = exp.algo.flatten_observations
-    if flatten is None:
-        flatten = needs_flattening(raw.observation_space)
-    env = evaluation_env(raw, bool(flatten))
+    env = evaluation_env(raw)
     task = parse_task(raw.task_space(), task_text)
     policy = module_policy(RLModule.from_checkpoint(str(module_dir)))
     path = pathlib.Path(out) if out else rd.path / f"video_{task.id}.gif"

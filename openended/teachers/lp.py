@@ -49,6 +49,7 @@ from openended.teachers.views import task_rows
 __all__ = [
     "reweight",
     "lp_to_probabilities",
+    "cadence_increment",
     "LPTracker",
     "TaskDistribution",
     "LPConfig",
@@ -73,19 +74,49 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def lp_to_probabilities(lp: np.ndarray, ema_success: np.ndarray) -> np.ndarray:
-    """OMNI's map from LP to a sampling distribution.
+def lp_to_probabilities(
+    lp: np.ndarray,
+    ema_success: np.ndarray,
+    *,
+    unseen: np.ndarray | None = None,
+    explore: float = 0.0,
+) -> np.ndarray:
+    """OMNI's map from LP to a sampling distribution, plus the two exploration switches.
 
     1. Keep tasks with ``LP > 0`` or ``ema_success > 0``; the others get probability 0
        (never-solved, never-changing tasks, e.g. impossible ones, drop out).
     2. z-score LP over the kept tasks (std 0 -> divide by 1), sigmoid, normalise.
     3. If no task qualifies, the same transform over all tasks (uniform when LP is flat).
+
+    Exploration (both off = the reference, exactly):
+
+    * ``unseen`` (optimistic prior): tasks in this mask (never observed) are kept with
+      the highest LP of the kept tasks, so a new task is tried before it is judged.
+    * ``explore`` (floor): that share of the mass is spread uniformly over the tasks
+      steps 1-3 give 0, so a task that has never succeeded stays sampled (it may start
+      to succeed once its prerequisites are learned, which LP alone would never see).
     """
     lp = np.asarray(lp, dtype=np.float64)
     n = lp.size
     if n == 0:
         return lp.copy()
     keep = (lp > 0) | (np.asarray(ema_success) > 0)
+    if unseen is not None and np.any(unseen):
+        unseen = np.asarray(unseen, dtype=bool)
+        lp = lp.copy()
+        lp[unseen] = lp[keep & ~unseen].max() if np.any(keep & ~unseen) else 0.0
+        keep = keep | unseen
+    out = _kept_distribution(lp, keep)
+    dropped = out <= 0
+    if explore > 0 and dropped.any():
+        out = (1.0 - explore) * out
+        out[dropped] += explore / dropped.sum()
+    return out
+
+
+def _kept_distribution(lp: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Steps 1-3 of `lp_to_probabilities` for a given keep mask."""
+    n = lp.size
     sub = lp[keep] if keep.any() else lp
     std = sub.std()
     z = (sub - sub.mean()) / (std if std > 0 else 1.0)
@@ -96,6 +127,26 @@ def lp_to_probabilities(lp: np.ndarray, ema_success: np.ndarray) -> np.ndarray:
         out[keep] = s
         return out
     return s
+
+
+# ---------------------------------------------------------------------------- cadence
+#: What an "every N" counts: update() calls, outcomes, or evaluation sweeps (update() calls
+#: carrying eval-flagged outcomes; `openended run` reports each sweep in one call).
+CadenceUnit = Literal["updates", "outcomes", "evaluations"]
+
+
+def cadence_increment(unit: CadenceUnit, n_outcomes: int, has_eval: bool) -> int:
+    """How far one ``update()`` call moves an "every N ``unit``" counter.
+
+    Why three units: in a service, ``update()`` runs once per client flush (32 outcomes
+    or 1 s), so "updates" there measures wall-clock timing, not training. "outcomes"
+    counts episodes; "evaluations" counts OMNI's evaluation sweeps.
+    """
+    if unit == "outcomes":
+        return n_outcomes
+    if unit == "evaluations":
+        return int(has_eval)
+    return 1
 
 
 # ---------------------------------------------------------------------------- tracker
@@ -142,6 +193,7 @@ class LPTracker:
         for name in self._ARRAYS:
             setattr(self, name, np.zeros(0, dtype=np.float64))
         self.steps = 0
+        self.first_step_n = 0  # tasks known at the first step; later ones are "new" (optimistic prior)
         self.grow(n)
 
     def grow(self, k: int) -> None:
@@ -192,6 +244,8 @@ class LPTracker:
         self.seen[upd] = 1.0
         for name in ("win_att_eval", "win_suc_eval", "win_att_train", "win_suc_train"):
             getattr(self, name)[:] = 0.0
+        if self.steps == 0:
+            self.first_step_n = self.n
         self.steps += 1
         return upd
 
@@ -199,14 +253,24 @@ class LPTracker:
         """Bidirectional LP: ``|f(p_fast) - f(p_slow)|`` (forgetting counts as progress too)."""
         return np.abs(reweight(self.fast, self.theta) - reweight(self.slow, self.theta))
 
-    def probabilities(self) -> np.ndarray:
-        """OMNI's sampling distribution from the current LP and EMA success (`lp_to_probabilities`)."""
-        return lp_to_probabilities(self.lp(), self.ema_raw)
+    def probabilities(self, *, explore: float = 0.0, optimistic: bool = False) -> np.ndarray:
+        """OMNI's sampling distribution from the current LP and EMA success (`lp_to_probabilities`).
+
+        ``optimistic`` treats tasks added after the first step (WebRL's admissions, LP's
+        ``add_tasks``) and never observed since as top-LP; ``explore`` is the floor's share.
+        Both off = the reference. The initial tasks get no prior: before the first step the
+        distribution is uniform anyway, and in a large universe (OMNI's 1,023 impossible
+        tasks) re-trying every task missed by the first window costs more than it finds.
+        """
+        unseen = None
+        if optimistic and self.steps > 0:
+            unseen = (self.seen == 0) & (np.arange(self.n) >= self.first_step_n)
+        return lp_to_probabilities(self.lp(), self.ema_raw, unseen=unseen, explore=explore)
 
     def state_dict(self) -> dict:
         """Copies of every array plus the step count and rates."""
         d: dict[str, Any] = {name: getattr(self, name).copy() for name in self._ARRAYS}
-        d.update(n=self.n, steps=self.steps, alpha=self.alpha, theta=self.theta)
+        d.update(n=self.n, steps=self.steps, alpha=self.alpha, theta=self.theta, first_step_n=self.first_step_n)
         return d
 
     def load_state_dict(self, d: dict) -> None:
@@ -215,6 +279,7 @@ class LPTracker:
         self.steps = int(d["steps"])
         self.alpha = float(d["alpha"])
         self.theta = float(d["theta"])
+        self.first_step_n = int(d.get("first_step_n", self.n))  # older states: every task counts as initial
         for name in self._ARRAYS:
             arr = np.asarray(d[name], dtype=np.float64).reshape(-1)
             if arr.size != self.n:
@@ -265,8 +330,10 @@ class LPConfig(TeacherConfig):
     ema_alpha: float = Field(0.1, gt=0.0, le=1.0, description="EMA rate of both fast and slow EMAs.")
     p_theta: float = Field(0.1, gt=0.0, lt=0.5, description="Reweighting theta: f(p) emphasises low success.")
     update_every: int = Field(25, ge=1, description="EMA/LP step every this many updates (or outcomes).")
-    recompute_unit: Literal["updates", "outcomes"] = Field(
-        "updates", description="What update_every counts: update() calls (OMNI: PPO updates) or outcomes."
+    recompute_unit: CadenceUnit = Field(
+        "updates",
+        description="What update_every counts: update() calls (one per learner iteration in-process; one per "
+        "client flush in a service), outcomes, or evaluations (update() calls carrying eval outcomes: a sweep).",
     )
     min_attempts: int = Field(1, ge=1, description="Outcomes a task needs in a window to move its EMAs.")
     success_source: Literal["auto", "eval", "train"] = Field(
@@ -280,6 +347,18 @@ class LPConfig(TeacherConfig):
     )
     tasks: list[str] | None = Field(
         None, description="TextSpace only: the known task texts (default: the space's seed tasks)."
+    )
+    explore: float = Field(
+        0.3,
+        ge=0.0,
+        lt=1.0,
+        description="Exploration floor: share of sampling spread uniformly over the tasks LP gives 0 "
+        "(never succeeded, no progress), so they keep being tried. 0 = OMNI's reference.",
+    )
+    optimistic_new: bool = Field(
+        True,
+        description="Tasks added after the first LP step (add_tasks) get the top LP until observed "
+        "(False = reference).",
     )
     mastered_threshold: float = Field(0.9, ge=0.0, le=1.0, description="EMA success counted as mastered (stats).")
     stats_top_k: int = Field(10, ge=0, description="How many top-LP tasks stats() lists.")
@@ -299,6 +378,8 @@ class LearningProgressTeacher(BaseTeacher):
             "update_every": 25,
             "recompute_unit": "updates",
             "success_source": "auto",
+            "explore": 0.0,
+            "optimistic_new": False,
         }
     }
 
@@ -368,7 +449,8 @@ class LearningProgressTeacher(BaseTeacher):
         return self._tracker.lp()
 
     def _refresh(self) -> None:
-        self._probs = self._tracker.probabilities()
+        cfg = self.config
+        self._probs = self._tracker.probabilities(explore=cfg.explore, optimistic=cfg.optimistic_new)
         self._cdf = np.cumsum(self._probs)
         self.distribution_version += 1
 
@@ -391,9 +473,11 @@ class LearningProgressTeacher(BaseTeacher):
 
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
         idx, suc, ev = [], [], []
+        has_eval = False
         for t, o in zip(tasks, outcomes):
             i = self._pool.index_of(t.id)
             s = self._success_of(o)
+            has_eval |= bool(o.info.get("eval", False)) if o.info else False
             if i is None or s is None:
                 self._no_success += s is None
                 continue
@@ -405,7 +489,7 @@ class LearningProgressTeacher(BaseTeacher):
         if idx:
             self._tracker.record(np.asarray(idx), np.asarray(suc), np.asarray(ev))
         cfg = self.config
-        self._pending += len(idx) if cfg.recompute_unit == "outcomes" else 1
+        self._pending += cadence_increment(cfg.recompute_unit, len(idx), has_eval)
         if self._pending >= cfg.update_every:
             self._pending = 0
             self.recompute()

@@ -41,7 +41,6 @@ has been solved).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol, cast
 
@@ -50,17 +49,22 @@ from pydantic import ConfigDict, Field, field_serializer
 from typing_extensions import override
 
 from openended.errors import ConfigError
-from openended.moi.base import Judge, JudgeContext
+from openended.moi.base import Judge
 from openended.tasks import Outcome, Task, TaskSpace
 from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
-from openended.teachers.lp import TaskDistribution
+from openended.teachers.lp import CadenceUnit, TaskDistribution, cadence_increment
+from openended.teachers.omni_partition import (
+    BORING,
+    INTERESTING,
+    UNLABELLED,
+    VerdictTable,
+    partition_with_table,
+)
 from openended.teachers.pool import task_label
-from openended.teachers.refit import Refitter
+from openended.teachers.refit import Refitter, SwapPolicy
 from openended.teachers.views import task_rows
 
-__all__ = ["OMNIConfig", "OMNITeacher", "resolve_judge", "partition_tasks"]
-
-INTERESTING, BORING, UNLABELLED = 1, 0, -1
+__all__ = ["OMNIConfig", "OMNITeacher", "resolve_judge", "partition_tasks", "INTERESTING", "BORING", "UNLABELLED"]
 
 
 def resolve_judge(judge: Any, config: dict[str, Any] | None = None) -> Judge:
@@ -103,67 +107,24 @@ def partition_tasks(
     description: str = "",
     batch_size: int = 64,
 ) -> dict[str, Any]:
-    """OMNI's Algorithm 1 (pure; runs in the background thread).
+    """OMNI's Algorithm 1 with verdicts cached as ``cache[A][B] = (boring, reason)`` (only read).
 
-    ``cache[A][B] = (boring, reason)`` holds verdicts already asked; it is only read here.
-    Returns labels (1 interesting, 0 boring), boring reasons, new cache entries and counts.
+    A convenience form of `partition_with_table` (what the teacher runs): returns labels,
+    boring reasons as text, new cache entries and counts.
     """
-    n = len(texts)
-    order = np.argsort(-np.asarray(success, dtype=np.float64), kind="stable")
-    labels = np.full(n, UNLABELLED, dtype=np.int8)
-    reasons: dict[int, str] = {}
-    fresh: dict[str, dict[str, tuple[bool, str]]] = {}
-    calls = judged = errors = 0
-    last_error = ""
-    for a in order.tolist():
-        if labels[a] != UNLABELLED:
-            continue
-        time.sleep(0)  # SPEEDUP: yield the GIL so sampling threads never wait a switch interval
-        labels[a] = INTERESTING
-        unl = np.flatnonzero(labels == UNLABELLED)
-        if unl.size == 0:
-            break
-        aid = ids[a]
-        known = cache.get(aid, {})
-        new = fresh.setdefault(aid, {})
-        need = [b for b in unl.tolist() if ids[b] not in known and ids[b] not in new]
-        ctx = JudgeContext(mastered=(texts[a],), description=description, extra={"task_id": aid})
-        for s in range(0, len(need), batch_size):
-            chunk = need[s : s + batch_size]
-            calls += 1
-            try:
-                verdicts = judge.judge([texts[b] for b in chunk], ctx)
-                if len(verdicts) != len(chunk):
-                    raise ConfigError(f"judge returned {len(verdicts)} verdicts for {len(chunk)} candidates")
-            except Exception as err:  # noqa: BLE001 - a judge failure must not stop the curriculum
-                errors += len(chunk)
-                last_error = f"{type(err).__name__}: {str(err)[:200]}"
-                continue
-            finally:
-                time.sleep(0)
-            for b, v in zip(chunk, verdicts):
-                if not v.ok:
-                    errors += 1
-                    last_error = (v.reason or "judge returned ok=False")[:200]
-                    continue
-                judged += 1
-                boring = float(v.score) < 0.5
-                new[ids[b]] = (boring, v.reason[:300] if boring else "")
-        for b in unl.tolist():
-            cached = known.get(ids[b]) or new.get(ids[b])
-            if cached is not None and cached[0]:
-                labels[b] = BORING
-                reasons[b] = f"given {texts[a][:80]!r} (success {float(success[a]):.2f}): {cached[1]}"
-    fresh = {k: v for k, v in fresh.items() if v}
-    return {
-        "labels": labels,
-        "reasons": reasons,
-        "fresh": fresh,
-        "calls": calls,
-        "judged": judged,
-        "errors": errors,
-        "last_error": last_error,
+    table = VerdictTable.from_state({a: {b: list(v) for b, v in d.items()} for a, d in cache.items()}, ids)
+    res = partition_with_table(judge, texts, ids, success, table.rows, description, batch_size)
+    table.merge(res["fresh"], len(ids))
+    reasons = {}
+    for b in np.flatnonzero(res["labels"] == BORING).tolist():
+        a = int(res["by"][b])
+        why = table.reasons.get((ids[a], b), "")
+        reasons[b] = f"given {texts[a][:80]!r} (success {float(success[a]):.2f}): {why}"
+    fresh = {
+        aid: {ids[b]: (bool(v == 1), new["reasons"].get(b, "")) for b, v in zip(new["idx"].tolist(), new["verdict"])}
+        for aid, new in res["fresh"].items()
     }
+    return {**res, "reasons": reasons, "fresh": fresh}
 
 
 class OMNIConfig(RefitConfig, TeacherConfig):
@@ -177,13 +138,31 @@ class OMNIConfig(RefitConfig, TeacherConfig):
     )
     judge: Any = Field("embedding", description="Judge name ('embedding', 'oracle', ...) or a Judge instance.")
     judge_config: dict[str, Any] = Field(default_factory=dict, description="Keyword config for a named judge.")
-    partition_every: int = Field(25, ge=1, description="Recompute the partition every this many updates.")
+    partition_every: int = Field(25, ge=1, description="Recompute the partition every this many partition_unit.")
+    partition_unit: CadenceUnit = Field(
+        "updates",
+        description="What partition_every counts: update() calls, outcomes, or evaluations (sweeps of "
+        "eval-flagged outcomes, OMNI's protocol). The base LP's recompute_unit defaults to the same.",
+    )
     boring_weight: float = Field(0.001, ge=0.0, le=1.0, description="Probability factor of boring tasks.")
+    explore: float = Field(
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        description="Exploration floor after the MoI weighting: this share is spread over the tasks that are not "
+        "boring but get base probability 0 (never solved, no progress). Replaces an LP base's own floor "
+        "(its explore defaults to 0 here). 0 = OMNI's reference.",
+    )
     description: str = Field("", description="Environment description passed to the judge.")
     judge_batch_size: int = Field(64, ge=1, description="Candidates per judge call.")
     stats_max_listed: int = Field(20, ge=0, description="Boring/interesting tasks listed in stats().")
     refit_executor: Literal["inline", "thread"] = Field(
         "thread", description="Where partitions run: thread (background) or inline (inside update)."
+    )
+    refit_swap: SwapPolicy = Field(
+        "asap",
+        description="When a finished partition goes live: asap (default; update never waits on the judge) or "
+        "next_update (reproducible given a deterministic judge; the preset 'omni' uses it).",
     )
 
     @field_serializer("judge")
@@ -215,9 +194,17 @@ class OMNITeacher(BaseTeacher):
     PRESETS = {
         "omni": {
             "base": "lp",
-            "base_config": {"ema_alpha": 0.1, "p_theta": 0.1, "update_every": 25},
+            "base_config": {
+                "ema_alpha": 0.1,
+                "p_theta": 0.1,
+                "update_every": 25,
+                "explore": 0.0,
+                "optimistic_new": False,
+            },
             "partition_every": 25,
             "boring_weight": 0.001,
+            "explore": 0.0,
+            "refit_swap": "next_update",
         }
     }
 
@@ -229,6 +216,8 @@ class OMNITeacher(BaseTeacher):
         bcfg = {"seed": cfg.seed, **cfg.base_config}
         if cfg.base in ("lp", "learning_progress"):
             bcfg.setdefault("update_every", cfg.partition_every)
+            bcfg.setdefault("recompute_unit", cfg.partition_unit)
+            bcfg.setdefault("explore", 0.0)  # the floor is applied after the MoI weighting (explore)
         base = make_teacher(cfg.base, space, **bcfg)
         if not isinstance(base, TaskDistribution):
             raise ConfigError(
@@ -241,15 +230,17 @@ class OMNITeacher(BaseTeacher):
         self._tasks: list[Task] = []
         self._labels = np.zeros(0, dtype=np.int8)
         self._weights = np.zeros(0)
-        self._reasons: dict[str, str] = {}
-        self._cache: dict[str, dict[str, tuple[bool, str]]] = {}
+        self._why: dict[str, dict[str, Any]] = {}  # boring task id -> which learned task made it boring, score
+        self._table = VerdictTable()
         self._n_updates = 0
+        self._pending = 0  # toward partition_every, in partition_unit
         self._due = False
         self._version = 0
         self._counts.update({"partitions": 0, "judge_calls": 0, "judged_pairs": 0, "judge_errors": 0})
         self._last_error = ""
         self._cdf_key: tuple = ()
         self._cdf = np.zeros(0)
+        self._submitted_success = np.zeros(0)
         self._sync_tasks()
         self.register_tasks(self._tasks)
 
@@ -307,6 +298,13 @@ class OMNITeacher(BaseTeacher):
         q = p * w
         if q.sum() <= 0:
             q = np.ones(p.size)
+        explore = self.config.explore
+        if explore > 0:
+            # Why after MoI: a floor in the base goes mostly to boring tasks (OMNI's 1,023 impossible
+            # ones), where x0.001 removes it; here it reaches the interesting tasks LP dropped.
+            cand = (p <= 0) & (self._labels[: p.size] != BORING)
+            if cand.any():
+                q = (1.0 - explore) * q / q.sum() + explore * cand / cand.sum()
         self._cdf = np.cumsum(q)
         self._cdf_key = key
 
@@ -324,7 +322,10 @@ class OMNITeacher(BaseTeacher):
         self.base.update(outcomes)
         self._n_updates += 1
         cfg = self.config
-        if self._n_updates % cfg.partition_every == 0:
+        has_eval = any(o.info.get("eval", False) for o in outcomes if o.info)
+        self._pending += cadence_increment(cfg.partition_unit, len(outcomes), has_eval)
+        if self._pending >= cfg.partition_every:
+            self._pending = 0
             self._due = True
         if self._due:
             if cfg.refit_swap == "asap" and self.refitter is not None and self.refitter.busy:
@@ -338,11 +339,20 @@ class OMNITeacher(BaseTeacher):
         texts = [t.text if t.text is not None else repr(list(t.params)) for t in self._tasks]
         ids = [t.id for t in self._tasks]
         success = self.base.success_estimates()
-        cache = dict(self._cache)  # shallow: the job only reads the inner dicts
+        rows = dict(self._table.rows)  # shallow: rows are replaced on install, never written in place
         assert self.refitter is not None
         self.refitter.submit(
-            partition_tasks, self.judge, texts, ids, success, cache, cfg.description, cfg.judge_batch_size
+            partition_with_table,
+            self.judge,
+            texts,
+            ids,
+            success,
+            rows,
+            cfg.description,
+            cfg.judge_batch_size,
+            cfg.refit_executor != "inline",
         )
+        self._submitted_success = success
 
     def refresh_partition(self) -> None:
         """Compute a partition now and install it (tests, end of run); blocks on the judge."""
@@ -352,17 +362,28 @@ class OMNITeacher(BaseTeacher):
 
     def _install(self, result: dict[str, Any]) -> None:
         """Swap a finished partition in (runs in the caller's thread, never concurrently)."""
-        for aid, entries in result["fresh"].items():
-            merged = dict(self._cache.get(aid, {}))
-            merged.update({k: tuple(v) for k, v in entries.items()})
-            self._cache[aid] = merged
+        self._table.merge(result["fresh"], len(self._tasks))
         labels = np.asarray(result["labels"], dtype=np.int8)
         k = len(self._tasks) - labels.size
         if k > 0:  # tasks added while the partition ran start unlabelled
             labels = np.concatenate([labels, np.full(k, UNLABELLED, dtype=np.int8)])
         cfg = self.config
         weights = np.where(labels == BORING, cfg.boring_weight, 1.0)
-        self._reasons = {self._tasks[int(i)].id: r for i, r in result["reasons"].items()}
+        success = self._submitted_success
+        self._why = {}
+        for b in np.flatnonzero(labels == BORING).tolist():
+            a = int(result["by"][b])
+            ta = self._tasks[a]
+            given_success = float(success[a]) if a < success.size else float("nan")
+            judge_reason = self._table.reasons.get((ta.id, b), "")
+            self._why[self._tasks[b].id] = {
+                "given_id": ta.id,
+                "given": task_label(ta),
+                "given_success": given_success,
+                "score": float(result["score"][b]),
+                "judge_reason": judge_reason,
+                "reason": f"given {task_label(ta)[:80]!r} (success {given_success:.2f}): {judge_reason}",
+            }
         self._labels, self._weights = labels, weights
         self._version += 1
         self._counts["partitions"] += 1
@@ -372,14 +393,23 @@ class OMNITeacher(BaseTeacher):
         if result["last_error"]:
             self._last_error = result["last_error"]
 
+    def boring_reasons(self) -> dict[str, dict[str, Any]]:
+        """Why each boring task is boring (a copy), by task id.
+
+        Each entry: the learned task that made it boring (``given_id``, ``given``, its
+        ``given_success`` then), the judge's ``score`` for the pair and its ``reason``.
+        """
+        return {k: dict(v) for k, v in self._why.items()}
+
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict:
         return {
             "base": self.base.state_dict(),
             "labels": self._labels.astype(np.int64),
-            "reasons": self._reasons,
-            "cache": {a: {b: [v[0], v[1]] for b, v in d.items()} for a, d in self._cache.items()},
+            "why": self._why,
+            "cache": self._table.to_state([t.id for t in self._tasks]),
             "n_updates": self._n_updates,
+            "pending": self._pending,
             "due": self._due,
             "version": self._version,
             "last_error": self._last_error,
@@ -395,9 +425,12 @@ class OMNITeacher(BaseTeacher):
         self._labels[: labels.size] = labels
         cfg = self.config
         self._weights = np.where(self._labels == BORING, cfg.boring_weight, 1.0)
-        self._reasons = dict(state["reasons"])
-        self._cache = {a: {b: (bool(v[0]), str(v[1])) for b, v in d.items()} for a, d in state["cache"].items()}
+        # older states kept reason strings only ("reasons"): no structured record to restore
+        self._why = {k: dict(v) for k, v in state.get("why", {}).items()}
+        self._table = VerdictTable.from_state(state["cache"], [t.id for t in self._tasks])
         self._n_updates = int(state["n_updates"])
+        # older states counted update() calls only
+        self._pending = int(state.get("pending", self._n_updates % self.config.partition_every))
         self._due = bool(state["due"])
         self._version = int(state["version"])
         self._last_error = str(state["last_error"])
@@ -412,18 +445,14 @@ class OMNITeacher(BaseTeacher):
             "omni/boring": int((lab == BORING).sum()),
             "omni/unlabelled": int((lab == UNLABELLED).sum()),
             "omni/judge": getattr(self.judge, "name", type(self.judge).__name__),
-            "omni/judge_cache_pairs": sum(len(d) for d in self._cache.values()),
+            "omni/judge_cache_pairs": self._table.pairs(),
             "omni/last_judge_error": self._last_error,
         }
         k = cfg.stats_max_listed
         if k:
             boring = [i for i in np.flatnonzero(lab == BORING).tolist()][:k]
             out["omni/boring_tasks"] = [
-                {
-                    "task": task_label(self._tasks[i]),
-                    "id": self._tasks[i].id,
-                    "reason": self._reasons.get(self._tasks[i].id, ""),
-                }
+                {"task": task_label(self._tasks[i]), "id": self._tasks[i].id, **self._why.get(self._tasks[i].id, {})}
                 for i in boring
             ]
             inter = np.flatnonzero(lab == INTERESTING).tolist()[:k]
@@ -455,6 +484,9 @@ class OMNITeacher(BaseTeacher):
         names = {INTERESTING: "interesting", BORING: "boring", UNLABELLED: "unlabelled"}
         for r in rows:
             r["label"] = names[labels[r["id"]]]
-            r["reason"] = self._reasons.get(r["id"], "")
+            why = self._why.get(r["id"], {})
+            r["reason"] = why.get("reason", "")
+            r["given"] = why.get("given")
+            r["judge_score"] = why.get("score")
         counts = {name: int((self._labels == code).sum()) for code, name in names.items()}
         return {"kind": "partition", "teacher": self.name, "version": self._version, "counts": counts, "rows": rows}

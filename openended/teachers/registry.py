@@ -111,3 +111,13 @@ register_teacher("plr", "openended.teachers.plr:PLRTeacher", aliases=("prioritiz
 register_teacher("lp", "openended.teachers.lp:LearningProgressTeacher", aliases=("learning_progress",))
 register_teacher("omni", "openended.teachers.omni:OMNITeacher")
 register_teacher("webrl", "openended.teachers.webrl:WebRLTeacher", aliases=("self_evolving",))
+register_teacher("adr", "openended.teachers.adr:ADRTeacher", aliases=("automatic_domain_randomization",))
+register_teacher("sfl", "openended.teachers.sfl:SFLTeacher", aliases=("learnability", "sampling_for_learnability"))
+register_teacher("sequential", "openended.teachers.sequential:SequentialTeacher", aliases=("stages",))
+register_teacher(
+    "self_play", "openended.teachers.self_play:SelfPlayTeacher", aliases=("selfplay", "fictitious_self_play")
+)
+register_teacher("spdl", "openended.teachers.spdl:SPDLTeacher", aliases=("self_paced",))
+register_teacher("accel", "openended.teachers.accel:ACCELTeacher")
+register_teacher("goal_gan", "openended.teachers.goal_gan:GoalGANTeacher", aliases=("goalgan",))
+register_teacher("setter_solver", "openended.teachers.setter_solver:SetterSolverTeacher", aliases=("setter",))

@@ -32,7 +32,7 @@ from openended.errors import ConfigError, TaskNotInSpace
 from openended.registry import resolve_import_path
 from openended.tasks import Discrete, Outcome, Task, TaskSpace, TextSpace
 from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
-from openended.teachers.lp import LPTracker
+from openended.teachers.lp import CadenceUnit, LPTracker, cadence_increment
 from openended.teachers.pool import TaskPool, known_tasks_of_space, task_label
 from openended.teachers.refit import Refitter
 from openended.teachers.views import lineage_nodes
@@ -46,7 +46,7 @@ class WebRLConfig(RefitConfig, TeacherConfig):
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
-    phase_every: int = Field(50, ge=1, description="Run a generation phase every this many updates.")
+    phase_every: int = Field(50, ge=1, description="Run a generation phase every this many update_unit.")
     failure_threshold: float = Field(0.5, ge=0, le=1, description="Success below this in a phase = failed.")
     seeds_per_turn: int = Field(10, ge=1, description="Failures shown to the generator per turn (WebRL: 10).")
     generation_turns: int = Field(2, ge=1, description="Generator calls per phase (WebRL: 2).")
@@ -70,7 +70,18 @@ class WebRLConfig(RefitConfig, TeacherConfig):
     mastered_threshold: float = Field(0.9, ge=0, le=1, description="EMA success counted as mastered.")
     ema_alpha: float = Field(0.1, gt=0, le=1, description="LP EMA rate (priority 'lp').")
     p_theta: float = Field(0.1, gt=0, lt=0.5, description="LP reweighting theta.")
-    lp_update_every: int = Field(25, ge=1, description="LP step every this many updates.")
+    lp_update_every: int = Field(25, ge=1, description="LP step every this many update_unit.")
+    update_unit: CadenceUnit = Field(
+        "updates",
+        description="What lp_update_every and phase_every count: update() calls (one per client flush in a "
+        "service), outcomes, or evaluations (sweeps of eval-flagged outcomes).",
+    )
+    explore: float = Field(
+        0.3, ge=0.0, lt=1.0, description="LP exploration floor: share spread over tasks LP gives 0 (see lp)."
+    )
+    optimistic_new: bool = Field(
+        True, description="Pool tasks never observed (newly admitted) get the top LP, so they are tried."
+    )
     tasks: list[str] | None = Field(
         None,
         description="Initial pool (texts or Discrete values as text); "
@@ -174,6 +185,8 @@ class WebRLTeacher(BaseTeacher):
         self._phase_att = np.zeros(0)
         self._phase_suc = np.zeros(0)
         self._n_updates = 0
+        self._lp_pending = 0  # toward lp_update_every / phase_every, in update_unit
+        self._phase_pending = 0
         self._phases = 0
         self._due = False
         self._last_phase: dict[str, Any] = {}
@@ -216,6 +229,19 @@ class WebRLTeacher(BaseTeacher):
             self._version += 1
         return new
 
+    def add_tasks(self, tasks: Sequence[Task | str]) -> list[Task]:
+        """Add tasks to the pool by hand (texts or tasks of the space); returns the new ones.
+
+        Every task is checked against the space before any is added; ids already in the
+        pool are skipped. New tasks start unobserved (tried first with ``optimistic_new``).
+        """
+        checked = []
+        for t in tasks:
+            task = self._as_space_task(t, (), "user") if isinstance(t, str) else t
+            self.space.check_task(task)
+            checked.append(task)
+        return self._add(checked)
+
     def known_tasks(self) -> list[Task]:
         """The pool (seed and admitted tasks) in the order of ``probabilities()`` (a copy)."""
         return list(self._pool.tasks)
@@ -244,7 +270,7 @@ class WebRLTeacher(BaseTeacher):
             return
         cfg = self.config
         if cfg.priority == "lp":
-            p = self._tracker.probabilities()
+            p = self._tracker.probabilities(explore=cfg.explore, optimistic=cfg.optimistic_new)
         else:
             unm = self._tracker.ema_raw < cfg.mastered_threshold
             p = unm.astype(np.float64) if unm.any() else np.ones(self._tracker.n)
@@ -278,10 +304,15 @@ class WebRLTeacher(BaseTeacher):
             np.add.at(self._phase_suc, ia, sa)
             self._eval_seen = self._eval_seen or bool(ea.any())
         self._n_updates += 1
-        if self._n_updates % cfg.lp_update_every == 0:
+        inc = cadence_increment(cfg.update_unit, len(idx), bool(any(ev)))
+        self._lp_pending += inc
+        self._phase_pending += inc
+        if self._lp_pending >= cfg.lp_update_every:
+            self._lp_pending = 0
             self._tracker.step(use_eval=self._eval_seen)
             self._version += 1
-        if self._n_updates % cfg.phase_every == 0:
+        if self._phase_pending >= cfg.phase_every:
+            self._phase_pending = 0
             self._due = True
         if self._due:
             if cfg.refit_swap == "asap" and self.refitter is not None and self.refitter.busy:
@@ -371,6 +402,8 @@ class WebRLTeacher(BaseTeacher):
             "phase_att": self._phase_att,
             "phase_suc": self._phase_suc,
             "n_updates": self._n_updates,
+            "lp_pending": self._lp_pending,
+            "phase_pending": self._phase_pending,
             "phases": self._phases,
             "due": self._due,
             "last_phase": self._last_phase,
@@ -387,6 +420,9 @@ class WebRLTeacher(BaseTeacher):
         self._phase_att = np.asarray(state["phase_att"], dtype=np.float64).copy()
         self._phase_suc = np.asarray(state["phase_suc"], dtype=np.float64).copy()
         self._n_updates = int(state["n_updates"])
+        cfg = self.config  # older states counted update() calls only
+        self._lp_pending = int(state.get("lp_pending", self._n_updates % cfg.lp_update_every))
+        self._phase_pending = int(state.get("phase_pending", self._n_updates % cfg.phase_every))
         self._phases = int(state["phases"])
         self._due = bool(state["due"])
         self._last_phase = dict(state["last_phase"])
