@@ -4,7 +4,8 @@
     openended submit experiments/toy_alpgmm.yaml --address http://127.0.0.1:8265 [--follow]
     openended status runs/<run>
     openended check experiments/toy_alpgmm.yaml     # validate only, no Ray
-    openended teachers | envs | components           # what is registered / installed
+    openended teachers | envs | judges | components   # what is installed (built-in and plugins)
+    openended video runs/<run> --task 1.5,3          # the trained policy on one task, as a GIF
     openended dashboard runs/ [--host 127.0.0.1] [--port 8765]   # live dashboard (read-only)
     openended plot runs/<run> [runs/<run2> ...] [--out figures]  # the same views as PNG/SVG
     openended run experiments/toy_alpgmm.yaml --dashboard        # a run with its dashboard
@@ -26,6 +27,7 @@ from openended.errors import ConfigError, Error
 if TYPE_CHECKING:
     from openended.config import Experiment
     from openended.dashboard.server import DashboardServer
+    from openended.registry import Registry
     from openended.runtime.rundir import RunDir
 
 __all__ = ["main", "build_parser"]
@@ -100,8 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_metrics_parser(sub)
-    sub.add_parser("teachers", help="list registered teachers and their presets")
-    sub.add_parser("envs", help="list registered environment families")
+    v = sub.add_parser("video", help="render the run's trained policy on one task to a GIF")
+    v.add_argument("run_dir")
+    v.add_argument("--task", required=True, help="Box: '1.5,3' (one number per dimension); Discrete: a value")
+    v.add_argument("--out", help="GIF path (default: RUN_DIR/video_<task id>.gif)")
+    v.add_argument("--student", default="default", help="whose policy (default: default)")
+    v.add_argument("--max-steps", type=int, default=2000)
+    v.add_argument("--every", type=int, default=2, help="keep every N-th frame")
+    sub.add_parser("teachers", help="list teachers (built-in and installed plugins), presets and source")
+    sub.add_parser("envs", help="list environment families (built-in and installed plugins) and source")
+    sub.add_parser("judges", help="list judges (built-in and installed plugins) and source")
     sub.add_parser("components", help="list installed lifelong-learning components (built-in and entry points)")
     return p
 
@@ -292,7 +302,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def _cmd_teachers(args: argparse.Namespace) -> int:
-    from openended.teachers import list_teachers, teacher_class
+    from openended.teachers.registry import list_teachers, teacher_class, teacher_registry, teacher_source
 
     names = list_teachers()
     width = max(map(len, names), default=12)
@@ -301,17 +311,29 @@ def _cmd_teachers(args: argparse.Namespace) -> int:
             cls = teacher_class(name)
             presets = ", ".join(sorted(cls.PRESETS)) or "-"
             spaces = "/".join(cls.space_kinds)
-            print(f"{name:{width}s} spaces: {spaces:20s} presets: {presets}")
-        except ImportError as e:
-            print(f"{name:{width}s} (not importable: {e})")
+            print(f"{name:{width}s} spaces: {spaces:20s} presets: {presets:40s} {teacher_source(name)}")
+        except (ImportError, Error) as e:
+            print(f"{name:{width}s} (not usable: {e}) {teacher_source(name)}")
+    _print_shadowed(teacher_registry().shadowed)
     return 0
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
-    from openended.envs import list_envs
+    from openended.envs.registry import env_registry
 
-    for name in list_envs():
-        print(name)
+    return _list_registry(env_registry())
+
+
+def _cmd_video(args: argparse.Namespace) -> int:
+    from openended.runtime.video import write_video
+
+    result = write_video(
+        args.run_dir, args.task, args.out, student=args.student, max_steps=args.max_steps, every=args.every
+    )
+    print(
+        f"{result['path']}: task {result['task']} {result['params']}, return {result['return']:.1f}, "
+        f"{result['length']} steps, success {result['success']}, {result['frames']} frames"
+    )
     return 0
 
 
@@ -330,6 +352,25 @@ def _cmd_components(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_judges(args: argparse.Namespace) -> int:
+    from openended.moi.registry import judge_registry
+
+    return _list_registry(judge_registry())
+
+
+def _list_registry(registry: Registry) -> int:
+    """Each name of ``registry`` (installed plugins included) with where it comes from."""
+    for name in registry.names():
+        print(f"{name:16s} {registry.source(name)}")
+    _print_shadowed(registry.shadowed)
+    return 0
+
+
+def _print_shadowed(shadowed: list[str]) -> None:
+    for line in shadowed:
+        print(f"ignored plugin: {line}")
+
+
 _COMMANDS = {
     "run": _cmd_run,
     "submit": _cmd_submit,
@@ -341,6 +382,8 @@ _COMMANDS = {
     "teachers": _cmd_teachers,
     "envs": _cmd_envs,
     "components": _cmd_components,
+    "judges": _cmd_judges,
+    "video": _cmd_video,
 }
 
 

@@ -52,14 +52,18 @@ def safe_name(value: str) -> str:
 class EnvSection(_Model):
     """Which environment family runs the episodes."""
 
-    family: str = Field(description="Registered env family (see `openended envs`).")
+    family: str = Field(
+        description="Registered env family (see `openended envs`) or your own as 'package.module:Callable'."
+    )
     config: dict[str, Any] = Field(default_factory=dict, description="Keyword config for the family.")
 
 
 class TeacherSection(_Model):
     """Which teacher proposes the tasks."""
 
-    name: str = Field(description="Registered teacher (see `openended teachers`).")
+    name: str = Field(
+        description="Registered teacher (see `openended teachers`) or your own as 'package.module:Class'."
+    )
     preset: str | None = Field(None, description="A documented preset, e.g. teachdeeprl.")
     config: dict[str, Any] = Field(default_factory=dict, description="Teacher config fields.")
     students: Literal["separate", "shared"] = Field(
@@ -119,6 +123,29 @@ class EvaluationSection(_Model):
         description="Send the test episodes to the teacher flagged info.eval=True, in one report per sweep "
         "(OMNI's protocol: LP with recompute_unit evaluations steps on each sweep).",
     )
+
+
+class WandbSection(_Model):
+    """Weights & Biases (extra ``wandb``): the run's metrics rows as a W&B run named after the run directory."""
+
+    project: str = Field(description="W&B project.")
+    entity: str | None = Field(None, description="W&B entity (team or user); None: your default.")
+    mode: Literal["online", "offline", "disabled"] = Field("online", description="online | offline | disabled.")
+
+
+class MLflowSection(_Model):
+    """MLflow (extra ``mlflow``): the run's metrics rows and numeric settings as an MLflow run."""
+
+    tracking_uri: str | None = Field(None, description="Tracking server or store; None: RUN_DIR/mlruns.")
+    experiment: str | None = Field(None, description="MLflow experiment; None: the experiment's name.")
+
+
+class LoggingSection(_Model):
+    """Where metrics rows go besides metrics.jsonl (curriculum and learner metrics, one step per iteration)."""
+
+    tensorboard: bool = Field(True, description="TensorBoard event files in RUN_DIR/tensorboard.")
+    wandb: WandbSection | None = Field(None, description="Weights & Biases run (extra wandb); None: off.")
+    mlflow: MLflowSection | None = Field(None, description="MLflow run (extra mlflow); None: off.")
 
 
 class RayInit(_Model):
@@ -183,6 +210,7 @@ class Experiment(_Model):
         default_factory=list,
         description="Lifelong-learning components: [{class: 'pkg.module:Class' or a name, config: {...}}].",
     )
+    logging: LoggingSection = Field(default_factory=LoggingSection)
     ray: RayInit = Field(default_factory=RayInit)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
 
@@ -269,7 +297,7 @@ def _check_names(exp: Experiment) -> None:
     ):
         try:
             fn(name)
-        except UnknownName as e:
+        except (UnknownName, ConfigError) as e:  # a plugin's import path names its own failure
             raise ConfigError(f"{path}: {e}") from None
     _check_teacher_config(exp)
     if exp.components:
@@ -282,6 +310,39 @@ def _check_names(exp: Experiment) -> None:
                     f"components[{i}] ({cls.__name__}): evaluation blocks need an RLlib learner "
                     "(algo.name ppo or sac); the toy's simulated student reports its own mastery"
                 )
+
+
+def _check_evaluation(exp: Experiment) -> None:
+    """What held-out evaluation cannot run is rejected here, before Ray starts, not after an iteration."""
+    from openended.envs.registry import is_multi_agent_family
+
+    if exp.evaluation.every and is_multi_agent_family(exp.env.family):
+        raise ConfigError(
+            f"evaluation.every: held-out evaluation does not support multi-agent families yet "
+            f"({exp.env.family!r} is a PettingZoo family); set evaluation.every: 0"
+        )
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` is imported or could be (found without importing it)."""
+    import importlib.util
+    import sys
+
+    return module in sys.modules or importlib.util.find_spec(module) is not None
+
+
+def _check_logging(exp: Experiment) -> None:
+    """An exporter switched on without its package is refused before Ray starts, naming the extra."""
+    wanted: list[tuple[str, str, str, object]] = [
+        ("logging.wandb", "wandb", "wandb", exp.logging.wandb),
+        ("logging.mlflow", "mlflow", "mlflow", exp.logging.mlflow),
+        ("logging.tensorboard", "tensorboardX", "runtime", exp.logging.tensorboard or None),
+    ]
+    for field, module, extra, section in wanted:
+        if section is not None and not _importable(module):
+            raise ConfigError(
+                f"{field}: needs the {module!r} package; pip install 'openended[{extra}]' or switch it off"
+            )
 
 
 def _preset_values(exp: Experiment) -> dict[str, Any]:
@@ -350,4 +411,6 @@ def load_experiment(source: str | pathlib.Path | dict, overrides: list[str] | No
     data = apply_overrides(data, overrides or [])
     exp = validate_model(Experiment, data, prefix="")
     _check_names(exp)
+    _check_evaluation(exp)
+    _check_logging(exp)
     return exp

@@ -1,23 +1,56 @@
-"""What every registry (teachers, envs, judges) shares: name lookup and import paths.
+"""What every registry (teachers, envs, judges) shares: name lookup, import paths, plugins.
 
 Name normalisation and "did you mean" errors, and `resolve_import_path`, which turns a
 config's ``"package.module:function"`` into the callable.
+
+Plugins (a user's own teacher, env family or judge) reach a registry two ways, both
+plain data that travels to every Ray worker, where the worker imports the same code:
+
+* an import path as the name, ``teacher.name: "my_pkg.teachers:GrowTeacher"``;
+* an entry point in the registry's group (``openended.teachers``, ``openended.envs``,
+  ``openended.judges``) of an installed distribution, found on the first lookup miss.
+
+A registry mutation (``register_teacher`` in the driver) would not reach the worker
+processes; these do, because every process resolves the name itself.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.metadata
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from openended.errors import ConfigError, UnknownName
 
-__all__ = ["normalize_name", "unknown_name_error", "load_entry_point", "resolve_import_path"]
+__all__ = [
+    "normalize_name",
+    "is_import_path",
+    "unknown_name_error",
+    "load_entry_point",
+    "resolve_import_path",
+    "Registry",
+    "BUILT_IN",
+]
+
+#: `Registry.sources` value of the entries openended itself registers.
+BUILT_IN = "built-in"
+
+
+def is_import_path(name: object) -> bool:
+    """Whether ``name`` is a ``"package.module:Attr"`` import path rather than a registered name."""
+    return isinstance(name, str) and ":" in name
 
 
 def normalize_name(name: str) -> str:
-    """``"ALP-GMM"`` -> ``"alp_gmm"``: case-insensitive, ``-`` and space equal ``_``."""
+    """``"ALP-GMM"`` -> ``"alp_gmm"``: case-insensitive, ``-`` and space equal ``_``.
+
+    An import path (``"my_pkg.mod:MyTeacher"``) is kept as written, only stripped: module
+    and attribute names are case-sensitive.
+    """
+    if is_import_path(name):
+        return name.strip()
     return str(name).strip().lower().replace("-", "_").replace(" ", "_")
 
 
@@ -69,38 +102,72 @@ def resolve_import_path(path: str, what: str = "import path") -> Callable[..., A
 
 
 class Registry:
-    """A name -> entry table with aliases and lazy ``"module:Attr"`` entries.
+    """A name -> entry table with aliases, lazy ``"module:Attr"`` entries and plugins.
 
     One implementation behind the teacher, env-family and judge registries, so every
     lookup has the same rules: case-insensitive, ``-`` equals ``_``, aliases, "did you
-    mean" on a miss, entries imported on first use.
+    mean" on a miss, entries imported on first use; an import path is its own entry, and
+    the entry points of ``group`` are registered on the first miss (or listing).
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, group: str | None = None) -> None:
         self.kind = kind
+        self.group = group
         self._entries: dict[str, Any] = {}
         self._aliases: dict[str, str] = {}
+        self._sources: dict[str, str] = {}
+        self._imported: dict[str, Any] = {}  # import path -> object
+        self._plugin_paths: dict[str, str] = {}  # entry-point key -> its "module:attr"
+        self._plugins_loaded = group is None
+        #: Entry points not registered because a built-in (or earlier) entry has the name.
+        self.shadowed: list[str] = []
 
-    def register(self, name: str, entry: Any, *, aliases: tuple[str, ...] = (), overwrite: bool = False) -> None:
-        """Add ``entry`` under ``name`` and ``aliases``; re-registering a different entry needs ``overwrite``."""
+    def register(
+        self,
+        name: str,
+        entry: Any,
+        *,
+        aliases: tuple[str, ...] = (),
+        overwrite: bool = False,
+        source: str | None = None,
+    ) -> None:
+        """Add ``entry`` under ``name`` and ``aliases``; re-registering a different entry needs ``overwrite``.
+
+        ``source`` is what `sources` reports (default: built-in for openended's own
+        modules, else the module that holds the entry).
+        """
         key = normalize_name(name)
+        if is_import_path(key):
+            raise ConfigError(
+                f"{self.kind} name {name!r}: a registered name cannot contain ':' (import paths need none)"
+            )
         if key in self._entries and not overwrite and self._entries[key] != entry:
             raise ConfigError(f"{self.kind} {key!r} is already registered; pass overwrite=True to replace it")
         self._entries[key] = entry
+        self._sources[key] = source or _source_of(entry)
         for a in aliases:
             self._aliases[normalize_name(a)] = key
 
     def canonical(self, name: str) -> str:
-        """The registered key for ``name`` (alias-resolved); raises `UnknownName` on a miss."""
+        """The registered key for ``name`` (alias-resolved; an import path is its own key); `UnknownName` on a miss."""
         key = normalize_name(name)
+        if is_import_path(key):
+            return key
         key = self._aliases.get(key, key)
+        if key not in self._entries and not self._plugins_loaded:
+            self.load_plugins()
+            key = self._aliases.get(key, key)
         if key not in self._entries:
             raise unknown_name_error(self.kind, name, list(self._entries))
         return key
 
     def get(self, name: str) -> Any:
-        """The entry for ``name``, importing a lazy entry on first use."""
+        """The entry for ``name``, importing a lazy entry (or an import path) on first use."""
         key = self.canonical(name)
+        if is_import_path(key):
+            if key not in self._imported:
+                self._imported[key] = resolve_import_path(key, what=f"{self.kind} {key!r}")
+            return self._imported[key]
         entry = self._entries[key]
         if isinstance(entry, str):
             entry = load_entry_point(entry)
@@ -108,5 +175,42 @@ class Registry:
         return entry
 
     def names(self) -> list[str]:
-        """Registered keys (aliases excluded), sorted."""
+        """Registered keys (aliases excluded, installed plugins included), sorted."""
+        self.load_plugins()
         return sorted(self._entries)
+
+    def source(self, name: str) -> str:
+        """Where ``name``'s entry comes from: built-in, an entry point of a distribution, an import path."""
+        key = self.canonical(name)
+        return "import path" if is_import_path(key) else self._sources[key]
+
+    def plugin_path(self, name: str) -> str | None:
+        """The import path of a plugin's code (its own name, or its entry point's value); None otherwise."""
+        key = self.canonical(name)
+        return key if is_import_path(key) else self._plugin_paths.get(key)
+
+    def is_plugin(self, name: str) -> bool:
+        """Whether ``name`` is a user's entry (import path, entry point, registered from outside openended)."""
+        return self.source(name) != BUILT_IN
+
+    def load_plugins(self) -> None:
+        """Register the entry points of this registry's group (once); a taken name is kept in `shadowed`."""
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        assert self.group is not None
+        for ep in importlib.metadata.entry_points(group=self.group):
+            dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+            key = normalize_name(ep.name)
+            if key in self._entries or key in self._aliases or is_import_path(key):
+                self.shadowed.append(f"{ep.name} = {ep.value} ({dist}): name already taken")
+                continue
+            self._entries[key] = self._plugin_paths[key] = ep.value
+            self._sources[key] = f"entry point of {dist}"
+
+
+def _source_of(entry: Any) -> str:
+    module = entry.partition(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "") or ""
+    if module == "openended" or module.startswith("openended."):
+        return BUILT_IN
+    return f"registered by {module or 'unknown module'}"

@@ -16,7 +16,10 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -211,3 +214,34 @@ SC2_SMALL: dict[str, Any] = {
     "minimap_features": ["player_relative"],
     "mock_episode_length": 6,
 }
+
+
+def tensorboard_scalars(logdir: pathlib.Path) -> dict[str, list[tuple[int, float]]]:
+    """``{tag: [(step, value), ...]}`` read back from TensorBoard event files (TFRecord framing)."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(logdir.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        pos = 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = Event.FromString(data[pos + 12 : pos + 12 + length])
+            pos += 12 + length + 4
+            for v in event.summary.value:
+                out.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return out
+
+
+def run_cli_with_test_plugins(run_dir: pathlib.Path, sets: dict) -> subprocess.CompletedProcess:
+    """`openended run` (toy_alpgmm.yaml overridden by ``sets``) with tests/data's plugin envs importable."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    args = ["run", "experiments/toy_alpgmm.yaml", "--run-dir", str(run_dir), "--no-progress"]
+    args += [x for k, v in sets.items() for x in ("--set", f"{k}={v}")]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", RAY_raylet_start_wait_time_s="300")
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "tests" / "data"), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "openended.cli", *args], cwd=root, env=env, capture_output=True, text=True, timeout=600
+    )

@@ -30,7 +30,7 @@ def test_uniform_test_set_is_seeded_and_inside_the_space():
     assert len(uniform_test_set(StumpTracksEnv().task_space(), n=7)) == 7
 
 
-def test_evaluate_returns_per_task_and_mastered_pct_with_parallel_hook():
+def test_evaluate_returns_per_task_and_mastered_fraction_with_parallel_hook():
     tasks = stump_grid_test_set(n=2)
     factory = lambda: StumpTracksEnv(max_episode_steps=40)  # noqa: E731
     zero = lambda obs: np.zeros(4, dtype=np.float32)  # noqa: E731
@@ -45,13 +45,13 @@ def test_evaluate_returns_per_task_and_mastered_pct_with_parallel_hook():
     assert calls == [4]
     assert serial == par
     assert list(serial["returns"]) == [t.id for t in tasks]
-    assert serial["mastered_pct"] == 0.0
+    assert serial["mastered"] == 0.0
 
 
 def test_evaluate_counts_a_mastered_task():
     env_task = ClassicBipedalEnv().task_space().all_tasks
     result = evaluate(HeuristicPolicy(), ClassicBipedalEnv, env_task, seed=0)
-    assert result["mastered_pct"] == 100.0
+    assert result["mastered"] == 1.0
     assert result["returns"][env_task[0].id] > MASTERY_RETURN
 
 

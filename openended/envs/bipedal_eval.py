@@ -143,7 +143,7 @@ def evaluate(
     seed: int = 0,
     parallel: ParallelMap | None = None,
 ) -> dict[str, Any]:
-    """Mean return per test task and the percentage of tasks mastered (mean return > 230).
+    """Mean return per test task and the fraction of tasks mastered (mean return > 230).
 
     Episode ``k`` of every task uses seed ``seed + k``: tasks are compared on the same
     random numbers, and a re-run gives the same numbers.
@@ -160,7 +160,7 @@ def evaluate(
             picklable for a process-based map.
 
     Returns:
-        ``{"returns": {task_id: mean return}, "mastered_pct": float}``.
+        ``{"returns": {task_id: mean return}, "mastered": fraction in [0, 1]}`` (the unit of every "mastered").
     """
     if episodes < 1:
         raise ConfigError(f"episodes: must be >= 1, got {episodes}")
@@ -175,7 +175,7 @@ def evaluate(
         )
     returns = {t.id: float(np.mean(r)) for t, r in zip(tasks, results)}
     mastered = sum(float(np.mean(r)) > MASTERY_RETURN for r in results)
-    return {"returns": returns, "mastered_pct": 100.0 * mastered / len(tasks)}
+    return {"returns": returns, "mastered": mastered / len(tasks)}
 
 
 class HeuristicPolicy:

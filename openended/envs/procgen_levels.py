@@ -29,6 +29,10 @@ when the next episode of a sub-env is on the same level, nothing is written at a
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -81,7 +85,15 @@ _MAX_SEED = 2**31 - 1
 
 
 def procgen_module() -> Any:
-    """The ``procgen`` package, imported on first use (a clear error names the install step)."""
+    """The ``procgen`` package, imported on first use (a clear error names the install step).
+
+    procgen registers gym 0.26 envs when imported, and gym's import prints a notice
+    ("Gym has been unmaintained since 2022 ...") that no user of this family can act on
+    (the family is gymnasium; only procgen needs gym): gym's own import is muted.
+    """
+    if "gym" not in sys.modules:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.suppress(ImportError):
+            importlib.import_module("gym")
     try:
         import procgen
     except ImportError as e:  # pragma: no cover - depends on the install

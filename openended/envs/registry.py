@@ -8,6 +8,12 @@ A family whose tasks are text may also declare a task validator, ``text -> (ok, 
 as an import path (``task_validator="openended.envs.crafter:validate_crafter_task"``). A
 teacher that generates task texts (WebRL) has no env knowledge of its own; whoever builds
 it for an experiment (`openended.config.teacher_config`) passes it this path.
+
+A user's own family needs no registration: name it by import path
+(``env.family: "my_pkg.envs:MyTaskEnv"``) or install it as an entry point in the
+``openended.envs`` group. Such a plugin declares what `register_env` would have been told
+as attributes of its constructor: ``multi_agent = True`` for a PettingZoo family,
+``task_validator = "pkg.mod:function"`` (see docs/plugins.md).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from openended.registry import Registry
 from openended.tasks import TaskSpace
 
 __all__ = [
+    "env_registry",
     "register_env",
     "make_env",
     "make_task_env",
@@ -28,9 +35,15 @@ __all__ = [
     "is_multi_agent_family",
     "env_task_space",
     "env_task_validator",
+    "env_source",
+    "env_plugin_path",
+    "ENV_GROUP",
 ]
 
-_ENVS = Registry("env family")
+#: Entry-point group of installed env-family plugins.
+ENV_GROUP = "openended.envs"
+
+_ENVS = Registry("env family", ENV_GROUP)
 _MULTI_AGENT: set[str] = set()  # canonical names of PettingZoo (parallel) families
 _TASK_VALIDATORS: dict[str, str] = {}  # canonical family name -> "module:function"
 
@@ -70,9 +83,19 @@ def env_task_validator(name: str) -> str | None:
     """The import path of family ``name``'s task-text validator, or None if it has none.
 
     Nothing is imported: the path is handed to the teacher's config (it must travel to
-    the teacher service as plain data), and the teacher resolves it.
+    the teacher service as plain data), and the teacher resolves it. A plugin family
+    declares it as its constructor's ``task_validator`` attribute (importing the plugin).
     """
-    return _TASK_VALIDATORS.get(_ENVS.canonical(name))
+    key = _ENVS.canonical(name)
+    if key in _TASK_VALIDATORS or not _ENVS.is_plugin(key):
+        return _TASK_VALIDATORS.get(key)
+    path = getattr(env_entry(key), "task_validator", None)
+    if path is not None and not (isinstance(path, str) and ":" in path):
+        raise ConfigError(
+            f"env family {name!r}: its task_validator attribute must be an import path "
+            f"'package.module:function', got {path!r}"
+        )
+    return path
 
 
 def env_entry(name: str) -> Callable[..., Any]:
@@ -114,17 +137,43 @@ def env_task_space(name: str, **config: Any) -> TaskSpace:
 
 
 def list_envs(*, multi_agent: bool | None = None) -> list[str]:
-    """Registered family names (sorted); ``multi_agent`` keeps only PettingZoo (True) or gymnasium (False) ones."""
+    """Registered family names (sorted, installed plugins included).
+
+    ``multi_agent`` keeps only PettingZoo (True) or gymnasium (False) ones (a plugin is
+    imported to ask).
+    """
     names = _ENVS.names()
-    return names if multi_agent is None else [n for n in names if (n in _MULTI_AGENT) == multi_agent]
+    return names if multi_agent is None else [n for n in names if is_multi_agent_family(n) == multi_agent]
+
+
+def env_source(name: str) -> str:
+    """Where family ``name`` comes from: built-in, an entry point of a distribution, an import path."""
+    return _ENVS.source(name)
+
+
+def env_plugin_path(name: str) -> str | None:
+    """The import path of plugin family ``name`` (its own name or entry point value); None if built-in."""
+    return _ENVS.plugin_path(name)
 
 
 def is_multi_agent_family(name: str) -> bool:
-    """Whether ``name`` (or an alias) is a registered PettingZoo family."""
+    """Whether ``name`` (an alias, an import path) is a PettingZoo family.
+
+    Registered families say so at registration; a plugin by its constructor's
+    ``multi_agent`` attribute (imported to ask).
+    """
     try:
-        return _ENVS.canonical(name) in _MULTI_AGENT
-    except UnknownName:
+        key = _ENVS.canonical(name)
+        if key in _MULTI_AGENT or not _ENVS.is_plugin(key):
+            return key in _MULTI_AGENT
+        return bool(getattr(env_entry(key), "multi_agent", False))
+    except (UnknownName, ConfigError, ImportError):
         return False
+
+
+def env_registry() -> Registry:
+    """The env-family registry itself (names, sources, plugins it ignored), for listings such as ``openended envs``."""
+    return _ENVS
 
 
 # Built-in families (lazy).

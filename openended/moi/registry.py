@@ -24,11 +24,22 @@ from openended.errors import ConfigError
 from openended.moi.base import Judge
 from openended.registry import Registry
 
-__all__ = ["register_judge", "make_judge", "judge_class", "list_judges", "DEFAULT_JUDGE"]
+__all__ = [
+    "judge_registry",
+    "register_judge",
+    "make_judge",
+    "judge_class",
+    "list_judges",
+    "judge_source",
+    "DEFAULT_JUDGE",
+    "JUDGE_GROUP",
+]
 
 DEFAULT_JUDGE = "embedding"
+#: Entry-point group of installed judge plugins (a judge may also be named by import path).
+JUDGE_GROUP = "openended.judges"
 
-_JUDGES = Registry("judge")
+_JUDGES = Registry("judge", JUDGE_GROUP)
 # Keyword arguments that name another judge (built recursively from a name + "<arg>_cfg").
 _JUDGE_ARGS = ("inner", "fallback")
 
@@ -44,8 +55,13 @@ def judge_class(name: str) -> type:
 
 
 def list_judges() -> list[str]:
-    """Registered judge names (aliases excluded), sorted."""
+    """Registered judge names (aliases excluded, installed plugins included), sorted."""
     return _JUDGES.names()
+
+
+def judge_source(name: str) -> str:
+    """Where judge ``name`` comes from: built-in, an entry point of a distribution, an import path."""
+    return _JUDGES.source(name)
 
 
 def _resolve(value: Any, cfg: dict[str, Any] | None, field: str) -> Any:
@@ -86,6 +102,11 @@ def make_judge(name: str = DEFAULT_JUDGE, **cfg: Any) -> Judge:
     except TypeError as err:
         raise ConfigError(f"moi.{key}: {err} (valid fields: {', '.join(valid)})") from None
     return cls(**cfg)
+
+
+def judge_registry() -> Registry:
+    """The judge registry itself (names, sources, plugins it ignored), for listings such as ``openended judges``."""
+    return _JUDGES
 
 
 # Built-in judges (lazy: nothing below imports torch, llama_cpp or an HTTP stack).

@@ -36,7 +36,7 @@ from openended.runtime.component_run import bus_name_for
 from openended.runtime.envpool_actor import PoolRestarted, make_pools
 from openended.runtime.placement import pool_actor_options, warn_if_no_host
 
-__all__ = ["Driver", "PoolDriver", "RLlibDriver", "CURRICULUM", "POOL_MAX_RESTARTS", "mean_dicts"]
+__all__ = ["Driver", "PoolDriver", "RLlibDriver", "evaluation_env", "CURRICULUM", "POOL_MAX_RESTARTS", "mean_dicts"]
 
 CURRICULUM = "main"
 #: Ray restarts of one EnvPool actor before the run gives up on it.
@@ -254,6 +254,7 @@ class RLlibDriver:
     def __init__(self, exp: Experiment, service_name: str, student: str, index: int) -> None:
         from openended.envs.registry import make_env
         from openended.envs.team import is_parallel_env
+        from openended.runtime.level_scores import ScoringPPOLearner, wants_level_scores
         from openended.runtime.rllib import build_algo_config, needs_flattening, register_curriculum_env
         from openended.runtime.rllib_masking import has_action_mask
         from openended.runtime.rllib_multiagent import register_curriculum_multiagent_env, shared_policy_config
@@ -274,18 +275,22 @@ class RLlibDriver:
         if flatten is None or masking:
             flatten = needs_flattening(space) and not masking
         probe.close()
-        register = register_curriculum_multiagent_env if multi_agent else register_curriculum_env
-        env_name = register(
-            f"openended-{service_name}-{student}",
-            exp.env.family,
-            exp.env.config,
-            service_name,
-            CURRICULUM,
-            student,
-            namespace=exp.ray.namespace,
-            components=exp.components,
-            bus=bus_name_for(service_name) if exp.components else None,
-        )
+        scores = not multi_agent and wants_level_scores(exp)  # PLR: the learner's level score with each outcome
+        env_args = (f"openended-{service_name}-{student}", exp.env.family, exp.env.config, service_name, CURRICULUM)
+        bus = bus_name_for(service_name) if exp.components else None
+        if multi_agent:
+            env_name = register_curriculum_multiagent_env(
+                *env_args, student, namespace=exp.ray.namespace, components=exp.components, bus=bus
+            )
+        else:
+            env_name = register_curriculum_env(
+                *env_args,
+                student,
+                namespace=exp.ray.namespace,
+                defer_outcomes=scores,
+                components=exp.components,
+                bus=bus,
+            )
         cfg = build_algo_config(
             algo,
             env_name,
@@ -301,6 +306,8 @@ class RLlibDriver:
         )
         if multi_agent:
             cfg = shared_policy_config(cfg)
+        if scores:
+            cfg.training(learner_class=ScoringPPOLearner)
         self.algo = cfg.build_algo()
         self._learner_components = bool(getattr(cfg, "learner_config_dict", {}).get("components"))
         self.exp = exp
@@ -312,6 +319,7 @@ class RLlibDriver:
     def train_iteration(self) -> dict:
         """One ``algo.train()``; per-iteration counts plus the totals this driver keeps."""
         from openended.runtime.process_clients import flush_curriculum_clients
+        from openended.runtime.rllib import learner_stats
 
         result = self.algo.train()
         flush_curriculum_clients(wait=False)
@@ -327,6 +335,7 @@ class RLlibDriver:
             "mean_return": er.get("episode_return_mean"),
             "env_steps_total": self._last_steps,
             "episodes_total": self._last_episodes,
+            **learner_stats(result),
         }
 
     def evaluate(self, iteration: int = 0) -> dict:
@@ -336,24 +345,14 @@ class RLlibDriver:
         flagged ``info["eval"]`` (OMNI's sweep); the result then carries ``reported_to_teacher``.
         """
         from openended.envs.registry import make_env
-        from openended.runtime.evaluate import (
-            FlattenLikeRLlib,
-            evaluate_tasks,
-            resolve_test_set,
-            rllib_policy,
-            sweep_outcomes,
-        )
-        from openended.runtime.rllib import ScaleImageObservations, needs_flattening
+        from openended.runtime.evaluate import evaluate_tasks, resolve_test_set, rllib_policy, sweep_outcomes
 
         ev, fam, cfg = self.exp.evaluation, self.exp.env.family, self.exp.env.config
         if self.multi_agent:
             raise ConfigError("evaluation: multi-agent envs are not supported yet; set evaluation.every: 0")
 
         def make() -> Any:
-            env = make_env(fam, **cfg)
-            if ScaleImageObservations.needed(env.observation_space):
-                env = _ScaledTaskEnv(env)
-            return FlattenLikeRLlib(env) if needs_flattening(env.observation_space) else env
+            return evaluation_env(make_env(fam, **cfg))
 
         if ev.test_set == "teacher":
             tasks = self._teacher_tasks()[: ev.max_tasks]
@@ -446,6 +445,16 @@ class RLlibDriver:
 
         flush_curriculum_clients(wait=True)
         self.algo.stop()
+
+
+def evaluation_env(env: Any) -> Any:
+    """``env`` with the observation transforms of training (images scaled, Dict/Tuple flattened); ``set_task`` kept."""
+    from openended.runtime.evaluate import FlattenLikeRLlib
+    from openended.runtime.rllib import ScaleImageObservations, needs_flattening
+
+    if ScaleImageObservations.needed(env.observation_space):
+        env = _ScaledTaskEnv(env)
+    return FlattenLikeRLlib(env) if needs_flattening(env.observation_space) else env
 
 
 def _ScaledTaskEnv(env: Any) -> Any:

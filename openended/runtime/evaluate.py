@@ -30,9 +30,9 @@ import gymnasium as gym
 import numpy as np
 
 from openended.errors import ConfigError
-from openended.tasks import Box, Outcome, Task
+from openended.tasks import Box, Discrete, Outcome, Task
 
-__all__ = ["resolve_test_set", "rllib_policy", "evaluate_tasks", "sweep_outcomes", "FlattenLikeRLlib"]
+__all__ = ["resolve_test_set", "rllib_policy", "module_policy", "evaluate_tasks", "sweep_outcomes", "FlattenLikeRLlib"]
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
 #: One test episode: (task, return, success or None, length, cut at the step cap).
@@ -52,6 +52,9 @@ def resolve_test_set(env: Any, family: str, name: str, max_tasks: int, seed: int
             raise ConfigError(f"evaluation.test_set: family {family!r} has no held-out tasks; use grid or uniform")
         return list(fn())[:max_tasks]
     if not isinstance(space, Box):
+        if name == "uniform" and isinstance(space, Discrete):  # distinct values: results are keyed by task id
+            picked = np.random.default_rng(seed).choice(space.n, size=min(max_tasks, space.n), replace=False)
+            return [space.task(space.values[i], origin="test") for i in np.sort(picked)]
         if name == "uniform":
             return space.sample_uniform(np.random.default_rng(seed), max_tasks)
         raise ConfigError(f"evaluation.test_set: {name!r} needs a Box task space; {family!r} has {space!r}")
@@ -71,10 +74,14 @@ def resolve_test_set(env: Any, family: str, name: str, max_tasks: int, seed: int
 
 def rllib_policy(algo: Any, module_id: str | None = None) -> PolicyFn:
     """Deterministic batched actions from an RLlib (new API stack) algorithm's RLModule."""
+    return module_policy(algo.get_module(module_id) if module_id else algo.get_module())
+
+
+def module_policy(module: Any) -> PolicyFn:
+    """Deterministic batched actions from an RLModule (an algorithm's, or one loaded from a checkpoint)."""
     import torch
     from ray.rllib.core.columns import Columns
 
-    module = algo.get_module(module_id) if module_id else algo.get_module()
     dist_cls = module.get_inference_action_dist_cls()
 
     def act(obs: np.ndarray) -> np.ndarray:

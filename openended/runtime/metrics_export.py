@@ -13,7 +13,8 @@ Exported (Prometheus names get Ray's ``ray_`` prefix):
     openended_teacher_mastered_fraction gauge  tags: curriculum, student   (if reported)
 
 Rates (tasks/s, outcomes/s) are ``rate(...)`` of the counters. A teacher reports a
-mastered fraction by putting ``"mastered_fraction"`` in its ``stats()``.
+mastered fraction by putting ``"mastered_fraction"`` (or ``"<name>/mastered_fraction"``,
+as LP and WebRL do) in its ``stats()``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ray.util.metrics import Counter, Gauge
 if TYPE_CHECKING:
     from openended.runtime.core import TeacherServiceCore
 
-__all__ = ["ServiceMetrics"]
+__all__ = ["ServiceMetrics", "mastered_fraction"]
 
 
 class ServiceMetrics:
@@ -102,10 +103,22 @@ class ServiceMetrics:
                 refit = _number(stats.get("refit_ms_last"))
                 if refit is not None:
                     self._refit_g.set(refit, tags=tags)
-                mastered = _number(stats.get("mastered_fraction"))
+                mastered = mastered_fraction(stats)
                 if mastered is not None:
                     self._mastered_g.set(mastered, tags=tags)
         self.pushes += 1
+
+
+def mastered_fraction(stats: dict) -> float | None:
+    """The teacher's mastered fraction: ``stats["mastered_fraction"]``, or its namespaced form.
+
+    Teachers namespace their stats (LP reports ``"lp/mastered_fraction"``, WebRL
+    ``"webrl/mastered_fraction"``); the gauge takes either.
+    """
+    if "mastered_fraction" in stats:
+        return _number(stats["mastered_fraction"])
+    found = [v for k, v in stats.items() if isinstance(k, str) and k.endswith("/mastered_fraction")]
+    return _number(found[0]) if len(found) == 1 else None
 
 
 def _number(x: Any) -> float | None:

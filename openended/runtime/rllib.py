@@ -40,6 +40,7 @@ Example::
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,6 +59,7 @@ from openended.runtime.algo_settings import check_algo_settings
 from openended.runtime.episodes import EpisodeHost
 from openended.runtime.preflight import MIN_CPUS_PER_ENV_RUNNER
 from openended.runtime.process_clients import EPISODE_COUNTERS, ProcessClient
+from openended.runtime.quiet import quiet_ray_logs
 from openended.tasks import Task
 
 if TYPE_CHECKING:
@@ -72,6 +74,7 @@ __all__ = [
     "algo_step_counts",
     "default_cpus_per_env_runner",
     "needs_flattening",
+    "learner_stats",
 ]
 
 
@@ -86,6 +89,9 @@ class CurriculumEnv(gym.Wrapper):
         student: the student id written into outcomes (one per learner/policy).
         namespace: Ray namespace of a named service (``None``: the job's namespace).
         client_options: keyword options of `TeacherClient` (``buffer_size``, ...).
+        defer_outcomes: do not report finished episodes; put each outcome (and where to
+            report it) in the episode's last ``info`` for the learner, which adds PLR's
+            level score (`openended.runtime.level_scores`).
 
     ``env.host`` is its `EpisodeHost` (``env.host.add_hooks(...)`` for lifecycle hooks).
     """
@@ -101,12 +107,24 @@ class CurriculumEnv(gym.Wrapper):
         client_options: Mapping[str, Any] | None = None,
         components: list[dict[str, Any]] | None = None,
         bus: str | None = None,
+        defer_outcomes: bool = False,
     ) -> None:
         super().__init__(env)
         self._client = ProcessClient(service, curriculum, student, namespace=namespace, client_options=client_options)
+        connect: Callable[[], Any] = self._client.get
+        self._parking: Any = None
+        if defer_outcomes:
+            from openended.runtime.level_scores import ParkingClient
+
+            self._report_to = {"service": service, "namespace": namespace, "curriculum": curriculum, "student": student}
+
+            def connect() -> Any:
+                self._parking = ParkingClient(self._client.get())
+                return self._parking
+
         # episode ids are left to the client: token + counter, unique across processes.
         self.host = EpisodeHost(
-            [env], student=student, counters=EPISODE_COUNTERS, connect=self._client.get, owner="CurriculumEnv"
+            [env], student=student, counters=EPISODE_COUNTERS, connect=connect, owner="CurriculumEnv"
         )
         #: Env-runner components of this env (their hooks fire from ``self.host``), or ``None``.
         self.components = env_runner_components(components, self.host)
@@ -125,7 +143,13 @@ class CurriculumEnv(gym.Wrapper):
 
     @override
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        return self.host.step(0, action)
+        obs, reward, terminated, truncated, info = self.host.step(0, action)
+        if self._parking is not None and self._parking.parked is not None:
+            from openended.runtime.level_scores import PENDING_KEY
+
+            outcome, self._parking.parked = self._parking.parked, None
+            info = {**info, PENDING_KEY: {"outcome": outcome.to_dict(), **self._report_to}}
+        return obs, reward, terminated, truncated, info
 
     @override
     def close(self) -> None:
@@ -271,6 +295,7 @@ def register_curriculum_env(
     scale_images: bool = True,
     components: list[dict[str, Any]] | None = None,
     bus: str | None = None,
+    defer_outcomes: bool = False,
     mask_actions: bool = True,
 ) -> str:
     """Register ``env_name`` with ``ray.tune.registry.register_env``; return ``env_name``.
@@ -281,12 +306,14 @@ def register_curriculum_env(
     it must be importable there). ``scale_images`` turns uint8 image observations into
     float32 in [0, 1] (`ScaleImageObservations`). ``mask_actions``: an env whose observation
     has an ``action_mask`` entry (SC2) is wrapped in `MaskedObservations` (train it with
-    ``build_algo_config(..., action_masking=True)``).
+    ``build_algo_config(..., action_masking=True)``). ``defer_outcomes``: see `CurriculumEnv`
+    (the algorithm's learner must then be `openended.runtime.level_scores.ScoringPPOLearner`).
     """
     from ray.tune.registry import register_env
 
+    wrapper = functools.partial(CurriculumEnv, defer_outcomes=True) if defer_outcomes else CurriculumEnv
     make = curriculum_env_creator(
-        CurriculumEnv,
+        wrapper,
         family,
         env_config,
         service_name,
@@ -365,8 +392,10 @@ def build_algo_config(
     action. ``argument_usage`` (with ``action_masking``; an env's ``action_argument_usage()``):
     which argument components each function of a ``MultiDiscrete([function, args...])``
     action takes; the others are left out of the log-probability. Returns the config; call
-    ``.build_algo()``.
+    ``.build_algo()``. RLlib's warnings nobody using openended can act on are
+    filtered from here on (`openended.runtime.quiet`).
     """
+    quiet_ray_logs()
     algo_key = str(algo).lower()
     config: AlgorithmConfig
     if algo_key == "ppo":
@@ -452,6 +481,51 @@ def _flatten_connector(env: Any, spaces: Any = None, device: Any = None) -> Any:
 def needs_flattening(observation_space: gym.Space) -> bool:
     """Whether RLlib's default encoders need the observations flattened first."""
     return isinstance(observation_space, (gym.spaces.Dict, gym.spaces.Tuple))
+
+
+#: RLlib timers kept in each metrics row (seconds per iteration).
+_TIMERS = ("training_iteration", "env_runner_sampling_timer", "learner_update_timer", "synch_weights")
+
+
+def learner_stats(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What the learner did in one ``algo.train()``: ``{"learner": {module: stats}, "timers": {...}}``.
+
+    Per RLModule, every scalar RLlib reports except counters and throughputs: for PPO
+    ``policy_loss``, ``vf_loss``, ``total_loss``, ``entropy``, ``mean_kl_loss``,
+    ``curr_kl_coeff``, ``vf_explained_var``, ``default_optimizer_learning_rate``,
+    ``gradients_default_optimizer_global_norm``...; timers in seconds plus the learner's
+    ``env_steps_trained_per_s``. Names are RLlib's own, so its docs explain them.
+    """
+    learners = result.get("learners") or {}
+    per_module: dict[str, dict[str, float]] = {}
+    for module_id, stats in learners.items():
+        if module_id == "__all_modules__" or not isinstance(stats, Mapping):
+            continue
+        keep = {
+            str(k): float(v)
+            for k, v in stats.items()
+            if _finite_scalar(v) and not str(k).startswith("num_") and "throughput" not in str(k)
+        }
+        if keep:
+            per_module[str(module_id)] = keep
+    raw_timers = result.get("timers") or {}
+    timers = {k: float(raw_timers[k]) for k in _TIMERS if _finite_scalar(raw_timers.get(k))}
+    throughput: Any = (learners.get("__all_modules__") or {}).get("num_env_steps_trained_throughput")
+    if _finite_scalar(throughput):
+        timers["env_steps_trained_per_s"] = float(throughput)
+    out: dict[str, Any] = {}
+    if per_module:
+        out["learner"] = per_module
+    if timers:
+        out["timers"] = timers
+    return out
+
+
+def _finite_scalar(v: Any) -> bool:
+    try:
+        return not isinstance(v, (bool, str, Mapping)) and np.ndim(v) == 0 and bool(np.isfinite(float(v)))
+    except (TypeError, ValueError):
+        return False
 
 
 def algo_step_counts(result: Mapping[str, Any]) -> tuple[int, int]:

@@ -40,8 +40,10 @@ from openended.runtime import raysession
 from openended.runtime.checkpoints import CheckpointSet
 from openended.runtime.component_run import RunComponents
 from openended.runtime.drivers import CURRICULUM, RESTART_TIMEOUT_S, Driver, PoolDriver, RLlibDriver
+from openended.runtime.exporters import RunExporters
 from openended.runtime.local import init_ray
 from openended.runtime.placement import embedded_ray_resources, service_actor_options
+from openended.runtime.plugin_paths import worker_runtime_env
 from openended.runtime.preflight import preflight
 from openended.runtime.progress import ProgressReporter
 from openended.runtime.resume import ResumePoint, prepare_resume
@@ -93,8 +95,8 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0] if lines else ''}"
 
 
-def _combine(rows: list[dict]) -> dict:
-    """Sum counts, episode-weight the means, over students."""
+def _combine(rows: list[dict], students: list[str]) -> dict:
+    """Sum counts, episode-weight the means, over students (each one's row, named, in ``per_student``)."""
     keys = ("env_steps", "episodes", "env_steps_total", "episodes_total")
     out: dict[str, Any] = {k: sum(r.get(k) or 0 for r in rows) for k in keys}
     for k in ("mean_return", "success_rate"):
@@ -106,8 +108,10 @@ def _combine(rows: list[dict]) -> dict:
     for k in ("pool_restarts", "episodes_interrupted"):
         if any(k in r for r in rows):
             out[k] = sum(r.get(k) or 0 for r in rows)
+    if len(rows) == 1:  # several students: each one's learner stats are in its per_student row
+        out.update({k: rows[0][k] for k in ("learner", "timers") if k in rows[0]})
     if len(rows) > 1:
-        out["per_student"] = rows
+        out["per_student"] = [{"student": name, **r} for name, r in zip(students, rows)]
     return out
 
 
@@ -204,6 +208,12 @@ def _recorded_holder(rd: RunDir) -> Holder | None:
     return Holder.from_dict(status) if status.get("state") == "running" else None
 
 
+def _plugin_env(exp: Experiment) -> dict[str, Any]:
+    """``ray.init`` keywords that make the experiment's plugin packages importable in the workers."""
+    env = worker_runtime_env(exp)
+    return {"runtime_env": env} if env else {}
+
+
 def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, progress: bool) -> dict:
     me = this_process()
     started_ray = not ray.is_initialized()
@@ -215,6 +225,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
             namespace=exp.ray.namespace,
             temp_dir=exp.ray.temp_dir,
             log_to_driver=False,
+            **_plugin_env(exp),
             **({"resources": embedded_ray_resources(exp)} if embedded else {}),
         )
     except Exception as e:  # Ray's start-up errors are plain Exceptions: say it in one line
@@ -225,6 +236,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
     drivers: list[Driver] = []
     components: RunComponents | None = None
     reporter = ProgressReporter(exp, rd, enabled=progress)
+    exporters: RunExporters | None = None
     state, reason = "failed", None
     done = _Done(point.iteration, float(point.totals.get("wall_s") or 0.0))
     try:
@@ -268,7 +280,8 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
                 components.restore(point.checkpoint)
             components.start(resumed=point.checkpoint is not None)
         rd.write_status(_status("running", done.iteration, done.wall_s, me))
-        _train(exp, rd, service, drivers, reporter, point, me, done, components)
+        exporters = RunExporters.for_run(exp, rd.path)
+        _train(exp, rd, service, drivers, reporter, point, me, done, exporters, components)
         state = "finished"
     except KeyboardInterrupt:
         state = "interrupted"
@@ -283,6 +296,11 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
         reason = _one_line(e)
         raise
     finally:
+        if exporters is not None:
+            try:
+                exporters.close()
+            except Exception as e:  # noqa: BLE001 - metrics.jsonl holds every row; say it and go on
+                _say(f"closing the metrics exporters failed: {_one_line(e)}")
         _shutdown(rd, reporter, drivers, service, started_ray, embedded, components)
         final = _status(state, done.iteration, done.wall_s, me, **({"reason": reason} if reason else {}))
         try:
@@ -305,6 +323,7 @@ def _train(
     point: ResumePoint,
     me: Holder,
     done: _Done,
+    exporters: RunExporters,
     components: RunComponents | None = None,
 ) -> None:
     """The iterations after ``point``; ``done`` follows the last one completed (metrics row, set, status)."""
@@ -327,7 +346,7 @@ def _train(
         cur = snap["curricula"][CURRICULUM]
         prev_counts, counts = counts, cur["counters"]
         _fill_in_unknown_episodes(rows, drivers, counts, prev_counts)
-        row = _combine(rows)
+        row = _combine(rows, [d.student for d in drivers])
         if row.get("success_rate") is None:  # RLlib drivers: from the outcomes the teacher accepted
             dk = counts.get("success_known", 0) - prev_counts.get("success_known", 0)
             ds = counts.get("successes", 0) - prev_counts.get("successes", 0)
@@ -348,9 +367,15 @@ def _train(
         if ev.every and (it % ev.every == 0 or it == exp.run.iterations):
             driver = drivers[0]
             assert isinstance(driver, RLlibDriver), "config: evaluation.every needs an RLlib learner"
+            t_ev = time.perf_counter()
+            _say(f"iteration {it}: evaluating the policy on the {ev.test_set} test set ...")
             result = driver.evaluate(it)
+            result["eval_s"] = time.perf_counter() - t_ev
             row["eval"] = {k: v for k, v in result.items() if k not in _PER_TASK_EVAL}
             row["mastered"] = result["mastered"]
+            row["iteration_s"] = time.perf_counter() - t_it  # the evaluation is part of the iteration
+            row["wall_s"] = wall = prior_wall + time.perf_counter() - t0
+            _say(f"iteration {it}: evaluated {result['tasks']} tasks in {result['eval_s']:.1f} s")
             rd.append_evaluation({"iteration": it, "env_steps_total": row["env_steps_total"], **result})
             if ev.report_to_teacher:  # the sweep's outcomes are not training episodes: keep them out of the next row
                 counts = call_service(lambda: service.snapshot.remote(), "snapshot")["curricula"][CURRICULUM][
@@ -362,6 +387,7 @@ def _train(
                 {"iteration": it, "env_steps_total": row["env_steps_total"], "block": "evaluation", **block_eval}
             )
         rd.append_metrics(row)
+        exporters.write(row)
         if view_writer.due(it):
             view_writer.append(it, row, call_service(lambda: service.views.remote(), "views"))
         reporter.update(row)

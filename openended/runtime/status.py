@@ -71,6 +71,17 @@ def summarize(run_dir: str) -> dict:
         "wall_s": last.get("wall_s"),
         "experiment": experiment,
     }
+    per_student = [r for r in last.get("per_student") or [] if isinstance(r, dict)]
+    if per_student:
+        out["students"] = {
+            str(r.get("student", f"student{i}")): {
+                "episodes": r.get("episodes_total", 0),
+                "env_steps": r.get("env_steps_total", 0),
+                "mean_return": r.get("mean_return"),
+                "mastered": r.get("mastered"),
+            }
+            for i, r in enumerate(per_student)
+        }
     if status.get("reason"):
         out["reason"] = status["reason"]
     if problems:
@@ -91,6 +102,22 @@ def print_status(run_dir: str) -> None:
             print(f"{k}: {s[k]}")
     table = Table(show_header=False)
     for k, v in s.items():
-        if k not in ("run_dir", "state", "reason", "problems"):
-            table.add_row(k, "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)))
-    Console().print(table)
+        if k not in ("run_dir", "state", "reason", "problems", "students"):
+            table.add_row(k, _cell(k, v))
+    console = Console()
+    console.print(table)
+    if "students" in s:
+        columns = ("episodes", "env_steps", "mean_return", "mastered")
+        per = Table("student", *columns)
+        for name, values in s["students"].items():
+            per.add_row(name, *(_cell(c, values.get(c)) for c in columns))
+        console.print(per)
+
+
+def _cell(key: str, value: object) -> str:
+    """One table cell: ``-`` for missing, ``mastered`` as a percentage (as the live progress shows it)."""
+    if value is None:
+        return "-"
+    if key == "mastered" and isinstance(value, (int, float)):
+        return f"{100 * value:.1f} %"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

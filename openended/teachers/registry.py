@@ -3,6 +3,10 @@
 Entries are ``"module:Class"`` strings, loaded on first use, so a teacher with heavy
 dependencies costs nothing until it is asked for. Names are case-insensitive and ``-``
 equals ``_``; an unknown name lists the registered ones with a close match.
+
+A user's own teacher needs no registration: name it by import path
+(``make_teacher("my_pkg.teachers:GrowTeacher", space)``) or install it as an entry point
+in the ``openended.teachers`` group (see docs/plugins.md).
 """
 
 from __future__ import annotations
@@ -10,14 +14,26 @@ from __future__ import annotations
 from typing import Any
 
 from openended.errors import ConfigError
-from openended.registry import Registry, normalize_name
+from openended.registry import Registry, is_import_path, normalize_name
 from openended.tasks import TaskSpace
 from openended.teachers.base import BaseTeacher
 from openended.validation import validate_model
 
-__all__ = ["register_teacher", "make_teacher", "teacher_class", "list_teachers"]
+__all__ = [
+    "teacher_registry",
+    "register_teacher",
+    "make_teacher",
+    "teacher_class",
+    "list_teachers",
+    "teacher_source",
+    "teacher_plugin_path",
+    "TEACHER_GROUP",
+]
 
-_TEACHERS = Registry("teacher")
+#: Entry-point group of installed teacher plugins.
+TEACHER_GROUP = "openended.teachers"
+
+_TEACHERS = Registry("teacher", TEACHER_GROUP)
 
 
 def register_teacher(
@@ -28,8 +44,29 @@ def register_teacher(
 
 
 def teacher_class(name: str) -> type[BaseTeacher]:
-    """The class registered under ``name`` (imported on first use); `UnknownName` lists the others."""
-    return _TEACHERS.get(name)
+    """The class registered under ``name`` or named by an import path (imported on first use).
+
+    `UnknownName` lists the registered names; a plugin that is not a `BaseTeacher`
+    subclass is a `ConfigError` saying so.
+    """
+    cls = _TEACHERS.get(name)
+    if not (isinstance(cls, type) and issubclass(cls, BaseTeacher)):
+        how = "an import path" if is_import_path(name) else _TEACHERS.source(name)
+        raise ConfigError(
+            f"teacher {name!r} ({how}) is {cls!r}, not a BaseTeacher subclass; "
+            "subclass openended.teachers.base.BaseTeacher (see docs/plugins.md)"
+        )
+    return cls
+
+
+def teacher_plugin_path(name: str) -> str | None:
+    """The import path of plugin teacher ``name`` (its own name or entry point value); None if built-in."""
+    return _TEACHERS.plugin_path(name)
+
+
+def teacher_source(name: str) -> str:
+    """Where teacher ``name`` comes from: built-in, an entry point of a distribution, an import path."""
+    return _TEACHERS.source(name)
 
 
 def list_teachers() -> list[str]:
@@ -58,6 +95,11 @@ def make_teacher(name: str, space: TaskSpace, *, preset: str | None = None, **co
     values.update(config)
     cfg = validate_model(cls.Config, values, prefix=f"teacher.{key}")
     return cls(space, cfg)
+
+
+def teacher_registry() -> Registry:
+    """The teacher registry itself (names, sources, plugins it ignored), for listings such as ``openended teachers``."""
+    return _TEACHERS
 
 
 # Built-in teachers (lazy).

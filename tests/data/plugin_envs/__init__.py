@@ -1,0 +1,1 @@
+"""Small task envs the tests name by import path (``"plugin_envs.dict_obs:DictReachEnv"``)."""
