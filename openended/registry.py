@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -119,6 +120,7 @@ class Registry:
         self._imported: dict[str, Any] = {}  # import path -> object
         self._plugin_paths: dict[str, str] = {}  # entry-point key -> its "module:attr"
         self._plugins_loaded = group is None
+        self._scanned_path: tuple[str, ...] = ()  # sys.path when the entry points were last read
         #: Entry points not registered because a built-in (or earlier) entry has the name.
         self.shadowed: list[str] = []
 
@@ -154,7 +156,7 @@ class Registry:
         if is_import_path(key):
             return key
         key = self._aliases.get(key, key)
-        if key not in self._entries and not self._plugins_loaded:
+        if key not in self._entries and self.group is not None:
             self.load_plugins()
             key = self._aliases.get(key, key)
         if key not in self._entries:
@@ -194,16 +196,24 @@ class Registry:
         return self.source(name) != BUILT_IN
 
     def load_plugins(self) -> None:
-        """Register the entry points of this registry's group (once); a taken name is kept in `shadowed`."""
-        if self._plugins_loaded:
+        """Register the entry points of this registry's group; a taken name is kept in `shadowed`.
+
+        Read once, and again whenever ``sys.path`` has changed since (a plugin installed or put
+        on the path after the first lookup is found too).
+        """
+        if self.group is None or (self._plugins_loaded and self._scanned_path == tuple(sys.path)):
             return
         self._plugins_loaded = True
-        assert self.group is not None
+        self._scanned_path = tuple(sys.path)
         for ep in importlib.metadata.entry_points(group=self.group):
             dist = ep.dist.name if ep.dist is not None else "unknown distribution"
             key = normalize_name(ep.name)
+            if self._plugin_paths.get(key) == ep.value:  # found by an earlier scan
+                continue
             if key in self._entries or key in self._aliases or is_import_path(key):
-                self.shadowed.append(f"{ep.name} = {ep.value} ({dist}): name already taken")
+                note = f"{ep.name} = {ep.value} ({dist}): name already taken"
+                if note not in self.shadowed:
+                    self.shadowed.append(note)
                 continue
             self._entries[key] = self._plugin_paths[key] = ep.value
             self._sources[key] = f"entry point of {dist}"

@@ -245,3 +245,9 @@ def run_cli_with_test_plugins(run_dir: pathlib.Path, sets: dict) -> subprocess.C
     return subprocess.run(
         [sys.executable, "-m", "openended.cli", *args], cwd=root, env=env, capture_output=True, text=True, timeout=600
     )
+
+
+def stats_since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The growth of each numeric entry of a process-wide stats dict (``curriculum_stats()``)
+    between two reads: earlier tests in the same process leave their episodes in the totals."""
+    return {k: v - before.get(k, 0) if isinstance(v, (int, float)) else v for k, v in after.items()}

@@ -139,6 +139,9 @@ def test_hosted_in_an_envpool_every_outcome_names_its_task():
 
 
 def test_hosted_in_the_rllib_wrapper_each_episode_reports_its_task():
+    from support import counter_delta
+
+    from openended.runtime.process_clients import EPISODE_COUNTERS
     from openended.runtime.rllib import CurriculumEnv
 
     class Scripted:
@@ -161,14 +164,16 @@ def test_hosted_in_the_rllib_wrapper_each_episode_reports_its_task():
     a, b = inner.task_space().task("harvest_1_log"), inner.task_space().task("harvest_1_dirt")
     env = CurriculumEnv(inner, "no_service", "mc")
     env.host.client = Scripted([a, b])
-    for expected in (a, b):
-        env.reset(seed=0)
-        done = False
-        while not done:
-            *_, term, trunc, info = env.step(_press("attack"))
-            done = term or trunc
-        assert info["task_id"] == expected.id
+    with counter_delta(EPISODE_COUNTERS) as delta:  # process-wide counters: put back for later tests
+        for expected in (a, b):
+            env.reset(seed=0)
+            done = False
+            while not done:
+                *_, term, trunc, info = env.step(_press("attack"))
+                done = term or trunc
+            assert info["task_id"] == expected.id
     assert [o.task_id for o in env.host.client.reported] == [a.id, b.id]
+    assert delta["episodes_reported"] == 2
 
 
 @pytest.mark.slow

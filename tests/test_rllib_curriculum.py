@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 import pytest
-from support import SPACE, CountEnv, HookRecorder, PairingTeacher, ScriptedClient, counter_delta, local_ray
+from support import SPACE, CountEnv, HookRecorder, PairingTeacher, ScriptedClient, counter_delta, local_ray, stats_since
 
 from openended.errors import ConfigError
 from openended.tasks import Box
@@ -137,6 +137,7 @@ def test_ppo_local_runner_pulls_a_task_per_episode_and_reports_its_outcome(ray_s
         namespace=NAMESPACE,
         client_options={"buffer_size": 16, "low_watermark": 4, "flush_every": 8},
     )
+    before = curriculum_stats()  # process-wide: earlier tests' episodes are in it
     algo = build_algo_config(
         "ppo", "count-cur-local", FAST_PPO, num_env_runners=0, num_envs_per_env_runner=2, seed=0
     ).build_algo()
@@ -145,7 +146,7 @@ def test_ppo_local_runner_pulls_a_task_per_episode_and_reports_its_outcome(ray_s
             result = algo.train()
         env_steps, episodes = algo_step_counts(result)
         flush_curriculum_clients(wait=True)
-        local = curriculum_stats()
+        local = stats_since(before, curriculum_stats())
     finally:
         algo.stop()
     assert env_steps >= 2 * 128

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support import SC2_SMALL, local_ray
+from support import SC2_SMALL, local_ray, stats_since
 
 pytest.importorskip("pysc2_evolved")
 ray = pytest.importorskip("ray")
@@ -88,6 +88,7 @@ def test_ppo_with_the_action_masking_model_trains_on_the_mock(service, tmp_path)
     probe = SC2TaskEnv(**SMALL)
     usage = probe.action_argument_usage()
     probe.close()
+    before = curriculum_stats()  # process-wide: earlier tests' episodes are in it
     algo = build_algo_config(
         "ppo", "sc2-ppo", overrides, 0, action_masking=True, argument_usage=usage, seed=0
     ).build_algo()
@@ -95,7 +96,7 @@ def test_ppo_with_the_action_masking_model_trains_on_the_mock(service, tmp_path)
         result = algo.train()  # one real PPO iteration: sample, GAE, one epoch of updates
         env_steps, episodes = algo_step_counts(result)
         flush_curriculum_clients(wait=True)
-        local = curriculum_stats()
+        local = stats_since(before, curriculum_stats())
         module = algo.get_module()
         assert issubclass(module.get_train_action_dist_cls(), FunctionArgsDistribution)
         env = MaskedObservations(SC2TaskEnv(**SMALL))
