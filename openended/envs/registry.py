@@ -196,6 +196,7 @@ register_env(
 register_env(
     "crafter", "openended.envs.crafter:CrafterTaskEnv", task_validator="openended.envs.crafter:validate_crafter_task"
 )
+register_env("self_play", "openended.envs.multiagent.self_play:SelfPlayTaskEnv", multi_agent=True)
 register_env("minigrid_maze", "openended.envs.minigrid:MiniGridMazeEnv")
 register_env("minigrid_levels", "openended.envs.minigrid:MiniGridLevelsEnv")
 register_env("minigrid_tasks", "openended.envs.minigrid:MiniGridTasksEnv", aliases=("minigrid",))
