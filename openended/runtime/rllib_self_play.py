@@ -45,7 +45,14 @@ import numpy as np
 from openended.envs.multiagent.self_play import OpponentLoader, OpponentPolicy
 from openended.errors import ConfigError
 
-__all__ = ["SelfPlaySnapshots", "snapshot_opponents", "snapshot_path", "learner_snapshot", "write_snapshots"]
+__all__ = [
+    "SelfPlaySnapshots",
+    "self_play_config",
+    "snapshot_opponents",
+    "snapshot_path",
+    "learner_snapshot",
+    "write_snapshots",
+]
 
 SUFFIX = ".pkl"
 
@@ -53,6 +60,18 @@ SUFFIX = ".pkl"
 def snapshot_path(directory: str | os.PathLike, slot: str) -> Path:
     """The snapshot file of ``slot`` in ``directory``."""
     return Path(directory) / f"{slot}{SUFFIX}"
+
+
+def self_play_config(config: Any) -> Any:
+    """An RLlib config for self-play: one shared policy (``"shared"``), and no env check at build.
+
+    Why no check: RLlib's env check resets an env while the algorithm is built, before its
+    module exists, so before `SelfPlaySnapshots.start` can have saved the opponents that
+    reset would load. Env runners otherwise reset at their first sample.
+    """
+    from openended.runtime.rllib_multiagent import shared_policy_config
+
+    return shared_policy_config(config).environment(disable_env_checking=True)
 
 
 def learner_snapshot(algo: Any, module_id: str = "shared") -> dict[str, Any]:
