@@ -63,6 +63,17 @@ def test_the_task_is_the_opponent_and_the_outcome_is_the_learners_win():
     env.close()
 
 
+def test_pettingzoo_parallel_api_against_each_slot():
+    from pettingzoo.test import parallel_api_test
+
+    env = make_env("self_play", slots=2)
+    for slot in env.task_space().values:
+        env.set_task(slot)
+        parallel_api_test(env, num_cycles=30)
+        assert env.current_task.params == (slot,)
+    env.close()
+
+
 def test_random_opponents_and_the_registry():
     env = make_env("self_play", slots=2)
     env.reset(seed=3)
