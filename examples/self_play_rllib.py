@@ -30,6 +30,7 @@ SERVICE, CURRICULUM = "self_play_example", "self_play"
 
 
 def main() -> None:
+    """Start Ray and the service, train, print the pool each iteration."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--slots", type=int, default=8, help="opponent slots (the most checkpoints that can join)")

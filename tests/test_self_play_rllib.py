@@ -121,7 +121,7 @@ def test_snapshot_opponent_acts_as_the_saved_module(tmp_path):
 
     from openended.runtime.rllib_self_play import snapshot_opponents, snapshot_path, write_snapshots
 
-    obs = {"player_1": np.eye(4, dtype=np.float32)[k] for k in range(1)}
+    obs = {"player_1": np.eye(4, dtype=np.float32)[0]}
     greedy = {}
     for slot, seed in (("opponent_0", 0), ("opponent_1", 1)):
         spec, module = _ppo_module(seed)
@@ -154,8 +154,8 @@ def test_ppo_self_play_samples_opponents_per_episode_and_grows_the_pool(tmp_path
     pytest.importorskip("ray.rllib")
     from support import local_ray
 
-    from openended.runtime.rllib import build_algo_config
     from openended.runtime.process_clients import flush_curriculum_clients
+    from openended.runtime.rllib import build_algo_config
     from openended.runtime.rllib_multiagent import register_curriculum_multiagent_env
     from openended.runtime.rllib_self_play import SelfPlaySnapshots, self_play_config, snapshot_path
     from openended.runtime.service import start_service

@@ -107,9 +107,7 @@ def write_snapshots(directory: str | os.PathLike, slots: Sequence[str], snapshot
         os.unlink(tmp)
 
 
-def snapshot_opponents(
-    action_spaces: Mapping[str, Any], directory: str, deterministic: bool = False
-) -> OpponentLoader:
+def snapshot_opponents(action_spaces: Mapping[str, Any], directory: str, deterministic: bool = False) -> OpponentLoader:
     """The env's opponent loader: each slot's policy is the RLModule saved in ``<directory>/<slot>.pkl``.
 
     ``SelfPlayTaskEnv(opponent="openended.runtime.rllib_self_play:snapshot_opponents",

@@ -34,6 +34,7 @@ Outcome per episode: one per learner agent: ``episode_return`` its summed reward
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -96,8 +97,6 @@ def random_opponents(action_spaces: Mapping[str, gym.Space], seed: int = 0) -> O
 
 
 def _copy_space(space: gym.Space, seed: int) -> gym.Space:
-    import copy
-
     out = copy.deepcopy(space)
     out.seed(seed)
     return out
@@ -170,7 +169,7 @@ class SelfPlayTaskEnv(TaskEnvMixin, ParallelEnv):
     def _obs(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         if self._obs_space is self._raw_obs_space:
             return dict(raw)
-        n = int(self._raw_obs_space.n)  # type: ignore[attr-defined]
+        n = int(self._raw_obs_space.n)
         return {a: np.eye(n, dtype=np.float32)[int(o)] for a, o in raw.items()}
 
     def _opponent(self, slot: str) -> OpponentPolicy:
