@@ -145,3 +145,27 @@ def test_a_killed_scenario_run_resumes_in_the_same_block_without_logging_an_epis
     assert "scenario: resumed at block" in err
     _, _, rows = _blocks_in_log(rd)
     _check_log(rows, sets)
+
+
+@pytest.mark.slow
+def test_the_sc2_scenario_runs_on_pysc2s_mock_with_masked_evaluation_blocks(tmp_path):
+    pytest.importorskip("pysc2_evolved")
+    sets = (
+        "env.config.backend=mock",
+        "env.config.mock_episode_length=20",
+        "scenario.tasks=[MoveToBeacon, DefeatRoaches]",
+        "scenario.train_episodes=3",
+        "scenario.eval_episodes=1",
+        "algo.num_env_runners=0",
+        "algo.config.train_batch_size_per_learner=64",
+        "algo.config.minibatch_size=32",
+        "evaluation.max_steps=50",
+    )
+    proc = start_run(tmp_path, *sets, experiment="experiments/lifelong_sc2.yaml")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    _, info, rows = _blocks_in_log(only_run_dir(tmp_path))
+    assert info["complexity"] == "2-intermediate"
+    test_rows = [r for r in rows if r.block_type == "test"]
+    assert len(test_rows) == 3 * 2  # E A E B E: three evaluation blocks, one episode per minigame
+    assert {r.task_name for r in rows if r.block_type == "train"} == {"movetobeacon", "defeatroaches"}

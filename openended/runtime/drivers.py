@@ -500,9 +500,16 @@ def _flush_and_wait(runner: Any) -> int:
 
 
 def evaluation_env(env: Any) -> Any:
-    """``env`` with the observation transforms of training (images scaled, Dict/Tuple flattened); ``set_task`` kept."""
+    """``env`` with the observation transforms of training (images scaled, Dict/Tuple flattened, action masks
+    split off as the masking module wants them); ``set_task`` kept."""
     from openended.runtime.evaluate import FlattenLikeRLlib
     from openended.runtime.rllib import ScaleImageObservations, needs_flattening
+    from openended.runtime.rllib_masking import MaskedObservations, has_action_mask
+
+    if has_action_mask(env.observation_space):
+        masked: Any = MaskedObservations(env)  # Any: it gains set_task, which gymnasium's Wrapper does not forward
+        masked.set_task = env.set_task
+        return masked
 
     if ScaleImageObservations.needed(env.observation_space):
         env = _ScaledTaskEnv(env)
