@@ -500,8 +500,11 @@ def _flush_and_wait(runner: Any) -> int:
 
 
 def evaluation_env(env: Any) -> Any:
-    """``env`` with the observation transforms of training (images scaled, Dict/Tuple flattened, action masks
-    split off as the masking module wants them); ``set_task`` kept."""
+    """``env`` with the observation transforms of training; ``set_task`` kept.
+
+    Images scaled, Dict/Tuple observations flattened, action masks split off as the masking
+    module wants them (SC2).
+    """
     from openended.runtime.evaluate import FlattenLikeRLlib
     from openended.runtime.rllib import ScaleImageObservations, needs_flattening
     from openended.runtime.rllib_masking import MaskedObservations, has_action_mask
