@@ -52,6 +52,7 @@ class _EnvPoolActor:
         pool_id: str | None = None,
         components: list[dict[str, Any]] | None = None,
         bus: str | None = None,
+        stores: Mapping[str, str] | None = None,
     ) -> None:
         from openended.components.registry import build_components
         from openended.runtime.client import TeacherClient
@@ -74,6 +75,7 @@ class _EnvPoolActor:
             student=student,
             pool_id=pool_id,
             components=build_components(components or [], placement="env_runner"),
+            stores=_shared_stores(stores, namespace),
         )
         #: Carries the components' bus events to and from the run's bus actor, once per call.
         self.bridge = None
@@ -148,6 +150,15 @@ class _EnvPoolActor:
         return True
 
 
+def _shared_stores(stores: Mapping[str, str] | None, namespace: str | None) -> Any:
+    """The run's shared store actors as a pool's `Stores` (``None`` without any: local stores)."""
+    if not stores:
+        return None
+    from openended.runtime.component_actors import connect_stores
+
+    return connect_stores(stores, namespace)
+
+
 #: The Ray actor: ``EnvPool.options(num_cpus=1).remote(service, curriculum, family, env_config,
 #: num_envs, ...)``; methods ``step(k)``, ``run(steps=, seconds=)``, ``stats()``, ``flush()``,
 #: ``close()``, ``ready()``. Default ``num_cpus=1``: a pool keeps one core busy.
@@ -173,6 +184,7 @@ def make_pools(
     max_restarts: int = 0,
     components: list[dict[str, Any]] | None = None,
     bus: str | None = None,
+    stores: Mapping[str, str] | None = None,
     actor_options: Mapping[str, Any] | None = None,
 ) -> list[Any]:
     """Start ``n`` `EnvPool` actors (seeds ``seed + 10_000 * j`` so no two envs share a seed).
@@ -181,7 +193,8 @@ def make_pools(
     stepping, not start-up. ``max_restarts``: Ray restarts a killed pool this many times (a
     call in flight then fails with ``ActorUnavailableError``; the caller decides what to redo).
     ``actor_options``: more ``.options(...)`` (resources, scheduling strategy; see
-    `openended.runtime.placement`), over ``num_cpus``.
+    `openended.runtime.placement`), over ``num_cpus``. ``stores``: the run's shared store
+    actors (store name -> actor name) the pools' components use.
     """
     if n < 1:
         raise ConfigError(f"make_pools(n): n must be >= 1, got {n}")
@@ -205,6 +218,7 @@ def make_pools(
             pool_id=f"pool{j}-{uuid.uuid4().hex[:8]}",
             components=components,
             bus=bus,
+            stores=stores,
         )
         for j in range(n)
     ]
