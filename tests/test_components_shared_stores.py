@@ -151,5 +151,23 @@ def test_a_restarted_process_finds_the_running_store_actor(service):
     again.close()
 
 
+def test_pipelined_writes_land_in_order_and_a_failed_one_raises(service):
+    from ray.exceptions import RayTaskError
+
+    from openended.runtime.component_actors import RemoteStore, StoreActor
+
+    store = RemoteStore(StoreActor.remote(capacity=100, policy="fifo"), max_pending=4)
+    for i in range(10):
+        store.add("t", [i])
+    assert len(store._pending) == 4  # writes in flight, not waited for
+    assert store.table("t") == list(range(10))  # a read waits for them: in order
+    store.add("t", 5)  # type: ignore[arg-type]  # not a list: fails in the actor
+    with pytest.raises(RayTaskError, match="not iterable"):
+        store.flush()
+    blocking = RemoteStore(StoreActor.remote(capacity=2))
+    blocking.add("t", [1, 2, 3])
+    assert not blocking._pending and blocking.tasks() == {"t": 2}  # blocking by default: in the store at return
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__]))

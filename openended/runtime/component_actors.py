@@ -6,9 +6,10 @@ Contents:
     RayRemoteLog -- a `RemoteLog` over a `BusLog` handle (or its name), for `BusBridge`.
     StoreActor   -- Ray actor around a `ReplayStore` (same methods), shared by processes.
     start_store  -- start (or find) a run's named store actor from a `StoreSpec`.
-    RemoteStore  -- a store's interface over its actor handle: reads block; writes
-                    (``add``) are pipelined, a few in flight, in order.
+    RemoteStore  -- a store's interface over its actor handle (blocking calls; writes
+                    optionally pipelined up to a host's sync point).
     connect_stores -- a host's `Stores` with the run's shared store actors registered.
+    flush_stores -- wait for a host's pipelined store writes (its sync point).
     bridge_to    -- connect a local `EventBus` to the run's `BusLog` actor by name.
 
 Payloads travel pickled (Ray's own serialisation), so any dataclass payload works.
@@ -32,6 +33,7 @@ __all__ = [
     "StoreActor",
     "bridge_to",
     "connect_stores",
+    "flush_stores",
     "start_bus",
     "start_store",
 ]
@@ -106,14 +108,17 @@ def start_store(name: str, spec: StoreSpec, namespace: str | None = None) -> Any
 class RemoteStore:
     """A store's interface over its actor (`StoreActor` or another `start_store` actor).
 
-    Reads block on the actor. ``add`` does not wait for its own call: up to
-    ``max_pending`` writes are in flight (Ray runs one caller's calls in order), and a
-    read, `flush` or the next write past the limit waits for them, so a failed write
-    raises in this process and a read sees this process's own writes. Other methods of
-    the store class go through as blocking calls (``store.some_method(...)``).
+    Every call blocks on the actor by default, so a write is in the store when ``add``
+    returns (what another process reads next, or a checkpoint, includes it). With
+    ``max_pending > 0`` ``add`` is pipelined for a host that has a sync point of its own
+    (an EnvPool actor calls `flush` before each step call returns): up to that many writes
+    are in flight (Ray runs one caller's calls in order), and a read, `flush` or the next
+    write past the limit waits for them, so a failed write raises here and a read sees
+    this process's own writes. Other methods of the store class go through as blocking
+    calls (``store.some_method(...)``).
     """
 
-    def __init__(self, actor: Any, max_pending: int = 8) -> None:
+    def __init__(self, actor: Any, max_pending: int = 0) -> None:
         self.actor = actor
         self.max_pending = max_pending
         self._pending: list[Any] = []
@@ -130,7 +135,7 @@ class RemoteStore:
     def add(self, task_id: str, items: list[Any]) -> None:
         """`ReplayStore.add` (pipelined: class doc)."""
         self._pending.append(self.actor.add.remote(task_id, items))
-        if len(self._pending) > self.max_pending:
+        while len(self._pending) > self.max_pending:
             ray.get(self._pending.pop(0))
 
     def sample(self, n: int, task_id: str | None = None, exclude: str | None = None) -> list[Any]:
@@ -162,12 +167,22 @@ class RemoteStore:
         return functools.partial(self._call, method)
 
 
-def connect_stores(actors: Mapping[str, str] | None, namespace: str | None = None) -> Stores:
+def connect_stores(actors: Mapping[str, str] | None, namespace: str | None = None, max_pending: int = 0) -> Stores:
     """`Stores` with each named store actor registered (``actors``: store name -> actor name).
 
     Hosts build their components' `Stores` with this before ``on_lifetime_start``, so a
     provider's own local store loses to the run's shared one (`Stores.add`: first wins).
+    ``max_pending``: see `RemoteStore` (then call `flush_stores` at the host's sync points).
     """
-    return Stores(
-        {store: RemoteStore(ray.get_actor(actor, namespace=namespace)) for store, actor in (actors or {}).items()}
-    )
+    handles = {store: ray.get_actor(actor, namespace=namespace) for store, actor in (actors or {}).items()}
+    return Stores({store: RemoteStore(h, max_pending) for store, h in handles.items()})
+
+
+def flush_stores(stores: Stores | None) -> None:
+    """Wait for the writes in flight to every `RemoteStore` of ``stores``."""
+    if stores is None:
+        return
+    for name in stores.names():
+        store = stores.get(name)
+        if isinstance(store, RemoteStore):
+            store.flush()

@@ -64,6 +64,8 @@ class _EnvPoolActor:
             # would drop the new episodes as already seen.
             pool_id = f"{pool_id}r{uuid.uuid4().hex[:6]}"
         client = TeacherClient(service, curriculum, student, namespace=namespace, **dict(client_options or {}))
+        #: The run's shared stores (writes pipelined, flushed before each call returns), or ``None``.
+        self.stores = _shared_stores(stores, namespace)
         self.core = EnvPoolCore(
             family,
             env_config,
@@ -75,7 +77,7 @@ class _EnvPoolActor:
             student=student,
             pool_id=pool_id,
             components=build_components(components or [], placement="env_runner"),
-            stores=_shared_stores(stores, namespace),
+            stores=self.stores,
         )
         #: Carries the components' bus events to and from the run's bus actor, once per call.
         self.bridge = None
@@ -85,7 +87,14 @@ class _EnvPoolActor:
             origin = f"pool-{self.core.pool_id}"
             self.bridge = bridge_to(self.core.components.bus, bus, origin, namespace)
 
+    def _flush_stores(self) -> None:
+        if self.stores is not None:  # what this call stored is in the shared store when it returns
+            from openended.runtime.component_actors import flush_stores
+
+            flush_stores(self.stores)
+
     def _exchange(self) -> None:
+        self._flush_stores()
         if self.bridge is not None:
             self.bridge.flush()
             self.bridge.poll()
@@ -142,8 +151,9 @@ class _EnvPoolActor:
         self.restarted = False
 
     def close(self) -> None:
-        """`EnvPoolCore.close`."""
+        """`EnvPoolCore.close` (and the writes to shared stores still in flight)."""
         self.core.close()
+        self._flush_stores()
 
     def ready(self) -> bool:
         """Resolves once the actor is built (envs made); use to time start-up separately."""
@@ -156,7 +166,7 @@ def _shared_stores(stores: Mapping[str, str] | None, namespace: str | None) -> A
         return None
     from openended.runtime.component_actors import connect_stores
 
-    return connect_stores(stores, namespace)
+    return connect_stores(stores, namespace, max_pending=16)
 
 
 #: The Ray actor: ``EnvPool.options(num_cpus=1).remote(service, curriculum, family, env_config,
