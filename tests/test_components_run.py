@@ -86,6 +86,36 @@ def test_component_state_survives_kill_9_and_resume(tmp_path):
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # two short runs of the real CLI: about a minute on 2 shared cores
+def test_a_shared_store_is_saved_once_by_the_run_and_resumed(tmp_path):
+    sets = [
+        "components=[{class: experience_replay, config: {capacity: 20}}]",
+        "pool.pools_per_student=2",  # two env-runner processes: the store is shared
+        "run.iterations=3",
+        "run.checkpoint_every=3",
+    ]
+    res = _cli("run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path), *_sets(sets))
+    assert res.returncode == 0, res.stderr[-3000:]
+    rd = only_run_dir(tmp_path)
+
+    def saved(it: int) -> tuple[dict, dict]:
+        folder = rd / "checkpoints" / f"iter_{it:06d}"
+        members = json.loads((folder / "manifest.json").read_text())["members"]
+        store = json.loads((folder / members["components/stores"]["path"]).read_text())["replay"]
+        pool = json.loads((folder / members["components/pool/default/1"]["path"]).read_text())
+        return store, pool
+
+    store, pool = saved(3)
+    assert pool == {"0:ExperienceReplay": {}}  # the pools do not save the shared store
+    assert sum(store["seen"].values()) == 2 * 100 * 3  # 2 pools x 100 one-step episodes x 3 iterations
+    assert all(len(t) <= 20 for t in store["tables"].values())
+    res = _cli("run", "--resume", str(rd), *_sets(["run.iterations=5"]))
+    assert res.returncode == 0, res.stderr[-3000:]
+    store, _ = saved(5)
+    assert sum(store["seen"].values()) == 2 * 100 * 5  # went on from the set (a fresh store would say 400)
+
+
+@pytest.mark.ray
 @pytest.mark.slow  # PPO on Stump Tracks through the real CLI: minutes on 2 shared cores
 def test_rllib_run_hosts_env_runner_learner_and_driver_components(tmp_path):
     comps = (
