@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("ray.rllib")
 
 import ray
-from support import local_ray
+from support import FAST_PPO, local_ray
 
 from openended.components import Placement
 from openended.components.registry import shared_store_specs
@@ -28,12 +28,6 @@ NAMESPACE = "test_shared_stores"
 SERVICE = "shared_stores_teacher"
 REPLAY = {"class": "experience_replay", "config": {"capacity": 50, "seed": 1}}
 SLEEP = {"class": "sleep_consolidation", "config": {"batch_size": 8, "memory_per_task": 16}}
-FAST_PPO = {
-    "train_batch_size_per_learner": 128,
-    "minibatch_size": 64,
-    "num_epochs": 1,
-    "model_config": {"fcnet_hiddens": [16, 16]},
-}
 
 
 @pytest.fixture(scope="module")
