@@ -10,10 +10,12 @@ import os
 import signal
 import subprocess
 import sys
+from typing import ClassVar
 
 import pytest
 from run_support import ROOT, latest_set, only_run_dir, start_run, wait_for
 
+from openended.components import Component, Placement
 from openended.config import load_experiment
 from openended.errors import ConfigError
 
@@ -22,14 +24,14 @@ def _sets(sets: list[str]) -> list[str]:
     return ["--no-progress", *[x for s in sets for x in ("--set", s)]]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "openended.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
-        env=dict(os.environ, PYTHONUNBUFFERED="1", RAY_raylet_start_wait_time_s="300"),
+        env=dict(env or os.environ, PYTHONUNBUFFERED="1", RAY_raylet_start_wait_time_s="300"),
     )
 
 
@@ -113,6 +115,51 @@ def test_a_shared_store_is_saved_once_by_the_run_and_resumed(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     store, _ = saved(5)
     assert sum(store["seen"].values()) == 2 * 100 * 5  # went on from the set (a fresh store would say 400)
+
+
+class ReplaySeen(Component):
+    """A learner component that saves how many items it sees in the ``replay`` store."""
+
+    placement = Placement.LEARNER
+    requires: ClassVar[tuple[str, ...]] = ("replay",)
+
+    def state_dict(self) -> dict:
+        return {"items": len(self.stores.get("replay"))}
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # PPO with one env runner through the real CLI: about a minute on 2 shared cores
+def test_a_ppo_run_shares_the_env_runners_replay_with_the_learner(tmp_path):
+    comps = (
+        "components=[{class: experience_replay, config: {capacity: 30}}, {class: sleep_consolidation},"
+        " {class: 'test_components_run:ReplaySeen'}]"
+    )
+    sets = [
+        comps,
+        "algo.name=ppo",
+        "algo.num_env_runners=1",
+        "algo.config.train_batch_size_per_learner=128",
+        "algo.config.minibatch_size=64",
+        "algo.config.num_epochs=1",
+        "run.iterations=1",
+        "run.checkpoint_every=1",
+        "evaluation.every=0",
+    ]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    res = _cli("run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path), *_sets(sets), env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    folder = only_run_dir(tmp_path) / "checkpoints" / "iter_000001"
+    members = json.loads((folder / "manifest.json").read_text())["members"]
+
+    def member(name: str) -> dict:
+        return json.loads((folder / members[name]["path"]).read_text())
+
+    store = member("components/stores")["replay"]
+    assert sum(store["seen"].values()) >= 128  # the env runner's writes reached the run's store actor
+    (hosts,) = [h for h in member("components/env_runners/default").values() if h]
+    assert all(h["0:ExperienceReplay"] == {} for h in hosts)  # saved once, by the run
+    learner = member("components/learner/default")
+    assert learner["1:ReplaySeen"]["items"] == sum(len(t) for t in store["tables"].values())  # the learner sees it
 
 
 @pytest.mark.ray
