@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -160,6 +161,25 @@ def test_a_ppo_run_shares_the_env_runners_replay_with_the_learner(tmp_path):
     assert all(h["0:ExperienceReplay"] == {} for h in hosts)  # saved once, by the run
     learner = member("components/learner/default")
     assert learner["1:ReplaySeen"]["items"] == sum(len(t) for t in store["tables"].values())  # the learner sees it
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # a PPO scenario run on MiniGrid through the real CLI: about a minute on 2 shared cores
+def test_a_scenario_runs_sleep_phases_on_the_env_runners_replay(tmp_path):
+    sets = [
+        "scenario.train_episodes=40",
+        "scenario.eval_episodes=2",
+        "scenario.sleep_steps=5",
+        "algo.config.train_batch_size_per_learner=500",
+        "algo.config.minibatch_size=250",
+        "algo.config.num_epochs=1",
+    ]
+    res = _cli("run", "experiments/lifelong_minigrid_replay.yaml", "--run-dir", str(tmp_path), *_sets(sets))
+    assert res.returncode == 0, res.stderr[-3000:]
+    taken = [int(m) for m in re.findall(r"sleep phase, (\d+) learner steps", res.stderr)]
+    # after the first block nothing is remembered yet; from the second on, the first task's
+    # replayed observations (stored by four env-runner hosts into the one store) are
+    assert taken == [0, 5, 5]
 
 
 @pytest.mark.ray
