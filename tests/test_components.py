@@ -308,6 +308,8 @@ def test_a_store_spec_must_name_a_provided_store():
 
     with pytest.raises(ConfigError, match=r"components\[0\].*'b'.*provides"):
         shared_store_specs([{"class": f"{__name__}:BadStoreSpec"}], {Placement.DRIVER: 2})
+    with pytest.raises(ConfigError, match=r"components\[0\].*'b'.*provides"):  # caught by the config check too
+        check_component_specs([{"class": f"{__name__}:BadStoreSpec"}])
 
 
 def test_experience_replay_saves_its_store_only_when_it_owns_it():

@@ -98,9 +98,25 @@ def _resolve(specs: list[Any], prefix: str) -> list[tuple[type[Component], Any]]
 
 def check_component_specs(specs: list[Any], prefix: str = "components") -> list[type[Component]]:
     """Validate ``specs`` without building anything; returns the classes (errors name index and field)."""
-    classes = [cls for cls, _ in _resolve(specs, prefix)]
+    resolved = _resolve(specs, prefix)
+    classes = [cls for cls, _ in resolved]
     plan_components(classes)
+    _store_specs(resolved, prefix)
     return classes
+
+
+def _store_specs(resolved: list[tuple[type[Component], Any]], prefix: str) -> list[tuple[type[Component], StoreSpec]]:
+    """Each component's `Component.store_specs`, with its class; a name it does not provide is a `ConfigError`."""
+    out = []
+    for i, (cls, config) in enumerate(resolved):
+        for spec in cls.store_specs(config):
+            if spec.name not in cls.provides:
+                raise ConfigError(
+                    f"{prefix}[{i}] ({cls.__name__}): store_specs names {spec.name!r}, which its provides "
+                    f"{list(cls.provides)} lacks; add it to provides"
+                )
+            out.append((cls, spec))
+    return out
 
 
 def build_components(
@@ -133,14 +149,8 @@ def shared_store_specs(
     plan_indices([cls for cls, _ in resolved])  # requires met, no cycle
     counts = {Placement(p): n for p, n in hosts.items()}
     out: dict[str, StoreSpec] = {}
-    for i, (cls, config) in enumerate(resolved):
-        for spec in cls.store_specs(config):
-            if spec.name not in cls.provides:
-                raise ConfigError(
-                    f"{prefix}[{i}] ({cls.__name__}): store_specs names {spec.name!r}, which its provides "
-                    f"{list(cls.provides)} lacks; add it to provides"
-                )
-            users = {c.placement for c, _ in resolved if spec.name in c.provides or spec.name in c.requires}
-            if spec.name not in out and sum(counts.get(p, 1) for p in users) > 1:
-                out[spec.name] = spec
+    for _, spec in _store_specs(resolved, prefix):
+        users = {c.placement for c, _ in resolved if spec.name in c.provides or spec.name in c.requires}
+        if spec.name not in out and sum(counts.get(p, 1) for p in users) > 1:
+            out[spec.name] = spec
     return out
