@@ -148,8 +148,8 @@ def test_snapshot_opponent_acts_as_the_saved_module(tmp_path):
 
 # --------------------------------------------------------------- the whole loop on Ray / RLlib
 @pytest.mark.ray
-@pytest.mark.slow  # ~25 s on 2 busy cores (Ray start, three PPO iterations)
 def test_ppo_self_play_samples_opponents_per_episode_and_grows_the_pool(tmp_path):
+    """~8 s on an idle machine (Ray start, three tiny PPO iterations), ~25 s at load 9 on 2 cores."""
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.rllib")
     from support import local_ray
@@ -157,7 +157,12 @@ def test_ppo_self_play_samples_opponents_per_episode_and_grows_the_pool(tmp_path
     from openended.runtime.process_clients import flush_curriculum_clients
     from openended.runtime.rllib import build_algo_config
     from openended.runtime.rllib_multiagent import register_curriculum_multiagent_env
-    from openended.runtime.rllib_self_play import SelfPlaySnapshots, self_play_config, snapshot_path
+    from openended.runtime.rllib_self_play import (
+        SelfPlaySnapshots,
+        learner_snapshot,
+        self_play_config,
+        snapshot_path,
+    )
     from openended.runtime.service import start_service
 
     slots = 6
@@ -201,6 +206,11 @@ def test_ppo_self_play_samples_opponents_per_episode_and_grows_the_pool(tmp_path
             snapshot = ray.get(svc.snapshot.remote())
             views = ray.get(svc.views.remote())
             ckpt = ray.get(svc.checkpoint.remote(str(tmp_path / "teacher")))
+            # A driver-decided join: the next slot's file first, then the control call.
+            before = snapshot["curricula"]["sp"]["students"]["default"]["pool_size"]
+            added = snaps.add(algo)
+            after = ray.get(svc.snapshot.remote())["curricula"]["sp"]["students"]["default"]
+            now = learner_snapshot(algo)["state"]
 
         finally:
             algo.stop()
@@ -215,6 +225,9 @@ def test_ppo_self_play_samples_opponents_per_episode_and_grows_the_pool(tmp_path
     # A slot that joined later holds a trained learner, not the initial one.
     later = pickle.loads(snapshot_path(snaps.directory, "opponent_2").read_bytes())["state"]
     assert any(not np.allclose(np.asarray(initial[k]), np.asarray(later[k])) for k in initial)
+    assert added == space.values[before] and (after["pool_size"], after["latest_opponent"]) == (before + 1, added)
+    saved = pickle.loads(snapshot_path(snaps.directory, added).read_bytes())["state"]
+    assert all(np.array_equal(np.asarray(saved[k]), np.asarray(now[k])) for k in now)
     # Outcomes per opponent reached the teacher: wins and losses counted per pool member ...
     algo_state = json.loads(Path(ckpt).read_text())["curricula"][0]["teachers"]["default"]["algo"]
     games = {space.values[i]: g for i, g in algo_state["games"]}

@@ -20,10 +20,12 @@ The pieces (the env side is `openended.envs.multiagent.self_play`, Ray-free):
 * **Outcomes per opponent**: each episode's `Outcome` names its slot's task and has
   ``success`` = the learner won, so PFSP's per-opponent win rates are counted from them.
 
-Where a pool change has to come from the driver (every N iterations rather than N
-outcomes), the teacher lists ``add_opponent`` in its ``CONTROLS`` (a driver calls it
-through the service's control call, where the service has one): save the slot's file
-first, then add it.
+Where the driver decides when a checkpoint joins (every N iterations rather than N
+outcomes; teacher ``add_every: null``), `SelfPlaySnapshots.add` saves the learner under
+the next slot, then adds that slot through the service's control call (``add_opponent``
+is in the teacher's ``CONTROLS``). Resuming: ``add_every`` joins are replayed from the
+event log with the outcomes; control calls are not logged by the service, so a join made
+by ``add`` after the last teacher checkpoint is lost when the service restarts.
 
 Race, stated: the teacher may add a slot between the driver's read of the pool and its
 write of that slot (milliseconds); the slot then holds the weights of the next iteration
@@ -180,16 +182,47 @@ class SelfPlaySnapshots:
 
     def joined(self) -> int:
         """How many slots (in order) have joined the pool so far (0 before the teacher exists)."""
+        stats = self._stats()
+        if stats is None:
+            return 0
+        return self.slots.index(stats["latest_opponent"]) + 1
+
+    def _stats(self) -> dict | None:
+        """The self-play teacher's stats in the service (``None`` before its first use)."""
         import ray
 
         snap = ray.get(self.service.snapshot.remote())
         cur = snap["curricula"].get(self.curriculum)
         if cur is None:
             raise ConfigError(f"self-play: the service hosts no curriculum {self.curriculum!r}")
-        stats = cur["students"].get(self.student)
-        if stats is None or "latest_opponent" not in stats:
-            return 0
-        return self.slots.index(stats["latest_opponent"]) + 1
+        students = cur["students"]
+        stats = students.get(self.student, students.get("*"))  # "*": the teacher of a shared curriculum
+        return stats if stats is not None and "latest_opponent" in stats else None
+
+    def add(self, algo: Any) -> str:
+        """A driver-decided join: save the learner under the next slot, then add it to the pool.
+
+        For runs that add a checkpoint every N iterations (teacher ``add_every: null``):
+        the file is written before the teacher can draw the slot, so there is no race. The
+        pool grows through the service's control call (``add_opponent`` is in the
+        teacher's ``CONTROLS``). Returns the slot. Call it once the teacher exists (after
+        the first iteration).
+        """
+        import ray
+
+        if self._stats() is None:
+            raise ConfigError(
+                f"self-play: curriculum {self.curriculum!r} has no teacher for {self.student!r} yet; "
+                "call add() after the first training iteration"
+            )
+        joined = self.joined()
+        if joined >= len(self.slots):
+            raise ConfigError(f"self-play: all {len(self.slots)} opponent slots have joined; raise the env's slots")
+        slot = self.slots[joined]
+        write_snapshots(self.directory, [slot], learner_snapshot(algo, self.module_id))
+        self.writes += 1
+        ray.get(self.service.control.remote(self.curriculum, self.student, "add_opponent", {"value": slot}))
+        return slot
 
     def start(self, algo: Any) -> None:
         """Save the initial learner under every slot (the initial pool included): call before training."""
