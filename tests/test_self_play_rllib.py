@@ -92,9 +92,18 @@ def test_sides_must_be_playable_by_the_learners_snapshot():
         SelfPlayTaskEnv(game="no_such_pkg:parallel_env")
 
 
-def test_self_play_teacher_lists_add_opponent_as_a_control():
-    t = SelfPlayTeacher(make_env("self_play", slots=4).task_space())
-    assert "add_opponent" in SelfPlayTeacher.CONTROLS and callable(getattr(t, SelfPlayTeacher.CONTROLS[0]))
+def test_a_driver_adds_opponents_through_the_service_control():
+    from openended.runtime.codec import decode_tasks
+    from openended.runtime.core import TeacherServiceCore
+
+    core = TeacherServiceCore()
+    core.add_curriculum("sp", "self_play", make_env("self_play", slots=4).task_space(), {"mode": "fsp"})
+    added = core.control("sp", "default", "add_opponent", {"value": "opponent_2"})
+    assert added.value == "opponent_2" and SelfPlayTeacher.CONTROLS == ("add_opponent",)
+    assert {t.value for t in decode_tasks(core.sample("sp", "default", 40))} == {"opponent_0", "opponent_2"}
+    with pytest.raises(ConfigError, match=r"has no control 'probabilities'; it has \['add_opponent'\]"):
+        core.control("sp", "default", "probabilities")
+    core.close()
 
 
 # --------------------------------------------------------------- RLModule snapshots (torch, no Ray cluster)
