@@ -23,6 +23,7 @@ silently building something else.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pickle
 from typing import Any
@@ -32,11 +33,21 @@ from torch import nn
 from torch.nn import functional as F
 
 from openended.errors import ConfigError
-from openended.priors.vpt_actions import N_BUTTON_CHOICES, N_CAMERA_CHOICES
+from openended.priors.vpt_actions import CAMERA_NULL, N_BUTTON_CHOICES, N_CAMERA_CHOICES, button_table
 from openended.priors.vpt_attention import AttentionState, RecurrentBlocks
 from openended.priors.vpt_layers import FanInLayer, ImageEncoder, ImpalaCNN
 
-__all__ = ["VPTConfig", "VPTNet", "VPTPolicy", "VPT_1X_KWARGS", "load_vpt", "save_vpt", "read_model_file"]
+__all__ = [
+    "VPTConfig",
+    "VPTNet",
+    "VPTPolicy",
+    "VPT_1X_KWARGS",
+    "ENV_ACTION_NVEC",
+    "factored_log_probs",
+    "load_vpt",
+    "save_vpt",
+    "read_model_file",
+]
 
 #: ``policy_kwargs`` of OpenAI's 1x foundation model (``foundation-model-1x.model``); see docs/minecraft.md.
 VPT_1X_KWARGS: dict[str, Any] = {
@@ -350,6 +361,38 @@ class VPTPolicy(nn.Module):
             pick = logp.argmax(-1) if deterministic else torch.distributions.Categorical(logits=logp).sample()
             choices.append(pick)
         return choices[0], choices[1], state
+
+
+#: The `minecraft` env's action (``MultiDiscrete``): 20 buttons, then camera pitch and yaw bins.
+ENV_ACTION_NVEC: tuple[int, ...] = (2,) * 20 + (11, 11)
+
+
+@functools.lru_cache(maxsize=1)
+def _button_tensors() -> tuple[torch.Tensor, torch.Tensor]:
+    pressed, moves = button_table()
+    return torch.as_tensor(pressed, dtype=torch.float32), torch.as_tensor(moves, dtype=torch.float32)
+
+
+def factored_log_probs(out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The joint heads' distribution as per-dimension log-probs of the env's action (..., 62).
+
+    Each of the 20 buttons gets ``log P(not pressed), log P(pressed)`` summed over the joint
+    choices; pitch and yaw each get the camera head's marginal where the meta-action moves
+    the camera and the still bin where it does not. The layout is that of an RLlib
+    ``MultiDiscrete`` distribution's inputs (``ENV_ACTION_NVEC``). This is the product of
+    the joint distribution's marginals: what a factored policy can be compared to.
+    """
+    pressed, moves = (t.to(out["buttons"].device) for t in _button_tensors())
+    p_buttons = out["buttons"].exp()
+    p_pressed = (p_buttons @ pressed).clamp(1e-12, 1 - 1e-12)  # (..., 20)
+    p_move = (p_buttons @ moves)[..., None]
+    cam = out["camera"].exp().reshape(*out["camera"].shape[:-1], 11, 11)
+    still = torch.zeros(11, dtype=cam.dtype, device=cam.device)
+    still[CAMERA_NULL] = 1.0
+    pitch = p_move * cam.sum(-1) + (1 - p_move) * still
+    yaw = p_move * cam.sum(-2) + (1 - p_move) * still
+    buttons = torch.stack([1 - p_pressed, p_pressed], dim=-1).flatten(-2)
+    return torch.cat([buttons, pitch, yaw], dim=-1).clamp_min(1e-12).log()
 
 
 class _ModelUnpickler(pickle.Unpickler):
