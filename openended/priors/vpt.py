@@ -262,7 +262,19 @@ class VPTNet(nn.Module):
         self, img: torch.Tensor, first: torch.Tensor, state: list[AttentionState]
     ) -> tuple[torch.Tensor, list[AttentionState]]:
         """``img`` (B, T, H, W, 3) uint8, ``first`` (B, T) -> latent (B, T, hidsize), new state."""
-        x = self.img_process(self.img_preprocess(img))
+        return self.latent(self.img_preprocess(img), first, state)
+
+    def latent(
+        self, frames: torch.Tensor, first: torch.Tensor, state: list[AttentionState], extra: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list[AttentionState]]:
+        """`forward` on frames already scaled to [0, 1]; ``extra`` (B, T, hidsize) is added to the image features.
+
+        ``extra`` is where VPT itself adds goal embeddings (its ``diff_obs_process``): a
+        conditioning input (a task embedding) that leaves the pretrained weights untouched.
+        """
+        x = self.img_process(frames)
+        if extra is not None:
+            x = x + extra
         if self.pre_lstm_ln is not None:
             x = self.pre_lstm_ln(x)
         x, state = self.recurrent_layer(x, first, state)

@@ -1,0 +1,164 @@
+"""PPO's RLModule with the VPT network as its trunk: VPT as the initial policy of an RLlib run.
+
+`VPTPPOModule` runs `openended.priors.vpt.VPTNet` (OpenAI's VPT architecture, optionally
+with OpenAI's pretrained weights) on the env's frames, resized to the network's input size
+(128 x 128 for the released models), and puts new linear policy and value heads for the
+env's own action space on its latent: Crafter's 17 discrete actions, a ``MultiDiscrete``
+(the `minecraft` env's buttons and camera bins), any ``Discrete``. The policy head starts
+near zero (an almost uniform policy over the trunk's features); a ``task`` entry of a Dict
+observation (Crafter's task index) is embedded and added to the image features where VPT
+adds its own goal embeddings, zero-initialised, so the pretrained trunk's features are
+unchanged at the start.
+
+Selected in an experiment with ``algo.config.rl_module: vpt`` and configured through
+``algo.config.model_config``:
+
+* ``vpt``: ``"1x"`` (OpenAI's 1x architecture, the default), ``"small"`` (a tiny config for
+  smoke runs) or a ``policy_kwargs`` dict;
+* ``model_path`` / ``weights_path``: OpenAI ``.model`` / ``.weights`` files: the trunk
+  starts from their weights (the architecture then comes from the ``.model`` file);
+* ``image_key``: the image entry of Dict observations (default: ``image``, else ``pov``).
+
+Each step is scored on its own frame (the attention memory is empty: the module is
+stateless for RLlib); carrying VPT's memory through RLlib's stateful-module API is not done.
+Observations must reach the module as a Dict or an image (``algo.flatten_observations:
+false``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import TorchMultiCategorical
+from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
+from torch import nn
+from torch.nn import functional as F
+from typing_extensions import override
+
+from openended.errors import ConfigError
+from openended.priors.vpt import VPTConfig, VPTNet, load_vpt
+
+__all__ = ["VPTPPOModule", "vpt_module_spec", "vpt_config_from_model_config"]
+
+MODEL_KEYS = {"vpt", "model_path", "weights_path", "image_key"}
+
+
+def vpt_config_from_model_config(model_config: dict[str, Any]) -> VPTConfig:
+    """The trunk's architecture from ``model_config`` (module doc); `ConfigError` names the field."""
+    unknown = set(model_config) - MODEL_KEYS
+    if unknown:
+        raise ConfigError(
+            f"algo.config.model_config: unknown keys {sorted(unknown)} for rl_module vpt ({sorted(MODEL_KEYS)})"
+        )
+    arch = model_config.get("vpt", "1x")
+    if arch == "1x":
+        return VPTConfig.vpt_1x()
+    if arch == "small":
+        return VPTConfig.small(image=64)
+    if isinstance(arch, dict):
+        return VPTConfig.from_kwargs(arch)
+    raise ConfigError(f"algo.config.model_config.vpt: '1x', 'small' or a policy_kwargs dict, got {arch!r}")
+
+
+def vpt_module_spec(model_config: dict[str, Any] | None) -> RLModuleSpec:
+    """The ``RLModuleSpec`` of `VPTPPOModule`; checks ``model_config`` first (no network is built)."""
+    mc = dict(model_config or {})
+    if not (mc.get("model_path") and mc.get("weights_path")):
+        if mc.get("model_path") or mc.get("weights_path"):
+            raise ConfigError("algo.config.model_config: give both model_path and weights_path (OpenAI's VPT files)")
+        vpt_config_from_model_config(mc)
+    return RLModuleSpec(module_class=VPTPPOModule, model_config=mc)
+
+
+def _image_space(space: gym.Space, key: str | None) -> tuple[str | None, gym.spaces.Box]:
+    """Which entry of the observation is the image (``None``: the observation itself)."""
+    if isinstance(space, gym.spaces.Dict):
+        names = [key] if key else ["image", "pov"]
+        for name in names:
+            sub = space.spaces.get(name)
+            if isinstance(sub, gym.spaces.Box) and len(sub.shape) == 3 and sub.shape[-1] == 3:
+                return name, sub
+        raise ConfigError(f"rl_module vpt: the Dict observation has no (H, W, 3) image under {names}: {space}")
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 3 and space.shape[-1] == 3:
+        return None, space
+    raise ConfigError(
+        f"rl_module vpt: observations must be (H, W, 3) frames or a Dict holding them, got {space} "
+        "(set algo.flatten_observations: false)"
+    )
+
+
+class VPTPPOModule(TorchRLModule, ValueFunctionAPI):
+    """The VPT trunk with new policy / value heads for the env's action space (module doc)."""
+
+    @override
+    def setup(self) -> None:
+        given = self.model_config if isinstance(self.model_config, dict) else {}
+        mc = {k: v for k, v in given.items() if k in MODEL_KEYS}  # RLlib adds its own (vf_share_layers, ...)
+        if mc.get("model_path"):
+            pretrained = load_vpt(mc["model_path"], mc["weights_path"])
+            self.trunk = pretrained.net
+        else:
+            self.trunk = VPTNet(vpt_config_from_model_config(mc))
+        config = self.trunk.config
+        if self.observation_space is None:
+            raise ConfigError("rl_module vpt: the module needs the env's observation space")
+        self.image_key, image_space = _image_space(self.observation_space, mc.get("image_key"))
+        self.scaled = image_space.dtype != np.uint8  # ScaleImageObservations gives floats in [0, 1]
+        self.task_embedding: nn.Embedding | None = None
+        task_space = (
+            self.observation_space.spaces.get("task") if isinstance(self.observation_space, gym.spaces.Dict) else None
+        )
+        if isinstance(task_space, gym.spaces.Discrete):
+            self.task_embedding = nn.Embedding(int(task_space.n), config.hidsize)
+            nn.init.zeros_(self.task_embedding.weight)
+        space = self.action_space
+        if isinstance(space, gym.spaces.Discrete):
+            n_logits = int(space.n)
+        elif isinstance(space, gym.spaces.MultiDiscrete):
+            n_logits = int(np.sum(space.nvec))
+            multi: Any = TorchMultiCategorical  # RLlib types the classmethod's receiver as an instance
+            self.action_dist_cls = multi.get_partial_dist_cls(input_lens=[int(n) for n in space.nvec])
+        else:
+            raise ConfigError(f"rl_module vpt: Discrete or MultiDiscrete actions only, got {space}")
+        self.pi = nn.Linear(config.hidsize, n_logits)
+        nn.init.orthogonal_(self.pi.weight, gain=0.01)
+        nn.init.zeros_(self.pi.bias)
+        self.vf = nn.Linear(config.hidsize, 1)
+        nn.init.orthogonal_(self.vf.weight, gain=1.0)
+        nn.init.zeros_(self.vf.bias)
+
+    def _latent(self, batch: dict[str, Any]) -> torch.Tensor:
+        obs = batch[Columns.OBS]
+        img = obs[self.image_key] if self.image_key is not None else obs
+        img = img.float() if self.scaled else img.float() / 255.0
+        h, w, _ = self.trunk.config.img_shape
+        if tuple(img.shape[1:3]) != (h, w):  # VPT's input size (OpenAI resize with bilinear interpolation too)
+            img = F.interpolate(img.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)
+            img = img.permute(0, 2, 3, 1)
+        b = img.shape[0]
+        extra = None
+        if self.task_embedding is not None:
+            extra = self.task_embedding(obs["task"].long().reshape(b))[:, None]
+        first = torch.ones(b, 1, dtype=torch.bool, device=img.device)
+        x, _ = self.trunk.latent(img[:, None], first, self.trunk.initial_state(b, img.device), extra)
+        return x[:, 0]
+
+    @override
+    def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {Columns.ACTION_DIST_INPUTS: self.pi(self._latent(batch))}
+
+    @override
+    def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        x = self._latent(batch)
+        return {Columns.ACTION_DIST_INPUTS: self.pi(x), Columns.EMBEDDINGS: x}
+
+    @override
+    def compute_values(self, batch: dict[str, Any], embeddings: Any | None = None) -> Any:
+        x = embeddings if embeddings is not None else self._latent(batch)
+        return self.vf(x)[..., 0]

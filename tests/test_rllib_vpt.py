@@ -1,0 +1,125 @@
+"""PPO's RLModule with the VPT trunk (`openended.runtime.rllib_vpt`), built without a Ray
+cluster on Crafter-like and minecraft-like spaces; a small random-init VPT (no pretrained
+behaviour claimed). The trunk starts from OpenAI-format files when given; the KL-to-prior
+term works on the module; the experiment's algo section resolves to the module."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("ray.rllib")
+
+from openended.components.kl_prior import KLPrior
+from openended.errors import ConfigError
+from openended.priors.vpt import VPTConfig, VPTPolicy, save_vpt
+from openended.runtime.rllib_vpt import VPTPPOModule, vpt_module_spec
+
+torch.set_num_threads(1)
+CRAFTER_OBS = gym.spaces.Dict(
+    {"image": gym.spaces.Box(0.0, 1.0, (48, 48, 3), np.float32), "task": gym.spaces.Discrete(5)}
+)
+
+
+def build(obs_space=CRAFTER_OBS, action_space=None, **model_config) -> VPTPPOModule:
+    torch.manual_seed(0)
+    spec = vpt_module_spec({"vpt": "small", **model_config})
+    spec.observation_space, spec.action_space = obs_space, action_space or gym.spaces.Discrete(17)
+    return spec.build()
+
+
+def crafter_batch(n: int = 4, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        "obs": {
+            "image": torch.as_tensor(rng.random((n, 48, 48, 3)), dtype=torch.float32),
+            "task": torch.as_tensor(rng.integers(0, 5, n)),
+        }
+    }
+
+
+def test_crafter_frames_through_the_vpt_trunk():
+    module = build()
+    out = module.forward_train(crafter_batch())
+    assert out["action_dist_inputs"].shape == (4, 17) and out["embeddings"].shape == (4, 32)
+    values = module.compute_values(crafter_batch())
+    assert values.shape == (4,) and torch.allclose(values, module.compute_values(crafter_batch(), out["embeddings"]))
+    assert out["action_dist_inputs"].abs().max() < 0.5  # the new policy head starts near uniform
+    # the task embedding starts at zero (the trunk's features as pretrained) and then conditions the policy
+    b = crafter_batch()
+    other = {"obs": {**b["obs"], "task": (b["obs"]["task"] + 1) % 5}}
+    assert torch.allclose(module.forward_train(b)["embeddings"], module.forward_train(other)["embeddings"])
+    with torch.no_grad():
+        module.task_embedding.weight.normal_()
+    assert not torch.allclose(module.forward_train(b)["embeddings"], module.forward_train(other)["embeddings"])
+    action = module.get_inference_action_dist_cls().from_logits(out["action_dist_inputs"]).sample()
+    assert action.shape == (4,) and int(action.max()) < 17
+
+
+def test_minecraft_actions_and_uint8_frames():
+    obs = gym.spaces.Dict({"pov": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)})
+    module = build(obs, gym.spaces.MultiDiscrete([2] * 20 + [11, 11]))
+    frames = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)
+    logits = module.forward_train({"obs": {"pov": frames}})["action_dist_inputs"]
+    assert logits.shape == (3, 62)
+    action = module.get_train_action_dist_cls().from_logits(logits).sample()
+    assert action.shape == (3, 22)
+
+
+def test_the_trunk_starts_from_openai_format_files(tmp_path):
+    torch.manual_seed(5)
+    source = VPTPolicy(VPTConfig.small(image=64))
+    save_vpt(source, tmp_path / "m.model", tmp_path / "m.weights")
+    module = build(model_path=str(tmp_path / "m.model"), weights_path=str(tmp_path / "m.weights"))
+    for k, v in source.net.state_dict().items():
+        assert torch.equal(module.trunk.state_dict()[k], v), k
+    with pytest.raises(ConfigError, match="both model_path and weights_path"):
+        vpt_module_spec({"model_path": str(tmp_path / "m.model")})
+
+
+def test_the_kl_prior_term_trains_the_module_not_the_prior():
+    module = build()
+    kl = KLPrior({"coef": 1.0})
+    assert kl.loss_term(module=module, batch=crafter_batch(), fwd_out=None).item() == pytest.approx(0, abs=1e-6)
+    opt = torch.optim.SGD(module.parameters(), lr=1.0)
+    logits = module.forward_train(crafter_batch())["action_dist_inputs"]
+    (-logits[:, 0].mean()).backward()  # drift towards action 0
+    opt.step()
+    opt.zero_grad()
+    term = kl.loss_term(module=module, batch=crafter_batch(), fwd_out=module.forward_train(crafter_batch()))
+    assert term.item() > 0
+    term.backward()
+    assert module.pi.weight.grad is not None and module.pi.weight.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in kl.prior.parameters())
+
+
+def test_bad_observations_and_config_are_clear_errors():
+    with pytest.raises(ConfigError, match="flatten_observations: false"):
+        build(gym.spaces.Box(0.0, 1.0, (100,), np.float32))
+    with pytest.raises(ConfigError, match=r"model_config.vpt"):
+        vpt_module_spec({"vpt": "3x"})
+
+
+def test_the_algo_section_selects_the_module():
+    from openended.runtime.rllib import build_algo_config
+
+    cfg = build_algo_config("ppo", "CartPole-v1", {"rl_module": "vpt", "model_config": {"vpt": "small"}})
+    assert cfg.rl_module_spec.module_class is VPTPPOModule
+    with pytest.raises(ConfigError, match=r"algo\.config\.rl_module: one of \['vpt'\]"):
+        build_algo_config("ppo", "CartPole-v1", {"rl_module": "lstm"})
+    with pytest.raises(ConfigError, match="PPO module"):
+        build_algo_config("sac", "Pendulum-v1", {"rl_module": "vpt"})
+
+
+def test_rllib_default_model_keys_are_ignored_by_the_module():
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    spec = RLModuleSpec(
+        module_class=VPTPPOModule,
+        observation_space=CRAFTER_OBS,
+        action_space=gym.spaces.Discrete(17),
+        model_config={"vpt": "small", "vf_share_layers": True, "fcnet_hiddens": [256]},  # PPO merges its own
+    )
+    assert spec.build().forward_train(crafter_batch())["action_dist_inputs"].shape == (4, 17)
