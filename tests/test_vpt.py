@@ -290,6 +290,10 @@ def test_mismatched_weights_name_the_keys(tmp_path):
         ({"attention_memory_size": 4}, "policy_kwargs.attention_memory_size"),
         ({"attention_heads": 5}, "policy_kwargs.attention_heads"),
         ({"img_shape": [32, 32]}, "policy_kwargs.img_shape"),
+        ({"hidsize": 0}, "policy_kwargs.hidsize"),
+        ({"n_recurrence_layers": 0}, "policy_kwargs.n_recurrence_layers"),
+        ({"hidsize": "wide"}, "policy_kwargs: a value has the wrong type"),
+        ({"init_norm_kwargs": [3]}, "policy_kwargs: a value has the wrong type"),
     ],
 )
 def test_unsupported_model_kwargs_name_the_field(change, field):

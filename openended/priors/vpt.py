@@ -112,7 +112,17 @@ class VPTConfig:
     @classmethod
     def from_kwargs(cls, policy_kwargs: dict[str, Any], pi_head_kwargs: dict[str, Any] | None = None) -> VPTConfig:
         """Validate a ``.model`` file's kwargs; unsupported settings raise `ConfigError` naming the field."""
-        kw = dict(policy_kwargs)
+        try:
+            config = cls._parse(dict(policy_kwargs), dict(pi_head_kwargs or {}))
+        except ConfigError:
+            raise
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"policy_kwargs: a value has the wrong type ({exc})") from exc
+        config.check()
+        return config
+
+    @classmethod
+    def _parse(cls, kw: dict[str, Any], head: dict[str, Any]) -> VPTConfig:
         for name, value in _FIXED.items():
             if name in kw and kw[name] != value:
                 raise ConfigError(
@@ -132,33 +142,40 @@ class VPTConfig:
         if "img_shape" not in kw or kw["img_shape"] is None:
             raise ConfigError("policy_kwargs.img_shape: required, e.g. [128, 128, 3]")
         defaults = cls()
-        try:
-            config = cls(
-                hidsize=int(kw.get("hidsize", 512)),
-                img_shape=_image_shape(kw["img_shape"]),
-                impala_chans=tuple(int(v) for v in kw.get("impala_chans", defaults.impala_chans)),
-                impala_width=int(kw.get("impala_width", 1)),
-                group_norm_groups=norm.get("group_norm_groups"),
-                post_pool_groups=(kw.get("impala_kwargs") or {}).get("post_pool_groups"),
-                first_conv_norm=bool(kw.get("first_conv_norm", False)),
-                attention_heads=int(kw.get("attention_heads", 8)),
-                attention_memory_size=int(kw.get("attention_memory_size", 2048)),
-                timesteps=int(kw["timesteps"]) if kw.get("timesteps") is not None else 0,
-                n_recurrence_layers=int(kw.get("n_recurrence_layers", 1)),
-                pointwise_ratio=int(kw.get("pointwise_ratio", 4)),
-                pointwise_use_activation=bool(kw.get("pointwise_use_activation", False)),
-                use_pre_lstm_ln=bool(kw.get("use_pre_lstm_ln", True)),
-                temperature=float((pi_head_kwargs or {}).get("temperature", 1.0)),
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"policy_kwargs: a value has the wrong type ({exc})") from exc
-        config.check()
-        return config
+        return cls(
+            hidsize=int(kw.get("hidsize", 512)),
+            img_shape=_image_shape(kw["img_shape"]),
+            impala_chans=tuple(int(v) for v in kw.get("impala_chans", defaults.impala_chans)),
+            impala_width=int(kw.get("impala_width", 1)),
+            group_norm_groups=norm.get("group_norm_groups"),
+            post_pool_groups=(kw.get("impala_kwargs") or {}).get("post_pool_groups"),
+            first_conv_norm=bool(kw.get("first_conv_norm", False)),
+            attention_heads=int(kw.get("attention_heads", 8)),
+            attention_memory_size=int(kw.get("attention_memory_size", 2048)),
+            timesteps=int(kw["timesteps"]) if kw.get("timesteps") is not None else 0,
+            n_recurrence_layers=int(kw.get("n_recurrence_layers", 1)),
+            pointwise_ratio=int(kw.get("pointwise_ratio", 4)),
+            pointwise_use_activation=bool(kw.get("pointwise_use_activation", False)),
+            use_pre_lstm_ln=bool(kw.get("use_pre_lstm_ln", True)),
+            temperature=float(head.get("temperature", 1.0)),
+        )
 
     def check(self) -> None:
         """Raise `ConfigError` (naming the field) where the sizes cannot build a network."""
         if len(self.img_shape) != 3 or self.img_shape[2] != 3:
             raise ConfigError(f"policy_kwargs.img_shape: expected [height, width, 3], got {list(self.img_shape)}")
+        sizes = {
+            "hidsize": self.hidsize,
+            "impala_width": self.impala_width,
+            "attention_heads": self.attention_heads,
+            "n_recurrence_layers": self.n_recurrence_layers,
+            "pointwise_ratio": self.pointwise_ratio,
+            "img_shape": min(self.img_shape),
+            "impala_chans": min(self.impala_chans, default=0),
+        }
+        for name, value in sizes.items():
+            if value < 1:
+                raise ConfigError(f"policy_kwargs.{name}: sizes must be >= 1, got {value}")
         if self.memory < 1:
             raise ConfigError(
                 "policy_kwargs.attention_memory_size: must exceed timesteps "

@@ -62,7 +62,10 @@ def vpt_config_from_model_config(model_config: dict[str, Any]) -> VPTConfig:
     if arch == "small":
         return VPTConfig.small(image=64)
     if isinstance(arch, dict):
-        return VPTConfig.from_kwargs(arch)
+        try:
+            return VPTConfig.from_kwargs(arch)
+        except ConfigError as exc:
+            raise ConfigError(f"algo.config.model_config.vpt: {exc}") from None
     raise ConfigError(f"algo.config.model_config.vpt: '1x', 'small' or a policy_kwargs dict, got {arch!r}")
 
 
