@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 from openended.components.kl_prior import KLPrior, multi_categorical_kl
 from openended.components.registry import available_components, check_component_specs, component_class
@@ -162,7 +161,6 @@ def test_registered_and_validated():
 
 
 def test_an_rllib_module_uses_its_own_distribution():
-    pytest.importorskip("ray.rllib")
     import gymnasium as gym
     from ray.rllib.algorithms.ppo.ppo_catalog import PPOCatalog
     from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule

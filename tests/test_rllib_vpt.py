@@ -8,9 +8,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("ray.rllib")
+import torch
 
 from openended.components.kl_prior import KLPrior
 from openended.errors import ConfigError

@@ -13,8 +13,7 @@ import pickle
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 from openended.envs import make_env
 from openended.envs.minecraft_actions import VPT_BUTTONS
