@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from openended.priors.vpt import VPT_1X_KWARGS
+    from openended.priors.vpt import VPT_1X_KWARGS, VPTConfig
 
     torch.set_num_threads(1)
     if not hasattr(torch, "has_cuda"):
@@ -144,18 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, os.path.abspath(args.reference))
     from lib.policy import MinecraftAgentPolicy  # the reference's own package name
 
-    small = dict(
-        VPT_1X_KWARGS,
-        hidsize=32,
-        img_shape=[32, 32, 3],
-        impala_chans=[4, 8],
-        impala_width=1,
-        attention_heads=2,
-        attention_memory_size=12,
-        timesteps=4,
-        n_recurrence_layers=2,
-        pointwise_ratio=2,
-    )
+    small = VPTConfig.small().to_kwargs()[0]
     worst = 0.0
     for name, kw, fwd in [
         ("small", small, True),

@@ -18,7 +18,7 @@ import torch
 from openended.envs import make_env
 from openended.envs.minecraft_actions import VPT_BUTTONS
 from openended.errors import ConfigError
-from openended.priors.vpt import VPT_1X_KWARGS, VPTConfig, VPTPolicy, load_vpt, read_model_file, save_vpt
+from openended.priors.vpt import VPTConfig, VPTPolicy, load_vpt, read_model_file, save_vpt
 from openended.priors.vpt_actions import (
     BUTTON_GROUPS,
     CAMERA_NULL,
@@ -236,18 +236,7 @@ def write_release_format(tmp_path: pathlib.Path, kwargs: dict, state: dict) -> t
 
 
 def small_release_kwargs() -> dict:
-    return dict(
-        VPT_1X_KWARGS,
-        hidsize=32,
-        img_shape=[32, 32, 3],
-        impala_chans=[4, 8],
-        impala_width=1,
-        attention_heads=2,
-        attention_memory_size=12,
-        timesteps=4,
-        n_recurrence_layers=2,
-        pointwise_ratio=2,
-    )
+    return VPTConfig.small().to_kwargs()[0]
 
 
 def test_release_format_files_load(tmp_path):
