@@ -49,6 +49,7 @@ from openended.runtime.progress import ProgressReporter
 from openended.runtime.resume import ResumePoint, prepare_resume
 from openended.runtime.rundir import RunDir
 from openended.runtime.runlock import Holder, RunLock, this_process
+from openended.runtime.scenario_run import ScenarioRun
 from openended.runtime.service import start_service
 from openended.runtime.views_log import ViewWriter
 
@@ -131,6 +132,7 @@ def write_checkpoint_set(
     iteration: int,
     totals: dict,
     components: RunComponents | None = None,
+    scenario: ScenarioRun | None = None,
 ) -> CheckpointSet:
     """Write the run's checkpoint set for ``iteration``: every member, then the manifest (last, atomically).
 
@@ -145,6 +147,8 @@ def write_checkpoint_set(
             d.save(ckpt)
         if components is not None:
             components.save(ckpt)
+        if scenario is not None:
+            scenario.save(ckpt)
         info = call_service(lambda: service.checkpoint_info.remote(), "checkpoint")
         ckpt.link("teacher", info["path"], "teacher.json")
         return ckpt.commit(event_log_offset=int(info["log_offset"] or 0), totals=totals)
@@ -235,6 +239,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
     service: Any = None
     drivers: list[Driver] = []
     components: RunComponents | None = None
+    scenario: ScenarioRun | None = None
     reporter = ProgressReporter(exp, rd, enabled=progress)
     exporters: RunExporters | None = None
     state, reason = "failed", None
@@ -279,9 +284,11 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
             if point.checkpoint is not None:
                 components.restore(point.checkpoint)
             components.start(resumed=point.checkpoint is not None)
+        if exp.scenario is not None:
+            scenario = _start_scenario(exp, rd, drivers[0], components, space, point)
         rd.write_status(_status("running", done.iteration, done.wall_s, me))
         exporters = RunExporters.for_run(exp, rd.path)
-        _train(exp, rd, service, drivers, reporter, point, me, done, exporters, components)
+        _train(exp, rd, service, drivers, reporter, point, me, done, exporters, components, scenario)
         state = "finished"
     except KeyboardInterrupt:
         state = "interrupted"
@@ -311,7 +318,41 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
     rows = rd.read_metrics()
     if rows:
         summary.update({k: rows[-1].get(k) for k in ("episodes_total", "env_steps_total", "mean_return", "mastered")})
+    if scenario is not None and scenario.logger is not None:
+        summary["scenario"] = scenario.summary()
     return summary
+
+
+def _start_scenario(
+    exp: Experiment,
+    rd: RunDir,
+    driver: Driver,
+    components: RunComponents | None,
+    space: Any,
+    point: ResumePoint,
+) -> ScenarioRun:
+    """The run's `ScenarioRun`, opened (or resumed) and advanced to its first learning block."""
+    from openended.components.evaluation import evaluation_block
+    from openended.tasks import space_from_dict
+
+    assert exp.scenario is not None and isinstance(driver, RLlibDriver), "config: a scenario needs an RLlib learner"
+
+    def eval_block(evaluate: Callable[[], dict]) -> dict:
+        return evaluation_block([components.host], evaluate) if components is not None else evaluate()
+
+    scenario = ScenarioRun(
+        exp.scenario,
+        space_from_dict(space),
+        rd.path,
+        rd.events_path,
+        driver,
+        exp.name,
+        exp.env.family,
+        eval_block,
+        _say,
+    )
+    scenario.start(point.checkpoint)
+    return scenario
 
 
 def _train(
@@ -325,8 +366,12 @@ def _train(
     done: _Done,
     exporters: RunExporters,
     components: RunComponents | None = None,
+    scenario: ScenarioRun | None = None,
 ) -> None:
-    """The iterations after ``point``; ``done`` follows the last one completed (metrics row, set, status)."""
+    """The iterations after ``point``; ``done`` follows the last one completed (metrics row, set, status).
+
+    With a scenario the run ends when its last block has run (or at ``run.iterations``).
+    """
     t0 = time.perf_counter()
     prior_wall = done.wall_s
     reporter.start(point.iteration)
@@ -335,8 +380,11 @@ def _train(
         call_service(lambda: service.snapshot.remote(), "snapshot")["curricula"][CURRICULUM]["counters"]
     )
     for it in range(point.iteration + 1, exp.run.iterations + 1):
+        if scenario is not None and scenario.finished:
+            break
         t_it = time.perf_counter()
         rows = [d.train_iteration() for d in drivers]
+        scenario_row = scenario.after_iteration() if scenario is not None else None
         block_eval = None
         if components is not None:
             first = drivers[0]
@@ -386,15 +434,26 @@ def _train(
             rd.append_evaluation(
                 {"iteration": it, "env_steps_total": row["env_steps_total"], "block": "evaluation", **block_eval}
             )
+        if scenario_row is not None:
+            row["scenario"] = scenario_row
+            row["iteration_s"] = time.perf_counter() - t_it  # its evaluation blocks are part of the iteration
+            row["wall_s"] = wall = prior_wall + time.perf_counter() - t0
         rd.append_metrics(row)
         exporters.write(row)
         if view_writer.due(it):
             view_writer.append(it, row, call_service(lambda: service.views.remote(), "views"))
         reporter.update(row)
-        if it % exp.run.checkpoint_every == 0 or it == exp.run.iterations:
-            write_checkpoint_set(rd, service, drivers, it, _totals(row, rows, drivers, wall), components)
+        last = it == exp.run.iterations or (scenario is not None and scenario.finished)
+        if it % exp.run.checkpoint_every == 0 or last:
+            totals = _totals(row, rows, drivers, wall)
+            write_checkpoint_set(rd, service, drivers, it, totals, components, scenario)
         rd.write_status(_status("running", it, wall, me))
         done.iteration, done.wall_s = it, wall
+    if scenario is not None and not scenario.finished:
+        _say(
+            f"run.iterations ({exp.run.iterations}) ended the run in scenario block {scenario.index} of "
+            f"{len(scenario.blocks)}; raise run.iterations and --resume to finish the scenario"
+        )
 
 
 def _fill_in_unknown_episodes(rows: list[dict], drivers: list[Driver], counts: dict, prev: dict) -> None:
