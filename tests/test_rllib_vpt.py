@@ -12,7 +12,7 @@ import torch
 
 from openended.components.kl_prior import KLPrior
 from openended.errors import ConfigError
-from openended.priors.vpt import VPTConfig, VPTPolicy, save_vpt
+from openended.priors.vpt import VPTConfig, VPTPolicy, factored_log_probs, save_vpt
 from openended.runtime.rllib_vpt import VPTPPOModule, vpt_module_spec
 
 torch.set_num_threads(1)
@@ -56,14 +56,33 @@ def test_crafter_frames_through_the_vpt_trunk():
     assert action.shape == (4,) and int(action.max()) < 17
 
 
-def test_minecraft_actions_and_uint8_frames():
-    obs = gym.spaces.Dict({"pov": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)})
-    module = build(obs, gym.spaces.MultiDiscrete([2] * 20 + [11, 11]))
+MINECRAFT_OBS = gym.spaces.Dict({"pov": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)})
+MINECRAFT_ACTIONS = gym.spaces.MultiDiscrete([2] * 20 + [11, 11])
+
+
+def test_on_minecraft_actions_the_initial_policy_is_vpts(tmp_path):
+    torch.manual_seed(7)
+    vpt = VPTPolicy(VPTConfig.small(image=64)).eval()
+    save_vpt(vpt, tmp_path / "m.model", tmp_path / "m.weights")
+    module = build(
+        MINECRAFT_OBS, MINECRAFT_ACTIONS, model_path=str(tmp_path / "m.model"), weights_path=str(tmp_path / "m.weights")
+    )
     frames = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)
     logits = module.forward_train({"obs": {"pov": frames}})["action_dist_inputs"]
     assert logits.shape == (3, 62)
+    with torch.no_grad():
+        out, _ = vpt(frames[:, None], torch.ones(3, 1, dtype=torch.bool), vpt.initial_state(3))
+    expected = factored_log_probs({k: v[:, 0] for k, v in out.items()})
+    assert torch.allclose(logits, expected, atol=1e-5)  # VPT's own heads, read through their marginals
     action = module.get_train_action_dist_cls().from_logits(logits).sample()
     assert action.shape == (3, 22)
+    logits.sum().backward()  # fine-tuning reaches the joint heads
+    assert module.vpt_heads["buttons"].linear_layer.weight.grad.abs().sum() > 0
+    new_heads = build(MINECRAFT_OBS, MINECRAFT_ACTIONS, heads="new")
+    assert new_heads.vpt_heads is None
+    assert new_heads.forward_train({"obs": {"pov": frames}})["action_dist_inputs"].abs().max() < 0.5
+    with pytest.raises(ConfigError, match="heads: 'vpt' needs the minecraft env's actions"):
+        build(heads="vpt")
 
 
 def test_the_trunk_starts_from_openai_format_files(tmp_path):
@@ -98,6 +117,8 @@ def test_bad_observations_and_config_are_clear_errors():
         build(gym.spaces.Box(0.0, 1.0, (100,), np.float32))
     with pytest.raises(ConfigError, match=r"model_config.vpt"):
         vpt_module_spec({"vpt": "3x"})
+    with pytest.raises(ConfigError, match=r"model_config.heads"):
+        vpt_module_spec({"heads": "joint"})
 
 
 def test_the_algo_section_selects_the_module():

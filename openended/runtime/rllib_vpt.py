@@ -2,13 +2,15 @@
 
 `VPTPPOModule` runs `openended.priors.vpt.VPTNet` (OpenAI's VPT architecture, optionally
 with OpenAI's pretrained weights) on the env's frames, resized to the network's input size
-(128 x 128 for the released models), and puts new linear policy and value heads for the
-env's own action space on its latent: Crafter's 17 discrete actions, a ``MultiDiscrete``
-(the `minecraft` env's buttons and camera bins), any ``Discrete``. The policy head starts
-near zero (an almost uniform policy over the trunk's features); a ``task`` entry of a Dict
-observation (Crafter's task index) is embedded and added to the image features where VPT
-adds its own goal embeddings, zero-initialised, so the pretrained trunk's features are
-unchanged at the start.
+(128 x 128 for the released models), with a value head and a policy for the env's own
+action space on its latent. On the `minecraft` env's actions (20 buttons + camera bins)
+the policy is VPT's own joint heads read through their per-dimension marginals
+(`openended.priors.vpt.factored_log_probs`): the initial policy is VPT's. On any other
+``Discrete`` / ``MultiDiscrete`` action space (Crafter's 17 actions) a new linear head
+starts near zero (an almost uniform policy over the trunk's features). A ``task`` entry of
+a Dict observation (Crafter's task index) is embedded and added to the image features
+where VPT adds its own goal embeddings, zero-initialised, so the pretrained trunk's
+features are unchanged at the start.
 
 Selected in an experiment with ``algo.config.rl_module: vpt`` and configured through
 ``algo.config.model_config``:
@@ -17,7 +19,9 @@ Selected in an experiment with ``algo.config.rl_module: vpt`` and configured thr
   smoke runs) or a ``policy_kwargs`` dict;
 * ``model_path`` / ``weights_path``: OpenAI ``.model`` / ``.weights`` files: the trunk
   starts from their weights (the architecture then comes from the ``.model`` file);
-* ``image_key``: the image entry of Dict observations (default: ``image``, else ``pov``).
+* ``image_key``: the image entry of Dict observations (default: ``image``, else ``pov``);
+* ``heads``: ``auto`` (VPT's heads on the minecraft env's actions, new ones otherwise),
+  ``vpt`` or ``new``.
 
 Each step is scored on its own frame (the attention memory is empty: the module is
 stateless for RLlib); carrying VPT's memory through RLlib's stateful-module API is not done.
@@ -42,20 +46,15 @@ from torch.nn import functional as F
 from typing_extensions import override
 
 from openended.errors import ConfigError
-from openended.priors.vpt import VPTConfig, VPTNet, load_vpt
+from openended.priors.vpt import ENV_ACTION_NVEC, VPTConfig, VPTPolicy, factored_log_probs, load_vpt
 
 __all__ = ["VPTPPOModule", "vpt_module_spec", "vpt_config_from_model_config"]
 
-MODEL_KEYS = {"vpt", "model_path", "weights_path", "image_key"}
+MODEL_KEYS = {"vpt", "model_path", "weights_path", "image_key", "heads"}
 
 
 def vpt_config_from_model_config(model_config: dict[str, Any]) -> VPTConfig:
-    """The trunk's architecture from ``model_config`` (module doc); `ConfigError` names the field."""
-    unknown = set(model_config) - MODEL_KEYS
-    if unknown:
-        raise ConfigError(
-            f"algo.config.model_config: unknown keys {sorted(unknown)} for rl_module vpt ({sorted(MODEL_KEYS)})"
-        )
+    """The trunk's architecture from ``model_config["vpt"]`` (module doc); `ConfigError` names the field."""
     arch = model_config.get("vpt", "1x")
     if arch == "1x":
         return VPTConfig.vpt_1x()
@@ -72,9 +71,16 @@ def vpt_config_from_model_config(model_config: dict[str, Any]) -> VPTConfig:
 def vpt_module_spec(model_config: dict[str, Any] | None) -> RLModuleSpec:
     """The ``RLModuleSpec`` of `VPTPPOModule`; checks ``model_config`` first (no network is built)."""
     mc = dict(model_config or {})
-    if not (mc.get("model_path") and mc.get("weights_path")):
-        if mc.get("model_path") or mc.get("weights_path"):
-            raise ConfigError("algo.config.model_config: give both model_path and weights_path (OpenAI's VPT files)")
+    unknown = set(mc) - MODEL_KEYS
+    if unknown:
+        raise ConfigError(
+            f"algo.config.model_config: unknown keys {sorted(unknown)} for rl_module vpt ({sorted(MODEL_KEYS)})"
+        )
+    if mc.get("heads", "auto") not in ("auto", "vpt", "new"):
+        raise ConfigError(f"algo.config.model_config.heads: 'auto', 'vpt' or 'new', got {mc['heads']!r}")
+    if bool(mc.get("model_path")) != bool(mc.get("weights_path")):
+        raise ConfigError("algo.config.model_config: give both model_path and weights_path (OpenAI's VPT files)")
+    if not mc.get("model_path"):
         vpt_config_from_model_config(mc)
     return RLModuleSpec(module_class=VPTPPOModule, model_config=mc)
 
@@ -104,10 +110,10 @@ class VPTPPOModule(TorchRLModule, ValueFunctionAPI):
         given = self.model_config if isinstance(self.model_config, dict) else {}
         mc = {k: v for k, v in given.items() if k in MODEL_KEYS}  # RLlib adds its own (vf_share_layers, ...)
         if mc.get("model_path"):
-            pretrained = load_vpt(mc["model_path"], mc["weights_path"])
-            self.trunk = pretrained.net
+            policy = load_vpt(mc["model_path"], mc["weights_path"])
         else:
-            self.trunk = VPTNet(vpt_config_from_model_config(mc))
+            policy = VPTPolicy(vpt_config_from_model_config(mc))
+        self.trunk = policy.net
         config = self.trunk.config
         if self.observation_space is None:
             raise ConfigError("rl_module vpt: the module needs the env's observation space")
@@ -129,6 +135,12 @@ class VPTPPOModule(TorchRLModule, ValueFunctionAPI):
             self.action_dist_cls = multi.get_partial_dist_cls(input_lens=[int(n) for n in space.nvec])
         else:
             raise ConfigError(f"rl_module vpt: Discrete or MultiDiscrete actions only, got {space}")
+        minecraft = isinstance(space, gym.spaces.MultiDiscrete) and tuple(int(n) for n in space.nvec) == ENV_ACTION_NVEC
+        heads = mc.get("heads", "auto")
+        if heads == "vpt" and not minecraft:
+            raise ConfigError(f"algo.config.model_config.heads: 'vpt' needs the minecraft env's actions, got {space}")
+        use_vpt_heads = heads == "vpt" or (heads == "auto" and minecraft)
+        self.vpt_heads: nn.ModuleDict | None = policy.pi_head if use_vpt_heads else None
         self.pi = nn.Linear(config.hidsize, n_logits)
         nn.init.orthogonal_(self.pi.weight, gain=0.01)
         nn.init.zeros_(self.pi.bias)
@@ -152,14 +164,19 @@ class VPTPPOModule(TorchRLModule, ValueFunctionAPI):
         x, _ = self.trunk.latent(img[:, None], first, self.trunk.initial_state(b, img.device), extra)
         return x[:, 0]
 
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self.vpt_heads is None:
+            return self.pi(x)
+        return factored_log_probs({name: head(x) for name, head in self.vpt_heads.items()})
+
     @override
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        return {Columns.ACTION_DIST_INPUTS: self.pi(self._latent(batch))}
+        return {Columns.ACTION_DIST_INPUTS: self._logits(self._latent(batch))}
 
     @override
     def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         x = self._latent(batch)
-        return {Columns.ACTION_DIST_INPUTS: self.pi(x), Columns.EMBEDDINGS: x}
+        return {Columns.ACTION_DIST_INPUTS: self._logits(x), Columns.EMBEDDINGS: x}
 
     @override
     def compute_values(self, batch: dict[str, Any], embeddings: Any | None = None) -> Any:
