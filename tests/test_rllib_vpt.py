@@ -142,3 +142,32 @@ def test_rllib_default_model_keys_are_ignored_by_the_module():
         model_config={"vpt": "small", "vf_share_layers": True, "fcnet_hiddens": [256]},  # PPO merges its own
     )
     assert spec.build().forward_train(crafter_batch())["action_dist_inputs"].shape == (4, 17)
+
+
+def test_a_pretrained_vpt_as_behaviour_prior_for_exploration(tmp_path):
+    torch.manual_seed(11)
+    prior = VPTPolicy(VPTConfig.small(image=64)).eval()
+    save_vpt(prior, tmp_path / "p.model", tmp_path / "p.weights")
+    files = {"model_path": str(tmp_path / "p.model"), "weights_path": str(tmp_path / "p.weights")}
+    module = build(MINECRAFT_OBS, MINECRAFT_ACTIONS, exploration_prior=0.25, heads="new", **files)
+    frames = torch.randint(0, 256, (3, 64, 64, 3), dtype=torch.uint8)
+    batch = {"obs": {"pov": frames}}
+    policy_logits = module.forward_inference(batch)["action_dist_inputs"]  # the policy alone
+    explore = module.forward_exploration(batch)["action_dist_inputs"]
+    with torch.no_grad():
+        out, _ = prior(frames[:, None], torch.ones(3, 1, dtype=torch.bool), prior.initial_state(3))
+        prior_p = factored_log_probs({k: v[:, 0] for k, v in out.items()}).exp()
+    start = 0
+    for n in (2,) * 20 + (11, 11):  # per action dimension: the 75 / 25 mixture of policy and prior
+        got = torch.softmax(explore[:, start : start + n], -1)
+        want = 0.75 * torch.softmax(policy_logits[:, start : start + n], -1) + 0.25 * prior_p[:, start : start + n]
+        assert torch.allclose(got, want / want.sum(-1, keepdim=True), atol=1e-5)
+        start += n
+    assert not any(
+        p is prior_param for p in module.parameters() for prior_param in module._behaviour_prior[0].parameters()
+    )
+    assert torch.allclose(module.forward_train(batch)["action_dist_inputs"], policy_logits)  # training: the policy
+    with pytest.raises(ConfigError, match="exploration_prior: needs model_path"):
+        vpt_module_spec({"vpt": "small", "exploration_prior": 0.1})
+    with pytest.raises(ConfigError, match=r"exploration_prior: a number in \[0, 1\)"):
+        vpt_module_spec({"exploration_prior": 1.5, **files})

@@ -21,7 +21,11 @@ Selected in an experiment with ``algo.config.rl_module: vpt`` and configured thr
   starts from their weights (the architecture then comes from the ``.model`` file);
 * ``image_key``: the image entry of Dict observations (default: ``image``, else ``pov``);
 * ``heads``: ``auto`` (VPT's heads on the minecraft env's actions, new ones otherwise),
-  ``vpt`` or ``new``.
+  ``vpt`` or ``new``;
+* ``exploration_prior``: ``eps`` in [0, 1) -- a behaviour prior for exploration: env runners
+  sample each action dimension from ``(1 - eps) * policy + eps * prior``, the prior being the
+  frozen pretrained VPT of ``model_path`` (its marginals; minecraft actions only). PPO's
+  recorded log-probabilities are the mixture's, so its importance ratio corrects for it.
 
 Each step is scored on its own frame (the attention memory is empty: the module is
 stateless for RLlib); carrying VPT's memory through RLlib's stateful-module API is not done.
@@ -31,6 +35,7 @@ false``).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -48,9 +53,9 @@ from typing_extensions import override
 from openended.errors import ConfigError
 from openended.priors.vpt import ENV_ACTION_NVEC, VPTConfig, VPTPolicy, factored_log_probs, load_vpt
 
-__all__ = ["VPTPPOModule", "vpt_module_spec", "vpt_config_from_model_config"]
+__all__ = ["VPTPPOModule", "vpt_module_spec", "vpt_config_from_model_config", "mix_with_prior"]
 
-MODEL_KEYS = {"vpt", "model_path", "weights_path", "image_key", "heads"}
+MODEL_KEYS = {"vpt", "model_path", "weights_path", "image_key", "heads", "exploration_prior"}
 
 
 def vpt_config_from_model_config(model_config: dict[str, Any]) -> VPTConfig:
@@ -78,11 +83,28 @@ def vpt_module_spec(model_config: dict[str, Any] | None) -> RLModuleSpec:
         )
     if mc.get("heads", "auto") not in ("auto", "vpt", "new"):
         raise ConfigError(f"algo.config.model_config.heads: 'auto', 'vpt' or 'new', got {mc['heads']!r}")
+    eps = mc.get("exploration_prior", 0.0)
+    if not isinstance(eps, int | float) or isinstance(eps, bool) or not 0.0 <= eps < 1.0:
+        raise ConfigError(f"algo.config.model_config.exploration_prior: a number in [0, 1), got {eps!r}")
+    if eps > 0 and not mc.get("model_path"):
+        raise ConfigError(
+            "algo.config.model_config.exploration_prior: needs model_path / weights_path (a pretrained VPT)"
+        )
     if bool(mc.get("model_path")) != bool(mc.get("weights_path")):
         raise ConfigError("algo.config.model_config: give both model_path and weights_path (OpenAI's VPT files)")
     if not mc.get("model_path"):
         vpt_config_from_model_config(mc)
     return RLModuleSpec(module_class=VPTPPOModule, model_config=mc)
+
+
+def mix_with_prior(logits: torch.Tensor, prior_logp: torch.Tensor, eps: float) -> torch.Tensor:
+    """Per action dimension, log of ``(1 - eps) * softmax(logits) + eps * exp(prior_logp)`` (minecraft layout)."""
+    parts = []
+    for q, p in zip(torch.split(logits, list(ENV_ACTION_NVEC), -1), torch.split(prior_logp, list(ENV_ACTION_NVEC), -1)):
+        parts.append(
+            torch.logaddexp(torch.log_softmax(q, -1) + math.log1p(-eps), torch.log_softmax(p, -1) + math.log(eps))
+        )
+    return torch.cat(parts, dim=-1)
 
 
 def _image_space(space: gym.Space, key: str | None) -> tuple[str | None, gym.spaces.Box]:
@@ -147,8 +169,22 @@ class VPTPPOModule(TorchRLModule, ValueFunctionAPI):
         self.vf = nn.Linear(config.hidsize, 1)
         nn.init.orthogonal_(self.vf.weight, gain=1.0)
         nn.init.zeros_(self.vf.bias)
+        self.exploration_prior = float(mc.get("exploration_prior", 0.0))
+        # a plain list: the frozen prior is not a submodule (not trained, synced or checkpointed)
+        self._behaviour_prior: list[VPTPolicy] = []
+        if self.exploration_prior > 0:
+            if not (mc.get("model_path") and minecraft):
+                raise ConfigError(
+                    "algo.config.model_config.exploration_prior: needs model_path / weights_path (a pretrained "
+                    "VPT) and the minecraft env's actions"
+                )
+            prior = load_vpt(mc["model_path"], mc["weights_path"]).eval()
+            for p in prior.parameters():
+                p.requires_grad_(False)
+            self._behaviour_prior.append(prior)
 
-    def _latent(self, batch: dict[str, Any]) -> torch.Tensor:
+    def _frames(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The batch's frames in [0, 1] at the network's input size, (B, 1, H, W, 3)."""
         obs = batch[Columns.OBS]
         img = obs[self.image_key] if self.image_key is not None else obs
         img = img.float() if self.scaled else img.float() / 255.0
@@ -156,12 +192,16 @@ class VPTPPOModule(TorchRLModule, ValueFunctionAPI):
         if tuple(img.shape[1:3]) != (h, w):  # VPT's input size (OpenAI resize with bilinear interpolation too)
             img = F.interpolate(img.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)
             img = img.permute(0, 2, 3, 1)
-        b = img.shape[0]
+        return img[:, None]
+
+    def _latent(self, batch: dict[str, Any]) -> torch.Tensor:
+        frames = self._frames(batch)
+        b = frames.shape[0]
         extra = None
         if self.task_embedding is not None:
-            extra = self.task_embedding(obs["task"].long().reshape(b))[:, None]
-        first = torch.ones(b, 1, dtype=torch.bool, device=img.device)
-        x, _ = self.trunk.latent(img[:, None], first, self.trunk.initial_state(b, img.device), extra)
+            extra = self.task_embedding(batch[Columns.OBS]["task"].long().reshape(b))[:, None]
+        first = torch.ones(b, 1, dtype=torch.bool, device=frames.device)
+        x, _ = self.trunk.latent(frames, first, self.trunk.initial_state(b, frames.device), extra)
         return x[:, 0]
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,6 +212,19 @@ class VPTPPOModule(TorchRLModule, ValueFunctionAPI):
     @override
     def _forward(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return {Columns.ACTION_DIST_INPUTS: self._logits(self._latent(batch))}
+
+    @override
+    def _forward_exploration(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        logits = self._logits(self._latent(batch))
+        if not self._behaviour_prior:
+            return {Columns.ACTION_DIST_INPUTS: logits}
+        prior = self._behaviour_prior[0]
+        with torch.no_grad():
+            frames = self._frames(batch)
+            b = frames.shape[0]
+            x, _ = prior.net.latent(frames, torch.ones(b, 1, dtype=torch.bool), prior.initial_state(b))
+            prior_logp = factored_log_probs({name: head(x[:, 0]) for name, head in prior.pi_head.items()})
+        return {Columns.ACTION_DIST_INPUTS: mix_with_prior(logits, prior_logp, self.exploration_prior)}
 
     @override
     def _forward_train(self, batch: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
