@@ -176,6 +176,11 @@ class ResourcesSection(_Model):
         description="Keep the teacher service on the driver's node (the head for a submitted job); "
         "false: anywhere, restarted on another node if its node is lost.",
     )
+    service_detached: bool = Field(
+        False,
+        description="The teacher service outlives its driver (a stopped job's teacher stays queryable); "
+        "`--resume` or a resubmitted job takes the live service over instead of starting a second one.",
+    )
 
     @field_validator("env_host")
     @classmethod

@@ -247,9 +247,11 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
     try:
         if embedded:  # at once (a kill during start-up), and again once the raylet has started its agents
             raysession.record_embedded_ray(rd.path)
+        _take_over_live_service(name, exp.ray.namespace)
         service = start_service(
             name,
             exp.ray.namespace,
+            detached=exp.resources.service_detached,
             event_log=str(rd.events_path),
             checkpoint_dir=str(rd.teacher_checkpoints),
             resume=True,  # also what a Ray restart of the actor runs: checkpoint + log
@@ -321,6 +323,35 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
     if scenario is not None and scenario.logger is not None:
         summary["scenario"] = scenario.summary()
     return summary
+
+
+def _take_over_live_service(name: str, namespace: str | None) -> None:
+    """Stop a teacher service of this run that outlived its driver (``resources.service_detached``).
+
+    Why: this process holds the run lock, so a live service under the run's name belongs to
+    a driver that was killed. Its teacher has seen outcomes the newest checkpoint set does
+    not cover; the run resumes from that set, so the service is closed (its event log
+    flushed and closed: one writer per log) and a new one is started from the set and the
+    log, exactly as after a crash. One service per run, never two.
+    """
+    try:
+        old = ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return
+    _say(f"taking over the live teacher service {name!r} of the stopped driver: closing it, resuming from the log")
+    try:
+        ray.get(old.close.remote(), timeout=60)
+    except Exception as e:  # noqa: BLE001 - a service that cannot close is killed all the same
+        _say(f"the live service did not close cleanly ({_one_line(e)}); stopping it")
+    ray.kill(old, no_restart=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the name is free once Ray has the actor dead
+        try:
+            ray.get_actor(name, namespace=namespace)
+        except ValueError:
+            return
+        time.sleep(0.2)
+    raise RunFailed(f"the live teacher service {name!r} of the stopped driver did not stop within 60 s")
 
 
 def _start_scenario(
