@@ -171,3 +171,34 @@ def test_a_pretrained_vpt_as_behaviour_prior_for_exploration(tmp_path):
         vpt_module_spec({"vpt": "small", "exploration_prior": 0.1})
     with pytest.raises(ConfigError, match=r"exploration_prior: a number in \[0, 1\)"):
         vpt_module_spec({"exploration_prior": 1.5, **files})
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_crafter_vpt_experiment_trains_one_iteration_with_the_kl_prior(tmp_path):
+    """experiments/crafter_vpt.yaml from the CLI with the small VPT: PPO + kl_prior end to end (~1 min)."""
+    import json
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    sets = ["algo.config.model_config.vpt=small", "run.iterations=1", "algo.config.train_batch_size_per_learner=256"]
+    args = ["run", "experiments/crafter_vpt.yaml", "--run-dir", str(tmp_path), "--no-progress"]
+    for s in sets:
+        args += ["--set", s]
+    res = subprocess.run(
+        [sys.executable, "-m", "openended.cli", *args],
+        cwd=root,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    (rd,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (learner,) = (rd / "checkpoints").glob("iter_*/components-learner-default.json")
+    kl = json.loads(learner.read_text())["0:KLPrior"]
+    assert kl["steps"] >= 4 and kl["last_kl"] >= 0.0  # >= 256 / 128 minibatches x 2 epochs (RLlib may sample more)
+    assert kl["coef"] == pytest.approx(0.2 + (0.02 - 0.2) * kl["steps"] / 2000)  # the linear schedule moved

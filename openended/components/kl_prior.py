@@ -172,8 +172,8 @@ class KLPrior(Component):
         return coef * kl
 
     def state_dict(self) -> dict[str, Any]:
-        """The schedule's position (the prior itself is rebuilt: module doc)."""
-        return {"steps": self.steps}
+        """The schedule's position (the prior itself is rebuilt: module doc), the last KL and coefficient (to read)."""
+        return {"steps": self.steps, "last_kl": self.last_kl, "coef": self.coefficient()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what `state_dict` returned."""
