@@ -147,7 +147,12 @@ def test_a_vpt_prior_regularises_a_minecraft_policy(vpt_files):
         out, _ = kl.prior(frames[:, None], torch.ones(6, 1, dtype=torch.bool), kl.prior.initial_state(6))
         marginals = factored_log_probs({k: v[:, 0] for k, v in out.items()})
     assert multi_categorical_kl(marginals, marginals, ENV_ACTION_NVEC).abs().max() < 1e-5
-    with pytest.raises(ConfigError, match=r"frames of shape \(32, 32, 3\)"):
+    # RLlib scales images to floats in [0, 1]: the prior reads the same frames the same way
+    with torch.no_grad():
+        as_uint8 = kl._prior_logits({"pov": frames})
+        as_float = kl._prior_logits({"pov": frames.float() / 255.0})
+    assert torch.allclose(as_uint8, as_float, atol=1e-5) and torch.allclose(as_uint8, marginals, atol=1e-5)
+    with pytest.raises(ConfigError, match=r"must carry \(N, H, W, 3\) frames"):
         kl.loss_term(module=module, batch={"obs": torch.zeros(6, 6)}, fwd_out=None)
 
 

@@ -113,6 +113,21 @@ def test_only_the_frames_in_the_attention_window_matter(policy):
     assert not torch.allclose(out_a["buttons"][:, -2], out_b["buttons"][:, -2], atol=1e-4)
 
 
+def test_frames_are_scaled_and_resized_to_the_network_input(policy):
+    from openended.priors.vpt import frame_marginals, prepare_frames
+
+    raw = frames(1, 2, size=64)[0]  # (2, 64, 64, 3) uint8
+    x = prepare_frames(raw, (32, 32, 3))
+    assert x.shape == (2, 1, 32, 32, 3) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert torch.allclose(prepare_frames(raw.float() / 255.0, (32, 32, 3)), x)  # floats in [0, 1] as they are
+    same = prepare_frames(raw, (64, 64, 3))
+    assert torch.equal(same[:, 0], raw.float() / 255.0)  # no resize at the input size
+    with torch.no_grad():
+        m = frame_marginals(policy, raw)
+    assert m.shape == (2, 62)
+    assert torch.allclose(m[:, :2].exp().sum(-1), torch.ones(2), atol=1e-5)
+
+
 # ---------------------------------------------------------------------------- actions
 
 

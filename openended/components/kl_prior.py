@@ -14,8 +14,9 @@ Priors (``prior``):
   a resumed run copies the restored module (use ``vpt`` for a prior that survives resumes).
 * ``vpt`` -- OpenAI-format VPT files (``model_path``, ``weights_path``; `openended.priors.vpt`).
   The learner's module must act in the `minecraft` env's action space (``MultiDiscrete``,
-  62 logits) and its observations carry the frames (``obs["pov"]`` or ``(N, H, W, 3)``
-  uint8 of the prior's ``img_shape``). VPT's joint heads are compared through their
+  62 logits) and its observations carry the frames (``obs["pov"]`` or the obs itself,
+  ``(N, H, W, 3)``, uint8 or floats in [0, 1] as RLlib's image scaling gives them; resized
+  to the prior's input size). VPT's joint heads are compared through their
   per-dimension marginals (`openended.priors.vpt.factored_log_probs`), and each frame is
   scored on its own (no memory: learner minibatches are shuffled steps, not sequences).
 
@@ -123,21 +124,16 @@ class KLPrior(Component):
     def _prior_logits(self, obs: Any) -> torch.Tensor:
         if self.config.prior == "initial":
             return policy_logits(self.prior, obs)
-        from openended.priors.vpt import factored_log_probs
+        from openended.priors.vpt import frame_marginals
 
         frames = obs["pov"] if isinstance(obs, dict) else obs
         frames = torch.as_tensor(frames)
-        shape = tuple(self.prior.config.img_shape)
-        if tuple(frames.shape[1:]) != shape:
+        if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ConfigError(
-                f"kl_prior (prior: vpt): the learner's observations must carry frames of shape {shape} "
+                "kl_prior (prior: vpt): the learner's observations must carry (N, H, W, 3) frames "
                 f"(obs['pov'] or the obs itself), got {tuple(frames.shape)}"
             )
-        n = len(frames)
-        out, _ = self.prior(
-            frames.to(torch.uint8)[:, None], torch.ones(n, 1, dtype=torch.bool), self.prior.initial_state(n)
-        )
-        return factored_log_probs({k: v[:, 0] for k, v in out.items()})
+        return frame_marginals(self.prior, frames)
 
     def loss_term(self, *, module: Any, batch: Any, fwd_out: Any, **kw: Any) -> Any:
         """``coef(step) * mean KL(policy || prior)`` on the batch's observations (None at coefficient 0)."""

@@ -44,6 +44,8 @@ __all__ = [
     "VPT_1X_KWARGS",
     "ENV_ACTION_NVEC",
     "factored_log_probs",
+    "frame_marginals",
+    "prepare_frames",
     "load_vpt",
     "save_vpt",
     "read_model_file",
@@ -234,6 +236,31 @@ def factored_log_probs(out: dict[str, torch.Tensor]) -> torch.Tensor:
     yaw = p_move * cam.sum(-2) + (1 - p_move) * still
     buttons = torch.stack([1 - p_pressed, p_pressed], dim=-1).flatten(-2)
     return torch.cat([buttons, pitch, yaw], dim=-1).clamp_min(1e-12).log()
+
+
+def prepare_frames(frames: torch.Tensor, img_shape: tuple[int, int, int]) -> torch.Tensor:
+    """Frames (B, H, W, 3), uint8 or float in [0, 1], -> float (B, 1, h, w, 3) in [0, 1] at ``img_shape``.
+
+    A different size is resized bilinearly, as OpenAI resized MineRL's frames for VPT.
+    """
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be (B, H, W, 3), got {tuple(frames.shape)}")
+    img = frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
+    h, w, _ = img_shape
+    if tuple(img.shape[1:3]) != (h, w):
+        img = F.interpolate(img.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)
+        img = img.permute(0, 2, 3, 1)
+    return img[:, None]
+
+
+def frame_marginals(policy: VPTPolicy, frames: torch.Tensor) -> torch.Tensor:
+    """``policy``'s `factored_log_probs` on each frame alone (empty memory): (B, 62) for frames (B, H, W, 3)."""
+    x = prepare_frames(frames, policy.config.img_shape)
+    b = x.shape[0]
+    latent, _ = policy.net.latent(
+        x, torch.ones(b, 1, dtype=torch.bool, device=x.device), policy.initial_state(b, x.device)
+    )
+    return factored_log_probs({name: head(latent[:, 0]) for name, head in policy.pi_head.items()})
 
 
 class _ModelUnpickler(pickle.Unpickler):

@@ -47,11 +47,18 @@ from ray.rllib.core.rl_module.apis.value_function_api import ValueFunctionAPI
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from torch import nn
-from torch.nn import functional as F
 from typing_extensions import override
 
 from openended.errors import ConfigError
-from openended.priors.vpt import ENV_ACTION_NVEC, VPTConfig, VPTPolicy, factored_log_probs, load_vpt
+from openended.priors.vpt import (
+    ENV_ACTION_NVEC,
+    VPTConfig,
+    VPTPolicy,
+    factored_log_probs,
+    frame_marginals,
+    load_vpt,
+    prepare_frames,
+)
 
 __all__ = ["VPTPPOModule", "vpt_module_spec", "vpt_config_from_model_config", "mix_with_prior"]
 
@@ -139,8 +146,7 @@ class VPTPPOModule(TorchRLModule, ValueFunctionAPI):
         config = self.trunk.config
         if self.observation_space is None:
             raise ConfigError("rl_module vpt: the module needs the env's observation space")
-        self.image_key, image_space = _image_space(self.observation_space, mc.get("image_key"))
-        self.scaled = image_space.dtype != np.uint8  # ScaleImageObservations gives floats in [0, 1]
+        self.image_key, _ = _image_space(self.observation_space, mc.get("image_key"))
         self.task_embedding: nn.Embedding | None = None
         task_space = (
             self.observation_space.spaces.get("task") if isinstance(self.observation_space, gym.spaces.Dict) else None
@@ -184,15 +190,8 @@ class VPTPPOModule(TorchRLModule, ValueFunctionAPI):
             self._behaviour_prior.append(prior)
 
     def _frames(self, batch: dict[str, Any]) -> torch.Tensor:
-        """The batch's frames in [0, 1] at the network's input size, (B, 1, H, W, 3)."""
         obs = batch[Columns.OBS]
-        img = obs[self.image_key] if self.image_key is not None else obs
-        img = img.float() if self.scaled else img.float() / 255.0
-        h, w, _ = self.trunk.config.img_shape
-        if tuple(img.shape[1:3]) != (h, w):  # VPT's input size (OpenAI resize with bilinear interpolation too)
-            img = F.interpolate(img.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", align_corners=False)
-            img = img.permute(0, 2, 3, 1)
-        return img[:, None]
+        return prepare_frames(obs[self.image_key] if self.image_key is not None else obs, self.trunk.config.img_shape)
 
     def _latent(self, batch: dict[str, Any]) -> torch.Tensor:
         frames = self._frames(batch)
@@ -218,12 +217,9 @@ class VPTPPOModule(TorchRLModule, ValueFunctionAPI):
         logits = self._logits(self._latent(batch))
         if not self._behaviour_prior:
             return {Columns.ACTION_DIST_INPUTS: logits}
-        prior = self._behaviour_prior[0]
+        obs = batch[Columns.OBS]
         with torch.no_grad():
-            frames = self._frames(batch)
-            b = frames.shape[0]
-            x, _ = prior.net.latent(frames, torch.ones(b, 1, dtype=torch.bool), prior.initial_state(b))
-            prior_logp = factored_log_probs({name: head(x[:, 0]) for name, head in prior.pi_head.items()})
+            prior_logp = frame_marginals(self._behaviour_prior[0], obs[self.image_key] if self.image_key else obs)
         return {Columns.ACTION_DIST_INPUTS: mix_with_prior(logits, prior_logp, self.exploration_prior)}
 
     @override
