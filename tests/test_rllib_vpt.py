@@ -202,3 +202,59 @@ def test_crafter_vpt_experiment_trains_one_iteration_with_the_kl_prior(tmp_path)
     kl = json.loads(learner.read_text())["0:KLPrior"]
     assert kl["steps"] >= 4 and kl["last_kl"] >= 0.0  # >= 256 / 128 minibatches x 2 epochs (RLlib may sample more)
     assert kl["coef"] == pytest.approx(0.2 + (0.02 - 0.2) * kl["steps"] / 2000)  # the linear schedule moved
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_minecraft_ppo_from_vpt_files_with_kl_and_exploration_priors(tmp_path):
+    """The minecraft family (fake backend) under PPO whose policy starts as a saved VPT, with that VPT
+    as KL prior and as exploration prior: all three uses of the prior in one run (~1 min)."""
+    import json
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    model, weights = tmp_path / "s.model", tmp_path / "s.weights"
+    save_vpt(VPTPolicy(VPTConfig.small()), model, weights)
+    files = f"model_path: {model}, weights_path: {weights}"
+    (tmp_path / "mc.yaml").write_text(
+        f"""
+name: mc_vpt
+seed: 0
+env:
+  family: minecraft
+  config: {{backend: fake, image_size: [32, 32], max_episode_steps: 50}}
+teacher: {{name: lp, config: {{}}}}
+algo:
+  name: ppo
+  num_env_runners: 0
+  flatten_observations: false
+  config:
+    rl_module: vpt
+    model_config: {{{files}, exploration_prior: 0.2}}
+    train_batch_size_per_learner: 128
+    minibatch_size: 64
+    num_epochs: 1
+components:
+  - class: kl_prior
+    config: {{prior: vpt, {files}, coef: 0.1}}
+run: {{iterations: 1, checkpoint_every: 1}}
+ray: {{num_cpus: 1}}
+"""
+    )
+    root = pathlib.Path(__file__).resolve().parents[1]
+    res = subprocess.run(
+        [sys.executable, "-m", "openended.cli", "run", str(tmp_path / "mc.yaml"), "--run-dir", str(tmp_path / "runs")],
+        cwd=root,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    (learner,) = (tmp_path / "runs").glob("*/checkpoints/iter_*/components-learner-default.json")
+    kl = json.loads(learner.read_text())["0:KLPrior"]
+    # the policy starts as the prior: after one small PPO update it is still close to it
+    assert kl["steps"] >= 2 and 0.0 <= kl["last_kl"] < 0.1
