@@ -61,6 +61,13 @@ def test_the_gradient_reaches_the_learner_and_not_the_frozen_prior():
     assert all(torch.equal(a, b) for a, b in zip(prior_before, kl.prior.parameters()))
 
 
+def test_each_rllib_module_gets_its_own_prior():
+    kl, a, b = KLPrior({"coef": 1.0}), mlp(0), mlp(1)
+    assert kl.loss_term(module=a, batch=batch(), fwd_out=None, module_id="a").item() == pytest.approx(0, abs=1e-7)
+    assert kl.loss_term(module=b, batch=batch(), fwd_out=None, module_id="b").item() == pytest.approx(0, abs=1e-7)
+    assert set(kl.priors) == {"a", "b"}
+
+
 def test_the_term_pulls_a_drifted_policy_back_to_the_prior():
     module, kl = mlp(), KLPrior({"coef": 1.0})
     kl.loss_term(module=module, batch=batch(), fwd_out=None)  # snapshot
@@ -149,8 +156,8 @@ def test_a_vpt_prior_regularises_a_minecraft_policy(vpt_files):
     assert multi_categorical_kl(marginals, marginals, ENV_ACTION_NVEC).abs().max() < 1e-5
     # RLlib scales images to floats in [0, 1]: the prior reads the same frames the same way
     with torch.no_grad():
-        as_uint8 = kl._prior_logits({"pov": frames})
-        as_float = kl._prior_logits({"pov": frames.float() / 255.0})
+        as_uint8 = kl._prior_logits(kl.prior, {"pov": frames})
+        as_float = kl._prior_logits(kl.prior, {"pov": frames.float() / 255.0})
     assert torch.allclose(as_uint8, as_float, atol=1e-5) and torch.allclose(as_uint8, marginals, atol=1e-5)
     with pytest.raises(ConfigError, match=r"must carry \(N, H, W, 3\) frames"):
         kl.loss_term(module=module, batch={"obs": torch.zeros(6, 6)}, fwd_out=None)

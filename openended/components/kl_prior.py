@@ -102,7 +102,7 @@ class KLPrior(Component):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.prior: Any = None
+        self.priors: dict[Any, Any] = {}  # per RLlib module id (one prior per policy)
         self.steps = 0
         self.last_kl: float | None = None
 
@@ -121,9 +121,14 @@ class KLPrior(Component):
 
         return _frozen(load_vpt(self.config.model_path, self.config.weights_path))
 
-    def _prior_logits(self, obs: Any) -> torch.Tensor:
+    @property
+    def prior(self) -> Any:
+        """The (first) frozen prior, once built."""
+        return next(iter(self.priors.values()), None)
+
+    def _prior_logits(self, prior: Any, obs: Any) -> torch.Tensor:
         if self.config.prior == "initial":
-            return policy_logits(self.prior, obs)
+            return policy_logits(prior, obs)
         from openended.priors.vpt import frame_marginals
 
         frames = obs["pov"] if isinstance(obs, dict) else obs
@@ -133,12 +138,13 @@ class KLPrior(Component):
                 "kl_prior (prior: vpt): the learner's observations must carry (N, H, W, 3) frames "
                 f"(obs['pov'] or the obs itself), got {tuple(frames.shape)}"
             )
-        return frame_marginals(self.prior, frames)
+        return frame_marginals(prior, frames)
 
     def loss_term(self, *, module: Any, batch: Any, fwd_out: Any, **kw: Any) -> Any:
         """``coef(step) * mean KL(policy || prior)`` on the batch's observations (None at coefficient 0)."""
-        if self.prior is None:
-            self.prior = self._build_prior(module)
+        key = kw.get("module_id")
+        if key not in self.priors:
+            self.priors[key] = self._build_prior(module)
         coef = self.coefficient()
         self.steps += 1
         if coef == 0.0:
@@ -150,7 +156,7 @@ class KLPrior(Component):
         if limit is not None:
             obs = {k: v[:limit] for k, v in obs.items()} if isinstance(obs, dict) else obs[:limit]
         with torch.no_grad():
-            prior_logits = self._prior_logits(obs)
+            prior_logits = self._prior_logits(self.priors[key], obs)
         reuse = limit is None and isinstance(fwd_out, dict) and "action_dist_inputs" in fwd_out
         logits = fwd_out["action_dist_inputs"] if reuse else policy_logits(module, obs)
         if prior_logits.shape != logits.shape:
