@@ -169,9 +169,11 @@ class VPTPPOModule(TorchRLModule, ValueFunctionAPI):
             raise ConfigError(f"algo.config.model_config.heads: 'vpt' needs the minecraft env's actions, got {space}")
         use_vpt_heads = heads == "vpt" or (heads == "auto" and minecraft)
         self.vpt_heads: nn.ModuleDict | None = policy.pi_head if use_vpt_heads else None
-        self.pi = nn.Linear(config.hidsize, n_logits)
-        nn.init.orthogonal_(self.pi.weight, gain=0.01)
-        nn.init.zeros_(self.pi.bias)
+        self.pi: nn.Linear | None = None
+        if self.vpt_heads is None:
+            self.pi = nn.Linear(config.hidsize, n_logits)
+            nn.init.orthogonal_(self.pi.weight, gain=0.01)
+            nn.init.zeros_(self.pi.bias)
         self.vf = nn.Linear(config.hidsize, 1)
         nn.init.orthogonal_(self.vf.weight, gain=1.0)
         nn.init.zeros_(self.vf.bias)
@@ -204,8 +206,9 @@ class VPTPPOModule(TorchRLModule, ValueFunctionAPI):
         return x[:, 0]
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        if self.vpt_heads is None:
+        if self.pi is not None:
             return self.pi(x)
+        assert self.vpt_heads is not None  # setup builds one of the two
         return factored_log_probs({name: head(x) for name, head in self.vpt_heads.items()})
 
     @override
