@@ -32,7 +32,7 @@ from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTa
 from openended.config import Experiment
 from openended.errors import ConfigError, RunFailed
 from openended.runtime.checkpoints import CheckpointSet, SetWriter
-from openended.runtime.component_run import bus_name_for
+from openended.runtime.component_run import bus_name_for, store_actors_for
 from openended.runtime.envpool_actor import PoolRestarted, make_pools
 from openended.runtime.placement import pool_actor_options, warn_if_no_host
 
@@ -105,6 +105,7 @@ class PoolDriver:
             max_restarts=POOL_MAX_RESTARTS,
             components=exp.components,
             bus=bus_name_for(service_name) if exp.components else None,
+            stores=store_actors_for(exp, service_name),
         )
         self._states: list[list | None] = [None] * len(self.pools)
         self._component_states: list[dict | None] = [None] * len(self.pools)
@@ -278,9 +279,10 @@ class RLlibDriver:
         scores = not multi_agent and wants_level_scores(exp)  # PLR: the learner's level score with each outcome
         env_args = (f"openended-{service_name}-{student}", exp.env.family, exp.env.config, service_name, CURRICULUM)
         bus = bus_name_for(service_name) if exp.components else None
+        stores = store_actors_for(exp, service_name)  # the run's shared stores (RunComponents started them)
         if multi_agent:
             env_name = register_curriculum_multiagent_env(
-                *env_args, student, namespace=exp.ray.namespace, components=exp.components, bus=bus
+                *env_args, student, namespace=exp.ray.namespace, components=exp.components, bus=bus, stores=stores
             )
         else:
             env_name = register_curriculum_env(
@@ -290,6 +292,7 @@ class RLlibDriver:
                 defer_outcomes=scores,
                 components=exp.components,
                 bus=bus,
+                stores=stores,
             )
         cfg = build_algo_config(
             algo,
@@ -301,6 +304,7 @@ class RLlibDriver:
             flatten_observations=flatten,
             components=exp.components,
             bus=(bus_name_for(service_name), exp.ray.namespace) if exp.components else None,
+            stores=(stores, exp.ray.namespace) if stores else None,
             action_masking=masking,
             argument_usage=usage,
         )

@@ -38,7 +38,7 @@ from openended.config import Experiment, teacher_config
 from openended.errors import Error, RunFailed
 from openended.runtime import raysession
 from openended.runtime.checkpoints import CheckpointSet
-from openended.runtime.component_run import RunComponents
+from openended.runtime.component_run import RunComponents, run_store_specs
 from openended.runtime.drivers import CURRICULUM, RESTART_TIMEOUT_S, Driver, PoolDriver, RLlibDriver
 from openended.runtime.exporters import RunExporters
 from openended.runtime.local import init_ray
@@ -273,7 +273,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
         if embedded:
             raysession.record_embedded_ray(rd.path)
         if exp.components:  # before the drivers: their env runners bridge to the run's bus
-            components = RunComponents(exp.components, name, exp.ray.namespace)
+            components = RunComponents(exp.components, name, exp.ray.namespace, stores=run_store_specs(exp))
         for i, student in enumerate(exp.students):
             if exp.algo.name == "none":
                 drivers.append(PoolDriver(exp, name, student, i))
