@@ -247,7 +247,8 @@ class TeacherClient(_ClientBase):
 
     # ------------------------------------------------------------------ tasks
     def _request(self, n: int, reset_peer: bool = False) -> Any:
-        return self.service.sample.remote(self.curriculum, self.student, n, self.token, reset_peer)
+        # The array path where the teacher has one (no Task built in the service); else `sample`.
+        return self.service.sample_columns.remote(self.curriculum, self.student, n, self.token, reset_peer)
 
     def _collect(self, ref: Any, n: int) -> None:
         """Wait for a sample reply and buffer its tasks.
@@ -458,11 +459,12 @@ class LocalTeacherClient(_ClientBase):
 
     def _fill(self) -> None:
         n = self.buffer_size - len(self._buffer)
+        sample = self.service.sample_columns  # the array path where the teacher has one, else `sample`
         try:
-            self._receive(self.service.sample(self.curriculum, self.student, n, peer=self.token))
+            self._receive(sample(self.curriculum, self.student, n, peer=self.token))
         except TaskCacheMiss:
             self._counts["resyncs"] += 1
-            self._receive(self.service.sample(self.curriculum, self.student, n, peer=self.token, reset_peer=True))
+            self._receive(sample(self.curriculum, self.student, n, peer=self.token, reset_peer=True))
         self._counts["refills"] += 1
 
     @override

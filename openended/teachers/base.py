@@ -12,7 +12,11 @@ Tiers (as in Syllabus): required ``sample``/``update``; persistence
 * one ``np.random.Generator`` per teacher from ``config.seed``; nothing touches global
   RNG state; ``state_dict`` includes the generator so save -> load -> sample continues
   exactly;
-* latency and refit statistics for ``stats()``.
+* latency and refit statistics for ``stats()``;
+* an opt-in array path: ``sample_arrays`` / ``update_arrays`` take and give columns
+  (`openended.tasks.TaskArrays`, numpy arrays of returns ...) with no `Task` or
+  `Outcome` built; a teacher that implements ``_sample_arrays`` (and says so in
+  ``supports_arrays``) gets the same bookkeeping, and the two paths can be mixed.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openended.errors import ConfigError, Error, InvalidArgument, TeacherStateError
 from openended.jsonio import from_jsonable, to_jsonable
-from openended.tasks import Outcome, Task, TaskSpace, outcome_list, space_from_dict
+from openended.tasks import Outcome, Task, TaskArrays, TaskSpace, ids_to_hex, outcome_list, space_from_dict
 from openended.teachers.refit import Executors, Refitter, SwapPolicy
 from openended.teachers.state_schema import STATE_VERSION, check_state
 
@@ -146,7 +150,10 @@ class BaseTeacher:
         self._issued: dict[str, Task] = {}
         self._reissued: dict[str, int] = {}
         self._batches: deque[tuple[int, list[str]]] = deque()
-        self._unindexed: list[tuple[int, tuple[Task, ...]]] = []
+        # Array-path batches (`sample_arrays`): their ids index as ``gen << 32 | row`` into
+        # `_array_batches[gen]`; a `Task` is built from a row only when someone asks for it.
+        self._unindexed: list[tuple[int, tuple[Task, ...] | TaskArrays]] = []
+        self._array_batches: dict[int, TaskArrays] = {}
         self._n_unindexed = 0
         self._gen = 0
         self._counts = {"sampled": 0, "sample_calls": 0, "outcomes": 0, "update_calls": 0, "unknown_task_outcomes": 0}
@@ -158,10 +165,7 @@ class BaseTeacher:
     # ------------------------------------------------------------------ public API
     def sample(self, n: int = 1, *, student: str = "default") -> list[Task]:
         """``n`` tasks for ``student``. Never waits on a refit."""
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-            raise ConfigError(f"sample(n): n must be a positive int, got {n!r}")
-        if not isinstance(student, str):
-            raise InvalidArgument(f"sample(student): must be a student id string, got {type(student).__name__}")
+        _check_sample_args(n, student, "sample")
         t0 = time.perf_counter()
         if self.refitter is not None:
             self.refitter.on_sample()
@@ -191,8 +195,130 @@ class BaseTeacher:
             if task is None:
                 unknown += 1
                 continue
-            tasks.append(task)
+            tasks.append(task if type(task) is not int else self._issued_value(task))
             known.append(o)
+        self._count_unknown(unknown)
+        if known:
+            self._update(tasks, known)
+        self._counts["outcomes"] += len(known)
+        self._counts["update_calls"] += 1
+        self._update_s.append(time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ array path
+    def supports_arrays(self) -> bool:
+        """Whether `sample_arrays` / `update_arrays` run natively (override with ``_sample_arrays``)."""
+        return False
+
+    def sample_arrays(self, n: int = 1, *, student: str = "default") -> TaskArrays:
+        """`sample` as columns: ids and parameters (or Discrete indices) as numpy arrays.
+
+        The same tasks, RNG draws and bookkeeping as ``sample(n, student=student)``; a
+        teacher without a native array path (`supports_arrays` is false) samples `Task`
+        values and converts them (`TaskArrays.from_tasks`: Box and Discrete spaces only).
+        """
+        _check_sample_args(n, student, "sample_arrays")
+        if not self.supports_arrays():
+            return TaskArrays.from_tasks(self.sample(int(n), student=student), self.space)
+        t0 = time.perf_counter()
+        if self.refitter is not None:
+            self.refitter.on_sample()
+        arrays = self._sample_arrays(int(n), student)
+        self._gen += 1
+        self._unindexed.append((self._gen, arrays))
+        self._n_unindexed += len(arrays)
+        if self._n_unindexed >= self.config.max_tracked_tasks:
+            self._index_issued()
+        self._counts["sampled"] += len(arrays)
+        self._counts["sample_calls"] += 1
+        self._sample_s.append(time.perf_counter() - t0)
+        return arrays
+
+    def update_arrays(
+        self,
+        task_ids: np.ndarray | Sequence[str],
+        returns: np.ndarray,
+        success: np.ndarray | None = None,
+        lengths: np.ndarray | None = None,
+    ) -> None:
+        """`update` from columns: no `Outcome` built.
+
+        Args:
+            task_ids: ``uint64`` ids (or id strings), one per finished episode.
+            returns: float64 episode returns (finite).
+            success: int8 ``1`` / ``0`` / ``-1`` (unknown); ``None``: all unknown.
+            lengths: int episode lengths, ``-1`` for unknown; ``None``: all unknown.
+
+        Same effect as ``update`` with `Outcome` values of those fields (student, info, time
+        and episode id do not reach a teacher's learning). A teacher without a native
+        ``_update_arrays`` gets those `Outcome` values built for its ``update``.
+        """
+        ids = ids_to_hex(task_ids) if isinstance(task_ids, np.ndarray) else list(task_ids)
+        r = np.asarray(returns, dtype=np.float64).reshape(-1)
+        n = len(ids)
+        if r.shape[0] != n:
+            raise InvalidArgument(f"update_arrays(returns): {r.shape[0]} returns for {n} task ids")
+        if not np.isfinite(r).all():
+            i = int(np.argmin(np.isfinite(r)))
+            raise InvalidArgument(f"update_arrays(returns[{i}]): {r[i]} for task {ids[i]}; returns must be finite")
+        succ = np.full(n, -1, dtype=np.int8) if success is None else np.asarray(success, dtype=np.int8).reshape(-1)
+        lens = np.full(n, -1, dtype=np.int64) if lengths is None else np.asarray(lengths, dtype=np.int64).reshape(-1)
+        if succ.shape[0] != n or lens.shape[0] != n:
+            raise InvalidArgument(f"update_arrays: success and lengths need {n} rows, like task_ids")
+        if not self.supports_array_updates():
+            self.update(
+                [
+                    Outcome(tid, ret, None if s < 0 else s == 1, None if ln < 0 else ln)
+                    for tid, ret, s, ln in zip(ids, r.tolist(), succ.tolist(), lens.tolist())
+                ]
+            )
+            return
+        t0 = time.perf_counter()
+        if self.refitter is not None:
+            self.refitter.on_update()
+        issued = self._issued_table()
+        found = list(map(issued.get, ids))
+        unknown = found.count(None)
+        self._count_unknown(unknown)
+        n_known = n - unknown
+        if n_known and type(self)._update_arrays is not BaseTeacher._update_arrays:  # else nothing to learn
+            if unknown:
+                keep = np.fromiter((v is not None for v in found), dtype=bool, count=n)
+                found = [v for v in found if v is not None]
+                r, succ, lens = r[keep], succ[keep], lens[keep]
+            self._update_arrays(self._gather(found), r, succ, lens)
+        self._counts["outcomes"] += n_known
+        self._counts["update_calls"] += 1
+        self._update_s.append(time.perf_counter() - t0)
+
+    def supports_array_updates(self) -> bool:
+        """Whether `update_arrays` runs without building `Outcome`s.
+
+        True when the teacher supports arrays and learns in ``_update_arrays`` (or learns
+        nothing at all): then an outcome's student, info, time and episode id are not needed.
+        """
+        cls = type(self)
+        return self.supports_arrays() and (
+            cls._update_arrays is not BaseTeacher._update_arrays or cls._update is BaseTeacher._update
+        )
+
+    def _gather(self, found: list[Any]) -> TaskArrays:
+        """The issued rows ``found`` (index values: ``gen << 32 | row`` or `Task`) as one `TaskArrays`."""
+        if all(type(v) is int for v in found):
+            ref = np.asarray(found, dtype=np.int64)
+            gens, rows = ref >> 32, ref & 0xFFFFFFFF
+            distinct = np.unique(gens).tolist()
+            if len(distinct) == 1:
+                return self._array_batches[distinct[0]].take(rows)
+            parts, where = [], []
+            for g in distinct:  # outcomes of several sampled batches: one take per batch, then the input order
+                at = np.flatnonzero(gens == g)
+                parts.append(self._array_batches[g].take(rows[at]))
+                where.append(at)
+            return TaskArrays.concat(parts).take(np.argsort(np.concatenate(where), kind="stable"))
+        # Some tasks were sampled or registered as objects: build the rows from them.
+        return TaskArrays.from_tasks([self._issued_value(v) for v in found], self.space)
+
+    def _count_unknown(self, unknown: int) -> None:
         self._counts["unknown_task_outcomes"] += unknown
         if self._counts["unknown_task_outcomes"] and not self._warned_unknown:
             self._warned_unknown = True
@@ -200,13 +326,14 @@ class BaseTeacher:
                 f"{self.name}: ignored outcomes for task ids this teacher never issued "
                 "(or forgot: raise max_tracked_tasks); call register_tasks() for external tasks",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        if known:
-            self._update(tasks, known)
-        self._counts["outcomes"] += len(known)
-        self._counts["update_calls"] += 1
-        self._update_s.append(time.perf_counter() - t0)
+
+    def _issued_value(self, value: Task | int) -> Task:
+        """An issued-table value as a `Task` (array-path rows are built here, on demand)."""
+        if type(value) is int:
+            return self._array_batches[value >> 32].task(value & 0xFFFFFFFF, self.space)
+        return value  # type: ignore[return-value]  # a Task
 
     def _track(self, tasks: Sequence[Task]) -> None:
         """Remember issued tasks.
@@ -234,11 +361,17 @@ class BaseTeacher:
         """
         issued = self._issued
         for gen, tasks in self._unindexed:
-            ids = list(map(_task_id, tasks))
+            if isinstance(tasks, TaskArrays):
+                ids = tasks.id_list
+                values: Any = range(gen << 32, (gen << 32) + len(ids))  # rows, built into Tasks on demand
+                self._array_batches[gen] = tasks
+            else:
+                ids = list(map(_task_id, tasks))
+                values = tasks
             again = issued.keys() & ids
             if again:
                 self._reissued.update(dict.fromkeys(again, gen))
-            issued.update(zip(ids, tasks))
+            issued.update(zip(ids, values))
             self._batches.append((gen, ids))
         self._unindexed.clear()
         self._n_unindexed = 0
@@ -256,6 +389,7 @@ class BaseTeacher:
             if newer:
                 ids = [i for i in ids if i not in newer]
         deque(map(self._issued.pop, ids, repeat(None)), maxlen=0)  # C-level loop
+        self._array_batches.pop(gen, None)  # ids issued again since point at their newer batch
 
     def register_tasks(self, tasks: Sequence[Task]) -> None:
         """Make tasks created elsewhere (a test set, a user list) known to ``update``."""
@@ -265,7 +399,8 @@ class BaseTeacher:
 
     def task_for_id(self, task_id: str) -> Task | None:
         """The issued (or registered) task with this id, or None if never issued or forgotten."""
-        return self._issued_table().get(task_id)
+        value = self._issued_table().get(task_id)
+        return None if value is None else self._issued_value(value)
 
     def _issued_table(self) -> dict[str, Task]:
         """The id -> issued task table, with every batch sampled so far indexed."""
@@ -281,7 +416,7 @@ class BaseTeacher:
             "config": self.config.model_dump(mode="json"),
             "space": self.space.to_dict(),
             "rng": rng_state(self.rng),
-            "issued": [t.to_dict() for t in self._issued_table().values()],
+            "issued": [self._issued_value(t).to_dict() for t in self._issued_table().values()],
             "issued_batches": [[g, [i for i in ids if self._reissued.get(i, g) == g]] for g, ids in self._batches],
             "issued_gen": self._gen,
             "counts": dict(self._counts),
@@ -331,6 +466,7 @@ class BaseTeacher:
         _set_rng_state(self.rng, state["rng"])
         self._issued = {d["id"]: Task.from_dict(d) for d in state["issued"]}
         self._reissued, self._batches = {}, deque()  # saved batches list each id once: its latest issue
+        self._array_batches = {}
         self._unindexed.clear()
         self._n_unindexed = 0
         batches: list[tuple[int, list[str]]] = state.get("issued_batches") or []
@@ -387,6 +523,13 @@ class BaseTeacher:
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
         """Override: learn from outcomes; ``tasks[i]`` is the task ``outcomes[i]`` ran."""
 
+    def _sample_arrays(self, n: int, student: str) -> TaskArrays:  # pragma: no cover - abstract
+        """Override (with `supports_arrays`): `_sample` as columns, the same draws and tasks."""
+        raise NotImplementedError
+
+    def _update_arrays(self, tasks: TaskArrays, returns: np.ndarray, success: np.ndarray, lengths: np.ndarray) -> None:
+        """Override: `_update` from columns; row ``i`` of ``tasks`` is the task episode ``i`` ran."""
+
     def _state_dict(self) -> dict:
         """Override: algorithm state (numpy arrays allowed)."""
         return {}
@@ -397,6 +540,13 @@ class BaseTeacher:
     def _stats(self) -> dict:
         """Override: algorithm statistics for the dashboard."""
         return {}
+
+
+def _check_sample_args(n: Any, student: Any, where: str) -> None:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"{where}(n): n must be a positive int, got {n!r}")
+    if not isinstance(student, str):
+        raise InvalidArgument(f"{where}(student): must be a student id string, got {type(student).__name__}")
 
 
 def _latency(prefix: str, xs: Sequence[float]) -> dict:
