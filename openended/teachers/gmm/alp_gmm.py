@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import ConfigDict, Field
-
 from typing_extensions import override
 
 from openended.tasks import Box, Outcome, Task, TaskArrays

@@ -19,7 +19,6 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
-
 from typing_extensions import override
 
 from openended.tasks import Box, Task, TaskArrays
