@@ -142,6 +142,10 @@ class Target:
         report_async: Callable[[list[Outcome]], Any],
         wait: Callable[[list[Any]], None],
         resolve: Callable[[Any], Any],
+        *,
+        batches: tuple[int, ...] = BATCHES,
+        prepare: Callable[[list[Outcome]], Any] = lambda outs: outs,
+        tasks: Callable[[Any], list[Task]] | None = None,
     ) -> None:
         self.name = name
         self.sample_async = sample_async
@@ -149,9 +153,16 @@ class Target:
         self.report_async = report_async
         self.wait = wait
         self.resolve = resolve
+        self.batches = batches
+        self.prepare = prepare  # outcome lists -> what report_async sends (done before the clock starts)
+        self.to_tasks = tasks or unpack
 
-    def sample(self, b: int) -> list[Task]:
+    def sample(self, b: int) -> Any:
         return self.unpack(self.sample_async(b))
+
+    def pool(self, b: int) -> list[Task]:
+        """``b`` tasks as `Task` values (what the outcomes of the report loops name)."""
+        return self.to_tasks(self.sample_async(b))
 
     def tasks_latency(self, b: int, calls: int) -> list[float]:
         """One call at a time (a single client's refill): round trip + decode."""
@@ -176,6 +187,7 @@ class Target:
         return b * calls / (time.perf_counter() - t0)
 
     def outcomes_loop(self, batches: list[list[Outcome]]) -> float:
+        batches = [self.prepare(outs) for outs in batches]
         inflight: list[Any] = []
         t0 = time.perf_counter()
         for outs in batches:
@@ -188,7 +200,7 @@ class Target:
 
     def report_latency(self, batches: list[list[Outcome]]) -> list[float]:
         lat = []
-        for outs in batches:
+        for outs in map(self.prepare, batches):
             c0 = time.perf_counter()
             self.resolve(self.report_async(outs))
             lat.append(time.perf_counter() - c0)
@@ -205,6 +217,51 @@ def actor_target(name: str, handle: Any, curriculum: str, cached: bool = False) 
         report_async=lambda outs: handle.report.remote(curriculum, encode_outcomes(outs)),
         wait=lambda refs: ray.get(refs),
         resolve=ray.get,
+    )
+
+
+def columns_target(name: str, handle: Any, curriculum: str, batches: tuple[int, ...] = BATCHES) -> Target:
+    """The array path a `TeacherClient` takes: ``sample_columns``, outcomes sent as encoded columns.
+
+    A reply is fetched, not turned into ``Task`` values: a client builds one ``Task`` per
+    ``next_task`` (one per episode, in each env host), not the service. Outcome batches are
+    encoded before the clock starts (each client encodes its own outbox). What is measured
+    is what one service takes.
+    """
+    return Target(
+        name,
+        sample_async=lambda b: handle.sample_columns.remote(curriculum, "bench", b, f"bench-{name}"),
+        unpack=ray.get,
+        report_async=lambda batch: handle.report.remote(curriculum, batch),
+        wait=lambda refs: ray.get(refs),
+        resolve=ray.get,
+        batches=batches,
+        prepare=encode_outcomes,
+        tasks=lambda ref: decode_tasks(ray.get(ref)),
+    )
+
+
+class PlainActor:
+    """Baseline for batch 1: a Ray actor whose methods do nothing but return (Ray's own round trip)."""
+
+    def sample(self, n: int) -> list[int]:
+        return list(range(n))
+
+    def report(self, outcomes: list[Any]) -> int:
+        return len(outcomes)
+
+
+def plain_target(handle: Any) -> Target:
+    return Target(
+        "plain actor",
+        sample_async=lambda b: handle.sample.remote(b),
+        unpack=ray.get,
+        report_async=lambda outs: handle.report.remote(outs),
+        wait=lambda refs: ray.get(refs),
+        resolve=ray.get,
+        batches=(1,),
+        prepare=lambda outs: [o.episode_return for o in outs],
+        tasks=lambda ref: [Task(f"{i:016x}") for i in ray.get(ref)],
     )
 
 
@@ -228,6 +285,21 @@ def inprocess_target(core: TeacherServiceCore, cached: bool = False) -> Target:
         report_async=lambda outs: core.report("walk", encode_outcomes(outs)),
         wait=lambda refs: None,
         resolve=lambda x: x,
+    )
+
+
+def inprocess_columns_target(core: TeacherServiceCore) -> Target:
+    """The array path in-process (no Ray), event log on: the floor of `columns_target`."""
+    return Target(
+        "in-process columns",
+        sample_async=lambda b: core.sample_columns("walk", "bench", b),
+        unpack=lambda batch: batch,
+        report_async=lambda batch: core.report("walk", batch),
+        wait=lambda refs: None,
+        resolve=lambda x: x,
+        batches=(64, 1024),
+        prepare=encode_outcomes,
+        tasks=decode_tasks,
     )
 
 
@@ -274,7 +346,6 @@ def alp_gmm_row(handle: Any, calls: int) -> dict[str, Any]:
         import openended.teachers.gmm.alp_gmm  # noqa: F401
     except ImportError as e:
         return {"config": "actor+log alp_gmm", "skipped": f"openended.teachers.gmm.alp_gmm does not import: {e}"}
-    ray.get(handle.add_curriculum.remote("alp", "alp_gmm", SPACES["box"].to_dict(), {"seed": 0}))
     alp = actor_target("actor+log alp_gmm", handle, "alp")
     pool = alp.sample(1024)
     tps = alp.tasks_loop(1024, calls)
@@ -308,6 +379,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="ray_oe_bench_", dir="/tmp"))
     t_start = time.time()
+    loadavg_start = os.getloadavg()
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp / "ray"), namespace=NS, log_to_driver=False)
     try:
         logged = start_service(
@@ -317,27 +389,43 @@ def main(argv: list[str] | None = None) -> dict:
         naive = ray.remote(NaiveTeacherActor).options(num_cpus=0).remote(space.to_dict())
         for h in (logged, plain):
             ray.get(h.add_curriculum.remote("walk", "random", space.to_dict(), {"seed": 0}))
+        # The array path's figures: random on Box and Discrete, ALP-GMM (fast mode), all logged.
+        for cur, teacher, sp in (
+            ("cols_box", "random", SPACES["box"]),
+            ("cols_discrete", "random", SPACES["discrete"]),
+            ("cols_alp", "alp_gmm", SPACES["box"]),
+            ("alp", "alp_gmm", SPACES["box"]),
+        ):
+            ray.get(logged.add_curriculum.remote(cur, teacher, sp.to_dict(), {"seed": 0}))
+        bare = ray.remote(PlainActor).options(num_cpus=0).remote()
         core = TeacherServiceCore()
         core.add_curriculum("walk", "random", space, config={"seed": 0})
+        inproc_cols = TeacherServiceCore(event_log=str(tmp / "inproc" / "events.jsonl"))
+        inproc_cols.add_curriculum("walk", "random", SPACES["box"], config={"seed": 0})
         targets = [
             actor_target("actor+log", logged, "walk", cached),
             actor_target("actor", plain, "walk", cached),
             naive_target(naive),
             inprocess_target(core, cached),
+            columns_target("columns box", logged, "cols_box"),
+            columns_target("columns discrete", logged, "cols_discrete", batches=(1024,)),
+            columns_target("columns alp_gmm", logged, "cols_alp", batches=(1024,)),
+            inprocess_columns_target(inproc_cols),
+            plain_target(bare),
         ]
 
         results: dict[tuple[str, int], dict[str, list[float]]] = {}
         for rep in range(reps):
             for b in BATCHES:
                 order = targets[rep % len(targets) :] + targets[: rep % len(targets)]
-                for tg in order:
+                for tg in (t for t in order if b in t.batches):
                     r = results.setdefault(
                         (tg.name, b), {"tasks_per_s": [], "outcomes_per_s": [], "lat": [], "rlat": []}
                     )
                     r["tasks_per_s"].append(tg.tasks_loop(b, calls[b]))
                     r["lat"].extend(tg.tasks_latency(b, max(20, calls[b] // 2)))
                     # Outcomes name tasks this teacher issued just now (still in its table).
-                    pool = tg.sample(1024)
+                    pool = tg.pool(1024)
                     r["outcomes_per_s"].append(tg.outcomes_loop(make_outcomes(pool, b, calls[b])))
                     r["rlat"].extend(tg.report_latency(make_outcomes(pool, b, max(10, calls[b] // 4))))
             print(f"  rep {rep + 1}/{reps} done ({time.time() - t_start:.0f} s)", flush=True)
@@ -374,6 +462,13 @@ def main(argv: list[str] | None = None) -> dict:
         return statistics.median(x / y for x, y in zip(xs, ys))
 
     ratios = {}
+    ratios["b1_over_plain_actor"] = paired("columns box", "plain actor", 1, "tasks_per_s")
+    ratios["b1_over_plain_actor_outcomes"] = paired("columns box", "plain actor", 1, "outcomes_per_s")
+    ratios["columns_over_objects_tasks_b1024"] = paired("columns box", "actor+log", 1024, "tasks_per_s")
+    ratios["columns_over_objects_outcomes_b1024"] = paired("columns box", "actor+log", 1024, "outcomes_per_s")
+    ratios["columns_actor_over_inprocess_tasks_b1024"] = paired(
+        "columns box", "in-process columns", 1024, "tasks_per_s"
+    )
     for b in BATCHES:
         ratios[f"actor_over_naive_tasks_b{b}"] = paired("actor", "naive", b, "tasks_per_s")
         ratios[f"actor_over_naive_outcomes_b{b}"] = paired("actor", "naive", b, "outcomes_per_s")
@@ -390,7 +485,25 @@ def main(argv: list[str] | None = None) -> dict:
         "outcomes_per_s_b1024_best": get("actor+log", 1024, "outcomes_per_s_best"),
         "inprocess_p99_ms_b64": get("in-process", 64, "sample_p99_ms"),
         "report_p99_ms_b64": get("actor+log", 64, "report_p99_ms"),
-        "targets": {"tasks_per_s_b1024": 200_000, "outcomes_per_s_b1024": 200_000, "p99_ms_b64": 5.0},
+        "columns_tasks_per_s_b1024": get("columns box", 1024, "tasks_per_s"),
+        "columns_outcomes_per_s_b1024": get("columns box", 1024, "outcomes_per_s"),
+        "discrete_tasks_per_s_b1024": get("columns discrete", 1024, "tasks_per_s"),
+        "discrete_outcomes_per_s_b1024": get("columns discrete", 1024, "outcomes_per_s"),
+        "alpgmm_tasks_per_s_b1024": get("columns alp_gmm", 1024, "tasks_per_s"),
+        "alpgmm_outcomes_per_s_b1024": get("columns alp_gmm", 1024, "outcomes_per_s"),
+        "b1_over_plain_actor": ratios["b1_over_plain_actor"],
+        "targets": {
+            "tasks_per_s_b1024": 200_000,
+            "outcomes_per_s_b1024": 200_000,
+            "p99_ms_b64": 5.0,
+            "columns_tasks_per_s_b1024": 1_000_000,
+            "columns_outcomes_per_s_b1024": 1_000_000,
+            "discrete_tasks_per_s_b1024": 1_000_000,
+            "discrete_outcomes_per_s_b1024": 1_000_000,
+            "alpgmm_tasks_per_s_b1024": 500_000,
+            "alpgmm_outcomes_per_s_b1024": 500_000,
+            "b1_over_plain_actor": 1.0,
+        },
         "ratios": ratios,
         "rows": sorted(rows, key=lambda r: (r["batch"], r["config"])),
         "client": client,
@@ -404,6 +517,7 @@ def main(argv: list[str] | None = None) -> dict:
             "python": platform.python_version(),
             "ray": ray.__version__,
             "cpus": os.cpu_count(),
+            "loadavg_start": loadavg_start,
             "loadavg_end": os.getloadavg(),
             "wall_s": time.time() - t_start,
         },
@@ -450,7 +564,21 @@ def print_table(res: dict) -> None:
         f"outcomes/s b1024 {res['outcomes_per_s_b1024']:,.0f} (target {t['outcomes_per_s_b1024']:,}), "
         f"p99 b64 {res['p99_ms_b64']:.2f} ms (target < {t['p99_ms_b64']})"
     )
-    print(f"load average at end: {res['config']['loadavg_end']}, wall {res['config']['wall_s']:.0f} s")
+    print("array path (sample_columns, logged actor), target in brackets:")
+    for key in (
+        "columns_tasks_per_s_b1024",
+        "columns_outcomes_per_s_b1024",
+        "discrete_tasks_per_s_b1024",
+        "discrete_outcomes_per_s_b1024",
+        "alpgmm_tasks_per_s_b1024",
+        "alpgmm_outcomes_per_s_b1024",
+    ):
+        print(f"  {key:<32}{res[key]:>12,.0f}  ({t[key]:,})")
+    print(f"  {'b1_over_plain_actor':<32}{res['b1_over_plain_actor']:>12.2f}  (>= {t['b1_over_plain_actor']})")
+    print(
+        f"load average at start {res['config']['loadavg_start']}, at end {res['config']['loadavg_end']}, "
+        f"wall {res['config']['wall_s']:.0f} s"
+    )
 
 
 if __name__ == "__main__":
