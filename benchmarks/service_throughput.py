@@ -32,6 +32,17 @@ best rep (least disturbed by other load); ratios are medians of per-rep ratios.
   ``list[Outcome]`` (what Ray does without the codec). Baseline for the codec.
 * ``in-process``: `TeacherServiceCore` called directly, no Ray (the floor: teacher +
   codec cost). Baseline for the actor overhead.
+* ``columns box`` / ``columns discrete`` / ``columns alp_gmm``: the array path a
+  `TeacherClient` takes (``sample_columns``: ids and parameters as arrays, no ``Task``
+  built in the service), on the logged actor, with the random teacher on a 2-d Box and on
+  4,096 levels, and ALP-GMM (fast mode) on the Box. A reply is fetched, not decoded into
+  ``Task`` values (a client builds one per ``next_task``, spread over the env hosts), and
+  outcome batches are encoded before the clock starts (each client encodes its own
+  outbox): what is measured is what one service takes. Discrete and ALP-GMM at 1,024 only.
+* ``in-process columns``: the same path without Ray, event log on (its floor).
+* ``plain actor``: a Ray actor whose ``sample(n)`` returns the bytes of a Box batch
+  (``n`` uint64 ids, an ``(n, 2)`` float array) and does nothing else: at batch 1 "a
+  plain Ray actor method call", at 1,024 the ceiling of any one-actor service here.
 
 Plus two rows through a real `TeacherClient` (``next_task`` + ``report`` per episode):
 its own overhead per episode (no env work, large buffer) and, with default settings and
@@ -42,8 +53,15 @@ Results to expect (2 shared cores): ``actor+log`` >= 200,000 tasks/s and outcome
 batch 1,024, p99 < 5 ms at batch 64; ``actor`` vs ``naive`` ~1.5-3x at batch 1,024.
 
 Output: the table and, with ``--json PATH``, ``{"tasks_per_s_b1024", "outcomes_per_s_b1024",
-"p99_ms_b64", "ratios": {...}, "rows": [...], "config": {...}}``; the headline keys are the
-``actor+log`` configuration.
+"p99_ms_b64", "columns_tasks_per_s_b1024", "columns_outcomes_per_s_b1024",
+"discrete_tasks_per_s_b1024", "discrete_outcomes_per_s_b1024", "alpgmm_tasks_per_s_b1024",
+"alpgmm_outcomes_per_s_b1024", "b1_over_plain_actor", "targets", "ratios": {...},
+"rows": [...], "config": {...}}``. ``tasks_per_s_b1024`` / ``outcomes_per_s_b1024`` stay
+the ``actor+log`` object path (every reply decoded into ``Task`` values), comparable with
+earlier runs; the ``columns_*``, ``discrete_*`` and ``alpgmm_*`` keys are the array path;
+``b1_over_plain_actor`` is the median over reps of (``columns box`` calls/s at batch 1) /
+(``plain actor`` calls/s), so >= 1 means no slower than a plain actor call. The load
+average at start and end is in ``config``.
 """
 
 from __future__ import annotations
@@ -242,10 +260,16 @@ def columns_target(name: str, handle: Any, curriculum: str, batches: tuple[int, 
 
 
 class PlainActor:
-    """Baseline for batch 1: a Ray actor whose methods do nothing but return (Ray's own round trip)."""
+    """Ray's own ceiling: an actor that returns a Box batch's payload without doing anything.
 
-    def sample(self, n: int) -> list[int]:
-        return list(range(n))
+    ``sample(n)`` returns ``n`` uint64 ids and an ``(n, 2)`` float64 array (the bytes a
+    ``"box"`` `TaskBatch` carries); ``report`` takes a list and returns its length. At
+    batch 1 this is "a plain Ray actor method call"; at 1,024 the most any one-actor
+    service can deliver here.
+    """
+
+    def sample(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(n, dtype=np.uint64), np.zeros((n, 2))
 
     def report(self, outcomes: list[Any]) -> int:
         return len(outcomes)
@@ -255,13 +279,13 @@ def plain_target(handle: Any) -> Target:
     return Target(
         "plain actor",
         sample_async=lambda b: handle.sample.remote(b),
-        unpack=ray.get,
+        unpack=lambda ref: ray.get(ref)[0],
         report_async=lambda outs: handle.report.remote(outs),
         wait=lambda refs: ray.get(refs),
         resolve=ray.get,
-        batches=(1,),
+        batches=(1, 1024),
         prepare=lambda outs: [o.episode_return for o in outs],
-        tasks=lambda ref: [Task(f"{i:016x}") for i in ray.get(ref)],
+        tasks=lambda ref: [Task(f"{i:016x}") for i in range(len(ray.get(ref)[0]))],
     )
 
 

@@ -35,6 +35,7 @@ class ArrayCountingTeacher(BaseTeacher):
     """Uniform sampling with an array path; counts every outcome it learns from, per task."""
 
     name = "test_array_counting"
+    space_kinds = ("box",)
 
     def __init__(self, space, config=None):
         super().__init__(space, config)
@@ -312,3 +313,35 @@ class _ObjectsOnly:
 
     def report(self, *args, **kwargs):
         return self.core.report(*args, **kwargs)
+
+
+def _array_teachers():
+    from openended.teachers import list_teachers, teacher_class
+
+    spaces = {"box": Box([0, 0], [1, 1]), "discrete": Discrete(list(range(20)))}
+    for name in list_teachers():
+        cls = teacher_class(name)
+        for kind in cls.space_kinds:
+            if kind in spaces:
+                yield pytest.param(name, spaces[kind], id=f"{name}-{kind}")
+
+
+@pytest.mark.parametrize("name,space", list(_array_teachers()))
+def test_every_teacher_with_an_array_path_matches_its_object_path(name, space):
+    from openended.teachers import teacher_class
+
+    kw = dict(teacher_class(name).CHECK_OVERRIDES)
+    a, b = make_teacher(name, space, seed=11, **kw), make_teacher(name, space, seed=11, **kw)
+    if not b.supports_arrays():
+        a.close(), b.close()
+        pytest.skip(f"{name} has no array path on {space.kind} spaces")
+    for step in range(12):
+        n = (1, 8, 40)[step % 3]
+        tasks, arrays = a.sample(n), b.sample_arrays(n)
+        assert arrays.to_tasks(space) == tasks, step
+        r = np.arange(n, dtype=np.float64) * (step % 4) / max(n, 1)
+        a.update([Outcome(x.id, float(v), success=bool(i % 2), length=i) for i, (x, v) in enumerate(zip(tasks, r))])
+        b.update_arrays(arrays.ids, r, np.arange(n) % 2, np.arange(n))
+    assert a.sample(16) == b.sample_arrays(16).to_tasks(space)
+    assert a.stats()["outcomes"] == b.stats()["outcomes"]
+    a.close(), b.close()
