@@ -303,12 +303,12 @@ def test_local_client_on_the_array_path_matches_the_object_path():
 
 
 class _ObjectsOnly:
-    """A core seen through the object path only (``sample_columns`` is plain ``sample``)."""
+    """A service object without ``sample_columns`` (the client falls back to ``sample``)."""
 
     def __init__(self, core):
         self.core = core
 
-    def sample_columns(self, *args, **kwargs):
+    def sample(self, *args, **kwargs):
         return self.core.sample(*args, **kwargs)
 
     def report(self, *args, **kwargs):

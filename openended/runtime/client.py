@@ -248,7 +248,7 @@ class TeacherClient(_ClientBase):
     # ------------------------------------------------------------------ tasks
     def _request(self, n: int, reset_peer: bool = False) -> Any:
         # The array path where the teacher has one (no Task built in the service); else `sample`.
-        return self.service.sample_columns.remote(self.curriculum, self.student, n, self.token, reset_peer)
+        return _sampler(self.service).remote(self.curriculum, self.student, n, self.token, reset_peer)
 
     def _collect(self, ref: Any, n: int) -> None:
         """Wait for a sample reply and buffer its tasks.
@@ -432,6 +432,14 @@ class TeacherClient(_ClientBase):
         return f"TeacherClient(curriculum={self.curriculum!r}, student={self.student!r}, buffered={len(self._buffer)})"
 
 
+def _sampler(service: Any) -> Any:
+    """The service's ``sample_columns`` (the array path), or ``sample`` where it has none (another service object)."""
+    try:
+        return service.sample_columns
+    except AttributeError:
+        return service.sample
+
+
 def _rebuild_client(service: Any, curriculum: str, student: str, kwargs: dict) -> TeacherClient:
     return TeacherClient(service, curriculum, student, **kwargs)
 
@@ -459,7 +467,7 @@ class LocalTeacherClient(_ClientBase):
 
     def _fill(self) -> None:
         n = self.buffer_size - len(self._buffer)
-        sample = self.service.sample_columns  # the array path where the teacher has one, else `sample`
+        sample = _sampler(self.service)  # the array path where the teacher has one, else `sample`
         try:
             self._receive(sample(self.curriculum, self.student, n, peer=self.token))
         except TaskCacheMiss:
