@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from openended.errors import ConfigError, UnknownName
+from openended.metrics.scenario import ScenarioConfig
 from openended.validation import validate_model
 
 __all__ = ["Experiment", "load_experiment", "apply_overrides", "parse_override", "teacher_config"]
@@ -175,6 +176,11 @@ class ResourcesSection(_Model):
         description="Keep the teacher service on the driver's node (the head for a submitted job); "
         "false: anywhere, restarted on another node if its node is lost.",
     )
+    service_detached: bool = Field(
+        False,
+        description="The teacher service outlives its driver (a stopped job's teacher stays queryable); "
+        "`--resume` or a resubmitted job takes the live service over instead of starting a second one.",
+    )
 
     @field_validator("env_host")
     @classmethod
@@ -210,6 +216,10 @@ class Experiment(_Model):
         default_factory=list,
         description="Lifelong-learning components: [{class: 'pkg.module:Class' or a name, config: {...}}].",
     )
+    scenario: ScenarioConfig | None = Field(
+        None,
+        description="A lifelong scenario (train / evaluation blocks over tasks); its teacher is 'scenario'.",
+    )
     logging: LoggingSection = Field(default_factory=LoggingSection)
     ray: RayInit = Field(default_factory=RayInit)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
@@ -229,6 +239,14 @@ class Experiment(_Model):
                 raise ValueError(f"students[{i}] {student!r} {e}") from None
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _scenario_teacher(cls, data: Any) -> Any:
+        """A scenario run's teacher is the scenario's: ``teacher:`` may be left out."""
+        if isinstance(data, dict) and data.get("scenario") is not None and data.get("teacher") is None:
+            data = {**data, "teacher": {"name": "scenario"}}
+        return data
+
     @model_validator(mode="after")
     def _students_unique(self) -> Experiment:
         if len(set(self.students)) != len(self.students):
@@ -238,7 +256,30 @@ class Experiment(_Model):
                 "evaluation.every needs an RLlib learner (algo.name ppo or sac); the toy's "
                 "simulated student reports its own mastery"
             )
+        if self.scenario is not None:
+            _check_scenario_run(self)
         return self
+
+
+def _check_scenario_run(exp: Experiment) -> None:
+    """What a scenario run needs of the rest of the experiment (`openended.runtime.scenario_run`)."""
+    if exp.teacher.name not in ("scenario", "lifelong_scenario"):
+        raise ValueError(
+            f"teacher.name: a scenario decides the tasks, so its teacher is 'scenario' (got {exp.teacher.name!r}); "
+            "remove the teacher section or set teacher.name: scenario"
+        )
+    if exp.algo.name == "none":
+        raise ValueError("scenario: needs an RLlib learner (algo.name ppo or sac): evaluation blocks run its policy")
+    if len(exp.students) != 1:
+        raise ValueError(f"scenario: runs one student, got students {exp.students}")
+    if exp.evaluation.every:
+        raise ValueError("evaluation.every: a scenario has its own evaluation blocks; set evaluation.every: 0")
+    batch_mode = exp.algo.config.get("batch_mode", "complete_episodes")
+    if batch_mode != "complete_episodes":
+        raise ValueError(
+            f"algo.config.batch_mode: a scenario samples complete episodes (no episode spans two blocks), "
+            f"got {batch_mode!r}; remove it"
+        )
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -305,6 +346,10 @@ def _check_names(exp: Experiment) -> None:
 
         classes = check_component_specs(exp.components)
         for i, cls in enumerate(classes):
+            if getattr(cls, "needs_policy_evaluation", False) and exp.scenario is not None:
+                raise ConfigError(
+                    f"components[{i}] ({cls.__name__}): a scenario has its own evaluation blocks; remove it"
+                )
             if getattr(cls, "needs_policy_evaluation", False) and exp.algo.name == "none":
                 raise ConfigError(
                     f"components[{i}] ({cls.__name__}): evaluation blocks need an RLlib learner "

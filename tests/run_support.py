@@ -24,10 +24,16 @@ from openended.runtime.rundir import RunDir
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def start_run(base: pathlib.Path, *sets: str, kill_at_checkpoint: int | None = None, resume: str | None = None):
-    """`openended run` (toy, ALP-GMM) in a subprocess; ``kill_at_checkpoint``: SIGKILL itself while
-    writing that iteration's checkpoint set (after every member, before the manifest)."""
-    args = ["run", "--resume", resume] if resume else ["run", "experiments/toy_alpgmm.yaml", "--run-dir", str(base)]
+def start_run(
+    base: pathlib.Path,
+    *sets: str,
+    kill_at_checkpoint: int | None = None,
+    resume: str | None = None,
+    experiment: str = "experiments/toy_alpgmm.yaml",
+):
+    """`openended run` (default: toy, ALP-GMM) in a subprocess; ``kill_at_checkpoint``: SIGKILL itself
+    while writing that iteration's checkpoint set (after every member, before the manifest)."""
+    args = ["run", "--resume", resume] if resume else ["run", experiment, "--run-dir", str(base)]
     args += ["--no-progress", *[x for s in sets for x in ("--set", s)]]
     code = textwrap.dedent(f"""
         import os, signal, sys

@@ -4,6 +4,7 @@
   `CountEnv`'s episode return and length are functions of its task, so the service-side
 `PairingTeacher` can verify every outcome against the task its id names: a host that
   reported the next task's id, a neighbour's, or a stale one fails the check.
+* `FAST_PPO`: small PPO settings for tests of the RLlib plumbing.
 * `local_ray`: a module-scoped local Ray with a short temp dir; Ray workers cannot import
   test modules, so it ships the caller's module and this one by value.
 * `ScriptedClient` / `HookRecorder` / `counter_delta`: a teacher client with a fixed task
@@ -35,6 +36,13 @@ from openended.tasks import Box, Discrete, Outcome, Task, TaskSpace, TextSpace
 from openended.teachers import BaseTeacher, TeacherConfig
 
 SPACE = Box([0.0], [1.0], names=["level"], name="count")
+#: PPO settings for RLlib plumbing tests: small and fast, the point is not learning.
+FAST_PPO = {
+    "train_batch_size_per_learner": 128,
+    "minibatch_size": 64,
+    "num_epochs": 1,
+    "model_config": {"fcnet_hiddens": [16, 16]},
+}
 
 
 def episode_length(level: float) -> int:

@@ -277,6 +277,66 @@ def test_replay_store_policies_and_round_trip():
         ReplayStore(capacity=1, policy="lru")  # type: ignore[arg-type]
 
 
+def test_a_run_shares_a_store_only_where_several_hosts_use_it():
+    from openended.components.registry import shared_store_specs
+
+    replay = [{"class": "experience_replay", "config": {"capacity": 7, "policy": "fifo", "seed": 3}}]
+    sleep = replay + [{"class": "sleep_consolidation"}]
+    one = {Placement.ENV_RUNNER: 1, Placement.LEARNER: 1}
+    assert shared_store_specs(replay, one) == {}  # one env-runner host uses it: stays local
+    spec = shared_store_specs(sleep, one)["replay"]  # env runner provides, learner requires
+    assert spec.cls is ReplayStore and spec.kwargs == {"capacity": 7, "policy": "fifo", "seed": 3}
+    assert set(shared_store_specs(replay, {Placement.ENV_RUNNER: 3})) == {"replay"}  # several env runners
+    assert shared_store_specs(sleep, {Placement.ENV_RUNNER: 1, Placement.LEARNER: 0}) == {}  # EnvPool: no learner
+    built = spec.build()
+    built.add("t", [1, 2, 3, 4, 5, 6, 7, 8])
+    assert built.table("t") == [2, 3, 4, 5, 6, 7, 8]  # fifo, capacity 7: the spec's settings
+
+
+class BadStoreSpec(Component):
+    provides: ClassVar[tuple[str, ...]] = ("a",)
+
+    @classmethod
+    def store_specs(cls, config: Any) -> tuple:
+        from openended.components.stores import StoreSpec
+
+        return (StoreSpec("b", ReplayStore, {"capacity": 1}),)
+
+
+def test_a_store_spec_must_name_a_provided_store():
+    from openended.components.registry import shared_store_specs
+
+    with pytest.raises(ConfigError, match=r"components\[0\].*'b'.*provides"):
+        shared_store_specs([{"class": f"{__name__}:BadStoreSpec"}], {Placement.DRIVER: 2})
+    with pytest.raises(ConfigError, match=r"components\[0\].*'b'.*provides"):  # caught by the config check too
+        check_component_specs([{"class": f"{__name__}:BadStoreSpec"}])
+
+
+def test_experience_replay_saves_its_store_only_when_it_owns_it():
+    from openended.components.replay import ExperienceReplay
+    from openended.components.stores import Stores
+
+    task = Box([0.0], [1.0]).task([0.5])
+
+    def fill(host: ComponentHost) -> None:
+        host.lifetime_start()
+        host.block_start(Block(0, "train"))
+        for i in range(3):
+            host.transition(0, task, [float(i)], 0, 1.0, [float(i)], i == 2)
+        host.episode_end(0, task_outcome(task, 1.0))
+
+    local = ExperienceReplay({"capacity": 10})
+    fill(ComponentHost([local], placement=Placement.ENV_RUNNER))
+    assert local.owns_store and local.state_dict()["store"]["tables"] == {task.id: [[0.0], [1.0], [2.0]]}
+    shared = ReplayStore(capacity=10)  # what a run registers: its store actor
+    comp = ExperienceReplay({"capacity": 10})
+    fill(ComponentHost([comp], stores=Stores({"replay": shared}), placement=Placement.ENV_RUNNER))
+    assert comp.store is shared and shared.tasks() == {task.id: 3}  # the shared store got the writes
+    assert not comp.owns_store and comp.state_dict() == {}  # its owner saves it, not every env runner
+    comp.load_state_dict(local.state_dict())  # a saved own store does not overwrite the shared one
+    assert shared.tasks() == {task.id: 3} and len(comp._own) == 0
+
+
 def test_teacher_adapter_updates_the_teacher_and_skips_evaluation():
     teacher = make_teacher("alp_gmm", Box([0.0, 0.0], [1.0, 1.0]), seed=0)
     comp = TeacherComponent(teacher=teacher)

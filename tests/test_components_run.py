@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+from typing import ClassVar
 
 import pytest
 from run_support import ROOT, latest_set, only_run_dir, start_run, wait_for
 
+from openended.components import Component, Placement
 from openended.config import load_experiment
 from openended.errors import ConfigError
 
@@ -22,14 +25,14 @@ def _sets(sets: list[str]) -> list[str]:
     return ["--no-progress", *[x for s in sets for x in ("--set", s)]]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "openended.cli", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=900,
-        env=dict(os.environ, PYTHONUNBUFFERED="1", RAY_raylet_start_wait_time_s="300"),
+        env=dict(env or os.environ, PYTHONUNBUFFERED="1", RAY_raylet_start_wait_time_s="300"),
     )
 
 
@@ -83,6 +86,100 @@ def test_component_state_survives_kill_9_and_resume(tmp_path):
     # 100 one-step episodes per iteration: the count went on from the set (fresh state would say 300)
     assert detector["episodes"] == 100 * (latest + 3)
     assert replay["store"]["tables"] and all(len(t) <= 50 for t in replay["store"]["tables"].values())
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # two short runs of the real CLI: about a minute on 2 shared cores
+def test_a_shared_store_is_saved_once_by_the_run_and_resumed(tmp_path):
+    sets = [
+        "components=[{class: experience_replay, config: {capacity: 20}}]",
+        "pool.pools_per_student=2",  # two env-runner processes: the store is shared
+        "run.iterations=3",
+        "run.checkpoint_every=3",
+    ]
+    res = _cli("run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path), *_sets(sets))
+    assert res.returncode == 0, res.stderr[-3000:]
+    rd = only_run_dir(tmp_path)
+
+    def saved(it: int) -> tuple[dict, dict]:
+        folder = rd / "checkpoints" / f"iter_{it:06d}"
+        members = json.loads((folder / "manifest.json").read_text())["members"]
+        store = json.loads((folder / members["components/stores"]["path"]).read_text())["replay"]
+        pool = json.loads((folder / members["components/pool/default/1"]["path"]).read_text())
+        return store, pool
+
+    store, pool = saved(3)
+    assert pool == {"0:ExperienceReplay": {}}  # the pools do not save the shared store
+    assert sum(store["seen"].values()) == 2 * 100 * 3  # 2 pools x 100 one-step episodes x 3 iterations
+    assert all(len(t) <= 20 for t in store["tables"].values())
+    res = _cli("run", "--resume", str(rd), *_sets(["run.iterations=5"]))
+    assert res.returncode == 0, res.stderr[-3000:]
+    store, _ = saved(5)
+    assert sum(store["seen"].values()) == 2 * 100 * 5  # went on from the set (a fresh store would say 400)
+
+
+class ReplaySeen(Component):
+    """A learner component that saves how many items it sees in the ``replay`` store."""
+
+    placement = Placement.LEARNER
+    requires: ClassVar[tuple[str, ...]] = ("replay",)
+
+    def state_dict(self) -> dict:
+        return {"items": len(self.stores.get("replay"))}
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # PPO with one env runner through the real CLI: about a minute on 2 shared cores
+def test_a_ppo_run_shares_the_env_runners_replay_with_the_learner(tmp_path):
+    comps = (
+        "components=[{class: experience_replay, config: {capacity: 30}}, {class: sleep_consolidation},"
+        " {class: 'test_components_run:ReplaySeen'}]"
+    )
+    sets = [
+        comps,
+        "algo.name=ppo",
+        "algo.num_env_runners=1",
+        "algo.config.train_batch_size_per_learner=128",
+        "algo.config.minibatch_size=64",
+        "algo.config.num_epochs=1",
+        "run.iterations=1",
+        "run.checkpoint_every=1",
+        "evaluation.every=0",
+    ]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    res = _cli("run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path), *_sets(sets), env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    folder = only_run_dir(tmp_path) / "checkpoints" / "iter_000001"
+    members = json.loads((folder / "manifest.json").read_text())["members"]
+
+    def member(name: str) -> dict:
+        return json.loads((folder / members[name]["path"]).read_text())
+
+    store = member("components/stores")["replay"]
+    assert sum(store["seen"].values()) >= 128  # the env runner's writes reached the run's store actor
+    (hosts,) = [h for h in member("components/env_runners/default").values() if h]
+    assert all(h["0:ExperienceReplay"] == {} for h in hosts)  # saved once, by the run
+    learner = member("components/learner/default")
+    assert learner["1:ReplaySeen"]["items"] == sum(len(t) for t in store["tables"].values())  # the learner sees it
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # a PPO scenario run on MiniGrid through the real CLI: about a minute on 2 shared cores
+def test_a_scenario_runs_sleep_phases_on_the_env_runners_replay(tmp_path):
+    sets = [
+        "scenario.train_episodes=40",
+        "scenario.eval_episodes=2",
+        "scenario.sleep_steps=5",
+        "algo.config.train_batch_size_per_learner=500",
+        "algo.config.minibatch_size=250",
+        "algo.config.num_epochs=1",
+    ]
+    res = _cli("run", "experiments/lifelong_minigrid_replay.yaml", "--run-dir", str(tmp_path), *_sets(sets))
+    assert res.returncode == 0, res.stderr[-3000:]
+    taken = [int(m) for m in re.findall(r"sleep phase, (\d+) learner steps", res.stderr)]
+    # after the first block nothing is remembered yet; from the second on, the first task's
+    # replayed observations (stored by four env-runner hosts into the one store) are
+    assert taken == [0, 5, 5]
 
 
 @pytest.mark.ray

@@ -13,7 +13,17 @@ import os
 
 import numpy as np
 import pytest
-from support import SPACE, CountEnv, HookRecorder, PairingTeacher, ScriptedClient, counter_delta, local_ray, stats_since
+from support import (
+    FAST_PPO,
+    SPACE,
+    CountEnv,
+    HookRecorder,
+    PairingTeacher,
+    ScriptedClient,
+    counter_delta,
+    local_ray,
+    stats_since,
+)
 
 from openended.errors import ConfigError
 from openended.tasks import Box
@@ -38,13 +48,6 @@ from openended.runtime.service import start_service  # noqa: E402
 NAMESPACE = "test_rllib_curriculum"
 # RLlib re-registers its per-runner gymnasium id each time an algorithm is built (harmless).
 pytestmark = pytest.mark.filterwarnings("ignore:.*Overriding environment rllib-single-agent-env-v0")
-#: Small and fast: the point is the curriculum plumbing, not learning.
-FAST_PPO = {
-    "train_batch_size_per_learner": 128,
-    "minibatch_size": 64,
-    "num_epochs": 1,
-    "model_config": {"fcnet_hiddens": [16, 16]},
-}
 
 
 @pytest.fixture(scope="module")

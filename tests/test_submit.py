@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -107,6 +108,33 @@ def head(tmp_path_factory):
         _stop_head(pgid, short_temp)
 
 
+def _alive_actors(head: dict, name: str) -> int:
+    """How many ALIVE actors named ``name`` the head has (Ray's state API, through its CLI)."""
+    res = subprocess.run(
+        [
+            str(BIN / "ray"),
+            "list",
+            "actors",
+            "--address",
+            head["address"],
+            "--filter",
+            "state=ALIVE",
+            "--format",
+            "json",
+            "--limit",
+            "1000",
+        ],
+        env=head["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    if "No resource in the cluster" in res.stdout:  # what Ray prints for an empty listing
+        return 0
+    return sum(1 for a in json.loads(res.stdout[res.stdout.find("[") :]) if a.get("name") == name)
+
+
 def test_submit_toy_experiment_succeeds_with_token_auth(head):
     runs = head["runs"]
     res = subprocess.run(
@@ -183,14 +211,15 @@ def test_submit_to_nothing_names_the_address():
 
 @pytest.mark.slow
 def test_a_stopped_jobs_run_continues_when_resubmitted_with_resume(head):
-    """The job's driver is killed (`ray job stop`); `submit --resume RUN_DIR` continues the run."""
+    """The job's driver is killed (kill -9); its detached teacher service lives on; `submit
+    --resume RUN_DIR` takes that service over (one service, never two) and continues the run."""
     from run_support import check_invariant, only_run_dir, wait_for
 
     from openended.runtime.runlock import lock_holder
 
     runs = head["runs"] / "resume"
     runs.mkdir()
-    sets = ["run.iterations=300", "run.checkpoint_every=5", f"run.dir={runs}"]
+    sets = ["run.iterations=300", "run.checkpoint_every=5", f"run.dir={runs}", "resources.service_detached=true"]
     first = subprocess.run(
         [sys.executable, "-m", "openended.cli", "submit", "experiments/toy_alpgmm.yaml", "--address", head["address"]]
         + [x for s in sets for x in ("--set", s)],
@@ -201,20 +230,17 @@ def test_a_stopped_jobs_run_continues_when_resubmitted_with_resume(head):
         timeout=300,
     )
     assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
-    job_id = first.stdout.split("submitted job: ")[1].split()[0]
+    assert "submitted job: " in first.stdout
     wait_for(lambda: any(runs.iterdir()), 300, "the run directory")
     rd = only_run_dir(runs)
     metrics = rd / "metrics.jsonl"
     wait_for(lambda: metrics.exists() and len(metrics.read_text().splitlines()) >= 12, 300, "12 iterations")
-    stop = subprocess.run(
-        [str(BIN / "ray"), "job", "stop", job_id, "--address", head["address"]],
-        env=head["env"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert stop.returncode == 0, stop.stdout + stop.stderr
+    # kill -9 of the job's driver (a lost node, an OOM kill): nothing of the run is shut down cleanly
+    driver_pid = json.loads((rd / "status.json").read_text())["pid"]
+    os.kill(driver_pid, signal.SIGKILL)
     wait_for(lambda: lock_holder(rd) is None, 120, "the killed driver to release the run lock")
+    service = f"openended-teacher-{rd.name}"
+    assert _alive_actors(head, service) == 1, "the detached teacher service died with its driver"
     done_before = len(metrics.read_text().splitlines())
     assert done_before < 300, "the job finished before it was stopped: nothing to resume"
     again = subprocess.run(
@@ -236,7 +262,9 @@ def test_a_stopped_jobs_run_continues_when_resubmitted_with_resume(head):
         timeout=600,
     )
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
+    assert "taking over the live teacher service" in again.stdout + again.stderr
     assert json.loads((rd / "status.json").read_text())["state"] == "finished"
+    assert _alive_actors(head, service) == 0  # the finished run stopped the service it took over
     rows = [json.loads(x) for x in metrics.read_text().splitlines()]
     assert [r["iteration"] for r in rows] == list(range(1, 301))  # redone from the last set, never twice
     check_invariant(rd)

@@ -35,12 +35,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from openended.errors import RewardHidden
 from openended.tasks import Outcome, Task
+
+if TYPE_CHECKING:
+    from openended.components.stores import StoreSpec
 
 __all__ = [
     "Block",
@@ -188,6 +191,7 @@ class Component:
         transition_batch: ``on_transitions`` batch length (only if it overrides that hook).
         bus: the event bus, set by the host before ``on_lifetime_start``.
         stores: the named stores, set by the host before ``on_lifetime_start``.
+        store_specs: the stores it provides and how to build them (shared ones: `StoreSpec`).
     """
 
     placement: ClassVar[Placement] = Placement.DRIVER
@@ -208,6 +212,16 @@ class Component:
         """The hooks (and learner methods) this class overrides: the only ones a host calls."""
         names = HOOKS + LEARNER_METHODS
         return tuple(n for n in names if getattr(cls, n, None) is not getattr(Component, n, None))
+
+    @classmethod
+    def store_specs(cls, config: Any) -> tuple[StoreSpec, ...]:
+        """The stores this component provides, built from its validated ``config``.
+
+        Each name must be in ``provides``. A run shares such a store across processes
+        where components of other placements (or several hosts) use it: it builds one
+        actor from the spec and every host registers it before ``on_lifetime_start``.
+        """
+        return ()
 
     # ------------------------------------------------------------------ lifecycle hooks
     def on_lifetime_start(self, **kw: Any) -> None:

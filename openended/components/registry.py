@@ -10,11 +10,13 @@ package declares in the ``openended.components`` entry-point group::
 `check_component_specs` validates a whole list before anything is built (each class
 found and a `Component`, each config valid for the class's ``Config``, requires / provides
 satisfied and acyclic); every error names the list index and the field.
-`build_components` then builds them.
+`build_components` then builds them. `shared_store_specs` says which provided stores a
+run must share across processes, and how to build each.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openended.components.base import Component, Placement
 from openended.components.host import plan_components, plan_indices
+from openended.components.stores import StoreSpec
 from openended.errors import ConfigError
 from openended.registry import normalize_name, resolve_import_path, unknown_name_error
 from openended.validation import validate_model
@@ -34,6 +37,7 @@ __all__ = [
     "build_components",
     "check_component_specs",
     "component_class",
+    "shared_store_specs",
 ]
 
 ENTRY_POINT_GROUP = "openended.components"
@@ -94,9 +98,25 @@ def _resolve(specs: list[Any], prefix: str) -> list[tuple[type[Component], Any]]
 
 def check_component_specs(specs: list[Any], prefix: str = "components") -> list[type[Component]]:
     """Validate ``specs`` without building anything; returns the classes (errors name index and field)."""
-    classes = [cls for cls, _ in _resolve(specs, prefix)]
+    resolved = _resolve(specs, prefix)
+    classes = [cls for cls, _ in resolved]
     plan_components(classes)
+    _store_specs(resolved, prefix)
     return classes
+
+
+def _store_specs(resolved: list[tuple[type[Component], Any]], prefix: str) -> list[tuple[type[Component], StoreSpec]]:
+    """Each component's `Component.store_specs`, with its class; a name it does not provide is a `ConfigError`."""
+    out = []
+    for i, (cls, config) in enumerate(resolved):
+        for spec in cls.store_specs(config):
+            if spec.name not in cls.provides:
+                raise ConfigError(
+                    f"{prefix}[{i}] ({cls.__name__}): store_specs names {spec.name!r}, which its provides "
+                    f"{list(cls.provides)} lacks; add it to provides"
+                )
+            out.append((cls, spec))
+    return out
 
 
 def build_components(
@@ -112,3 +132,25 @@ def build_components(
     if placement is None:
         return [cls(config) for cls, config in resolved]
     return [resolved[i][0](resolved[i][1]) for i in plan.get(Placement(placement), [])]
+
+
+def shared_store_specs(
+    specs: list[Any], hosts: Mapping[Placement, int], prefix: str = "components"
+) -> dict[str, StoreSpec]:
+    """The stores of ``specs`` a run must share across processes, by name (see `Component.store_specs`).
+
+    ``hosts``: how many component hosts each placement has in the run (a missing
+    placement: one). A store is shared when the hosts of the components that provide or
+    require it are more than one: a provider and a requirer at different placements
+    (replay on the env runners, sleep in the learner), or several env-runner processes.
+    A store only one host uses stays local to it. The first provider's spec wins.
+    """
+    resolved = _resolve(specs, prefix)
+    plan_indices([cls for cls, _ in resolved])  # requires met, no cycle
+    counts = {Placement(p): n for p, n in hosts.items()}
+    out: dict[str, StoreSpec] = {}
+    for _, spec in _store_specs(resolved, prefix):
+        users = {c.placement for c, _ in resolved if spec.name in c.provides or spec.name in c.requires}
+        if spec.name not in out and sum(counts.get(p, 1) for p in users) > 1:
+            out[spec.name] = spec
+    return out

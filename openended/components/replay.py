@@ -5,7 +5,9 @@ Two components that never call each other; they meet in the ``"replay"`` store:
 * `ExperienceReplay` (env runner) provides the store and writes every training
   transition's observation into the running task's table (reservoir sampling by
   default, so old tasks stay represented however long a task runs). Evaluation blocks
-  hide rewards, and it stores nothing from them.
+  hide rewards, and it stores nothing from them. Its `store_specs` tell a run how to
+  build the store once as a shared actor; then every host (env runners, learner) uses
+  that one, and the run, not this component, saves its state.
 * `SleepConsolidation` (learner) requires it. At a task's end it *remembers* the policy
   on that task: it draws observations of the finished task from the store and keeps them
   with the policy's logits on them (CLEAR's behaviour targets). In a sleep phase it takes
@@ -29,7 +31,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from openended.components.base import Component, ComponentConfig, Placement, SleepBudget, Transitions
-from openended.components.stores import ReplayStore
+from openended.components.stores import ReplayStore, StoreSpec
 from openended.components.torch_policy import as_obs_tensor, policy_logits
 from openended.tasks import Task
 
@@ -54,10 +56,28 @@ class ExperienceReplay(Component):
     Config = ExperienceReplayConfig
     transition_batch: ClassVar[int] = 64
 
+    @classmethod
+    def store_specs(cls, config: Any) -> tuple[StoreSpec, ...]:
+        """The ``"replay"`` store: a `ReplayStore` with the config's capacity, policy and seed."""
+        return (
+            StoreSpec(STORE, ReplayStore, {"capacity": config.capacity, "policy": config.policy, "seed": config.seed}),
+        )
+
     def __init__(self, config: Any = None, *, store: Any = None) -> None:
         super().__init__(config)
-        cfg = self.config
-        self.store = store if store is not None else ReplayStore(cfg.capacity, cfg.policy, seed=cfg.seed)
+        self.store = store if store is not None else self.store_specs(self.config)[0].build()
+        self._own = self.store
+
+    @property
+    def owns_store(self) -> bool:
+        """Whether the store is this component's own, so its state is saved here.
+
+        ``False`` when the host registered another store as ``"replay"`` (a run's shared
+        store actor): its owner, the run (`openended.runtime.component_run.RunComponents`),
+        saves it once instead of every env runner saving a copy.
+        """
+        registered = self.stores is not None and STORE in self.stores
+        return not registered or self.stores.get(STORE) is self._own
 
     def on_lifetime_start(self, **kw: Any) -> None:
         """Register the store (an earlier registration, e.g. a shared store actor, wins)."""
@@ -70,12 +90,13 @@ class ExperienceReplay(Component):
         self.store.add(batch.task_id, [np.asarray(o, dtype=np.float32).tolist() for o in batch.obs])
 
     def state_dict(self) -> dict[str, Any]:
-        """The store's tables."""
-        return {"store": self.store.state_dict()}
+        """The store's tables if it owns the store (`owns_store`); ``{}`` for a shared one."""
+        return {"store": self.store.state_dict()} if self.owns_store else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the store."""
-        self.store.load_state_dict(state["store"])
+        """Restore the store if it owns it (a shared store is restored by its owner)."""
+        if "store" in state and self.owns_store:
+            self._own.load_state_dict(state["store"])
 
 
 class SleepConsolidationConfig(ComponentConfig):

@@ -5,6 +5,8 @@ Contents:
                    ``fifo`` (keep the newest) or ``reservoir`` (a uniform sample of all
                    items ever added, Vitter's algorithm R, per task), and a ``total``
                    capacity split evenly over the tasks seen (``per_task`` capacity otherwise).
+    StoreSpec   -- a store a component provides: its class and settings, so a run can
+                   build it once as a shared Ray actor instead of in each process.
     Stores      -- the name -> store table a host hands its components.
 
 The runtime wraps a `ReplayStore` in a Ray actor (`openended.runtime.component_actors`)
@@ -19,13 +21,14 @@ same way as a local one.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 import numpy as np
 
 from openended.errors import ConfigError
 
-__all__ = ["ReplayStore", "Stores"]
+__all__ = ["ReplayStore", "StoreSpec", "Stores"]
 
 
 class ReplayStore:
@@ -127,6 +130,25 @@ class ReplayStore:
         self._tables = {k: list(v) for k, v in state["tables"].items()}
         self._seen = {k: int(v) for k, v in state["seen"].items()}
         self._rng.bit_generator.state = state["rng"]
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreSpec:
+    """A named store a component provides (`Component.store_specs`): ``cls(**kwargs)`` builds it.
+
+    One process builds it locally (`build`). A run whose processes must share it builds
+    one instance as a Ray actor (`openended.runtime.component_actors.start_store`) and
+    registers a proxy under ``name`` in every host before ``on_lifetime_start``. ``cls``
+    must be importable and ``kwargs`` picklable (they travel to the actor).
+    """
+
+    name: str
+    cls: type
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def build(self) -> Any:
+        """A local instance."""
+        return self.cls(**self.kwargs)
 
 
 class Stores:

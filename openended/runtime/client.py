@@ -114,6 +114,7 @@ class _ClientBase(ABC):
             "flushes": 0,
             "resends": 0,
             "resyncs": 0,
+            "tasks_discarded": 0,
         }
 
     def _prepare(self, outcome: Outcome) -> Outcome:
@@ -165,6 +166,18 @@ class _ClientBase(ABC):
     @abstractmethod
     def stats(self) -> dict:
         """Stalls, buffer, in-flight and sent counts (for the env host's metrics)."""
+
+    def discard_buffered(self) -> int:
+        """Drop the buffered tasks (and an unanswered refill): the next task is sampled anew.
+
+        Why: a driver that switches what the teacher issues (a lifelong scenario's next
+        block) must not have env hosts run tasks sampled before the switch. The dropped
+        tasks were never run, so nothing is reported for them. Returns how many were dropped.
+        """
+        dropped = len(self._buffer)
+        self._buffer.clear()
+        self._counts["tasks_discarded"] += dropped
+        return dropped
 
     @abstractmethod
     def close(self) -> None:
@@ -322,6 +335,12 @@ class TeacherClient(_ClientBase):
         if self._pending_resend or self._due():
             self.flush()
         return task
+
+    @override
+    def discard_buffered(self) -> int:
+        # The in-flight refill was sampled before the switch too: its reply is never read.
+        self._sample_ref = None
+        return super().discard_buffered()
 
     # --------------------------------------------------------------- outcomes
     @override

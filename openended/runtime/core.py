@@ -222,6 +222,26 @@ class TeacherServiceCore:
                 )
             return list(fn())
 
+    def control(self, curriculum: str, student: str, method: str, kwargs: dict | None = None) -> Any:
+        """Call one of the teacher's ``CONTROLS`` methods (e.g. the scenario teacher's ``set_tasks``).
+
+        Why a whitelist: a driver steers a teacher that follows a schedule it owns (the
+        lifelong scenario's blocks) without reaching into arbitrary teacher internals.
+
+        Raises:
+            ConfigError: the teacher has no such control (the message lists the ones it has).
+        """
+        cur = self.curriculum(curriculum)
+        with cur.lock:
+            teacher = cur.teacher(student)
+            allowed = tuple(getattr(type(teacher), "CONTROLS", ()))
+            if method not in allowed:
+                raise ConfigError(
+                    f"control: teacher {getattr(teacher, 'name', type(teacher).__name__)!r} has no control "
+                    f"{method!r}; it has {list(allowed) or 'none'}"
+                )
+            return getattr(teacher, method)(**(kwargs or {}))
+
     def curriculum(self, name: str) -> Curriculum:
         """The hosted curriculum (spec, teachers, dedup memory, counters).
 

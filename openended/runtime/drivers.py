@@ -32,7 +32,7 @@ from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTa
 from openended.config import Experiment
 from openended.errors import ConfigError, RunFailed
 from openended.runtime.checkpoints import CheckpointSet, SetWriter
-from openended.runtime.component_run import bus_name_for
+from openended.runtime.component_run import bus_name_for, store_actors_for
 from openended.runtime.envpool_actor import PoolRestarted, make_pools
 from openended.runtime.placement import pool_actor_options, warn_if_no_host
 
@@ -105,6 +105,7 @@ class PoolDriver:
             max_restarts=POOL_MAX_RESTARTS,
             components=exp.components,
             bus=bus_name_for(service_name) if exp.components else None,
+            stores=store_actors_for(exp, service_name),
         )
         self._states: list[list | None] = [None] * len(self.pools)
         self._component_states: list[dict | None] = [None] * len(self.pools)
@@ -278,9 +279,10 @@ class RLlibDriver:
         scores = not multi_agent and wants_level_scores(exp)  # PLR: the learner's level score with each outcome
         env_args = (f"openended-{service_name}-{student}", exp.env.family, exp.env.config, service_name, CURRICULUM)
         bus = bus_name_for(service_name) if exp.components else None
+        stores = store_actors_for(exp, service_name)  # the run's shared stores (RunComponents started them)
         if multi_agent:
             env_name = register_curriculum_multiagent_env(
-                *env_args, student, namespace=exp.ray.namespace, components=exp.components, bus=bus
+                *env_args, student, namespace=exp.ray.namespace, components=exp.components, bus=bus, stores=stores
             )
         else:
             env_name = register_curriculum_env(
@@ -290,6 +292,7 @@ class RLlibDriver:
                 defer_outcomes=scores,
                 components=exp.components,
                 bus=bus,
+                stores=stores,
             )
         cfg = build_algo_config(
             algo,
@@ -301,11 +304,14 @@ class RLlibDriver:
             flatten_observations=flatten,
             components=exp.components,
             bus=(bus_name_for(service_name), exp.ray.namespace) if exp.components else None,
+            stores=(stores, exp.ray.namespace) if stores else None,
             action_masking=masking,
             argument_usage=usage,
         )
         if multi_agent:
             cfg = shared_policy_config(cfg)
+        if exp.scenario is not None:  # no episode may run across two blocks (openended.runtime.scenario_run)
+            cfg.env_runners(batch_mode="complete_episodes")
         if scores:
             cfg.training(learner_class=ScoringPPOLearner)
         self.algo = cfg.build_algo()
@@ -345,30 +351,18 @@ class RLlibDriver:
         flagged ``info["eval"]`` (OMNI's sweep); the result then carries ``reported_to_teacher``.
         """
         from openended.envs.registry import make_env
-        from openended.runtime.evaluate import evaluate_tasks, resolve_test_set, rllib_policy, sweep_outcomes
+        from openended.runtime.evaluate import resolve_test_set, sweep_outcomes
 
         ev, fam, cfg = self.exp.evaluation, self.exp.env.family, self.exp.env.config
         if self.multi_agent:
             raise ConfigError("evaluation: multi-agent envs are not supported yet; set evaluation.every: 0")
-
-        def make() -> Any:
-            return evaluation_env(make_env(fam, **cfg))
-
         if ev.test_set == "teacher":
             tasks = self._teacher_tasks()[: ev.max_tasks]
         else:
             probe = make_env(fam, **cfg)
             tasks = resolve_test_set(probe, fam, ev.test_set, ev.max_tasks)
             probe.close()
-        result = evaluate_tasks(
-            make,
-            tasks,
-            rllib_policy(self.algo),
-            seed=self.exp.seed,
-            max_steps=ev.max_steps,
-            episodes_per_task=ev.episodes_per_task,
-            max_envs=ev.max_envs,
-        )
+        result = self.evaluate_on(tasks, ev.episodes_per_task, self.exp.seed)
         episodes = result.pop("episodes")
         if ev.report_to_teacher:
             from openended.runtime.codec import encode_outcomes
@@ -377,6 +371,56 @@ class RLlibDriver:
             batch = encode_outcomes(outs)
             result["reported_to_teacher"] = int(ray.get(self._service().report.remote(CURRICULUM, batch)))
         return result
+
+    def evaluate_on(self, tasks: list, episodes_per_task: int, seed: int) -> dict:
+        """Deterministic episodes of the policy on ``tasks``, on envs of their own (``evaluation`` caps)."""
+        from openended.envs.registry import make_env
+        from openended.runtime.evaluate import evaluate_tasks, rllib_policy
+
+        ev, fam, cfg = self.exp.evaluation, self.exp.env.family, self.exp.env.config
+        if self.multi_agent:
+            raise ConfigError("evaluation: multi-agent envs are not supported yet; set evaluation.every: 0")
+
+        def make() -> Any:
+            return evaluation_env(make_env(fam, **cfg))
+
+        return evaluate_tasks(
+            make,
+            tasks,
+            rllib_policy(self.algo),
+            seed=seed,
+            max_steps=ev.max_steps,
+            episodes_per_task=episodes_per_task,
+            max_envs=ev.max_envs,
+        )
+
+    # ------------------------------------------------- what a lifelong scenario asks (ScenarioDriver)
+    def control_teacher(self, method: str, **kwargs: Any) -> Any:
+        """Call one of this student's teacher's ``CONTROLS`` in the service (the scenario's block switch)."""
+        return ray.get(self._service().control.remote(CURRICULUM, self.student, method, kwargs))
+
+    def discard_task_buffers(self) -> int:
+        """Drop the tasks every env runner (and this process) buffered; how many were dropped."""
+        return sum(self.algo.env_runner_group.foreach_env_runner(_discard_buffers, local_env_runner=True))
+
+    def flush_outcomes(self) -> None:
+        """Wait until every env runner's reported episodes are in the service (and its event log)."""
+        self.algo.env_runner_group.foreach_env_runner(_flush_and_wait, local_env_runner=True)
+
+    def learner_task_change(self, old: Any, new: Any) -> None:
+        """``on_task_end`` / ``on_task_start`` of the learner components (if the learner has any)."""
+        if self._learner_components:
+            from openended.runtime.learner import on_learners
+
+            on_learners(self.algo, lambda learner: learner.components_task_change(old, new))
+
+    def learner_sleep(self, steps: int | None, seconds: float | None) -> int:
+        """The learner components' sleep phase within the budget; the steps taken (0 without any)."""
+        if not self._learner_components:
+            return 0
+        from openended.runtime.learner import on_learners
+
+        return int(sum(on_learners(self.algo, lambda learner: learner.components_sleep(steps, seconds))))
 
     def _service(self) -> Any:
         from openended.runtime.service import get_service
@@ -447,10 +491,32 @@ class RLlibDriver:
         self.algo.stop()
 
 
+def _discard_buffers(runner: Any) -> int:
+    from openended.runtime.process_clients import discard_curriculum_buffers
+
+    return discard_curriculum_buffers()
+
+
+def _flush_and_wait(runner: Any) -> int:
+    from openended.runtime.process_clients import flush_curriculum_clients
+
+    return flush_curriculum_clients(wait=True)
+
+
 def evaluation_env(env: Any) -> Any:
-    """``env`` with the observation transforms of training (images scaled, Dict/Tuple flattened); ``set_task`` kept."""
+    """``env`` with the observation transforms of training; ``set_task`` kept.
+
+    Images scaled, Dict/Tuple observations flattened, action masks split off as the masking
+    module wants them (SC2).
+    """
     from openended.runtime.evaluate import FlattenLikeRLlib
     from openended.runtime.rllib import ScaleImageObservations, needs_flattening
+    from openended.runtime.rllib_masking import MaskedObservations, has_action_mask
+
+    if has_action_mask(env.observation_space):
+        masked: Any = MaskedObservations(env)  # Any: it gains set_task, which gymnasium's Wrapper does not forward
+        masked.set_task = env.set_task
+        return masked
 
     if ScaleImageObservations.needed(env.observation_space):
         env = _ScaledTaskEnv(env)

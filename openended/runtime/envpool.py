@@ -46,6 +46,7 @@ import numpy as np
 
 from openended.components.base import Block, Component, Placement
 from openended.components.host import ComponentHost
+from openended.components.stores import Stores
 from openended.envs.registry import make_task_env
 from openended.envs.team import TeamEnv, is_parallel_env
 from openended.errors import ConfigError
@@ -125,6 +126,8 @@ class EnvPoolCore:
         components: env-runner components (`openended.components`): their hooks fire from
             the pool's episode host; the pool's lifetime is one train block, begun at the
             first `start` and ended at `close`.
+        stores: the components' named stores (a run's shared store actors); ``None``: each
+            provider registers its own local store.
     """
 
     def __init__(
@@ -140,6 +143,7 @@ class EnvPoolCore:
         student: str = "default",
         pool_id: str | None = None,
         components: Sequence[Component] = (),
+        stores: Stores | None = None,
     ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ConfigError(f"envpool.num_envs: must be an int >= 1, got {num_envs!r}")
@@ -157,7 +161,9 @@ class EnvPoolCore:
         #: Runs every episode: tasks in, outcomes out, hooks (``pool.host.add_hooks(...)``).
         self.host = EpisodeHost(self.envs, client, student=student, episode_id_prefix=self.pool_id, owner="envpool")
         #: The env-runner component host (``None`` without components).
-        self.components = ComponentHost(components, placement=Placement.ENV_RUNNER) if components else None
+        self.components = (
+            ComponentHost(components, stores=stores, placement=Placement.ENV_RUNNER) if components else None
+        )
         if self.components is not None and (hooks := self.components.episode_hooks()) is not None:
             self.host.add_hooks(hooks)
         self.action_space = self.envs[0].action_space

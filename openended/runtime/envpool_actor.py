@@ -52,6 +52,7 @@ class _EnvPoolActor:
         pool_id: str | None = None,
         components: list[dict[str, Any]] | None = None,
         bus: str | None = None,
+        stores: Mapping[str, str] | None = None,
     ) -> None:
         from openended.components.registry import build_components
         from openended.runtime.client import TeacherClient
@@ -63,6 +64,8 @@ class _EnvPoolActor:
             # would drop the new episodes as already seen.
             pool_id = f"{pool_id}r{uuid.uuid4().hex[:6]}"
         client = TeacherClient(service, curriculum, student, namespace=namespace, **dict(client_options or {}))
+        #: The run's shared stores (writes pipelined, flushed before each call returns), or ``None``.
+        self.stores = _shared_stores(stores, namespace)
         self.core = EnvPoolCore(
             family,
             env_config,
@@ -74,6 +77,7 @@ class _EnvPoolActor:
             student=student,
             pool_id=pool_id,
             components=build_components(components or [], placement="env_runner"),
+            stores=self.stores,
         )
         #: Carries the components' bus events to and from the run's bus actor, once per call.
         self.bridge = None
@@ -83,7 +87,14 @@ class _EnvPoolActor:
             origin = f"pool-{self.core.pool_id}"
             self.bridge = bridge_to(self.core.components.bus, bus, origin, namespace)
 
+    def _flush_stores(self) -> None:
+        if self.stores is not None:  # what this call stored is in the shared store when it returns
+            from openended.runtime.component_actors import flush_stores
+
+            flush_stores(self.stores)
+
     def _exchange(self) -> None:
+        self._flush_stores()
         if self.bridge is not None:
             self.bridge.flush()
             self.bridge.poll()
@@ -140,12 +151,22 @@ class _EnvPoolActor:
         self.restarted = False
 
     def close(self) -> None:
-        """`EnvPoolCore.close`."""
+        """`EnvPoolCore.close` (and the writes to shared stores still in flight)."""
         self.core.close()
+        self._flush_stores()
 
     def ready(self) -> bool:
         """Resolves once the actor is built (envs made); use to time start-up separately."""
         return True
+
+
+def _shared_stores(stores: Mapping[str, str] | None, namespace: str | None) -> Any:
+    """The run's shared store actors as a pool's `Stores` (``None`` without any: local stores)."""
+    if not stores:
+        return None
+    from openended.runtime.component_actors import connect_stores
+
+    return connect_stores(stores, namespace, max_pending=16)
 
 
 #: The Ray actor: ``EnvPool.options(num_cpus=1).remote(service, curriculum, family, env_config,
@@ -173,6 +194,7 @@ def make_pools(
     max_restarts: int = 0,
     components: list[dict[str, Any]] | None = None,
     bus: str | None = None,
+    stores: Mapping[str, str] | None = None,
     actor_options: Mapping[str, Any] | None = None,
 ) -> list[Any]:
     """Start ``n`` `EnvPool` actors (seeds ``seed + 10_000 * j`` so no two envs share a seed).
@@ -181,7 +203,8 @@ def make_pools(
     stepping, not start-up. ``max_restarts``: Ray restarts a killed pool this many times (a
     call in flight then fails with ``ActorUnavailableError``; the caller decides what to redo).
     ``actor_options``: more ``.options(...)`` (resources, scheduling strategy; see
-    `openended.runtime.placement`), over ``num_cpus``.
+    `openended.runtime.placement`), over ``num_cpus``. ``stores``: the run's shared store
+    actors (store name -> actor name) the pools' components use.
     """
     if n < 1:
         raise ConfigError(f"make_pools(n): n must be >= 1, got {n}")
@@ -205,6 +228,7 @@ def make_pools(
             pool_id=f"pool{j}-{uuid.uuid4().hex[:8]}",
             components=components,
             bus=bus,
+            stores=stores,
         )
         for j in range(n)
     ]

@@ -34,7 +34,7 @@ from openended.tasks import Box, Discrete, Outcome, Task
 
 __all__ = ["resolve_test_set", "rllib_policy", "module_policy", "evaluate_tasks", "sweep_outcomes", "FlattenLikeRLlib"]
 
-PolicyFn = Callable[[np.ndarray], np.ndarray]
+PolicyFn = Callable[[Any], np.ndarray]
 #: One test episode: (task, return, success or None, length, cut at the step cap).
 Episode = tuple[Task, float, "bool | None", int, bool]
 
@@ -84,9 +84,14 @@ def module_policy(module: Any) -> PolicyFn:
 
     dist_cls = module.get_inference_action_dist_cls()
 
-    def act(obs: np.ndarray) -> np.ndarray:
+    def tensor(x: Any) -> Any:  # a batch, or a dict of batches (masked observations: mask + the rest)
+        if isinstance(x, dict):
+            return {k: tensor(v) for k, v in x.items()}
+        return torch.as_tensor(np.asarray(x), dtype=torch.float32)
+
+    def act(obs: Any) -> np.ndarray:
         with torch.no_grad():
-            out = module.forward_inference({Columns.OBS: torch.as_tensor(np.asarray(obs), dtype=torch.float32)})
+            out = module.forward_inference({Columns.OBS: tensor(obs)})
             dist = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS]).to_deterministic()
             return dist.sample().cpu().numpy()
 
@@ -166,7 +171,7 @@ def _run_chunk(
         for _ in range(max_steps):
             if not active:
                 break
-            actions = policy(np.stack([obs[i] for i in active]))
+            actions = policy(stack_observations([obs[i] for i in active]))
             still = []
             for a, i in zip(actions, active):
                 if hasattr(space, "low"):
@@ -189,6 +194,14 @@ def _run_chunk(
     finally:
         for e in envs:
             e.close()
+
+
+def stack_observations(observations: Sequence[Any]) -> Any:
+    """A batch of observations: one array, or per key for dict observations (masked: mask + the rest)."""
+    first = observations[0]
+    if isinstance(first, dict):
+        return {k: stack_observations([o[k] for o in observations]) for k in first}
+    return np.stack(observations)
 
 
 def sweep_outcomes(episodes: Sequence[Episode], student: str, tag: str) -> list[Outcome]:

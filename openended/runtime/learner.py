@@ -16,6 +16,7 @@ boundaries, sleep, state for checkpoints).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
@@ -40,6 +41,8 @@ __all__ = [
 CONFIG_KEY = "components"
 #: The key of the run's bus actor (name, namespace), if the learner should join it.
 BUS_KEY = "components_bus"
+#: The key of the run's shared store actors ({store: actor name}, namespace), registered before the lifetime starts.
+STORES_KEY = "components_stores"
 
 
 class ComponentLearnerMixin:
@@ -52,9 +55,16 @@ class ComponentLearnerMixin:
         """Build the algorithm's learner, then the learner-placement components."""
         super().build()  # type: ignore[misc]  # a mixin: the learner class follows it in the MRO
         config: Any = self.config  # type: ignore[attr-defined]
-        specs = (config.learner_config_dict or {}).get(CONFIG_KEY, [])
-        self.component_host = ComponentHost(build_components(specs, placement=Placement.LEARNER), placement="learner")
-        bus = (config.learner_config_dict or {}).get(BUS_KEY)
+        extra = config.learner_config_dict or {}
+        specs = extra.get(CONFIG_KEY, [])
+        stores = None
+        if extra.get(STORES_KEY):  # the run's shared stores: the env runners' replay, for sleep
+            from openended.runtime.component_actors import connect_stores
+
+            stores = connect_stores(*extra[STORES_KEY])
+        comps = build_components(specs, placement=Placement.LEARNER)
+        self.component_host = ComponentHost(comps, stores=stores, placement="learner")
+        bus = extra.get(BUS_KEY)
         self._bridge = None
         if bus is not None:  # the run's bus actor: task changes env runners detect reach the learner
             from openended.runtime.component_actors import bridge_to
@@ -125,13 +135,19 @@ def has_placement(specs: list[dict[str, Any]], placement: Placement) -> bool:
 
 
 def with_components(
-    config: Any, specs: list[dict[str, Any]], driver_callback: bool = False, bus: tuple[str, str | None] | None = None
+    config: Any,
+    specs: list[dict[str, Any]],
+    driver_callback: bool = False,
+    bus: tuple[str, str | None] | None = None,
+    stores: tuple[Mapping[str, str], str | None] | None = None,
 ) -> Any:
     """``config`` with a component learner (PPO) carrying ``specs``, when any of them is a learner component.
 
     ``driver_callback``: also host the driver components in the algorithm itself
     (`ComponentCallback`; for RLlib used directly -- ``openended run`` hosts them in its loop).
     ``bus``: (name, namespace) of the run's bus actor the learner's components join.
+    ``stores``: ({store name: actor name}, namespace) of the run's shared store actors,
+    registered in the learner host before its lifetime starts.
     """
     if driver_callback and has_placement(specs, Placement.DRIVER):
         from openended.runtime.component_callback import ComponentCallback
@@ -144,7 +160,9 @@ def with_components(
 
     if not isinstance(config, PPOConfig):
         raise ConfigError("components: learner components (loss terms) need algo.name ppo in this version")
-    extra = {BUS_KEY: list(bus)} if bus is not None else {}
+    extra: dict[str, Any] = {BUS_KEY: list(bus)} if bus is not None else {}
+    if stores is not None and stores[0]:
+        extra[STORES_KEY] = [dict(stores[0]), stores[1]]
     config.learners(
         learner_class=component_learner_class(PPOTorchLearner), learner_config_dict={CONFIG_KEY: specs, **extra}
     )

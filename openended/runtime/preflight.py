@@ -31,6 +31,10 @@ __all__ = ["preflight", "check_task_space", "check_teacher", "check_algo", "chec
 def preflight(exp: Experiment) -> TaskSpace:
     """Run every check in order; return the experiment's task space. Raises `ConfigError` naming the field."""
     space = check_task_space(exp)
+    if exp.scenario is not None:
+        from openended.runtime.scenario_run import scenario_task_values
+
+        scenario_task_values(exp.scenario, space, exp.env.family)
     check_teacher(exp, space)
     check_algo(exp)
     check_resources(exp)

@@ -6,6 +6,7 @@ Contents:
     EPISODE_COUNTERS        -- the `EpisodeCounters` every hosted env of this process adds to.
     curriculum_stats        -- this process's counters and its clients' stats.
     flush_curriculum_clients -- push every queued outcome of this process to the teacher.
+    discard_curriculum_buffers -- drop the tasks this process's clients buffered (a block switch).
 
 Why per process: an RLlib EnvRunner steps ``num_envs_per_env_runner`` envs; one client for
 all of them means one task buffer, one outbox and one stream of batched calls to the
@@ -24,7 +25,13 @@ from typing import Any
 
 from openended.runtime.episodes import EpisodeCounters, TaskClient
 
-__all__ = ["ProcessClient", "EPISODE_COUNTERS", "curriculum_stats", "flush_curriculum_clients"]
+__all__ = [
+    "ProcessClient",
+    "EPISODE_COUNTERS",
+    "curriculum_stats",
+    "flush_curriculum_clients",
+    "discard_curriculum_buffers",
+]
 
 _LOCK = threading.Lock()
 _CLIENTS: dict[tuple, Any] = {}  # (service, namespace, curriculum, student) -> TeacherClient
@@ -121,3 +128,14 @@ def flush_curriculum_clients(wait: bool = True) -> int:
     for c in clients:
         c.flush(wait=wait)
     return len(clients)
+
+
+def discard_curriculum_buffers() -> int:
+    """Drop the tasks every client of this process has buffered; return how many were dropped.
+
+    Call after the teacher was told to issue other tasks (a scenario's next learning block),
+    on every env runner: ``foreach_env_runner(lambda r: discard_curriculum_buffers())``.
+    """
+    with _LOCK:
+        clients = list(_CLIENTS.values())
+    return sum(c.discard_buffered() for c in clients)

@@ -89,6 +89,9 @@ class CurriculumEnv(gym.Wrapper):
         student: the student id written into outcomes (one per learner/policy).
         namespace: Ray namespace of a named service (``None``: the job's namespace).
         client_options: keyword options of `TeacherClient` (``buffer_size``, ...).
+        components: env-runner component specs (this env hosts them: `env_runner_components`).
+        bus: name of the run's bus actor the components join.
+        stores: the run's shared store actors (store name -> actor name) the components use.
         defer_outcomes: do not report finished episodes; put each outcome (and where to
             report it) in the episode's last ``info`` for the learner, which adds PLR's
             level score (`openended.runtime.level_scores`).
@@ -107,6 +110,7 @@ class CurriculumEnv(gym.Wrapper):
         client_options: Mapping[str, Any] | None = None,
         components: list[dict[str, Any]] | None = None,
         bus: str | None = None,
+        stores: Mapping[str, str] | None = None,
         defer_outcomes: bool = False,
     ) -> None:
         super().__init__(env)
@@ -127,7 +131,7 @@ class CurriculumEnv(gym.Wrapper):
             [env], student=student, counters=EPISODE_COUNTERS, connect=connect, owner="CurriculumEnv"
         )
         #: Env-runner components of this env (their hooks fire from ``self.host``), or ``None``.
-        self.components = env_runner_components(components, self.host)
+        self.components = env_runner_components(components, self.host, stores, namespace)
         self._bridge = bus_bridge(self.components, bus, namespace)
 
     @property
@@ -195,11 +199,27 @@ def bus_bridge(components: ComponentHost | None, bus: str | None, namespace: str
     return bridge_to(components.bus, bus, f"env-{os.getpid()}-{uuid.uuid4().hex[:6]}", namespace)
 
 
-def env_runner_components(specs: list[dict[str, Any]] | None, host: EpisodeHost) -> ComponentHost | None:
-    """Build the env-runner components of ``specs``, hook them into ``host``, start their lifetime (one block)."""
+def env_runner_components(
+    specs: list[dict[str, Any]] | None,
+    host: EpisodeHost,
+    stores: Mapping[str, str] | None = None,
+    namespace: str | None = None,
+) -> ComponentHost | None:
+    """Build the env-runner components of ``specs``, hook them into ``host``, start their lifetime (one block).
+
+    ``stores``: the run's shared store actors (store name -> actor name), registered before
+    the lifetime starts (`openended.runtime.component_actors.connect_stores`).
+    """
     if not specs:
         return None
-    comps = ComponentHost(build_components(specs, placement=Placement.ENV_RUNNER), placement=Placement.ENV_RUNNER)
+    shared = None
+    if stores:
+        from openended.runtime.component_actors import connect_stores
+
+        shared = connect_stores(stores, namespace)
+    comps = ComponentHost(
+        build_components(specs, placement=Placement.ENV_RUNNER), stores=shared, placement=Placement.ENV_RUNNER
+    )
     hooks = comps.episode_hooks()
     if hooks is not None:
         host.add_hooks(hooks)
@@ -264,6 +284,7 @@ def curriculum_env_creator(
     field: str = "env.family",
     components: list[dict[str, Any]] | None = None,
     bus: str | None = None,
+    stores: Mapping[str, str] | None = None,
 ) -> Callable[[Any], Any]:
     """RLlib's env creator for a curriculum wrapper (`CurriculumEnv`, `CurriculumMultiAgentEnv`).
 
@@ -274,6 +295,8 @@ def curriculum_env_creator(
     """
     cfg, opts = dict(env_config or {}), dict(client_options or {})
     extra: dict[str, Any] = {"components": list(components), "bus": bus} if components else {}
+    if components and stores:
+        extra["stores"] = dict(stores)
 
     def creator(_ctx: Any = None) -> Any:
         env = make_task_env(family, cfg, field=field)
@@ -295,6 +318,7 @@ def register_curriculum_env(
     scale_images: bool = True,
     components: list[dict[str, Any]] | None = None,
     bus: str | None = None,
+    stores: Mapping[str, str] | None = None,
     defer_outcomes: bool = False,
     mask_actions: bool = True,
 ) -> str:
@@ -324,6 +348,7 @@ def register_curriculum_env(
         field="register_curriculum_env.family",
         components=components,
         bus=bus,
+        stores=stores,
     )
 
     def creator(ctx: Any = None) -> gym.Env:
@@ -378,6 +403,7 @@ def build_algo_config(
     flatten_observations: bool = False,
     components: list[dict[str, Any]] | None = None,
     bus: tuple[str, str | None] | None = None,
+    stores: tuple[Mapping[str, str], str | None] | None = None,
     action_masking: bool = False,
     argument_usage: list[list[int]] | None = None,
 ) -> Any:
@@ -468,7 +494,7 @@ def build_algo_config(
     if components:
         from openended.runtime.learner import with_components
 
-        config = with_components(config, list(components), bus=bus)
+        config = with_components(config, list(components), bus=bus, stores=stores)
     return config
 
 

@@ -59,6 +59,7 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
         client_options: Mapping[str, Any] | None = None,
         components: list[dict[str, Any]] | None = None,
         bus: str | None = None,
+        stores: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         if not (is_parallel_env(env) and hasattr(env, "set_task") and hasattr(env, "episode_outcomes")):
@@ -80,7 +81,7 @@ class CurriculumMultiAgentEnv(MultiAgentEnv):
             owner="CurriculumMultiAgentEnv",
         )
         #: Env-runner components of this env (one team episode = one episode for them), or ``None``.
-        self.components = env_runner_components(components, self.host)
+        self.components = env_runner_components(components, self.host, stores, namespace)
         self._bridge = bus_bridge(self.components, bus, namespace)
 
     @property
@@ -128,6 +129,7 @@ def register_curriculum_multiagent_env(
     client_options: Mapping[str, Any] | None = None,
     components: list[dict[str, Any]] | None = None,
     bus: str | None = None,
+    stores: Mapping[str, str] | None = None,
 ) -> str:
     """``ray.tune.registry.register_env`` for a multi-agent task family (`CurriculumMultiAgentEnv`)."""
     from ray.tune.registry import register_env
@@ -144,6 +146,7 @@ def register_curriculum_multiagent_env(
         field="register_curriculum_multiagent_env.family",
         components=components,
         bus=bus,
+        stores=stores,
     )
     register_env(env_name, creator)
     return env_name

@@ -38,7 +38,7 @@ from openended.config import Experiment, teacher_config
 from openended.errors import Error, RunFailed
 from openended.runtime import raysession
 from openended.runtime.checkpoints import CheckpointSet
-from openended.runtime.component_run import RunComponents
+from openended.runtime.component_run import RunComponents, run_store_specs
 from openended.runtime.drivers import CURRICULUM, RESTART_TIMEOUT_S, Driver, PoolDriver, RLlibDriver
 from openended.runtime.exporters import RunExporters
 from openended.runtime.local import init_ray
@@ -49,6 +49,7 @@ from openended.runtime.progress import ProgressReporter
 from openended.runtime.resume import ResumePoint, prepare_resume
 from openended.runtime.rundir import RunDir
 from openended.runtime.runlock import Holder, RunLock, this_process
+from openended.runtime.scenario_run import ScenarioRun
 from openended.runtime.service import start_service
 from openended.runtime.views_log import ViewWriter
 
@@ -131,6 +132,7 @@ def write_checkpoint_set(
     iteration: int,
     totals: dict,
     components: RunComponents | None = None,
+    scenario: ScenarioRun | None = None,
 ) -> CheckpointSet:
     """Write the run's checkpoint set for ``iteration``: every member, then the manifest (last, atomically).
 
@@ -145,6 +147,8 @@ def write_checkpoint_set(
             d.save(ckpt)
         if components is not None:
             components.save(ckpt)
+        if scenario is not None:
+            scenario.save(ckpt)
         info = call_service(lambda: service.checkpoint_info.remote(), "checkpoint")
         ckpt.link("teacher", info["path"], "teacher.json")
         return ckpt.commit(event_log_offset=int(info["log_offset"] or 0), totals=totals)
@@ -235,6 +239,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
     service: Any = None
     drivers: list[Driver] = []
     components: RunComponents | None = None
+    scenario: ScenarioRun | None = None
     reporter = ProgressReporter(exp, rd, enabled=progress)
     exporters: RunExporters | None = None
     state, reason = "failed", None
@@ -242,9 +247,11 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
     try:
         if embedded:  # at once (a kill during start-up), and again once the raylet has started its agents
             raysession.record_embedded_ray(rd.path)
+        _take_over_live_service(name, exp.ray.namespace)
         service = start_service(
             name,
             exp.ray.namespace,
+            detached=exp.resources.service_detached,
             event_log=str(rd.events_path),
             checkpoint_dir=str(rd.teacher_checkpoints),
             resume=True,  # also what a Ray restart of the actor runs: checkpoint + log
@@ -266,7 +273,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
         if embedded:
             raysession.record_embedded_ray(rd.path)
         if exp.components:  # before the drivers: their env runners bridge to the run's bus
-            components = RunComponents(exp.components, name, exp.ray.namespace)
+            components = RunComponents(exp.components, name, exp.ray.namespace, stores=run_store_specs(exp))
         for i, student in enumerate(exp.students):
             if exp.algo.name == "none":
                 drivers.append(PoolDriver(exp, name, student, i))
@@ -279,9 +286,11 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
             if point.checkpoint is not None:
                 components.restore(point.checkpoint)
             components.start(resumed=point.checkpoint is not None)
+        if exp.scenario is not None:
+            scenario = _start_scenario(exp, rd, drivers[0], components, space, point)
         rd.write_status(_status("running", done.iteration, done.wall_s, me))
         exporters = RunExporters.for_run(exp, rd.path)
-        _train(exp, rd, service, drivers, reporter, point, me, done, exporters, components)
+        _train(exp, rd, service, drivers, reporter, point, me, done, exporters, components, scenario)
         state = "finished"
     except KeyboardInterrupt:
         state = "interrupted"
@@ -311,7 +320,70 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
     rows = rd.read_metrics()
     if rows:
         summary.update({k: rows[-1].get(k) for k in ("episodes_total", "env_steps_total", "mean_return", "mastered")})
+    if scenario is not None and scenario.logger is not None:
+        summary["scenario"] = scenario.summary()
     return summary
+
+
+def _take_over_live_service(name: str, namespace: str | None) -> None:
+    """Stop a teacher service of this run that outlived its driver (``resources.service_detached``).
+
+    Why: this process holds the run lock, so a live service under the run's name belongs to
+    a driver that was killed. Its teacher has seen outcomes the newest checkpoint set does
+    not cover; the run resumes from that set, so the service is closed (its event log
+    flushed and closed: one writer per log) and a new one is started from the set and the
+    log, exactly as after a crash. One service per run, never two.
+    """
+    try:
+        old = ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return
+    _say(f"taking over the live teacher service {name!r} of the stopped driver: closing it, resuming from the log")
+    try:
+        ray.get(old.close.remote(), timeout=60)
+    except Exception as e:  # noqa: BLE001 - a service that cannot close is killed all the same
+        _say(f"the live service did not close cleanly ({_one_line(e)}); stopping it")
+    ray.kill(old, no_restart=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the name is free once Ray has the actor dead
+        try:
+            ray.get_actor(name, namespace=namespace)
+        except ValueError:
+            return
+        time.sleep(0.2)
+    raise RunFailed(f"the live teacher service {name!r} of the stopped driver did not stop within 60 s")
+
+
+def _start_scenario(
+    exp: Experiment,
+    rd: RunDir,
+    driver: Driver,
+    components: RunComponents | None,
+    space: Any,
+    point: ResumePoint,
+) -> ScenarioRun:
+    """The run's `ScenarioRun`, opened (or resumed) and advanced to its first learning block."""
+    from openended.components.evaluation import evaluation_block
+    from openended.tasks import space_from_dict
+
+    assert exp.scenario is not None and isinstance(driver, RLlibDriver), "config: a scenario needs an RLlib learner"
+
+    def eval_block(evaluate: Callable[[], dict]) -> dict:
+        return evaluation_block([components.host], evaluate) if components is not None else evaluate()
+
+    scenario = ScenarioRun(
+        exp.scenario,
+        space_from_dict(space),
+        rd.path,
+        rd.events_path,
+        driver,
+        exp.name,
+        exp.env.family,
+        eval_block,
+        _say,
+    )
+    scenario.start(point.checkpoint)
+    return scenario
 
 
 def _train(
@@ -325,8 +397,12 @@ def _train(
     done: _Done,
     exporters: RunExporters,
     components: RunComponents | None = None,
+    scenario: ScenarioRun | None = None,
 ) -> None:
-    """The iterations after ``point``; ``done`` follows the last one completed (metrics row, set, status)."""
+    """The iterations after ``point``; ``done`` follows the last one completed (metrics row, set, status).
+
+    With a scenario the run ends when its last block has run (or at ``run.iterations``).
+    """
     t0 = time.perf_counter()
     prior_wall = done.wall_s
     reporter.start(point.iteration)
@@ -335,8 +411,11 @@ def _train(
         call_service(lambda: service.snapshot.remote(), "snapshot")["curricula"][CURRICULUM]["counters"]
     )
     for it in range(point.iteration + 1, exp.run.iterations + 1):
+        if scenario is not None and scenario.finished:
+            break
         t_it = time.perf_counter()
         rows = [d.train_iteration() for d in drivers]
+        scenario_row = scenario.after_iteration() if scenario is not None else None
         block_eval = None
         if components is not None:
             first = drivers[0]
@@ -386,15 +465,26 @@ def _train(
             rd.append_evaluation(
                 {"iteration": it, "env_steps_total": row["env_steps_total"], "block": "evaluation", **block_eval}
             )
+        if scenario_row is not None:
+            row["scenario"] = scenario_row
+            row["iteration_s"] = time.perf_counter() - t_it  # its evaluation blocks are part of the iteration
+            row["wall_s"] = wall = prior_wall + time.perf_counter() - t0
         rd.append_metrics(row)
         exporters.write(row)
         if view_writer.due(it):
             view_writer.append(it, row, call_service(lambda: service.views.remote(), "views"))
         reporter.update(row)
-        if it % exp.run.checkpoint_every == 0 or it == exp.run.iterations:
-            write_checkpoint_set(rd, service, drivers, it, _totals(row, rows, drivers, wall), components)
+        last = it == exp.run.iterations or (scenario is not None and scenario.finished)
+        if it % exp.run.checkpoint_every == 0 or last:
+            totals = _totals(row, rows, drivers, wall)
+            write_checkpoint_set(rd, service, drivers, it, totals, components, scenario)
         rd.write_status(_status("running", it, wall, me))
         done.iteration, done.wall_s = it, wall
+    if scenario is not None and not scenario.finished:
+        _say(
+            f"run.iterations ({exp.run.iterations}) ended the run in scenario block {scenario.index} of "
+            f"{len(scenario.blocks)}; raise run.iterations and --resume to finish the scenario"
+        )
 
 
 def _fill_in_unknown_episodes(rows: list[dict], drivers: list[Driver], counts: dict, prev: dict) -> None:

@@ -141,6 +141,10 @@ class TeacherServiceActor:
         """`TeacherServiceCore.known_tasks`, as ``Task.to_dict()`` rows (evaluation sweeps)."""
         return [t.to_dict() for t in self.core.known_tasks(curriculum, student)]
 
+    def control(self, curriculum: str, student: str, method: str, kwargs: dict | None = None) -> Any:
+        """`TeacherServiceCore.control` (a teacher's whitelisted ``CONTROLS`` method)."""
+        return self.core.control(curriculum, student, method, kwargs)
+
     def report(self, curriculum: str, batch: OutcomeBatch) -> int:
         """`TeacherServiceCore.report`, counted in the exported metrics."""
         accepted = self.core.report(curriculum, batch)

@@ -121,3 +121,4 @@ register_teacher("spdl", "openended.teachers.spdl:SPDLTeacher", aliases=("self_p
 register_teacher("accel", "openended.teachers.accel:ACCELTeacher")
 register_teacher("goal_gan", "openended.teachers.goal_gan:GoalGANTeacher", aliases=("goalgan",))
 register_teacher("setter_solver", "openended.teachers.setter_solver:SetterSolverTeacher", aliases=("setter",))
+register_teacher("scenario", "openended.teachers.scenario:ScenarioTeacher", aliases=("lifelong_scenario",))
