@@ -639,9 +639,9 @@ class Discrete(TaskSpace):
         """``values[indices]``: an ``int64`` array when every value is an int, else a list."""
         if self._values_col is None:
             if all(isinstance(v, int) for v in self.values) and all(-(2**63) <= v < 2**63 for v in self.values):
-                col = np.asarray(self.values, dtype=np.int64)
-                col.setflags(write=False)
-                self._values_col = col
+                ints = np.asarray(self.values, dtype=np.int64)
+                ints.setflags(write=False)
+                self._values_col = ints
             else:
                 self._values_col = list(self.values)
         col = self._values_col
@@ -829,8 +829,8 @@ class TaskArrays:
             np.concatenate([p.ids for p in parts]),
             np.concatenate(codes),
             tuple(names),
-            params=np.concatenate([p.params for p in parts]) if box else None,  # type: ignore[misc]
-            indices=None if box else np.concatenate([p.indices for p in parts]),  # type: ignore[misc]
+            params=np.concatenate([p.params for p in parts if p.params is not None]) if box else None,
+            indices=None if box else np.concatenate([p.indices for p in parts if p.indices is not None]),
         )
 
     def task(self, row: int, space: TaskSpace) -> Task:

@@ -54,7 +54,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from openended import jsonio
 from openended.errors import ConfigError, Error, ServiceError
@@ -212,8 +212,9 @@ class EpisodeDedup:
         seen, order = self._seen, self._order
         distinct = set(episode_ids)
         if len(distinct) == len(episode_ids) and None not in distinct and distinct.isdisjoint(seen):
-            seen |= distinct  # SPEEDUP: the usual batch (all new, distinct) in C-level set operations
-            order.extend(episode_ids)
+            ids = cast("Sequence[str]", episode_ids)  # no None among them (checked just above)
+            seen.update(ids)  # SPEEDUP: the usual batch (all new, distinct) in C-level set operations
+            order.extend(ids)
         else:
             fresh = [e for e in dict.fromkeys(episode_ids) if e is not None and e not in seen]
             seen.update(fresh)

@@ -137,7 +137,7 @@ class IssuedTasks:
         """A table value as a `Task` (an array-path row is built here)."""
         if type(value) is int:
             return self._arrays[value >> 32].task(value & 0xFFFFFFFF, self.space)
-        return value  # type: ignore[no-any-return]  # a Task
+        return value  # a Task
 
     def gather(self, values: list[Any]) -> TaskArrays:
         """Known table values (no ``None``) as one `TaskArrays`, in their order."""
