@@ -493,6 +493,8 @@ def main(argv: list[str] | None = None) -> dict:
     ratios["columns_actor_over_inprocess_tasks_b1024"] = paired(
         "columns box", "in-process columns", 1024, "tasks_per_s"
     )
+    ratios["columns_over_plain_actor_tasks_b1024"] = paired("columns box", "plain actor", 1024, "tasks_per_s")
+    ratios["columns_over_plain_actor_outcomes_b1024"] = paired("columns box", "plain actor", 1024, "outcomes_per_s")
     for b in BATCHES:
         ratios[f"actor_over_naive_tasks_b{b}"] = paired("actor", "naive", b, "tasks_per_s")
         ratios[f"actor_over_naive_outcomes_b{b}"] = paired("actor", "naive", b, "outcomes_per_s")
