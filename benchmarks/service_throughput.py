@@ -60,8 +60,11 @@ Output: the table and, with ``--json PATH``, ``{"tasks_per_s_b1024", "outcomes_p
 the ``actor+log`` object path (every reply decoded into ``Task`` values), comparable with
 earlier runs; the ``columns_*``, ``discrete_*`` and ``alpgmm_*`` keys are the array path;
 ``b1_over_plain_actor`` is the median over reps of (``columns box`` calls/s at batch 1) /
-(``plain actor`` calls/s), so >= 1 means no slower than a plain actor call. The load
-average at start and end is in ``config``.
+(``plain actor`` calls/s), so >= 1 means no slower than a plain actor call.
+``service_cpu_us_per_1024``: CPU time the in-process core spends per 1,024-row call
+(object `sample`, `sample_columns`, `report` on the array path; Box and Discrete), which
+other load on a shared machine hardly moves. The load average at start and end is in
+``config``.
 """
 
 from __future__ import annotations
@@ -327,6 +330,36 @@ def inprocess_columns_target(core: TeacherServiceCore) -> Target:
     )
 
 
+def service_cpu(tmp: Path, calls: int) -> dict[str, float]:
+    """CPU time (``time.process_time``, so other load on the machine hardly moves it) of the
+    in-process core per 1,024-row call, event log on: what the service itself spends.
+
+    ``sample_objects``: `sample` (builds ``Task`` values); ``sample_columns``: the array
+    path (Box; ``_discrete``: 4,096 levels); ``report_columns``: `report` of a prebuilt
+    `OutcomeBatch` into the random teacher's ``update_arrays``.
+    """
+    out: dict[str, float] = {}
+    for kind in ("box", "discrete"):
+        core = TeacherServiceCore(event_log=str(tmp / f"cpu_{kind}" / "events.jsonl"))
+        core.add_curriculum("walk", "random", SPACES[kind], config={"seed": 0})
+        suffix = "" if kind == "box" else "_discrete"
+        for name, fn in (("sample_objects", core.sample), ("sample_columns", core.sample_columns)):
+            for _ in range(8):
+                fn("walk", "cpu", 1024)
+            c0 = time.process_time()
+            for _ in range(calls):
+                fn("walk", "cpu", 1024)
+            out[name + suffix] = (time.process_time() - c0) / calls * 1e6
+        pool = decode_tasks(core.sample_columns("walk", "cpu", 1024))
+        batches = [encode_outcomes(outs) for outs in make_outcomes(pool, 1024, calls)]
+        c0 = time.process_time()
+        for batch in batches:
+            core.report("walk", batch)
+        out["report_columns" + suffix] = (time.process_time() - c0) / calls * 1e6
+        core.close()
+    return out
+
+
 def client_rows(handle: Any, episodes: int) -> dict:
     """A real TeacherClient, per episode: ``next_task`` + ``report``.
 
@@ -371,9 +404,9 @@ def alp_gmm_row(handle: Any, calls: int) -> dict[str, Any]:
     except ImportError as e:
         return {"config": "actor+log alp_gmm", "skipped": f"openended.teachers.gmm.alp_gmm does not import: {e}"}
     alp = actor_target("actor+log alp_gmm", handle, "alp")
-    pool = alp.sample(1024)
     tps = alp.tasks_loop(1024, calls)
     lat = alp.tasks_latency(1024, calls // 2)
+    pool = alp.sample(1024)  # after the loops: outcomes must name tasks the teacher still tracks
     ops = alp.outcomes_loop(make_outcomes(pool, 1024, calls))
     stats = ray.get(handle.snapshot.remote())["curricula"]["alp"]["students"]["bench"]
     return {
@@ -471,6 +504,7 @@ def main(argv: list[str] | None = None) -> dict:
                 }
             )
         client = client_rows(logged, 10_000 * scale)
+        cpu = service_cpu(tmp, calls[1024])
 
         alp_row = alp_gmm_row(logged, calls[1024]) if space.kind == "box" else None
     finally:
@@ -533,6 +567,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ratios": ratios,
         "rows": sorted(rows, key=lambda r: (r["batch"], r["config"])),
         "client": client,
+        "service_cpu_us_per_1024": cpu,
         "alp_gmm": alp_row,
         "config": {
             "quick": args.quick,
@@ -581,6 +616,10 @@ def print_table(res: dict) -> None:
             f"client overhead, stalls={c['stalls']} ({c['stall_s'] * 1e3:.0f} ms), refills={c['refills']}, "
             f"flushes={c['flushes']}"
         )
+    print(
+        "service CPU per 1,024-row call, in-process, event log on (us): "
+        + ", ".join(f"{k} {v:,.0f}" for k, v in res["service_cpu_us_per_1024"].items())
+    )
     print("\nratios (same run):")
     for k, v in res["ratios"].items():
         print(f"  {k:<34}{v:6.2f}")
