@@ -32,6 +32,17 @@ best rep (least disturbed by other load); ratios are medians of per-rep ratios.
   ``list[Outcome]`` (what Ray does without the codec). Baseline for the codec.
 * ``in-process``: `TeacherServiceCore` called directly, no Ray (the floor: teacher +
   codec cost). Baseline for the actor overhead.
+* ``columns box`` / ``columns discrete`` / ``columns alp_gmm``: the array path a
+  `TeacherClient` takes (``sample_columns``: ids and parameters as arrays, no ``Task``
+  built in the service), on the logged actor, with the random teacher on a 2-d Box and on
+  4,096 levels, and ALP-GMM (fast mode) on the Box. A reply is fetched, not decoded into
+  ``Task`` values (a client builds one per ``next_task``, spread over the env hosts), and
+  outcome batches are encoded before the clock starts (each client encodes its own
+  outbox): what is measured is what one service takes. Discrete and ALP-GMM at 1,024 only.
+* ``in-process columns``: the same path without Ray, event log on (its floor).
+* ``plain actor``: a Ray actor whose ``sample(n)`` returns the bytes of a Box batch
+  (``n`` uint64 ids, an ``(n, 2)`` float array) and does nothing else: at batch 1 "a
+  plain Ray actor method call", at 1,024 the ceiling of any one-actor service here.
 
 Plus two rows through a real `TeacherClient` (``next_task`` + ``report`` per episode):
 its own overhead per episode (no env work, large buffer) and, with default settings and
@@ -42,8 +53,18 @@ Results to expect (2 shared cores): ``actor+log`` >= 200,000 tasks/s and outcome
 batch 1,024, p99 < 5 ms at batch 64; ``actor`` vs ``naive`` ~1.5-3x at batch 1,024.
 
 Output: the table and, with ``--json PATH``, ``{"tasks_per_s_b1024", "outcomes_per_s_b1024",
-"p99_ms_b64", "ratios": {...}, "rows": [...], "config": {...}}``; the headline keys are the
-``actor+log`` configuration.
+"p99_ms_b64", "columns_tasks_per_s_b1024", "columns_outcomes_per_s_b1024",
+"discrete_tasks_per_s_b1024", "discrete_outcomes_per_s_b1024", "alpgmm_tasks_per_s_b1024",
+"alpgmm_outcomes_per_s_b1024", "b1_over_plain_actor", "targets", "ratios": {...},
+"rows": [...], "config": {...}}``. ``tasks_per_s_b1024`` / ``outcomes_per_s_b1024`` stay
+the ``actor+log`` object path (every reply decoded into ``Task`` values), comparable with
+earlier runs; the ``columns_*``, ``discrete_*`` and ``alpgmm_*`` keys are the array path;
+``b1_over_plain_actor`` is the median over reps of (``columns box`` calls/s at batch 1) /
+(``plain actor`` calls/s), so >= 1 means no slower than a plain actor call.
+``service_cpu_us_per_1024``: CPU time the in-process core spends per 1,024-row call
+(object `sample`, `sample_columns`, `report` on the array path; Box and Discrete), which
+other load on a shared machine hardly moves. The load average at start and end is in
+``config``.
 """
 
 from __future__ import annotations
@@ -142,6 +163,10 @@ class Target:
         report_async: Callable[[list[Outcome]], Any],
         wait: Callable[[list[Any]], None],
         resolve: Callable[[Any], Any],
+        *,
+        batches: tuple[int, ...] = BATCHES,
+        prepare: Callable[[list[Outcome]], Any] = lambda outs: outs,
+        tasks: Callable[[Any], list[Task]] | None = None,
     ) -> None:
         self.name = name
         self.sample_async = sample_async
@@ -149,9 +174,16 @@ class Target:
         self.report_async = report_async
         self.wait = wait
         self.resolve = resolve
+        self.batches = batches
+        self.prepare = prepare  # outcome lists -> what report_async sends (done before the clock starts)
+        self.to_tasks = tasks or unpack
 
-    def sample(self, b: int) -> list[Task]:
+    def sample(self, b: int) -> Any:
         return self.unpack(self.sample_async(b))
+
+    def pool(self, b: int) -> list[Task]:
+        """``b`` tasks as `Task` values (what the outcomes of the report loops name)."""
+        return self.to_tasks(self.sample_async(b))
 
     def tasks_latency(self, b: int, calls: int) -> list[float]:
         """One call at a time (a single client's refill): round trip + decode."""
@@ -176,6 +208,7 @@ class Target:
         return b * calls / (time.perf_counter() - t0)
 
     def outcomes_loop(self, batches: list[list[Outcome]]) -> float:
+        batches = [self.prepare(outs) for outs in batches]
         inflight: list[Any] = []
         t0 = time.perf_counter()
         for outs in batches:
@@ -188,7 +221,7 @@ class Target:
 
     def report_latency(self, batches: list[list[Outcome]]) -> list[float]:
         lat = []
-        for outs in batches:
+        for outs in map(self.prepare, batches):
             c0 = time.perf_counter()
             self.resolve(self.report_async(outs))
             lat.append(time.perf_counter() - c0)
@@ -205,6 +238,57 @@ def actor_target(name: str, handle: Any, curriculum: str, cached: bool = False) 
         report_async=lambda outs: handle.report.remote(curriculum, encode_outcomes(outs)),
         wait=lambda refs: ray.get(refs),
         resolve=ray.get,
+    )
+
+
+def columns_target(name: str, handle: Any, curriculum: str, batches: tuple[int, ...] = BATCHES) -> Target:
+    """The array path a `TeacherClient` takes: ``sample_columns``, outcomes sent as encoded columns.
+
+    A reply is fetched, not turned into ``Task`` values: a client builds one ``Task`` per
+    ``next_task`` (one per episode, in each env host), not the service. Outcome batches are
+    encoded before the clock starts (each client encodes its own outbox). What is measured
+    is what one service takes.
+    """
+    return Target(
+        name,
+        sample_async=lambda b: handle.sample_columns.remote(curriculum, "bench", b, f"bench-{name}"),
+        unpack=ray.get,
+        report_async=lambda batch: handle.report.remote(curriculum, batch),
+        wait=lambda refs: ray.get(refs),
+        resolve=ray.get,
+        batches=batches,
+        prepare=encode_outcomes,
+        tasks=lambda ref: decode_tasks(ray.get(ref)),
+    )
+
+
+class PlainActor:
+    """Ray's own ceiling: an actor that returns a Box batch's payload without doing anything.
+
+    ``sample(n)`` returns ``n`` uint64 ids and an ``(n, 2)`` float64 array (the bytes a
+    ``"box"`` `TaskBatch` carries); ``report`` takes a list and returns its length. At
+    batch 1 this is "a plain Ray actor method call"; at 1,024 the most any one-actor
+    service can deliver here.
+    """
+
+    def sample(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(n, dtype=np.uint64), np.zeros((n, 2))
+
+    def report(self, outcomes: list[Any]) -> int:
+        return len(outcomes)
+
+
+def plain_target(handle: Any) -> Target:
+    return Target(
+        "plain actor",
+        sample_async=lambda b: handle.sample.remote(b),
+        unpack=lambda ref: ray.get(ref)[0],
+        report_async=lambda outs: handle.report.remote(outs),
+        wait=lambda refs: ray.get(refs),
+        resolve=ray.get,
+        batches=(1, 1024),
+        prepare=lambda outs: [o.episode_return for o in outs],
+        tasks=lambda ref: [Task(f"{i:016x}") for i in range(len(ray.get(ref)[0]))],
     )
 
 
@@ -229,6 +313,51 @@ def inprocess_target(core: TeacherServiceCore, cached: bool = False) -> Target:
         wait=lambda refs: None,
         resolve=lambda x: x,
     )
+
+
+def inprocess_columns_target(core: TeacherServiceCore) -> Target:
+    """The array path in-process (no Ray), event log on: the floor of `columns_target`."""
+    return Target(
+        "in-process columns",
+        sample_async=lambda b: core.sample_columns("walk", "bench", b),
+        unpack=lambda batch: batch,
+        report_async=lambda batch: core.report("walk", batch),
+        wait=lambda refs: None,
+        resolve=lambda x: x,
+        batches=(64, 1024),
+        prepare=encode_outcomes,
+        tasks=decode_tasks,
+    )
+
+
+def service_cpu(tmp: Path, calls: int) -> dict[str, float]:
+    """CPU time (``time.process_time``, so other load on the machine hardly moves it) of the
+    in-process core per 1,024-row call, event log on: what the service itself spends.
+
+    ``sample_objects``: `sample` (builds ``Task`` values); ``sample_columns``: the array
+    path (Box; ``_discrete``: 4,096 levels); ``report_columns``: `report` of a prebuilt
+    `OutcomeBatch` into the random teacher's ``update_arrays``.
+    """
+    out: dict[str, float] = {}
+    for kind in ("box", "discrete"):
+        core = TeacherServiceCore(event_log=str(tmp / f"cpu_{kind}" / "events.jsonl"))
+        core.add_curriculum("walk", "random", SPACES[kind], config={"seed": 0})
+        suffix = "" if kind == "box" else "_discrete"
+        for name, fn in (("sample_objects", core.sample), ("sample_columns", core.sample_columns)):
+            for _ in range(8):
+                fn("walk", "cpu", 1024)
+            c0 = time.process_time()
+            for _ in range(calls):
+                fn("walk", "cpu", 1024)
+            out[name + suffix] = (time.process_time() - c0) / calls * 1e6
+        pool = decode_tasks(core.sample_columns("walk", "cpu", 1024))
+        batches = [encode_outcomes(outs) for outs in make_outcomes(pool, 1024, calls)]
+        c0 = time.process_time()
+        for batch in batches:
+            core.report("walk", batch)
+        out["report_columns" + suffix] = (time.process_time() - c0) / calls * 1e6
+        core.close()
+    return out
 
 
 def client_rows(handle: Any, episodes: int) -> dict:
@@ -274,11 +403,10 @@ def alp_gmm_row(handle: Any, calls: int) -> dict[str, Any]:
         import openended.teachers.gmm.alp_gmm  # noqa: F401
     except ImportError as e:
         return {"config": "actor+log alp_gmm", "skipped": f"openended.teachers.gmm.alp_gmm does not import: {e}"}
-    ray.get(handle.add_curriculum.remote("alp", "alp_gmm", SPACES["box"].to_dict(), {"seed": 0}))
     alp = actor_target("actor+log alp_gmm", handle, "alp")
-    pool = alp.sample(1024)
     tps = alp.tasks_loop(1024, calls)
     lat = alp.tasks_latency(1024, calls // 2)
+    pool = alp.sample(1024)  # after the loops: outcomes must name tasks the teacher still tracks
     ops = alp.outcomes_loop(make_outcomes(pool, 1024, calls))
     stats = ray.get(handle.snapshot.remote())["curricula"]["alp"]["students"]["bench"]
     return {
@@ -308,6 +436,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="ray_oe_bench_", dir="/tmp"))
     t_start = time.time()
+    loadavg_start = os.getloadavg()
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(tmp / "ray"), namespace=NS, log_to_driver=False)
     try:
         logged = start_service(
@@ -317,27 +446,43 @@ def main(argv: list[str] | None = None) -> dict:
         naive = ray.remote(NaiveTeacherActor).options(num_cpus=0).remote(space.to_dict())
         for h in (logged, plain):
             ray.get(h.add_curriculum.remote("walk", "random", space.to_dict(), {"seed": 0}))
+        # The array path's figures: random on Box and Discrete, ALP-GMM (fast mode), all logged.
+        for cur, teacher, sp in (
+            ("cols_box", "random", SPACES["box"]),
+            ("cols_discrete", "random", SPACES["discrete"]),
+            ("cols_alp", "alp_gmm", SPACES["box"]),
+            ("alp", "alp_gmm", SPACES["box"]),
+        ):
+            ray.get(logged.add_curriculum.remote(cur, teacher, sp.to_dict(), {"seed": 0}))
+        bare = ray.remote(PlainActor).options(num_cpus=0).remote()
         core = TeacherServiceCore()
         core.add_curriculum("walk", "random", space, config={"seed": 0})
+        inproc_cols = TeacherServiceCore(event_log=str(tmp / "inproc" / "events.jsonl"))
+        inproc_cols.add_curriculum("walk", "random", SPACES["box"], config={"seed": 0})
         targets = [
             actor_target("actor+log", logged, "walk", cached),
             actor_target("actor", plain, "walk", cached),
             naive_target(naive),
             inprocess_target(core, cached),
+            columns_target("columns box", logged, "cols_box"),
+            columns_target("columns discrete", logged, "cols_discrete", batches=(1024,)),
+            columns_target("columns alp_gmm", logged, "cols_alp", batches=(1024,)),
+            inprocess_columns_target(inproc_cols),
+            plain_target(bare),
         ]
 
         results: dict[tuple[str, int], dict[str, list[float]]] = {}
         for rep in range(reps):
             for b in BATCHES:
                 order = targets[rep % len(targets) :] + targets[: rep % len(targets)]
-                for tg in order:
+                for tg in (t for t in order if b in t.batches):
                     r = results.setdefault(
                         (tg.name, b), {"tasks_per_s": [], "outcomes_per_s": [], "lat": [], "rlat": []}
                     )
                     r["tasks_per_s"].append(tg.tasks_loop(b, calls[b]))
                     r["lat"].extend(tg.tasks_latency(b, max(20, calls[b] // 2)))
                     # Outcomes name tasks this teacher issued just now (still in its table).
-                    pool = tg.sample(1024)
+                    pool = tg.pool(1024)
                     r["outcomes_per_s"].append(tg.outcomes_loop(make_outcomes(pool, b, calls[b])))
                     r["rlat"].extend(tg.report_latency(make_outcomes(pool, b, max(10, calls[b] // 4))))
             print(f"  rep {rep + 1}/{reps} done ({time.time() - t_start:.0f} s)", flush=True)
@@ -359,6 +504,7 @@ def main(argv: list[str] | None = None) -> dict:
                 }
             )
         client = client_rows(logged, 10_000 * scale)
+        cpu = service_cpu(tmp, calls[1024])
 
         alp_row = alp_gmm_row(logged, calls[1024]) if space.kind == "box" else None
     finally:
@@ -374,6 +520,15 @@ def main(argv: list[str] | None = None) -> dict:
         return statistics.median(x / y for x, y in zip(xs, ys))
 
     ratios = {}
+    ratios["b1_over_plain_actor"] = paired("columns box", "plain actor", 1, "tasks_per_s")
+    ratios["b1_over_plain_actor_outcomes"] = paired("columns box", "plain actor", 1, "outcomes_per_s")
+    ratios["columns_over_objects_tasks_b1024"] = paired("columns box", "actor+log", 1024, "tasks_per_s")
+    ratios["columns_over_objects_outcomes_b1024"] = paired("columns box", "actor+log", 1024, "outcomes_per_s")
+    ratios["columns_actor_over_inprocess_tasks_b1024"] = paired(
+        "columns box", "in-process columns", 1024, "tasks_per_s"
+    )
+    ratios["columns_over_plain_actor_tasks_b1024"] = paired("columns box", "plain actor", 1024, "tasks_per_s")
+    ratios["columns_over_plain_actor_outcomes_b1024"] = paired("columns box", "plain actor", 1024, "outcomes_per_s")
     for b in BATCHES:
         ratios[f"actor_over_naive_tasks_b{b}"] = paired("actor", "naive", b, "tasks_per_s")
         ratios[f"actor_over_naive_outcomes_b{b}"] = paired("actor", "naive", b, "outcomes_per_s")
@@ -390,10 +545,29 @@ def main(argv: list[str] | None = None) -> dict:
         "outcomes_per_s_b1024_best": get("actor+log", 1024, "outcomes_per_s_best"),
         "inprocess_p99_ms_b64": get("in-process", 64, "sample_p99_ms"),
         "report_p99_ms_b64": get("actor+log", 64, "report_p99_ms"),
-        "targets": {"tasks_per_s_b1024": 200_000, "outcomes_per_s_b1024": 200_000, "p99_ms_b64": 5.0},
+        "columns_tasks_per_s_b1024": get("columns box", 1024, "tasks_per_s"),
+        "columns_outcomes_per_s_b1024": get("columns box", 1024, "outcomes_per_s"),
+        "discrete_tasks_per_s_b1024": get("columns discrete", 1024, "tasks_per_s"),
+        "discrete_outcomes_per_s_b1024": get("columns discrete", 1024, "outcomes_per_s"),
+        "alpgmm_tasks_per_s_b1024": get("columns alp_gmm", 1024, "tasks_per_s"),
+        "alpgmm_outcomes_per_s_b1024": get("columns alp_gmm", 1024, "outcomes_per_s"),
+        "b1_over_plain_actor": ratios["b1_over_plain_actor"],
+        "targets": {
+            "tasks_per_s_b1024": 200_000,
+            "outcomes_per_s_b1024": 200_000,
+            "p99_ms_b64": 5.0,
+            "columns_tasks_per_s_b1024": 1_000_000,
+            "columns_outcomes_per_s_b1024": 1_000_000,
+            "discrete_tasks_per_s_b1024": 1_000_000,
+            "discrete_outcomes_per_s_b1024": 1_000_000,
+            "alpgmm_tasks_per_s_b1024": 500_000,
+            "alpgmm_outcomes_per_s_b1024": 500_000,
+            "b1_over_plain_actor": 1.0,
+        },
         "ratios": ratios,
         "rows": sorted(rows, key=lambda r: (r["batch"], r["config"])),
         "client": client,
+        "service_cpu_us_per_1024": cpu,
         "alp_gmm": alp_row,
         "config": {
             "quick": args.quick,
@@ -404,6 +578,7 @@ def main(argv: list[str] | None = None) -> dict:
             "python": platform.python_version(),
             "ray": ray.__version__,
             "cpus": os.cpu_count(),
+            "loadavg_start": loadavg_start,
             "loadavg_end": os.getloadavg(),
             "wall_s": time.time() - t_start,
         },
@@ -441,6 +616,10 @@ def print_table(res: dict) -> None:
             f"client overhead, stalls={c['stalls']} ({c['stall_s'] * 1e3:.0f} ms), refills={c['refills']}, "
             f"flushes={c['flushes']}"
         )
+    print(
+        "service CPU per 1,024-row call, in-process, event log on (us): "
+        + ", ".join(f"{k} {v:,.0f}" for k, v in res["service_cpu_us_per_1024"].items())
+    )
     print("\nratios (same run):")
     for k, v in res["ratios"].items():
         print(f"  {k:<34}{v:6.2f}")
@@ -450,7 +629,21 @@ def print_table(res: dict) -> None:
         f"outcomes/s b1024 {res['outcomes_per_s_b1024']:,.0f} (target {t['outcomes_per_s_b1024']:,}), "
         f"p99 b64 {res['p99_ms_b64']:.2f} ms (target < {t['p99_ms_b64']})"
     )
-    print(f"load average at end: {res['config']['loadavg_end']}, wall {res['config']['wall_s']:.0f} s")
+    print("array path (sample_columns, logged actor), target in brackets:")
+    for key in (
+        "columns_tasks_per_s_b1024",
+        "columns_outcomes_per_s_b1024",
+        "discrete_tasks_per_s_b1024",
+        "discrete_outcomes_per_s_b1024",
+        "alpgmm_tasks_per_s_b1024",
+        "alpgmm_outcomes_per_s_b1024",
+    ):
+        print(f"  {key:<32}{res[key]:>12,.0f}  ({t[key]:,})")
+    print(f"  {'b1_over_plain_actor':<32}{res['b1_over_plain_actor']:>12.2f}  (>= {t['b1_over_plain_actor']})")
+    print(
+        f"load average at start {res['config']['loadavg_start']}, at end {res['config']['loadavg_end']}, "
+        f"wall {res['config']['wall_s']:.0f} s"
+    )
 
 
 if __name__ == "__main__":

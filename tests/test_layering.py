@@ -5,7 +5,8 @@ Layers, bottom to top (imports only point down)::
     cli.py   dashboard/                      user-facing: commands; the dashboard (reads run directories, no Ray)
     runtime/                                 Ray: service, clients, pools, RLlib wiring, runs
     config.py                                the experiment schema (validates against the registries)
-    components/                              lifelong-learning components: pure Python, may use teachers
+    components/                              lifelong-learning components: pure Python, may use teachers, priors
+    priors/                                  pretrained-policy networks (torch, no Ray); may use envs
     teachers/  moi/  envs/  metrics/         pure Python: no Ray, no runtime, no cli, no config
     tasks.py errors.py jsonio.py registry.py validation.py   the vocabulary and its helpers
 
@@ -37,11 +38,13 @@ ALLOWED_INTERNAL: dict[str, set[str]] = {
     "moi": BOTTOM | {"moi"},
     "envs": BOTTOM | {"envs"},
     "metrics": BOTTOM | {"metrics"},
-    "components": BOTTOM | {"components", "teachers"},
-    "config": BOTTOM | {"teachers", "envs", "moi", "metrics", "components"},
-    "runtime": BOTTOM | {"teachers", "envs", "moi", "metrics", "components", "config", "runtime"},
-    "dashboard": BOTTOM | {"teachers", "envs", "moi", "metrics", "components", "config", "runtime", "dashboard"},
-    "cli": BOTTOM | {"teachers", "envs", "moi", "metrics", "components", "config", "runtime", "dashboard"},
+    "priors": BOTTOM | {"priors", "envs"},
+    "components": BOTTOM | {"components", "teachers", "priors"},
+    "config": BOTTOM | {"teachers", "envs", "moi", "metrics", "priors", "components"},
+    "runtime": BOTTOM | {"teachers", "envs", "moi", "metrics", "priors", "components", "config", "runtime"},
+    "dashboard": BOTTOM
+    | {"teachers", "envs", "moi", "metrics", "priors", "components", "config", "runtime", "dashboard"},
+    "cli": BOTTOM | {"teachers", "envs", "moi", "metrics", "priors", "components", "config", "runtime", "dashboard"},
     "__init__": {"tasks"},
 }
 #: Units that must never import Ray.
@@ -55,6 +58,7 @@ RAY_FREE = {
     "moi",
     "envs",
     "metrics",
+    "priors",
     "components",
     "config",
     "dashboard",

@@ -48,6 +48,7 @@ BUILTIN: dict[str, str] = {
     "experience_replay": "openended.components.replay:ExperienceReplay",
     "sleep_consolidation": "openended.components.replay:SleepConsolidation",
     "ewc": "openended.components.ewc:EWC",
+    "kl_prior": "openended.components.kl_prior:KLPrior",
     "noop": "openended.components.noop:NoOpComponent",
     "periodic_evaluation": "openended.components.evaluation:PeriodicEvaluation",
 }

@@ -60,10 +60,13 @@ def task_batch_to_json(batch: TaskBatch, enc: ArrayEncoding = "b64") -> dict:
         "origin_codes": pack_array(batch.origin_codes, enc),
     }
     if batch.kind == "box":
-        assert batch.params is not None
+        assert isinstance(batch.params, np.ndarray)
         d["params"] = pack_array(batch.params, enc)
         if batch.extras:
             d["extras"] = [[r, t, list(p)] for r, t, p in batch.extras]
+    elif batch.kind == "values":
+        values = batch.params
+        d["values"] = pack_array(values, enc) if isinstance(values, np.ndarray) else {"items": list(values or [])}
     else:
         assert batch.new_rows is not None
         d["new_rows"] = batch.new_rows.tolist()
@@ -79,6 +82,11 @@ def task_batch_from_json(d: dict) -> TaskBatch:
     if d["kind"] == "box":
         extras = tuple((int(r), t, tuple(p)) for r, t, p in d.get("extras", ()))
         return TaskBatch("box", ids, codes, names, params=unpack_array(d["params"]), extras=extras)
+    if d["kind"] == "values":
+        values = d["values"]
+        return TaskBatch(
+            "values", ids, codes, names, params=list(values["items"]) if "items" in values else unpack_array(values)
+        )
     contents = [(tuple(p), t, tuple(par)) for p, t, par in d["new_contents"]]
     return TaskBatch(
         "table", ids, codes, names, new_rows=np.asarray(d["new_rows"], dtype=np.int32), new_contents=contents

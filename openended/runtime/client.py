@@ -260,7 +260,8 @@ class TeacherClient(_ClientBase):
 
     # ------------------------------------------------------------------ tasks
     def _request(self, n: int, reset_peer: bool = False) -> Any:
-        return self.service.sample.remote(self.curriculum, self.student, n, self.token, reset_peer)
+        # The array path where the teacher has one (no Task built in the service); else `sample`.
+        return _sampler(self.service).remote(self.curriculum, self.student, n, self.token, reset_peer)
 
     def _collect(self, ref: Any, n: int) -> None:
         """Wait for a sample reply and buffer its tasks.
@@ -450,6 +451,14 @@ class TeacherClient(_ClientBase):
         return f"TeacherClient(curriculum={self.curriculum!r}, student={self.student!r}, buffered={len(self._buffer)})"
 
 
+def _sampler(service: Any) -> Any:
+    """The service's ``sample_columns`` (the array path), or ``sample`` where it has none (another service object)."""
+    try:
+        return service.sample_columns
+    except AttributeError:
+        return service.sample
+
+
 def _rebuild_client(service: Any, curriculum: str, student: str, kwargs: dict) -> TeacherClient:
     return TeacherClient(service, curriculum, student, **kwargs)
 
@@ -477,11 +486,12 @@ class LocalTeacherClient(_ClientBase):
 
     def _fill(self) -> None:
         n = self.buffer_size - len(self._buffer)
+        sample = _sampler(self.service)  # the array path where the teacher has one, else `sample`
         try:
-            self._receive(self.service.sample(self.curriculum, self.student, n, peer=self.token))
+            self._receive(sample(self.curriculum, self.student, n, peer=self.token))
         except TaskCacheMiss:
             self._counts["resyncs"] += 1
-            self._receive(self.service.sample(self.curriculum, self.student, n, peer=self.token, reset_peer=True))
+            self._receive(sample(self.curriculum, self.student, n, peer=self.token, reset_peer=True))
         self._counts["refills"] += 1
 
     @override

@@ -55,7 +55,7 @@ from operator import attrgetter
 import numpy as np
 
 from openended.errors import Error
-from openended.tasks import Outcome, Task
+from openended.tasks import Discrete, Outcome, Task, TaskArrays, TaskSpace, ids_from_hex, ids_to_hex
 
 __all__ = [
     "TaskBatch",
@@ -66,10 +66,12 @@ __all__ = [
     "TaskCacheMiss",
     "DEFAULT_TABLE_CAPACITY",
     "encode_tasks",
+    "encode_task_arrays",
     "TaskColumns",
     "decode_tasks",
     "encode_outcomes",
     "decode_outcomes",
+    "check_finite_returns",
     "hex_to_uint64",
     "uint64_to_hex",
 ]
@@ -106,33 +108,15 @@ class TaskCacheMiss(CodecError):
 def hex_to_uint64(ids: Sequence[str | None]) -> np.ndarray | None:
     """``uint64`` array of canonical 16-lowercase-hex ids, or ``None`` if any id is not canonical.
 
-    Vectorised: one join, one ``bytes.fromhex``, one ``frombuffer`` (~40 us for 1,024).
-    The re-encode check rejects uppercase, whitespace and ``None`` so decoding is exact.
+    The same as `openended.tasks.ids_from_hex` (one join, one ``bytes.fromhex``, one
+    ``frombuffer``: ~40 us for 1,024); the re-encode check makes decoding exact.
     """
-    n = len(ids)
-    if n == 0:
-        return np.zeros(0, dtype=np.uint64)
-    try:
-        joined = "".join(ids)  # type: ignore[arg-type]  # a None id raises the TypeError caught here
-    except TypeError:  # a None (or non-str) id
-        return None
-    if len(joined) != 16 * n:
-        return None
-    try:
-        raw = bytes.fromhex(joined)
-    except ValueError:
-        return None
-    if len(raw) != 8 * n or raw.hex() != joined:
-        return None
-    return np.frombuffer(raw, dtype=">u8").astype(np.uint64)
+    return ids_from_hex(ids)
 
 
 def uint64_to_hex(arr: np.ndarray) -> list[str]:
-    """Inverse of `hex_to_uint64`: a list of 16-hex-digit strings."""
-    if len(arr) == 0:
-        return []
-    # SPEEDUP: bytes.hex with a separator every 8 bytes + split: two C calls (~2x a slicing loop).
-    return np.ascontiguousarray(arr, dtype=np.uint64).astype(">u8").tobytes().hex(" ", 8).split(" ")
+    """Inverse of `hex_to_uint64`: a list of 16-hex-digit strings (`openended.tasks.ids_to_hex`)."""
+    return ids_to_hex(arr)
 
 
 def _encode_ids(ids: Sequence[str | None]) -> np.ndarray | list:
@@ -228,11 +212,14 @@ class TaskBatch:
     """A batch of tasks in columns. Build with `encode_tasks`, read with `decode_tasks`.
 
     Attributes:
-        kind: ``"box"`` (params travel as one array) or ``"table"`` (ids + new contents).
+        kind: ``"box"`` (params travel as one array), ``"table"`` (ids + new contents) or
+            ``"values"`` (a `Discrete` space's tasks as ids + their values: the array path,
+            self-contained, no task cache involved).
         ids: ``uint64`` array (canonical ids) or a list of id strings.
         origin_codes: ``uint8`` codes into ``origin_names``.
         origin_names: the distinct origins of this batch.
-        params: ``(n, d)`` float64 (box) or ``None``.
+        params: ``(n, d)`` float64 (box), the values (``"values"``: an ``int64`` array or a
+            list of strings) or ``None``.
         extras: box rows with text or lineage: ``((row, text, parent_ids), ...)``.
         new_rows: ``int32`` rows whose content travels (table), else ``None``.
         new_contents: their ``(params, text, parent_ids)`` tuples, in ``new_rows`` order.
@@ -246,7 +233,7 @@ class TaskBatch:
         ids: np.ndarray | list,
         origin_codes: np.ndarray,
         origin_names: tuple[str, ...],
-        params: np.ndarray | None = None,
+        params: np.ndarray | list | None = None,
         extras: tuple = (),
         new_rows: np.ndarray | None = None,
         new_contents: list | None = None,
@@ -287,6 +274,22 @@ def encode_tasks(tasks: Sequence[Task], kind: str, peer: PeerView | None = None)
             self-contained (each distinct content travels once), as the event log needs.
     """
     return TaskColumns(tasks, kind).batch(peer)
+
+
+def encode_task_arrays(tasks: TaskArrays, space: TaskSpace) -> TaskBatch:
+    """Pack a `TaskArrays` batch (the array path): no `Task` is built on either side of this call.
+
+    Box batches are the same ``"box"`` batch `encode_tasks` makes from the same tasks; a
+    `Discrete` batch becomes a self-contained ``"values"`` batch (ids + each row's value),
+    which decodes to exactly the space's own tasks.
+    """
+    if tasks.params is not None:
+        return TaskBatch("box", tasks.ids, tasks.origin_codes, tasks.origin_names, params=tasks.params)
+    if not isinstance(space, Discrete) or tasks.indices is None:
+        raise CodecError(f"encode_task_arrays: a batch of indices needs a Discrete space, got {space!r}")
+    return TaskBatch(
+        "values", tasks.ids, tasks.origin_codes, tasks.origin_names, params=space.values_column(tasks.indices)
+    )
 
 
 class TaskColumns:
@@ -395,13 +398,17 @@ def decode_tasks(batch: TaskBatch, table: TaskTable | None = None) -> list[Task]
     origins = repeat(names[0]) if len(names) == 1 else [names[c] for c in batch.origin_codes.tolist()]
     new = tuple.__new__  # SPEEDUP: skips NamedTuple's keyword handling (~2x for 1,024 tasks)
     if batch.kind == "box":
-        assert batch.params is not None
+        assert isinstance(batch.params, np.ndarray)
         out = list(map(_new_task, zip(ids, map(tuple, batch.params.tolist()), repeat(None), repeat(()), origins)))
         for row, text, parents in batch.extras:
             out[row] = out[row]._replace(text=text, parent_ids=tuple(parents))
         return out
+    if batch.kind == "values":  # a Discrete space's own tasks: (value,), str(value), no lineage
+        assert batch.params is not None
+        values = batch.params.tolist() if isinstance(batch.params, np.ndarray) else list(batch.params)
+        return [new(Task, (tid, (v,), str(v), (), o)) for tid, v, o in zip(ids, values, origins)]
     if batch.kind != "table":
-        raise CodecError(f"TaskBatch.kind must be 'box' or 'table', got {batch.kind!r}")
+        raise CodecError(f"TaskBatch.kind must be 'box', 'table' or 'values', got {batch.kind!r}")
     if table is None:
         table = TaskTable(capacity=max(len(ids), 1))
     new_rows = batch.new_rows.tolist() if batch.new_rows is not None else []
@@ -563,15 +570,20 @@ _SETTERS = (
 )
 
 
+def check_finite_returns(batch: OutcomeBatch) -> None:
+    """Raise `CodecError` naming the first non-finite return (a batch is built without `Outcome`'s checks)."""
+    if not np.isfinite(batch.returns).all():
+        i = int(np.argmin(np.isfinite(batch.returns)))
+        raise CodecError(f"OutcomeBatch.returns[{i}] is {batch.returns[i]}; episode returns must be finite")
+
+
 def decode_outcomes(batch: OutcomeBatch, episode_ids: list[str | None] | None = None) -> list[Outcome]:
     """Unpack an `OutcomeBatch` into `Outcome` values.
 
     ``episode_ids``: the batch's episode ids, if the caller already decoded them.
     """
     n = len(batch)
-    if not np.isfinite(batch.returns).all():  # built without Outcome's checks: refuse here, as Outcome would
-        i = int(np.argmin(np.isfinite(batch.returns)))
-        raise CodecError(f"OutcomeBatch.returns[{i}] is {batch.returns[i]}; episode returns must be finite")
+    check_finite_returns(batch)
     task_ids = _decode_ids(batch.task_ids)
     eps = episode_ids if episode_ids is not None else _decode_ids(batch.episode_ids)
     names = batch.student_names

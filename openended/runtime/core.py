@@ -47,9 +47,11 @@ from openended.runtime.codec import (
     PeerView,
     TaskBatch,
     TaskColumns,
+    check_finite_returns,
     decode_outcomes,
     decode_tasks,
     encode_outcomes,
+    encode_task_arrays,
 )
 from openended.runtime.curricula import (
     Curriculum,
@@ -272,9 +274,42 @@ class TeacherServiceCore:
                 not sent again (see `codec.PeerView`). ``None``: self-contained batch.
             reset_peer: forget what ``peer`` caches (after a `codec.TaskCacheMiss`).
         """
+        return self._sample(curriculum, student, n, peer, reset_peer, arrays=False)
+
+    def sample_columns(
+        self,
+        curriculum: str,
+        student: str = "default",
+        n: int = 1,
+        *,
+        peer: str | None = None,
+        reset_peer: bool = False,
+    ) -> TaskBatch:
+        """`sample` through the teacher's array path when it has one (no `Task` built here).
+
+        Same teacher state, tasks and log as `sample`. A teacher with an array path
+        (``supports_arrays()``: the random teacher on Box/Discrete, fast-mode GMM teachers)
+        gives its draws as columns (`openended.tasks.TaskArrays`); a Box batch is the same
+        ``"box"`` batch `sample` returns, a Discrete one a self-contained ``"values"`` batch
+        (``peer`` is not needed). Other teachers: exactly `sample` (``peer`` applies).
+        """
+        return self._sample(curriculum, student, n, peer, reset_peer, arrays=True)
+
+    def _sample(
+        self, curriculum: str, student: str, n: int, peer: str | None, reset_peer: bool, *, arrays: bool
+    ) -> TaskBatch:
         cur = self.curriculum(curriculum)
         with cur.lock:
-            tasks = cur.teacher(student).sample(n, student=student)
+            teacher = cur.teacher(student)
+            if arrays and _has_array_path(teacher, "supports_arrays"):
+                batch = encode_task_arrays(teacher.sample_arrays(n, student=student), cur.space)
+                if self.log is not None and self.log_sampled:
+                    with self.log_lock:
+                        self.log.sampled(curriculum, student, batch)
+                cur.counters["tasks_sampled"] += len(batch)
+                cur.counters["sample_calls"] += 1
+                return batch
+            tasks = teacher.sample(n, student=student)
             # One pass over the tasks serves both the log (self-contained) and the peer.
             columns = TaskColumns(tasks, cur.kind)
             if self.log is not None and self.log_sampled:
@@ -339,24 +374,24 @@ class TeacherServiceCore:
             with self.log_lock:
                 self.log.outcome(cur.spec.name, batch)
         cur.dedup.commit(episode_ids)
-        outcomes = decode_outcomes(batch, episode_ids)
+        check_finite_returns(batch)  # before any teacher sees a row
         without_id = episode_ids.count(None)
         if without_id:
             counters["outcomes_without_episode_id"] += without_id
         if cur.spec.students == "shared" or len(batch.student_names) == 1:
-            cur.teacher(batch.student_names[0]).update(outcomes)
+            _update_teacher(cur.teacher(batch.student_names[0]), batch, episode_ids)
         else:
-            by_student: dict[str, list[Outcome]] = {}
-            for o in outcomes:
-                by_student.setdefault(o.student_id, []).append(o)
-            for student, group in by_student.items():
-                cur.teacher(student).update(group)
-        counters["outcomes_accepted"] += len(outcomes)
+            codes = batch.student_codes
+            for code, student in enumerate(batch.student_names):
+                rows = np.flatnonzero(codes == code)
+                if rows.size:
+                    _update_teacher(cur.teacher(student), batch.take(rows), [episode_ids[i] for i in rows.tolist()])
+        counters["outcomes_accepted"] += len(batch)
         success_known = batch.success >= 0
         counters["success_known"] = counters.get("success_known", 0) + int(np.count_nonzero(success_known))
         counters["successes"] = counters.get("successes", 0) + int(np.count_nonzero(batch.success == 1))
         counters["return_sum"] = counters.get("return_sum", 0.0) + float(np.sum(batch.returns))
-        return len(outcomes)
+        return len(batch)
 
     # ----------------------------------------------------------------- snapshot
     def snapshot(self) -> dict:
@@ -474,3 +509,17 @@ class TeacherServiceCore:
 
     def __repr__(self) -> str:
         return f"TeacherServiceCore(curricula={list(self._curricula)}, version={self.version})"
+
+
+def _has_array_path(teacher: Any, check: str) -> bool:
+    """Whether ``teacher`` (any `Teacher`, not only a `BaseTeacher`) says yes to its array-path ``check``."""
+    fn = getattr(teacher, check, None)
+    return fn is not None and bool(fn())
+
+
+def _update_teacher(teacher: Any, batch: OutcomeBatch, episode_ids: list[str | None]) -> None:
+    """One teacher's share of a report: columns when it learns from them, else `Outcome` values."""
+    if _has_array_path(teacher, "supports_array_updates"):
+        teacher.update_arrays(batch.task_ids, batch.returns, batch.success, batch.lengths)
+    else:
+        teacher.update(decode_outcomes(batch, episode_ids))

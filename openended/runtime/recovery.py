@@ -54,7 +54,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from openended import jsonio
 from openended.errors import ConfigError, Error, ServiceError
@@ -210,11 +210,19 @@ class EpisodeDedup:
     def commit(self, episode_ids: Sequence[str | None]) -> None:
         """Remember accepted episode ids (evicting the oldest beyond ``capacity``)."""
         seen, order = self._seen, self._order
-        fresh = [e for e in dict.fromkeys(episode_ids) if e is not None and e not in seen]
-        seen.update(fresh)
-        order.extend(fresh)
-        while len(order) > self.capacity:
-            seen.discard(order.popleft())
+        distinct = set(episode_ids)
+        if len(distinct) == len(episode_ids) and None not in distinct and distinct.isdisjoint(seen):
+            ids = cast("Sequence[str]", episode_ids)  # no None among them (checked just above)
+            seen.update(ids)  # SPEEDUP: the usual batch (all new, distinct) in C-level set operations
+            order.extend(ids)
+        else:
+            fresh = [e for e in dict.fromkeys(episode_ids) if e is not None and e not in seen]
+            seen.update(fresh)
+            order.extend(fresh)
+        over = len(order) - self.capacity
+        if over > 0:  # SPEEDUP: evict in one set operation
+            popleft = order.popleft
+            seen.difference_update([popleft() for _ in range(over)])
 
     def state_dict(self) -> dict:
         """The remembered ids, oldest first (JSON-ready; checkpoints store it)."""

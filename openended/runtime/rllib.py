@@ -390,6 +390,21 @@ def default_cpus_per_env_runner(num_env_runners: int, cpus: float | None = None)
     return float(min(1.0, max(MIN_CPUS_PER_ENV_RUNNER, cpus / (2 * num_env_runners))))
 
 
+#: Project RLModules an experiment can name in ``algo.config.rl_module``.
+NAMED_MODULES = ("vpt",)
+
+
+def _named_module_spec(name: Any, model_config: Any, algo_key: str, action_masking: bool) -> Any:
+    """The ``RLModuleSpec`` ``algo.config.rl_module`` names; `ConfigError` names the field."""
+    if name not in NAMED_MODULES:
+        raise ConfigError(f"algo.config.rl_module: one of {list(NAMED_MODULES)}, got {name!r}")
+    if algo_key != "ppo" or action_masking:
+        raise ConfigError(f"algo.config.rl_module: {name!r} is a PPO module without action masking")
+    from openended.runtime.rllib_vpt import vpt_module_spec
+
+    return vpt_module_spec(model_config)
+
+
 def build_algo_config(
     algo: Literal["ppo", "sac"],
     env_name: str,
@@ -410,7 +425,8 @@ def build_algo_config(
     """A PPO or SAC `AlgorithmConfig` (torch, CPU, one local learner) for ``env_name``.
 
     ``overrides`` are AlgorithmConfig attributes (``{"lr": 1e-4, "num_epochs": 3}``);
-    ``model_config`` goes to ``rl_module(model_config=...)``. Unlike RLlib's
+    ``model_config`` goes to ``rl_module(model_config=...)``; ``rl_module`` names a project
+    RLModule (``vpt``: `openended.runtime.rllib_vpt`, PPO only). Unlike RLlib's
     ``update_from_dict``, an unknown key is an error naming a close match (a typo must not
     silently train with a default). ``num_env_runners=0`` samples in the driver process
     (breakpoints work). ``action_masking`` (PPO): the env's observations carry an
@@ -440,6 +456,7 @@ def build_algo_config(
         raise ConfigError(f"build_algo_config.num_env_runners: must be an int >= 0, got {num_env_runners!r}")
     overrides = dict(overrides or {})
     model_config = overrides.pop("model_config", None)
+    rl_module = overrides.pop("rl_module", None)
     for key in overrides:
         if not hasattr(config, key):
             close = difflib.get_close_matches(key, [k for k in vars(config) if not k.startswith("_")], n=1)
@@ -476,6 +493,8 @@ def build_algo_config(
         raise ConfigError(f"algo.config: RLlib rejected the settings {sorted(overrides)}: {e}") from None
     if model_config is not None:
         config.rl_module(model_config=model_config)
+    if rl_module is not None:
+        config.rl_module(rl_module_spec=_named_module_spec(rl_module, model_config, algo_key, action_masking))
     if action_masking:
         if algo_key != "ppo":
             raise ConfigError(f"build_algo_config.action_masking: only PPO has a masking model, got algo {algo!r}")

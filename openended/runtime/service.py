@@ -127,6 +127,16 @@ class TeacherServiceActor:
             self._metrics.maybe_flush(self.core)
         return batch
 
+    def sample_columns(
+        self, curriculum: str, student: str = "default", n: int = 1, peer: str | None = None, reset_peer: bool = False
+    ) -> TaskBatch:
+        """`TeacherServiceCore.sample_columns` (the array path where the teacher has one), counted in the metrics."""
+        batch = self.core.sample_columns(curriculum, student, n, peer=peer, reset_peer=reset_peer)
+        if self._metrics is not None:
+            self._metrics.tasks(curriculum, student, len(batch))
+            self._metrics.maybe_flush(self.core)
+        return batch
+
     def known_tasks(self, curriculum: str, student: str = "default") -> list[dict]:
         """`TeacherServiceCore.known_tasks`, as ``Task.to_dict()`` rows (evaluation sweeps)."""
         return [t.to_dict() for t in self.core.known_tasks(curriculum, student)]

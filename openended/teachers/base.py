@@ -12,7 +12,11 @@ Tiers (as in Syllabus): required ``sample``/``update``; persistence
 * one ``np.random.Generator`` per teacher from ``config.seed``; nothing touches global
   RNG state; ``state_dict`` includes the generator so save -> load -> sample continues
   exactly;
-* latency and refit statistics for ``stats()``.
+* latency and refit statistics for ``stats()``;
+* an opt-in array path: ``sample_arrays`` / ``update_arrays`` take and give columns
+  (`openended.tasks.TaskArrays`, numpy arrays of returns ...) with no `Task` or
+  `Outcome` built; a teacher that implements ``_sample_arrays`` (and says so in
+  ``supports_arrays``) gets the same bookkeeping, and the two paths can be mixed.
 """
 
 from __future__ import annotations
@@ -21,8 +25,6 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Sequence
-from itertools import repeat
-from operator import attrgetter
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -30,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openended.errors import ConfigError, Error, InvalidArgument, TeacherStateError
 from openended.jsonio import from_jsonable, to_jsonable
-from openended.tasks import Outcome, Task, TaskSpace, outcome_list, space_from_dict
+from openended.tasks import Outcome, Task, TaskArrays, TaskSpace, ids_to_hex, outcome_list, space_from_dict
+from openended.teachers.issued import IssuedTasks
 from openended.teachers.refit import Executors, Refitter, SwapPolicy
 from openended.teachers.state_schema import STATE_VERSION, check_state
 
@@ -97,9 +100,6 @@ class RefitConfig(BaseModel):
     )
 
 
-_task_id = attrgetter("id")
-
-
 def make_rng(seed: int) -> np.random.Generator:
     """The teacher's own generator (PCG64): seeded explicitly, never numpy's global state."""
     return np.random.Generator(np.random.PCG64(seed))
@@ -138,17 +138,8 @@ class BaseTeacher:
             raise ConfigError(f"teacher {self.name!r} works on {'/'.join(self.space_kinds)} spaces, got {space!r}")
         self.space = space
         self.rng = make_rng(self.config.seed)
-        # Issued tasks for matching outcomes: id -> task, and the indexed batches in order
-        # (evicted whole, oldest first, once over max_tracked_tasks). `_reissued` holds, only
-        # for ids issued again while still tracked (common for Discrete spaces, rare for Box
-        # ones), the batch number of their latest issue: eviction of an older batch skips
-        # them. `_unindexed`: batches sampled since the last update, not indexed yet.
-        self._issued: dict[str, Task] = {}
-        self._reissued: dict[str, int] = {}
-        self._batches: deque[tuple[int, list[str]]] = deque()
-        self._unindexed: list[tuple[int, tuple[Task, ...]]] = []
-        self._n_unindexed = 0
-        self._gen = 0
+        # Issued tasks for matching late outcomes (bounded, whole batches; see `IssuedTasks`).
+        self._issued = IssuedTasks(space, self.config.max_tracked_tasks)
         self._counts = {"sampled": 0, "sample_calls": 0, "outcomes": 0, "update_calls": 0, "unknown_task_outcomes": 0}
         self._sample_s: deque[float] = deque(maxlen=2000)
         self._update_s: deque[float] = deque(maxlen=2000)
@@ -158,15 +149,12 @@ class BaseTeacher:
     # ------------------------------------------------------------------ public API
     def sample(self, n: int = 1, *, student: str = "default") -> list[Task]:
         """``n`` tasks for ``student``. Never waits on a refit."""
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-            raise ConfigError(f"sample(n): n must be a positive int, got {n!r}")
-        if not isinstance(student, str):
-            raise InvalidArgument(f"sample(student): must be a student id string, got {type(student).__name__}")
+        _check_sample_args(n, student, "sample")
         t0 = time.perf_counter()
         if self.refitter is not None:
             self.refitter.on_sample()
         tasks = self._sample(int(n), student)
-        self._track(tasks)
+        self._issued.add(tasks)
         self._counts["sampled"] += len(tasks)
         self._counts["sample_calls"] += 1
         self._sample_s.append(time.perf_counter() - t0)
@@ -184,15 +172,119 @@ class BaseTeacher:
             self.refitter.on_update()
         tasks: list[Task] = []
         known: list[Outcome] = []
-        issued = self._issued_table()
+        issued = self._issued
         unknown = 0
-        for o in outcomes:
-            task = issued.get(o.task_id)
-            if task is None:
+        for o, value in zip(outcomes, issued.find([o.task_id for o in outcomes])):
+            if value is None:
                 unknown += 1
                 continue
-            tasks.append(task)
+            tasks.append(issued.task(value))
             known.append(o)
+        self._count_unknown(unknown)
+        if known:
+            self._update(tasks, known)
+        self._counts["outcomes"] += len(known)
+        self._counts["update_calls"] += 1
+        self._update_s.append(time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ array path
+    def supports_arrays(self) -> bool:
+        """Whether `sample_arrays` / `update_arrays` run natively (override with ``_sample_arrays``)."""
+        return False
+
+    def sample_arrays(self, n: int = 1, *, student: str = "default") -> TaskArrays:
+        """`sample` as columns: ids and parameters (or Discrete indices) as numpy arrays.
+
+        The same tasks, RNG draws and bookkeeping as ``sample(n, student=student)``; a
+        teacher without a native array path (`supports_arrays` is false) samples `Task`
+        values and converts them (`TaskArrays.from_tasks`: Box and Discrete spaces only).
+        """
+        _check_sample_args(n, student, "sample_arrays")
+        if not self.supports_arrays():
+            return TaskArrays.from_tasks(self.sample(int(n), student=student), self.space)
+        t0 = time.perf_counter()
+        if self.refitter is not None:
+            self.refitter.on_sample()
+        arrays = self._sample_arrays(int(n), student)
+        self._issued.add(arrays)
+        self._counts["sampled"] += len(arrays)
+        self._counts["sample_calls"] += 1
+        self._sample_s.append(time.perf_counter() - t0)
+        return arrays
+
+    def update_arrays(
+        self,
+        task_ids: np.ndarray | Sequence[str],
+        returns: np.ndarray,
+        success: np.ndarray | None = None,
+        lengths: np.ndarray | None = None,
+    ) -> None:
+        """`update` from columns: no `Outcome` built.
+
+        Args:
+            task_ids: ``uint64`` ids (or id strings), one per finished episode.
+            returns: float64 episode returns (finite).
+            success: int8 ``1`` / ``0`` / ``-1`` (unknown); ``None``: all unknown.
+            lengths: int episode lengths, ``-1`` for unknown; ``None``: all unknown.
+
+        Same effect as ``update`` with `Outcome` values of those fields (student, info, time
+        and episode id do not reach a teacher's learning). A teacher without a native
+        ``_update_arrays`` gets those `Outcome` values built for its ``update``.
+        """
+        ids = task_ids if isinstance(task_ids, np.ndarray) else list(task_ids)
+        r = np.asarray(returns, dtype=np.float64).reshape(-1)
+        n = len(ids)
+        if r.shape[0] != n:
+            raise InvalidArgument(f"update_arrays(returns): {r.shape[0]} returns for {n} task ids")
+        if not np.isfinite(r).all():
+            i = int(np.argmin(np.isfinite(r)))
+            raise InvalidArgument(f"update_arrays(returns[{i}]): {r[i]}; episode returns must be finite")
+        succ = np.full(n, -1, dtype=np.int8) if success is None else np.asarray(success, dtype=np.int8).reshape(-1)
+        lens = np.full(n, -1, dtype=np.int64) if lengths is None else np.asarray(lengths, dtype=np.int64).reshape(-1)
+        if succ.shape[0] != n or lens.shape[0] != n:
+            raise InvalidArgument(f"update_arrays: success and lengths need {n} rows, like task_ids")
+        if not self.supports_array_updates():
+            self.update(
+                [
+                    Outcome(tid, ret, None if s < 0 else s == 1, None if ln < 0 else ln)
+                    for tid, ret, s, ln in zip(
+                        ids_to_hex(ids) if isinstance(ids, np.ndarray) else ids,
+                        r.tolist(),
+                        succ.tolist(),
+                        lens.tolist(),
+                    )
+                ]
+            )
+            return
+        t0 = time.perf_counter()
+        if self.refitter is not None:
+            self.refitter.on_update()
+        found = self._issued.find(ids)
+        unknown = found.count(None)
+        self._count_unknown(unknown)
+        n_known = n - unknown
+        if n_known and type(self)._update_arrays is not BaseTeacher._update_arrays:  # else nothing to learn
+            if unknown:
+                keep = np.fromiter((v is not None for v in found), dtype=bool, count=n)
+                found = [v for v in found if v is not None]
+                r, succ, lens = r[keep], succ[keep], lens[keep]
+            self._update_arrays(self._issued.gather(found), r, succ, lens)
+        self._counts["outcomes"] += n_known
+        self._counts["update_calls"] += 1
+        self._update_s.append(time.perf_counter() - t0)
+
+    def supports_array_updates(self) -> bool:
+        """Whether `update_arrays` runs without building `Outcome`s.
+
+        True when the teacher supports arrays and learns in ``_update_arrays`` (or learns
+        nothing at all): then an outcome's student, info, time and episode id are not needed.
+        """
+        cls = type(self)
+        return self.supports_arrays() and (
+            cls._update_arrays is not BaseTeacher._update_arrays or cls._update is BaseTeacher._update
+        )
+
+    def _count_unknown(self, unknown: int) -> None:
         self._counts["unknown_task_outcomes"] += unknown
         if self._counts["unknown_task_outcomes"] and not self._warned_unknown:
             self._warned_unknown = True
@@ -200,90 +292,31 @@ class BaseTeacher:
                 f"{self.name}: ignored outcomes for task ids this teacher never issued "
                 "(or forgot: raise max_tracked_tasks); call register_tasks() for external tasks",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        if known:
-            self._update(tasks, known)
-        self._counts["outcomes"] += len(known)
-        self._counts["update_calls"] += 1
-        self._update_s.append(time.perf_counter() - t0)
-
-    def _track(self, tasks: Sequence[Task]) -> None:
-        """Remember issued tasks.
-
-        SPEEDUP: ``sample`` only queues the batch; the id index is built by the next
-        ``update`` (or lookup), where outcomes need it. Indexing 1,024 ids into a table of
-        ~32k that the rest of the loop has pushed out of the CPU caches costs about as much
-        as drawing and building the tasks, and ``sample`` is on every env worker's critical
-        path. Sampling without updates indexes once the queue reaches ``max_tracked_tasks``,
-        so at most twice that many tasks are held.
-        """
-        self._gen += 1
-        self._unindexed.append((self._gen, tuple(tasks)))  # a copy: the caller owns the list
-        self._n_unindexed += len(tasks)
-        if self._n_unindexed >= self.config.max_tracked_tasks:
-            self._index_issued()
-
-    def _index_issued(self) -> None:
-        """Index the queued batches in issue order, then evict whole batches over the limit.
-
-        Indexing uses C-level set and dict operations; eviction drops whole batches,
-        oldest first, while over ``max_tracked_tasks``. Ids issued again while still
-        tracked (one key-set intersection finds them) are the only ones that get per-id
-        bookkeeping.
-        """
-        issued = self._issued
-        for gen, tasks in self._unindexed:
-            ids = list(map(_task_id, tasks))
-            again = issued.keys() & ids
-            if again:
-                self._reissued.update(dict.fromkeys(again, gen))
-            issued.update(zip(ids, tasks))
-            self._batches.append((gen, ids))
-        self._unindexed.clear()
-        self._n_unindexed = 0
-        limit = self.config.max_tracked_tasks
-        while len(issued) > limit and len(self._batches) > 1:
-            self._evict(*self._batches.popleft())
-
-    def _evict(self, gen: int, ids: list[str]) -> None:
-        latest = self._reissued
-        recorded = latest.keys() & ids
-        if recorded:
-            newer = {i for i in recorded if latest[i] != gen}  # issued again since: they stay
-            for i in recorded - newer:
-                del latest[i]
-            if newer:
-                ids = [i for i in ids if i not in newer]
-        deque(map(self._issued.pop, ids, repeat(None)), maxlen=0)  # C-level loop
 
     def register_tasks(self, tasks: Sequence[Task]) -> None:
         """Make tasks created elsewhere (a test set, a user list) known to ``update``."""
         for t in tasks:
             self.space.check_task(t)
-        self._track(tasks)  # copies them
+        self._issued.add(tasks)  # copies them
 
     def task_for_id(self, task_id: str) -> Task | None:
         """The issued (or registered) task with this id, or None if never issued or forgotten."""
-        return self._issued_table().get(task_id)
-
-    def _issued_table(self) -> dict[str, Task]:
-        """The id -> issued task table, with every batch sampled so far indexed."""
-        if self._unindexed:
-            self._index_issued()
-        return self._issued
+        return self._issued.get(task_id)
 
     def state_dict(self) -> dict:
         """Complete, JSON-serialisable state (waits for a pending refit, does not install it)."""
+        issued, issued_batches = self._issued.state()
         state = {
             "teacher": self.name,
             "state_version": STATE_VERSION,
             "config": self.config.model_dump(mode="json"),
             "space": self.space.to_dict(),
             "rng": rng_state(self.rng),
-            "issued": [t.to_dict() for t in self._issued_table().values()],
-            "issued_batches": [[g, [i for i in ids if self._reissued.get(i, g) == g]] for g, ids in self._batches],
-            "issued_gen": self._gen,
+            "issued": issued,
+            "issued_batches": issued_batches,
+            "issued_gen": self._issued.gen,
             "counts": dict(self._counts),
             "algo": to_jsonable(self._state_dict()),
         }
@@ -329,16 +362,8 @@ class BaseTeacher:
 
     def _load_all(self, state: dict) -> None:
         _set_rng_state(self.rng, state["rng"])
-        self._issued = {d["id"]: Task.from_dict(d) for d in state["issued"]}
-        self._reissued, self._batches = {}, deque()  # saved batches list each id once: its latest issue
-        self._unindexed.clear()
-        self._n_unindexed = 0
-        batches: list[tuple[int, list[str]]] = state.get("issued_batches") or []
-        if state.get("issued_batches") is None:  # states from before batches were saved
-            batches = [(0, list(self._issued))]
-        for g, ids in batches:
-            self._batches.append((int(g), list(ids)))
-        self._gen = int(state.get("issued_gen") or 0)
+        # saved batches list each id once (its latest issue); None: a state from before batches were saved
+        self._issued.load(state["issued"], state.get("issued_batches"), int(state.get("issued_gen") or 0))
         self._counts.update(state["counts"])
         self._load_state_dict(from_jsonable(state["algo"]))
         if self.refitter is not None and state.get("has_staged_fit"):
@@ -349,7 +374,7 @@ class BaseTeacher:
         out: dict[str, Any] = {
             "teacher": self.name,
             **self._counts,
-            "tracked_tasks": len(self._issued) + self._n_unindexed,
+            "tracked_tasks": len(self._issued),
         }
         out.update(_latency("sample_ms", self._sample_s))
         out.update(_latency("update_ms", self._update_s))
@@ -387,6 +412,13 @@ class BaseTeacher:
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
         """Override: learn from outcomes; ``tasks[i]`` is the task ``outcomes[i]`` ran."""
 
+    def _sample_arrays(self, n: int, student: str) -> TaskArrays:  # pragma: no cover - abstract
+        """Override (with `supports_arrays`): `_sample` as columns, the same draws and tasks."""
+        raise NotImplementedError
+
+    def _update_arrays(self, tasks: TaskArrays, returns: np.ndarray, success: np.ndarray, lengths: np.ndarray) -> None:
+        """Override: `_update` from columns; row ``i`` of ``tasks`` is the task episode ``i`` ran."""
+
     def _state_dict(self) -> dict:
         """Override: algorithm state (numpy arrays allowed)."""
         return {}
@@ -397,6 +429,13 @@ class BaseTeacher:
     def _stats(self) -> dict:
         """Override: algorithm statistics for the dashboard."""
         return {}
+
+
+def _check_sample_args(n: Any, student: Any, where: str) -> None:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"{where}(n): n must be a positive int, got {n!r}")
+    if not isinstance(student, str):
+        raise InvalidArgument(f"{where}(student): must be a student id string, got {type(student).__name__}")
 
 
 def _latency(prefix: str, xs: Sequence[float]) -> dict:

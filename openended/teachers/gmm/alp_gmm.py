@@ -66,8 +66,9 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import ConfigDict, Field
+from typing_extensions import override
 
-from openended.tasks import Box, Outcome, Task
+from openended.tasks import Box, Outcome, Task, TaskArrays
 from openended.teachers.gmm.alp import ReferenceALP, WindowALP
 from openended.teachers.gmm.base import GMMConfig, GMMTeacher
 from openended.teachers.gmm.mixture import Mixture
@@ -159,6 +160,16 @@ class ALPGMMTeacher(GMMTeacher):
         b = len(tasks)
         x = np.asarray([t.params for t in tasks], dtype=np.float64).reshape(b, self.space.dim)
         r = np.fromiter((o.episode_return for o in outcomes), dtype=np.float64, count=b)
+        self._learn(x, r)
+
+    @override
+    def _update_arrays(self, tasks: TaskArrays, returns: np.ndarray, success: np.ndarray, lengths: np.ndarray) -> None:
+        assert tasks.params is not None  # a Box space
+        self._learn(np.asarray(tasks.params, dtype=np.float64), np.asarray(returns, dtype=np.float64))
+
+    def _learn(self, x: np.ndarray, r: np.ndarray) -> None:
+        """The update rule on ``(b, dim)`` task parameters and their ``b`` returns."""
+        b = x.shape[0]
         if self.config.return_bounds is not None:
             # REFERENCE: TDRL's TeacherController: np.interp(r, (lo, hi), (0, 1)), clipped.
             r = np.interp(r, self.config.return_bounds, (0.0, 1.0))

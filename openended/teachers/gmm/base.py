@@ -19,14 +19,16 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, field_validator, model_validator
+from typing_extensions import override
 
-from openended.tasks import Box, Task
+from openended.tasks import Box, Task, TaskArrays
 from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
 from openended.teachers.gmm import em_kernels
 from openended.teachers.gmm.fit import fit_fast, fit_reference, prepare_reference
 from openended.teachers.gmm.mixture import Mixture
 from openended.teachers.gmm.sampling import (
     Prefetch,
+    arrays_with_origin,
     component_probs,
     proportional_choice,
     sample_box_mixture,
@@ -181,6 +183,16 @@ class GMMTeacher(BaseTeacher):
             return self._sample_reference(n)
         # SPEEDUP: tasks come in vectorised blocks from precomputed Cholesky factors.
         return self._prefetch.take(n, self._draw)
+
+    @override
+    def supports_arrays(self) -> bool:
+        return self.config.mode == "fast"  # REFERENCE sampling draws task by task
+
+    @override
+    def _sample_arrays(self, n: int, student: str) -> TaskArrays:
+        # SPEEDUP: the draws of `_sample`, shipped as columns (no Task built).
+        x, uni = self._prefetch.take_rows(n, self._draw)
+        return arrays_with_origin(self.space, x, uni)
 
     def _draw(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         bootstrap = self._n_episodes < self.config.fit_rate

@@ -5,6 +5,7 @@ Contents:
     component_probs     -- the fast sampler's component probabilities from the LP signal.
     sample_box_mixture  -- SPEEDUP: ``n`` tasks in one vectorised draw (uniform / mixture, clipped).
     tasks_with_origin   -- rows -> `Task` objects tagged ``"uniform"`` / ``"sampled"``.
+    arrays_with_origin  -- the same rows as `TaskArrays` (the array path: no `Task` built).
     Prefetch            -- SPEEDUP: tasks drawn ahead in blocks for small ``sample`` calls.
 """
 
@@ -15,10 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from openended.tasks import Box, Task
+from openended.tasks import Box, Task, TaskArrays
 from openended.teachers.gmm.mixture import Mixture
 
-__all__ = ["proportional_choice", "component_probs", "sample_box_mixture", "tasks_with_origin", "Prefetch"]
+__all__ = [
+    "proportional_choice",
+    "component_probs",
+    "sample_box_mixture",
+    "tasks_with_origin",
+    "arrays_with_origin",
+    "Prefetch",
+]
 
 
 def proportional_choice(v: np.ndarray, rng: np.random.Generator, eps: float = 0.0) -> int:
@@ -83,6 +91,11 @@ def tasks_with_origin(space: Box, x: np.ndarray, uniform: np.ndarray) -> list[Ta
 _ORIGINS = ("sampled", "uniform")
 
 
+def arrays_with_origin(space: Box, x: np.ndarray, uniform: np.ndarray) -> TaskArrays:
+    """`tasks_with_origin` as `TaskArrays`: the same ids, params and origins, as columns."""
+    return TaskArrays(space.ids_u64(x), uniform.astype(np.uint8), _ORIGINS, params=x)
+
+
 class Prefetch:
     """SPEEDUP: serve small ``sample(n)`` calls from tasks drawn ahead in one vectorised block.
 
@@ -98,30 +111,36 @@ class Prefetch:
         self.block = int(block)
         self._x = np.zeros((0, space.dim))
         self._uni = np.zeros(0, dtype=bool)
-        self._tasks: list[Task] = []
         self._pos = 0
 
     def __len__(self) -> int:
-        return len(self._tasks) - self._pos
+        return len(self._uni) - self._pos
 
     def clear(self) -> None:
         """Discard the unserved draws (the distribution changed)."""
-        self._x, self._uni, self._tasks, self._pos = self._x[:0], self._uni[:0], [], 0
+        self._x, self._uni, self._pos = self._x[:0], self._uni[:0], 0
 
     def take(self, n: int, draw: Callable[[int], tuple[np.ndarray, np.ndarray]]) -> list[Task]:
         """``n`` tasks: the buffered ones first, then a fresh block of ``max(block, missing)``."""
+        x, uni = self.take_rows(n, draw)
+        return tasks_with_origin(self.space, x, uni)
+
+    def take_rows(self, n: int, draw: Callable[[int], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """`take` as ``(params (n, d), is_uniform (n,))``: the same draws, no `Task` built (the array path)."""
         if self.block <= 0:
-            x, uni = draw(n)
-            return tasks_with_origin(self.space, x, uni)
-        out = self._tasks[self._pos : self._pos + n]
-        self._pos += len(out)
-        missing = n - len(out)
-        if missing:
-            x, uni = draw(max(self.block, missing))
-            tasks = tasks_with_origin(self.space, x, uni)
-            out += tasks[:missing]
-            self._x, self._uni, self._tasks, self._pos = x, uni, tasks, missing
-        return out
+            return draw(n)
+        start = self._pos
+        served = min(n, len(self._uni) - start)
+        self._pos += served
+        if served == n:
+            return self._x[start : start + n], self._uni[start : start + n]
+        missing = n - served
+        x, uni = draw(max(self.block, missing))
+        head_x, head_uni = self._x[start : start + served], self._uni[start : start + served]
+        self._x, self._uni, self._pos = x, uni, missing
+        if not served:
+            return x[:missing], uni[:missing]
+        return np.concatenate([head_x, x[:missing]]), np.concatenate([head_uni, uni[:missing]])
 
     def state(self) -> dict[str, np.ndarray]:
         """The draws not served yet (tasks are rebuilt from them: same params, same ids)."""
@@ -132,4 +151,3 @@ class Prefetch:
         x = np.asarray(state["x"], dtype=np.float64).reshape(-1, self.space.dim)
         uni = np.asarray(state["uniform"], dtype=bool).reshape(-1)
         self._x, self._uni, self._pos = x, uni, 0
-        self._tasks = tasks_with_origin(self.space, x, uni) if uni.size else []
