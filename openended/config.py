@@ -414,19 +414,21 @@ def teacher_config(exp: Experiment) -> dict[str, Any]:
     ``teacher.config`` (the preset is applied by the teacher registry).
 
     What the family supplies: its task validator (`openended.envs.registry.env_task_validator`,
-    an import path) for a teacher whose config has a ``validator`` field, unless the
-    experiment or the preset sets one (``validator: null`` explicitly turns it off).
+    an import path) for a teacher whose config has a ``validator`` field, and its task
+    editor (`env_task_editor`) for one with an ``editor`` field (ACCEL), unless the
+    experiment or the preset sets one (``validator: null`` / ``editor: null`` turns it off).
     Teachers stay env-agnostic; the experiment is where a family meets a teacher.
     """
-    from openended.envs.registry import env_task_validator
+    from openended.envs.registry import env_task_editor, env_task_validator
     from openended.teachers.registry import teacher_class
 
     values: dict[str, Any] = {"seed": exp.seed}
     fields = teacher_class(exp.teacher.name).Config.model_fields
-    if "validator" in fields and "validator" not in exp.teacher.config and "validator" not in _preset_values(exp):
-        family_validator = env_task_validator(exp.env.family)
-        if family_validator is not None:
-            values["validator"] = family_validator
+    for field, hook in (("validator", env_task_validator), ("editor", env_task_editor)):
+        if field in fields and field not in exp.teacher.config and field not in _preset_values(exp):
+            path = hook(exp.env.family)
+            if path is not None:
+                values[field] = path
     values.update(exp.teacher.config)
     return values
 

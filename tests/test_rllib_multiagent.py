@@ -40,7 +40,7 @@ def test_rllib_creator_refuses_unknown_and_single_agent_families():
     with pytest.raises(
         ConfigError,
         match=r"^rllib_env_creator: unknown multi-agent family 'pong'; choose one of "
-        r"\['multiwalker', 'simple_spread', 'simple_tag'\]$",
+        r"\['multiwalker', 'self_play', 'simple_spread', 'simple_tag'\]$",
     ):
         rllib_env_creator("pong")
     with pytest.raises(ConfigError, match=r"^rllib_env_creator: unknown multi-agent family 'toy'; choose one of"):

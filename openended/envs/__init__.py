@@ -7,7 +7,14 @@ Families load lazily through `make_env`; see ``openended.envs.registry``.
 """
 
 from openended.envs.base import TaskEnv, TaskEnvMixin, episode_outcome
-from openended.envs.registry import env_task_space, env_task_validator, list_envs, make_env, register_env
+from openended.envs.registry import (
+    env_task_editor,
+    env_task_space,
+    env_task_validator,
+    list_envs,
+    make_env,
+    register_env,
+)
 
 __all__ = [
     "TaskEnv",
@@ -18,4 +25,5 @@ __all__ = [
     "list_envs",
     "env_task_space",
     "env_task_validator",
+    "env_task_editor",
 ]

@@ -46,6 +46,7 @@ from openended.envs.minigrid_mazes import (
     MAX_WALL_DENSITY,
     MIN_SIZE,
     MazeLayout,
+    flip_walls,
     generate_maze,
     level_params,
     shortest_path,
@@ -115,6 +116,15 @@ class MiniGridMazeConfig(BaseModel):
         20, ge=0, le=10_000, description="Seeded held-out levels besides the hand-drawn mazes."
     )
     hard_mazes: bool = Field(True, description="Include the hand-drawn HARD_MAZES in the held-out tasks.")
+    wall_edits: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="minigrid_maze: edit slots (walls ACCEL can add or remove); >0 adds layout_seed and edit_* dims.",
+    )
+    num_layouts: int = Field(
+        10_000, ge=1, le=2**31 - 1, description="minigrid_maze with wall_edits: layout_seed is in -1..num_layouts-1."
+    )
 
     @field_validator("agent_view_size")
     @classmethod
@@ -295,13 +305,16 @@ class MiniGridMazeEnv(_GridTaskEnv):
     family = "minigrid_maze"
 
     def _train_space(self) -> TaskSpace:
-        f = self.config.frame
-        return Box(
-            [MIN_SIZE, 0.0, 0.0],
-            [f, MAX_WALL_DENSITY, 1.0],
-            names=("size", "wall_density", "goal_distance"),
-            name=f"minigrid/maze{f}",
-        )
+        cfg = self.config
+        f, k = cfg.frame, cfg.wall_edits
+        low, high = [MIN_SIZE, 0.0, 0.0], [f, MAX_WALL_DENSITY, 1.0]
+        names = ["size", "wall_density", "goal_distance"]
+        if k:  # editable levels (minigrid_mazes, "Edits"): a fixed layout plus wall flips
+            low += [-1.0] * (1 + k)
+            high += [cfg.num_layouts - 1] + [(f - 2) ** 2 - 1] * k
+            names += ["layout_seed"] + [f"edit_{i}" for i in range(k)]
+        name = f"minigrid/maze{f}" if not k else f"minigrid/maze{f}/edits{k}"
+        return Box(low, high, names=tuple(names), name=name)
 
     def layout_of(self, task: Task, seed: int) -> MazeLayout:
         """The layout ``task`` gets with level seed ``seed`` (a held-out or level task ignores the seed)."""
@@ -314,8 +327,13 @@ class MiniGridMazeEnv(_GridTaskEnv):
             return generate_maze(*level_params(int(rest), frame), seed=int(rest), frame=frame)
         if len(task.params) == 1:  # a seeded level id (minigrid_levels)
             return generate_maze(*level_params(int(value), frame), seed=int(value), frame=frame)
-        size, density, dist = (float(p) for p in task.params)
-        return generate_maze(size, density, dist, seed=seed, frame=frame)
+        size, density, dist = (float(p) for p in task.params[:3])
+        if len(task.params) == 3:
+            return generate_maze(size, density, dist, seed=seed, frame=frame)
+        layout_seed = int(np.floor(float(task.params[3]) + 0.5))
+        layout = generate_maze(size, density, dist, seed=seed if layout_seed < 0 else layout_seed, frame=frame)
+        flips = [c for c in (int(np.floor(float(p) + 0.5)) for p in task.params[4:]) if c >= 0]
+        return flip_walls(layout, flips)
 
     @override
     def _start(self, task: Task, seed: int) -> tuple[Any, dict]:

@@ -9,6 +9,9 @@ Contents:
     HARD_MAZES      -- hand-drawn test layouts in the style of the UED papers' held-out mazes
                        (labyrinth, four rooms, zig-zag corridor, nine rooms, a perfect maze).
     shortest_path   -- BFS length from start to goal (``None``: unsolvable).
+    flip_walls      -- a layout with some interior cells of its room flipped (wall <-> floor).
+    edit_maze_task  -- ACCEL's edit for the maze family: add or remove walls (the family's
+                       ``task_editor``; module section "Edits").
 
 Why the generator looks like this: PLR / ACCEL / minimax train on mazes whose difficulty
 comes from the room size, the number of walls and how far the goal is. Here those are
@@ -18,6 +21,17 @@ teacher's task plus the env's seeded draw is one reproducible level. A random la
 be unsolvable (as in the papers' domain randomisation); `MazeLayout.solvable` says so.
 
 Coordinates are ``(x, y)`` with ``walls[y, x]``, as MiniGrid indexes its grid.
+
+Edits (ACCEL). ACCEL edits one *level*; a ``(size, wall_density, goal_distance)`` task is a
+distribution of layouts (the env draws a seed per episode). With ``wall_edits: k`` the
+``minigrid_maze`` task gains ``layout_seed`` (``-1``: drawn per episode as before; ``s``:
+the one layout of seed ``s``) and ``k`` edit slots ``edit_0 ..`` (``-1``: unused; ``c``:
+flip interior cell ``c`` of the room, counted row-major, modulo the room's cell count;
+start and goal are never flipped). `edit_maze_task` is then "add or remove walls": it
+fixes a layout (a random ``layout_seed`` for a distribution task) and writes a random cell
+into a free slot (or overwrites a random slot when all are used), i.e. flips one wall per
+edit. On the plain 3-dimensional space it makes the closest parameter change: each edit
+adds or removes one wall's worth of ``wall_density`` (``1 /`` the room's free cells).
 
 Example:
     >>> lay = generate_maze(7, 0.2, 1.0, seed=3)
@@ -32,9 +46,13 @@ Example:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
+from openended.errors import TaskNotInSpace
+from openended.tasks import Box, Task, TaskSpace
 
 __all__ = [
     "FRAME",
@@ -46,6 +64,8 @@ __all__ = [
     "shortest_path",
     "layout_from_ascii",
     "HARD_MAZES",
+    "flip_walls",
+    "edit_maze_task",
 ]
 
 #: Side of the default frame every maze is drawn in (outer walls included): 11x11 interior.
@@ -168,6 +188,52 @@ def shortest_path(layout: MazeLayout) -> int | None:
                 seen[ny, nx] = True
                 queue.append((nx, ny, d + 1))
     return None
+
+
+def flip_walls(layout: MazeLayout, cells: Iterable[int]) -> MazeLayout:
+    """``layout`` with interior cells of its room flipped (wall <-> floor); start and goal stay floor.
+
+    Cell ``c`` is ``c mod (size-2)^2`` of the room's interior counted row-major, so any
+    non-negative index names a cell of any room size; a cell flipped twice is back.
+    """
+    inner = layout.size - 2
+    walls = layout.walls.copy()
+    for c in cells:
+        i = int(c) % (inner * inner)
+        x, y = 1 + i % inner, 1 + i // inner
+        if (x, y) not in (layout.start, layout.goal):
+            walls[y, x] = not walls[y, x]
+    return MazeLayout(walls, layout.start, layout.start_dir, layout.goal, layout.size, layout.name)
+
+
+def edit_maze_task(task: Task, space: TaskSpace, rng: np.random.Generator, n_edits: int) -> Task:
+    """ACCEL's edit of a ``minigrid_maze`` task: ``n_edits`` walls added or removed (module doc, "Edits").
+
+    Pure numpy and env-agnostic for the teacher: ACCEL calls it as ``editor``; the maze
+    family names it as its ``task_editor``, so experiments fill it in.
+    """
+    if not isinstance(space, Box) or space.names[:3] != ("size", "wall_density", "goal_distance"):
+        raise TaskNotInSpace(f"edit_maze_task: edits minigrid_maze tasks, not tasks of {space!r}")
+    x = task.array.copy()
+    names = list(space.names)
+    side = int(min(space.high[0], max(MIN_SIZE, round(float(x[0])))))
+    if "layout_seed" not in names:
+        free = max((side - 2) ** 2 - 2, 1)
+        steps = rng.choice([-1.0, 1.0], size=n_edits).sum()
+        x[1] += steps / free
+        return space.task(space.clip(x), parent_ids=(task.id,), origin="edited")
+    seed_i = names.index("layout_seed")
+    if x[seed_i] < -0.5:  # a distribution of layouts: fix one first
+        x[seed_i] = float(rng.integers(0, int(space.high[seed_i]) + 1))
+    slots = [i for i, n in enumerate(names) if n.startswith("edit_")]
+    if not slots:
+        raise TaskNotInSpace(f"edit_maze_task: {space!r} has a layout_seed but no edit_* slots")
+    cells = int(space.high[slots[0]]) + 1
+    for _ in range(n_edits):
+        empty = [i for i in slots if x[i] < -0.5]
+        slot = empty[0] if empty else slots[int(rng.integers(len(slots)))]
+        x[slot] = float(rng.integers(0, cells))
+    return space.task(space.clip(x), parent_ids=(task.id,), origin="edited")
 
 
 def layout_from_ascii(rows: list[str], name: str, start_dir: int = 0, frame: int | None = None) -> MazeLayout:

@@ -7,13 +7,15 @@ gymnasium env (or a PettingZoo parallel env) implementing the task-env contract.
 A family whose tasks are text may also declare a task validator, ``text -> (ok, reason)``,
 as an import path (``task_validator="openended.envs.crafter:validate_crafter_task"``). A
 teacher that generates task texts (WebRL) has no env knowledge of its own; whoever builds
-it for an experiment (`openended.config.teacher_config`) passes it this path.
+it for an experiment (`openended.config.teacher_config`) passes it this path. Likewise a
+family whose levels ACCEL can edit declares a ``task_editor`` (``minigrid_maze``: add or
+remove walls, `openended.envs.minigrid_mazes.edit_maze_task`), filled into ACCEL's ``editor``.
 
 A user's own family needs no registration: name it by import path
 (``env.family: "my_pkg.envs:MyTaskEnv"``) or install it as an entry point in the
 ``openended.envs`` group. Such a plugin declares what `register_env` would have been told
 as attributes of its constructor: ``multi_agent = True`` for a PettingZoo family,
-``task_validator = "pkg.mod:function"`` (see docs/plugins.md).
+``task_validator = "pkg.mod:function"``, ``task_editor = "pkg.mod:function"`` (see docs/plugins.md).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ __all__ = [
     "is_multi_agent_family",
     "env_task_space",
     "env_task_validator",
+    "env_task_editor",
     "env_source",
     "env_plugin_path",
     "ENV_GROUP",
@@ -46,6 +49,7 @@ ENV_GROUP = "openended.envs"
 _ENVS = Registry("env family", ENV_GROUP)
 _MULTI_AGENT: set[str] = set()  # canonical names of PettingZoo (parallel) families
 _TASK_VALIDATORS: dict[str, str] = {}  # canonical family name -> "module:function"
+_TASK_EDITORS: dict[str, str] = {}  # canonical family name -> "module:function" (ACCEL's edit)
 
 
 def register_env(
@@ -56,27 +60,31 @@ def register_env(
     overwrite: bool = False,
     multi_agent: bool = False,
     task_validator: str | None = None,
+    task_editor: str | None = None,
 ) -> None:
     """Register an env family constructor (or a lazy ``"module:Callable"`` path).
 
     ``multi_agent``: the family builds PettingZoo parallel envs (known without importing it).
     ``task_validator``: the import path of the family's task-text validator (``text -> (ok, reason)``).
+    ``task_editor``: the import path of the family's level edit for ACCEL
+    (``fn(task, space, rng, n_edits) -> Task``; experiments fill ``teacher.config.editor`` from it).
     """
-    if task_validator is not None and (not isinstance(task_validator, str) or ":" not in task_validator):
-        raise ConfigError(
-            f"register_env({name!r}).task_validator: expected an import path 'package.module:function', "
-            f"got {task_validator!r}"
-        )
+    for field, path in (("task_validator", task_validator), ("task_editor", task_editor)):
+        if path is not None and (not isinstance(path, str) or ":" not in path):
+            raise ConfigError(
+                f"register_env({name!r}).{field}: expected an import path 'package.module:function', got {path!r}"
+            )
     _ENVS.register(name, entry, aliases=aliases, overwrite=overwrite)
     key = _ENVS.canonical(name)
     if multi_agent:
         _MULTI_AGENT.add(key)
     else:
         _MULTI_AGENT.discard(key)
-    if task_validator is not None:
-        _TASK_VALIDATORS[key] = task_validator
-    elif overwrite:  # a replaced family does not keep the old one's validator
-        _TASK_VALIDATORS.pop(key, None)
+    for table, path in ((_TASK_VALIDATORS, task_validator), (_TASK_EDITORS, task_editor)):
+        if path is not None:
+            table[key] = path
+        elif overwrite:  # a replaced family does not keep the old one's hooks
+            table.pop(key, None)
 
 
 def env_task_validator(name: str) -> str | None:
@@ -86,14 +94,26 @@ def env_task_validator(name: str) -> str | None:
     the teacher service as plain data), and the teacher resolves it. A plugin family
     declares it as its constructor's ``task_validator`` attribute (importing the plugin).
     """
+    return _family_hook(name, _TASK_VALIDATORS, "task_validator")
+
+
+def env_task_editor(name: str) -> str | None:
+    """The import path of family ``name``'s task editor (ACCEL's edit, ``fn(task, space, rng, n_edits) -> Task``).
+
+    As `env_task_validator`: plain data for the teacher's ``editor`` field; a plugin family
+    declares it as its constructor's ``task_editor`` attribute.
+    """
+    return _family_hook(name, _TASK_EDITORS, "task_editor")
+
+
+def _family_hook(name: str, table: dict[str, str], attr: str) -> str | None:
     key = _ENVS.canonical(name)
-    if key in _TASK_VALIDATORS or not _ENVS.is_plugin(key):
-        return _TASK_VALIDATORS.get(key)
-    path = getattr(env_entry(key), "task_validator", None)
+    if key in table or not _ENVS.is_plugin(key):
+        return table.get(key)
+    path = getattr(env_entry(key), attr, None)
     if path is not None and not (isinstance(path, str) and ":" in path):
         raise ConfigError(
-            f"env family {name!r}: its task_validator attribute must be an import path "
-            f"'package.module:function', got {path!r}"
+            f"env family {name!r}: its {attr} attribute must be an import path 'package.module:function', got {path!r}"
         )
     return path
 
@@ -196,7 +216,12 @@ register_env(
 register_env(
     "crafter", "openended.envs.crafter:CrafterTaskEnv", task_validator="openended.envs.crafter:validate_crafter_task"
 )
-register_env("minigrid_maze", "openended.envs.minigrid:MiniGridMazeEnv")
+register_env("self_play", "openended.envs.multiagent.self_play:SelfPlayTaskEnv", multi_agent=True)
+register_env(
+    "minigrid_maze",
+    "openended.envs.minigrid:MiniGridMazeEnv",
+    task_editor="openended.envs.minigrid_mazes:edit_maze_task",
+)
 register_env("minigrid_levels", "openended.envs.minigrid:MiniGridLevelsEnv")
 register_env("minigrid_tasks", "openended.envs.minigrid:MiniGridTasksEnv", aliases=("minigrid",))
 register_env("minecraft", "openended.envs.minecraft:MinecraftTaskEnv", aliases=("minedojo",))

@@ -21,8 +21,12 @@ Algorithm (one draw; ``sample(n)`` makes ``n`` in order):
 Edits: on a ``Box`` space each edit moves one random parameter by a Gaussian step of
 ``edit_scale`` times its range, clipped to the box (dcd's BipedalWalker edits change one
 terrain parameter by a small step). Other spaces need an edit operation: ``editor`` is an
-import path ``"pkg.mod:fn"`` to ``fn(task, space, rng, n_edits) -> Task`` (e.g. add or
-remove walls of a MiniGrid maze); without one, a Discrete or Text space is refused.
+import path ``"pkg.mod:fn"`` to ``fn(task, space, rng, n_edits) -> Task``; without one, a
+Discrete or Text space is refused. An env family supplies its own edit as its
+``task_editor`` (`openended.envs.registry.env_task_editor`) and experiments fill
+``editor`` from it: ``minigrid_maze``'s adds or removes walls
+(`openended.envs.minigrid_mazes.edit_maze_task`; fixed editable levels with the family's
+``wall_edits`` option). The teacher itself stays env-agnostic.
 
 Defaults are dcd's BipedalWalker ACCEL settings (replay 0.9, buffer 1,000, staleness
 0.5, 3 edits; its score temperature is not in our notes, 0.1 = PLR's is used);

@@ -24,8 +24,10 @@ against each member (``"pfsp"``). The win rate is the success rate over the last
 
 What differs from the papers: AlphaStar's league (main exploiters, league exploiters)
 is not modelled; the weighting exponent ``p`` is a config value (AlphaStar does not
-publish it; 2 here). Hosting opponents' policies inside an RLlib multi-agent episode is the
-runtime's job and is not wired yet: this teacher decides *which* opponent plays.
+publish it; 2 here). This teacher decides *which* opponent plays; the opponents themselves
+(frozen snapshots of the learner acting inside the env) are the runtime's:
+`openended.envs.multiagent.self_play` (the env whose task is the opponent slot) and
+`openended.runtime.rllib_self_play` (RLlib snapshots, per-episode opponents).
 """
 
 from __future__ import annotations
@@ -82,6 +84,9 @@ class SelfPlayTeacher(BaseTeacher):
     config: SelfPlayConfig
     space: Discrete
     space_kinds = ("discrete",)
+    #: Methods a driver may call through the teacher service's control call: a run that
+    #: decides itself when a checkpoint joins saves it, then calls ``add_opponent(value)``.
+    CONTROLS: ClassVar[tuple[str, ...]] = ("add_opponent",)
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "fsp": {"mode": "fsp"},  # Heinrich et al. 2015: uniform over past versions
         "pfsp": {"mode": "pfsp", "weighting": "hard", "pfsp_power": 2.0},  # AlphaStar's f_hard

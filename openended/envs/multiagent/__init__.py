@@ -8,8 +8,10 @@ Modules:
                    terrain, sensor noise).
     mpe         -- `SimpleSpreadTaskEnv`, `SimpleTagTaskEnv`: MPE (``mpe2``) simple_spread and
                    simple_tag, and the padded observations that keep their shapes fixed.
+    self_play   -- `SelfPlayTaskEnv`: a two-sided game whose task is the opponent slot (a
+                   ``Discrete`` space, not a Box); the opponent acts inside the env.
 
-Task spaces are ``Box`` with named dimensions (``env.task_space().names``); the bounds come
+Task spaces (except ``self_play``'s) are ``Box`` with named dimensions (``env.task_space().names``); the bounds come
 from the env config, so ``min == max`` pins a dimension. Integer dimensions (agent counts,
 ``hardcore``, ``layout_seed``) are rounded to the nearest integer when the episode is built,
 so continuous teachers (ALP-GMM, RIAC) can drive them; the `Outcome` keeps the id of the
@@ -29,11 +31,14 @@ in `openended.runtime.rllib_multiagent`.
 from openended.envs.multiagent.base import ParallelEnvConfig, TaskParallelEnv
 from openended.envs.multiagent.mpe import SimpleSpreadConfig, SimpleSpreadTaskEnv, SimpleTagConfig, SimpleTagTaskEnv
 from openended.envs.multiagent.multiwalker import MultiwalkerConfig, MultiwalkerTaskEnv
+from openended.envs.multiagent.self_play import SelfPlayEnvConfig, SelfPlayTaskEnv
 
 __all__ = [
     "MultiwalkerTaskEnv",
     "SimpleSpreadTaskEnv",
     "SimpleTagTaskEnv",
+    "SelfPlayTaskEnv",
+    "SelfPlayEnvConfig",
     "TaskParallelEnv",
     "ParallelEnvConfig",
     "MultiwalkerConfig",
