@@ -48,7 +48,7 @@ def _stop_head(pgid: int, temp_dir: str) -> None:
             p.terminate()
         except psutil.Error:
             pass
-    _, alive = psutil.wait_procs(family, timeout=30)
+    _, alive = psutil.wait_procs(family, timeout=8)  # a stopping raylet can linger: kill what is left
     for p in alive:
         try:
             p.kill()
