@@ -7,7 +7,9 @@ iterations:
 * a **learning block** on task A: the run's teacher is the ``scenario`` teacher; the driver
   tells it (``control("set_tasks")``) to issue A only, drops the tasks the env runners had
   buffered, tells the learner components the task changed, and trains iterations until
-  the block has at least its episodes. Every training episode is read back from the run's
+  the block has at least its episodes. The learner components hear of the task change when
+  the block ends (before the evaluation and sleep after it), so a memory of the task taken at
+  its end (sleep consolidation) is there for the sleep phase. Every training episode is read back from the run's
   event log and written as one l2logger row of the block.
 * an **evaluation block**: deterministic episodes of every task of the block on their own
   envs (not the training env runners), with the same env seeds in every evaluation block;
@@ -130,7 +132,7 @@ class ScenarioRun:
         self.index = 0  # the block being run
         self.block_episodes = 0  # episodes logged in the current learning block
         self.active: int | None = None  # the learning block whose task the teacher issues now
-        self.last_trained: str | None = None  # the task of the last learning block (learner task changes)
+        self.last_trained: str | None = None  # the task the learner components were last told of
         self.stray_episodes = 0  # outcomes of tasks outside the running block (not logged)
         self.log_offset = 0
         self.logger: EpisodeLogger | None = None
@@ -195,6 +197,12 @@ class ScenarioRun:
             self.say(f"scenario: block {block.num} (train {block.tasks[0]}) done, {self.block_episodes} episodes")
             self.index += 1
             self.block_episodes = 0
+            # The task ends with its block, before the evaluation and sleep that follow: a
+            # component that remembers the policy on a finished task (sleep consolidation)
+            # remembers it as trained, and its sleep phase can use that memory.
+            following = self._next_training_task()
+            if following is not None:
+                self._tell_learner(following)
             self._advance()
         row["finished"] = self.finished
         return row
@@ -220,14 +228,27 @@ class ScenarioRun:
             return
         self.driver.control_teacher("set_tasks", values=[self.values[task_name]])
         dropped = self.driver.discard_task_buffers()
-        if task_name != self.last_trained:
-            old = self.tasks[self.last_trained] if self.last_trained is not None else None
-            self.driver.learner_task_change(old, self.tasks[task_name])
-        self.active, self.last_trained = block.num, task_name
+        self._tell_learner(task_name)
+        self.active = block.num
         self.say(
             f"scenario: block {block.num}: train on {task_name} "
             f"({block.episodes} episodes; {dropped} buffered tasks dropped)"
         )
+
+    def _tell_learner(self, task_name: str) -> None:
+        """``on_task_end`` (of the last task) / ``on_task_start`` on the learner components, once per change."""
+        if task_name == self.last_trained:
+            return
+        old = self.tasks[self.last_trained] if self.last_trained is not None else None
+        self.driver.learner_task_change(old, self.tasks[task_name])
+        self.last_trained = task_name
+
+    def _next_training_task(self) -> str | None:
+        """The task of the next learning block after the current position (``None``: no more)."""
+        for block in self.blocks[self.index :]:
+            if block.block_type == "train" and not block.is_sleep_phase:
+                return block.tasks[0]
+        return None
 
     def _log_training_episodes(self, block: Block) -> int:
         assert self.logger is not None
