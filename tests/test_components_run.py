@@ -224,3 +224,23 @@ def test_rllib_run_hosts_env_runner_learner_and_driver_components(tmp_path):
     runners = json.loads((it2 / "components-env-runners-default.json").read_text())
     (local,) = [hosts for hosts in runners.values() if hosts]
     assert local[0]["0:TaskChangeDetector"]["episodes"] > first
+
+
+@pytest.mark.ray
+@pytest.mark.slow  # PPO through the real CLI
+def test_plr_with_a_learner_component_checkpoints_both(tmp_path):
+    """PLR's scoring learner and a learner component (EWC) in one learner: the run writes its
+    checkpoint sets with the component's state (the scoring learner used to drop the component host)."""
+    sets = [
+        "run.iterations=2",
+        "run.checkpoint_every=1",
+        "evaluation.every=0",
+        "components=[{class: ewc}]",
+        "algo.config.train_batch_size_per_learner=500",
+    ]
+    res = _cli("run", "experiments/science/minigrid_levels_plr.yaml", "--run-dir", str(tmp_path), *_sets(sets))
+    assert res.returncode == 0, res.stderr[-3000:]
+    rd = only_run_dir(tmp_path)
+    assert latest_set(rd) == 2
+    members = list((rd / "checkpoints").rglob("components-learner-*.json"))
+    assert members, "no learner component state in the checkpoint sets"

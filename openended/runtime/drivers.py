@@ -255,7 +255,7 @@ class RLlibDriver:
     def __init__(self, exp: Experiment, service_name: str, student: str, index: int) -> None:
         from openended.envs.registry import make_env
         from openended.envs.team import is_parallel_env
-        from openended.runtime.level_scores import ScoringPPOLearner, wants_level_scores
+        from openended.runtime.level_scores import ScoringComponentPPOLearner, ScoringPPOLearner, wants_level_scores
         from openended.runtime.rllib import build_algo_config, needs_flattening, register_curriculum_env
         from openended.runtime.rllib_masking import has_action_mask
         from openended.runtime.rllib_multiagent import register_curriculum_multiagent_env, shared_policy_config
@@ -313,7 +313,8 @@ class RLlibDriver:
         if exp.scenario is not None:  # no episode may run across two blocks (openended.runtime.scenario_run)
             cfg.env_runners(batch_mode="complete_episodes")
         if scores:
-            cfg.training(learner_class=ScoringPPOLearner)
+            with_learner_components = bool(getattr(cfg, "learner_config_dict", {}).get("components"))
+            cfg.training(learner_class=ScoringComponentPPOLearner if with_learner_components else ScoringPPOLearner)
         self.algo = cfg.build_algo()
         self._learner_components = bool(getattr(cfg, "learner_config_dict", {}).get("components"))
         self.exp = exp

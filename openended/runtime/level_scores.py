@@ -37,9 +37,10 @@ from ray.rllib.connectors.connector_v2 import ConnectorV2
 from typing_extensions import override
 
 from openended.config import Experiment
+from openended.runtime.learner import ComponentLearnerMixin
 from openended.tasks import Outcome
 
-__all__ = ["ParkingClient", "LevelScoreConnector", "ScoringPPOLearner", "wants_level_scores", "PENDING_KEY"]
+__all__ = ["ParkingClient", "LevelScoreConnector", "ScoringPPOLearner", "ScoringComponentPPOLearner", "wants_level_scores", "PENDING_KEY"]
 
 #: ``info`` key of an episode's last step: its outcome and where to report it, waiting for the score.
 PENDING_KEY = "openended_pending_outcome"
@@ -166,3 +167,7 @@ def wants_level_scores(exp: Experiment) -> bool:
     if key != "score":
         raise ConfigError(f"teacher.config.score_key: RLlib runs report the level score as 'score', got {key!r}")
     return True
+
+
+class ScoringComponentPPOLearner(ComponentLearnerMixin, ScoringPPOLearner):
+    """`ScoringPPOLearner` with the learner components' loss terms (PLR's score beside, e.g., EWC)."""
