@@ -421,7 +421,12 @@ class RLlibDriver:
             return 0
         from openended.runtime.learner import on_learners
 
-        return int(sum(on_learners(self.algo, lambda learner: learner.components_sleep(steps, seconds))))
+        taken = int(sum(on_learners(self.algo, lambda learner: learner.components_sleep(steps, seconds))))
+        if taken:  # the sleep trained the learner's module: the env runners (and evaluation) act with it now
+            self.algo.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.algo.learner_group, inference_only=True
+            )
+        return taken
 
     def _service(self) -> Any:
         from openended.runtime.service import get_service
