@@ -169,3 +169,23 @@ def test_the_sc2_scenario_runs_on_pysc2s_mock_with_masked_evaluation_blocks(tmp_
     test_rows = [r for r in rows if r.block_type == "test"]
     assert len(test_rows) == 3 * 2  # E A E B E: three evaluation blocks, one episode per minigame
     assert {r.task_name for r in rows if r.block_type == "train"} == {"movetobeacon", "defeatroaches"}
+
+
+def test_a_control_call_is_logged_and_replayed_by_a_restored_service(tmp_path):
+    from openended.runtime.eventlog import iter_events
+
+    core = TeacherServiceCore(event_log=tmp_path / "events.jsonl", checkpoint_dir=tmp_path / "ckpt")
+    core.add_curriculum("s", "scenario", Discrete(["a", "b"]), config={"tasks": ["a"]})
+    core.report("s", [Outcome(t.id, 1.0) for t in core.sample_tasks("s", n=4)])
+    core.checkpoint()  # the teacher issues "a" in this checkpoint
+    core.control("s", "default", "set_tasks", {"values": ["b"]})  # only in the log
+    core.report("s", [Outcome(t.id, 1.0) for t in core.sample_tasks("s", n=3)])
+    with pytest.raises(ConfigError, match="kwargs must be JSON"):
+        core.control("s", "default", "set_tasks", {"values": {"b"}})
+    del core  # a crash: restore from the checkpoint plus the log
+    kinds = [e.event["ev"] for e in iter_events(tmp_path / "events.jsonl")]
+    assert kinds.count("control") == 1
+    again = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")
+    assert {t.params[0] for t in again.sample_tasks("s", n=10)} == {"b"}
+    assert again.teacher("s").stats()["block_outcomes"] == 3
+    again.close()

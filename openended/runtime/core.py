@@ -28,6 +28,7 @@ teachers' own business (`openended.teachers.refit`): ``sample`` never waits for 
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -227,20 +228,43 @@ class TeacherServiceCore:
 
         Why a whitelist: a driver steers a teacher that follows a schedule it owns (the
         lifelong scenario's blocks) without reaching into arbitrary teacher internals.
+        The call is logged (``control`` event, in order with samples and outcomes), so a
+        service restored from a checkpoint plus the log replays it.
 
         Raises:
-            ConfigError: the teacher has no such control (the message lists the ones it has).
+            ConfigError: the teacher has no such control (the message lists the ones it has),
+                or ``kwargs`` is not JSON (the event log could not replay it).
         """
         cur = self.curriculum(curriculum)
         with cur.lock:
-            teacher = cur.teacher(student)
-            allowed = tuple(getattr(type(teacher), "CONTROLS", ()))
-            if method not in allowed:
-                raise ConfigError(
-                    f"control: teacher {getattr(teacher, 'name', type(teacher).__name__)!r} has no control "
-                    f"{method!r}; it has {list(allowed) or 'none'}"
-                )
-            return getattr(teacher, method)(**(kwargs or {}))
+            fn = self._control_method(cur, student, method)
+            kwargs = dict(kwargs or {})
+            try:
+                json.dumps(kwargs)
+            except (TypeError, ValueError) as e:  # before the call: nothing changes that the log cannot replay
+                raise ConfigError(f"control {method!r}: kwargs must be JSON to be logged and replayed ({e})") from None
+            result = fn(**kwargs)
+            if self.log is not None:
+                with self.log_lock:
+                    self.log.control(curriculum, student, method, kwargs)
+            return result
+
+    def replay_control(self, curriculum: str, student: str, method: str, kwargs: dict) -> None:
+        """Apply a logged control call again (recovery), without logging it."""
+        cur = self.curriculum(curriculum)
+        with cur.lock:
+            self._control_method(cur, student, method)(**kwargs)
+
+    @staticmethod
+    def _control_method(cur: Curriculum, student: str, method: str) -> Any:
+        teacher = cur.teacher(student)
+        allowed = tuple(getattr(type(teacher), "CONTROLS", ()))
+        if method not in allowed:
+            raise ConfigError(
+                f"control: teacher {getattr(teacher, 'name', type(teacher).__name__)!r} has no control "
+                f"{method!r}; it has {list(allowed) or 'none'}"
+            )
+        return getattr(teacher, method)
 
     def curriculum(self, name: str) -> Curriculum:
         """The hosted curriculum (spec, teachers, dedup memory, counters).

@@ -19,6 +19,7 @@ see `openended.runtime.batch_json`; other numpy values as plain JSON numbers and
     ``{"ev": "curriculum", "t": ..., "cur": name, "spec": {...}}``
     ``{"ev": "sampled", "t": ..., "cur": name, "student": s, "tasks": <TaskBatch JSON>}``
     ``{"ev": "outcome", "t": ..., "cur": name, "outcomes": <OutcomeBatch JSON>}``
+    ``{"ev": "control", "t": ..., "cur": name, "student": s, "method": m, "kwargs": {...}}``
     ``{"ev": "snapshot", "t": ..., "path": ckpt, "version": v, "offset": log offset}``
     ``{"ev": "rewind", "t": ..., "from": byte, "to": byte, "iteration": i, "set": name}``
 
@@ -218,6 +219,19 @@ class EventLog:
                 "t": time.time(),
                 "cur": curriculum,
                 "outcomes": outcome_batch_to_json(batch, self.array_encoding),
+            }
+        )
+
+    def control(self, curriculum: str, student: str, method: str, kwargs: dict) -> int:
+        """Log a driver's control call on a teacher (a replay makes it again, in order)."""
+        return self.append(
+            {
+                "ev": "control",
+                "t": time.time(),
+                "cur": curriculum,
+                "student": student,
+                "method": method,
+                "kwargs": kwargs,
             }
         )
 

@@ -40,7 +40,14 @@ from openended.config import Experiment
 from openended.runtime.learner import ComponentLearnerMixin
 from openended.tasks import Outcome
 
-__all__ = ["ParkingClient", "LevelScoreConnector", "ScoringPPOLearner", "ScoringComponentPPOLearner", "wants_level_scores", "PENDING_KEY"]
+__all__ = [
+    "ParkingClient",
+    "LevelScoreConnector",
+    "ScoringPPOLearner",
+    "ScoringComponentPPOLearner",
+    "wants_level_scores",
+    "PENDING_KEY",
+]
 
 #: ``info`` key of an episode's last step: its outcome and where to report it, waiting for the score.
 PENDING_KEY = "openended_pending_outcome"

@@ -166,6 +166,10 @@ class RecoverableService(Protocol):
         """Apply a logged outcome batch (dedup + teacher update) without logging it again."""
         ...
 
+    def replay_control(self, curriculum: str, student: str, method: str, kwargs: dict) -> None:
+        """Make a logged control call on a teacher again, without logging it."""
+        ...
+
 
 # ---------------------------------------------------------------------- dedup
 class EpisodeDedup:
@@ -437,8 +441,9 @@ def replay_log(
     """Apply the events of ``service.log`` from byte ``since``, in order.
 
     ``curriculum`` re-adds, ``sampled`` re-samples or registers (`ReplayMode`), ``outcome``
-    goes through the dedup path; events inside a ``superseded`` byte range are skipped
-    (counted in ``superseded_events``); ``snapshot``, ``rewind`` and unknown events are skipped.
+    goes through the dedup path, ``control`` calls the teacher's control again; events inside
+    a ``superseded`` byte range are skipped (counted in ``superseded_events``); ``snapshot``,
+    ``rewind`` and unknown events are skipped.
     """
     log = service.log
     assert log is not None
@@ -447,7 +452,9 @@ def replay_log(
         for entry in iter_events(log.path, since):
             event = entry.event
             kind = event.get("ev")
-            if kind in ("curriculum", "sampled", "outcome") and any(a <= entry.offset < b for a, b in superseded):
+            if kind in ("curriculum", "sampled", "outcome", "control") and any(
+                a <= entry.offset < b for a, b in superseded
+            ):
                 counters["superseded_events"] += 1
                 continue
             if kind == "curriculum":
@@ -458,6 +465,8 @@ def replay_log(
             elif kind == "outcome":
                 batch = outcome_batch_from_json(event["outcomes"])
                 counters["replayed_outcomes"] += service.replay_outcomes(event["cur"], batch)
+            elif kind == "control":
+                service.replay_control(event["cur"], event["student"], event["method"], event["kwargs"])
             else:
                 continue
             counters["replayed_events"] += 1
