@@ -48,9 +48,10 @@ the teachers training outcomes only (the normal case in an RLlib run without
 ``evaluation.report_to_teacher``); ``train_only_reference`` repeats it with OMNI's
 reference LP (no exploration floor, no optimistic prior) for comparison.
 
-``omni_over_lp_teacher_time``: seconds spent inside ``sample`` + ``update`` per 1,000 tasks,
-OMNI (rule oracle judge, default background partitions) over LP, on a 1,200-task text
-universe (`teacher_time`).
+``omni_over_lp_teacher_time``: the caller thread's CPU seconds inside ``sample`` + ``update``
+per 1,000 tasks, OMNI (rule oracle judge, default background partitions) over LP, on a
+1,200-task text universe (`teacher_time`); the wall-clock ratio and the partition thread's
+CPU are reported beside it.
 """
 
 from __future__ import annotations
