@@ -230,3 +230,21 @@ def test_stats_list_top_lp_and_mastered_fraction() -> None:
     s = t.stats()
     assert s["lp/mastered_fraction"] == 0.5
     assert len(s["lp/top"]) == 1 and set(s["lp/top"][0]) == {"task", "id", "lp", "ema_success", "p"}
+
+
+def test_update_resolved_learns_as_update_does() -> None:
+    """OMNI hands its base already-resolved tasks (`update_resolved`): same learning, same counts."""
+    space = TextSpace([f"task {i}" for i in range(12)])
+    a = make_teacher("lp", space, seed=3, update_every=2)
+    b = make_teacher("lp", space, seed=3, update_every=2)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        ta, tb = a.sample(8), b.sample(8)
+        assert [t.id for t in ta] == [t.id for t in tb]
+        wins = rng.random(8) < 0.5
+        outs = [Outcome(t.id, float(w), success=bool(w)) for t, w in zip(ta, wins)]
+        a.update(outs)
+        b.update_resolved(tb, outs)
+    np.testing.assert_array_equal(a.probabilities(), b.probabilities())
+    assert a.stats()["outcomes"] == b.stats()["outcomes"] == 48
+    assert a.stats()["update_calls"] == b.stats()["update_calls"] == 6

@@ -181,6 +181,20 @@ class BaseTeacher:
             tasks.append(issued.task(value))
             known.append(o)
         self._count_unknown(unknown)
+        self._learn_resolved(tasks, known, t0)
+
+    def update_resolved(self, tasks: Sequence[Task], outcomes: Sequence[Outcome]) -> None:
+        """`update` with each outcome's task already looked up (``tasks[i]`` is ``outcomes[i]``'s).
+
+        SPEEDUP: a wrapping teacher (OMNI over LP) resolved the ids in its own `update`;
+        looking them up again here was a third of the base's update time.
+        """
+        t0 = time.perf_counter()
+        if self.refitter is not None:
+            self.refitter.on_update()
+        self._learn_resolved(list(tasks), list(outcomes), t0)
+
+    def _learn_resolved(self, tasks: list[Task], known: list[Outcome], t0: float) -> None:
         if known:
             self._update(tasks, known)
         self._counts["outcomes"] += len(known)

@@ -318,8 +318,12 @@ class OMNITeacher(BaseTeacher):
         return [ts[i] for i in idx.tolist()]
 
     def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
-        # The base keeps its own issued-task table (every known task is registered there).
-        self.base.update(outcomes)
+        # The base keeps its own issued-task table (every known task is registered there);
+        # the ids are resolved already, so a BaseTeacher base skips its own lookup.
+        if isinstance(self.base, BaseTeacher):
+            self.base.update_resolved(tasks, outcomes)
+        else:
+            self.base.update(outcomes)
         self._n_updates += 1
         cfg = self.config
         has_eval = any(o.info.get("eval", False) for o in outcomes if o.info)
