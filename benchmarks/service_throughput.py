@@ -125,13 +125,17 @@ class NaiveTeacherActor:
 _episode = itertools.count()
 
 
-def make_outcomes(tasks: list[Task], b: int, calls: int) -> list[list[Outcome]]:
-    """``calls`` batches of ``b`` outcomes for known tasks, each with a unique episode id."""
+def make_outcomes(tasks: list[Task], b: int, calls: int, fresh: bool = False) -> list[list[Outcome]]:
+    """``calls`` batches of ``b`` outcomes for known tasks, each with a unique episode id.
+
+    ``fresh``: every outcome names its own task (``tasks`` holds ``b * calls`` of them), as
+    when each episode plays a newly sampled task; otherwise the ``tasks`` are reused.
+    """
     out = []
     for _ in range(calls):
         batch = []
         for j in range(b):
-            t = tasks[(j * 7 + len(out)) % len(tasks)]
+            t = tasks[len(out) * b + j] if fresh else tasks[(j * 7 + len(out)) % len(tasks)]
             e = next(_episode)
             batch.append(
                 Outcome(
@@ -167,6 +171,7 @@ class Target:
         batches: tuple[int, ...] = BATCHES,
         prepare: Callable[[list[Outcome]], Any] = lambda outs: outs,
         tasks: Callable[[Any], list[Task]] | None = None,
+        fresh_tasks: bool = False,
     ) -> None:
         self.name = name
         self.sample_async = sample_async
@@ -177,6 +182,15 @@ class Target:
         self.batches = batches
         self.prepare = prepare  # outcome lists -> what report_async sends (done before the clock starts)
         self.to_tasks = tasks or unpack
+        # Outcomes name a task of their own each (a continuous teacher's real pattern: an
+        # ALP-GMM task is never played twice), not 1,024 tasks reported over and over.
+        self.fresh_tasks = fresh_tasks
+
+    def outcomes_for(self, b: int, calls: int) -> list[list[Outcome]]:
+        """Outcome batches naming tasks this teacher issued just now (still in its table)."""
+        if self.fresh_tasks:
+            return make_outcomes(self.pool(b * calls), b, calls, fresh=True)
+        return make_outcomes(self.pool(1024), b, calls)
 
     def sample(self, b: int) -> Any:
         return self.unpack(self.sample_async(b))
@@ -241,7 +255,9 @@ def actor_target(name: str, handle: Any, curriculum: str, cached: bool = False) 
     )
 
 
-def columns_target(name: str, handle: Any, curriculum: str, batches: tuple[int, ...] = BATCHES) -> Target:
+def columns_target(
+    name: str, handle: Any, curriculum: str, batches: tuple[int, ...] = BATCHES, fresh_tasks: bool = False
+) -> Target:
     """The array path a `TeacherClient` takes: ``sample_columns``, outcomes sent as encoded columns.
 
     A reply is fetched, not turned into ``Task`` values: a client builds one ``Task`` per
@@ -259,6 +275,7 @@ def columns_target(name: str, handle: Any, curriculum: str, batches: tuple[int, 
         batches=batches,
         prepare=encode_outcomes,
         tasks=lambda ref: decode_tasks(ray.get(ref)),
+        fresh_tasks=fresh_tasks,
     )
 
 
@@ -453,7 +470,9 @@ def main(argv: list[str] | None = None) -> dict:
             ("cols_alp", "alp_gmm", SPACES["box"]),
             ("alp", "alp_gmm", SPACES["box"]),
         ):
-            ray.get(logged.add_curriculum.remote(cur, teacher, sp.to_dict(), {"seed": 0}))
+            # Fresh-task outcomes: every task of a report loop is sampled before its clock starts.
+            tracked = {"max_tracked_tasks": 4 * 1024 * calls[1024]} if cur == "cols_alp" else {}
+            ray.get(logged.add_curriculum.remote(cur, teacher, sp.to_dict(), {"seed": 0, **tracked}))
         bare = ray.remote(PlainActor).options(num_cpus=0).remote()
         core = TeacherServiceCore()
         core.add_curriculum("walk", "random", space, config={"seed": 0})
@@ -466,7 +485,7 @@ def main(argv: list[str] | None = None) -> dict:
             inprocess_target(core, cached),
             columns_target("columns box", logged, "cols_box"),
             columns_target("columns discrete", logged, "cols_discrete", batches=(1024,)),
-            columns_target("columns alp_gmm", logged, "cols_alp", batches=(1024,)),
+            columns_target("columns alp_gmm", logged, "cols_alp", batches=(1024,), fresh_tasks=True),
             inprocess_columns_target(inproc_cols),
             plain_target(bare),
         ]
@@ -481,10 +500,8 @@ def main(argv: list[str] | None = None) -> dict:
                     )
                     r["tasks_per_s"].append(tg.tasks_loop(b, calls[b]))
                     r["lat"].extend(tg.tasks_latency(b, max(20, calls[b] // 2)))
-                    # Outcomes name tasks this teacher issued just now (still in its table).
-                    pool = tg.pool(1024)
-                    r["outcomes_per_s"].append(tg.outcomes_loop(make_outcomes(pool, b, calls[b])))
-                    r["rlat"].extend(tg.report_latency(make_outcomes(pool, b, max(10, calls[b] // 4))))
+                    r["outcomes_per_s"].append(tg.outcomes_loop(tg.outcomes_for(b, calls[b])))
+                    r["rlat"].extend(tg.report_latency(tg.outcomes_for(b, max(10, calls[b] // 4))))
             print(f"  rep {rep + 1}/{reps} done ({time.time() - t_start:.0f} s)", flush=True)
 
         rows = []
@@ -503,6 +520,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "report_p99_ms": pct(r["rlat"], 99),
                 }
             )
+        # Every ALP-GMM outcome must have reached its teacher's ALP (none dropped as unknown).
+        alp_stats = ray.get(logged.snapshot.remote())["curricula"]["cols_alp"]["students"]["bench"]
         client = client_rows(logged, 10_000 * scale)
         cpu = service_cpu(tmp, calls[1024])
 
@@ -551,6 +570,8 @@ def main(argv: list[str] | None = None) -> dict:
         "discrete_outcomes_per_s_b1024": get("columns discrete", 1024, "outcomes_per_s"),
         "alpgmm_tasks_per_s_b1024": get("columns alp_gmm", 1024, "tasks_per_s"),
         "alpgmm_outcomes_per_s_b1024": get("columns alp_gmm", 1024, "outcomes_per_s"),
+        "alpgmm_outcomes_learned": alp_stats.get("outcomes"),
+        "alpgmm_unknown_task_outcomes": alp_stats.get("unknown_task_outcomes"),
         "b1_over_plain_actor": ratios["b1_over_plain_actor"],
         "targets": {
             "tasks_per_s_b1024": 200_000,
@@ -640,6 +661,10 @@ def print_table(res: dict) -> None:
     ):
         print(f"  {key:<32}{res[key]:>12,.0f}  ({t[key]:,})")
     print(f"  {'b1_over_plain_actor':<32}{res['b1_over_plain_actor']:>12.2f}  (>= {t['b1_over_plain_actor']})")
+    print(
+        f"ALP-GMM outcomes that reached its ALP: {res['alpgmm_outcomes_learned']:,} "
+        f"(dropped as unknown tasks: {res['alpgmm_unknown_task_outcomes']})"
+    )
     print(
         f"load average at start {res['config']['loadavg_start']}, at end {res['config']['loadavg_end']}, "
         f"wall {res['config']['wall_s']:.0f} s"

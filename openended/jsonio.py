@@ -44,6 +44,7 @@ unchanged.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from typing import IO, Any, Literal
 
@@ -65,8 +66,10 @@ __all__ = [
     "loads",
     "load",
     "plain_json",
+    "PackedArray",
     "pack_array",
     "unpack_array",
+    "dumps_fast",
 ]
 
 ArrayForm = Literal["tagged", "plain"]
@@ -203,15 +206,44 @@ def from_jsonable(x: Any) -> Any:
 
 
 # -------------------------------------------------------------- packed columns
+class PackedArray(dict):
+    """A `pack_array` column in base64: a plain dict that also knows its own JSON text.
+
+    SPEEDUP: `dumps_fast` writes it by string assembly: its values (a dtype code, ints,
+    base64) never need JSON escaping, and ``json.dumps`` spends ~70 us scanning the ~50 kB
+    of base64 in a 1,024-outcome event for characters to escape.
+    """
+
+    __slots__ = ()
+
+    def json_text(self) -> str:
+        """The same JSON ``json.dumps(self, separators=(",", ":"))`` writes."""
+        shape = ",".join(map(str, self["shape"]))
+        return f'{{"dtype":"{self["dtype"]}","shape":[{shape}],"b64":"{self["b64"]}"}}'
+
+
 def pack_array(a: np.ndarray, encoding: ArrayEncoding = "b64") -> dict[str, Any]:
     """One batch column: dtype, shape and the raw bytes in base64 (or a plain list)."""
     if encoding == "list":
         return {"dtype": a.dtype.str, "shape": list(a.shape), "list": a.tolist()}
-    return {
-        "dtype": a.dtype.str,
-        "shape": list(a.shape),
-        "b64": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii"),
-    }
+    return PackedArray(
+        dtype=a.dtype.str,
+        shape=list(a.shape),
+        b64=binascii.b2a_base64(np.ascontiguousarray(a).data, newline=False).decode("ascii"),
+    )
+
+
+def dumps_fast(obj: Any, *, lenient: bool = False) -> str:
+    """Compact ``dumps(obj, arrays="plain")`` that writes `PackedArray` values by assembly.
+
+    Dicts with string keys are walked; any other value goes through `dumps`, so the text
+    reads back exactly as ``dumps`` would give it.
+    """
+    if type(obj) is PackedArray:
+        return obj.json_text()
+    if type(obj) is dict and all(type(k) is str for k in obj):
+        return "{" + ",".join(f"{json.dumps(k)}:{dumps_fast(v, lenient=lenient)}" for k, v in obj.items()) + "}"
+    return dumps(obj, arrays="plain", lenient=lenient, separators=(",", ":"))
 
 
 def unpack_array(d: dict) -> np.ndarray:

@@ -16,6 +16,7 @@ from openended.runtime.batch_json import (
     task_batch_to_json,
 )
 from openended.runtime.codec import (
+    IN_BAND_MAX_BYTES,
     CodecError,
     OutcomeBatch,
     PeerView,
@@ -28,6 +29,7 @@ from openended.runtime.codec import (
     encode_outcomes,
     encode_tasks,
     hex_to_uint64,
+    in_band,
     uint64_to_hex,
 )
 from openended.tasks import Box, Discrete, Outcome, Task, TextSpace
@@ -272,3 +274,23 @@ def test_batches_pickle_as_plain_tuples():
     assert isinstance(_via_pickle(batch), TaskBatch)
     assert isinstance(_via_pickle(encode_outcomes(_outcomes())), OutcomeBatch)
     assert len(batch) == 3 and "n=3" in repr(batch)
+
+
+def test_batches_pickle_small_arrays_in_band_and_come_back_writable():
+    """Ray would send each column as its own buffer; small ones travel inside the pickle."""
+    outcomes = [
+        Outcome(f"{i:016x}", float(i), success=i % 2 == 0, length=i, episode_id=f"{i + 7:016x}") for i in range(10)
+    ]
+    batch = encode_outcomes(outcomes)
+    buffers: list = []
+    back = pickle.loads(pickle.dumps(batch, protocol=5, buffer_callback=buffers.append), buffers=buffers)
+    assert buffers == []  # nothing out of band
+    assert decode_outcomes(back) == outcomes
+    assert back.returns.flags.writeable
+    tasks = Box([0.0, 0.0], [1.0, 1.0]).sample_uniform(np.random.default_rng(0), 4)
+    assert decode_tasks(pickle.loads(pickle.dumps(encode_tasks(tasks, "box"), protocol=5))) == tasks
+    strided = np.arange(12.0).reshape(3, 4)[:, ::2]
+    assert np.array_equal(pickle.loads(pickle.dumps(in_band(strided))), strided)
+    assert pickle.loads(pickle.dumps(in_band(np.zeros((0, 2))))).shape == (0, 2)
+    big = np.zeros(IN_BAND_MAX_BYTES // 8 + 1)
+    assert in_band(big) is big  # large arrays stay Ray buffers (no copy into the pickle)

@@ -148,3 +148,27 @@ def test_values_written_by_the_three_old_encoders_still_read():
     line = (FORMAT1 / "events.jsonl").read_text().splitlines()[2]
     assert json.loads(line)["outcomes"]["infos"][0] == {"arr": [0, 1]}
     assert jsonio.dumps({"arr": np.arange(2)}, arrays="plain", lenient=True, separators=(",", ":")) in line
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros((3, 2)),
+        np.arange(5, dtype=np.uint64),
+        np.zeros(0, np.int8),
+        np.array(3.5),
+        np.arange(6).reshape(2, 3)[:, ::2],
+    ],
+)
+def test_dumps_fast_writes_the_text_dumps_writes(array):
+    """Packed columns are assembled, not scanned: the line must still be what ``dumps`` gives."""
+    packed = jsonio.pack_array(array)
+    for event in (
+        {"ev": "x", "t": 1.5, "cols": {"a": packed, "n": [1, 2], "s": 'é\u2028"q"'}, "k": None},
+        {"ev": "x", 3: "an int key: the whole dict goes through dumps", "a": packed},
+        {"nan": math.nan, "arr": np.arange(3)},
+    ):
+        assert jsonio.dumps_fast(event, lenient=True) == jsonio.dumps(
+            event, arrays="plain", lenient=True, separators=(",", ":")
+        )
+    assert np.array_equal(jsonio.unpack_array(json.loads(packed.json_text())), array)

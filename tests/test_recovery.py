@@ -35,7 +35,7 @@ from openended.runtime.batch_json import task_batch_to_json
 from openended.runtime.codec import TaskTable, decode_tasks, encode_tasks
 from openended.runtime.core import TeacherServiceCore
 from openended.runtime.eventlog import decode_outcome, decode_sampled, iter_events
-from openended.runtime.recovery import EpisodeDedup, latest_checkpoint
+from openended.runtime.recovery import EpisodeDedup, episode_keys, latest_checkpoint
 from openended.tasks import Discrete, TextSpace
 
 
@@ -378,3 +378,29 @@ def test_a_sample_with_log_and_peer_packs_its_tasks_once(tmp_path, monkeypatch):
         assert len(decode_tasks(core.sample("lv", "s", 16, peer="client"), table)) == 16
     assert packed == [16, 16, 16]
     core.close()
+
+
+def test_dedup_keys_an_episode_the_same_whichever_way_its_batch_was_encoded():
+    """A canonical id is one episode as a ``uint64`` column or inside a list column."""
+    canonical = f"{0xABC:016x}"
+    d = EpisodeDedup(capacity=8)
+    d.commit(episode_keys(np.array([0xABC], dtype=np.uint64)))
+    assert canonical in d
+    assert d.new_rows(episode_keys([canonical, "not-canonical", None])) == [1, 2]
+    d.commit(episode_keys([canonical, "not-canonical", None]))
+    assert len(d) == 2
+    state = json.loads(json.dumps(d.state_dict()))
+    assert state["ids"] == [canonical, "not-canonical"]  # ids, not keys, in checkpoints
+    restored = EpisodeDedup(capacity=1)  # a smaller capacity drops the oldest first
+    restored.load_state_dict(state)
+    assert canonical not in restored and "not-canonical" in restored
+
+
+def test_dedup_evicts_oldest_across_and_within_commits():
+    d = EpisodeDedup(capacity=5)
+    d.commit(episode_keys(np.arange(3, dtype=np.uint64)))
+    d.commit(episode_keys(np.arange(3, 7, dtype=np.uint64)))  # 7 ids: 0 and 1 go
+    assert len(d) == 5
+    assert d.new_rows(episode_keys(np.arange(7, dtype=np.uint64))) == [0, 1]
+    d.commit(episode_keys(np.arange(7, 10, dtype=np.uint64)))  # 2, 3, 4 go: a partial commit left
+    assert [f"{i:016x}" in d for i in range(10)] == [False] * 5 + [True] * 5

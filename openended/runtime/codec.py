@@ -74,6 +74,8 @@ __all__ = [
     "check_finite_returns",
     "hex_to_uint64",
     "uint64_to_hex",
+    "in_band",
+    "IN_BAND_MAX_BYTES",
 ]
 
 #: Capacity of both a receiver's `TaskTable` and the sender's `PeerView` of it.
@@ -137,6 +139,42 @@ def _codes(values: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
     codes = [table.setdefault(v, len(table)) for v in values]
     dtype = np.uint8 if len(table) <= 256 else np.uint32
     return np.asarray(codes, dtype=dtype), tuple(table)
+
+
+# -------------------------------------------------------------------- pickling
+IN_BAND_MAX_BYTES = 1 << 20
+"""Arrays up to this size travel inside a batch's pickle (`in_band`); larger ones as Ray buffers."""
+
+
+class _InBandArray:
+    """Pickles a numpy array as ``(dtype, shape, bytes)`` inside the pickle stream.
+
+    SPEEDUP: Ray sends each numpy array in a call's arguments or result as a separate
+    out-of-band buffer, which costs more than the copy it saves for small arrays: measured
+    here (one local Ray, 2 cores), a call carrying the seven columns of a 1,024-outcome
+    batch took ~790 us as arrays and ~630 us as bytes; a 1-task reply ~700 vs ~630 us.
+    The receiver gets an ordinary writable array (a ``bytearray`` travels, not ``bytes``).
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __reduce__(self) -> tuple:
+        a = self.array
+        return (_array_from_buffer, (bytearray(a.tobytes()), a.dtype.str, a.shape))
+
+
+def _array_from_buffer(data: bytearray, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    return np.frombuffer(data, dtype=np.dtype(dtype)).reshape(shape)
+
+
+def in_band(value: object) -> object:
+    """``value``, wrapped to pickle in-band if it is a small plain numpy array (see `_InBandArray`)."""
+    if type(value) is np.ndarray and value.dtype.kind not in "OV" and value.nbytes <= IN_BAND_MAX_BYTES:
+        return _InBandArray(value)
+    return value
 
 
 # ----------------------------------------------------------------------- caches
@@ -247,8 +285,8 @@ class TaskBatch:
         self.new_rows = new_rows
         self.new_contents = new_contents
 
-    def __reduce__(self) -> tuple:  # SPEEDUP: pickles as a plain tuple of fields
-        return (TaskBatch, tuple(getattr(self, k) for k in self.__slots__))
+    def __reduce__(self) -> tuple:  # SPEEDUP: pickles as a plain tuple of fields, arrays in-band
+        return (TaskBatch, tuple(in_band(getattr(self, k)) for k in self.__slots__))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -485,8 +523,8 @@ class OutcomeBatch:
         self.t = t
         self.infos = infos
 
-    def __reduce__(self) -> tuple:  # SPEEDUP: pickles as a plain tuple of fields
-        return (OutcomeBatch, tuple(getattr(self, k) for k in self.__slots__))
+    def __reduce__(self) -> tuple:  # SPEEDUP: pickles as a plain tuple of fields, arrays in-band
+        return (OutcomeBatch, tuple(in_band(getattr(self, k)) for k in self.__slots__))
 
     def __len__(self) -> int:
         return len(self.returns)

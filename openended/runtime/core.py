@@ -63,7 +63,7 @@ from openended.runtime.curricula import (
     new_curriculum,
 )
 from openended.runtime.eventlog import EventLog, FsyncPolicy
-from openended.runtime.recovery import ReplayMode
+from openended.runtime.recovery import ReplayMode, episode_keys
 from openended.tasks import Outcome, Task, TaskSpace, outcome_list
 from openended.teachers.views import teacher_view
 
@@ -386,30 +386,30 @@ class TeacherServiceCore:
         counters["outcomes_received"] += n
         if n == 0:
             return 0
-        episode_ids = batch.episode_id_list
-        fresh_rows = cur.dedup.new_rows(episode_ids)
+        keys = episode_keys(batch.episode_ids)
+        fresh_rows = cur.dedup.new_rows(keys)
         if fresh_rows is not None:
             counters["duplicates_dropped"] += n - len(fresh_rows)
             if not fresh_rows:
                 return 0
             batch = batch.take(fresh_rows)
-            episode_ids = [episode_ids[i] for i in fresh_rows]
+            keys = [keys[i] for i in fresh_rows]
         if log and self.log is not None:
             with self.log_lock:
                 self.log.outcome(cur.spec.name, batch)
-        cur.dedup.commit(episode_ids)
+        cur.dedup.commit(keys)
         check_finite_returns(batch)  # before any teacher sees a row
-        without_id = episode_ids.count(None)
+        without_id = keys.count(None)
         if without_id:
             counters["outcomes_without_episode_id"] += without_id
         if cur.spec.students == "shared" or len(batch.student_names) == 1:
-            _update_teacher(cur.teacher(batch.student_names[0]), batch, episode_ids)
+            _update_teacher(cur.teacher(batch.student_names[0]), batch)
         else:
             codes = batch.student_codes
             for code, student in enumerate(batch.student_names):
                 rows = np.flatnonzero(codes == code)
                 if rows.size:
-                    _update_teacher(cur.teacher(student), batch.take(rows), [episode_ids[i] for i in rows.tolist()])
+                    _update_teacher(cur.teacher(student), batch.take(rows))
         counters["outcomes_accepted"] += len(batch)
         success_known = batch.success >= 0
         counters["success_known"] = counters.get("success_known", 0) + int(np.count_nonzero(success_known))
@@ -541,9 +541,9 @@ def _has_array_path(teacher: Any, check: str) -> bool:
     return fn is not None and bool(fn())
 
 
-def _update_teacher(teacher: Any, batch: OutcomeBatch, episode_ids: list[str | None]) -> None:
+def _update_teacher(teacher: Any, batch: OutcomeBatch) -> None:
     """One teacher's share of a report: columns when it learns from them, else `Outcome` values."""
     if _has_array_path(teacher, "supports_array_updates"):
         teacher.update_arrays(batch.task_ids, batch.returns, batch.success, batch.lengths)
     else:
-        teacher.update(decode_outcomes(batch, episode_ids))
+        teacher.update(decode_outcomes(batch))

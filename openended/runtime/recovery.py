@@ -56,14 +56,18 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
+import numpy as np
+
 from openended import jsonio
 from openended.errors import ConfigError, Error, ServiceError
 from openended.runtime.batch_json import outcome_batch_from_json
 from openended.runtime.codec import OutcomeBatch
 from openended.runtime.eventlog import EventLog, decode_sampled, iter_events
+from openended.tasks import ids_from_hex
 
 __all__ = [
     "EpisodeDedup",
+    "episode_keys",
     "write_checkpoint",
     "restore",
     "replay_log",
@@ -172,72 +176,109 @@ class RecoverableService(Protocol):
 
 
 # ---------------------------------------------------------------------- dedup
-class EpisodeDedup:
-    """Bounded memory of accepted episode ids (FIFO): drops re-reported episodes.
+EpisodeKey = int | str
+"""A remembered episode: a canonical (16-hex-digit) id as its ``uint64`` value, any other id as is."""
 
-    ``capacity`` should exceed the number of episodes that can be in flight or be
-    resent after a failure (client outboxes x retries); the default is generous.
+
+def episode_keys(ids: np.ndarray | Sequence[str | None]) -> list[EpisodeKey | None]:
+    """Dedup keys of an `OutcomeBatch` episode-id column (``None``: the outcome had no id).
+
+    SPEEDUP: a canonical column (``uint64``) becomes Python ints in one ``tolist`` (no hex
+    strings built); a list column maps canonical-looking ids to the same ints, so an
+    episode is one key whichever way its batch was encoded.
+    """
+    if isinstance(ids, np.ndarray):
+        return cast("list[EpisodeKey | None]", ids.tolist())
+    return [None if e is None else _episode_key(e) for e in ids]
+
+
+def _episode_key(episode_id: str) -> EpisodeKey:
+    arr = ids_from_hex([episode_id])
+    return episode_id if arr is None else int(arr[0])
+
+
+def _episode_id(key: EpisodeKey) -> str:
+    return key if isinstance(key, str) else f"{key:016x}"
+
+
+class EpisodeDedup:
+    """Bounded memory of accepted episodes (FIFO): drops re-reported episodes.
+
+    Works on keys (`episode_keys`); ``in`` takes an episode id. ``capacity`` should
+    exceed the number of episodes that can be in flight or be resent after a failure
+    (client outboxes x retries); the default is generous.
     """
 
     def __init__(self, capacity: int = 262_144) -> None:
         if capacity < 1:
             raise ConfigError(f"dedup_capacity: must be >= 1, got {capacity}")
         self.capacity = int(capacity)
-        self._seen: set[str] = set()
-        self._order: deque[str] = deque()
+        self._seen: set[EpisodeKey] = set()
+        self._order: deque[list[EpisodeKey]] = deque()  # committed keys, oldest first, one list per commit
 
     def __len__(self) -> int:
         return len(self._seen)
 
     def __contains__(self, episode_id: str) -> bool:
-        return episode_id in self._seen
+        return _episode_key(episode_id) in self._seen
 
-    def new_rows(self, episode_ids: Sequence[str | None]) -> list[int] | None:
+    def new_rows(self, keys: Sequence[EpisodeKey | None]) -> list[int] | None:
         """Rows to accept (``None`` = all): not seen before, first within the batch.
 
         Does not record anything: call `commit` once the rows are safely logged.
         """
         seen = self._seen
-        distinct = set(episode_ids)
-        if len(distinct) == len(episode_ids) and distinct.isdisjoint(seen):
+        distinct = set(keys)
+        if len(distinct) == len(keys) and distinct.isdisjoint(seen):
             return None  # SPEEDUP: the usual case, decided by two C-level set operations
-        in_batch: set[str] = set()
+        in_batch: set[EpisodeKey] = set()
         rows: list[int] = []
-        for row, episode_id in enumerate(episode_ids):
-            if episode_id is None:
+        for row, key in enumerate(keys):
+            if key is None:
                 rows.append(row)
-            elif episode_id not in seen and episode_id not in in_batch:
-                in_batch.add(episode_id)
+            elif key not in seen and key not in in_batch:
+                in_batch.add(key)
                 rows.append(row)
-        return None if len(rows) == len(episode_ids) else rows
+        return None if len(rows) == len(keys) else rows
 
-    def commit(self, episode_ids: Sequence[str | None]) -> None:
-        """Remember accepted episode ids (evicting the oldest beyond ``capacity``)."""
-        seen, order = self._seen, self._order
-        distinct = set(episode_ids)
-        if len(distinct) == len(episode_ids) and None not in distinct and distinct.isdisjoint(seen):
-            ids = cast("Sequence[str]", episode_ids)  # no None among them (checked just above)
-            seen.update(ids)  # SPEEDUP: the usual batch (all new, distinct) in C-level set operations
-            order.extend(ids)
+    def commit(self, keys: Sequence[EpisodeKey | None]) -> None:
+        """Remember accepted episodes (evicting the oldest beyond ``capacity``)."""
+        seen = self._seen
+        distinct = set(keys)
+        if len(distinct) == len(keys) and None not in distinct and distinct.isdisjoint(seen):
+            fresh = cast("list[EpisodeKey]", list(keys))  # SPEEDUP: the usual batch, all new and distinct
         else:
-            fresh = [e for e in dict.fromkeys(episode_ids) if e is not None and e not in seen]
-            seen.update(fresh)
-            order.extend(fresh)
-        over = len(order) - self.capacity
-        if over > 0:  # SPEEDUP: evict in one set operation
-            popleft = order.popleft
-            seen.difference_update([popleft() for _ in range(over)])
+            fresh = [k for k in dict.fromkeys(keys) if k is not None and k not in seen]
+        if not fresh:
+            return
+        seen.update(fresh)
+        self._order.append(fresh)
+        self._evict(len(seen) - self.capacity)
+
+    def _evict(self, over: int) -> None:
+        """Forget the ``over`` oldest keys. SPEEDUP: whole commits leave in one set operation."""
+        order, seen = self._order, self._seen
+        while over > 0:
+            oldest = order[0]
+            if len(oldest) <= over:
+                order.popleft()
+                seen.difference_update(oldest)
+                over -= len(oldest)
+            else:
+                seen.difference_update(oldest[:over])
+                order[0] = oldest[over:]
+                over = 0
 
     def state_dict(self) -> dict:
-        """The remembered ids, oldest first (JSON-ready; checkpoints store it)."""
-        return {"capacity": self.capacity, "ids": list(self._order)}
+        """The remembered episode ids, oldest first (JSON-ready; checkpoints store it)."""
+        return {"capacity": self.capacity, "ids": [_episode_id(k) for part in self._order for k in part]}
 
     def load_state_dict(self, state: dict) -> None:
         """Inverse of `state_dict`; this instance's own ``capacity`` applies (the oldest ids go first)."""
-        self._order = deque(state["ids"])
-        self._seen = set(self._order)
-        while len(self._order) > self.capacity:
-            self._seen.discard(self._order.popleft())
+        keys = [_episode_key(e) for e in state["ids"]]
+        self._order = deque([keys]) if keys else deque()
+        self._seen = set(keys)
+        self._evict(len(self._seen) - self.capacity)
 
 
 # ---------------------------------------------------------------- checkpoints
