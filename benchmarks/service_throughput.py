@@ -73,6 +73,7 @@ import argparse
 import itertools
 import json
 import os
+import pickle
 import platform
 import shutil
 import statistics
@@ -260,21 +261,25 @@ def columns_target(
 ) -> Target:
     """The array path a `TeacherClient` takes: ``sample_columns``, outcomes sent as encoded columns.
 
-    A reply is fetched, not turned into ``Task`` values: a client builds one ``Task`` per
-    ``next_task`` (one per episode, in each env host), not the service. Outcome batches are
-    encoded before the clock starts (each client encodes its own outbox). What is measured
-    is what one service takes.
+    Calls go through the bytes-in, bytes-out methods a client uses (``sample_columns_wire``,
+    ``report_wire``; the caller pickles and unpickles, inside the clock). A reply is fetched,
+    not turned into ``Task`` values: a client builds one ``Task`` per ``next_task`` (one per
+    episode, in each env host), not the service. Outcome batches are encoded before the
+    clock starts (each client encodes its own outbox). What is measured is what one
+    service takes.
     """
     return Target(
         name,
-        sample_async=lambda b: handle.sample_columns.remote(curriculum, "bench", b, f"bench-{name}"),
-        unpack=ray.get,
-        report_async=lambda batch: handle.report.remote(curriculum, batch),
+        sample_async=lambda b: handle.sample_columns_wire.remote(
+            pickle.dumps((curriculum, "bench", b, f"bench-{name}", False), protocol=5)
+        ),
+        unpack=lambda ref: pickle.loads(ray.get(ref)),
+        report_async=lambda batch: handle.report_wire.remote(pickle.dumps((curriculum, batch), protocol=5)),
         wait=lambda refs: ray.get(refs),
         resolve=ray.get,
         batches=batches,
         prepare=encode_outcomes,
-        tasks=lambda ref: decode_tasks(ray.get(ref)),
+        tasks=lambda ref: decode_tasks(pickle.loads(ray.get(ref))),
         fresh_tasks=fresh_tasks,
     )
 

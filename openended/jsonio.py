@@ -50,6 +50,8 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
+_encode_str = json.encoder.encode_basestring_ascii  # what json.dumps writes a str with (ensure_ascii)
+
 __all__ = [
     "ArrayForm",
     "ArrayEncoding",
@@ -236,13 +238,20 @@ def pack_array(a: np.ndarray, encoding: ArrayEncoding = "b64") -> dict[str, Any]
 def dumps_fast(obj: Any, *, lenient: bool = False) -> str:
     """Compact ``dumps(obj, arrays="plain")`` that writes `PackedArray` values by assembly.
 
-    Dicts with string keys are walked; any other value goes through `dumps`, so the text
-    reads back exactly as ``dumps`` would give it.
+    Dicts with string keys are walked, strings, ints and ``None`` written directly; any
+    other value goes through `dumps`, so the text is exactly what ``dumps`` gives.
     """
-    if type(obj) is PackedArray:
+    kind = type(obj)
+    if kind is PackedArray:
         return obj.json_text()
-    if type(obj) is dict and all(type(k) is str for k in obj):
-        return "{" + ",".join(f"{json.dumps(k)}:{dumps_fast(v, lenient=lenient)}" for k, v in obj.items()) + "}"
+    if kind is str:
+        return _encode_str(obj)
+    if kind is int:
+        return int.__repr__(obj)
+    if obj is None:
+        return "null"
+    if kind is dict and all(type(k) is str for k in obj):
+        return "{" + ",".join([f"{_encode_str(k)}:{dumps_fast(v, lenient=lenient)}" for k, v in obj.items()]) + "}"
     return dumps(obj, arrays="plain", lenient=lenient, separators=(",", ":"))
 
 

@@ -83,6 +83,23 @@ def test_outbox_flushes_in_batches_and_every_outcome_arrives_once(service):
     client.close()
 
 
+def test_wire_methods_are_the_plain_ones_in_bytes(service):
+    """``sample_columns_wire`` / ``report_wire`` (what clients call) match the plain methods."""
+    import pickle
+
+    from openended.runtime.codec import decode_tasks, encode_outcomes
+
+    ray.get(service.add_curriculum.remote("wire", "random", BOX.to_dict(), {"seed": 7}, None, "separate"))
+    ray.get(service.add_curriculum.remote("plain", "random", BOX.to_dict(), {"seed": 7}, None, "separate"))
+    reply = ray.get(service.sample_columns_wire.remote(pickle.dumps(("wire", "s", 5, None, False))))
+    wire = decode_tasks(pickle.loads(reply))
+    assert wire == decode_tasks(ray.get(service.sample_columns.remote("plain", "s", 5)))  # same seed, same draws
+    outcomes = encode_outcomes([Outcome(t.id, 1.0, student_id="s", episode_id=f"{i:016x}") for i, t in enumerate(wire)])
+    assert ray.get(service.report_wire.remote(pickle.dumps(("wire", outcomes)))) == 5
+    assert ray.get(service.report_wire.remote(pickle.dumps(("wire", outcomes)))) == 0  # resent: dropped
+    assert _counters(service, "wire")["outcomes_accepted"] == 5
+
+
 def test_two_students_get_separate_state(service):
     alice = TeacherClient(service, "walk", "alice", buffer_size=8, low_watermark=2)
     bob = TeacherClient("svc_main", "walk", "bob", buffer_size=8, low_watermark=2, namespace=NS)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import pickle
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -133,6 +134,8 @@ class _ClientBase(ABC):
         )
 
     def _receive(self, batch: Any) -> None:
+        if isinstance(batch, bytes):  # a `sample_columns_wire` reply
+            batch = pickle.loads(batch)
         tasks = decode_tasks(batch, self._table)
         self._buffer.extend(tasks)
         self._counts["tasks_received"] += len(tasks)
@@ -261,6 +264,9 @@ class TeacherClient(_ClientBase):
     # ------------------------------------------------------------------ tasks
     def _request(self, n: int, reset_peer: bool = False) -> Any:
         # The array path where the teacher has one (no Task built in the service); else `sample`.
+        wire = _wire(self.service, "sample_columns_wire")
+        if wire is not None:
+            return wire.remote(pickle.dumps((self.curriculum, self.student, n, self.token, reset_peer), protocol=5))
         return _sampler(self.service).remote(self.curriculum, self.student, n, self.token, reset_peer)
 
     def _collect(self, ref: Any, n: int) -> None:
@@ -355,7 +361,11 @@ class TeacherClient(_ClientBase):
     def _send(self, batch: OutcomeBatch, attempt: int) -> None:
         while len(self._reports) >= self.max_in_flight:  # bounded: wait for the oldest
             self._reap(block_first=True)
-        ref = self.service.report.remote(self.curriculum, batch)
+        wire = _wire(self.service, "report_wire")
+        if wire is not None:
+            ref = wire.remote(pickle.dumps((self.curriculum, batch), protocol=5))
+        else:
+            ref = self.service.report.remote(self.curriculum, batch)
         self._reports.append((ref, batch, attempt))
 
     def _wait_for_restart(self) -> None:
@@ -457,6 +467,11 @@ def _sampler(service: Any) -> Any:
         return service.sample_columns
     except AttributeError:
         return service.sample
+
+
+def _wire(service: Any, method: str) -> Any:
+    """The service's bytes-in, bytes-out form of a hot method (`TeacherServiceActor.sample_columns_wire`), if any."""
+    return getattr(service, method, None)
 
 
 def _rebuild_client(service: Any, curriculum: str, student: str, kwargs: dict) -> TeacherClient:
