@@ -9,7 +9,8 @@ On a 2-core machine the ceiling is two cores' worth of stepping: expect
 2 nodes ~ 2x one node and 4 nodes no faster than 2 (reported as measured, not extrapolated).
 
 ``teacher_capacity_tasks_per_s``: tasks/s one service actor (random teacher, Box space, event
-log on) serves at batch 1,024 from this driver, with reports of the same size interleaved —
+log on) serves at batch 1,024 from this driver through the methods a `TeacherClient` calls
+(``sample_columns_wire``, ``report_wire``), with reports of the same size interleaved —
 the figure docs/cluster.md's load model divides by.
 
 Usage::
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import shutil
 import sys
 import tempfile
@@ -89,12 +91,14 @@ def teacher_capacity(seconds: float, tmp: str) -> float:
         ray.get(svc.add_curriculum.remote("cap", "random", Box([0, 0], [1, 1]).to_dict(), {"seed": 0}))
         tasks = decode_tasks(ray.get(svc.sample.remote("cap", "bench", 1024)))
         outs = encode_outcomes([Outcome(task_id=t.id, episode_return=0.5) for t in tasks])
+        request = pickle.dumps(("cap", "bench", 1024, "capacity", False), protocol=5)
         n = 0
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < seconds:
-            refs = [svc.sample.remote("cap", "bench", 1024), svc.report.remote("cap", outs)]
-            ray.get(refs)
-            n += 1024
+            # What a `TeacherClient` sends: the wire methods, pickled by the caller.
+            refs = [svc.sample_columns_wire.remote(request), svc.report_wire.remote(pickle.dumps(("cap", outs)))]
+            reply, _ = ray.get(refs)
+            n += len(pickle.loads(reply))
         return n / (time.perf_counter() - t0)
     finally:
         ray.shutdown()
