@@ -6,10 +6,12 @@ Contents:
     ReferenceALP -- teachDeepRL's ``EmpiricalALPComputer`` semantics, exactly: 1-NN over
                     *all* past (task, return) pairs in raw task units, through the same
                     buffered kd-tree (so exact ties resolve the same way).
-    WindowALP    -- the fast computer: a bounded FIFO window in a ring buffer, exact 1-NN
-                    by brute force (one GEMM per block of queries) or, for big batches in
-                    at most 6 dimensions, a kd-tree built for that call only; no index is
-                    kept between calls, so nothing is ever rebuilt behind the caller's back.
+    WindowALP    -- the fast computer: a bounded FIFO window in a ring buffer, exact 1-NN.
+                    In at most 3 dimensions through a persistent uniform grid, one query
+                    after the other (`alp_kernels`, compiled); above, by brute force (one
+                    GEMM per block of queries) or, for big batches in at most 6
+                    dimensions, a kd-tree built for that call only. Both paths give the
+                    same ALPs (a property test checks it).
 
 Both take batches, ``update(tasks (n, d), returns (n,)) -> alps (n,)``, and a batch gives
 exactly what one-by-one calls in the same order give: row ``i`` sees rows ``< i`` of the
@@ -26,8 +28,11 @@ so identical tasks are common and "which of the equally near neighbours" changes
 * Fast: among equally near neighbours the most recently stored wins (documented rule,
   "progress since this task was last seen"), computed on exact distances.
 
-Measured (``benchmarks/teacher_speed.py``, 2 shared cores): 1,024 queries against a full
-20k-pair window take ~7-10 ms at d=2 (kd-tree) and ~40 ms at d=12 (GEMM); the
+Measured (2 shared cores, CPU time): 1,024 queries against a full 20k-pair window take
+~0.35 ms at d=2 and ~0.9 ms at d=3 through the grid (the batched kd-tree path: ~5.6 ms;
+1,024 tasks reported over and over, every query tied with ~20 exact duplicates: ~0.3 ms,
+was ~57 ms), ~7 ms at d=4 (kd-tree; repeated tasks now ~8 ms through a ball query for
+the tied rows, were a window-wide GEMM) and ~40 ms at d=12 (GEMM); the
 reference answers one query in ~0.1-0.2 ms but stalls for ~8 ms at 20k pairs (15-20 ms in
 the original) whenever its main tree is rebuilt (every 500 pairs) and keeps every pair.
 """
@@ -155,7 +160,11 @@ class ReferenceALP:
 class WindowALP:
     """SPEEDUP: exact 1-NN ALP over the last ``max_size`` pairs (FIFO), no index rebuilds.
 
-    The window is a ring buffer of rows ``[x, |x|^2]``. Candidates for a block of queries
+    The window is a ring buffer of rows ``[x, |x|^2]``. In at most ``grid_max_dim``
+    (<= 3) dimensions a uniform grid over it is kept up to date and the batch goes
+    through `alp_kernels.grid_alp` row by row (O(1) store and evict, a few cells per
+    query; the cell size follows the data and only affects speed). Otherwise (or for a
+    batch with coordinates the grid cannot cell), the batched path: candidates for a block of queries
     come from one GEMM of ``[-2q, 1]`` against the window (``|x|^2 - 2 q.x``: the squared
     distance less the per-query constant) or, for batches of ``tree_min_batch`` or more
     in at most ``tree_max_dim`` dimensions, from a kd-tree built over the window for that
@@ -168,7 +177,7 @@ class WindowALP:
     ``block``: queries per GEMM. SPEEDUP: 64 keeps the ``(block, window)`` distance matrix
     (10 MB at a 20k window) in the CPU cache for the scans that follow; at d = 12, 1,024
     queries take ~42 ms against ~66 ms with blocks of 256 (same results: blocks only
-    chunk the work).
+    chunk the work). ``grid_max_dim=0`` forces the batched path (tests compare the two).
     """
 
     #: Grid path: mean pairs per cell the cell size aims at (speed only).
