@@ -138,8 +138,8 @@ def test_window_alp_kd_tree_path_equals_gemm_path(max_size: int | None) -> None:
     rng = np.random.default_rng(4)
     x = np.round(rng.uniform(0, 1, (2000, 2)) * 8) / 8
     r = rng.uniform(0, 1, 2000)
-    tree = WindowALP(2, max_size, tree_min_batch=1)
-    gemm = WindowALP(2, max_size, tree_max_dim=0)
+    tree = WindowALP(2, max_size, tree_min_batch=1, grid_max_dim=0)  # d = 2 would take the grid path
+    gemm = WindowALP(2, max_size, tree_max_dim=0, grid_max_dim=0)
     for s in range(0, 2000, 400):
         np.testing.assert_array_equal(
             tree.update(x[s : s + 400], r[s : s + 400]), gemm.update(x[s : s + 400], r[s : s + 400])

@@ -395,6 +395,8 @@ class BaseTeacher:
         if self.refitter is not None:
             r = self.refitter
             out.update({"refits": r.n_installed, "refit_busy": r.busy})
+            if r.coalesce:
+                out["refits_coalesced"] = r.n_coalesced
             out.update(_latency("refit_ms", r.latencies_s))
             out.update(_latency("refit_staleness_ms", r.staleness_s))
         out.update(self._stats())

@@ -6,10 +6,12 @@ Contents:
     ReferenceALP -- teachDeepRL's ``EmpiricalALPComputer`` semantics, exactly: 1-NN over
                     *all* past (task, return) pairs in raw task units, through the same
                     buffered kd-tree (so exact ties resolve the same way).
-    WindowALP    -- the fast computer: a bounded FIFO window in a ring buffer, exact 1-NN
-                    by brute force (one GEMM per block of queries) or, for big batches in
-                    at most 6 dimensions, a kd-tree built for that call only; no index is
-                    kept between calls, so nothing is ever rebuilt behind the caller's back.
+    WindowALP    -- the fast computer: a bounded FIFO window in a ring buffer, exact 1-NN.
+                    In at most 3 dimensions through a persistent uniform grid, one query
+                    after the other (`alp_kernels`, compiled); above, by brute force (one
+                    GEMM per block of queries) or, for big batches in at most 6
+                    dimensions, a kd-tree built for that call only. Both paths give the
+                    same ALPs (a property test checks it).
 
 Both take batches, ``update(tasks (n, d), returns (n,)) -> alps (n,)``, and a batch gives
 exactly what one-by-one calls in the same order give: row ``i`` sees rows ``< i`` of the
@@ -26,17 +28,23 @@ so identical tasks are common and "which of the equally near neighbours" changes
 * Fast: among equally near neighbours the most recently stored wins (documented rule,
   "progress since this task was last seen"), computed on exact distances.
 
-Measured (``benchmarks/teacher_speed.py``, 2 shared cores): 1,024 queries against a full
-20k-pair window take ~7-10 ms at d=2 (kd-tree) and ~40 ms at d=12 (GEMM); the
+Measured (2 shared cores, CPU time): 1,024 queries against a full 20k-pair window take
+~0.35 ms at d=2 and ~0.9 ms at d=3 through the grid (the batched kd-tree path: ~5.6 ms;
+1,024 tasks reported over and over, every query tied with ~20 exact duplicates: ~0.3 ms,
+was ~57 ms), ~7 ms at d=4 (kd-tree; repeated tasks now ~8 ms through a ball query for
+the tied rows, were a window-wide GEMM) and ~40 ms at d=12 (GEMM); the
 reference answers one query in ~0.1-0.2 ms but stalls for ~8 ms at 20k pairs (15-20 ms in
 the original) whenever its main tree is rebuilt (every 500 pairs) and keeps every pair.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
+
+from openended.teachers.gmm import alp_kernels
 
 __all__ = ["ReferenceALP", "WindowALP", "MIN_STORED"]
 
@@ -152,7 +160,11 @@ class ReferenceALP:
 class WindowALP:
     """SPEEDUP: exact 1-NN ALP over the last ``max_size`` pairs (FIFO), no index rebuilds.
 
-    The window is a ring buffer of rows ``[x, |x|^2]``. Candidates for a block of queries
+    The window is a ring buffer of rows ``[x, |x|^2]``. In at most ``grid_max_dim``
+    (<= 3) dimensions a uniform grid over it is kept up to date and the batch goes
+    through `alp_kernels.grid_alp` row by row (O(1) store and evict, a few cells per
+    query; the cell size follows the data and only affects speed). Otherwise (or for a
+    batch with coordinates the grid cannot cell), the batched path: candidates for a block of queries
     come from one GEMM of ``[-2q, 1]`` against the window (``|x|^2 - 2 q.x``: the squared
     distance less the per-query constant) or, for batches of ``tree_min_batch`` or more
     in at most ``tree_max_dim`` dimensions, from a kd-tree built over the window for that
@@ -165,8 +177,11 @@ class WindowALP:
     ``block``: queries per GEMM. SPEEDUP: 64 keeps the ``(block, window)`` distance matrix
     (10 MB at a 20k window) in the CPU cache for the scans that follow; at d = 12, 1,024
     queries take ~42 ms against ~66 ms with blocks of 256 (same results: blocks only
-    chunk the work).
+    chunk the work). ``grid_max_dim=0`` forces the batched path (tests compare the two).
     """
+
+    #: Grid path: mean pairs per cell the cell size aims at (speed only).
+    _grid_occupancy = 0.5
 
     def __init__(
         self,
@@ -177,8 +192,15 @@ class WindowALP:
         tree_min_batch: int = 64,
         tree_max_dim: int = 6,
         chunk: int = 1024,
+        grid_max_dim: int = alp_kernels.MAX_DIM,
     ) -> None:
         self.dim = int(dim)
+        self.grid_max_dim = min(int(grid_max_dim), alp_kernels.MAX_DIM)
+        self._grid: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # head, next, prev, bucket
+        self._grid_h = 0.0  # cell size of the grid (0: not built)
+        self._grid_box: tuple[np.ndarray, np.ndarray] | None = None  # bounds of every pair ever stored
+        if self.dim <= self.grid_max_dim:
+            alp_kernels.warm_up()
         self.tree_min_batch = int(tree_min_batch)
         self.tree_max_dim = int(tree_max_dim)
         self._tree: Any = None
@@ -209,6 +231,11 @@ class WindowALP:
         (`benchmarks/teacher_update_scaling.py`).
         """
         x, r = _as_batch(tasks, returns, self.dim)
+        if self.dim <= self.grid_max_dim and x.shape[0]:
+            out = self._update_grid(x, r)
+            if out is not None:
+                return out
+        self._grid_h, self._grid_box = 0.0, None  # the batched path stores without linking: rebuild next time
         if x.shape[0] > self.chunk:
             return np.concatenate(
                 [
@@ -217,6 +244,81 @@ class WindowALP:
                 ]
             )
         return self._update_chunk(x, r)
+
+    def _update_grid(self, x: np.ndarray, r: np.ndarray) -> np.ndarray | None:
+        """SPEEDUP: the batch one row at a time through the grid kernel (d <= 3).
+
+        Same ALPs and same stored state as the batched path (`alp_kernels`). None when
+        the grid cannot be used for this batch (non-finite or enormous coordinates): the
+        batched path then takes it.
+        """
+        b, d = x.shape
+        xs = x * self.scale if self.scale is not None else x
+        lo, hi = xs.min(0), xs.max(0)
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()) or max(-lo.min(), hi.max()) > 1e100:
+            return None
+        ba = np.empty((b, d + 1))
+        ba[:, :-1] = xs
+        ba[:, -1] = (xs * xs).sum(1)
+        W = self.max_size
+        if W is None and self._total + b > self._r.size:  # grow by doubling (amortised), as _store
+            cap = self._r.size
+            xa, rr, sq = self._xa, self._r, self._seq
+            self._alloc(max(self._total + b, 2 * cap))
+            self._xa[:cap], self._r[:cap], self._seq[:cap] = xa, rr, sq
+            self._grid_h = 0.0
+        prepared = self._grid_prepare(lo, hi, b)
+        if prepared is None:
+            return None
+        h, tol = prepared
+        assert self._grid is not None
+        head, nxt, prv, bkt = self._grid
+        out = np.empty(b)
+        rr = np.ascontiguousarray(r, dtype=np.float64)
+        alp_kernels.grid_alp(
+            self._xa, self._r, self._seq, head, nxt, prv, bkt, ba, rr, self._total, -1 if W is None else W, h, tol, out
+        )
+        self._total += b
+        self._n2max = max(self._n2max, float(ba[:, -1].max()))
+        return out
+
+    def _grid_prepare(self, lo: np.ndarray, hi: np.ndarray, b: int) -> tuple[float, float] | None:
+        """Cell size and rounding margin for this batch; (re)build the grid if it is off (None: no grid).
+
+        The cell size only affects speed. It follows the bounding box of every pair
+        stored so far and the window's fill; the grid is rebuilt (O(window)) when the
+        ideal size moves by more than 2x, i.e. a handful of times while the window fills.
+        """
+        d = self.dim
+        if self._grid_box is None:
+            stored = self._seq >= 0
+            if stored.any():
+                lo = np.minimum(lo, self._xa[stored, :d].min(0))
+                hi = np.maximum(hi, self._xa[stored, :d].max(0))
+        else:
+            lo, hi = np.minimum(lo, self._grid_box[0]), np.maximum(hi, self._grid_box[1])
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()) or max(-lo.min(), hi.max()) > 1e100:
+            return None  # something stored by the batched path is not grid-friendly
+        self._grid_box = (lo, hi)
+        W = self.max_size
+        n = self._total + b if W is None else min(self._total + b, W)
+        ext = hi - lo
+        e = float(ext.max()) if float(ext.max()) > 0.0 else 1.0
+        ext = np.maximum(ext, 1e-3 * e)
+        maxabs = float(max(-lo.min(), hi.max(), 0.0))
+        h = max(float(self._grid_occupancy * np.prod(ext) / max(n, 1)) ** (1.0 / d), maxabs * 2.0**-40, 1e-150)
+        cap = self._r.size
+        size = 1 << max(4, int(2 * cap - 1).bit_length())  # power of two >= 2 * capacity
+        g = self._grid
+        if g is None or g[0].size != size or g[1].size != cap or not (0.5 * self._grid_h <= h <= 2.0 * self._grid_h):
+            if g is None or g[0].size != size or g[1].size != cap:
+                links = [np.empty(cap, dtype=np.int64) for _ in range(3)]
+                g = (np.full(size, -1, dtype=np.int64), links[0], links[1], links[2])
+                self._grid = g
+            alp_kernels.grid_build(self._xa, self._seq, g[0], g[1], g[2], g[3], h)
+            self._grid_h = h
+        h = self._grid_h
+        return h, 64.0 * _EPS * maxabs + 1e-12 * h
 
     def _update_chunk(self, x: np.ndarray, r: np.ndarray) -> np.ndarray:
         b = x.shape[0]
@@ -334,8 +436,8 @@ class WindowALP:
             evicted = self._evicted_mask(qseq, filled)
             return self._gemm_candidates(qa_rows, self._xa[:filled], None if evicted is None else ~evicted)
         # kd-tree over the history (built once per update call): k nearest, then the
-        # visible ones within rounding of the best visible; rows where that is not
-        # conclusive (all k evicted, or the k-th still ties) fall back to the GEMM.
+        # visible ones within rounding of the best visible; where the k-th still ties,
+        # a ball query around the best visible distance; where all k are evicted, the GEMM.
         k = min(self._tree_k, filled)
         dist, idx = self._tree.query(qa_rows[:, :d], k=k)
         dist, idx = dist.reshape(bq, k), idx.reshape(bq, k)
@@ -350,8 +452,24 @@ class WindowALP:
         unsure = ~np.isfinite(best) | (near[:, -1] & (k < filled))
         rows, cols = np.nonzero(close & ~unsure[:, None])
         out_r, out_c = [rows], [idx[rows, cols]]
-        if unsure.any():
-            u = np.flatnonzero(unsure)
+        u = np.flatnonzero(unsure)
+        tie = u[np.isfinite(best[u])]
+        if tie.size:
+            # Ties beyond the k returned (typically exact duplicates, all at distance 0:
+            # tasks reported again and again): every point as near as the best visible
+            # one, by a ball query. SPEEDUP: these rows used to fall back to the GEMM over
+            # the whole window (~55 ms per 1,024 repeated tasks).
+            balls = self._tree.query_ball_point(qa_rows[tie, :d], r=best[tie] * (1.0 + 1e-9))
+            lens = np.fromiter((len(p) for p in balls), dtype=np.intp, count=tie.size)
+            pts = np.fromiter(itertools.chain.from_iterable(balls), dtype=np.intp, count=int(lens.sum()))
+            qrow = np.repeat(tie, lens)
+            if W is not None:
+                keep = self._seq[pts] >= qseq[qrow] - W
+                qrow, pts = qrow[keep], pts[keep]
+            out_r.append(qrow)
+            out_c.append(pts)
+        u = u[~np.isfinite(best[u])]  # no visible point among the k: the GEMM
+        if u.size:
             evicted = self._evicted_mask(qseq[u], filled)
             r2, c2 = self._gemm_candidates(qa_rows[u], self._xa[:filled], None if evicted is None else ~evicted)
             out_r.append(u[r2])
@@ -402,3 +520,4 @@ class WindowALP:
         self._seq[idx] = seq
         self._total = total
         self._n2max = float(self._xa[idx, -1].max(initial=0.0))
+        self._grid, self._grid_h, self._grid_box = None, 0.0, None  # rebuilt from the ring on the next update

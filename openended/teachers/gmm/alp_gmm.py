@@ -34,8 +34,9 @@ is computed (each change is marked ``# SPEEDUP:``; deviations are listed):
     * ALPs are computed when a fit needs them, for all waiting pairs in one batch
       (identical values: a batch equals one-by-one calls);
     * DEVIATION: ALP over a bounded FIFO window of ``alp_max_size`` pairs (default 20k;
-      ``None`` keeps all) with exact 1-NN and no persistent index to rebuild
-      (`alp.WindowALP`); among equally near tasks the newest pair wins (the reference
+      ``None`` keeps all) with exact 1-NN (`alp.WindowALP`: a uniform grid kept up to
+      date at d <= 3, ~0.35 ms per 1,024 outcomes at d = 2; per-call kd-tree / GEMM
+      above); among equally near tasks the newest pair wins (the reference
       keeps kd-tree order). ``unit_distance=True`` (off by default, to stay comparable
       with the published runs) measures distances in the unit cube;
     * tasks are drawn in vectorised blocks with a fixed number of RNG calls from

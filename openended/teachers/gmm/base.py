@@ -70,6 +70,11 @@ class GMMTeacherConfig(BaseModel):
     prefetch: int = Field(
         64, ge=0, description="Fast mode: tasks drawn ahead per vectorised call for small sample() calls (0: off)."
     )
+    refit_coalesce: bool = Field(
+        False,
+        description="Opt-in, with refit_swap='asap' and a thread/process executor: an update never waits for a "
+        "running fit; a fit due meanwhile waits for it and a newer one replaces it (timing-dependent).",
+    )
 
     @model_validator(mode="after")
     def _check_ks(self) -> GMMTeacherConfig:
@@ -99,6 +104,15 @@ class GMMConfig(TeacherConfig, RefitConfig, GMMTeacherConfig):
     ALP-GMM's and Covar-GMM's configs extend it with their own fields. The bases are in
     this order so the fields keep the order they are listed and dumped in.
     """
+
+    @model_validator(mode="after")
+    def _check_coalesce(self) -> GMMConfig:
+        if self.refit_coalesce and self.refit_swap != "asap":
+            raise ValueError(
+                "refit_coalesce needs refit_swap='asap': the default next_update swap keeps runs "
+                "reproducible, coalescing makes which windows are fitted depend on timing"
+            )
+        return self
 
 
 class FitWindows:
@@ -162,7 +176,13 @@ class GMMTeacher(BaseTeacher):
         # loads this state continues exactly (its own rng is restored by BaseTeacher).
         self._fit_seed = int(cfg.seed)
         self._prefetch = Prefetch(space, cfg.prefetch if cfg.mode == "fast" else 0)
-        self.refitter = Refitter(self._install, executor=cfg.refit_executor, swap=cfg.refit_swap, lag=cfg.refit_lag)
+        self.refitter = Refitter(
+            self._install,
+            executor=cfg.refit_executor,
+            swap=cfg.refit_swap,
+            lag=cfg.refit_lag,
+            coalesce=cfg.refit_coalesce,
+        )
         if cfg.mode == "fast":
             # compile (first time on a machine) or load the fitter's kernels here, not in
             # the first refit, where a compile would hold the GIL against sample()
