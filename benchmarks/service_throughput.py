@@ -35,7 +35,8 @@ best rep (least disturbed by other load); ratios are medians of per-rep ratios.
 * ``columns box`` / ``columns discrete`` / ``columns alp_gmm``: the array path a
   `TeacherClient` takes (``sample_columns``: ids and parameters as arrays, no ``Task``
   built in the service), on the logged actor, with the random teacher on a 2-d Box and on
-  4,096 levels, and ALP-GMM (fast mode) on the Box. A reply is fetched, not decoded into
+  4,096 levels, and ALP-GMM (fast mode) on the Box, by default and with
+  ``refit_coalesce`` (``columns alp_gmm coalesce``: reports never wait for a fit). A reply is fetched, not decoded into
   ``Task`` values (a client builds one per ``next_task``, spread over the env hosts), and
   outcome batches are encoded before the clock starts (each client encodes its own
   outbox): what is measured is what one service takes. Discrete and ALP-GMM at 1,024 only.
@@ -103,6 +104,8 @@ SPACES: dict[str, TaskSpace] = {
     "text": TextSpace([f"reach checkpoint {i} without touching lava" for i in range(4096)]),
 }
 BATCHES = (1, 64, 1024)
+# ALP-GMM's opt-in for throughput over reproducibility: `update` never waits for a fit.
+ALP_GMM_COALESCE = {"refit_swap": "asap", "refit_coalesce": True}
 MAX_IN_FLIGHT = 4
 
 
@@ -473,11 +476,14 @@ def main(argv: list[str] | None = None) -> dict:
             ("cols_box", "random", SPACES["box"]),
             ("cols_discrete", "random", SPACES["discrete"]),
             ("cols_alp", "alp_gmm", SPACES["box"]),
+            ("cols_alp_co", "alp_gmm", SPACES["box"]),
             ("alp", "alp_gmm", SPACES["box"]),
         ):
             # Fresh-task outcomes: every task of a report loop is sampled before its clock starts.
-            tracked = {"max_tracked_tasks": 4 * 1024 * calls[1024]} if cur == "cols_alp" else {}
-            ray.get(logged.add_curriculum.remote(cur, teacher, sp.to_dict(), {"seed": 0, **tracked}))
+            tracked = {"max_tracked_tasks": 4 * 1024 * calls[1024]} if cur.startswith("cols_alp") else {}
+            # ALP_GMM_COALESCE: reports never wait for a running refit (timing-dependent fits).
+            extra = ALP_GMM_COALESCE if cur == "cols_alp_co" else {}
+            ray.get(logged.add_curriculum.remote(cur, teacher, sp.to_dict(), {"seed": 0, **tracked, **extra}))
         bare = ray.remote(PlainActor).options(num_cpus=0).remote()
         core = TeacherServiceCore()
         core.add_curriculum("walk", "random", space, config={"seed": 0})
@@ -491,6 +497,7 @@ def main(argv: list[str] | None = None) -> dict:
             columns_target("columns box", logged, "cols_box"),
             columns_target("columns discrete", logged, "cols_discrete", batches=(1024,)),
             columns_target("columns alp_gmm", logged, "cols_alp", batches=(1024,), fresh_tasks=True),
+            columns_target("columns alp_gmm coalesce", logged, "cols_alp_co", batches=(1024,), fresh_tasks=True),
             inprocess_columns_target(inproc_cols),
             plain_target(bare),
         ]
@@ -526,7 +533,9 @@ def main(argv: list[str] | None = None) -> dict:
                 }
             )
         # Every ALP-GMM outcome must have reached its teacher's ALP (none dropped as unknown).
-        alp_stats = ray.get(logged.snapshot.remote())["curricula"]["cols_alp"]["students"]["bench"]
+        curricula = ray.get(logged.snapshot.remote())["curricula"]
+        alp_stats = curricula["cols_alp"]["students"]["bench"]
+        alp_co_stats = curricula["cols_alp_co"]["students"]["bench"]
         client = client_rows(logged, 10_000 * scale)
         cpu = service_cpu(tmp, calls[1024])
 
@@ -577,6 +586,9 @@ def main(argv: list[str] | None = None) -> dict:
         "alpgmm_outcomes_per_s_b1024": get("columns alp_gmm", 1024, "outcomes_per_s"),
         "alpgmm_outcomes_learned": alp_stats.get("outcomes"),
         "alpgmm_unknown_task_outcomes": alp_stats.get("unknown_task_outcomes"),
+        "alpgmm_coalesce_tasks_per_s_b1024": get("columns alp_gmm coalesce", 1024, "tasks_per_s"),
+        "alpgmm_coalesce_outcomes_per_s_b1024": get("columns alp_gmm coalesce", 1024, "outcomes_per_s"),
+        "alpgmm_coalesce_refits": {k: alp_co_stats.get(k) for k in ("refits", "refits_coalesced", "outcomes")},
         "b1_over_plain_actor": ratios["b1_over_plain_actor"],
         "targets": {
             "tasks_per_s_b1024": 200_000,
@@ -588,6 +600,8 @@ def main(argv: list[str] | None = None) -> dict:
             "discrete_outcomes_per_s_b1024": 1_000_000,
             "alpgmm_tasks_per_s_b1024": 500_000,
             "alpgmm_outcomes_per_s_b1024": 500_000,
+            "alpgmm_coalesce_tasks_per_s_b1024": 500_000,
+            "alpgmm_coalesce_outcomes_per_s_b1024": 500_000,
             "b1_over_plain_actor": 1.0,
         },
         "ratios": ratios,
@@ -663,12 +677,15 @@ def print_table(res: dict) -> None:
         "discrete_outcomes_per_s_b1024",
         "alpgmm_tasks_per_s_b1024",
         "alpgmm_outcomes_per_s_b1024",
+        "alpgmm_coalesce_tasks_per_s_b1024",
+        "alpgmm_coalesce_outcomes_per_s_b1024",
     ):
         print(f"  {key:<32}{res[key]:>12,.0f}  ({t[key]:,})")
     print(f"  {'b1_over_plain_actor':<32}{res['b1_over_plain_actor']:>12.2f}  (>= {t['b1_over_plain_actor']})")
     print(
         f"ALP-GMM outcomes that reached its ALP: {res['alpgmm_outcomes_learned']:,} "
-        f"(dropped as unknown tasks: {res['alpgmm_unknown_task_outcomes']})"
+        f"(dropped as unknown tasks: {res['alpgmm_unknown_task_outcomes']}); with refit_coalesce: "
+        f"{res['alpgmm_coalesce_refits']}"
     )
     print(
         f"load average at start {res['config']['loadavg_start']}, at end {res['config']['loadavg_end']}, "
