@@ -254,6 +254,10 @@ class PrereqSimLearner:
             m[a] = gate[a] * base[a]
         return gate, m
 
+    def possible(self) -> np.ndarray:
+        """Per registered task: can it ever succeed (parsed, not impossible)? A bool array."""
+        return ~self._impossible
+
     def mastered(self) -> dict[str, bool]:
         """Concept -> whether its count-1 canonical task is at ``mastery`` and its prerequisites are."""
         _, m = self._gates()
