@@ -1,10 +1,12 @@
-"""Open-ended curriculum benchmark: Crafter tasks above 0.2 success after a fixed budget.
+"""Open-ended curriculum benchmark: tasks above 0.2 success after a fixed budget, two universes.
 
 How to run (from the repository root)::
 
     .venv/bin/python benchmarks/open_ended.py --quick                 # ~2-3 minutes, 3 seeds
     .venv/bin/python benchmarks/open_ended.py --json open_ended.json  # 5 seeds, longer budget
     .venv/bin/python benchmarks/open_ended.py --setting trs --seeds 2
+    .venv/bin/python benchmarks/open_ended.py --seeds 5 --updates 400 --methods uniform lp omni_oracle \
+        --protocols train_only universe2                                # the docs' 5-seed table
 
 What it does. The learner is `CrafterSimLearner` (a seeded, pure-numpy learner on
 Crafter's achievement graph; see ``openended/envs/crafter_sim.py``), taught OMNI's task
@@ -26,6 +28,16 @@ random-agent rate (the sim's untrained success probability). The metric is the n
 the 105 real tasks whose true success probability exceeds 0.2 at the end (OMNI's
 ``generate_plots.py`` threshold), mean and std over seeds.
 
+A second universe (``universe2``, both protocols): a generated tech tree
+(``openended/envs/techtree.py``, ``--tree-levels 10 --tree-width 4``): 40 concepts 0-9 deep
+(Crafter's graph is 0-7), each at counts 1-5 in 5 phrasings ("collect 3 clay", "collect clay
+x3", "collect clay 3 times", "gather 3 clay", "harvest 3 clay": 25 near-duplicates per
+concept), 6 impossible concepts written the same way and the 1,023 dummies: 2,173 tasks,
+1,000 of them possible. Its learner is the same model (`PrereqSimLearner`, the same
+`SimConfig` defaults) on the tree's graph; the teachers get the same defaults. WebRL is not
+run there (its generator and validator speak Crafter's grammar). ``--protocols
+universe_trs`` adds the earlier second universe, OMNI's ``trs`` set on Crafter's graph.
+
 Judge-path checks:
 
 * ``sample_p99_ms_slow_judge``: OMNI with a judge that sleeps 2 s per call; ``sample(1)``
@@ -39,9 +51,11 @@ Output: a rich table and, with ``--json PATH``, ``{"uniform": {"mean": ..., "std
 "per_seed": [...], "seconds": ...}, "lp": ..., "omni_embedding": ..., "omni_oracle": ...,
 "webrl": ..., "sample_p99_ms_slow_judge": float, "replay_identical": bool, "config": {...},
 "train_only": {same per-method blocks, training outcomes only, default settings},
-"train_only_reference": {the same with LP's exploration off}, "universe2": {"setting": "trs",
-"eval": {...}, "train_only": {...}}, "omni_over_lp_teacher_time":
-float, "teacher_time": {...}}``.
+"train_only_reference": {the same with LP's exploration off}, "universe2": {"setting":
+"techtree(...)", "tasks": int, "eval": {...}, "train_only": {...}}, "universe_trs": {"setting":
+"trs", "eval": ..., "train_only": ...} (when asked), "omni_over_lp_teacher_time": float,
+"teacher_time": {...}}``. Each method block also lists ``depth_reached`` per seed: the
+deepest concept the learner has mastered at the end (-1: none).
 
 Protocols: the top-level method blocks use OMNI's evaluation sweep; ``train_only`` gives
 the teachers training outcomes only (the normal case in an RLlib run without
