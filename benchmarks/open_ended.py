@@ -1,10 +1,12 @@
-"""Open-ended curriculum benchmark: Crafter tasks above 0.2 success after a fixed budget.
+"""Open-ended curriculum benchmark: tasks above 0.2 success after a fixed budget, two universes.
 
 How to run (from the repository root)::
 
     .venv/bin/python benchmarks/open_ended.py --quick                 # ~2-3 minutes, 3 seeds
     .venv/bin/python benchmarks/open_ended.py --json open_ended.json  # 5 seeds, longer budget
     .venv/bin/python benchmarks/open_ended.py --setting trs --seeds 2
+    .venv/bin/python benchmarks/open_ended.py --seeds 5 --updates 400 --methods uniform lp omni_oracle \
+        --protocols train_only universe2                                # the docs' 5-seed table
 
 What it does. The learner is `CrafterSimLearner` (a seeded, pure-numpy learner on
 Crafter's achievement graph; see ``openended/envs/crafter_sim.py``), taught OMNI's task
@@ -26,6 +28,16 @@ random-agent rate (the sim's untrained success probability). The metric is the n
 the 105 real tasks whose true success probability exceeds 0.2 at the end (OMNI's
 ``generate_plots.py`` threshold), mean and std over seeds.
 
+A second universe (``universe2``, both protocols): a generated tech tree
+(``openended/envs/techtree.py``, ``--tree-levels 10 --tree-width 4``): 40 concepts 0-9 deep
+(Crafter's graph is 0-7), each at counts 1-5 in 5 phrasings ("collect 3 clay", "collect clay
+x3", "collect clay 3 times", "gather 3 clay", "harvest 3 clay": 25 near-duplicates per
+concept), 6 impossible concepts written the same way and the 1,023 dummies: 2,173 tasks,
+1,000 of them possible. Its learner is the same model (`PrereqSimLearner`, the same
+`SimConfig` defaults) on the tree's graph; the teachers get the same defaults. WebRL is not
+run there (its generator and validator speak Crafter's grammar). ``--protocols
+universe_trs`` adds the earlier second universe, OMNI's ``trs`` set on Crafter's graph.
+
 Judge-path checks:
 
 * ``sample_p99_ms_slow_judge``: OMNI with a judge that sleeps 2 s per call; ``sample(1)``
@@ -39,9 +51,11 @@ Output: a rich table and, with ``--json PATH``, ``{"uniform": {"mean": ..., "std
 "per_seed": [...], "seconds": ...}, "lp": ..., "omni_embedding": ..., "omni_oracle": ...,
 "webrl": ..., "sample_p99_ms_slow_judge": float, "replay_identical": bool, "config": {...},
 "train_only": {same per-method blocks, training outcomes only, default settings},
-"train_only_reference": {the same with LP's exploration off}, "universe2": {"setting": "trs",
-"eval": {...}, "train_only": {...}}, "omni_over_lp_teacher_time":
-float, "teacher_time": {...}}``.
+"train_only_reference": {the same with LP's exploration off}, "universe2": {"setting":
+"techtree(...)", "tasks": int, "eval": {...}, "train_only": {...}}, "universe_trs": {"setting":
+"trs", "eval": ..., "train_only": ...} (when asked), "omni_over_lp_teacher_time": float,
+"teacher_time": {...}}``. Each method block also lists ``depth_reached`` per seed: the
+deepest concept the learner has mastered at the end (-1: none).
 
 Protocols: the top-level method blocks use OMNI's evaluation sweep; ``train_only`` gives
 the teachers training outcomes only (the normal case in an RLlib run without
@@ -63,7 +77,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +87,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from openended.envs.crafter import crafter_task_set
 from openended.envs.crafter_sim import CrafterSimLearner
+from openended.envs.prereq_sim import PrereqSimLearner
 from openended.envs.registry import env_task_validator
+from openended.envs.techtree import TechTree, techtree_learner
 from openended.moi.base import JudgeContext, Judgement
 from openended.tasks import Discrete, Outcome, Task, TextSpace
 from openended.teachers import make_teacher
 
 METHODS = ("uniform", "lp", "omni_embedding", "omni_oracle", "webrl")
+#: A learner factory: (task texts, seed) -> a simulated learner holding those tasks.
+Learner = Callable[[list[str], int], PrereqSimLearner]
+
+
+def crafter_learner(tasks: list[str], seed: int) -> PrereqSimLearner:
+    """`CrafterSimLearner` (the learner of the ``tr`` / ``trs`` universes)."""
+    return CrafterSimLearner(tasks, seed=seed)
+
+
+def techtree_universe(levels: int, width: int, seed: int = 0) -> tuple[list[str], Learner]:
+    """``universe2``: a generated tech tree (``levels - 1`` deep), its task set and learner."""
+    tree = TechTree(levels=levels, width=width, seed=seed)
+    return tree.task_set(), lambda tasks, s: techtree_learner(tree, tasks, seed=s)
 
 
 # The reference switches: OMNI's LP exactly (no exploration floor, no optimistic prior).
@@ -137,10 +166,11 @@ def run_one(
     judge: Any = None,
     trace: list[str] | None = None,
     reference: bool = False,
+    learner: Learner = crafter_learner,
 ) -> dict[str, Any]:
     """Teach one seeded learner; returns the metric and timing. ``eval_attempts=0``: training outcomes only."""
-    sim = CrafterSimLearner(tasks, seed=seed)
-    real = np.array([i for i, t in enumerate(tasks) if not t.startswith("dummy_task_")])
+    sim = learner(tasks, seed)
+    real = np.flatnonzero(sim.possible())
     p0 = sim.success_prob()
     baseline = {t: float(p) for t, p in zip(tasks, p0)}
     teacher = make_method(method, tasks, baseline, seed, period, judge, reference)
@@ -163,7 +193,10 @@ def run_one(
     finally:
         teacher.close()
     p = sim.success_prob(real)
+    depth = sim.graph.depth()
+    reached = [depth[a] for a, ok in sim.mastered().items() if ok]
     return {
+        "depth_reached": max(reached, default=-1),
         "n_above_0.2": int((p > 0.2).sum()),
         "n_above_0.05": int((p > 0.05).sum()),
         "n_above_0.4": int((p > 0.4).sum()),
@@ -173,7 +206,7 @@ def run_one(
     }
 
 
-def eval_outcomes(sim: CrafterSimLearner, tasks: Sequence[Task], attempts: int) -> list[Outcome]:
+def eval_outcomes(sim: PrereqSimLearner, tasks: Sequence[Task], attempts: int) -> list[Outcome]:
     """Held-out evaluation of every task (no learning), as eval-flagged outcomes."""
     idx = sim.indices([t.text or "" for t in tasks])
     wins = sim.evaluate(idx, attempts)
@@ -356,11 +389,13 @@ def replay_check(tasks: list[str], updates: int, batch: int, period: int, eval_a
 
 
 def _table(results: dict[str, Any], args: argparse.Namespace) -> None:
+    universes = ("universe2", "universe_trs")
     blocks = [("eval protocol", results)] + [
-        (k, results[k]) for k in args.protocols if k in results and k != "universe2"
+        (k, results[k]) for k in args.protocols if k in results and k not in universes
     ]
-    if "universe2" in results:
-        blocks += [(f"universe2 {k}", results["universe2"][k]) for k in ("eval", "train_only")]
+    for u in universes:
+        if u in results:
+            blocks += [(f"{u} {k}", results[u][k]) for k in ("eval", "train_only")]
     try:
         from rich.console import Console
         from rich.table import Table
@@ -371,8 +406,10 @@ def _table(results: dict[str, Any], args: argparse.Namespace) -> None:
                 print(f"[{name}] {m:16s} {r['mean']:6.1f} ± {r['std']:4.1f}  {r['per_seed']}")
         return
     for name, block in blocks:
+        world = results["universe2"]["setting"] if name.startswith("universe2") else f"Crafter '{args.setting}'"
+        world = "Crafter 'trs'" if name.startswith("universe_trs") else world
         t = Table(
-            title=f"[{name}] Crafter '{args.setting}' sim, {args.updates} updates x {args.batch} episodes "
+            title=f"[{name}] {world} sim, {args.updates} updates x {args.batch} episodes "
             f"({args.updates * args.batch:,}), {args.seeds} seeds: real tasks with success > 0.2"
         )
         for col in ("method", "> 0.2 (mean ± std)", "per seed", "> 0.05", "> 0.4", "s/run"):
@@ -393,12 +430,18 @@ def _table(results: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def run_protocol(
-    args: argparse.Namespace, tasks: list[str], eval_attempts: int, label: str, reference: bool = False
+    args: argparse.Namespace,
+    tasks: list[str],
+    eval_attempts: int,
+    label: str,
+    reference: bool = False,
+    learner: Learner = crafter_learner,
+    skip: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Every method over the seeds under one protocol; one result block per method."""
+    """Every method over the seeds under one protocol; one result block per method (``skip``: not run)."""
     block: dict[str, Any] = {}
     for m in METHODS:
-        if m not in args.methods:
+        if m not in args.methods or m in skip:
             block[m] = {
                 "mean": float("nan"),
                 "std": float("nan"),
@@ -409,7 +452,9 @@ def run_protocol(
             }
             continue
         runs = [
-            run_one(m, tasks, s, args.updates, args.batch, args.period, eval_attempts, reference=reference)
+            run_one(
+                m, tasks, s, args.updates, args.batch, args.period, eval_attempts, reference=reference, learner=learner
+            )
             for s in range(args.seeds)
         ]
         v = np.array([r["n_above_0.2"] for r in runs], dtype=float)
@@ -422,6 +467,7 @@ def run_protocol(
             "seconds": float(np.mean([r["seconds"] for r in runs])),
             "generated": [r["generated"] for r in runs],
             "boring_final": [r["boring"] for r in runs],
+            "depth_reached": [r["depth_reached"] for r in runs],
         }
         print(
             f"[{label}] {m}: {block[m]['mean']:.1f} ± {block[m]['std']:.1f} {block[m]['per_seed']} "
@@ -449,8 +495,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         default=["train_only", "train_only_reference", "universe2"],
         help="extra blocks beside OMNI's evaluation protocol: train_only (training outcomes only, "
         "default settings), train_only_reference (the same with exploration off, OMNI's reference LP), "
-        "universe2 (OMNI's trs set: 6 verb variants per task; both protocols)",
+        "universe2 (a generated tech tree, deeper than Crafter, 25 phrasings per concept; both protocols), "
+        "universe_trs (OMNI's trs set: 6 verb variants per task; both protocols)",
     )
+    ap.add_argument("--tree-levels", type=int, default=10, help="universe2: levels of the tech tree (depth + 1)")
+    ap.add_argument("--tree-width", type=int, default=4, help="universe2: concepts per level")
     args = ap.parse_args(argv)
     args.seeds = args.seeds or (3 if args.quick else 5)
     args.updates = args.updates or (400 if args.quick else 1000)
@@ -461,13 +510,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         results["train_only"] = run_protocol(args, tasks, 0, "train_only")
     if "train_only_reference" in args.protocols:
         results["train_only_reference"] = run_protocol(args, tasks, 0, "train_only_reference", reference=True)
-    if "universe2" in args.protocols and args.setting != "trs":
-        # More near-duplicates per concept: every task under its verb and 5 synonyms (OMNI's trs).
-        tasks2 = crafter_task_set("trs", args.impossible)
+    if "universe2" in args.protocols:
+        # A deeper graph and more near-duplicates per concept. WebRL is not run: its generator
+        # and validator speak Crafter's grammar.
+        tasks2, learner2 = techtree_universe(args.tree_levels, args.tree_width)
         results["universe2"] = {
+            "setting": f"techtree(levels={args.tree_levels}, width={args.tree_width}, seed=0)",
+            "tasks": len(tasks2),
+            "eval": run_protocol(
+                args, tasks2, args.eval_attempts, "universe2 eval protocol", learner=learner2, skip=("webrl",)
+            ),
+            "train_only": run_protocol(args, tasks2, 0, "universe2 train_only", learner=learner2, skip=("webrl",)),
+        }
+    if "universe_trs" in args.protocols and args.setting != "trs":
+        # Crafter's graph with every task under its verb and 5 synonyms (OMNI's trs).
+        tasks3 = crafter_task_set("trs", args.impossible)
+        results["universe_trs"] = {
             "setting": "trs",
-            "eval": run_protocol(args, tasks2, args.eval_attempts, "universe2 eval protocol"),
-            "train_only": run_protocol(args, tasks2, 0, "universe2 train_only"),
+            "eval": run_protocol(args, tasks3, args.eval_attempts, "universe_trs eval protocol"),
+            "train_only": run_protocol(args, tasks3, 0, "universe_trs train_only"),
         }
     results["teacher_time"] = teacher_time_ratio(args.updates)
     results["omni_over_lp_teacher_time"] = results["teacher_time"]["omni_over_lp_teacher_time"]

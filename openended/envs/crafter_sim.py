@@ -3,99 +3,51 @@
 Why: OMNI's Crafter result (OMNI > LP > uniform on tasks above 0.2 success) comes from
 PPO runs of ~1e7-1e8 frames. Teachers differ in *which* tasks they spend practice on, so
 a learner model with the properties that matter lets the benchmark compare teachers on
-the real task sets and the real teacher code, in pure numpy:
+the real task sets and the real teacher code, in pure numpy.
 
-* **prerequisites**: an achievement can only be learned (and succeeded at) once every
-  direct prerequisite (`PREREQUISITES`) is mastered: its count-1 task succeeds with
-  probability >= ``mastery`` under the canonical verb;
-* **practice raises competence**: a practised task raises a per-(achievement, count)
-  skill logit by ``lr * signal``, ``signal = floor + (1 - floor) * p`` (RL learns faster
-  from the successes it sees; ``floor`` stands for exploration);
-* **impossible tasks never** succeed and teach nothing;
-* **near-duplicates share competence partially**: practising ``(a, k)`` raises
-  ``(a, k')`` by ``count_transfer * count_decay**|k - k'|`` of the step; a synonym verb
-  is the same skill but needs grounding (``g[verb]`` starts at ``synonym_grounding`` and
-  rises with practice of any task using that verb); a composite task needs each part
-  and a composition skill, and practising it trains its parts by ``composite_transfer``.
+The model is `openended.envs.prereq_sim.PrereqSimLearner` (its docstring states it) on
+Crafter's graph (`CRAFTER_GRAPH`):
 
-Success probability of a single task ``(a, k, verb)``::
-
-    p = gate[a] * g[verb] * sigmoid(u[a, k] - d[a] - count_difficulty * (k - 1))
-
-with ``d[a] = base_difficulty + depth_difficulty * depth(a)`` (depth in the graph).
-A composite multiplies its parts' ``p`` by ``sigmoid(w[pair] - ordered_penalty*ordered)``.
-
-The numbers are modelling choices (documented in `SimConfig`), not fitted to OMNI's
-curves; the benchmark reports what this model gives, whichever teacher wins.
+* concepts are Crafter's achievements, prerequisites `PREREQUISITES`, depth 0
+  (collect_wood) to 7 (collect_diamond);
+* texts are parsed with the Crafter grammar (`parse_crafter_task`): counts, ``and`` /
+  ``then`` composites, ``dummy_task_*`` impossible tasks;
+* surface forms are the verbs; the six canonical verbs need no grounding, OMNI's ``trs``
+  synonyms (gather, craft, put, ...) do.
 
 Contents:
-    SimConfig        -- the learner's parameters (pydantic, one docstring per field).
+    CRAFTER_GRAPH     -- Crafter as a `PrereqGraph`.
+    SimConfig         -- the learner's parameters (re-exported from ``prereq_sim``).
     CrafterSimLearner -- tasks in, Bernoulli successes out; ``run_episodes``, ``evaluate``,
                          ``success_prob``, ``add_tasks`` (generated tasks), state round trip.
+    achievement_depth -- longest prerequisite chain below each achievement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from openended.envs.crafter import ACHIEVEMENTS, PREREQUISITES, SYNONYMS, VERBS, parse_crafter_task
-from openended.validation import validate_model
+from openended.envs.prereq_sim import PrereqGraph, PrereqSimLearner, SimConfig, graph_depth
 
-__all__ = ["SimConfig", "CrafterSimLearner", "achievement_depth"]
+__all__ = ["SimConfig", "CrafterSimLearner", "achievement_depth", "CRAFTER_GRAPH"]
 
-_A = {a: i for i, a in enumerate(ACHIEVEMENTS)}
-_VERB_LIST: tuple[str, ...] = tuple(dict.fromkeys((*VERBS, *(s for ss in SYNONYMS.values() for s in ss))))
-_V = {v: i for i, v in enumerate(_VERB_LIST)}
-_MAXC = 3  # components per task the learner models
+CRAFTER_GRAPH = PrereqGraph(
+    concepts=ACHIEVEMENTS,
+    prerequisites=PREREQUISITES,
+    forms=tuple(dict.fromkeys((*VERBS, *(s for ss in SYNONYMS.values() for s in ss)))),
+    canonical=frozenset(VERBS),
+    parse=parse_crafter_task,
+)
 
 
 def achievement_depth() -> dict[str, int]:
     """Longest prerequisite chain below each achievement (collect_wood 0 ... collect_diamond 7)."""
-    depth: dict[str, int] = {}
-
-    def d(a: str) -> int:
-        if a not in depth:
-            depth[a] = 1 + max((d(b) for b in PREREQUISITES[a]), default=-1)
-        return depth[a]
-
-    for a in ACHIEVEMENTS:
-        d(a)
-    return depth
+    return graph_depth(ACHIEVEMENTS, PREREQUISITES)
 
 
-def _topo_order() -> list[str]:
-    depth = achievement_depth()
-    return sorted(ACHIEVEMENTS, key=lambda a: (depth[a], a))
-
-
-class SimConfig(BaseModel):
-    """Parameters of the simulated learner (defaults: a plausible, not fitted, Crafter learner)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    lr: float = Field(0.05, gt=0, description="Skill-logit increase per practice episode at full signal.")
-    signal_floor: float = Field(0.2, ge=0, le=1, description="Learning signal at zero success (exploration).")
-    base_difficulty: float = Field(1.5, description="Logit offset of a depth-0 achievement (p0 = sigmoid(-1.5)).")
-    depth_difficulty: float = Field(0.4, ge=0, description="Extra logit offset per prerequisite depth.")
-    count_difficulty: float = Field(0.35, ge=0, description="Extra logit offset per count above 1.")
-    max_count: int = Field(20, ge=1, description="Counts above this are modelled as this count.")
-    count_transfer: float = Field(0.5, ge=0, le=1, description="Share of a practice step reaching other counts.")
-    count_decay: float = Field(0.7, ge=0, le=1, description="Transfer decay per unit of count difference.")
-    synonym_grounding: float = Field(0.3, ge=0, le=1, description="Initial grounding of a synonym verb.")
-    grounding_lr: float = Field(0.03, ge=0, le=1, description="Grounding gained per episode using the verb.")
-    composite_transfer: float = Field(0.5, ge=0, le=1, description="Share of a composite's step reaching its parts.")
-    composite_skill: float = Field(0.5, description="Initial composition-skill logit of a part combination.")
-    ordered_penalty: float = Field(0.5, ge=0, description="Extra logit offset for 'then' (ordered) composites.")
-    mastery: float = Field(0.5, gt=0, lt=1, description="Count-1 success needed to unlock dependants.")
-    forgetting: float = Field(0.0, ge=0, le=1, description="Skill-logit decay per practice batch (0 = none).")
-
-
-class CrafterSimLearner:
-    """A seeded simulated learner over Crafter task texts (see the module docstring).
+class CrafterSimLearner(PrereqSimLearner):
+    """A seeded simulated learner over Crafter task texts (`PrereqSimLearner` on `CRAFTER_GRAPH`).
 
     Args:
         tasks: task texts (``crafter_task_set(...)`` or any texts in the Crafter grammar;
@@ -105,170 +57,4 @@ class CrafterSimLearner:
     """
 
     def __init__(self, tasks: Sequence[str] = (), config: SimConfig | dict | None = None, seed: int = 0) -> None:
-        if isinstance(config, dict) or config is None:
-            config = validate_model(SimConfig, dict(config or {}), prefix="sim")
-        self.config: SimConfig = config
-        c = config
-        self.rng = np.random.Generator(np.random.PCG64(seed))
-        depth = achievement_depth()
-        self._d = np.array([c.base_difficulty + c.depth_difficulty * depth[a] for a in ACHIEVEMENTS])
-        self._prereq = [[_A[b] for b in PREREQUISITES[a]] for a in ACHIEVEMENTS]
-        self._order = [_A[a] for a in _topo_order()]
-        k = np.arange(c.max_count)
-        dist = np.abs(k[:, None] - k[None, :])
-        self._kern = np.where(dist == 0, 1.0, c.count_transfer * c.count_decay**dist)
-        self.u = np.zeros((len(ACHIEVEMENTS), c.max_count))
-        self.g = np.array([1.0 if v in VERBS else c.synonym_grounding for v in _VERB_LIST])
-        self.w: list[float] = []  # composition skills, one per part combination
-        self._pair: dict[tuple, int] = {}
-        self.texts: list[str] = []
-        self._index: dict[str, int] = {}
-        self._ach = np.zeros((0, _MAXC), dtype=np.int64)
-        self._cnt = np.zeros((0, _MAXC), dtype=np.int64)
-        self._verb = np.zeros((0, _MAXC), dtype=np.int64)
-        self._ordered = np.zeros(0, dtype=bool)
-        self._impossible = np.zeros(0, dtype=bool)
-        self._pair_id = np.zeros(0, dtype=np.int64)
-        self.episodes = 0
-        self.add_tasks(tasks)
-
-    # ------------------------------------------------------------------ task table
-    def add_tasks(self, texts: Sequence[str]) -> np.ndarray:
-        """Register texts (known ones are kept); returns their indices."""
-        out = []
-        rows: list[tuple] = []
-        for t in texts:
-            i = self._index.get(t)
-            if i is None:
-                i = len(self.texts) + len(rows)
-                self._index[t] = i
-                rows.append((t, self._encode(t)))
-            out.append(i)
-        if rows:
-            self.texts += [t for t, _ in rows]
-            enc = [e for _, e in rows]
-            self._ach = np.concatenate([self._ach, np.array([e[0] for e in enc], dtype=np.int64)])
-            self._cnt = np.concatenate([self._cnt, np.array([e[1] for e in enc], dtype=np.int64)])
-            self._verb = np.concatenate([self._verb, np.array([e[2] for e in enc], dtype=np.int64)])
-            self._ordered = np.concatenate([self._ordered, np.array([e[3] for e in enc], dtype=bool)])
-            self._impossible = np.concatenate([self._impossible, np.array([e[4] for e in enc], dtype=bool)])
-            self._pair_id = np.concatenate([self._pair_id, np.array([e[5] for e in enc], dtype=np.int64)])
-        return np.asarray(out, dtype=np.int64)
-
-    def _encode(self, text: str) -> tuple:
-        ach, cnt, verb = [-1] * _MAXC, [1] * _MAXC, [0] * _MAXC
-        spec = parse_crafter_task(text)
-        if spec is None or spec.impossible or not spec.components or len(spec.components) > _MAXC:
-            return ach, cnt, verb, False, True, -1
-        for j, ((a, k), v) in enumerate(zip(spec.components, spec.verbs)):
-            ach[j], cnt[j], verb[j] = _A[a], min(max(k, 1), self.config.max_count), _V.get(v, 0)
-        pair = -1
-        if len(spec.components) > 1:
-            key = tuple(sorted(spec.components))
-            pair = self._pair.get(key, -1)
-            if pair < 0:
-                pair = self._pair[key] = len(self.w)
-                self.w.append(self.config.composite_skill)
-        return ach, cnt, verb, spec.ordered, False, pair
-
-    def indices(self, texts: Sequence[str]) -> np.ndarray:
-        """Indices of texts, registering unknown ones."""
-        return self.add_tasks(texts)
-
-    # ------------------------------------------------------------------ competence
-    def _gates(self) -> tuple[np.ndarray, np.ndarray]:
-        """(gate per achievement, count-1 canonical success per achievement)."""
-        n = len(ACHIEVEMENTS)
-        gate = np.zeros(n)
-        base = 1.0 / (1.0 + np.exp(-(self.u[:, 0] - self._d)))
-        m = np.zeros(n)
-        for a in self._order:
-            ok = all(m[b] >= self.config.mastery for b in self._prereq[a])
-            gate[a] = 1.0 if ok else 0.0
-            m[a] = gate[a] * base[a]
-        return gate, m
-
-    def success_prob(self, idx: np.ndarray | Sequence[int] | None = None) -> np.ndarray:
-        """True success probability of tasks (all registered tasks when ``idx`` is None)."""
-        sel = slice(None) if idx is None else np.asarray(idx, dtype=np.int64)
-        ach, cnt, verb = self._ach[sel], self._cnt[sel], self._verb[sel]
-        gate, _ = self._gates()
-        valid = ach >= 0
-        a = np.where(valid, ach, 0)
-        k = cnt - 1
-        logit = self.u[a, k] - self._d[a] - self.config.count_difficulty * k
-        pc = gate[a] * self.g[verb] / (1.0 + np.exp(-logit))
-        pc = np.where(valid, pc, 1.0)
-        p = pc.prod(axis=1)
-        pid = self._pair_id[sel]
-        if len(self.w):
-            w = np.asarray(self.w)[np.maximum(pid, 0)] - self.config.ordered_penalty * self._ordered[sel]
-            p = np.where(pid >= 0, p / (1.0 + np.exp(-w)), p)
-        return np.where(self._impossible[sel], 0.0, p)
-
-    # ------------------------------------------------------------------ episodes
-    def run_episodes(self, idx: np.ndarray | Sequence[int]) -> np.ndarray:
-        """Play one episode per index, then learn from the whole batch; return the successes (bool array).
-
-        Each episode succeeds with a Bernoulli draw at the current competence.
-        """
-        idx = np.asarray(idx, dtype=np.int64)
-        if idx.size == 0:
-            return np.zeros(0, dtype=bool)
-        c = self.config
-        p = self.success_prob(idx)
-        success = self.rng.random(idx.size) < p
-        gate, _ = self._gates()
-        ach, cnt, verb = self._ach[idx], self._cnt[idx], self._verb[idx]
-        valid = ach >= 0
-        learnable = (~self._impossible[idx]) & np.all(np.where(valid, gate[np.maximum(ach, 0)] > 0, True), axis=1)
-        signal = np.where(learnable, c.signal_floor + (1.0 - c.signal_floor) * p, 0.0)
-        if c.forgetting:
-            self.u *= 1.0 - c.forgetting
-        pid = self._pair_id[idx]
-        share = np.where(pid >= 0, c.composite_transfer, 1.0)
-        step = (c.lr * signal * share)[:, None] * valid  # (m, MAXC)
-        rows = ach[valid]
-        if rows.size:
-            contrib = step[valid][:, None] * self._kern[cnt[valid] - 1]
-            np.add.at(self.u, rows, contrib)
-            # grounding: each learnable use of a verb moves it toward 1
-            uses = np.bincount(verb[valid & learnable[:, None]], minlength=len(self.g))
-            self.g = 1.0 - (1.0 - self.g) * (1.0 - c.grounding_lr) ** uses
-        comp = (pid >= 0) & learnable
-        if comp.any():
-            w = np.asarray(self.w)
-            np.add.at(w, pid[comp], c.lr * signal[comp])
-            self.w = w.tolist()
-        self.episodes += int(idx.size)
-        return success
-
-    def evaluate(self, idx: np.ndarray | Sequence[int], attempts: int) -> np.ndarray:
-        """Held-out evaluation: ``attempts`` Bernoulli episodes per task, no learning.
-
-        Returns success counts (int array).
-        """
-        p = self.success_prob(idx)
-        return self.rng.binomial(int(attempts), p)
-
-    # ------------------------------------------------------------------ persistence
-    def state_dict(self) -> dict[str, Any]:
-        """Config, generator, skills and task table: what `load_state_dict` needs to resume exactly."""
-        return {
-            "config": self.config.model_dump(),
-            "rng": self.rng.bit_generator.state,
-            "u": self.u.copy(),
-            "g": self.g.copy(),
-            "w": list(self.w),
-            "texts": list(self.texts),
-            "episodes": self.episodes,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of `state_dict`: rebuild the task table from its texts, then restore the rest."""
-        type(self).__init__(self, state["texts"], SimConfig(**state["config"]))
-        self.rng.bit_generator.state = state["rng"]
-        self.u = np.asarray(state["u"], dtype=np.float64).copy()
-        self.g = np.asarray(state["g"], dtype=np.float64).copy()
-        self.w = list(state["w"])
-        self.episodes = int(state["episodes"])
+        super().__init__(CRAFTER_GRAPH, tasks, config, seed)
