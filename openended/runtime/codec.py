@@ -615,15 +615,12 @@ def check_finite_returns(batch: OutcomeBatch) -> None:
         raise CodecError(f"OutcomeBatch.returns[{i}] is {batch.returns[i]}; episode returns must be finite")
 
 
-def decode_outcomes(batch: OutcomeBatch, episode_ids: list[str | None] | None = None) -> list[Outcome]:
-    """Unpack an `OutcomeBatch` into `Outcome` values.
-
-    ``episode_ids``: the batch's episode ids, if the caller already decoded them.
-    """
+def decode_outcomes(batch: OutcomeBatch) -> list[Outcome]:
+    """Unpack an `OutcomeBatch` into `Outcome` values."""
     n = len(batch)
     check_finite_returns(batch)
     task_ids = _decode_ids(batch.task_ids)
-    eps = episode_ids if episode_ids is not None else _decode_ids(batch.episode_ids)
+    eps = _decode_ids(batch.episode_ids)
     names = batch.student_names
     students = repeat(names[0]) if len(names) == 1 else [names[c] for c in batch.student_codes.tolist()]
     succ = [None if s < 0 else s == 1 for s in batch.success.tolist()]

@@ -63,7 +63,7 @@ from openended.errors import ConfigError, Error, ServiceError
 from openended.runtime.batch_json import outcome_batch_from_json
 from openended.runtime.codec import OutcomeBatch
 from openended.runtime.eventlog import EventLog, decode_sampled, iter_events
-from openended.tasks import ids_from_hex
+from openended.teachers.issued import Key, id_key, id_keys, key_id
 
 __all__ = [
     "EpisodeDedup",
@@ -176,29 +176,21 @@ class RecoverableService(Protocol):
 
 
 # ---------------------------------------------------------------------- dedup
-EpisodeKey = int | str
+EpisodeKey = Key
 """A remembered episode: a canonical (16-hex-digit) id as its ``uint64`` value, any other id as is."""
 
 
 def episode_keys(ids: np.ndarray | Sequence[str | None]) -> list[EpisodeKey | None]:
     """Dedup keys of an `OutcomeBatch` episode-id column (``None``: the outcome had no id).
 
-    SPEEDUP: a canonical column (``uint64``) becomes Python ints in one ``tolist`` (no hex
-    strings built); a list column maps canonical-looking ids to the same ints, so an
-    episode is one key whichever way its batch was encoded.
+    The issued-task table's keys (`openended.teachers.issued.id_keys`). SPEEDUP: a canonical
+    column (``uint64``) becomes Python ints in one ``tolist`` (no hex strings built); a list
+    column maps canonical-looking ids to the same ints, so an episode is one key whichever
+    way its batch was encoded.
     """
     if isinstance(ids, np.ndarray):
         return cast("list[EpisodeKey | None]", ids.tolist())
-    return [None if e is None else _episode_key(e) for e in ids]
-
-
-def _episode_key(episode_id: str) -> EpisodeKey:
-    arr = ids_from_hex([episode_id])
-    return episode_id if arr is None else int(arr[0])
-
-
-def _episode_id(key: EpisodeKey) -> str:
-    return key if isinstance(key, str) else f"{key:016x}"
+    return cast("list[EpisodeKey | None]", id_keys(cast("list[str]", list(ids))))  # a None id stays None
 
 
 class EpisodeDedup:
@@ -220,7 +212,7 @@ class EpisodeDedup:
         return len(self._seen)
 
     def __contains__(self, episode_id: str) -> bool:
-        return _episode_key(episode_id) in self._seen
+        return id_key(episode_id) in self._seen
 
     def new_rows(self, keys: Sequence[EpisodeKey | None]) -> list[int] | None:
         """Rows to accept (``None`` = all): not seen before, first within the batch.
@@ -271,11 +263,11 @@ class EpisodeDedup:
 
     def state_dict(self) -> dict:
         """The remembered episode ids, oldest first (JSON-ready; checkpoints store it)."""
-        return {"capacity": self.capacity, "ids": [_episode_id(k) for part in self._order for k in part]}
+        return {"capacity": self.capacity, "ids": [key_id(k) for part in self._order for k in part]}
 
     def load_state_dict(self, state: dict) -> None:
         """Inverse of `state_dict`; this instance's own ``capacity`` applies (the oldest ids go first)."""
-        keys = [_episode_key(e) for e in state["ids"]]
+        keys = [id_key(e) for e in state["ids"]]
         self._order = deque([keys]) if keys else deque()
         self._seen = set(keys)
         self._evict(len(self._seen) - self.capacity)

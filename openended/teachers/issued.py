@@ -25,7 +25,7 @@ import numpy as np
 
 from openended.tasks import Task, TaskArrays, TaskSpace, ids_from_hex
 
-__all__ = ["IssuedTasks", "id_keys"]
+__all__ = ["IssuedTasks", "Key", "id_key", "id_keys", "key_id"]
 
 Key = int | str
 _task_id = attrgetter("id")
@@ -36,15 +36,17 @@ def id_keys(ids: Sequence[str]) -> list[Key]:
     arr = ids_from_hex(ids)
     if arr is not None:
         return arr.tolist()
-    return [_key(i) for i in ids]
+    return [id_key(i) for i in ids]
 
 
-def _key(task_id: str) -> Key:
+def id_key(task_id: str) -> Key:
+    """The table key of one id: a canonical (16-hex-digit) id as its ``uint64`` value, others as they are."""
     arr = ids_from_hex([task_id]) if isinstance(task_id, str) else None
     return int(arr[0]) if arr is not None else task_id
 
 
-def _id_of(key: Key) -> str:
+def key_id(key: Key) -> str:
+    """Inverse of `id_key`: the id a key stands for."""
     return key if isinstance(key, str) else f"{key:016x}"
 
 
@@ -130,7 +132,7 @@ class IssuedTasks:
 
     def get(self, task_id: str) -> Task | None:
         """The issued task with this id, or ``None``."""
-        value = self._indexed().get(_key(task_id))
+        value = self._indexed().get(id_key(task_id))
         return None if value is None else self.task(value)
 
     def task(self, value: Any) -> Task:
@@ -165,7 +167,7 @@ class IssuedTasks:
         """
         index = self._indexed()
         issued = [self.task(v).to_dict() for v in index.values()]
-        batches = [[g, [_id_of(k) for k in keys if self._again.get(k, g) == g]] for g, keys in self._batches]
+        batches = [[g, [key_id(k) for k in keys if self._again.get(k, g) == g]] for g, keys in self._batches]
         return issued, batches
 
     def load(self, issued: list[dict], batches: list[Any] | None, gen: int) -> None:
