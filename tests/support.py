@@ -13,6 +13,7 @@
 * `toy_mastered`: cells of the toy learner a teacher gets mastered in a short run.
 * `teacher_spaces`: a small task space for every built-in teacher (input-validation and
   property tests drive each teacher on it).
+* `slow_gmm_fits`: make every fast GMM fit take a given extra time (refit timing tests).
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 from openended.envs.base import TaskEnvMixin
 from openended.envs.toy import ToyLearner
@@ -259,3 +262,16 @@ def stats_since(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]
     """The growth of each numeric entry of a process-wide stats dict (``curriculum_stats()``)
     between two reads: earlier tests in the same process leave their episodes in the totals."""
     return {k: v - before.get(k, 0) if isinstance(v, (int, float)) else v for k, v in after.items()}
+
+
+def slow_gmm_fits(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Every fast-mode fit a GMM teacher submits sleeps ``seconds`` first (then fits for real)."""
+    import openended.teachers.gmm.base as gmm_base  # the module whose fit_fast GMM teachers submit
+
+    real = gmm_base.fit_fast
+
+    def slow_fit(*args: Any) -> dict:
+        time.sleep(seconds)
+        return real(*args)
+
+    monkeypatch.setattr(gmm_base, "fit_fast", slow_fit)

@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support import toy_mastered
+from support import slow_gmm_fits, toy_mastered
 
-import openended.teachers.gmm.base as alp_gmm_mod  # the fit functions GMM teachers submit
 from openended.errors import ConfigError
 from openended.tasks import Box, Discrete, Outcome, Task
 from openended.teachers import make_teacher
@@ -331,13 +330,7 @@ def test_fast_sampling_uses_a_fixed_number_of_rng_calls() -> None:
 
 
 def test_refit_never_blocks_sample(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = alp_gmm_mod.fit_fast
-
-    def slow_fit(*args: Any) -> dict:
-        time.sleep(1.5)
-        return real(*args)
-
-    monkeypatch.setattr(alp_gmm_mod, "fit_fast", slow_fit)
+    slow_gmm_fits(monkeypatch, 1.5)
     with make_teacher("alp_gmm", SPACE, seed=0, fit_rate=20, refit_executor="thread") as t:
         _step(t, 20)  # submits the (slow) first fit
         assert t.refitter.busy
@@ -349,6 +342,44 @@ def test_refit_never_blocks_sample(monkeypatch: pytest.MonkeyPatch) -> None:
         t0 = time.perf_counter()
         _step(t, 5)  # next_update swap: update waits for the fit and installs it
         assert time.perf_counter() - t0 > 0.2 and t.stats()["fits"] == 1
+
+
+class _BusyProbe(ALPGMMTeacher):
+    """Records, on entering its update rule, whether the fit due at this update still runs."""
+
+    seen: list[bool]
+
+    def _update(self, tasks: list[Task], outcomes: list[Outcome]) -> None:
+        self.seen.append(self.refitter.busy)
+        super()._update(tasks, outcomes)
+
+
+@pytest.mark.parametrize("reads_model", [False, True])
+def test_update_works_while_its_due_fit_runs(monkeypatch: pytest.MonkeyPatch, reads_model: bool) -> None:
+    """GMM updates never read the mixture, so the swap wait moves after their own work."""
+    slow_gmm_fits(monkeypatch, 0.4)
+    monkeypatch.setattr(_BusyProbe, "update_reads_model", reads_model)
+    t = _BusyProbe(SPACE, ALPGMMTeacher.Config(seed=0, fit_rate=20))
+    t.seen = []
+    try:
+        _step(t, 20)  # submits the first fit
+        _step(t, 5)  # the swap point of that fit
+        assert t.seen == [False, not reads_model]
+        assert t.stats()["fits"] == 1  # installed before update returned, either way
+    finally:
+        t.close()
+
+
+def test_late_swap_wait_samples_the_same_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waiting for a due fit at the end of an update instead of its start changes no task."""
+    assert not ALPGMMTeacher.update_reads_model  # the default this test shows is safe
+    runs = []
+    for reads_model in (True, False):
+        monkeypatch.setattr(ALPGMMTeacher, "update_reads_model", reads_model)
+        with make_teacher("alp_gmm", SPACE, seed=3, fit_rate=40, refit_executor="thread") as t:
+            runs.append([_params(_step(t, 16)) for _ in range(30)])
+            assert t.stats()["fits"] >= 10
+    assert runs[0] == runs[1]
 
 
 # ---------------------------------------------------------------------- toy

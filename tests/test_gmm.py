@@ -198,6 +198,21 @@ def test_compiled_em_step_is_the_textbook_e_and_m_step() -> None:
         assert ll2[(a > 0) * 1] == pytest.approx(_mixture_loglik(x, w2[a:b], mu2[a:b], cov2[a:b]), rel=1e-10)
 
 
+def test_compiled_exp_is_within_an_ulp_of_libm() -> None:
+    from openended.teachers.gmm import em_kernels
+
+    t = np.concatenate([np.linspace(-708.0, 0.0, 400_001), -np.logspace(-18, 2, 2001), [0.0, -1e-300]])
+    shift = np.random.default_rng(0).normal(0.0, 50.0, t.size)
+    row = t + shift  # the kernel exponentiates row - shift
+    em_kernels._exp_shifted(row, shift, np.empty(t.size, dtype=np.int64))
+    expect = np.exp((t + shift) - shift)
+    assert np.all(np.abs(row - expect) <= np.spacing(expect))  # at most one unit in the last place
+    assert row[-2] == 1.0  # the log-sum-exp's largest term is exactly 1
+    below = np.array([-709.0, -1e4, -np.inf])
+    em_kernels._exp_shifted(below, np.zeros(3), np.empty(3, dtype=np.int64))
+    assert np.all((below >= 0.0) & (below < 1e-300))  # underflow: a tiny positive, never NaN
+
+
 def test_compiled_kmeans_init_is_lloyd_from_the_chain() -> None:
     from sklearn.cluster import KMeans
 

@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 import pytest
+from support import slow_gmm_fits
 
-import openended.teachers.gmm.base as gmm_base
 from openended.errors import ConfigError
 from openended.tasks import Box, Outcome
 from openended.teachers import make_teacher
@@ -51,13 +51,7 @@ def test_coalesce_needs_the_asap_swap() -> None:
 
 
 def test_alp_gmm_update_does_not_wait_for_a_running_fit(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = gmm_base.fit_fast
-
-    def slow_fit(*args: Any) -> dict:
-        time.sleep(1.0)
-        return real(*args)
-
-    monkeypatch.setattr(gmm_base, "fit_fast", slow_fit)
+    slow_gmm_fits(monkeypatch, 1.0)
     cfg: dict[str, Any] = dict(seed=0, fit_rate=20, refit_swap="asap", refit_coalesce=True)
     with make_teacher("alp_gmm", SPACE, **cfg) as t:
         t0 = time.perf_counter()

@@ -131,6 +131,10 @@ class BaseTeacher:
     #: Config overrides the contract test (`check_teacher` over every registered teacher) applies
     #: to stay fast: smaller networks, fewer training steps; the code path is the same.
     CHECK_OVERRIDES: ClassVar[dict[str, Any]] = {}
+    #: Whether ``_update`` / ``_update_arrays`` read the model a refit installs. False lets
+    #: an update do its own work while the fit due at it is still running, and wait only
+    #: at its end (same model for every later ``sample``; see `Refitter.begin_update`).
+    update_reads_model: ClassVar[bool] = True
 
     def __init__(self, space: TaskSpace, config: TeacherConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
@@ -168,20 +172,23 @@ class BaseTeacher:
         """
         outcomes = outcome_list(outcomes, "update(outcomes)")
         t0 = time.perf_counter()
-        if self.refitter is not None:
-            self.refitter.on_update()
-        tasks: list[Task] = []
-        known: list[Outcome] = []
-        issued = self._issued
-        unknown = 0
-        for o, value in zip(outcomes, issued.find([o.task_id for o in outcomes])):
-            if value is None:
-                unknown += 1
-                continue
-            tasks.append(issued.task(value))
-            known.append(o)
-        self._count_unknown(unknown)
-        self._learn_resolved(tasks, known, t0)
+        self._refit_update_begins()
+        try:
+            tasks: list[Task] = []
+            known: list[Outcome] = []
+            issued = self._issued
+            unknown = 0
+            for o, value in zip(outcomes, issued.find([o.task_id for o in outcomes])):
+                if value is None:
+                    unknown += 1
+                    continue
+                tasks.append(issued.task(value))
+                known.append(o)
+            self._count_unknown(unknown)
+            self._learn_resolved(tasks, known)
+        finally:
+            self._refit_update_ends()
+        self._record_update(len(known), t0)
 
     def update_resolved(self, tasks: Sequence[Task], outcomes: Sequence[Outcome]) -> None:
         """`update` with each outcome's task already looked up (``tasks[i]`` is ``outcomes[i]``'s).
@@ -190,16 +197,34 @@ class BaseTeacher:
         looking them up again here was a third of the base's update time.
         """
         t0 = time.perf_counter()
-        if self.refitter is not None:
-            self.refitter.on_update()
-        self._learn_resolved(list(tasks), list(outcomes), t0)
+        self._refit_update_begins()
+        try:
+            self._learn_resolved(list(tasks), list(outcomes))
+        finally:
+            self._refit_update_ends()
+        self._record_update(len(outcomes), t0)
 
-    def _learn_resolved(self, tasks: list[Task], known: list[Outcome], t0: float) -> None:
+    def _learn_resolved(self, tasks: list[Task], known: list[Outcome]) -> None:
         if known:
             self._update(tasks, known)
-        self._counts["outcomes"] += len(known)
+
+    def _record_update(self, n_known: int, t0: float) -> None:
+        self._counts["outcomes"] += n_known
         self._counts["update_calls"] += 1
         self._update_s.append(time.perf_counter() - t0)
+
+    def _refit_update_begins(self) -> None:
+        """The refitter's swap point at the start of an update (all of it unless `update_reads_model` is false)."""
+        if self.refitter is not None:
+            if self.update_reads_model:
+                self.refitter.on_update()
+            else:
+                self.refitter.begin_update()
+
+    def _refit_update_ends(self) -> None:
+        """SPEEDUP: a fit due at this update was awaited only now, after the update's own work."""
+        if self.refitter is not None and not self.update_reads_model:
+            self.refitter.end_update()
 
     # ------------------------------------------------------------------ array path
     def supports_arrays(self) -> bool:
@@ -271,21 +296,21 @@ class BaseTeacher:
             )
             return
         t0 = time.perf_counter()
-        if self.refitter is not None:
-            self.refitter.on_update()
-        found = self._issued.find(ids)
-        unknown = found.count(None)
-        self._count_unknown(unknown)
-        n_known = n - unknown
-        if n_known and type(self)._update_arrays is not BaseTeacher._update_arrays:  # else nothing to learn
-            if unknown:
-                keep = np.fromiter((v is not None for v in found), dtype=bool, count=n)
-                found = [v for v in found if v is not None]
-                r, succ, lens = r[keep], succ[keep], lens[keep]
-            self._update_arrays(self._issued.gather(found), r, succ, lens)
-        self._counts["outcomes"] += n_known
-        self._counts["update_calls"] += 1
-        self._update_s.append(time.perf_counter() - t0)
+        self._refit_update_begins()
+        try:
+            found = self._issued.find(ids)
+            unknown = found.count(None)
+            self._count_unknown(unknown)
+            n_known = n - unknown
+            if n_known and type(self)._update_arrays is not BaseTeacher._update_arrays:  # else nothing to learn
+                if unknown:
+                    keep = np.fromiter((v is not None for v in found), dtype=bool, count=n)
+                    found = [v for v in found if v is not None]
+                    r, succ, lens = r[keep], succ[keep], lens[keep]
+                self._update_arrays(self._issued.gather(found), r, succ, lens)
+        finally:
+            self._refit_update_ends()
+        self._record_update(n_known, t0)
 
     def supports_array_updates(self) -> bool:
         """Whether `update_arrays` runs without building `Outcome`s.

@@ -198,11 +198,25 @@ class Refitter:
 
     def on_update(self) -> None:
         """Hook for the start of ``update``: the deterministic swap point."""
+        self.begin_update()
+        self.end_update()
+
+    def begin_update(self) -> None:
+        """First half of `on_update`: count the update; under ``swap="asap"`` install what is done.
+
+        For an owner whose update never reads the live model (the GMM teachers: their
+        update only appends rows and submits fits), `end_update` can follow the update's
+        own work instead of preceding it. Nothing samples in between, so the model every
+        later ``sample`` sees is the same, and a fit still running overlaps that work.
+        """
         self._n_updates += 1
         if self.swap == "asap":
             self._finish(block=False)
             self._install_staged()
-        elif self._due is not None and self._n_updates >= self._due:
+
+    def end_update(self) -> None:
+        """Second half of `on_update`: with ``next_update``, wait for and install a fit now due."""
+        if self.swap != "asap" and self._due is not None and self._n_updates >= self._due:
             self._finish(block=True)
             self._install_staged()
             self._due = None

@@ -154,6 +154,8 @@ class GMMTeacher(BaseTeacher):
     """Shared machinery of the GMM teachers (not registered itself)."""
 
     space_kinds = ("box",)
+    # An update appends fit rows and submits fits; only sampling reads the mixture.
+    update_reads_model = False
     #: Coordinates after the task in each fit row (ALP-GMM 1, Covar-GMM 2).
     extra_dims: ClassVar[int] = 1
     space: Box
