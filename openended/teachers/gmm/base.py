@@ -132,13 +132,12 @@ class FitWindows:
         rows = np.asarray(rows, dtype=np.float64)
         allr = np.concatenate([self.rows, rows]) if self.rows.size else rows
         off = allr.shape[0] - rows.shape[0]
-        out = []
-        for i in range(rows.shape[0]):
-            c = n_before + i + 1
-            if c >= self.size and c % self.size == 0:
-                end = off + i + 1
-                out.append(allr[end - self.size : end].copy())
-        self.rows = allr[-self.size :].copy()
+        size = self.size
+        # the counts n_before + 1 ... n_before + b that are positive multiples of size
+        first = max(size, (n_before // size + 1) * size)
+        ends = range(first - n_before + off, rows.shape[0] + off + 1, size)
+        out = [allr[end - size : end].copy() for end in ends]
+        self.rows = allr[-size:].copy()
         return out
 
     def state(self) -> np.ndarray:
