@@ -8,7 +8,9 @@ fit and keeps sampling from the last committed model; the result is installed
   (``lag=1``: the next one). That ``update`` waits for the fit if it is not done yet,
   ``sample`` never does. The swap point depends only on the call sequence, so runs stay
   reproducible; a larger ``lag`` lets a fit overlap more episodes (fewer waits) at the
-  price of a model that goes live later.
+  price of a model that goes live later. An owner whose update never reads the model
+  calls `begin_update` before its update's work and `end_update` after it (the GMM
+  teachers), so the fit also overlaps that work; `on_update` is both at once.
 * ``swap="asap"``: at the first ``sample``/``update`` call after the fit finishes
   (lowest staleness, timing-dependent, for services).
 
