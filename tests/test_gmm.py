@@ -211,6 +211,9 @@ def test_compiled_exp_is_within_an_ulp_of_libm() -> None:
     below = np.array([-709.0, -1e4, -np.inf])
     em_kernels._exp_shifted(below, np.zeros(3), np.empty(3, dtype=np.int64))
     assert np.all((below >= 0.0) & (below < 1e-300))  # underflow: a tiny positive, never NaN
+    nan = np.array([np.nan, 0.0])
+    em_kernels._exp_shifted(nan, np.array([0.0, np.nan]), np.empty(2, dtype=np.int64))
+    assert np.isnan(nan).all()  # NaN stays NaN, as with libm (a broken candidate stays visible)
 
 
 def test_compiled_kmeans_init_is_lloyd_from_the_chain() -> None:
