@@ -357,7 +357,7 @@ class _BusyProbe(ALPGMMTeacher):
 @pytest.mark.parametrize("reads_model", [False, True])
 def test_update_works_while_its_due_fit_runs(monkeypatch: pytest.MonkeyPatch, reads_model: bool) -> None:
     """GMM updates never read the mixture, so the swap wait moves after their own work."""
-    slow_gmm_fits(monkeypatch, 0.4)
+    slow_gmm_fits(monkeypatch, 1.0)  # far longer than the sample and update between submit and swap
     monkeypatch.setattr(_BusyProbe, "update_reads_model", reads_model)
     t = _BusyProbe(SPACE, ALPGMMTeacher.Config(seed=0, fit_rate=20))
     t.seen = []
