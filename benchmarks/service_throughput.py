@@ -113,6 +113,11 @@ MAX_IN_FLIGHT = 4
 FRESH_CHUNK = 16  # fresh-task reports sampled ahead at a time (16 x 1,024 < the default 32,768 tracked)
 
 
+def fresh_chunks(calls: int) -> list[int]:
+    """``calls`` reports as chunks of at most FRESH_CHUNK, each sampled just before it is reported."""
+    return [min(FRESH_CHUNK, calls - done) for done in range(0, calls, FRESH_CHUNK)]
+
+
 class NaiveTeacherActor:
     """Baseline: the teacher behind a plain actor, Python objects in and out."""
 
@@ -210,13 +215,8 @@ class Target:
         """
         if not self.fresh_tasks:
             return self.outcomes_loop(self.outcomes_for(b, calls))
-        seconds, n, done = 0.0, 0, 0
-        while done < calls:
-            k = min(FRESH_CHUNK, calls - done)
-            batches = self.outcomes_for(b, k)
-            seconds += sum(map(len, batches)) / self.outcomes_loop(batches)
-            n, done = n + b * k, done + k
-        return n / seconds
+        seconds = sum(self.report_seconds(self.outcomes_for(b, k)) for k in fresh_chunks(calls))
+        return b * calls / seconds
 
     def sample(self, b: int) -> Any:
         return self.unpack(self.sample_async(b))
@@ -248,6 +248,11 @@ class Target:
         return b * calls / (time.perf_counter() - t0)
 
     def outcomes_loop(self, batches: list[list[Outcome]]) -> float:
+        """Outcomes/s of `report_seconds`."""
+        return sum(map(len, batches)) / self.report_seconds(batches)
+
+    def report_seconds(self, batches: list[list[Outcome]]) -> float:
+        """Seconds to report ``batches`` with up to MAX_IN_FLIGHT calls outstanding (encoding off the clock)."""
         batches = [self.prepare(outs) for outs in batches]
         inflight: list[Any] = []
         t0 = time.perf_counter()
@@ -257,7 +262,7 @@ class Target:
                 inflight.pop(0)
             inflight.append(self.report_async(outs))
         self.wait(inflight)
-        return sum(map(len, batches)) / (time.perf_counter() - t0)
+        return time.perf_counter() - t0
 
     def report_latency(self, batches: list[list[Outcome]]) -> list[float]:
         lat = []
@@ -422,9 +427,8 @@ def alpgmm_report_cpu(tmp: Path, calls: int) -> dict[str, float]:
     core.add_curriculum("alp", "alp_gmm", SPACES["box"], config={"seed": 0})
     teacher = core.teacher("alp", "bench")
     proc = thread = 0.0
-    done = -2 * FRESH_CHUNK  # two chunks of warm-up (the ALP window and the fits in steady state)
-    while done < calls:
-        k = min(FRESH_CHUNK, calls - done) if done >= 0 else FRESH_CHUNK
+    warm_up = [FRESH_CHUNK, FRESH_CHUNK]  # the ALP window filled and the fits in steady state first
+    for i, k in enumerate(warm_up + fresh_chunks(calls)):
         pool = decode_tasks(core.sample_columns("alp", "bench", 1024 * k))
         batches = [encode_outcomes(outs) for outs in make_outcomes(pool, 1024, k, fresh=True)]
         teacher.refitter.drain()
@@ -432,9 +436,8 @@ def alpgmm_report_cpu(tmp: Path, calls: int) -> dict[str, float]:
         for batch in batches:
             core.report("alp", batch)
         teacher.refitter.drain()
-        if done >= 0:
+        if i >= len(warm_up):
             proc, thread = proc + time.process_time() - p0, thread + time.thread_time() - t0
-        done += k
     core.close()
     return {"report_columns_alpgmm": proc / calls * 1e6, "report_columns_alpgmm_caller": thread / calls * 1e6}
 
