@@ -133,8 +133,8 @@ class FitWindows:
         allr = np.concatenate([self.rows, rows]) if self.rows.size else rows
         off = allr.shape[0] - rows.shape[0]
         size = self.size
-        # the counts n_before + 1 ... n_before + b that are positive multiples of size
-        first = max(size, (n_before // size + 1) * size)
+        # the counts n_before + 1 ... n_before + b that are multiples of size (n_before >= 0)
+        first = (n_before // size + 1) * size
         ends = range(first - n_before + off, rows.shape[0] + off + 1, size)
         out = [allr[end - size : end].copy() for end in ends]
         self.rows = allr[-size:].copy()
