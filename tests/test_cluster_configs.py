@@ -150,7 +150,7 @@ def test_dockerfile_installs_from_the_projects_pinned_files():
     torch_pin = re.search(r"^torch==(\S+)$", constraints, flags=re.M).group(1)
     assert f'"torch=={torch_pin}"' in text, "the image installs the pinned torch"
     assert "-c requirements/constraints.txt" in text and "requirements/nodeps.txt" in text
-    assert "bash scripts/setup.sh" in text and "em_kernels.warm_up()" in text
+    assert "bash scripts/setup.sh" in text and "compiled.warm_up()" in text
 
 
 def _docker_ready() -> str | None:

@@ -178,11 +178,11 @@ class BaseTeacher:
             known: list[Outcome] = []
             issued = self._issued
             unknown = 0
-            for o, value in zip(outcomes, issued.find([o.task_id for o in outcomes])):
-                if value is None:
+            for o, ref in zip(outcomes, issued.find([o.task_id for o in outcomes]).tolist()):
+                if ref < 0:
                     unknown += 1
                     continue
-                tasks.append(issued.task(value))
+                tasks.append(issued.task(ref))
                 known.append(o)
             self._count_unknown(unknown)
             self._learn_resolved(tasks, known)
@@ -299,14 +299,13 @@ class BaseTeacher:
         self._refit_update_begins()
         try:
             found = self._issued.find(ids)
-            unknown = found.count(None)
+            keep = found >= 0
+            n_known = int(np.count_nonzero(keep))
+            unknown = n - n_known
             self._count_unknown(unknown)
-            n_known = n - unknown
             if n_known and type(self)._update_arrays is not BaseTeacher._update_arrays:  # else nothing to learn
                 if unknown:
-                    keep = np.fromiter((v is not None for v in found), dtype=bool, count=n)
-                    found = [v for v in found if v is not None]
-                    r, succ, lens = r[keep], succ[keep], lens[keep]
+                    found, r, succ, lens = found[keep], r[keep], succ[keep], lens[keep]
                 self._update_arrays(self._issued.gather(found), r, succ, lens)
         finally:
             self._refit_update_ends()

@@ -4,10 +4,13 @@ Why its own module: `BaseTeacher` matches every outcome against it, on both the 
 path (`Task` values) and the array path (`openended.tasks.TaskArrays`, where no `Task` is
 built unless someone asks for one), and it has its own bounded, whole-batch FIFO rules.
 
-Keys: a canonical id (16 lowercase hex digits, every id the spaces make) is keyed by its
-64-bit value as a Python ``int``; any other id (a user's ``Task(id="level-3")``) by its
-string. One dict holds both, so a task issued on either path is one entry. Values: the
-`Task` (object batches) or ``gen << 32 | row`` into that batch's `TaskArrays`.
+Keys: a canonical id (16 lowercase hex digits, every id the spaces make) is its 64-bit
+value in a compiled hash table (`openended.teachers.id_table.IdTable`); any other id (a
+user's ``Task(id="level-3")``) is a key of a small ``dict``. Values, in both: a
+*reference* ``gen << 32 | row``, the row of the batch numbered ``gen`` that issued the
+id last. A batch is kept as it came: a `TaskArrays` (array path; a `Task` is built from
+its row on demand) or a tuple of `Task` values (object path). A task issued on either
+path is one entry.
 
 Contents:
     IssuedTasks -- add batches, look ids up, evict whole batches, save and load.
@@ -17,18 +20,17 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from itertools import repeat
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
 
 from openended.tasks import Task, TaskArrays, TaskSpace, ids_from_hex
+from openended.teachers.id_table import IdTable
 
 __all__ = ["IssuedTasks", "Key", "id_key", "id_keys", "key_id"]
 
 Key = int | str
-_task_id = attrgetter("id")
+_ROW_MASK = 0xFFFFFFFF
 
 
 def id_keys(ids: Sequence[str]) -> list[Key]:
@@ -50,15 +52,30 @@ def key_id(key: Key) -> str:
     return key if isinstance(key, str) else f"{key:016x}"
 
 
-def _int_refs(values: list[Any]) -> np.ndarray | None:
-    """``values`` as an int64 array when every one is an array-path reference, else None.
+class _BatchKeys:
+    """One batch's keys split by kind: canonical ids (and their rows) and named ids (and theirs)."""
 
-    SPEEDUP: the type check runs at C level (``map(type)``, a set) instead of a Python
-    generator per value.
-    """
-    if not values or set(map(type, values)) != {int}:
-        return None
-    return np.array(values, dtype=np.int64)
+    __slots__ = ("canonical", "rows", "names", "name_rows")
+
+    def __init__(self, ids: Sequence[str]) -> None:
+        arr = ids_from_hex(ids)
+        if arr is not None:  # every id canonical: the common case
+            self.canonical, self.rows = arr, np.arange(len(arr), dtype=np.int64)
+            self.names, self.name_rows = [], []
+            return
+        keys = [id_key(i) for i in ids]
+        rows = [r for r, k in enumerate(keys) if type(k) is int]
+        self.canonical = np.array([keys[r] for r in rows], dtype=np.uint64)
+        self.rows = np.array(rows, dtype=np.int64)
+        self.names = [k for k in keys if type(k) is str]
+        self.name_rows = [r for r, k in enumerate(keys) if type(k) is str]
+
+    @classmethod
+    def of_arrays(cls, ids: np.ndarray) -> _BatchKeys:
+        self = cls.__new__(cls)
+        self.canonical, self.rows = ids, np.arange(len(ids), dtype=np.int64)
+        self.names, self.name_rows = [], []
+        return self
 
 
 class IssuedTasks:
@@ -66,26 +83,29 @@ class IssuedTasks:
 
     SPEEDUP: adding a batch only queues it; the index is built by the next lookup, where
     outcomes need it (``sample`` is on every env worker's critical path). Queued batches are
-    indexed once they reach ``limit`` tasks, so at most twice that many are held.
-    `_again` holds, only for keys issued again while still tracked (common for Discrete
-    spaces, rare for Box ones), the batch number of their latest issue: eviction of an
-    older batch skips them.
+    indexed once they reach ``limit`` tasks, so at most twice that many are held. Indexing,
+    looking up and evicting a batch of canonical ids are each one compiled loop
+    (`IdTable`). An id issued again while still tracked (common for Discrete spaces, rare
+    for Box ones) points at its newest batch, so evicting an older batch leaves it.
     """
 
     def __init__(self, space: TaskSpace, limit: int) -> None:
         self.space = space
         self.limit = int(limit)
         self.gen = 0
-        self._index: dict[Key, Any] = {}
-        self._again: dict[Key, int] = {}
-        self._batches: deque[tuple[int, list[Key]]] = deque()
-        self._arrays: dict[int, TaskArrays] = {}
+        self._table = IdTable()
+        self._named: dict[str, int] = {}
+        self._store: dict[int, TaskArrays | tuple[Task, ...]] = {}
+        self._batches: deque[tuple[int, _BatchKeys]] = deque()
         self._queued: list[tuple[int, tuple[Task, ...] | TaskArrays]] = []
         self._n_queued = 0
 
     def __len__(self) -> int:
         """Tasks held (indexed or queued)."""
-        return len(self._index) + self._n_queued
+        return self._n_indexed() + self._n_queued
+
+    def _n_indexed(self) -> int:
+        return len(self._table) + len(self._named)
 
     # ------------------------------------------------------------------ adding
     def add(self, batch: Sequence[Task] | TaskArrays) -> None:
@@ -98,99 +118,123 @@ class IssuedTasks:
 
     def _index_queued(self) -> None:
         """Index the queued batches in issue order, then evict whole batches over the limit."""
-        index = self._index
         for gen, batch in self._queued:
-            values: Any
             if isinstance(batch, TaskArrays):
-                keys: list[Key] = batch.ids.tolist()
-                values = range(gen << 32, (gen << 32) + len(keys))  # rows: a Task is built on demand
-                self._arrays[gen] = batch
+                keys = _BatchKeys.of_arrays(batch.ids)
             else:
-                keys = id_keys(list(map(_task_id, batch)))
-                values = batch
-            again = index.keys() & keys
-            if again:
-                self._again.update(dict.fromkeys(again, gen))
-            index.update(zip(keys, values))
-            self._batches.append((gen, keys))
+                keys = _BatchKeys([t.id for t in batch])
+            self._insert(gen, batch, keys)
         self._queued.clear()
         self._n_queued = 0
-        while len(index) > self.limit and len(self._batches) > 1:
+        while self._n_indexed() > self.limit and len(self._batches) > 1:
             self._evict(*self._batches.popleft())
 
-    def _evict(self, gen: int, keys: list[Key]) -> None:
-        latest = self._again
-        recorded = latest.keys() & keys
-        if recorded:
-            newer = {k for k in recorded if latest[k] != gen}  # issued again since: they stay
-            for k in recorded - newer:
-                del latest[k]
-            if newer:
-                keys = [k for k in keys if k not in newer]
-        deque(map(self._index.pop, keys, repeat(None)), maxlen=0)  # C-level loop
-        self._arrays.pop(gen, None)  # keys issued again since point at their newer batch
+    def _insert(self, gen: int, batch: TaskArrays | tuple[Task, ...], keys: _BatchKeys) -> None:
+        base = gen << 32
+        self._table.insert(keys.canonical, keys.rows + base)
+        for name, row in zip(keys.names, keys.name_rows):
+            self._named[name] = base | row
+        self._store[gen] = batch
+        self._batches.append((gen, keys))
+
+    def _evict(self, gen: int, keys: _BatchKeys) -> None:
+        self._table.remove_batch(keys.canonical, gen)
+        for name in keys.names:
+            if self._named.get(name, -1) >> 32 == gen:  # else issued again since: it stays
+                del self._named[name]
+        del self._store[gen]
 
     # ----------------------------------------------------------------- lookups
-    def _indexed(self) -> dict[Key, Any]:
+    def find(self, task_ids: Sequence[str] | np.ndarray) -> np.ndarray:
+        """One reference per id (``int64``; ``-1``: unknown); read them with `task` or `gather`."""
         if self._queued:
             self._index_queued()
-        return self._index
-
-    def find(self, task_ids: Sequence[str] | np.ndarray) -> list[Any]:
-        """One table value per id (``None``: unknown); read them with `task` or `gather`."""
-        keys = task_ids.tolist() if isinstance(task_ids, np.ndarray) else id_keys(list(task_ids))
-        return list(map(self._indexed().get, keys))
+        if isinstance(task_ids, np.ndarray) and task_ids.dtype.kind in "ui":
+            return self._table.lookup(task_ids)
+        ids = [str(i) for i in task_ids] if isinstance(task_ids, np.ndarray) else list(task_ids)
+        arr = ids_from_hex(ids)
+        if arr is not None:
+            return self._table.lookup(arr)
+        keys = _BatchKeys(ids)
+        out = np.full(len(ids), -1, dtype=np.int64)
+        out[keys.rows] = self._table.lookup(keys.canonical)
+        named = self._named
+        for name, row in zip(keys.names, keys.name_rows):
+            out[row] = named.get(name, -1)
+        return out
 
     def get(self, task_id: str) -> Task | None:
         """The issued task with this id, or ``None``."""
-        value = self._indexed().get(id_key(task_id))
-        return None if value is None else self.task(value)
+        ref = int(self.find([task_id])[0])
+        return None if ref < 0 else self.task(ref)
 
-    def task(self, value: Any) -> Task:
-        """A table value as a `Task` (an array-path row is built here)."""
-        if type(value) is int:
-            return self._arrays[value >> 32].task(value & 0xFFFFFFFF, self.space)
-        return value  # a Task
+    def task(self, ref: int) -> Task:
+        """A reference as a `Task` (an array-path row is built here)."""
+        batch = self._store[ref >> 32]
+        row = ref & _ROW_MASK
+        if isinstance(batch, TaskArrays):
+            return batch.task(row, self.space)
+        return batch[row]
 
-    def gather(self, values: list[Any]) -> TaskArrays:
-        """Known table values (no ``None``) as one `TaskArrays`, in their order."""
-        ref = _int_refs(values)
-        if ref is not None:
-            gens, rows = ref >> 32, ref & 0xFFFFFFFF
-            if (gens == gens[0]).all():  # SPEEDUP: the common case, one sampled batch (no np.unique)
-                return self._arrays[int(gens[0])].take(rows)
-            distinct = np.unique(gens).tolist()
-            parts, where = [], []
-            for g in distinct:  # outcomes of several sampled batches: one take per batch, then the input order
-                at = np.flatnonzero(gens == g)
-                parts.append(self._arrays[g].take(rows[at]))
-                where.append(at)
-            return TaskArrays.concat(parts).take(np.argsort(np.concatenate(where), kind="stable"))
-        # Some tasks were sampled or registered as objects: their rows come from the tasks.
-        return TaskArrays.from_tasks([self.task(v) for v in values], self.space)
+    def gather(self, refs: np.ndarray) -> TaskArrays:
+        """Known references (no ``-1``) as one `TaskArrays`, in their order."""
+        if len(refs) == 0:
+            return TaskArrays.from_tasks([], self.space)
+        gens, rows = refs >> 32, refs & _ROW_MASK
+        distinct = [int(gens[0])] if (gens == gens[0]).all() else np.unique(gens).tolist()  # SPEEDUP: one batch
+        batches = [self._store[g] for g in distinct]
+        arrays = [b for b in batches if isinstance(b, TaskArrays)]
+        if len(arrays) < len(batches):
+            # Some tasks were sampled or registered as objects: their rows come from the tasks.
+            return TaskArrays.from_tasks([self.task(r) for r in refs.tolist()], self.space)
+        if len(arrays) == 1:  # the common case: the outcomes of one sampled batch
+            return arrays[0].take(rows)
+        parts, where = [], []
+        for g, batch in zip(distinct, arrays):  # several sampled batches: one take each, then the input order
+            at = np.flatnonzero(gens == g)
+            parts.append(batch.take(rows[at]))
+            where.append(at)
+        return TaskArrays.concat(parts).take(np.argsort(np.concatenate(where), kind="stable"))
 
     # ------------------------------------------------------------------ state
     def state(self) -> tuple[list[dict], list[list[Any]]]:
         """``(issued, issued_batches)`` as `BaseTeacher.state_dict` stores them.
 
-        ``issued``: every tracked task's ``to_dict()``, in index order; ``issued_batches``:
+        ``issued``: every tracked task's ``to_dict()``, batch by batch; ``issued_batches``:
         ``[gen, ids]`` per batch, each id listed only in the batch of its latest issue.
         """
-        index = self._indexed()
-        issued = [self.task(v).to_dict() for v in index.values()]
-        batches = [[g, [key_id(k) for k in keys if self._again.get(k, g) == g]] for g, keys in self._batches]
+        if self._queued:
+            self._index_queued()
+        issued: list[dict] = []
+        batches: list[list[Any]] = []
+        for gen, keys in self._batches:
+            base = gen << 32
+            latest = self._table.lookup(keys.canonical) == keys.rows + base  # rows this batch issued last
+            named = [r for n, r in zip(keys.names, keys.name_rows) if self._named.get(n) == base | r]
+            rows = keys.rows[latest].tolist() + named
+            rows.sort()
+            tasks = [self.task(base | r) for r in rows]
+            issued.extend(t.to_dict() for t in tasks)
+            batches.append([gen, [t.id for t in tasks]])
         return issued, batches
 
     def load(self, issued: list[dict], batches: list[Any] | None, gen: int) -> None:
-        """Inverse of `state` (``batches=None``: a state from before batches were saved)."""
-        tasks = [Task.from_dict(d) for d in issued]
-        keys = id_keys([t.id for t in tasks])
-        self._index = dict(zip(keys, tasks))
-        self._again, self._batches, self._arrays = {}, deque(), {}
+        """Inverse of `state` (``batches=None``: a state from before batches were saved).
+
+        A saved task listed in no batch joins the oldest one (only a hand-edited state has one).
+        """
+        tasks = {t.id: t for t in map(Task.from_dict, issued)}
+        if batches is None:
+            batches = [(0, list(tasks))]
+        listed = [(int(g), [tasks[i] for i in ids if i in tasks]) for g, ids in batches]
+        orphans = tasks.keys() - {t.id for _, group in listed for t in group}
+        if orphans:
+            gen0, first = listed[0] if listed else (0, [])
+            listed[:1] = [(gen0, [t for i, t in tasks.items() if i in orphans] + first)]
+        self._table, self._named, self._store, self._batches = IdTable(), {}, {}, deque()
         self._queued.clear()
         self._n_queued = 0
-        if batches is None:
-            batches = [(0, [t.id for t in tasks])]
-        for g, ids in batches:
-            self._batches.append((int(g), id_keys(list(ids))))
+        for g, group in listed:
+            batch = tuple(group)
+            self._insert(g, batch, _BatchKeys([t.id for t in batch]))
         self.gen = int(gen)

@@ -1,0 +1,101 @@
+"""The compiled id table and the issued-task table built on it, against plain-dict models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from openended.tasks import Box, Discrete, Task, TaskArrays
+from openended.teachers import make_teacher
+from openended.teachers.id_table import IdTable
+from openended.teachers.issued import IssuedTasks
+
+
+@pytest.mark.parametrize("universe", [50, 1 << 62])
+def test_id_table_matches_a_dict_through_inserts_lookups_and_batch_removals(universe: int) -> None:
+    """Random batches (ids repeat when the universe is small), removed oldest first, only
+    where their batch still owns the id: the table answers exactly as a dict does."""
+    rng = np.random.default_rng(3)
+    table, model = IdTable(), {}
+    batches: list[tuple[int, np.ndarray]] = []
+    for gen in range(1, 200):
+        keys = rng.integers(0, universe, size=int(rng.integers(0, 40)), dtype=np.uint64)
+        if gen % 7 == 0:
+            keys = np.arange(len(keys), dtype=np.uint64)  # small sequential ids collide on naive hashes
+        refs = (gen << 32) + np.arange(len(keys), dtype=np.int64)
+        table.insert(keys, refs)
+        model.update(zip(keys.tolist(), refs.tolist()))
+        batches.append((gen, keys))
+        while len(model) > 300:
+            old, old_keys = batches.pop(0)
+            table.remove_batch(old_keys, old)
+            for k in old_keys.tolist():
+                if model.get(k, -1) >> 32 == old:
+                    del model[k]
+        assert len(table) == len(model)
+        probe = np.concatenate([keys, rng.integers(0, universe, size=20, dtype=np.uint64)])
+        assert table.lookup(probe).tolist() == [model.get(k, -1) for k in probe.tolist()]
+    everything = np.fromiter(model, dtype=np.uint64)
+    assert (table.lookup(everything) >= 0).all()
+
+
+def test_issued_table_keeps_named_ids_and_reissued_canonical_ids_through_eviction() -> None:
+    space = Discrete(list(range(8)))
+    issued = IssuedTasks(space, limit=4)
+    named = Task("level-3", (3,), None, (), "user")
+    issued.add([space.task(0), named])
+    issued.add(TaskArrays.from_tasks([space.task(0), space.task(1)], space))  # 0 again, on the array path
+    issued.add([space.task(2), space.task(4)])  # 5 held > 4: the first batch goes, its 0 stays
+    ids = [space.task(k).id for k in (0, 1, 2, 4, 5)] + ["level-3"]
+    assert (issued.find(ids) >= 0).tolist() == [True, True, True, True, False, False]
+    assert issued.get(space.task(0).id) == space.task(0) and issued.get("level-3") is None
+    saved_issued, saved_batches = issued.state()
+    again = IssuedTasks(space, limit=4)
+    again.load(json.loads(json.dumps(saved_issued)), saved_batches, issued.gen)
+    assert again.state() == (saved_issued, saved_batches) and len(again) == 4
+
+
+def test_update_arrays_finds_tasks_of_many_evicted_and_live_batches() -> None:
+    """Outcomes naming tasks of several sampled batches, some already evicted: the known
+    ones reach the teacher in their order and the rest are counted as unknown."""
+    space = Box([0.0, 0.0], [1.0, 1.0])
+    teacher = make_teacher("random", space, seed=0, max_tracked_tasks=64)
+    batches = [teacher.sample_arrays(16) for _ in range(8)]  # the first 4 are evicted on indexing
+    ids = np.concatenate([b.ids for b in batches])[::-3]
+    with pytest.warns(RuntimeWarning, match="never issued"):
+        teacher.update_arrays(ids, np.ones(len(ids)))
+    assert teacher.stats()["outcomes"] == int((np.arange(128)[::-3] >= 64).sum())
+    assert teacher.stats()["unknown_task_outcomes"] == int((np.arange(128)[::-3] < 64).sum())
+    live = np.concatenate([b.ids for b in batches[4:]])
+    issued = IssuedTasks(space, limit=64)
+    for b in batches[4:]:
+        issued.add(b)
+    gathered = issued.gather(issued.find(live[::-5]))
+    assert gathered.ids.tolist() == live[::-5].tolist()
+    assert np.array_equal(gathered.params, np.concatenate([b.params for b in batches[4:]])[::-5])
+
+
+def test_compiled_warm_up_leaves_every_teacher_kernel_ready() -> None:
+    """What the image build runs: afterwards no kernel compiles inside a teacher's call."""
+    from openended.teachers import compiled, id_table
+    from openended.teachers.gmm import alp_kernels, em_kernels
+
+    compiled.warm_up()
+    for kernel in (id_table._kernels().insert, em_kernels.em, alp_kernels.grid_alp):
+        assert kernel.signatures, f"{kernel.__name__} was not compiled"
+
+
+def test_a_table_unpickled_from_read_only_buffers_still_takes_inserts() -> None:
+    """Ray ships a teacher's arrays out of band and maps them read-only in the actor."""
+    import pickle
+
+    table = IdTable()
+    table.insert(np.arange(5, dtype=np.uint64), np.arange(5, dtype=np.int64))
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(table, protocol=5, buffer_callback=buffers.append)
+    copy = pickle.loads(data, buffers=[b.raw().toreadonly() for b in buffers])
+    copy.insert(np.arange(5, 9, dtype=np.uint64), np.arange(5, 9, dtype=np.int64))
+    assert copy.lookup(np.arange(10, dtype=np.uint64)).tolist() == [*range(9), -1]
+    assert table.lookup(np.arange(6, dtype=np.uint64)).tolist() == [*range(5), -1]
