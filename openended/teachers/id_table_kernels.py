@@ -22,15 +22,22 @@ def _home(key: np.uint64, shift: np.uint64) -> np.int64:
 
 
 @jit
+def _slot(keys: np.ndarray, refs: np.ndarray, shift: np.uint64, k: np.uint64) -> np.int64:
+    """Where ``k`` is held, or the empty slot (``refs < 0``) that ends its probe run."""
+    mask = keys.shape[0] - 1
+    s = _home(k, shift)
+    while refs[s] >= 0 and keys[s] != k:
+        s = (s + 1) & mask
+    return s
+
+
+@jit
 def insert(keys: np.ndarray, refs: np.ndarray, shift: np.uint64, new_keys: np.ndarray, new_refs: np.ndarray) -> int:
     """Set ``new_keys[i] -> new_refs[i]`` in order (a later duplicate wins); returns how many keys were new."""
-    mask = keys.shape[0] - 1
     added = 0
     for i in range(new_keys.shape[0]):
         k = new_keys[i]
-        s = _home(k, shift)
-        while refs[s] >= 0 and keys[s] != k:
-            s = (s + 1) & mask
+        s = _slot(keys, refs, shift, k)
         if refs[s] < 0:
             keys[s] = k
             added += 1
@@ -41,16 +48,8 @@ def insert(keys: np.ndarray, refs: np.ndarray, shift: np.uint64, new_keys: np.nd
 @jit
 def lookup(keys: np.ndarray, refs: np.ndarray, shift: np.uint64, query: np.ndarray, out: np.ndarray) -> None:
     """``out[i]``: the reference of ``query[i]``, ``-1`` when it is not in the table."""
-    mask = keys.shape[0] - 1
     for i in range(query.shape[0]):
-        k = query[i]
-        s = _home(k, shift)
-        out[i] = -1
-        while refs[s] >= 0:
-            if keys[s] == k:
-                out[i] = refs[s]
-                break
-            s = (s + 1) & mask
+        out[i] = refs[_slot(keys, refs, shift, query[i])]  # an empty slot holds -1
 
 
 @jit
@@ -59,10 +58,7 @@ def remove_batch(keys: np.ndarray, refs: np.ndarray, shift: np.uint64, old_keys:
     mask = keys.shape[0] - 1
     removed = 0
     for n in range(old_keys.shape[0]):
-        k = old_keys[n]
-        s = _home(k, shift)
-        while refs[s] >= 0 and keys[s] != k:
-            s = (s + 1) & mask
+        s = _slot(keys, refs, shift, old_keys[n])
         if refs[s] < 0 or (refs[s] >> 32) != gen:
             continue  # not held, or issued again by a newer batch
         removed += 1
