@@ -194,3 +194,21 @@ def test_sim_is_seeded_and_round_trips() -> None:
         assert np.array_equal(a.run_episodes(i), c.run_episodes(i))
     np.testing.assert_allclose(a.success_prob(), c.success_prob())
     assert c.indices(["collect_wood then place_table"])[0] == len(tasks)  # new texts extend the table
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("size", {}, "size: must be two integers"),
+        ("size", "", "size: must be two integers"),
+        ("size", "64", "size: must be two integers"),
+        ("size", [16, 64], "size: each value must be >= 32"),
+        ("area", [0, 5], "area: each value must be >= 1"),
+        ("area", [64, True], "area: must be two integers"),
+        ("view", [3, 3], "view: 3 columns need 6 inventory rows"),
+    ],
+)
+def test_bad_grid_sizes_are_refused_naming_the_field(field: str, value: object, match: str) -> None:
+    """Each of these crashed inside Crafter (KeyError, IndexError, negative dimensions)."""
+    with pytest.raises(ConfigError, match=f"env.crafter.{match}"):
+        make_env("crafter", impossible=0, **{field: value})

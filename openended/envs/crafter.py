@@ -35,6 +35,7 @@ task on success or after 300 steps; one episode per task keeps ``Outcome`` per t
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -314,6 +315,27 @@ def bow_task_encoding(text: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------- env
+
+
+def _int_pair(field: str, value: Any, minimum: int) -> tuple[int, int]:
+    """``value`` as two ints, each >= ``minimum``; a `ConfigError` naming ``env.crafter.<field>`` otherwise."""
+    items = list(value) if isinstance(value, (list, tuple, np.ndarray)) else []
+    if len(items) != 2 or not all(_is_integral(v) for v in items):
+        raise ConfigError(f"env.crafter.{field}: must be two integers like [64, 64], got {value!r}")
+    pair = (int(items[0]), int(items[1]))
+    if min(pair) < minimum:
+        raise ConfigError(f"env.crafter.{field}: each value must be >= {minimum} (less crashes Crafter), got {value!r}")
+    return pair
+
+
+def _is_integral(v: Any) -> bool:
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    if isinstance(v, (int, np.integer)):
+        return True
+    return isinstance(v, (float, np.floating)) and bool(np.isfinite(v)) and float(v).is_integer()
+
+
 class CrafterTaskEnv(TaskEnvMixin, gym.Env):
     """Crafter with one text task per episode; ``set_task`` applies at the next reset.
 
@@ -362,8 +384,13 @@ class CrafterTaskEnv(TaskEnvMixin, gym.Env):
         bad = [t for t in texts if parse_crafter_task(t) is None]
         if bad:
             raise ConfigError(f"env.crafter.tasks: {len(bad)} task(s) not in the Crafter grammar, e.g. {bad[0][:60]!r}")
-        if int(size[0]) < 32 or int(size[1]) < 32:
-            raise ConfigError(f"env.crafter.size: must be at least (32, 32) (smaller crashes Crafter), got {size}")
+        area, view, size = _int_pair("area", area, 1), _int_pair("view", view, 1), _int_pair("size", size, 32)
+        inventory_rows = math.ceil(len(crafter.constants.items) / view[0])
+        if view[1] <= inventory_rows:
+            raise ConfigError(
+                f"env.crafter.view: {view[0]} columns need {inventory_rows} inventory rows below a local view of at "
+                f"least one row: the second value must be > {inventory_rows}, got {view[1]} (default (9, 9))"
+            )
         if max_episode_steps < 1:
             raise ConfigError(f"env.crafter.max_episode_steps: must be >= 1, got {max_episode_steps}")
         if reward not in ("sparse", "progress"):
@@ -380,9 +407,7 @@ class CrafterTaskEnv(TaskEnvMixin, gym.Env):
         self.render_mode = render_mode
         self._max_steps = int(max_episode_steps)
         self._reward_mode = reward
-        self._env = crafter.Env(
-            area=tuple(area), view=tuple(view), size=tuple(size), reward=False, length=None, seed=int(seed)
-        )
+        self._env = crafter.Env(area=area, view=view, size=size, reward=False, length=None, seed=int(seed))
         if task_embed_fn is not None:
             if task_embed_dim is None:
                 task_embed_dim = int(np.asarray(task_embed_fn(texts[0])).reshape(-1).size)
