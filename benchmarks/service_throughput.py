@@ -36,7 +36,10 @@ best rep (least disturbed by other load); ratios are medians of per-rep ratios.
   `TeacherClient` takes (``sample_columns``: ids and parameters as arrays, no ``Task``
   built in the service), on the logged actor, with the random teacher on a 2-d Box and on
   4,096 levels, and ALP-GMM (fast mode) on the Box, by default and with
-  ``refit_coalesce`` (``columns alp_gmm coalesce``: reports never wait for a fit). A reply is fetched, not decoded into
+  ``refit_coalesce`` (``columns alp_gmm coalesce``: reports never wait for a fit), and by
+  default on a second logged service with 4 request threads (``columns alp_gmm 4
+  threads``: reports that queue up go in as one update, `openended.runtime.report_queue`;
+  JSON ``alpgmm_threads4_*``). A reply is fetched, not decoded into
   ``Task`` values (a client builds one per ``next_task``, spread over the env hosts), and
   outcome batches are encoded before the clock starts (each client encodes its own
   outbox): what is measured is what one service takes. Discrete and ALP-GMM at 1,024 only.
@@ -110,6 +113,7 @@ BATCHES = (1, 64, 1024)
 # ALP-GMM's opt-in for throughput over reproducibility: `update` never waits for a fit.
 ALP_GMM_COALESCE = {"refit_swap": "asap", "refit_coalesce": True}
 MAX_IN_FLIGHT = 4
+SERVICE_THREADS = 4  # the threaded service's max_concurrency (resources.service_threads)
 FRESH_CHUNK = 16  # fresh-task reports sampled ahead at a time (16 x 1,024 < the default 32,768 tracked)
 
 
@@ -525,6 +529,14 @@ def main(argv: list[str] | None = None) -> dict:
             "bench_logged", NS, event_log=str(tmp / "run" / "events.jsonl"), checkpoint_dir=str(tmp / "run" / "ckpt")
         )
         plain = start_service("bench_plain", NS, metrics=False)
+        threaded = start_service(
+            "bench_threads",
+            NS,
+            max_concurrency=SERVICE_THREADS,
+            event_log=str(tmp / "threads" / "events.jsonl"),
+            checkpoint_dir=str(tmp / "threads" / "ckpt"),
+        )
+        ray.get(threaded.add_curriculum.remote("cols_alp", "alp_gmm", SPACES["box"].to_dict(), {"seed": 0}))
         naive = ray.remote(NaiveTeacherActor).options(num_cpus=0).remote(space.to_dict())
         for h in (logged, plain):
             ray.get(h.add_curriculum.remote("walk", "random", space.to_dict(), {"seed": 0}))
@@ -554,6 +566,7 @@ def main(argv: list[str] | None = None) -> dict:
             columns_target("columns discrete", logged, "cols_discrete", batches=(1024,)),
             columns_target("columns alp_gmm", logged, "cols_alp", batches=(1024,), fresh_tasks=True),
             columns_target("columns alp_gmm coalesce", logged, "cols_alp_co", batches=(1024,), fresh_tasks=True),
+            columns_target("columns alp_gmm 4 threads", threaded, "cols_alp", batches=(1024,), fresh_tasks=True),
             inprocess_columns_target(inproc_cols),
             plain_target(bare),
         ]
@@ -592,6 +605,7 @@ def main(argv: list[str] | None = None) -> dict:
         curricula = ray.get(logged.snapshot.remote())["curricula"]
         alp_stats = curricula["cols_alp"]["students"]["bench"]
         alp_co_stats = curricula["cols_alp_co"]["students"]["bench"]
+        threaded_snap = ray.get(threaded.snapshot.remote())["curricula"]["cols_alp"]
         client = client_rows(logged, 10_000 * scale)
         cpu = service_cpu(tmp, calls[1024])
 
@@ -645,6 +659,11 @@ def main(argv: list[str] | None = None) -> dict:
         "alpgmm_coalesce_tasks_per_s_b1024": get("columns alp_gmm coalesce", 1024, "tasks_per_s"),
         "alpgmm_coalesce_outcomes_per_s_b1024": get("columns alp_gmm coalesce", 1024, "outcomes_per_s"),
         "alpgmm_coalesce_refits": {k: alp_co_stats.get(k) for k in ("refits", "refits_coalesced", "outcomes")},
+        "alpgmm_threads4_tasks_per_s_b1024": get("columns alp_gmm 4 threads", 1024, "tasks_per_s"),
+        "alpgmm_threads4_outcomes_per_s_b1024": get("columns alp_gmm 4 threads", 1024, "outcomes_per_s"),
+        # report calls per teacher update: how many queued reports each group commit merged
+        "alpgmm_threads4_reports_per_update": threaded_snap["counters"]["report_calls"]
+        / max(1, threaded_snap["students"]["bench"]["update_calls"]),
         "b1_over_plain_actor": ratios["b1_over_plain_actor"],
         "targets": {
             "tasks_per_s_b1024": 200_000,
@@ -658,6 +677,8 @@ def main(argv: list[str] | None = None) -> dict:
             "alpgmm_outcomes_per_s_b1024": 500_000,
             "alpgmm_coalesce_tasks_per_s_b1024": 500_000,
             "alpgmm_coalesce_outcomes_per_s_b1024": 500_000,
+            "alpgmm_threads4_tasks_per_s_b1024": 500_000,
+            "alpgmm_threads4_outcomes_per_s_b1024": 500_000,
             "b1_over_plain_actor": 1.0,
         },
         "ratios": ratios,
@@ -735,13 +756,16 @@ def print_table(res: dict) -> None:
         "alpgmm_outcomes_per_s_b1024",
         "alpgmm_coalesce_tasks_per_s_b1024",
         "alpgmm_coalesce_outcomes_per_s_b1024",
+        "alpgmm_threads4_tasks_per_s_b1024",
+        "alpgmm_threads4_outcomes_per_s_b1024",
     ):
-        print(f"  {key:<32}{res[key]:>12,.0f}  ({t[key]:,})")
-    print(f"  {'b1_over_plain_actor':<32}{res['b1_over_plain_actor']:>12.2f}  (>= {t['b1_over_plain_actor']})")
+        print(f"  {key:<38}{res[key]:>12,.0f}  ({t[key]:,})")
+    print(f"  {'b1_over_plain_actor':<38}{res['b1_over_plain_actor']:>12.2f}  (>= {t['b1_over_plain_actor']})")
     print(
         f"ALP-GMM outcomes that reached its ALP: {res['alpgmm_outcomes_learned']:,} "
         f"(dropped as unknown tasks: {res['alpgmm_unknown_task_outcomes']}); with refit_coalesce: "
-        f"{res['alpgmm_coalesce_refits']}"
+        f"{res['alpgmm_coalesce_refits']}; 4 threads: "
+        f"{res['alpgmm_threads4_reports_per_update']:.2f} report calls per teacher update"
     )
     print(
         f"load average at start {res['config']['loadavg_start']}, at end {res['config']['loadavg_end']}, "

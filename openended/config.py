@@ -181,6 +181,14 @@ class ResourcesSection(_Model):
         description="The teacher service outlives its driver (a stopped job's teacher stays queryable); "
         "`--resume` or a resubmitted job takes the live service over instead of starting a second one.",
     )
+    service_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Threads serving the teacher service's calls. 1: one call at a time (the lowest cost per "
+        "call). More: reports that arrive while one is applied queue and go in together as one teacher update "
+        "(one refit for all of them), which lifts a busy ALP-GMM service's outcomes/s.",
+    )
 
     @field_validator("env_host")
     @classmethod

@@ -82,6 +82,29 @@ def test_quick_start_experiment_runs_and_learns(tmp_path):
     assert status.returncode == 0 and "finished" in status.stdout
 
 
+def test_a_service_with_several_threads_counts_every_episode_once(tmp_path):
+    """``resources.service_threads``: pools report concurrently, queued reports go in as groups."""
+    res = _cli(
+        "run",
+        "experiments/toy_alpgmm.yaml",
+        "--run-dir",
+        str(tmp_path),
+        "--no-progress",
+        "--set",
+        "run.iterations=20",
+        "--set",
+        "resources.service_threads=4",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    rd = _run_dir(tmp_path)
+    ids = _logged_episode_ids(rd)
+    assert len(ids) == len(set(ids)) == 2000 == _final_teacher_outcomes(rd)
+    state = json.loads(sorted((rd / "checkpoints" / "teacher").glob("checkpoint-*.json"))[-1].read_text())
+    (cur,) = state["curricula"]
+    updates = sum(t["counts"]["update_calls"] for t in cur["teachers"].values())
+    assert cur["counters"]["report_calls"] >= updates > 0
+
+
 def test_kill_9_then_resume_loses_and_double_counts_nothing(tmp_path):
     """kill -9 at a random moment (a second writer refused before): after the resume the accounting
     invariant of docs/reliability.md holds at every metrics row, and the killed run's embedded Ray

@@ -70,6 +70,7 @@ __all__ = [
     "TaskColumns",
     "decode_tasks",
     "encode_outcomes",
+    "concat_outcomes",
     "decode_outcomes",
     "check_finite_returns",
     "hex_to_uint64",
@@ -560,6 +561,42 @@ class OutcomeBatch:
 
     def __repr__(self) -> str:
         return f"OutcomeBatch(n={len(self)}, students={list(self.student_names)})"
+
+
+def concat_outcomes(batches: Sequence[OutcomeBatch]) -> OutcomeBatch:
+    """One batch with the rows of ``batches`` in order (their student tables merged).
+
+    Why: the service applies reports that queued up behind one another as one update
+    (`openended.runtime.report_queue`). An id column stays ``uint64`` when every batch has
+    it so; otherwise the merged column is the id strings.
+    """
+    if len(batches) == 1:
+        return batches[0]
+
+    def ids(cols: list[np.ndarray | list]) -> np.ndarray | list:
+        if all(isinstance(c, np.ndarray) for c in cols):
+            return np.concatenate(cols)
+        return [x for c in cols for x in _decode_ids(c)]
+
+    table: dict[str, int] = {}
+    codes = []
+    for b in batches:
+        remap = np.asarray([table.setdefault(name, len(table)) for name in b.student_names], dtype=np.uint32)
+        codes.append(remap[b.student_codes])
+    infos = None
+    if any(b.infos is not None for b in batches):
+        infos = [info for b in batches for info in (b.infos if b.infos is not None else [{}] * len(b))]
+    return OutcomeBatch(
+        task_ids=ids([b.task_ids for b in batches]),
+        returns=np.concatenate([b.returns for b in batches]),
+        success=np.concatenate([b.success for b in batches]),
+        lengths=np.concatenate([b.lengths for b in batches]),
+        episode_ids=ids([b.episode_ids for b in batches]),
+        student_codes=np.concatenate(codes).astype(np.uint8 if len(table) <= 256 else np.uint32),
+        student_names=tuple(table),
+        t=np.concatenate([b.t for b in batches]),
+        infos=infos,
+    )
 
 
 def encode_outcomes(outcomes: Sequence[Outcome]) -> OutcomeBatch:

@@ -49,6 +49,7 @@ from openended.runtime.codec import (
     TaskBatch,
     TaskColumns,
     check_finite_returns,
+    concat_outcomes,
     decode_outcomes,
     decode_tasks,
     encode_outcomes,
@@ -64,6 +65,7 @@ from openended.runtime.curricula import (
 )
 from openended.runtime.eventlog import EventLog, FsyncPolicy
 from openended.runtime.recovery import ReplayMode, episode_keys
+from openended.runtime.report_queue import PendingReport
 from openended.tasks import Outcome, Task, TaskSpace, outcome_list
 from openended.teachers.views import teacher_view
 
@@ -375,23 +377,58 @@ class TeacherServiceCore:
         cur = self.curriculum(curriculum)
         if not isinstance(batch, OutcomeBatch):
             batch = encode_outcomes(outcome_list(batch, "report(batch)"))
+        check_finite_returns(batch)  # a bad batch is refused alone, before it can join a group
+        mine = cur.reports.put(batch)
         with cur.lock:
-            return self._apply_outcomes(cur, batch, log=True)
+            if not mine.done:  # else a thread that held the lock before us applied it with its own
+                self._apply_reports(cur, cur.reports.take())
+        if mine.error is not None:
+            raise mine.error
+        return mine.accepted
+
+    def _apply_reports(self, cur: Curriculum, group: list[PendingReport]) -> None:
+        """Group commit (`openended.runtime.report_queue`): the queued reports as one update."""
+        try:
+            merged = concat_outcomes([p.batch for p in group])
+            rows = self._accepted_rows(cur, merged, log=True, calls=len(group))
+            if rows is None:
+                for p in group:
+                    p.accepted = len(p.batch)
+            else:
+                ends = np.cumsum([len(p.batch) for p in group])
+                counts = np.bincount(np.searchsorted(ends, rows, side="right"), minlength=len(group))
+                for p, count in zip(group, counts.tolist()):
+                    p.accepted = count
+        except BaseException as e:
+            for p in group:
+                p.error = e
+            raise
+        finally:
+            for p in group:
+                p.done = True
 
     def _apply_outcomes(self, cur: Curriculum, batch: OutcomeBatch, *, log: bool) -> int:
-        """Dedup -> log the accepted rows -> remember their episode ids -> teacher update."""
+        """`_accepted_rows`, as a count."""
+        rows = self._accepted_rows(cur, batch, log=log)
+        return len(batch) if rows is None else len(rows)
+
+    def _accepted_rows(self, cur: Curriculum, batch: OutcomeBatch, *, log: bool, calls: int = 1) -> list[int] | None:
+        """Dedup -> log the accepted rows -> remember their episode ids -> teacher update.
+
+        Returns the rows accepted (``None``: all of them). ``calls``: report calls this batch merges.
+        """
         n = len(batch)
         counters = cur.counters
-        counters["report_calls"] += 1
+        counters["report_calls"] += calls
         counters["outcomes_received"] += n
         if n == 0:
-            return 0
+            return None
         keys = episode_keys(batch.episode_ids)
         fresh_rows = cur.dedup.new_rows(keys)
         if fresh_rows is not None:
             counters["duplicates_dropped"] += n - len(fresh_rows)
             if not fresh_rows:
-                return 0
+                return fresh_rows
             batch = batch.take(fresh_rows)
             keys = [keys[i] for i in fresh_rows]
         if log and self.log is not None:
@@ -415,7 +452,7 @@ class TeacherServiceCore:
         counters["success_known"] = counters.get("success_known", 0) + int(np.count_nonzero(success_known))
         counters["successes"] = counters.get("successes", 0) + int(np.count_nonzero(batch.success == 1))
         counters["return_sum"] = counters.get("return_sum", 0.0) + float(np.sum(batch.returns))
-        return len(batch)
+        return fresh_rows
 
     # ----------------------------------------------------------------- snapshot
     def snapshot(self) -> dict:

@@ -26,6 +26,7 @@ from openended.errors import ConfigError
 from openended.jsonio import plain_json
 from openended.registry import normalize_name
 from openended.runtime.recovery import EpisodeDedup
+from openended.runtime.report_queue import ReportQueue
 from openended.tasks import TaskSpace, space_from_dict
 
 __all__ = [
@@ -99,6 +100,8 @@ class Curriculum:
         #: update of one curriculum never blocks another one's sample.
         self.lock = threading.RLock()
         self.dedup = EpisodeDedup(dedup_capacity)
+        #: Reports waiting for ``lock``: the next holder applies them as one batch (group commit).
+        self.reports = ReportQueue()
         self.counters: dict[str, Any] = {
             "tasks_sampled": 0,
             "sample_calls": 0,

@@ -1,0 +1,138 @@
+"""Group commit: reports that queue behind a curriculum's lock are applied as one update."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from service_support import BOX, logged_core, outcomes_for
+
+from openended.runtime.codec import CodecError, concat_outcomes, decode_outcomes, encode_outcomes
+from openended.runtime.core import TeacherServiceCore
+from openended.tasks import Outcome
+
+
+def _report_together(core: TeacherServiceCore, name: str, batches: list, queued: int | None = None) -> list:
+    """Report ``batches`` from one thread each while the test holds the curriculum's lock,
+    so they queue (``queued`` of them: all by default); return each call's result (its
+    accepted count, or its error)."""
+    queued = len(batches) if queued is None else queued
+    cur = core.curriculum(name)
+    results: list = [None] * len(batches)
+
+    def call(i: int) -> None:
+        try:
+            results[i] = core.report(name, batches[i])
+        except Exception as e:  # noqa: BLE001  # the test inspects it
+            results[i] = e
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(batches))]
+    with cur.lock:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(cur.reports._waiting) < queued and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.05)  # a call that should not queue has had time to (wrongly) do so
+        assert len(cur.reports._waiting) == queued, "not the expected reports queued"
+    for t in threads:
+        t.join(10)
+    return results
+
+
+def test_queued_reports_go_in_as_one_update_and_each_caller_gets_its_count(tmp_path):
+    core = logged_core(tmp_path)
+    core.add_curriculum("walk", "test_counting", BOX)
+    tasks = core.sample_tasks("walk", n=40)
+    outs = outcomes_for(tasks, 0)
+    core.report("walk", outs[:5])  # already accepted before the group
+    batches = [outs[0:10], outs[10:20], outs[15:25] + outs[25:30], outs[30:40]]
+    results = _report_together(core, "walk", batches)
+    # 0-4 were accepted before; 15-19 arrive twice in the group (the earlier batch wins).
+    assert results == [5, 10, 10, 10]
+    teacher = core.teacher("walk")
+    assert all(teacher.episodes[o.episode_id] == 1 for o in outs)
+    assert teacher.stats()["update_calls"] == 2  # the first report, then one for the whole group
+    counters = core.snapshot()["curricula"]["walk"]["counters"]
+    assert (counters["report_calls"], counters["outcomes_received"], counters["outcomes_accepted"]) == (5, 50, 40)
+    assert counters["duplicates_dropped"] == 10
+    core.close()
+    # The log holds the group as applied: a restore rebuilds the same teacher.
+    again = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")
+    assert again.teacher("walk").episodes == teacher.episodes
+    again.close()
+
+
+def test_a_bad_batch_is_refused_alone_and_never_logged(tmp_path):
+    core = logged_core(tmp_path)
+    core.add_curriculum("walk", "test_counting", BOX)
+    tasks = core.sample_tasks("walk", n=20)
+    good, bad = encode_outcomes(outcomes_for(tasks[:10], 0)), encode_outcomes(outcomes_for(tasks[10:], 10))
+    bad.returns[3] = np.nan  # a batch built without Outcome's checks
+    results = _report_together(core, "walk", [good, bad], queued=1)  # the bad one never queues
+    assert results[0] == 10
+    assert isinstance(results[1], CodecError) and "returns[3]" in str(results[1])
+    assert sum(core.teacher("walk").per_task.values()) == 10
+    core.close()
+    again = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")
+    assert sum(again.teacher("walk").per_task.values()) == 10
+    again.close()
+
+
+def test_an_update_error_reaches_every_caller_of_its_group(monkeypatch):
+    core = TeacherServiceCore()
+    core.add_curriculum("walk", "test_counting", BOX)
+    tasks = core.sample_tasks("walk", n=20)
+
+    def broken(tasks, outcomes):
+        raise RuntimeError("teacher bug")
+
+    monkeypatch.setattr(core.teacher("walk"), "_update", broken)
+    results = _report_together(core, "walk", [outcomes_for(tasks[:10], 0), outcomes_for(tasks[10:], 10)])
+    assert [type(r) for r in results] == [RuntimeError, RuntimeError]
+    assert not core.curriculum("walk").reports._waiting
+
+
+def test_concat_outcomes_keeps_rows_students_ids_and_infos_in_order():
+    a = encode_outcomes([Outcome("0" * 15 + "1", 1.0, student_id="ann", episode_id="0" * 15 + "a")])
+    b = encode_outcomes(
+        [
+            Outcome("level-3", 2.0, success=True, length=4, student_id="bob", info={"k": 1}),
+            Outcome("0" * 15 + "2", 3.0, student_id="ann", episode_id="0" * 15 + "b"),
+        ]
+    )
+    merged = concat_outcomes([a, b])
+    assert isinstance(a.task_ids, np.ndarray) and not isinstance(merged.task_ids, np.ndarray)
+    assert decode_outcomes(merged) == decode_outcomes(a) + decode_outcomes(b)
+    assert merged.student_names == ("ann", "bob") and merged.student_codes.tolist() == [0, 1, 0]
+    same_form = concat_outcomes([a, a])
+    assert isinstance(same_form.task_ids, np.ndarray) and len(same_form) == 2
+    assert concat_outcomes([b]) is b
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_reports_from_many_threads_are_all_counted_once(threads):
+    """No group loses or repeats a row, whatever the interleaving."""
+    core = TeacherServiceCore()
+    core.add_curriculum("walk", "test_counting", BOX)
+    tasks = core.sample_tasks("walk", n=400)
+    outs = outcomes_for(tasks, 0)
+    chunks = [outs[i : i + 10] for i in range(0, 400, 10)]
+    accepted: list[int] = []
+    lock = threading.Lock()
+
+    def worker(part: list) -> None:
+        for chunk in part:
+            n = core.report("walk", chunk + chunk[:2])  # two rows resent in the same call
+            with lock:
+                accepted.append(n)
+
+    pool = [threading.Thread(target=worker, args=(chunks[i::threads],)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(30)
+    assert sum(accepted) == 400 and len(accepted) == 40
+    assert sum(core.teacher("walk").per_task.values()) == 400
