@@ -57,20 +57,16 @@ def _final_teacher_outcomes(rd: pathlib.Path) -> int:
     return sum(t["counts"]["outcomes"] for c in state["curricula"] for t in c["teachers"].values())
 
 
-def test_quick_start_experiment_runs_and_learns(tmp_path):
-    res = _cli(
-        "run",
-        "experiments/toy_alpgmm.yaml",
-        "--run-dir",
-        str(tmp_path),
-        "--no-progress",
-        "--set",
-        "run.iterations=60",
-        "--set",
-        "run.checkpoint_every=30",
-    )
+def _toy_run(tmp_path: pathlib.Path, *sets: str) -> pathlib.Path:
+    """The README's quick-start experiment with ``--set`` overrides, to completion; its run directory."""
+    overrides = [arg for item in sets for arg in ("--set", item)]
+    res = _cli("run", "experiments/toy_alpgmm.yaml", "--run-dir", str(tmp_path), "--no-progress", *overrides)
     assert res.returncode == 0, res.stderr[-3000:]
-    rd = _run_dir(tmp_path)
+    return _run_dir(tmp_path)
+
+
+def test_quick_start_experiment_runs_and_learns(tmp_path):
+    rd = _toy_run(tmp_path, "run.iterations=60", "run.checkpoint_every=30")
     rows = [json.loads(line) for line in (rd / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == list(range(1, 61))
     assert rows[-1]["episodes_total"] == 6000
@@ -84,19 +80,7 @@ def test_quick_start_experiment_runs_and_learns(tmp_path):
 
 def test_a_service_with_several_threads_counts_every_episode_once(tmp_path):
     """``resources.service_threads``: pools report concurrently, queued reports go in as groups."""
-    res = _cli(
-        "run",
-        "experiments/toy_alpgmm.yaml",
-        "--run-dir",
-        str(tmp_path),
-        "--no-progress",
-        "--set",
-        "run.iterations=20",
-        "--set",
-        "resources.service_threads=4",
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    rd = _run_dir(tmp_path)
+    rd = _toy_run(tmp_path, "run.iterations=20", "resources.service_threads=4")
     ids = _logged_episode_ids(rd)
     assert len(ids) == len(set(ids)) == 2000 == _final_teacher_outcomes(rd)
     state = json.loads(sorted((rd / "checkpoints" / "teacher").glob("checkpoint-*.json"))[-1].read_text())
