@@ -99,3 +99,19 @@ def test_a_table_unpickled_from_read_only_buffers_still_takes_inserts() -> None:
     copy.insert(np.arange(5, 9, dtype=np.uint64), np.arange(5, 9, dtype=np.int64))
     assert copy.lookup(np.arange(10, dtype=np.uint64)).tolist() == [*range(9), -1]
     assert table.lookup(np.arange(6, dtype=np.uint64)).tolist() == [*range(5), -1]
+
+
+def test_batch_one_calls_take_the_single_id_path_with_the_same_rules() -> None:
+    """One-task batches (a teacher loop) skip the arrays; eviction and re-issue behave the same."""
+    space = Discrete(list(range(5)))
+    issued = IssuedTasks(space, limit=3)
+    named = Task("level-9", (4,), None, (), "user")
+    for batch in ([space.task(0)], [named], TaskArrays.from_tasks([space.task(1)], space), [space.task(0)]):
+        issued.add(batch)
+        issued.find([space.task(0).id])  # index each batch as it comes
+    # 4 ids held > 3: batch 1 goes but keeps its 0 (issued again by batch 4), then batch 2 (level-9)
+    issued.add([space.task(2)])
+    found = issued.find([space.task(k).id for k in range(3)] + ["level-9", "0" * 16])
+    assert (found >= 0).tolist() == [True, True, True, False, False]
+    assert [int(issued.find([i])[0]) >= 0 for i in ("level-9", space.task(0).id)] == [False, True]
+    assert issued.get(space.task(0).id) == space.task(0) and len(issued) == 3

@@ -82,6 +82,20 @@ class IdTable:
         """Forget those ``keys`` whose reference still points into batch ``gen``."""
         self._count -= _kernels().remove_batch(self._keys, self._refs, self._shift, _u64(keys), int(gen))
 
+    def insert_one(self, key: int, ref: int) -> None:
+        """`insert` of one key (no arrays built)."""
+        if 2 * (self._count + 1) > len(self._refs):
+            self._grow(self._count + 1)
+        self._count += _kernels().insert_one(self._keys, self._refs, self._shift, np.uint64(key), ref)
+
+    def lookup_one(self, key: int) -> int:
+        """`lookup` of one key: its reference, or -1."""
+        return int(_kernels().lookup_one(self._keys, self._refs, self._shift, np.uint64(key)))
+
+    def remove_one(self, key: int, gen: int) -> None:
+        """`remove_batch` of one key."""
+        self._count -= _kernels().remove_one(self._keys, self._refs, self._shift, np.uint64(key), gen)
+
     def _grow(self, need: int) -> None:
         held = self._refs >= 0
         keys, refs = self._keys[held], self._refs[held]
@@ -101,3 +115,6 @@ def warm_up() -> None:
     table.insert(keys, np.arange(3, dtype=np.int64))
     table.lookup(keys)
     table.remove_batch(keys, 0)
+    table.insert_one(7, 1)
+    table.lookup_one(7)
+    table.remove_one(7, 0)

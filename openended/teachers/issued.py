@@ -18,6 +18,7 @@ Contents:
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = ["IssuedTasks", "Key", "id_key", "id_keys", "key_id"]
 
 Key = int | str
 _ROW_MASK = 0xFFFFFFFF
+_CANONICAL = re.compile("[0-9a-f]{16}")  # what `ids_from_hex` accepts, for one id
 
 
 def id_keys(ids: Sequence[str]) -> list[Key]:
@@ -43,8 +45,9 @@ def id_keys(ids: Sequence[str]) -> list[Key]:
 
 def id_key(task_id: str) -> Key:
     """The table key of one id: a canonical (16-hex-digit) id as its ``uint64`` value, others as they are."""
-    arr = ids_from_hex([task_id]) if isinstance(task_id, str) else None
-    return int(arr[0]) if arr is not None else task_id
+    if isinstance(task_id, str) and _CANONICAL.fullmatch(task_id):
+        return int(task_id, 16)
+    return task_id
 
 
 def key_id(key: Key) -> str:
@@ -71,11 +74,19 @@ class _BatchKeys:
         self.name_rows = [r for r, k in enumerate(keys) if type(k) is str]
 
     @classmethod
-    def of_arrays(cls, ids: np.ndarray) -> _BatchKeys:
+    def of(cls, batch: TaskArrays | tuple[Task, ...]) -> _BatchKeys:
+        """The keys of a stored batch (recomputed when needed: storing them costs the GC more)."""
+        if not isinstance(batch, TaskArrays):
+            return cls([t.id for t in batch])
         self = cls.__new__(cls)
-        self.canonical, self.rows = ids, np.arange(len(ids), dtype=np.int64)
+        self.canonical, self.rows = batch.ids, np.arange(len(batch.ids), dtype=np.int64)
         self.names, self.name_rows = [], []
         return self
+
+
+def _only_key(batch: TaskArrays | tuple[Task, ...]) -> Key:
+    """The key of a one-task batch."""
+    return int(batch.ids[0]) if isinstance(batch, TaskArrays) else id_key(batch[0].id)
 
 
 class IssuedTasks:
@@ -96,7 +107,7 @@ class IssuedTasks:
         self._table = IdTable()
         self._named: dict[str, int] = {}
         self._store: dict[int, TaskArrays | tuple[Task, ...]] = {}
-        self._batches: deque[tuple[int, _BatchKeys]] = deque()
+        self._batches: deque[int] = deque()  # indexed batches' numbers, oldest first
         self._queued: list[tuple[int, tuple[Task, ...] | TaskArrays]] = []
         self._n_queued = 0
 
@@ -119,30 +130,44 @@ class IssuedTasks:
     def _index_queued(self) -> None:
         """Index the queued batches in issue order, then evict whole batches over the limit."""
         for gen, batch in self._queued:
-            if isinstance(batch, TaskArrays):
-                keys = _BatchKeys.of_arrays(batch.ids)
-            else:
-                keys = _BatchKeys([t.id for t in batch])
-            self._insert(gen, batch, keys)
+            self._insert(gen, batch)
         self._queued.clear()
         self._n_queued = 0
         while self._n_indexed() > self.limit and len(self._batches) > 1:
-            self._evict(*self._batches.popleft())
+            self._evict(self._batches.popleft())
 
-    def _insert(self, gen: int, batch: TaskArrays | tuple[Task, ...], keys: _BatchKeys) -> None:
+    def _insert(self, gen: int, batch: TaskArrays | tuple[Task, ...]) -> None:
         base = gen << 32
-        self._table.insert(keys.canonical, keys.rows + base)
-        for name, row in zip(keys.names, keys.name_rows):
-            self._named[name] = base | row
+        if len(batch) == 1:  # SPEEDUP: a batch-1 call (a teacher loop's), no arrays built
+            key = _only_key(batch)
+            if isinstance(key, str):
+                self._named[key] = base
+            else:
+                self._table.insert_one(key, base)
+        else:
+            keys = _BatchKeys.of(batch)
+            self._table.insert(keys.canonical, keys.rows + base)
+            for name, row in zip(keys.names, keys.name_rows):
+                self._named[name] = base | row
         self._store[gen] = batch
-        self._batches.append((gen, keys))
+        self._batches.append(gen)
 
-    def _evict(self, gen: int, keys: _BatchKeys) -> None:
-        self._table.remove_batch(keys.canonical, gen)
-        for name in keys.names:
+    def _evict(self, gen: int) -> None:
+        batch = self._store.pop(gen)
+        names: list[str]
+        if len(batch) == 1:
+            key = _only_key(batch)
+            if not isinstance(key, str):
+                self._table.remove_one(key, gen)
+                return
+            names = [key]
+        else:
+            keys = _BatchKeys.of(batch)
+            self._table.remove_batch(keys.canonical, gen)
+            names = keys.names
+        for name in names:
             if self._named.get(name, -1) >> 32 == gen:  # else issued again since: it stays
                 del self._named[name]
-        del self._store[gen]
 
     # ----------------------------------------------------------------- lookups
     def find(self, task_ids: Sequence[str] | np.ndarray) -> np.ndarray:
@@ -152,6 +177,10 @@ class IssuedTasks:
         if isinstance(task_ids, np.ndarray) and task_ids.dtype.kind in "ui":
             return self._table.lookup(task_ids)
         ids = [str(i) for i in task_ids] if isinstance(task_ids, np.ndarray) else list(task_ids)
+        if len(ids) == 1:  # SPEEDUP: one outcome (a teacher loop's update)
+            key = id_key(ids[0])
+            ref = self._table.lookup_one(key) if isinstance(key, int) else self._named.get(key, -1)
+            return np.array([ref], dtype=np.int64)
         arr = ids_from_hex(ids)
         if arr is not None:
             return self._table.lookup(arr)
@@ -207,7 +236,8 @@ class IssuedTasks:
             self._index_queued()
         issued: list[dict] = []
         batches: list[list[Any]] = []
-        for gen, keys in self._batches:
+        for gen in self._batches:
+            keys = _BatchKeys.of(self._store[gen])
             base = gen << 32
             latest = self._table.lookup(keys.canonical) == keys.rows + base  # rows this batch issued last
             named = [r for n, r in zip(keys.names, keys.name_rows) if self._named.get(n) == base | r]
@@ -236,5 +266,5 @@ class IssuedTasks:
         self._n_queued = 0
         for g, group in listed:
             batch = tuple(group)
-            self._insert(g, batch, _BatchKeys([t.id for t in batch]))
+            self._insert(g, batch)
         self.gen = int(gen)
