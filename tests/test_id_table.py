@@ -115,3 +115,23 @@ def test_batch_one_calls_take_the_single_id_path_with_the_same_rules() -> None:
     assert (found >= 0).tolist() == [True, True, True, False, False]
     assert [int(issued.find([i])[0]) >= 0 for i in ("level-9", space.task(0).id)] == [False, True]
     assert issued.get(space.task(0).id) == space.task(0) and len(issued) == 3
+
+
+def test_batch_numbers_past_two_to_the_31_keep_working() -> None:
+    """References hold a batch's number modulo 2^31 (int64): a long run's table keeps matching,
+    evicting and saving the true numbers."""
+    space = Box([0.0], [1.0])
+    issued = IssuedTasks(space, limit=4)
+    issued.gen = 2**31 - 3
+    batches = [TaskArrays.from_tasks(space.sample_uniform(np.random.default_rng(i), 2), space) for i in range(5)]
+    for b in batches:
+        issued.add(b)
+        issued.find(b.ids)  # index as it comes; holding > 4 evicts the oldest
+    live = np.concatenate([b.ids for b in batches[3:]])
+    assert (issued.find(live) >= 0).all() and (issued.find(batches[0].ids) < 0).all()
+    assert issued.gather(issued.find(live)).ids.tolist() == live.tolist()
+    saved_issued, saved_batches = issued.state()
+    assert [g for g, _ in saved_batches] == [2**31 + 1, 2**31 + 2]  # slots 1 and 2
+    again = IssuedTasks(space, limit=4)
+    again.load(saved_issued, saved_batches, issued.gen)
+    assert (again.find(live) >= 0).all() and again.state() == (saved_issued, saved_batches)

@@ -7,7 +7,8 @@ built unless someone asks for one), and it has its own bounded, whole-batch FIFO
 Keys: a canonical id (16 lowercase hex digits, every id the spaces make) is its 64-bit
 value in a compiled hash table (`openended.teachers.id_table.IdTable`); any other id (a
 user's ``Task(id="level-3")``) is a key of a small ``dict``. Values, in both: a
-*reference* ``gen << 32 | row``, the row of the batch numbered ``gen`` that issued the
+*reference* ``slot << 32 | row``, the row of the batch (``slot``: its issue number modulo
+2^31, so references stay ``int64`` however long a run) that issued the
 id last. A batch is kept as it came: a `TaskArrays` (array path; a `Task` is built from
 its row on demand) or a tuple of `Task` values (object path). A task issued on either
 path is one entry.
@@ -32,6 +33,7 @@ __all__ = ["IssuedTasks", "Key", "id_key", "id_keys", "key_id"]
 
 Key = int | str
 _ROW_MASK = 0xFFFFFFFF
+_SLOT_MASK = 0x7FFFFFFF  # a batch's number in references: its issue number modulo 2^31 (int64-safe)
 _CANONICAL = re.compile("[0-9a-f]{16}")  # what `ids_from_hex` accepts, for one id
 
 
@@ -137,7 +139,8 @@ class IssuedTasks:
             self._evict(self._batches.popleft())
 
     def _insert(self, gen: int, batch: TaskArrays | tuple[Task, ...]) -> None:
-        base = gen << 32
+        slot = gen & _SLOT_MASK  # never shared by two held batches: far fewer than 2^31 are held
+        base = slot << 32
         if len(batch) == 1:  # SPEEDUP: a batch-1 call (a teacher loop's), no arrays built
             key = _only_key(batch)
             if isinstance(key, str):
@@ -149,24 +152,25 @@ class IssuedTasks:
             self._table.insert(keys.canonical, keys.rows + base)
             for name, row in zip(keys.names, keys.name_rows):
                 self._named[name] = base | row
-        self._store[gen] = batch
+        self._store[slot] = batch
         self._batches.append(gen)
 
     def _evict(self, gen: int) -> None:
-        batch = self._store.pop(gen)
+        slot = gen & _SLOT_MASK
+        batch = self._store.pop(slot)
         names: list[str]
         if len(batch) == 1:
             key = _only_key(batch)
             if not isinstance(key, str):
-                self._table.remove_one(key, gen)
+                self._table.remove_one(key, slot)
                 return
             names = [key]
         else:
             keys = _BatchKeys.of(batch)
-            self._table.remove_batch(keys.canonical, gen)
+            self._table.remove_batch(keys.canonical, slot)
             names = keys.names
         for name in names:
-            if self._named.get(name, -1) >> 32 == gen:  # else issued again since: it stays
+            if self._named.get(name, -1) >> 32 == slot:  # else issued again since: it stays
                 del self._named[name]
 
     # ----------------------------------------------------------------- lookups
@@ -237,8 +241,9 @@ class IssuedTasks:
         issued: list[dict] = []
         batches: list[list[Any]] = []
         for gen in self._batches:
-            keys = _BatchKeys.of(self._store[gen])
-            base = gen << 32
+            slot = gen & _SLOT_MASK
+            keys = _BatchKeys.of(self._store[slot])
+            base = slot << 32
             latest = self._table.lookup(keys.canonical) == keys.rows + base  # rows this batch issued last
             named = [r for n, r in zip(keys.names, keys.name_rows) if self._named.get(n) == base | r]
             rows = keys.rows[latest].tolist() + named
