@@ -13,7 +13,7 @@ spread as well as content hashes do), and deletion by backward shift: no tombsto
 lookups never slow down however many batches were evicted. The table grows by doubling
 to stay at most half full.
 
-References are ``gen << 32 | row`` (`IssuedTasks`); `remove_batch` deletes an id only
+References are ``slot << 32 | row`` (`IssuedTasks`); `remove_batch` deletes an id only
 while its reference still belongs to the batch being evicted, so an id issued again by a
 newer batch survives the eviction of its older one.
 
