@@ -135,3 +135,18 @@ def test_batch_numbers_past_two_to_the_31_keep_working() -> None:
     again = IssuedTasks(space, limit=4)
     again.load(saved_issued, saved_batches, issued.gen)
     assert (again.find(live) >= 0).all() and again.state() == (saved_issued, saved_batches)
+
+
+def test_id_keys_parses_only_canonical_ids() -> None:
+    """Pool-style ids skip the per-id parse; a 16-character id is parsed only if canonical."""
+    from openended.teachers.issued import id_keys
+
+    canonical = "00000000000000ff"
+    assert id_keys([canonical, "0" * 15 + "1"]) == [255, 1]
+    assert id_keys(["pool-0-1", None, "", "pool-1-2"]) == ["pool-0-1", None, "", "pool-1-2"]
+    assert id_keys(["pool-0-123456789", canonical, "00000000000000FF", None]) == [
+        "pool-0-123456789",
+        255,
+        "00000000000000FF",  # uppercase is not canonical
+        None,
+    ]

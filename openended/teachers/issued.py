@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -38,11 +38,19 @@ _CANONICAL = re.compile("[0-9a-f]{16}")  # what `ids_from_hex` accepts, for one 
 
 
 def id_keys(ids: Sequence[str]) -> list[Key]:
-    """The table keys of these ids: canonical ids as ints, others as they are."""
+    """The table keys of these ids: canonical ids as ints, others as they are.
+
+    SPEEDUP: only a 16-character id can be canonical. Ids like an env pool's
+    ``"<pool>-<env>-<n>"`` are never 16 long as a rule, and are then kept in one C-level
+    length check instead of a parse per id (~0.45 ms per 1,024 in a service report).
+    """
     arr = ids_from_hex(ids)
     if arr is not None:
         return arr.tolist()
-    return [id_key(i) for i in ids]
+    raw = list(ids)
+    if 16 not in set(map(len, filter(None, raw))):  # None (no id) and "" are never canonical
+        return cast("list[Key]", raw)
+    return [id_key(i) if i is not None and len(i) == 16 else i for i in raw]
 
 
 def id_key(task_id: str) -> Key:
