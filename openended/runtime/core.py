@@ -407,15 +407,11 @@ class TeacherServiceCore:
             for p in group:
                 p.done = True
 
-    def _apply_outcomes(self, cur: Curriculum, batch: OutcomeBatch, *, log: bool) -> int:
-        """`_accepted_rows`, as a count."""
-        rows = self._accepted_rows(cur, batch, log=log)
-        return len(batch) if rows is None else len(rows)
-
     def _accepted_rows(self, cur: Curriculum, batch: OutcomeBatch, *, log: bool, calls: int = 1) -> list[int] | None:
         """Dedup -> log the accepted rows -> remember their episode ids -> teacher update.
 
-        Returns the rows accepted (``None``: all of them). ``calls``: report calls this batch merges.
+        Returns the rows accepted (``None``: all of them). ``calls``: report calls this batch
+        merges. The caller has checked the returns are finite (`report`, `replay_outcomes`).
         """
         n = len(batch)
         counters = cur.counters
@@ -435,7 +431,6 @@ class TeacherServiceCore:
             with self.log_lock:
                 self.log.outcome(cur.spec.name, batch)
         cur.dedup.commit(keys)
-        check_finite_returns(batch)  # before any teacher sees a row
         without_id = keys.count(None)
         if without_id:
             counters["outcomes_without_episode_id"] += without_id
@@ -551,8 +546,10 @@ class TeacherServiceCore:
     def replay_outcomes(self, curriculum: str, batch: OutcomeBatch) -> int:
         """Apply an outcome batch that is already in the event log (dedup + update, not logged)."""
         cur = self.curriculum(curriculum)
+        check_finite_returns(batch)  # before any teacher sees a row (`report` checks before queueing)
         with cur.lock:
-            return self._apply_outcomes(cur, batch, log=False)
+            rows = self._accepted_rows(cur, batch, log=False)
+        return len(batch) if rows is None else len(rows)
 
     # ------------------------------------------------------------------- close
     def close(self) -> None:

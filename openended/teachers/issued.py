@@ -47,10 +47,14 @@ def id_keys(ids: Sequence[str]) -> list[Key]:
     arr = ids_from_hex(ids)
     if arr is not None:
         return arr.tolist()
-    raw = list(ids)
-    if 16 not in set(map(len, filter(None, raw))):  # None (no id) and "" are never canonical
-        return cast("list[Key]", raw)
-    return [id_key(i) if i is not None and len(i) == 16 else i for i in raw]
+    return _mixed_keys(list(ids))
+
+
+def _mixed_keys(ids: list[str]) -> list[Key]:
+    """`id_keys` of ids that are not all canonical: only the 16-character ones are parsed."""
+    if 16 not in set(map(len, filter(None, ids))):  # None (no id) and "" are never canonical
+        return cast("list[Key]", ids)
+    return [id_key(i) if i is not None and len(i) == 16 else i for i in ids]
 
 
 def id_key(task_id: str) -> Key:
@@ -69,6 +73,10 @@ class _BatchKeys:
     """One batch's keys split by kind: canonical ids (and their rows) and named ids (and theirs)."""
 
     __slots__ = ("canonical", "rows", "names", "name_rows")
+    canonical: np.ndarray
+    rows: np.ndarray
+    names: list[str]
+    name_rows: list[int]
 
     def __init__(self, ids: Sequence[str]) -> None:
         arr = ids_from_hex(ids)
@@ -76,7 +84,16 @@ class _BatchKeys:
             self.canonical, self.rows = arr, np.arange(len(arr), dtype=np.int64)
             self.names, self.name_rows = [], []
             return
-        keys = [id_key(i) for i in ids]
+        self._split(_mixed_keys(list(ids)))
+
+    @classmethod
+    def of_mixed(cls, ids: list[str]) -> _BatchKeys:
+        """The keys of ids already known not to be all canonical (no second parse)."""
+        self = cls.__new__(cls)
+        self._split(_mixed_keys(ids))
+        return self
+
+    def _split(self, keys: list[Key]) -> None:
         rows = [r for r, k in enumerate(keys) if type(k) is int]
         self.canonical = np.array([keys[r] for r in rows], dtype=np.uint64)
         self.rows = np.array(rows, dtype=np.int64)
@@ -196,7 +213,7 @@ class IssuedTasks:
         arr = ids_from_hex(ids)
         if arr is not None:
             return self._table.lookup(arr)
-        keys = _BatchKeys(ids)
+        keys = _BatchKeys.of_mixed(ids)
         out = np.full(len(ids), -1, dtype=np.int64)
         out[keys.rows] = self._table.lookup(keys.canonical)
         named = self._named
