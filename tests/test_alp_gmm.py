@@ -145,6 +145,39 @@ def test_window_alp_kd_tree_path_equals_gemm_path(max_size: int | None) -> None:
         )
 
 
+def test_fast_alp_gmm_queries_only_the_rows_its_fits_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # big batches cross several fit boundaries; only the newest window is fitted, so the
+    # rows before it are stored unqueried. Every window submitted and every row kept must
+    # equal what querying every row gives, and so must the tasks sampled afterwards.
+    def run(query_all: bool) -> tuple[list[np.ndarray], list, dict]:
+        t = make_teacher("alp_gmm", SPACE, seed=3, fit_rate=50, refit_executor="inline")
+        assert isinstance(t._alp, WindowALP)
+        update = t._alp.update
+        monkeypatch.setattr(
+            t._alp,
+            "update",
+            lambda x, r, query_from=0: (skipped.append(query_from), update(x, r, 0 if query_all else query_from))[1],
+        )
+        fitted: list[np.ndarray] = []
+        submit = t._submit
+        monkeypatch.setattr(t, "_submit", lambda data: (fitted.append(data.copy()), submit(data)))
+        tasks = []
+        for n in (7, 130, 1, 260, 49, 333, 50, 1024):
+            tasks += _params(_step(t, n))
+        return fitted, tasks, t.state_dict()
+
+    skipped: list[int] = []
+    fitted, tasks, state = run(query_all=False)
+    assert max(skipped) > 900  # the 1,024 batch: only its last window and the rows after it were queried
+    want_fitted, want_tasks, want_state = run(query_all=True)
+    assert len(fitted) == len(want_fitted) == 6  # the batches that cross a multiple of 50
+    for got, want in zip(fitted, want_fitted):
+        assert np.isfinite(got).all()
+        np.testing.assert_array_equal(got, want)
+    assert tasks == want_tasks
+    assert json.dumps(state, default=repr) == json.dumps(want_state, default=repr)
+
+
 def test_window_alp_state_round_trip_continues_identically() -> None:
     rng = np.random.default_rng(2)
     x, r = rng.uniform(0, 1, (300, 2)), rng.uniform(0, 1, 300)

@@ -76,6 +76,34 @@ def test_grid_path_equals_batched_path(
     _same_state(grid, batched)
 
 
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    dim=st.integers(1, 3),
+    max_size=st.sampled_from([None, 6, 40, 300]),
+    sizes=st.lists(st.tuples(st.integers(1, 400), st.integers(-5, 450)), min_size=1, max_size=5),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_rows_stored_without_a_query_change_no_later_alp(
+    dim: int, max_size: int | None, sizes: list[tuple[int, int]], seed: int
+) -> None:
+    # query_from skips the search for a batch's first rows (ALP NaN) and stores them all
+    # the same: the queried rows and every later batch get the ALPs of a full update
+    rng = np.random.default_rng(seed)
+    full = WindowALP(dim, max_size)
+    grid, batched = _pair(dim, max_size)
+    for i, (n, query_from) in enumerate(sizes):
+        x = _tasks(rng, n, dim, KINDS[i % len(KINDS)])
+        r = rng.normal(0, 1, n)
+        want = full.update(x, r)
+        for alp in (grid, batched):
+            got = alp.update(x, r, query_from=query_from)
+            skipped = max(0, min(query_from, n))
+            assert np.isnan(got[:skipped]).all()
+            np.testing.assert_array_equal(got[skipped:], want[skipped:])
+    _same_state(grid, full)
+    _same_state(batched, full)
+
+
 @pytest.mark.parametrize("dim", [1, 2, 3])
 @pytest.mark.parametrize("max_size", [None, 500])
 def test_grid_path_equals_batched_path_over_many_batches(dim: int, max_size: int | None) -> None:

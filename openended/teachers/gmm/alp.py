@@ -221,8 +221,13 @@ class WindowALP:
     def __len__(self) -> int:
         return self._total if self.max_size is None else min(self._total, self.max_size)
 
-    def update(self, tasks: np.ndarray, returns: np.ndarray) -> np.ndarray:
+    def update(self, tasks: np.ndarray, returns: np.ndarray, query_from: int = 0) -> np.ndarray:
         """ALP of each (task, return) in order, storing each pair after its query.
+
+        ``query_from``: rows before it are stored without a query (their ALP is NaN).
+        SPEEDUP: a caller that will only read the ALPs of a batch's last rows (ALP-GMM
+        fits only the newest window of a batch) skips the nearest-neighbour search for the
+        others; the pairs stored, and so every later ALP, are the same.
 
         SPEEDUP: a batch larger than ``chunk`` goes through in chunks (exact: a batch gives
         the one-by-one ALPs, so any split does too). Within one call every query is
@@ -231,21 +236,22 @@ class WindowALP:
         (`benchmarks/teacher_update_scaling.py`).
         """
         x, r = _as_batch(tasks, returns, self.dim)
+        query_from = max(0, int(query_from))
         if self.dim <= self.grid_max_dim and x.shape[0]:
-            out = self._update_grid(x, r)
+            out = self._update_grid(x, r, query_from)
             if out is not None:
                 return out
         self._grid_h, self._grid_box = 0.0, None  # the batched path stores without linking: rebuild next time
         if x.shape[0] > self.chunk:
             return np.concatenate(
                 [
-                    self._update_chunk(x[s : s + self.chunk], r[s : s + self.chunk])
+                    self._update_chunk(x[s : s + self.chunk], r[s : s + self.chunk], query_from - s)
                     for s in range(0, x.shape[0], self.chunk)
                 ]
             )
-        return self._update_chunk(x, r)
+        return self._update_chunk(x, r, query_from)
 
-    def _update_grid(self, x: np.ndarray, r: np.ndarray) -> np.ndarray | None:
+    def _update_grid(self, x: np.ndarray, r: np.ndarray, query_from: int = 0) -> np.ndarray | None:
         """SPEEDUP: the batch one row at a time through the grid kernel (d <= 3).
 
         Same ALPs and same stored state as the batched path (`alp_kernels`). None when
@@ -276,7 +282,21 @@ class WindowALP:
         out = np.empty(b)
         rr = np.ascontiguousarray(r, dtype=np.float64)
         alp_kernels.grid_alp(
-            self._xa, self._r, self._seq, head, nxt, prv, bkt, ba, rr, self._total, -1 if W is None else W, h, tol, out
+            self._xa,
+            self._r,
+            self._seq,
+            head,
+            nxt,
+            prv,
+            bkt,
+            ba,
+            rr,
+            self._total,
+            -1 if W is None else W,
+            h,
+            tol,
+            query_from,
+            out,
         )
         self._total += b
         self._n2max = max(self._n2max, float(ba[:, -1].max()))
@@ -320,9 +340,10 @@ class WindowALP:
         h = self._grid_h
         return h, 64.0 * _EPS * maxabs + 1e-12 * h
 
-    def _update_chunk(self, x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    def _update_chunk(self, x: np.ndarray, r: np.ndarray, query_from: int = 0) -> np.ndarray:
         b = x.shape[0]
         out = np.zeros(b)
+        out[: max(0, query_from)] = np.nan  # stored without a query
         if b == 0:
             return out
         xs = x * self.scale if self.scale is not None else x
@@ -332,6 +353,7 @@ class WindowALP:
         seqs = self._total + np.arange(b)
         visible = seqs if self.max_size is None else np.minimum(seqs, self.max_size)
         first = int(np.searchsorted(visible, MIN_STORED, side="right"))  # first row with an ALP
+        first = max(first, query_from)
         filled = min(self._total, self._r.size)
         self._tree = None
         if b - first >= self.tree_min_batch and self.dim <= self.tree_max_dim and filled > 4 * self._tree_k:

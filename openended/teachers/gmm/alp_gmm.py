@@ -32,7 +32,8 @@ is computed (each change is marked ``# SPEEDUP:``; deviations are listed):
       TeachMyAgent does while ``gmm is None``). A fit whose result would be replaced
       before any sample (several due in one ``update`` batch) is skipped;
     * ALPs are computed when a fit needs them, for all waiting pairs in one batch
-      (identical values: a batch equals one-by-one calls);
+      (identical values: a batch equals one-by-one calls), and only for the rows that
+      reach the fit submitted or the next window (the others are stored unqueried);
     * DEVIATION: ALP over a bounded FIFO window of ``alp_max_size`` pairs (default 20k;
       ``None`` keeps all) with exact 1-NN (`alp.WindowALP`: a uniform grid kept up to
       date at d <= 3, ~0.35 ms per 1,024 outcomes at d = 2; per-call kd-tree / GEMM
@@ -198,8 +199,14 @@ class ALPGMMTeacher(GMMTeacher):
         x = np.concatenate([p[0] for p in self._pending])
         r = np.concatenate([p[1] for p in self._pending])
         self._pending = []
-        alps = self._alp.update(x, r)
         n_before = self._n_episodes - x.shape[0]
+        # SPEEDUP: only the rows of the newest window due and those after it are ever read
+        # (the fit submitted, the rows kept for the next window); earlier windows of the
+        # batch are replaced unseen, so their pairs are stored without a nearest-neighbour
+        # query (ALP NaN, never read). Every ALP that is read is unchanged.
+        fr = self.config.fit_rate
+        query_from = self._n_episodes // fr * fr - fr - n_before
+        alps = self._alp.update(x, r, query_from=query_from)
         return self._window.push(np.concatenate([x, alps[:, None]], axis=1), n_before)
 
     # ---------------------------------------------------------------------- state

@@ -217,6 +217,7 @@ def grid_alp(
     window: int,
     h: float,
     tol: float,
+    query_from: int,
     out: np.ndarray,
 ) -> None:
     """ALP of each batch row in order; each row is then stored (evicting the oldest).
@@ -226,8 +227,8 @@ def grid_alp(
     ``h``), ``ba (b, d + 1)`` and ``rb`` the batch in the ring's row format, ``total`` the
     pairs stored so far, ``window`` the window size (< 0: unbounded, then ``cap >= total +
     b``), ``tol`` the rounding margin of the stopping rule for coordinates as large as
-    any stored or queried (the kernel adds the part that grows with the ring). Writes
-    ``out (b,)``.
+    any stored or queried (the kernel adds the part that grows with the ring). Rows
+    before ``query_from`` are stored without a query (ALP NaN). Writes ``out (b,)``.
     """
     d = ba.shape[1] - 1
     mask = head.shape[0] - 1
@@ -235,7 +236,9 @@ def grid_alp(
     for i in range(ba.shape[0]):
         seq = total + i
         n_vis = seq if window < 0 else min(seq, window)
-        if n_vis > _MIN_STORED:
+        if i < query_from:
+            out[i] = np.nan
+        elif n_vis > _MIN_STORED:
             s = _nearest(ba[i], d, xa, sq, head, nxt, n_vis, h, tol)
             out[i] = abs(rb[i] - rr[s])
         else:
@@ -270,7 +273,7 @@ def warm_up() -> None:
         grid_build(xa, sq, head, nxt, prv, bkt, 0.25)
         ba = np.zeros((20, d + 1))
         ba[:, :d] = rng.random((20, d))
-        grid_alp(xa, np.zeros(cap), sq, head, nxt, prv, bkt, ba, rng.random(20), 0, cap, 0.25, 1e-12, np.zeros(20))
+        grid_alp(xa, np.zeros(cap), sq, head, nxt, prv, bkt, ba, rng.random(20), 0, cap, 0.25, 1e-12, 2, np.zeros(20))
     _warm = True
     seconds = time.perf_counter() - t0
     if seconds > 1.0:
