@@ -15,7 +15,9 @@ fits), cached on disk where numba finds a writable place (numba keys the cache b
 module's path: ``__pycache__`` next to this file, else its user cache directory), so only
 the first process on a machine compiles the kernels, ~8 s, and later ones load them in
 ~0.3 s -- `warm_up` lets callers pay that up front. Where neither place is writable the
-kernels compile once per process instead of failing at import.
+kernels compile once per process instead of failing at import. The EM loop's kernels
+also let multiply-adds fuse (`_fma_jit`); the k-means initialisation keeps sklearn's
+arithmetic.
 
 Pure algorithm code: numpy and numba only.
 """
@@ -38,15 +40,35 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _EPS = float(np.finfo(np.float64).eps)
 
 
-def jit(fn: Callable[..., Any]) -> Any:
-    """Compile ``fn`` lazily (on first call) with numba, nogil, cached on disk when possible."""
+def jit(fn: Callable[..., Any], fma: bool = False) -> Any:
+    """Compile ``fn`` lazily (on first call) with numba, nogil, cached on disk when possible.
+
+    ``fma``: let LLVM fuse ``a * b + c`` into one fused multiply-add (numba's
+    ``fastmath={"contract"}``: no reassociation, no other fast-math liberty). For the EM
+    kernels only, whose results need not match a numpy computation bit for bit; the ALP
+    and id-table kernels reproduce numpy's arithmetic exactly and keep it off.
+    """
+    options: dict[str, Any] = {"nogil": True}
+    if fma:
+        options["fastmath"] = {"contract"}
     try:
-        return nb.njit(cache=True, nogil=True)(fn)
+        return nb.njit(cache=True, **options)(fn)
     except RuntimeError:  # "cannot cache function ...: no locator available": no writable cache dir
-        return nb.njit(nogil=True)(fn)
+        return nb.njit(**options)(fn)
 
 
-@jit
+def _fma_jit(fn: Callable[..., Any]) -> Any:
+    """`jit` with fused multiply-adds: the EM loop's kernels.
+
+    SPEEDUP: numba keeps ``a * b + c`` as a multiply and an add unless contraction is
+    allowed; fused, the polynomial of `_exp_shifted` runs ~1.7x faster and a refit ~13 %
+    faster. Each fused step rounds once instead of twice (no less accurate); on 100 fit
+    windows of the service benchmark every fit chose the same k, criteria within 1e-9.
+    """
+    return jit(fn, fma=True)
+
+
+@_fma_jit
 def _cholesky(a: np.ndarray, jitter: float, out: np.ndarray) -> bool:
     """Lower Cholesky factor of ``a + jitter * I`` into ``out``; False if not positive definite."""
     d = a.shape[0]
@@ -68,7 +90,7 @@ def _cholesky(a: np.ndarray, jitter: float, out: np.ndarray) -> bool:
     return True
 
 
-@jit
+@_fma_jit
 def _precision(cov: np.ndarray, reg: float, chol: np.ndarray, inv: np.ndarray, prec: np.ndarray) -> float:
     """``prec = cov^-1`` and the return value ``log |cov|^(1/2)``.
 
@@ -119,7 +141,7 @@ def _precision(cov: np.ndarray, reg: float, chol: np.ndarray, inv: np.ndarray, p
     return logdet
 
 
-@jit
+@_fma_jit
 def _coefficients(
     w: np.ndarray,
     mu: np.ndarray,
@@ -156,7 +178,7 @@ def _coefficients(
         coef[r, p + d] = math.log(w[c]) - logdet - 0.5 * (quad + d * _LOG_2PI)
 
 
-@jit
+@_fma_jit
 def _m_step(
     mom: np.ndarray,
     comps: np.ndarray,
@@ -334,7 +356,7 @@ _LN2_LO = 1.90821492927058770002e-10
 _EXP_POLY = tuple(1.0 / math.factorial(j) for j in range(13, 1, -1))
 
 
-@jit
+@_fma_jit
 def _exp_shifted(row: np.ndarray, shift: np.ndarray, bits: np.ndarray) -> None:
     """``row[i] = exp(row[i] - shift[i])`` in place, for arguments <= 0 (a log-sum-exp's).
 
@@ -360,7 +382,7 @@ def _exp_shifted(row: np.ndarray, shift: np.ndarray, bits: np.ndarray) -> None:
         row[i] *= scale[i]
 
 
-@jit
+@_fma_jit
 def em(
     z: np.ndarray,
     zt: np.ndarray,
