@@ -36,7 +36,9 @@ best rep (least disturbed by other load); ratios are medians of per-rep ratios.
   `TeacherClient` takes (``sample_columns``: ids and parameters as arrays, no ``Task``
   built in the service), on the logged actor, with the random teacher on a 2-d Box and on
   4,096 levels, and ALP-GMM (fast mode) on the Box, by default and with
-  ``refit_coalesce`` (``columns alp_gmm coalesce``: reports never wait for a fit), and by
+  ``refit_coalesce`` (``columns alp_gmm coalesce``: reports never wait for a fit), with
+  ``refit_lag: 2`` (``columns alp_gmm lag 2``: a report's fit queues behind the previous
+  one and goes live one report later; still reproducible; JSON ``alpgmm_lag2_*``), and by
   default on a second logged service with 4 request threads (``columns alp_gmm 4
   threads``: reports that queue up go in as one update, `openended.runtime.report_queue`;
   JSON ``alpgmm_threads4_*``). A reply is fetched, not decoded into
@@ -112,6 +114,8 @@ SPACES: dict[str, TaskSpace] = {
 BATCHES = (1, 64, 1024)
 # ALP-GMM's opt-in for throughput over reproducibility: `update` never waits for a fit.
 ALP_GMM_COALESCE = {"refit_swap": "asap", "refit_coalesce": True}
+# ALP-GMM's reproducible opt-in: two fits in flight, each live at the 2nd update after it.
+ALP_GMM_LAG2 = {"refit_lag": 2}
 MAX_IN_FLIGHT = 4
 SERVICE_THREADS = 4  # the threaded service's max_concurrency (resources.service_threads)
 FRESH_CHUNK = 16  # fresh-task reports sampled ahead at a time (16 x 1,024 < the default 32,768 tracked)
@@ -546,11 +550,12 @@ def main(argv: list[str] | None = None) -> dict:
             ("cols_discrete", "random", SPACES["discrete"]),
             ("cols_alp", "alp_gmm", SPACES["box"]),
             ("cols_alp_co", "alp_gmm", SPACES["box"]),
+            ("cols_alp_lag2", "alp_gmm", SPACES["box"]),
             ("alp", "alp_gmm", SPACES["box"]),
         ):
             # Fresh-task outcomes: sampled FRESH_CHUNK reports ahead, off the clock (Target.report_throughput).
             # ALP_GMM_COALESCE: reports never wait for a running refit (timing-dependent fits).
-            extra = ALP_GMM_COALESCE if cur == "cols_alp_co" else {}
+            extra = {"cols_alp_co": ALP_GMM_COALESCE, "cols_alp_lag2": ALP_GMM_LAG2}.get(cur, {})
             ray.get(logged.add_curriculum.remote(cur, teacher, sp.to_dict(), {"seed": 0, **extra}))
         bare = ray.remote(PlainActor).options(num_cpus=0).remote()
         core = TeacherServiceCore()
@@ -566,6 +571,7 @@ def main(argv: list[str] | None = None) -> dict:
             columns_target("columns discrete", logged, "cols_discrete", batches=(1024,)),
             columns_target("columns alp_gmm", logged, "cols_alp", batches=(1024,), fresh_tasks=True),
             columns_target("columns alp_gmm coalesce", logged, "cols_alp_co", batches=(1024,), fresh_tasks=True),
+            columns_target("columns alp_gmm lag 2", logged, "cols_alp_lag2", batches=(1024,), fresh_tasks=True),
             columns_target("columns alp_gmm 4 threads", threaded, "cols_alp", batches=(1024,), fresh_tasks=True),
             inprocess_columns_target(inproc_cols),
             plain_target(bare),
@@ -659,6 +665,8 @@ def main(argv: list[str] | None = None) -> dict:
         "alpgmm_coalesce_tasks_per_s_b1024": get("columns alp_gmm coalesce", 1024, "tasks_per_s"),
         "alpgmm_coalesce_outcomes_per_s_b1024": get("columns alp_gmm coalesce", 1024, "outcomes_per_s"),
         "alpgmm_coalesce_refits": {k: alp_co_stats.get(k) for k in ("refits", "refits_coalesced", "outcomes")},
+        "alpgmm_lag2_tasks_per_s_b1024": get("columns alp_gmm lag 2", 1024, "tasks_per_s"),
+        "alpgmm_lag2_outcomes_per_s_b1024": get("columns alp_gmm lag 2", 1024, "outcomes_per_s"),
         "alpgmm_threads4_tasks_per_s_b1024": get("columns alp_gmm 4 threads", 1024, "tasks_per_s"),
         "alpgmm_threads4_outcomes_per_s_b1024": get("columns alp_gmm 4 threads", 1024, "outcomes_per_s"),
         # report calls per teacher update: how many queued reports each group commit merged
@@ -677,6 +685,8 @@ def main(argv: list[str] | None = None) -> dict:
             "alpgmm_outcomes_per_s_b1024": 500_000,
             "alpgmm_coalesce_tasks_per_s_b1024": 500_000,
             "alpgmm_coalesce_outcomes_per_s_b1024": 500_000,
+            "alpgmm_lag2_tasks_per_s_b1024": 500_000,
+            "alpgmm_lag2_outcomes_per_s_b1024": 500_000,
             "alpgmm_threads4_tasks_per_s_b1024": 500_000,
             "alpgmm_threads4_outcomes_per_s_b1024": 500_000,
             "b1_over_plain_actor": 1.0,
@@ -756,6 +766,8 @@ def print_table(res: dict) -> None:
         "alpgmm_outcomes_per_s_b1024",
         "alpgmm_coalesce_tasks_per_s_b1024",
         "alpgmm_coalesce_outcomes_per_s_b1024",
+        "alpgmm_lag2_tasks_per_s_b1024",
+        "alpgmm_lag2_outcomes_per_s_b1024",
         "alpgmm_threads4_tasks_per_s_b1024",
         "alpgmm_threads4_outcomes_per_s_b1024",
     ):

@@ -359,10 +359,12 @@ class BaseTeacher:
             "algo": to_jsonable(self._state_dict()),
         }
         if self.refitter is not None:
-            has, staged = self.refitter.staged_result()
-            state["staged_fit"] = to_jsonable(staged) if has else None
-            state["has_staged_fit"] = has
-            state["staged_fit_due_in"] = self.refitter.updates_until_due() if has else None
+            staged = self.refitter.staged_results()  # oldest first; more than one only with refit_lag > 1
+            state["staged_fit"] = to_jsonable(staged[0][0]) if staged else None
+            state["has_staged_fit"] = bool(staged)
+            state["staged_fit_due_in"] = staged[0][1] if staged else None
+            if len(staged) > 1:
+                state["later_staged_fits"] = [[to_jsonable(fit), due_in] for fit, due_in in staged[1:]]
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -404,8 +406,12 @@ class BaseTeacher:
         self._issued.load(state["issued"], state.get("issued_batches"), int(state.get("issued_gen") or 0))
         self._counts.update(state["counts"])
         self._load_state_dict(from_jsonable(state["algo"]))
+        if self.refitter is not None:
+            self.refitter.discard_staged()
         if self.refitter is not None and state.get("has_staged_fit"):
             self.refitter.restore_staged(from_jsonable(state["staged_fit"]), state.get("staged_fit_due_in"))
+            for fit, due_in in state.get("later_staged_fits") or []:
+                self.refitter.restore_staged(from_jsonable(fit), due_in)
 
     def stats(self) -> dict:
         """A plain dict for dashboards: counters, latencies and the algorithm's own stats."""

@@ -36,6 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from threadpoolctl import ThreadpoolController
@@ -85,12 +86,29 @@ def run_single_threaded(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]
     return out, time.perf_counter() - t0
 
 
+@dataclass
+class _Fit:
+    """One submitted fit: running or queued (``future``), then finished (``result``)."""
+
+    t0: float
+    due: int | None  # next_update: the update count at which it goes live
+    future: Future | None = None
+    result: Any = None
+    finished: bool = False
+
+
 class Refitter:
-    """One pending fit at a time. A finished fit is *staged*, then installed at the swap point.
+    """Fits run in submission order on one worker; a finished fit is *staged*, then installed at its swap point.
+
+    Up to ``lag`` fits are in flight at once (running, queued, or finished and waiting for
+    their swap point). With ``lag=1`` a new fit first waits for the previous one; with
+    ``lag=L`` a fit only has to be done by the ``L``-th update after it was submitted, so
+    fits submitted on consecutive updates queue on the worker instead of stalling the
+    caller.
 
     ``install`` is the owner's callback that makes a fit result the live model. For an
-    exact ``state_dict`` round trip the owner serialises `staged_result()` and gives it
-    back with `restore_staged` after loading.
+    exact ``state_dict`` round trip the owner serialises `staged_results()` and gives each
+    back, oldest first, with `restore_staged` after loading.
     """
 
     def __init__(
@@ -113,13 +131,10 @@ class Refitter:
         self.executor_kind = executor
         self.swap = swap
         self.lag = int(lag)
+        self._depth = 1 if self.coalesce else self.lag  # fits in flight at once
         self._n_updates = 0
-        self._due: int | None = None  # update count at which the staged/pending fit goes live
         self._pool: Executor | None = None
-        self._pending: Future | None = None
-        self._pending_t0 = 0.0
-        self._staged: Any = None
-        self._has_staged = False
+        self._fits: deque[_Fit] = deque()  # submission order: running / queued / staged
         self._lock = threading.Lock()
         self.latencies_s: deque[float] = deque(maxlen=history)  # pure fit time
         self.staleness_s: deque[float] = deque(maxlen=history)  # submit -> installed
@@ -135,7 +150,10 @@ class Refitter:
         return self._pool
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Start a fit. A fit still pending is first finished and installed (never dropped)."""
+        """Start (or queue) a fit; fits whose swap point has come are installed first. None is ever dropped.
+
+        Waits only while ``lag`` fits are in flight (for the oldest to finish).
+        """
         self.n_submitted += 1
         if self.executor_kind == "inline":
             result, dt = run_single_threaded(fn, *args)
@@ -150,43 +168,57 @@ class Refitter:
             if self.busy:  # SPEEDUP (opt-in): do not wait; it starts when the running fit is done
                 self._held = (fn, args)
                 return
-        self._finish(block=True)
-        self._install_staged()
-        self._due = self._n_updates + self.lag
-        self._start(fn, args)
+        self._install_due(block=self.swap != "asap")  # next_update: the fits due now go live first
+        while len(self._fits) >= self._depth:
+            oldest = self._fits[0]
+            self._collect(oldest, block=True)
+            if not self._is_due(oldest):
+                break  # staged until its swap point
+            self._install_first()
+        self._start(fn, args, None if self.swap == "asap" else self._n_updates + self.lag)
 
-    def _start(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def _is_due(self, fit: _Fit) -> bool:
+        return self.swap == "asap" or fit.due is None or fit.due <= self._n_updates
+
+    def _start(self, fn: Callable[..., Any], args: tuple[Any, ...], due: int | None) -> None:
+        fit = _Fit(time.perf_counter(), due)
+        fit.future = self._executor().submit(run_single_threaded, fn, *args)
         with self._lock:
-            self._pending_t0 = time.perf_counter()
-            self._pending = self._executor().submit(run_single_threaded, fn, *args)
+            self._fits.append(fit)
 
-    def _finish(self, block: bool) -> None:
-        """Move a finished (or, with ``block``, the pending) fit into the staged slot.
-
-        With ``coalesce``, a held fit then starts (and, with ``block``, is finished too).
-        """
-        self._finish_pending(block)
-        while self._held is not None and self._pending is None:
-            (fn, args), self._held = self._held, None
-            self._start(fn, args)
-            self._finish_pending(block)
-
-    def _finish_pending(self, block: bool) -> None:
-        with self._lock:
-            fut = self._pending
-            if fut is None or (not block and not fut.done()):
-                return
-            self._pending = None
-            t0 = self._pending_t0
+    def _collect(self, fit: _Fit, block: bool) -> bool:
+        """Take ``fit``'s result from its future (waiting if ``block``); False while it still runs."""
+        if fit.finished:
+            return True
+        fut = fit.future
+        assert fut is not None
+        if not block and not fut.done():
+            return False
         result, dt = fut.result()
         self.latencies_s.append(dt)
-        self.staleness_s.append(time.perf_counter() - t0)
-        self._staged, self._has_staged = result, True
+        self.staleness_s.append(time.perf_counter() - fit.t0)
+        fit.result, fit.finished, fit.future = result, True, None
+        return True
 
-    def _install_staged(self) -> None:
-        if self._has_staged:
-            result, self._staged, self._has_staged = self._staged, None, False
-            self._install_now(result)
+    def _install_first(self) -> None:
+        with self._lock:
+            fit = self._fits.popleft()
+        self._install_now(fit.result)
+        self._start_held()
+
+    def _start_held(self) -> None:
+        """Coalesce: the held fit starts once nothing runs."""
+        if self._held is not None and not self._fits:
+            (fn, args), self._held = self._held, None
+            self._start(fn, args, None)
+
+    def _install_due(self, block: bool) -> None:
+        """Install, oldest first, every fit whose swap point has come (``asap``: every finished one).
+
+        ``block``: wait for a due fit that is still running.
+        """
+        while self._fits and self._is_due(self._fits[0]) and self._collect(self._fits[0], block):
+            self._install_first()
 
     def _install_now(self, result: Any) -> None:
         self._install(result)
@@ -195,8 +227,7 @@ class Refitter:
     def on_sample(self) -> None:
         """Hook for ``sample``: never blocks; installs only under ``swap="asap"``."""
         if self.swap == "asap":
-            self._finish(block=False)
-            self._install_staged()
+            self._install_due(block=False)
 
     def on_update(self) -> None:
         """Hook for the start of ``update``: the deterministic swap point."""
@@ -213,48 +244,65 @@ class Refitter:
         """
         self._n_updates += 1
         if self.swap == "asap":
-            self._finish(block=False)
-            self._install_staged()
+            self._install_due(block=False)
 
     def end_update(self) -> None:
-        """Second half of `on_update`: with ``next_update``, wait for and install a fit now due."""
-        if self.swap != "asap" and self._due is not None and self._n_updates >= self._due:
-            self._finish(block=True)
-            self._install_staged()
-            self._due = None
+        """Second half of `on_update`: with ``next_update``, wait for and install the fits now due."""
+        if self.swap != "asap":
+            self._install_due(block=True)
 
     @property
     def busy(self) -> bool:
-        """A fit is running right now."""
-        fut = self._pending
-        return fut is not None and not fut.done()
+        """A fit is running (or queued) right now."""
+        with self._lock:
+            return any(f.future is not None and not f.future.done() for f in self._fits)
+
+    def staged_results(self) -> list[tuple[Any, int | None]]:
+        """Wait for every fit in flight; ``(result, updates until due)`` of each not yet installed, oldest first."""
+        for fit in list(self._fits):
+            self._collect(fit, block=True)
+        return [(f.result, None if f.due is None else f.due - self._n_updates) for f in self._fits]
 
     def staged_result(self) -> tuple[bool, Any]:
-        """Wait for any pending fit and return ``(has_staged, result)`` without installing it."""
-        self._finish(block=True)
-        return self._has_staged, self._staged
+        """The oldest of `staged_results` as ``(has_staged, result)`` (waits, installs nothing)."""
+        staged = self.staged_results()
+        return (True, staged[0][0]) if staged else (False, None)
 
     def updates_until_due(self) -> int | None:
-        """How many more ``update`` calls until the staged fit goes live (for state_dict)."""
-        return None if self._due is None else self._due - self._n_updates
+        """How many more ``update`` calls until the oldest staged fit goes live (for state_dict)."""
+        fit = self._fits[0] if self._fits else None
+        return None if fit is None or fit.due is None else fit.due - self._n_updates
 
     def restore_staged(self, result: Any, updates_until_due: int | None = None) -> None:
-        """Stage a fit saved by ``staged_result``, due as it was (None: at the next update)."""
-        self._staged, self._has_staged = result, True
-        self._due = self._n_updates + (1 if updates_until_due is None else int(updates_until_due))
+        """Stage a fit saved by `staged_results` after those restored before it (None: due at the next update)."""
+        fit = _Fit(time.perf_counter(), self._n_updates + (1 if updates_until_due is None else int(updates_until_due)))
+        fit.result, fit.finished = result, True
+        with self._lock:
+            self._fits.append(fit)
+
+    def discard_staged(self) -> None:
+        """Forget every fit not yet installed (after any still running ends): a loaded state restores its own."""
+        self.staged_results()
+        with self._lock:
+            self._fits.clear()
+            self._held = None
 
     def drain(self) -> None:
         """Finish and install everything (end of run)."""
-        self._finish(block=True)
-        self._install_staged()
+        while self._fits or self._held is not None:
+            if not self._fits:
+                self._start_held()
+            self._collect(self._fits[0], block=True)
+            self._install_first()
 
     def close(self) -> None:
-        """Cancel a pending fit and shut the worker pool down (idempotent)."""
+        """Cancel the fits not yet installed and shut the worker pool down (idempotent)."""
         with self._lock:
-            fut, self._pending = self._pending, None
+            fits, self._fits = list(self._fits), deque()
             self._held = None
-        if fut is not None:
-            fut.cancel()
+        for fit in fits:
+            if fit.future is not None:
+                fit.future.cancel()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

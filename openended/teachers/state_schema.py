@@ -52,6 +52,7 @@ class TeacherState(BaseModel):
     staged_fit: Any = None
     has_staged_fit: bool = False
     staged_fit_due_in: int | None = None
+    later_staged_fits: list[tuple[Any, int | None]] | None = None  # with refit_lag > 1: the newer ones, in order
 
 
 def _kind(value: Any) -> str | None:
