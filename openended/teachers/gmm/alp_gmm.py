@@ -204,6 +204,7 @@ class ALPGMMTeacher(GMMTeacher):
         # (the fit submitted, the rows kept for the next window); earlier windows of the
         # batch are replaced unseen, so their pairs are stored without a nearest-neighbour
         # query (ALP NaN, never read). Every ALP that is read is unchanged.
+        assert isinstance(self._alp, WindowALP)  # fast mode
         fr = self.config.fit_rate
         query_from = self._n_episodes // fr * fr - fr - n_before
         alps = self._alp.update(x, r, query_from=query_from)
