@@ -168,14 +168,17 @@ class Refitter:
             if self.busy:  # SPEEDUP (opt-in): do not wait; it starts when the running fit is done
                 self._held = (fn, args)
                 return
-        self._install_due(block=self.swap != "asap")  # next_update: the fits due now go live first
-        while len(self._fits) >= self._depth:
+        # SPEEDUP: queued before waiting for anything: the worker goes straight on to it when
+        # the running fit ends (it is due later than every fit in flight, so the swap points
+        # do not move); then the fits due now go live, and at most ``lag`` stay in flight.
+        self._start(fn, args, None if self.swap == "asap" else self._n_updates + self.lag)
+        self._install_due(block=self.swap != "asap")
+        while len(self._fits) > self._depth:
             oldest = self._fits[0]
             self._collect(oldest, block=True)
             if not self._is_due(oldest):
                 break  # staged until its swap point
             self._install_first()
-        self._start(fn, args, None if self.swap == "asap" else self._n_updates + self.lag)
 
     def _is_due(self, fit: _Fit) -> bool:
         return self.swap == "asap" or fit.due is None or fit.due <= self._n_updates
