@@ -408,10 +408,10 @@ class BaseTeacher:
         self._load_state_dict(from_jsonable(state["algo"]))
         if self.refitter is not None:
             self.refitter.discard_staged()
-        if self.refitter is not None and state.get("has_staged_fit"):
-            self.refitter.restore_staged(from_jsonable(state["staged_fit"]), state.get("staged_fit_due_in"))
-            for fit, due_in in state.get("later_staged_fits") or []:
-                self.refitter.restore_staged(from_jsonable(fit), due_in)
+            if state.get("has_staged_fit"):
+                self.refitter.restore_staged(from_jsonable(state["staged_fit"]), state.get("staged_fit_due_in"))
+                for fit, due_in in state.get("later_staged_fits") or []:
+                    self.refitter.restore_staged(from_jsonable(fit), due_in)
 
     def stats(self) -> dict:
         """A plain dict for dashboards: counters, latencies and the algorithm's own stats."""

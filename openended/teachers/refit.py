@@ -88,21 +88,20 @@ def run_single_threaded(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]
 
 @dataclass
 class _Fit:
-    """One submitted fit: running or queued (``future``), then finished (``result``)."""
+    """One submitted fit: running or queued (``future`` set), then finished (``future`` None, ``result``)."""
 
     t0: float
     due: int | None  # next_update: the update count at which it goes live
     future: Future | None = None
     result: Any = None
-    finished: bool = False
 
 
 class Refitter:
     """Fits run in submission order on one worker; a finished fit is *staged*, then installed at its swap point.
 
     Up to ``lag`` fits are in flight at once (running, queued, or finished and waiting for
-    their swap point). With ``lag=1`` a new fit first waits for the previous one; with
-    ``lag=L`` a fit only has to be done by the ``L``-th update after it was submitted, so
+    their swap point). With ``lag=1`` a new fit is queued and the caller then waits for the
+    previous one, due now; with ``lag=L`` a fit only has to be done by the ``L``-th update after it was submitted, so
     fits submitted on consecutive updates queue on the worker instead of stalling the
     caller.
 
@@ -191,16 +190,15 @@ class Refitter:
 
     def _collect(self, fit: _Fit, block: bool) -> bool:
         """Take ``fit``'s result from its future (waiting if ``block``); False while it still runs."""
-        if fit.finished:
-            return True
         fut = fit.future
-        assert fut is not None
+        if fut is None:
+            return True
         if not block and not fut.done():
             return False
         result, dt = fut.result()
         self.latencies_s.append(dt)
         self.staleness_s.append(time.perf_counter() - fit.t0)
-        fit.result, fit.finished, fit.future = result, True, None
+        fit.result, fit.future = result, None
         return True
 
     def _install_first(self) -> None:
@@ -266,20 +264,10 @@ class Refitter:
             self._collect(fit, block=True)
         return [(f.result, None if f.due is None else f.due - self._n_updates) for f in self._fits]
 
-    def staged_result(self) -> tuple[bool, Any]:
-        """The oldest of `staged_results` as ``(has_staged, result)`` (waits, installs nothing)."""
-        staged = self.staged_results()
-        return (True, staged[0][0]) if staged else (False, None)
-
-    def updates_until_due(self) -> int | None:
-        """How many more ``update`` calls until the oldest staged fit goes live (for state_dict)."""
-        fit = self._fits[0] if self._fits else None
-        return None if fit is None or fit.due is None else fit.due - self._n_updates
-
     def restore_staged(self, result: Any, updates_until_due: int | None = None) -> None:
         """Stage a fit saved by `staged_results` after those restored before it (None: due at the next update)."""
-        fit = _Fit(time.perf_counter(), self._n_updates + (1 if updates_until_due is None else int(updates_until_due)))
-        fit.result, fit.finished = result, True
+        due = self._n_updates + (1 if updates_until_due is None else int(updates_until_due))
+        fit = _Fit(time.perf_counter(), due, result=result)
         with self._lock:
             self._fits.append(fit)
 
