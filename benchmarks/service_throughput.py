@@ -79,6 +79,7 @@ other load on a shared machine hardly moves. The load average at start and end i
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -119,6 +120,7 @@ ALP_GMM_LAG2 = {"refit_lag": 2}
 MAX_IN_FLIGHT = 4
 SERVICE_THREADS = 4  # the threaded service's max_concurrency (resources.service_threads)
 FRESH_CHUNK = 16  # fresh-task reports sampled ahead at a time (16 x 1,024 < the default 32,768 tracked)
+MIXED_CHUNK = 8  # mixed loop: call pairs per chunk (8 x 1,024 reported + 8 x 1,024 sampled ahead, well under 32,768)
 
 
 def fresh_chunks(calls: int) -> list[int]:
@@ -226,6 +228,34 @@ class Target:
         seconds = sum(self.report_seconds(self.outcomes_for(b, k)) for k in fresh_chunks(calls))
         return b * calls / seconds
 
+    def mixed_throughput(self, b: int, calls: int) -> float:
+        """Episodes/s when each client call pair samples ``b`` tasks and reports ``b`` outcomes.
+
+        What env hosts send a service in a run: refills and outbox flushes interleaved,
+        up to MAX_IN_FLIGHT calls outstanding. Each report names tasks sampled by the
+        previous chunk's calls (fresh tasks, as `report_throughput`); the replies are turned
+        into the next chunk's outcomes and encoded between chunks, off the clock (each
+        client does that for its own episodes). One episode = one task + one outcome.
+        """
+        chunk = MIXED_CHUNK
+        outs = self.outcomes_for(b, min(chunk, calls))
+        seconds, done = 0.0, 0
+        while done < calls:
+            k = min(chunk, calls - done, len(outs))
+            batches = [self.prepare(o) for o in outs[:k]]
+            inflight: list[Any] = []
+            replies: list[Any] = []
+            t0 = time.perf_counter()
+            for batch in batches:
+                replies.append(self.admit(inflight, functools.partial(self.sample_async, b)))
+                self.admit(inflight, functools.partial(self.report_async, batch))
+            self.wait(inflight)
+            seconds += time.perf_counter() - t0
+            done += k
+            pool = [t for ref in replies for t in self.to_tasks(ref)]
+            outs = make_outcomes(pool, b, k, fresh=True)
+        return b * calls / seconds
+
     def sample(self, b: int) -> Any:
         return self.unpack(self.sample_async(b))
 
@@ -265,12 +295,17 @@ class Target:
         inflight: list[Any] = []
         t0 = time.perf_counter()
         for outs in batches:
-            if len(inflight) >= MAX_IN_FLIGHT:
-                self.wait(inflight[:1])
-                inflight.pop(0)
-            inflight.append(self.report_async(outs))
+            self.admit(inflight, functools.partial(self.report_async, outs))
         self.wait(inflight)
         return time.perf_counter() - t0
+
+    def admit(self, inflight: list[Any], call: Callable[[], Any]) -> Any:
+        """Make ``call`` once fewer than MAX_IN_FLIGHT calls are outstanding (the oldest waited for)."""
+        if len(inflight) >= MAX_IN_FLIGHT:
+            self.wait(inflight[:1])
+            inflight.pop(0)
+        inflight.append(call())
+        return inflight[-1]
 
     def report_latency(self, batches: list[list[Outcome]]) -> list[float]:
         lat = []
@@ -552,6 +587,8 @@ def main(argv: list[str] | None = None) -> dict:
             ("cols_alp_co", "alp_gmm", SPACES["box"]),
             ("cols_alp_lag2", "alp_gmm", SPACES["box"]),
             ("alp", "alp_gmm", SPACES["box"]),
+            ("mix_box", "random", SPACES["box"]),
+            ("mix_alp", "alp_gmm", SPACES["box"]),
         ):
             # Fresh-task outcomes: sampled FRESH_CHUNK reports ahead, off the clock (Target.report_throughput).
             # ALP_GMM_COALESCE: reports never wait for a running refit (timing-dependent fits).
@@ -576,6 +613,12 @@ def main(argv: list[str] | None = None) -> dict:
             inprocess_columns_target(inproc_cols),
             plain_target(bare),
         ]
+        # Samples and reports interleaved (Target.mixed_throughput), on curricula of their own.
+        mixed = [
+            columns_target("mixed box", logged, "mix_box", batches=(1024,), fresh_tasks=True),
+            columns_target("mixed alp_gmm", logged, "mix_alp", batches=(1024,), fresh_tasks=True),
+        ]
+        episodes: dict[str, list[float]] = {tg.name: [] for tg in mixed}
 
         results: dict[tuple[str, int], dict[str, list[float]]] = {}
         for rep in range(reps):
@@ -589,6 +632,8 @@ def main(argv: list[str] | None = None) -> dict:
                     r["lat"].extend(tg.tasks_latency(b, max(20, calls[b] // 2)))
                     r["outcomes_per_s"].append(tg.report_throughput(b, calls[b]))
                     r["rlat"].extend(tg.report_latency(tg.outcomes_for(b, max(10, calls[b] // 4))))
+            for tg in mixed[rep % len(mixed) :] + mixed[: rep % len(mixed)]:
+                episodes[tg.name].append(tg.mixed_throughput(1024, calls[1024]))
             print(f"  rep {rep + 1}/{reps} done ({time.time() - t_start:.0f} s)", flush=True)
 
         rows = []
@@ -611,6 +656,7 @@ def main(argv: list[str] | None = None) -> dict:
         curricula = ray.get(logged.snapshot.remote())["curricula"]
         alp_stats = curricula["cols_alp"]["students"]["bench"]
         alp_co_stats = curricula["cols_alp_co"]["students"]["bench"]
+        mix_alp_stats = curricula["mix_alp"]["students"]["bench"]
         threaded_snap = ray.get(threaded.snapshot.remote())["curricula"]["cols_alp"]
         client = client_rows(logged, 10_000 * scale)
         cpu = service_cpu(tmp, calls[1024])
@@ -672,6 +718,11 @@ def main(argv: list[str] | None = None) -> dict:
         # report calls per teacher update: how many queued reports each group commit merged
         "alpgmm_threads4_reports_per_update": threaded_snap["counters"]["report_calls"]
         / max(1, threaded_snap["students"]["bench"]["update_calls"]),
+        "mixed_box_episodes_per_s_b1024": statistics.median(episodes["mixed box"]),
+        "mixed_alpgmm_episodes_per_s_b1024": statistics.median(episodes["mixed alp_gmm"]),
+        "mixed_episodes_per_s_b1024_reps": episodes,
+        "mixed_alpgmm_outcomes_learned": mix_alp_stats.get("outcomes"),
+        "mixed_alpgmm_unknown_task_outcomes": mix_alp_stats.get("unknown_task_outcomes"),
         "b1_over_plain_actor": ratios["b1_over_plain_actor"],
         "targets": {
             "tasks_per_s_b1024": 200_000,
@@ -773,11 +824,15 @@ def print_table(res: dict) -> None:
     ):
         print(f"  {key:<38}{res[key]:>12,.0f}  ({t[key]:,})")
     print(f"  {'b1_over_plain_actor':<38}{res['b1_over_plain_actor']:>12.2f}  (>= {t['b1_over_plain_actor']})")
+    print("mixed (each call pair samples 1,024 tasks and reports 1,024 outcomes; episodes/s, no target):")
+    for key in ("mixed_box_episodes_per_s_b1024", "mixed_alpgmm_episodes_per_s_b1024"):
+        print(f"  {key:<38}{res[key]:>12,.0f}")
     print(
         f"ALP-GMM outcomes that reached its ALP: {res['alpgmm_outcomes_learned']:,} "
         f"(dropped as unknown tasks: {res['alpgmm_unknown_task_outcomes']}); with refit_coalesce: "
         f"{res['alpgmm_coalesce_refits']}; 4 threads: "
-        f"{res['alpgmm_threads4_reports_per_update']:.2f} report calls per teacher update"
+        f"{res['alpgmm_threads4_reports_per_update']:.2f} report calls per teacher update; mixed: "
+        f"{res['mixed_alpgmm_outcomes_learned']:,} learned, {res['mixed_alpgmm_unknown_task_outcomes']} unknown"
     )
     print(
         f"load average at start {res['config']['loadavg_start']}, at end {res['config']['loadavg_end']}, "
