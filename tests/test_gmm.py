@@ -234,6 +234,39 @@ def test_compiled_kmeans_init_is_lloyd_from_the_chain() -> None:
         np.testing.assert_allclose(w[first : first + k] * len(x), np.bincount(km.labels_, minlength=k), atol=1e-6)
 
 
+@pytest.mark.parametrize("dim", [1, 2, 5])
+def test_one_call_cold_fit_is_the_composition_of_its_steps_bit_for_bit(dim: int) -> None:
+    """`em_kernels.fit_cold` packs, seeds, initialises, normalises and runs EM in one call;
+    each step must give exactly what the separate kernels and numpy give."""
+    from openended.teachers.gmm import em_kernels
+
+    rng = np.random.default_rng(dim)
+    x = rng.standard_normal((120, dim)) * rng.uniform(0.1, 3.0, dim)
+    x = x - x.mean(0)
+    ks = np.arange(1, 12, dtype=np.int64)  # k = 9..11: numpy's pairwise order for the weight sums
+    u = rng.random(int(ks.max()))
+    got = em_kernels.fit_cold(x, 7, u, ks, 10, 60, 1e-3, 1e-6)
+    z, zt, iu, ju = _packed(x)
+    chain = em_kernels.kmeanspp_chain(x, 7, u)
+    w, mu, cov = em_kernels.kmeans_init(x, z, iu, ju, chain, ks, 10, 1e-6)
+    first = np.r_[0, np.cumsum(ks)[:-1]]
+    w = w / np.add.reduceat(w, first)[np.repeat(np.arange(ks.size), ks)]
+    starts = np.r_[0, np.cumsum(ks)].astype(np.int64)
+    expect = em_kernels.em(z, zt, iu, ju, w, mu, cov, starts, 60, 1e-3, 1e-6)
+    for a, b in zip(got, expect):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_compiled_pairwise_sum_follows_numpys_order() -> None:
+    from openended.teachers.gmm import em_kernels
+
+    a = np.random.default_rng(0).random(700) * np.logspace(-8, 8, 700)
+    for n in [*range(0, 40), 127, 128, 129, 255, 256, 300, 698]:
+        for lo in (0, 1):
+            got = a[lo] + em_kernels._pairwise_sum(a, lo + 1, n)  # what np.add.reduceat does
+            assert got == np.add.reduceat(a[lo : lo + n + 1], [0])[0], (n, lo)
+
+
 def test_compiled_em_survives_covariances_that_are_not_positive_definite() -> None:
     from openended.teachers.gmm import em_kernels
 

@@ -216,43 +216,20 @@ def fit_fast(
         groups += [(k, "cold") for k in cand]
     if prev is not None and init in ("warm", "both"):
         groups += [(k, "warm") for k in cand]
-    G, K = len(groups), max(k for k, _ in groups)
-    gk = np.asarray([k for k, _ in groups])
-    group = np.repeat(np.arange(G), gk)  # flat component -> candidate
+    K = max(k for k, _ in groups)
+    gk = np.asarray([k for k, _ in groups], dtype=np.int64)
     first = np.r_[0, np.cumsum(gk)[:-1]]
-    C = int(gk.sum())
-    w = np.ones(C)
-    mu = np.zeros((C, D))
-    cov = np.broadcast_to(np.eye(D), (C, D, D)).copy()
     cold = np.asarray([kind == "cold" for _, kind in groups])
-    pk = _Packed(x)
-    if cold.any():
+    if cold.all():  # the default: the whole fit in one compiled call (`em_kernels.fit_cold`)
         chain_first = int(rng.integers(n))  # the k-means++ chain's random draws, in their order
-        chain = em_kernels.kmeanspp_chain(x, chain_first, rng.random(K))
-        sel = cold[group]
-        w[sel], mu[sel], cov[sel] = em_kernels.kmeans_init(
-            x, pk.z, pk.iu, pk.ju, chain, gk[cold].astype(np.int64), _LLOYD_ITERS, reg_covar
+        w, mu, cov, ll, n_iter, running = em_kernels.fit_cold(
+            x, chain_first, rng.random(K), gk, _LLOYD_ITERS, int(max_iter), float(tol), float(reg_covar)
         )
-    if prev is not None and not cold.all():
-        order = np.argsort(-prev.weights, kind="stable")  # heaviest first
-        worst = np.argsort(prev.log_prob(raw), kind="stable")  # worst explained first
-        avg_cov = np.average(prev.covariances, axis=0, weights=prev.weights)
-        for g in np.flatnonzero(~cold).tolist():
-            k, f = int(gk[g]), int(first[g])
-            keep = np.sort(order[: min(k, prev.k)])
-            m = keep.size
-            w[f : f + m] = prev.weights[keep]
-            mu[f : f + m] = prev.means[keep] - centre
-            cov[f : f + m] = prev.covariances[keep]
-            for j in range(k - m):
-                w[f + m + j] = 1.0 / k
-                mu[f + m + j] = x[worst[j % n]]
-                cov[f + m + j] = avg_cov
-    w = w / np.add.reduceat(w, first)[group]  # each candidate's weights sum to 1
-    starts = np.r_[0, np.cumsum(gk)].astype(np.int64)
-    w, mu, cov, ll, n_iter, running = em_kernels.em(
-        pk.z, pk.zt, pk.iu, pk.ju, w, mu, cov, starts, int(max_iter), float(tol), float(reg_covar)
-    )
+    else:
+        assert prev is not None  # warm candidates exist only with a previous mixture
+        w, mu, cov, ll, n_iter, running = _em_with_warm_starts(
+            x, raw, centre, prev, gk, cold, rng, int(max_iter), float(tol), float(reg_covar)
+        )
     scores = _criterion(criterion, ll, gk, n, D)
     best = int(np.argmin(scores))
     k, f = int(gk[best]), int(first[best])
@@ -268,3 +245,54 @@ def fit_fast(
         "not_converged": running,
         "cold": bool(cold[best]),
     }
+
+
+def _em_with_warm_starts(
+    x: np.ndarray,
+    raw: np.ndarray,
+    centre: np.ndarray,
+    prev: Mixture,
+    gk: np.ndarray,
+    cold: np.ndarray,
+    rng: np.random.Generator,
+    max_iter: int,
+    tol: float,
+    reg_covar: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """`fit_fast`'s EM when some candidates (``~cold``) start from the previous mixture ``prev``.
+
+    ``x = raw - centre``: the centred points.
+    """
+    n, D = x.shape
+    G, K = gk.size, int(gk.max())
+    group = np.repeat(np.arange(G), gk)  # flat component -> candidate
+    first = np.r_[0, np.cumsum(gk)[:-1]]
+    C = int(gk.sum())
+    w = np.ones(C)
+    mu = np.zeros((C, D))
+    cov = np.broadcast_to(np.eye(D), (C, D, D)).copy()
+    pk = _Packed(x)
+    if cold.any():
+        chain_first = int(rng.integers(n))  # the k-means++ chain's random draws, in their order
+        chain = em_kernels.kmeanspp_chain(x, chain_first, rng.random(K))
+        sel = cold[group]
+        w[sel], mu[sel], cov[sel] = em_kernels.kmeans_init(
+            x, pk.z, pk.iu, pk.ju, chain, gk[cold], _LLOYD_ITERS, reg_covar
+        )
+    order = np.argsort(-prev.weights, kind="stable")  # heaviest first
+    worst = np.argsort(prev.log_prob(raw), kind="stable")  # worst explained first
+    avg_cov = np.average(prev.covariances, axis=0, weights=prev.weights)
+    for g in np.flatnonzero(~cold).tolist():
+        k, f = int(gk[g]), int(first[g])
+        keep = np.sort(order[: min(k, prev.k)])
+        m = keep.size
+        w[f : f + m] = prev.weights[keep]
+        mu[f : f + m] = prev.means[keep] - centre
+        cov[f : f + m] = prev.covariances[keep]
+        for j in range(k - m):
+            w[f + m + j] = 1.0 / k
+            mu[f + m + j] = x[worst[j % n]]
+            cov[f + m + j] = avg_cov
+    w = w / np.add.reduceat(w, first)[group]  # each candidate's weights sum to 1
+    starts = np.r_[0, np.cumsum(gk)].astype(np.int64)
+    return em_kernels.em(pk.z, pk.zt, pk.iu, pk.ju, w, mu, cov, starts, max_iter, tol, reg_covar)
