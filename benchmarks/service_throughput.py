@@ -48,6 +48,12 @@ best rep (least disturbed by other load); ratios are medians of per-rep ratios.
   ALP-GMM's outcomes name freshly sampled tasks (a continuous teacher's tasks are never
   played twice), sampled 16 reports ahead off the clock, so its issued-task table stays
   at its default size.
+* ``mixed box`` / ``mixed alp_gmm``: the call pattern of env hosts in a run, samples and
+  reports interleaved: each call pair samples 1,024 tasks and reports 1,024 outcomes of
+  tasks sampled one chunk (``MIXED_CHUNK`` pairs) earlier, up to 4 calls in flight, on
+  curricula of their own (random teacher, ALP-GMM default). Reported as episodes/s (one
+  sampled and one reported task each), JSON ``mixed_*_episodes_per_s_b1024``; no target:
+  with both kinds of call sharing one actor it lands near ``1 / (1/tasks + 1/outcomes)``.
 * ``in-process columns``: the same path without Ray, event log on (its floor).
 * ``plain actor``: a Ray actor whose ``sample(n)`` returns the bytes of a Box batch
   (``n`` uint64 ids, an ``(n, 2)`` float array) and does nothing else: at batch 1 "a
@@ -68,6 +74,8 @@ Output: the table and, with ``--json PATH``, ``{"tasks_per_s_b1024", "outcomes_p
 "rows": [...], "config": {...}}``. ``tasks_per_s_b1024`` / ``outcomes_per_s_b1024`` stay
 the ``actor+log`` object path (every reply decoded into ``Task`` values), comparable with
 earlier runs; the ``columns_*``, ``discrete_*`` and ``alpgmm_*`` keys are the array path;
+``mixed_box_episodes_per_s_b1024`` / ``mixed_alpgmm_episodes_per_s_b1024`` the mixed rows
+(with ``mixed_alpgmm_outcomes_learned`` and ``mixed_alpgmm_unknown_task_outcomes``);
 ``b1_over_plain_actor`` is the median over reps of (``columns box`` calls/s at batch 1) /
 (``plain actor`` calls/s), so >= 1 means no slower than a plain actor call.
 ``service_cpu_us_per_1024``: CPU time the in-process core spends per 1,024-row call
