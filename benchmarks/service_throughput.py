@@ -80,8 +80,9 @@ earlier runs; the ``columns_*``, ``discrete_*`` and ``alpgmm_*`` keys are the ar
 (``plain actor`` calls/s), so >= 1 means no slower than a plain actor call.
 ``service_cpu_us_per_1024``: CPU time the in-process core spends per 1,024-row call
 (object `sample`, `sample_columns`, `report` on the array path; Box and Discrete), which
-other load on a shared machine hardly moves. The load average at start and end is in
-``config``.
+other load on a shared machine hardly moves. The load average at start and end and the
+CPU (``cpu_model``, ``cpu_vector_isa``: figures from an AVX2 and an AVX-512 machine differ
+about 2x for the same code) are in ``config``.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import ray
 
+from openended.hostinfo import cpu_facts
 from openended.runtime.client import TeacherClient
 from openended.runtime.codec import TaskTable, decode_tasks, encode_outcomes
 from openended.runtime.core import TeacherServiceCore
@@ -763,7 +765,7 @@ def main(argv: list[str] | None = None) -> dict:
             "max_in_flight": MAX_IN_FLIGHT,
             "python": platform.python_version(),
             "ray": ray.__version__,
-            "cpus": os.cpu_count(),
+            **cpu_facts(),
             "loadavg_start": loadavg_start,
             "loadavg_end": os.getloadavg(),
             "wall_s": time.time() - t_start,
@@ -844,7 +846,8 @@ def print_table(res: dict) -> None:
     )
     print(
         f"load average at start {res['config']['loadavg_start']}, at end {res['config']['loadavg_end']}, "
-        f"wall {res['config']['wall_s']:.0f} s"
+        f"wall {res['config']['wall_s']:.0f} s; {res['config']['cpu_model']} "
+        f"({res['config']['cpu_vector_isa']}, {res['config']['cpus']} cpus)"
     )
 
 

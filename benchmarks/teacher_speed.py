@@ -73,6 +73,7 @@ from threadpoolctl import threadpool_limits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from openended.envs.toy import ToyLearner
+from openended.hostinfo import cpu_facts
 from openended.tasks import Box, Outcome
 from openended.teachers import make_teacher
 from openended.teachers.gmm.fit import fit_fast, fit_reference
@@ -466,7 +467,13 @@ def main_teachers(names: list[str], quick: bool, json_path: Path | None) -> None
             f"{res['goal_gan_max_sample64_ms_idle']:.2f} ms without"
         )
     res["seconds"] = time.perf_counter() - t_start
-    res["config"] = {"quick": quick, "reps": reps, "loop_episodes": loop, "loadavg_at_end": list(os.getloadavg())}
+    res["config"] = {
+        "quick": quick,
+        "reps": reps,
+        "loop_episodes": loop,
+        **cpu_facts(),
+        "loadavg_at_end": list(os.getloadavg()),
+    }
     print(f"done in {res['seconds']:.0f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
     if json_path:
         json_path.write_text(json.dumps(res, indent=2, sort_keys=True))
@@ -515,7 +522,7 @@ def main() -> None:
         "reps": reps,
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "cpus": os.cpu_count(),
+        **cpu_facts(),
         "loadavg_at_end": list(os.getloadavg()),
     }
     _table(res, dims)

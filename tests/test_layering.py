@@ -27,10 +27,11 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "openended"
 
 #: What each unit of the package may import from the package itself.
-BOTTOM = {"errors", "tasks", "jsonio", "registry", "validation"}
+BOTTOM = {"errors", "tasks", "jsonio", "registry", "validation", "hostinfo"}
 ALLOWED_INTERNAL: dict[str, set[str]] = {
     "errors": set(),
     "jsonio": set(),
+    "hostinfo": set(),
     "tasks": {"errors"},
     "registry": {"errors"},
     "validation": {"errors"},
@@ -51,6 +52,7 @@ ALLOWED_INTERNAL: dict[str, set[str]] = {
 RAY_FREE = {
     "errors",
     "jsonio",
+    "hostinfo",
     "tasks",
     "registry",
     "validation",
@@ -66,6 +68,7 @@ RAY_FREE = {
 #: Third-party imports allowed in the bottom modules everything else depends on.
 BOTTOM_THIRD_PARTY: dict[str, set[str]] = {
     "errors": set(),
+    "hostinfo": set(),
     "tasks": {"numpy"},
     "jsonio": {"numpy"},
     "registry": set(),
