@@ -126,6 +126,26 @@ def test_named_service_is_found_and_reused(service):
         get_service("nope", NS)
 
 
+def test_a_new_service_loads_the_teacher_kernels_before_any_call_needs_them(ray_local):
+    """Not on the first eviction (32,768 tasks in): that call stalled ~0.6 s."""
+
+    def _kernels_loaded(actor) -> bool:  # nested: Ray ships it by value (this module is not importable there)
+        import sys
+
+        kernels = sys.modules.get("openended.teachers.id_table_kernels")
+        return kernels is not None and all(k.signatures for k in (kernels.insert, kernels.lookup, kernels.remove_batch))
+
+    svc = start_service("svc_warm", NS, metrics=False)
+    try:
+        deadline = time.monotonic() + 60.0
+        while not ray.get(svc.__ray_call__.remote(_kernels_loaded)):
+            assert time.monotonic() < deadline, "the service never loaded the issued-task table's kernels"
+            time.sleep(0.2)
+        assert ray.get(svc.curricula.remote()) == []  # loaded with no curriculum and no call
+    finally:
+        ray.kill(svc)
+
+
 def test_text_curriculum_round_trips_unicode_through_ray(service):
     texts = ["climb the 🏔", "собрать алмазы", "e\u0301 combining", "tab\tnew\nline", "建造房子"]
     ray.get(service.add_curriculum.remote("talk", "random", TextSpace(texts).to_dict(), {"seed": 1}, None, "shared"))

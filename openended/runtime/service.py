@@ -15,7 +15,9 @@ Contents:
 
 from __future__ import annotations
 
+import logging
 import pickle
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -39,6 +41,24 @@ __all__ = [
 ]
 
 DEFAULT_SERVICE_NAME = "openended_teacher_service"
+
+_log = logging.getLogger(__name__)
+
+
+def _load_teacher_kernels() -> None:
+    """Load the teachers' compiled kernels (`openended.teachers.compiled.warm_up`); log, never raise.
+
+    Why, in a service: every teacher keeps an issued-task table whose kernels (and numba
+    itself) otherwise load on the first eviction, when a run has issued 32,768 tasks: a
+    one-off ~0.6 s stall of that call (measured on 2 cores), so it runs in the background
+    as the service starts instead.
+    """
+    try:
+        from openended.teachers import compiled
+
+        compiled.warm_up()
+    except Exception:  # noqa: BLE001 - a call that needs a kernel loads it itself; this only moves the cost
+        _log.warning("loading the teachers' compiled kernels in the background failed", exc_info=True)
 
 
 class TeacherServiceActor:
@@ -75,6 +95,7 @@ class TeacherServiceActor:
         **core_kwargs: Any,
     ) -> None:
         self._thread_limits: Any = None
+        threading.Thread(target=_load_teacher_kernels, name="openended-load-kernels", daemon=True).start()
         if teacher_threads is not None:
             # Measured on 2 cores: BLAS/OpenMP fits sharing them with env workers went from 0.1 s to 0.5-16 s.
             from threadpoolctl import threadpool_limits
