@@ -48,8 +48,12 @@ NODES = (1, 2, 4)
 def steps_per_s(n_nodes: int, source: Any, seconds: float, num_envs: int, tmp: str) -> float:
     """A fresh cluster with ``n_nodes`` env hosts, one pool each, driven for ``seconds``."""
     import ray
+    from ray._common.utils import get_default_ray_temp_dir
     from ray.cluster_utils import Cluster
 
+    # Cluster() writes its address into Ray's default temp dir (/tmp/ray), whatever temp_dir
+    # says, and fails with FileNotFoundError where no Ray has created that directory yet.
+    os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "temp_dir": tmp, "include_dashboard": False})
     try:
         for _ in range(n_nodes):
@@ -92,14 +96,20 @@ def teacher_capacity(seconds: float, tmp: str) -> float:
         tasks = decode_tasks(ray.get(svc.sample.remote("cap", "bench", 1024)))
         outs = encode_outcomes([Outcome(task_id=t.id, episode_return=0.5) for t in tasks])
         request = pickle.dumps(("cap", "bench", 1024, "capacity", False), protocol=5)
-        n = 0
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            # What a `TeacherClient` sends: the wire methods, pickled by the caller.
-            refs = [svc.sample_columns_wire.remote(request), svc.report_wire.remote(pickle.dumps(("cap", outs)))]
-            reply, _ = ray.get(refs)
-            n += len(pickle.loads(reply))
-        return n / (time.perf_counter() - t0)
+
+        def serve_for(duration: float) -> float:
+            """Tasks/s over ``duration`` seconds of sample + report pairs."""
+            n = 0
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < duration:
+                # What a `TeacherClient` sends: the wire methods, pickled by the caller.
+                refs = [svc.sample_columns_wire.remote(request), svc.report_wire.remote(pickle.dumps(("cap", outs)))]
+                reply, _ = ray.get(refs)
+                n += len(pickle.loads(reply))
+            return n / (time.perf_counter() - t0)
+
+        serve_for(min(2.0, seconds))  # warm-up: the service loads its kernels as it starts
+        return serve_for(seconds)
     finally:
         ray.shutdown()
 

@@ -86,11 +86,15 @@ def test_a_cluster_yaml_runs_unchanged_on_a_laptop(tmp_path):
 @pytest.fixture
 def cluster():
     ray = pytest.importorskip("ray")
+    from ray._common.utils import get_default_ray_temp_dir
     from ray.cluster_utils import Cluster
 
     if ray.is_initialized():
         ray.shutdown()
     tmp = tempfile.mkdtemp(prefix="oe-cl-")  # short: Ray's socket paths must stay < 108 bytes
+    # Cluster() writes its address into Ray's default temp dir (/tmp/ray), whatever temp_dir
+    # says, and fails with FileNotFoundError where no Ray has created that directory yet.
+    os.makedirs(get_default_ray_temp_dir(), exist_ok=True)
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "temp_dir": tmp, "include_dashboard": False})
     try:
         yield c
