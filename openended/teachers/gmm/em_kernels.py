@@ -33,7 +33,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-__all__ = ["em", "fit_cold", "kmeans_init", "kmeanspp_chain", "warm_up", "jit"]
+__all__ = ["em", "fit_cold", "kmeans_init", "kmeanspp_chain", "normalise_weights", "pack", "warm_up", "jit"]
 
 _log = logging.getLogger(__name__)
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -549,6 +549,55 @@ def _pairwise_sum(a: np.ndarray, lo: int, n: int) -> float:
 
 
 @jit
+def pack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The points packed for the EM's GEMMs: ``(z, zt, iu, ju)``.
+
+    ``z = [packed outer products | x | 1]``, ``(n, P + D + 1)``; ``zt`` its transpose
+    (contiguous); ``iu, ju`` the index pairs of the products (``np.triu_indices`` order).
+
+    SPEEDUP: with it, every component's log density *and* every component's M-step
+    moments (nk, sum r x, sum r x x') are a single GEMM over all stacked components:
+    ``log N(x) + log w = -0.5 x'Ax + (A mu)'x + const`` is linear in the columns of ``z``.
+    Symmetric matrices are packed to their upper triangle (half the work of ``D*D``).
+    """
+    n, d = x.shape
+    p = d * (d + 1) // 2
+    iu = np.empty(p, dtype=np.int64)
+    ju = np.empty(p, dtype=np.int64)
+    m = 0
+    for a in range(d):
+        for b in range(a, d):
+            iu[m] = a
+            ju[m] = b
+            m += 1
+    z = np.empty((n, p + d + 1))
+    for i in range(n):
+        for q in range(p):
+            z[i, q] = x[i, iu[q]] * x[i, ju[q]]
+        for a in range(d):
+            z[i, p + a] = x[i, a]
+        z[i, p + d] = 1.0
+    return z, np.ascontiguousarray(z.T), iu, ju
+
+
+@jit
+def normalise_weights(w: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """Scale each candidate's weights (``ks[g]`` stacked components each) to sum to 1, in place.
+
+    Each sum is taken in ``np.add.reduceat``'s order, so the weights equal numpy's
+    ``w / np.add.reduceat(w, first)[group]`` bit for bit. Returns the candidates' starts.
+    """
+    starts = np.zeros(ks.shape[0] + 1, dtype=np.int64)
+    for g in range(ks.shape[0]):
+        starts[g + 1] = starts[g] + ks[g]
+        f = starts[g]
+        total = w[f] + _pairwise_sum(w, f + 1, ks[g] - 1)
+        for c in range(f, starts[g + 1]):
+            w[c] = w[c] / total
+    return starts
+
+
+@jit
 def fit_cold(
     x: np.ndarray,
     chain_first: int,
@@ -561,9 +610,9 @@ def fit_cold(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int]:
     """`fit.fit_fast` with cold starts only (its default), in one compiled call.
 
-    Packing, the k-means++ chain, the k-means init of every candidate ``ks[g]``, weights
-    summing to 1, then `em`; ``x`` are the centred points; returns what `em` returns.
-    Bit for bit the same as calling those steps one by one (tested).
+    `pack`, the k-means++ chain, the k-means init of every candidate ``ks[g]``,
+    `normalise_weights`, then `em`; ``x`` are the centred points; returns what `em`
+    returns. Bit for bit the same as calling those steps one by one (tested).
 
     SPEEDUP: a refit runs on a worker thread beside a request thread that runs Python.
     Every return from compiled code or a GIL-releasing numpy call made the fit queue for
@@ -571,33 +620,10 @@ def fit_cold(
     (1,024-outcome reports into ALP-GMM) a fit took ~3.5 ms of CPU and ~4 ms of wall time
     where it takes ~2.1 ms alone, so the request thread waited for it.
     """
-    n, d = x.shape
-    p = d * (d + 1) // 2
-    iu = np.empty(p, dtype=np.int64)
-    ju = np.empty(p, dtype=np.int64)
-    m = 0
-    for a in range(d):  # np.triu_indices(d)'s order
-        for b in range(a, d):
-            iu[m] = a
-            ju[m] = b
-            m += 1
-    z = np.empty((n, p + d + 1))  # as `fit._Packed`
-    for i in range(n):
-        for q in range(p):
-            z[i, q] = x[i, iu[q]] * x[i, ju[q]]
-        for a in range(d):
-            z[i, p + a] = x[i, a]
-        z[i, p + d] = 1.0
-    zt = np.ascontiguousarray(z.T)
+    z, zt, iu, ju = pack(x)
     chain = kmeanspp_chain(x, chain_first, u)
     w, mu, cov = kmeans_init(x, z, iu, ju, chain, ks, lloyd_iters, reg)
-    starts = np.zeros(ks.shape[0] + 1, dtype=np.int64)
-    for g in range(ks.shape[0]):
-        starts[g + 1] = starts[g] + ks[g]
-        f = starts[g]
-        total = w[f] + _pairwise_sum(w, f + 1, ks[g] - 1)  # np.add.reduceat's order
-        for c in range(f, starts[g + 1]):
-            w[c] = w[c] / total
+    starts = normalise_weights(w, ks)
     return em(z, zt, iu, ju, w, mu, cov, starts, max_iter, tol, reg)
 
 
@@ -617,25 +643,15 @@ def warm_up() -> None:
     t0 = time.perf_counter()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 2))
-    iu, ju = np.triu_indices(2)
-    z = np.concatenate([x[:, iu] * x[:, ju], x, np.ones((8, 1))], axis=1)
+    z, zt, iu, ju = pack(x)
+    ks = np.array([1, 2], dtype=np.int64)
+    w = np.full(3, 0.5)
+    starts = normalise_weights(w, ks)
     cov = np.broadcast_to(np.eye(2), (3, 2, 2)).copy()
-    em(
-        z,
-        np.ascontiguousarray(z.T),
-        iu.astype(np.int64),
-        ju.astype(np.int64),
-        np.full(3, 0.5),
-        rng.standard_normal((3, 2)),
-        cov,
-        np.array([0, 1, 3], dtype=np.int64),
-        3,
-        1e-3,
-        1e-6,
-    )
+    em(z, zt, iu, ju, w, rng.standard_normal((3, 2)), cov, starts, 3, 1e-3, 1e-6)
     chain = kmeanspp_chain(x, 0, rng.random(2))
-    kmeans_init(x, z, iu.astype(np.int64), ju.astype(np.int64), chain, np.array([1, 2], dtype=np.int64), 2, 1e-6)
-    fit_cold(x, 0, rng.random(2), np.array([1, 2], dtype=np.int64), 2, 3, 1e-3, 1e-6)
+    kmeans_init(x, z, iu, ju, chain, ks, 2, 1e-6)
+    fit_cold(x, 0, rng.random(2), ks, 2, 3, 1e-3, 1e-6)
     _warm = True
     seconds = time.perf_counter() - t0
     if seconds > 1.0:  # it compiled: say why make_teacher paused

@@ -135,27 +135,6 @@ def fit_reference(
 
 
 # ----------------------------------------------------------------------------- fast fit
-class _Packed:
-    """The data as ``z = [packed outer products | x | 1]``, ``(n, P + D + 1)``.
-
-    SPEEDUP: with it, every component's log density *and* every component's M-step
-    moments (nk, sum r x, sum r x x') are a single GEMM over all stacked components:
-    ``log N(x) + log w = -0.5 x'Ax + (A mu)'x + const`` is linear in the columns of ``z``.
-    Symmetric matrices are packed to their upper triangle (half the work of ``D*D``).
-    """
-
-    def __init__(self, x: np.ndarray) -> None:
-        n, D = x.shape
-        iu, ju = np.triu_indices(D)
-        self.iu, self.ju = iu.astype(np.int64), ju.astype(np.int64)
-        P = iu.size
-        self.z = np.empty((n, P + D + 1))
-        self.z[:, :P] = x[:, iu] * x[:, ju]
-        self.z[:, P : P + D] = x
-        self.z[:, -1] = 1.0
-        self.zt = np.ascontiguousarray(self.z.T)
-
-
 def _candidate_ks(ks: Sequence[int], warm_k: int | None, window: int | None) -> list[int]:
     ks = [int(k) for k in ks]
     if warm_k is None or window is None:
@@ -264,21 +243,18 @@ def _em_with_warm_starts(
     ``x = raw - centre``: the centred points.
     """
     n, D = x.shape
-    G, K = gk.size, int(gk.max())
-    group = np.repeat(np.arange(G), gk)  # flat component -> candidate
+    group = np.repeat(np.arange(gk.size), gk)  # flat component -> candidate
     first = np.r_[0, np.cumsum(gk)[:-1]]
     C = int(gk.sum())
     w = np.ones(C)
     mu = np.zeros((C, D))
     cov = np.broadcast_to(np.eye(D), (C, D, D)).copy()
-    pk = _Packed(x)
+    z, zt, iu, ju = em_kernels.pack(x)
     if cold.any():
         chain_first = int(rng.integers(n))  # the k-means++ chain's random draws, in their order
-        chain = em_kernels.kmeanspp_chain(x, chain_first, rng.random(K))
+        chain = em_kernels.kmeanspp_chain(x, chain_first, rng.random(int(gk.max())))
         sel = cold[group]
-        w[sel], mu[sel], cov[sel] = em_kernels.kmeans_init(
-            x, pk.z, pk.iu, pk.ju, chain, gk[cold], _LLOYD_ITERS, reg_covar
-        )
+        w[sel], mu[sel], cov[sel] = em_kernels.kmeans_init(x, z, iu, ju, chain, gk[cold], _LLOYD_ITERS, reg_covar)
     order = np.argsort(-prev.weights, kind="stable")  # heaviest first
     worst = np.argsort(prev.log_prob(raw), kind="stable")  # worst explained first
     avg_cov = np.average(prev.covariances, axis=0, weights=prev.weights)
@@ -293,6 +269,5 @@ def _em_with_warm_starts(
             w[f + m + j] = 1.0 / k
             mu[f + m + j] = x[worst[j % n]]
             cov[f + m + j] = avg_cov
-    w = w / np.add.reduceat(w, first)[group]  # each candidate's weights sum to 1
-    starts = np.r_[0, np.cumsum(gk)].astype(np.int64)
-    return em_kernels.em(pk.z, pk.zt, pk.iu, pk.ju, w, mu, cov, starts, max_iter, tol, reg_covar)
+    starts = em_kernels.normalise_weights(w, gk)  # each candidate's weights sum to 1
+    return em_kernels.em(z, zt, iu, ju, w, mu, cov, starts, max_iter, tol, reg_covar)
