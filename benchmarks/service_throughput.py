@@ -54,6 +54,10 @@ best rep (least disturbed by other load); ratios are medians of per-rep ratios.
   curricula of their own (random teacher, ALP-GMM default). Reported as episodes/s (one
   sampled and one reported task each), JSON ``mixed_*_episodes_per_s_b1024``; no target:
   with both kinds of call sharing one actor it lands near ``1 / (1/tasks + 1/outcomes)``.
+* ``exchange box`` / ``exchange alp_gmm``: the same pattern with each pair as one
+  ``exchange_wire`` call (report, then sample), as a `TeacherClient` sends its outbox with
+  its refills; JSON ``exchange_*_episodes_per_s_b1024`` and, paired per rep against the
+  two-call rows, ``ratios.exchange_over_mixed_box`` / ``ratios.exchange_over_mixed_alpgmm``.
 * ``in-process columns``: the same path without Ray, event log on (its floor).
 * ``plain actor``: a Ray actor whose ``sample(n)`` returns the bytes of a Box batch
   (``n`` uint64 ids, an ``(n, 2)`` float array) and does nothing else: at batch 1 "a
@@ -75,7 +79,8 @@ Output: the table and, with ``--json PATH``, ``{"tasks_per_s_b1024", "outcomes_p
 the ``actor+log`` object path (every reply decoded into ``Task`` values), comparable with
 earlier runs; the ``columns_*``, ``discrete_*`` and ``alpgmm_*`` keys are the array path;
 ``mixed_box_episodes_per_s_b1024`` / ``mixed_alpgmm_episodes_per_s_b1024`` the mixed rows
-(with ``mixed_alpgmm_outcomes_learned`` and ``mixed_alpgmm_unknown_task_outcomes``);
+(with ``mixed_alpgmm_outcomes_learned`` and ``mixed_alpgmm_unknown_task_outcomes``), and
+``exchange_*`` the same as one call per pair;
 ``b1_over_plain_actor`` is the median over reps of (``columns box`` calls/s at batch 1) /
 (``plain actor`` calls/s), so >= 1 means no slower than a plain actor call.
 ``service_cpu_us_per_1024``: CPU time the in-process core spends per 1,024-row call
@@ -206,6 +211,7 @@ class Target:
         prepare: Callable[[list[Outcome]], Any] = lambda outs: outs,
         tasks: Callable[[Any], list[Task]] | None = None,
         fresh_tasks: bool = False,
+        exchange_async: Callable[[Any, int], Any] | None = None,
     ) -> None:
         self.name = name
         self.sample_async = sample_async
@@ -219,6 +225,7 @@ class Target:
         # Outcomes name a task of their own each (a continuous teacher's real pattern: an
         # ALP-GMM task is never played twice), not 1,024 tasks reported over and over.
         self.fresh_tasks = fresh_tasks
+        self.exchange_async = exchange_async  # (encoded outcomes, n) -> the ref of the n tasks, one call
 
     def outcomes_for(self, b: int, calls: int) -> list[list[Outcome]]:
         """Outcome batches naming tasks this teacher issued just now (still in its table)."""
@@ -239,7 +246,7 @@ class Target:
         seconds = sum(self.report_seconds(self.outcomes_for(b, k)) for k in fresh_chunks(calls))
         return b * calls / seconds
 
-    def mixed_throughput(self, b: int, calls: int) -> float:
+    def mixed_throughput(self, b: int, calls: int, exchange: bool = False) -> float:
         """Episodes/s when each client call pair samples ``b`` tasks and reports ``b`` outcomes.
 
         What env hosts send a service in a run: refills and outbox flushes interleaved,
@@ -247,6 +254,8 @@ class Target:
         previous chunk's calls (fresh tasks, as `report_throughput`); the replies are turned
         into the next chunk's outcomes and encoded between chunks, off the clock (each
         client does that for its own episodes). One episode = one task + one outcome.
+        ``exchange``: each pair is one call instead (``exchange_wire``, as a `TeacherClient`
+        sends its outbox with its refills).
         """
         chunk = MIXED_CHUNK
         outs = self.outcomes_for(b, min(chunk, calls))
@@ -258,6 +267,10 @@ class Target:
             replies: list[Any] = []
             t0 = time.perf_counter()
             for batch in batches:
+                if exchange:
+                    assert self.exchange_async is not None
+                    replies.append(self.admit(inflight, functools.partial(self.exchange_async, batch, b)))
+                    continue
                 replies.append(self.admit(inflight, functools.partial(self.sample_async, b)))
                 self.admit(inflight, functools.partial(self.report_async, batch))
             self.wait(inflight)
@@ -346,12 +359,13 @@ def columns_target(
     """The array path a `TeacherClient` takes: ``sample_columns``, outcomes sent as encoded columns.
 
     Calls go through the bytes-in, bytes-out methods a client uses (``sample_columns_wire``,
-    ``report_wire``; the caller pickles and unpickles, inside the clock). A reply is fetched,
+    ``report_wire``, ``exchange_wire``; the caller pickles and unpickles, inside the clock). A reply is fetched,
     not turned into ``Task`` values: a client builds one ``Task`` per ``next_task`` (one per
     episode, in each env host), not the service. Outcome batches are encoded before the
     clock starts (each client encodes its own outbox). What is measured is what one
     service takes.
     """
+    exchange = handle.exchange_wire.options(num_returns=2)
     return Target(
         name,
         sample_async=lambda b: handle.sample_columns_wire.remote(
@@ -365,6 +379,9 @@ def columns_target(
         prepare=encode_outcomes,
         tasks=lambda ref: decode_tasks(pickle.loads(ray.get(ref))),
         fresh_tasks=fresh_tasks,
+        exchange_async=lambda batch, b: exchange.remote(
+            pickle.dumps((curriculum, batch, "bench", b, f"bench-{name}", False), protocol=5)
+        )[1],
     )
 
 
@@ -601,6 +618,8 @@ def main(argv: list[str] | None = None) -> dict:
             ("alp", "alp_gmm", SPACES["box"]),
             ("mix_box", "random", SPACES["box"]),
             ("mix_alp", "alp_gmm", SPACES["box"]),
+            ("ex_box", "random", SPACES["box"]),
+            ("ex_alp", "alp_gmm", SPACES["box"]),
         ):
             # Fresh-task outcomes: sampled FRESH_CHUNK reports ahead, off the clock (Target.report_throughput).
             # ALP_GMM_COALESCE: reports never wait for a running refit (timing-dependent fits).
@@ -625,12 +644,18 @@ def main(argv: list[str] | None = None) -> dict:
             inprocess_columns_target(inproc_cols),
             plain_target(bare),
         ]
-        # Samples and reports interleaved (Target.mixed_throughput), on curricula of their own.
+        # Samples and reports interleaved (Target.mixed_throughput), on curricula of their own:
+        # as two calls, and as one exchange_wire call per pair.
         mixed = [
-            columns_target("mixed box", logged, "mix_box", batches=(1024,), fresh_tasks=True),
-            columns_target("mixed alp_gmm", logged, "mix_alp", batches=(1024,), fresh_tasks=True),
+            (columns_target(name, logged, cur, batches=(1024,), fresh_tasks=True), name.startswith("exchange"))
+            for name, cur in (
+                ("mixed box", "mix_box"),
+                ("mixed alp_gmm", "mix_alp"),
+                ("exchange box", "ex_box"),
+                ("exchange alp_gmm", "ex_alp"),
+            )
         ]
-        episodes: dict[str, list[float]] = {tg.name: [] for tg in mixed}
+        episodes: dict[str, list[float]] = {tg.name: [] for tg, _ in mixed}
 
         results: dict[tuple[str, int], dict[str, list[float]]] = {}
         for rep in range(reps):
@@ -644,8 +669,8 @@ def main(argv: list[str] | None = None) -> dict:
                     r["lat"].extend(tg.tasks_latency(b, max(20, calls[b] // 2)))
                     r["outcomes_per_s"].append(tg.report_throughput(b, calls[b]))
                     r["rlat"].extend(tg.report_latency(tg.outcomes_for(b, max(10, calls[b] // 4))))
-            for tg in mixed[rep % len(mixed) :] + mixed[: rep % len(mixed)]:
-                episodes[tg.name].append(tg.mixed_throughput(1024, calls[1024]))
+            for tg, exchange in mixed[rep % len(mixed) :] + mixed[: rep % len(mixed)]:
+                episodes[tg.name].append(tg.mixed_throughput(1024, calls[1024], exchange=exchange))
             print(f"  rep {rep + 1}/{reps} done ({time.time() - t_start:.0f} s)", flush=True)
 
         rows = []
@@ -669,6 +694,7 @@ def main(argv: list[str] | None = None) -> dict:
         alp_stats = curricula["cols_alp"]["students"]["bench"]
         alp_co_stats = curricula["cols_alp_co"]["students"]["bench"]
         mix_alp_stats = curricula["mix_alp"]["students"]["bench"]
+        ex_alp_stats = curricula["ex_alp"]["students"]["bench"]
         threaded_snap = ray.get(threaded.snapshot.remote())["curricula"]["cols_alp"]
         client = client_rows(logged, 10_000 * scale)
         cpu = service_cpu(tmp, calls[1024])
@@ -688,6 +714,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     ratios = {}
     ratios["b1_over_plain_actor"] = paired("columns box", "plain actor", 1, "tasks_per_s")
+    for kind, key in (("box", "box"), ("alp_gmm", "alpgmm")):
+        pairs = zip(episodes[f"exchange {kind}"], episodes[f"mixed {kind}"])
+        ratios[f"exchange_over_mixed_{key}"] = statistics.median(x / y for x, y in pairs)
     ratios["b1_over_plain_actor_outcomes"] = paired("columns box", "plain actor", 1, "outcomes_per_s")
     ratios["columns_over_objects_tasks_b1024"] = paired("columns box", "actor+log", 1024, "tasks_per_s")
     ratios["columns_over_objects_outcomes_b1024"] = paired("columns box", "actor+log", 1024, "outcomes_per_s")
@@ -735,6 +764,10 @@ def main(argv: list[str] | None = None) -> dict:
         "mixed_episodes_per_s_b1024_reps": episodes,
         "mixed_alpgmm_outcomes_learned": mix_alp_stats.get("outcomes"),
         "mixed_alpgmm_unknown_task_outcomes": mix_alp_stats.get("unknown_task_outcomes"),
+        "exchange_box_episodes_per_s_b1024": statistics.median(episodes["exchange box"]),
+        "exchange_alpgmm_episodes_per_s_b1024": statistics.median(episodes["exchange alp_gmm"]),
+        "exchange_alpgmm_outcomes_learned": ex_alp_stats.get("outcomes"),
+        "exchange_alpgmm_unknown_task_outcomes": ex_alp_stats.get("unknown_task_outcomes"),
         "b1_over_plain_actor": ratios["b1_over_plain_actor"],
         "targets": {
             "tasks_per_s_b1024": 200_000,
@@ -837,14 +870,25 @@ def print_table(res: dict) -> None:
         print(f"  {key:<38}{res[key]:>12,.0f}  ({t[key]:,})")
     print(f"  {'b1_over_plain_actor':<38}{res['b1_over_plain_actor']:>12.2f}  (>= {t['b1_over_plain_actor']})")
     print("mixed (each call pair samples 1,024 tasks and reports 1,024 outcomes; episodes/s, no target):")
-    for key in ("mixed_box_episodes_per_s_b1024", "mixed_alpgmm_episodes_per_s_b1024"):
+    for key in (
+        "mixed_box_episodes_per_s_b1024",
+        "mixed_alpgmm_episodes_per_s_b1024",
+        "exchange_box_episodes_per_s_b1024",
+        "exchange_alpgmm_episodes_per_s_b1024",
+    ):
         print(f"  {key:<38}{res[key]:>12,.0f}")
+    print(
+        f"  one exchange_wire call per pair over two calls (paired per rep): box "
+        f"{res['ratios']['exchange_over_mixed_box']:.2f}, alp_gmm {res['ratios']['exchange_over_mixed_alpgmm']:.2f}"
+    )
     print(
         f"ALP-GMM outcomes that reached its ALP: {res['alpgmm_outcomes_learned']:,} "
         f"(dropped as unknown tasks: {res['alpgmm_unknown_task_outcomes']}); with refit_coalesce: "
         f"{res['alpgmm_coalesce_refits']}; 4 threads: "
         f"{res['alpgmm_threads4_reports_per_update']:.2f} report calls per teacher update; mixed: "
-        f"{res['mixed_alpgmm_outcomes_learned']:,} learned, {res['mixed_alpgmm_unknown_task_outcomes']} unknown"
+        f"{res['mixed_alpgmm_outcomes_learned']:,} learned, {res['mixed_alpgmm_unknown_task_outcomes']} unknown; "
+        f"exchange: {res['exchange_alpgmm_outcomes_learned']:,} learned, "
+        f"{res['exchange_alpgmm_unknown_task_outcomes']} unknown"
     )
     print(
         f"load average at start {res['config']['loadavg_start']}, at end {res['config']['loadavg_end']}, "

@@ -215,3 +215,95 @@ def test_metrics_reach_the_ray_metrics_endpoint(ray_local, service):
             time.sleep(1)
     assert found, "openended_service_tasks never reached the metrics endpoint"
     assert any(float(ln.rsplit(" ", 1)[1]) > 0 for ln in found)
+
+
+def test_exchange_reports_before_it_samples_and_hands_back_a_bad_reports_error(ray_local, tmp_path):
+    """``exchange_wire``: one call, the report applied (and logged) before the draw; a
+    refused report comes back as its exception beside the tasks, which still arrive."""
+    import json
+    import pickle
+
+    import numpy as np
+
+    from openended.runtime.codec import CodecError, decode_tasks, encode_outcomes
+
+    svc = start_service("svc_exchange", NS, event_log=str(tmp_path / "events.jsonl"), metrics=False)
+    ray.get(svc.add_curriculum.remote("walk", "random", BOX.to_dict(), {"seed": 3}))
+    first = decode_tasks(
+        pickle.loads(ray.get(svc.sample_columns_wire.remote(pickle.dumps(("walk", "s", 4, None, False)))))
+    )
+    batch = encode_outcomes([Outcome(t.id, 0.5, student_id="s", episode_id=f"{i:016x}") for i, t in enumerate(first)])
+    exchange = svc.exchange_wire.options(num_returns=2)
+    accepted_ref, tasks_ref = exchange.remote(pickle.dumps(("walk", batch, "s", 6, None, False)))
+    assert ray.get(accepted_ref) == 4
+    fresh = decode_tasks(pickle.loads(ray.get(tasks_ref)))
+    assert len(fresh) == 6 and {t.id for t in fresh}.isdisjoint({t.id for t in first})
+    events = [json.loads(line)["ev"] for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert events[-2:] == ["outcome", "sampled"]  # the teacher saw the outcomes, then drew
+
+    bad = encode_outcomes(
+        [Outcome(t.id, 0.5, student_id="s", episode_id=f"{i + 10:016x}") for i, t in enumerate(fresh)]
+    )
+    bad.returns[2] = np.nan  # batches skip Outcome's checks: the service refuses it
+    accepted_ref, tasks_ref = exchange.remote(pickle.dumps(("walk", bad, "s", 3, None, False)))
+    error = ray.get(accepted_ref)
+    assert isinstance(error, CodecError) and "returns[2]" in str(error)
+    assert len(decode_tasks(pickle.loads(ray.get(tasks_ref)))) == 3
+    assert _counters(svc, "walk")["outcomes_accepted"] == 4  # nothing of the bad batch was applied
+    ray.get(svc.close.remote())
+    ray.kill(svc)
+
+
+def test_a_client_sends_reports_with_its_refills_and_loses_nothing(service):
+    """Defaults (64 tasks, watermark 16, flush every 32): about one call per 32 episodes,
+    every outcome accepted once, every task distinct."""
+    client = TeacherClient(service, "walk", "exchanger")
+    before = _counters(service, "walk")
+    ids = []
+    for i in range(640):
+        task = client.next_task()
+        ids.append(task.id)
+        time.sleep(0.001)  # an "episode": a reply has 16 of them to land
+        client.report(Outcome(task.id, float(i % 7)))
+    client.close()
+    s = client.stats()
+    calls = s["refills"] + s["flushes"] - s["exchanges"]  # an exchange is both a refill and a flush
+    assert s["exchanges"] >= 15, s
+    assert calls <= 640 // 32 + 3, s  # separate calls: 640/48 refills + 640/32 flushes, ~33
+    assert s["outcomes_accepted"] == 640 == s["outcomes_acked"]
+    assert _counters(service, "walk")["outcomes_accepted"] - before["outcomes_accepted"] == 640
+    assert len(set(ids)) == 640
+    students = ray.get(service.snapshot.remote())["curricula"]["walk"]["students"]["exchanger"]
+    assert students["outcomes"] == 640 and students["unknown_task_outcomes"] == 0
+
+
+def test_a_client_raises_a_refused_report_from_an_exchange_once_it_is_collected(service):
+    from openended.runtime.codec import CodecError
+
+    client = TeacherClient(service, "walk", "refused", buffer_size=8, low_watermark=2, flush_every=100)
+    tasks = [client.next_task() for _ in range(5)]  # 3 left: above the watermark, no refill yet
+    for t in tasks:
+        client.report(Outcome(t.id, 1.0))
+    client._outbox[0] = Outcome(tasks[0].id, 1.0)  # a valid Outcome, then made bad behind its checks:
+    object.__setattr__(client._outbox[0], "episode_return", float("nan"))
+    client.next_task()  # the refill at the watermark carries the outbox
+    assert client.stats()["exchanges"] == 1
+    with pytest.raises(CodecError, match=r"returns\[0\]"):
+        client.flush(wait=True)
+
+
+def test_a_client_of_a_service_without_exchange_makes_separate_calls(ray_local):
+    from openended.runtime.service import TeacherServiceActor
+
+    class OlderService(TeacherServiceActor):
+        exchange_wire = None  # as a service from before exchange_wire
+
+    svc = ray.remote(OlderService).options(num_cpus=0).remote(metrics=False)
+    ray.get(svc.add_curriculum.remote("walk", "random", BOX.to_dict()))
+    client = TeacherClient(svc, "walk", buffer_size=16, low_watermark=4, flush_every=8)
+    for _ in range(100):
+        client.report(Outcome(client.next_task().id, 1.0))
+    client.close()
+    s = client.stats()
+    assert s["exchanges"] == 0 and s["outcomes_accepted"] == 100 and s["refills"] >= 8
+    ray.kill(svc)

@@ -22,6 +22,11 @@ Semantics shared by both:
       without an ``episode_id`` gets a unique one (so a resent batch is de-duplicated),
       and one still carrying the default ``student_id="default"`` is attributed to this
       client's student.
+    * One call carries both where it can (`TeacherClient`, a service with
+      ``exchange_wire``): a refill takes the outbox along, and a flush that comes due
+      while at least half a refill's worth of tasks is missing takes a refill along. The
+      outcomes reach the teacher before it draws the new tasks. ``stats()["exchanges"]``
+      counts these calls (each also counts as a refill and a flush).
     * Reports are fire-and-forget with at most ``max_in_flight`` unacknowledged
       batches; a batch whose call failed because the service actor died is resent (up to
       ``max_retries`` times), and the service drops episodes it already has. While Ray
@@ -116,6 +121,7 @@ class _ClientBase(ABC):
             "resends": 0,
             "resyncs": 0,
             "tasks_discarded": 0,
+            "exchanges": 0,
         }
 
     def _prepare(self, outcome: Outcome) -> Outcome:
@@ -231,6 +237,8 @@ class TeacherClient(_ClientBase):
         self._pending_n = 0
         self._reports: deque[tuple[Any, OutcomeBatch, int]] = deque()  # (ref, batch, attempt)
         self._pending_resend: list[tuple[OutcomeBatch, int]] = []
+        self._exchange_on: Any = None  # the handle `_exchange_call` was made for
+        self._exchange_call: Any = None
 
     def __reduce__(self) -> tuple:
         return (
@@ -303,9 +311,50 @@ class TeacherClient(_ClientBase):
 
     def _maybe_request(self) -> None:
         if self._sample_ref is None and len(self._buffer) <= self.low_watermark:
-            self._pending_n = self.buffer_size - len(self._buffer)
-            self._sample_ref = self._request(self._pending_n)
-            self._counts["refills"] += 1
+            if not (self._outbox and self._exchange()):
+                self._pending_n = self.buffer_size - len(self._buffer)
+                self._sample_ref = self._request(self._pending_n)
+                self._counts["refills"] += 1
+
+    def _exchange(self) -> bool:
+        """Send the outbox and request a refill in one call (`TeacherServiceActor.exchange_wire`).
+
+        False (nothing sent) where the service has no such method or ``max_in_flight``
+        reports are already outstanding: a refill never waits for a report slot.
+        SPEEDUP: a Ray call costs about the same whatever it carries (see `exchange_wire`).
+        """
+        if len(self._reports) >= self.max_in_flight:
+            return False
+        method = self._exchange_method()
+        if method is None:
+            return False
+        batch = encode_outcomes(self._outbox)
+        self._outbox = []
+        self._pending_n = self.buffer_size - len(self._buffer)
+        request = (self.curriculum, batch, self.student, self._pending_n, self.token, False)
+        accepted_ref, self._sample_ref = method.remote(pickle.dumps(request, protocol=5))
+        self._reports.append((accepted_ref, batch, 0))
+        self._last_flush = time.monotonic()
+        for key, amount in (("refills", 1), ("exchanges", 1), ("flushes", 1), ("outcomes_sent", len(batch))):
+            self._counts[key] += amount
+        return True
+
+    def _collect_if_ready(self) -> None:
+        """Buffer the in-flight refill's tasks if its reply has landed (one ``ray.wait``, no blocking)."""
+        import ray
+
+        ready, _ = ray.wait([self._sample_ref], timeout=0)
+        if ready:
+            ref, self._sample_ref = self._sample_ref, None
+            self._collect(ref, self._pending_n)
+
+    def _exchange_method(self) -> Any:
+        """``exchange_wire`` with two results on the current handle (cached per handle), or None."""
+        handle = self.service
+        if self._exchange_on is not handle:
+            wire = _wire(handle, "exchange_wire")
+            self._exchange_on, self._exchange_call = handle, None if wire is None else wire.options(num_returns=2)
+        return self._exchange_call
 
     @override
     def next_task(self) -> Task:
@@ -339,7 +388,7 @@ class TeacherClient(_ClientBase):
         self._maybe_request()
         self._counts["tasks_served"] += 1
         if self._pending_resend or self._due():
-            self.flush()
+            self._flush(wait=False, top_up=True)
         return task
 
     @override
@@ -356,7 +405,7 @@ class TeacherClient(_ClientBase):
         self._outbox.append(self._prepare(outcome))
         self._counts["outcomes_reported"] += 1
         if self._due():
-            self.flush()
+            self._flush(wait=False, top_up=True)
 
     def _send(self, batch: OutcomeBatch, attempt: int) -> None:
         while len(self._reports) >= self.max_in_flight:  # bounded: wait for the oldest
@@ -415,16 +464,37 @@ class TeacherClient(_ClientBase):
                     self._handle = None  # a restarted named service is a new actor
                 self._pending_resend.append((batch, attempt + 1))
                 continue
+            if isinstance(accepted, Exception):  # an exchange's report half failed: raise it as report would
+                raise accepted
             self._counts["outcomes_acked"] += len(batch)
             self._counts["outcomes_accepted"] += int(accepted)
         self._reports = pending
 
     @override
     def flush(self, wait: bool = False) -> None:
+        self._flush(wait, top_up=False)
+
+    def _flush(self, wait: bool, top_up: bool) -> None:
+        """`flush`; ``top_up`` (a flush that came due): refill in the same call when half a refill is missing.
+
+        SPEEDUP: with the defaults (64 tasks, watermark 16, a flush every 32 outcomes) an
+        env host then makes one call per 32 episodes instead of five per 96.
+        """
         self._reap(block_first=False)
         resend, self._pending_resend = self._pending_resend, []
         for batch, attempt in resend:
             self._send(batch, attempt)
+        if top_up and self._outbox and self._sample_ref is not None:
+            self._collect_if_ready()  # a landed refill counts towards what is missing
+        if (
+            top_up
+            and self._outbox
+            and self._sample_ref is None
+            and self._first_fill_s is not None
+            and self.buffer_size - len(self._buffer) >= max(1, (self.buffer_size - self.low_watermark) // 2)
+            and self._exchange()
+        ):
+            return
         if self._outbox:
             batch = encode_outcomes(self._outbox)
             self._outbox = []
@@ -542,6 +612,8 @@ class LocalTeacherClient(_ClientBase):
             self._outbox = []
             accepted = self.service.report(self.curriculum, batch)
             self._counts["outcomes_sent"] += len(batch)
+            if isinstance(accepted, Exception):  # an exchange's report half failed: raise it as report would
+                raise accepted
             self._counts["outcomes_acked"] += len(batch)
             self._counts["outcomes_accepted"] += int(accepted)
             self._counts["flushes"] += 1

@@ -179,6 +179,33 @@ class TeacherServiceActor:
         curriculum, batch = pickle.loads(request)
         return self.report(curriculum, batch)
 
+    def exchange_wire(self, request: bytes) -> tuple[int | Exception, bytes]:
+        """A report and a refill in one call: `report_wire`, then `sample_columns_wire`.
+
+        In: the pickled ``(curriculum, batch, student, n, peer, reset_peer)``. Call it with
+        ``.options(num_returns=2)``: the two results are the report's accepted count and
+        the pickled `TaskBatch`, as `report_wire` and `sample_columns_wire` return them, so
+        a client waits on each half where it waited on the separate calls.
+
+        The outcomes go first, so the tasks are drawn from a teacher that has seen them.
+        A report that raises (a bad batch) does not cost the refill: its exception is
+        returned as the first result, for the client to raise where a failed `report`
+        would have raised.
+
+        SPEEDUP: a `TeacherClient` sends its outbox with each refill. Each Ray call costs
+        ~0.6 ms of service CPU and ~0.5 ms of client CPU here whatever it carries, so
+        one call instead of two raised what one service serves in the benchmark's
+        sample-and-report pattern from ~340k to ~460-540k episodes/s with the random
+        teacher (2 cores).
+        """
+        curriculum, batch, student, n, peer, reset_peer = pickle.loads(request)
+        accepted: int | Exception
+        try:
+            accepted = self.report(curriculum, batch)
+        except Exception as e:  # noqa: BLE001 - handed to the client, which raises it
+            accepted = e
+        return accepted, pickle.dumps(self.sample_columns(curriculum, student, n, peer, reset_peer), protocol=5)
+
     def known_tasks(self, curriculum: str, student: str = "default") -> list[dict]:
         """`TeacherServiceCore.known_tasks`, as ``Task.to_dict()`` rows (evaluation sweeps)."""
         return [t.to_dict() for t in self.core.known_tasks(curriculum, student)]
