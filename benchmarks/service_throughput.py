@@ -546,6 +546,7 @@ def client_rows(handle: Any, episodes: int) -> dict:
             "stall_s": s["stall_s"],
             "refills": s["refills"],
             "flushes": s["flushes"],
+            "exchanges": s["exchanges"],
             "outcomes_accepted": s["outcomes_accepted"],
         }
     return out
@@ -837,7 +838,7 @@ def print_table(res: dict) -> None:
         print(
             f"TeacherClient {name:<13} {c['episodes']:>6} episodes: {c['us_per_episode']:7.1f} us/episode "
             f"client overhead, stalls={c['stalls']} ({c['stall_s'] * 1e3:.0f} ms), refills={c['refills']}, "
-            f"flushes={c['flushes']}"
+            f"flushes={c['flushes']}, of them exchanges={c['exchanges']}"
         )
     print(
         "service CPU per 1,024-row call, in-process, event log on (us): "
