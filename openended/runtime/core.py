@@ -426,12 +426,12 @@ class TeacherServiceCore:
             if not fresh_rows:
                 return fresh_rows
             batch = batch.take(fresh_rows)
-            keys = [keys[i] for i in fresh_rows]
+            keys = keys[fresh_rows] if isinstance(keys, np.ndarray) else [keys[i] for i in fresh_rows]
         if log and self.log is not None:
             with self.log_lock:
                 self.log.outcome(cur.spec.name, batch)
-        cur.dedup.commit(keys)
-        without_id = keys.count(None)
+        without_id = 0 if isinstance(keys, np.ndarray) else keys.count(None)
+        cur.dedup.commit(keys, checked=fresh_rows is None and not without_id)
         if without_id:
             counters["outcomes_without_episode_id"] += without_id
         if cur.spec.students == "shared" or len(batch.student_names) == 1:

@@ -36,7 +36,7 @@ Checkpoint file ``checkpoint-<version:08d>.json`` (format `CHECKPOINT_FORMAT`, A
                     "teachers": {student or "*": teacher.state_dict()}}]}
 
 Contents:
-    EpisodeDedup      -- bounded memory of accepted episode ids.
+    EpisodeDedup      -- bounded memory of accepted episode ids (`openended.runtime.dedup`, here too).
     write_checkpoint  -- the complete state, atomically (temp file + fsync + rename).
     restore           -- newest usable checkpoint, then replay of the log after it.
     replay_log        -- apply logged events from an offset (used by `restore`).
@@ -50,20 +50,17 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
-
-import numpy as np
+from typing import Any, Literal, Protocol
 
 from openended import jsonio
-from openended.errors import ConfigError, Error, ServiceError
+from openended.errors import Error, ServiceError
 from openended.runtime.batch_json import outcome_batch_from_json
 from openended.runtime.codec import OutcomeBatch
+from openended.runtime.dedup import EpisodeDedup, episode_keys
 from openended.runtime.eventlog import EventLog, decode_sampled, iter_events
-from openended.teachers.issued import Key, id_key, id_keys, key_id
 
 __all__ = [
     "EpisodeDedup",
@@ -173,104 +170,6 @@ class RecoverableService(Protocol):
     def replay_control(self, curriculum: str, student: str, method: str, kwargs: dict) -> None:
         """Make a logged control call on a teacher again, without logging it."""
         ...
-
-
-# ---------------------------------------------------------------------- dedup
-EpisodeKey = Key
-"""A remembered episode: a canonical (16-hex-digit) id as its ``uint64`` value, any other id as is."""
-
-
-def episode_keys(ids: np.ndarray | Sequence[str | None]) -> list[EpisodeKey | None]:
-    """Dedup keys of an `OutcomeBatch` episode-id column (``None``: the outcome had no id).
-
-    The issued-task table's keys (`openended.teachers.issued.id_keys`). SPEEDUP: a canonical
-    column (``uint64``) becomes Python ints in one ``tolist`` (no hex strings built); a list
-    column maps canonical-looking ids to the same ints, so an episode is one key whichever
-    way its batch was encoded.
-    """
-    if isinstance(ids, np.ndarray):
-        return cast("list[EpisodeKey | None]", ids.tolist())
-    return cast("list[EpisodeKey | None]", id_keys(cast("list[str]", list(ids))))  # a None id stays None
-
-
-class EpisodeDedup:
-    """Bounded memory of accepted episodes (FIFO): drops re-reported episodes.
-
-    Works on keys (`episode_keys`); ``in`` takes an episode id. ``capacity`` should
-    exceed the number of episodes that can be in flight or be resent after a failure
-    (client outboxes x retries); the default is generous.
-    """
-
-    def __init__(self, capacity: int = 262_144) -> None:
-        if capacity < 1:
-            raise ConfigError(f"dedup_capacity: must be >= 1, got {capacity}")
-        self.capacity = int(capacity)
-        self._seen: set[EpisodeKey] = set()
-        self._order: deque[list[EpisodeKey]] = deque()  # committed keys, oldest first, one list per commit
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def __contains__(self, episode_id: str) -> bool:
-        return id_key(episode_id) in self._seen
-
-    def new_rows(self, keys: Sequence[EpisodeKey | None]) -> list[int] | None:
-        """Rows to accept (``None`` = all): not seen before, first within the batch.
-
-        Does not record anything: call `commit` once the rows are safely logged.
-        """
-        seen = self._seen
-        distinct = set(keys)
-        if len(distinct) == len(keys) and distinct.isdisjoint(seen):
-            return None  # SPEEDUP: the usual case, decided by two C-level set operations
-        in_batch: set[EpisodeKey] = set()
-        rows: list[int] = []
-        for row, key in enumerate(keys):
-            if key is None:
-                rows.append(row)
-            elif key not in seen and key not in in_batch:
-                in_batch.add(key)
-                rows.append(row)
-        return None if len(rows) == len(keys) else rows
-
-    def commit(self, keys: Sequence[EpisodeKey | None]) -> None:
-        """Remember accepted episodes (evicting the oldest beyond ``capacity``)."""
-        seen = self._seen
-        distinct = set(keys)
-        if len(distinct) == len(keys) and None not in distinct and distinct.isdisjoint(seen):
-            fresh = cast("list[EpisodeKey]", list(keys))  # SPEEDUP: the usual batch, all new and distinct
-        else:
-            fresh = [k for k in dict.fromkeys(keys) if k is not None and k not in seen]
-        if not fresh:
-            return
-        seen.update(fresh)
-        self._order.append(fresh)
-        self._evict(len(seen) - self.capacity)
-
-    def _evict(self, over: int) -> None:
-        """Forget the ``over`` oldest keys. SPEEDUP: whole commits leave in one set operation."""
-        order, seen = self._order, self._seen
-        while over > 0:
-            oldest = order[0]
-            if len(oldest) <= over:
-                order.popleft()
-                seen.difference_update(oldest)
-                over -= len(oldest)
-            else:
-                seen.difference_update(oldest[:over])
-                order[0] = oldest[over:]
-                over = 0
-
-    def state_dict(self) -> dict:
-        """The remembered episode ids, oldest first (JSON-ready; checkpoints store it)."""
-        return {"capacity": self.capacity, "ids": [key_id(k) for part in self._order for k in part]}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Inverse of `state_dict`; this instance's own ``capacity`` applies (the oldest ids go first)."""
-        keys = [id_key(e) for e in state["ids"]]
-        self._order = deque([keys]) if keys else deque()
-        self._seen = set(keys)
-        self._evict(len(self._seen) - self.capacity)
 
 
 # ---------------------------------------------------------------- checkpoints
