@@ -46,6 +46,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from typing import IO, Any, Literal
 
 import numpy as np
@@ -248,6 +249,8 @@ def dumps_fast(obj: Any, *, lenient: bool = False) -> str:
         return _encode_str(obj)
     if kind is int:
         return int.__repr__(obj)
+    if kind is float and math.isfinite(obj):  # what json writes for a finite float (an event's "t")
+        return float.__repr__(obj)
     if obj is None:
         return "null"
     if kind is dict and all(type(k) is str for k in obj):

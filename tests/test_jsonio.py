@@ -167,6 +167,7 @@ def test_dumps_fast_writes_the_text_dumps_writes(array):
         {"ev": "x", "t": 1.5, "cols": {"a": packed, "n": [1, 2], "s": 'é\u2028"q"'}, "k": None},
         {"ev": "x", 3: "an int key: the whole dict goes through dumps", "a": packed},
         {"nan": math.nan, "arr": np.arange(3)},
+        {"t": 1796596496.493582, "tiny": 5e-324, "neg0": -0.0, "big": 1e300, "inf": -math.inf, "one": 1.0},
     ):
         assert jsonio.dumps_fast(event, lenient=True) == jsonio.dumps(
             event, arrays="plain", lenient=True, separators=(",", ":")
