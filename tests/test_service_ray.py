@@ -307,3 +307,25 @@ def test_a_client_of_a_service_without_exchange_makes_separate_calls(ray_local):
     s = client.stats()
     assert s["exchanges"] == 0 and s["outcomes_accepted"] == 100 and s["refills"] >= 8
     ray.kill(svc)
+
+
+def test_a_seeded_client_loop_makes_the_same_calls_however_fast_its_episodes_run(service):
+    """Which calls carry what is decided by counts, never by whether a reply has landed: an
+    adaptive teacher (ALP-GMM refitting every 20 outcomes) hands out the same tasks."""
+    runs = {}
+    for name, pause in (("instant", 0.0), ("slow", 0.002)):
+        curriculum = f"seeded_{name}"
+        config = {"seed": 5, "fit_rate": 20, "refit_executor": "inline"}
+        ray.get(service.add_curriculum.remote(curriculum, "alp_gmm", BOX.to_dict(), config, None, "separate"))
+        client = TeacherClient(service, curriculum, "s", buffer_size=32, low_watermark=8, flush_every=16)
+        ids = []
+        for i in range(240):
+            task = client.next_task()
+            ids.append(task.id)
+            time.sleep(pause)
+            client.report(Outcome(task.id, float(task.params[0] > 0.5), episode_id=f"{i:016x}"))
+        client.close()
+        stats = client.stats()
+        runs[name] = (ids, stats["refills"], stats["flushes"], stats["exchanges"])
+    assert runs["instant"] == runs["slow"]
+    assert runs["slow"][3] > 0

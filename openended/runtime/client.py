@@ -339,14 +339,17 @@ class TeacherClient(_ClientBase):
             self._counts[key] += amount
         return True
 
-    def _collect_if_ready(self) -> None:
-        """Buffer the in-flight refill's tasks if its reply has landed (one ``ray.wait``, no blocking)."""
+    def _take_refill(self) -> None:
+        """Buffer the in-flight refill's tasks, waiting for its reply if it has not landed (a stall)."""
         import ray
 
-        ready, _ = ray.wait([self._sample_ref], timeout=0)
-        if ready:
-            ref, self._sample_ref = self._sample_ref, None
-            self._collect(ref, self._pending_n)
+        ref, self._sample_ref = self._sample_ref, None
+        ready, _ = ray.wait([ref], timeout=0)
+        t0 = time.perf_counter()
+        self._collect(ref, self._pending_n)
+        if not ready:
+            self._counts["stalls"] += 1
+            self._counts["stall_s"] += time.perf_counter() - t0
 
     def _exchange_method(self) -> Any:
         """``exchange_wire`` with two results on the current handle (cached per handle), or None."""
@@ -371,19 +374,11 @@ class TeacherClient(_ClientBase):
                 # SPEEDUP: the in-flight refill is only looked at when the buffer is empty
                 # (a ``ray.wait`` per episode cost ~50-100 us); the next refill is requested
                 # at the watermark either way, so how early a reply is unpacked changes nothing.
-                import ray
-
-                ref, self._sample_ref = self._sample_ref, None
-                if ref is None:  # defensive: a refill is always in flight below the watermark
+                if self._sample_ref is None:  # defensive: a refill is always in flight below the watermark
                     self._pending_n = self.buffer_size
-                    ref = self._request(self.buffer_size)
+                    self._sample_ref = self._request(self.buffer_size)
                     self._counts["refills"] += 1
-                ready, _ = ray.wait([ref], timeout=0)
-                t0 = time.perf_counter()
-                self._collect(ref, self._pending_n)
-                if not ready:
-                    self._counts["stalls"] += 1
-                    self._counts["stall_s"] += time.perf_counter() - t0
+                self._take_refill()
         task = self._buffer.popleft()
         self._maybe_request()
         self._counts["tasks_served"] += 1
@@ -484,8 +479,11 @@ class TeacherClient(_ClientBase):
         resend, self._pending_resend = self._pending_resend, []
         for batch, attempt in resend:
             self._send(batch, attempt)
-        if top_up and self._outbox and self._sample_ref is not None:
-            self._collect_if_ready()  # a landed refill counts towards what is missing
+        if top_up and self._outbox and self._sample_ref is not None and len(self._buffer) <= self.low_watermark:
+            # The in-flight refill is needed within low_watermark episodes: take it now, so
+            # this flush can bring the next one. Decided by counts, never by whether the
+            # reply has landed yet: a seeded run makes the same calls in the same order.
+            self._take_refill()
         if (
             top_up
             and self._outbox
