@@ -328,16 +328,23 @@ class TeacherClient(_ClientBase):
         method = self._exchange_method()
         if method is None:
             return False
-        batch = encode_outcomes(self._outbox)
-        self._outbox = []
+        batch = self._take_outbox()
         self._pending_n = self.buffer_size - len(self._buffer)
         request = (self.curriculum, batch, self.student, self._pending_n, self.token, False)
         accepted_ref, self._sample_ref = method.remote(pickle.dumps(request, protocol=5))
         self._reports.append((accepted_ref, batch, 0))
         self._last_flush = time.monotonic()
-        for key, amount in (("refills", 1), ("exchanges", 1), ("flushes", 1), ("outcomes_sent", len(batch))):
-            self._counts[key] += amount
+        self._counts["refills"] += 1
+        self._counts["exchanges"] += 1
         return True
+
+    def _take_outbox(self) -> OutcomeBatch:
+        """The outbox as one batch, emptied and counted as a flush (its sender appends it to ``_reports``)."""
+        batch = encode_outcomes(self._outbox)
+        self._outbox = []
+        self._counts["outcomes_sent"] += len(batch)
+        self._counts["flushes"] += 1
+        return batch
 
     def _take_refill(self) -> None:
         """Buffer the in-flight refill's tasks, waiting for its reply if it has not landed (a stall)."""
@@ -479,26 +486,22 @@ class TeacherClient(_ClientBase):
         resend, self._pending_resend = self._pending_resend, []
         for batch, attempt in resend:
             self._send(batch, attempt)
-        if top_up and self._outbox and self._sample_ref is not None and len(self._buffer) <= self.low_watermark:
-            # The in-flight refill is needed within low_watermark episodes: take it now, so
-            # this flush can bring the next one. Decided by counts, never by whether the
-            # reply has landed yet: a seeded run makes the same calls in the same order.
-            self._take_refill()
-        if (
-            top_up
-            and self._outbox
-            and self._sample_ref is None
-            and self._first_fill_s is not None
-            and self.buffer_size - len(self._buffer) >= max(1, (self.buffer_size - self.low_watermark) // 2)
-            and self._exchange()
-        ):
-            return
+        if top_up and self._outbox:
+            if self._sample_ref is not None and len(self._buffer) <= self.low_watermark:
+                # The in-flight refill is needed within low_watermark episodes: take it now, so
+                # this flush can bring the next one. Decided by counts, never by whether the
+                # reply has landed yet: a seeded run makes the same calls in the same order.
+                self._take_refill()
+            missing = self.buffer_size - len(self._buffer)
+            if (
+                self._sample_ref is None
+                and self._first_fill_s is not None
+                and missing >= max(1, (self.buffer_size - self.low_watermark) // 2)
+                and self._exchange()
+            ):
+                return
         if self._outbox:
-            batch = encode_outcomes(self._outbox)
-            self._outbox = []
-            self._send(batch, 0)
-            self._counts["outcomes_sent"] += len(batch)
-            self._counts["flushes"] += 1
+            self._send(self._take_outbox(), 0)
         self._last_flush = time.monotonic()
         if wait:
             while self._reports or self._pending_resend:

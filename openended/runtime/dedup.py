@@ -17,9 +17,10 @@ Contents:
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
@@ -57,7 +58,7 @@ class _Commit:
 
     gen: int
     canonical: np.ndarray
-    names: list[str] = field(default_factory=list)
+    names: list[str]
 
     def __len__(self) -> int:
         return len(self.canonical) + len(self.names)
@@ -172,7 +173,7 @@ class EpisodeDedup:
         """The remembered episode ids, oldest first (JSON-ready; checkpoints store it)."""
         ids: list[str] = []
         for part in self._order:
-            ids.extend(key_id(int(k)) for k in part.canonical.tolist())
+            ids.extend(key_id(k) for k in part.canonical.tolist())
             ids.extend(part.names)
         return {"capacity": self.capacity, "ids": ids}
 
@@ -182,10 +183,6 @@ class EpisodeDedup:
         self._names = set()
         self._order = deque()
         self._gen = 0
-        keys = [id_key(e) for e in state["ids"]]
         # one commit per run of canonical / named ids keeps their order through a later eviction
-        start = 0
-        for end in range(1, len(keys) + 1):
-            if end == len(keys) or type(keys[end]) is not type(keys[start]):
-                self.commit(keys[start:end])
-                start = end
+        for _, run in itertools.groupby((id_key(e) for e in state["ids"]), key=type):
+            self.commit(list(run))
