@@ -58,6 +58,10 @@ best rep (least disturbed by other load); ratios are medians of per-rep ratios.
   ``exchange_wire`` call (report, then sample), as a `TeacherClient` sends its outbox with
   its refills; JSON ``exchange_*_episodes_per_s_b1024`` and, paired per rep against the
   two-call rows, ``ratios.exchange_over_mixed_box`` / ``ratios.exchange_over_mixed_alpgmm``.
+* ``columns box named ids``: ``columns box`` with outcomes whose episode ids are
+  ``"<pool>-<env>-<n>"`` strings, as env pools sent them until 2026-12-07 (a list column,
+  a Python set, JSON in the event log), at 1,024 only; paired per rep against ``columns
+  box``: ``ratios.canonical_over_named_ids_outcomes_b1024``.
 * ``in-process columns``: the same path without Ray, event log on (its floor).
 * ``plain actor``: a Ray actor whose ``sample(n)`` returns the bytes of a Box batch
   (``n`` uint64 ids, an ``(n, 2)`` float array) and does nothing else: at batch 1 "a
@@ -85,7 +89,10 @@ earlier runs; the ``columns_*``, ``discrete_*`` and ``alpgmm_*`` keys are the ar
 (``plain actor`` calls/s), so >= 1 means no slower than a plain actor call.
 ``service_cpu_us_per_1024``: CPU time the in-process core spends per 1,024-row call
 (object `sample`, `sample_columns`, `report` on the array path; Box and Discrete), which
-other load on a shared machine hardly moves. The load average at start and end and the
+other load on a shared machine hardly moves; ``report_columns_canonical_ids_thread`` /
+``report_columns_named_ids_thread``: a report's CPU with 16-hex-digit episode ids against
+env pools' former ``"<pool>-<env>-<n>"`` ids (ratio
+``ratios.named_over_canonical_episode_ids_report_cpu``). The load average at start and end and the
 CPU (``cpu_model``, ``cpu_vector_isa``: figures from an AVX2 and an AVX-512 machine differ
 about 2x for the same code) are in ``config``.
 """
@@ -164,11 +171,15 @@ class NaiveTeacherActor:
 _episode = itertools.count()
 
 
-def make_outcomes(tasks: list[Task], b: int, calls: int, fresh: bool = False) -> list[list[Outcome]]:
+def make_outcomes(
+    tasks: list[Task], b: int, calls: int, fresh: bool = False, named_ids: bool = False
+) -> list[list[Outcome]]:
     """``calls`` batches of ``b`` outcomes for known tasks, each with a unique episode id.
 
     ``fresh``: every outcome names its own task (``tasks`` holds ``b * calls`` of them), as
     when each episode plays a newly sampled task; otherwise the ``tasks`` are reused.
+    ``named_ids``: ids as env pools wrote them until 2026-12-07 (``"<pool>-<env>-<n>"``, 8
+    envs) instead of 16 hex digits (what every client and env host sends now).
     """
     out = []
     for _ in range(calls):
@@ -184,7 +195,7 @@ def make_outcomes(tasks: list[Task], b: int, calls: int, fresh: bool = False) ->
                     length=100,
                     student_id="bench",
                     t=1.7e9 + e,
-                    episode_id=f"{e:016x}",
+                    episode_id=f"pool0-5f3a9c1e-{e % 8}-{e // 8}" if named_ids else f"{e:016x}",
                 )
             )
         out.append(batch)
@@ -212,6 +223,7 @@ class Target:
         tasks: Callable[[Any], list[Task]] | None = None,
         fresh_tasks: bool = False,
         exchange_async: Callable[[Any, int], Any] | None = None,
+        named_ids: bool = False,
     ) -> None:
         self.name = name
         self.sample_async = sample_async
@@ -226,12 +238,13 @@ class Target:
         # ALP-GMM task is never played twice), not 1,024 tasks reported over and over.
         self.fresh_tasks = fresh_tasks
         self.exchange_async = exchange_async  # (encoded outcomes, n) -> the ref of the n tasks, one call
+        self.named_ids = named_ids  # episode ids as env pools wrote them until 2026-12-07 (make_outcomes)
 
     def outcomes_for(self, b: int, calls: int) -> list[list[Outcome]]:
         """Outcome batches naming tasks this teacher issued just now (still in its table)."""
         if self.fresh_tasks:
-            return make_outcomes(self.pool(b * calls), b, calls, fresh=True)
-        return make_outcomes(self.pool(1024), b, calls)
+            return make_outcomes(self.pool(b * calls), b, calls, fresh=True, named_ids=self.named_ids)
+        return make_outcomes(self.pool(1024), b, calls, named_ids=self.named_ids)
 
     def report_throughput(self, b: int, calls: int) -> float:
         """Outcomes/s of ``calls`` pipelined reports of ``b`` outcomes (`outcomes_loop`).
@@ -354,7 +367,12 @@ def actor_target(name: str, handle: Any, curriculum: str, cached: bool = False) 
 
 
 def columns_target(
-    name: str, handle: Any, curriculum: str, batches: tuple[int, ...] = BATCHES, fresh_tasks: bool = False
+    name: str,
+    handle: Any,
+    curriculum: str,
+    batches: tuple[int, ...] = BATCHES,
+    fresh_tasks: bool = False,
+    named_ids: bool = False,
 ) -> Target:
     """The array path a `TeacherClient` takes: ``sample_columns``, outcomes sent as encoded columns.
 
@@ -379,6 +397,7 @@ def columns_target(
         prepare=encode_outcomes,
         tasks=lambda ref: decode_tasks(pickle.loads(ray.get(ref))),
         fresh_tasks=fresh_tasks,
+        named_ids=named_ids,
         exchange_async=lambda batch, b: exchange.remote(
             pickle.dumps((curriculum, batch, "bench", b, f"bench-{name}", False), protocol=5)
         )[1],
@@ -483,8 +502,41 @@ def service_cpu(tmp: Path, calls: int) -> dict[str, float]:
             core.report("walk", batch)
         out["report_columns" + suffix] = (time.process_time() - c0) / calls * 1e6
         core.close()
+    out.update(report_cpu_by_episode_ids(tmp, calls))
     out.update(alpgmm_report_cpu(tmp, calls))
     return out
+
+
+def report_cpu_by_episode_ids(tmp: Path, calls: int, rounds: int = 5) -> dict[str, float]:
+    """The calling thread's CPU per 1,024-outcome report into the random teacher (Box, event
+    log on), by the kind of episode ids the outcomes carry.
+
+    ``canonical``: 16 hex digits, what a `TeacherClient` assigns (a ``uint64`` column:
+    de-duplicated in a compiled table, logged as base64). ``named``:
+    ``"<pool>-<env>-<n>"`` strings, what env pools sent until 2026-12-07 (a list column: a
+    Python set, a JSON list in the event log). ``time.thread_time``, so the Ray threads of
+    this process are not counted; the two kinds alternate round by round, and each
+    figure is the median over rounds.
+    """
+    times: dict[str, list[float]] = {"canonical": [], "named": []}
+    cores: dict[str, TeacherServiceCore] = {}
+    pools: dict[str, list[Task]] = {}
+    for kind in times:
+        cores[kind] = core = TeacherServiceCore(event_log=str(tmp / f"ids_{kind}" / "events.jsonl"))
+        core.add_curriculum("walk", "random", SPACES["box"], config={"seed": 0})
+        pools[kind] = decode_tasks(core.sample_columns("walk", "bench", 1024))  # the student outcomes name
+    for r in range(rounds + 1):  # round 0 warms up
+        for kind, core in cores.items():
+            outs = make_outcomes(pools[kind], 1024, calls, named_ids=kind == "named")
+            batches = [encode_outcomes(o) for o in outs]
+            t0 = time.thread_time()
+            for batch in batches:
+                core.report("walk", batch)
+            if r:
+                times[kind].append((time.thread_time() - t0) / calls * 1e6)
+    for core in cores.values():
+        core.close()
+    return {f"report_columns_{kind}_ids_thread": statistics.median(ts) for kind, ts in times.items()}
 
 
 def alpgmm_report_cpu(tmp: Path, calls: int) -> dict[str, float]:
@@ -612,6 +664,7 @@ def main(argv: list[str] | None = None) -> dict:
         # The array path's figures: random on Box and Discrete, ALP-GMM (fast mode), all logged.
         for cur, teacher, sp in (
             ("cols_box", "random", SPACES["box"]),
+            ("cols_box_named", "random", SPACES["box"]),
             ("cols_discrete", "random", SPACES["discrete"]),
             ("cols_alp", "alp_gmm", SPACES["box"]),
             ("cols_alp_co", "alp_gmm", SPACES["box"]),
@@ -637,6 +690,7 @@ def main(argv: list[str] | None = None) -> dict:
             naive_target(naive),
             inprocess_target(core, cached),
             columns_target("columns box", logged, "cols_box"),
+            columns_target("columns box named ids", logged, "cols_box_named", batches=(1024,), named_ids=True),
             columns_target("columns discrete", logged, "cols_discrete", batches=(1024,)),
             columns_target("columns alp_gmm", logged, "cols_alp", batches=(1024,), fresh_tasks=True),
             columns_target("columns alp_gmm coalesce", logged, "cols_alp_co", batches=(1024,), fresh_tasks=True),
@@ -715,6 +769,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     ratios = {}
     ratios["b1_over_plain_actor"] = paired("columns box", "plain actor", 1, "tasks_per_s")
+    ratios["canonical_over_named_ids_outcomes_b1024"] = paired(
+        "columns box", "columns box named ids", 1024, "outcomes_per_s"
+    )
+    ratios["named_over_canonical_episode_ids_report_cpu"] = (
+        cpu["report_columns_named_ids_thread"] / cpu["report_columns_canonical_ids_thread"]
+    )
     for kind, key in (("box", "box"), ("alp_gmm", "alpgmm")):
         pairs = zip(episodes[f"exchange {kind}"], episodes[f"mixed {kind}"])
         ratios[f"exchange_over_mixed_{key}"] = statistics.median(x / y for x, y in pairs)

@@ -132,9 +132,21 @@ def test_connect_builds_the_client_at_the_first_reset():
     assert len(made) == 1 and len(made[0].reported) == 2
 
 
+class NumberingClient(ScriptedClient):
+    """A scripted client that also hands out episode ids (as `TeacherClient.new_episode_id` does)."""
+
+    def __init__(self, tasks: list[Task]) -> None:
+        super().__init__(tasks)
+        self.ids_given: list[str] = []
+
+    def new_episode_id(self) -> str:
+        self.ids_given.append(f"{len(self.ids_given):016x}")
+        return self.ids_given[-1]
+
+
 # ------------------------------------------------------------------------ a vector
-def test_vector_hooks_per_env_index_in_order_with_pool_episode_ids():
-    client = ScriptedClient(tasks(0.0, 0.5, 0.9, 0.5))
+def test_vector_hooks_per_env_index_in_order_with_the_clients_episode_ids():
+    client = NumberingClient(tasks(0.0, 0.5, 0.9, 0.5))
     pool = EnvPoolCore(CountEnv, {}, 3, client, steps_per_call=20, seed=0, pool_id="pool")
     rec = HookRecorder()
     pool.host.add_hooks(rec)
@@ -155,9 +167,34 @@ def test_vector_hooks_per_env_index_in_order_with_pool_episode_ids():
             else:
                 assert c[2] == running  # the outcome names the task its episode started on
                 running = None
-        ids = [o.episode_id for o in client.reported if o.episode_id.startswith(f"pool-{i}-")]
-        assert ids == [f"pool-{i}-{n}" for n in range(len(ids))]
-        assert len(ids) == sum(c[0] == "episode_end" for c in mine)
+        ends = [c for c in mine if c[0] == "episode_end"]
+        assert ends
+    # each outcome was built with the id the client handed out for it, in episode-end order
+    assert [o.episode_id for o in client.reported] == client.ids_given
+
+
+def test_a_pool_on_a_real_client_sends_canonical_episode_ids_the_service_takes_as_a_column():
+    """Env pools' outcomes carry the client's 16-hex-digit ids (token + counter), built into
+    each outcome once: the service de-duplicates and logs them as a ``uint64`` column."""
+    from openended.runtime.client import LocalTeacherClient
+    from openended.runtime.codec import encode_outcomes
+    from openended.runtime.core import TeacherServiceCore
+
+    core = TeacherServiceCore()
+    core.add_curriculum("c", "random", SPACE)
+    client = LocalTeacherClient(core, "c", flush_every=1_000_000)  # keep the outbox to inspect it
+    pool = EnvPoolCore(CountEnv, {}, 3, client, steps_per_call=40, seed=0)
+    pool.step()
+    outbox = list(client._outbox)
+    last = [o for o in pool.host.last_outcome if o is not None]
+    assert last and all(any(o is x for x in outbox) for o in last)  # reported as built: no copy to add an id
+    ids = [o.episode_id for o in outbox]
+    assert len(set(ids)) == len(ids) and all(len(i) == 16 and i.startswith(client.token) for i in ids)
+    assert isinstance(encode_outcomes(outbox).episode_ids, np.ndarray)  # the uint64 column, not a list
+    assert pool.stats()["client"]["episode_id_token"] == client.token
+    pool.close()
+    counters = core.snapshot()["curricula"]["c"]["counters"]
+    assert counters["outcomes_accepted"] == len(ids) and counters["outcomes_without_episode_id"] == 0
 
 
 def test_no_hooks_means_no_hook_calls_on_the_hot_path():

@@ -42,6 +42,9 @@ def test_the_env_side_keeps_the_outcome_for_the_learner():
     out = Outcome(task_id="a" * 16, episode_return=1.0)
     client.report(out)
     assert client.parked is out and inner.reported == [] and client.next_task() == "task"
+    assert client.new_episode_id() is None  # an inner client without ids: the reporting client assigns one
+    inner.new_episode_id = lambda: "0123456789abcdef"  # type: ignore[attr-defined]
+    assert client.new_episode_id() == "0123456789abcdef"  # the env runner's client numbers the episode
 
 
 def test_only_ppo_with_a_scoring_teacher_asks_for_level_scores():

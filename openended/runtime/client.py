@@ -124,12 +124,22 @@ class _ClientBase(ABC):
             "exchanges": 0,
         }
 
+    def new_episode_id(self) -> str:
+        """A fresh episode id of this client: its token, then a 32-bit counter (16 hex digits).
+
+        What ``report`` gives an outcome that has none. An env host that builds the outcome
+        with this id saves the copy ``report`` would make to add one; either way the id is
+        canonical, so the service de-duplicates it in its compiled table and logs it as a
+        ``uint64`` column (a named id costs a report ~3x more service time).
+        """
+        return f"{self.token}{next(self._episodes) & 0xFFFFFFFF:08x}"
+
     def _prepare(self, outcome: Outcome) -> Outcome:
         if not isinstance(outcome, Outcome):
             raise ConfigError(f"report: expected an Outcome, got {type(outcome).__name__}")
         changes: dict[str, Any] = {}
         if outcome.episode_id is None:
-            changes["episode_id"] = f"{self.token}{next(self._episodes) & 0xFFFFFFFF:08x}"
+            changes["episode_id"] = self.new_episode_id()
         if outcome.student_id == "default" and self.student != "default":
             changes["student_id"] = self.student
         return dataclasses.replace(outcome, **changes) if changes else outcome
@@ -154,6 +164,7 @@ class _ClientBase(ABC):
             "outbox": len(self._outbox),
             "curriculum": self.curriculum,
             "student": self.student,
+            "episode_id_token": self.token,
         }
 
     @abstractmethod

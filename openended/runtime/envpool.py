@@ -22,9 +22,10 @@ Episodes run through one `EpisodeHost` (`openended.runtime.episodes`): each env 
 its next task with ``set_task(task)`` immediately before ``reset()`` (the task takes effect
 at that reset), and the `Outcome` of that episode carries the id of the task the env
 actually ran (``info["task_id"]``; a disagreement is counted in
-``stats()["task_id_mismatches"]``) and the episode id ``<pool_id>-<env index>-<episode
-number>``. A PettingZoo task ``ParallelEnv`` is hosted as one team (`TeamEnv`): one outcome
-per team episode. ``pool.host.add_hooks(...)`` registers lifecycle hooks (`EpisodeHooks`).
+``stats()["task_id_mismatches"]``) and an episode id from the pool's client (16 hex
+digits: the client's token, then a counter; ``stats()["client"]["episode_id_token"]``
+names the pool an id came from). A PettingZoo task ``ParallelEnv`` is hosted as one team
+(`TeamEnv`): one outcome per team episode. ``pool.host.add_hooks(...)`` registers lifecycle hooks (`EpisodeHooks`).
 
 Example (in-process, no Ray)::
 
@@ -122,7 +123,7 @@ class EnvPoolCore:
         steps_per_call: default ``k`` of `step` (vector steps, i.e. ``k * num_envs`` env steps).
         seed: seeds the envs' first resets (``seed + i``) and the random policy.
         student: the student id written into every `Outcome`.
-        pool_id: prefix of episode ids (unique per pool; random when not given).
+        pool_id: names the pool in stats and component bus events (random when not given).
         components: env-runner components (`openended.components`): their hooks fire from
             the pool's episode host; the pool's lifetime is one train block, begun at the
             first `start` and ended at `close`.
@@ -159,7 +160,7 @@ class EnvPoolCore:
         self.pool_id = pool_id or uuid.uuid4().hex[:12]
         self.envs: list[gym.Env] = [_pool_env(family, env_config) for _ in range(num_envs)]
         #: Runs every episode: tasks in, outcomes out, hooks (``pool.host.add_hooks(...)``).
-        self.host = EpisodeHost(self.envs, client, student=student, episode_id_prefix=self.pool_id, owner="envpool")
+        self.host = EpisodeHost(self.envs, client, student=student, owner="envpool")
         #: The env-runner component host (``None`` without components).
         self.components = (
             ComponentHost(components, stores=stores, placement=Placement.ENV_RUNNER) if components else None

@@ -60,8 +60,8 @@ class _EnvPoolActor:
         #: Ray restarted this actor (its process died); cleared once its owner restored it.
         self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
         if pool_id is not None and self.restarted:
-            # Episode numbers start again at 0, so the ids need a new prefix, or the service
-            # would drop the new episodes as already seen.
+            # A new name for the new pool in stats and bus events (its client, and so its
+            # episode ids, are new as well: the service keeps the old pool's episodes apart).
             pool_id = f"{pool_id}r{uuid.uuid4().hex[:6]}"
         client = TeacherClient(service, curriculum, student, namespace=namespace, **dict(client_options or {}))
         #: The run's shared stores (writes pipelined, flushed before each call returns), or ``None``.

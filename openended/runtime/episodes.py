@@ -30,9 +30,13 @@ reports success succeeded, per-agent returns in ``info["agent_returns"]``, lengt
 longest agent's). ``step_team`` steps a raw ``ParallelEnv`` (dict actions; the episode ends
 when no agent is left); `TeamEnv` slots step with ``step`` like any gymnasium env.
 
-Episode ids: with ``episode_id_prefix`` each outcome gets ``f"{prefix}-{i}-{n}"`` (n counts
-slot ``i``'s episodes), as EnvPools have always written them; without, the client assigns
-a unique id. Either way the service de-duplicates by it.
+Episode ids: by default each outcome is built with its client's next id
+(``client.new_episode_id()``: the client's random 32-bit token, then a counter; 16 hex
+digits), or left for the client to assign if it has no such method. With
+``episode_id_prefix`` it gets ``f"{prefix}-{i}-{n}"`` instead (n counts slot ``i``'s
+episodes). Either way the service de-duplicates by it, but a canonical id is what the
+service's compiled paths take: a report of named ids costs it ~3x as much (EnvPools sent
+named ids until 2026-12-07; docs/runtime.md, "Episode ids").
 
 Hooks (`EpisodeHooks`; ``add_hooks``): for each slot, in this order,
 
@@ -163,7 +167,8 @@ class EpisodeHost:
         envs: task envs, gymnasium or PettingZoo parallel (``set_task`` applied at the next reset).
         client: the teacher client; ``None`` until ``connect`` provides one at the first ``begin``.
         student: the student id written into every `Outcome`.
-        episode_id_prefix: outcomes get ``f"{prefix}-{i}-{n}"`` ids; ``None`` leaves ids to the client.
+        episode_id_prefix: outcomes get ``f"{prefix}-{i}-{n}"`` ids (readable, but ~3x the service's
+            report cost); ``None`` (default): the client's canonical ids.
         counters: where to count (shared between hosts if given; a fresh one otherwise).
         connect: builds the client on first use (RLlib: inside the EnvRunner process).
         owner: names the host in error messages (``"envpool"``, ``"CurriculumEnv"``).
@@ -310,15 +315,18 @@ class EpisodeHost:
                 task_id, success = task.id, None
         if task_id != task.id:
             self.counters.task_id_mismatches += 1
-        episode_id = None
+        client = self.client
+        assert client is not None, "begin() connected the client"
+        episode_id: str | None
         if self.episode_id_prefix is not None:
             episode_id = f"{self.episode_id_prefix}-{i}-{self._episode_no[i]}"
+        else:
+            new_id = getattr(client, "new_episode_id", None)
+            episode_id = new_id() if new_id is not None else None
         self._episode_no[i] += 1
         outcome = episode_outcome(task, ret, length, success, self.student, episode_id, task_id=str(task_id), **extra)
         self._open[i] = False
         self.last_outcome[i] = outcome
-        client = self.client
-        assert client is not None, "begin() connected the client"
         client.report(outcome)
         self.counters.episodes_reported += 1
         if self._on_end:

@@ -66,6 +66,14 @@ class ParkingClient:
         """The inner client's next task."""
         return self.inner.next_task()
 
+    def new_episode_id(self) -> str | None:
+        """The inner client's next episode id (the outcome is built with it, whoever reports it).
+
+        ``None`` if the inner client hands out none: the client that reports it assigns one.
+        """
+        new_id = getattr(self.inner, "new_episode_id", None)
+        return new_id() if new_id is not None else None
+
     def report(self, outcome: Outcome) -> None:
         """Keep ``outcome``: it travels to the learner in the episode's last ``info``."""
         self.parked = outcome

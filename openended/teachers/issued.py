@@ -40,8 +40,8 @@ _CANONICAL = re.compile("[0-9a-f]{16}")  # what `ids_from_hex` accepts, for one 
 def id_keys(ids: Sequence[str]) -> list[Key]:
     """The table keys of these ids: canonical ids as ints, others as they are.
 
-    SPEEDUP: only a 16-character id can be canonical. Ids like an env pool's
-    ``"<pool>-<env>-<n>"`` are never 16 long as a rule, and are then kept in one C-level
+    SPEEDUP: only a 16-character id can be canonical. Named ids like an episode host's
+    ``"<prefix>-<env>-<n>"`` are never 16 long as a rule, and are then kept in one C-level
     length check instead of a parse per id (~0.45 ms per 1,024 in a service report).
     """
     arr = ids_from_hex(ids)
