@@ -58,10 +58,13 @@ best rep (least disturbed by other load); ratios are medians of per-rep ratios.
   ``exchange_wire`` call (report, then sample), as a `TeacherClient` sends its outbox with
   its refills; JSON ``exchange_*_episodes_per_s_b1024`` and, paired per rep against the
   two-call rows, ``ratios.exchange_over_mixed_box`` / ``ratios.exchange_over_mixed_alpgmm``.
-* ``columns box named ids``: ``columns box`` with outcomes whose episode ids are
-  ``"<pool>-<env>-<n>"`` strings, as env pools sent them until 2026-12-07 (a list column,
-  a Python set, JSON in the event log), at 1,024 only; paired per rep against ``columns
-  box``: ``ratios.canonical_over_named_ids_outcomes_b1024``.
+* ``columns box named ids`` / ``info dicts`` / ``info columns``: ``columns box`` at 1,024
+  with outcomes of another form (`OUTCOME_FORMS`): episode ids as env pools wrote them
+  until 2026-12-07 (``"<pool>-<env>-<n>"`` strings: a list column, a Python set, JSON in
+  the event log), and ``info={"terminated": ...}`` on every outcome (what env hosts send)
+  held as a list of dicts (until 2026-12-07) or as `InfoColumns`. Paired per rep:
+  ``ratios.canonical_over_named_ids_outcomes_b1024`` (against ``columns box``) and
+  ``ratios.info_columns_over_dicts_outcomes_b1024``.
 * ``in-process columns``: the same path without Ray, event log on (its floor).
 * ``plain actor``: a Ray actor whose ``sample(n)`` returns the bytes of a Box batch
   (``n`` uint64 ids, an ``(n, 2)`` float array) and does nothing else: at batch 1 "a
@@ -89,12 +92,11 @@ earlier runs; the ``columns_*``, ``discrete_*`` and ``alpgmm_*`` keys are the ar
 (``plain actor`` calls/s), so >= 1 means no slower than a plain actor call.
 ``service_cpu_us_per_1024``: CPU time the in-process core spends per 1,024-row call
 (object `sample`, `sample_columns`, `report` on the array path; Box and Discrete), which
-other load on a shared machine hardly moves; ``report_columns_canonical_ids_thread`` /
-``report_columns_named_ids_thread``: a report's CPU with 16-hex-digit episode ids against
-env pools' former ``"<pool>-<env>-<n>"`` ids (ratio
-``ratios.named_over_canonical_episode_ids_report_cpu``). The load average at start and end and the
-CPU (``cpu_model``, ``cpu_vector_isa``: figures from an AVX2 and an AVX-512 machine differ
-about 2x for the same code) are in ``config``.
+other load on a shared machine hardly moves; ``report_columns_<form>_thread``: a report's
+CPU by what its outcomes carry (`report_cpu_by_outcome_form`; ratios
+``named_over_canonical_episode_ids_report_cpu``, ``info_dicts_over_columns_report_cpu``).
+The load average at start and end and the CPU (``cpu_model``, ``cpu_vector_isa``: figures
+from an AVX2 and an AVX-512 machine differ about 2x for the same code) are in ``config``.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ import ray
 
 from openended.hostinfo import cpu_facts
 from openended.runtime.client import TeacherClient
-from openended.runtime.codec import TaskTable, decode_tasks, encode_outcomes
+from openended.runtime.codec import OutcomeBatch, TaskTable, decode_tasks, encode_outcomes
 from openended.runtime.core import TeacherServiceCore
 from openended.runtime.service import start_service
 from openended.tasks import Box, Discrete, Outcome, Task, TaskSpace, TextSpace
@@ -169,17 +171,35 @@ class NaiveTeacherActor:
 
 
 _episode = itertools.count()
+OUTCOME_FORMS = ("plain", "named_ids", "info_dicts", "info_columns")
+"""What benchmark outcomes carry (`make_outcomes`); ``plain`` is what every row but the form rows uses."""
+
+
+def encoder(form: str) -> Callable[[list[Outcome]], OutcomeBatch]:
+    """How a client encodes outcomes of ``form``: ``info_dicts`` keeps the infos a list of
+    dicts, as every batch held them until 2026-12-07 (now `InfoColumns` where they are uniform)."""
+    if form != "info_dicts":
+        return encode_outcomes
+
+    def encode(outcomes: list[Outcome]) -> OutcomeBatch:
+        batch = encode_outcomes(outcomes)
+        if batch.infos is not None:
+            batch.infos = list(batch.infos)
+        return batch
+
+    return encode
 
 
 def make_outcomes(
-    tasks: list[Task], b: int, calls: int, fresh: bool = False, named_ids: bool = False
+    tasks: list[Task], b: int, calls: int, fresh: bool = False, form: str = "plain"
 ) -> list[list[Outcome]]:
     """``calls`` batches of ``b`` outcomes for known tasks, each with a unique episode id.
 
     ``fresh``: every outcome names its own task (``tasks`` holds ``b * calls`` of them), as
     when each episode plays a newly sampled task; otherwise the ``tasks`` are reused.
-    ``named_ids``: ids as env pools wrote them until 2026-12-07 (``"<pool>-<env>-<n>"``, 8
-    envs) instead of 16 hex digits (what every client and env host sends now).
+    ``form`` (`OUTCOME_FORMS`): ``"named_ids"``: ids as env pools wrote them until
+    2026-12-07 (``"<pool>-<env>-<n>"``, 8 envs) instead of 16 hex digits; ``"info_*"``:
+    each outcome carries ``info={"terminated": ...}``, as every env host's does.
     """
     out = []
     for _ in range(calls):
@@ -195,7 +215,8 @@ def make_outcomes(
                     length=100,
                     student_id="bench",
                     t=1.7e9 + e,
-                    episode_id=f"pool0-5f3a9c1e-{e % 8}-{e // 8}" if named_ids else f"{e:016x}",
+                    episode_id=f"pool0-5f3a9c1e-{e % 8}-{e // 8}" if form == "named_ids" else f"{e:016x}",
+                    info={"terminated": e % 5 == 0} if form.startswith("info") else None,
                 )
             )
         out.append(batch)
@@ -223,7 +244,7 @@ class Target:
         tasks: Callable[[Any], list[Task]] | None = None,
         fresh_tasks: bool = False,
         exchange_async: Callable[[Any, int], Any] | None = None,
-        named_ids: bool = False,
+        form: str = "plain",
     ) -> None:
         self.name = name
         self.sample_async = sample_async
@@ -238,13 +259,13 @@ class Target:
         # ALP-GMM task is never played twice), not 1,024 tasks reported over and over.
         self.fresh_tasks = fresh_tasks
         self.exchange_async = exchange_async  # (encoded outcomes, n) -> the ref of the n tasks, one call
-        self.named_ids = named_ids  # episode ids as env pools wrote them until 2026-12-07 (make_outcomes)
+        self.form = form  # what the outcomes carry (make_outcomes, OUTCOME_FORMS)
 
     def outcomes_for(self, b: int, calls: int) -> list[list[Outcome]]:
         """Outcome batches naming tasks this teacher issued just now (still in its table)."""
         if self.fresh_tasks:
-            return make_outcomes(self.pool(b * calls), b, calls, fresh=True, named_ids=self.named_ids)
-        return make_outcomes(self.pool(1024), b, calls, named_ids=self.named_ids)
+            return make_outcomes(self.pool(b * calls), b, calls, fresh=True, form=self.form)
+        return make_outcomes(self.pool(1024), b, calls, form=self.form)
 
     def report_throughput(self, b: int, calls: int) -> float:
         """Outcomes/s of ``calls`` pipelined reports of ``b`` outcomes (`outcomes_loop`).
@@ -372,7 +393,7 @@ def columns_target(
     curriculum: str,
     batches: tuple[int, ...] = BATCHES,
     fresh_tasks: bool = False,
-    named_ids: bool = False,
+    form: str = "plain",
 ) -> Target:
     """The array path a `TeacherClient` takes: ``sample_columns``, outcomes sent as encoded columns.
 
@@ -394,10 +415,10 @@ def columns_target(
         wait=lambda refs: ray.get(refs),
         resolve=ray.get,
         batches=batches,
-        prepare=encode_outcomes,
+        prepare=encoder(form),
         tasks=lambda ref: decode_tasks(pickle.loads(ray.get(ref))),
         fresh_tasks=fresh_tasks,
-        named_ids=named_ids,
+        form=form,
         exchange_async=lambda batch, b: exchange.remote(
             pickle.dumps((curriculum, batch, "bench", b, f"bench-{name}", False), protocol=5)
         )[1],
@@ -502,41 +523,42 @@ def service_cpu(tmp: Path, calls: int) -> dict[str, float]:
             core.report("walk", batch)
         out["report_columns" + suffix] = (time.process_time() - c0) / calls * 1e6
         core.close()
-    out.update(report_cpu_by_episode_ids(tmp, calls))
+    out.update(report_cpu_by_outcome_form(tmp, calls))
     out.update(alpgmm_report_cpu(tmp, calls))
     return out
 
 
-def report_cpu_by_episode_ids(tmp: Path, calls: int, rounds: int = 5) -> dict[str, float]:
+def report_cpu_by_outcome_form(tmp: Path, calls: int, rounds: int = 5) -> dict[str, float]:
     """The calling thread's CPU per 1,024-outcome report into the random teacher (Box, event
-    log on), by the kind of episode ids the outcomes carry.
+    log on), by what the outcomes carry (`OUTCOME_FORMS`).
 
-    ``canonical``: 16 hex digits, what a `TeacherClient` assigns (a ``uint64`` column:
-    de-duplicated in a compiled table, logged as base64). ``named``:
-    ``"<pool>-<env>-<n>"`` strings, what env pools sent until 2026-12-07 (a list column: a
-    Python set, a JSON list in the event log). ``time.thread_time``, so the Ray threads of
-    this process are not counted; the two kinds alternate round by round, and each
-    figure is the median over rounds.
+    ``plain``: 16-hex-digit episode ids, what a `TeacherClient` assigns (a ``uint64``
+    column: de-duplicated in a compiled table, logged as base64), no info: every other row
+    of this benchmark. ``named_ids``: ``"<pool>-<env>-<n>"`` strings, what env pools sent
+    until 2026-12-07 (a list column, a Python set, a JSON list in the event log).
+    ``info_columns`` / ``info_dicts``: plain ids and ``info={"terminated": ...}``, as every
+    env host's outcomes carry it, held as `InfoColumns` (since 2026-12-07) or as the list of
+    dicts it was before. ``time.thread_time``, so the Ray threads of this process are not
+    counted; the forms alternate round by round, and each figure is the median over rounds.
     """
-    times: dict[str, list[float]] = {"canonical": [], "named": []}
+    times: dict[str, list[float]] = {form: [] for form in OUTCOME_FORMS}
     cores: dict[str, TeacherServiceCore] = {}
     pools: dict[str, list[Task]] = {}
-    for kind in times:
-        cores[kind] = core = TeacherServiceCore(event_log=str(tmp / f"ids_{kind}" / "events.jsonl"))
+    for form in OUTCOME_FORMS:
+        cores[form] = core = TeacherServiceCore(event_log=str(tmp / f"form_{form}" / "events.jsonl"))
         core.add_curriculum("walk", "random", SPACES["box"], config={"seed": 0})
-        pools[kind] = decode_tasks(core.sample_columns("walk", "bench", 1024))  # the student outcomes name
+        pools[form] = decode_tasks(core.sample_columns("walk", "bench", 1024))  # the student outcomes name
     for r in range(rounds + 1):  # round 0 warms up
-        for kind, core in cores.items():
-            outs = make_outcomes(pools[kind], 1024, calls, named_ids=kind == "named")
-            batches = [encode_outcomes(o) for o in outs]
+        for form, core in cores.items():
+            batches = [encoder(form)(o) for o in make_outcomes(pools[form], 1024, calls, form=form)]
             t0 = time.thread_time()
             for batch in batches:
                 core.report("walk", batch)
             if r:
-                times[kind].append((time.thread_time() - t0) / calls * 1e6)
+                times[form].append((time.thread_time() - t0) / calls * 1e6)
     for core in cores.values():
         core.close()
-    return {f"report_columns_{kind}_ids_thread": statistics.median(ts) for kind, ts in times.items()}
+    return {f"report_columns_{form}_thread": statistics.median(ts) for form, ts in times.items()}
 
 
 def alpgmm_report_cpu(tmp: Path, calls: int) -> dict[str, float]:
@@ -664,7 +686,7 @@ def main(argv: list[str] | None = None) -> dict:
         # The array path's figures: random on Box and Discrete, ALP-GMM (fast mode), all logged.
         for cur, teacher, sp in (
             ("cols_box", "random", SPACES["box"]),
-            ("cols_box_named", "random", SPACES["box"]),
+            *((f"cols_box_{form}", "random", SPACES["box"]) for form in OUTCOME_FORMS[1:]),
             ("cols_discrete", "random", SPACES["discrete"]),
             ("cols_alp", "alp_gmm", SPACES["box"]),
             ("cols_alp_co", "alp_gmm", SPACES["box"]),
@@ -690,7 +712,10 @@ def main(argv: list[str] | None = None) -> dict:
             naive_target(naive),
             inprocess_target(core, cached),
             columns_target("columns box", logged, "cols_box"),
-            columns_target("columns box named ids", logged, "cols_box_named", batches=(1024,), named_ids=True),
+            *(
+                columns_target(f"columns box {form.replace('_', ' ')}", logged, f"cols_box_{form}", (1024,), form=form)
+                for form in OUTCOME_FORMS[1:]
+            ),
             columns_target("columns discrete", logged, "cols_discrete", batches=(1024,)),
             columns_target("columns alp_gmm", logged, "cols_alp", batches=(1024,), fresh_tasks=True),
             columns_target("columns alp_gmm coalesce", logged, "cols_alp_co", batches=(1024,), fresh_tasks=True),
@@ -772,8 +797,14 @@ def main(argv: list[str] | None = None) -> dict:
     ratios["canonical_over_named_ids_outcomes_b1024"] = paired(
         "columns box", "columns box named ids", 1024, "outcomes_per_s"
     )
+    ratios["info_columns_over_dicts_outcomes_b1024"] = paired(
+        "columns box info columns", "columns box info dicts", 1024, "outcomes_per_s"
+    )
     ratios["named_over_canonical_episode_ids_report_cpu"] = (
-        cpu["report_columns_named_ids_thread"] / cpu["report_columns_canonical_ids_thread"]
+        cpu["report_columns_named_ids_thread"] / cpu["report_columns_plain_thread"]
+    )
+    ratios["info_dicts_over_columns_report_cpu"] = (
+        cpu["report_columns_info_dicts_thread"] / cpu["report_columns_info_columns_thread"]
     )
     for kind, key in (("box", "box"), ("alp_gmm", "alpgmm")):
         pairs = zip(episodes[f"exchange {kind}"], episodes[f"mixed {kind}"])

@@ -175,10 +175,11 @@ def test_vector_hooks_per_env_index_in_order_with_the_clients_episode_ids():
 
 def test_a_pool_on_a_real_client_sends_canonical_episode_ids_the_service_takes_as_a_column():
     """Env pools' outcomes carry the client's 16-hex-digit ids (token + counter), built into
-    each outcome once: the service de-duplicates and logs them as a ``uint64`` column."""
+    each outcome once, and their infos go as columns: the forms the service takes fastest."""
     from openended.runtime.client import LocalTeacherClient
     from openended.runtime.codec import encode_outcomes
     from openended.runtime.core import TeacherServiceCore
+    from openended.runtime.info_columns import InfoColumns
 
     core = TeacherServiceCore()
     core.add_curriculum("c", "random", SPACE)
@@ -190,7 +191,9 @@ def test_a_pool_on_a_real_client_sends_canonical_episode_ids_the_service_takes_a
     assert last and all(any(o is x for x in outbox) for o in last)  # reported as built: no copy to add an id
     ids = [o.episode_id for o in outbox]
     assert len(set(ids)) == len(ids) and all(len(i) == 16 and i.startswith(client.token) for i in ids)
-    assert isinstance(encode_outcomes(outbox).episode_ids, np.ndarray)  # the uint64 column, not a list
+    batch = encode_outcomes(outbox)
+    assert isinstance(batch.episode_ids, np.ndarray)  # the uint64 column, not a list
+    assert isinstance(batch.infos, InfoColumns) and batch.infos.keys == ("terminated",)  # not 1 dict per row
     assert pool.stats()["client"]["episode_id_token"] == client.token
     pool.close()
     counters = core.snapshot()["curricula"]["c"]["counters"]

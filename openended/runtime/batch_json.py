@@ -6,7 +6,9 @@ stable file format that the event log writes and replay and the dashboard read b
 
 Columns are packed arrays (`openended.jsonio.pack_array`): base64 of the raw bytes by
 default, plain lists with ``"list"``. Ids travel as a ``uint64`` column when canonical
-(``{"hex": [...]}`` in list form), as ``{"str": [...]}`` otherwise. A task batch is
+(``{"hex": [...]}`` in list form), as ``{"str": [...]}`` otherwise. Outcome infos are
+``"infos"`` (a list of dicts, or null) or, when the batch holds them as `InfoColumns`,
+``"info_columns"`` (one packed array per key; written since 2026-12-07). A task batch is
 self-contained only if it was encoded with ``peer=None``.
 
 Contents:
@@ -16,12 +18,14 @@ Contents:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from openended.jsonio import ArrayEncoding, pack_array, unpack_array
 from openended.runtime.codec import OutcomeBatch, TaskBatch, hex_to_uint64, uint64_to_hex
+from openended.runtime.info_columns import InfoColumns
 
 __all__ = [
     "ArrayEncoding",
@@ -105,8 +109,21 @@ def outcome_batch_to_json(batch: OutcomeBatch, enc: ArrayEncoding = "b64") -> di
         "students": list(batch.student_names),
         "student_codes": pack_array(batch.student_codes, enc),
         "t": pack_array(batch.t, enc),
-        "infos": batch.infos,
+        **_infos_to_json(batch.infos, enc),
     }
+
+
+def _infos_to_json(infos: Sequence[dict] | None, enc: ArrayEncoding) -> dict[str, Any]:
+    if isinstance(infos, InfoColumns):  # one packed array per key (`openended.runtime.info_columns`)
+        return {"info_columns": {k: pack_array(c, enc) for k, c in zip(infos.keys, infos.columns)}}
+    return {"infos": infos}
+
+
+def _infos_from_json(d: dict) -> Sequence[dict] | None:
+    cols = d.get("info_columns")
+    if cols is None:
+        return d.get("infos")
+    return InfoColumns(tuple(cols), tuple(unpack_array(c) for c in cols.values()))
 
 
 def outcome_batch_from_json(d: dict) -> OutcomeBatch:
@@ -120,5 +137,5 @@ def outcome_batch_from_json(d: dict) -> OutcomeBatch:
         student_codes=unpack_array(d["student_codes"]),
         student_names=tuple(d["students"]),
         t=unpack_array(d["t"]),
-        infos=d.get("infos"),
+        infos=_infos_from_json(d),
     )

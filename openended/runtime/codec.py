@@ -51,10 +51,12 @@ from collections.abc import Sequence
 from functools import partial
 from itertools import chain, repeat
 from operator import attrgetter
+from typing import cast
 
 import numpy as np
 
 from openended.errors import Error
+from openended.runtime.info_columns import InfoColumns
 from openended.tasks import Discrete, Outcome, Task, TaskArrays, TaskSpace, ids_from_hex, ids_to_hex
 
 __all__ = [
@@ -487,7 +489,8 @@ class OutcomeBatch:
         student_codes: codes into ``student_names``.
         student_names: the distinct student ids of this batch.
         t: float64 report times.
-        infos: one dict per row, or ``None`` when every info is empty.
+        infos: one dict per row, or ``None`` when every info is empty; an `InfoColumns`
+            (which reads as that list) when every row has the same scalar fields.
     """
 
     __slots__ = (
@@ -512,7 +515,7 @@ class OutcomeBatch:
         student_codes: np.ndarray,
         student_names: tuple[str, ...],
         t: np.ndarray,
-        infos: list[dict] | None = None,
+        infos: Sequence[dict] | None = None,
     ) -> None:
         self.task_ids = task_ids
         self.returns = returns
@@ -556,11 +559,38 @@ class OutcomeBatch:
             self.student_codes[idx],
             self.student_names,
             self.t[idx],
-            None if self.infos is None else [self.infos[i] for i in idx.tolist()],
+            _take_infos(self.infos, idx),
         )
 
     def __repr__(self) -> str:
         return f"OutcomeBatch(n={len(self)}, students={list(self.student_names)})"
+
+
+def _take_infos(infos: Sequence[dict] | None, idx: np.ndarray) -> Sequence[dict] | None:
+    if infos is None:
+        return None
+    if isinstance(infos, InfoColumns):
+        return infos.take(idx)
+    return [infos[i] for i in idx.tolist()]
+
+
+def _concat_infos(batches: Sequence[OutcomeBatch]) -> Sequence[dict] | None:
+    """The infos of ``batches`` in order: columns if every part has the same columns, else dicts."""
+    parts = [b.infos for b in batches]
+    if all(p is None for p in parts):
+        return None
+    if all(isinstance(p, InfoColumns) for p in parts):
+        merged = InfoColumns.concat(cast("list[InfoColumns]", parts))
+        if merged is not None:
+            return merged
+    return [info for b in batches for info in (b.infos if b.infos is not None else [{}] * len(b))]
+
+
+def _encode_infos(infos: list[dict]) -> Sequence[dict] | None:
+    """``None`` if every info is empty; columns if they share scalar fields (`InfoColumns`); else copies."""
+    if not any(infos):
+        return None
+    return InfoColumns.of(infos) or [dict(i) for i in infos]
 
 
 def concat_outcomes(batches: Sequence[OutcomeBatch]) -> OutcomeBatch:
@@ -583,9 +613,6 @@ def concat_outcomes(batches: Sequence[OutcomeBatch]) -> OutcomeBatch:
     for b in batches:
         remap = np.asarray([table.setdefault(name, len(table)) for name in b.student_names], dtype=np.uint32)
         codes.append(remap[b.student_codes])
-    infos = None
-    if any(b.infos is not None for b in batches):
-        infos = [info for b in batches for info in (b.infos if b.infos is not None else [{}] * len(b))]
     return OutcomeBatch(
         task_ids=ids([b.task_ids for b in batches]),
         returns=np.concatenate([b.returns for b in batches]),
@@ -595,7 +622,7 @@ def concat_outcomes(batches: Sequence[OutcomeBatch]) -> OutcomeBatch:
         student_codes=np.concatenate(codes).astype(np.uint8 if len(table) <= 256 else np.uint32),
         student_names=tuple(table),
         t=np.concatenate([b.t for b in batches]),
-        infos=infos,
+        infos=_concat_infos(batches),
     )
 
 
@@ -630,7 +657,7 @@ def encode_outcomes(outcomes: Sequence[Outcome]) -> OutcomeBatch:
         student_codes=codes,
         student_names=names,
         t=np.array(ts, dtype=np.float64),
-        infos=[dict(i) for i in infos] if any(infos) else None,
+        infos=_encode_infos(infos),
     )
 
 
@@ -662,7 +689,12 @@ def decode_outcomes(batch: OutcomeBatch) -> list[Outcome]:
     students = repeat(names[0]) if len(names) == 1 else [names[c] for c in batch.student_codes.tolist()]
     succ = [None if s < 0 else s == 1 for s in batch.success.tolist()]
     lens = [None if x < 0 else x for x in batch.lengths.tolist()]
-    infos = [dict(i) if i else {} for i in batch.infos] if batch.infos is not None else [{} for _ in range(n)]
+    if isinstance(batch.infos, InfoColumns):
+        infos = list(batch.infos)  # fresh dicts already
+    elif batch.infos is not None:
+        infos = [dict(i) if i else {} for i in batch.infos]
+    else:
+        infos = [{} for _ in range(n)]
     rows = zip(task_ids, batch.returns.tolist(), succ, lens, students, infos, batch.t.tolist(), eps)
     if _SETTERS is None:  # pragma: no cover - only if Outcome changes shape
         return [Outcome(*row) for row in rows]
