@@ -41,6 +41,7 @@ from openended.runtime.envpool_actor import make_pools
 from openended.runtime.placement import pool_actor_options
 from openended.runtime.service import start_service
 from openended.tasks import Box, Outcome
+from openended.teachers import compiled
 
 NODES = (1, 2, 4)
 
@@ -89,6 +90,10 @@ def teacher_capacity(seconds: float, tmp: str) -> float:
     """Tasks/s of one service actor at batch 1,024 with same-size reports interleaved."""
     import ray
 
+    # Compile (or load) the teacher kernels here first: a service started on a checkout
+    # without a numba cache compiles them in the background for ~13 s of CPU, which a
+    # short measurement would count (and a service shut down before it finishes never caches).
+    compiled.warm_up()
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, log_to_driver=False, namespace="scaling")
     try:
         svc = start_service("capacity", "scaling", metrics=False, event_log=os.path.join(tmp, "events.jsonl"))
