@@ -25,7 +25,8 @@ actually ran (``info["task_id"]``; a disagreement is counted in
 ``stats()["task_id_mismatches"]``) and an episode id from the pool's client (16 hex
 digits: the client's token, then a counter; ``stats()["client"]["episode_id_token"]``
 names the pool an id came from). A PettingZoo task ``ParallelEnv`` is hosted as one team
-(`TeamEnv`): one outcome per team episode. ``pool.host.add_hooks(...)`` registers lifecycle hooks (`EpisodeHooks`).
+(`TeamEnv`): one outcome per team episode. ``pool.host.add_hooks(...)`` registers
+lifecycle hooks (`EpisodeHooks`).
 
 Example (in-process, no Ray)::
 
