@@ -30,10 +30,6 @@ __all__ = ["InfoColumns"]
 _DTYPES: dict[type, type] = {bool: np.bool_, int: np.int64, float: np.float64}
 
 
-def _rebuild(keys: tuple[str, ...], raw: tuple[tuple[str, bytes], ...]) -> InfoColumns:
-    return InfoColumns(keys, tuple(np.frombuffer(b, dtype=np.dtype(dt)).copy() for dt, b in raw))
-
-
 class InfoColumns(Sequence[dict]):
     """One array per info key, all of one length; a read-only sequence of dicts."""
 
@@ -110,8 +106,11 @@ class InfoColumns(Sequence[dict]):
         return InfoColumns(first.keys, tuple(np.concatenate(cols) for cols in zip(*(p.columns for p in parts))))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # SPEEDUP: raw bytes inside the pickle (Ray would send each numpy array as a buffer of its own).
-        return (_rebuild, (self.keys, tuple((c.dtype.str, c.tobytes()) for c in self.columns)))
+        # SPEEDUP: the columns pickle in-band, as every batch column does (`codec.in_band`;
+        # imported here because codec imports this module).
+        from openended.runtime.codec import in_band
+
+        return (InfoColumns, (self.keys, tuple(in_band(c) for c in self.columns)))
 
     def __repr__(self) -> str:
         return f"InfoColumns(n={len(self)}, keys={list(self.keys)})"
