@@ -8,8 +8,9 @@ Columns are packed arrays (`openended.jsonio.pack_array`): base64 of the raw byt
 default, plain lists with ``"list"``. Ids travel as a ``uint64`` column when canonical
 (``{"hex": [...]}`` in list form), as ``{"str": [...]}`` otherwise. Outcome infos are
 ``"infos"`` (a list of dicts, or null) or, when the batch holds them as `InfoColumns`,
-``"info_columns"`` (one packed array per key; written since 2026-12-07). A task batch is
-self-contained only if it was encoded with ``peer=None``.
+``"info_columns"`` (one packed array per key; written since 2026-12-07; a key holding
+dicts, a `MappingColumn`, as ``{"fields", "layouts", "codes", "values"}`` since
+2026-12-08). A task batch is self-contained only if it was encoded with ``peer=None``.
 
 Contents:
     task_batch_to_json / task_batch_from_json
@@ -25,7 +26,7 @@ import numpy as np
 
 from openended.jsonio import ArrayEncoding, pack_array, unpack_array
 from openended.runtime.codec import OutcomeBatch, TaskBatch, hex_to_uint64, uint64_to_hex
-from openended.runtime.info_columns import InfoColumns
+from openended.runtime.info_columns import Column, InfoColumns, MappingColumn
 
 __all__ = [
     "ArrayEncoding",
@@ -113,9 +114,31 @@ def outcome_batch_to_json(batch: OutcomeBatch, enc: ArrayEncoding = "b64") -> di
     }
 
 
+def _column_to_json(col: Column, enc: ArrayEncoding) -> dict[str, Any]:
+    if isinstance(col, MappingColumn):
+        return {
+            "fields": list(col.fields),
+            "layouts": [list(layout) for layout in col.layouts],
+            "codes": pack_array(col.codes, enc),
+            "values": pack_array(col.values, enc),
+        }
+    return pack_array(col, enc)
+
+
+def _column_from_json(d: dict) -> Column:
+    if "fields" in d:
+        return MappingColumn(
+            tuple(d["fields"]),
+            unpack_array(d["values"]),
+            tuple(tuple(layout) for layout in d["layouts"]),
+            unpack_array(d["codes"]),
+        )
+    return unpack_array(d)
+
+
 def _infos_to_json(infos: Sequence[dict] | None, enc: ArrayEncoding) -> dict[str, Any]:
-    if isinstance(infos, InfoColumns):  # one packed array per key (`openended.runtime.info_columns`)
-        return {"info_columns": {k: pack_array(c, enc) for k, c in zip(infos.keys, infos.columns)}}
+    if isinstance(infos, InfoColumns):  # one packed column per key (`openended.runtime.info_columns`)
+        return {"info_columns": {k: _column_to_json(c, enc) for k, c in zip(infos.keys, infos.columns)}}
     return {"infos": infos}
 
 
@@ -123,7 +146,7 @@ def _infos_from_json(d: dict) -> Sequence[dict] | None:
     cols = d.get("info_columns")
     if cols is None:
         return d.get("infos")
-    return InfoColumns(tuple(cols), tuple(unpack_array(c) for c in cols.values()))
+    return InfoColumns(tuple(cols), tuple(_column_from_json(c) for c in cols.values()))
 
 
 def outcome_batch_from_json(d: dict) -> OutcomeBatch:
