@@ -10,7 +10,7 @@ default, plain lists with ``"list"``. Ids travel as a ``uint64`` column when can
 ``"infos"`` (a list of dicts, or null) or, when the batch holds them as `InfoColumns`,
 ``"info_columns"`` (one packed array per key; written since 2026-12-07; a key holding
 dicts, a `MappingColumn`, as ``{"fields", "layouts", "codes", "values"}`` since
-2026-12-08). A task batch is self-contained only if it was encoded with ``peer=None``.
+2026-12-07). A task batch is self-contained only if it was encoded with ``peer=None``.
 
 Contents:
     task_batch_to_json / task_batch_from_json
