@@ -195,7 +195,10 @@ def replay(rec: Recording, calls: Sequence[tuple[Any, ...]], log_dir: Path) -> f
                         raise RuntimeError(f"{rec.family}: a replayed sample drew other tasks than the recording did")
                     continue
                 t0 = time.thread_time()
-                core.report(CURRICULUM, call[1])
+                try:
+                    core.report(CURRICULUM, call[1])
+                except RuntimeWarning as w:
+                    raise RuntimeError(f"{rec.family}: a replayed report left the recorded path: {w}") from None
                 spent += time.thread_time() - t0
         finally:
             core.close()
