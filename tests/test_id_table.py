@@ -57,6 +57,74 @@ def test_issued_table_keeps_named_ids_and_reissued_canonical_ids_through_evictio
     assert again.state() == (saved_issued, saved_batches) and len(again) == 4
 
 
+class OneBatchAtATime:
+    """The issued-task table's contract in plain Python: batches queue until ``limit`` tasks
+    wait (or a lookup comes), are indexed in issue order, then the oldest are evicted one at
+    a time, each id only if no newer batch issued it again, until at most ``limit`` are held."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.gen, self.held = limit, 0, {}
+        self.batches: list[tuple[int, list[str]]] = []
+        self.queued: list[tuple[int, list[str]]] = []
+
+    def add(self, ids: list[str]) -> None:
+        self.gen += 1
+        self.queued.append((self.gen, ids))
+        if sum(len(q) for _, q in self.queued) >= self.limit:
+            self.index()
+
+    def index(self) -> None:
+        for gen, ids in self.queued:
+            self.held.update({i: gen << 32 | row for row, i in enumerate(ids)})
+            self.batches.append((gen, ids))
+        self.queued = []
+        while len(self.held) > self.limit and len(self.batches) > 1:
+            gen, ids = self.batches.pop(0)
+            for i in ids:
+                if self.held.get(i, -1) >> 32 == gen:
+                    del self.held[i]
+
+    def find(self, ids: list[str]) -> list[int]:
+        if self.queued:
+            self.index()
+        return [self.held.get(i, -1) for i in ids]
+
+    def __len__(self) -> int:
+        return len(self.held) + sum(len(q) for _, q in self.queued)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_issued_table_matches_evicting_one_batch_at_a_time(seed: int) -> None:
+    """Batches of 0-40 tasks (object and array batches, canonical and named ids, ids issued
+    again), looked up now and then: several batches indexed and evicted per compiled call
+    give exactly the references, sizes and saved state of the one-at-a-time contract."""
+    rng = np.random.default_rng(seed)
+    space = Discrete(list(range(60)))
+    issued, model = IssuedTasks(space, limit=50), OneBatchAtATime(50)
+    seen: set[str] = set()
+    for _ in range(300):
+        tasks = [space.task(int(v)) for v in rng.integers(0, 60, size=int(rng.integers(0, 41)))]
+        if rng.random() < 0.5 and tasks:
+            issued.add(TaskArrays.from_tasks(tasks, space))
+        else:
+            tasks += [Task(f"level-{int(v)}", (0,), None, (), "user") for v in rng.integers(0, 30, size=3)]
+            issued.add(tasks)
+        model.add([t.id for t in tasks])
+        seen.update(t.id for t in tasks)
+        assert len(issued) == len(model)
+        if rng.random() < 0.3:
+            probe = sorted(seen)
+            assert issued.find(probe).tolist() == model.find(probe)
+    probe = sorted(seen)
+    assert issued.find(probe).tolist() == model.find(probe)
+    saved_issued, saved_batches = issued.state()
+    again = IssuedTasks(space, limit=50)
+    again.load(json.loads(json.dumps(saved_issued)), saved_batches, issued.gen)
+    # a loaded batch lists only the ids it issued last, so rows are renumbered: the same tasks, found
+    assert [again.get(i) for i in probe] == [issued.get(i) for i in probe]
+    assert again.state() == (saved_issued, saved_batches)
+
+
 def test_update_arrays_finds_tasks_of_many_evicted_and_live_batches() -> None:
     """Outcomes naming tasks of several sampled batches, some already evicted: the known
     ones reach the teacher in their order and the rest are counted as unknown."""

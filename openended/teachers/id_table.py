@@ -82,6 +82,12 @@ class IdTable:
         """Forget those ``keys`` whose reference still points into batch ``gen``."""
         self._count -= _kernels().remove_batch(self._keys, self._refs, self._shift, _u64(keys), int(gen))
 
+    def remove_batches(self, keys: np.ndarray, gens: np.ndarray) -> None:
+        """`remove_batch` of several batches at once: forget ``keys[i]`` while it points into batch ``gens[i]``."""
+        self._count -= _kernels().remove_batches(
+            self._keys, self._refs, self._shift, _u64(keys), np.asarray(gens, dtype=np.int64)
+        )
+
     def insert_one(self, key: int, ref: int) -> None:
         """`insert` of one key (no arrays built)."""
         if 2 * (self._count + 1) > len(self._refs):
@@ -115,6 +121,8 @@ def warm_up() -> None:
     table.insert(keys, np.arange(3, dtype=np.int64))
     table.lookup(keys)
     table.remove_batch(keys, 0)
+    table.insert(keys, np.arange(3, dtype=np.int64))
+    table.remove_batches(keys, np.zeros(3, dtype=np.int64))
     table.insert_one(7, 1)
     table.lookup_one(7)
     table.remove_one(7, 0)

@@ -11,7 +11,7 @@ import numpy as np
 
 from openended.teachers.gmm.em_kernels import jit
 
-__all__ = ["insert", "insert_one", "lookup", "lookup_one", "remove_batch", "remove_one"]
+__all__ = ["insert", "insert_one", "lookup", "lookup_one", "remove_batch", "remove_batches", "remove_one"]
 
 _FIBONACCI = np.uint64(0x9E3779B97F4A7C15)
 
@@ -75,6 +75,18 @@ def remove_batch(keys: np.ndarray, refs: np.ndarray, shift: np.uint64, old_keys:
     for n in range(old_keys.shape[0]):
         s = _slot(keys, refs, shift, old_keys[n])
         if refs[s] >= 0 and (refs[s] >> 32) == gen:  # else not held, or issued again by a newer batch
+            _remove_at(keys, refs, shift, s)
+            removed += 1
+    return removed
+
+
+@jit
+def remove_batches(keys: np.ndarray, refs: np.ndarray, shift: np.uint64, old_keys: np.ndarray, gens: np.ndarray) -> int:
+    """`remove_batch` with a batch per key: delete ``old_keys[n]`` while its reference is in batch ``gens[n]``."""
+    removed = 0
+    for n in range(old_keys.shape[0]):
+        s = _slot(keys, refs, shift, old_keys[n])
+        if refs[s] >= 0 and (refs[s] >> 32) == gens[n]:
             _remove_at(keys, refs, shift, s)
             removed += 1
     return removed
