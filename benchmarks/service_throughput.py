@@ -23,8 +23,11 @@ spaces every Ray/in-process caller passes a ``peer`` token and decodes with its 
 logged configuration also writes each batch's self-contained form to the event log).
 
 Configurations, measured in the same run, interleaved rep by rep (so load drift on a
-shared machine hits all of them alike). The table shows the median over reps and the
-best rep (least disturbed by other load); ratios are medians of per-rep ratios.
+shared machine hits all of them alike), in a seeded shuffled order per rep and batch size
+(until 2026-12-07 a rotation, which kept every row behind the same neighbour: ``columns
+box`` always ran after the object-path rows and read 20-40 % below identical rows). The
+table shows the median over reps and the best rep (least disturbed by other load); ratios
+are medians of per-rep ratios.
 
 * ``actor+log``: the service as a run uses it: compact codec, event log on, metrics on.
 * ``actor``: the same without the event log.
@@ -97,23 +100,29 @@ CPU by what its outcomes carry (`report_cpu_by_outcome_form`; ratios
 ``named_over_canonical_episode_ids_report_cpu``, ``info_dicts_over_columns_report_cpu``).
 The load average at start and end and the CPU (``cpu_model``, ``cpu_vector_isa``: figures
 from an AVX2 and an AVX-512 machine differ about 2x for the same code) are in ``config``.
+Since 2026-12-07 this driver does not collect garbage inside timed loops (`DriverGC`;
+``--driver-gc`` measures as before); ``config.driver_gc`` counts full collections that
+still ran there.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import gc
 import itertools
 import json
 import os
 import pickle
 import platform
+import random
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +155,56 @@ MAX_IN_FLIGHT = 4
 SERVICE_THREADS = 4  # the threaded service's max_concurrency (resources.service_threads)
 FRESH_CHUNK = 16  # fresh-task reports sampled ahead at a time (16 x 1,024 < the default 32,768 tracked)
 MIXED_CHUNK = 8  # mixed loop: call pairs per chunk (8 x 1,024 reported + 8 x 1,024 sampled ahead, well under 32,768)
+
+
+class DriverGC:
+    """Whether this process collects garbage while a loop is on the clock, and how much it did there.
+
+    Why off by default: this driver stands in for every client at once, so its heap holds
+    the outcomes and tasks of all of them (~200k objects); one full collection of it took
+    ~80 ms here, longer than a whole 40-call loop at batch 1,024, and in a quick run 23 of
+    them landed inside timed loops (1.9 s). The service idled meanwhile, so such a loop
+    measured the driver, not the service. Real clients are processes of their own with
+    small heaps, whose pauses other clients' calls fill. Off, collections run between
+    loops (the loops themselves allocate little). ``--driver-gc`` keeps them on, as every
+    run before 2026-12-07 did; ``collections`` / ``seconds`` count the full collections
+    that ran inside timed loops either way (JSON ``config.driver_gc``).
+    """
+
+    def __init__(self) -> None:
+        self.enabled_in_loops = False
+        self.collections = 0
+        self.seconds = 0.0
+        self._inside = False
+        self._started = 0.0
+        gc.callbacks.append(self._observe)
+
+    def _observe(self, phase: str, info: dict) -> None:
+        if info["generation"] != 2 or not self._inside:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.collections += 1
+            self.seconds += time.perf_counter() - self._started
+
+    @contextlib.contextmanager
+    def timed(self) -> Iterator[None]:
+        """The body is on the clock."""
+        was_enabled = gc.isenabled()
+        if not self.enabled_in_loops:
+            gc.disable()
+        self._inside = True
+        try:
+            yield
+        finally:
+            self._inside = False
+            if was_enabled:
+                gc.enable()
+
+
+DRIVER_GC = DriverGC()
+timed_region = DRIVER_GC.timed
 
 
 def fresh_chunks(calls: int) -> list[int]:
@@ -299,16 +358,17 @@ class Target:
             batches = [self.prepare(o) for o in outs[:k]]
             inflight: list[Any] = []
             replies: list[Any] = []
-            t0 = time.perf_counter()
-            for batch in batches:
-                if exchange:
-                    assert self.exchange_async is not None
-                    replies.append(self.admit(inflight, functools.partial(self.exchange_async, batch, b)))
-                    continue
-                replies.append(self.admit(inflight, functools.partial(self.sample_async, b)))
-                self.admit(inflight, functools.partial(self.report_async, batch))
-            self.wait(inflight)
-            seconds += time.perf_counter() - t0
+            with timed_region():
+                t0 = time.perf_counter()
+                for batch in batches:
+                    if exchange:
+                        assert self.exchange_async is not None
+                        replies.append(self.admit(inflight, functools.partial(self.exchange_async, batch, b)))
+                        continue
+                    replies.append(self.admit(inflight, functools.partial(self.sample_async, b)))
+                    self.admit(inflight, functools.partial(self.report_async, batch))
+                self.wait(inflight)
+                seconds += time.perf_counter() - t0
             done += k
             pool = [t for ref in replies for t in self.to_tasks(ref)]
             outs = make_outcomes(pool, b, k, fresh=True)
@@ -324,24 +384,26 @@ class Target:
     def tasks_latency(self, b: int, calls: int) -> list[float]:
         """One call at a time (a single client's refill): round trip + decode."""
         lat = []
-        for _ in range(calls):
-            c0 = time.perf_counter()
-            tasks = self.sample(b)
-            lat.append(time.perf_counter() - c0)
-            assert len(tasks) == b
+        with timed_region():
+            for _ in range(calls):
+                c0 = time.perf_counter()
+                tasks = self.sample(b)
+                lat.append(time.perf_counter() - c0)
+                assert len(tasks) == b
         return lat
 
     def tasks_loop(self, b: int, calls: int) -> float:
         """Up to MAX_IN_FLIGHT calls outstanding (several clients refilling), every reply decoded."""
         inflight: list[Any] = []
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            if len(inflight) >= MAX_IN_FLIGHT:
-                assert len(self.unpack(inflight.pop(0))) == b
-            inflight.append(self.sample_async(b))
-        for ref in inflight:
-            assert len(self.unpack(ref)) == b
-        return b * calls / (time.perf_counter() - t0)
+        with timed_region():
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                if len(inflight) >= MAX_IN_FLIGHT:
+                    assert len(self.unpack(inflight.pop(0))) == b
+                inflight.append(self.sample_async(b))
+            for ref in inflight:
+                assert len(self.unpack(ref)) == b
+            return b * calls / (time.perf_counter() - t0)
 
     def outcomes_loop(self, batches: list[list[Outcome]]) -> float:
         """Outcomes/s of `report_seconds`."""
@@ -351,11 +413,12 @@ class Target:
         """Seconds to report ``batches`` with up to MAX_IN_FLIGHT calls outstanding (encoding off the clock)."""
         batches = [self.prepare(outs) for outs in batches]
         inflight: list[Any] = []
-        t0 = time.perf_counter()
-        for outs in batches:
-            self.admit(inflight, functools.partial(self.report_async, outs))
-        self.wait(inflight)
-        return time.perf_counter() - t0
+        with timed_region():
+            t0 = time.perf_counter()
+            for outs in batches:
+                self.admit(inflight, functools.partial(self.report_async, outs))
+            self.wait(inflight)
+            return time.perf_counter() - t0
 
     def admit(self, inflight: list[Any], call: Callable[[], Any]) -> Any:
         """Make ``call`` once fewer than MAX_IN_FLIGHT calls are outstanding (the oldest waited for)."""
@@ -367,10 +430,11 @@ class Target:
 
     def report_latency(self, batches: list[list[Outcome]]) -> list[float]:
         lat = []
-        for outs in map(self.prepare, batches):
-            c0 = time.perf_counter()
-            self.resolve(self.report_async(outs))
-            lat.append(time.perf_counter() - c0)
+        with timed_region():
+            for outs in map(self.prepare, batches):
+                c0 = time.perf_counter()
+                self.resolve(self.report_async(outs))
+                lat.append(time.perf_counter() - c0)
         return lat
 
 
@@ -656,7 +720,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", type=Path, help="write results here")
     ap.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 3 quick, 5 full)")
     ap.add_argument("--space", choices=sorted(SPACES), default="box", help="task space kind (default box)")
+    ap.add_argument(
+        "--driver-gc",
+        action="store_true",
+        help="let this driver collect garbage inside timed loops, as runs before 2026-12-07 did (see DriverGC)",
+    )
     args = ap.parse_args(argv)
+    DRIVER_GC.enabled_in_loops = args.driver_gc
     space = SPACES[args.space]
     cached = space.kind != "box"
     reps = args.reps or (3 if args.quick else 5)
@@ -741,7 +811,10 @@ def main(argv: list[str] | None = None) -> dict:
         results: dict[tuple[str, int], dict[str, list[float]]] = {}
         for rep in range(reps):
             for b in BATCHES:
-                order = targets[rep % len(targets) :] + targets[: rep % len(targets)]
+                # A seeded shuffle per rep and batch, not a rotation: a rotation keeps each row's
+                # neighbours, so a row that always followed the object-path rows always paid
+                # for what they left behind (see docs/benchmarks.md, 2026-12-07).
+                order = random.Random(f"{rep}-{b}").sample(targets, len(targets))
                 for tg in (t for t in order if b in t.batches):
                     r = results.setdefault(
                         (tg.name, b), {"tasks_per_s": [], "outcomes_per_s": [], "lat": [], "rlat": []}
@@ -897,6 +970,11 @@ def main(argv: list[str] | None = None) -> dict:
             "loadavg_start": loadavg_start,
             "loadavg_end": os.getloadavg(),
             "wall_s": time.time() - t_start,
+            "driver_gc": {
+                "in_timed_loops": args.driver_gc,
+                "collections": DRIVER_GC.collections,
+                "seconds": DRIVER_GC.seconds,
+            },
         },
     }
     print_table(result)
@@ -986,7 +1064,9 @@ def print_table(res: dict) -> None:
     print(
         f"load average at start {res['config']['loadavg_start']}, at end {res['config']['loadavg_end']}, "
         f"wall {res['config']['wall_s']:.0f} s; {res['config']['cpu_model']} "
-        f"({res['config']['cpu_vector_isa']}, {res['config']['cpus']} cpus)"
+        f"({res['config']['cpu_vector_isa']}, {res['config']['cpus']} cpus); driver full collections inside "
+        f"timed loops: {res['config']['driver_gc']['collections']} ({res['config']['driver_gc']['seconds']:.2f} s, "
+        f"collector {'on' if res['config']['driver_gc']['in_timed_loops'] else 'off'} there)"
     )
 
 
