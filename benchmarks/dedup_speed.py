@@ -23,7 +23,6 @@ JSON: per pattern ``{pattern: {"baseline_us", "dedup_us", "speedup"}}`` plus ``c
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import deque
@@ -33,6 +32,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_file import write_results
 
 from openended.hostinfo import cpu_facts
 from openended.runtime.dedup import EpisodeDedup
@@ -131,9 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in patterns:
         r = res[name]
         print(f"{name:14s} {r['baseline_us']:12.1f} {r['dedup_us']:16.1f} {r['speedup']:8.2f}")
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_results(args.json, res)
     return res
 
 

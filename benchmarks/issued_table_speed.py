@@ -23,7 +23,6 @@ JSON: ``{"sizes": {size: {"baseline_ns", "table_ns", "speedup", "baseline_worst_
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -32,6 +31,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_file import write_results
 
 from openended.hostinfo import cpu_facts
 from openended.tasks import Box, Task, TaskArrays
@@ -123,9 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{size:>6} {row['baseline_ns']:>27.1f} {row['table_ns']:>12.1f} {row['speedup']:>7.2f}x "
             f"{row['baseline_worst_ms']:>10.2f} -> {row['table_worst_ms']:.2f}"
         )
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_results(args.json, res)
     return res
 
 

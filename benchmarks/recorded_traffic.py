@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import pickle
 import shutil
 import statistics
@@ -49,8 +48,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
+from results_file import write_results
 
 from openended.envs.registry import env_task_space
 from openended.hostinfo import cpu_facts
@@ -327,10 +328,7 @@ def main(argv: list[str] | None = None) -> dict:
         "wall_s": time.perf_counter() - t0,
     }
     print_table(res)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    write_results(args.json, res)
     return res
 
 

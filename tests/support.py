@@ -14,6 +14,7 @@
 * `teacher_spaces`: a small task space for every built-in teacher (input-validation and
   property tests drive each teacher on it).
 * `slow_gmm_fits`: make every fast GMM fit take a given extra time (refit timing tests).
+* `load_script`: import a script of the repository (a benchmark, an example) as a module.
 """
 
 from __future__ import annotations
@@ -275,3 +276,21 @@ def slow_gmm_fits(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
         return real(*args)
 
     monkeypatch.setattr(gmm_base, "fit_fast", slow_fit)
+
+
+def load_script(path: pathlib.Path, name: str, *, register: bool = True) -> Any:
+    """Import the script at ``path`` as module ``name``.
+
+    ``register``: put it in ``sys.modules`` (its dataclasses and pickles then resolve in this
+    process); off, cloudpickle ships its functions to Ray workers by value, where the
+    script is not importable.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, f"cannot import {path}"
+    module = importlib.util.module_from_spec(spec)
+    if register:
+        sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -5,7 +5,6 @@ losses are finite, and the Ray variant does the same through the service actor."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -14,17 +13,14 @@ import subprocess
 import sys
 
 import pytest
+from support import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "ppo_torch.py"
 
 
 def _example():
-    spec = importlib.util.spec_from_file_location("ppo_torch_example", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(EXAMPLE, "ppo_torch_example", register=False)
 
 
 def test_a_few_updates_in_process_report_every_episode_to_the_teacher():

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
+
+from support import load_script
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "open_ended.py"
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("open_ended_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(BENCH, "open_ended_bench")
 
 
 def test_teacher_time_reports_cpu_wall_and_background_apart() -> None:

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from support import load_script
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "recorded_traffic.py"
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("recorded_traffic_bench", BENCH)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(BENCH, "recorded_traffic_bench")
 
 
 @pytest.fixture(scope="module")

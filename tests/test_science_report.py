@@ -3,19 +3,17 @@ curve, runs cut to a common horizon, held-out success split into hard mazes and 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
+from support import load_script
 
 from openended.envs import make_env
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("science_minigrid", ROOT / "scripts" / "science_minigrid.py")
-science = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(science)
+science = load_script(ROOT / "scripts" / "science_minigrid.py", "science_minigrid", register=False)
 
 
 def _run_dir(tmp: Path, arm: str, teacher: str, seed: int, curve: list[tuple[int, list[bool]]]) -> Path:

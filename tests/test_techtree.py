@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support import load_script
 
 from openended.envs.crafter_sim import achievement_depth
 from openended.envs.techtree import TechTree, techtree_learner
@@ -113,11 +112,7 @@ def test_tree_and_learner_are_seeded(tree: TechTree) -> None:
 
 def test_benchmark_universe2_orders_teachers_on_one_seed() -> None:
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "open_ended.py"
-    spec = importlib.util.spec_from_file_location("open_ended_bench_tt", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = bench
-    spec.loader.exec_module(bench)
+    bench = load_script(path, "open_ended_bench_tt")
     tasks, learner = bench.techtree_universe(6, 3)
     got = {m: bench.run_one(m, tasks, 0, 120, 32, 25, 10, learner=learner) for m in ("uniform", "lp", "omni_oracle")}
     assert got["omni_oracle"]["n_above_0.2"] >= got["lp"]["n_above_0.2"] > got["uniform"]["n_above_0.2"]
