@@ -104,7 +104,11 @@ def test_issued_table_matches_evicting_one_batch_at_a_time(seed: int) -> None:
     seen: set[str] = set()
     for _ in range(300):
         tasks = [space.task(int(v)) for v in rng.integers(0, 60, size=int(rng.integers(0, 41)))]
-        if rng.random() < 0.5 and tasks:
+        kind = rng.random()
+        if kind < 0.2:  # one task (a teacher loop's), canonical or named, on either path
+            tasks = [space.task(int(rng.integers(0, 60))) if kind < 0.1 else Task(f"level-{kind:.2f}", (0,), None, ())]
+            issued.add(TaskArrays.from_tasks(tasks, space) if kind < 0.05 else tasks)
+        elif kind < 0.6 and tasks:
             issued.add(TaskArrays.from_tasks(tasks, space))
         else:
             tasks += [Task(f"level-{int(v)}", (0,), None, (), "user") for v in rng.integers(0, 30, size=3)]

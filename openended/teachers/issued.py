@@ -111,6 +111,11 @@ class _BatchKeys:
         return self
 
 
+def _only_key(batch: TaskArrays | tuple[Task, ...]) -> Key:
+    """The key of a one-task batch."""
+    return int(batch.ids[0]) if isinstance(batch, TaskArrays) else id_key(batch[0].id)
+
+
 class IssuedTasks:
     """Issued tasks for matching outcomes: whole batches, evicted oldest first past ``limit``.
 
@@ -163,6 +168,9 @@ class IssuedTasks:
         cost ~10 us each, so indexing 32,768 tasks issued one at a time (a teacher loop's
         ``sample(1)``) took one unlucky call ~0.3 s, and 48-task client refills ~9 ms.
         """
+        if len(batches) == 1 and len(batches[0][1]) == 1:  # SPEEDUP: a teacher loop's task, looked up at once
+            self._index_single_task(*batches[0])
+            return
         keys: list[np.ndarray] = []
         rows: list[np.ndarray | None] = []  # an object batch's canonical rows; None: every row (array batch)
         slots: list[int] = []
@@ -181,6 +189,9 @@ class IssuedTasks:
             slots.append(slot)
             self._store[slot] = batch
             self._batches.append(gen)
+        if len(keys) == 1:  # SPEEDUP: a lookup right after each sample (a teacher loop): no arrays built
+            self._index_one(keys[0], rows[0], slots[0])
+            return
         if not keys:
             return
         sizes = np.array([len(k) for k in keys], dtype=np.int64)
@@ -190,6 +201,22 @@ class IssuedTasks:
         else:
             refs += np.concatenate([np.arange(len(k), dtype=np.int64) if r is None else r for k, r in zip(keys, rows)])
         self._table.insert(np.concatenate(keys), refs)
+
+    def _index_one(self, keys: np.ndarray, rows: np.ndarray | None, slot: int) -> None:
+        """One batch's canonical ids (its named ones are in already): no arrays merged."""
+        if len(keys):
+            self._table.insert(keys, (np.arange(len(keys), dtype=np.int64) if rows is None else rows) + (slot << 32))
+
+    def _index_single_task(self, gen: int, batch: TaskArrays | tuple[Task, ...]) -> None:
+        """A one-task batch: its key straight into the table (or the named ids), no arrays built."""
+        slot = gen & _SLOT_MASK
+        key = _only_key(batch)
+        if isinstance(key, str):
+            self._named[key] = slot << 32
+        else:
+            self._table.insert_one(key, slot << 32)
+        self._store[slot] = batch
+        self._batches.append(gen)
 
     def _evict_over_limit(self) -> None:
         """Evict the oldest whole batches until at most ``limit`` tasks are indexed (the newest batch stays).
@@ -219,6 +246,9 @@ class IssuedTasks:
         keys: list[np.ndarray] = []
         slots: list[int] = []
         sizes: list[int] = []
+        if len(gens) == 1 and len(self._store[gens[0] & _SLOT_MASK]) == 1:  # SPEEDUP: a teacher loop's task
+            self._evict_single_task(gens[0])
+            return
         for gen in gens:
             slot = gen & _SLOT_MASK
             batch = self._store.pop(slot)
@@ -232,8 +262,18 @@ class IssuedTasks:
                         del self._named[name]
             slots.append(slot)
             sizes.append(len(keys[-1]))
-        if keys:
+        if len(keys) == 1:
+            self._table.remove_batch(keys[0], slots[0])
+        elif keys:
             self._table.remove_batches(np.concatenate(keys), np.repeat(np.array(slots, dtype=np.int64), sizes))
+
+    def _evict_single_task(self, gen: int) -> None:
+        slot = gen & _SLOT_MASK
+        key = _only_key(self._store.pop(slot))
+        if not isinstance(key, str):
+            self._table.remove_one(key, slot)
+        elif self._named.get(key, -1) >> 32 == slot:  # else issued again since: it stays
+            del self._named[key]
 
     # ----------------------------------------------------------------- lookups
     def find(self, task_ids: Sequence[str] | np.ndarray) -> np.ndarray:
