@@ -38,7 +38,7 @@ from results_file import write_results
 from openended.hostinfo import cpu_facts
 from openended.tasks import Box, Task, TaskArrays
 from openended.teachers.id_table import warm_up
-from openended.teachers.issued import _SLOT_MASK, IssuedTasks, _BatchKeys
+from openended.teachers.issued import _SLOT_MASK, IssuedTasks, _BatchKeys, _only_key
 
 LIMIT = 32_768
 SIZES = (1, 16, 48, 1024)
@@ -68,11 +68,6 @@ class OneCallPerBatch(IssuedTasks):
                 self._table.remove_one(_only_key(batch), slot)
             else:
                 self._table.remove_batch(_BatchKeys.of(batch).canonical, slot)
-
-
-def _only_key(batch: TaskArrays | tuple[Task, ...]) -> int:
-    """The key of a one-task batch (canonical ids only: what this benchmark issues)."""
-    return int(batch.ids[0]) if isinstance(batch, TaskArrays) else int(batch[0].id, 16)
 
 
 def batches(size: int, n_tasks: int, seed: int) -> list[TaskArrays]:

@@ -80,7 +80,12 @@ class Recording:
 
     @property
     def batches(self) -> list[OutcomeBatch]:
-        return [c[1] for c in self.calls if c[0] == "report"]
+        return reports(self.calls)
+
+
+def reports(calls: Sequence[tuple[Any, ...]]) -> list[OutcomeBatch]:
+    """The `OutcomeBatch` of every report among ``calls``, in order."""
+    return [c[1] for c in calls if c[0] == "report"]
 
 
 class RecordingService:
@@ -246,7 +251,7 @@ def measure(rec: Recording, rounds: int, tmp: Path) -> dict[str, Any]:
                 us[name].append(spent / n * 1e6)
     med = {name: statistics.median(xs) for name, xs in us.items()}
     sent = rec.batches
-    grouped = [c[1] for c in variants["recorded_regrouped"] if c[0] == "report"]
+    grouped = reports(variants["recorded_regrouped"])
     return {
         "family": rec.family,
         "space": rec.space["kind"],
@@ -264,7 +269,7 @@ def measure(rec: Recording, rounds: int, tmp: Path) -> dict[str, Any]:
         "recorded_over_plain_regrouped": med["recorded_regrouped"] / med["plain_regrouped"],
         "bytes_per_outcome": {
             "recorded": bytes_per_outcome(sent),
-            "plain": bytes_per_outcome([c[1] for c in plain if c[0] == "report"]),
+            "plain": bytes_per_outcome(reports(plain)),
         },
     }
 

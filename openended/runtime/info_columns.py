@@ -159,9 +159,8 @@ class MappingColumn:
                 return None
             blocks.append((where, p.values))
             codes.append(np.array(remap, dtype=np.uint8)[p.codes])
-        merged = np.zeros(
-            (sum(len(p) for p in parts), len(fields)), dtype=parts[0].dtype
-        )  # one dtype: checked by the caller
+        # one dtype across parts: `InfoColumns.concat` checked it
+        merged = np.zeros((sum(len(p) for p in parts), len(fields)), dtype=parts[0].dtype)
         start = 0
         for where, v in blocks:
             merged[start : start + len(v), where] = v
@@ -253,9 +252,7 @@ class InfoColumns(Sequence[dict]):
 
     def take(self, idx: np.ndarray) -> InfoColumns:
         """The rows ``idx`` (an index array), in that order."""
-        return InfoColumns(
-            self.keys, tuple(c.take(idx) if isinstance(c, MappingColumn) else c[idx] for c in self.columns)
-        )
+        return InfoColumns(self.keys, tuple(c.take(idx) for c in self.columns))  # ndarray.take, MappingColumn.take
 
     @staticmethod
     def concat(parts: Sequence[InfoColumns]) -> InfoColumns | None:
@@ -277,10 +274,7 @@ class InfoColumns(Sequence[dict]):
         # imported here because codec imports this module).
         from openended.runtime.codec import in_band
 
-        return (
-            InfoColumns,
-            (self.keys, tuple(c if isinstance(c, MappingColumn) else in_band(c) for c in self.columns)),
-        )
+        return (InfoColumns, (self.keys, tuple(in_band(c) for c in self.columns)))  # a MappingColumn passes as is
 
     def __repr__(self) -> str:
         return f"InfoColumns(n={len(self)}, keys={list(self.keys)})"

@@ -243,12 +243,12 @@ class IssuedTasks:
 
     def _evict(self, gens: list[int]) -> None:
         """Forget these batches: each id unless a newer batch issued it again."""
-        keys: list[np.ndarray] = []
-        slots: list[int] = []
-        sizes: list[int] = []
         if len(gens) == 1 and len(self._store[gens[0] & _SLOT_MASK]) == 1:  # SPEEDUP: a teacher loop's task
             self._evict_single_task(gens[0])
             return
+        keys: list[np.ndarray] = []
+        slots: list[int] = []
+        sizes: list[int] = []
         for gen in gens:
             slot = gen & _SLOT_MASK
             batch = self._store.pop(slot)
