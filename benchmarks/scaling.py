@@ -11,7 +11,9 @@ On a 2-core machine the ceiling is two cores' worth of stepping: expect
 ``teacher_capacity_tasks_per_s``: tasks/s one service actor (random teacher, Box space, event
 log on) serves at batch 1,024 from this driver through the methods a `TeacherClient` calls
 (``sample_columns_wire``, ``report_wire``), with reports of the same size interleaved —
-the figure docs/cluster.md's load model divides by.
+the figure docs/cluster.md's load model divides by. ``teacher_capacity_wire_tasks_per_s``:
+the same calls over the service's socket (`openended.runtime.wire`, what a `TeacherClient` on
+the service's node uses), measured alternately with the Ray calls in the same session.
 
 Usage::
 
@@ -40,6 +42,7 @@ from openended.runtime.codec import decode_tasks, encode_outcomes
 from openended.runtime.envpool_actor import make_pools
 from openended.runtime.placement import pool_actor_options
 from openended.runtime.service import start_service
+from openended.runtime.wire import REPORT, SAMPLE, WireChannel
 from openended.tasks import Box, Outcome
 from openended.teachers import compiled
 
@@ -86,8 +89,8 @@ def source_space(source: Any) -> Any:
         env.close()
 
 
-def teacher_capacity(seconds: float, tmp: str) -> float:
-    """Tasks/s of one service actor at batch 1,024 with same-size reports interleaved."""
+def teacher_capacity(seconds: float, tmp: str) -> dict[str, float]:
+    """Tasks/s of one service actor at batch 1,024 with same-size reports interleaved, by Ray calls and by socket."""
     import ray
 
     # Compile (or load) the teacher kernels here first: a service started on a checkout
@@ -101,20 +104,34 @@ def teacher_capacity(seconds: float, tmp: str) -> float:
         tasks = decode_tasks(ray.get(svc.sample.remote("cap", "bench", 1024)))
         outs = encode_outcomes([Outcome(task_id=t.id, episode_return=0.5) for t in tasks])
         request = pickle.dumps(("cap", "bench", 1024, "capacity", False), protocol=5)
+        info = ray.get(svc.wire_address.remote())
+        chan = WireChannel(info["host"], info["port"], info["secret"])
 
-        def serve_for(duration: float) -> float:
+        def pair_by_ray() -> bytes:
+            refs = [svc.sample_columns_wire.remote(request), svc.report_wire.remote(pickle.dumps(("cap", outs)))]
+            return ray.get(refs)[0]
+
+        def pair_by_socket() -> bytes:
+            refs = [chan.call(SAMPLE, request), chan.call(REPORT, pickle.dumps(("cap", outs)), pickle.loads)]
+            return [r.result() for r in refs][0]
+
+        def serve_for(duration: float, pair: Any) -> float:
             """Tasks/s over ``duration`` seconds of sample + report pairs."""
             n = 0
             t0 = time.perf_counter()
             while time.perf_counter() - t0 < duration:
                 # What a `TeacherClient` sends: the wire methods, pickled by the caller.
-                refs = [svc.sample_columns_wire.remote(request), svc.report_wire.remote(pickle.dumps(("cap", outs)))]
-                reply, _ = ray.get(refs)
-                n += len(pickle.loads(reply))
+                n += len(pickle.loads(pair()))
             return n / (time.perf_counter() - t0)
 
-        serve_for(min(2.0, seconds))  # warm-up: the service loads its kernels as it starts
-        return serve_for(seconds)
+        for pair in (pair_by_ray, pair_by_socket):  # warm-up: the service loads its kernels as it starts
+            serve_for(min(1.0, seconds), pair)
+        rates: dict[str, list[float]] = {"ray": [], "wire": []}
+        for _ in range(2):  # alternating halves: load drift hits both alike
+            rates["ray"].append(serve_for(seconds / 2, pair_by_ray))
+            rates["wire"].append(serve_for(seconds / 2, pair_by_socket))
+        chan.close()
+        return {k: sum(v) / len(v) for k, v in rates.items()}
     finally:
         ray.shutdown()
 
@@ -140,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[scaling] {n} node(s): {rates[n]:,.0f} env steps/s", file=sys.stderr)
     tmp = tempfile.mkdtemp(prefix="oe-sc-")
     try:
-        capacity = teacher_capacity(seconds, tmp)
+        capacities = teacher_capacity(seconds, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     res = {
@@ -155,14 +172,19 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio_2nodes_over_1": round(rates[2] / rates[1], 3),
         "ratio_4nodes_over_1": round(rates[4] / rates[1], 3),
         "ratio_1node_over_raw": round(rates[1] / raw, 3),
-        "teacher_capacity_tasks_per_s": round(capacity, 1),
+        "teacher_capacity_tasks_per_s": round(capacities["ray"], 1),
+        "teacher_capacity_wire_tasks_per_s": round(capacities["wire"], 1),
+        "ratio_capacity_wire_over_ray_calls": round(capacities["wire"] / capacities["ray"], 3),
     }
     print(f"\nenv: {label}, {args.num_envs} envs per pool, {os.cpu_count()} cores, load {res['load_avg'][0]:.1f}")
     print(f"{'nodes':>6} {'env steps/s':>12} {'x 1 node':>9} {'x raw loop':>11}")
     print(f"{'raw':>6} {raw:>12,.0f} {'':>9} {1.0:>11.2f}")
     for n in NODES:
         print(f"{n:>6} {rates[n]:>12,.0f} {rates[n] / rates[1]:>9.2f} {rates[n] / raw:>11.2f}")
-    print(f"teacher capacity (b1024, sample + report): {capacity:,.0f} tasks/s")
+    print(
+        f"teacher capacity (b1024, sample + report): {capacities['ray']:,.0f} tasks/s by Ray calls, "
+        f"{capacities['wire']:,.0f} by socket ({capacities['wire'] / capacities['ray']:.2f}x)"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)

@@ -139,6 +139,7 @@ from openended.runtime.client import TeacherClient
 from openended.runtime.codec import OutcomeBatch, TaskTable, decode_tasks, encode_outcomes
 from openended.runtime.core import TeacherServiceCore
 from openended.runtime.service import start_service
+from openended.runtime.wire import EXCHANGE, REPORT, SAMPLE, WireChannel, WireMethod
 from openended.tasks import Box, Discrete, Outcome, Task, TaskSpace, TextSpace
 from openended.teachers import compiled
 
@@ -491,6 +492,41 @@ def columns_target(
     )
 
 
+def wire_target(
+    name: str,
+    handle: Any,
+    curriculum: str,
+    batches: tuple[int, ...] = BATCHES,
+    fresh_tasks: bool = False,
+) -> Target:
+    """`columns_target` over the service's socket (`openended.runtime.wire`) instead of Ray calls.
+
+    The same request bytes, the same service methods behind them and the same pipelining
+    (up to MAX_IN_FLIGHT requests outstanding on one connection): what a `TeacherClient`
+    on the service's node sends (``wire=True``, its default).
+    """
+    info = ray.get(handle.wire_address.remote())
+    chan = WireChannel(info["host"], info["port"], info["secret"])
+    exchange = WireMethod(chan, EXCHANGE, (lambda body: pickle.loads(body)[0], lambda body: pickle.loads(body)[1]))
+    return Target(
+        name,
+        sample_async=lambda b: chan.call(
+            SAMPLE, pickle.dumps((curriculum, "bench", b, f"bench-{name}", False), protocol=5)
+        ),
+        unpack=lambda ref: pickle.loads(ref.result()),
+        report_async=lambda batch: chan.call(REPORT, pickle.dumps((curriculum, batch), protocol=5), pickle.loads),
+        wait=lambda refs: [ref.result() for ref in refs],
+        resolve=lambda ref: ref.result(),
+        batches=batches,
+        prepare=encode_outcomes,
+        tasks=lambda ref: decode_tasks(pickle.loads(ref.result())),
+        fresh_tasks=fresh_tasks,
+        exchange_async=lambda batch, b: exchange.remote(
+            pickle.dumps((curriculum, batch, "bench", b, f"bench-{name}", False), protocol=5)
+        )[1],
+    )
+
+
 class PlainActor:
     """Ray's own ceiling: an actor that returns a Box batch's payload without doing anything.
 
@@ -784,6 +820,10 @@ def main(argv: list[str] | None = None) -> dict:
             ("mix_alp", "alp_gmm", SPACES["box"]),
             ("ex_box", "random", SPACES["box"]),
             ("ex_alp", "alp_gmm", SPACES["box"]),
+            ("wire_box", "random", SPACES["box"]),
+            ("wire_discrete", "random", SPACES["discrete"]),
+            ("wire_alp", "alp_gmm", SPACES["box"]),
+            ("wire_ex_box", "random", SPACES["box"]),
         ):
             # Fresh-task outcomes: sampled FRESH_CHUNK reports ahead, off the clock (Target.report_throughput).
             # ALP_GMM_COALESCE: reports never wait for a running refit (timing-dependent fits).
@@ -811,6 +851,10 @@ def main(argv: list[str] | None = None) -> dict:
             columns_target("columns alp_gmm 4 threads", threaded, "cols_alp", batches=(1024,), fresh_tasks=True),
             inprocess_columns_target(inproc_cols),
             plain_target(bare),
+            # The same requests over the service's socket (the hot calls' data plane).
+            wire_target("wire box", logged, "wire_box"),
+            wire_target("wire discrete", logged, "wire_discrete", batches=(1024,)),
+            wire_target("wire alp_gmm", logged, "wire_alp", batches=(1024,), fresh_tasks=True),
         ]
         # Samples and reports interleaved (Target.mixed_throughput), on curricula of their own:
         # as two calls, and as one exchange_wire call per pair.
@@ -823,6 +867,7 @@ def main(argv: list[str] | None = None) -> dict:
                 ("exchange alp_gmm", "ex_alp"),
             )
         ]
+        mixed.append((wire_target("wire exchange box", logged, "wire_ex_box", (1024,), fresh_tasks=True), True))
         episodes: dict[str, list[float]] = {tg.name: [] for tg, _ in mixed}
 
         results: dict[tuple[str, int], dict[str, list[float]]] = {}
@@ -869,6 +914,7 @@ def main(argv: list[str] | None = None) -> dict:
         threaded_snap = ray.get(threaded.snapshot.remote())["curricula"]["cols_alp"]
         by_name = {tg.name: tg for tg in targets}
         b1 = b1_pairs(by_name["columns box"], by_name["plain actor"], calls[1], pairs=8 * scale - 1)
+        b1_wire = b1_pairs(by_name["wire box"], by_name["plain actor"], calls[1], pairs=8 * scale - 1)
         client = client_rows(logged, 10_000 * scale)
         cpu = service_cpu(tmp, calls[1024])
 
@@ -904,6 +950,11 @@ def main(argv: list[str] | None = None) -> dict:
         pairs = zip(episodes[f"exchange {kind}"], episodes[f"mixed {kind}"])
         ratios[f"exchange_over_mixed_{key}"] = statistics.median(x / y for x, y in pairs)
     ratios["b1_over_plain_actor_outcomes"] = paired("columns box", "plain actor", 1, "outcomes_per_s")
+    ratios["wire_b1_over_plain_actor"] = statistics.median(b1_wire)
+    for b in BATCHES:
+        for key in ("tasks_per_s", "outcomes_per_s"):
+            ratios[f"wire_over_ray_calls_{key.split('_')[0]}_b{b}"] = paired("wire box", "columns box", b, key)
+    ratios["wire_over_plain_actor_outcomes_b1024"] = paired("wire box", "plain actor", 1024, "outcomes_per_s")
     ratios["columns_over_objects_tasks_b1024"] = paired("columns box", "actor+log", 1024, "tasks_per_s")
     ratios["columns_over_objects_outcomes_b1024"] = paired("columns box", "actor+log", 1024, "outcomes_per_s")
     ratios["columns_actor_over_inprocess_tasks_b1024"] = paired(
@@ -956,6 +1007,16 @@ def main(argv: list[str] | None = None) -> dict:
         "exchange_alpgmm_unknown_task_outcomes": ex_alp_stats.get("unknown_task_outcomes"),
         "b1_over_plain_actor": ratios["b1_over_plain_actor"],
         "b1_over_plain_actor_pairs": b1,
+        # The same figures over the service's socket (what a TeacherClient on its node uses).
+        "wire_tasks_per_s_b1024": get("wire box", 1024, "tasks_per_s"),
+        "wire_outcomes_per_s_b1024": get("wire box", 1024, "outcomes_per_s"),
+        "wire_discrete_tasks_per_s_b1024": get("wire discrete", 1024, "tasks_per_s"),
+        "wire_discrete_outcomes_per_s_b1024": get("wire discrete", 1024, "outcomes_per_s"),
+        "wire_alpgmm_tasks_per_s_b1024": get("wire alp_gmm", 1024, "tasks_per_s"),
+        "wire_alpgmm_outcomes_per_s_b1024": get("wire alp_gmm", 1024, "outcomes_per_s"),
+        "wire_exchange_box_episodes_per_s_b1024": statistics.median(episodes["wire exchange box"]),
+        "wire_b1_over_plain_actor": ratios["wire_b1_over_plain_actor"],
+        "wire_b1_over_plain_actor_pairs": b1_wire,
         "targets": {
             "tasks_per_s_b1024": 200_000,
             "outcomes_per_s_b1024": 200_000,
@@ -973,6 +1034,13 @@ def main(argv: list[str] | None = None) -> dict:
             "alpgmm_threads4_tasks_per_s_b1024": 500_000,
             "alpgmm_threads4_outcomes_per_s_b1024": 500_000,
             "b1_over_plain_actor": 1.0,
+            "wire_tasks_per_s_b1024": 1_000_000,
+            "wire_outcomes_per_s_b1024": 1_000_000,
+            "wire_discrete_tasks_per_s_b1024": 1_000_000,
+            "wire_discrete_outcomes_per_s_b1024": 1_000_000,
+            "wire_alpgmm_tasks_per_s_b1024": 500_000,
+            "wire_alpgmm_outcomes_per_s_b1024": 500_000,
+            "wire_b1_over_plain_actor": 1.0,
         },
         "ratios": ratios,
         "rows": sorted(rows, key=lambda r: (r["batch"], r["config"])),
@@ -1061,6 +1129,21 @@ def print_table(res: dict) -> None:
     ):
         print(f"  {key:<38}{res[key]:>12,.0f}  ({t[key]:,})")
     print(f"  {'b1_over_plain_actor':<38}{res['b1_over_plain_actor']:>12.2f}  (>= {t['b1_over_plain_actor']})")
+    print("the same over the service's socket (openended.runtime.wire; a TeacherClient on the service's node):")
+    for key in (
+        "wire_tasks_per_s_b1024",
+        "wire_outcomes_per_s_b1024",
+        "wire_discrete_tasks_per_s_b1024",
+        "wire_discrete_outcomes_per_s_b1024",
+        "wire_alpgmm_tasks_per_s_b1024",
+        "wire_alpgmm_outcomes_per_s_b1024",
+    ):
+        print(f"  {key:<38}{res[key]:>12,.0f}  ({t[key]:,})")
+    print(
+        f"  {'wire_b1_over_plain_actor':<38}{res['wire_b1_over_plain_actor']:>12.2f}  "
+        f"(>= {t['wire_b1_over_plain_actor']})"
+    )
+    print(f"  {'wire_exchange_box_episodes_per_s_b1024':<38}{res['wire_exchange_box_episodes_per_s_b1024']:>12,.0f}")
     print("mixed (each call pair samples 1,024 tasks and reports 1,024 outcomes; episodes/s, no target):")
     for key in (
         "mixed_box_episodes_per_s_b1024",

@@ -190,6 +190,20 @@ class ResourcesSection(_Model):
         "(one refit for all of them), which lifts a busy ALP-GMM service's outcomes/s.",
     )
 
+    service_socket: Literal["node", "cluster", "off"] = Field(
+        "node",
+        description="How env hosts make the teacher service's hot calls (tasks, outcomes): 'node': over a "
+        "socket on the service node's loopback, ~5x cheaper a call than Ray's (hosts on other nodes use Ray "
+        "calls); 'cluster': a socket on every interface of that node, guarded by a secret handed out over Ray, "
+        "for clusters whose env hosts run elsewhere (their nodes must reach it on a TCP port the OS picks); "
+        "'off': Ray calls only.",
+    )
+
+    @property
+    def service_wire_host(self) -> str | None:
+        """Where the service's socket listens (`TeacherServiceActor` ``wire_host``) for ``service_socket``."""
+        return {"node": "127.0.0.1", "cluster": "0.0.0.0", "off": None}[self.service_socket]
+
     @field_validator("env_host")
     @classmethod
     def _resource_name(cls, value: str | None) -> str | None:

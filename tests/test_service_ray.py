@@ -160,11 +160,29 @@ def test_text_curriculum_round_trips_unicode_through_ray(service):
     lv.close()
 
 
-def test_actor_crash_and_restart_loses_and_duplicates_nothing(ray_local, tmp_path):
+def _wait_until_restarted(svc, timeout_s: float = 120.0) -> None:
+    """Until the killed actor's new process answers (``ray.kill`` returns before the old one is gone)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if ray.get(svc.snapshot.remote(), timeout=10)["counters"]["replayed_events"] > 0:
+                return
+        except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
+            pass
+        assert time.monotonic() < deadline, "the killed service did not come back"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("wire", [False, True], ids=["ray_calls", "socket"])
+def test_actor_crash_and_restart_loses_and_duplicates_nothing(ray_local, tmp_path, wire):
     """Kill the service process mid-run: it restarts from checkpoint + log, the client
-    resends unacknowledged batches, the service drops the ones it already had."""
+    resends unacknowledged batches, the service drops the ones it already had.
+
+    Over the socket the client's connection dies with the process; ``ray.kill`` returns
+    before the process is gone, so the test waits for the restart, and the client's next
+    calls find the socket closed, resend and connect to the new process."""
     svc = start_service(
-        "svc_crash",
+        f"svc_crash_{wire}",
         NS,
         event_log=str(tmp_path / "events.jsonl"),
         checkpoint_dir=str(tmp_path / "ckpt"),
@@ -173,7 +191,9 @@ def test_actor_crash_and_restart_loses_and_duplicates_nothing(ray_local, tmp_pat
         metrics=False,
     )
     ray.get(svc.add_curriculum.remote("walk", "random", BOX.to_dict()))
-    client = TeacherClient(svc, "walk", "alice", buffer_size=64, low_watermark=16, flush_every=10, max_in_flight=8)
+    client = TeacherClient(
+        svc, "walk", "alice", buffer_size=64, low_watermark=16, flush_every=10, max_in_flight=8, wire=wire
+    )
     sent = []
     for i in range(300):
         t = client.next_task()
@@ -183,8 +203,13 @@ def test_actor_crash_and_restart_loses_and_duplicates_nothing(ray_local, tmp_pat
             client.flush(wait=True)
             ray.get(svc.checkpoint.remote())
         if i == 200:
+            assert client.stats()["transport"] == ("wire" if wire else "ray")
             ray.kill(svc, no_restart=False)  # kill -9 of the actor process; Ray restarts it
+            if wire:
+                _wait_until_restarted(svc)
     client.close()
+    if wire:
+        assert client.stats()["wire_connects"] == 2 and client.stats()["resends"] >= 1, client.stats()
     snap = ray.get(svc.snapshot.remote())
     students = snap["curricula"]["walk"]["students"]["alice"]
     assert snap["counters"]["replayed_events"] > 0  # the restarted actor restored itself
@@ -296,7 +321,8 @@ def test_a_client_of_a_service_without_exchange_makes_separate_calls(ray_local):
     from openended.runtime.service import TeacherServiceActor
 
     class OlderService(TeacherServiceActor):
-        exchange_wire = None  # as a service from before exchange_wire
+        exchange_wire = None  # as a service from before exchange_wire (and so before its socket)
+        wire_address = None
 
     svc = ray.remote(OlderService).options(num_cpus=0).remote(metrics=False)
     ray.get(svc.add_curriculum.remote("walk", "random", BOX.to_dict()))
@@ -329,3 +355,53 @@ def test_a_seeded_client_loop_makes_the_same_calls_however_fast_its_episodes_run
         runs[name] = (ids, stats["refills"], stats["flushes"], stats["exchanges"])
     assert runs["instant"] == runs["slow"]
     assert runs["slow"][3] > 0
+
+
+def test_a_client_on_the_services_node_makes_its_hot_calls_by_socket_and_loses_nothing(service):
+    """Same outcomes accepted, same counts, by socket (the default) and by Ray calls."""
+    accepted = {}
+    for wire in (True, False):
+        before = _counters(service, "walk")
+        client = TeacherClient(service, "walk", f"socket_{wire}", flush_every=16, wire=wire)
+        tasks = []
+        for i in range(500):
+            tasks.append(client.next_task())
+            client.report(Outcome(tasks[-1].id, float(i % 7), success=i % 2 == 0))
+        client.flush(wait=True)
+        s = client.stats()
+        assert s["transport"] == ("wire" if wire else "ray"), s
+        assert s["wire_connects"] == int(wire) and s["wire_note"] == ("" if wire else "not tried yet")
+        assert s["outcomes_acked"] == 500 == s["outcomes_accepted"] and s["exchanges"] > 0
+        after = _counters(service, "walk")
+        accepted[wire] = after["outcomes_accepted"] - before["outcomes_accepted"]
+        assert len({t.id for t in tasks}) == 500 and all(BOX.contains(t) for t in tasks)
+        client.close()
+    assert accepted == {True: 500, False: 500}
+
+
+def test_a_client_goes_by_ray_calls_where_the_socket_is_off_or_on_another_node(ray_local):
+    from openended.runtime.client import _connect_wire
+
+    svc = start_service("svc_no_socket", NS, metrics=False, wire_host=None)
+    ray.get(svc.add_curriculum.remote("walk", "random", BOX.to_dict()))
+    client = TeacherClient(svc, "walk", "nosock")
+    task = client.next_task()
+    client.report(Outcome(task.id, 1.0))
+    client.flush(wait=True)
+    s = client.stats()
+    assert s["transport"] == "ray" and s["wire_connects"] == 0 and "off" in s["wire_note"]
+    assert s["outcomes_accepted"] == 1
+    client.close()
+    ray.kill(svc)
+
+    class ElsewhereService:
+        """What `wire_address` says on a service whose loopback socket is on another node."""
+
+        class wire_address:  # stands in for the actor method
+            @staticmethod
+            def remote():
+                return ray.put({"host": "127.0.0.1", "port": 1, "secret": b"x", "node_id": "another-node"})
+
+    chan, why = _connect_wire(ElsewhereService())
+    assert chan is None and "another node" in why
+    assert _connect_wire(object()) == (None, "the service has no socket")

@@ -27,6 +27,12 @@ Semantics shared by both:
       while at least half a refill's worth of tasks is missing takes a refill along. The
       outcomes reach the teacher before it draws the new tasks. ``stats()["exchanges"]``
       counts these calls (each also counts as a refill and a flush).
+    * `TeacherClient` makes those hot calls over the service's socket
+      (`openended.runtime.wire`) where it can reach it (``wire=True``, the default: the
+      service's socket listens on its node's loopback, so clients on the same node), and as
+      Ray actor calls otherwise; ``stats()["transport"]`` says which. Same requests, same
+      replies, ~5x cheaper a call. A broken socket is treated like a dead actor (resend,
+      then connect again or fall back to Ray).
     * Reports are fire-and-forget with at most ``max_in_flight`` unacknowledged
       batches; a batch whose call failed because the service actor died is resent (up to
       ``max_retries`` times), and the service drops episodes it already has. While Ray
@@ -62,9 +68,15 @@ from typing_extensions import override
 
 from openended.errors import ConfigError
 from openended.runtime.codec import OutcomeBatch, TaskCacheMiss, TaskTable, decode_tasks, encode_outcomes
+from openended.runtime.wire import EXCHANGE, REPORT, SAMPLE, WireChannel, WireClosed, WireMethod, WireRef
 from openended.tasks import Outcome, Task
 
 __all__ = ["TeacherClient", "LocalTeacherClient"]
+
+#: After the socket could not be used (no socket, another node, a failed connect): ask again this much later.
+WIRE_RETRY_S = 30.0
+#: How long asking the service for its socket's address may take before the call goes by Ray.
+WIRE_LOOKUP_TIMEOUT_S = 5.0
 
 
 def _check_sizes(buffer_size: int, low_watermark: int, flush_every: int, flush_interval_s: float) -> None:
@@ -122,6 +134,7 @@ class _ClientBase(ABC):
             "resyncs": 0,
             "tasks_discarded": 0,
             "exchanges": 0,
+            "wire_connects": 0,
         }
 
     def new_episode_id(self) -> str:
@@ -217,6 +230,9 @@ class TeacherClient(_ClientBase):
     name is looked up again before the next call (a restarted detached service).
     The client is picklable: a copy starts with an empty buffer and outbox. It is not
     thread-safe: use one client per thread that runs episodes.
+
+    ``wire``: make the hot calls over the service's socket where it is reachable
+    (`openended.runtime.wire`; module docstring above); ``False``: Ray calls only.
     """
 
     def __init__(
@@ -233,6 +249,7 @@ class TeacherClient(_ClientBase):
         max_in_flight: int = 4,
         max_retries: int = 3,
         restart_timeout_s: float = 300.0,
+        wire: bool = True,
     ) -> None:
         super().__init__(curriculum, student, buffer_size, low_watermark, flush_every, flush_interval_s)
         if max_in_flight < 1:
@@ -248,8 +265,13 @@ class TeacherClient(_ClientBase):
         self._pending_n = 0
         self._reports: deque[tuple[Any, OutcomeBatch, int]] = deque()  # (ref, batch, attempt)
         self._pending_resend: list[tuple[OutcomeBatch, int]] = []
-        self._exchange_on: Any = None  # the handle `_exchange_call` was made for
+        self._exchange_on: Any = None  # the handle or channel `_exchange_call` was made for
         self._exchange_call: Any = None
+        self.wire = bool(wire)
+        self._channel_now: WireChannel | None = None
+        self._wire_retry_at = 0.0  # monotonic time before which the socket is not tried again
+        self.wire_note = "not tried yet"  # why the socket is not in use (empty while it is)
+        self.transport = "ray"  # how the last hot call went: "wire" or "ray"
 
     def __reduce__(self) -> tuple:
         return (
@@ -267,6 +289,7 @@ class TeacherClient(_ClientBase):
                     max_in_flight=self.max_in_flight,
                     max_retries=self.max_retries,
                     restart_timeout_s=self.restart_timeout_s,
+                    wire=self.wire,
                 ),
             ),
         )
@@ -280,10 +303,45 @@ class TeacherClient(_ClientBase):
             self._handle = ray.get_actor(self._service_arg, namespace=self._namespace)
         return self._handle
 
+    # ---------------------------------------------------------------- transport
+    def _channel(self) -> WireChannel | None:
+        """The socket to the service, connected on first use; None: use Ray calls (for now)."""
+        chan = self._channel_now
+        if chan is not None and not chan.closed:
+            return chan
+        self._channel_now = None
+        if not self.wire or time.monotonic() < self._wire_retry_at:
+            return None
+        try:
+            chan, self.wire_note = _connect_wire(self.service)
+        except Exception as e:  # noqa: BLE001 - a restarting or older service: Ray calls meanwhile
+            chan, self.wire_note = None, f"{type(e).__name__}: {e}"
+        if chan is None:
+            self._wire_retry_at = time.monotonic() + WIRE_RETRY_S
+        else:
+            self._counts["wire_connects"] += 1
+        self._channel_now = chan
+        return chan
+
+    def _lost_channel(self) -> None:
+        """The socket failed (the service died or restarted): the next call connects again."""
+        if self._channel_now is not None:
+            self._channel_now.close()
+        self._channel_now = None
+        self.wire_note = "connection lost"
+
+    def _method(self, name: str) -> Any:
+        """A hot method (``sample_columns_wire``, ``report_wire``) by socket or as a Ray method (None: none)."""
+        chan = self._channel()
+        self.transport = "ray" if chan is None else "wire"
+        if chan is not None:
+            return WireMethod(chan, *_WIRE_OPS[name])
+        return _wire(self.service, name)
+
     # ------------------------------------------------------------------ tasks
     def _request(self, n: int, reset_peer: bool = False) -> Any:
         # The array path where the teacher has one (no Task built in the service); else `sample`.
-        wire = _wire(self.service, "sample_columns_wire")
+        wire = self._method("sample_columns_wire")
         if wire is not None:
             return wire.remote(pickle.dumps((self.curriculum, self.student, n, self.token, reset_peer), protocol=5))
         return _sampler(self.service).remote(self.curriculum, self.student, n, self.token, reset_peer)
@@ -293,14 +351,13 @@ class TeacherClient(_ClientBase):
 
         Asks again after a task-cache miss (sending every task in full) or a dead service actor.
         """
-        import ray
         from ray.exceptions import ActorUnavailableError, RayActorError
 
         attempt = 0
         reset = False
         while True:
             try:
-                self._receive(ray.get(ref))
+                self._receive(_get(ref))
                 self._unavailable_since = None
                 return
             except TaskCacheMiss:
@@ -310,15 +367,22 @@ class TeacherClient(_ClientBase):
             except ActorUnavailableError:
                 self._wait_for_restart()
                 self._counts["resends"] += 1
-            except RayActorError:
+            except (RayActorError, WireClosed) as e:
                 attempt += 1
                 if attempt > self.max_retries:
                     raise
                 self._counts["resends"] += 1
-                if isinstance(self._service_arg, str):
-                    self._handle = None  # a restarted named service is a new actor
+                self._lost_service(e)
                 time.sleep(0.05 * attempt)
             ref = self._request(n, reset_peer=reset)
+
+    def _lost_service(self, error: BaseException) -> None:
+        """A call found the actor dead or its socket closed: look both up again before the next call."""
+        self._lost_channel()
+        if isinstance(error, WireClosed):
+            self._wire_retry_at = 0.0  # a socket that failed once may be back with a restarted service
+        if isinstance(self._service_arg, str) and not isinstance(error, WireClosed):
+            self._handle = None  # a restarted named service is a new actor
 
     def _maybe_request(self) -> None:
         if self._sample_ref is None and len(self._buffer) <= self.low_watermark:
@@ -359,10 +423,8 @@ class TeacherClient(_ClientBase):
 
     def _take_refill(self) -> None:
         """Buffer the in-flight refill's tasks, waiting for its reply if it has not landed (a stall)."""
-        import ray
-
         ref, self._sample_ref = self._sample_ref, None
-        ready, _ = ray.wait([ref], timeout=0)
+        ready = _is_ready(ref)
         t0 = time.perf_counter()
         self._collect(ref, self._pending_n)
         if not ready:
@@ -370,11 +432,16 @@ class TeacherClient(_ClientBase):
             self._counts["stall_s"] += time.perf_counter() - t0
 
     def _exchange_method(self) -> Any:
-        """``exchange_wire`` with two results on the current handle (cached per handle), or None."""
-        handle = self.service
-        if self._exchange_on is not handle:
-            wire = _wire(handle, "exchange_wire")
-            self._exchange_on, self._exchange_call = handle, None if wire is None else wire.options(num_returns=2)
+        """``exchange_wire`` with two results, by socket or on the current handle (cached per target), or None."""
+        target = self._channel() or self.service
+        self.transport = "wire" if isinstance(target, WireChannel) else "ray"
+        if self._exchange_on is not target:
+            if isinstance(target, WireChannel):
+                call: Any = WireMethod(target, *_WIRE_OPS["exchange_wire"])
+            else:
+                wire = _wire(target, "exchange_wire")
+                call = None if wire is None else wire.options(num_returns=2)
+            self._exchange_on, self._exchange_call = target, call
         return self._exchange_call
 
     @override
@@ -423,7 +490,7 @@ class TeacherClient(_ClientBase):
     def _send(self, batch: OutcomeBatch, attempt: int) -> None:
         while len(self._reports) >= self.max_in_flight:  # bounded: wait for the oldest
             self._reap(block_first=True)
-        wire = _wire(self.service, "report_wire")
+        wire = self._method("report_wire")
         if wire is not None:
             ref = wire.remote(pickle.dumps((self.curriculum, batch), protocol=5))
         else:
@@ -444,37 +511,33 @@ class TeacherClient(_ClientBase):
 
         Queues a resend for those that hit a dead actor. ``block_first``: wait for the oldest first.
         """
-        import ray
         from ray.exceptions import ActorUnavailableError, RayActorError
 
         if not self._reports:
             return
         if block_first:
-            ray.wait([self._reports[0][0]], num_returns=1)
-        refs = [r[0] for r in self._reports]
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-        if not ready:
+            _block_on(self._reports[0][0])
+        done = _ready_refs([r[0] for r in self._reports])
+        if not done:
             return
-        done = set(ready)
         pending: deque[tuple[Any, OutcomeBatch, int]] = deque()
         for ref, batch, attempt in self._reports:
             if ref not in done:
                 pending.append((ref, batch, attempt))
                 continue
             try:
-                accepted = ray.get(ref)
+                accepted = _get(ref)
                 self._unavailable_since = None
             except ActorUnavailableError:  # Ray is restarting the service: resend, not counted as a retry
                 self._wait_for_restart()
                 self._counts["resends"] += 1
                 self._pending_resend.append((batch, attempt))
                 continue
-            except RayActorError:  # ActorDiedError
+            except (RayActorError, WireClosed) as e:  # ActorDiedError, or the socket went with it
                 if attempt >= self.max_retries:
                     raise
                 self._counts["resends"] += 1
-                if isinstance(self._service_arg, str):
-                    self._handle = None  # a restarted named service is a new actor
+                self._lost_service(e)
                 self._pending_resend.append((batch, attempt + 1))
                 continue
             if isinstance(accepted, Exception):  # an exchange's report half failed: raise it as report would
@@ -525,6 +588,8 @@ class TeacherClient(_ClientBase):
     def stats(self) -> dict:
         return {
             **self._base_stats(),
+            "transport": self.transport,
+            "wire_note": self.wire_note,
             "in_flight_samples": int(self._sample_ref is not None),
             "in_flight_reports": len(self._reports),
             "pending_resends": len(self._pending_resend),
@@ -538,6 +603,9 @@ class TeacherClient(_ClientBase):
         self._sample_ref = None
         self._buffer.clear()
         self._closed = True
+        if self._channel_now is not None:
+            self._channel_now.close()
+            self._channel_now = None
 
     def __repr__(self) -> str:
         return f"TeacherClient(curriculum={self.curriculum!r}, student={self.student!r}, buffered={len(self._buffer)})"
@@ -554,6 +622,78 @@ def _sampler(service: Any) -> Any:
 def _wire(service: Any, method: str) -> Any:
     """The service's bytes-in, bytes-out form of a hot method (`TeacherServiceActor.sample_columns_wire`), if any."""
     return getattr(service, method, None)
+
+
+def _pickled(body: bytes) -> Any:
+    return pickle.loads(body)
+
+
+def _first(body: bytes) -> Any:
+    return pickle.loads(body)[0]
+
+
+def _second(body: bytes) -> Any:
+    return pickle.loads(body)[1]
+
+
+# method -> (op, decoders): what each hot Ray method's result is when it comes by socket
+_WIRE_OPS: dict[str, tuple[int, tuple[Any, ...]]] = {
+    "sample_columns_wire": (SAMPLE, (bytes,)),
+    "report_wire": (REPORT, (_pickled,)),
+    "exchange_wire": (EXCHANGE, (_first, _second)),
+}
+
+
+def _connect_wire(service: Any) -> tuple[WireChannel | None, str]:
+    """A channel to ``service``'s socket, or None and why not (no socket, off, a loopback on another node)."""
+    import ray
+
+    lookup = getattr(service, "wire_address", None)
+    if lookup is None:
+        return None, "the service has no socket"
+    info = ray.get(lookup.remote(), timeout=WIRE_LOOKUP_TIMEOUT_S)
+    if info is None:
+        return None, "the service's socket is off (wire_host=None)"
+    if info["host"] in ("127.0.0.1", "localhost", "::1") and info["node_id"] != ray.get_runtime_context().get_node_id():
+        return None, "the service's socket listens on another node's loopback"
+    return WireChannel(info["host"], info["port"], info["secret"]), ""
+
+
+def _get(ref: Any) -> Any:
+    """``ray.get`` of a Ray ref or a socket reply."""
+    if isinstance(ref, WireRef):
+        return ref.result()
+    import ray
+
+    return ray.get(ref)
+
+
+def _is_ready(ref: Any) -> bool:
+    if isinstance(ref, WireRef):
+        return ref.ready()
+    import ray
+
+    return bool(ray.wait([ref], timeout=0)[0])
+
+
+def _block_on(ref: Any) -> None:
+    if isinstance(ref, WireRef):
+        ref.wait()
+    else:
+        import ray
+
+        ray.wait([ref], num_returns=1)
+
+
+def _ready_refs(refs: list[Any]) -> set[Any]:
+    """The refs whose results have come (one ``ray.wait`` for the Ray ones; never blocks)."""
+    ready: set[Any] = {r for r in refs if isinstance(r, WireRef) and r.ready()}
+    on_ray = [r for r in refs if not isinstance(r, WireRef)]
+    if on_ray:
+        import ray
+
+        ready.update(ray.wait(on_ray, num_returns=len(on_ray), timeout=0)[0])
+    return ready
 
 
 def _rebuild_client(service: Any, curriculum: str, student: str, kwargs: dict) -> TeacherClient:

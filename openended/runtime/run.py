@@ -253,6 +253,7 @@ def _run_locked(exp: Experiment, rd: RunDir, point: ResumePoint, space: dict, pr
             exp.ray.namespace,
             detached=exp.resources.service_detached,
             max_concurrency=exp.resources.service_threads,
+            wire_host=exp.resources.service_wire_host,
             event_log=str(rd.events_path),
             checkpoint_dir=str(rd.teacher_checkpoints),
             resume=True,  # also what a Ray restart of the actor runs: checkpoint + log

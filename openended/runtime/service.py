@@ -27,6 +27,7 @@ from openended.errors import ServiceError
 from openended.runtime.codec import OutcomeBatch, TaskBatch
 from openended.runtime.core import TeacherServiceCore
 from openended.runtime.curricula import StudentsMode
+from openended.runtime.wire import EXCHANGE, REPORT, SAMPLE, WireServer, new_secret
 
 if TYPE_CHECKING:
     from openended.runtime.metrics_export import ServiceMetrics  # imports ray.util.metrics
@@ -79,6 +80,11 @@ class TeacherServiceActor:
     Resuming: with ``resume=True`` the constructor restores from ``checkpoint_dir`` (and
     ``restore_candidates``, a resumed run's checkpoint-set file) and ``event_log``; so an
     actor started with ``max_restarts`` resumes by itself after its process dies.
+
+    The hot calls also have a socket (`openended.runtime.wire`): ``wire_host`` is where it
+    listens (``"127.0.0.1"``: clients on this node only; ``"0.0.0.0"``: every node, for
+    clusters whose env hosts run elsewhere; ``None``: off, Ray calls only). It starts on
+    the first `wire_address` call, and its thread calls the same methods as Ray's.
     """
 
     def __init__(
@@ -92,9 +98,14 @@ class TeacherServiceActor:
         metrics: bool = True,
         metrics_interval_s: float = 2.0,
         teacher_threads: int | None = 1,
+        wire_host: str | None = "127.0.0.1",
         **core_kwargs: Any,
     ) -> None:
         self._thread_limits: Any = None
+        self._wire_host = wire_host
+        self._wire: WireServer | None = None
+        self._wire_secret = b""
+        self._wire_lock = threading.Lock()
         threading.Thread(target=_load_teacher_kernels, name="openended-load-kernels", daemon=True).start()
         if teacher_threads is not None:
             # Measured on 2 cores: BLAS/OpenMP fits sharing them with env workers went from 0.1 s to 0.5-16 s.
@@ -206,6 +217,40 @@ class TeacherServiceActor:
             accepted = e
         return accepted, pickle.dumps(self.sample_columns(curriculum, student, n, peer, reset_peer), protocol=5)
 
+    def wire_address(self) -> dict | None:
+        """Where clients reach the hot calls by socket: ``{"host", "port", "secret", "node_id"}``.
+
+        ``None`` where the socket is off (``wire_host=None``). Starts the server on the
+        first call. The secret goes only to callers that can call this actor (Ray's own
+        authentication); ``node_id`` lets a client on another node see that a loopback
+        address is not for it.
+        """
+        if self._wire_host is None:
+            return None
+        import ray
+
+        with self._wire_lock:
+            if self._wire is None:
+                self._wire_secret = new_secret()
+                self._wire = WireServer(
+                    {
+                        SAMPLE: self.sample_columns_wire,
+                        REPORT: lambda body: pickle.dumps(self.report_wire(body), protocol=5),
+                        EXCHANGE: lambda body: pickle.dumps(self.exchange_wire(body), protocol=5),
+                    },
+                    self._wire_secret,
+                    host=self._wire_host,
+                )
+        host = self._wire_host
+        if host in ("0.0.0.0", "::", ""):
+            host = ray.util.get_node_ip_address()
+        return {
+            "host": host,
+            "port": self._wire.port,
+            "secret": self._wire_secret,
+            "node_id": ray.get_runtime_context().get_node_id(),
+        }
+
     def known_tasks(self, curriculum: str, student: str = "default") -> list[dict]:
         """`TeacherServiceCore.known_tasks`, as ``Task.to_dict()`` rows (evaluation sweeps)."""
         return [t.to_dict() for t in self.core.known_tasks(curriculum, student)]
@@ -251,7 +296,10 @@ class TeacherServiceActor:
         return time.time()
 
     def close(self) -> None:
-        """Push metrics, close the core (event log, teacher workers), undo the thread pin."""
+        """Stop the socket, push metrics, close the core (event log, teacher workers), undo the thread pin."""
+        if self._wire is not None:
+            self._wire.close()
+            self._wire = None
         if self._metrics is not None:
             self._metrics.flush(self.core)
         self.core.close()

@@ -1,0 +1,442 @@
+"""A direct socket between env hosts and the teacher service for the hot calls (the data plane).
+
+Why: every Ray actor call costs ~0.6 ms of the service's CPU and ~0.5 ms of the caller's
+on this project's 2-core machines, whatever it carries, and that, not the teacher, is
+what bounded one service (a no-op Ray actor took ~1.2M rows/s at 1,024 a call and ~1,300
+calls/s at batch 1). The three calls an env host makes in a loop (``sample_columns_wire``,
+``report_wire``, ``exchange_wire``: bytes in, bytes out) can instead travel as
+length-prefixed frames over one TCP connection per client, served by one thread in the
+service actor. Ray stays the control plane: clients find the service, and learn the
+socket's address and secret, through an ordinary (authenticated) actor call, and every
+other method stays a Ray call. Measured: docs/benchmarks.md "A socket for the hot calls".
+
+Protocol (both directions): a header ``<u32 body length><u8 code>``, then the body.
+Requests name an operation (``code`` = op); replies carry ``OK`` or ``ERROR`` (the body
+is then a pickled exception, raised by the caller). A connection's first request must be
+``AUTH`` with the server's secret; anything else, or a wrong secret, closes it. Replies
+come back in request order, so a client may pipeline requests and read replies later.
+
+Trust: bodies are pickles, as Ray's own arguments are; the secret (32 random bytes per
+service actor, handed out only over Ray) keeps anyone without Ray access out. The server
+binds ``127.0.0.1`` unless told otherwise.
+
+Contents:
+    WireServer  -- the service side: a selector loop on one thread, handlers by op code.
+    WireChannel -- the client side: one connection, pipelined requests, FIFO replies.
+    WireRef     -- a reply to come (what ``.remote()`` gives on the Ray path).
+    WireClosed  -- the connection is gone (treated like a dead actor: resend, reconnect).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import secrets
+import selectors
+import socket
+import struct
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from openended.errors import ServiceError
+
+__all__ = [
+    "AUTH",
+    "EXCHANGE",
+    "REPORT",
+    "SAMPLE",
+    "WireChannel",
+    "WireClosed",
+    "WireMethod",
+    "WireRef",
+    "WireServer",
+    "new_secret",
+]
+
+AUTH, SAMPLE, REPORT, EXCHANGE = 0, 1, 2, 3
+OK, ERROR = 0, 1
+_HEADER = struct.Struct("<IB")
+MAX_FRAME = 1 << 30  # a body larger than 1 GiB is refused (a corrupt or hostile length)
+_RECV = 1 << 18
+
+_log = logging.getLogger(__name__)
+
+
+class WireClosed(ConnectionError):
+    """The connection to the service's socket is gone: the request may or may not have run."""
+
+
+def new_secret() -> bytes:
+    """32 random bytes: what a client must send first."""
+    return secrets.token_bytes(32)
+
+
+def _pickled_error(e: BaseException) -> bytes:
+    try:
+        return pickle.dumps(e, protocol=5)
+    except Exception:  # noqa: BLE001 - an exception that does not pickle still reaches the caller, as text
+        return pickle.dumps(ServiceError(f"{type(e).__name__}: {e}"), protocol=5)
+
+
+def _keepalive(sock: socket.socket) -> None:
+    """Notice a peer whose node vanished (no FIN) in ~25 s instead of hours."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+# --------------------------------------------------------------------------- server
+class _Connection:
+    __slots__ = ("sock", "inbox", "outbox", "authed")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inbox = bytearray()
+        self.outbox = bytearray()
+        self.authed = False
+
+
+class WireServer:
+    """Serves ``handlers[op](body) -> reply body`` on one thread, one request at a time.
+
+    A handler's exception goes back to the caller (pickled); the connection stays open.
+    Requests of one connection run in order; the thread reads every connection, so
+    pipelined requests from many clients are served back to back.
+    """
+
+    def __init__(
+        self,
+        handlers: Mapping[int, Callable[[bytes], bytes]],
+        secret: bytes,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if not secret:
+            raise ValueError("WireServer: an empty secret would let anyone in")
+        self._handlers = dict(handlers)
+        self._secret = bytes(secret)
+        self._listener = socket.create_server((host, port), backlog=1024)
+        self._listener.setblocking(False)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._listener, selectors.EVENT_READ, None)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._stop = False
+        self.requests = 0
+        self.connections = 0
+        self._thread = threading.Thread(target=self._run, name="openended-wire", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (the OS picks one for ``port=0``)."""
+        return int(self._listener.getsockname()[1])
+
+    def close(self) -> None:
+        """Stop the thread and close every connection (idempotent)."""
+        if self._stop:
+            return
+        self._stop = True
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        self._thread.join(timeout=5)
+        for key in list(self._selector.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        self._selector.close()
+        self._wake_w.close()
+
+    # ---------------------------------------------------------------- the loop
+    def _run(self) -> None:
+        while not self._stop:
+            for key, events in self._selector.select():
+                if key.fileobj is self._listener:
+                    self._accept()
+                elif key.fileobj is self._wake_r:
+                    return
+                else:
+                    conn: _Connection = key.data
+                    try:
+                        if events & selectors.EVENT_READ:
+                            self._read(conn)
+                        if events & selectors.EVENT_WRITE and conn.sock.fileno() >= 0:
+                            self._write(conn)
+                    except OSError:
+                        self._drop(conn)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _keepalive(sock)
+            self._selector.register(sock, selectors.EVENT_READ, _Connection(sock))
+            self.connections += 1
+
+    def _drop(self, conn: _Connection) -> None:
+        try:
+            self._selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    def _read(self, conn: _Connection) -> None:
+        try:
+            data = conn.sock.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not data:
+            self._drop(conn)
+            return
+        inbox = conn.inbox
+        inbox += data
+        start = 0
+        while len(inbox) - start >= _HEADER.size:
+            size, op = _HEADER.unpack_from(inbox, start)
+            if size > MAX_FRAME:
+                self._drop(conn)
+                return
+            end = start + _HEADER.size + size
+            if len(inbox) < end:
+                break
+            body = bytes(inbox[start + _HEADER.size : end])
+            start = end
+            if not self._serve(conn, op, body):
+                self._flush_and_drop(conn)
+                return
+        if start:
+            del inbox[:start]
+        if conn.outbox:
+            self._write(conn)
+
+    def _serve(self, conn: _Connection, op: int, body: bytes) -> bool:
+        """Run one request and queue its reply; False: the connection must close."""
+        if not conn.authed:
+            if op == AUTH and secrets.compare_digest(body, self._secret):
+                conn.authed = True
+                self._reply(conn, OK, b"")
+                return True
+            self._reply(conn, ERROR, _pickled_error(ServiceError("wire: wrong or missing secret")))
+            return False
+        handler = self._handlers.get(op)
+        if handler is None:
+            self._reply(conn, ERROR, _pickled_error(ServiceError(f"wire: unknown operation {op}")))
+            return True
+        self.requests += 1
+        try:
+            out = handler(body)
+        except Exception as e:  # noqa: BLE001 - the caller raises it, as ray.get would
+            self._reply(conn, ERROR, _pickled_error(e))
+        else:
+            self._reply(conn, OK, out)
+        return True
+
+    @staticmethod
+    def _reply(conn: _Connection, status: int, body: bytes) -> None:
+        conn.outbox += _HEADER.pack(len(body), status)
+        conn.outbox += body
+
+    def _write(self, conn: _Connection) -> None:
+        try:
+            sent = conn.sock.send(conn.outbox)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        del conn.outbox[:sent]
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.outbox else 0)
+        self._selector.modify(conn.sock, events, conn)
+
+    def _flush_and_drop(self, conn: _Connection) -> None:
+        try:
+            conn.sock.setblocking(True)
+            conn.sock.settimeout(1.0)
+            conn.sock.sendall(conn.outbox)
+        except OSError:
+            pass
+        self._drop(conn)
+
+
+# --------------------------------------------------------------------------- client
+class _Reply:
+    __slots__ = ("status", "body", "error")
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.body = b""
+        self.error: BaseException | None = None  # set when the connection failed first
+
+
+class WireRef:
+    """One result of a request: ``decode(reply body)``, or the error the service raised.
+
+    What a Ray ``ObjectRef`` is on the Ray path; `TeacherClient` waits on either kind.
+    """
+
+    __slots__ = ("_channel", "_reply", "_decode")
+
+    def __init__(self, channel: WireChannel, reply: _Reply, decode: Callable[[bytes], Any]) -> None:
+        self._channel = channel
+        self._reply = reply
+        self._decode = decode
+
+    def ready(self) -> bool:
+        """Whether the reply has come (reads what has arrived, never blocks)."""
+        if self._reply.status is None and self._reply.error is None:
+            self._channel.poll()
+        return self._reply.status is not None or self._reply.error is not None
+
+    def wait(self) -> None:
+        """Block until the reply has come (or the connection failed)."""
+        self._channel.wait_for(self._reply)
+
+    def result(self) -> Any:
+        """The decoded reply; raises the service's exception, or `WireClosed`."""
+        self.wait()
+        reply = self._reply
+        if reply.error is not None:
+            raise reply.error
+        if reply.status == ERROR:
+            raise pickle.loads(reply.body)
+        return self._decode(reply.body)
+
+
+class WireChannel:
+    """One authenticated connection to a `WireServer`; not thread-safe (one per client).
+
+    ``call`` sends at once and returns a `WireRef`; replies are read, in order, when a
+    caller asks for one (``ready``, ``result``). A failed connection fails every pending
+    and later request with `WireClosed`.
+    """
+
+    def __init__(self, host: str, port: int, secret: bytes, connect_timeout_s: float = 10.0) -> None:
+        try:
+            sock = socket.create_connection((host, port), timeout=connect_timeout_s)
+        except OSError as e:
+            raise WireClosed(f"wire: cannot connect to {host}:{port}: {e}") from e
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _keepalive(sock)
+        self.address = (host, port)
+        self._sock = sock
+        self._pending: deque[_Reply] = deque()
+        self._inbox = bytearray()
+        self._failed: WireClosed | None = None
+        reply = self._send(AUTH, secret)
+        self.wait_for(reply)
+        if reply.error is not None:
+            raise reply.error
+        if reply.status != OK:
+            self.close()
+            raise pickle.loads(reply.body)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection has failed or been closed."""
+        return self._failed is not None
+
+    def call(self, op: int, body: bytes, decode: Callable[[bytes], Any] = bytes) -> WireRef:
+        """Send one request; its reply, decoded by ``decode``, is the returned ref's result."""
+        return WireRef(self, self._send(op, body), decode)
+
+    def call_shared(self, op: int, body: bytes, decoders: tuple[Callable[[bytes], Any], ...]) -> tuple[WireRef, ...]:
+        """One request, several results read from the same reply (``num_returns`` on the Ray path)."""
+        reply = self._send(op, body)
+        return tuple(WireRef(self, reply, d) for d in decoders)
+
+    def _send(self, op: int, body: bytes) -> _Reply:
+        reply = _Reply()
+        if self._failed is not None:
+            reply.error = self._failed
+            return reply
+        self._pending.append(reply)
+        try:
+            self._sock.sendmsg([_HEADER.pack(len(body), op), body])
+        except OSError as e:
+            self._fail(e)
+        return reply
+
+    def poll(self) -> None:
+        """Take in every reply that has arrived, without blocking."""
+        while self._pending and self._failed is None:
+            try:
+                data = self._sock.recv(_RECV, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self._fail(e)
+                return
+            if not self._take(data):
+                return
+
+    def wait_for(self, reply: _Reply) -> None:
+        """Read replies (blocking) until ``reply`` has come or the connection failed."""
+        while reply.status is None and reply.error is None:
+            if self._failed is not None:  # defensive: _fail sets every pending reply's error
+                reply.error = self._failed
+                return
+            try:
+                data = self._sock.recv(_RECV)
+            except OSError as e:
+                self._fail(e)
+                return
+            self._take(data)
+
+    def _take(self, data: bytes) -> bool:
+        """Add received bytes and resolve the complete replies; False: the peer closed."""
+        if not data:
+            self._fail(EOFError("the service closed the connection"))
+            return False
+        inbox = self._inbox
+        inbox += data
+        start = 0
+        while len(inbox) - start >= _HEADER.size:
+            size, status = _HEADER.unpack_from(inbox, start)
+            end = start + _HEADER.size + size
+            if len(inbox) < end:
+                break
+            if not self._pending:
+                self._fail(ServiceError("wire: a reply came for no request"))
+                return False
+            reply = self._pending.popleft()
+            reply.body = bytes(inbox[start + _HEADER.size : end])
+            reply.status = status
+            start = end
+        if start:
+            del inbox[:start]
+        return True
+
+    def _fail(self, cause: BaseException) -> None:
+        if self._failed is None:
+            self._failed = WireClosed(f"wire: connection to {self.address[0]}:{self.address[1]} lost: {cause}")
+        for reply in self._pending:
+            reply.error = self._failed
+        self._pending.clear()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Close the connection; replies not read yet fail with `WireClosed`."""
+        self._fail(WireClosed("closed by the client"))
+
+
+class WireMethod:
+    """A service method over a `WireChannel`, called like a Ray actor method (``.remote``, ``.options``)."""
+
+    def __init__(self, channel: WireChannel, op: int, decoders: tuple[Callable[[bytes], Any], ...]) -> None:
+        self.channel = channel
+        self.op = op
+        self.decoders = decoders
+
+    def remote(self, body: bytes) -> Any:
+        """Send ``body``: a `WireRef`, or a tuple of them when the method has several results."""
+        if len(self.decoders) == 1:
+            return self.channel.call(self.op, body, self.decoders[0])
+        return self.channel.call_shared(self.op, body, self.decoders)

@@ -1,0 +1,200 @@
+"""The socket for the service's hot calls (`openended.runtime.wire`), without Ray: framing,
+the secret, errors, pipelining, many connections, and a server that goes away."""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import struct
+import threading
+
+import pytest
+
+from openended.errors import ConfigError, ServiceError
+from openended.runtime.wire import (
+    AUTH,
+    EXCHANGE,
+    REPORT,
+    SAMPLE,
+    WireChannel,
+    WireClosed,
+    WireMethod,
+    WireServer,
+    new_secret,
+)
+
+
+def _fail(body: bytes) -> bytes:
+    raise ConfigError(f"report: bad batch {body!r}")
+
+
+class _Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("no")
+
+
+def _unpicklable(body: bytes) -> bytes:
+    raise _Unpicklable("held a lock")
+
+
+@pytest.fixture
+def server():
+    calls: list[tuple[int, bytes]] = []
+
+    def echo(op: int):
+        def handler(body: bytes) -> bytes:
+            calls.append((op, body))
+            return body[::-1]
+
+        return handler
+
+    secret = new_secret()
+    srv = WireServer({SAMPLE: echo(SAMPLE), REPORT: _fail, EXCHANGE: _unpicklable}, secret)
+    srv.calls = calls  # type: ignore[attr-defined]
+    srv.secret = secret  # type: ignore[attr-defined]
+    yield srv
+    srv.close()
+
+
+def _channel(server) -> WireChannel:
+    return WireChannel("127.0.0.1", server.port, server.secret)
+
+
+def test_pipelined_requests_come_back_in_order_with_their_own_replies(server):
+    chan = _channel(server)
+    bodies = [bytes([i % 256]) * (i * 997 % 200_000) for i in range(40)]  # empty up to ~200 kB
+    refs = [chan.call(SAMPLE, b) for b in bodies]
+    assert [r.result() for r in reversed(refs)] == [b[::-1] for b in reversed(bodies)]
+    assert [body for _, body in server.calls] == bodies  # run in the order sent
+    assert server.requests == 40
+    chan.close()
+
+
+def test_a_reply_is_ready_once_it_has_arrived_and_never_blocks_before():
+    gate = threading.Event()
+
+    def slow(body: bytes) -> bytes:
+        gate.wait(10)
+        return b"done"
+
+    secret = new_secret()
+    srv = WireServer({SAMPLE: slow}, secret)
+    try:
+        chan = WireChannel("127.0.0.1", srv.port, secret)
+        ref = chan.call(SAMPLE, b"")
+        assert not ref.ready()
+        gate.set()
+        assert ref.result() == b"done" and ref.ready()
+    finally:
+        srv.close()
+
+
+def test_the_service_error_is_raised_by_the_caller_and_the_connection_stays_up(server):
+    chan = _channel(server)
+    with pytest.raises(ConfigError, match="bad batch"):
+        chan.call(REPORT, b"x").result()
+    with pytest.raises(ServiceError, match="_Unpicklable: held a lock"):  # sent as text when it does not pickle
+        chan.call(EXCHANGE, b"").result()
+    with pytest.raises(ServiceError, match="unknown operation 9"):
+        chan.call(9, b"").result()
+    assert chan.call(SAMPLE, b"ab").result() == b"ba"
+
+
+def test_a_wrong_or_missing_secret_is_refused_before_any_handler_runs(server):
+    with pytest.raises(ServiceError, match="wrong or missing secret"):
+        WireChannel("127.0.0.1", server.port, b"not the secret")
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    raw.sendall(struct.pack("<IB", 3, SAMPLE) + b"abc")  # no AUTH first
+    reply = raw.recv(1 << 16)
+    status = struct.unpack_from("<IB", reply)[1]
+    assert status == 1 and b"wrong or missing secret" in reply
+    assert raw.recv(1 << 16) == b""  # closed by the server
+    assert server.calls == []
+
+
+def test_an_empty_secret_is_refused():
+    with pytest.raises(ValueError, match="empty secret"):
+        WireServer({}, b"")
+
+
+def test_a_refused_frame_length_closes_that_connection_only(server):
+    good = _channel(server)
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    raw.sendall(struct.pack("<IB", len(server.secret), AUTH) + server.secret)
+    assert struct.unpack("<IB", raw.recv(5))[1] == 0
+    raw.sendall(struct.pack("<IB", 0xFFFFFFFF, SAMPLE))  # 4 GiB announced
+    assert raw.recv(1 << 16) == b""
+    assert good.call(SAMPLE, b"still").result() == b"llits"
+
+
+def test_many_channels_from_many_threads_each_get_their_own_replies(server):
+    errors: list[BaseException] = []
+
+    def client(k: int) -> None:
+        try:
+            chan = _channel(server)
+            refs = [(chan.call(SAMPLE, f"{k}-{i}".encode()), f"{k}-{i}".encode()[::-1]) for i in range(50)]
+            for ref, want in refs:
+                assert ref.result() == want
+            chan.close()
+        except BaseException as e:  # noqa: BLE001 - collected for the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert server.requests == 16 * 50 and server.connections == 16
+
+
+def test_a_server_that_goes_away_fails_pending_and_later_calls_with_wire_closed():
+    gate = threading.Event()
+
+    def slow(body: bytes) -> bytes:
+        gate.wait(10)
+        return b""
+
+    secret = new_secret()
+    srv = WireServer({SAMPLE: slow}, secret)
+    chan = WireChannel("127.0.0.1", srv.port, secret)
+    pending = chan.call(SAMPLE, b"")
+    closer = threading.Thread(target=srv.close)
+    closer.start()
+    gate.set()
+    closer.join(10)
+    with pytest.raises(WireClosed):
+        pending.result()
+        chan.call(SAMPLE, b"").result()  # the reply may have come before the close: the next one cannot
+    assert chan.closed
+    with pytest.raises(WireClosed):
+        chan.call(SAMPLE, b"").result()
+
+
+def test_connecting_to_nothing_is_wire_closed():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(WireClosed, match="cannot connect"):
+        WireChannel("127.0.0.1", port, new_secret(), connect_timeout_s=2)
+
+
+def test_a_method_with_two_results_reads_both_from_one_reply():
+    secret = new_secret()
+    srv = WireServer({EXCHANGE: lambda body: pickle.dumps((len(body), body))}, secret)
+    try:
+        chan = WireChannel("127.0.0.1", srv.port, secret)
+        first, second = WireMethod(chan, EXCHANGE, (lambda b: pickle.loads(b)[0], lambda b: pickle.loads(b)[1])).remote(
+            b"four"
+        )
+        assert (second.result(), first.result()) == (b"four", 4)
+        assert srv.requests == 1
+        single = WireMethod(chan, EXCHANGE, (pickle.loads,)).remote(b"x")
+        assert single.result() == (1, b"x")
+    finally:
+        srv.close()
+
+
+def test_the_server_binds_loopback_by_default(server):
+    assert server._listener.getsockname()[0] == "127.0.0.1"
