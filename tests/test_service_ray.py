@@ -405,3 +405,20 @@ def test_a_client_goes_by_ray_calls_where_the_socket_is_off_or_on_another_node(r
     chan, why = _connect_wire(ElsewhereService())
     assert chan is None and "another node" in why
     assert _connect_wire(object()) == (None, "the service has no socket")
+
+
+def test_a_socket_on_every_interface_is_reached_by_the_nodes_address(ray_local):
+    """``service_socket: cluster``: the service advertises its node's IP, and a client gets in with the secret."""
+    svc = start_service("svc_cluster_socket", NS, metrics=False, wire_host="0.0.0.0")
+    ray.get(svc.add_curriculum.remote("walk", "random", BOX.to_dict()))
+    info = ray.get(svc.wire_address.remote())
+    assert info["host"] == ray.util.get_node_ip_address() and len(info["secret"]) == 32
+    client = TeacherClient(svc, "walk", "remote_host")
+    for i in range(40):
+        client.report(Outcome(client.next_task().id, float(i)))
+    client.flush(wait=True)
+    s = client.stats()
+    assert s["transport"] == "wire" and s["wire_connects"] == 1 and s["outcomes_accepted"] == 40
+    client.close()
+    ray.get(svc.close.remote())
+    ray.kill(svc)
