@@ -198,3 +198,27 @@ def test_a_method_with_two_results_reads_both_from_one_reply():
 
 def test_the_server_binds_loopback_by_default(server):
     assert server._listener.getsockname()[0] == "127.0.0.1"
+
+
+def test_before_its_secret_a_connection_cannot_make_the_server_buffer_much(server):
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    raw.sendall(struct.pack("<IB", 64 << 20, AUTH))  # announces a 64 MiB "secret"
+    assert raw.recv(1 << 16) == b""  # dropped at once, nothing buffered
+    assert _channel(server).call(SAMPLE, b"ok").result() == b"ko"
+
+
+def test_a_serving_thread_that_dies_closes_its_connections_instead_of_leaving_callers_hanging(caplog):
+    def fatal(body: bytes) -> bytes:
+        raise SystemExit("a handler must never do this")
+
+    secret = new_secret()
+    srv = WireServer({SAMPLE: fatal}, secret)
+    try:
+        chan = WireChannel("127.0.0.1", srv.port, secret)
+        with pytest.raises(WireClosed):
+            chan.call(SAMPLE, b"").result()
+        srv._thread.join(5)
+        assert not srv.alive
+        assert "socket thread stopped" in caplog.text
+    finally:
+        srv.close()

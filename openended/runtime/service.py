@@ -230,7 +230,7 @@ class TeacherServiceActor:
         import ray
 
         with self._wire_lock:
-            if self._wire is None:
+            if self._wire is None or not self._wire.alive:  # a thread that died is replaced
                 self._wire_secret = new_secret()
                 self._wire = WireServer(
                     {

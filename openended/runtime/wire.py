@@ -59,6 +59,7 @@ AUTH, SAMPLE, REPORT, EXCHANGE = 0, 1, 2, 3
 OK, ERROR = 0, 1
 _HEADER = struct.Struct("<IB")
 MAX_FRAME = 1 << 30  # a body larger than 1 GiB is refused (a corrupt or hostile length)
+_MAX_AUTH_FRAME = 1024  # before its secret is checked, a connection may not make the server buffer more
 _RECV = 1 << 18
 
 _log = logging.getLogger(__name__)
@@ -150,8 +151,24 @@ class WireServer:
         self._selector.close()
         self._wake_w.close()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the serving thread runs (a dead one has closed every connection)."""
+        return self._thread.is_alive()
+
     # ---------------------------------------------------------------- the loop
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException:  # noqa: BLE001 - logged; `wire_address` starts a new server
+            _log.exception("the service's socket thread stopped")
+        finally:
+            # Clients blocked on a reply get EOF (WireClosed) and fall back, never a hang.
+            for key in list(self._selector.get_map().values()):
+                if key.data is not None:
+                    key.data.sock.close()
+
+    def _loop(self) -> None:
         while not self._stop:
             for key, events in self._selector.select():
                 if key.fileobj is self._listener:
@@ -200,7 +217,7 @@ class WireServer:
         start = 0
         while len(inbox) - start >= _HEADER.size:
             size, op = _HEADER.unpack_from(inbox, start)
-            if size > MAX_FRAME:
+            if size > (MAX_FRAME if conn.authed else _MAX_AUTH_FRAME):
                 self._drop(conn)
                 return
             end = start + _HEADER.size + size
