@@ -69,6 +69,12 @@ are medians of per-rep ratios.
   ``ratios.canonical_over_named_ids_outcomes_b1024`` (against ``columns box``) and
   ``ratios.info_columns_over_dicts_outcomes_b1024``.
 * ``in-process columns``: the same path without Ray, event log on (its floor).
+* ``wire box`` / ``wire discrete`` / ``wire alp_gmm`` / ``wire alp_gmm 4 threads`` /
+  ``wire exchange box``: the ``columns`` rows' requests, byte for byte, over the service's
+  socket (`openended.runtime.wire`) instead of Ray calls, on curricula of their own (the 4
+  threads row: four connections round-robin to the 4-thread service, as four clients);
+  JSON ``wire_*`` keys, paired ratios ``ratios.wire_over_ray_calls_*`` and
+  ``wire_b1_over_plain_actor`` (ABBA batch-1 pairs against ``plain actor``).
 * ``plain actor``: a Ray actor whose ``sample(n)`` returns the bytes of a Box batch
   (``n`` uint64 ids, an ``(n, 2)`` float array) and does nothing else: at batch 1 "a
   plain Ray actor method call", at 1,024 the ceiling of any one-actor service here.
@@ -498,30 +504,35 @@ def wire_target(
     curriculum: str,
     batches: tuple[int, ...] = BATCHES,
     fresh_tasks: bool = False,
+    channels: int = 1,
 ) -> Target:
     """`columns_target` over the service's socket (`openended.runtime.wire`) instead of Ray calls.
 
     The same request bytes, the same service methods behind them and the same pipelining
-    (up to MAX_IN_FLIGHT requests outstanding on one connection): what a `TeacherClient`
-    on the service's node sends (``wire=True``, its default).
+    (up to MAX_IN_FLIGHT requests outstanding): what a `TeacherClient` on the service's
+    node sends (``wire=True``, its default). ``channels`` > 1: the calls go round-robin
+    over that many connections (as many clients), which a service with several threads
+    serves at once.
     """
     info = ray.get(handle.wire_address.remote())
-    chan = WireChannel(info["host"], info["port"], info["secret"])
-    exchange = WireMethod(chan, EXCHANGE, (lambda body: pickle.loads(body)[0], lambda body: pickle.loads(body)[1]))
+    chans = itertools.cycle([WireChannel(info["host"], info["port"], info["secret"]) for _ in range(channels)])
+    decoders = (lambda body: pickle.loads(body)[0], lambda body: pickle.loads(body)[1])
     return Target(
         name,
-        sample_async=lambda b: chan.call(
+        sample_async=lambda b: next(chans).call(
             SAMPLE, pickle.dumps((curriculum, "bench", b, f"bench-{name}", False), protocol=5)
         ),
         unpack=lambda ref: pickle.loads(ref.result()),
-        report_async=lambda batch: chan.call(REPORT, pickle.dumps((curriculum, batch), protocol=5), pickle.loads),
+        report_async=lambda batch: next(chans).call(
+            REPORT, pickle.dumps((curriculum, batch), protocol=5), pickle.loads
+        ),
         wait=lambda refs: [ref.result() for ref in refs],
         resolve=lambda ref: ref.result(),
         batches=batches,
         prepare=encode_outcomes,
         tasks=lambda ref: decode_tasks(pickle.loads(ref.result())),
         fresh_tasks=fresh_tasks,
-        exchange_async=lambda batch, b: exchange.remote(
+        exchange_async=lambda batch, b: WireMethod(next(chans), EXCHANGE, decoders).remote(
             pickle.dumps((curriculum, batch, "bench", b, f"bench-{name}", False), protocol=5)
         )[1],
     )
@@ -803,7 +814,8 @@ def main(argv: list[str] | None = None) -> dict:
             event_log=str(tmp / "threads" / "events.jsonl"),
             checkpoint_dir=str(tmp / "threads" / "ckpt"),
         )
-        ray.get(threaded.add_curriculum.remote("cols_alp", "alp_gmm", SPACES["box"].to_dict(), {"seed": 0}))
+        for cur in ("cols_alp", "wire_alp"):
+            ray.get(threaded.add_curriculum.remote(cur, "alp_gmm", SPACES["box"].to_dict(), {"seed": 0}))
         naive = ray.remote(NaiveTeacherActor).options(num_cpus=0).remote(space.to_dict())
         for h in (logged, plain):
             ray.get(h.add_curriculum.remote("walk", "random", space.to_dict(), {"seed": 0}))
@@ -855,6 +867,7 @@ def main(argv: list[str] | None = None) -> dict:
             wire_target("wire box", logged, "wire_box"),
             wire_target("wire discrete", logged, "wire_discrete", batches=(1024,)),
             wire_target("wire alp_gmm", logged, "wire_alp", batches=(1024,), fresh_tasks=True),
+            wire_target("wire alp_gmm 4 threads", threaded, "wire_alp", batches=(1024,), fresh_tasks=True, channels=4),
         ]
         # Samples and reports interleaved (Target.mixed_throughput), on curricula of their own:
         # as two calls, and as one exchange_wire call per pair.
@@ -1014,6 +1027,8 @@ def main(argv: list[str] | None = None) -> dict:
         "wire_discrete_outcomes_per_s_b1024": get("wire discrete", 1024, "outcomes_per_s"),
         "wire_alpgmm_tasks_per_s_b1024": get("wire alp_gmm", 1024, "tasks_per_s"),
         "wire_alpgmm_outcomes_per_s_b1024": get("wire alp_gmm", 1024, "outcomes_per_s"),
+        "wire_alpgmm_threads4_tasks_per_s_b1024": get("wire alp_gmm 4 threads", 1024, "tasks_per_s"),
+        "wire_alpgmm_threads4_outcomes_per_s_b1024": get("wire alp_gmm 4 threads", 1024, "outcomes_per_s"),
         "wire_exchange_box_episodes_per_s_b1024": statistics.median(episodes["wire exchange box"]),
         "wire_b1_over_plain_actor": ratios["wire_b1_over_plain_actor"],
         "wire_b1_over_plain_actor_pairs": b1_wire,
@@ -1040,6 +1055,8 @@ def main(argv: list[str] | None = None) -> dict:
             "wire_discrete_outcomes_per_s_b1024": 1_000_000,
             "wire_alpgmm_tasks_per_s_b1024": 500_000,
             "wire_alpgmm_outcomes_per_s_b1024": 500_000,
+            "wire_alpgmm_threads4_tasks_per_s_b1024": 500_000,
+            "wire_alpgmm_threads4_outcomes_per_s_b1024": 500_000,
             "wire_b1_over_plain_actor": 1.0,
         },
         "ratios": ratios,
@@ -1137,6 +1154,8 @@ def print_table(res: dict) -> None:
         "wire_discrete_outcomes_per_s_b1024",
         "wire_alpgmm_tasks_per_s_b1024",
         "wire_alpgmm_outcomes_per_s_b1024",
+        "wire_alpgmm_threads4_tasks_per_s_b1024",
+        "wire_alpgmm_threads4_outcomes_per_s_b1024",
     ):
         print(f"  {key:<38}{res[key]:>12,.0f}  ({t[key]:,})")
     print(

@@ -7,6 +7,7 @@ import pickle
 import socket
 import struct
 import threading
+import time
 
 import pytest
 
@@ -217,8 +218,45 @@ def test_a_serving_thread_that_dies_closes_its_connections_instead_of_leaving_ca
         chan = WireChannel("127.0.0.1", srv.port, secret)
         with pytest.raises(WireClosed):
             chan.call(SAMPLE, b"").result()
-        srv._thread.join(5)
+        srv._loops[0].thread.join(5)
         assert not srv.alive
         assert "socket thread stopped" in caplog.text
     finally:
         srv.close()
+
+
+def test_with_several_threads_one_clients_slow_call_does_not_hold_up_anothers():
+    gate = threading.Event()
+    names: set[str] = set()
+
+    def handler(body: bytes) -> bytes:
+        names.add(threading.current_thread().name)
+        if body == b"slow":
+            assert gate.wait(10)
+        return body
+
+    secret = new_secret()
+    srv = WireServer({SAMPLE: handler}, secret, threads=2)
+    try:
+        slow = WireChannel("127.0.0.1", srv.port, secret)
+        blocked = slow.call(SAMPLE, b"slow")
+        deadline = time.monotonic() + 10
+        while not names and time.monotonic() < deadline:  # the slow call is running
+            time.sleep(0.01)
+        other = None
+        for _ in range(20):  # a connection accepted by the free thread answers while the slow call runs
+            chan = WireChannel("127.0.0.1", srv.port, secret)
+            ref = chan.call(SAMPLE, b"fast")
+            time.sleep(0.05)
+            if ref.ready():
+                other = ref
+                break
+        assert other is not None and other.result() == b"fast" and not blocked.ready()
+        gate.set()
+        assert blocked.result() == b"slow"
+        assert len(names) == 2 and srv.alive
+    finally:
+        gate.set()
+        srv.close()
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        WireServer({}, secret, threads=0)

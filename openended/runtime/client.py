@@ -270,6 +270,7 @@ class TeacherClient(_ClientBase):
         self.wire = bool(wire)
         self._channel_now: WireChannel | None = None
         self._wire_retry_at = 0.0  # monotonic time before which the socket is not tried again
+        self._wire_settled: Any = None  # the handle whose answer was final (no socket, off, another node)
         self.wire_note = "not tried yet"  # why the socket is not in use (empty while it is)
         self.transport = "ray"  # how the last hot call went: "wire" or "ray"
 
@@ -312,14 +313,19 @@ class TeacherClient(_ClientBase):
         self._channel_now = None
         if not self.wire or time.monotonic() < self._wire_retry_at:
             return None
+        handle = self.service
+        if handle is self._wire_settled:  # asked already: this actor has no socket for us
+            return None
         try:
-            chan, self.wire_note = _connect_wire(self.service)
+            chan, self.wire_note = _connect_wire(handle)
         except Exception as e:  # noqa: BLE001 - a restarting or older service: Ray calls meanwhile
             chan, self.wire_note = None, f"{type(e).__name__}: {e}"
-        if chan is None:
             self._wire_retry_at = time.monotonic() + WIRE_RETRY_S
         else:
-            self._counts["wire_connects"] += 1
+            if chan is None:  # a final answer for this handle (until it dies or is looked up again)
+                self._wire_settled = handle
+            else:
+                self._counts["wire_connects"] += 1
         self._channel_now = chan
         return chan
 
@@ -379,8 +385,8 @@ class TeacherClient(_ClientBase):
     def _lost_service(self, error: BaseException) -> None:
         """A call found the actor dead or its socket closed: look both up again before the next call."""
         self._lost_channel()
-        if isinstance(error, WireClosed):
-            self._wire_retry_at = 0.0  # a socket that failed once may be back with a restarted service
+        self._wire_retry_at = 0.0  # a restarted service may have a socket (again, or now on our node)
+        self._wire_settled = None
         if isinstance(self._service_arg, str) and not isinstance(error, WireClosed):
             self._handle = None  # a restarted named service is a new actor
 

@@ -84,7 +84,8 @@ class TeacherServiceActor:
     The hot calls also have a socket (`openended.runtime.wire`): ``wire_host`` is where it
     listens (``"127.0.0.1"``: clients on this node only; ``"0.0.0.0"``: every node, for
     clusters whose env hosts run elsewhere; ``None``: off, Ray calls only). It starts on
-    the first `wire_address` call, and its thread calls the same methods as Ray's.
+    the first `wire_address` call, and its ``wire_threads`` threads (`start_service` makes
+    them as many as ``max_concurrency``) call the same methods as Ray's.
     """
 
     def __init__(
@@ -99,10 +100,12 @@ class TeacherServiceActor:
         metrics_interval_s: float = 2.0,
         teacher_threads: int | None = 1,
         wire_host: str | None = "127.0.0.1",
+        wire_threads: int = 1,
         **core_kwargs: Any,
     ) -> None:
         self._thread_limits: Any = None
         self._wire_host = wire_host
+        self._wire_threads = int(wire_threads)
         self._wire: WireServer | None = None
         self._wire_secret = b""
         self._wire_lock = threading.Lock()
@@ -231,6 +234,8 @@ class TeacherServiceActor:
 
         with self._wire_lock:
             if self._wire is None or not self._wire.alive:  # a thread that died is replaced
+                if self._wire is not None:
+                    self._wire.close()
                 self._wire_secret = new_secret()
                 self._wire = WireServer(
                     {
@@ -240,6 +245,7 @@ class TeacherServiceActor:
                     },
                     self._wire_secret,
                     host=self._wire_host,
+                    threads=self._wire_threads,
                 )
         host = self._wire_host
         if host in ("0.0.0.0", "::", ""):
@@ -347,6 +353,7 @@ def start_service(
     }
     if namespace is not None:
         actor_opts["namespace"] = namespace
+    service_kwargs.setdefault("wire_threads", int(max_concurrency))  # the socket serves as many calls at once
     if detached:
         actor_opts["lifetime"] = "detached"
     if max_restarts:

@@ -21,7 +21,7 @@ service actor, handed out only over Ray) keeps anyone without Ray access out. Th
 binds ``127.0.0.1`` unless told otherwise.
 
 Contents:
-    WireServer  -- the service side: a selector loop on one thread, handlers by op code.
+    WireServer  -- the service side: selector loops on one or more threads, handlers by op code.
     WireChannel -- the client side: one connection, pipelined requests, FIFO replies.
     WireRef     -- a reply to come (what ``.remote()`` gives on the Ray path).
     WireClosed  -- the connection is gone (treated like a dead actor: resend, reconnect).
@@ -101,11 +101,14 @@ class _Connection:
 
 
 class WireServer:
-    """Serves ``handlers[op](body) -> reply body`` on one thread, one request at a time.
+    """Serves ``handlers[op](body) -> reply body`` on ``threads`` serving threads.
 
-    A handler's exception goes back to the caller (pickled); the connection stays open.
-    Requests of one connection run in order; the thread reads every connection, so
-    pipelined requests from many clients are served back to back.
+    Each connection is served by one thread, its requests one at a time and in order; a
+    thread serves many connections back to back. A thread of its own accepts connections
+    and hands them to the serving threads in turn, so with several threads several
+    clients' calls run at once (as Ray calls do with ``max_concurrency`` > 1; the core's
+    report queue then merges their reports). A handler's exception goes back to the caller
+    (pickled); the connection stays open.
     """
 
     def __init__(
@@ -114,30 +117,67 @@ class WireServer:
         secret: bytes,
         host: str = "127.0.0.1",
         port: int = 0,
+        threads: int = 1,
     ) -> None:
         if not secret:
             raise ValueError("WireServer: an empty secret would let anyone in")
+        if threads < 1:
+            raise ValueError(f"WireServer: threads must be >= 1, got {threads}")
         self._handlers = dict(handlers)
         self._secret = bytes(secret)
         self._listener = socket.create_server((host, port), backlog=1024)
         self._listener.setblocking(False)
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._listener, selectors.EVENT_READ, None)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._stop = False
-        self.requests = 0
-        self.connections = 0
-        self._thread = threading.Thread(target=self._run, name="openended-wire", daemon=True)
-        self._thread.start()
+        self._accepted = 0
+        self._loops = [_ServingLoop(self, i) for i in range(threads)]
+        self._acceptor = threading.Thread(target=self._accept_forever, name="openended-wire-accept", daemon=True)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._acceptor.start()
+
+    def _accept_forever(self) -> None:
+        """Hand each new connection to the next serving thread in turn (a slow request never delays a connect)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stop:
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_r:
+                        return
+                    while True:
+                        try:
+                            sock, _addr = self._listener.accept()
+                        except (BlockingIOError, InterruptedError):
+                            break
+                        except OSError:  # the listener was closed
+                            return
+                        sock.setblocking(False)
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                        _keepalive(sock)
+                        self._loops[self._accepted % len(self._loops)].take(sock)
+                        self._accepted += 1
 
     @property
     def port(self) -> int:
         """The port the server listens on (the OS picks one for ``port=0``)."""
         return int(self._listener.getsockname()[1])
 
+    @property
+    def requests(self) -> int:
+        """Requests served (handlers run), all threads."""
+        return sum(loop.requests for loop in self._loops)
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted, all threads."""
+        return sum(loop.connections for loop in self._loops)
+
+    @property
+    def alive(self) -> bool:
+        """Whether every thread runs (a serving thread that died has closed its connections)."""
+        return self._acceptor.is_alive() and all(loop.thread.is_alive() for loop in self._loops)
+
     def close(self) -> None:
-        """Stop the thread and close every connection (idempotent)."""
+        """Stop the threads and close every connection (idempotent)."""
         if self._stop:
             return
         self._stop = True
@@ -145,18 +185,52 @@ class WireServer:
             self._wake_w.send(b"x")
         except OSError:
             pass
-        self._thread.join(timeout=5)
+        self._acceptor.join(timeout=5)
+        for loop in self._loops:
+            loop.wake()
+        for loop in self._loops:
+            loop.close()
+        self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+class _ServingLoop:
+    """One serving thread: a selector over the connections handed to it, served one request at a time."""
+
+    def __init__(self, server: WireServer, index: int) -> None:
+        self.server = server
+        self.requests = 0
+        self.connections = 0
+        self._incoming: deque[socket.socket] = deque()  # handed over by the accepting thread
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self.thread = threading.Thread(target=self._run, name=f"openended-wire-{index}", daemon=True)
+        self.thread.start()
+
+    def wake(self) -> None:
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def take(self, sock: socket.socket) -> None:
+        """Serve ``sock`` from now on (the accepting thread calls this)."""
+        if not self.thread.is_alive():
+            sock.close()  # a dead thread serves nothing: the client sees WireClosed and falls back
+            return
+        self._incoming.append(sock)
+        self.wake()
+
+    def close(self) -> None:
+        self.thread.join(timeout=5)
         for key in list(self._selector.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
         self._selector.close()
         self._wake_w.close()
 
-    @property
-    def alive(self) -> bool:
-        """Whether the serving thread runs (a dead one has closed every connection)."""
-        return self._thread.is_alive()
-
-    # ---------------------------------------------------------------- the loop
     def _run(self) -> None:
         try:
             self._loop()
@@ -167,14 +241,21 @@ class WireServer:
             for key in list(self._selector.get_map().values()):
                 if key.data is not None:
                     key.data.sock.close()
+            while self._incoming:
+                self._incoming.popleft().close()
 
     def _loop(self) -> None:
-        while not self._stop:
+        while not self.server._stop:
             for key, events in self._selector.select():
-                if key.fileobj is self._listener:
-                    self._accept()
-                elif key.fileobj is self._wake_r:
-                    return
+                if key.fileobj is self._wake_r:
+                    try:
+                        self._wake_r.recv(4096)
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    if self.server._stop:
+                        return
+                    while self._incoming:
+                        self._register(self._incoming.popleft())
                 else:
                     conn: _Connection = key.data
                     try:
@@ -185,17 +266,9 @@ class WireServer:
                     except OSError:
                         self._drop(conn)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            _keepalive(sock)
-            self._selector.register(sock, selectors.EVENT_READ, _Connection(sock))
-            self.connections += 1
+    def _register(self, sock: socket.socket) -> None:
+        self._selector.register(sock, selectors.EVENT_READ, _Connection(sock))
+        self.connections += 1
 
     def _drop(self, conn: _Connection) -> None:
         try:
@@ -236,13 +309,13 @@ class WireServer:
     def _serve(self, conn: _Connection, op: int, body: bytes) -> bool:
         """Run one request and queue its reply; False: the connection must close."""
         if not conn.authed:
-            if op == AUTH and secrets.compare_digest(body, self._secret):
+            if op == AUTH and secrets.compare_digest(body, self.server._secret):
                 conn.authed = True
                 self._reply(conn, OK, b"")
                 return True
             self._reply(conn, ERROR, _pickled_error(ServiceError("wire: wrong or missing secret")))
             return False
-        handler = self._handlers.get(op)
+        handler = self.server._handlers.get(op)
         if handler is None:
             self._reply(conn, ERROR, _pickled_error(ServiceError(f"wire: unknown operation {op}")))
             return True
