@@ -199,6 +199,11 @@ class ResourcesSection(_Model):
         "'off': Ray calls only.",
     )
 
+    @field_validator("service_socket", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML 1.1 reads a bare `off` as false
+
     @property
     def service_wire_host(self) -> str | None:
         """Where the service's socket listens (`TeacherServiceActor` ``wire_host``) for ``service_socket``."""

@@ -45,9 +45,20 @@ def test_an_embedded_ray_offers_what_the_pools_ask_for():
     assert embedded_ray_resources(_exp()) == {}
 
 
+def test_the_service_socket_setting_picks_where_the_socket_listens():
+    assert _exp().resources.service_wire_host == "127.0.0.1"  # default: the service node only
+    assert _exp("resources.service_socket=cluster").resources.service_wire_host == "0.0.0.0"
+    off = _exp("resources.service_socket=off").resources  # YAML reads a bare `off` as false
+    assert off.service_socket == "off" and off.service_wire_host is None
+
+
 @pytest.mark.parametrize(
     "setting,field",
-    [("resources.env_host=CPU", "resources.env_host"), ("resources.pools_per_host=0", "resources.pools_per_host")],
+    [
+        ("resources.env_host=CPU", "resources.env_host"),
+        ("resources.pools_per_host=0", "resources.pools_per_host"),
+        ("resources.service_socket=everywhere", "resources.service_socket"),
+    ],
 )
 def test_bad_resources_name_the_field(setting, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):

@@ -201,6 +201,14 @@ class PoolDriver:
             out["mastered"] = merged["mastered"]
         return out
 
+    def transports(self) -> dict[str, list[str]]:
+        """How each live pool makes its hot teacher calls: ``{"wire": [...], "ray": [notes]}``."""
+        out: dict[str, list[str]] = {"wire": [], "ray": []}
+        for stats in ray.get([p.stats.remote() for p in self.pools]):
+            client = stats["client"]
+            out[client.get("transport", "ray")].append(client.get("wire_note", ""))
+        return out
+
     def add_episodes(self, n: int) -> None:
         """Count ``n`` episodes of a dead pool's last call that reached the teacher (see the module docstring)."""
         self.episodes_total += n

@@ -70,6 +70,25 @@ def _say(line: str) -> None:
     print(f"openended: {line}", file=sys.stderr, flush=True)
 
 
+def _say_transports(drivers: list[Driver]) -> None:
+    """One line on how the pools reach the teacher service (socket or Ray calls, and why), once per start."""
+    try:
+        by: dict[str, list[str]] = {"wire": [], "ray": []}
+        for d in drivers:
+            if isinstance(d, PoolDriver):
+                for transport, notes in d.transports().items():
+                    by[transport].extend(notes)
+    except Exception as e:  # noqa: BLE001 - a note for the user, never a reason to stop a run
+        _say(f"could not ask the pools how they reach the teacher service: {_one_line(e)}")
+        return
+    if by["wire"] or by["ray"]:
+        why = sorted({n for n in by["ray"] if n})
+        _say(
+            f"env pools reach the teacher service by socket: {len(by['wire'])}, by Ray calls: {len(by['ray'])}"
+            + (f" ({'; '.join(why)})" if why else "")
+        )
+
+
 def call_service(make_call: Callable[[], Any], what: str) -> Any:
     """``ray.get(make_call())``, waiting out a restart of the service actor (calls in flight fail then)."""
     deadline = time.monotonic() + RESTART_TIMEOUT_S
@@ -417,6 +436,8 @@ def _train(
             break
         t_it = time.perf_counter()
         rows = [d.train_iteration() for d in drivers]
+        if it == point.iteration + 1:
+            _say_transports(drivers)
         scenario_row = scenario.after_iteration() if scenario is not None else None
         block_eval = None
         if components is not None:
