@@ -260,3 +260,12 @@ def test_with_several_threads_one_clients_slow_call_does_not_hold_up_anothers():
         srv.close()
     with pytest.raises(ValueError, match="threads must be >= 1"):
         WireServer({}, secret, threads=0)
+
+
+def test_a_server_that_never_answers_the_handshake_fails_within_the_connect_timeout():
+    """A listener that never accepts (a service out of file descriptors): the client gives up, never hangs."""
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as silent:
+        t0 = time.monotonic()
+        with pytest.raises(WireClosed, match="lost"):
+            WireChannel("127.0.0.1", silent.getsockname()[1], new_secret(), connect_timeout_s=0.5)
+        assert time.monotonic() - t0 < 5

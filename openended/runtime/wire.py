@@ -36,6 +36,7 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -79,6 +80,22 @@ def _pickled_error(e: BaseException) -> bytes:
         return pickle.dumps(e, protocol=5)
     except Exception:  # noqa: BLE001 - an exception that does not pickle still reaches the caller, as text
         return pickle.dumps(ServiceError(f"{type(e).__name__}: {e}"), protocol=5)
+
+
+def _raise_open_files_limit() -> None:
+    """Let this process hold a connection per env host: soft ``RLIMIT_NOFILE`` up to the hard one.
+
+    Many Linux logins start processes at a soft limit of 1,024 open files, which a service
+    with a connection per env actor would reach before 1,000 actors.
+    """
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
+    except (ImportError, ValueError, OSError):  # not POSIX, or not allowed: stay at the limit there is
+        pass
 
 
 def _keepalive(sock: socket.socket) -> None:
@@ -125,6 +142,7 @@ class WireServer:
             raise ValueError(f"WireServer: threads must be >= 1, got {threads}")
         self._handlers = dict(handlers)
         self._secret = bytes(secret)
+        _raise_open_files_limit()
         self._listener = socket.create_server((host, port), backlog=1024)
         self._listener.setblocking(False)
         self._stop = False
@@ -148,8 +166,14 @@ class WireServer:
                             sock, _addr = self._listener.accept()
                         except (BlockingIOError, InterruptedError):
                             break
-                        except OSError:  # the listener was closed
-                            return
+                        except OSError as e:
+                            if self._stop or self._listener.fileno() < 0:
+                                return  # the listener was closed
+                            # Out of file descriptors (EMFILE) or an aborted connect: the waiting
+                            # client times out and makes Ray calls; keep accepting the others.
+                            _log.warning("the service's socket could not accept a connection: %s", e)
+                            time.sleep(0.1)
+                            break
                         sock.setblocking(False)
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                         _keepalive(sock)
@@ -409,7 +433,6 @@ class WireChannel:
             sock = socket.create_connection((host, port), timeout=connect_timeout_s)
         except OSError as e:
             raise WireClosed(f"wire: cannot connect to {host}:{port}: {e}") from e
-        sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         _keepalive(sock)
         self.address = (host, port)
@@ -417,10 +440,11 @@ class WireChannel:
         self._pending: deque[_Reply] = deque()
         self._inbox = bytearray()
         self._failed: WireClosed | None = None
-        reply = self._send(AUTH, secret)
+        reply = self._send(AUTH, secret)  # within the connect timeout: a server that never accepts fails here
         self.wait_for(reply)
         if reply.error is not None:
             raise reply.error
+        sock.settimeout(None)  # replies may take as long as the service's work (Ray's get waits too)
         if reply.status != OK:
             self.close()
             raise pickle.loads(reply.body)
