@@ -31,7 +31,6 @@ JSON keys: ``loads`` (one entry per rate and transport), ``clients``, ``hosts``,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -41,8 +40,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import psutil
 import ray
+from results_file import write_results
 
 from openended.hostinfo import cpu_facts
 from openended.runtime.client import TeacherClient
@@ -224,9 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
         },
     }
     print_table(result)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-        print(f"wrote {args.json}")
+    write_results(args.json, result)
     return result
 
 

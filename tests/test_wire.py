@@ -71,15 +71,20 @@ def test_pipelined_requests_come_back_in_order_with_their_own_replies(server):
     chan.close()
 
 
-def test_a_reply_is_ready_once_it_has_arrived_and_never_blocks_before():
+def _gated_server(reply: bytes) -> tuple[WireServer, threading.Event, bytes]:
+    """A server whose SAMPLE handler waits for the returned gate, then answers ``reply``."""
     gate = threading.Event()
 
     def slow(body: bytes) -> bytes:
         gate.wait(10)
-        return b"done"
+        return reply
 
     secret = new_secret()
-    srv = WireServer({SAMPLE: slow}, secret)
+    return WireServer({SAMPLE: slow}, secret), gate, secret
+
+
+def test_a_reply_is_ready_once_it_has_arrived_and_never_blocks_before():
+    srv, gate, secret = _gated_server(b"done")
     try:
         chan = WireChannel("127.0.0.1", srv.port, secret)
         ref = chan.call(SAMPLE, b"")
@@ -151,14 +156,7 @@ def test_many_channels_from_many_threads_each_get_their_own_replies(server):
 
 
 def test_a_server_that_goes_away_fails_pending_and_later_calls_with_wire_closed():
-    gate = threading.Event()
-
-    def slow(body: bytes) -> bytes:
-        gate.wait(10)
-        return b""
-
-    secret = new_secret()
-    srv = WireServer({SAMPLE: slow}, secret)
+    srv, gate, secret = _gated_server(b"")
     chan = WireChannel("127.0.0.1", srv.port, secret)
     pending = chan.call(SAMPLE, b"")
     closer = threading.Thread(target=srv.close)
