@@ -129,6 +129,7 @@ def test_ray_cluster_spec_uses_only_crd_fields_with_valid_values(name, spec):
 
 def test_rayjob_runs_an_experiment_the_cli_accepts():
     from openended.cli import build_parser
+    from openended.config import load_experiment
 
     (job,) = [d for d in _docs(CLUSTER / "kuberay" / "rayjob.yaml") if d["kind"] == "RayJob"]
     spec = job["spec"]
@@ -138,6 +139,8 @@ def test_rayjob_runs_an_experiment_the_cli_accepts():
     assert argv[:2] == ["openended", "run"]
     args = build_parser().parse_args(argv[1:])
     assert (ROOT / args.experiment).is_file() and args.address == "auto"
+    exp = load_experiment(ROOT / args.experiment, args.overrides)  # the overrides are valid settings
+    assert exp.resources.service_socket == "cluster"  # pools on worker pods reach the head's socket
 
 
 # ---------------------------------------------------------------------- the image
