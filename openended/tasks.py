@@ -111,6 +111,14 @@ def hash_params_u64(params: np.ndarray, salt: int = 0) -> np.ndarray:
                 h = _mix64_int(h ^ ((b + _GOLDEN_I * (j + 1)) & _MASK))
             out.append(h)
         return np.array(out, dtype=np.uint64)
+    from openended import hash_kernels  # SPEEDUP: one compiled pass (numba, loaded on the first big batch)
+
+    return hash_kernels.hash_rows(bits, np.uint64(salt))
+
+
+def _hash_rows_numpy(bits: np.ndarray, salt: int) -> np.ndarray:
+    """`hash_kernels.hash_rows` in numpy operations: the reference it is tested against."""
+    n, d = bits.shape
     with np.errstate(over="ignore"):
         cols = bits.T + (_GOLDEN * np.arange(1, d + 1, dtype=np.uint64))[:, None]  # (d, n), rows contiguous
         h = np.full(n, np.uint64(salt) ^ np.uint64(d), dtype=np.uint64)

@@ -80,6 +80,25 @@ def test_uint64_ids_are_the_hex_ids_bit_for_bit():
     assert ids_to_hex(levels.ids_u64) == [t.id for t in levels.all_tasks]
 
 
+def test_compiled_id_hashes_are_the_python_and_numpy_ones_bit_for_bit():
+    from openended.tasks import _hash_rows_numpy
+
+    rng = np.random.default_rng(7)
+    for d in (0, 1, 2, 5):
+        rows = rng.normal(scale=1e3, size=(200, d))
+        if d:
+            rows[::5, 0] = -0.0
+            rows[1::7, -1] = np.inf
+            rows[2::9, 0] = np.nan
+            rows[3::11, -1] = 5e-324  # the smallest subnormal
+        bits = np.ascontiguousarray(rows + 0.0).view(np.uint64)
+        for salt in (0, 0xB0, (1 << 64) - 1):
+            compiled = hash_params_u64(rows, salt)  # > 8 rows: the compiled pass
+            one_by_one = np.concatenate([hash_params_u64(r[None, :], salt) for r in rows])  # the Python-int path
+            assert compiled.dtype == np.uint64
+            assert (compiled == one_by_one).all() and (compiled == _hash_rows_numpy(bits, salt)).all()
+
+
 def test_task_arrays_round_trip_tasks_and_refuse_what_has_no_columns():
     for space in SPACES.values():
         tasks = space.sample_uniform(np.random.default_rng(1), 20)

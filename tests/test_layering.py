@@ -9,6 +9,7 @@ Layers, bottom to top (imports only point down)::
     priors/                                  pretrained-policy networks (torch, no Ray); may use envs
     teachers/  moi/  envs/  metrics/         pure Python: no Ray, no runtime, no cli, no config
     tasks.py errors.py jsonio.py registry.py validation.py   the vocabulary and its helpers
+    hash_kernels.py (tasks' compiled id hash, numba)
 
 Sideways imports between the pure packages are forbidden except where documented:
 teachers may use moi (OMNI's judges). Each rule is also tested against a deliberately
@@ -27,12 +28,13 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "openended"
 
 #: What each unit of the package may import from the package itself.
-BOTTOM = {"errors", "tasks", "jsonio", "registry", "validation", "hostinfo"}
+BOTTOM = {"errors", "tasks", "jsonio", "registry", "validation", "hostinfo", "hash_kernels"}
 ALLOWED_INTERNAL: dict[str, set[str]] = {
     "errors": set(),
     "jsonio": set(),
     "hostinfo": set(),
-    "tasks": {"errors"},
+    "tasks": {"errors", "hash_kernels"},
+    "hash_kernels": set(),
     "registry": {"errors"},
     "validation": {"errors"},
     "teachers": BOTTOM | {"teachers", "moi"},
@@ -54,6 +56,7 @@ RAY_FREE = {
     "jsonio",
     "hostinfo",
     "tasks",
+    "hash_kernels",
     "registry",
     "validation",
     "teachers",
@@ -70,6 +73,7 @@ BOTTOM_THIRD_PARTY: dict[str, set[str]] = {
     "errors": set(),
     "hostinfo": set(),
     "tasks": {"numpy"},
+    "hash_kernels": {"numpy", "numba"},
     "jsonio": {"numpy"},
     "registry": set(),
     "validation": {"pydantic"},
