@@ -42,7 +42,7 @@ from openended.runtime.codec import decode_tasks, encode_outcomes
 from openended.runtime.envpool_actor import make_pools
 from openended.runtime.placement import pool_actor_options
 from openended.runtime.service import start_service
-from openended.runtime.wire import REPORT, SAMPLE, WireChannel
+from openended.runtime.wire import WireChannel, hot_method
 from openended.tasks import Box, Outcome
 from openended.teachers import compiled
 
@@ -112,7 +112,10 @@ def teacher_capacity(seconds: float, tmp: str) -> dict[str, float]:
             return ray.get(refs)[0]
 
         def pair_by_socket() -> bytes:
-            refs = [chan.call(SAMPLE, request), chan.call(REPORT, pickle.dumps(("cap", outs)), pickle.loads)]
+            refs = [
+                hot_method(chan, "sample_columns_wire").remote(request),
+                hot_method(chan, "report_wire").remote(pickle.dumps(("cap", outs))),
+            ]
             return [r.result() for r in refs][0]
 
         def serve_for(duration: float, pair: Any) -> float:

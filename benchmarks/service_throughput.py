@@ -145,7 +145,7 @@ from openended.runtime.client import TeacherClient
 from openended.runtime.codec import OutcomeBatch, TaskTable, decode_tasks, encode_outcomes
 from openended.runtime.core import TeacherServiceCore
 from openended.runtime.service import start_service
-from openended.runtime.wire import EXCHANGE, REPORT, SAMPLE, WireChannel, WireMethod
+from openended.runtime.wire import WireChannel, hot_method
 from openended.tasks import Box, Discrete, Outcome, Task, TaskSpace, TextSpace
 from openended.teachers import compiled
 
@@ -516,15 +516,14 @@ def wire_target(
     """
     info = ray.get(handle.wire_address.remote())
     chans = itertools.cycle([WireChannel(info["host"], info["port"], info["secret"]) for _ in range(channels)])
-    decoders = (lambda body: pickle.loads(body)[0], lambda body: pickle.loads(body)[1])
     return Target(
         name,
-        sample_async=lambda b: next(chans).call(
-            SAMPLE, pickle.dumps((curriculum, "bench", b, f"bench-{name}", False), protocol=5)
+        sample_async=lambda b: hot_method(next(chans), "sample_columns_wire").remote(
+            pickle.dumps((curriculum, "bench", b, f"bench-{name}", False), protocol=5)
         ),
         unpack=lambda ref: pickle.loads(ref.result()),
-        report_async=lambda batch: next(chans).call(
-            REPORT, pickle.dumps((curriculum, batch), protocol=5), pickle.loads
+        report_async=lambda batch: hot_method(next(chans), "report_wire").remote(
+            pickle.dumps((curriculum, batch), protocol=5)
         ),
         wait=lambda refs: [ref.result() for ref in refs],
         resolve=lambda ref: ref.result(),
@@ -532,7 +531,7 @@ def wire_target(
         prepare=encode_outcomes,
         tasks=lambda ref: decode_tasks(pickle.loads(ref.result())),
         fresh_tasks=fresh_tasks,
-        exchange_async=lambda batch, b: WireMethod(next(chans), EXCHANGE, decoders).remote(
+        exchange_async=lambda batch, b: hot_method(next(chans), "exchange_wire").remote(
             pickle.dumps((curriculum, batch, "bench", b, f"bench-{name}", False), protocol=5)
         )[1],
     )

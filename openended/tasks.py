@@ -60,34 +60,14 @@ __all__ = [
 ]
 
 # ----------------------------------------------------------------------------- hashing
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-
-
-def _mix64_inplace(h: np.ndarray, tmp: np.ndarray) -> None:
-    """splitmix64 finaliser on a uint64 array, in place.
-
-    ``tmp`` is scratch of the same shape; uint64 arithmetic wraps, as intended.
-    """
-    np.right_shift(h, _S30, out=tmp)
-    h ^= tmp
-    h *= _M1
-    np.right_shift(h, _S27, out=tmp)
-    h ^= tmp
-    h *= _M2
-    np.right_shift(h, _S31, out=tmp)
-    h ^= tmp
-
-
+# splitmix64's constants (`hash_kernels.hash_rows` holds the same for the compiled pass)
 _MASK = (1 << 64) - 1
-_M1_I, _M2_I, _GOLDEN_I = int(_M1), int(_M2), int(_GOLDEN)
+_M1_I, _M2_I, _GOLDEN_I = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, 0x9E3779B97F4A7C15
 _SMALL_BATCH = 8
 
 
 def _mix64_int(x: int) -> int:
-    """`_mix64_inplace` on one Python int (same bits; faster than numpy for a handful of tasks)."""
+    """splitmix64's finaliser on one Python int (the bits the compiled pass gives; faster for a handful of tasks)."""
     x = ((x ^ (x >> 30)) * _M1_I) & _MASK
     x = ((x ^ (x >> 27)) * _M2_I) & _MASK
     return x ^ (x >> 31)
@@ -114,19 +94,6 @@ def hash_params_u64(params: np.ndarray, salt: int = 0) -> np.ndarray:
     from openended import hash_kernels  # SPEEDUP: one compiled pass (numba, loaded on the first big batch)
 
     return hash_kernels.hash_rows(bits, np.uint64(salt))
-
-
-def _hash_rows_numpy(bits: np.ndarray, salt: int) -> np.ndarray:
-    """`hash_kernels.hash_rows` in numpy operations: the reference it is tested against."""
-    n, d = bits.shape
-    with np.errstate(over="ignore"):
-        cols = bits.T + (_GOLDEN * np.arange(1, d + 1, dtype=np.uint64))[:, None]  # (d, n), rows contiguous
-        h = np.full(n, np.uint64(salt) ^ np.uint64(d), dtype=np.uint64)
-        t = np.empty_like(h)
-        for j in range(d):
-            h ^= cols[j]
-            _mix64_inplace(h, t)
-    return h
 
 
 def ids_to_hex(ids: np.ndarray) -> list[str]:

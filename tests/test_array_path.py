@@ -80,9 +80,22 @@ def test_uint64_ids_are_the_hex_ids_bit_for_bit():
     assert ids_to_hex(levels.ids_u64) == [t.id for t in levels.all_tasks]
 
 
-def test_compiled_id_hashes_are_the_python_and_numpy_ones_bit_for_bit():
-    from openended.tasks import _hash_rows_numpy
+def _hash_rows_numpy(bits: np.ndarray, salt: int) -> np.ndarray:
+    """The id hash as numpy array operations (how `hash_params_u64` computed big batches until 2026-12-07)."""
+    n, d = bits.shape
+    with np.errstate(over="ignore"):
+        h = np.full(n, np.uint64(salt) ^ np.uint64(d), dtype=np.uint64)
+        for j in range(d):
+            h ^= bits[:, j] + np.uint64(0x9E3779B97F4A7C15) * np.uint64(j + 1)
+            h ^= h >> np.uint64(30)
+            h *= np.uint64(0xBF58476D1CE4E5B9)
+            h ^= h >> np.uint64(27)
+            h *= np.uint64(0x94D049BB133111EB)
+            h ^= h >> np.uint64(31)
+    return h
 
+
+def test_compiled_id_hashes_are_the_python_and_numpy_ones_bit_for_bit():
     rng = np.random.default_rng(7)
     for d in (0, 1, 2, 5):
         rows = rng.normal(scale=1e3, size=(200, d))

@@ -68,7 +68,7 @@ from typing_extensions import override
 
 from openended.errors import ConfigError
 from openended.runtime.codec import OutcomeBatch, TaskCacheMiss, TaskTable, decode_tasks, encode_outcomes
-from openended.runtime.wire import EXCHANGE, REPORT, SAMPLE, WireChannel, WireClosed, WireMethod, WireRef
+from openended.runtime.wire import WireChannel, WireClosed, WireRef, hot_method
 from openended.tasks import Outcome, Task
 
 __all__ = ["TeacherClient", "LocalTeacherClient"]
@@ -341,7 +341,7 @@ class TeacherClient(_ClientBase):
         chan = self._channel()
         self.transport = "ray" if chan is None else "wire"
         if chan is not None:
-            return WireMethod(chan, *_WIRE_OPS[name])
+            return hot_method(chan, name)
         return _wire(self.service, name)
 
     # ------------------------------------------------------------------ tasks
@@ -443,7 +443,7 @@ class TeacherClient(_ClientBase):
         self.transport = "wire" if isinstance(target, WireChannel) else "ray"
         if self._exchange_on is not target:
             if isinstance(target, WireChannel):
-                call: Any = WireMethod(target, *_WIRE_OPS["exchange_wire"])
+                call: Any = hot_method(target, "exchange_wire")
             else:
                 wire = _wire(target, "exchange_wire")
                 call = None if wire is None else wire.options(num_returns=2)
@@ -628,26 +628,6 @@ def _sampler(service: Any) -> Any:
 def _wire(service: Any, method: str) -> Any:
     """The service's bytes-in, bytes-out form of a hot method (`TeacherServiceActor.sample_columns_wire`), if any."""
     return getattr(service, method, None)
-
-
-def _pickled(body: bytes) -> Any:
-    return pickle.loads(body)
-
-
-def _first(body: bytes) -> Any:
-    return pickle.loads(body)[0]
-
-
-def _second(body: bytes) -> Any:
-    return pickle.loads(body)[1]
-
-
-# method -> (op, decoders): what each hot Ray method's result is when it comes by socket
-_WIRE_OPS: dict[str, tuple[int, tuple[Any, ...]]] = {
-    "sample_columns_wire": (SAMPLE, (bytes,)),
-    "report_wire": (REPORT, (_pickled,)),
-    "exchange_wire": (EXCHANGE, (_first, _second)),
-}
 
 
 def _connect_wire(service: Any) -> tuple[WireChannel | None, str]:

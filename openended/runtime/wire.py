@@ -25,6 +25,7 @@ Contents:
     WireChannel -- the client side: one connection, pipelined requests, FIFO replies.
     WireRef     -- a reply to come (what ``.remote()`` gives on the Ray path).
     WireClosed  -- the connection is gone (treated like a dead actor: resend, reconnect).
+    hot_method  -- a service's hot method over a channel, its reply decoded as Ray would return it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ __all__ = [
     "WireMethod",
     "WireRef",
     "WireServer",
+    "hot_method",
     "new_secret",
 ]
 
@@ -96,6 +98,30 @@ def _raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
     except (ImportError, ValueError, OSError):  # not POSIX, or not allowed: stay at the limit there is
         pass
+
+
+class _Waker:
+    """A socket pair that wakes a thread blocked in ``select`` (to stop, or to take new connections)."""
+
+    def __init__(self) -> None:
+        self.reader, self._writer = socket.socketpair()
+        self.reader.setblocking(False)
+
+    def wake(self) -> None:
+        try:
+            self._writer.send(b"x")
+        except OSError:  # closed already: nobody is waiting
+            pass
+
+    def drain(self) -> None:
+        try:
+            self.reader.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def close(self) -> None:
+        self.reader.close()
+        self._writer.close()
 
 
 def _keepalive(sock: socket.socket) -> None:
@@ -148,18 +174,18 @@ class WireServer:
         self._stop = False
         self._accepted = 0
         self._loops = [_ServingLoop(self, i) for i in range(threads)]
+        self._waker = _Waker()
         self._acceptor = threading.Thread(target=self._accept_forever, name="openended-wire-accept", daemon=True)
-        self._wake_r, self._wake_w = socket.socketpair()
         self._acceptor.start()
 
     def _accept_forever(self) -> None:
         """Hand each new connection to the next serving thread in turn (a slow request never delays a connect)."""
         with selectors.DefaultSelector() as selector:
             selector.register(self._listener, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
+            selector.register(self._waker.reader, selectors.EVENT_READ)
             while not self._stop:
                 for key, _ in selector.select():
-                    if key.fileobj is self._wake_r:
+                    if key.fileobj is self._waker.reader:
                         return
                     while True:
                         try:
@@ -205,18 +231,14 @@ class WireServer:
         if self._stop:
             return
         self._stop = True
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
+        self._waker.wake()
         self._acceptor.join(timeout=5)
         for loop in self._loops:
-            loop.wake()
+            loop.waker.wake()
         for loop in self._loops:
             loop.close()
         self._listener.close()
-        self._wake_r.close()
-        self._wake_w.close()
+        self._waker.close()
 
 
 class _ServingLoop:
@@ -227,18 +249,11 @@ class _ServingLoop:
         self.requests = 0
         self.connections = 0
         self._incoming: deque[socket.socket] = deque()  # handed over by the accepting thread
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
+        self.waker = _Waker()
         self._selector = selectors.DefaultSelector()
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._selector.register(self.waker.reader, selectors.EVENT_READ, None)
         self.thread = threading.Thread(target=self._run, name=f"openended-wire-{index}", daemon=True)
         self.thread.start()
-
-    def wake(self) -> None:
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
 
     def take(self, sock: socket.socket) -> None:
         """Serve ``sock`` from now on (the accepting thread calls this)."""
@@ -246,14 +261,15 @@ class _ServingLoop:
             sock.close()  # a dead thread serves nothing: the client sees WireClosed and falls back
             return
         self._incoming.append(sock)
-        self.wake()
+        self.waker.wake()
 
     def close(self) -> None:
         self.thread.join(timeout=5)
         for key in list(self._selector.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
+            if key.data is not None:
+                key.data.sock.close()
         self._selector.close()
-        self._wake_w.close()
+        self.waker.close()
 
     def _run(self) -> None:
         try:
@@ -271,11 +287,8 @@ class _ServingLoop:
     def _loop(self) -> None:
         while not self.server._stop:
             for key, events in self._selector.select():
-                if key.fileobj is self._wake_r:
-                    try:
-                        self._wake_r.recv(4096)
-                    except (BlockingIOError, InterruptedError):
-                        pass
+                if key.fileobj is self.waker.reader:
+                    self.waker.drain()
                     if self.server._stop:
                         return
                     while self._incoming:
@@ -554,3 +567,27 @@ class WireMethod:
         if len(self.decoders) == 1:
             return self.channel.call(self.op, body, self.decoders[0])
         return self.channel.call_shared(self.op, body, self.decoders)
+
+
+def _first(body: bytes) -> Any:
+    return pickle.loads(body)[0]
+
+
+def _second(body: bytes) -> Any:
+    return pickle.loads(body)[1]
+
+
+#: The service's hot methods by name: their op code and how to read their reply, one decoder
+#: per result as Ray returns them (``exchange_wire`` has two: ``num_returns=2``).
+#: `TeacherServiceActor.wire_address` serves the same three methods under these codes.
+HOT_METHODS: dict[str, tuple[int, tuple[Callable[[bytes], Any], ...]]] = {
+    "sample_columns_wire": (SAMPLE, (bytes,)),
+    "report_wire": (REPORT, (pickle.loads,)),
+    "exchange_wire": (EXCHANGE, (_first, _second)),
+}
+
+
+def hot_method(channel: WireChannel, name: str) -> WireMethod:
+    """The service's hot method ``name`` over ``channel``: ``.remote(request bytes)`` as on Ray."""
+    op, decoders = HOT_METHODS[name]
+    return WireMethod(channel, op, decoders)
