@@ -69,11 +69,12 @@ are medians of per-rep ratios.
   ``ratios.canonical_over_named_ids_outcomes_b1024`` (against ``columns box``) and
   ``ratios.info_columns_over_dicts_outcomes_b1024``.
 * ``in-process columns``: the same path without Ray, event log on (its floor).
-* ``wire box`` / ``wire discrete`` / ``wire alp_gmm`` / ``wire alp_gmm 4 threads`` /
-  ``wire exchange box``: the ``columns`` rows' requests, byte for byte, over the service's
-  socket (`openended.runtime.wire`) instead of Ray calls, on curricula of their own (the 4
-  threads row: four connections round-robin to the 4-thread service, as four clients);
-  JSON ``wire_*`` keys, paired ratios ``ratios.wire_over_ray_calls_*`` and
+* ``wire box`` / ``wire discrete`` / ``wire alp_gmm`` / ``wire alp_gmm coalesce`` /
+  ``wire alp_gmm 4 threads`` / ``wire exchange box``: the ``columns`` rows' requests, byte
+  for byte, over the service's socket (`openended.runtime.wire`) instead of Ray calls, on
+  curricula of their own (the 4 threads row: four connections round-robin to the 4-thread
+  service, as four clients; the coalesce row: ``refit_coalesce``, its fits in the
+  background at a lower CPU priority); JSON ``wire_*`` keys, paired ratios ``ratios.wire_over_ray_calls_*`` and
   ``wire_b1_over_plain_actor`` (ABBA batch-1 pairs against ``plain actor``).
 * ``plain actor``: a Ray actor whose ``sample(n)`` returns the bytes of a Box batch
   (``n`` uint64 ids, an ``(n, 2)`` float array) and does nothing else: at batch 1 "a
@@ -834,11 +835,14 @@ def main(argv: list[str] | None = None) -> dict:
             ("wire_box", "random", SPACES["box"]),
             ("wire_discrete", "random", SPACES["discrete"]),
             ("wire_alp", "alp_gmm", SPACES["box"]),
+            ("wire_alp_co", "alp_gmm", SPACES["box"]),
             ("wire_ex_box", "random", SPACES["box"]),
         ):
             # Fresh-task outcomes: sampled FRESH_CHUNK reports ahead, off the clock (Target.report_throughput).
             # ALP_GMM_COALESCE: reports never wait for a running refit (timing-dependent fits).
-            extra = {"cols_alp_co": ALP_GMM_COALESCE, "cols_alp_lag2": ALP_GMM_LAG2}.get(cur, {})
+            extra = {"cols_alp_co": ALP_GMM_COALESCE, "wire_alp_co": ALP_GMM_COALESCE, "cols_alp_lag2": ALP_GMM_LAG2}.get(
+                cur, {}
+            )
             ray.get(logged.add_curriculum.remote(cur, teacher, sp.to_dict(), {"seed": 0, **extra}))
         bare = ray.remote(PlainActor).options(num_cpus=0).remote()
         core = TeacherServiceCore()
@@ -866,6 +870,7 @@ def main(argv: list[str] | None = None) -> dict:
             wire_target("wire box", logged, "wire_box"),
             wire_target("wire discrete", logged, "wire_discrete", batches=(1024,)),
             wire_target("wire alp_gmm", logged, "wire_alp", batches=(1024,), fresh_tasks=True),
+            wire_target("wire alp_gmm coalesce", logged, "wire_alp_co", batches=(1024,), fresh_tasks=True),
             wire_target("wire alp_gmm 4 threads", threaded, "wire_alp", batches=(1024,), fresh_tasks=True, channels=4),
         ]
         # Samples and reports interleaved (Target.mixed_throughput), on curricula of their own:
@@ -921,6 +926,7 @@ def main(argv: list[str] | None = None) -> dict:
         curricula = ray.get(logged.snapshot.remote())["curricula"]
         alp_stats = curricula["cols_alp"]["students"]["bench"]
         alp_co_stats = curricula["cols_alp_co"]["students"]["bench"]
+        wire_co_stats = curricula["wire_alp_co"]["students"]["bench"]
         mix_alp_stats = curricula["mix_alp"]["students"]["bench"]
         ex_alp_stats = curricula["ex_alp"]["students"]["bench"]
         threaded_snap = ray.get(threaded.snapshot.remote())["curricula"]["cols_alp"]
@@ -1001,6 +1007,9 @@ def main(argv: list[str] | None = None) -> dict:
         "alpgmm_coalesce_tasks_per_s_b1024": get("columns alp_gmm coalesce", 1024, "tasks_per_s"),
         "alpgmm_coalesce_outcomes_per_s_b1024": get("columns alp_gmm coalesce", 1024, "outcomes_per_s"),
         "alpgmm_coalesce_refits": {k: alp_co_stats.get(k) for k in ("refits", "refits_coalesced", "outcomes")},
+        "wire_alpgmm_coalesce_refits": {
+            k: wire_co_stats.get(k) for k in ("refits", "refits_coalesced", "outcomes", "refit_staleness_ms_p50")
+        },
         "alpgmm_lag2_tasks_per_s_b1024": get("columns alp_gmm lag 2", 1024, "tasks_per_s"),
         "alpgmm_lag2_outcomes_per_s_b1024": get("columns alp_gmm lag 2", 1024, "outcomes_per_s"),
         "alpgmm_threads4_tasks_per_s_b1024": get("columns alp_gmm 4 threads", 1024, "tasks_per_s"),
@@ -1026,6 +1035,8 @@ def main(argv: list[str] | None = None) -> dict:
         "wire_discrete_outcomes_per_s_b1024": get("wire discrete", 1024, "outcomes_per_s"),
         "wire_alpgmm_tasks_per_s_b1024": get("wire alp_gmm", 1024, "tasks_per_s"),
         "wire_alpgmm_outcomes_per_s_b1024": get("wire alp_gmm", 1024, "outcomes_per_s"),
+        "wire_alpgmm_coalesce_tasks_per_s_b1024": get("wire alp_gmm coalesce", 1024, "tasks_per_s"),
+        "wire_alpgmm_coalesce_outcomes_per_s_b1024": get("wire alp_gmm coalesce", 1024, "outcomes_per_s"),
         "wire_alpgmm_threads4_tasks_per_s_b1024": get("wire alp_gmm 4 threads", 1024, "tasks_per_s"),
         "wire_alpgmm_threads4_outcomes_per_s_b1024": get("wire alp_gmm 4 threads", 1024, "outcomes_per_s"),
         "wire_exchange_box_episodes_per_s_b1024": statistics.median(episodes["wire exchange box"]),
@@ -1054,6 +1065,8 @@ def main(argv: list[str] | None = None) -> dict:
             "wire_discrete_outcomes_per_s_b1024": 1_000_000,
             "wire_alpgmm_tasks_per_s_b1024": 500_000,
             "wire_alpgmm_outcomes_per_s_b1024": 500_000,
+            "wire_alpgmm_coalesce_tasks_per_s_b1024": 500_000,
+            "wire_alpgmm_coalesce_outcomes_per_s_b1024": 500_000,
             "wire_alpgmm_threads4_tasks_per_s_b1024": 500_000,
             "wire_alpgmm_threads4_outcomes_per_s_b1024": 500_000,
             "wire_b1_over_plain_actor": 1.0,
@@ -1153,6 +1166,8 @@ def print_table(res: dict) -> None:
         "wire_discrete_outcomes_per_s_b1024",
         "wire_alpgmm_tasks_per_s_b1024",
         "wire_alpgmm_outcomes_per_s_b1024",
+        "wire_alpgmm_coalesce_tasks_per_s_b1024",
+        "wire_alpgmm_coalesce_outcomes_per_s_b1024",
         "wire_alpgmm_threads4_tasks_per_s_b1024",
         "wire_alpgmm_threads4_outcomes_per_s_b1024",
     ):

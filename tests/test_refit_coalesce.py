@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from typing import Any
@@ -12,7 +14,7 @@ from support import slow_gmm_fits
 from openended.errors import ConfigError
 from openended.tasks import Box, Outcome
 from openended.teachers import make_teacher
-from openended.teachers.refit import Refitter
+from openended.teachers.refit import BACKGROUND_NICE, Refitter, lower_priority
 
 SPACE = Box([0.0, 0.0], [1.0, 1.0])
 
@@ -63,3 +65,41 @@ def test_alp_gmm_update_does_not_wait_for_a_running_fit(monkeypatch: pytest.Monk
         assert st["refits_coalesced"] >= 3 and st["refit_busy"]
         t.refitter.drain()
         assert t.stats()["fits"] >= 1 and not t.refitter.busy  # the newest fit live (the first may be replaced unseen)
+
+
+def _own_nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+@pytest.mark.parametrize("coalesce", [True, False])
+def test_only_a_coalescing_worker_runs_at_a_lower_cpu_priority(coalesce: bool) -> None:
+    """Nobody waits for a coalescing worker, so it yields the CPU; a worker that updates wait for keeps it."""
+    caller = _own_nice()
+    seen: list[int] = []
+    r = Refitter(seen.append, executor="thread", swap="asap", coalesce=coalesce)
+    try:
+        r.submit(_own_nice)
+        r.drain()
+    finally:
+        r.close()
+    expected = min(19, caller + BACKGROUND_NICE) if coalesce else caller
+    assert seen == [expected]
+    assert _own_nice() == caller  # the caller's own priority is untouched
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_lower_priority_changes_only_the_calling_thread() -> None:
+    out: dict[str, int | bool] = {}
+
+    def lowered() -> None:
+        before = _own_nice()
+        out["ok"] = lower_priority(3)
+        out["delta"] = _own_nice() - before
+
+    t = threading.Thread(target=lowered)
+    before_main = _own_nice()
+    t.start()
+    t.join()
+    assert out["ok"] is True and out["delta"] == min(3, 19 - before_main)
+    assert _own_nice() == before_main
