@@ -20,9 +20,11 @@ played, late ones back to back; ``keep_up`` = reached over scheduled, 1.0 = on t
 latest an episode started (``max_lag_s``), the clients' stalls (a refill that had not come
 back when the buffer ran dry: the service was late), the service's calls/s and the CPU its
 process spent, per second and per 1,000 episodes (``service_cpu_ms_per_1k_episodes``: what
-one service needs for the load, comparable between transports whatever rate was reached).
-On 2 cores the hosts' own Python (the clients' bookkeeping, ~15-30 us per episode) shares
-the machine with the service, so where ``keep_up`` is below 1 the hosts, not only the
+one service needs for the load, comparable between transports whatever rate was reached),
+and by socket how many requests its serving thread found waiting with other clients' and
+served as one wave (their reports as one update; ``socket_requests_in_waves``). On 2 cores
+the hosts' own Python (the clients' bookkeeping, ~15-30 us per episode) shares the machine
+with the service, so where ``keep_up`` is below 1 the hosts, not only the
 service, ran out of CPU.
 
 JSON keys: ``loads`` (one entry per rate and transport), ``clients``, ``hosts``, ``config``.
@@ -140,13 +142,15 @@ def run_load(svc: Any, clients: int, hosts: int, rate: float, seconds: float, wi
     ]
     assert sum(ray.get([a.fill.remote() for a in actors])) == clients
     proc = service_process()
-    counters0 = ray.get(svc.snapshot.remote())["curricula"][CURRICULUM]["counters"]
+    snap0 = ray.get(svc.snapshot.remote())
+    counters0, wire0 = snap0["curricula"][CURRICULUM]["counters"], snap0["wire"] or {}
     cpu0 = cpu_s(proc)
     start_at = time.time() + 0.5  # every host starts on the same clock
     results = ray.get([a.run.remote(seconds, rate, start_at) for a in actors])
     service_cpu = cpu_s(proc) - cpu0
     wall = max(r["finished_at"] for r in results) - start_at  # the scheduled episodes, however late
-    counters = ray.get(svc.snapshot.remote())["curricula"][CURRICULUM]["counters"]
+    snap = ray.get(svc.snapshot.remote())
+    counters, wire_stats = snap["curricula"][CURRICULUM]["counters"], snap["wire"] or {}
     ray.get([a.close.remote() for a in actors])
     for a in actors:
         ray.kill(a)
@@ -174,6 +178,10 @@ def run_load(svc: Any, clients: int, hosts: int, rate: float, seconds: float, wi
         "service_cpu_per_s": service_cpu / wall,
         "service_cpu_ms_per_1k_episodes": service_cpu / episodes * 1e6,
         "clients_by_transport": transports,
+        # socket requests served together with other clients' (a wave: reports as one update)
+        "socket_requests": wire_stats.get("requests", 0) - wire0.get("requests", 0),
+        "socket_requests_in_waves": wire_stats.get("wave_requests", 0) - wire0.get("wave_requests", 0),
+        "socket_waves": wire_stats.get("waves", 0) - wire0.get("waves", 0),
     }
 
 
@@ -243,6 +251,13 @@ def print_table(res: dict) -> None:
             f"{r['keep_up']:>9.3f}{r['max_lag_s']:>10.2f}{r['stalls']:>8}{r['service_calls_per_s']:>9,.0f}"
             f"{r['service_cpu_per_s']:>12.2f}{r['service_cpu_ms_per_1k_episodes']:>9.1f}"
         )
+    for r in res["loads"]:
+        if r["transport"] == "socket" and r["socket_requests"]:
+            print(
+                f"{r['load']} by socket: {r['socket_requests_in_waves'] / r['socket_requests']:.0%} of "
+                f"{r['socket_requests']:,} requests served in waves with other clients' "
+                f"({r['socket_requests_in_waves'] / max(r['socket_waves'], 1):.1f} a wave)"
+            )
     by = {(r["load"], r["transport"]): r for r in res["loads"]}
     for load in sorted({r["load"] for r in res["loads"]}):
         a, b = by.get((load, "socket")), by.get((load, "ray calls"))

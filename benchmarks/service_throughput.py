@@ -70,12 +70,14 @@ are medians of per-rep ratios.
   ``ratios.info_columns_over_dicts_outcomes_b1024``.
 * ``in-process columns``: the same path without Ray, event log on (its floor).
 * ``wire box`` / ``wire discrete`` / ``wire alp_gmm`` / ``wire alp_gmm coalesce`` /
-  ``wire alp_gmm 4 threads`` / ``wire exchange box``: the ``columns`` rows' requests, byte
-  for byte, over the service's socket (`openended.runtime.wire`) instead of Ray calls, on
-  curricula of their own (the 4 threads row: four connections round-robin to the 4-thread
-  service, as four clients; the coalesce row: ``refit_coalesce``, its fits in the
-  background at a lower CPU priority); JSON ``wire_*`` keys, paired ratios ``ratios.wire_over_ray_calls_*`` and
-  ``wire_b1_over_plain_actor`` (ABBA batch-1 pairs against ``plain actor``).
+  ``wire alp_gmm 4 clients`` / ``wire alp_gmm 4 threads`` / ``wire exchange box``: the
+  ``columns`` rows' requests, byte for byte, over the service's socket
+  (`openended.runtime.wire`) instead of Ray calls, on curricula of their own (the coalesce
+  row: ``refit_coalesce``, its fits in the background at a lower CPU priority; the 4
+  clients row: four connections round-robin to the one-thread logged service, as four
+  clients, whose reports its thread applies together when it finds them waiting; the 4
+  threads row: the same to the 4-thread service); JSON ``wire_*`` keys, paired ratios
+  ``ratios.wire_over_ray_calls_*`` and ``wire_b1_over_plain_actor`` (ABBA batch-1 pairs against ``plain actor``).
 * ``plain actor``: a Ray actor whose ``sample(n)`` returns the bytes of a Box batch
   (``n`` uint64 ids, an ``(n, 2)`` float array) and does nothing else: at batch 1 "a
   plain Ray actor method call", at 1,024 the ceiling of any one-actor service here.
@@ -836,13 +838,14 @@ def main(argv: list[str] | None = None) -> dict:
             ("wire_discrete", "random", SPACES["discrete"]),
             ("wire_alp", "alp_gmm", SPACES["box"]),
             ("wire_alp_co", "alp_gmm", SPACES["box"]),
+            ("wire_alp_4c", "alp_gmm", SPACES["box"]),
             ("wire_ex_box", "random", SPACES["box"]),
         ):
             # Fresh-task outcomes: sampled FRESH_CHUNK reports ahead, off the clock (Target.report_throughput).
             # ALP_GMM_COALESCE: reports never wait for a running refit (timing-dependent fits).
-            extra = {"cols_alp_co": ALP_GMM_COALESCE, "wire_alp_co": ALP_GMM_COALESCE, "cols_alp_lag2": ALP_GMM_LAG2}.get(
-                cur, {}
-            )
+            extra = {"cols_alp_co": ALP_GMM_COALESCE, "wire_alp_co": ALP_GMM_COALESCE}.get(cur, {})
+            if cur == "cols_alp_lag2":
+                extra = ALP_GMM_LAG2
             ray.get(logged.add_curriculum.remote(cur, teacher, sp.to_dict(), {"seed": 0, **extra}))
         bare = ray.remote(PlainActor).options(num_cpus=0).remote()
         core = TeacherServiceCore()
@@ -871,6 +874,7 @@ def main(argv: list[str] | None = None) -> dict:
             wire_target("wire discrete", logged, "wire_discrete", batches=(1024,)),
             wire_target("wire alp_gmm", logged, "wire_alp", batches=(1024,), fresh_tasks=True),
             wire_target("wire alp_gmm coalesce", logged, "wire_alp_co", batches=(1024,), fresh_tasks=True),
+            wire_target("wire alp_gmm 4 clients", logged, "wire_alp_4c", batches=(1024,), fresh_tasks=True, channels=4),
             wire_target("wire alp_gmm 4 threads", threaded, "wire_alp", batches=(1024,), fresh_tasks=True, channels=4),
         ]
         # Samples and reports interleaved (Target.mixed_throughput), on curricula of their own:
@@ -927,6 +931,7 @@ def main(argv: list[str] | None = None) -> dict:
         alp_stats = curricula["cols_alp"]["students"]["bench"]
         alp_co_stats = curricula["cols_alp_co"]["students"]["bench"]
         wire_co_stats = curricula["wire_alp_co"]["students"]["bench"]
+        wire_4c = curricula["wire_alp_4c"]
         mix_alp_stats = curricula["mix_alp"]["students"]["bench"]
         ex_alp_stats = curricula["ex_alp"]["students"]["bench"]
         threaded_snap = ray.get(threaded.snapshot.remote())["curricula"]["cols_alp"]
@@ -1017,6 +1022,9 @@ def main(argv: list[str] | None = None) -> dict:
         # report calls per teacher update: how many queued reports each group commit merged
         "alpgmm_threads4_reports_per_update": threaded_snap["counters"]["report_calls"]
         / max(1, threaded_snap["students"]["bench"]["update_calls"]),
+        # the same for four clients on the one-thread service's socket (its waves)
+        "wire_alpgmm_clients4_reports_per_update": wire_4c["counters"]["report_calls"]
+        / max(1, wire_4c["students"]["bench"]["update_calls"]),
         "mixed_box_episodes_per_s_b1024": statistics.median(episodes["mixed box"]),
         "mixed_alpgmm_episodes_per_s_b1024": statistics.median(episodes["mixed alp_gmm"]),
         "mixed_episodes_per_s_b1024_reps": episodes,
@@ -1037,6 +1045,8 @@ def main(argv: list[str] | None = None) -> dict:
         "wire_alpgmm_outcomes_per_s_b1024": get("wire alp_gmm", 1024, "outcomes_per_s"),
         "wire_alpgmm_coalesce_tasks_per_s_b1024": get("wire alp_gmm coalesce", 1024, "tasks_per_s"),
         "wire_alpgmm_coalesce_outcomes_per_s_b1024": get("wire alp_gmm coalesce", 1024, "outcomes_per_s"),
+        "wire_alpgmm_clients4_tasks_per_s_b1024": get("wire alp_gmm 4 clients", 1024, "tasks_per_s"),
+        "wire_alpgmm_clients4_outcomes_per_s_b1024": get("wire alp_gmm 4 clients", 1024, "outcomes_per_s"),
         "wire_alpgmm_threads4_tasks_per_s_b1024": get("wire alp_gmm 4 threads", 1024, "tasks_per_s"),
         "wire_alpgmm_threads4_outcomes_per_s_b1024": get("wire alp_gmm 4 threads", 1024, "outcomes_per_s"),
         "wire_exchange_box_episodes_per_s_b1024": statistics.median(episodes["wire exchange box"]),
@@ -1067,6 +1077,8 @@ def main(argv: list[str] | None = None) -> dict:
             "wire_alpgmm_outcomes_per_s_b1024": 500_000,
             "wire_alpgmm_coalesce_tasks_per_s_b1024": 500_000,
             "wire_alpgmm_coalesce_outcomes_per_s_b1024": 500_000,
+            "wire_alpgmm_clients4_tasks_per_s_b1024": 500_000,
+            "wire_alpgmm_clients4_outcomes_per_s_b1024": 500_000,
             "wire_alpgmm_threads4_tasks_per_s_b1024": 500_000,
             "wire_alpgmm_threads4_outcomes_per_s_b1024": 500_000,
             "wire_b1_over_plain_actor": 1.0,
@@ -1168,6 +1180,8 @@ def print_table(res: dict) -> None:
         "wire_alpgmm_outcomes_per_s_b1024",
         "wire_alpgmm_coalesce_tasks_per_s_b1024",
         "wire_alpgmm_coalesce_outcomes_per_s_b1024",
+        "wire_alpgmm_clients4_tasks_per_s_b1024",
+        "wire_alpgmm_clients4_outcomes_per_s_b1024",
         "wire_alpgmm_threads4_tasks_per_s_b1024",
         "wire_alpgmm_threads4_outcomes_per_s_b1024",
     ):
@@ -1193,7 +1207,8 @@ def print_table(res: dict) -> None:
         f"ALP-GMM outcomes that reached its ALP: {res['alpgmm_outcomes_learned']:,} "
         f"(dropped as unknown tasks: {res['alpgmm_unknown_task_outcomes']}); with refit_coalesce: "
         f"{res['alpgmm_coalesce_refits']}; 4 threads: "
-        f"{res['alpgmm_threads4_reports_per_update']:.2f} report calls per teacher update; mixed: "
+        f"{res['alpgmm_threads4_reports_per_update']:.2f} report calls per teacher update (4 clients by socket, "
+        f"1 thread: {res['wire_alpgmm_clients4_reports_per_update']:.2f}); mixed: "
         f"{res['mixed_alpgmm_outcomes_learned']:,} learned, {res['mixed_alpgmm_unknown_task_outcomes']} unknown; "
         f"exchange: {res['exchange_alpgmm_outcomes_learned']:,} learned, "
         f"{res['exchange_alpgmm_unknown_task_outcomes']} unknown"

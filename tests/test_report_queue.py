@@ -136,3 +136,37 @@ def test_reports_from_many_threads_are_all_counted_once(threads):
         t.join(30)
     assert sum(accepted) == 400 and len(accepted) == 40
     assert sum(core.teacher("walk").per_task.values()) == 400
+
+
+def test_report_many_applies_each_curriculums_reports_as_one_update_and_isolates_refusals(tmp_path):
+    """What the socket's serving thread does with several clients' waiting reports (`report_many`)."""
+    core = logged_core(tmp_path)
+    for name in ("walk", "run"):
+        core.add_curriculum(name, "test_counting", BOX)
+    walk, run = core.sample_tasks("walk", n=30), core.sample_tasks("run", n=10)
+    outs = outcomes_for(walk, 0)
+    core.report("walk", outs[:5])
+    bad = encode_outcomes(outcomes_for(walk[:3], 100))
+    bad.returns[1] = np.inf
+    results = core.report_many(
+        [
+            ("walk", encode_outcomes(outs[0:10])),
+            ("run", encode_outcomes(outcomes_for(run, 200))),
+            ("walk", bad),
+            ("nowhere", encode_outcomes(outs[10:12])),
+            ("walk", encode_outcomes(outs[5:30])),  # 5-9 twice in the group: the earlier report wins
+        ]
+    )
+    assert results[0] == 5 and results[1] == 10 and results[4] == 20
+    assert isinstance(results[2], CodecError) and "returns[1]" in str(results[2])
+    assert "nowhere" in str(results[3]) and "walk" in str(results[3])  # names the hosted curricula
+    teacher = core.teacher("walk")
+    assert teacher.stats()["update_calls"] == 2  # the first report, then one for the group
+    assert all(teacher.episodes[o.episode_id] == 1 for o in outs)
+    assert core.teacher("run").stats()["update_calls"] == 1
+    counters = core.snapshot()["curricula"]["walk"]["counters"]
+    assert (counters["report_calls"], counters["outcomes_accepted"]) == (3, 30)
+    core.close()
+    again = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")
+    assert again.teacher("walk").episodes == teacher.episodes
+    again.close()

@@ -3,6 +3,7 @@ the in-process client. Checkpoints and restore: tests/test_recovery.py."""
 
 from __future__ import annotations
 
+import pickle
 import re
 import threading
 import time
@@ -16,6 +17,7 @@ from openended.runtime.codec import TaskBatch, decode_tasks, encode_outcomes
 from openended.runtime.core import TeacherServiceCore
 from openended.runtime.curricula import student_seed
 from openended.runtime.service import TeacherServiceActor
+from openended.runtime.wire import EXCHANGE, REPORT, SAMPLE
 from openended.tasks import Outcome, TextSpace
 
 
@@ -117,6 +119,34 @@ def test_actor_body_takes_curricula_as_mapping_or_list_and_resumes(tmp_path):
     assert again.curricula() == ["walk"] and again.snapshot()["version"] == 1
     assert again.snapshot()["curricula"]["walk"]["students"]["s"]["outcomes"] == 5
     again.close()
+
+
+def test_a_wave_of_socket_requests_applies_its_reports_as_one_update_then_answers_each_as_alone():
+    """`TeacherServiceActor._serve_wave`: several clients' requests read together by the socket's thread."""
+    a = TeacherServiceActor(curricula={"walk": {"teacher": "test_counting", "space": BOX.to_dict()}}, metrics=False)
+    tasks = decode_tasks(a.sample("walk", "default", 30))
+    good = [encode_outcomes(outcomes_for(tasks[i : i + 10], i)) for i in (0, 10)]
+    bad = encode_outcomes(outcomes_for(tasks[20:30], 20))
+    bad.returns[0] = float("nan")
+    refill = ("walk", "default", 4, None, False)
+    requests = [
+        (REPORT, pickle.dumps(("walk", good[0]))),
+        (EXCHANGE, pickle.dumps(("walk", good[1], *refill[1:]))),
+        (SAMPLE, pickle.dumps(refill)),
+        (EXCHANGE, pickle.dumps(("walk", bad, *refill[1:]))),
+        (REPORT, b"not a pickle"),
+    ]
+    out = a._serve_wave(requests)
+    assert pickle.loads(out[0]) == 10
+    accepted, tasks_bytes = pickle.loads(out[1])
+    assert accepted == 10 and len(pickle.loads(tasks_bytes)) == 4
+    assert len(pickle.loads(out[2])) == 4
+    refused, tasks_bytes = pickle.loads(out[3])  # the refused report's error comes back; its refill still does
+    assert isinstance(refused, Exception) and "returns[0]" in str(refused) and len(pickle.loads(tasks_bytes)) == 4
+    assert isinstance(out[4], Exception)
+    teacher = a.core.teacher("walk")
+    assert teacher.stats()["update_calls"] == 1 and sum(teacher.per_task.values()) == 20  # both reports, one update
+    a.close()
 
 
 # --------------------------------------------------------------------- dedup

@@ -267,3 +267,82 @@ def test_a_server_that_never_answers_the_handshake_fails_within_the_connect_time
         with pytest.raises(WireClosed, match="lost"):
             WireChannel("127.0.0.1", silent.getsockname()[1], new_secret(), connect_timeout_s=0.5)
         assert time.monotonic() - t0 < 5
+
+
+def _waves_server(wave_handler) -> tuple[WireServer, threading.Event, threading.Event, bytes]:
+    """One serving thread; SAMPLE b"block" holds it until the gate opens; REPORT echoes reversed."""
+    gate, entered = threading.Event(), threading.Event()
+
+    def sample(body: bytes) -> bytes:
+        if body == b"block":
+            entered.set()
+            assert gate.wait(10)
+        return b"slow"
+
+    secret = new_secret()
+    srv = WireServer({SAMPLE: sample, REPORT: lambda body: body[::-1]}, secret, wave_handler=wave_handler)
+    return srv, gate, entered, secret
+
+
+def _hold_then_queue(srv, gate, entered, secret, per_channel: list[list[bytes]]) -> tuple[list, list]:
+    """Block the thread, queue ``per_channel``'s REPORTs on channels of their own, release; (channels, refs)."""
+    blocker = WireChannel("127.0.0.1", srv.port, secret)
+    chans = [WireChannel("127.0.0.1", srv.port, secret) for _ in per_channel]  # authenticated first
+    held = blocker.call(SAMPLE, b"block")
+    assert entered.wait(10)
+    refs = [[chan.call(REPORT, body) for body in bodies] for chan, bodies in zip(chans, per_channel)]
+    time.sleep(0.3)  # every request is in the server's socket buffers before the thread is free
+    gate.set()
+    assert held.result() == b"slow"
+    return [blocker, *chans], refs
+
+
+def test_requests_waiting_on_several_connections_are_served_as_one_wave_each_in_its_connections_order():
+    waves: list[list[tuple[int, bytes]]] = []
+
+    def wave(requests: list[tuple[int, bytes]]) -> list[bytes | BaseException]:
+        waves.append(list(requests))
+        return [ServiceError("refused") if body == b"bad" else body.upper() for _, body in requests]
+
+    srv, gate, entered, secret = _waves_server(wave)
+    try:
+        chans, refs = _hold_then_queue(srv, gate, entered, secret, [[b"b1", b"b2"], [b"c1"], [b"bad"]])
+        assert [r.result() for r in refs[0]] == [b"B1", b"2b"]  # first in the wave, then alone: its own handler
+        assert refs[1][0].result() == b"C1"
+        with pytest.raises(ServiceError, match="refused"):
+            refs[2][0].result()
+        assert len(waves) == 1 and sorted(waves[0]) == [(REPORT, b"b1"), (REPORT, b"bad"), (REPORT, b"c1")]
+        assert (srv.waves, srv.wave_requests) == (1, 3) and srv.requests == 5
+        assert chans[2].call(REPORT, b"ok").result() == b"ko"  # the connection stays up after an error
+    finally:
+        gate.set()
+        srv.close()
+
+
+def test_a_wave_handler_that_fails_gives_each_caller_its_error_and_the_server_goes_on():
+    def broken(requests: list[tuple[int, bytes]]) -> list[bytes | BaseException]:
+        raise ConfigError("the wave could not be served")
+
+    srv, gate, entered, secret = _waves_server(broken)
+    try:
+        chans, refs = _hold_then_queue(srv, gate, entered, secret, [[b"x"], [b"y"]])
+        for ref in (refs[0][0], refs[1][0]):
+            with pytest.raises(ConfigError, match="could not be served"):
+                ref.result()
+        assert srv.alive and chans[1].call(REPORT, b"z").result() == b"z"
+    finally:
+        gate.set()
+        srv.close()
+
+
+def test_requests_sent_with_the_secret_in_one_write_are_all_served(server):
+    raw = socket.create_connection(("127.0.0.1", server.port))
+    frames = [(AUTH, server.secret), (SAMPLE, b"abc"), (SAMPLE, b"de")]
+    raw.sendall(b"".join(struct.pack("<IB", len(body), op) + body for op, body in frames))
+    data = b""
+    while data.count(b"\x00") < 3 or len(data) < 3 * 5 + 5:  # three OK headers and 5 body bytes
+        chunk = raw.recv(1 << 16)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    assert data == struct.pack("<IB", 0, 0) + struct.pack("<IB", 3, 0) + b"cba" + struct.pack("<IB", 2, 0) + b"ed"
+    raw.close()

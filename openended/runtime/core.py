@@ -386,6 +386,36 @@ class TeacherServiceCore:
             raise mine.error
         return mine.accepted
 
+    def report_many(self, reports: Sequence[tuple[str, OutcomeBatch]]) -> list[int | BaseException]:
+        """Several callers' `report` calls at once: one group commit per curriculum; each call's count or error.
+
+        Why: a service thread that finds several clients' reports waiting (the socket's
+        serving loop, `openended.runtime.wire`) applies them as one teacher update per
+        curriculum, as several request threads do through the report queue: one dedup pass,
+        one event-log line, one refit. A report that is refused (unknown curriculum,
+        non-finite returns) gets its own error and does not hold up the others; a group
+        that fails gives its error to each of its reports.
+        """
+        pending: list[PendingReport | BaseException] = []
+        touched: dict[str, Curriculum] = {}
+        for curriculum, batch in reports:
+            try:
+                cur = self.curriculum(curriculum)
+                check_finite_returns(batch)
+                pending.append(cur.reports.put(batch))
+                touched[curriculum] = cur
+            except Exception as e:  # noqa: BLE001 - this caller's error, returned to it alone
+                pending.append(e)
+        for cur in touched.values():
+            with cur.lock:
+                group = cur.reports.take()
+                if group:
+                    try:
+                        self._apply_reports(cur, group)
+                    except Exception:  # noqa: BLE001 - recorded on each report of the group
+                        pass
+        return [p if isinstance(p, BaseException) else p.error or p.accepted for p in pending]
+
     def _apply_reports(self, cur: Curriculum, group: list[PendingReport]) -> None:
         """Group commit (`openended.runtime.report_queue`): the queued reports as one update."""
         try:

@@ -134,13 +134,19 @@ def _keepalive(sock: socket.socket) -> None:
 
 # --------------------------------------------------------------------------- server
 class _Connection:
-    __slots__ = ("sock", "inbox", "outbox", "authed")
+    __slots__ = ("sock", "inbox", "outbox", "authed", "requests")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.inbox = bytearray()
         self.outbox = bytearray()
         self.authed = False
+        self.requests: deque[tuple[int, bytes]] = deque()  # read, not yet served: (op, body)
+
+
+#: Serves a wave of requests from different connections at once: ``[(op, body), ...]`` in,
+#: each request's reply body or the exception to send back, in the same order, out.
+WaveHandler = Callable[[list[tuple[int, bytes]]], list["bytes | BaseException"]]
 
 
 class WireServer:
@@ -152,6 +158,13 @@ class WireServer:
     clients' calls run at once (as Ray calls do with ``max_concurrency`` > 1; the core's
     report queue then merges their reports). A handler's exception goes back to the caller
     (pickled); the connection stays open.
+
+    Waves: what a thread reads from its ready connections in one pass is served in waves,
+    one request per connection each (so each connection's requests still run in order).
+    With ``wave_handler``, a wave of two or more requests for ``handlers``' ops goes to it
+    as one call, which may serve them together (the service applies the reports among
+    them as one update); a lone request always goes to ``handlers[op]``, so one client's
+    calls are served the same whoever else is connected.
     """
 
     def __init__(
@@ -161,12 +174,16 @@ class WireServer:
         host: str = "127.0.0.1",
         port: int = 0,
         threads: int = 1,
+        wave_handler: WaveHandler | None = None,
     ) -> None:
         if not secret:
             raise ValueError("WireServer: an empty secret would let anyone in")
         if threads < 1:
             raise ValueError(f"WireServer: threads must be >= 1, got {threads}")
         self._handlers = dict(handlers)
+        self._wave_handler = wave_handler
+        self.waves = 0  # waves of two or more requests given to the wave handler, all threads
+        self.wave_requests = 0  # the requests in them
         self._secret = bytes(secret)
         _raise_open_files_limit()
         self._listener = socket.create_server((host, port), backlog=1024)
@@ -286,6 +303,7 @@ class _ServingLoop:
 
     def _loop(self) -> None:
         while not self.server._stop:
+            readable: list[_Connection] = []
             for key, events in self._selector.select():
                 if key.fileobj is self.waker.reader:
                     self.waker.drain()
@@ -296,12 +314,14 @@ class _ServingLoop:
                 else:
                     conn: _Connection = key.data
                     try:
-                        if events & selectors.EVENT_READ:
-                            self._read(conn)
+                        if events & selectors.EVENT_READ and self._read(conn):
+                            readable.append(conn)
                         if events & selectors.EVENT_WRITE and conn.sock.fileno() >= 0:
                             self._write(conn)
                     except OSError:
                         self._drop(conn)
+            if readable:
+                self._serve_waves(readable)
 
     def _register(self, sock: socket.socket) -> None:
         self._selector.register(sock, selectors.EVENT_READ, _Connection(sock))
@@ -314,34 +334,85 @@ class _ServingLoop:
             pass
         conn.sock.close()
 
-    def _read(self, conn: _Connection) -> None:
+    def _read(self, conn: _Connection) -> bool:
+        """Receive what ``conn`` sent and queue its complete requests; whether any wait to be served."""
         try:
             data = conn.sock.recv(_RECV)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         if not data:
             self._drop(conn)
-            return
+            return False
+        conn.inbox += data
+        return self._parse(conn)
+
+    def _parse(self, conn: _Connection) -> bool:
+        """Queue the complete requests in ``conn``'s inbox; whether any wait to be served.
+
+        Before its secret a connection gets one request (its AUTH) queued, and what follows
+        is parsed only once that has been served, against the limit that then applies.
+        """
         inbox = conn.inbox
-        inbox += data
         start = 0
-        while len(inbox) - start >= _HEADER.size:
+        while len(inbox) - start >= _HEADER.size and (conn.authed or not conn.requests):
             size, op = _HEADER.unpack_from(inbox, start)
             if size > (MAX_FRAME if conn.authed else _MAX_AUTH_FRAME):
                 self._drop(conn)
-                return
+                return False
             end = start + _HEADER.size + size
             if len(inbox) < end:
                 break
-            body = bytes(inbox[start + _HEADER.size : end])
+            conn.requests.append((op, bytes(inbox[start + _HEADER.size : end])))
             start = end
-            if not self._serve(conn, op, body):
-                self._flush_and_drop(conn)
-                return
         if start:
             del inbox[:start]
-        if conn.outbox:
-            self._write(conn)
+        return bool(conn.requests)
+
+    def _serve_waves(self, conns: list[_Connection]) -> None:
+        """Serve the requests just read, a wave at a time: each connection's next request."""
+        together = self.server._wave_handler is not None
+        while conns:
+            wave: list[tuple[_Connection, int, bytes]] = []
+            for conn in conns:
+                op, body = conn.requests.popleft()
+                if together and conn.authed and op in self.server._handlers:
+                    wave.append((conn, op, body))
+                elif not self._serve(conn, op, body):
+                    conn.requests.clear()
+                    self._flush_and_drop(conn)
+            if len(wave) == 1:
+                self._serve(*wave[0])
+            elif wave:
+                self._serve_together(wave)
+            still: list[_Connection] = []
+            for conn in conns:
+                if conn.sock.fileno() >= 0 and (conn.requests or (conn.inbox and self._parse(conn))):
+                    still.append(conn)
+                elif conn.outbox and conn.sock.fileno() >= 0:
+                    try:
+                        self._write(conn)
+                    except OSError:
+                        self._drop(conn)
+            conns = still
+
+    def _serve_together(self, wave: list[tuple[_Connection, int, bytes]]) -> None:
+        """Several connections' requests in one `WaveHandler` call (its error, if it fails, goes to each)."""
+        handler = self.server._wave_handler
+        assert handler is not None
+        self.requests += len(wave)
+        self.server.waves += 1
+        self.server.wave_requests += len(wave)
+        try:
+            results: list[bytes | BaseException] = handler([(op, body) for _, op, body in wave])
+            if len(results) != len(wave):
+                raise ServiceError(f"wire: the wave handler gave {len(results)} replies for {len(wave)} requests")
+        except Exception as e:  # noqa: BLE001 - each caller raises it, as from its own handler
+            results = [e] * len(wave)
+        for (conn, _op, _body), out in zip(wave, results):
+            if isinstance(out, BaseException):
+                self._reply(conn, ERROR, _pickled_error(out))
+            else:
+                self._reply(conn, OK, out)
 
     def _serve(self, conn: _Connection, op: int, body: bytes) -> bool:
         """Run one request and queue its reply; False: the connection must close."""
