@@ -28,3 +28,6 @@ def test_every_scheduled_episode_reaches_the_service_once_by_either_transport(tm
         assert r["episodes"] == round(8.0 * 24 * 1.5)  # every scheduled episode was played ...
         assert r["outcomes_accepted"] == r["episodes"]  # ... and its outcome accepted once
         assert 0 < r["keep_up"] <= 1.05 and r["service_cpu_ms_per_1k_episodes"] > 0
+    sock = by["socket"]
+    assert sock["socket_requests"] > 0 and 0 <= sock["socket_requests_in_waves"] <= sock["socket_requests"]
+    assert by["ray calls"]["socket_requests"] == 0  # Ray calls never touch the socket
