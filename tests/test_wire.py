@@ -346,3 +346,43 @@ def test_requests_sent_with_the_secret_in_one_write_are_all_served(server):
         data += chunk
     assert data == struct.pack("<IB", 0, 0) + struct.pack("<IB", 3, 0) + b"cba" + struct.pack("<IB", 2, 0) + b"ed"
     raw.close()
+
+
+def test_many_pipelining_connections_through_waves_each_get_their_own_replies_in_order():
+    """Requests of many connections mixed into waves: every reply reaches its caller, in its order."""
+    seen_waves: list[int] = []
+
+    def reply(op: int, body: bytes) -> bytes:
+        return body[::-1] if op == SAMPLE else body.upper()
+
+    def wave(requests: list[tuple[int, bytes]]) -> list[bytes | BaseException]:
+        seen_waves.append(len(requests))
+        return [reply(op, body) for op, body in requests]
+
+    secret = new_secret()
+    srv = WireServer(
+        {SAMPLE: lambda b: reply(SAMPLE, b), REPORT: lambda b: reply(REPORT, b)}, secret, wave_handler=wave
+    )
+    errors: list[BaseException] = []
+
+    def client(k: int) -> None:
+        try:
+            chan = WireChannel("127.0.0.1", srv.port, secret)
+            sent = [(SAMPLE if i % 3 else REPORT, f"c{k}-r{i}".encode()) for i in range(150)]
+            refs = [chan.call(op, body) for op, body in sent]
+            assert [r.result() for r in refs] == [reply(op, body) for op, body in sent]
+            chan.close()
+        except BaseException as e:  # noqa: BLE001 - reported by the test thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(12)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert not errors, errors[0]
+        assert srv.requests == 12 * 150 and srv.alive
+        assert srv.waves > 0 and srv.wave_requests == sum(seen_waves) and all(n >= 2 for n in seen_waves)
+    finally:
+        srv.close()
