@@ -27,8 +27,8 @@ keeps its priority): nobody waits for its fits, so requests go first and fits ta
 CPU that is left. Why: under load such a worker fits back to back and keeps a core busy;
 at equal priority the scheduler kept taking turns between it and the service's request
 thread and the client, and on 2 cores a service served 1,024-outcome reports into
-ALP-GMM at ~420k outcomes/s where it serves ~550-650k with the worker at nice +10
-(`benchmarks/alp_gmm_service.py`, 2026-12-07). Not done for the other policies: there an
+ALP-GMM at ~365-455k outcomes/s where it serves ~525-580k with the worker at nice +10
+(medians of `benchmarks/alp_gmm_service.py`, 2026-12-07). Not done for the other policies: there an
 update waits for the fit, and a starved fit would stall it (priority inversion).
 
 Executors: ``"inline"`` (fit inside ``update``, the reference behaviour), ``"thread"``
