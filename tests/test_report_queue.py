@@ -154,10 +154,12 @@ def test_report_many_applies_each_curriculums_reports_as_one_update_and_isolates
             ("run", encode_outcomes(outcomes_for(run, 200))),
             ("walk", bad),
             ("nowhere", encode_outcomes(outs[10:12])),
-            ("walk", encode_outcomes(outs[5:30])),  # 5-9 twice in the group: the earlier report wins
+            ("walk", outs[5:30]),  # a list, as `report` takes; 5-9 twice in the group: the earlier report wins
+            ("walk", ["not an outcome"]),
         ]
     )
     assert results[0] == 5 and results[1] == 10 and results[4] == 20
+    assert isinstance(results[5], Exception) and "report(batch)" in str(results[5])
     assert isinstance(results[2], CodecError) and "returns[1]" in str(results[2])
     assert "nowhere" in str(results[3]) and "walk" in str(results[3])  # names the hosted curricula
     teacher = core.teacher("walk")

@@ -135,8 +135,10 @@ def test_a_wave_of_socket_requests_applies_its_reports_as_one_update_then_answer
         (SAMPLE, pickle.dumps(refill)),
         (EXCHANGE, pickle.dumps(("walk", bad, *refill[1:]))),
         (REPORT, b"not a pickle"),
+        (REPORT, pickle.dumps(("walk",))),  # the wrong shape: this caller's error alone
     ]
     out = a._serve_wave(requests)
+    assert isinstance(out[5], Exception)
     assert pickle.loads(out[0]) == 10
     accepted, tasks_bytes = pickle.loads(out[1])
     assert accepted == 10 and len(pickle.loads(tasks_bytes)) == 4

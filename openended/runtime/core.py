@@ -386,7 +386,7 @@ class TeacherServiceCore:
             raise mine.error
         return mine.accepted
 
-    def report_many(self, reports: Sequence[tuple[str, OutcomeBatch]]) -> list[int | BaseException]:
+    def report_many(self, reports: Sequence[tuple[str, OutcomeBatch | Sequence[Outcome]]]) -> list[int | BaseException]:
         """Several callers' `report` calls at once: one group commit per curriculum; each call's count or error.
 
         Why: a service thread that finds several clients' reports waiting (the socket's
@@ -401,6 +401,8 @@ class TeacherServiceCore:
         for curriculum, batch in reports:
             try:
                 cur = self.curriculum(curriculum)
+                if not isinstance(batch, OutcomeBatch):  # as `report` takes them
+                    batch = encode_outcomes(outcome_list(batch, "report(batch)"))
                 check_finite_returns(batch)
                 pending.append(cur.reports.put(batch))
                 touched[curriculum] = cur

@@ -290,34 +290,43 @@ class TeacherServiceActor:
         paid one dedup pass, event-log line and teacher update per call; a serving thread
         that finds several calls waiting now pays them once.
         """
-        parsed: list[tuple | BaseException] = []
-        reports: list[tuple[str, OutcomeBatch]] = []
+        # Each request unpacked as its own handler unpacks it: (report or None, refill or None).
+        parsed: list[tuple[tuple | None, tuple | None] | BaseException] = []
         for op, body in requests:
             try:
                 req = pickle.loads(body)
+                if op == SAMPLE:
+                    curriculum, student, n, peer, reset_peer = req
+                    parsed.append((None, (curriculum, student, n, peer, reset_peer)))
+                elif op == REPORT:
+                    curriculum, batch = req
+                    parsed.append(((curriculum, batch), None))
+                else:  # EXCHANGE
+                    curriculum, batch, student, n, peer, reset_peer = req
+                    parsed.append(((curriculum, batch), (curriculum, student, n, peer, reset_peer)))
             except Exception as e:  # noqa: BLE001 - that caller's error
                 parsed.append(e)
-                continue
-            parsed.append(req)
-            if op in (REPORT, EXCHANGE):
-                reports.append((req[0], req[1]))
+        reports = [p[0] for p in parsed if not isinstance(p, BaseException) and p[0] is not None]
         results = iter(self.core.report_many(reports))
         out: list[bytes | BaseException] = []
-        for (op, _body), req in zip(requests, parsed):
-            if isinstance(req, BaseException):
-                out.append(req)
+        for item in parsed:
+            if isinstance(item, BaseException):
+                out.append(item)
                 continue
-            accepted = next(results) if op in (REPORT, EXCHANGE) else None
-            if isinstance(accepted, int):
-                self._count_outcomes(req[0], req[1], accepted)
+            report, refill = item
+            accepted: int | BaseException | None = None
+            if report is not None:
+                accepted = next(results)
+                if isinstance(accepted, int):
+                    self._count_outcomes(report[0], report[1], accepted)
             try:
-                if op == SAMPLE:
-                    out.append(pickle.dumps(self.sample_columns(*req), protocol=5))
-                elif op == REPORT:
+                if refill is None:  # REPORT
                     out.append(accepted if isinstance(accepted, BaseException) else pickle.dumps(accepted, protocol=5))
+                    continue
+                tasks = self.sample_columns(*refill)
+                if report is None:  # SAMPLE
+                    out.append(pickle.dumps(tasks, protocol=5))
                 else:  # EXCHANGE: a refused report is the first result, the refill still comes (`exchange_wire`)
-                    curriculum, _batch, student, n, peer, reset_peer = req
-                    tasks = self.sample_columns(curriculum, student, n, peer, reset_peer)
                     out.append(pickle.dumps((accepted, pickle.dumps(tasks, protocol=5)), protocol=5))
             except Exception as e:  # noqa: BLE001 - that caller's error
                 out.append(e)
