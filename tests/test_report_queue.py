@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from service_support import BOX, logged_core, outcomes_for
 
-from openended.runtime.codec import CodecError, concat_outcomes, decode_outcomes, encode_outcomes
+from openended.runtime.codec import CodecError, concat_outcomes, decode_outcomes, decode_tasks, encode_outcomes
 from openended.runtime.core import TeacherServiceCore
+from openended.runtime.eventlog import iter_events
 from openended.tasks import Outcome
 
 
@@ -171,4 +172,42 @@ def test_report_many_applies_each_curriculums_reports_as_one_update_and_isolates
     core.close()
     again = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")
     assert again.teacher("walk").episodes == teacher.episodes
+    again.close()
+
+
+def _sampled_lines(tmp_path) -> int:
+    return sum(1 for e in iter_events(tmp_path / "events.jsonl") if e.event.get("ev") == "sampled")
+
+
+def test_sample_columns_many_draws_each_students_refills_once_and_slices_them_in_order(tmp_path):
+    """The socket's wave refills (`sample_columns_many`): one draw per curriculum and student."""
+    core = logged_core(tmp_path)
+    core.add_curriculum("walk", "random", BOX, config={"seed": 3})
+    core.add_curriculum("count", "test_counting", BOX)  # no array path: one by one
+    twin = TeacherServiceCore()
+    twin.add_curriculum("walk", "random", BOX, config={"seed": 3})
+    lines = _sampled_lines(tmp_path)
+    out = core.sample_columns_many(
+        [
+            ("walk", "default", 4, None, False),
+            ("count", "default", 2, None, False),
+            ("walk", "default", 5, "peer-a", True),
+            ("walk", "default", 0, None, False),  # refused alone
+            ("nowhere", "default", 3, None, False),
+            ("walk", "default", 6, None, False),
+            ("count", "default", 3, None, False),
+        ]
+    )
+    assert [len(b) for i, b in enumerate(out) if i not in (3, 4)] == [4, 2, 5, 6, 3]
+    assert "n must be a positive int" in str(out[3]) and "nowhere" in str(out[4])
+    one_draw = decode_tasks(twin.sample_columns("walk", "default", 15))  # the same seed, one call of 15
+    assert [t.id for i in (0, 2, 5) for t in decode_tasks(out[i])] == [t.id for t in one_draw]
+    assert _sampled_lines(tmp_path) == lines + 3  # one line for walk's three, one per count refill
+    counters = core.snapshot()["curricula"]["walk"]["counters"]
+    assert (counters["sample_calls"], counters["tasks_sampled"]) == (3, 15)
+    core.close()
+    again = TeacherServiceCore.restore(tmp_path / "ckpt", tmp_path / "events.jsonl")  # replays the draw as made
+    assert [t.id for t in decode_tasks(again.sample_columns("walk", "default", 7))] == [
+        t.id for t in decode_tasks(twin.sample_columns("walk", "default", 7))
+    ]
     again.close()

@@ -321,6 +321,61 @@ class TeacherServiceCore:
         """
         return self._sample(curriculum, student, n, peer, reset_peer, arrays=True)
 
+    def sample_columns_many(
+        self, requests: Sequence[tuple[str, str, int, str | None, bool]]
+    ) -> list[TaskBatch | BaseException]:
+        """Several callers' `sample_columns` at once; each one's batch or error.
+
+        A request is ``(curriculum, student, n, peer, reset_peer)``, as `sample_columns` takes.
+
+        Why: the socket's serving thread that finds many clients' refills waiting (a wave,
+        `openended.runtime.wire`) draws the ones for the same curriculum and student in one
+        call of the teacher's array path: one draw, one ``sampled`` log line and one
+        issued-task batch for all of them, each caller getting its own slice in order. With
+        1,000 clients a third of the service's CPU went to per-refill draws and log lines.
+        A restore replays the line as one draw, as it was made. Teachers without an array
+        path, requests alone for their student and a refused ``n`` go one by one, as
+        `sample_columns`.
+        """
+        out: list[TaskBatch | BaseException | None] = [None] * len(requests)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, (curriculum, student, n, _peer, _reset) in enumerate(requests):
+            if isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 and isinstance(student, str):
+                groups.setdefault((curriculum, student), []).append(i)
+        for (curriculum, student), rows in groups.items():
+            if len(rows) < 2:
+                continue
+            try:
+                batches = self._sample_together(curriculum, student, [int(requests[i][2]) for i in rows])
+            except Exception as e:  # noqa: BLE001 - the draw failed: each of its callers gets the error
+                batches = [e] * len(rows)
+            if batches is not None:
+                for i, batch in zip(rows, batches):
+                    out[i] = batch
+        for i, (curriculum, student, n, peer, reset_peer) in enumerate(requests):
+            if out[i] is None:
+                try:
+                    out[i] = self.sample_columns(curriculum, student, n, peer=peer, reset_peer=reset_peer)
+                except Exception as e:  # noqa: BLE001 - this caller's error
+                    out[i] = e
+        return [b for b in out if b is not None]
+
+    def _sample_together(self, curriculum: str, student: str, ns: list[int]) -> list[TaskBatch | BaseException] | None:
+        """`sample_columns_many`'s one draw for ``ns`` tasks, sliced in order; None: no array path."""
+        cur = self.curriculum(curriculum)
+        with cur.lock:
+            teacher = cur.teacher(student)
+            if not _has_array_path(teacher, "supports_arrays"):
+                return None
+            arrays = teacher.sample_arrays(sum(ns), student=student)
+            if self.log is not None and self.log_sampled:
+                with self.log_lock:
+                    self.log.sampled(curriculum, student, encode_task_arrays(arrays, cur.space))
+            cur.counters["tasks_sampled"] += len(arrays)
+            cur.counters["sample_calls"] += len(ns)
+        ends = np.cumsum(ns)
+        return [encode_task_arrays(arrays.take(np.arange(e - n, e)), cur.space) for n, e in zip(ns, ends.tolist())]
+
     def _sample(
         self, curriculum: str, student: str, n: int, peer: str | None, reset_peer: bool, *, arrays: bool
     ) -> TaskBatch:

@@ -168,10 +168,13 @@ class TeacherServiceActor:
     ) -> TaskBatch:
         """`TeacherServiceCore.sample_columns` (the array path where the teacher has one), counted in the metrics."""
         batch = self.core.sample_columns(curriculum, student, n, peer=peer, reset_peer=reset_peer)
+        self._count_tasks(curriculum, student, batch)
+        return batch
+
+    def _count_tasks(self, curriculum: str, student: str, batch: TaskBatch) -> None:
         if self._metrics is not None:
             self._metrics.tasks(curriculum, student, len(batch))
             self._metrics.maybe_flush(self.core)
-        return batch
 
     def sample_columns_wire(self, request: bytes) -> bytes:
         """`sample_columns` as bytes in, bytes out (`TeacherClient` refills through this).
@@ -281,14 +284,16 @@ class TeacherServiceActor:
         """Several clients' socket requests read together (`WireServer`'s wave handler).
 
         The reports among them (``REPORT`` and the report half of ``EXCHANGE``) go in first,
-        as one update per curriculum (`TeacherServiceCore.report_many`); then each request's
-        reply is made as its own handler makes it, refills drawn from teachers that have
-        seen every report of the wave. Each request comes from another client, so any order
-        among them is one they could have arrived in.
+        as one update per curriculum (`TeacherServiceCore.report_many`); then the refills
+        (``SAMPLE`` and the refill half of ``EXCHANGE``), one draw per curriculum and student
+        sliced in order (`TeacherServiceCore.sample_columns_many`), from teachers that have
+        seen every report of the wave; each reply is the one its own handler would make.
+        Each request comes from another client, so any order among them is one they could
+        have arrived in.
 
-        SPEEDUP: with 1,000 env hosts each flushing a few outcomes per call, the service
-        paid one dedup pass, event-log line and teacher update per call; a serving thread
-        that finds several calls waiting now pays them once.
+        SPEEDUP: with 1,000 env hosts each flushing a few outcomes and refilling a few tasks
+        per call, the service paid a dedup pass, a teacher update, a draw and two event-log
+        lines per call; a serving thread that finds several calls waiting now pays them once.
         """
         # Each request unpacked as its own handler unpacks it: (report or None, refill or None).
         parsed: list[tuple[tuple | None, tuple | None] | BaseException] = []
@@ -306,8 +311,10 @@ class TeacherServiceActor:
                     parsed.append(((curriculum, batch), (curriculum, student, n, peer, reset_peer)))
             except Exception as e:  # noqa: BLE001 - that caller's error
                 parsed.append(e)
-        reports = [p[0] for p in parsed if not isinstance(p, BaseException) and p[0] is not None]
-        results = iter(self.core.report_many(reports))
+        fine = [p for p in parsed if not isinstance(p, BaseException)]
+        accepted_all = iter(self.core.report_many([report for report, _ in fine if report is not None]))
+        refills = [refill for _, refill in fine if refill is not None]
+        drawn = iter(self.core.sample_columns_many(refills))  # after every report of the wave
         out: list[bytes | BaseException] = []
         for item in parsed:
             if isinstance(item, BaseException):
@@ -316,20 +323,21 @@ class TeacherServiceActor:
             report, refill = item
             accepted: int | BaseException | None = None
             if report is not None:
-                accepted = next(results)
+                accepted = next(accepted_all)
                 if isinstance(accepted, int):
                     self._count_outcomes(report[0], report[1], accepted)
-            try:
-                if refill is None:  # REPORT
-                    out.append(accepted if isinstance(accepted, BaseException) else pickle.dumps(accepted, protocol=5))
-                    continue
-                tasks = self.sample_columns(*refill)
-                if report is None:  # SAMPLE
-                    out.append(pickle.dumps(tasks, protocol=5))
-                else:  # EXCHANGE: a refused report is the first result, the refill still comes (`exchange_wire`)
-                    out.append(pickle.dumps((accepted, pickle.dumps(tasks, protocol=5)), protocol=5))
-            except Exception as e:  # noqa: BLE001 - that caller's error
-                out.append(e)
+            if refill is None:  # REPORT
+                out.append(accepted if isinstance(accepted, BaseException) else pickle.dumps(accepted, protocol=5))
+                continue
+            tasks = next(drawn)
+            if isinstance(tasks, BaseException):  # the refill failed: the whole request fails, as alone
+                out.append(tasks)
+                continue
+            self._count_tasks(refill[0], refill[1], tasks)
+            if report is None:  # SAMPLE
+                out.append(pickle.dumps(tasks, protocol=5))
+            else:  # EXCHANGE: a refused report is the first result, the refill still comes (`exchange_wire`)
+                out.append(pickle.dumps((accepted, pickle.dumps(tasks, protocol=5)), protocol=5))
         return out
 
     def snapshot(self) -> dict:
