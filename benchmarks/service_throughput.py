@@ -843,9 +843,11 @@ def main(argv: list[str] | None = None) -> dict:
         ):
             # Fresh-task outcomes: sampled FRESH_CHUNK reports ahead, off the clock (Target.report_throughput).
             # ALP_GMM_COALESCE: reports never wait for a running refit (timing-dependent fits).
-            extra = {"cols_alp_co": ALP_GMM_COALESCE, "wire_alp_co": ALP_GMM_COALESCE}.get(cur, {})
-            if cur == "cols_alp_lag2":
-                extra = ALP_GMM_LAG2
+            extra = {
+                "cols_alp_co": ALP_GMM_COALESCE,
+                "wire_alp_co": ALP_GMM_COALESCE,
+                "cols_alp_lag2": ALP_GMM_LAG2,
+            }.get(cur, {})
             ray.get(logged.add_curriculum.remote(cur, teacher, sp.to_dict(), {"seed": 0, **extra}))
         bare = ray.remote(PlainActor).options(num_cpus=0).remote()
         core = TeacherServiceCore()

@@ -66,7 +66,8 @@ from openended.runtime.curricula import (
 from openended.runtime.eventlog import EventLog, FsyncPolicy
 from openended.runtime.recovery import ReplayMode, episode_keys
 from openended.runtime.report_queue import PendingReport
-from openended.tasks import Outcome, Task, TaskSpace, outcome_list
+from openended.tasks import Outcome, Task, TaskArrays, TaskSpace, outcome_list
+from openended.teachers.base import check_sample_args
 from openended.teachers.views import teacher_view
 
 __all__ = ["TeacherServiceCore"]
@@ -340,8 +341,11 @@ class TeacherServiceCore:
         out: list[TaskBatch | BaseException | None] = [None] * len(requests)
         groups: dict[tuple[str, str], list[int]] = {}
         for i, (curriculum, student, n, _peer, _reset) in enumerate(requests):
-            if isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 and isinstance(student, str):
-                groups.setdefault((curriculum, student), []).append(i)
+            try:
+                check_sample_args(n, student, "sample_columns")
+            except Exception:  # noqa: BLE001 - refused alone, below, with this error
+                continue
+            groups.setdefault((curriculum, student), []).append(i)
         for (curriculum, student), rows in groups.items():
             if len(rows) < 2:
                 continue
@@ -367,12 +371,7 @@ class TeacherServiceCore:
             teacher = cur.teacher(student)
             if not _has_array_path(teacher, "supports_arrays"):
                 return None
-            arrays = teacher.sample_arrays(sum(ns), student=student)
-            if self.log is not None and self.log_sampled:
-                with self.log_lock:
-                    self.log.sampled(curriculum, student, encode_task_arrays(arrays, cur.space))
-            cur.counters["tasks_sampled"] += len(arrays)
-            cur.counters["sample_calls"] += len(ns)
+            arrays, _ = self._draw_arrays(cur, teacher, student, sum(ns), calls=len(ns))
         ends = np.cumsum(ns)
         return [encode_task_arrays(arrays.take(np.arange(e - n, e)), cur.space) for n, e in zip(ns, ends.tolist())]
 
@@ -383,13 +382,7 @@ class TeacherServiceCore:
         with cur.lock:
             teacher = cur.teacher(student)
             if arrays and _has_array_path(teacher, "supports_arrays"):
-                batch = encode_task_arrays(teacher.sample_arrays(n, student=student), cur.space)
-                if self.log is not None and self.log_sampled:
-                    with self.log_lock:
-                        self.log.sampled(curriculum, student, batch)
-                cur.counters["tasks_sampled"] += len(batch)
-                cur.counters["sample_calls"] += 1
-                return batch
+                return self._draw_arrays(cur, teacher, student, n)[1]
             tasks = teacher.sample(n, student=student)
             # One pass over the tasks serves both the log (self-contained) and the peer.
             columns = TaskColumns(tasks, cur.kind)
@@ -402,6 +395,22 @@ class TeacherServiceCore:
                 return columns.batch()
             with self._peers_lock:
                 return columns.batch(self._peer_view(curriculum, peer, reset_peer))
+
+    def _draw_arrays(
+        self, cur: Curriculum, teacher: Any, student: str, n: int, calls: int = 1
+    ) -> tuple[TaskArrays, TaskBatch]:
+        """``n`` tasks through the teacher's array path, logged and counted as ``calls`` sample calls.
+
+        The caller holds ``cur.lock``. Returns the draw and its (self-contained) batch.
+        """
+        arrays = teacher.sample_arrays(n, student=student)
+        batch = encode_task_arrays(arrays, cur.space)
+        if self.log is not None and self.log_sampled:
+            with self.log_lock:
+                self.log.sampled(cur.spec.name, student, batch)
+        cur.counters["tasks_sampled"] += len(batch)
+        cur.counters["sample_calls"] += calls
+        return arrays, batch
 
     def sample_tasks(self, curriculum: str, student: str = "default", n: int = 1) -> list[Task]:
         """`sample` decoded to `Task` values (in-process convenience)."""
@@ -429,11 +438,7 @@ class TeacherServiceCore:
         Episodes already accepted before are dropped (at-least-once delivery from clients
         becomes exactly-once for the teachers).
         """
-        cur = self.curriculum(curriculum)
-        if not isinstance(batch, OutcomeBatch):
-            batch = encode_outcomes(outcome_list(batch, "report(batch)"))
-        check_finite_returns(batch)  # a bad batch is refused alone, before it can join a group
-        mine = cur.reports.put(batch)
+        cur, mine = self._queue_report(curriculum, batch)
         with cur.lock:
             if not mine.done:  # else a thread that held the lock before us applied it with its own
                 self._apply_reports(cur, cur.reports.take())
@@ -455,14 +460,12 @@ class TeacherServiceCore:
         touched: dict[str, Curriculum] = {}
         for curriculum, batch in reports:
             try:
-                cur = self.curriculum(curriculum)
-                if not isinstance(batch, OutcomeBatch):  # as `report` takes them
-                    batch = encode_outcomes(outcome_list(batch, "report(batch)"))
-                check_finite_returns(batch)
-                pending.append(cur.reports.put(batch))
-                touched[curriculum] = cur
+                cur, mine = self._queue_report(curriculum, batch)
             except Exception as e:  # noqa: BLE001 - this caller's error, returned to it alone
                 pending.append(e)
+                continue
+            pending.append(mine)
+            touched[curriculum] = cur
         for cur in touched.values():
             with cur.lock:
                 group = cur.reports.take()
@@ -472,6 +475,19 @@ class TeacherServiceCore:
                     except Exception:  # noqa: BLE001 - recorded on each report of the group
                         pass
         return [p if isinstance(p, BaseException) else p.error or p.accepted for p in pending]
+
+    def _queue_report(
+        self, curriculum: str, batch: OutcomeBatch | Sequence[Outcome]
+    ) -> tuple[Curriculum, PendingReport]:
+        """Check one caller's batch and queue it for its curriculum's next group commit.
+
+        Raises before queueing: a bad batch is refused alone, before it can join a group.
+        """
+        cur = self.curriculum(curriculum)
+        if not isinstance(batch, OutcomeBatch):
+            batch = encode_outcomes(outcome_list(batch, "report(batch)"))
+        check_finite_returns(batch)
+        return cur, cur.reports.put(batch)
 
     def _apply_reports(self, cur: Curriculum, group: list[PendingReport]) -> None:
         """Group commit (`openended.runtime.report_queue`): the queued reports as one update."""

@@ -153,7 +153,7 @@ class BaseTeacher:
     # ------------------------------------------------------------------ public API
     def sample(self, n: int = 1, *, student: str = "default") -> list[Task]:
         """``n`` tasks for ``student``. Never waits on a refit."""
-        _check_sample_args(n, student, "sample")
+        check_sample_args(n, student, "sample")
         t0 = time.perf_counter()
         if self.refitter is not None:
             self.refitter.on_sample()
@@ -238,7 +238,7 @@ class BaseTeacher:
         teacher without a native array path (`supports_arrays` is false) samples `Task`
         values and converts them (`TaskArrays.from_tasks`: Box and Discrete spaces only).
         """
-        _check_sample_args(n, student, "sample_arrays")
+        check_sample_args(n, student, "sample_arrays")
         if not self.supports_arrays():
             return TaskArrays.from_tasks(self.sample(int(n), student=student), self.space)
         t0 = time.perf_counter()
@@ -477,7 +477,8 @@ class BaseTeacher:
         return {}
 
 
-def _check_sample_args(n: Any, student: Any, where: str) -> None:
+def check_sample_args(n: Any, student: Any, where: str) -> None:
+    """Refuse a sample call's ``n`` (a positive int) or ``student`` (a string); ``where`` names the call."""
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ConfigError(f"{where}(n): n must be a positive int, got {n!r}")
     if not isinstance(student, str):
