@@ -16,7 +16,7 @@ from openended.runtime.client import LocalTeacherClient
 from openended.runtime.codec import TaskBatch, decode_tasks, encode_outcomes
 from openended.runtime.core import TeacherServiceCore
 from openended.runtime.curricula import student_seed
-from openended.runtime.service import TeacherServiceActor
+from openended.runtime.service import TeacherServiceActor, unpack_request
 from openended.runtime.wire import EXCHANGE, REPORT, SAMPLE
 from openended.tasks import Outcome, TextSpace
 
@@ -149,6 +149,21 @@ def test_a_wave_of_socket_requests_applies_its_reports_as_one_update_then_answer
     teacher = a.core.teacher("walk")
     assert teacher.stats()["update_calls"] == 1 and sum(teacher.per_task.values()) == 20  # both reports, one update
     a.close()
+
+
+def test_a_hot_call_request_reads_the_same_by_ray_call_and_in_a_wave():
+    """`unpack_request`: each op's body as its (report, refill) halves; other shapes and ops refused."""
+    batch = encode_outcomes([Outcome("t", 1.0, episode_id="e")])
+    refill = ("walk", "s", 4, "peer", True)
+    assert unpack_request(SAMPLE, pickle.dumps(refill)) == (None, refill)
+    report, none = unpack_request(REPORT, pickle.dumps(("walk", batch)))
+    assert none is None and report is not None and report[0] == "walk" and len(report[1]) == 1
+    report, got = unpack_request(EXCHANGE, pickle.dumps(("walk", batch, *refill[1:])))
+    assert got == refill and report is not None and report[0] == "walk"
+    with pytest.raises(ValueError, match="unpack"):
+        unpack_request(SAMPLE, pickle.dumps(("walk", batch)))  # a report's body sent as a refill
+    with pytest.raises(ValueError, match="unknown hot-call op"):
+        unpack_request(99, pickle.dumps(refill))
 
 
 # --------------------------------------------------------------------- dedup

@@ -39,9 +39,37 @@ __all__ = [
     "start_service",
     "get_service",
     "DEFAULT_SERVICE_NAME",
+    "unpack_request",
 ]
 
 DEFAULT_SERVICE_NAME = "openended_teacher_service"
+
+#: A hot call's report half: ``(curriculum, batch)``.
+ReportRequest = tuple[str, OutcomeBatch]
+#: A hot call's refill half: ``(curriculum, student, n, peer, reset_peer)``.
+RefillRequest = tuple[str, str, int, str | None, bool]
+
+
+def unpack_request(op: int, body: bytes) -> tuple[ReportRequest | None, RefillRequest | None]:
+    """A hot call's pickled request as its ``(report, refill)`` halves (None where it has none).
+
+    ``SAMPLE``: ``(curriculum, student, n, peer, reset_peer)``; ``REPORT``: ``(curriculum,
+    batch)``; ``EXCHANGE``: ``(curriculum, batch, student, n, peer, reset_peer)``. One
+    reading for the Ray-callable wire methods and the socket's waves, so a request means
+    the same whichever way it is served. A body of another shape raises here.
+    """
+    req = pickle.loads(body)
+    if op == SAMPLE:
+        curriculum, student, n, peer, reset_peer = req
+        return None, (curriculum, student, n, peer, reset_peer)
+    if op == REPORT:
+        curriculum, batch = req
+        return (curriculum, batch), None
+    if op == EXCHANGE:
+        curriculum, batch, student, n, peer, reset_peer = req
+        return (curriculum, batch), (curriculum, student, n, peer, reset_peer)
+    raise ValueError(f"unknown hot-call op {op!r}")
+
 
 _log = logging.getLogger(__name__)
 
@@ -188,13 +216,15 @@ class TeacherServiceActor:
         ~10 % of a batch-1 round trip over one. Pickling here and in the client costs ~5 us
         each. Same trust as any Ray call: Ray itself unpickles every argument and result.
         """
-        curriculum, student, n, peer, reset_peer = pickle.loads(request)
-        return pickle.dumps(self.sample_columns(curriculum, student, n, peer, reset_peer), protocol=5)
+        _, refill = unpack_request(SAMPLE, request)
+        assert refill is not None
+        return pickle.dumps(self.sample_columns(*refill), protocol=5)
 
     def report_wire(self, request: bytes) -> int:
         """`report` with the pickled ``(curriculum, batch)`` as its one argument (see `sample_columns_wire`)."""
-        curriculum, batch = pickle.loads(request)
-        return self.report(curriculum, batch)
+        report, _ = unpack_request(REPORT, request)
+        assert report is not None
+        return self.report(*report)
 
     def exchange_wire(self, request: bytes) -> tuple[int | Exception, bytes]:
         """A report and a refill in one call: `report_wire`, then `sample_columns_wire`.
@@ -215,13 +245,14 @@ class TeacherServiceActor:
         sample-and-report pattern from ~340k to ~460-540k episodes/s with the random
         teacher (2 cores).
         """
-        curriculum, batch, student, n, peer, reset_peer = pickle.loads(request)
+        report, refill = unpack_request(EXCHANGE, request)
+        assert report is not None and refill is not None
         accepted: int | Exception
         try:
-            accepted = self.report(curriculum, batch)
+            accepted = self.report(*report)
         except Exception as e:  # noqa: BLE001 - handed to the client, which raises it
             accepted = e
-        return accepted, pickle.dumps(self.sample_columns(curriculum, student, n, peer, reset_peer), protocol=5)
+        return accepted, pickle.dumps(self.sample_columns(*refill), protocol=5)
 
     def wire_address(self) -> dict | None:
         """Where clients reach the hot calls by socket: ``{"host", "port", "secret", "node_id"}``.
@@ -296,19 +327,10 @@ class TeacherServiceActor:
         lines per call; a serving thread that finds several calls waiting now pays them once.
         """
         # Each request unpacked as its own handler unpacks it: (report or None, refill or None).
-        parsed: list[tuple[tuple | None, tuple | None] | BaseException] = []
+        parsed: list[tuple[ReportRequest | None, RefillRequest | None] | BaseException] = []
         for op, body in requests:
             try:
-                req = pickle.loads(body)
-                if op == SAMPLE:
-                    curriculum, student, n, peer, reset_peer = req
-                    parsed.append((None, (curriculum, student, n, peer, reset_peer)))
-                elif op == REPORT:
-                    curriculum, batch = req
-                    parsed.append(((curriculum, batch), None))
-                else:  # EXCHANGE
-                    curriculum, batch, student, n, peer, reset_peer = req
-                    parsed.append(((curriculum, batch), (curriculum, student, n, peer, reset_peer)))
+                parsed.append(unpack_request(op, body))
             except Exception as e:  # noqa: BLE001 - that caller's error
                 parsed.append(e)
         fine = [p for p in parsed if not isinstance(p, BaseException)]
