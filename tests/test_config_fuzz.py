@@ -21,10 +21,11 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402  # after the s
 from hypothesis import strategies as st  # noqa: E402
 
 from openended.config import load_experiment  # noqa: E402
-from openended.errors import Error  # noqa: E402
+from openended.errors import ConfigError, Error  # noqa: E402
 from openended.runtime.preflight import preflight  # noqa: E402
 
-EXPERIMENTS = sorted((pathlib.Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
+EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS = sorted(EXPERIMENTS_DIR.glob("*.yaml"))
 
 #: Values a user might type anywhere. Integers skip the middle range where a *valid*
 #: size would only be slow to build (a 500,000-level space), not wrong.
@@ -104,6 +105,7 @@ def mutated(draw: st.DrawFn, base: dict) -> dict:
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=[p.stem for p in EXPERIMENTS])
+@pytest.mark.usefixtures("bounded_memory")
 def test_every_mutation_of_an_experiment_is_accepted_or_refused_with_a_project_error(path):
     base = yaml.safe_load(path.read_text(encoding="utf-8"))
 
@@ -116,3 +118,12 @@ def test_every_mutation_of_an_experiment_is_accepted_or_refused_with_a_project_e
             assert str(e).strip(), "a project error must say what is wrong"
 
     check()
+
+
+@pytest.mark.usefixtures("bounded_memory")
+def test_a_huge_count_in_the_file_is_refused_before_anything_is_built():
+    """A size read from an experiment file is bounded before a list is built from it."""
+    base = yaml.safe_load((EXPERIMENTS_DIR / "crafter_webrl.yaml").read_text(encoding="utf-8"))
+    base["env"]["config"]["impossible"] = 10**12
+    with pytest.raises(ConfigError, match=r"env\.config: env\.crafter\.impossible: must be a whole number"):
+        preflight(load_experiment(base))

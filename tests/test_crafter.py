@@ -35,6 +35,14 @@ def test_task_set_sizes_match_omni() -> None:
         crafter_task_set("nope")
 
 
+@pytest.mark.parametrize("impossible", [-1, 10**12, 2.5, "1023", True])
+def test_a_dummy_count_out_of_range_is_refused_before_any_list_is_built(impossible) -> None:
+    """A count from an experiment file (10**12 once filled the machine's memory in the config fuzz)."""
+    with pytest.raises(ConfigError, match=r"env\.crafter\.impossible: must be a whole number in 0\.\.1,000,000"):
+        crafter_task_set("tr", impossible=impossible)
+    assert len(crafter_task_set("tr", impossible=np.int64(2))) == 107  # numpy ints are whole numbers too
+
+
 @pytest.mark.parametrize(
     "text,comps,ordered",
     [

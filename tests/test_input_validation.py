@@ -32,6 +32,7 @@ from openended.tasks import Box, Discrete, Outcome, Task, TextSpace
 from openended.teachers import make_teacher
 
 TOY = "experiments/toy_alpgmm.yaml"
+CRAFTER = "experiments/crafter_webrl.yaml"
 PROCGEN = "experiments/procgen_plr.yaml"
 
 
@@ -64,6 +65,8 @@ def check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (PROCGEN, "algo.num_env_runners=100000", "algo.num_env_runners: Input should be less than or equal to 1024"),
         (PROCGEN, "algo.num_env_runners=500", "algo.num_env_runners: 500 runners x 1 students"),
         (PROCGEN, "teacher.config.buffer_size=1000", "teacher.plr.buffer_size: must be at most the number of levels"),
+        (TOY, "teacher.config.alp_max_size=1000000000000", "alp_max_size: Input should be less than or equal to"),
+        (CRAFTER, "env.config.impossible=1000000000000", "env.crafter.impossible: must be a whole number in 0.."),
     ],
 )
 def test_check_refuses_what_the_run_would_refuse_in_one_line(capsys, path, override, message):
@@ -76,6 +79,18 @@ def test_check_refuses_what_the_run_would_refuse_in_one_line(capsys, path, overr
     errors = [line for line in err.splitlines() if line.startswith("openended check: error:")]
     assert len(errors) == 1 and message in err[err.index(errors[0]) :], err
     assert time.perf_counter() - t0 < 60  # n_dims=1e9 used to run for minutes
+
+
+def test_a_build_that_runs_out_of_memory_is_refused_naming_the_section(monkeypatch):
+    """What no bound catches: the teacher's build raises MemoryError; `check` names teacher.config."""
+    import openended.teachers.registry as registry
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 21.8 TiB")
+
+    monkeypatch.setattr(registry, "make_teacher", out_of_memory)
+    with pytest.raises(ConfigError, match=r"^teacher\.config: building it needs more memory than this machine has"):
+        preflight(load_experiment(TOY))
 
 
 def test_check_still_accepts_every_shipped_experiment(capsys):

@@ -120,3 +120,29 @@ def test_issued_tasks_stay_bounded_and_known_without_updates():
         t.update([Outcome(task_id=first_id, episode_return=0.0)])  # long evicted
     t.update([Outcome(task_id=x.id, episode_return=0.0) for x in last])
     assert t.stats()["outcomes"] == 30 and t.stats()["tracked_tasks"] <= 100
+
+
+def _size_fields():
+    """Every whole-number field of every registered teacher's config (seeds aside)."""
+    for name in list_teachers():
+        cls = teacher_class(name)
+        for field, info in cls.Config.model_fields.items():
+            if "int" in str(info.annotation) and "seed" not in field:
+                yield pytest.param(name, field, id=f"{name}-{field}")
+
+
+@pytest.mark.usefixtures("bounded_memory")
+@pytest.mark.parametrize("name,field", list(_size_fields()))
+def test_a_huge_size_in_a_teacher_config_is_refused_or_costs_nothing(name, field):
+    """10**12 in any size field: a `ConfigError` naming the field, or a teacher that builds and samples.
+
+    Never a MemoryError or a machine filled slowly (sizes come from experiment files).
+    """
+    space = SPACES[teacher_class(name).space_kinds[0]]
+    try:
+        teacher = make_teacher(name, space, **{field: 10**12})
+    except ConfigError as e:
+        assert field in str(e)
+        return
+    teacher.sample(4)
+    teacher.close()

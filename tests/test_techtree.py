@@ -53,6 +53,14 @@ def test_grammar_reads_every_phrasing_as_its_concept(tree: TechTree) -> None:
         assert tree.parse(bad) is None
 
 
+def test_task_set_sizes_out_of_range_are_refused_before_anything_is_built(tree: TechTree) -> None:
+    with pytest.raises(ConfigError, match=r"task_set\(impossible\): must be a whole number in 0\.\.1,000,000"):
+        tree.task_set(impossible=10**12)
+    for counts in (0, 10**12, 2.0):
+        with pytest.raises(ConfigError, match=r"task_set\(counts\): must be a whole number in 1\.\.1000"):
+            tree.task_set(counts=counts, impossible=0)
+
+
 def test_a_task_is_never_learned_before_its_prerequisites(tree: TechTree) -> None:
     tasks = tree.task_set(counts=3, impossible=20)
     sim = techtree_learner(tree, tasks, seed=1)

@@ -47,6 +47,7 @@ from gymnasium import spaces
 from typing_extensions import override
 
 from openended.envs.base import TaskEnvMixin
+from openended.envs.dummy_tasks import dummy_tasks
 from openended.errors import ConfigError, TaskNotInSpace
 from openended.tasks import Discrete, Task, TextSpace
 
@@ -271,8 +272,7 @@ def crafter_task_set(
     """
     if name not in ("tr", "trc", "trs"):
         raise ConfigError(f"env.crafter.task_set: must be one of 'tr', 'trc', 'trs', got {name!r}")
-    if impossible < 0:
-        raise ConfigError(f"env.crafter.impossible: must be >= 0, got {impossible}")
+    dummies = dummy_tasks(impossible, "env.crafter.impossible")  # bounded before anything is built
     rep = [(a, k) for a in achievements for k in range(1, (10 if a.startswith("collect_") else 5) + 1)]
     texts = [task_text(a, k) for a, k in rep]
     if name == "trc":
@@ -282,8 +282,7 @@ def crafter_task_set(
         for a, k in rep:
             verb = a.split("_", 1)[0]
             texts += [task_text(a, k, v) for v in (verb, *SYNONYMS.get(verb, ()))]
-    texts += [f"dummy_task_{i:04d}" for i in range(impossible)]
-    return texts
+    return texts + dummies
 
 
 _BOW_DIM = len(ACHIEVEMENTS) + 2 + 11

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from openended.envs.dummy_tasks import dummy_tasks
 from openended.envs.prereq_sim import PrereqGraph, PrereqSimLearner, SimConfig, graph_depth
 from openended.errors import ConfigError
 
@@ -80,6 +81,8 @@ _TASK = re.compile(
 )
 _DUMMY = re.compile(r"^dummy_task_(\d{1,9})$")
 _MAX_TEXT = 512
+#: The largest count a task set writes out (each concept gets every count 1..counts).
+MAX_COUNT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +200,12 @@ class TechTree:
         Real tasks come first, then the impossible concepts written the same way, then
         ``impossible`` ``dummy_task_NNNN`` texts.
         """
+        if isinstance(counts, bool) or not isinstance(counts, int) or not 1 <= counts <= MAX_COUNT:
+            raise ConfigError(f"techtree.task_set(counts): must be a whole number in 1..{MAX_COUNT}, got {counts!r}")
+        dummies = dummy_tasks(impossible, "techtree.task_set(impossible)")  # bounded before anything is built
         texts = [t for a in self.concepts for k in range(1, counts + 1) for t in self.phrasings(a, k)]
         texts += [t for a in self.impossible_concepts for k in range(1, counts + 1) for t in self.phrasings(a, k)]
-        return texts + [f"dummy_task_{i:04d}" for i in range(impossible)]
+        return texts + dummies
 
 
 def techtree_learner(

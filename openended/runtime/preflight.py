@@ -51,6 +51,8 @@ def check_task_space(exp: Experiment) -> TaskSpace:
         raise ConfigError(_field("env.config", e)) from None
     except (TypeError, ValueError, TaskNotInSpace) as e:  # an unknown keyword, a value the env refuses
         raise ConfigError(f"env.config: {_one_line(e)}") from None
+    except MemoryError:
+        raise ConfigError(_too_big("env.config")) from None
 
 
 def check_teacher(exp: Experiment, space: TaskSpace) -> None:
@@ -69,6 +71,8 @@ def check_teacher(exp: Experiment, space: TaskSpace) -> None:
         raise ConfigError(_field("teacher", e)) from None
     except (TypeError, ValueError) as e:
         raise ConfigError(f"teacher.config: {_one_line(e)}") from None
+    except MemoryError:
+        raise ConfigError(_too_big("teacher.config")) from None
     teacher.close()
 
 
@@ -131,3 +135,8 @@ def _field(section: str, e: BaseException) -> str:
     """The error's message, prefixed with ``section`` unless it already names a field there."""
     msg = _one_line(e)
     return msg if msg.startswith(section) else f"{section}: {msg}"
+
+
+def _too_big(field: str) -> str:
+    """The refusal for a build that ran out of memory: a size in ``field`` asks for more than the machine has."""
+    return f"{field}: building it needs more memory than this machine has; a size or count in {field} is too large"

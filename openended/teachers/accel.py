@@ -48,7 +48,7 @@ from pydantic import Field
 from openended.errors import ConfigError, TaskNotInSpace, TeacherStateError
 from openended.registry import resolve_import_path
 from openended.tasks import Box, Outcome, Task, TaskSpace
-from openended.teachers.base import BaseTeacher, TeacherConfig
+from openended.teachers.base import MAX_ROWS, BaseTeacher, TeacherConfig
 from openended.teachers.plr import score_weights
 from openended.teachers.views import task_rows
 
@@ -71,7 +71,7 @@ class ACCELConfig(TeacherConfig):
     """ACCEL settings (defaults: dcd's BipedalWalker ACCEL run)."""
 
     replay_prob: float = Field(0.9, ge=0.0, le=1.0, description="P(replay) per draw once min_fill (dcd bipedal: 0.9).")
-    buffer_size: int = Field(1000, ge=1, description="Level buffer capacity (dcd bipedal: 1,000).")
+    buffer_size: int = Field(1000, ge=1, le=MAX_ROWS, description="Level buffer capacity (dcd bipedal: 1,000).")
     min_fill: float = Field(0.5, ge=0.0, le=1.0, description="Buffer fill fraction before any replay.")
     temperature: float = Field(0.1, gt=0.0, description="beta of the rank prioritisation.")
     staleness_coef: float = Field(0.5, ge=0.0, le=1.0, description="rho: staleness weight (dcd bipedal: 0.5).")

@@ -37,7 +37,16 @@ from openended.teachers.issued import IssuedTasks
 from openended.teachers.refit import Executors, Refitter, SwapPolicy
 from openended.teachers.state_schema import STATE_VERSION, check_state
 
-__all__ = ["Teacher", "BaseTeacher", "TeacherConfig", "RefitConfig", "rng_state", "make_rng"]
+__all__ = ["Teacher", "BaseTeacher", "TeacherConfig", "RefitConfig", "rng_state", "make_rng", "MAX_ROWS", "MAX_WIDTH"]
+
+#: The most rows (levels, pairs, candidates, episodes) a size in a teacher's config may ask
+#: for: as many as a `Discrete` space may hold. Why bounds at all: sizes come from
+#: experiment files, and an unbounded one (10**12) made a teacher try to allocate it, which
+#: ends in a MemoryError or, where memory fills slowly, the OOM killer, instead of an error
+#: that names the field.
+MAX_ROWS = 1_000_000
+#: The widest network layer, and the most blocks or layers, a teacher's config may ask for.
+MAX_WIDTH = 4096
 
 
 @runtime_checkable

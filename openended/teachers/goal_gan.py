@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import Field
 
 from openended.tasks import Box, Outcome, Task, TaskSpace
-from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
+from openended.teachers.base import MAX_ROWS, MAX_WIDTH, BaseTeacher, RefitConfig, TeacherConfig
 from openended.teachers.mlp import Weights, forward, from_torch, import_torch, init_mlp, to_torch, torch_forward
 from openended.teachers.refit import Refitter
 from openended.teachers.success import SuccessConfig, success_of
@@ -51,12 +51,12 @@ __all__ = ["GoalGANConfig", "GoalGANTeacher", "train_lsgan"]
 class GoalGANConfig(TeacherConfig, SuccessConfig, RefitConfig):
     """GoalGAN settings (see the module docstring for the source of each default)."""
 
-    noise_size: int = Field(4, ge=1, description="Generator input noise dimension (ours).")
+    noise_size: int = Field(4, ge=1, le=MAX_WIDTH, description="Generator input noise dimension (ours).")
     generator_layers: list[int] = Field([256, 256], description="Generator hidden sizes (TMA).")
     discriminator_layers: list[int] = Field([128, 128], description="Discriminator hidden sizes (TMA).")
     state_noise_level: float = Field(0.1, ge=0.0, description="Goal noise std as a fraction of each range (TMA: 0.1).")
     p_old: float = Field(0.2, ge=0.0, le=1.0, description="Share of goals replayed from the success buffer (TMA: 0.1).")
-    n_rollouts: int = Field(2, ge=1, description="Episodes per goal before it is labelled (TMA: 2).")
+    n_rollouts: int = Field(2, ge=1, le=MAX_ROWS, description="Episodes per goal before it is labelled (TMA: 2).")
     update_size: int = Field(100, ge=1, description="Labelled goals per GAN training (TMA: 100).")
     gan_iters: int = Field(250, ge=1, description="Training steps per GAN training (TMA: 250).")
     batch_size: int = Field(64, ge=1, description="Minibatch size of a training step (ours).")

@@ -81,7 +81,7 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from openended.tasks import Box, Outcome, Task
-from openended.teachers.base import BaseTeacher, TeacherConfig
+from openended.teachers.base import MAX_ROWS, BaseTeacher, TeacherConfig
 from openended.teachers.riac_regions import RegionTree, alps_of_masks, region_alp
 from openended.teachers.views import box_regions, rounded
 
@@ -94,7 +94,9 @@ class RIACConfig(TeacherConfig):
     mode: Literal["reference", "fast"] = Field(
         "fast", description="reference: the original sequential control flow; fast: batched, vectorised."
     )
-    max_region_size: int = Field(200, ge=4, description="Pairs a leaf holds before it tries to split (TDRL maxlen).")
+    max_region_size: int = Field(
+        200, ge=4, le=MAX_ROWS, description="Pairs a leaf holds before it tries to split (TDRL maxlen)."
+    )
     alp_window: int | None = Field(
         None, ge=3, description="Most recent pairs used for a region's ALP; None = max_region_size."
     )

@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import Field
 
 from openended.tasks import Box, Outcome, Task, TaskSpace
-from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
+from openended.teachers.base import MAX_WIDTH, BaseTeacher, RefitConfig, TeacherConfig
 from openended.teachers.mlp import Weights, forward, from_torch, import_torch, init_mlp, to_torch, torch_forward
 from openended.teachers.refit import Refitter
 from openended.teachers.rnvp import flow_log_prob, flow_sample_t, init_flow, sample_flow
@@ -56,9 +56,11 @@ class SetterSolverConfig(TeacherConfig, SuccessConfig, RefitConfig):
 
     update_frequency: int = Field(100, ge=1, description="Outcomes between trainings (TMA CLI: 100; bench: 50).")
     setter_loss_noise_ub: float = Field(0.05, ge=0.0, description="Validity-loss goal jitter bound (TMA: 0.05).")
-    setter_hidden_size: int = Field(128, ge=1, description="Setter coupling MLP width (TMA CLI: 128; bench: 64).")
-    n_blocks: int = Field(3, ge=1, description="Coupling blocks of the setter flow (TMA: 3).")
-    block_layers: int = Field(3, ge=1, description="Hidden layers per coupling MLP (TMA: 3).")
+    setter_hidden_size: int = Field(
+        128, ge=1, le=MAX_WIDTH, description="Setter coupling MLP width (TMA CLI: 128; bench: 64)."
+    )
+    n_blocks: int = Field(3, ge=1, le=64, description="Coupling blocks of the setter flow (TMA: 3).")
+    block_layers: int = Field(3, ge=1, le=64, description="Hidden layers per coupling MLP (TMA: 3).")
     judge_layers: list[int] = Field([64, 64, 64], description="Judge hidden sizes (TMA: [64, 64, 64]).")
     train_steps: int = Field(20, ge=1, description="Minibatch steps per training (ours).")
     batch_size: int = Field(128, ge=1, description="Minibatch size (ours).")

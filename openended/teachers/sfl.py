@@ -36,7 +36,7 @@ import numpy as np
 from pydantic import Field
 
 from openended.tasks import Outcome, Task, TaskSpace
-from openended.teachers.base import BaseTeacher, TeacherConfig
+from openended.teachers.base import MAX_ROWS, BaseTeacher, TeacherConfig
 from openended.teachers.success import SuccessConfig, success_of
 from openended.teachers.views import task_rows
 
@@ -59,8 +59,8 @@ class SFLConfig(TeacherConfig, SuccessConfig):
 
     buffer_size: int = Field(100, ge=1, description="Tasks kept in the learnability buffer (paper: top 100).")
     buffer_prob: float = Field(0.5, ge=0.0, le=1.0, description="Share of draws from the buffer (paper: 0.5).")
-    n_candidates: int = Field(256, ge=1, description="Fresh uniform tasks evaluated per refresh.")
-    n_rollouts: int = Field(4, ge=1, description="Episodes per candidate to estimate its success rate.")
+    n_candidates: int = Field(256, ge=1, le=MAX_ROWS, description="Fresh uniform tasks evaluated per refresh.")
+    n_rollouts: int = Field(4, ge=1, le=MAX_ROWS, description="Episodes per candidate to estimate its success rate.")
     min_attempts: int = Field(2, ge=1, description="Outcomes a task needs in a period to be ranked.")
     refresh_every: int = Field(2048, ge=1, description="Outcomes between refreshes (rollouts included).")
 

@@ -71,6 +71,7 @@ from pydantic import ConfigDict, Field
 from typing_extensions import override
 
 from openended.tasks import Box, Outcome, Task, TaskArrays
+from openended.teachers.base import MAX_ROWS
 from openended.teachers.gmm.alp import ReferenceALP, WindowALP
 from openended.teachers.gmm.base import GMMConfig, GMMTeacher
 from openended.teachers.gmm.mixture import Mixture
@@ -84,7 +85,10 @@ class ALPGMMConfig(GMMConfig):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     alp_max_size: int | None = Field(
-        20_000, ge=6, description="Pairs kept for the ALP nearest neighbour (None: all, as the reference)."
+        20_000,
+        ge=6,
+        le=10 * MAX_ROWS,
+        description="Pairs kept for the ALP nearest neighbour (None: all, as the reference).",
     )
     alp_buffer_size: int = Field(500, ge=1, description="Reference mode: kd-tree buffer merged every N pairs.")
     unit_distance: bool = Field(

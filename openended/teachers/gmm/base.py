@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from typing_extensions import override
 
 from openended.tasks import Box, Task, TaskArrays
-from openended.teachers.base import BaseTeacher, RefitConfig, TeacherConfig
+from openended.teachers.base import MAX_ROWS, BaseTeacher, RefitConfig, TeacherConfig
 from openended.teachers.gmm import em_kernels
 from openended.teachers.gmm.fit import fit_fast, fit_reference, prepare_reference
 from openended.teachers.gmm.mixture import Mixture
@@ -49,7 +49,7 @@ class GMMTeacherConfig(BaseModel):
         "fast", description="reference: teachDeepRL's computation exactly; fast: same algorithm, faster machinery."
     )
     fit_rate: int = Field(
-        250, ge=2, description="Episodes between refits; also the bootstrap length and the fit window."
+        250, ge=2, le=MAX_ROWS, description="Episodes between refits; also the bootstrap length and the fit window."
     )
     random_ratio: float = Field(0.2, ge=0.0, le=1.0, description="Probability of a uniform task after bootstrap.")
     k_min: int = Field(2, ge=1, description="Smallest number of Gaussians tried.")
@@ -68,7 +68,10 @@ class GMMTeacherConfig(BaseModel):
     em_tol: float = Field(1e-3, gt=0.0, description="Fast mode: stop when mean log-likelihood moves less.")
     reg_covar: float = Field(1e-6, ge=0.0, description="Fast mode: added to covariance diagonals (sklearn's).")
     prefetch: int = Field(
-        64, ge=0, description="Fast mode: tasks drawn ahead per vectorised call for small sample() calls (0: off)."
+        64,
+        ge=0,
+        le=MAX_ROWS,
+        description="Fast mode: tasks drawn ahead per vectorised call for small sample() calls (0: off).",
     )
     refit_coalesce: bool = Field(
         False,
