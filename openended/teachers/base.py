@@ -45,7 +45,7 @@ __all__ = ["Teacher", "BaseTeacher", "TeacherConfig", "RefitConfig", "rng_state"
 #: ends in a MemoryError or, where memory fills slowly, the OOM killer, instead of an error
 #: that names the field.
 MAX_ROWS = 1_000_000
-#: The widest network layer, and the most blocks or layers, a teacher's config may ask for.
+#: The widest network layer (units) a teacher's config may ask for.
 MAX_WIDTH = 4096
 
 
