@@ -321,3 +321,31 @@ def test_a_gmm_fit_overflowed_by_huge_returns_is_rejected_not_sampled_from():
                 teacher.update([Outcome(t.id, float(rng.choice([0.5, 1e300, -1e300]))) for t in tasks])
             assert all(teacher.space.contains(t) for t in teacher.sample(200))
             json.dumps(teacher.state_dict())
+
+
+def _env_int_keywords():
+    """Every whole-number keyword (seeds aside) in a registered env family's constructor signature."""
+    import inspect
+
+    from openended.envs.registry import env_entry, list_envs
+
+    for family in list_envs():
+        try:
+            params = inspect.signature(env_entry(family)).parameters.values()
+        except (Error, ImportError, TypeError, ValueError):  # an optional package absent, or no signature
+            continue
+        for p in params:
+            if "int" in str(p.annotation) and "seed" not in p.name and type(p.default) is int:
+                yield pytest.param(family, p.name, id=f"{family}-{p.name}")
+
+
+@pytest.mark.usefixtures("bounded_memory")
+@pytest.mark.parametrize("family,keyword", list(_env_int_keywords()))
+def test_a_huge_count_in_an_env_config_is_refused_or_costs_nothing(family, keyword):
+    """10**12 for any int keyword of an env family: a project error or a task space, never a MemoryError."""
+    from openended.envs.registry import env_task_space
+
+    try:
+        env_task_space(family, **{keyword: 10**12})
+    except Error:
+        pass

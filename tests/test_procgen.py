@@ -67,6 +67,12 @@ def test_registry_builds_single_env():
         e.close()
 
 
+@pytest.mark.parametrize("num_envs", [0, 10**12, 2.0, True])
+def test_a_vector_env_count_out_of_range_is_refused_before_anything_is_built(num_envs):
+    with pytest.raises(ConfigError, match=r"env\.procgen\.num_envs: must be an int in 1\.\.4,096"):
+        make_env("procgen_vector", num_envs=num_envs)
+
+
 def test_spaces_and_level_sets(env):
     train, test = env.task_space(), env.test_task_space()
     assert train.values == tuple(range(200)) and test.values == tuple(range(200, 250))

@@ -202,6 +202,11 @@ class ProcgenTaskEnv(TaskEnvMixin, gym.Env):
 
 
 # ---------------------------------------------------------------------------- vector env
+#: The most sub-envs one batched env may run (one process steps them all; 4,096 64x64
+#: frames are ~50 MB). A bound because the count comes from experiment files.
+MAX_VECTOR_ENVS = 4096
+
+
 class ProcgenVectorTaskEnv(VectorEnv):
     """``num_envs`` sub-envs of one game in one batched ``ProcgenGym3Env``, each with its own task.
 
@@ -223,8 +228,8 @@ class ProcgenVectorTaskEnv(VectorEnv):
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": ["rgb_array"]}
 
     def __init__(self, num_envs: int = 16, config: ProcgenConfig | None = None, **kwargs: Any) -> None:
-        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
-            raise ConfigError(f"env.procgen.num_envs: must be a positive int, got {num_envs!r}")
+        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or not 1 <= num_envs <= MAX_VECTOR_ENVS:
+            raise ConfigError(f"env.procgen.num_envs: must be an int in 1..{MAX_VECTOR_ENVS:,}, got {num_envs!r}")
         self.config = resolve_config(config, kwargs, "env.procgen")
         self.num_envs = num_envs
         self._sets = LevelSets(self.config)
