@@ -15,6 +15,8 @@
   property tests drive each teacher on it).
 * `slow_gmm_fits`: make every fast GMM fit take a given extra time (refit timing tests).
 * `load_script`: import a script of the repository (a benchmark, an example) as a module.
+* `bounded_address_space`: a block whose huge allocations fail with MemoryError instead
+  of reaching the OOM killer (also the ``bounded_memory`` fixture in conftest.py).
 """
 
 from __future__ import annotations
@@ -294,3 +296,36 @@ def load_script(path: pathlib.Path, name: str, *, register: bool = True) -> Any:
         sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+#: Address space a block under `bounded_address_space` may add to this process: far above
+#: what any accepted config needs to build, far below what fills a CI machine.
+MEMORY_HEADROOM_BYTES = 4 * 2**30
+
+
+@contextmanager
+def bounded_address_space(headroom: int = MEMORY_HEADROOM_BYTES) -> Iterator[None]:
+    """This process's address space bounded to its current size plus ``headroom`` (Linux; elsewhere a no-op).
+
+    Why: a test that feeds configs sizes (fuzzing, 10**12 counts) must fail with a
+    MemoryError when something builds a huge object, not have the OOM killer end the whole
+    run (``env.config.impossible: 10**12`` once built a 10**12-entry task list in CI).
+    Import what the block needs (RLlib, torch) before it: their libraries' mappings then
+    count in the current size, not against the headroom.
+    """
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    import resource
+
+    import psutil
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = psutil.Process().memory_info().vms + headroom
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

@@ -8,9 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from support import load_script
 
-from cpu_meter import CpuMeter, ray_session_roles  # benchmarks/ is not a package: on sys.path above
+_meter = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "cpu_meter.py", "cpu_meter")
+CpuMeter, ray_session_roles = _meter.CpuMeter, _meter.ray_session_roles
 
 
 def _spin(cpu_seconds: float) -> None:
