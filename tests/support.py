@@ -16,7 +16,7 @@
 * `slow_gmm_fits`: make every fast GMM fit take a given extra time (refit timing tests).
 * `load_script`: import a script of the repository (a benchmark, an example) as a module.
 * `bounded_address_space`: a block whose huge allocations fail with MemoryError instead
-  of reaching the OOM killer (also the ``bounded_memory`` fixture in conftest.py).
+  of reaching the OOM killer.
 """
 
 from __future__ import annotations
