@@ -325,19 +325,28 @@ def test_a_gmm_fit_overflowed_by_huge_returns_is_rejected_not_sampled_from():
 
 
 def _env_int_keywords():
-    """Every whole-number keyword (seeds aside) in a registered env family's constructor signature."""
+    """Every whole-number keyword (seeds aside) of a registered env family: in its constructor's
+    signature, or a field of the pydantic model its ``config`` parameter is typed with."""
     import inspect
+    import typing
+
+    import pydantic
 
     from openended.envs.registry import env_entry, list_envs
 
     for family in list_envs():
         try:
-            params = inspect.signature(env_entry(family)).parameters.values()
-        except (Error, ImportError, TypeError, ValueError):  # an optional package absent, or no signature
+            entry = env_entry(family)
+            params = inspect.signature(entry).parameters.values()
+            hints = typing.get_type_hints(entry.__init__ if inspect.isclass(entry) else entry)
+        except (Error, ImportError, NameError, TypeError, ValueError):  # an optional package absent, or no signature
             continue
-        for p in params:
-            if "int" in str(p.annotation) and "seed" not in p.name and type(p.default) is int:
-                yield pytest.param(family, p.name, id=f"{family}-{p.name}")
+        keywords = [p.name for p in params if "int" in str(p.annotation) and type(p.default) is int]
+        for model in typing.get_args(hints.get("config")) or (hints.get("config"),):
+            if isinstance(model, type) and issubclass(model, pydantic.BaseModel):
+                keywords += [f for f, info in model.model_fields.items() if "int" in str(info.annotation)]
+        for keyword in dict.fromkeys(k for k in keywords if "seed" not in k):
+            yield pytest.param(family, keyword, id=f"{family}-{keyword}")
 
 
 @pytest.mark.parametrize("family,keyword", list(_env_int_keywords()))

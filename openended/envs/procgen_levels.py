@@ -135,6 +135,7 @@ class ProcgenConfig(BaseModel):
     num_threads: int = Field(
         4,
         ge=0,
+        le=256,  # gym3 asserts on counts it cannot start (10**12 was an AssertionError, not a config error)
         description="Procgen's stepping threads per batched env (procgen default 4; "
         "0 steps in the calling thread, often fastest on 2 cores).",
     )
