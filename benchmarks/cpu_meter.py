@@ -32,7 +32,7 @@ def ray_session_roles(service_title: str = "ray::TeacherServiceActor") -> dict[s
     roles: dict[str, list[int]] = {"driver": [os.getpid()], "service": [], "ray": []}
     for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            title = " ".join(child.cmdline()[:1]) or child.name()
+            title = (child.cmdline() or [child.name()])[0]
             roles["service" if title.startswith(service_title) else "ray"].append(child.pid)
     return roles
 

@@ -186,9 +186,7 @@ class TeacherServiceActor:
     ) -> TaskBatch:
         """`TeacherServiceCore.sample`, counted in the exported metrics."""
         batch = self.core.sample(curriculum, student, n, peer=peer, reset_peer=reset_peer)
-        if self._metrics is not None:
-            self._metrics.tasks(curriculum, student, len(batch))
-            self._metrics.maybe_flush(self.core)
+        self._count_tasks(curriculum, student, batch)
         return batch
 
     def sample_columns(
